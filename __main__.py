@@ -1,0 +1,3 @@
+from jfx.cli import main
+
+raise SystemExit(main())

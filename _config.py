@@ -1,0 +1,46 @@
+"""Settings read from the environment, in one place.
+
+Environment variables are read when a function here is called (not at import), so a
+test or a CLI flag can set them first; each value is validated on read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jfx.errors import InvalidArgumentError
+
+__all__ = ["jfx_home", "default_metadata_url", "default_pipeline_root", "resolve_metadata_url"]
+
+
+def jfx_home() -> Path:
+    """``$JFX_HOME``, default ``~/.jfx``: where the default store and artifacts live."""
+    raw = os.environ.get("JFX_HOME", "").strip()
+    home = Path(raw).expanduser() if raw else Path.home() / ".jfx"
+    if home.exists() and not home.is_dir():
+        raise InvalidArgumentError(f"JFX_HOME={str(home)!r} exists but is not a directory")
+    return home.resolve()
+
+
+def default_metadata_url() -> str:
+    """``$JFX_METADATA_URL``, else ``sqlite:///$JFX_HOME/metadata.sqlite``."""
+    raw = os.environ.get("JFX_METADATA_URL", "").strip()
+    if raw:
+        if "://" not in raw:
+            raise InvalidArgumentError(
+                f"JFX_METADATA_URL={raw!r} is not a database URL; expected e.g. "
+                "'sqlite:////path/metadata.sqlite' or 'postgresql+psycopg://user@host/db'"
+            )
+        return raw
+    return f"sqlite:///{jfx_home() / 'metadata.sqlite'}"
+
+
+def default_pipeline_root() -> Path:
+    """``$JFX_HOME/artifacts``: where outputs go when a pipeline names no root."""
+    return jfx_home() / "artifacts"
+
+
+def resolve_metadata_url(url: str | None) -> str:
+    """The URL to use: the one given, else the default from the environment."""
+    return url if url else default_metadata_url()

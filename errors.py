@@ -1,0 +1,56 @@
+"""The jfx error hierarchy.
+
+Every error jfx raises on purpose derives from :class:`JfxError`, so callers can
+catch one type. Backend errors (SQLAlchemy, the file system) are translated at the
+boundary with ``raise ... from err`` so the original stays in the traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "JfxError",
+    "InvalidPipelineError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "MetadataError",
+    "ComponentError",
+    "DataValidationError",
+    "RunInterruptedError",
+]
+
+
+class JfxError(Exception):
+    """Base class of every error jfx raises on purpose."""
+
+
+class InvalidPipelineError(JfxError):
+    """A pipeline or component definition is wrong (wiring, types, ids, cycles)."""
+
+
+class InvalidArgumentError(JfxError, ValueError):
+    """A value given to jfx (a parameter, a URL, a CLI flag) is not acceptable."""
+
+
+class NotFoundError(JfxError, LookupError):
+    """A requested record (artifact, execution, context, run) does not exist."""
+
+
+class AlreadyExistsError(JfxError):
+    """A record with the same unique name already exists."""
+
+
+class MetadataError(JfxError):
+    """The metadata store could not complete an operation (after retries)."""
+
+
+class ComponentError(JfxError):
+    """A component's own code raised; the node's execution is marked FAILED."""
+
+
+class DataValidationError(JfxError):
+    """Data does not match what was expected (schema, expectations, file format)."""
+
+
+class RunInterruptedError(JfxError):
+    """A run was interrupted (Ctrl-C or a signal) and its running nodes cancelled."""

@@ -1,0 +1,49 @@
+"""The pipeline DSL: artifact types, ``@component``, ``Pipeline`` and the IR."""
+
+from jfx.pipelines._component import (
+    Channel,
+    Component,
+    ComponentSpec,
+    Input,
+    InputSpec,
+    Node,
+    Output,
+    OutputSpec,
+    Parameter,
+    ParameterSpec,
+    RuntimeParameter,
+    component,
+)
+from jfx.pipelines._ir import (
+    IR_VERSION,
+    ComponentRef,
+    NodeIR,
+    PipelineIR,
+    load_component,
+    load_module_from_file,
+)
+from jfx.pipelines._loader import load_pipeline
+from jfx.pipelines._pipeline import Pipeline
+
+__all__ = [
+    "Channel",
+    "Component",
+    "ComponentRef",
+    "ComponentSpec",
+    "IR_VERSION",
+    "Input",
+    "InputSpec",
+    "Node",
+    "NodeIR",
+    "Output",
+    "OutputSpec",
+    "Parameter",
+    "ParameterSpec",
+    "Pipeline",
+    "PipelineIR",
+    "RuntimeParameter",
+    "component",
+    "load_component",
+    "load_module_from_file",
+    "load_pipeline",
+]

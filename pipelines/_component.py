@@ -1,0 +1,452 @@
+"""``@component``: a typed Python function becomes a pipeline component.
+
+The function's signature is the whole spec. Each argument is annotated as one of:
+
+* ``Input[T]`` — an artifact of type ``T`` produced upstream (``Optional[Input[T]]``
+  or a ``None`` default makes it optional);
+* ``Output[T]`` — an artifact this component writes (into ``artifact.uri``);
+* ``Parameter[int | float | str | bool | dict | list]`` — a JSON value, defaults
+  allowed. A bare ``int``/``float``/``str``/``bool``/``dict``/``list`` annotation
+  means the same.
+
+Calling the decorated function with keyword arguments does not run it: it creates
+a :class:`Node` in a pipeline graph, whose ``outputs`` are typed :class:`Channel`\\ s.
+The plain function stays reachable as ``component.fn`` for unit tests.
+
+Example:
+    >>> from jfx import component, Input, Output, Parameter
+    >>> from jfx.types import Dataset, Metrics
+    >>> @component
+    ... def count_rows(table: Input[Dataset], report: Output[Metrics], limit: Parameter[int] = 10):
+    ...     report.write_json({"limit": limit})
+    >>> sorted(count_rows.spec.inputs), sorted(count_rows.spec.outputs), sorted(count_rows.spec.parameters)
+    (['table'], ['report'], ['limit'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import re
+import types as _pytypes
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, Union
+
+from jfx._version import __version__
+from jfx.errors import InvalidPipelineError
+from jfx.pipelines._artifacts import Artifact
+
+__all__ = [
+    "Input",
+    "Output",
+    "Parameter",
+    "RuntimeParameter",
+    "component",
+    "Component",
+    "ComponentSpec",
+    "InputSpec",
+    "OutputSpec",
+    "ParameterSpec",
+    "Node",
+    "Channel",
+]
+
+PARAMETER_TYPES: dict[str, type] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "dict": dict,
+    "list": list,
+}
+_NODE_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class _Role:
+    kind: str  # "input" | "output" | "parameter"
+
+
+_INPUT, _OUTPUT, _PARAMETER = _Role("input"), _Role("output"), _Role("parameter")
+
+
+def _artifact_class(kind: str, t: Any) -> type[Artifact]:
+    if not (isinstance(t, type) and issubclass(t, Artifact)):
+        raise TypeError(
+            f"{kind}[...] takes an artifact type (a subclass of jfx.types.Artifact), got {t!r}. "
+            f"Right: {kind}[Examples]. For a plain value use Parameter[int] (or str, float, ...)."
+        )
+    return t
+
+
+class Input:
+    """``Input[T]``: an artifact of type ``T`` read by the component."""
+
+    def __class_getitem__(cls, t: Any) -> Any:
+        return Annotated[_artifact_class("Input", t), _INPUT]
+
+
+class Output:
+    """``Output[T]``: an artifact of type ``T`` written by the component."""
+
+    def __class_getitem__(cls, t: Any) -> Any:
+        return Annotated[_artifact_class("Output", t), _OUTPUT]
+
+
+class Parameter:
+    """``Parameter[T]``: a JSON value (int, float, str, bool, dict or list)."""
+
+    def __class_getitem__(cls, t: Any) -> Any:
+        return Annotated[_parameter_type(t, "Parameter[...]"), _PARAMETER]
+
+
+def _parameter_type(t: Any, where: str) -> type:
+    base = typing.get_origin(t) or t
+    if base in PARAMETER_TYPES.values():
+        return base
+    raise TypeError(
+        f"{where} takes one of int, float, str, bool, dict, list; got {t!r}. "
+        "Artifacts are passed with Input[T] / Output[T]."
+    )
+
+
+def parameter_type_name(t: type) -> str:
+    return next(name for name, k in PARAMETER_TYPES.items() if k is t)
+
+
+def check_parameter_value(value: Any, t: type, where: str) -> Any:
+    """Validate (and lightly coerce: int → float) a parameter value; return it."""
+    if value is None:
+        return None
+    if t is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    ok = isinstance(value, t) and not (t is int and isinstance(value, bool))
+    if not ok:
+        raise InvalidPipelineError(
+            f"{where} expects {t.__name__}, got {type(value).__name__} {value!r}"
+        )
+    if t in (dict, list):
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as err:
+            raise InvalidPipelineError(f"{where} must be JSON-serialisable: {err}") from err
+    return value
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    type: type[Artifact]
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str
+    type: type[Artifact]
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    type: type
+    default: Any = None
+    has_default: bool = False
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What a component reads, writes and takes, derived from its signature."""
+
+    inputs: dict[str, InputSpec]
+    outputs: dict[str, OutputSpec]
+    parameters: dict[str, ParameterSpec]
+
+
+def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(hint)
+    if origin is Union or origin is _pytypes.UnionType:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(hint)) == 2:
+            return args[0], True
+    return hint, False
+
+
+def _spec_from_signature(fn: Callable[..., Any], name: str) -> ComponentSpec:
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception as err:  # a NameError in a string annotation, typically
+        raise InvalidPipelineError(f"component {name}: cannot resolve annotations: {err}") from err
+    inputs: dict[str, InputSpec] = {}
+    outputs: dict[str, OutputSpec] = {}
+    params: dict[str, ParameterSpec] = {}
+    for arg in inspect.signature(fn).parameters.values():
+        where = f"component {name}, argument {arg.name!r}"
+        if arg.kind in (arg.VAR_POSITIONAL, arg.VAR_KEYWORD, arg.POSITIONAL_ONLY):
+            raise InvalidPipelineError(f"{where}: *args, **kwargs and positional-only arguments are not supported")
+        if arg.name not in hints:
+            raise InvalidPipelineError(
+                f"{where} has no annotation; annotate it as Input[T], Output[T] or Parameter[T]"
+            )
+        hint, optional = _unwrap_optional(hints[arg.name])
+        has_default = arg.default is not inspect.Parameter.empty
+        role = _PARAMETER
+        base = hint
+        if typing.get_origin(hint) is Annotated:
+            base, *meta = typing.get_args(hint)
+            role = next((m for m in meta if isinstance(m, _Role)), _PARAMETER)
+        if role is _INPUT:
+            if has_default and arg.default is not None:
+                raise InvalidPipelineError(f"{where}: an input's only allowed default is None")
+            inputs[arg.name] = InputSpec(arg.name, base, optional or has_default)
+        elif role is _OUTPUT:
+            if optional or has_default:
+                raise InvalidPipelineError(f"{where}: outputs cannot be optional or have a default")
+            outputs[arg.name] = OutputSpec(arg.name, base)
+        else:
+            try:
+                ptype = _parameter_type(base, where)
+            except TypeError as err:
+                raise InvalidPipelineError(str(err)) from None
+            default = arg.default if has_default else None
+            if has_default:
+                check_parameter_value(default, ptype, f"{where} default")
+            params[arg.name] = ParameterSpec(arg.name, ptype, default, has_default or optional)
+    return ComponentSpec(inputs, outputs, params)
+
+
+def _code_version(fn: Callable[..., Any]) -> str:
+    """A hash of the function's source and the jfx version (the cache's code key)."""
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):  # defined in a REPL or by exec: hash the bytecode
+        code = fn.__code__
+        source = repr((code.co_code, code.co_consts, code.co_names))
+    digest = hashlib.sha256(f"{__version__}\0{source}".encode()).hexdigest()
+    return digest[:32]
+
+
+@dataclass(frozen=True)
+class RuntimeParameter:
+    """A pipeline parameter whose value is chosen when the pipeline runs.
+
+    Pass it as a component parameter; override it with ``jfx run ... --param name=value``.
+
+    Example:
+        >>> rows = RuntimeParameter("rows", int, default=100)
+        >>> rows.name, rows.type.__name__, rows.default
+        ('rows', 'int', 100)
+    """
+
+    name: str
+    type: type = str
+    default: Any = None  # None: the value must be given at run time
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.name):
+            raise InvalidPipelineError(f"runtime parameter name {self.name!r} must be an identifier")
+        if self.type not in PARAMETER_TYPES.values():
+            raise InvalidPipelineError(
+                f"runtime parameter {self.name!r}: type must be one of int, float, str, bool, dict, list"
+            )
+        if self.default is not None:
+            object.__setattr__(
+                self, "default",
+                check_parameter_value(self.default, self.type, f"runtime parameter {self.name!r} default"),
+            )
+
+
+class Channel:
+    """A typed future: output ``key`` of node ``producer``, available once it ran."""
+
+    __slots__ = ("producer", "key", "type")
+
+    def __init__(self, producer: Node, key: str, type: type[Artifact]) -> None:  # noqa: A002
+        self.producer = producer
+        self.key = key
+        self.type = type
+
+    def __repr__(self) -> str:
+        return f"Channel({self.producer.id}.{self.key}: {self.type.TYPE_NAME})"
+
+
+class _Outputs(Mapping[str, Channel]):
+    """A node's output channels: ``node.outputs["data"]`` (or ``node.outputs.data``)."""
+
+    def __init__(self, node: Node, channels: dict[str, Channel]) -> None:
+        self._node = node
+        self._channels = channels
+
+    def __getitem__(self, key: str) -> Channel:
+        try:
+            return self._channels[key]
+        except KeyError:
+            raise KeyError(
+                f"node {self._node.id!r} has no output {key!r}; its outputs are: "
+                f"{', '.join(self._channels) or '(none)'}"
+            ) from None
+
+    def __getattr__(self, key: str) -> Channel:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self[key]
+        except KeyError as err:
+            raise AttributeError(err.args[0]) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._channels)
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+
+class Node:
+    """One use of a component in a pipeline: its parameters and wired inputs."""
+
+    def __init__(self, component: Component, parameters: dict[str, Any], inputs: dict[str, Channel | None]) -> None:
+        self.component = component
+        self.id = component.name
+        self.parameters = parameters
+        self.inputs = inputs
+        self.outputs = _Outputs(
+            self, {k: Channel(self, k, s.type) for k, s in component.spec.outputs.items()}
+        )
+        self.upstream_nodes: list[Node] = []
+
+    def with_id(self, node_id: str) -> Node:
+        """Give this node an id of its own (default: the component's name)."""
+        if not isinstance(node_id, str) or not _NODE_ID_RE.match(node_id):
+            raise InvalidPipelineError(
+                f"node id {node_id!r} is not valid: use letters, digits, '_', '-', '.', at most 128 characters"
+            )
+        self.id = node_id
+        return self
+
+    def after(self, *nodes: Node) -> Node:
+        """Run this node only after ``nodes``, with no data passed between them."""
+        for other in nodes:
+            if not isinstance(other, Node):
+                raise InvalidPipelineError(f"node {self.id!r}: .after() takes nodes, got {other!r}")
+            self.upstream_nodes.append(other)
+        return self
+
+    def dependencies(self) -> list[Node]:
+        """Every node this one waits for: its inputs' producers, then ``.after()`` nodes."""
+        seen: dict[int, Node] = {}
+        for ch in self.inputs.values():
+            if ch is not None:
+                seen.setdefault(id(ch.producer), ch.producer)
+        for n in self.upstream_nodes:
+            seen.setdefault(id(n), n)
+        return list(seen.values())
+
+    def __repr__(self) -> str:
+        return f"Node({self.id!r}, component={self.component.name!r})"
+
+
+def check_wiring(node: Node, name: str, spec: InputSpec, value: Any) -> None:
+    """Raise InvalidPipelineError if ``value`` cannot feed input ``spec`` of ``node``."""
+    where = f"node {node.id!r} input {name!r}"
+    if value is None:
+        if not spec.optional:
+            raise InvalidPipelineError(
+                f"{where} ({spec.type.TYPE_NAME}) is required but not wired; pass "
+                f"{name}=<some node>.outputs[...] when calling {node.component.name}(...)"
+            )
+        return
+    if isinstance(value, Node):
+        raise InvalidPipelineError(
+            f"{where} got the node {value.id!r}; pass one of its outputs, e.g. "
+            f"{name}={value.id}.outputs[{next(iter(value.outputs), 'key')!r}]"
+        )
+    if not isinstance(value, Channel):
+        raise InvalidPipelineError(
+            f"{where} expects a {spec.type.TYPE_NAME} channel (another node's output), got {value!r}"
+        )
+    if spec.type.TYPE_NAME not in value.type.type_path():
+        raise InvalidPipelineError(
+            f"{where} expects {spec.type.TYPE_NAME} but is wired to "
+            f"{value.producer.id}.outputs[{value.key!r}] of type {value.type.TYPE_NAME}; "
+            f"wire it to an output of type {spec.type.TYPE_NAME} (or a subtype)"
+        )
+
+
+class Component:
+    """A component: a typed function plus its spec. Call it to make a :class:`Node`."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+        self.fn = fn
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+        self.__module__ = fn.__module__
+        self.__qualname__ = fn.__qualname__
+        self.name = name or fn.__name__
+        if not _NODE_ID_RE.match(self.name):
+            raise InvalidPipelineError(f"component name {self.name!r} is not a valid node id")
+        self.spec = _spec_from_signature(fn, self.name)
+        self.code_version = _code_version(fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Node:
+        if args:
+            raise InvalidPipelineError(
+                f"component {self.name}: pass inputs and parameters by keyword, e.g. "
+                f"{self.name}({', '.join(f'{k}=...' for k in list(self.spec.inputs) + list(self.spec.parameters))})"
+            )
+        spec = self.spec
+        unknown = set(kwargs) - set(spec.inputs) - set(spec.parameters)
+        if unknown:
+            hint = " (outputs are not passed: the runner provides them)" if unknown & set(spec.outputs) else ""
+            raise InvalidPipelineError(
+                f"component {self.name} got unexpected argument(s) {', '.join(sorted(unknown))}{hint}; "
+                f"inputs: {', '.join(spec.inputs) or '(none)'}; parameters: {', '.join(spec.parameters) or '(none)'}"
+            )
+        params: dict[str, Any] = {}
+        for pname, pspec in spec.parameters.items():
+            where = f"component {self.name} parameter {pname!r}"
+            if pname not in kwargs:
+                if not pspec.has_default:
+                    raise InvalidPipelineError(f"{where} ({pspec.type.__name__}) is required and has no default")
+                params[pname] = pspec.default
+                continue
+            value = kwargs[pname]
+            if isinstance(value, RuntimeParameter):
+                if value.type is not pspec.type and not (pspec.type is float and value.type is int):
+                    raise InvalidPipelineError(
+                        f"{where} is {pspec.type.__name__} but runtime parameter {value.name!r} is {value.type.__name__}"
+                    )
+                params[pname] = value
+            else:
+                params[pname] = check_parameter_value(value, pspec.type, where)
+        node = Node(self, params, {})
+        for iname, ispec in spec.inputs.items():
+            value = kwargs.get(iname)
+            check_wiring(node, iname, ispec, value)
+            node.inputs[iname] = value
+        return node
+
+    def __repr__(self) -> str:
+        return f"<component {self.name}>"
+
+
+def component(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Turn a typed function into a :class:`Component` (see the module docstring).
+
+    Args:
+        fn: the function; its annotations are the spec.
+        name: the component's name (default: the function's name); also the default
+            node id.
+
+    Returns:
+        A :class:`Component`; ``component.fn`` is the undecorated function.
+
+    Raises:
+        InvalidPipelineError: an argument lacks an annotation, or an annotation is
+            not an Input, Output or Parameter type.
+    """
+    if fn is None:
+        return lambda f: Component(f, name)
+    return Component(fn, name)

@@ -1,0 +1,376 @@
+"""The pipeline IR: one versioned JSON document that every orchestrator consumes.
+
+``Pipeline.to_ir()`` writes it; :meth:`PipelineIR.from_dict` reads it back into
+frozen dataclasses. A node names its component by module, qualified name and source
+file, so a runner in another process (a worker pool, a Beam worker, a Kubeflow pod)
+imports the component itself; nothing else crosses from the defining process.
+
+Shape (``ir_version`` 1)::
+
+    {"ir_version": 1, "jfx_version": "0.1.0",
+     "pipeline": {"name": ..., "pipeline_root": ..., "metadata_url": ..., "enable_cache": true},
+     "parameters": {"rows": {"type": "int", "default": 100, "required": false}},
+     "nodes": [{"id": "make_data",
+                "component": {"name": ..., "module": ..., "qualname": ..., "file": ..., "code_version": ...},
+                "parameters": {"rows": {"runtime": "rows"}, "seed": {"value": 0}},
+                "inputs": {"table": {"producer": "make_data", "key": "data", "type": "Dataset", "optional": false}},
+                "outputs": {"data": {"type": "Dataset", "type_path": ["Dataset", "Artifact"]}},
+                "upstream": ["..."]}]}
+
+Nodes are listed in a topological order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jfx._version import __version__
+from jfx.errors import InvalidArgumentError, InvalidPipelineError
+from jfx.pipelines._component import PARAMETER_TYPES, Component, check_parameter_value, parameter_type_name
+
+__all__ = [
+    "IR_VERSION",
+    "PipelineIR",
+    "NodeIR",
+    "ComponentRef",
+    "InputIR",
+    "OutputIR",
+    "ParamIR",
+    "RuntimeParamIR",
+    "load_component",
+    "load_module_from_file",
+]
+
+IR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ComponentRef:
+    """Where a component's code lives: importable module and qualname, and its file."""
+
+    name: str
+    module: str
+    qualname: str
+    file: str | None
+    code_version: str
+
+    @classmethod
+    def of(cls, comp: Component) -> ComponentRef:
+        try:
+            import inspect
+
+            file = str(Path(inspect.getfile(comp.fn)).resolve())
+        except (TypeError, OSError):
+            file = None
+        return cls(comp.name, comp.fn.__module__, comp.fn.__qualname__, file, comp.code_version)
+
+
+@dataclass(frozen=True)
+class InputIR:
+    producer: str
+    key: str
+    type: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class OutputIR:
+    type: str
+    type_path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ParamIR:
+    """A node parameter: a literal ``value`` or a reference to a ``runtime`` parameter."""
+
+    value: Any = None
+    runtime: str | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeParamIR:
+    name: str
+    type: str
+    default: Any = None
+    required: bool = False
+
+    @property
+    def py_type(self) -> type:
+        return PARAMETER_TYPES[self.type]
+
+    def parse(self, raw: Any) -> Any:
+        """Turn a value given at run time (a CLI string or a JSON value) into this type."""
+        where = f"pipeline parameter {self.name!r}"
+        t = self.py_type
+        if isinstance(raw, str) and t is not str:
+            try:
+                if t is bool:
+                    low = raw.strip().lower()
+                    if low not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError(raw)
+                    raw = low in ("true", "1", "yes")
+                elif t in (dict, list):
+                    raw = json.loads(raw)
+                else:
+                    raw = t(raw)
+            except ValueError:
+                raise InvalidArgumentError(f"{where} expects {t.__name__}, got {raw!r}") from None
+        try:
+            return check_parameter_value(raw, t, where)
+        except InvalidPipelineError as err:
+            raise InvalidArgumentError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class NodeIR:
+    id: str
+    component: ComponentRef
+    parameters: dict[str, ParamIR]
+    inputs: dict[str, InputIR | None]
+    outputs: dict[str, OutputIR]
+    upstream: tuple[str, ...]
+
+    def resolve_parameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        """This node's parameter values, with runtime parameters taken from ``values``."""
+        return {
+            k: (values[p.runtime] if p.runtime is not None else p.value)
+            for k, p in self.parameters.items()
+        }
+
+
+@dataclass(frozen=True)
+class PipelineIR:
+    """The compiled pipeline, as every runner sees it."""
+
+    name: str
+    pipeline_root: str | None
+    metadata_url: str | None
+    enable_cache: bool
+    parameters: dict[str, RuntimeParamIR]
+    nodes: tuple[NodeIR, ...]
+
+    def node(self, node_id: str) -> NodeIR:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise InvalidArgumentError(
+            f"pipeline {self.name!r} has no node {node_id!r}; nodes: {', '.join(n.id for n in self.nodes)}"
+        )
+
+    def downstream(self, node_id: str) -> set[str]:
+        """Every node that depends on ``node_id``, directly or transitively."""
+        children: dict[str, list[str]] = {}
+        for n in self.nodes:
+            for up in n.upstream:
+                children.setdefault(up, []).append(n.id)
+        found: set[str] = set()
+        stack = list(children.get(node_id, ()))
+        while stack:
+            nid = stack.pop()
+            if nid not in found:
+                found.add(nid)
+                stack.extend(children.get(nid, ()))
+        return found
+
+    def resolve_parameters(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Pipeline parameter values: defaults, overridden by ``overrides`` (e.g. ``--param``)."""
+        overrides = dict(overrides or {})
+        unknown = set(overrides) - set(self.parameters)
+        if unknown:
+            raise InvalidArgumentError(
+                f"pipeline {self.name!r} has no parameter(s) {', '.join(sorted(unknown))}; "
+                f"its parameters: {', '.join(self.parameters) or '(none)'}"
+            )
+        values: dict[str, Any] = {}
+        for name, p in self.parameters.items():
+            if name in overrides:
+                values[name] = p.parse(overrides[name])
+            elif p.required:
+                raise InvalidArgumentError(
+                    f"pipeline parameter {name!r} ({p.type}) has no default; give it with --param {name}=VALUE"
+                )
+            else:
+                values[name] = p.default
+        return values
+
+    def fingerprint(self) -> str:
+        """A stable hash of the IR (for caching parsed IRs in worker processes)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ir_version": IR_VERSION,
+            "jfx_version": __version__,
+            "pipeline": {
+                "name": self.name,
+                "pipeline_root": self.pipeline_root,
+                "metadata_url": self.metadata_url,
+                "enable_cache": self.enable_cache,
+            },
+            "parameters": {
+                k: {"type": p.type, "default": p.default, "required": p.required}
+                for k, p in self.parameters.items()
+            },
+            "nodes": [
+                {
+                    "id": n.id,
+                    "component": {
+                        "name": n.component.name,
+                        "module": n.component.module,
+                        "qualname": n.component.qualname,
+                        "file": n.component.file,
+                        "code_version": n.component.code_version,
+                    },
+                    "parameters": {
+                        k: ({"runtime": p.runtime} if p.runtime is not None else {"value": p.value})
+                        for k, p in n.parameters.items()
+                    },
+                    "inputs": {
+                        k: (None if i is None else {
+                            "producer": i.producer, "key": i.key, "type": i.type, "optional": i.optional,
+                        })
+                        for k, i in n.inputs.items()
+                    },
+                    "outputs": {k: {"type": o.type, "type_path": list(o.type_path)} for k, o in n.outputs.items()},
+                    "upstream": list(n.upstream),
+                }
+                for n in self.nodes
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> PipelineIR:
+        """Read an IR document; raise InvalidPipelineError naming what is malformed."""
+        if not isinstance(doc, dict):
+            raise InvalidPipelineError(f"an IR document is a JSON object, got {type(doc).__name__}")
+        version = doc.get("ir_version")
+        if version != IR_VERSION:
+            raise InvalidPipelineError(
+                f"IR version {version!r} is not supported by jfx {__version__} (expects {IR_VERSION})"
+            )
+        try:
+            p = doc["pipeline"]
+            params = {
+                k: RuntimeParamIR(k, v["type"], v.get("default"), bool(v.get("required", False)))
+                for k, v in doc.get("parameters", {}).items()
+            }
+            for rp in params.values():
+                if rp.type not in PARAMETER_TYPES:
+                    raise InvalidPipelineError(f"IR parameter {rp.name!r} has unknown type {rp.type!r}")
+            nodes = []
+            for n in doc["nodes"]:
+                c = n["component"]
+                nodes.append(
+                    NodeIR(
+                        id=n["id"],
+                        component=ComponentRef(c["name"], c["module"], c["qualname"], c.get("file"), c["code_version"]),
+                        parameters={
+                            k: ParamIR(runtime=v["runtime"]) if "runtime" in v else ParamIR(value=v.get("value"))
+                            for k, v in n.get("parameters", {}).items()
+                        },
+                        inputs={
+                            k: None if v is None else InputIR(v["producer"], v["key"], v["type"], bool(v.get("optional")))
+                            for k, v in n.get("inputs", {}).items()
+                        },
+                        outputs={k: OutputIR(v["type"], tuple(v["type_path"])) for k, v in n.get("outputs", {}).items()},
+                        upstream=tuple(n.get("upstream", ())),
+                    )
+                )
+        except (KeyError, TypeError, AttributeError) as err:
+            raise InvalidPipelineError(f"malformed IR document: missing or wrong field {err}") from err
+        ir = cls(p["name"], p.get("pipeline_root"), p.get("metadata_url"), bool(p.get("enable_cache", True)),
+                 params, tuple(nodes))
+        ids = [n.id for n in ir.nodes]
+        known: set[str] = set()
+        for n in ir.nodes:
+            for up in n.upstream:
+                if up not in known:
+                    raise InvalidPipelineError(
+                        f"IR node {n.id!r} depends on {up!r}, which is not an earlier node "
+                        f"(nodes: {', '.join(ids)})"
+                    )
+            for pname, prm in n.parameters.items():
+                if prm.runtime is not None and prm.runtime not in params:
+                    raise InvalidPipelineError(
+                        f"IR node {n.id!r} parameter {pname!r} refers to unknown runtime parameter {prm.runtime!r}"
+                    )
+            known.add(n.id)
+        return ir
+
+
+def load_module_from_file(path: str | Path, module_name: str | None = None) -> Any:
+    """Import a Python file as a module (registered in ``sys.modules``).
+
+    The default module name is derived from the file's resolved path, so every process
+    that loads the same file gives it the same name, and components defined in it
+    resolve by that name.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise InvalidArgumentError(f"{path}: no such file")
+    if module_name is None:
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+        stem = "".join(ch if ch.isalnum() else "_" for ch in path.stem)
+        module_name = f"_jfx_file_{stem}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise InvalidArgumentError(f"{path}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def load_component(ref: ComponentRef) -> Component:
+    """Import the component a node refers to, in this process.
+
+    Raises:
+        InvalidPipelineError: the module or the name cannot be found, or the name is
+            not a component.
+    """
+    if "<locals>" in ref.qualname:
+        raise InvalidPipelineError(
+            f"component {ref.name} ({ref.qualname}) is defined inside a function; runners import "
+            "components by name, so define it at module level"
+        )
+    module = sys.modules.get(ref.module)
+    if module is None or ref.module == "__main__" and not _defines(module, ref):
+        try:
+            if ref.module == "__main__":
+                raise ImportError(ref.module)
+            module = importlib.import_module(ref.module)
+        except ImportError as err:
+            if not ref.file:
+                raise InvalidPipelineError(
+                    f"component {ref.name}: cannot import module {ref.module!r} and its file is unknown"
+                ) from err
+            name = None if ref.module == "__main__" else ref.module
+            module = load_module_from_file(ref.file, name)
+    obj: Any = module
+    try:
+        for part in ref.qualname.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise InvalidPipelineError(
+            f"component {ref.name}: {ref.module}.{ref.qualname} not found (file {ref.file})"
+        ) from None
+    if not isinstance(obj, Component):
+        raise InvalidPipelineError(f"{ref.module}.{ref.qualname} is not a @component")
+    return obj
+
+
+def _defines(module: Any, ref: ComponentRef) -> bool:
+    return isinstance(getattr(module, ref.qualname.split(".")[0], None), Component)

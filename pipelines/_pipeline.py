@@ -1,0 +1,207 @@
+"""``Pipeline``: a checked DAG of nodes that compiles to the IR.
+
+Example:
+    >>> from jfx import Pipeline, component, Output
+    >>> from jfx.types import Dataset
+    >>> @component
+    ... def make(data: Output[Dataset]):
+    ...     data.write_json([1, 2, 3])
+    >>> p = Pipeline("demo", components=[make()])
+    >>> [n["id"] for n in p.to_ir()["nodes"]]
+    ['make']
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from jfx.errors import InvalidPipelineError
+from jfx.pipelines._component import (
+    Component,
+    Node,
+    RuntimeParameter,
+    check_parameter_value,
+    check_wiring,
+    parameter_type_name,
+)
+from jfx.pipelines._ir import ComponentRef, InputIR, NodeIR, OutputIR, ParamIR, PipelineIR, RuntimeParamIR
+
+__all__ = ["Pipeline"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+class Pipeline:
+    """A named DAG of component nodes, checked when it is built.
+
+    Args:
+        name: the pipeline's name (letters, digits, ``_ - .``); it names the output
+            folder and groups runs in the metadata store.
+        components: the nodes, in any order; the DAG comes from their wiring.
+        pipeline_root: where outputs are written (default ``$JFX_HOME/artifacts``).
+        metadata_url: the metadata database URL (default ``$JFX_METADATA_URL``, else
+            ``sqlite:///$JFX_HOME/metadata.sqlite``).
+        enable_cache: reuse outputs of an identical earlier execution.
+        parameters: values for the pipeline's runtime parameters, overriding their
+            defaults (``jfx run --param`` overrides these in turn).
+
+    Raises:
+        InvalidPipelineError: a cycle, a type mismatch, an unwired required input,
+            duplicate node ids, or a channel from a node that is not in the pipeline.
+            The message names the node and the input.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        components: list[Node],
+        pipeline_root: str | Path | None = None,
+        metadata_url: str | None = None,
+        enable_cache: bool = True,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise InvalidPipelineError(
+                f"pipeline name {name!r} is not valid: use letters, digits, '_', '-', '.' (at most 128)"
+            )
+        self.name = name
+        self.pipeline_root = str(pipeline_root) if pipeline_root is not None else None
+        self.metadata_url = metadata_url
+        self.enable_cache = bool(enable_cache)
+        self.components = list(components)
+        self._check_nodes()
+        self.nodes = self._topological_order()
+        self.runtime_parameters = self._collect_runtime_parameters(parameters or {})
+
+    def _check_nodes(self) -> None:
+        by_id: dict[str, Node] = {}
+        for item in self.components:
+            if isinstance(item, Component):
+                raise InvalidPipelineError(
+                    f"pipeline {self.name!r}: components=[...] got the component {item.name} itself; "
+                    f"call it to make a node: {item.name}(...)"
+                )
+            if not isinstance(item, Node):
+                raise InvalidPipelineError(
+                    f"pipeline {self.name!r}: components=[...] takes nodes made by calling components, got {item!r}"
+                )
+            if item.id in by_id:
+                other = by_id[item.id]
+                if other is item:
+                    raise InvalidPipelineError(f"pipeline {self.name!r}: node {item.id!r} is listed twice")
+                raise InvalidPipelineError(
+                    f"pipeline {self.name!r}: two nodes have the id {item.id!r} (components "
+                    f"{other.component.name} and {item.component.name}); give one its own id with "
+                    f".with_id('{item.id}_2')"
+                )
+            by_id[item.id] = item
+        members = {id(n) for n in self.components}
+        for node in self.components:
+            for iname, ispec in node.component.spec.inputs.items():
+                channel = node.inputs.get(iname)
+                check_wiring(node, iname, ispec, channel)
+                if channel is not None and id(channel.producer) not in members:
+                    raise InvalidPipelineError(
+                        f"node {node.id!r} input {iname!r} is wired to {channel.producer.id}.outputs"
+                        f"[{channel.key!r}], but node {channel.producer.id!r} is not in pipeline "
+                        f"{self.name!r}; add it to components=[...]"
+                    )
+            for up in node.upstream_nodes:
+                if id(up) not in members:
+                    raise InvalidPipelineError(
+                        f"node {node.id!r} runs .after({up.id!r}), but {up.id!r} is not in pipeline {self.name!r}"
+                    )
+
+    def _topological_order(self) -> list[Node]:
+        # Depth-first search; a back edge is a cycle, reported as the path around it.
+        order: list[Node] = []
+        state: dict[int, int] = {}  # 1 = on the current path, 2 = done
+        path: list[Node] = []
+
+        def visit(node: Node) -> None:
+            state[id(node)] = 1
+            path.append(node)
+            for dep in node.dependencies():
+                s = state.get(id(dep))
+                if s == 1:
+                    cycle = path[path.index(dep):] + [dep]
+                    raise InvalidPipelineError(
+                        f"pipeline {self.name!r} has a cycle: {' -> '.join(n.id for n in reversed(cycle))}; "
+                        "a node cannot depend on its own output"
+                    )
+                if s is None:
+                    visit(dep)
+            path.pop()
+            state[id(node)] = 2
+            order.append(node)
+
+        for node in self.components:
+            if id(node) not in state:
+                visit(node)
+        return order
+
+    def _collect_runtime_parameters(self, values: dict[str, Any]) -> dict[str, RuntimeParameter]:
+        found: dict[str, RuntimeParameter] = {}
+        for node in self.nodes:
+            for value in node.parameters.values():
+                if isinstance(value, RuntimeParameter):
+                    seen = found.setdefault(value.name, value)
+                    if seen != value:
+                        raise InvalidPipelineError(
+                            f"runtime parameter {value.name!r} is declared twice with different "
+                            f"type or default ({seen} vs {value}); declare it once and reuse it"
+                        )
+        unknown = set(values) - set(found)
+        if unknown:
+            raise InvalidPipelineError(
+                f"pipeline {self.name!r}: parameters={{...}} names {', '.join(sorted(unknown))}, which no "
+                f"node uses; runtime parameters: {', '.join(found) or '(none)'}"
+            )
+        for name, value in values.items():
+            rp = found[name]
+            found[name] = RuntimeParameter(
+                name, rp.type, check_parameter_value(value, rp.type, f"pipeline parameter {name!r}")
+            )
+        return found
+
+    def to_ir(self) -> dict[str, Any]:
+        """The IR document (a JSON-serialisable dict) every orchestrator consumes."""
+        return self.compile().to_dict()
+
+    def compile(self) -> PipelineIR:
+        """The IR as frozen dataclasses (what :meth:`from_ir` returns for a document)."""
+        nodes = []
+        for node in self.nodes:
+            spec = node.component.spec
+            nodes.append(
+                NodeIR(
+                    id=node.id,
+                    component=ComponentRef.of(node.component),
+                    parameters={
+                        k: ParamIR(runtime=v.name) if isinstance(v, RuntimeParameter) else ParamIR(value=v)
+                        for k, v in node.parameters.items()
+                    },
+                    inputs={
+                        k: None if ch is None else InputIR(ch.producer.id, ch.key, spec.inputs[k].type.TYPE_NAME,
+                                                           spec.inputs[k].optional)
+                        for k, ch in node.inputs.items()
+                    },
+                    outputs={k: OutputIR(s.type.TYPE_NAME, s.type.type_path()) for k, s in spec.outputs.items()},
+                    upstream=tuple(dep.id for dep in node.dependencies()),
+                )
+            )
+        params = {
+            k: RuntimeParamIR(k, parameter_type_name(rp.type), rp.default, rp.default is None)
+            for k, rp in self.runtime_parameters.items()
+        }
+        return PipelineIR(self.name, self.pipeline_root, self.metadata_url, self.enable_cache, params, tuple(nodes))
+
+    @staticmethod
+    def from_ir(doc: dict[str, Any]) -> PipelineIR:
+        """Rebuild what a runner needs from an IR document (see :class:`PipelineIR`)."""
+        return PipelineIR.from_dict(doc)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.name!r}, nodes={[n.id for n in self.nodes]})"
