@@ -1,0 +1,41 @@
+"""The jfx metadata store: artifacts, executions, contexts and lineage (the ML Metadata model).
+
+Example:
+    >>> from jfx.metadata import ArtifactRecord, MetadataStore
+    >>> with MetadataStore("sqlite:////tmp/jfx-doc/metadata.sqlite") as store:  # doctest: +SKIP
+    ...     [art_id] = store.put_artifacts([ArtifactRecord("Examples", "/data/examples")])
+    ...     store.lineage(art_id).artifact_ids == {art_id}
+    True
+"""
+
+from jfx.metadata._records import (
+    NODE,
+    PIPELINE,
+    PIPELINE_RUN,
+    ArtifactRecord,
+    ArtifactState,
+    ContextRecord,
+    Event,
+    EventType,
+    ExecutionRecord,
+    ExecutionState,
+    LineageGraph,
+    ListOptions,
+)
+from jfx.metadata._store import MetadataStore
+
+__all__ = [
+    "MetadataStore",
+    "ArtifactRecord",
+    "ExecutionRecord",
+    "ContextRecord",
+    "Event",
+    "LineageGraph",
+    "ListOptions",
+    "ExecutionState",
+    "ArtifactState",
+    "EventType",
+    "PIPELINE",
+    "PIPELINE_RUN",
+    "NODE",
+]

@@ -1,0 +1,204 @@
+"""Everything that differs between SQLite, PostgreSQL and MySQL/MariaDB, in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.pool import StaticPool
+
+from jfx.errors import InvalidArgumentError
+
+__all__ = [
+    "WRITE_OPTION",
+    "normalize_url",
+    "backend_of",
+    "create_engine",
+    "insert_ignore",
+    "is_transient",
+    "integrity_kind",
+    "migration_lock",
+    "allow_deep_recursion",
+]
+
+# Connection execution option: the transaction will write (SQLite: BEGIN IMMEDIATE).
+WRITE_OPTION = "jfx_write"
+BUSY_TIMEOUT_S = 60.0
+
+_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+# Plain schemes get the driver jfx depends on.
+_DEFAULT_DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+_URL_HELP = (
+    "expected e.g. 'sqlite:////abs/path/metadata.sqlite', "
+    "'postgresql+psycopg://user:pass@host:5432/db' or 'mysql+pymysql://user:pass@host:3306/db'"
+)
+
+
+def normalize_url(raw: str) -> sa.URL:
+    """Parse a store URL, adding the default driver to plain ``postgresql://`` / ``mysql://``.
+
+    Raises:
+        InvalidArgumentError: Not a URL, or not one of the supported backends.
+    """
+    try:
+        url = sa.make_url(raw)
+    except sa.exc.ArgumentError as err:
+        raise InvalidArgumentError(f"metadata URL {raw!r} is not a database URL; {_URL_HELP}") from err
+    url = url.set(drivername=_DEFAULT_DRIVERS.get(url.drivername, url.drivername))
+    if url.get_backend_name() not in _BACKENDS:
+        raise InvalidArgumentError(
+            f"metadata URL {url.render_as_string()!r}: backend {url.get_backend_name()!r} "
+            f"is not supported; {_URL_HELP}"
+        )
+    return url
+
+
+def backend_of(url: sa.URL) -> str:
+    """``"sqlite"``, ``"postgresql"`` or ``"mysql"`` (MariaDB counts as mysql)."""
+    return _BACKENDS[url.get_backend_name()]
+
+
+def create_engine(url: sa.URL) -> sa.Engine:
+    """An engine configured for concurrent use of the store by many processes."""
+    backend = backend_of(url)
+    if backend == "sqlite":
+        return _sqlite_engine(url)
+    if backend == "postgresql":
+        return sa.create_engine(url, pool_pre_ping=True)
+    # READ COMMITTED (as PostgreSQL): fewer gap locks, fewer deadlocks between writers.
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED"
+    )
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    database = url.database or ""
+    kwargs: dict = {"connect_args": {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}}
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        kwargs["poolclass"] = StaticPool  # one shared connection, else each one is a new DB
+    elif not url.query.get("uri"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, **kwargs)
+
+    # The pysqlite recipe: take transaction control from the driver, so that writers
+    # start with BEGIN IMMEDIATE (take the write lock first, wait on busy_timeout)
+    # instead of upgrading a read lock mid-transaction, which fails at once with
+    # "database is locked" when another process writes.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def insert_ignore(backend: str, table: sa.Table):
+    """An INSERT that skips rows that would duplicate a primary or unique key.
+
+    Unlike MySQL's ``INSERT IGNORE``, foreign-key violations still raise.
+    """
+    if backend == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+
+        return insert(table).on_conflict_do_nothing()
+    if backend == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.mysql import insert
+
+    first = next(iter(table.primary_key.columns))
+    return insert(table).on_duplicate_key_update({first.name: first})  # a no-op update
+
+
+def _driver_code(err: sa.exc.DBAPIError):
+    orig = err.orig
+    sqlstate = getattr(orig, "sqlstate", None)  # psycopg
+    if sqlstate:
+        return sqlstate
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None  # PyMySQL: (code, message)
+
+
+def is_transient(backend: str, err: sa.exc.DBAPIError) -> bool:
+    """Whether retrying the whole transaction may succeed (locks, deadlocks, serialization)."""
+    if backend == "sqlite":
+        message = str(err.orig).lower()
+        return isinstance(err, sa.exc.OperationalError) and ("locked" in message or "busy" in message)
+    if backend == "postgresql":
+        return _driver_code(err) in ("40001", "40P01")  # serialization failure, deadlock
+    return _driver_code(err) in (1205, 1213)  # lock wait timeout, deadlock
+
+
+def integrity_kind(backend: str, err: sa.exc.IntegrityError) -> str:
+    """``"unique"``, ``"foreign_key"`` or ``"other"``."""
+    if backend == "sqlite":
+        message = str(err.orig)
+        if "UNIQUE constraint" in message:
+            return "unique"
+        return "foreign_key" if "FOREIGN KEY constraint" in message else "other"
+    code = _driver_code(err)
+    if code in ("23505", 1062):
+        return "unique"
+    return "foreign_key" if code in ("23503", 1216, 1217, 1451, 1452) else "other"
+
+
+@contextlib.contextmanager
+def migration_lock(backend: str, conn: sa.Connection) -> Iterator[None]:
+    """Serialize schema migrations of one database across processes.
+
+    SQLite: the caller's BEGIN IMMEDIATE already holds the write lock. PostgreSQL: a
+    transaction-scoped advisory lock. MySQL: a named lock (DDL is not transactional
+    there, so the lock, not the transaction, keeps two migrators apart).
+    """
+    if backend == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key()})
+        yield
+    elif backend == "mysql":
+        name = f"jfx_migrate:{conn.engine.url.database}"[:64]
+        got = conn.execute(sa.text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar()
+        if got != 1:
+            raise sa.exc.OperationalError("GET_LOCK", {}, Exception(f"could not lock {name!r}"))
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+    else:
+        yield
+
+
+def allow_deep_recursion(conn: sa.Connection) -> None:
+    """Lift the recursion limit of ``WITH RECURSIVE`` for this session.
+
+    MariaDB stops a recursive CTE after ``max_recursive_iterations`` (1000 by default)
+    *silently*, which would cut long lineage walks short; MySQL 8 fails after
+    ``cte_max_recursion_depth`` (1000). SQLite and PostgreSQL have no such limit.
+    """
+    if conn.dialect.name == "mysql":
+        variable = "max_recursive_iterations" if conn.dialect.is_mariadb else "cte_max_recursion_depth"
+        conn.exec_driver_sql(f"SET SESSION {variable} = 4294967295")
+
+
+def _lock_key() -> int:
+    return zlib.crc32(b"jfx.metadata.migrate")  # fits a bigint; advisory locks are per database

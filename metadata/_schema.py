@@ -1,0 +1,187 @@
+"""The tables of the metadata store, as SQLAlchemy Core objects.
+
+The database schema itself is created only by the alembic migrations in
+``jfx/metadata/migrations``; ``tests/metadata/test_migrations.py`` checks that the
+migrated schema equals these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+__all__ = [
+    "HEAD_REVISION",
+    "VERSION_TABLE",
+    "metadata",
+    "artifacts",
+    "executions",
+    "contexts",
+    "events",
+    "attributions",
+    "associations",
+]
+
+# The newest migration in migrations/versions; opening a store compares against it
+# without loading alembic (a test pins it to alembic's own head).
+HEAD_REVISION = "0001"
+VERSION_TABLE = "jfx_alembic_version"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+
+
+class UtcMillis(sa.types.TypeDecorator):
+    """An aware UTC ``datetime`` stored as integer milliseconds since the epoch.
+
+    One integer column behaves the same on SQLite, PostgreSQL and MySQL (no time
+    zone or fractional-second differences between the backends).
+    """
+
+    impl = sa.BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: expected a timezone-aware datetime")
+        return (value - _EPOCH) // _MS
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else _EPOCH + int(value) * _MS
+
+
+# Long free text (errors, tracebacks): TEXT is only 64 KiB on MySQL.
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+# utf8mb4_bin: case-sensitive unique names on MySQL, as on SQLite and PostgreSQL.
+_TABLE_ARGS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
+metadata = sa.MetaData()
+
+artifacts = sa.Table(
+    "jfx_artifacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("type_name", sa.String(255), nullable=False),
+    sa.Column("uri", sa.String(2048), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("fingerprint", sa.String(255), nullable=False),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("create_time", UtcMillis, nullable=False),
+    sa.Column("update_time", UtcMillis, nullable=False),
+    sa.Index("ix_jfx_artifacts_type_name", "type_name"),
+    sa.Index("ix_jfx_artifacts_uri", "uri", mysql_length=255),
+    sa.Index("ix_jfx_artifacts_create_time", "create_time"),
+    **_TABLE_ARGS,
+)
+
+executions = sa.Table(
+    "jfx_executions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("type_name", sa.String(255), nullable=False),
+    sa.Column("node_id", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("parameters", sa.JSON, nullable=False),
+    sa.Column("cache_key", sa.String(64), nullable=False),
+    sa.Column("error", LongText, nullable=False),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("start_time", UtcMillis, nullable=False),
+    sa.Column("end_time", UtcMillis, nullable=True),
+    sa.Index("ix_jfx_executions_type_name", "type_name"),
+    sa.Index("ix_jfx_executions_node_id_state", "node_id", "state"),
+    sa.Index("ix_jfx_executions_cache_key", "cache_key"),
+    sa.Index("ix_jfx_executions_start_time", "start_time"),
+    **_TABLE_ARGS,
+)
+
+contexts = sa.Table(
+    "jfx_contexts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("type_name", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column(
+        "parent_id",
+        sa.Integer,
+        sa.ForeignKey("jfx_contexts.id", name="fk_jfx_contexts_parent_id"),
+        nullable=True,
+    ),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("create_time", UtcMillis, nullable=False),
+    sa.UniqueConstraint("type_name", "name", name="uq_jfx_contexts_type_name_name"),
+    sa.Index("ix_jfx_contexts_parent_id", "parent_id"),
+    sa.Index("ix_jfx_contexts_create_time", "create_time"),
+    **_TABLE_ARGS,
+)
+
+events = sa.Table(
+    "jfx_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "artifact_id",
+        sa.Integer,
+        sa.ForeignKey("jfx_artifacts.id", name="fk_jfx_events_artifact_id"),
+        nullable=False,
+    ),
+    sa.Column(
+        "execution_id",
+        sa.Integer,
+        sa.ForeignKey("jfx_executions.id", name="fk_jfx_events_execution_id"),
+        nullable=False,
+    ),
+    sa.Column("type", sa.String(8), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("time", UtcMillis, nullable=False),
+    # Makes re-recording the same event a no-op (see _backend.insert_ignore).
+    sa.UniqueConstraint(
+        "execution_id", "type", "key", "idx", "artifact_id", name="uq_jfx_events_edge"
+    ),
+    sa.Index("ix_jfx_events_artifact_id_type", "artifact_id", "type"),
+    **_TABLE_ARGS,
+)
+
+attributions = sa.Table(
+    "jfx_attributions",
+    metadata,
+    sa.Column(
+        "context_id",
+        sa.Integer,
+        sa.ForeignKey("jfx_contexts.id", name="fk_jfx_attributions_context_id"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "artifact_id",
+        sa.Integer,
+        sa.ForeignKey("jfx_artifacts.id", name="fk_jfx_attributions_artifact_id"),
+        primary_key=True,
+    ),
+    sa.Index("ix_jfx_attributions_artifact_id", "artifact_id"),
+    **_TABLE_ARGS,
+)
+
+associations = sa.Table(
+    "jfx_associations",
+    metadata,
+    sa.Column(
+        "context_id",
+        sa.Integer,
+        sa.ForeignKey("jfx_contexts.id", name="fk_jfx_associations_context_id"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "execution_id",
+        sa.Integer,
+        sa.ForeignKey("jfx_executions.id", name="fk_jfx_associations_execution_id"),
+        primary_key=True,
+    ),
+    sa.Index("ix_jfx_associations_execution_id", "execution_id"),
+    **_TABLE_ARGS,
+)

@@ -1,0 +1,103 @@
+"""The schema is created and changed only by the alembic migrations, cheaply when at head."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from jfx.errors import MetadataError
+from jfx.metadata import ArtifactRecord, MetadataStore
+from jfx.metadata import _store as store_module
+from jfx.metadata._backend import normalize_url
+from jfx.metadata._migrate import alembic_config, current_revision
+from jfx.metadata._schema import HEAD_REVISION, VERSION_TABLE, metadata
+
+TABLES = {t.name for t in metadata.sorted_tables}
+
+
+def _engine(url: str) -> sa.Engine:
+    return sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
+
+
+def _jfx_tables(engine: sa.Engine) -> set[str]:
+    return {t for t in sa.inspect(engine).get_table_names() if t.startswith("jfx_")}
+
+
+def test_head_revision_constant_matches_the_migrations():
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+def test_fresh_database_is_migrated_to_head_and_matches_the_tables(store_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    MetadataStore(store_url).close()
+    engine = _engine(store_url)
+    try:
+        assert _jfx_tables(engine) == TABLES | {VERSION_TABLE}
+        with engine.connect() as conn:
+            assert current_revision(conn) == HEAD_REVISION
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "version_table": VERSION_TABLE})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_reopening_at_head_does_not_migrate(store_url, monkeypatch):
+    MetadataStore(store_url).close()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("migrations ran on a database already at head")
+
+    monkeypatch.setattr(store_module, "upgrade", fail)
+    with MetadataStore(store_url) as store:
+        store.put_artifacts([ArtifactRecord("X", "/x")])
+
+
+def test_opening_at_head_does_not_import_alembic(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    MetadataStore(url).close()
+    code = (
+        "import sys; from jfx.metadata import MetadataStore; "
+        f"MetadataStore({url!r}).close(); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_downgrade_to_base_and_upgrade_again(store_url):
+    from alembic import command
+
+    with MetadataStore(store_url) as store:
+        store.put_artifacts([ArtifactRecord("X", "/x")])
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "base")
+        assert _jfx_tables(engine) <= {VERSION_TABLE}
+        with engine.connect() as conn:
+            assert current_revision(conn) is None
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "head")
+        assert _jfx_tables(engine) == TABLES | {VERSION_TABLE}
+    finally:
+        engine.dispose()
+    with MetadataStore(store_url) as store:
+        assert store.get_artifacts() == []
+
+
+def test_database_from_a_newer_jfx_is_refused(store_url):
+    MetadataStore(store_url).close()
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+    with pytest.raises(MetadataError, match="newer jfx"):
+        MetadataStore(store_url)
