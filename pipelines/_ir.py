@@ -305,12 +305,13 @@ class PipelineIR:
         return ir
 
 
-def load_module_from_file(path: str | Path, module_name: str | None = None) -> Any:
+def load_module_from_file(path: str | Path, module_name: str | None = None, *, reload: bool = False) -> Any:
     """Import a Python file as a module (registered in ``sys.modules``).
 
     The default module name is derived from the file's resolved path, so every process
     that loads the same file gives it the same name, and components defined in it
-    resolve by that name.
+    resolve by that name. ``reload=True`` executes the file again even if that module
+    is already loaded (so an edited file takes effect).
     """
     path = Path(path).resolve()
     if not path.is_file():
@@ -319,17 +320,21 @@ def load_module_from_file(path: str | Path, module_name: str | None = None) -> A
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
         stem = "".join(ch if ch.isalnum() else "_" for ch in path.stem)
         module_name = f"_jfx_file_{stem}_{digest}"
-    if module_name in sys.modules:
+    if module_name in sys.modules and not reload:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise InvalidArgumentError(f"{path}: cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(module_name)
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        sys.modules.pop(module_name, None)
+        if previous is None:
+            sys.modules.pop(module_name, None)
+        else:
+            sys.modules[module_name] = previous
         raise
     return module
 

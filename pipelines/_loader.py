@@ -16,12 +16,13 @@ def load_pipeline(path: str | Path) -> Pipeline:
 
     The file defines either a module-level ``pipeline`` (a :class:`Pipeline`) or a
     ``create_pipeline()`` function that returns one. Code under
-    ``if __name__ == "__main__":`` does not run.
+    ``if __name__ == "__main__":`` does not run. The file is executed afresh on every
+    call, so an edited component takes effect (and misses the cache).
     """
     path = Path(path)
     if path.suffix != ".py":
         raise InvalidArgumentError(f"{path}: a pipeline file is a Python file (.py)")
-    module = load_module_from_file(path)
+    module = load_module_from_file(path, reload=True)
     candidate = getattr(module, "pipeline", None)
     if candidate is None and callable(getattr(module, "create_pipeline", None)):
         candidate = module.create_pipeline()

@@ -1,0 +1,20 @@
+"""Orchestrators: the launcher every runner shares, and the runners."""
+
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
+from jfx.orchestrators._local import LocalDagRunner
+from jfx.orchestrators._progress import LogProgress, Progress, RichProgress
+from jfx.orchestrators._run import RunResult, RunState, reap_abandoned
+
+__all__ = [
+    "LocalDagRunner",
+    "LogProgress",
+    "NodeOutcome",
+    "NodeState",
+    "Progress",
+    "RichProgress",
+    "RunInfo",
+    "RunResult",
+    "RunState",
+    "launch_node",
+    "reap_abandoned",
+]

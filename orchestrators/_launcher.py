@@ -1,0 +1,336 @@
+"""The launcher: runs one node of one run. The same code serves every orchestrator.
+
+For a node it:
+
+1. resolves its inputs from the metadata store (the latest successful outputs of the
+   upstream nodes in this run);
+2. computes the cache key from the component's code version, the parameter values,
+   the input artifacts' fingerprints and the output types;
+3. on a hit (an earlier COMPLETE execution of this pipeline node with the same key,
+   whose outputs still exist), records a CACHED execution that reuses those outputs;
+4. otherwise records a RUNNING execution, runs the component with its outputs in a
+   staging directory, publishes them atomically and records the execution COMPLETE
+   with its output artifacts in one transaction. If the component raises, the staging
+   directory is removed, nothing is published, and the execution is FAILED with the
+   traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jfx.errors import ComponentError, InvalidPipelineError, JfxError
+from jfx.metadata import (
+    NODE,
+    ArtifactRecord,
+    ArtifactState,
+    ExecutionRecord,
+    ExecutionState,
+    ListOptions,
+    MetadataStore,
+)
+from jfx.orchestrators._publish import (
+    canonical_json,
+    final_uri,
+    fingerprint,
+    publish_dirs,
+    remove_tree,
+    staging_dir,
+    unpublish_dirs,
+)
+from jfx.pipelines import NodeIR, PipelineIR, load_component
+from jfx.pipelines._artifacts import Artifact
+
+__all__ = ["RunInfo", "NodeOutcome", "NodeState", "launch_node", "node_context_name"]
+
+
+class NodeState:
+    """A node's state in a run result (string constants, also used in the CLI)."""
+
+    COMPLETE = "complete"
+    CACHED = "cached"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    PENDING = "pending"
+    RUNNING = "running"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a launcher needs to know about the run it works for (picklable)."""
+
+    pipeline_name: str
+    run_id: str
+    pipeline_context_id: int
+    run_context_id: int
+    pipeline_root: str
+    enable_cache: bool
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class NodeOutcome:
+    """How one node of a run ended.
+
+    Attributes:
+        state: one of :class:`NodeState`'s values.
+        execution_id: the execution recorded for it (``None`` if skipped).
+        outputs: output key → the published (or reused) artifact records.
+        cache_miss_reason: why it ran instead of hitting the cache.
+        cached_from: for a cache hit, the execution whose outputs were reused.
+        error: a one-line error for a failed node; ``traceback`` has the whole one.
+    """
+
+    node_id: str
+    state: str
+    execution_id: int | None = None
+    outputs: dict[str, list[ArtifactRecord]] = field(default_factory=dict)
+    cache_miss_reason: str | None = None
+    cached_from: int | None = None
+    error: str | None = None
+    traceback: str | None = None
+    duration_s: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in (NodeState.COMPLETE, NodeState.CACHED)
+
+
+def node_context_name(pipeline: str, node_id: str) -> str:
+    return f"{pipeline}.{node_id}"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def launch_node(
+    store: MetadataStore,
+    ir: PipelineIR,
+    node: NodeIR,
+    run: RunInfo,
+    *,
+    cancel: threading.Event | None = None,
+) -> NodeOutcome:
+    """Run (or reuse from cache) one node; record everything in ``store``.
+
+    Returns the outcome; a component's exception is recorded, not raised. A
+    KeyboardInterrupt marks the execution CANCELLED and is re-raised.
+    """
+    t0 = time.perf_counter()
+    node_ctx = store.get_or_create_context(
+        NODE, node_context_name(ir.name, node.id), parent_id=run.pipeline_context_id
+    )
+    contexts = [run.pipeline_context_id, run.run_context_id, node_ctx.id]
+    base = ExecutionRecord(
+        type_name=node.component.name,
+        node_id=node.id,
+        properties={"pipeline": ir.name, "run_id": run.run_id, "pid": os.getpid(), "host": socket.gethostname()},
+    )
+    try:
+        comp = load_component(node.component)
+        params = node.resolve_parameters(run.parameters)
+        inputs = _resolve_inputs(store, ir, node, run)
+    except Exception as err:  # noqa: BLE001 - an unloadable component (even a SyntaxError) fails the node
+        message = str(err) if isinstance(err, JfxError) else _one_line(err)
+        tb = traceback.format_exc()
+        failed = store.put_execution(
+            replace(base, state=ExecutionState.FAILED, error=tb, end_time=_now(),
+                    properties={**base.properties, "error_message": message}),
+            contexts=contexts,
+        )
+        return NodeOutcome(node.id, NodeState.FAILED, failed.id, error=message, traceback=tb,
+                           duration_s=time.perf_counter() - t0)
+
+    material = {
+        "component": comp.name,
+        "code_version": comp.code_version,
+        "parameters": params,
+        "inputs": {k: (r.fingerprint if r is not None else None) for k, r in inputs.items()},
+        "outputs": {k: o.type for k, o in node.outputs.items()},
+    }
+    cache_key = hashlib.sha256(canonical_json(material).encode()).hexdigest()
+    input_ids = {k: [r.id] for k, r in inputs.items() if r is not None}
+    base = replace(base, parameters=params, cache_key=cache_key,
+                   properties={**base.properties, "code_version": comp.code_version, "cache_material": material})
+
+    if ir.enable_cache and run.enable_cache:
+        hit = _find_cached(store, node, node_ctx.id, cache_key)
+        if hit is not None:
+            source, outputs = hit
+            cached = store.put_execution(
+                replace(base, state=ExecutionState.CACHED, end_time=_now(),
+                        properties={**base.properties, "cached_from": source.id}),
+                contexts=contexts, inputs=input_ids, outputs=outputs,
+            )
+            return NodeOutcome(node.id, NodeState.CACHED, cached.id, outputs, cached_from=source.id,
+                               duration_s=time.perf_counter() - t0)
+        reason = _miss_reason(store, node, node_ctx.id, material)
+    else:
+        reason = "cache disabled"
+
+    running = store.put_execution(
+        replace(base, state=ExecutionState.RUNNING,
+                properties={**base.properties, "cache_miss_reason": reason}),
+        contexts=contexts, inputs=input_ids,
+    )
+    assert running.id is not None
+    stage = staging_dir(run.pipeline_root, ir.name, node.id, running.id)
+    outcome = NodeOutcome(node.id, NodeState.RUNNING, running.id, cache_miss_reason=reason)
+    try:
+        artifacts = _run_component(comp, node, inputs, params, stage)
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt("run cancelled")
+        outcome.outputs = _publish(store, ir, node, run, running, contexts, input_ids, artifacts, stage)
+        outcome.state = NodeState.COMPLETE
+    except BaseException as err:  # noqa: BLE001 - recorded, then re-raised if it is an interrupt
+        remove_tree(stage)
+        interrupted = isinstance(err, (KeyboardInterrupt, SystemExit)) or (cancel is not None and cancel.is_set())
+        tb = traceback.format_exc()
+        message = "interrupted" if interrupted else _one_line(err)
+        store.put_execution(
+            replace(running, state=ExecutionState.CANCELLED if interrupted else ExecutionState.FAILED,
+                    error=tb, end_time=_now(), properties={**running.properties, "error_message": message}),
+            contexts=contexts,
+        )
+        if interrupted:
+            raise
+        outcome.state, outcome.error, outcome.traceback = NodeState.FAILED, message, tb
+    outcome.duration_s = time.perf_counter() - t0
+    return outcome
+
+
+def _resolve_inputs(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo) -> dict[str, ArtifactRecord | None]:
+    resolved: dict[str, ArtifactRecord | None] = {}
+    for key, spec in node.inputs.items():
+        if spec is None:
+            resolved[key] = None
+            continue
+        outputs = store.get_node_outputs(run.run_context_id, spec.producer)
+        records = (outputs or {}).get(spec.key) or []
+        if not records:
+            raise InvalidPipelineError(
+                f"node {node.id!r} input {key!r}: upstream node {spec.producer!r} has no successful "
+                f"output {spec.key!r} in run {run.run_id}"
+            )
+        resolved[key] = records[0]
+    return resolved
+
+
+def _find_cached(
+    store: MetadataStore, node: NodeIR, node_ctx_id: int, cache_key: str
+) -> tuple[ExecutionRecord, dict[str, list[ArtifactRecord]]] | None:
+    candidates = store.get_executions(
+        node_id=node.id, state=ExecutionState.COMPLETE, cache_key=cache_key,
+        options=ListOptions(limit=20, order_by="id", descending=True),
+    )
+    for candidate in candidates:
+        assert candidate.id is not None
+        if node_ctx_id not in {c.id for c in store.get_contexts_by_execution(candidate.id)}:
+            continue
+        _, outputs = store.get_execution_artifacts(candidate.id)
+        if set(outputs) != set(node.outputs):
+            continue
+        if all(a.state == ArtifactState.LIVE and Path(a.uri).is_dir() for recs in outputs.values() for a in recs):
+            return candidate, outputs
+    return None
+
+
+def _miss_reason(store: MetadataStore, node: NodeIR, node_ctx_id: int, material: dict[str, Any]) -> str:
+    """Why a node runs: compare with its latest successful execution in this pipeline."""
+    earlier = None
+    for e in store.get_executions(
+        node_id=node.id, state=[ExecutionState.COMPLETE, ExecutionState.CACHED],
+        options=ListOptions(limit=20, order_by="id", descending=True),
+    ):
+        assert e.id is not None
+        if node_ctx_id in {c.id for c in store.get_contexts_by_execution(e.id)}:
+            earlier = e
+            break
+    if earlier is None:
+        return "no earlier run"
+    before = earlier.properties.get("cache_material") or {}
+    reasons = []
+    if before.get("code_version") != material["code_version"]:
+        reasons.append("changed component source")
+    old_p, new_p = before.get("parameters") or {}, material["parameters"]
+    for k in sorted(set(old_p) | set(new_p)):
+        if old_p.get(k) != new_p.get(k):
+            reasons.append(f"new parameter value: {k} {old_p.get(k)!r} -> {new_p.get(k)!r}")
+    old_i, new_i = before.get("inputs") or {}, material["inputs"]
+    changed = [k for k in sorted(set(old_i) | set(new_i)) if old_i.get(k) != new_i.get(k)]
+    if changed:
+        reasons.append(f"changed upstream artifact: {', '.join(changed)}")
+    if before.get("outputs") != material["outputs"]:
+        reasons.append("changed output types")
+    return "; ".join(reasons) or "earlier outputs no longer available"
+
+
+def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | None],
+                   params: dict[str, Any], stage: Path) -> dict[str, Artifact]:
+    kwargs: dict[str, Any] = dict(params)
+    for key, spec in comp.spec.inputs.items():
+        rec = inputs.get(key)
+        kwargs[key] = None if rec is None else spec.type(
+            rec.uri, id=rec.id, name=rec.name, properties=dict(rec.properties), fingerprint=rec.fingerprint
+        )
+    outputs: dict[str, Artifact] = {}
+    for key, spec in comp.spec.outputs.items():
+        out_dir = stage / key
+        out_dir.mkdir(parents=True, exist_ok=True)
+        outputs[key] = kwargs[key] = spec.type(out_dir, name=f"{node.id}.{key}")
+    result = comp.fn(**kwargs)
+    if result is not None:
+        raise ComponentError(
+            f"component {comp.name} (node {node.id!r}) returned {type(result).__name__}; components "
+            "return nothing: write results into Output[...] artifacts (files under .uri, small values in .properties)"
+        )
+    return outputs
+
+
+def _publish(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, running: ExecutionRecord,
+             contexts: list[int], input_ids: dict[str, list[int]], artifacts: dict[str, Artifact],
+             stage: Path) -> dict[str, list[ArtifactRecord]]:
+    assert running.id is not None
+    records: dict[str, list[ArtifactRecord]] = {}
+    moves: list[tuple[Path, Path]] = []
+    for key, art in artifacts.items():
+        try:
+            json.dumps(art.properties, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ComponentError(
+                f"node {node.id!r} output {key!r}: properties must be JSON-serialisable ({err})"
+            ) from err
+        dst = final_uri(run.pipeline_root, ir.name, node.id, key, running.id)
+        records[key] = [ArtifactRecord(
+            type_name=art.type_name, uri=str(dst), name=art.name, state=ArtifactState.LIVE,
+            fingerprint=fingerprint(art.uri, art.type_name, art.properties), properties=dict(art.properties),
+        )]
+        moves.append((Path(art.uri), dst))
+    publish_dirs(moves)
+    try:
+        store.put_execution(
+            replace(running, state=ExecutionState.COMPLETE, end_time=_now()),
+            contexts=contexts, inputs=input_ids, outputs=records,
+        )
+    except BaseException:
+        unpublish_dirs(moves)
+        raise
+    remove_tree(stage)
+    return records

@@ -1,0 +1,237 @@
+"""``LocalDagRunner``: run a pipeline on this machine, independent nodes in parallel."""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from jfx.errors import InvalidArgumentError, RunInterruptedError
+from jfx.metadata import ExecutionState, MetadataStore
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
+from jfx.orchestrators._progress import Progress, make_progress
+from jfx.orchestrators._publish import remove_tree, staging_dir
+from jfx.orchestrators._run import RunResult, RunState, as_ir, finish_run, metadata_url_for, reap_abandoned, start_run
+from jfx.pipelines import Pipeline, PipelineIR
+
+__all__ = ["LocalDagRunner"]
+
+EXECUTORS = ("thread", "process")
+
+
+class LocalDagRunner:
+    """Runs a pipeline locally: each node through the launcher, independent nodes at once.
+
+    Args:
+        max_workers: how many nodes may run at the same time (default: the number of
+            CPUs, at least 2).
+        executor: ``"thread"`` (default) runs nodes on threads of this process;
+            ``"process"`` on a persistent pool of worker processes, which helps only
+            for components that hold the GIL (pure-Python loops). See the
+            orchestration benchmark in ``tests/benchmarks`` for the overhead of each.
+        metadata_url: overrides the pipeline's metadata URL.
+        pipeline_root: overrides the pipeline's root for new runs.
+        progress: ``"auto"`` (a live table on a terminal, log lines otherwise),
+            ``"log"``, ``"rich"``, ``False``, or a :class:`Progress` object.
+
+    Example:
+        >>> result = LocalDagRunner().run(pipeline)  # doctest: +SKIP
+        >>> result.state, {k: o.state for k, o in result.nodes.items()}  # doctest: +SKIP
+        ('COMPLETE', {'make_data': 'complete', 'summarize': 'cached'})
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        executor: str = "thread",
+        metadata_url: str | None = None,
+        pipeline_root: str | None = None,
+        progress: Any = "auto",
+    ) -> None:
+        if executor not in EXECUTORS:
+            raise InvalidArgumentError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+        if max_workers is not None and max_workers < 1:
+            raise InvalidArgumentError(f"max_workers must be at least 1, got {max_workers}")
+        self.max_workers = max_workers or max(2, os.cpu_count() or 1)
+        self.executor = executor
+        self.metadata_url = metadata_url
+        self.pipeline_root = pipeline_root
+        self.progress = progress
+
+    def run(
+        self,
+        pipeline: Pipeline | PipelineIR | dict[str, Any],
+        *,
+        parameters: dict[str, Any] | None = None,
+        enable_cache: bool = True,
+        run_id: str | None = None,
+        resume_run_id: str | None = None,
+    ) -> RunResult:
+        """Run the pipeline and return what happened to each node.
+
+        Args:
+            pipeline: a Pipeline, its compiled IR, or an IR document.
+            parameters: runtime parameter values (strings are parsed by type).
+            enable_cache: ``False`` runs every node even if an identical execution exists.
+            run_id: the new run's id (default: ``<pipeline>-<UTC time>-<random>``).
+            resume_run_id: rerun only the nodes that did not complete in that run.
+
+        Raises:
+            RunInterruptedError: Ctrl-C; the running executions are marked CANCELLED.
+        """
+        ir = as_ir(pipeline)
+        url = metadata_url_for(ir, self.metadata_url)
+        store = MetadataStore(url)
+        try:
+            reap_abandoned(store)
+            run, outcomes = start_run(
+                store, ir, runner="local", parameters=parameters, enable_cache=enable_cache,
+                pipeline_root=self.pipeline_root, run_id=run_id, resume_run_id=resume_run_id,
+            )
+            progress = make_progress(self.progress)
+            progress.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
+            cancel = threading.Event()
+            try:
+                self._schedule(store, url, ir, run, outcomes, progress, cancel)
+            except (KeyboardInterrupt, SystemExit):
+                _cancel_running(store, run)
+                for node in ir.nodes:
+                    outcomes.setdefault(node.id, NodeOutcome(node.id, NodeState.CANCELLED))
+                finish_run(store, run, RunState.CANCELLED, outcomes)
+                progress.finish(RunState.CANCELLED)
+                if self.executor == "process":
+                    _shutdown_pool()
+                raise RunInterruptedError(
+                    f"run {run.run_id} was interrupted; rerun what did not complete with: jfx run --resume {run.run_id}"
+                ) from None
+            state = RunState.COMPLETE if all(o.succeeded for o in outcomes.values()) else RunState.FAILED
+            finish_run(store, run, state, outcomes)
+            progress.finish(state)
+            ordered = {n.id: outcomes[n.id] for n in ir.nodes}
+            return RunResult(run.run_id, ir.name, state, ordered, store.url)
+        finally:
+            store.close()
+
+    def _schedule(self, store: MetadataStore, url: str, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
+                  progress: Progress, cancel: threading.Event) -> None:
+        pending = [n for n in ir.nodes if n.id not in outcomes]
+        running: dict[Future[NodeOutcome], str] = {}
+        if self.executor == "process":
+            pool = _process_pool(self.max_workers)
+            ir_doc = ir.to_dict()
+            submit = lambda node: pool.submit(_launch_in_worker, url, ir_doc, node.id, run)  # noqa: E731
+        else:
+            submit = lambda node: _in_daemon_thread(launch_node, store, ir, node, run, cancel=cancel)  # noqa: E731
+        try:
+            while True:
+                for node in list(pending):
+                    blocked = [u for u in node.upstream if u in outcomes and not outcomes[u].succeeded]
+                    if blocked:
+                        pending.remove(node)
+                        up = outcomes[blocked[0]]
+                        outcomes[node.id] = NodeOutcome(node.id, NodeState.SKIPPED,
+                                                        error=f"upstream node {up.node_id} {up.state}")
+                        progress.node_finished(outcomes[node.id])
+                    elif len(running) < self.max_workers and all(u in outcomes for u in node.upstream):
+                        pending.remove(node)
+                        running[submit(node)] = node.id
+                        progress.node_started(node.id)
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    node_id = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except Exception as err:  # the launcher itself failed (e.g. the store is unreachable)
+                        outcome = NodeOutcome(node_id, NodeState.FAILED, error=f"{type(err).__name__}: {err}")
+                    outcomes[node_id] = outcome
+                    progress.node_finished(outcome)
+        except BaseException:
+            cancel.set()  # before anything else: a node finishing now must not publish
+            raise
+
+
+def _in_daemon_thread(fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
+    """Run ``fn`` on a new daemon thread; its result arrives in the returned future.
+
+    The scheduler already bounds how many nodes run at once, so no pool is needed;
+    daemon threads let an interrupted process exit without waiting for user code.
+    """
+    future: Future[Any] = Future()
+
+    def target() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as err:  # noqa: BLE001 - handed to the scheduler
+                future.set_exception(err)
+
+    threading.Thread(target=target, name="jfx-node", daemon=True).start()
+    return future
+
+
+def _cancel_running(store: MetadataStore, run: RunInfo) -> None:
+    """Mark this run's RUNNING executions CANCELLED and drop their staging directories.
+
+    A node thread still inside user code sees the cancel flag when it returns and
+    publishes nothing.
+    """
+    for execution in store.get_executions_by_context(run.run_context_id):
+        if execution.state == ExecutionState.RUNNING:
+            store.put_execution(replace(
+                execution, state=ExecutionState.CANCELLED, end_time=datetime.now(timezone.utc),
+                error="the run was interrupted",
+            ))
+            assert execution.id is not None
+            remove_tree(staging_dir(run.pipeline_root, run.pipeline_name, execution.node_id, execution.id))
+
+
+# The process pool persists across runs in one process: starting workers costs far
+# more than a node's bookkeeping, so they are started once and reused.
+_POOL: ProcessPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+
+
+def _process_pool(size: int) -> ProcessPoolExecutor:
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_SIZE != size or getattr(_POOL, "_broken", False):
+            _shutdown_pool()
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["jfx.orchestrators._launcher"])
+            _POOL, _POOL_SIZE = ProcessPoolExecutor(size, mp_context=ctx), size
+        return _POOL
+
+
+def _shutdown_pool() -> None:
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown(wait=False, cancel_futures=True)
+        _POOL = None
+
+
+atexit.register(_shutdown_pool)
+
+# Per worker process: one store per URL and one parsed IR per document.
+_WORKER_STORES: dict[str, MetadataStore] = {}
+_WORKER_IRS: dict[str, PipelineIR] = {}
+
+
+def _launch_in_worker(url: str, ir_doc: dict[str, Any], node_id: str, run: RunInfo) -> NodeOutcome:
+    store = _WORKER_STORES.get(url)
+    if store is None:
+        store = _WORKER_STORES[url] = MetadataStore(url)
+    ir = _WORKER_IRS.get(run.run_id)
+    if ir is None:
+        if len(_WORKER_IRS) >= 8:
+            _WORKER_IRS.clear()
+        ir = _WORKER_IRS[run.run_id] = PipelineIR.from_dict(ir_doc)
+    return launch_node(store, ir, ir.node(node_id), run)

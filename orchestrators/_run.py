@@ -1,0 +1,191 @@
+"""Run bookkeeping shared by every runner: start, resume, finish, and reap.
+
+A run is a ``pipeline_run`` context (child of the ``pipeline`` context) whose name is
+the run id. Its properties hold the run's state, the resolved parameters, the IR it
+ran, the pipeline root, who runs it (host, pid) and, once finished, each node's state.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from jfx._config import default_pipeline_root, resolve_metadata_url
+from jfx.errors import InvalidArgumentError, NotFoundError
+from jfx.metadata import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionState, MetadataStore
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo
+from jfx.orchestrators._publish import remove_tree, staging_dir
+from jfx.pipelines import Pipeline, PipelineIR
+
+__all__ = ["RunResult", "RunState", "as_ir", "start_run", "finish_run", "reap_abandoned", "new_run_id"]
+
+
+class RunState:
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    ABANDONED = "ABANDONED"
+
+
+@dataclass
+class RunResult:
+    """What a run did: its id, final state and each node's outcome.
+
+    Example: ``result.nodes["trainer"].outputs["model"][0].uri``.
+    """
+
+    run_id: str
+    pipeline_name: str
+    state: str
+    nodes: dict[str, NodeOutcome] = field(default_factory=dict)
+    metadata_url: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == RunState.COMPLETE
+
+    def outputs(self, node_id: str) -> dict[str, Any]:
+        return self.nodes[node_id].outputs
+
+
+def as_ir(pipeline: Pipeline | PipelineIR | dict[str, Any]) -> PipelineIR:
+    if isinstance(pipeline, PipelineIR):
+        return pipeline
+    if isinstance(pipeline, Pipeline):
+        return pipeline.compile()
+    if isinstance(pipeline, dict):
+        return PipelineIR.from_dict(pipeline)
+    raise InvalidArgumentError(f"expected a Pipeline, a PipelineIR or an IR dict, got {type(pipeline).__name__}")
+
+
+def new_run_id(pipeline_name: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{pipeline_name}-{stamp}-{secrets.token_hex(3)}"
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def start_run(
+    store: MetadataStore,
+    ir: PipelineIR,
+    *,
+    runner: str,
+    parameters: dict[str, Any] | None = None,
+    enable_cache: bool = True,
+    pipeline_root: str | None = None,
+    run_id: str | None = None,
+    resume_run_id: str | None = None,
+) -> tuple[RunInfo, dict[str, NodeOutcome]]:
+    """Create (or reopen, to resume) a run; return its RunInfo and already-done nodes.
+
+    Resuming reuses the run's parameters and pipeline root; nodes that completed (or
+    hit the cache) in it are returned as done, everything else runs again.
+    """
+    pipeline_ctx = store.get_or_create_context(PIPELINE, ir.name)
+    assert pipeline_ctx.id is not None
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "runner": runner}
+    if resume_run_id:
+        run_ctx = store.get_context_by_name(PIPELINE_RUN, resume_run_id)
+        if run_ctx is None:
+            raise NotFoundError(f"no run {resume_run_id!r} in the metadata store {store.url}")
+        if run_ctx.parent_id != pipeline_ctx.id:
+            raise InvalidArgumentError(f"run {resume_run_id!r} is not a run of pipeline {ir.name!r}")
+        if run_ctx.properties.get("state") == RunState.RUNNING and _alive(run_ctx.properties):
+            raise InvalidArgumentError(
+                f"run {resume_run_id!r} is still running (pid {run_ctx.properties.get('pid')}); wait for it or stop it"
+            )
+        if parameters:
+            raise InvalidArgumentError("a resumed run keeps its parameters; do not pass --param with --resume")
+        values = dict(run_ctx.properties.get("parameters") or {})
+        root = run_ctx.properties.get("pipeline_root") or str(default_pipeline_root())
+        attempts = int(run_ctx.properties.get("attempts", 1)) + 1
+        assert run_ctx.id is not None
+        store.update_context_properties(
+            run_ctx.id, {"state": RunState.RUNNING, "attempts": attempts, "resumed_time": _now_iso(),
+                         "end_time": None, **owner},
+        )
+        done: dict[str, NodeOutcome] = {}
+        for node in ir.nodes:
+            outputs = store.get_node_outputs(run_ctx.id, node.id)
+            if outputs is not None:
+                done[node.id] = NodeOutcome(node.id, NodeState.COMPLETE, outputs=outputs,
+                                            cache_miss_reason="completed in an earlier attempt of this run")
+        info = RunInfo(ir.name, resume_run_id, pipeline_ctx.id, run_ctx.id, root, enable_cache, values)
+        return info, done
+
+    values = ir.resolve_parameters(parameters)
+    root = str(pipeline_root or ir.pipeline_root or default_pipeline_root())
+    run_id = run_id or new_run_id(ir.name)
+    [run_ctx_id] = store.put_contexts([
+        ContextRecord(
+            PIPELINE_RUN, run_id, parent_id=pipeline_ctx.id,
+            properties={"state": RunState.RUNNING, "start_time": _now_iso(), "end_time": None,
+                        "parameters": values, "pipeline_root": root, "enable_cache": enable_cache,
+                        "ir": ir.to_dict(), "attempts": 1, **owner},
+        )
+    ])
+    return RunInfo(ir.name, run_id, pipeline_ctx.id, run_ctx_id, root, enable_cache, values), {}
+
+
+def finish_run(store: MetadataStore, run: RunInfo, state: str, outcomes: dict[str, NodeOutcome]) -> None:
+    store.update_context_properties(
+        run.run_context_id,
+        {"state": state, "end_time": _now_iso(), "node_states": {k: o.state for k, o in outcomes.items()}},
+    )
+
+
+def _alive(props: dict[str, Any]) -> bool:
+    """Whether the process recorded in ``props`` (host, pid) still exists."""
+    if props.get("host") != socket.gethostname():
+        return True  # another machine's process: assume it is alive
+    pid = props.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_abandoned(store: MetadataStore) -> list[int]:
+    """Mark RUNNING executions and runs whose process died (killed, crashed) ABANDONED.
+
+    Only processes of this host are judged. Their staging directories are removed.
+    Returns the ids of the executions marked.
+    """
+    marked: list[int] = []
+    roots: dict[str, str] = {}
+    for run_ctx in store.get_runs():
+        if run_ctx.properties.get("state") == RunState.RUNNING and not _alive(run_ctx.properties):
+            assert run_ctx.id is not None
+            store.update_context_properties(run_ctx.id, {"state": RunState.ABANDONED, "end_time": _now_iso()})
+        roots[run_ctx.name] = run_ctx.properties.get("pipeline_root", "")
+    for execution in store.get_executions(state=ExecutionState.RUNNING):
+        if _alive(execution.properties):
+            continue
+        assert execution.id is not None
+        store.put_execution(replace(
+            execution, state=ExecutionState.ABANDONED, end_time=datetime.now(timezone.utc),
+            error=f"the process running it (pid {execution.properties.get('pid')}) exited while it ran",
+        ))
+        run_id = execution.properties.get("run_id", "")
+        pipeline = execution.properties.get("pipeline", "")
+        if roots.get(run_id) and pipeline:
+            remove_tree(staging_dir(roots[run_id], pipeline, execution.node_id, execution.id))
+        marked.append(execution.id)
+    return marked
+
+
+def metadata_url_for(ir: PipelineIR, override: str | None) -> str:
+    """The metadata URL: an explicit override, else the pipeline's, else the default."""
+    return resolve_metadata_url(override or ir.metadata_url)

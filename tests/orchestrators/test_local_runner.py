@@ -1,0 +1,287 @@
+"""The launcher and LocalDagRunner: recording, caching, failure, resume, parallelism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jfx_testlib as lib
+import pytest
+
+from jfx import Pipeline
+from jfx.metadata import PIPELINE_RUN, ArtifactState, EventType, ExecutionState, MetadataStore
+from jfx.orchestrators import LocalDagRunner, NodeState, RunState
+from jfx.pipelines import load_pipeline
+
+RUNNER = LocalDagRunner(progress=False)
+
+
+@pytest.fixture
+def env(tmp_path):
+    root = tmp_path / "artifacts"
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    marker = tmp_path / "marker"
+    marker.write_text("ok")
+    return root, url, marker
+
+
+def states(result):
+    return {k: o.state for k, o in result.nodes.items()}
+
+
+def test_a_run_records_executions_artifacts_and_lineage(env):
+    root, url, marker = env
+    result = RUNNER.run(lib.chain(str(root), url, str(marker)))
+    assert result.state == RunState.COMPLETE
+    assert states(result) == {"make_numbers": "complete", "total": "complete", "fail_unless": "complete",
+                              "maybe_extra": "complete"}
+    total = result.nodes["total"]
+    [art] = total.outputs["result"]
+    # outputs are published under <root>/<pipeline>/<node>/<output>/<execution id>/
+    assert Path(art.uri) == root / "chain" / "total" / "result" / str(total.execution_id)
+    assert lib.read(art.uri) == {"total": 3} and art.properties == {"total": 3}
+    assert not list((root / "chain" / "total").glob(".staging-*"))
+    assert lib.read(result.nodes["maybe_extra"].outputs["out"][0].uri) == {"had_extra": False}
+    with MetadataStore(url) as store:
+        run_ctx = store.get_context_by_name(PIPELINE_RUN, result.run_id)
+        assert run_ctx.properties["state"] == "COMPLETE" and run_ctx.properties["parameters"] == {"rows": 3, "note": ""}
+        executions = store.get_executions_by_context(run_ctx.id)
+        assert sorted(e.node_id for e in executions) == sorted(result.nodes)
+        assert {e.state for e in executions} == {ExecutionState.COMPLETE}
+        stored = store.get_artifact(art.id)
+        assert stored.state == ArtifactState.LIVE and stored.fingerprint == art.fingerprint != ""
+        checked = result.nodes["fail_unless"].outputs["checked"][0]
+        graph = store.lineage(checked.id, "upstream")
+        assert {e.node_id for e in graph.executions} == {"make_numbers", "total", "fail_unless"}
+        assert {a.name for a in graph.artifacts} == {"make_numbers.numbers", "total.result", "fail_unless.checked"}
+
+
+def test_unchanged_rerun_hits_the_cache(env):
+    root, url, marker = env
+    first = RUNNER.run(lib.chain(str(root), url, str(marker)))
+    second = RUNNER.run(lib.chain(str(root), url, str(marker)))
+    assert set(states(second).values()) == {NodeState.CACHED}
+    for node_id, outcome in second.nodes.items():
+        assert outcome.cached_from == first.nodes[node_id].execution_id
+        assert [a.id for a in outcome.outputs[next(iter(outcome.outputs))]] == \
+               [a.id for a in first.nodes[node_id].outputs[next(iter(outcome.outputs))]]
+    with MetadataStore(url) as store:
+        cached = store.get_execution(second.nodes["total"].execution_id)
+        assert cached.state == ExecutionState.CACHED
+        ins, outs = store.get_execution_artifacts(cached.id)
+        assert ins["numbers"][0].id == first.nodes["make_numbers"].outputs["numbers"][0].id
+        assert outs["result"][0].id == first.nodes["total"].outputs["result"][0].id
+
+
+def test_a_changed_parameter_misses_and_so_does_what_it_feeds(env):
+    root, url, marker = env
+    RUNNER.run(lib.chain(str(root), url, str(marker)))
+    result = RUNNER.run(lib.chain(str(root), url, str(marker)), parameters={"rows": "5"})
+    assert states(result)["make_numbers"] == "complete"
+    assert result.nodes["make_numbers"].cache_miss_reason == "new parameter value: rows 3 -> 5"
+    assert result.nodes["total"].cache_miss_reason == "changed upstream artifact: numbers"
+    assert lib.read(result.nodes["total"].outputs["result"][0].uri) == {"total": 10}
+    assert states(result)["maybe_extra"] == "cached"
+
+
+def test_an_upstream_rerun_with_identical_output_keeps_downstream_cached(env):
+    root, url, marker = env
+    RUNNER.run(lib.chain(str(root), url, str(marker)))
+    # `note` changes the node's parameters but not the data it writes
+    result = RUNNER.run(lib.chain(str(root), url, str(marker)), parameters={"note": "again"})
+    assert states(result)["make_numbers"] == "complete"
+    assert states(result)["total"] == "cached"
+
+
+def test_changed_component_source_misses(tmp_path):
+    source = textwrap.dedent('''
+        from jfx import Input, Output, Parameter, Pipeline, component
+        from jfx.types import Dataset, Metrics
+
+        @component
+        def produce(data: Output[Dataset]):
+            data.write_json([1, 2, 3])
+
+        @component
+        def consume(data: Input[Dataset], out: Output[Metrics]):
+            out.write_json(sum(data.read_json()))
+
+        p = produce()
+        pipeline = Pipeline("edit", components=[p, consume(data=p.outputs["data"])],
+                            pipeline_root=ROOT, metadata_url=URL)
+    ''').replace("ROOT", repr(str(tmp_path / "a"))).replace("URL", repr(f"sqlite:///{tmp_path / 'md.sqlite'}"))
+    file = tmp_path / "edit_pipeline.py"
+    file.write_text(source)
+    RUNNER.run(load_pipeline(file))
+    file.write_text(source.replace("out.write_json(sum(data.read_json()))", "out.write_json(max(data.read_json()))"))
+    result = RUNNER.run(load_pipeline(file))
+    assert states(result) == {"produce": "cached", "consume": "complete"}
+    assert result.nodes["consume"].cache_miss_reason == "changed component source"
+    assert lib.read(result.nodes["consume"].outputs["out"][0].uri) == 3
+
+
+def test_no_cache_runs_everything(env):
+    root, url, marker = env
+    RUNNER.run(lib.chain(str(root), url, str(marker)))
+    result = RUNNER.run(lib.chain(str(root), url, str(marker)), enable_cache=False)
+    assert set(states(result).values()) == {"complete"}
+    assert {o.cache_miss_reason for o in result.nodes.values()} == {"cache disabled"}
+
+
+def test_a_failing_component_publishes_nothing_and_skips_downstream(env, tmp_path):
+    root, url, _ = env
+    missing = tmp_path / "missing-marker"
+    result = RUNNER.run(lib.chain(str(root), url, str(missing)))
+    assert result.state == RunState.FAILED
+    assert states(result) == {"make_numbers": "complete", "total": "complete", "fail_unless": "failed",
+                              "maybe_extra": "complete"}
+    failed = result.nodes["fail_unless"]
+    assert failed.error == f"RuntimeError: marker file {missing} is missing"
+    assert "Traceback" in failed.traceback
+    node_dir = root / "chain" / "fail_unless"
+    assert not (node_dir / "checked").exists(), "a failed component must not publish its output"
+    assert not list(node_dir.glob(".staging-*")), "the half-written staging directory is removed"
+    with MetadataStore(url) as store:
+        execution = store.get_execution(failed.execution_id)
+        assert execution.state == ExecutionState.FAILED
+        assert "marker file" in execution.error and "Traceback" in execution.error
+        events = store.get_events_by_execution_ids([failed.execution_id])
+        assert {e.type for e in events} == {EventType.INPUT}, "a failed execution has no outputs"
+
+
+def test_downstream_of_a_failure_is_skipped_not_run(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    first = lib.bad_property()
+    after = lib.make_numbers().after(first)
+    result = RUNNER.run(Pipeline("skip", components=[first, after], pipeline_root=str(tmp_path), metadata_url=url))
+    assert states(result) == {"bad_property": "failed", "make_numbers": "skipped"}
+    assert "properties must be JSON-serialisable" in result.nodes["bad_property"].error
+    assert result.nodes["make_numbers"].error == "upstream node bad_property failed"
+    with MetadataStore(url) as store:
+        assert store.get_executions(node_id="make_numbers") == []
+
+
+def test_a_component_that_returns_a_value_fails_with_advice(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    result = RUNNER.run(Pipeline("ret", components=[lib.returns_value()], pipeline_root=str(tmp_path), metadata_url=url))
+    assert "returned int; components return nothing" in result.nodes["returns_value"].error
+
+
+def test_resume_reruns_only_what_did_not_complete(env, tmp_path):
+    root, url, _ = env
+    marker = tmp_path / "later"
+    failed = RUNNER.run(lib.chain(str(root), url, str(marker)), parameters={"rows": 4})
+    assert failed.state == RunState.FAILED
+    marker.write_text("now it exists")
+    resumed = RUNNER.run(lib.chain(str(root), url, str(marker)), resume_run_id=failed.run_id)
+    assert resumed.run_id == failed.run_id and resumed.state == RunState.COMPLETE
+    assert states(resumed)["fail_unless"] == "complete"
+    assert resumed.nodes["total"].execution_id is None, "completed nodes are not run again"
+    assert lib.read(resumed.nodes["fail_unless"].outputs["checked"][0].uri) == {"total": 6}
+    with MetadataStore(url) as store:
+        run_ctx = store.get_context_by_name(PIPELINE_RUN, failed.run_id)
+        assert run_ctx.properties["state"] == "COMPLETE" and run_ctx.properties["attempts"] == 2
+        by_node = {}
+        for e in store.get_executions_by_context(run_ctx.id):
+            by_node.setdefault(e.node_id, []).append(e.state)
+        assert by_node["total"] == [ExecutionState.COMPLETE]
+        assert by_node["fail_unless"] == [ExecutionState.FAILED, ExecutionState.COMPLETE]
+
+
+def test_independent_nodes_run_at_the_same_time(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    lib.BARRIER.reset()
+    nodes = [lib.meet_at_barrier(tag=str(i)).with_id(f"meet{i}") for i in range(3)]
+    result = LocalDagRunner(max_workers=3, progress=False).run(
+        Pipeline("fan", components=nodes, pipeline_root=str(tmp_path), metadata_url=url))
+    # each node waits at a 3-party barrier: run one at a time, they would time out
+    assert set(states(result).values()) == {"complete"}
+
+
+def test_the_process_executor_gives_the_same_artifacts(tmp_path):
+    marker = tmp_path / "marker"
+    marker.write_text("ok")
+    fingerprints = {}
+    for executor in ("thread", "process"):
+        url = f"sqlite:///{tmp_path / executor / 'md.sqlite'}"
+        result = LocalDagRunner(executor=executor, progress=False).run(
+            lib.chain(str(tmp_path / executor / "root"), url, str(marker)))
+        assert result.state == RunState.COMPLETE, states(result)
+        fingerprints[executor] = {k: o.outputs[next(iter(o.outputs))][0].fingerprint for k, o in result.nodes.items()}
+        if executor == "process":
+            with MetadataStore(url) as store:
+                pids = {e.properties["pid"] for e in store.get_executions()}
+            assert os.getpid() not in pids, "nodes ran in worker processes"
+    assert fingerprints["thread"] == fingerprints["process"]
+
+
+KILLABLE = '''
+import sys
+from jfx import Pipeline
+from jfx.orchestrators import LocalDagRunner
+import jfx_testlib as lib
+node = lib.sleep_then_write(seconds=60.0)
+pipeline = Pipeline("sleepy", components=[node], pipeline_root=sys.argv[1], metadata_url=sys.argv[2])
+LocalDagRunner(progress="log").run(pipeline)
+'''
+
+
+def _start_sleeper(tmp_path, url):
+    script = tmp_path / "sleepy.py"
+    script.write_text(KILLABLE)
+    env = {**os.environ, "PYTHONPATH": str(Path(lib.__file__).parent)}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "root"), url], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if Path(url.removeprefix("sqlite:///")).exists():
+            with MetadataStore(url) as store:
+                if store.get_executions(state=ExecutionState.RUNNING):
+                    return proc
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read())
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the node never started running")
+
+
+def test_a_killed_run_is_marked_abandoned_on_the_next_start_and_can_resume(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    proc = _start_sleeper(tmp_path, url)
+    proc.kill()
+    proc.wait()
+    with MetadataStore(url) as store:
+        [running] = store.get_executions(state=ExecutionState.RUNNING)
+        run_id = running.properties["run_id"]
+    assert list((tmp_path / "root" / "sleepy" / "sleep_then_write").glob(".staging-*"))
+    # any later start reaps what the dead process left behind
+    RUNNER.run(Pipeline("other", components=[lib.make_numbers()], pipeline_root=str(tmp_path / "root"), metadata_url=url))
+    with MetadataStore(url) as store:
+        assert store.get_execution(running.id).state == ExecutionState.ABANDONED
+        assert store.get_context_by_name(PIPELINE_RUN, run_id).properties["state"] == "ABANDONED"
+    assert not list((tmp_path / "root" / "sleepy" / "sleep_then_write").glob(".staging-*"))
+    node = lib.sleep_then_write(seconds=0.0)
+    resumed = RUNNER.run(Pipeline("sleepy", components=[node], pipeline_root=str(tmp_path / "root"), metadata_url=url),
+                         resume_run_id=run_id)
+    assert resumed.state == RunState.COMPLETE
+
+
+def test_ctrl_c_cancels_the_running_node(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    proc = _start_sleeper(tmp_path, url)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "RunInterruptedError" in out and "jfx run --resume" in out
+    with MetadataStore(url) as store:
+        [execution] = store.get_executions()
+        assert execution.state == ExecutionState.CANCELLED
+        [run_ctx] = store.get_runs()
+        assert run_ctx.properties["state"] == "CANCELLED"
+        assert json.dumps(run_ctx.properties["node_states"]) == '{"sleep_then_write": "cancelled"}'

@@ -1,0 +1,81 @@
+"""Components and pipelines shared by the orchestrator and CLI tests.
+
+Components are defined at module level: runners import them by name (in worker
+processes too), exactly as they would a user's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from jfx import Input, Output, Parameter, Pipeline, RuntimeParameter, component
+from jfx.types import Dataset, Metrics
+
+# Nodes that must run at the same time meet here (threads of one process).
+BARRIER = threading.Barrier(3, timeout=20)
+
+
+@component
+def make_numbers(numbers: Output[Dataset], rows: Parameter[int] = 3, note: Parameter[str] = ""):
+    numbers.write_json(list(range(rows)), "numbers.json")
+    numbers.properties["rows"] = rows
+
+
+@component
+def total(numbers: Input[Dataset], result: Output[Metrics]):
+    values = numbers.read_json("numbers.json")
+    result.write_json({"total": sum(values)})
+    result.properties["total"] = sum(values)
+
+
+@component
+def fail_unless(result: Input[Metrics], checked: Output[Metrics], marker: Parameter[str] = ""):
+    if not marker or not Path(marker).exists():
+        (Path(checked.uri) / "partial.txt").write_text("half-written")
+        raise RuntimeError(f"marker file {marker} is missing")
+    checked.write_json(result.read_json())
+
+
+@component
+def sleep_then_write(out: Output[Metrics], seconds: Parameter[float] = 0.0, tag: Parameter[str] = ""):
+    started = time.time()
+    time.sleep(seconds)
+    out.write_json({"start": started, "end": time.time(), "pid": os.getpid(), "tag": tag})
+
+
+@component
+def meet_at_barrier(out: Output[Metrics], tag: Parameter[str] = ""):
+    BARRIER.wait()
+    out.write_json({"tag": tag})
+
+
+@component
+def returns_value(out: Output[Metrics]):
+    return 42
+
+
+@component
+def bad_property(out: Output[Metrics]):
+    out.properties["when"] = object()
+
+
+@component
+def maybe_extra(out: Output[Metrics], extra: Input[Dataset] | None = None):
+    out.write_json({"had_extra": extra is not None})
+
+
+def chain(root: str, url: str, marker: str = "", name: str = "chain") -> Pipeline:
+    """make_numbers -> total -> fail_unless, plus an independent maybe_extra."""
+    nums = make_numbers(rows=RuntimeParameter("rows", int, default=3), note=RuntimeParameter("note", str, default=""))
+    tot = total(numbers=nums.outputs["numbers"])
+    chk = fail_unless(result=tot.outputs["result"], marker=marker)
+    side = maybe_extra()
+    return Pipeline(name, components=[nums, tot, chk, side], pipeline_root=root, metadata_url=url)
+
+
+def read(uri: str, name: str = "value.json"):
+    return json.loads(Path(uri, name).read_text())
