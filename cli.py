@@ -1,0 +1,295 @@
+"""The ``jfx`` command line.
+
+    jfx run PIPELINE_FILE [--param k=v ...] [--no-cache]     run a pipeline locally
+    jfx run --resume RUN_ID                                   rerun what did not complete
+    jfx runs list [--pipeline NAME]                           runs, newest first
+    jfx runs show RUN_ID                                      one run, node by node
+    jfx lineage ARTIFACT_ID [--direction D] [--depth N]       what made an artifact
+    jfx --version
+
+Every command takes ``--metadata-url`` (default: ``$JFX_METADATA_URL``, else
+``sqlite:///$JFX_HOME/metadata.sqlite``). Errors print one line and exit non-zero;
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+from jfx._version import __version__
+
+EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 1, 1, 130
+
+
+def _add_metadata_url(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metadata-url", metavar="URL", help="metadata database URL (default: $JFX_METADATA_URL or the SQLite store in $JFX_HOME)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jfx", description="Declarative ML pipelines: run, inspect runs, walk lineage.")
+    parser.add_argument("--version", action="version", version=f"jfx {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a pipeline file locally")
+    run.add_argument("file", nargs="?", help="a Python file defining `pipeline` or `create_pipeline()`")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="set a runtime parameter (repeatable)")
+    run.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
+    run.add_argument("--resume", metavar="RUN_ID", help="rerun only the nodes of RUN_ID that did not complete")
+    run.add_argument("--pipeline-root", metavar="DIR", help="where outputs go (default: the pipeline's, else $JFX_HOME/artifacts)")
+    run.add_argument("--max-workers", type=int, metavar="N", help="nodes run at once (default: CPU count)")
+    run.add_argument("--executor", choices=["thread", "process"], default="thread", help="run nodes on threads (default) or worker processes")
+    run.add_argument("--progress", choices=["auto", "rich", "log", "none"], default="auto", help="progress display")
+    _add_metadata_url(run)
+
+    runs = sub.add_parser("runs", help="list and show runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
+    ls = runs_sub.add_parser("list", help="runs, newest first")
+    ls.add_argument("--pipeline", help="only runs of this pipeline")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    _add_metadata_url(ls)
+    show = runs_sub.add_parser("show", help="one run, node by node")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    _add_metadata_url(show)
+
+    lin = sub.add_parser("lineage", help="the executions and artifacts upstream or downstream of an artifact")
+    lin.add_argument("artifact_id", type=int)
+    lin.add_argument("--direction", choices=["upstream", "downstream", "both"], default="upstream")
+    lin.add_argument("--depth", type=int, default=None, help="execution steps to follow (default: all)")
+    lin.add_argument("--json", action="store_true", help="print JSON")
+    _add_metadata_url(lin)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if args.command is None or (args.command == "runs" and args.runs_command is None):
+        parser.print_help()
+        return 2
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    jfx_log = logging.getLogger("jfx")
+    jfx_log.addHandler(handler)
+    jfx_log.setLevel(logging.INFO)
+    from jfx.errors import JfxError, RunInterruptedError
+
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "runs":
+            return _cmd_runs_list(args) if args.runs_command == "list" else _cmd_runs_show(args)
+        return _cmd_lineage(args)
+    except RunInterruptedError as err:
+        print(f"jfx: {err}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (JfxError, OSError) as err:
+        if args.debug:
+            raise
+        print(f"jfx: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("jfx: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    from jfx.errors import InvalidArgumentError
+
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgumentError(f"--param {item!r}: expected KEY=VALUE")
+        params[key.strip()] = value
+    return params
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from jfx.errors import InvalidArgumentError
+    from jfx.metadata import PIPELINE_RUN, MetadataStore
+    from jfx.orchestrators import LocalDagRunner
+    from jfx.orchestrators._run import metadata_url_for
+    from jfx.pipelines import PipelineIR, load_pipeline
+
+    if args.file:
+        ir = load_pipeline(args.file).compile()
+    elif args.resume:
+        with MetadataStore(args.metadata_url) as store:
+            run_ctx = store.get_context_by_name(PIPELINE_RUN, args.resume)
+            if run_ctx is None:
+                raise InvalidArgumentError(f"no run {args.resume!r} in the metadata store {store.url}")
+            ir = PipelineIR.from_dict(run_ctx.properties["ir"])
+    else:
+        raise InvalidArgumentError("jfx run needs a PIPELINE_FILE (or --resume RUN_ID)")
+    runner = LocalDagRunner(
+        args.max_workers, executor=args.executor, metadata_url=args.metadata_url,
+        pipeline_root=args.pipeline_root, progress=False if args.progress == "none" else args.progress,
+    )
+    result = runner.run(ir, parameters=_parse_params(args.param), enable_cache=not args.no_cache,
+                        resume_run_id=args.resume)
+    print(f"run {result.run_id} of pipeline {result.pipeline_name}: {result.state}")
+    width = max((len(k) for k in result.nodes), default=4)
+    for node_id, o in result.nodes.items():
+        if o.state == "cached":
+            why = f"reused the outputs of execution {o.cached_from}"
+        elif o.error:
+            why = o.error
+        else:
+            why = f"ran: {o.cache_miss_reason}" if o.cache_miss_reason else ""
+        print(f"  {node_id:<{width}}  {o.state:<9} {o.duration_s:7.2f}s  {why}")
+    print(f"metadata: {metadata_url_for(ir, args.metadata_url)}")
+    print(f"inspect:  jfx runs show {result.run_id}")
+    if not result.succeeded:
+        print(f"resume:   jfx run --resume {result.run_id}")
+    return 0 if result.succeeded else EXIT_FAILED
+
+
+def _duration(props: dict[str, Any]) -> str:
+    try:
+        start = datetime.fromisoformat(props["start_time"])
+        end = datetime.fromisoformat(props["end_time"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return f"{(end - start).total_seconds():.2f}s"
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    from jfx.metadata import ListOptions, MetadataStore
+
+    with MetadataStore(args.metadata_url) as store:
+        runs = store.get_runs(args.pipeline, ListOptions(limit=args.limit, order_by="id", descending=True))
+        pipelines = {c.id: c.name for c in store.get_pipelines()}
+    rows = [
+        {"run_id": r.name, "pipeline": pipelines.get(r.parent_id, ""), "state": r.properties.get("state", ""),
+         "start_time": r.properties.get("start_time", ""), "duration": _duration(r.properties),
+         "parameters": r.properties.get("parameters", {})}
+        for r in runs
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no runs")
+        return 0
+    w = max(len(r["run_id"]) for r in rows)
+    print(f"{'RUN':<{w}}  {'STATE':<10} {'STARTED':<24} {'DURATION':>9}")
+    for r in rows:
+        print(f"{r['run_id']:<{w}}  {r['state']:<10} {r['start_time'][:23]:<24} {r['duration']:>9}")
+    return 0
+
+
+def _run_report(store: Any, run_id: str) -> dict[str, Any]:
+    from jfx.errors import NotFoundError
+    from jfx.metadata import PIPELINE_RUN
+
+    run_ctx = store.get_context_by_name(PIPELINE_RUN, run_id)
+    if run_ctx is None:
+        raise NotFoundError(f"no run {run_id!r} in the metadata store {store.url}")
+    latest: dict[str, Any] = {}
+    for e in store.get_executions_by_context(run_ctx.id):
+        if e.node_id not in latest or e.id > latest[e.node_id].id:
+            latest[e.node_id] = e
+    order = [n["id"] for n in (run_ctx.properties.get("ir") or {}).get("nodes", [])] or list(latest)
+    node_states = run_ctx.properties.get("node_states") or {}
+    nodes = []
+    for node_id in order:
+        e = latest.get(node_id)
+        entry: dict[str, Any] = {"node": node_id, "state": node_states.get(node_id, "pending").upper()}
+        if e is not None:
+            _, outputs = store.get_execution_artifacts(e.id)
+            entry.update(
+                state=e.state.value, execution_id=e.id,
+                duration=(e.end_time - e.start_time).total_seconds() if e.end_time and e.start_time else None,
+                cache_miss_reason=e.properties.get("cache_miss_reason"), cached_from=e.properties.get("cached_from"),
+                error=e.properties.get("error_message"),
+                outputs={k: [{"id": a.id, "type": a.type_name, "uri": a.uri} for a in v] for k, v in outputs.items()},
+            )
+        nodes.append(entry)
+    props = dict(run_ctx.properties)
+    props.pop("ir", None)
+    return {"run_id": run_id, **props, "nodes": nodes}
+
+
+def _cmd_runs_show(args: argparse.Namespace) -> int:
+    from jfx.metadata import MetadataStore
+
+    with MetadataStore(args.metadata_url) as store:
+        report = _run_report(store, args.run_id)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    print(f"run {report['run_id']}: {report.get('state')}  started {report.get('start_time')}  "
+          f"took {_duration(report) or '-'}")
+    if report.get("parameters"):
+        print("parameters: " + ", ".join(f"{k}={v!r}" for k, v in report["parameters"].items()))
+    for n in report["nodes"]:
+        dur = f"{n['duration']:.2f}s" if n.get("duration") is not None else ""
+        note = n.get("error") or (f"cached from execution {n['cached_from']}" if n.get("cached_from")
+                                  else n.get("cache_miss_reason") or "")
+        print(f"  {n['node']:<24} {n['state']:<10} {dur:>8}  {note}")
+        for key, arts in (n.get("outputs") or {}).items():
+            for a in arts:
+                print(f"      {key}: artifact {a['id']} {a['type']} {a['uri']}")
+    return 0
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    from jfx.metadata import EventType, MetadataStore
+
+    with MetadataStore(args.metadata_url) as store:
+        graph = store.lineage(args.artifact_id, direction=args.direction, depth=args.depth)
+    if args.json:
+        print(json.dumps(graph.to_dict(), indent=2, default=str))
+        return 0
+    arts = {a.id: a for a in graph.artifacts}
+    execs = {e.id: e for e in graph.executions}
+    produced_by: dict[int, list[int]] = {}
+    inputs_of: dict[int, list[int]] = {}
+    consumed_by: dict[int, list[int]] = {}
+    outputs_of: dict[int, list[int]] = {}
+    for ev in graph.events:
+        if ev.type == EventType.OUTPUT:
+            produced_by.setdefault(ev.artifact_id, []).append(ev.execution_id)
+            outputs_of.setdefault(ev.execution_id, []).append(ev.artifact_id)
+        else:
+            inputs_of.setdefault(ev.execution_id, []).append(ev.artifact_id)
+            consumed_by.setdefault(ev.artifact_id, []).append(ev.execution_id)
+
+    def art_line(a: Any) -> str:
+        return f"artifact {a.id} {a.type_name} {a.name} {a.uri}"
+
+    def walk(artifact_id: int, indent: int, up: bool, seen: set[int]) -> None:
+        for eid in sorted((produced_by if up else consumed_by).get(artifact_id, [])):
+            e = execs.get(eid)
+            if e is None:
+                continue
+            arrow = "<-" if up else "->"
+            print(f"{'  ' * indent}{arrow} execution {e.id} {e.node_id} ({e.state.value})")
+            for aid in sorted((inputs_of if up else outputs_of).get(eid, [])):
+                if aid in arts and aid != artifact_id:
+                    print(f"{'  ' * (indent + 1)}{arrow} {art_line(arts[aid])}")
+                    if aid not in seen:
+                        seen.add(aid)
+                        walk(aid, indent + 2, up, seen)
+
+    root = arts[args.artifact_id]
+    print(art_line(root))
+    if args.direction in ("upstream", "both"):
+        walk(root.id, 1, True, {root.id})
+    if args.direction in ("downstream", "both"):
+        walk(root.id, 1, False, {root.id})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
