@@ -140,13 +140,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"run {result.run_id} of pipeline {result.pipeline_name}: {result.state}")
     width = max((len(k) for k in result.nodes), default=4)
     for node_id, o in result.nodes.items():
-        if o.state == "cached":
+        if o.halted:
+            why = "halted the pipeline (below)"
+        elif o.state == "cached":
             why = f"reused the outputs of execution {o.cached_from}"
         elif o.error:
             why = o.error
         else:
             why = f"ran: {o.cache_miss_reason}" if o.cache_miss_reason else ""
         print(f"  {node_id:<{width}}  {o.state:<9} {o.duration_s:7.2f}s  {why}")
+    for node_id, o in result.nodes.items():
+        if o.halted:
+            print(f"\n{node_id} halted the pipeline:")
+            print("  " + o.halted.rstrip().replace("\n", "\n  "))
+            print()
     print(f"metadata: {metadata_url_for(ir, args.metadata_url)}")
     print(f"inspect:  jfx runs show {result.run_id}")
     if not result.succeeded:
@@ -211,7 +218,7 @@ def _run_report(store: Any, run_id: str) -> dict[str, Any]:
                 state=e.state.value, execution_id=e.id,
                 duration=(e.end_time - e.start_time).total_seconds() if e.end_time and e.start_time else None,
                 cache_miss_reason=e.properties.get("cache_miss_reason"), cached_from=e.properties.get("cached_from"),
-                error=e.properties.get("error_message"),
+                error=e.properties.get("error_message"), halted=e.properties.get("halted"),
                 outputs={k: [{"id": a.id, "type": a.type_name, "uri": a.uri} for a in v] for k, v in outputs.items()},
             )
         nodes.append(entry)
@@ -234,8 +241,8 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
         print("parameters: " + ", ".join(f"{k}={v!r}" for k, v in report["parameters"].items()))
     for n in report["nodes"]:
         dur = f"{n['duration']:.2f}s" if n.get("duration") is not None else ""
-        note = n.get("error") or (f"cached from execution {n['cached_from']}" if n.get("cached_from")
-                                  else n.get("cache_miss_reason") or "")
+        note = n.get("error") or ("halted the pipeline" if n.get("halted") else "") or (
+            f"cached from execution {n['cached_from']}" if n.get("cached_from") else n.get("cache_miss_reason") or "")
         print(f"  {n['node']:<24} {n['state']:<10} {dur:>8}  {note}")
         for key, arts in (n.get("outputs") or {}).items():
             for a in arts:

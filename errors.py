@@ -17,6 +17,7 @@ __all__ = [
     "ComponentError",
     "DataValidationError",
     "RunInterruptedError",
+    "HaltPipeline",
 ]
 
 
@@ -54,3 +55,13 @@ class DataValidationError(JfxError):
 
 class RunInterruptedError(JfxError):
     """A run was interrupted (Ctrl-C or a signal) and its running nodes cancelled."""
+
+
+class HaltPipeline(JfxError):
+    """Raised by a component, after writing its outputs, to stop what depends on it.
+
+    Unlike any other exception, the outputs are published and the execution is
+    recorded COMPLETE (with the reason); the nodes downstream of it are skipped and
+    the run ends FAILED. ExampleValidator raises it when it finds anomalies
+    (``halt_on_anomalies=True``). The message is shown to the user as the reason.
+    """

@@ -5,14 +5,17 @@ For a node it:
 1. resolves its inputs from the metadata store (the latest successful outputs of the
    upstream nodes in this run);
 2. computes the cache key from the component's code version, the parameter values,
-   the input artifacts' fingerprints and the output types;
+   the input artifacts' fingerprints, the output types and, for a component that reads
+   external data, that data's fingerprint;
 3. on a hit (an earlier COMPLETE execution of this pipeline node with the same key,
    whose outputs still exist), records a CACHED execution that reuses those outputs;
 4. otherwise records a RUNNING execution, runs the component with its outputs in a
    staging directory, publishes them atomically and records the execution COMPLETE
    with its output artifacts in one transaction. If the component raises, the staging
    directory is removed, nothing is published, and the execution is FAILED with the
-   traceback.
+   traceback. The one exception is HaltPipeline: the outputs are published, the
+   execution is COMPLETE with the reason in its ``halted`` property, and the runner
+   does not run the nodes downstream of it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jfx.errors import ComponentError, InvalidPipelineError, JfxError
+from jfx.errors import ComponentError, HaltPipeline, InvalidPipelineError, JfxError
 from jfx.metadata import (
     NODE,
     ArtifactRecord,
@@ -49,6 +52,7 @@ from jfx.orchestrators._publish import (
     unpublish_dirs,
 )
 from jfx.pipelines import NodeIR, PipelineIR, load_component
+from jfx.pipelines._context import ExecutionContext, reset_context, set_context
 from jfx.pipelines._artifacts import Artifact
 
 __all__ = ["RunInfo", "NodeOutcome", "NodeState", "launch_node", "node_context_name"]
@@ -90,6 +94,9 @@ class NodeOutcome:
         cache_miss_reason: why it ran instead of hitting the cache.
         cached_from: for a cache hit, the execution whose outputs were reused.
         error: a one-line error for a failed node; ``traceback`` has the whole one.
+        halted: for a node whose component raised HaltPipeline (e.g. ExampleValidator
+            finding anomalies): the reason. Its outputs are published, and the nodes
+            downstream of it do not run.
     """
 
     node_id: str
@@ -101,10 +108,12 @@ class NodeOutcome:
     error: str | None = None
     traceback: str | None = None
     duration_s: float = 0.0
+    halted: str | None = None
 
     @property
     def succeeded(self) -> bool:
-        return self.state in (NodeState.COMPLETE, NodeState.CACHED)
+        """Ran (or hit the cache) and did not halt the pipeline: downstream may run."""
+        return self.state in (NodeState.COMPLETE, NodeState.CACHED) and not self.halted
 
 
 def node_context_name(pipeline: str, node_id: str) -> str:
@@ -147,6 +156,7 @@ def launch_node(
         comp = load_component(node.component)
         params = node.resolve_parameters(run.parameters)
         inputs = _resolve_inputs(store, ir, node, run)
+        external = comp.external_fingerprint(params) if comp.external_fingerprint is not None else None
     except Exception as err:  # noqa: BLE001 - an unloadable component (even a SyntaxError) fails the node
         message = str(err) if isinstance(err, JfxError) else _one_line(err)
         tb = traceback.format_exc()
@@ -165,6 +175,8 @@ def launch_node(
         "inputs": {k: (r.fingerprint if r is not None else None) for k, r in inputs.items()},
         "outputs": {k: o.type for k, o in node.outputs.items()},
     }
+    if external is not None:
+        material["external"] = external
     cache_key = hashlib.sha256(canonical_json(material).encode()).hexdigest()
     input_ids = {k: [r.id] for k, r in inputs.items() if r is not None}
     base = replace(base, parameters=params, cache_key=cache_key,
@@ -174,13 +186,14 @@ def launch_node(
         hit = _find_cached(store, node, node_ctx.id, cache_key)
         if hit is not None:
             source, outputs = hit
+            halted = source.properties.get("halted")
+            props = {**base.properties, "cached_from": source.id, **({"halted": halted} if halted else {})}
             cached = store.put_execution(
-                replace(base, state=ExecutionState.CACHED, end_time=_now(),
-                        properties={**base.properties, "cached_from": source.id}),
+                replace(base, state=ExecutionState.CACHED, end_time=_now(), properties=props),
                 contexts=contexts, inputs=input_ids, outputs=outputs,
             )
             return NodeOutcome(node.id, NodeState.CACHED, cached.id, outputs, cached_from=source.id,
-                               duration_s=time.perf_counter() - t0)
+                               duration_s=time.perf_counter() - t0, halted=halted)
         reason = _miss_reason(store, node, node_ctx.id, material)
     else:
         reason = "cache disabled"
@@ -194,11 +207,14 @@ def launch_node(
     stage = staging_dir(run.pipeline_root, ir.name, node.id, running.id)
     outcome = NodeOutcome(node.id, NodeState.RUNNING, running.id, cache_miss_reason=reason)
     try:
-        artifacts = _run_component(comp, node, inputs, params, stage)
+        ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args)
+        artifacts, halted = _run_component(comp, node, inputs, params, stage, ctx)
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt("run cancelled")
+        if halted:
+            running = replace(running, properties={**running.properties, "halted": halted})
         outcome.outputs = _publish(store, ir, node, run, running, contexts, input_ids, artifacts, stage)
-        outcome.state = NodeState.COMPLETE
+        outcome.state, outcome.halted = NodeState.COMPLETE, halted
     except BaseException as err:  # noqa: BLE001 - recorded, then re-raised if it is an interrupt
         remove_tree(stage)
         interrupted = isinstance(err, (KeyboardInterrupt, SystemExit)) or (cancel is not None and cancel.is_set())
@@ -277,13 +293,16 @@ def _miss_reason(store: MetadataStore, node: NodeIR, node_ctx_id: int, material:
     changed = [k for k in sorted(set(old_i) | set(new_i)) if old_i.get(k) != new_i.get(k)]
     if changed:
         reasons.append(f"changed upstream artifact: {', '.join(changed)}")
+    if before.get("external") != material.get("external"):
+        reasons.append("changed external input")
     if before.get("outputs") != material["outputs"]:
         reasons.append("changed output types")
     return "; ".join(reasons) or "earlier outputs no longer available"
 
 
 def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | None],
-                   params: dict[str, Any], stage: Path) -> dict[str, Artifact]:
+                   params: dict[str, Any], stage: Path, ctx: ExecutionContext) -> tuple[dict[str, Artifact], str | None]:
+    """Call the component; return its output artifacts and a halt reason (or None)."""
     kwargs: dict[str, Any] = dict(params)
     for key, spec in comp.spec.inputs.items():
         rec = inputs.get(key)
@@ -295,13 +314,19 @@ def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | N
         out_dir = stage / key
         out_dir.mkdir(parents=True, exist_ok=True)
         outputs[key] = kwargs[key] = spec.type(out_dir, name=f"{node.id}.{key}")
-    result = comp.fn(**kwargs)
+    token = set_context(ctx)
+    try:
+        result = comp.fn(**kwargs)
+    except HaltPipeline as halt:
+        return outputs, str(halt) or f"node {node.id!r} halted the pipeline"
+    finally:
+        reset_context(token)
     if result is not None:
         raise ComponentError(
             f"component {comp.name} (node {node.id!r}) returned {type(result).__name__}; components "
             "return nothing: write results into Output[...] artifacts (files under .uri, small values in .properties)"
         )
-    return outputs
+    return outputs, None
 
 
 def _publish(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, running: ExecutionRecord,

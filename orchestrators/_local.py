@@ -135,8 +135,9 @@ class LocalDagRunner:
                     if blocked:
                         pending.remove(node)
                         up = outcomes[blocked[0]]
+                        why = "halted the pipeline" if up.halted else up.state
                         outcomes[node.id] = NodeOutcome(node.id, NodeState.SKIPPED,
-                                                        error=f"upstream node {up.node_id} {up.state}")
+                                                        error=f"upstream node {up.node_id} {why}")
                         progress.node_finished(outcomes[node.id])
                     elif len(running) < self.max_workers and all(u in outcomes for u in node.upstream):
                         pending.remove(node)

@@ -50,7 +50,7 @@ class LogProgress(Progress):
         log.info("%s: running", node_id)
 
     def node_finished(self, outcome: NodeOutcome) -> None:
-        detail = f" ({outcome.error})" if outcome.error else ""
+        detail = f" ({outcome.error})" if outcome.error else " (halted the pipeline)" if outcome.halted else ""
         log.info("%s: %s in %.2fs%s", outcome.node_id, outcome.state, outcome.duration_s, detail)
 
     def finish(self, state: str) -> None:
@@ -100,8 +100,8 @@ class RichProgress(Progress):
     def node_finished(self, outcome: NodeOutcome) -> None:
         self._states[outcome.node_id] = outcome.state
         self._notes[f"{outcome.node_id}:t"] = f"{outcome.duration_s:.2f}s" if outcome.duration_s else ""
-        if outcome.error:
-            self._notes[outcome.node_id] = outcome.error[:100]
+        if outcome.error or outcome.halted:
+            self._notes[outcome.node_id] = (outcome.error or "halted the pipeline")[:100]
 
     def finish(self, state: str) -> None:
         if self._live is not None:

@@ -112,9 +112,10 @@ def start_run(
                          "end_time": None, **owner},
         )
         done: dict[str, NodeOutcome] = {}
+        halted = {e.node_id for e in store.get_executions_by_context(run_ctx.id) if e.properties.get("halted")}
         for node in ir.nodes:
             outputs = store.get_node_outputs(run_ctx.id, node.id)
-            if outputs is not None:
+            if outputs is not None and node.id not in halted:  # a halting node is judged again
                 done[node.id] = NodeOutcome(node.id, NodeState.COMPLETE, outputs=outputs,
                                             cache_miss_reason="completed in an earlier attempt of this run")
         info = RunInfo(ir.name, resume_run_id, pipeline_ctx.id, run_ctx.id, root, enable_cache, values)

@@ -14,6 +14,7 @@ from jfx.pipelines._component import (
     RuntimeParameter,
     component,
 )
+from jfx.pipelines._context import ExecutionContext, current_context
 from jfx.pipelines._ir import (
     IR_VERSION,
     ComponentRef,
@@ -30,6 +31,7 @@ __all__ = [
     "Component",
     "ComponentRef",
     "ComponentSpec",
+    "ExecutionContext",
     "IR_VERSION",
     "Input",
     "InputSpec",
@@ -43,6 +45,7 @@ __all__ = [
     "PipelineIR",
     "RuntimeParameter",
     "component",
+    "current_context",
     "load_component",
     "load_module_from_file",
     "load_pipeline",

@@ -378,8 +378,14 @@ def check_wiring(node: Node, name: str, spec: InputSpec, value: Any) -> None:
 class Component:
     """A component: a typed function plus its spec. Call it to make a :class:`Node`."""
 
-    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
+    ) -> None:
         self.fn = fn
+        self.external_fingerprint = external_fingerprint
         self.__wrapped__ = fn
         self.__doc__ = fn.__doc__
         self.__module__ = fn.__module__
@@ -432,13 +438,22 @@ class Component:
         return f"<component {self.name}>"
 
 
-def component(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+def component(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
+) -> Any:
     """Turn a typed function into a :class:`Component` (see the module docstring).
 
     Args:
         fn: the function; its annotations are the spec.
         name: the component's name (default: the function's name); also the default
             node id.
+        external_fingerprint: for a component that reads data from outside the
+            pipeline (files, tables): a function of the node's parameter values that
+            returns a hash of that data. It becomes part of the cache key, so changed
+            external data misses the cache. ExampleGen hashes its input files this way.
 
     Returns:
         A :class:`Component`; ``component.fn`` is the undecorated function.
@@ -448,5 +463,5 @@ def component(fn: Callable[..., Any] | None = None, *, name: str | None = None) 
             not an Input, Output or Parameter type.
     """
     if fn is None:
-        return lambda f: Component(f, name)
-    return Component(fn, name)
+        return lambda f: Component(f, name, external_fingerprint)
+    return Component(fn, name, external_fingerprint)

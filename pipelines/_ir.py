@@ -8,7 +8,8 @@ imports the component itself; nothing else crosses from the defining process.
 Shape (``ir_version`` 1)::
 
     {"ir_version": 1, "jfx_version": "0.1.0",
-     "pipeline": {"name": ..., "pipeline_root": ..., "metadata_url": ..., "enable_cache": true},
+     "pipeline": {"name": ..., "pipeline_root": ..., "metadata_url": ..., "enable_cache": true,
+                  "beam_pipeline_args": null},
      "parameters": {"rows": {"type": "int", "default": 100, "required": false}},
      "nodes": [{"id": "make_data",
                 "component": {"name": ..., "module": ..., "qualname": ..., "file": ..., "code_version": ...},
@@ -155,6 +156,7 @@ class PipelineIR:
     enable_cache: bool
     parameters: dict[str, RuntimeParamIR]
     nodes: tuple[NodeIR, ...]
+    beam_pipeline_args: tuple[str, ...] | None = None
 
     def node(self, node_id: str) -> NodeIR:
         for n in self.nodes:
@@ -213,6 +215,7 @@ class PipelineIR:
                 "pipeline_root": self.pipeline_root,
                 "metadata_url": self.metadata_url,
                 "enable_cache": self.enable_cache,
+                "beam_pipeline_args": list(self.beam_pipeline_args) if self.beam_pipeline_args is not None else None,
             },
             "parameters": {
                 k: {"type": p.type, "default": p.default, "required": p.required}
@@ -285,8 +288,9 @@ class PipelineIR:
                 )
         except (KeyError, TypeError, AttributeError) as err:
             raise InvalidPipelineError(f"malformed IR document: missing or wrong field {err}") from err
+        beam = p.get("beam_pipeline_args")
         ir = cls(p["name"], p.get("pipeline_root"), p.get("metadata_url"), bool(p.get("enable_cache", True)),
-                 params, tuple(nodes))
+                 params, tuple(nodes), tuple(beam) if beam is not None else None)
         ids = [n.id for n in ir.nodes]
         known: set[str] = set()
         for n in ir.nodes:

@@ -46,6 +46,9 @@ class Pipeline:
         enable_cache: reuse outputs of an identical earlier execution.
         parameters: values for the pipeline's runtime parameters, overriding their
             defaults (``jfx run --param`` overrides these in turn).
+        beam_pipeline_args: run the data components' work on Apache Beam with these
+            options (e.g. ``["--runner=DirectRunner"]``); ``None`` uses their in-process
+            engine. A component's own ``beam_pipeline_args`` parameter takes precedence.
 
     Raises:
         InvalidPipelineError: a cycle, a type mismatch, an unwired required input,
@@ -61,6 +64,7 @@ class Pipeline:
         metadata_url: str | None = None,
         enable_cache: bool = True,
         parameters: dict[str, Any] | None = None,
+        beam_pipeline_args: list[str] | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise InvalidPipelineError(
@@ -70,6 +74,13 @@ class Pipeline:
         self.pipeline_root = str(pipeline_root) if pipeline_root is not None else None
         self.metadata_url = metadata_url
         self.enable_cache = bool(enable_cache)
+        if beam_pipeline_args is not None and not (
+            isinstance(beam_pipeline_args, (list, tuple)) and all(isinstance(a, str) for a in beam_pipeline_args)
+        ):
+            raise InvalidPipelineError(
+                f"pipeline {name!r}: beam_pipeline_args must be a list of strings, e.g. ['--runner=DirectRunner']"
+            )
+        self.beam_pipeline_args = list(beam_pipeline_args) if beam_pipeline_args is not None else None
         self.components = list(components)
         self._check_nodes()
         self.nodes = self._topological_order()
@@ -196,7 +207,9 @@ class Pipeline:
             k: RuntimeParamIR(k, parameter_type_name(rp.type), rp.default, rp.default is None)
             for k, rp in self.runtime_parameters.items()
         }
-        return PipelineIR(self.name, self.pipeline_root, self.metadata_url, self.enable_cache, params, tuple(nodes))
+        beam = tuple(self.beam_pipeline_args) if self.beam_pipeline_args is not None else None
+        return PipelineIR(self.name, self.pipeline_root, self.metadata_url, self.enable_cache, params, tuple(nodes),
+                          beam)
 
     @staticmethod
     def from_ir(doc: dict[str, Any]) -> PipelineIR:

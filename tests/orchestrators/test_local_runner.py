@@ -285,3 +285,65 @@ def test_ctrl_c_cancels_the_running_node(tmp_path):
         [run_ctx] = store.get_runs()
         assert run_ctx.properties["state"] == "CANCELLED"
         assert json.dumps(run_ctx.properties["node_states"]) == '{"sleep_then_write": "cancelled"}'
+
+
+def test_halt_publishes_outputs_and_skips_downstream(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+
+    def build(limit):
+        nums = lib.make_numbers(rows=10)
+        tot = lib.total(numbers=nums.outputs["numbers"])
+        gate = lib.gate(result=tot.outputs["result"], limit=limit)
+        after = lib.maybe_extra(extra=nums.outputs["numbers"]).after(gate)
+        return Pipeline("halt", components=[nums, tot, gate, after], pipeline_root=str(tmp_path), metadata_url=url)
+
+    result = RUNNER.run(build(limit=10))
+    assert result.state == RunState.FAILED
+    assert states(result) == {"make_numbers": "complete", "total": "complete", "gate": "complete",
+                              "maybe_extra": "skipped"}
+    gate = result.nodes["gate"]
+    assert gate.halted.startswith("total 45 is over the limit 10") and not gate.succeeded
+    assert result.nodes["maybe_extra"].error == "upstream node gate halted the pipeline"
+    assert lib.read(gate.outputs["verdict"][0].uri) == {"total": 45, "ok": False}, "the report is published"
+    with MetadataStore(url) as store:
+        execution = store.get_execution(gate.execution_id)
+        assert execution.state == ExecutionState.COMPLETE and execution.properties["halted"] == gate.halted
+    # from the cache, the halt is replayed: downstream still does not run
+    again = RUNNER.run(build(limit=10))
+    assert states(again)["gate"] == "cached" and again.nodes["gate"].halted == gate.halted
+    assert states(again)["maybe_extra"] == "skipped"
+    # resuming re-judges the halting node (here the same answer, from cache)
+    resumed = RUNNER.run(build(limit=10), resume_run_id=result.run_id)
+    assert states(resumed)["maybe_extra"] == "skipped"
+    passing = RUNNER.run(build(limit=100))
+    assert passing.state == RunState.COMPLETE and states(passing)["maybe_extra"] == "complete"
+
+
+def test_components_see_their_execution_context(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    pipeline = Pipeline("ctx", components=[lib.whoami()], pipeline_root=str(tmp_path), metadata_url=url,
+                        beam_pipeline_args=["--runner=DirectRunner"])
+    assert pipeline.to_ir()["pipeline"]["beam_pipeline_args"] == ["--runner=DirectRunner"]
+    result = RUNNER.run(pipeline)
+    node = result.nodes["whoami"]
+    assert lib.read(node.outputs["out"][0].uri) == {
+        "pipeline": "ctx", "run_id": result.run_id, "node": "whoami", "execution_id": node.execution_id,
+        "beam": ["--runner=DirectRunner"]}
+
+
+def test_changed_external_data_misses_the_cache(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    data = tmp_path / "input.txt"
+    data.write_text("v1")
+
+    def build():
+        return Pipeline("ext", components=[lib.read_file(path=str(data))], pipeline_root=str(tmp_path / "a"),
+                        metadata_url=url)
+
+    RUNNER.run(build())
+    assert states(RUNNER.run(build())) == {"read_file": "cached"}
+    data.write_text("v2")
+    result = RUNNER.run(build())
+    assert states(result) == {"read_file": "complete"}
+    assert result.nodes["read_file"].cache_miss_reason == "changed external input"
+    assert lib.read(result.nodes["read_file"].outputs["out"][0].uri) == "v2"

@@ -79,3 +79,35 @@ def chain(root: str, url: str, marker: str = "", name: str = "chain") -> Pipelin
 
 def read(uri: str, name: str = "value.json"):
     return json.loads(Path(uri, name).read_text())
+
+
+@component
+def gate(result: Input[Metrics], verdict: Output[Metrics], limit: Parameter[int] = 100):
+    """Halts the pipeline when the total exceeds ``limit``, after writing its verdict."""
+    from jfx.errors import HaltPipeline
+
+    total_value = result.read_json()["total"]
+    verdict.write_json({"total": total_value, "ok": total_value <= limit})
+    verdict.properties["passed"] = total_value <= limit
+    if total_value > limit:
+        raise HaltPipeline(f"total {total_value} is over the limit {limit}\n  (second line of the report)")
+
+
+@component
+def whoami(out: Output[Metrics]):
+    """Writes what the execution context says about the running node."""
+    from jfx.pipelines import current_context
+
+    ctx = current_context()
+    out.write_json({"pipeline": ctx.pipeline_name, "run_id": ctx.run_id, "node": ctx.node_id,
+                    "execution_id": ctx.execution_id, "beam": list(ctx.beam_pipeline_args or [])})
+
+
+def _file_fingerprint(params):
+    return Path(params["path"]).read_text()
+
+
+@component(external_fingerprint=_file_fingerprint)
+def read_file(out: Output[Metrics], path: Parameter[str] = ""):
+    """Copies an external file into its output; the file's content is part of the cache key."""
+    out.write_json(Path(path).read_text())

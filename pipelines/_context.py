@@ -1,0 +1,46 @@
+"""What a running component may ask about the execution it is part of."""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+
+__all__ = ["ExecutionContext", "current_context"]
+
+
+@dataclass(frozen=True)
+class ExecutionContext:
+    """The run, node and settings of the component now running (see :func:`current_context`).
+
+    Attributes:
+        beam_pipeline_args: the pipeline's ``beam_pipeline_args`` (``None``: the data
+            components use their in-process engine).
+    """
+
+    pipeline_name: str
+    run_id: str
+    node_id: str
+    execution_id: int
+    pipeline_root: str
+    beam_pipeline_args: tuple[str, ...] | None = None
+
+
+_CURRENT: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar("jfx_execution", default=None)
+
+
+def current_context() -> ExecutionContext | None:
+    """The context of the component running in this thread, or ``None`` outside a run.
+
+    Example:
+        >>> current_context() is None   # not inside a component
+        True
+    """
+    return _CURRENT.get()
+
+
+def set_context(ctx: ExecutionContext | None) -> contextvars.Token[ExecutionContext | None]:
+    return _CURRENT.set(ctx)
+
+
+def reset_context(token: contextvars.Token[ExecutionContext | None]) -> None:
+    _CURRENT.reset(token)
