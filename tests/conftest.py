@@ -10,6 +10,8 @@ import pytest
 RESOURCES = Path(__file__).parent / "resources"
 sys.path.insert(0, str(RESOURCES))
 
+from jfx_dbs import BACKENDS, fresh_database  # noqa: E402 - needs RESOURCES on the path
+
 
 @pytest.fixture
 def jfx_home(tmp_path, monkeypatch):
@@ -23,3 +25,9 @@ def jfx_home(tmp_path, monkeypatch):
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'metadata.sqlite'}"
+
+
+@pytest.fixture(params=BACKENDS)
+def any_store_url(request, tmp_path):
+    """A fresh, empty metadata database on each backend."""
+    yield from fresh_database(request.param, tmp_path)

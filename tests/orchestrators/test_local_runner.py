@@ -347,3 +347,20 @@ def test_changed_external_data_misses_the_cache(tmp_path):
     assert states(result) == {"read_file": "complete"}
     assert result.nodes["read_file"].cache_miss_reason == "changed external input"
     assert lib.read(result.nodes["read_file"].outputs["out"][0].uri) == "v2"
+
+
+def test_runs_cache_and_failures_behave_the_same_on_every_backend(any_store_url, tmp_path):
+    marker = tmp_path / "marker"
+    first = RUNNER.run(lib.chain(str(tmp_path / "root"), any_store_url, str(marker)))
+    assert states(first)["fail_unless"] == "failed" and states(first)["maybe_extra"] == "complete"
+    marker.write_text("ok")
+    resumed = RUNNER.run(lib.chain(str(tmp_path / "root"), any_store_url, str(marker)), resume_run_id=first.run_id)
+    assert resumed.state == RunState.COMPLETE
+    again = RUNNER.run(lib.chain(str(tmp_path / "root"), any_store_url, str(marker)))
+    assert set(states(again).values()) == {"cached"}
+    with MetadataStore(any_store_url) as store:
+        [run_ctx] = [r for r in store.get_runs("chain") if r.name == first.run_id]
+        assert run_ctx.properties["state"] == "COMPLETE" and run_ctx.properties["attempts"] == 2
+        checked = again.nodes["fail_unless"].outputs["checked"][0]
+        graph = store.lineage(checked.id, "upstream")
+        assert {e.node_id for e in graph.executions} == {"make_numbers", "total", "fail_unless"}
