@@ -1,0 +1,645 @@
+"""ExampleGen: read CSV, Parquet or JSON Lines files into an ``Examples`` artifact.
+
+The output is the layout of docs/artifacts.md: ``<uri>/Split-<name>/part-NNNNN.parquet``
+(one shard per input file that has rows in the split; NNNNN is the file's index in the
+sorted input) with properties ``splits``, ``row_counts``, ``columns``, ``format``,
+``input_fingerprint``, ``span``, ``version`` and ``bad_rows_skipped``.
+
+Rows go to splits by a hash: of the ``split_key`` column's value if given, else of the
+whole row (every column's parsed value, columns taken in name order). The hash is
+computed column-wise with NumPy from the values alone, so a row lands in the same split
+whatever file it is in, wherever in the file, on any engine, in any process; identical
+rows always share a split. ``splits`` weights say what share of the hash space each
+split gets (``{"train": 2, "eval": 1}``: about 2/3 train).
+
+Example:
+    >>> from jfx import Pipeline
+    >>> from jfx.components._example_gen import ExampleGen
+    >>> gen = ExampleGen(input_base="data/", splits={"train": 8, "eval": 1, "test": 1})
+    >>> pre_split = ExampleGen(input_base="data/", input_pattern="{SPLIT}/*.csv")
+    >>> daily = ExampleGen(input_base="data/", input_pattern="span-{SPAN}/v{VERSION}/*.jsonl", format="jsonl")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jfx.components._beam import beam_options, resolve_beam_args
+from jfx.components._examples import SPLIT_PREFIX
+from jfx.components._readers import (
+    FORMATS,
+    JFX_TYPES,
+    ON_BAD_ROWS,
+    arrow_type,
+    column_types,
+    conform,
+    format_of,
+    read_file,
+    unify_types,
+)
+from jfx.errors import DataValidationError, InvalidArgumentError
+from jfx.pipelines._component import Input, Output, Parameter, component
+from jfx.pipelines._artifacts import Examples, Schema
+
+__all__ = [
+    "ExampleGen",
+    "InputFile",
+    "InputSelection",
+    "select_inputs",
+    "fingerprint_inputs",
+    "fingerprint_files",
+    "row_hashes",
+    "assign_splits",
+    "DEFAULT_SPLITS",
+]
+
+DEFAULT_SPLITS = {"train": 2, "eval": 1}
+_SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_CHUNK = 1 << 20
+# In-process, tables read while inferring types are kept (not re-read) up to this size.
+_REUSE_BYTES = 1 << 30
+
+
+# ------------------------------------------------------------------ input files
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file: its path, its path relative to ``input_base`` (posix), and its
+    split when the input is pre-split with ``{SPLIT}``."""
+
+    path: Path
+    rel: str
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class InputSelection:
+    """The files ExampleGen reads, sorted by relative path, and the span/version chosen."""
+
+    files: tuple[InputFile, ...]
+    span: int | None = None
+    version: int | None = None
+    splits: tuple[str, ...] | None = None  # pre-split names, or None to hash-split
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """``input_pattern`` → a regex over relative posix paths. ``*`` and ``?`` stay within one
+    folder, ``**`` spans folders; ``{SPLIT}``, ``{SPAN}`` (digits) and ``{VERSION}`` (digits)
+    capture."""
+    out, seen = [], set()
+    tokens = re.split(r"(\{[A-Za-z_]+\}|\*\*/|\*\*|\*|\?)", pattern)
+    for tok in tokens:
+        if tok in ("{SPLIT}", "{SPAN}", "{VERSION}"):
+            name = tok[1:-1].lower()
+            if name in seen:
+                out.append(f"(?P={name})")
+            else:
+                seen.add(name)
+                out.append(f"(?P<{name}>[^/]+)" if name == "split" else rf"(?P<{name}>\d+)")
+        elif tok.startswith("{"):
+            raise InvalidArgumentError(
+                f"input_pattern {pattern!r}: unknown placeholder {tok}; the placeholders are {{SPLIT}}, "
+                "{SPAN} and {VERSION}"
+            )
+        elif tok == "**/":
+            out.append(r"(?:.*/)?")
+        elif tok == "**":
+            out.append(r".*")
+        elif tok == "*":
+            out.append(r"[^/]*")
+        elif tok == "?":
+            out.append(r"[^/]")
+        else:
+            out.append(re.escape(tok))
+    return re.compile("".join(out))
+
+
+def _walk(base: Path) -> list[tuple[str, Path]]:
+    """Every file under ``base`` (relative posix path, path), sorted; names starting with
+    ``.`` or ``_`` (``_SUCCESS``, ``.ipynb_checkpoints``) are skipped."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        for name in filenames:
+            if not name.startswith((".", "_")):
+                full = Path(dirpath, name)
+                found.append((full.relative_to(base).as_posix(), full))
+    return sorted(found)
+
+
+def _split_order(names: Sequence[str]) -> list[str]:
+    """Split names in the order they are listed: train, eval, then the rest by name."""
+    rank = {"train": 0, "eval": 1}
+    return sorted(set(names), key=lambda n: (rank.get(n, 2), n))
+
+
+def select_inputs(
+    input_base: str | os.PathLike[str],
+    format: str = "csv",  # noqa: A002 - the component's parameter name
+    input_pattern: str | None = None,
+    span: int | None = None,
+    version: int | None = None,
+) -> InputSelection:
+    """The files an ExampleGen with these parameters reads.
+
+    Without ``input_pattern``: every file under ``input_base`` (recursively) whose name ends
+    like the format (``.csv``, ``.parquet``/``.pq``, ``.jsonl``/``.ndjson``/``.json``, and
+    compressed ``.gz`` variants of the text formats). With it: the files whose path relative
+    to ``input_base`` matches it. ``{SPAN}``/``{VERSION}``: the latest span (then the
+    latest version in it) unless pinned. Names starting with ``.`` or ``_`` are skipped.
+
+    Raises:
+        DataValidationError: ``input_base`` is missing, no file matches, or a pinned span
+            or version is not there.
+        InvalidArgumentError: a bad pattern, or a pin without its placeholder.
+    """
+    fmt = format_of(format)
+    base = Path(input_base)
+    if not base.is_dir():
+        what = "is a file, not a folder" if base.exists() else "does not exist"
+        raise DataValidationError(f"input_base {str(base)!r} {what}; give the folder that holds the {fmt} files")
+    if input_pattern is not None and (input_pattern.startswith("/") or ".." in input_pattern.split("/")):
+        raise InvalidArgumentError(f"input_pattern {input_pattern!r} must be relative to input_base, inside it")
+    files = _walk(base)
+    if input_pattern is None:
+        if span is not None or version is not None:
+            raise InvalidArgumentError("span and version need an input_pattern with {SPAN} (and {VERSION})")
+        chosen = [(rel, p, {}) for rel, p in files if rel.lower().endswith(FORMATS[fmt])]
+        if not chosen:
+            raise DataValidationError(
+                f"no {fmt} files under {str(base)!r} (looked for names ending {', '.join(FORMATS[fmt])}); "
+                "check input_base and format, or give input_pattern"
+            )
+    else:
+        rx = _pattern_regex(input_pattern)
+        if span is not None and "span" not in rx.groupindex:
+            raise InvalidArgumentError(f"span={span} is pinned but input_pattern {input_pattern!r} has no {{SPAN}}")
+        if version is not None and "version" not in rx.groupindex:
+            raise InvalidArgumentError(
+                f"version={version} is pinned but input_pattern {input_pattern!r} has no {{VERSION}}"
+            )
+        if "version" in rx.groupindex and "span" not in rx.groupindex:
+            raise InvalidArgumentError(f"input_pattern {input_pattern!r}: {{VERSION}} needs {{SPAN}} too")
+        chosen = [(rel, p, m.groupdict()) for rel, p in files if (m := rx.fullmatch(rel))]
+        if not chosen:
+            raise DataValidationError(f"no file under {str(base)!r} matches input_pattern {input_pattern!r}")
+    sel_span = sel_version = None
+    if chosen and "span" in chosen[0][2]:
+        spans = sorted({int(g["span"]) for _, _, g in chosen})
+        sel_span = spans[-1] if span is None else span
+        if sel_span not in spans:
+            raise DataValidationError(
+                f"span {span} not found under {str(base)!r} with input_pattern {input_pattern!r}; "
+                f"spans present: {', '.join(map(str, spans))}"
+            )
+        chosen = [c for c in chosen if int(c[2]["span"]) == sel_span]
+        if "version" in chosen[0][2]:
+            versions = sorted({int(g["version"]) for _, _, g in chosen})
+            sel_version = versions[-1] if version is None else version
+            if sel_version not in versions:
+                raise DataValidationError(
+                    f"version {version} of span {sel_span} not found under {str(base)!r}; "
+                    f"versions present: {', '.join(map(str, versions))}"
+                )
+            chosen = [c for c in chosen if int(c[2]["version"]) == sel_version]
+    pre_split = bool(chosen) and "split" in chosen[0][2]
+    inputs = []
+    for rel, p, groups in chosen:
+        name = groups.get("split") if pre_split else None
+        if name is not None and not _SPLIT_NAME_RE.match(name):
+            raise DataValidationError(f"{rel}: split name {name!r} (from {{SPLIT}}) must be letters, digits, _ . -")
+        inputs.append(InputFile(p, rel, name))
+    splits = tuple(_split_order([f.split for f in inputs if f.split])) if pre_split else None
+    return InputSelection(tuple(inputs), sel_span, sel_version, splits)
+
+
+def fingerprint_files(files: Sequence[InputFile]) -> str:
+    """A blake2b hash of the files' relative paths, sizes and bytes (sorted by path)."""
+    h = hashlib.blake2b(digest_size=20)
+    for f in sorted(files, key=lambda f: f.rel):
+        h.update(b"\0f")
+        h.update(f.rel.encode())
+        h.update(b"\0")
+        h.update(str(f.path.stat().st_size).encode())
+        with open(f.path, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint_inputs(
+    input_base: str | os.PathLike[str],
+    format: str = "csv",  # noqa: A002 - the component's parameter name
+    input_pattern: str | None = None,
+    span: int | None = None,
+    version: int | None = None,
+) -> str:
+    """The ``input_fingerprint`` an ExampleGen with these parameters would record, computed
+    without converting anything: the cache's "external input fingerprint" for ExampleGen.
+
+    It hashes the *contents* of the files :func:`select_inputs` chooses (one streaming read
+    of each; sizes and mtimes are not enough: a file rewritten in the same second with the
+    same size must miss the cache), with their paths relative to ``input_base``, so a
+    changed, added, removed or renamed input file, or a new latest span or version, gives
+    a different fingerprint. Raises what :func:`select_inputs` raises.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "a.csv").write_text("x\\n1\\n")
+        >>> before = fingerprint_inputs(d); _ = (d / "a.csv").write_text("x\\n2\\n")
+        >>> before != fingerprint_inputs(d)
+        True
+    """
+    return fingerprint_files(select_inputs(input_base, format, input_pattern, span, version).files)
+
+
+# ------------------------------------------------------------------ row hashing
+
+_M1, _M2, _GOLD = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
+_NULL_HASH = np.uint64(0x6A09E667F3BCC908)
+_STRING_BLOCK_BYTES = 1 << 23
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijective, well-mixing map of uint64 arrays."""
+    with np.errstate(over="ignore"):
+        z = x + _GOLD
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        return z ^ (z >> np.uint64(31))
+
+
+def _hash_strings(arr: pa.Array) -> np.ndarray:
+    """A uint64 hash of each string's UTF-8 bytes, vectorised: every (byte, position) pair is
+    mixed and the results summed per string, then mixed with the length."""
+    if not pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.large_string())
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=arr.offset * 8)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    out = np.empty(n, dtype=np.uint64)
+    row = 0
+    while row < n:  # blocks of rows of about _STRING_BLOCK_BYTES bytes, to bound memory
+        end = int(np.searchsorted(offsets, offsets[row] + _STRING_BLOCK_BYTES, side="right")) - 1
+        end = min(max(end, row + 1), n)
+        starts, stops = offsets[row:end], offsets[row + 1:end + 1]
+        lengths = stops - starts
+        lo, hi = int(starts[0]), int(stops[-1])
+        sums = np.zeros(end - row, dtype=np.uint64)
+        if hi > lo:
+            owner = np.repeat(np.arange(end - row), lengths)
+            pos = (np.arange(lo, hi, dtype=np.int64) - starts[owner]).astype(np.uint64)
+            v = _mix(data[lo:hi].astype(np.uint64) | (pos << np.uint64(8)))
+            nonempty = lengths > 0
+            with np.errstate(over="ignore"):
+                sums[nonempty] = np.add.reduceat(v, (starts[nonempty] - lo).astype(np.int64))
+        out[row:end] = _mix(sums ^ _mix(lengths.astype(np.uint64)))
+        row = end
+    return out
+
+
+def _column_hash(arr: pa.Array) -> np.ndarray:
+    """uint64 per value from the value alone (nulls all hash alike)."""
+    t = arr.type
+    n = len(arr)
+    if pa.types.is_null(t):
+        return np.full(n, _NULL_HASH, dtype=np.uint64)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        # Hash each distinct value once (categorical columns have few).
+        enc = arr.dictionary_encode()
+        h = _hash_strings(enc.dictionary)[enc.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+    elif t == pa.float64():
+        v = arr.fill_null(0.0).to_numpy(zero_copy_only=False) + 0.0  # -0.0 → 0.0
+        v = np.where(np.isnan(v), np.nan, v)  # one NaN
+        h = _mix(v.view(np.uint64) ^ np.uint64(1))
+    elif t == pa.bool_():
+        h = _mix(arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint64) ^ np.uint64(2))
+    elif t == pa.int64() or pa.types.is_timestamp(t):
+        v = arr.cast(pa.int64()) if t != pa.int64() else arr
+        h = _mix(v.fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64) ^ np.uint64(3))
+    else:
+        raise AssertionError(f"unexpected column type {t}")
+    if arr.null_count:
+        h = np.where(arr.is_null().to_numpy(zero_copy_only=False), _NULL_HASH, h)
+    return h
+
+
+def _name_salt(name: str) -> np.uint64:
+    return np.uint64(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little"))
+
+
+def row_hashes(table: pa.Table, columns: Sequence[str] | None = None) -> np.ndarray:
+    """A deterministic uint64 per row from the values of ``columns`` (default: all), taken
+    in name order, so it does not depend on column order, row order, batches or process.
+
+    Example:
+        >>> t = pa.table({"a": [1, 2, 1], "b": ["x", "y", "x"]})
+        >>> h = row_hashes(t)
+        >>> bool(h[0] == h[2]), bool(h[0] == h[1])
+        (True, False)
+    """
+    names = sorted(columns if columns is not None else table.column_names)
+    acc = np.full(table.num_rows, np.uint64(0x243F6A8885A308D3), dtype=np.uint64)
+    for name in names:
+        col = table.column(name)
+        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        with np.errstate(over="ignore"):
+            acc = _mix(acc * _M1 + (_column_hash(arr) ^ _name_salt(name)))
+    return acc
+
+
+def assign_splits(hashes: np.ndarray, weights: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
+    """Split index per row from its hash: the hash space is cut in shares by ``weights``,
+    splits taken in name order (so the result does not depend on the dict's order).
+
+    Returns the names in that order and an index into them per row.
+    """
+    names = sorted(weights)
+    w = np.array([float(weights[n]) for n in names])
+    bounds = np.cumsum(w) / w.sum()
+    u = (hashes >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))  # uniform in [0, 1)
+    return names, np.minimum(np.searchsorted(bounds, u, side="right"), len(names) - 1)
+
+
+# ------------------------------------------------------------------ conversion
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything one file's conversion needs (picklable, for Beam)."""
+
+    fmt: str
+    out_uri: str
+    on_bad_rows: str
+    forced: dict[str, str]          # from the Schema
+    weights: dict[str, float] | None  # hash split; None when pre-split
+    split_key: str | None
+
+
+def _check_weights(splits: Mapping[str, Any] | None) -> dict[str, float]:
+    if splits is None:
+        return {k: float(v) for k, v in DEFAULT_SPLITS.items()}
+    if not isinstance(splits, Mapping) or not splits:
+        raise InvalidArgumentError(f'splits must be a non-empty dict of name → weight, e.g. {{"train": 2, "eval": 1}}; got {splits!r}')
+    out = {}
+    for name, w in splits.items():
+        if not isinstance(name, str) or not _SPLIT_NAME_RE.match(name):
+            raise InvalidArgumentError(f"split name {name!r} must be letters, digits, _ . -")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0 or w != w or w == float("inf"):
+            raise InvalidArgumentError(f"split {name!r}: weight must be a positive number; got {w!r}")
+        out[name] = float(w)
+    return out
+
+
+def _schema_types(schema: Schema | None) -> dict[str, str]:
+    if schema is None:
+        return {}
+    path = Path(schema.uri) / "schema.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        columns = doc["columns"]
+        types = {str(c): spec["type"] for c, spec in columns.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise DataValidationError(f"{path}: not a readable schema.json with columns and their types ({err})") from err
+    for c, t in types.items():
+        if t not in JFX_TYPES:
+            raise DataValidationError(f"{path}: column {c!r} has type {t!r}; expected one of {', '.join(JFX_TYPES)}")
+    return types
+
+
+def _shard_path(out_uri: str, split: str, index: int) -> Path:
+    return Path(out_uri) / f"{SPLIT_PREFIX}{split}" / f"part-{index:05d}.parquet"
+
+
+def _write_splits(plan: _Plan, table: pa.Table, index: int, split: str | None) -> dict[str, int]:
+    """Write one converted file's rows into its split shards; rows per split."""
+    if split is not None:
+        parts = {split: table}
+    else:
+        assert plan.weights is not None
+        if plan.split_key is not None and plan.split_key not in table.column_names:
+            raise DataValidationError(
+                f"split_key {plan.split_key!r} is not a column; columns: {', '.join(table.column_names)}"
+            )
+        names, idx = assign_splits(
+            row_hashes(table, [plan.split_key] if plan.split_key else None), plan.weights
+        )
+        parts = {name: table.filter(pa.array(idx == i)) for i, name in enumerate(names)}
+    counts = {}
+    for name, part in parts.items():
+        counts[name] = part.num_rows
+        if part.num_rows:
+            target = _shard_path(plan.out_uri, name, index)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(part, target)
+    return counts
+
+
+def _infer_file(plan: _Plan, f: InputFile) -> tuple[pa.Table, int]:
+    result = read_file(f.path, plan.fmt, forced=plan.forced, on_bad_rows=plan.on_bad_rows, name=f.rel)
+    return result.table, result.bad_rows
+
+
+def _convert_file(plan: _Plan, f: InputFile, types: Mapping[str, str]) -> tuple[pa.Table, int]:
+    result = read_file(f.path, plan.fmt, forced=types, on_bad_rows=plan.on_bad_rows, name=f.rel)
+    return conform(result.table, types), result.bad_rows
+
+
+def _needs_reread(table: pa.Table, types: Mapping[str, str]) -> bool:
+    for col, t in column_types(table).items():
+        if t is not None and t != types[col]:
+            return True
+    return False
+
+
+def _run_in_process(plan: _Plan, sel: InputSelection) -> tuple[dict[str, str], dict[str, int], int]:
+    """Convert every file in this process: infer types per file, unify, write shards."""
+    kept: list[tuple[pa.Table, int] | None] = []
+    per_file, size = [], 0
+    for f in sel.files:
+        table, bad = _infer_file(plan, f)
+        per_file.append((f.rel, column_types(table)))
+        size += table.nbytes
+        kept.append((table, bad) if size <= _REUSE_BYTES else None)
+    types = unify_types(per_file, plan.fmt)
+    rows: dict[str, int] = {}
+    bad_total = 0
+    for i, f in enumerate(sel.files):
+        got = kept[i]
+        kept[i] = None  # free it once written
+        if got is None or _needs_reread(got[0], types):
+            table, bad = _convert_file(plan, f, types)
+        else:
+            table, bad = conform(got[0], types), got[1]
+        bad_total += bad
+        for name, n in _write_splits(plan, table, i, f.split).items():
+            rows[name] = rows.get(name, 0) + n
+    return types, rows, bad_total
+
+
+# ---- Beam: the same per-file functions as Beam transforms.
+
+
+def _beam_infer(item: tuple[int, InputFile], plan: _Plan) -> tuple[int, str, Any]:
+    i, f = item
+    try:
+        table, _ = _infer_file(plan, f)
+        return i, f.rel, column_types(table)
+    except DataValidationError as err:  # reported by the driver, first file first, as in-process
+        return i, f.rel, {"__error__": str(err)}
+
+
+def _beam_unify(found: list[tuple[int, str, Any]], fmt: str) -> dict[str, Any]:
+    found = sorted(found)
+    for _, _, types in found:
+        if "__error__" in types:
+            return types
+    try:
+        return unify_types([(rel, types) for _, rel, types in found], fmt)
+    except DataValidationError as err:
+        return {"__error__": str(err)}
+
+
+def _beam_convert(item: tuple[int, InputFile], plan: _Plan, types: dict[str, Any], results: str) -> None:
+    i, f = item
+    report: dict[str, Any] = {"index": i}
+    if "__error__" in types:
+        report["error"] = types["__error__"]
+    else:
+        try:
+            table, bad = _convert_file(plan, f, types)
+            report.update(rows=_write_splits(plan, table, i, f.split), bad_rows=bad, types=types)
+        except DataValidationError as err:
+            report["error"] = str(err)
+    Path(results, f"{i:05d}.json").write_text(json.dumps(report), encoding="utf-8")
+
+
+def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[str, str], dict[str, int], int]:
+    """The same conversion as a Beam pipeline: each input file an element."""
+    import apache_beam as beam
+
+    results = Path(plan.out_uri) / "_jfx_results"
+    results.mkdir(parents=True)
+    try:
+        with beam.Pipeline(options=beam_options(args)) as p:
+            files = p | "Files" >> beam.Create(list(enumerate(sel.files)))
+            types = (
+                files
+                | "InferTypes" >> beam.Map(_beam_infer, plan)
+                | "Collect" >> beam.combiners.ToList()
+                | "Unify" >> beam.Map(_beam_unify, plan.fmt)
+            )
+            _ = files | "Convert" >> beam.Map(_beam_convert, plan, beam.pvalue.AsSingleton(types), str(results))
+        reports = sorted(
+            (json.loads(p.read_text(encoding="utf-8")) for p in results.glob("*.json")), key=lambda r: r["index"]
+        )
+    finally:
+        shutil.rmtree(results, ignore_errors=True)
+    if len(reports) != len(sel.files):
+        raise DataValidationError(f"the Beam pipeline converted {len(reports)} of {len(sel.files)} input files")
+    for r in reports:
+        if "error" in r:
+            raise DataValidationError(r["error"])
+    rows: dict[str, int] = {}
+    for r in reports:
+        for name, n in r["rows"].items():
+            rows[name] = rows.get(name, 0) + n
+    return reports[0]["types"], rows, sum(r["bad_rows"] for r in reports)
+
+
+# ------------------------------------------------------------------ the component
+
+
+def _input_fingerprint(params: dict[str, Any]) -> str:
+    """The cache's external-input fingerprint: the selected input files' bytes."""
+    return fingerprint_inputs(params["input_base"], params.get("format") or "csv", params.get("input_pattern"),
+                              params.get("span"), params.get("version"))
+
+
+@component(external_fingerprint=_input_fingerprint)
+def ExampleGen(  # noqa: N802 - components are named like classes; the node id is "ExampleGen"
+    examples: Output[Examples],
+    input_base: Parameter[str],
+    format: Parameter[str] = "csv",  # noqa: A002
+    splits: Parameter[dict] = None,
+    split_key: Parameter[str] = None,
+    input_pattern: Parameter[str] = None,
+    span: Parameter[int] = None,
+    version: Parameter[int] = None,
+    on_bad_rows: Parameter[str] = "error",
+    schema: Optional[Input[Schema]] = None,
+    beam_pipeline_args: Parameter[list] = None,
+):
+    """Read the files under ``input_base`` into Parquet shards per split.
+
+    Args:
+        examples: the output (see docs/artifacts.md).
+        input_base: the folder holding the input files.
+        format: ``"csv"`` (header line required), ``"parquet"`` or ``"jsonl"``.
+        splits: split name → weight of a hash split (default ``{"train": 2, "eval": 1}``).
+            Ignored when the input is pre-split with ``{SPLIT}``.
+        split_key: hash this column's value instead of the whole row, so that all rows
+            with the same key (a user, a session) fall in the same split.
+        input_pattern: which files, relative to ``input_base`` (``*``, ``?``, ``**``);
+            ``{SPLIT}`` takes splits as given by folder or file names, ``{SPAN}`` and
+            ``{VERSION}`` (digits) select the latest span and version.
+        span, version: pin a span (and version) instead of taking the latest.
+        on_bad_rows: ``"error"`` (default) or ``"skip"``: drop malformed rows and values
+            that cannot be converted to the schema's type, counted in ``bad_rows_skipped``.
+        schema: an optional Schema whose column types are used instead of inferred ones.
+        beam_pipeline_args: run the conversion as a Beam pipeline with these args.
+
+    Raises:
+        DataValidationError: missing input, no matching files, an empty or undecodable
+            file, files with different columns, or a bad row (naming the file and line).
+    """
+    fmt = format_of(format)
+    if on_bad_rows not in ON_BAD_ROWS:
+        raise InvalidArgumentError(f"on_bad_rows must be 'error' or 'skip'; got {on_bad_rows!r}")
+    weights = _check_weights(splits)
+    sel = select_inputs(input_base, fmt, input_pattern, span, version)
+    forced = _schema_types(schema)
+    plan = _Plan(fmt, examples.uri, on_bad_rows, forced, None if sel.splits else weights, split_key)
+    args = resolve_beam_args(beam_pipeline_args)
+    if args is None:
+        types, rows, bad = _run_in_process(plan, sel)
+    else:
+        types, rows, bad = _run_beam(plan, sel, args)
+    names = list(sel.splits) if sel.splits else _split_order(weights)
+    total = sum(rows.values())
+    if total == 0:
+        listed = ", ".join(f.rel for f in sel.files[:5]) + (" ..." if len(sel.files) > 5 else "")
+        raise DataValidationError(
+            f"no data rows in the input files under {input_base!r} ({listed})"
+            + (f"; {bad} bad row(s) were skipped" if bad else "; a header line alone holds no examples")
+        )
+    schema_arrow = pa.schema([(c, arrow_type(t)) for c, t in types.items()])
+    for name in names:
+        if not rows.get(name):  # an empty split still gets one (empty) shard, so readers find it
+            target = _shard_path(examples.uri, name, 0)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(schema_arrow.empty_table(), target)
+    examples.properties.update(
+        splits=names,
+        row_counts={name: rows.get(name, 0) for name in names},
+        columns=dict(types),
+        format=fmt,
+        input_fingerprint=fingerprint_files(sel.files),
+        span=sel.span,
+        version=sel.version,
+        bad_rows_skipped=bad,
+    )

@@ -1,0 +1,674 @@
+"""File readers for ExampleGen: CSV, Parquet and JSON Lines → Arrow tables of jfx types.
+
+Every reader returns a :class:`ReadResult`: a ``pyarrow.Table`` whose columns are of the
+jfx types (Arrow ``int64``, ``float64``, ``string``, ``bool``, ``timestamp[us]``; ``null``
+for a column with no value in this file, which :func:`unify_types` resolves across files)
+and the number of bad rows skipped.
+
+Types are inferred over the *whole* file, not its first block: a CSV column of ints with a
+word on line 900,000 is a string column (pyarrow's table reader re-infers when a later
+block disagrees); ints mixed with decimals are floats. Inference order, as pyarrow's:
+int, bool, timestamp (ISO-8601 dates and date-times, with or without a zone offset;
+zoned values are converted to UTC), float, string. ``forced`` types (from a Schema, or
+the types unified across files) are converted instead of inferred; a value that cannot
+be converted makes its row bad.
+
+Bad rows (a CSV row with the wrong number of fields, a JSONL line that is not a JSON
+object, a value that cannot be converted to a forced type) raise
+:class:`~jfx.errors.DataValidationError` naming the file and the line (header = line 1)
+with ``on_bad_rows="error"``, or are dropped and counted with ``"skip"``. Problems with a
+whole file (empty, not UTF-8, duplicate column names, nested JSON values, an unreadable
+Parquet file) always raise.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("a,b,c\\n1,x,2024-01-02\\n2,,2024-01-03T04:05:06Z\\n")
+    >>> r = read_file(p, "csv")
+    >>> column_types(r.table), r.table.num_rows, r.bad_rows
+    ({'a': 'int', 'b': 'string', 'c': 'timestamp'}, 2, 0)
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jfx.errors import DataValidationError, InvalidArgumentError
+
+__all__ = [
+    "FORMATS",
+    "JFX_TYPES",
+    "ReadResult",
+    "read_file",
+    "column_types",
+    "unify_types",
+    "conform",
+    "arrow_type",
+    "format_of",
+]
+
+log = logging.getLogger(__name__)
+
+#: jfx column type → Arrow type.
+JFX_TYPES: dict[str, pa.DataType] = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us"),
+}
+
+#: format → the file name endings it reads when no ``input_pattern`` is given.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "csv": (".csv", ".csv.gz", ".csv.bz2", ".csv.zst"),
+    "parquet": (".parquet", ".pq"),
+    "jsonl": (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz"),
+}
+
+ON_BAD_ROWS = ("error", "skip")
+
+_BAD_ROW_HINT = 'fix the file, or pass on_bad_rows="skip" to drop such rows (they are counted in bad_rows_skipped)'
+_NOT_UTF8_HINT = "jfx reads text files as UTF-8; convert it first, e.g. `iconv -f latin1 -t utf-8 old > new`"
+
+
+@dataclass
+class ReadResult:
+    """One file read: its rows as Arrow (jfx types, or ``null`` for a column with no value)
+    and how many bad rows were skipped (always 0 with ``on_bad_rows="error"``)."""
+
+    table: pa.Table
+    bad_rows: int = 0
+
+
+def format_of(fmt: str) -> str:
+    """Check a format name (``csv``, ``parquet``, ``jsonl``) and return it."""
+    if fmt not in FORMATS:
+        raise InvalidArgumentError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    return fmt
+
+
+def arrow_type(jfx_type: str) -> pa.DataType:
+    try:
+        return JFX_TYPES[jfx_type]
+    except KeyError:
+        raise InvalidArgumentError(
+            f"unknown column type {jfx_type!r}; expected one of {', '.join(JFX_TYPES)}"
+        ) from None
+
+
+def _jfx_type(t: pa.DataType) -> str | None:
+    """The jfx type of a normalised Arrow type (``None`` for the null type)."""
+    if pa.types.is_null(t):
+        return None
+    for name, at in JFX_TYPES.items():
+        if t == at:
+            return name
+    raise AssertionError(f"not a normalised type: {t}")
+
+
+def column_types(table: pa.Table) -> dict[str, str | None]:
+    """Column → jfx type (``None`` where a column holds no value at all) of a table read here."""
+    return {f.name: _jfx_type(f.type) for f in table.schema}
+
+
+def unify_types(per_file: Sequence[tuple[str, Mapping[str, str | None]]], fmt: str) -> dict[str, str]:
+    """The column types of a whole input: each column's narrowest type that holds every file's values.
+
+    Args:
+        per_file: ``(file name, {column: type or None})`` per file, in input order.
+        fmt: the format; CSV and Parquet files must all have the same columns (in any
+            order), JSON Lines files may each have a subset (missing values are null).
+
+    Returns:
+        Column → jfx type, columns in the order first seen. int with float gives float;
+        any other mix gives string; a column with no value anywhere is a string column.
+
+    Raises:
+        DataValidationError: CSV or Parquet files with different columns.
+    """
+    order: dict[str, str | None] = {}
+    first_name, first_cols = per_file[0][0], list(per_file[0][1])
+    for name, types in per_file:
+        if fmt != "jsonl" and set(types) != set(first_cols):
+            missing = [c for c in first_cols if c not in types]
+            extra = [c for c in types if c not in first_cols]
+            raise DataValidationError(
+                f"{name}: its columns differ from {first_name}'s"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; extra {', '.join(extra)}" if extra else "")
+                + ". All input files must have the same columns (use input_pattern to pick files of one kind)."
+            )
+        for col, t in types.items():
+            order[col] = _widen(order[col], t) if col in order else t
+    return {c: (t or "string") for c, t in order.items()}
+
+
+def _widen(a: str | None, b: str | None) -> str | None:
+    if a is None or a == b:
+        return b
+    if b is None:
+        return a
+    if {a, b} == {"int", "float"}:
+        return "float"
+    return "string"
+
+
+def conform(table: pa.Table, types: Mapping[str, str]) -> pa.Table:
+    """Reorder ``table``'s columns to ``types``; add all-null columns missing from it; cast
+    null-typed columns. Columns already of another type must have been read with ``forced``."""
+    arrays = []
+    for col, t in types.items():
+        target = arrow_type(t)
+        if col not in table.column_names:
+            arrays.append(pa.nulls(table.num_rows, target))
+            continue
+        arr = table.column(col)
+        if arr.type != target:
+            if not pa.types.is_null(arr.type):
+                raise AssertionError(f"column {col} is {arr.type}, expected {target}")
+            arr = pa.nulls(table.num_rows, target)
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=pa.schema([(c, arrow_type(t)) for c, t in types.items()]))
+
+
+def read_file(
+    path: str | Path,
+    fmt: str,
+    *,
+    forced: Mapping[str, str] | None = None,
+    on_bad_rows: str = "error",
+    name: str | None = None,
+) -> ReadResult:
+    """Read one file into Arrow with jfx types.
+
+    Args:
+        path: the file (``.gz``/``.bz2``/``.zst`` CSV and JSONL are decompressed).
+        fmt: ``"csv"``, ``"parquet"`` or ``"jsonl"``.
+        forced: column → jfx type to convert to instead of inferring (columns not in the
+            file are ignored). A value that cannot be converted makes its row bad.
+        on_bad_rows: ``"error"`` (raise on the first bad row) or ``"skip"`` (drop, count).
+        name: how to name the file in messages (default: the path).
+
+    Returns:
+        A :class:`ReadResult`.
+
+    Raises:
+        DataValidationError: a bad row with ``on_bad_rows="error"``, or a problem with the
+            whole file (empty, not UTF-8, duplicate or empty column names, nested values,
+            unreadable).
+    """
+    format_of(fmt)
+    if on_bad_rows not in ON_BAD_ROWS:
+        raise InvalidArgumentError(f"on_bad_rows must be 'error' or 'skip'; got {on_bad_rows!r}")
+    forced = {c: t for c, t in (forced or {}).items()}
+    for t in forced.values():
+        arrow_type(t)
+    ctx = _Ctx(Path(path), name or str(path), fmt, on_bad_rows == "skip")
+    reader = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}[fmt]
+    table, bad = reader(ctx, forced)
+    if bad:
+        log.warning("%s: skipped %d bad row(s)", ctx.name, bad)
+    return ReadResult(table, bad)
+
+
+@dataclass
+class _Ctx:
+    path: Path
+    name: str
+    fmt: str
+    skip: bool
+
+    def fail(self, message: str) -> DataValidationError:
+        return DataValidationError(f"{self.name}: {message}")
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
+    import pyarrow.csv as pcsv
+
+    bad: list[Any] = []
+
+    def on_invalid(row: Any) -> str:
+        bad.append((row.number, row.expected_columns, row.actual_columns, row.text))
+        return "skip"
+
+    def read(as_string: set[str], typed: Mapping[str, pa.DataType], use_threads: bool = True) -> pa.Table:
+        bad.clear()
+        types = {**typed, **{c: pa.string() for c in as_string}}
+        return pcsv.read_csv(
+            ctx.path,
+            read_options=pcsv.ReadOptions(use_threads=use_threads),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+
+    # Targets pyarrow converts itself; timestamps are read as text and parsed here, so that
+    # zoned and naive values, dates and nanosecond fractions all work.
+    typed = {c: arrow_type(t) for c, t in forced.items() if t in ("int", "float", "bool")}
+    as_string = {c for c, t in forced.items() if t in ("string", "timestamp")}
+    for _ in range(1000):
+        try:
+            table = read(as_string, typed)
+            break
+        except pa.ArrowInvalid as err:
+            msg = str(err)
+            if "Empty CSV file" in msg:
+                raise ctx.fail("the file is empty; expected a header line with the column names") from None
+            if "UTF8" in msg or "UTF-8" in msg:
+                raise _not_utf8(ctx) from None
+            m = re.search(r"In CSV column #(\d+)", msg)
+            if m is None:
+                raise ctx.fail(f"cannot parse the file as CSV: {msg}") from err
+            header = _csv_header(ctx)
+            col = header[int(m.group(1))]
+            if col not in typed:
+                raise ctx.fail(f"cannot parse the file as CSV: {msg}") from err
+            # A value pyarrow cannot convert to a forced type: read the column as text and
+            # find the offending rows ourselves.
+            del typed[col]
+            as_string.add(col)
+    else:  # pragma: no cover - each retry removes one column from `typed`
+        raise AssertionError("unreachable")
+    _check_names(ctx, table.column_names)
+    if bad and not ctx.skip:
+        number = bad[0][0]
+        if number is None:  # not known when the file was read by several threads
+            read(as_string, typed, use_threads=False)
+            number = bad[0][0]
+        _, expected, actual, text = bad[0]
+        raise ctx.fail(
+            f"line {_csv_line(ctx, number)}: expected {expected} fields, got {actual}: {_clip(text)!r}; {_BAD_ROW_HINT}"
+        )
+    skipped = len(bad)
+
+    columns: dict[str, pa.Array] = {}
+    bad_mask = np.zeros(table.num_rows, dtype=bool)
+    for col in table.column_names:
+        arr = table.column(col).combine_chunks() if table.num_rows else pa.array([], table.column(col).type)
+        if col in forced and col in as_string and forced[col] != "string":
+            arr, rows = _convert(ctx, arr, col, forced[col])
+            bad_mask[rows] = True
+        else:
+            arr = _normalise(ctx, arr, col, infer=col not in forced)
+        columns[col] = arr
+    table = pa.Table.from_pydict(columns) if columns else table
+    table, dropped = _drop_bad(table, bad_mask)
+    return table, skipped + dropped
+
+
+def _csv_header(ctx: _Ctx) -> list[str]:
+    import pyarrow.csv as pcsv
+
+    with pcsv.open_csv(ctx.path, convert_options=pcsv.ConvertOptions(
+            column_types={}, strings_can_be_null=True)) as reader:  # reads the first block only
+        return reader.schema.names
+
+
+def _csv_line(ctx: _Ctx, record: int | None) -> str:
+    """The physical line (1-based, as an editor shows it) where CSV record ``record`` starts
+    (header = record 1; blank lines are not records). Only used to word an error."""
+    if record is None:
+        return "?"
+    import pyarrow as _pa
+
+    with _pa.input_stream(str(ctx.path), compression="detect") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        reader = csv.reader(text)
+        seen, line_before = 0, 0
+        for row in reader:
+            if row:
+                seen += 1
+                if seen == record:
+                    return str(line_before + 1)
+            line_before = reader.line_num
+    return f"{record} (record)"
+
+
+def _check_names(ctx: _Ctx, names: list[str]) -> None:
+    for i, n in enumerate(names):
+        if not n.strip():
+            raise ctx.fail(f"column {i + 1} has an empty name in the header line; every column needs a name")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ctx.fail(f"duplicate column name(s) in the header: {', '.join(dup)}")
+
+
+# ----------------------------------------------------------------------- Parquet
+
+
+def _read_parquet(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(ctx.path)
+    except (pa.ArrowException, OSError) as err:
+        raise ctx.fail(f"cannot read the file as Parquet: {err}") from err
+    _check_names(ctx, table.column_names)
+    return _finish_typed(ctx, table, forced, lambda i: f"row {i + 1}")
+
+
+def _finish_typed(ctx: _Ctx, table: pa.Table, forced: Mapping[str, str],
+                  where: Callable[[int], str]) -> tuple[pa.Table, int]:
+    """Normalise (or convert to ``forced``) the columns of a typed table; drop bad rows."""
+    columns: dict[str, pa.Array] = {}
+    bad_mask = np.zeros(table.num_rows, dtype=bool)
+    for col in table.column_names:
+        arr = table.column(col)
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], arr.type)
+        arr = _normalise(ctx, arr, col, infer=col not in forced and ctx.fmt != "parquet")
+        if col in forced and arr.type != arrow_type(forced[col]):
+            arr, rows = _convert(ctx, arr, col, forced[col], where)
+            bad_mask[rows] = True
+        columns[col] = arr
+    if columns:
+        table = pa.Table.from_pydict(columns)
+    return _drop_bad(table, bad_mask)
+
+
+# ------------------------------------------------------------------- JSON Lines
+
+
+def _read_jsonl(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
+    import pyarrow.json as pj
+
+    try:
+        table = pj.read_json(ctx.path, parse_options=pj.ParseOptions(unexpected_field_behavior="infer"))
+        table.validate(full=True)  # pyarrow's JSON reader does not check UTF-8 itself
+        skipped = 0
+    except pa.ArrowInvalid as err:
+        msg = str(err)
+        if "Empty JSON file" in msg:
+            raise ctx.fail("the file is empty; expected one JSON object per line") from None
+        if "UTF8" in msg or "UTF-8" in msg or "utf8" in msg.lower():
+            raise _not_utf8(ctx) from None
+        # A line that is not a JSON object, or a field whose type changes: parse line by line.
+        table, skipped = _jsonl_slow(ctx)
+    for f in table.schema:
+        if pa.types.is_struct(f.type) or pa.types.is_list(f.type) or pa.types.is_large_list(f.type):
+            raise ctx.fail(
+                f"column {f.name!r} holds nested values ({f.type}); Examples hold flat columns "
+                "(int, float, string, bool, timestamp): flatten it first"
+            )
+    _check_names(ctx, table.column_names)
+    table, dropped = _finish_typed(ctx, table, forced, lambda i: f"line {_jsonl_line(ctx, i)}")
+    return table, skipped + dropped
+
+
+def _jsonl_lines(ctx: _Ctx):
+    with pa.input_stream(str(ctx.path), compression="detect") as raw:
+        data = raw.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _not_utf8(ctx) from None
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield number, line
+
+
+def _jsonl_line(ctx: _Ctx, row: int) -> int:
+    for i, (number, _) in enumerate(_jsonl_lines(ctx)):
+        if i == row:
+            return number
+    return row + 1
+
+
+def _jsonl_slow(ctx: _Ctx) -> tuple[pa.Table, int]:
+    """Parse JSON Lines in Python: finds bad lines exactly, and types each field over the
+    whole file (a field holding numbers and text becomes a string column)."""
+    rows: list[dict[str, Any]] = []
+    skipped = 0
+    for number, line in _jsonl_lines(ctx):
+        try:
+            value = json.loads(line)
+            problem = None if isinstance(value, dict) else f"a JSON {type(value).__name__}, not an object"
+        except json.JSONDecodeError as err:
+            problem = f"not valid JSON ({err.msg})"
+        if problem is not None:
+            if not ctx.skip:
+                raise ctx.fail(f"line {number}: {problem}: {_clip(line)!r}; {_BAD_ROW_HINT}")
+            skipped += 1
+            continue
+        rows.append(value)
+    names: dict[str, None] = {}
+    for r in rows:
+        names.update(dict.fromkeys(r))
+    columns = {}
+    for col in names:
+        values = [r.get(col) for r in rows]
+        kinds = {_json_kind(v) for v in values if v is not None}
+        if "nested" in kinds:
+            raise ctx.fail(
+                f"column {col!r} holds nested values (objects or arrays); Examples hold flat columns "
+                "(int, float, string, bool, timestamp): flatten it first"
+            )
+        if not kinds:
+            columns[col] = pa.nulls(len(values))
+        elif kinds == {"int"}:
+            columns[col] = pa.array(values, pa.int64())
+        elif kinds <= {"int", "float"}:
+            columns[col] = pa.array([None if v is None else float(v) for v in values], pa.float64())
+        elif kinds == {"bool"}:
+            columns[col] = pa.array(values, pa.bool_())
+        elif kinds == {"string"}:
+            arr = pa.array(values, pa.string())
+            try:
+                columns[col] = _parse_timestamps(arr)
+            except pa.ArrowInvalid:
+                columns[col] = arr
+        else:
+            columns[col] = pa.array(
+                [v if v is None or isinstance(v, str) else json.dumps(v) for v in values], pa.string()
+            )
+    return pa.Table.from_pydict(columns) if columns else pa.table({}), skipped
+
+
+def _json_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "string"
+    return "nested"
+
+
+# ------------------------------------------------------------------ conversion
+
+
+def _normalise(ctx: _Ctx, arr: pa.Array, col: str, infer: bool = True) -> pa.Array:
+    """Map a reader's Arrow type onto the jfx types (or null); ``infer``: the column's type
+    was inferred (not forced), so text that is all ISO-8601 becomes a timestamp column."""
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = arr.dictionary_decode()
+        t = arr.type
+    if t == pa.string() and infer:
+        # Dates mixed with zoned date-times defeat pyarrow's inference; they are still timestamps.
+        try:
+            return _parse_timestamps(arr)
+        except pa.ArrowInvalid:
+            return arr
+    if pa.types.is_null(t) or t in (pa.int64(), pa.float64(), pa.string(), pa.bool_(), pa.timestamp("us")):
+        return arr
+    if pa.types.is_integer(t):
+        try:
+            return pc.cast(arr, pa.int64())
+        except pa.ArrowInvalid as err:
+            raise ctx.fail(f"column {col!r}: {t} values out of the int64 range ({err})") from None
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return pc.cast(arr, pa.float64(), safe=False)
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pc.cast(arr, pa.string())
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        if pa.types.is_timestamp(t) and t.tz is not None:
+            arr = pc.cast(arr, pa.timestamp(t.unit, "UTC"))
+            arr = pa.Array.from_buffers(pa.timestamp(t.unit), len(arr), arr.buffers(), offset=arr.offset)
+        return pc.cast(arr, pa.timestamp("us"), safe=False)  # ns → us truncates
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        if ctx.fmt == "csv":
+            raise _not_utf8(ctx)
+        try:
+            return pc.cast(arr, pa.string())
+        except pa.ArrowInvalid:
+            raise ctx.fail(f"column {col!r} holds bytes that are not UTF-8 text; Examples hold text as UTF-8") from None
+    if pa.types.is_time(t):
+        return pc.cast(arr, pa.string())
+    raise ctx.fail(
+        f"column {col!r} has type {t}, which Examples do not hold (int, float, string, bool, timestamp)"
+    )
+
+
+_ZONE_RE = r"[T ]\d\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?)$"
+
+
+def _parse_timestamps(arr: pa.Array) -> pa.Array:
+    """ISO-8601 text → timestamp[us]; zoned values converted to UTC. Raises ArrowInvalid."""
+    first = _first_value(arr)
+    if first is not None and not re.match(r"\d{4}-\d\d-\d\d", first):
+        raise pa.ArrowInvalid("not an ISO-8601 timestamp")  # the cheap common case: plain text
+    arr = pc.replace_substring_regex(arr, r"(\.\d{6})\d+", r"\1")  # ns fractions: truncate to us
+    zoned = pc.fill_null(pc.match_substring_regex(arr, _ZONE_RE), False)
+    if not pc.any(zoned).as_py():
+        return pc.cast(arr, pa.timestamp("us"))
+    null = pa.scalar(None, pa.string())
+    naive = pc.cast(pc.if_else(zoned, null, arr), pa.timestamp("us"))
+    utc = pc.cast(pc.if_else(zoned, arr, null), pa.timestamp("us", "UTC"))
+    utc = pa.Array.from_buffers(pa.timestamp("us"), len(utc), utc.buffers(), offset=utc.offset)
+    return pc.if_else(zoned, utc, naive)
+
+
+def _first_value(arr: pa.Array) -> Any:
+    """The first non-null value of ``arr`` (``None`` if there is none), without copying it."""
+    if arr.null_count == len(arr):
+        return None
+    step = 1024
+    for start in range(0, len(arr), step):
+        part = pc.drop_null(arr.slice(start, step))
+        if len(part):
+            return part[0].as_py()
+    return None
+
+
+def _caster(source: pa.DataType, target: str) -> Callable[[pa.Array], pa.Array]:
+    if target == "timestamp" and pa.types.is_string(source):
+        return _parse_timestamps
+    to = arrow_type(target)
+    if target == "bool" and pa.types.is_string(source):
+        def to_bool(a: pa.Array) -> pa.Array:  # the CSV reader's words for true and false
+            low = pc.utf8_lower(a)
+            ok = pc.is_in(low, pa.array(["1", "0", "true", "false"]))
+            if not pc.all(pc.or_(ok, pc.is_null(a))).as_py():
+                raise pa.ArrowInvalid("not a bool")
+            return pc.cast(low, pa.bool_())
+        return to_bool
+    return lambda a: pc.cast(a, to)
+
+
+def _convert(ctx: _Ctx, arr: pa.Array, col: str, target: str,
+             where: Callable[[int], str] | None = None) -> tuple[pa.Array, np.ndarray]:
+    """Convert ``arr`` to ``target``; the rows whose value cannot be converted are bad.
+
+    Returns the converted array (null at bad rows) and the bad rows' indices. With
+    ``on_bad_rows="error"`` the first bad row raises, naming its line.
+    """
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), arrow_type(target)), np.zeros(0, dtype=np.int64)
+    if pa.types.is_timestamp(arr.type) and target != "timestamp" and target != "string":
+        raise ctx.fail(f"column {col!r} holds timestamps; the schema says {target}")
+    fn = _caster(arr.type, target)
+    try:
+        return fn(arr), np.zeros(0, dtype=np.int64)
+    except pa.ArrowNotImplementedError:
+        raise ctx.fail(f"column {col!r} holds {arr.type} values; the schema says {target}") from None
+    except pa.ArrowInvalid:
+        pass
+    bad: list[int] = []
+    _locate_bad(arr, fn, 0, bad, first_only=not ctx.skip)
+    if not ctx.skip:
+        i = bad[0]
+        loc = where(i) if where else f"line {_csv_line(ctx, i + 2)}"
+        raise ctx.fail(
+            f"{loc}, column {col!r}: cannot convert {_clip(str(arr[i].as_py()))!r} to {target}; {_BAD_ROW_HINT}"
+        )
+    rows = np.asarray(bad, dtype=np.int64)
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[rows] = True
+    cleaned = pc.if_else(pa.array(mask), pa.scalar(None, arr.type), arr)
+    return fn(cleaned), rows
+
+
+def _locate_bad(arr: pa.Array, fn: Callable[[pa.Array], pa.Array], start: int, out: list[int],
+                first_only: bool) -> None:
+    """Append to ``out`` the indices of values in ``arr`` (known to fail) that ``fn`` rejects.
+
+    Bisects with vectorised casts, so a few bad values among millions cost a few dozen
+    casts, not a Python loop over every value.
+    """
+    n = len(arr)
+    if n <= 8:
+        for i in range(n):
+            try:
+                fn(arr.slice(i, 1))
+            except pa.ArrowInvalid:
+                out.append(start + i)
+                if first_only:
+                    return
+        return
+    mid = n // 2
+    for offset, part in ((0, arr.slice(0, mid)), (mid, arr.slice(mid))):
+        try:
+            fn(part)
+        except pa.ArrowInvalid:
+            _locate_bad(part, fn, start + offset, out, first_only)
+            if first_only and out:
+                return
+
+
+def _drop_bad(table: pa.Table, bad_mask: np.ndarray) -> tuple[pa.Table, int]:
+    n = int(bad_mask.sum())
+    if n:
+        table = table.filter(pa.array(~bad_mask))
+    return table, n
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _not_utf8(ctx: _Ctx) -> DataValidationError:
+    """Locate the first byte that is not UTF-8 and word the error with its line."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1  # offset: bytes handed to the decoder before this chunk
+    with pa.input_stream(str(ctx.path), compression="detect") as raw:
+        while chunk := raw.read(1 << 20):
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                # err.object is the decoder's pending bytes followed by this chunk.
+                lines += err.object[: err.start].count(b"\n")
+                return ctx.fail(
+                    f"line {lines} (byte offset {offset - pending + err.start}) is not valid UTF-8 text; "
+                    f"{_NOT_UTF8_HINT}"
+                )
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
+    return ctx.fail(f"the file is not valid UTF-8 text; {_NOT_UTF8_HINT}")
