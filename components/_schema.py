@@ -1,0 +1,387 @@
+"""The schema model: what columns a split must have, their types and value domains.
+
+A schema is ``<uri>/schema.json`` (see docs/artifacts.md)::
+
+    {"version": 1,
+     "columns": {"species": {"type": "string", "required": true, "min_presence": 1.0,
+                             "domain": ["Adelie", "Chinstrap", "Gentoo"], "drift": {"linf": 0.2}},
+                 "bill_length_mm": {"type": "float", "required": false, "min_presence": 0.98,
+                                    "range": {"min": 32.1, "max": 59.6}, "drift": {"js": 0.1}}}}
+
+:func:`infer_schema` derives one from ExampleStatistics; :func:`load_schema` reads and
+validates one (errors name the file, the column and the field at fault);
+:func:`save_schema` writes one.
+
+Example:
+    >>> stats = {"train": {"split": "train", "num_rows": 4, "columns": {
+    ...     "kind": {"type": "string", "count": 4, "missing": 0,
+    ...              "string": {"unique": 2, "avg_length": 1.0,
+    ...                         "top_values": [{"value": "a", "count": 3}, {"value": "b", "count": 1}]}}}}}
+    >>> schema = infer_schema(stats)
+    >>> schema.columns["kind"].domain, schema.columns["kind"].required
+    (('a', 'b'), True)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jfx.errors import DataValidationError
+from jfx.pipelines._artifacts import Artifact
+
+__all__ = [
+    "COLUMN_TYPES",
+    "SCHEMA_FILE",
+    "SCHEMA_VERSION",
+    "ColumnSchema",
+    "TableSchema",
+    "schema_from_dict",
+    "schema_to_dict",
+    "load_schema",
+    "save_schema",
+    "infer_schema",
+]
+
+SCHEMA_FILE = "schema.json"
+SCHEMA_VERSION = 1
+STATISTICS_FILE = "statistics.json"
+COLUMN_TYPES = ("int", "float", "string", "bool", "timestamp")
+RANGE_TYPES = ("int", "float", "timestamp")  # types whose values can be bounded by a range
+DOMAIN_TYPES = ("string",)  # types whose values can be listed in a domain
+DRIFT_METRICS = {"linf": ("string", "bool"), "js": ("int", "float", "timestamp", "bool")}
+MAX_DOMAIN_SIZE = 100  # a string column with more distinct values gets no inferred domain
+
+_COLUMN_FIELDS = ("type", "required", "min_presence", "domain", "range", "drift", "description")
+
+_SCHEMA_EXAMPLE = """\
+Right:
+  {"version": 1, "columns": {
+     "species": {"type": "string", "required": true, "domain": ["Adelie", "Gentoo"]},
+     "bill_length_mm": {"type": "float", "required": false, "min_presence": 0.95,
+                        "range": {"min": 30, "max": 60}, "drift": {"js": 0.1}}}}"""
+
+
+@dataclass(frozen=True)
+class ColumnSchema:
+    """What one column must look like.
+
+    Attributes:
+        type: one of ``int``, ``float``, ``string``, ``bool``, ``timestamp``.
+        required: the column must be present in every split (it may still hold nulls,
+            up to ``min_presence``).
+        min_presence: the least fraction of rows with a non-null value (0 to 1).
+        domain: the allowed values of a string column (``None``: any value).
+        range: ``(min, max)`` allowed for a numeric column; either end may be ``None``.
+        drift: drift thresholds against a baseline: ``{"linf": x}`` for categorical
+            columns, ``{"js": x}`` for numeric ones (absent: no drift check).
+        description: free text kept for the user.
+    """
+
+    type: str
+    required: bool = True
+    min_presence: float = 1.0
+    domain: tuple[str, ...] | None = None
+    range: tuple[float | None, float | None] | None = None
+    drift: dict[str, float] = field(default_factory=dict)
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """The expected columns of every split, by name."""
+
+    columns: dict[str, ColumnSchema]
+    version: int = SCHEMA_VERSION
+
+
+# ----------------------------------------------------------------------------- (de)serialising
+
+
+def _fail(source: str, where: str, message: str) -> DataValidationError:
+    return DataValidationError(f"schema {source}: {where}{message}\n{_SCHEMA_EXAMPLE}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _column_from_dict(name: str, doc: Any, source: str) -> ColumnSchema:
+    where = f"column {name!r}: "
+    if not isinstance(doc, dict):
+        raise _fail(source, where, f"expected an object like {{\"type\": \"float\"}}, got {doc!r}")
+    unknown = sorted(set(doc) - set(_COLUMN_FIELDS))
+    if unknown:
+        raise _fail(source, where, f"unknown field(s) {', '.join(map(repr, unknown))}; "
+                    f"known fields: {', '.join(_COLUMN_FIELDS)}")
+    ctype = doc.get("type")
+    if ctype not in COLUMN_TYPES:
+        raise _fail(source, where, f"field 'type': unknown type {ctype!r}; use one of {', '.join(COLUMN_TYPES)}")
+    required = doc.get("required", True)
+    if not isinstance(required, bool):
+        raise _fail(source, where, f"field 'required' must be true or false, got {required!r}")
+    presence = doc.get("min_presence", 1.0 if required else 0.0)
+    if not _is_number(presence) or not 0.0 <= presence <= 1.0:
+        raise _fail(source, where, f"field 'min_presence' must be a number from 0 to 1, got {presence!r}")
+
+    domain = doc.get("domain")
+    if domain is not None:
+        if ctype not in DOMAIN_TYPES:
+            raise _fail(source, where, f"field 'domain' applies to string columns; this column is {ctype} "
+                        "(bound numbers with \"range\" instead)")
+        if not isinstance(domain, list) or not domain or not all(isinstance(v, str) for v in domain):
+            raise _fail(source, where, f"field 'domain' must be a non-empty list of strings, got {domain!r}")
+        dupes = sorted({v for v in domain if domain.count(v) > 1})
+        if dupes:
+            raise _fail(source, where, f"field 'domain' lists {', '.join(map(repr, dupes))} more than once")
+        domain = tuple(domain)
+
+    bounds = doc.get("range")
+    if bounds is not None:
+        if ctype not in RANGE_TYPES:
+            raise _fail(source, where, f"field 'range' applies to {', '.join(RANGE_TYPES)} columns; "
+                        f"this column is {ctype}")
+        if not isinstance(bounds, dict) or not bounds or set(bounds) - {"min", "max"}:
+            raise _fail(source, where, f"field 'range' must be an object with \"min\" and/or \"max\", got {bounds!r}")
+        lo, hi = bounds.get("min"), bounds.get("max")
+        for key, value in (("min", lo), ("max", hi)):
+            if value is not None and not _is_number(value):
+                raise _fail(source, where, f"field 'range.{key}' must be a finite number, got {value!r}")
+        if lo is not None and hi is not None and lo > hi:
+            raise _fail(source, where, f"bad range: min {lo} is greater than max {hi}")
+        bounds = (lo, hi)
+
+    drift = doc.get("drift") or {}
+    if not isinstance(drift, dict):
+        raise _fail(source, where, f"field 'drift' must be an object like {{\"js\": 0.1}}, got {drift!r}")
+    if len(drift) > 1:
+        raise _fail(source, where, f"field 'drift' takes one metric, got {', '.join(map(repr, drift))}")
+    for metric, threshold in drift.items():
+        if metric not in DRIFT_METRICS:
+            raise _fail(source, where, f"field 'drift': unknown metric {metric!r}; use \"linf\" "
+                        "(categorical columns) or \"js\" (numeric columns)")
+        if ctype not in DRIFT_METRICS[metric]:
+            raise _fail(source, where, f"field 'drift.{metric}' applies to {', '.join(DRIFT_METRICS[metric])} "
+                        f"columns; this column is {ctype}")
+        if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
+            raise _fail(source, where, f"field 'drift.{metric}' must be a number from 0 to 1, got {threshold!r}")
+    description = doc.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _fail(source, where, f"field 'description' must be a string, got {description!r}")
+    return ColumnSchema(ctype, required, float(presence), domain, bounds,
+                        {k: float(v) for k, v in drift.items()}, description)
+
+
+def schema_from_dict(doc: Any, source: str = "<dict>") -> TableSchema:
+    """Validate a parsed ``schema.json`` document and return the schema.
+
+    Args:
+        doc: the parsed JSON.
+        source: where it came from (a file name), for error messages.
+
+    Raises:
+        DataValidationError: the document is malformed; the message names ``source``,
+            the column and the field at fault.
+    """
+    if not isinstance(doc, dict):
+        raise _fail(source, "", f"expected a JSON object with \"version\" and \"columns\", got {type(doc).__name__}")
+    unknown = sorted(set(doc) - {"version", "columns"})
+    if unknown:
+        raise _fail(source, "", f"unknown top-level field(s) {', '.join(map(repr, unknown))}; "
+                    "known fields: version, columns")
+    version = doc.get("version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise _fail(source, "", f"field 'version': this jfx reads schema version {SCHEMA_VERSION}, got {version!r}")
+    columns = doc.get("columns")
+    if not isinstance(columns, dict):
+        raise _fail(source, "", f"field 'columns' must be an object of column name → column schema, got {columns!r}")
+    return TableSchema({name: _column_from_dict(name, col, source) for name, col in columns.items()}, version)
+
+
+def _number(value: float | None) -> float | int | None:
+    if value is not None and float(value).is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def schema_to_dict(schema: TableSchema) -> dict[str, Any]:
+    """The JSON document of ``schema`` (the inverse of :func:`schema_from_dict`)."""
+    columns: dict[str, Any] = {}
+    for name, col in schema.columns.items():
+        doc: dict[str, Any] = {"type": col.type, "required": col.required, "min_presence": col.min_presence}
+        if col.domain is not None:
+            doc["domain"] = list(col.domain)
+        if col.range is not None:
+            lo, hi = col.range
+            doc["range"] = {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
+        if col.drift:
+            doc["drift"] = dict(col.drift)
+        if col.description is not None:
+            doc["description"] = col.description
+        columns[name] = doc
+    return {"version": schema.version, "columns": columns}
+
+
+def _schema_path(where: str | Path | Artifact) -> Path:
+    path = Path(where.uri) if isinstance(where, Artifact) else Path(where)
+    return path / SCHEMA_FILE if path.is_dir() else path
+
+
+def load_schema(where: str | Path | Artifact) -> TableSchema:
+    """Read and validate a schema: a ``schema.json`` file, its folder or a Schema artifact.
+
+    Raises:
+        DataValidationError: the file is missing, is not JSON, or is not a valid schema
+            (the message names the file, the column and the field).
+    """
+    path = _schema_path(where)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise DataValidationError(f"schema {path}: cannot read it ({err.strerror or err})") from err
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataValidationError(f"schema {path}: not valid JSON: {err}") from err
+    return schema_from_dict(doc, str(path))
+
+
+def save_schema(schema: TableSchema, where: str | Path | Artifact) -> Path:
+    """Write ``schema`` as ``schema.json`` into a folder or artifact (or to a file path)."""
+    path = Path(where.uri) / SCHEMA_FILE if isinstance(where, Artifact) else Path(where)
+    if path.is_dir():
+        path = path / SCHEMA_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(schema_to_dict(schema), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def _read_statistics(artifact: Artifact) -> dict[str, dict[str, Any]]:
+    """Split name → its statistics document, from an ExampleStatistics artifact.
+
+    (StatisticsGen owns the format; this small reader keeps the validator independent
+    of its module. Splits come in the order of the ``splits`` property.)
+    """
+    root = Path(artifact.uri)
+    names = list(artifact.properties.get("splits") or [])
+    if not names:
+        names = sorted(p.parent.name[len("Split-"):] for p in root.glob(f"Split-*/{STATISTICS_FILE}"))
+    if not names:
+        raise DataValidationError(f"{root}: no Split-<name>/{STATISTICS_FILE}; is it an ExampleStatistics artifact?")
+    stats: dict[str, dict[str, Any]] = {}
+    for name in names:
+        path = root / f"Split-{name}" / STATISTICS_FILE
+        try:
+            stats[name] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise DataValidationError(f"statistics {path}: cannot read split {name!r}: {err}") from err
+    return stats
+
+
+def _merge_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Merge one column's statistics from two splits (enough for inference)."""
+    types = {a.get("type"), b.get("type")}
+    merged: dict[str, Any] = {
+        "type": "float" if types == {"int", "float"} else a.get("type"),
+        "count": a.get("count", 0) + b.get("count", 0),
+        "missing": a.get("missing", 0) + b.get("missing", 0),
+    }
+    na, nb = a.get("numeric"), b.get("numeric")
+    if na and nb:
+        merged["numeric"] = {"min": min(na["min"], nb["min"]), "max": max(na["max"], nb["max"])}
+    elif na or nb:
+        merged["numeric"] = dict(na or nb)
+    sa, sb = a.get("string"), b.get("string")
+    if sa and sb:
+        counts: dict[str, int] = {}
+        for top in sa.get("top_values", []) + sb.get("top_values", []):
+            counts[top["value"]] = counts.get(top["value"], 0) + top["count"]
+        tops = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        merged["string"] = {"unique": max(sa.get("unique", 0), sb.get("unique", 0), len(counts)),
+                            "top_values": [{"value": v, "count": c} for v, c in tops]}
+    elif sa or sb:
+        merged["string"] = dict(sa or sb)
+    return merged
+
+
+def _inference_columns(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[dict[str, Any], float]]:
+    """Column → (its statistics merged over all splits, its lowest presence in any split).
+
+    A column absent from a split has presence 0 there.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for split in stats.values():
+        for name, col in (split.get("columns") or {}).items():
+            merged[name] = _merge_column(merged[name], col) if name in merged else dict(col)
+    result: dict[str, tuple[dict[str, Any], float]] = {}
+    for name, col in merged.items():
+        presences = []
+        for split in stats.values():
+            one = (split.get("columns") or {}).get(name)
+            if one is None:
+                presences.append(0.0)
+                continue
+            count, missing = int(one.get("count", 0)), int(one.get("missing", 0))
+            if count + missing:
+                presences.append(count / (count + missing))
+        result[name] = (col, min(presences, default=0.0))
+    return result
+
+
+def _string_domain(col: Mapping[str, Any]) -> tuple[str, ...] | None:
+    s = col.get("string") or {}
+    tops = s.get("top_values") or []
+    covered = sum(t["count"] for t in tops)
+    if not tops or len(tops) > MAX_DOMAIN_SIZE or s.get("unique", len(tops)) > MAX_DOMAIN_SIZE:
+        return None
+    if covered < col.get("count", 0):  # values beyond the top values exist: the domain is not known
+        return None
+    return tuple(sorted(t["value"] for t in tops))
+
+
+def infer_schema(stats: Mapping[str, Mapping[str, Any]], *, infer_feature_shape: bool = True) -> TableSchema:
+    """Infer a schema from per-split statistics (split → statistics document).
+
+    Inference uses all the splits given (like TFX's SchemaGen), so that the data the
+    schema was inferred from passes it: exclude splits by leaving them out. Per column:
+
+    * ``type`` as observed (int in one split and float in another: float);
+    * ``required`` when the column is never missing in any split (with
+      ``infer_feature_shape=False`` every column is optional: TFX's variable-length
+      features);
+    * ``min_presence``: the lowest fraction of non-null values in any split, rounded
+      down to two decimals (a new split with about the same presence passes);
+    * ``domain`` for a string column with at most 100 distinct values that the top
+      values cover completely;
+    * ``range`` (observed min and max over all splits) for int and float columns.
+
+    Columns of a type jfx does not support (statistics type ``unsupported``) are left out.
+    Drift thresholds are never inferred: add ``"drift": {"linf": 0.1}`` (categorical)
+    or ``{"js": 0.1}`` (numeric) to a column to check it.
+
+    Raises:
+        DataValidationError: ``stats`` holds no split.
+    """
+    if not stats:
+        raise DataValidationError("cannot infer a schema: the statistics hold no split")
+    columns: dict[str, ColumnSchema] = {}
+    for name, (col, presence) in _inference_columns(stats).items():
+        ctype = col.get("type")
+        if ctype not in COLUMN_TYPES:  # "unsupported" (lists, structs, ...): nothing to check it with
+            continue
+        required = bool(infer_feature_shape) and presence >= 1.0
+        min_presence = 1.0 if presence >= 1.0 else math.floor(presence * 100 + 1e-9) / 100
+        domain = _string_domain(col) if ctype in DOMAIN_TYPES else None
+        bounds = None
+        numeric = col.get("numeric")
+        if ctype in ("int", "float") and numeric and numeric.get("min") is not None:
+            bounds = (_number(numeric["min"]), _number(numeric["max"]))
+        columns[name] = ColumnSchema(ctype, required, min_presence, domain, bounds)
+    return TableSchema(columns)

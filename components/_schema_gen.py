@@ -1,0 +1,84 @@
+"""``SchemaGen`` infers a schema from statistics; ``ImportSchemaGen`` brings in a user-edited one.
+
+Both write ``<schema.uri>/schema.json`` (docs/artifacts.md). The usual loop: run
+SchemaGen once, copy its ``schema.json`` into the project, edit it (tighten domains,
+add drift thresholds), and switch the pipeline to ``ImportSchemaGen(schema_file=...)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jfx.components._schema import SCHEMA_FILE, _read_statistics, infer_schema, load_schema, save_schema
+from jfx.pipelines._component import Input, Output, Parameter, component
+from jfx.pipelines._artifacts import ExampleStatistics, Schema
+
+__all__ = ["SchemaGen", "ImportSchemaGen"]
+
+
+def _summarise(schema_artifact: Schema, schema: Any) -> None:
+    cols = schema.columns
+    schema_artifact.properties.update(
+        columns=len(cols),
+        required=sorted(n for n, c in cols.items() if c.required),
+    )
+
+
+@component(name="SchemaGen")
+def SchemaGen(  # noqa: N802 - components are named like the TFX classes they replace
+    statistics: Input[ExampleStatistics],
+    schema: Output[Schema],
+    infer_feature_shape: Parameter[bool] = True,
+):
+    """Infer ``schema.json`` from ExampleStatistics (see :func:`infer_schema`).
+
+    Per column: its type; required (never missing in 'train', or in all splits when
+    there is no 'train'); ``min_presence``; a string domain for low-cardinality
+    strings; the observed range of int and float columns.
+
+    Args:
+        statistics: StatisticsGen's output.
+        schema: receives ``schema.json``; properties ``columns`` (count) and
+            ``required`` (names).
+        infer_feature_shape: infer ``required`` from presence (default); ``False``
+            makes every column optional.
+    """
+    inferred = infer_schema(_read_statistics(statistics), infer_feature_shape=infer_feature_shape)
+    save_schema(inferred, schema)
+    _summarise(schema, inferred)
+
+
+def _schema_file_fingerprint(params: dict[str, Any]) -> str:
+    """The imported file's content hash: an edited schema misses the cache."""
+    path = Path(str(params.get("schema_file") or "")).expanduser()
+    if path.is_dir():
+        path = path / SCHEMA_FILE
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+@component(name="ImportSchemaGen", external_fingerprint=_schema_file_fingerprint)
+def ImportSchemaGen(  # noqa: N802
+    schema: Output[Schema],
+    schema_file: Parameter[str],
+):
+    """Validate a user-edited ``schema.json`` and publish it as a Schema artifact.
+
+    Args:
+        schema: receives the validated schema as ``schema.json``.
+        schema_file: path of the schema file (the format of docs/artifacts.md).
+
+    Raises:
+        DataValidationError: the file is missing or malformed; the message names the
+            file, the column and the field (unknown type, bad range, ...).
+    """
+    source = Path(schema_file).expanduser()
+    loaded = load_schema(source)
+    shutil.copyfile(source if source.is_file() else source / SCHEMA_FILE, schema.path(SCHEMA_FILE))
+    schema.properties["source"] = str(source.resolve())
+    _summarise(schema, loaded)

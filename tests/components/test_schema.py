@@ -1,0 +1,193 @@
+"""The schema model, SchemaGen and ImportSchemaGen."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from jfx.components._schema import (
+    ColumnSchema,
+    TableSchema,
+    infer_schema,
+    load_schema,
+    save_schema,
+    schema_from_dict,
+    schema_to_dict,
+)
+from jfx.components._schema_gen import ImportSchemaGen, SchemaGen
+from jfx.errors import DataValidationError
+from jfx.types import ExampleStatistics, Schema
+
+
+# Statistics documents built by hand, in the format of docs/artifacts.md.
+def num_col(values, ctype="float", missing=0):
+    arr = np.asarray(values, dtype=float)
+    counts, bounds = np.histogram(arr, bins=10)
+    return {"type": ctype, "count": len(arr), "missing": missing, "numeric": {
+        "min": float(arr.min()), "max": float(arr.max()), "mean": float(arr.mean()), "std": float(arr.std()),
+        "zeros": int((arr == 0).sum()), "quantiles": np.quantile(arr, np.linspace(0, 1, 101)).tolist(),
+        "histogram": {"boundaries": bounds.tolist(), "counts": counts.tolist()}}}
+
+
+def str_col(values, missing=0, unique=None):
+    counts = Counter(values)
+    tops = [{"value": v, "count": c} for v, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return {"type": "string", "count": len(values), "missing": missing,
+            "string": {"unique": unique if unique is not None else len(counts), "top_values": tops[:100],
+                       "avg_length": float(np.mean([len(v) for v in values]))}}
+
+
+def split_doc(split, **columns):
+    rows = max(c["count"] + c["missing"] for c in columns.values())
+    return {"split": split, "num_rows": rows, "columns": columns}
+
+
+def write_stats(root, docs):
+    root.mkdir(parents=True, exist_ok=True)
+    for split, doc in docs.items():
+        (root / f"Split-{split}").mkdir()
+        (root / f"Split-{split}" / "statistics.json").write_text(json.dumps(doc))
+    return ExampleStatistics(root, properties={"splits": list(docs)})
+
+
+SPECIES = ["Adelie"] * 5 + ["Gentoo"] * 3 + ["Chinstrap"] * 2
+
+
+@pytest.fixture
+def penguin_stats():
+    train = split_doc(
+        "train",
+        species=str_col(SPECIES),
+        bill=num_col([32.1, 40.0, 45.5, 59.6, 38.0, 41.0, 50.0, 47.0, 44.0], missing=1),
+        year=num_col([2007, 2008, 2009, 2007, 2008, 2009, 2007, 2008, 2009, 2009], ctype="int"),
+        name=str_col([f"n{i}" for i in range(10)] * 1, unique=150),  # too many values for a domain
+    )
+    return {"train": train}
+
+
+def test_infer_schema_types_domains_ranges_and_presence(penguin_stats):
+    schema = infer_schema(penguin_stats)
+    species, bill, year, name = (schema.columns[c] for c in ("species", "bill", "year", "name"))
+    assert list(schema.columns) == ["species", "bill", "year", "name"]
+    assert species == ColumnSchema("string", True, 1.0, ("Adelie", "Chinstrap", "Gentoo"), None)
+    assert (bill.type, bill.required, bill.min_presence, bill.range) == ("float", False, 0.9, (32.1, 59.6))
+    assert (year.type, year.required, year.range) == ("int", True, (2007, 2009))
+    assert name.domain is None and name.range is None  # high-cardinality string: no domain
+
+
+def test_infer_schema_spans_all_splits_and_rounds_presence_down():
+    a = split_doc("a", x=num_col(range(985), missing=15), z=str_col(["p"]), k=str_col(["u"]))
+    b = split_doc("b", x=num_col(range(-5, 10)), y=str_col(["u", "v"]), k=str_col(["v", "w"]))
+    schema = infer_schema({"a": a, "b": b})
+    assert list(schema.columns) == ["x", "z", "k", "y"]
+    assert schema.columns["x"].min_presence == 0.98  # 985/1000 in split a (the lowest), rounded down
+    assert schema.columns["x"].required is False  # missing in split a
+    assert schema.columns["x"].range == (-5, 984)  # over both splits: the inferring data passes
+    assert schema.columns["k"].domain == ("u", "v", "w") and schema.columns["k"].required is True
+    assert (schema.columns["y"].required, schema.columns["y"].min_presence) == (False, 0.0)  # absent from a
+    assert schema.columns["y"].domain == ("u", "v")
+
+
+def test_infer_schema_no_domain_when_top_values_do_not_cover_the_column():
+    col = str_col(["a", "b"])
+    col["count"] = 5  # three values beyond the listed top values
+    assert infer_schema({"train": split_doc("train", s=col)}).columns["s"].domain is None
+
+
+def test_infer_feature_shape_false_makes_columns_optional(penguin_stats):
+    schema = infer_schema(penguin_stats, infer_feature_shape=False)
+    assert not any(c.required for c in schema.columns.values())
+
+
+def test_schema_round_trip(tmp_path):
+    schema = TableSchema({
+        "species": ColumnSchema("string", True, 1.0, ("Adelie", "Gentoo"), None, {"linf": 0.2}, "penguin kind"),
+        "bill": ColumnSchema("float", False, 0.98, None, (32.1, None), {"js": 0.1}),
+        "when": ColumnSchema("timestamp", False, 0.0),
+    })
+    path = save_schema(schema, tmp_path)
+    assert path == tmp_path / "schema.json"
+    assert load_schema(tmp_path) == schema
+    assert load_schema(path) == schema
+    assert schema_from_dict(schema_to_dict(schema)) == schema
+    doc = json.loads(path.read_text())
+    assert doc["columns"]["bill"]["range"] == {"min": 32.1}
+
+
+@pytest.mark.parametrize("column, needle", [
+    ({"type": "decimal"}, "unknown type 'decimal'"),
+    ({"type": "float", "range": {"min": 5, "max": 1}}, "bad range: min 5 is greater than max 1"),
+    ({"type": "float", "range": {"min": "low"}}, "range.min"),
+    ({"type": "string", "range": {"min": 0}}, "field 'range' applies to"),
+    ({"type": "float", "domain": ["a"]}, "field 'domain' applies to string columns"),
+    ({"type": "string", "domain": ["a", "a"]}, "lists 'a' more than once"),
+    ({"type": "float", "min_presence": 1.5}, "min_presence"),
+    ({"type": "float", "requird": True}, "unknown field(s) 'requird'"),
+    ({"type": "float", "drift": {"linf": 0.1}}, "drift.linf"),
+    ({"type": "string", "drift": {"kl": 0.1}}, "unknown metric 'kl'"),
+    ({"type": "bool", "drift": {"js": 0.1, "linf": 0.1}}, "takes one metric"),
+    ({"type": "float", "drift": {"js": 2}}, "drift.js' must be a number from 0 to 1"),
+])
+def test_malformed_schema_errors_name_file_column_and_field(tmp_path, column, needle):
+    path = tmp_path / "my_schema.json"
+    path.write_text(json.dumps({"version": 1, "columns": {"ok": {"type": "int"}, "bad_col": column}}))
+    with pytest.raises(DataValidationError) as err:
+        load_schema(path)
+    message = str(err.value)
+    assert str(path) in message and "column 'bad_col'" in message and needle in message
+
+
+def test_schema_file_not_json_or_missing(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(DataValidationError, match=r"broken\.json: not valid JSON"):
+        load_schema(broken)
+    with pytest.raises(DataValidationError, match=r"nowhere\.json: cannot read"):
+        load_schema(tmp_path / "nowhere.json")
+    (tmp_path / "v2.json").write_text('{"version": 2, "columns": {}}')
+    with pytest.raises(DataValidationError, match=r"v2\.json: field 'version'"):
+        load_schema(tmp_path / "v2.json")
+
+
+def test_schema_gen_component_writes_schema_json(tmp_path, penguin_stats):
+    stats = write_stats(tmp_path / "stats", penguin_stats)
+    out = Schema(tmp_path / "schema")
+    (tmp_path / "schema").mkdir()
+    SchemaGen.fn(statistics=stats, schema=out)
+    doc = json.loads((tmp_path / "schema" / "schema.json").read_text())
+    assert doc["version"] == 1
+    assert doc["columns"]["species"] == {"type": "string", "required": True, "min_presence": 1.0,
+                                         "domain": ["Adelie", "Chinstrap", "Gentoo"]}
+    assert doc["columns"]["bill"]["range"] == {"min": 32.1, "max": 59.6}
+    assert out.properties["columns"] == 4
+    assert "bill" not in out.properties["required"]
+
+
+def test_import_schema_gen_copies_a_valid_file(tmp_path):
+    src = tmp_path / "edited.json"
+    src.write_text(json.dumps({"version": 1, "columns": {"x": {"type": "float", "drift": {"js": 0.2}}}}, indent=4))
+    out = Schema(tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    ImportSchemaGen.fn(schema=out, schema_file=str(src))
+    assert (tmp_path / "out" / "schema.json").read_text() == src.read_text()
+    assert load_schema(out).columns["x"].drift == {"js": 0.2}
+
+
+def test_import_schema_gen_rejects_a_malformed_file_naming_it(tmp_path):
+    src = tmp_path / "edited.json"
+    src.write_text(json.dumps({"version": 1, "columns": {"bill": {"type": "float", "range": {"min": 9, "max": 3}}}}))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DataValidationError, match=r"edited\.json: column 'bill': bad range"):
+        ImportSchemaGen.fn(schema=Schema(tmp_path / "out"), schema_file=str(src))
+    assert not (tmp_path / "out" / "schema.json").exists()
+
+
+def test_import_schema_gen_cache_key_follows_file_content(tmp_path):
+    src = tmp_path / "s.json"
+    src.write_text('{"version": 1, "columns": {}}')
+    before = ImportSchemaGen.external_fingerprint({"schema_file": str(src)})
+    src.write_text('{"version": 1, "columns": {"x": {"type": "int"}}}')
+    assert ImportSchemaGen.external_fingerprint({"schema_file": str(src)}) != before
