@@ -1,6 +1,7 @@
 """The ``jfx`` command line.
 
     jfx run PIPELINE_FILE [--param k=v ...] [--no-cache]     run a pipeline locally
+        [--beam-arg=--runner=DirectRunner ...]                data components on Beam
     jfx run --resume RUN_ID                                   rerun what did not complete
     jfx runs list [--pipeline NAME]                           runs, newest first
     jfx runs show RUN_ID                                      one run, node by node
@@ -15,6 +16,7 @@ Every command takes ``--metadata-url`` (default: ``$JFX_METADATA_URL``, else
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -40,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a pipeline file locally")
     run.add_argument("file", nargs="?", help="a Python file defining `pipeline` or `create_pipeline()`")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="set a runtime parameter (repeatable)")
+    run.add_argument("--beam-arg", action="append", default=None, metavar="ARG",
+                     help="run the data components on Apache Beam with this option (repeatable), e.g. --beam-arg=--runner=DirectRunner")
     run.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
     run.add_argument("--resume", metavar="RUN_ID", help="rerun only the nodes of RUN_ID that did not complete")
     run.add_argument("--pipeline-root", metavar="DIR", help="where outputs go (default: the pipeline's, else $JFX_HOME/artifacts)")
@@ -131,6 +135,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             ir = PipelineIR.from_dict(run_ctx.properties["ir"])
     else:
         raise InvalidArgumentError("jfx run needs a PIPELINE_FILE (or --resume RUN_ID)")
+    if args.beam_arg is not None:
+        ir = dataclasses.replace(ir, beam_pipeline_args=tuple(args.beam_arg))
     runner = LocalDagRunner(
         args.max_workers, executor=args.executor, metadata_url=args.metadata_url,
         pipeline_root=args.pipeline_root, progress=False if args.progress == "none" else args.progress,
