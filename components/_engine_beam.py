@@ -1,0 +1,179 @@
+"""The Beam side of :mod:`jfx.components._engine` (imported only when Beam args are given).
+
+The DoFn and CombineFns live at module level so every runner (the multi-process
+DirectRunner, Dask workers) pickles them by reference to this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from jfx.components._beam import beam_options
+from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, read_piece
+from jfx.errors import DataValidationError
+
+__all__ = ["KernelCombineFn", "AccumulatorCombineFn", "ReadAndAccumulate", "run_on_beam"]
+
+_LOG = logging.getLogger(__name__)
+_DASK_RUNNER = "DaskRunner"
+
+
+class KernelCombineFn(beam.CombineFn):
+    """A kernel as a Beam ``CombineFn`` over RecordBatches (``add_input`` = ``add_batch``).
+
+    For runners that lift combiners (DirectRunner, Dataflow, Flink) this combines each
+    batch where it is read. :func:`run_on_beam` instead folds batches inside
+    :class:`ReadAndAccumulate` and merges with :class:`AccumulatorCombineFn`, which moves
+    only accumulators on every runner.
+    """
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    def create_accumulator(self) -> Any:
+        return self.kernel.create()
+
+    def add_input(self, acc: Any, batch: Any) -> Any:
+        return self.kernel.add_batch(acc, batch)
+
+    def merge_accumulators(self, accs: Any) -> Any:
+        return self.kernel.merge(list(accs))
+
+    def extract_output(self, acc: Any) -> Any:
+        return self.kernel.finish(acc)
+
+
+class AccumulatorCombineFn(beam.CombineFn):
+    """Merges accumulators (the inputs are accumulators already); outputs the merged one."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    def create_accumulator(self) -> Any:
+        return self.kernel.create()
+
+    def add_input(self, acc: Any, other: Any) -> Any:
+        return self.kernel.merge([acc, other])
+
+    def add_inputs(self, acc: Any, others: Any) -> Any:
+        return self.kernel.merge([acc, *others])
+
+    def merge_accumulators(self, accs: Any) -> Any:
+        return self.kernel.merge(list(accs))
+
+    def extract_output(self, acc: Any) -> Any:
+        return acc
+
+
+class ReadAndAccumulate(beam.DoFn):
+    """``(key, piece)`` → ``(key, accumulator of every batch in the piece)``."""
+
+    def __init__(self, kernel: Kernel, columns: Sequence[str] | None, batch_size: int) -> None:
+        self.kernel = kernel
+        self.columns = list(columns) if columns else None
+        self.batch_size = batch_size
+
+    def process(self, element: tuple[str, Piece]):
+        key, piece = element
+        acc = self.kernel.create()
+        dictionary = bool(getattr(self.kernel, "read_strings_as_dictionary", False))
+        for batch in read_piece(piece, columns=self.columns, batch_size=self.batch_size,
+                                dictionary_strings=dictionary):
+            acc = self.kernel.add_batch(acc, batch)
+        yield key, acc
+
+
+def _write_result(element: tuple[str, Any], folder: str) -> None:
+    key, acc = element
+    with FileSystems.create(FileSystems.join(folder, f"{uuid.uuid4().hex}.pkl")) as fh:
+        fh.write(pickle.dumps((key, acc), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _with_dask_partitions(args: list[str], n: int) -> list[str]:
+    """Give the DaskRunner one bag partition per piece unless the args choose.
+
+    Its default (128 elements per partition) would put every piece on one worker.
+    """
+    if not any(_DASK_RUNNER in a for a in args if a.startswith("--runner")):
+        return args
+    if any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
+        return args
+    return [*args, f"--dask_npartitions={max(1, n)}"]
+
+
+def run_on_beam(kernel: Kernel, pieces: dict[str, list[Piece]], args: list[str],
+                columns: Sequence[str] | None, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
+    """Run ``kernel`` over the pieces of each key on Beam; return key → merged accumulator."""
+    elements = [(key, piece) for key, group in pieces.items() for piece in group]
+    options = beam_options(_with_dask_partitions(args, len(elements)))
+    temp_root = options.get_all_options().get("temp_location")
+    local = temp_root is None
+    folder = tempfile.mkdtemp(prefix="jfx-beam-") if local else FileSystems.join(temp_root, f"jfx-{uuid.uuid4().hex}")
+    try:
+        if elements:
+            p = beam.Pipeline(options=options)
+            _ = (
+                p
+                | "Pieces" >> beam.Create(elements)
+                | "Spread" >> beam.Reshuffle()
+                | "ReadAndAccumulate" >> beam.ParDo(ReadAndAccumulate(kernel, columns, batch_size))
+                | "Merge" >> beam.CombinePerKey(AccumulatorCombineFn(kernel))
+                | "Write" >> beam.Map(_write_result, folder)
+            )
+            result = p.run()
+            try:
+                result.wait_until_finish()
+            finally:
+                # The DaskRunner opens a dask Client per run and leaves it open; close it, or
+                # it keeps reconnecting (and logging) after the cluster goes away.
+                client = getattr(result, "client", None)
+                if client is not None:
+                    client.close()
+        accs: dict[str, list[Any]] = {key: [] for key in pieces}
+        for match in FileSystems.match([FileSystems.join(folder, "*.pkl")])[0].metadata_list:
+            with FileSystems.open(match.path) as fh:
+                key, acc = pickle.loads(fh.read())
+            accs[key].append(acc)
+    except DataValidationError:
+        raise
+    except Exception as err:  # Beam wraps a worker's exception in its own; keep ours visible
+        cause = _find_cause(err)
+        if cause is not None:
+            raise DataValidationError(str(cause)) from err
+        if "DataValidationError" in str(err):
+            raise DataValidationError(_last_line(str(err), "DataValidationError")) from err
+        raise
+    finally:
+        if local:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            try:
+                FileSystems.delete([folder])
+            except Exception as err:  # a leftover temp folder is worth a log line, not a failure
+                _LOG.warning("could not delete Beam temp folder %s: %s", folder, err)
+    return {key: kernel.merge(found) if found else kernel.create() for key, found in accs.items()}
+
+
+def _find_cause(err: BaseException | None) -> DataValidationError | None:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, DataValidationError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _last_line(text: str, marker: str) -> str:
+    lines = [ln for ln in text.splitlines() if marker in ln]
+    line = lines[-1] if lines else text
+    return line.split(f"{marker}: ", 1)[-1].strip()

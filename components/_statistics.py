@@ -1,0 +1,518 @@
+"""The statistics kernel: per-column statistics of Arrow RecordBatches, mergeable.
+
+A kernel is four pure-ish functions over a small accumulator (STYLE.md item 5):
+``create() -> acc``, ``add_batch(acc, batch) -> acc``, ``merge(accs) -> acc`` and
+``finish(acc) -> result``. :class:`StatisticsKernel` computes, per column, exactly the
+fields of the ``ExampleStatistics`` format (docs/artifacts.md): ``count``, ``missing``,
+a ``numeric`` block (int, float, bool, timestamp) and a ``string`` block (string, bool).
+Either engine in :mod:`jfx.components._engine` runs it.
+
+Exactness across engines and partitionings:
+
+* ``count``, ``missing``, ``min``, ``max``, ``zeros``, ``avg_length`` are exact.
+* ``mean`` and ``std`` (population) merge with Chan et al.'s pairwise update of
+  (count, mean, M2), each batch's part computed in float64 around its own mean, so
+  any partitioning agrees to about 1e-15 relative.
+* ``quantiles`` and both histograms come from a KLL sketch (rank error well under 1%);
+  they are exact, and so identical everywhere, while a column has at most
+  ``kll_k`` (2,048) values. Histogram counts always sum to ``count``.
+* ``unique`` is exact while a column has at most 1,000 distinct values, else a
+  HyperLogLog estimate (register-wise max merge: identical for any partitioning).
+* ``top_values`` counts are exact while a column has at most 1,000 distinct values.
+
+A float NaN counts as missing (it is neither a value nor orderable).
+
+Example:
+    >>> import pyarrow as pa
+    >>> k = StatisticsKernel()
+    >>> acc = k.add_batch(k.create(), pa.record_batch({"x": [1.0, None, 3.0]}))
+    >>> stats = k.finish(k.merge([acc, k.create()]))
+    >>> stats["num_rows"], stats["columns"]["x"]["count"], stats["columns"]["x"]["numeric"]["mean"]
+    (3, 2, 2.0)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jfx.components._sketches import (
+    DEFAULT_CAPACITY,
+    DEFAULT_HLL_P,
+    DEFAULT_KLL_K,
+    FrequentValues,
+    HyperLogLog,
+    KllSketch,
+    hash_strings,
+    string_counts,
+)
+from jfx.errors import DataValidationError
+
+__all__ = [
+    "StatisticsKernel",
+    "StatsAccumulator",
+    "ColumnAccumulator",
+    "COLUMN_TYPES",
+    "STATISTICS_FILE",
+    "arrow_column_type",
+    "load_statistics",
+    "write_statistics",
+]
+
+COLUMN_TYPES = ("int", "float", "string", "bool", "timestamp")
+STATISTICS_FILE = "statistics.json"
+NUM_QUANTILES = 101
+NUM_BUCKETS = 10
+TOP_VALUES = 100
+
+
+def arrow_column_type(t: pa.DataType) -> str | None:
+    """The jfx column type of an Arrow type, or ``None`` when it has no statistics."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "float"
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "timestamp"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    return None
+
+
+@dataclass
+class NumericAccumulator:
+    """Moments (Chan's count/mean/M2), exact extremes, zeros and a quantile sketch."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    min: float | int | None = None
+    max: float | int | None = None
+    zeros: int = 0
+    sketch: KllSketch = field(default_factory=KllSketch)
+
+    def add_part(self, n: int, mean: float, m2: float) -> None:
+        if n == 0:
+            return
+        if self.n == 0:
+            self.n, self.mean, self.m2 = n, mean, m2
+            return
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.n = total
+
+    def merge(self, other: NumericAccumulator) -> None:
+        self.add_part(other.n, other.mean, other.m2)
+        if other.min is not None:
+            self.min = other.min if self.min is None else min(self.min, other.min)
+            self.max = other.max if self.max is None else max(self.max, other.max)
+        self.zeros += other.zeros
+        self.sketch.merge(other.sketch)
+
+
+@dataclass
+class StringAccumulator:
+    """Frequent values, a distinct-count sketch and the total length in characters."""
+
+    frequent: FrequentValues = field(default_factory=FrequentValues)
+    hll: HyperLogLog = field(default_factory=HyperLogLog)
+    total_length: int = 0
+
+    def merge(self, other: StringAccumulator) -> None:
+        self.frequent.merge(other.frequent)
+        self.hll.merge(other.hll)
+        self.total_length += other.total_length
+
+
+@dataclass
+class ColumnAccumulator:
+    """One column's state. ``missing`` is derived at the end: rows seen minus ``count``."""
+
+    type: str
+    count: int = 0
+    numeric: NumericAccumulator | None = None
+    string: StringAccumulator | None = None
+
+
+@dataclass
+class StatsAccumulator:
+    """The kernel's accumulator: rows seen and one :class:`ColumnAccumulator` per column."""
+
+    num_rows: int = 0
+    columns: dict[str, ColumnAccumulator] = field(default_factory=dict)
+
+
+class StatisticsKernel:
+    """Per-column statistics in the ``ExampleStatistics`` format, as a mergeable kernel.
+
+    Args:
+        types: column → jfx type (``int``, ``float``, ``string``, ``bool``, ``timestamp``)
+            overriding the Arrow types, e.g. from a Schema (an int column declared
+            ``string`` is treated as categorical). Other columns use their Arrow type.
+        kll_k: the quantile sketch's size parameter.
+        capacity: how many distinct values the frequent-values counter tracks.
+        hll_p: the HyperLogLog precision.
+
+    The kernel is a plain picklable object; runners (Beam, Dask) import it by module path.
+    """
+
+    def __init__(self, types: dict[str, str] | None = None, *, kll_k: int = DEFAULT_KLL_K,
+                 capacity: int = DEFAULT_CAPACITY, hll_p: int = DEFAULT_HLL_P) -> None:
+        types = dict(types or {})
+        for column, kind in types.items():
+            if kind not in COLUMN_TYPES:
+                raise DataValidationError(
+                    f"column {column!r}: type {kind!r} is not one of {', '.join(COLUMN_TYPES)}"
+                )
+        self.types = types
+        self.kll_k = kll_k
+        self.capacity = capacity
+        self.hll_p = hll_p
+
+    # Ask the engine for string columns dictionary-encoded: cheaper to read and to count.
+    read_strings_as_dictionary = True
+
+    def __repr__(self) -> str:
+        return f"StatisticsKernel(types={self.types!r})"
+
+    # -- the kernel protocol -------------------------------------------------------------
+
+    def create(self) -> StatsAccumulator:
+        return StatsAccumulator()
+
+    def add_batch(self, acc: StatsAccumulator, batch: pa.RecordBatch) -> StatsAccumulator:
+        acc.num_rows += batch.num_rows
+        for name, column in zip(batch.schema.names, batch.columns):
+            col = acc.columns.get(name)
+            kind = self.types.get(name) or arrow_column_type(column.type)
+            if col is None:
+                col = acc.columns[name] = self._new_column(kind)
+            elif kind != col.type and not (_numeric(kind) and _numeric(col.type)):
+                raise DataValidationError(
+                    f"column {name!r} changes type between batches: {col.type} before, "
+                    f"{kind or column.type} now; give all files the same schema"
+                )
+            if col.type is not None:
+                self._add_column(col, column, name)
+            else:
+                col.count += len(column) - column.null_count
+        return acc
+
+    def merge(self, accs: list[StatsAccumulator]) -> StatsAccumulator:
+        out = self.create()
+        for acc in accs:
+            out.num_rows += acc.num_rows
+            for name, col in acc.columns.items():
+                mine = out.columns.get(name)
+                if mine is None:
+                    out.columns[name] = mine = self._new_column(col.type)
+                elif mine.type != col.type and not (_numeric(mine.type) and _numeric(col.type)):
+                    raise DataValidationError(
+                        f"column {name!r} has type {mine.type} in one part of the data and {col.type} in another"
+                    )
+                mine.count += col.count
+                if col.numeric is not None and mine.numeric is not None:
+                    mine.numeric.merge(col.numeric)
+                if col.string is not None and mine.string is not None:
+                    mine.string.merge(col.string)
+        return out
+
+    def finish(self, acc: StatsAccumulator) -> dict[str, Any]:
+        columns = {}
+        for name, col in acc.columns.items():
+            entry: dict[str, Any] = {"type": col.type or "unsupported", "count": col.count,
+                                     "missing": acc.num_rows - col.count}
+            if col.numeric is not None and col.numeric.n > 0:
+                entry["numeric"] = _finish_numeric(col.numeric, col.type)
+            if col.string is not None and col.count > 0:
+                entry["string"] = _finish_string(col.string, col.count)
+            columns[name] = entry
+        return {"num_rows": acc.num_rows, "columns": columns}
+
+    # -- per column ----------------------------------------------------------------------
+
+    def _new_column(self, kind: str | None) -> ColumnAccumulator:
+        col = ColumnAccumulator(type=kind)
+        if kind in ("int", "float", "bool", "timestamp"):
+            col.numeric = NumericAccumulator(sketch=KllSketch(self.kll_k))
+        if kind in ("string", "bool"):
+            col.string = StringAccumulator(FrequentValues(self.capacity), HyperLogLog(self.hll_p))
+        return col
+
+    def _add_column(self, col: ColumnAccumulator, array: pa.Array, name: str) -> None:
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        try:
+            if col.type == "string" and pa.types.is_dictionary(array.type) and _is_text(array.type.value_type):
+                _add_dictionary_strings(col, array)
+                return
+            if pa.types.is_dictionary(array.type):
+                array = array.dictionary_decode()
+            if col.type == "string":
+                _add_strings(col, _as_strings(array))
+            elif col.type == "bool":
+                _add_bools(col, array if pa.types.is_boolean(array.type) else array.cast(pa.bool_()))
+            else:
+                _add_numbers(col, _as_numbers(array, col.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
+            raise DataValidationError(
+                f"column {name!r} of Arrow type {array.type} cannot be read as {col.type}: {err}"
+            ) from err
+
+
+def _numeric(kind: str | None) -> bool:
+    return kind in ("int", "float")
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _as_strings(array: pa.Array) -> pa.Array:
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return array
+    if pa.types.is_boolean(array.type):
+        return pc.if_else(array, "true", "false")
+    return array.cast(pa.string())
+
+
+def _as_numbers(array: pa.Array, kind: str) -> np.ndarray:
+    """The column's present values as int64 (int, timestamp in µs) or float64, no nulls."""
+    if array.null_count:
+        array = array.drop_null()
+    t = array.type
+    if kind == "timestamp":
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            array = array.cast(pa.timestamp("us"))
+        elif pa.types.is_date(t):
+            array = array.cast(pa.timestamp("us"))
+        elif pa.types.is_timestamp(t) and (t.unit != "us" or t.tz is not None):
+            array = array.cast(pa.timestamp("us"), safe=False)
+        if pa.types.is_timestamp(array.type):
+            array = array.cast(pa.int64())
+    elif kind == "int" and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        array = array.cast(pa.int64())
+    elif kind == "float" and not pa.types.is_floating(t):
+        array = array.cast(pa.float64())
+    values = array.to_numpy(zero_copy_only=False)
+    if values.dtype.kind == "f":
+        values = values.astype(np.float64, copy=False)
+        nan = np.isnan(values)
+        if nan.any():
+            values = values[~nan]
+    elif values.dtype.kind == "u" and values.dtype.itemsize == 8:
+        values = values.astype(np.float64)
+    else:
+        values = values.astype(np.int64, copy=False)
+    return values
+
+
+_SMALL_INT_RANGE = 1 << 16
+
+
+def _add_numbers(col: ColumnAccumulator, values: np.ndarray) -> None:
+    n = len(values)
+    col.count += n
+    if n == 0:
+        return
+    acc = col.numeric
+    if values.dtype == np.int64:
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < _SMALL_INT_RANGE and n > 4 * (hi - lo):
+            # Few distinct ints (areas, flags, seconds): count them instead of sorting.
+            _add_small_ints(acc, values, lo, hi)
+            return
+    ordered = np.sort(values)  # one sort serves the sketch, the extremes and the zeros
+    lo, hi = ordered[0].item(), ordered[-1].item()
+    acc.min = lo if acc.min is None else min(acc.min, lo)
+    acc.max = hi if acc.max is None else max(acc.max, hi)
+    acc.zeros += int(np.searchsorted(ordered, 0, side="right") - np.searchsorted(ordered, 0, side="left"))
+    as_float = ordered.astype(np.float64, copy=False)
+    mean = float(as_float.sum()) / n
+    centred = as_float - mean
+    # Not np.dot: BLAS spins up its own threads, which fight the engine's workers.
+    np.multiply(centred, centred, out=centred)
+    acc.add_part(n, mean, float(centred.sum()))
+    acc.sketch.add(as_float, is_sorted=True)
+
+
+def _add_small_ints(acc: NumericAccumulator, values: np.ndarray, lo: int, hi: int) -> None:
+    counts = np.bincount(values - lo)
+    present = np.flatnonzero(counts)
+    distinct = (present + lo).astype(np.float64)
+    weights = counts[present]
+    n = len(values)
+    acc.min = lo if acc.min is None else min(acc.min, lo)
+    acc.max = hi if acc.max is None else max(acc.max, hi)
+    if lo <= 0 <= hi:
+        acc.zeros += int(counts[-lo])
+    mean = float((distinct * weights).sum()) / n
+    acc.add_part(n, mean, float((weights * (distinct - mean) ** 2).sum()))
+    acc.sketch.add_counts(distinct, weights)
+
+
+def _add_bools(col: ColumnAccumulator, array: pa.Array) -> None:
+    n = len(array) - array.null_count
+    col.count += n
+    if n == 0:
+        return
+    trues = int(pc.sum(array).as_py() or 0)
+    falses = n - trues
+    acc = col.numeric
+    acc.min = min(acc.min, int(falses == 0)) if acc.min is not None else int(falses == 0)
+    acc.max = max(acc.max, int(trues > 0)) if acc.max is not None else int(trues > 0)
+    acc.zeros += falses
+    mean = trues / n
+    acc.add_part(n, mean, trues * (1 - mean) ** 2 + falses * mean ** 2)
+    acc.sketch.add(np.concatenate([np.zeros(falses), np.ones(trues)]), is_sorted=True)
+    present = [(v, c) for v, c in (("false", falses), ("true", trues)) if c]
+    values = pa.array([v for v, _ in present], type=pa.large_string())
+    col.string.frequent.add_counts(values, np.array([c for _, c in present], dtype=np.int64))
+    col.string.hll.add_hashes(hash_strings(values))
+    col.string.total_length += 5 * falses + 4 * trues
+
+
+def _add_strings(col: ColumnAccumulator, array: pa.Array) -> None:
+    n = len(array) - array.null_count
+    col.count += n
+    if n == 0:
+        return
+    acc = col.string
+    acc.total_length += int(pc.sum(pc.utf8_length(array)).as_py() or 0)
+    values, counts = string_counts(array)
+    acc.frequent.add_counts(values, counts)
+    acc.hll.add_hashes(hash_strings(values))
+
+
+def _add_dictionary_strings(col: ColumnAccumulator, array: pa.DictionaryArray) -> None:
+    """Strings read dictionary-encoded: count the codes, touch each distinct string once."""
+    n = len(array) - array.null_count
+    col.count += n
+    if n == 0:
+        return
+    indices = array.indices
+    if indices.null_count:
+        indices = indices.drop_null()
+    counts = np.bincount(indices.to_numpy(zero_copy_only=False), minlength=len(array.dictionary))
+    used = np.flatnonzero(counts)
+    values = array.dictionary.take(pa.array(used))
+    counts = counts[used].astype(np.int64)
+    if values.null_count:  # a null in the dictionary itself is a missing value too
+        valid = np.asarray(values.is_valid())
+        col.count -= int(counts[~valid].sum())
+        values, counts = values.filter(pa.array(valid)), counts[valid]
+    acc = col.string
+    lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
+    acc.total_length += int((lengths.astype(np.int64) * counts).sum())
+    acc.frequent.add_counts(values, counts)
+    acc.hll.add_hashes(hash_strings(values))
+
+
+def _py_number(value: float, kind: str) -> int | float:
+    if kind in ("int", "timestamp", "bool") and float(value).is_integer():
+        return int(value)
+    return float(value)
+
+
+def _finish_numeric(acc: NumericAccumulator, kind: str) -> dict[str, Any]:
+    ranks = np.linspace(0.0, 1.0, NUM_QUANTILES)
+    quantiles = acc.sketch.quantiles(ranks)
+    lo, hi = float(acc.min), float(acc.max)
+    # numpy.histogram's convention for a constant column: one unit wide, centred on it.
+    edges = np.linspace(lo, hi, NUM_BUCKETS + 1) if hi > lo else np.linspace(lo - 0.5, hi + 0.5, NUM_BUCKETS + 1)
+    deciles = quantiles[:: (NUM_QUANTILES - 1) // NUM_BUCKETS]
+    return {
+        "min": _py_number(acc.min, kind),
+        "max": _py_number(acc.max, kind),
+        "mean": float(acc.mean),
+        "std": math.sqrt(max(acc.m2, 0.0) / acc.n),
+        "zeros": int(acc.zeros),
+        "quantiles": [float(q) for q in quantiles],
+        "histogram": {"boundaries": [float(b) for b in edges],
+                      "counts": [int(c) for c in acc.sketch.counts(edges)]},
+        "quantile_histogram": {"boundaries": [float(b) for b in deciles],
+                               "counts": [int(c) for c in acc.sketch.counts(deciles)]},
+    }
+
+
+def _finish_string(acc: StringAccumulator, count: int) -> dict[str, Any]:
+    exact = acc.frequent.exact
+    unique = acc.frequent.total_distinct() if exact else max(int(round(acc.hll.estimate())), acc.frequent.total_distinct())
+    return {
+        "unique": unique,
+        "top_values": [{"value": v, "count": c} for v, c in acc.frequent.top(TOP_VALUES)],
+        "avg_length": acc.total_length / count,
+    }
+
+
+# -- the artifact files ------------------------------------------------------------------
+
+
+def _split_dir(root: Path, split: str) -> Path:
+    from jfx.components._examples import SPLIT_PREFIX
+
+    return root / f"{SPLIT_PREFIX}{split}"
+
+
+def write_statistics(artifact_or_path: Any, split: str, stats: dict[str, Any]) -> Path:
+    """Write one split's statistics as ``<uri>/Split-<split>/statistics.json``; return the path.
+
+    ``stats`` is a kernel result (``num_rows``, ``columns``); the ``split`` key is added.
+    """
+    root = Path(getattr(artifact_or_path, "uri", artifact_or_path))
+    target = _split_dir(root, split) / STATISTICS_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"split": split, "num_rows": stats["num_rows"], "columns": stats["columns"]}
+    target.write_text(json.dumps(doc, indent=1, allow_nan=False), encoding="utf-8")
+    return target
+
+
+def load_statistics(artifact_or_path: Any, splits: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Read an ``ExampleStatistics`` artifact: split name → its statistics document.
+
+    Args:
+        artifact_or_path: the artifact (its ``uri`` is used) or its directory.
+        splits: the splits to read; default: the artifact's ``splits`` property when it
+            has one, else every ``Split-*`` folder.
+
+    Raises:
+        DataValidationError: a split has no ``statistics.json`` or it is not valid JSON.
+
+    Example:
+        >>> stats = load_statistics(statistics_artifact)            # doctest: +SKIP
+        >>> stats["train"]["columns"]["fare"]["numeric"]["mean"]    # doctest: +SKIP
+        11.93
+    """
+    from jfx.components._examples import SPLIT_PREFIX
+
+    root = Path(getattr(artifact_or_path, "uri", artifact_or_path))
+    if splits is None:
+        props = getattr(artifact_or_path, "properties", None) or {}
+        splits = list(props.get("splits") or [])
+        if not splits:
+            splits = sorted(p.name[len(SPLIT_PREFIX):] for p in root.glob(f"{SPLIT_PREFIX}*") if p.is_dir())
+    if not splits:
+        raise DataValidationError(f"{root}: no {SPLIT_PREFIX}<name>/{STATISTICS_FILE}; is it an ExampleStatistics artifact?")
+    out = {}
+    for split in splits:
+        path = _split_dir(root, split) / STATISTICS_FILE
+        try:
+            out[split] = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataValidationError(f"{path}: split {split!r} has no statistics") from None
+        except json.JSONDecodeError as err:
+            raise DataValidationError(f"{path}: not valid JSON ({err})") from err
+    return out

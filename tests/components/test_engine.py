@@ -1,0 +1,174 @@
+"""One kernel, two engines: in-process vs Beam (DirectRunner, multi-process, Dask) agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from jfx.components._engine import Piece, Source, plan_pieces, run_kernel
+from jfx.components._statistics import StatisticsKernel
+from jfx.errors import DataValidationError
+from jfx.examples.taxi.generate import generate
+
+RANKS = np.linspace(0.0, 1.0, 101)
+DIRECT = ["--runner=DirectRunner"]
+MULTI = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+class RowCounter:
+    """The smallest kernel: rows and the sum of column ``x``."""
+
+    def create(self):
+        return (0, 0.0)
+
+    def add_batch(self, acc, batch):
+        return (acc[0] + batch.num_rows, acc[1] + float(np.nansum(batch.column("x").to_numpy(zero_copy_only=False))))
+
+    def merge(self, accs):
+        return (sum(a[0] for a in accs), sum(a[1] for a in accs))
+
+    def finish(self, acc):
+        return {"rows": acc[0], "sum": acc[1]}
+
+
+class Exploding(RowCounter):
+    def add_batch(self, acc, batch):
+        raise ValueError("kernel bug")
+
+
+@pytest.fixture(scope="module")
+def stats_taxi_files(tmp_path_factory):
+    """The taxi table (30k rows) in 3 Parquet files of several row groups, and as CSV."""
+    folder = tmp_path_factory.mktemp("taxi")
+    table = generate(30_000, seed=3)
+    paths = []
+    for i, start in enumerate((0, 12_000, 21_000)):
+        part = table.slice(start, {0: 12_000, 1: 9_000, 2: 9_000}[i])
+        path = folder / f"part-{i:05d}.parquet"
+        pq.write_table(part, path, row_group_size=4_000)
+        paths.append(str(path))
+    csv = folder / "taxi.csv"
+    pacsv.write_csv(table, csv)
+    return table, paths, str(csv)
+
+
+@pytest.fixture(scope="module")
+def stats_reference(stats_taxi_files):
+    _, paths, _ = stats_taxi_files
+    return run_kernel(StatisticsKernel(), paths)
+
+
+@pytest.fixture(scope="module")
+def stats_dask_address():
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                       host="127.0.0.1", dashboard_address=None)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def assert_same_statistics(a: dict, b: dict, table: pa.Table) -> None:
+    assert a["num_rows"] == b["num_rows"] == table.num_rows
+    assert list(a["columns"]) == list(b["columns"]) == table.column_names
+    for name, x in a["columns"].items():
+        y = b["columns"][name]
+        assert (x["type"], x["count"], x["missing"]) == (y["type"], y["count"], y["missing"]), name
+        if "numeric" in x:
+            p, q = x["numeric"], y["numeric"]
+            assert (p["min"], p["max"], p["zeros"]) == (q["min"], q["max"], q["zeros"]), name
+            assert q["mean"] == pytest.approx(p["mean"], rel=1e-9) and q["std"] == pytest.approx(p["std"], rel=1e-9)
+            assert sum(q["histogram"]["counts"]) == x["count"]
+            column = table.column(name).drop_null()
+            if pa.types.is_timestamp(column.type):
+                column = column.cast(pa.int64())
+            ordered = np.sort(np.asarray(column.to_numpy(), dtype=float))
+            for quantiles in (p["quantiles"], q["quantiles"]):
+                lo = np.searchsorted(ordered, quantiles, side="left") / len(ordered)
+                hi = np.searchsorted(ordered, quantiles, side="right") / len(ordered)
+                assert np.all(lo <= RANKS + 0.01) and np.all(hi >= RANKS - 0.01), name
+        if "string" in x:
+            # HyperLogLog registers merge by max, and <= 1,000 distinct values are counted exactly
+            assert x["string"]["unique"] == y["string"]["unique"], name
+            if x["string"]["unique"] <= 1000:
+                assert x["string"]["top_values"] == y["string"]["top_values"], name
+            else:  # Misra-Gries: under-counts by at most N / 1001, whatever the partitioning
+                truth = dict(zip(*np.unique(table.column(name).drop_null().to_numpy(zero_copy_only=False),
+                                            return_counts=True)))
+                for top in (x["string"]["top_values"], y["string"]["top_values"]):
+                    for item in top:
+                        assert truth[item["value"]] - x["count"] / 1001 <= item["count"] <= truth[item["value"]]
+            assert x["string"]["avg_length"] == pytest.approx(y["string"]["avg_length"], rel=1e-12)
+
+
+@pytest.mark.parametrize("args", [DIRECT, MULTI], ids=["direct", "multi_processing"])
+def test_beam_direct_runner_agrees_with_in_process(stats_taxi_files, stats_reference, args):
+    table, paths, _ = stats_taxi_files
+    assert_same_statistics(stats_reference, run_kernel(StatisticsKernel(), paths, beam_pipeline_args=args), table)
+
+
+def test_beam_dask_runner_agrees_with_in_process(stats_taxi_files, stats_reference, stats_dask_address):
+    table, paths, _ = stats_taxi_files
+    args = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner", f"--dask_client_address={stats_dask_address}"]
+    assert_same_statistics(stats_reference, run_kernel(StatisticsKernel(), paths, beam_pipeline_args=args), table)
+
+
+def test_csv_sources_agree_with_parquet(stats_taxi_files, stats_reference):
+    table, _, csv = stats_taxi_files
+    from_csv = run_kernel(StatisticsKernel(), [csv])
+    assert_same_statistics(stats_reference, from_csv, table)
+    assert from_csv["columns"]["trip_start_timestamp"]["type"] == "timestamp"
+
+
+def test_in_process_reruns_are_identical(stats_taxi_files, stats_reference):
+    _, paths, _ = stats_taxi_files
+    assert run_kernel(StatisticsKernel(), paths) == stats_reference
+    one = run_kernel(StatisticsKernel(), paths, num_workers=1, batch_size=1_000)
+    assert one["columns"]["fare"]["numeric"]["mean"] == pytest.approx(
+        stats_reference["columns"]["fare"]["numeric"]["mean"], rel=1e-12)
+
+
+@pytest.mark.parametrize("args", [None, DIRECT], ids=["in-process", "beam"])
+def test_grouped_sources_give_one_result_per_group(tmp_path, args):
+    files = {}
+    for name, rows in (("train", 700), ("eval", 300), ("empty", 0)):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"x": np.arange(rows, dtype=float)}), path, row_group_size=256)
+        files[name] = [path]
+    files["nothing"] = []
+    out = run_kernel(RowCounter(), files, beam_pipeline_args=args, batch_size=100)
+    assert out == {"train": {"rows": 700, "sum": float(sum(range(700)))},
+                   "eval": {"rows": 300, "sum": float(sum(range(300)))},
+                   "empty": {"rows": 0, "sum": 0.0}, "nothing": {"rows": 0, "sum": 0.0}}
+
+
+def test_pieces_are_row_groups_and_csv_files(stats_taxi_files):
+    _, paths, csv = stats_taxi_files
+    pieces = plan_pieces([*paths, csv])
+    assert len(pieces) == 3 + 3 + 3 + 1
+    assert pieces[0] == Piece(Source(paths[0], "parquet"), 0) and pieces[-1] == Piece(Source(csv, "csv"), None)
+
+
+@pytest.mark.parametrize("args", [None, DIRECT], ids=["in-process", "beam"])
+def test_corrupt_or_missing_files_name_the_file(tmp_path, args):
+    bad = tmp_path / "part-00001.parquet"
+    bad.write_bytes(b"PAR1 not really parquet at all PAR1")
+    with pytest.raises(DataValidationError, match="part-00001.parquet: not a readable Parquet file"):
+        run_kernel(RowCounter(), [bad], beam_pipeline_args=args)
+    with pytest.raises(DataValidationError, match="nope.parquet: no such file"):
+        run_kernel(RowCounter(), [tmp_path / "nope.parquet"], beam_pipeline_args=args)
+    broken_csv = tmp_path / "broken.csv"
+    broken_csv.write_text("x,y\n1,2\n3\n")
+    with pytest.raises(DataValidationError, match="broken.csv: cannot read csv data"):
+        run_kernel(RowCounter(), [broken_csv], beam_pipeline_args=args)
+
+
+def test_kernel_errors_propagate_from_the_workers(tmp_path):
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"x": np.arange(10_000, dtype=float)}), path, row_group_size=1_000)
+    with pytest.raises(ValueError, match="kernel bug"):
+        run_kernel(Exploding(), [path], batch_size=500)
