@@ -15,14 +15,16 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/jfx run examples/hello/pipeline.py
+	$(BIN)/jfx run examples/penguin/pipeline.py
 	@echo
 	@echo "Browse what it recorded:"
 	@echo "  $(BIN)/jfx runs list"
 	@echo "  $(BIN)/jfx runs show <RUN_ID>"
-	@echo "  $(BIN)/jfx lineage <ARTIFACT_ID>"
-	@echo "Run it again to see every node come from the cache, or change a parameter:"
-	@echo "  $(BIN)/jfx run examples/hello/pipeline.py --param rows=500"
+	@echo "  $(BIN)/jfx lineage <ARTIFACT_ID>       (e.g. the schema: what data made it)"
+	@echo "Run it again and every node comes from the cache. Validate other data against the schema:"
+	@echo "  $(BIN)/jfx run examples/penguin/pipeline.py --param new_data=/folder/with/penguins.csv"
+	@echo "The same with the data work on Apache Beam:"
+	@echo "  $(BIN)/jfx run examples/penguin/pipeline.py --beam-arg=--runner=DirectRunner"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
