@@ -1,0 +1,347 @@
+"""Model artifacts: a ``jax.export`` StableHLO function, its weights and a signature.
+
+``export`` writes a directory::
+
+    <path>/model.stablehlo    the serialized jax.export function f(params, features) -> outputs,
+                              with a symbolic batch dimension "b" (any batch size works)
+    <path>/weights.npz        the parameters, passed to f as an explicit argument
+    <path>/signature.json     inputs (name, dtype, shape without the batch axis, string
+                              encoder), outputs (name, dtype, shape), parameter names
+
+``load`` reads it back with no user code and no pickle and returns a
+:class:`LoadedModel` that takes columnar input (a dict of arrays) or row input (a list
+of JSON-like dicts), encodes string inputs on the host with
+:func:`jfx.core.encode_strings`, checks every input and returns NumPy outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jfx.core._data import Dataset
+from jfx.core._encoding import encode_strings, validate_encoder
+from jfx.errors import AlreadyExistsError, DataValidationError, InvalidArgumentError
+
+__all__ = ["TensorSpec", "export", "export_model", "load", "LoadedModel", "signature_from_dataset"]
+
+FORMAT = "jfx-model"
+FORMAT_VERSION = 1
+_FUNCTION = "model.stablehlo"
+_WEIGHTS = "weights.npz"
+_SIGNATURE = "signature.json"
+_NUMERIC = ("float32", "float16", "bfloat16", "int32", "int8", "uint8", "bool")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input: dtype, shape without the batch axis, and for ``dtype="string"``
+    the host-side encoder (``{"vocabulary": ..., "oov_buckets": k}`` or
+    ``{"hash_buckets": n}``) that turns it into ``int32`` ids before the model sees it.
+
+    Example:
+        >>> TensorSpec("string", encoder={"vocabulary": ["a", "b"]})
+        TensorSpec(dtype='string', shape=(), encoder={'vocabulary': ['a', 'b']})
+    """
+
+    dtype: str = "float32"
+    shape: tuple[int, ...] = ()
+    encoder: dict | None = None
+
+    def check(self, name: str) -> TensorSpec:
+        if self.dtype == "string":
+            if self.encoder is None:
+                raise InvalidArgumentError(f"input {name!r} is a string; give TensorSpec('string', encoder={{...}})")
+            return TensorSpec("string", tuple(self.shape), validate_encoder(self.encoder))
+        if self.dtype not in _NUMERIC:
+            raise InvalidArgumentError(f"input {name!r}: dtype {self.dtype!r} is not one of {_NUMERIC} or 'string'")
+        if self.encoder is not None:
+            raise InvalidArgumentError(f"input {name!r}: only string inputs take an encoder")
+        return TensorSpec(self.dtype, tuple(int(d) for d in self.shape), None)
+
+    @property
+    def model_dtype(self) -> str:
+        """The dtype the serialized function receives (string inputs arrive as int32 ids)."""
+        return "int32" if self.dtype == "string" else self.dtype
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "shape": list(self.shape), "encoder": self.encoder}
+
+
+def signature_from_dataset(data: Dataset) -> dict[str, TensorSpec]:
+    """The input signature matching what ``data`` feeds a model (string columns keep
+    their encoders, so the exported model takes the raw strings)."""
+    out = {}
+    for c in data.layout.columns:
+        shape = (c.width,) if c.vector else ()
+        if c.encoder is not None:
+            out[c.name] = TensorSpec("string", shape, c.encoder)
+        else:
+            out[c.name] = TensorSpec("float32" if c.group == "float" else "int32", shape)
+    return out
+
+
+def _param_names(params: Any) -> tuple[list[str], list[Any], Any]:
+    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+    names = [jax.tree_util.keystr(p) for p, _ in flat]
+    leaves = [x for _, x in flat]
+    for n, x in zip(names, leaves):
+        if jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
+            raise InvalidArgumentError(f"parameter {n} is a PRNG key; export only weights, not RNG state")
+    return names, leaves, treedef
+
+
+def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
+           signature: Mapping[str, TensorSpec], path: str | Path, *,
+           platforms: Sequence[str] | None = None) -> Path:
+    """Serializes ``serving_fn(params, features) -> outputs`` as a model artifact.
+
+    Args:
+        serving_fn: a JAX-traceable function of (params pytree, dict of batched
+            feature arrays) returning a dict of arrays (or one array, named
+            ``"output"``), batch first. String inputs arrive as ``int32`` ids.
+        params: the weights, any pytree of arrays; saved to ``weights.npz`` and
+            passed to the function as an argument, so the function itself stays small.
+        signature: input name → :class:`TensorSpec`.
+        path: the artifact directory to create (must not exist, or be empty).
+        platforms: lowering platforms (default: ``cpu`` plus the current backend).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        AlreadyExistsError: ``path`` exists and is not empty.
+
+    Example:
+        >>> export(lambda p, f: {"y": f["x"] * p["w"]}, {"w": jnp.float32(2)},
+        ...        {"x": TensorSpec("float32")}, tmp_path / "m")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise AlreadyExistsError(f"{path} already exists and is not empty; export to a new directory")
+    if not signature:
+        raise InvalidArgumentError("the signature has no inputs")
+    sig = {str(k): v.check(str(k)) for k, v in signature.items()}
+    names, leaves, treedef = _param_names(params)
+    host_leaves = [np.asarray(x) for x in jax.device_get(leaves)]
+    keys = [f"p{i:05d}" for i in range(len(names))]
+
+    def flat_fn(flat_params: dict[str, jax.Array], features: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        tree = jax.tree.unflatten(treedef, [flat_params[k] for k in keys])
+        out = serving_fn(tree, features)
+        if not isinstance(out, Mapping):
+            out = {"output": out}
+        return {str(k): jnp.asarray(v) for k, v in out.items()}
+
+    (b,) = jax.export.symbolic_shape("b")
+    feature_specs = {n: jax.ShapeDtypeStruct((b, *s.shape), jnp.dtype(s.model_dtype)) for n, s in sig.items()}
+    param_specs = {k: jax.ShapeDtypeStruct(x.shape, x.dtype) for k, x in zip(keys, host_leaves)}
+    if platforms is None:
+        platforms = list(dict.fromkeys(["cpu", jax.default_backend()]))
+    exported = jax.export.export(jax.jit(flat_fn), platforms=tuple(platforms))(param_specs, feature_specs)
+    out_tree = jax.tree_util.tree_unflatten(exported.out_tree, list(exported.out_avals))
+    outputs = {}
+    for name, aval in out_tree.items():
+        if not aval.shape or not jax.export.is_symbolic_dim(aval.shape[0]):
+            raise InvalidArgumentError(f"output {name!r} has shape {aval.shape}; outputs must be batch first")
+        outputs[name] = {"dtype": str(aval.dtype), "shape": [int(d) for d in aval.shape[1:]]}
+
+    tmp = path.parent / f".tmp-{path.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    (tmp / _FUNCTION).write_bytes(bytes(exported.serialize()))
+    with open(tmp / _WEIGHTS, "wb") as f:
+        np.savez(f, **dict(zip(keys, host_leaves)))
+    doc = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "inputs": {n: s.to_json() for n, s in sig.items()},
+        "outputs": outputs,
+        "params": dict(zip(keys, names)),
+        "platforms": list(platforms),
+        "jax_version": jax.__version__,
+    }
+    (tmp / _SIGNATURE).write_text(json.dumps(doc, indent=1))
+    if path.exists():
+        path.rmdir()
+    os.replace(tmp, path)
+    return path
+
+
+def _head(model: nnx.Module) -> str:
+    if getattr(model, "n_classes", None):
+        return "classifier"
+    if hasattr(model, "label_dim") or (hasattr(model, "n_classes") and model.n_classes is None):
+        return "regressor"
+    return "logits"
+
+
+def export_model(model: nnx.Module, signature: Mapping[str, TensorSpec], path: str | Path, *,
+                 head: str | None = None, platforms: Sequence[str] | None = None) -> Path:
+    """Exports an NNX module (in eval mode) with :func:`export`.
+
+    Args:
+        model: the module; its ``nnx.Param`` and other non-RNG variables become the weights.
+        signature: input name → :class:`TensorSpec` (see :func:`signature_from_dataset`).
+        path: the artifact directory.
+        head: the outputs: ``"classifier"`` (``logits``, ``probabilities``,
+            ``class_ids``), ``"regressor"`` (``predictions``) or ``"logits"``; default
+            from the model (canned classifiers and regressors), else ``"logits"``.
+        platforms: as in :func:`export`.
+
+    Example:
+        >>> export_model(model, signature_from_dataset(ds), "/tmp/model")  # doctest: +SKIP
+    """
+    head = head or _head(model)
+    if head not in ("classifier", "regressor", "logits"):
+        raise InvalidArgumentError(f"head must be classifier, regressor or logits, got {head!r}")
+    model.eval()
+    graphdef, rng_state, weights = nnx.split(model, nnx.RngState, ...)
+
+    def serving_fn(params: Any, features: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        module = nnx.merge(graphdef, rng_state, params, copy=True)
+        logits = jnp.asarray(module(features)).astype(jnp.float32)
+        if head == "regressor":
+            return {"predictions": logits}
+        if head == "logits":
+            return {"logits": logits}
+        if logits.ndim == 1 or logits.shape[-1] == 1:
+            p = jax.nn.sigmoid(logits.reshape(-1))
+            probs = jnp.stack([1 - p, p], axis=-1)
+        else:
+            probs = jax.nn.softmax(logits, axis=-1)
+        return {"logits": logits, "probabilities": probs, "class_ids": jnp.argmax(probs, axis=-1).astype(jnp.int32)}
+
+    return export(serving_fn, weights, signature, path, platforms=platforms)
+
+
+def _bucket(n: int) -> int:
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+class LoadedModel:
+    """A model artifact loaded by :func:`load`; call it with columns or rows.
+
+    Attributes:
+        inputs: name → :class:`TensorSpec`.
+        outputs: name → ``{"dtype", "shape"}``.
+
+    Batches are padded to the next power of two before the call, so only a few
+    batch sizes are ever compiled; the padding is cut off the outputs.
+    """
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        try:
+            doc = json.loads((path / _SIGNATURE).read_text())
+            blob = (path / _FUNCTION).read_bytes()
+        except FileNotFoundError as err:
+            raise DataValidationError(f"{path} is not a jfx model artifact: {err.filename} is missing") from err
+        if doc.get("format") != FORMAT or doc.get("version", 0) > FORMAT_VERSION:
+            raise DataValidationError(f"{path}: unsupported model format {doc.get('format')!r} v{doc.get('version')}")
+        self.path = path
+        self.inputs = {n: TensorSpec(s["dtype"], tuple(s["shape"]), s.get("encoder")) for n, s in doc["inputs"].items()}
+        self.outputs = doc["outputs"]
+        self._exported = jax.export.deserialize(bytearray(blob))
+        with np.load(path / _WEIGHTS, allow_pickle=False) as npz:
+            self._params = {k: jnp.asarray(npz[k]) for k in doc["params"]}
+        self._call = jax.jit(self._exported.call)
+
+    def _column(self, name: str, spec: TensorSpec, values: Any) -> np.ndarray:
+        if spec.dtype == "string":
+            arr = np.asarray(values, dtype=object)
+            if arr.dtype == object and arr.size and not all(v is None or isinstance(v, (str, bytes))
+                                                           for v in arr.reshape(-1)):
+                raise InvalidArgumentError(f"feature {name!r} must hold strings, got {arr.reshape(-1)[:3].tolist()}")
+            out = encode_strings(arr, spec.encoder)
+        else:
+            try:
+                arr = np.asarray(values)
+                if arr.dtype == object or arr.dtype.kind in "USO":
+                    arr = arr.astype(np.float64)
+                if np.dtype(spec.dtype).kind in "iu" and arr.dtype.kind == "f":
+                    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                        raise ValueError("non-integral values for an integer feature")
+                out = arr.astype(spec.dtype)
+            except (ValueError, TypeError) as err:
+                raise InvalidArgumentError(
+                    f"feature {name!r} cannot be read as {spec.dtype}: {err}"
+                ) from err
+        if out.ndim == 0 or out.shape[1:] != spec.shape:
+            raise InvalidArgumentError(
+                f"feature {name!r} has shape {out.shape}; expected (batch, {', '.join(map(str, spec.shape))})"
+                if spec.shape else f"feature {name!r} has shape {out.shape}; expected (batch,)"
+            )
+        return out
+
+    def _columns_from_rows(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        cols: dict[str, list[Any]] = {n: [] for n in self.inputs}
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise InvalidArgumentError(f"instance {i} is a {type(row).__name__}; expected a dict of features")
+            for n in self.inputs:
+                if n not in row:
+                    raise InvalidArgumentError(f"feature {n!r} is missing from instance {i}; "
+                                               f"the model expects {sorted(self.inputs)}")
+                cols[n].append(row[n])
+        return cols
+
+    def prepare(self, inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """Validates and encodes inputs into the arrays the serialized function takes."""
+        if isinstance(inputs, Mapping):
+            columns: Mapping[str, Any] = inputs
+        elif isinstance(inputs, Sequence) and not isinstance(inputs, (str, bytes)):
+            columns = self._columns_from_rows(inputs)
+        else:
+            raise InvalidArgumentError(f"expected a dict of columns or a list of instances, got {type(inputs).__name__}")
+        arrays = {}
+        for n, spec in self.inputs.items():
+            if n not in columns:
+                raise InvalidArgumentError(f"feature {n!r} is missing; the model expects {sorted(self.inputs)}")
+            arrays[n] = self._column(n, spec, columns[n])
+        sizes = {a.shape[0] for a in arrays.values()}
+        if len(sizes) > 1:
+            raise InvalidArgumentError(
+                f"features have different batch sizes: {({n: a.shape[0] for n, a in arrays.items()})}")
+        return arrays
+
+    def __call__(self, inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """Runs the model on a dict of columns or a list of row dicts.
+
+        Returns:
+            output name → NumPy array, batch first.
+
+        Raises:
+            InvalidArgumentError: a feature is missing, cannot be cast, or has the wrong shape.
+        """
+        arrays = self.prepare(inputs)
+        n = next(iter(arrays.values())).shape[0]
+        if n == 0:
+            return {k: np.zeros((0, *v["shape"]), v["dtype"]) for k, v in self.outputs.items()}
+        size = _bucket(n)
+        if size != n:
+            arrays = {k: np.concatenate([a, np.zeros((size - n, *a.shape[1:]), a.dtype)]) for k, a in arrays.items()}
+        out = self._call(self._params, arrays)
+        return {k: np.asarray(v)[:n] for k, v in out.items()}
+
+
+def load(path: str | Path) -> LoadedModel:
+    """Loads a model artifact written by :func:`export` (no user code, no pickle).
+
+    Example:
+        >>> model = load("/tmp/model")  # doctest: +SKIP
+        >>> model([{"x": 1.0, "city": "Paris"}])["probabilities"].shape  # doctest: +SKIP
+        (1, 2)
+    """
+    return LoadedModel(path)
