@@ -35,6 +35,7 @@ __all__ = [
     "HyperParameters",
     "InferenceResult",
     "Metrics",
+    "ModelRun",
 ]
 
 _TYPE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -166,3 +167,7 @@ class InferenceResult(Artifact):
 
 class Metrics(Artifact):
     """Free-form metrics written by a component."""
+
+
+class ModelRun(Artifact):
+    """A training run's logs and curves (per-epoch metrics), linked to its tracking run."""

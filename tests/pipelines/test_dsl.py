@@ -218,7 +218,7 @@ def test_artifact_types_and_json_helpers(tmp_path):
     assert art.read_json("x.json") == {"a": [1, 2]} and art.type_name == "Table"
     names = {"Artifact", "Dataset", "Examples", "ExampleStatistics", "Schema", "ExampleAnomalies",
              "TransformGraph", "Model", "ModelEvaluation", "ModelBlessing", "InfraBlessing", "PushedModel",
-             "HyperParameters", "InferenceResult", "Metrics"}
+             "HyperParameters", "InferenceResult", "Metrics", "ModelRun"}
     assert set(jfx.types.__all__) == names
     assert all(issubclass(getattr(jfx.types, n), Artifact) for n in names)
 
