@@ -34,7 +34,7 @@ from typing import Any
 
 from jfx._version import __version__
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
-from jfx.pipelines._component import PARAMETER_TYPES, Component, check_parameter_value, parameter_type_name
+from jfx.pipelines._component import PARAMETER_TYPES, Component, check_parameter_value
 
 __all__ = [
     "IR_VERSION",

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jfx import Input, Output, Parameter, Pipeline, component
+from jfx import Output, Parameter, Pipeline, component
 from jfx.components._statistics import StatisticsKernel, load_statistics, write_statistics
 from jfx.components._statistics_gen import StatisticsGen
 from jfx.errors import DataValidationError
