@@ -15,6 +15,8 @@ _EXPORTS = {
     "SchemaGen": "jfx.components._schema_gen",
     "ImportSchemaGen": "jfx.components._schema_gen",
     "ExampleValidator": "jfx.components._example_validator",
+    "LatestBlessedModel": "jfx.components._resolvers",
+    "LatestArtifact": "jfx.components._resolvers",
 }
 
 __all__ = sorted(_EXPORTS)

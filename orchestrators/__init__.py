@@ -1,6 +1,6 @@
 """Orchestrators: the launcher every runner shares, and the runners."""
 
-from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, ResolverContext, RunInfo, launch_node
 from jfx.orchestrators._local import LocalDagRunner
 from jfx.orchestrators._progress import LogProgress, Progress, RichProgress
 from jfx.orchestrators._run import RunResult, RunState, reap_abandoned
@@ -11,6 +11,7 @@ __all__ = [
     "NodeOutcome",
     "NodeState",
     "Progress",
+    "ResolverContext",
     "RichProgress",
     "RunInfo",
     "RunResult",

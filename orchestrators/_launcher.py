@@ -55,7 +55,7 @@ from jfx.pipelines import NodeIR, PipelineIR, load_component
 from jfx.pipelines._context import ExecutionContext, reset_context, set_context
 from jfx.pipelines._artifacts import Artifact
 
-__all__ = ["RunInfo", "NodeOutcome", "NodeState", "launch_node", "node_context_name"]
+__all__ = ["RunInfo", "NodeOutcome", "NodeState", "ResolverContext", "launch_node", "node_context_name"]
 
 
 class NodeState:
@@ -114,6 +114,17 @@ class NodeOutcome:
     def succeeded(self) -> bool:
         """Ran (or hit the cache) and did not halt the pipeline: downstream may run."""
         return self.state in (NodeState.COMPLETE, NodeState.CACHED) and not self.halted
+
+
+@dataclass(frozen=True)
+class ResolverContext:
+    """What a resolver function gets: the store and where in it this run lives."""
+
+    store: MetadataStore
+    pipeline_name: str
+    pipeline_context_id: int
+    run_context_id: int
+    node_id: str
 
 
 def node_context_name(pipeline: str, node_id: str) -> str:
@@ -182,6 +193,9 @@ def launch_node(
     base = replace(base, parameters=params, cache_key=cache_key,
                    properties={**base.properties, "code_version": comp.code_version, "cache_material": material})
 
+    if comp.kind == "resolver":
+        return _resolve(store, ir, node, run, comp, params, base, contexts, input_ids, t0)
+
     if ir.enable_cache and run.enable_cache:
         hit = _find_cached(store, node, node_ctx.id, cache_key)
         if hit is not None:
@@ -232,6 +246,35 @@ def launch_node(
     return outcome
 
 
+def _resolve(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, comp: Any, params: dict[str, Any],
+             base: ExecutionRecord, contexts: list[int], input_ids: dict[str, list[int]], t0: float) -> NodeOutcome:
+    """Run a resolver node: record the existing artifacts it picks as its outputs."""
+    rctx = ResolverContext(store, ir.name, run.pipeline_context_id, run.run_context_id, node.id)
+    try:
+        declared = dict.fromkeys(comp.spec.outputs)  # Output[...] arguments only declare; they get None
+        picked = comp.fn(rctx, **params, **declared) or {}
+        unknown = set(picked) - set(node.outputs)
+        if unknown:
+            raise ComponentError(f"resolver {node.id!r} returned unknown output(s) {', '.join(sorted(unknown))}")
+    except Exception as err:  # noqa: BLE001 - recorded as the node's failure
+        message, tb = _one_line(err), traceback.format_exc()
+        failed = store.put_execution(
+            replace(base, state=ExecutionState.FAILED, error=tb, end_time=_now(),
+                    properties={**base.properties, "error_message": message}),
+            contexts=contexts, inputs=input_ids,
+        )
+        return NodeOutcome(node.id, NodeState.FAILED, failed.id, error=message, traceback=tb,
+                           duration_s=time.perf_counter() - t0)
+    outputs = {k: [rec] for k, rec in picked.items() if rec is not None}
+    done = store.put_execution(
+        replace(base, state=ExecutionState.COMPLETE, end_time=_now(),
+                properties={**base.properties, "resolved": {k: (r.id if r is not None else None) for k, r in picked.items()}}),
+        contexts=contexts, inputs=input_ids, outputs=outputs,
+    )
+    return NodeOutcome(node.id, NodeState.COMPLETE, done.id, outputs, cache_miss_reason="resolvers always run",
+                       duration_s=time.perf_counter() - t0)
+
+
 def _resolve_inputs(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo) -> dict[str, ArtifactRecord | None]:
     resolved: dict[str, ArtifactRecord | None] = {}
     for key, spec in node.inputs.items():
@@ -240,6 +283,9 @@ def _resolve_inputs(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: Run
             continue
         outputs = store.get_node_outputs(run.run_context_id, spec.producer)
         records = (outputs or {}).get(spec.key) or []
+        if not records and spec.optional and outputs is not None:
+            resolved[key] = None  # e.g. a resolver that found nothing
+            continue
         if not records:
             raise InvalidPipelineError(
                 f"node {node.id!r} input {key!r}: upstream node {spec.producer!r} has no successful "

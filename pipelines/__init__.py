@@ -13,6 +13,7 @@ from jfx.pipelines._component import (
     ParameterSpec,
     RuntimeParameter,
     component,
+    resolver,
 )
 from jfx.pipelines._context import ExecutionContext, current_context
 from jfx.pipelines._ir import (
@@ -49,4 +50,5 @@ __all__ = [
     "load_component",
     "load_module_from_file",
     "load_pipeline",
+    "resolver",
 ]

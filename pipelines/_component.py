@@ -45,6 +45,7 @@ __all__ = [
     "Parameter",
     "RuntimeParameter",
     "component",
+    "resolver",
     "Component",
     "ComponentSpec",
     "InputSpec",
@@ -175,7 +176,7 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-def _spec_from_signature(fn: Callable[..., Any], name: str) -> ComponentSpec:
+def _spec_from_signature(fn: Callable[..., Any], name: str, skip_first: bool = False) -> ComponentSpec:
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
     except Exception as err:  # a NameError in a string annotation, typically
@@ -183,7 +184,8 @@ def _spec_from_signature(fn: Callable[..., Any], name: str) -> ComponentSpec:
     inputs: dict[str, InputSpec] = {}
     outputs: dict[str, OutputSpec] = {}
     params: dict[str, ParameterSpec] = {}
-    for arg in inspect.signature(fn).parameters.values():
+    arguments = list(inspect.signature(fn).parameters.values())
+    for arg in arguments[1:] if skip_first else arguments:
         where = f"component {name}, argument {arg.name!r}"
         if arg.kind in (arg.VAR_POSITIONAL, arg.VAR_KEYWORD, arg.POSITIONAL_ONLY):
             raise InvalidPipelineError(f"{where}: *args, **kwargs and positional-only arguments are not supported")
@@ -307,13 +309,15 @@ class _Outputs(Mapping[str, Channel]):
 class Node:
     """One use of a component in a pipeline: its parameters and wired inputs."""
 
-    def __init__(self, component: Component, parameters: dict[str, Any], inputs: dict[str, Channel | None]) -> None:
+    def __init__(self, component: Component, parameters: dict[str, Any], inputs: dict[str, Channel | None],
+                 output_types: dict[str, type[Artifact]] | None = None) -> None:
         self.component = component
         self.id = component.name
         self.parameters = parameters
         self.inputs = inputs
+        narrowed = output_types or {}
         self.outputs = _Outputs(
-            self, {k: Channel(self, k, s.type) for k, s in component.spec.outputs.items()}
+            self, {k: Channel(self, k, narrowed.get(k, s.type)) for k, s in component.spec.outputs.items()}
         )
         self.upstream_nodes: list[Node] = []
 
@@ -383,9 +387,11 @@ class Component:
         fn: Callable[..., Any],
         name: str | None = None,
         external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
+        kind: str = "component",
     ) -> None:
         self.fn = fn
         self.external_fingerprint = external_fingerprint
+        self.kind = kind
         self.__wrapped__ = fn
         self.__doc__ = fn.__doc__
         self.__module__ = fn.__module__
@@ -393,10 +399,10 @@ class Component:
         self.name = name or fn.__name__
         if not _NODE_ID_RE.match(self.name):
             raise InvalidPipelineError(f"component name {self.name!r} is not a valid node id")
-        self.spec = _spec_from_signature(fn, self.name)
+        self.spec = _spec_from_signature(fn, self.name, skip_first=kind == "resolver")
         self.code_version = _code_version(fn)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Node:
+    def __call__(self, *args: Any, _output_types: dict[str, type[Artifact]] | None = None, **kwargs: Any) -> Node:
         if args:
             raise InvalidPipelineError(
                 f"component {self.name}: pass inputs and parameters by keyword, e.g. "
@@ -427,7 +433,7 @@ class Component:
                 params[pname] = value
             else:
                 params[pname] = check_parameter_value(value, pspec.type, where)
-        node = Node(self, params, {})
+        node = Node(self, params, {}, _output_types)
         for iname, ispec in spec.inputs.items():
             value = kwargs.get(iname)
             check_wiring(node, iname, ispec, value)
@@ -465,3 +471,25 @@ def component(
     if fn is None:
         return lambda f: Component(f, name, external_fingerprint)
     return Component(fn, name, external_fingerprint)
+
+
+def resolver(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Turn a function into a resolver: a node that picks existing artifacts from the store.
+
+    The function takes a :class:`jfx.orchestrators.ResolverContext` first, then its
+    typed parameters and ``Output[T]`` arguments that declare what it resolves (they
+    receive ``None``), and returns ``{output key: ArtifactRecord or None}``. It writes no files: its outputs
+    are artifacts that already exist, or nothing (an ``Optional`` input downstream then
+    receives ``None``). Resolvers run on every run; the cache never replays them.
+
+    Example:
+        >>> from jfx.types import Model
+        >>> @resolver
+        ... def NoModel(ctx, model: Output[Model]):
+        ...     return {"model": None}
+        >>> NoModel.kind, list(NoModel.spec.outputs)
+        ('resolver', ['model'])
+    """
+    if fn is None:
+        return lambda f: Component(f, name, kind="resolver")
+    return Component(fn, name, kind="resolver")

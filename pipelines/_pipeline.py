@@ -199,7 +199,7 @@ class Pipeline:
                                                            spec.inputs[k].optional)
                         for k, ch in node.inputs.items()
                     },
-                    outputs={k: OutputIR(s.type.TYPE_NAME, s.type.type_path()) for k, s in spec.outputs.items()},
+                    outputs={k: OutputIR(ch.type.TYPE_NAME, ch.type.type_path()) for k, ch in node.outputs.items()},
                     upstream=tuple(dep.id for dep in node.dependencies()),
                 )
             )

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from jfx import Input, Output, Parameter, Pipeline, RuntimeParameter, component
-from jfx.types import Dataset, Metrics
+from jfx.types import Dataset, Metrics, Model, ModelBlessing
 
 # Nodes that must run at the same time meet here (threads of one process).
 BARRIER = threading.Barrier(3, timeout=20)
@@ -111,3 +111,22 @@ def _file_fingerprint(params):
 def read_file(out: Output[Metrics], path: Parameter[str] = ""):
     """Copies an external file into its output; the file's content is part of the cache key."""
     out.write_json(Path(path).read_text())
+
+
+@component
+def train_model(model: Output[Model], quality: Parameter[float] = 0.5):
+    model.write_json({"quality": quality})
+    model.properties["quality"] = quality
+
+
+@component
+def bless(model: Input[Model], blessing: Output[ModelBlessing], threshold: Parameter[float] = 0.8):
+    blessed = model.read_json()["quality"] >= threshold
+    blessing.write_json({"blessed": blessed})
+    blessing.properties["blessed"] = blessed
+
+
+@component
+def compare(model: Input[Model], report: Output[Metrics], baseline: Input[Model] | None = None):
+    report.write_json({"baseline": None if baseline is None else baseline.read_json()["quality"],
+                       "baseline_id": None if baseline is None else baseline.id})

@@ -1,0 +1,92 @@
+"""Resolvers: nodes that pick existing artifacts from the metadata store at run time.
+
+``LatestBlessedModel()`` gives the model an Evaluator of this pipeline blessed most
+recently (the baseline a new model must beat); ``LatestArtifact(channel)`` the newest
+artifact an output published in an earlier run. When nothing qualifies, the output is
+empty and an ``Optional`` input wired to it receives ``None``.
+
+Example:
+    >>> from jfx.components import LatestBlessedModel
+    >>> baseline = LatestBlessedModel()   # doctest: +SKIP
+    >>> evaluator = Evaluator(examples=..., model=..., baseline_model=baseline.outputs["model"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jfx.errors import InvalidPipelineError
+from jfx.metadata import ArtifactRecord, ArtifactState, EventType, ExecutionState, ListOptions
+from jfx.pipelines import Channel, Output, Parameter, resolver
+from jfx.pipelines._artifacts import Artifact, Model
+from jfx.pipelines._pipeline import Node
+
+__all__ = ["LatestBlessedModel", "LatestArtifact"]
+
+_SUCCESS = (ExecutionState.COMPLETE, ExecutionState.CACHED)
+
+
+def _usable(record: ArtifactRecord) -> bool:
+    return record.state == ArtifactState.LIVE and Path(record.uri).exists()
+
+
+@resolver(name="LatestBlessedModel")
+def LatestBlessedModel(ctx: Any, model: Output[Model], blessing_key: Parameter[str] = "blessing",  # noqa: N802
+                       model_key: Parameter[str] = "model") -> dict[str, ArtifactRecord | None]:
+    """The model that the latest blessing (``properties["blessed"] is True``) of this pipeline judged.
+
+    A blessing is an output named ``blessing_key`` (a ModelBlessing); the model it
+    judged is the input named ``model_key`` of the execution that produced it.
+    """
+    store = ctx.store
+    blessings = [
+        a for a in store.get_artifacts_by_context(ctx.pipeline_context_id, ListOptions(order_by="id", descending=True))
+        if a.type_name == "ModelBlessing" and a.properties.get("blessed") is True
+    ]
+    for blessing in blessings:
+        producers = sorted(
+            (e.execution_id for e in store.get_events_by_artifact_ids([blessing.id])
+             if e.type == EventType.OUTPUT and e.key == blessing_key),
+            reverse=True,
+        )
+        for execution_id in producers:
+            if store.get_execution(execution_id).state not in _SUCCESS:
+                continue
+            for event in store.get_events_by_execution_ids([execution_id]):
+                if event.type == EventType.INPUT and event.key == model_key:
+                    candidate = store.get_artifact(event.artifact_id)
+                    if _usable(candidate):
+                        return {"model": candidate}
+    return {"model": None}
+
+
+@resolver(name="LatestArtifact")
+def _latest_artifact(ctx: Any, artifact: Output[Artifact], producer: Parameter[str] = "",
+                     key: Parameter[str] = "") -> dict[str, ArtifactRecord | None]:
+    store = ctx.store
+    done = [
+        e for e in store.get_executions(node_id=producer, state=list(_SUCCESS),
+                                        options=ListOptions(order_by="id", descending=True, limit=50))
+        if e.properties.get("pipeline") == ctx.pipeline_name
+    ]
+    for execution in done:
+        assert execution.id is not None
+        _, outputs = store.get_execution_artifacts(execution.id)
+        for record in outputs.get(key, []):
+            if _usable(record):
+                return {"artifact": record}
+    return {"artifact": None}
+
+
+def LatestArtifact(channel: Channel) -> Node:  # noqa: N802 - reads like the node it makes
+    """A node whose output ``artifact`` is the newest artifact ``channel``'s output published.
+
+    It does not wait for ``channel``'s node: run in the same pipeline, it sees the
+    artifacts of earlier runs (or of this run, if that node already finished).
+    Give the producer its final id (``.with_id``) before calling this.
+    """
+    if not isinstance(channel, Channel):
+        raise InvalidPipelineError(f"LatestArtifact takes a channel (node.outputs[...]), got {channel!r}")
+    node = _latest_artifact(producer=channel.producer.id, key=channel.key, _output_types={"artifact": channel.type})
+    return node.with_id(f"latest_{channel.producer.id}_{channel.key}")

@@ -1,0 +1,73 @@
+"""Resolvers: LatestBlessedModel and LatestArtifact pick artifacts of earlier runs."""
+
+from __future__ import annotations
+
+import jfx_testlib as lib
+import pytest
+
+from jfx import Pipeline
+from jfx.components import LatestArtifact, LatestBlessedModel
+from jfx.errors import InvalidPipelineError
+from jfx.metadata import MetadataStore
+from jfx.orchestrators import LocalDagRunner
+
+RUNNER = LocalDagRunner(progress=False)
+
+
+def blessing_pipeline(tmp_path, quality):
+    model = lib.train_model(quality=quality)
+    blessing = lib.bless(model=model.outputs["model"])
+    baseline = LatestBlessedModel()
+    report = lib.compare(model=model.outputs["model"], baseline=baseline.outputs["model"]).after(blessing)
+    return Pipeline("bless", components=[model, blessing, baseline, report], pipeline_root=str(tmp_path / "root"),
+                    metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
+
+
+def test_latest_blessed_model_is_optional_then_follows_blessings(tmp_path):
+    first = RUNNER.run(blessing_pipeline(tmp_path, quality=0.9))
+    assert first.nodes["LatestBlessedModel"].outputs == {}
+    assert lib.read(first.nodes["compare"].outputs["report"][0].uri)["baseline"] is None
+
+    second = RUNNER.run(blessing_pipeline(tmp_path, quality=0.95))  # run 1's model was blessed
+    assert lib.read(second.nodes["compare"].outputs["report"][0].uri)["baseline"] == 0.9
+
+    third = RUNNER.run(blessing_pipeline(tmp_path, quality=0.1))  # run 2's model was blessed too
+    assert lib.read(third.nodes["compare"].outputs["report"][0].uri)["baseline"] == 0.95
+
+    fourth = RUNNER.run(blessing_pipeline(tmp_path, quality=0.92))  # run 3's model was NOT blessed
+    assert lib.read(fourth.nodes["compare"].outputs["report"][0].uri)["baseline"] == 0.95
+    assert fourth.nodes["LatestBlessedModel"].state == "complete", "resolvers never come from the cache"
+    with MetadataStore(f"sqlite:///{tmp_path / 'md.sqlite'}") as store:
+        execution = store.get_execution(fourth.nodes["LatestBlessedModel"].execution_id)
+        model_id = execution.properties["resolved"]["model"]
+        assert store.get_artifact(model_id).properties["quality"] == 0.95
+        # the resolved artifact is recorded as the resolver's output: lineage goes through it
+        assert model_id in store.lineage(fourth.nodes["compare"].outputs["report"][0].id, "upstream").artifact_ids
+
+
+def test_latest_artifact_gives_the_previous_runs_output(tmp_path):
+    def build(rows):
+        nums = lib.make_numbers(rows=rows)
+        previous = LatestArtifact(nums.outputs["numbers"])
+        return Pipeline("latest", components=[previous, lib.total(numbers=previous.outputs["artifact"])],
+                        pipeline_root=str(tmp_path / "root"), metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}"), nums
+
+    empty, _ = build(3)
+    result = RUNNER.run(empty)
+    assert result.nodes["total"].state == "failed"  # a required input with nothing resolved
+    assert "has no successful output 'artifact'" in result.nodes["total"].error
+    producer = lib.make_numbers(rows=4)
+    RUNNER.run(Pipeline("latest", components=[producer], pipeline_root=str(tmp_path / "root"),
+                        metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}"))
+    pipeline, _ = build(3)
+    result = RUNNER.run(pipeline)
+    assert lib.read(result.nodes["total"].outputs["result"][0].uri) == {"total": 6}
+
+
+def test_latest_artifact_takes_the_channel_type_and_rejects_non_channels():
+    nums = lib.make_numbers()
+    node = LatestArtifact(nums.outputs["numbers"])
+    assert node.outputs["artifact"].type is nums.outputs["numbers"].type
+    assert node.id == "latest_make_numbers_numbers"
+    with pytest.raises(InvalidPipelineError, match="takes a channel"):
+        LatestArtifact(nums)
