@@ -103,7 +103,7 @@ def _param_names(params: Any) -> tuple[list[str], list[Any], Any]:
 
 def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
            signature: Mapping[str, TensorSpec], path: str | Path, *,
-           platforms: Sequence[str] | None = None) -> Path:
+           platforms: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None) -> Path:
     """Serializes ``serving_fn(params, features) -> outputs`` as a model artifact.
 
     Args:
@@ -115,6 +115,9 @@ def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
         signature: input name → :class:`TensorSpec`.
         path: the artifact directory to create (must not exist, or be empty).
         platforms: lowering platforms (default: ``cpu`` plus the current backend).
+        metadata: JSON-able facts about the model kept in ``signature.json`` and
+            available as ``LoadedModel.metadata``, e.g. ``{"label_vocabulary": [...]}``
+            mapping class ids back to label values (the Evaluator reads it).
 
     Returns:
         ``path``.
@@ -131,6 +134,10 @@ def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
         raise AlreadyExistsError(f"{path} already exists and is not empty; export to a new directory")
     if not signature:
         raise InvalidArgumentError("the signature has no inputs")
+    try:
+        metadata = json.loads(json.dumps(dict(metadata or {}), allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"model metadata must be JSON-serialisable: {err}") from err
     sig = {str(k): v.check(str(k)) for k, v in signature.items()}
     names, leaves, treedef = _param_names(params)
     host_leaves = [np.asarray(x) for x in jax.device_get(leaves)]
@@ -171,6 +178,7 @@ def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
         "params": dict(zip(keys, names)),
         "platforms": list(platforms),
         "jax_version": jax.__version__,
+        "metadata": metadata,
     }
     (tmp / _SIGNATURE).write_text(json.dumps(doc, indent=1))
     if path.exists():
@@ -188,7 +196,8 @@ def _head(model: nnx.Module) -> str:
 
 
 def export_model(model: nnx.Module, signature: Mapping[str, TensorSpec], path: str | Path, *,
-                 head: str | None = None, platforms: Sequence[str] | None = None) -> Path:
+                 head: str | None = None, platforms: Sequence[str] | None = None,
+                 metadata: Mapping[str, Any] | None = None) -> Path:
     """Exports an NNX module (in eval mode) with :func:`export`.
 
     Args:
@@ -198,7 +207,7 @@ def export_model(model: nnx.Module, signature: Mapping[str, TensorSpec], path: s
         head: the outputs: ``"classifier"`` (``logits``, ``probabilities``,
             ``class_ids``), ``"regressor"`` (``predictions``) or ``"logits"``; default
             from the model (canned classifiers and regressors), else ``"logits"``.
-        platforms: as in :func:`export`.
+        platforms, metadata: as in :func:`export`.
 
     Example:
         >>> export_model(model, signature_from_dataset(ds), "/tmp/model")  # doctest: +SKIP
@@ -223,7 +232,7 @@ def export_model(model: nnx.Module, signature: Mapping[str, TensorSpec], path: s
             probs = jax.nn.softmax(logits, axis=-1)
         return {"logits": logits, "probabilities": probs, "class_ids": jnp.argmax(probs, axis=-1).astype(jnp.int32)}
 
-    return export(serving_fn, weights, signature, path, platforms=platforms)
+    return export(serving_fn, weights, signature, path, platforms=platforms, metadata=metadata)
 
 
 def _bucket(n: int) -> int:
@@ -236,6 +245,7 @@ class LoadedModel:
     Attributes:
         inputs: name → :class:`TensorSpec`.
         outputs: name → ``{"dtype", "shape"}``.
+        metadata: what the exporter recorded (e.g. ``label_vocabulary``), or ``{}``.
 
     Batches are padded to the next power of two before the call, so only a few
     batch sizes are ever compiled; the padding is cut off the outputs.
@@ -253,6 +263,7 @@ class LoadedModel:
         self.path = path
         self.inputs = {n: TensorSpec(s["dtype"], tuple(s["shape"]), s.get("encoder")) for n, s in doc["inputs"].items()}
         self.outputs = doc["outputs"]
+        self.metadata = doc.get("metadata") or {}
         self._exported = jax.export.deserialize(bytearray(blob))
         with np.load(path / _WEIGHTS, allow_pickle=False) as npz:
             self._params = {k: jnp.asarray(npz[k]) for k in doc["params"]}

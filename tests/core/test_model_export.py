@@ -129,3 +129,17 @@ def test_export_of_a_plain_function_and_refusing_to_overwrite(tmp_path):
         export(lambda p, f: f["v"], params, {"v": TensorSpec("float32", (3,))}, tmp_path / "f")
     with pytest.raises(InvalidArgumentError):
         export(lambda p, f: f["v"], params, {"v": TensorSpec("string")}, tmp_path / "g")
+
+
+def test_metadata_is_kept_with_the_model(tmp_path):
+    import jax.numpy as jnp
+
+    from jfx.core import TensorSpec, export, load
+    from jfx.errors import InvalidArgumentError
+
+    export(lambda p, f: {"y": f["x"] * p["w"]}, {"w": jnp.float32(2)}, {"x": TensorSpec("float32")},
+           tmp_path / "m", metadata={"label_vocabulary": ["Adelie", "Gentoo"]})
+    assert load(tmp_path / "m").metadata == {"label_vocabulary": ["Adelie", "Gentoo"]}
+    with pytest.raises(InvalidArgumentError, match="metadata must be JSON-serialisable"):
+        export(lambda p, f: {"y": f["x"]}, {"w": jnp.float32(2)}, {"x": TensorSpec("float32")},
+               tmp_path / "m2", metadata={"bad": object()})
