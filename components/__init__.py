@@ -15,6 +15,7 @@ _EXPORTS = {
     "SchemaGen": "jfx.components._schema_gen",
     "ImportSchemaGen": "jfx.components._schema_gen",
     "ExampleValidator": "jfx.components._example_validator",
+    "Transform": "jfx.components._transform",
     "LatestBlessedModel": "jfx.components._resolvers",
     "LatestArtifact": "jfx.components._resolvers",
 }

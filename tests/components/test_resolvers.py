@@ -16,8 +16,9 @@ RUNNER = LocalDagRunner(progress=False)
 
 def blessing_pipeline(tmp_path, quality):
     model = lib.train_model(quality=quality)
-    blessing = lib.bless(model=model.outputs["model"])
     baseline = LatestBlessedModel()
+    # as an Evaluator does (it consumes the baseline), judge only after resolving the baseline
+    blessing = lib.bless(model=model.outputs["model"]).after(baseline)
     report = lib.compare(model=model.outputs["model"], baseline=baseline.outputs["model"]).after(blessing)
     return Pipeline("bless", components=[model, blessing, baseline, report], pipeline_root=str(tmp_path / "root"),
                     metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
