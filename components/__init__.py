@@ -16,6 +16,8 @@ _EXPORTS = {
     "ImportSchemaGen": "jfx.components._schema_gen",
     "ExampleValidator": "jfx.components._example_validator",
     "Transform": "jfx.components._transform",
+    "Evaluator": "jfx.components._evaluator",
+    "BulkInferrer": "jfx.components._bulk_inferrer",
     "LatestBlessedModel": "jfx.components._resolvers",
     "LatestArtifact": "jfx.components._resolvers",
 }

@@ -130,3 +130,68 @@ def bless(model: Input[Model], blessing: Output[ModelBlessing], threshold: Param
 def compare(model: Input[Model], report: Output[Metrics], baseline: Input[Model] | None = None):
     report.write_json({"baseline": None if baseline is None else baseline.read_json()["quality"],
                        "baseline_id": None if baseline is None else baseline.id})
+
+
+# --- Evaluator / BulkInferrer fixtures (tests/components/test_evaluator.py, test_bulk_inferrer.py)
+
+def eval_table(n: int = 400, seed: int = 0, shift: float = 0.0):
+    """A binary problem: score column ``x`` (a probability), label ``label`` (no/yes), slices."""
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.4
+    x = np.clip(np.round(0.3 * y + 0.7 * rng.random(n) + shift, 2), 0.0, 1.0)
+    return pa.table({
+        "id": pa.array(np.arange(n, dtype=np.int64)),
+        "x": pa.array(x),
+        "label": pa.array(np.where(y, "yes", "no")),
+        "island": pa.array(rng.choice(["Biscoe", "Dream", "Torgersen"], n)),
+        "sex": pa.array(rng.choice(["female", "male"], n), mask=rng.random(n) < 0.1),
+        "weight": pa.array(rng.uniform(0.5, 2.0, n)),
+    })
+
+
+def write_examples(uri: str, tables: dict, row_group_size: int | None = None, shards: int = 1) -> None:
+    """Writes ``tables`` (split → pyarrow Table) as an Examples artifact."""
+    import pyarrow.parquet as pq
+
+    for split, table in tables.items():
+        folder = Path(uri) / f"Split-{split}"
+        folder.mkdir(parents=True, exist_ok=True)
+        step = -(-table.num_rows // shards)
+        for i in range(shards):
+            pq.write_table(table.slice(i * step, step), folder / f"part-{i:05d}.parquet",
+                           row_group_size=row_group_size)
+
+
+def export_binary_model(path: str, bias: float = 0.0, vocabulary=("no", "yes")) -> str:
+    """A classifier whose positive-class probability is ``clip(x + bias, 0, 1)``."""
+    import jax.numpy as jnp
+    from jfx.core import TensorSpec, export
+
+    def serving_fn(params, features):
+        p = jnp.clip(features["x"] + params["bias"], 0.0, 1.0)
+        probs = jnp.stack([1 - p, p], axis=-1)
+        return {"probabilities": probs, "class_ids": jnp.argmax(probs, axis=-1).astype(jnp.int32)}
+
+    export(serving_fn, {"bias": jnp.float32(bias)}, {"x": TensorSpec("float32")}, path,
+           metadata={"label_vocabulary": list(vocabulary)} if vocabulary else None)
+    return path
+
+
+from jfx.types import Examples
+
+
+@component
+def make_eval_examples(examples: Output[Examples], rows: Parameter[int] = 300, seed: Parameter[int] = 0):
+    """An Examples-layout artifact (Parquet per split) of :func:`eval_table`."""
+    write_examples(examples.uri, {"train": eval_table(rows, seed), "eval": eval_table(rows, seed + 1)})
+    examples.properties["splits"] = ["train", "eval"]
+
+
+@component
+def make_eval_model(model: Output[Model], bias: Parameter[float] = 0.0):
+    """A model artifact made by ``jfx.core.export`` (see :func:`export_binary_model`)."""
+    export_binary_model(model.uri, bias)  # the (empty) output directory becomes the model
+    model.properties["bias"] = bias
