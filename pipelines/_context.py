@@ -15,6 +15,7 @@ class ExecutionContext:
     Attributes:
         beam_pipeline_args: the pipeline's ``beam_pipeline_args`` (``None``: the data
             components use their in-process engine).
+        metadata_url: the metadata store's URL (any password masked), for links to it.
     """
 
     pipeline_name: str
@@ -23,6 +24,7 @@ class ExecutionContext:
     execution_id: int
     pipeline_root: str
     beam_pipeline_args: tuple[str, ...] | None = None
+    metadata_url: str = ""
 
 
 _CURRENT: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar("jfx_execution", default=None)

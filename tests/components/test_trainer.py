@@ -1,0 +1,343 @@
+"""Trainer: run_fn in a real pipeline (ExampleGen → Trainer), failures, caching, MLflow tracking."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from jfx import Output, Parameter, Pipeline, component
+from jfx.components._example_gen import ExampleGen
+from jfx.components._trainer import (
+    HISTORY_FILE,
+    LOG_FILE,
+    EvalArgs,
+    FunctionRef,
+    TrainArgs,
+    Trainer,
+    read_hyperparameters,
+)
+from jfx.errors import ComponentError, InvalidArgumentError
+from jfx.metadata import ExecutionState, MetadataStore
+from jfx.orchestrators import LocalDagRunner
+from jfx.types import HyperParameters, Model
+
+RUNNER = LocalDagRunner(progress=False)
+
+# A run_fn module; {body} is replaced per test. Tiny model, few steps.
+MODULE = textwrap.dedent('''\
+    import optax
+    from flax import nnx
+    from jfx.core import Categorical, DNNClassifier, Numeric, fit
+
+    ENCODERS = {{"c": {{"vocabulary": ["a", "b", "c"], "oov_buckets": 1}}}}
+
+
+    def run_fn(ctx):
+        {body}
+        train = ctx.train_dataset(batch_size=32, label="y", encoders=ENCODERS)
+        evals = ctx.eval_dataset(batch_size=64, label="y", encoders=ENCODERS)
+        lr = ctx.hyperparameters.get("learning_rate", 0.05)
+        ctx.log_params({{"hidden": 8}})
+        model = DNNClassifier({{"x1": Numeric(), "x2": Numeric(), "c": Categorical(4)}}, hidden_units=(8,),
+                              n_classes=2, rngs=nnx.Rngs(0))
+        history = fit(model, optax.adam(lr), "sparse_categorical_crossentropy", train, evals,
+                      epochs=ctx.train_args.num_epochs or 2, progress=False)
+        ctx.log_metrics({{"custom": 1.5}}, step=7)
+        {export}
+        return history
+''')
+
+
+def write_module(path: Path, body: str = "pass", export: str = "ctx.export_model(model, train)") -> Path:
+    path.write_text(MODULE.format(body=body, export=export), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """One pipeline root (so one MLflow tracking store, created once), one metadata store, one CSV."""
+    base = tmp_path_factory.mktemp("trainer")
+    rng = np.random.default_rng(0)
+    n = 300
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    c = rng.choice(["a", "b", "c"], size=n)
+    y = ((x1 + x2 + (c == "a")) > 0.5).astype(int)
+    data = base / "data"
+    data.mkdir()
+    rows = "".join(f"{a:.4f},{b:.4f},{s},{t}\n" for a, b, s, t in zip(x1, x2, c, y))
+    (data / "data.csv").write_text("x1,x2,c,y\n" + rows, encoding="utf-8")
+    return {"base": base, "data": str(data), "root": str(base / "root"),
+            "url": f"sqlite:///{base / 'metadata.sqlite'}"}
+
+
+def trainer_pipeline(env, name: str, *extra, **trainer_args) -> Pipeline:
+    examples = ExampleGen(input_base=env["data"], splits={"train": 3, "eval": 1})
+    trainer = Trainer(examples=examples.outputs["examples"], **trainer_args)
+    return Pipeline(name, components=[examples, *extra, trainer], pipeline_root=env["root"], metadata_url=env["url"])
+
+
+def mlflow_client(env):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{Path(env['root']).resolve() / 'mlflow.sqlite'}")
+
+
+@pytest.fixture(scope="module")
+def trained(env):
+    """One successful run, shared by the tests that inspect its outputs."""
+    module = write_module(env["base"] / "model_ok.py")
+    result = RUNNER.run(trainer_pipeline(env, "trainer-ok", module_file=str(module),
+                                         train_args={"num_epochs": 3}))
+    assert result.state == "COMPLETE", result.nodes["Trainer"].traceback
+    return result
+
+
+# ------------------------------------------------------------------- a successful run
+
+
+def test_trainer_exports_a_loadable_model_with_metrics_and_links(env, trained):
+    outcome = trained.nodes["Trainer"]
+    [model] = outcome.outputs["model"]
+    [run] = outcome.outputs["model_run"]
+    props = model.properties
+    assert props["accuracy"] > 0.7 and props["loss"] > 0 and "auc" in props
+    assert sorted(props["inputs"]) == ["c", "x1", "x2"]
+    assert props["outputs"] == ["class_ids", "logits", "probabilities"]
+    assert props["with_transform"] is False
+    assert props["mlflow_run_id"] == run.properties["mlflow_run_id"]
+    assert props["mlflow_tracking_uri"].endswith("root/mlflow.sqlite")
+    assert run.properties["epochs"] == 3 and run.properties["steps"] > 0
+    history = json.loads((Path(run.uri) / HISTORY_FILE).read_text())
+    assert len(history["history"]["val_accuracy"]) == 3 and history["final_metrics"]["accuracy"] == props["accuracy"]
+    assert "epoch 2:" in (Path(run.uri) / LOG_FILE).read_text()
+
+    from jfx.core import load
+
+    loaded = load(model.uri)  # raw rows, strings included
+    out = loaded([{"x1": 2.0, "x2": 2.0, "c": "a"}, {"x1": -2.0, "x2": -2.0, "c": "zzz"}])
+    assert out["class_ids"].tolist() == [1, 0]
+
+
+def test_the_mlflow_run_holds_params_metrics_tags_and_artifacts(env, trained):
+    outcome = trained.nodes["Trainer"]
+    [model] = outcome.outputs["model"]
+    client = mlflow_client(env)
+    run = client.get_run(model.properties["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.info.experiment_id == model.properties["mlflow_experiment_id"]
+    assert client.get_experiment(run.info.experiment_id).name == "trainer-ok"
+    assert run.data.params["train_args.num_epochs"] == "3" and run.data.params["hidden"] == "8"
+    assert run.data.params["eval_args.splits"] == "['eval']"
+    tags = run.data.tags
+    assert tags["jfx.pipeline"] == "trainer-ok" and tags["jfx.node_id"] == "Trainer"
+    assert tags["jfx.run_id"] == trained.run_id and tags["jfx.execution_id"] == str(outcome.execution_id)
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [0, 1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0, 1, 2]
+    assert client.get_metric_history(run.info.run_id, "custom")[0].step == 7
+    assert run.data.metrics["final_accuracy"] == pytest.approx(model.properties["accuracy"])
+    model_files = {f.path for f in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/signature.json", "model/model.stablehlo", "model/weights.npz"} <= model_files
+    assert "run/history.json" in {f.path for f in client.list_artifacts(run.info.run_id, "run")}
+    # artifacts live under <pipeline_root>/mlartifacts
+    assert Path(env["root"]).resolve().as_uri() + "/mlartifacts/" in run.info.artifact_uri
+
+
+def test_editing_the_module_file_misses_the_cache(env):
+    module = write_module(env["base"] / "model_cache.py")
+    pipeline = lambda: trainer_pipeline(env, "trainer-cache", module_file=str(module),
+                                        train_args={"num_epochs": 1})
+    first = RUNNER.run(pipeline())
+    assert first.nodes["Trainer"].state == "complete", first.nodes["Trainer"].error
+    again = RUNNER.run(pipeline())
+    assert again.nodes["Trainer"].state == "cached"
+    write_module(module, body="x = 1  # edited")
+    edited = RUNNER.run(pipeline())
+    assert edited.nodes["Trainer"].state == "complete"
+    assert "changed external input" in edited.nodes["Trainer"].cache_miss_reason
+
+
+# ------------------------------------------------------------------------ failures
+
+
+@pytest.mark.parametrize("case", ["missing", "raises", "no_export", "import_error", "no_function"])
+def test_a_broken_run_fn_fails_the_node_naming_the_module_and_publishes_nothing(env, case):
+    module = env["base"] / f"model_{case}.py"
+    if case == "raises":
+        write_module(module, body="raise ValueError('bad hyperparameters')")
+    elif case == "no_export":
+        write_module(module, export="pass")
+    elif case == "import_error":
+        module.write_text("import no_such_package_xyz\n")
+    elif case == "no_function":
+        module.write_text("def train(ctx):\n    pass\n")
+    name = f"trainer-{case.replace('_', '-')}"
+    result = RUNNER.run(trainer_pipeline(env, name, module_file=str(module), train_args={"num_epochs": 1}))
+    outcome = result.nodes["Trainer"]
+    assert result.state == "FAILED" and outcome.state == "failed"
+    assert str(module) in outcome.error
+    expected = {"missing": "cannot be read", "raises": "ValueError: bad hyperparameters",
+                "no_export": "without exporting a model", "import_error": "No module named",
+                "no_function": "defines no function 'run_fn'"}[case]
+    assert expected in outcome.error
+    store = MetadataStore(env["url"])
+    [execution] = [e for e in store.get_executions(node_id="Trainer") if e.id == outcome.execution_id]
+    assert execution.state == ExecutionState.FAILED
+    assert not outcome.outputs
+    trainer_dir = Path(env["root"]) / name / "Trainer"
+    assert not [p for p in trainer_dir.rglob("*") if p.is_file()] if trainer_dir.exists() else True
+    if case in ("raises", "no_export"):  # the MLflow run exists, marked FAILED, with the error
+        client = mlflow_client(env)
+        exp = client.get_experiment_by_name(name)
+        [run] = client.search_runs([exp.experiment_id])
+        assert run.info.status == "FAILED" and str(module) in run.data.tags["jfx.error"]
+        assert run.data.tags["jfx.execution_id"] == str(outcome.execution_id)
+
+
+def test_arguments_are_checked():
+    assert TrainArgs.from_dict({"splits": "train", "num_steps": 5}) == TrainArgs(("train",), None, 5)
+    assert EvalArgs.from_dict({"splits": ["a", "b"]}).splits == ("a", "b")
+    with pytest.raises(InvalidArgumentError, match="unknown keys \\['epochs'\\].*custom_config"):
+        TrainArgs.from_dict({"epochs": 3})
+    with pytest.raises(InvalidArgumentError, match="positive int"):
+        TrainArgs.from_dict({"num_epochs": 0})
+    with pytest.raises(InvalidArgumentError, match="module_file"):
+        FunctionRef.parse(None, None, default="run_fn", param="run_fn")
+    with pytest.raises(InvalidArgumentError, match="function name"):
+        FunctionRef.parse("m.py", "pkg.mod:fn", default="run_fn", param="run_fn")
+    ref = FunctionRef.parse(None, "some/file.py:train", default="run_fn", param="run_fn")
+    assert ref.is_file and ref.function == "train" and ref.module.endswith("some/file.py")
+    ref = FunctionRef.parse(None, "json:dumps", default="run_fn", param="run_fn")
+    assert not ref.is_file and ref.load() is json.dumps and ref.source_path().name == "__init__.py"
+
+
+def test_a_missing_split_is_named(env):
+    module = write_module(env["base"] / "model_split.py")
+    result = RUNNER.run(trainer_pipeline(env, "trainer-split", run_fn=f"{module}:run_fn",
+                                         eval_args={"splits": ["test"]}))
+    assert "eval_args names splits ['test'], but the examples have splits ['train', 'eval']" in \
+        result.nodes["Trainer"].error
+
+
+# ---------------------------------------------------------------- hyperparameters
+
+
+@component
+def fixed_hyperparameters(hyperparameters: Output[HyperParameters], learning_rate: Parameter[float] = 0.1):
+    hyperparameters.write_json({"learning_rate": learning_rate}, "hyperparameters.json")
+
+
+def test_hyperparameters_reach_run_fn_and_mlflow(env):
+    module = write_module(env["base"] / "model_hp.py",
+                          body="assert ctx.hyperparameters == {'learning_rate': 0.02}, ctx.hyperparameters")
+    hp = fixed_hyperparameters(learning_rate=0.02)
+    examples = ExampleGen(input_base=env["data"], splits={"train": 3, "eval": 1})
+    trainer = Trainer(examples=examples.outputs["examples"], hyperparameters=hp.outputs["hyperparameters"],
+                      module_file=str(module), train_args={"num_steps": 3})
+    result = RUNNER.run(Pipeline("trainer-hp", components=[hp, examples, trainer], pipeline_root=env["root"],
+                                 metadata_url=env["url"]))
+    assert result.nodes["Trainer"].state == "complete", result.nodes["Trainer"].error
+    [model] = result.nodes["Trainer"].outputs["model"]
+    run = mlflow_client(env).get_run(model.properties["mlflow_run_id"])
+    assert run.data.params["learning_rate"] == "0.02"
+    assert run.data.tags["jfx.hyperparameters_artifact_id"] == str(result.nodes["fixed_hyperparameters"]
+                                                                   .outputs["hyperparameters"][0].id)
+
+
+def test_read_hyperparameters_rejects_a_non_object(tmp_path):
+    (tmp_path / "hyperparameters.json").write_text("[1, 2]")
+    with pytest.raises(Exception, match="expected a JSON object"):
+        read_hyperparameters(tmp_path)
+
+
+# ----------------------------------------------------------- outside a pipeline, fresh process
+
+
+def test_the_plain_function_runs_outside_a_pipeline(env, trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{Path(env['root']).resolve() / 'mlflow.sqlite'}")
+    from jfx.types import Examples, ModelRun
+
+    [examples] = trained.nodes["ExampleGen"].outputs["examples"]
+    module = write_module(env["base"] / "model_plain.py")
+    model, run = Model(tmp_path / "model"), ModelRun(tmp_path / "run")
+    Path(model.uri).mkdir()
+    Path(run.uri).mkdir()
+    Trainer.fn(examples=Examples(examples.uri, properties=examples.properties), model=model, model_run=run,
+               module_file=str(module), train_args={"num_steps": 2})
+    mlrun = mlflow_client(env).get_run(model.properties["mlflow_run_id"])
+    assert mlrun.data.tags["jfx.run_fn"] == f"run_fn in {module}"
+    assert "jfx.execution_id" not in mlrun.data.tags
+    assert mlflow_client(env).get_experiment(mlrun.info.experiment_id).name == "jfx"
+
+
+# ------------------------------------------------- the penguin example, with Transform
+
+
+@pytest.fixture(scope="module")
+def penguin(env):
+    """ExampleGen → StatisticsGen → SchemaGen → Transform → Trainer on the real penguins CSV."""
+    import jfx.examples.penguin.pipeline as penguin_pipeline
+    from jfx.components import SchemaGen, StatisticsGen
+    from jfx.components._transform import Transform
+
+    folder = Path(penguin_pipeline.__file__).parent
+    examples = ExampleGen(input_base=penguin_pipeline.penguins_dir(), input_pattern="penguins.csv",
+                          splits={"train": 2, "eval": 1})
+    statistics = StatisticsGen(examples=examples.outputs["examples"])
+    schema = SchemaGen(statistics=statistics.outputs["statistics"])
+    transform = Transform(examples=examples.outputs["examples"], schema=schema.outputs["schema"],
+                          module_file=str(folder / "preprocessing.py"))
+    trainer = Trainer(examples=transform.outputs["transformed_examples"],
+                      transform_graph=transform.outputs["transform_graph"], schema=schema.outputs["schema"],
+                      module_file=str(folder / "model.py"))
+    result = RUNNER.run(Pipeline("penguin-trainer", components=[examples, statistics, schema, transform, trainer],
+                                 pipeline_root=env["root"], metadata_url=env["url"]))
+    assert result.state == "COMPLETE", {k: o.error for k, o in result.nodes.items()}
+    return result
+
+
+def test_penguin_model_reaches_95_percent_eval_accuracy(penguin):
+    [model] = penguin.nodes["Trainer"].outputs["model"]
+    assert model.properties["accuracy"] >= 0.95
+    assert model.properties["with_transform"] is True
+    assert sorted(model.properties["inputs"]) == sorted(
+        ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "island", "sex"])
+
+
+def test_the_penguin_model_predicts_raw_rows_in_a_fresh_process(penguin):
+    import csv
+
+    import palmerpenguins
+
+    [model] = penguin.nodes["Trainer"].outputs["model"]
+    with open(Path(palmerpenguins.__file__).parent / "data" / "penguins.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    numeric = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    raw = [{**{k: (float(r[k]) if r[k] not in ("", "NA") else None) for k in numeric},
+            "island": r["island"], "sex": r["sex"] if r["sex"] not in ("", "NA") else None} for r in rows]
+    species = [r["species"] for r in rows]
+    code = textwrap.dedent("""\
+        import json, sys
+        from jfx.core import load
+        rows = json.load(sys.stdin)
+        print(json.dumps(load(sys.argv[1])(rows)["class_ids"].tolist()))
+    """)
+    out = subprocess.run([sys.executable, "-c", code, model.uri], check=False, input=json.dumps(raw),
+                         capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    ids = json.loads(out.stdout.strip().splitlines()[-1])
+    [graph] = penguin.nodes["Transform"].outputs["transform_graph"]
+    vocabulary = json.loads((Path(graph.uri) / "transform.json").read_text())["inputs"]["species"]["encoder"]["vocabulary"]
+    predicted = [vocabulary[i] for i in ids]
+    assert np.mean([p == s for p, s in zip(predicted, species)]) >= 0.95  # all 344 rows, train and eval
+
+
+def test_component_errors_are_component_errors(tmp_path):
+    ref = FunctionRef.parse(str(tmp_path / "nope.py"), None, default="run_fn", param="run_fn")
+    with pytest.raises(ComponentError, match="nope.py cannot be read"):
+        ref.fingerprint()
