@@ -6,6 +6,7 @@
     jfx runs list [--pipeline NAME]                           runs, newest first
     jfx runs show RUN_ID                                      one run, node by node
     jfx lineage ARTIFACT_ID [--direction D] [--depth N]       what made an artifact
+    jfx serve --model_base_path DIR --model_name NAME         serve models over HTTP (TF Serving REST)
     jfx --version
 
 Every command takes ``--metadata-url`` (default: ``$JFX_METADATA_URL``, else
@@ -31,6 +32,31 @@ EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 1, 1, 130
 
 def _add_metadata_url(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metadata-url", metavar="URL", help="metadata database URL (default: $JFX_METADATA_URL or the SQLite store in $JFX_HOME)")
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds the ``serve`` subcommand to an ``add_subparsers()`` object; returns its parser."""
+    p = subparsers.add_parser("serve", help="serve a model's versions over HTTP (TensorFlow Serving's REST API)",
+                              description="Serve the versions under MODEL_BASE_PATH/<version>/ over HTTP "
+                                          "in TensorFlow Serving's REST shape; new versions are picked up live.")
+    p.add_argument("--model_base_path", "--model-base-path", dest="model_base_path", required=True, metavar="DIR",
+                   help="folder of version folders DIR/<version>/ (jfx model artifacts)")
+    p.add_argument("--model_name", "--model-name", dest="model_name", required=True, metavar="NAME",
+                   help="the model's name in the URLs")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8501, help="port (default: 8501; 0: any free port)")
+    p.add_argument("--no_batching", "--no-batching", dest="enable_batching", action="store_false",
+                   help="run every request on its own (no dynamic batching)")
+    p.add_argument("--max_batch_size", "--max-batch-size", dest="max_batch_size", type=int, default=64, metavar="N",
+                   help="most rows in one batched model call (default: 64)")
+    p.add_argument("--batch_timeout_ms", "--batch-timeout-ms", dest="batch_timeout_ms", type=float, default=2.0,
+                   metavar="MS", help="longest wait for a batch to fill (default: 2)")
+    p.add_argument("--poll_interval_s", "--poll-interval-s", "--file_system_poll_wait_seconds",
+                   dest="poll_interval_s", type=float, default=1.0, metavar="S",
+                   help="seconds between scans for new versions (default: 1; 0: never)")
+    p.add_argument("--max_loaded_versions", "--max-loaded-versions", dest="max_loaded_versions", type=int, default=2,
+                   metavar="N", help="newest versions kept loaded (default: 2)")
+    return p
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     lin.add_argument("--depth", type=int, default=None, help="execution steps to follow (default: all)")
     lin.add_argument("--json", action="store_true", help="print JSON")
     _add_metadata_url(lin)
+
+    add_serve_parser(sub)
     return parser
 
 
@@ -92,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "runs":
             return _cmd_runs_list(args) if args.runs_command == "list" else _cmd_runs_show(args)
+        if args.command == "serve":
+            from jfx.core._serving import run_from_args
+
+            return run_from_args(args)
         return _cmd_lineage(args)
     except RunInterruptedError as err:
         print(f"jfx: {err}", file=sys.stderr)

@@ -22,6 +22,7 @@ from jfx.core._models import (
     feature_spec_from_json,
     feature_spec_to_json,
 )
+from jfx.core._serving import ModelServer, ServingConfig, serve
 from jfx.core._train import PRECISIONS, Callback, EarlyStopping, History, Trainer, evaluate, fit
 
 __all__ = [
@@ -35,10 +36,12 @@ __all__ = [
     "FeatureInput",
     "History",
     "LoadedModel",
+    "ModelServer",
     "Metric",
     "Numeric",
     "PRECISIONS",
     "TensorSpec",
+    "ServingConfig",
     "Trainer",
     "WideAndDeep",
     "accuracy",
@@ -58,6 +61,7 @@ __all__ = [
     "mae",
     "mse",
     "replicated_sharding",
+    "serve",
     "signature_from_dataset",
     "stable_hash",
     "validate_encoder",

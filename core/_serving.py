@@ -1,0 +1,859 @@
+"""``jfx serve``: model artifacts over HTTP in TensorFlow Serving's REST shape.
+
+The model base path holds one folder per version, TensorFlow Serving's layout::
+
+    <model_base_path>/1/signature.json ...    a jfx model artifact (see jfx.core.export)
+    <model_base_path>/2/...
+
+A version folder counts once its ``signature.json`` exists. A poller thread loads the
+newest version it finds, warms it up (compiles the batch sizes it will see), and only
+then makes it the default, in one assignment: requests already running finish on the
+version they started with, and the old version stays loaded (``max_loaded_versions``)
+so ``/versions/<old>`` still answers. A version that fails to load is reported in the
+status with its error, and the version serving before it keeps serving.
+
+Routes (all JSON; every error is ``{"error": "..."}`` with a 4xx status for a bad request):
+
+    POST /v1/models/<name>:predict                     {"instances": [...]} or {"inputs": {...}}
+    POST /v1/models/<name>/versions/<v>:predict
+    GET  /v1/models/<name>                             model_version_status
+    GET  /v1/models/<name>/versions/<v>
+    GET  /v1/models/<name>/metadata                    the signature
+    GET  /v1/models/<name>/versions/<v>/metadata
+    GET  /v1/openapi.json, /openapi.json              the OpenAPI 3 description
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
+from jfx.core._batching import Batcher
+from jfx.core._export import LoadedModel, _bucket
+from jfx.errors import InvalidArgumentError, JfxError, NotFoundError
+
+__all__ = ["ModelServer", "ServingConfig", "build_parser", "main", "openapi_spec", "run_from_args", "serve"]
+
+log = logging.getLogger("jfx.serve")
+
+MAX_BODY_BYTES = 64 << 20
+_SIGNATURE = "signature.json"
+_SIGNATURE_NAME = "serving_default"
+
+_PREDICT_HELP = ('send {"instances": [{"feature": value, ...}, ...]} (one object per row) '
+                 'or {"inputs": {"feature": [value, ...], ...}} (one list per feature)')
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """How a :class:`ModelServer` batches, polls and warms up.
+
+    Attributes:
+        enable_batching: merge rows of concurrent requests into one model call.
+        max_batch_size: most rows in one batched model call.
+        batch_timeout_ms: the longest a request waits for others to join its batch
+            (it only waits while other requests are already arriving).
+        poll_interval_s: how often the model base path is scanned for new versions
+            (0 or less: only at start; call :meth:`ModelServer.poll` yourself).
+        max_loaded_versions: versions kept loaded (the newest ones); older ones are
+            unloaded and reported as ``END``.
+        warmup_batch_sizes: batch sizes compiled before a version starts serving;
+            default: every padded size up to ``max_batch_size`` when batching, else 1.
+    """
+
+    enable_batching: bool = True
+    max_batch_size: int = 64
+    batch_timeout_ms: float = 2.0
+    poll_interval_s: float = 1.0
+    max_loaded_versions: int = 2
+    warmup_batch_sizes: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise InvalidArgumentError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.batch_timeout_ms < 0:
+            raise InvalidArgumentError(f"batch_timeout_ms must be >= 0, got {self.batch_timeout_ms}")
+        if self.max_loaded_versions < 1:
+            raise InvalidArgumentError(f"max_loaded_versions must be >= 1, got {self.max_loaded_versions}")
+
+    def warmup_sizes(self) -> tuple[int, ...]:
+        if self.warmup_batch_sizes is not None:
+            return tuple(sorted({_bucket(int(n)) for n in self.warmup_batch_sizes if int(n) > 0}))
+        if not self.enable_batching:
+            return (1,)
+        top = _bucket(self.max_batch_size)
+        return tuple(1 << i for i in range(top.bit_length()))
+
+
+# --------------------------------------------------------------------------------------
+# Versions
+# --------------------------------------------------------------------------------------
+
+class Servable:
+    """One loaded, warmed-up model version (and its batcher, when batching is on)."""
+
+    def __init__(self, version: int, model: LoadedModel, config: ServingConfig):
+        self.version = version
+        self.model = model
+        self.batcher: Batcher | None = None
+        if config.enable_batching:
+            self.batcher = Batcher(model.run_prepared, max_batch_size=config.max_batch_size,
+                                   batch_timeout_ms=config.batch_timeout_ms)
+
+    def predict(self, arrays: Mapping[str, np.ndarray], *, announced: bool = False) -> dict[str, np.ndarray]:
+        if self.batcher is None:
+            return self.model.run_prepared(arrays)
+        return self.batcher.submit(arrays, announced=announced)
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+
+
+@dataclass
+class VersionStatus:
+    """A version's state as TensorFlow Serving reports it: LOADING, AVAILABLE or END."""
+
+    version: int
+    state: str
+    error: str = ""
+    key: tuple[int, int] | None = None  # (mtime_ns, inode) of the signature.json last tried
+    was_loaded: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": str(self.version), "state": self.state,
+                "status": {"error_code": "UNKNOWN" if self.error else "OK", "error_message": self.error}}
+
+
+def _warmup_inputs(model: LoadedModel, rows: int) -> dict[str, np.ndarray]:
+    # id 0 is a valid encoded string (the first vocabulary entry or OOV bucket)
+    return {n: np.zeros((rows, *s.shape), np.dtype(s.model_dtype)) for n, s in model.inputs.items()}
+
+
+class VersionManager:
+    """Finds, loads, warms up, swaps and unloads the versions under one model base path.
+
+    ``latest`` is the servable answering requests without a version; it is replaced
+    by one assignment once a newer version has loaded and warmed up.
+    """
+
+    def __init__(self, model_base_path: str | Path, model_name: str, config: ServingConfig):
+        self.base_path = Path(model_base_path)
+        self.model_name = model_name
+        self.config = config
+        self.latest: Servable | None = None
+        self._loaded: dict[int, Servable] = {}
+        self._status: dict[int, VersionStatus] = {}
+        self._lock = threading.Lock()  # one poll at a time; readers never take it
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- reading (request threads) ---------------------------------------------------------
+    def get(self, version: int) -> Servable | None:
+        return self._loaded.get(version)
+
+    def status(self, version: int | None = None) -> list[VersionStatus]:
+        items = sorted(self._status.values(), key=lambda s: -s.version)
+        return [s for s in items if version is None or s.version == version]
+
+    # -- polling ---------------------------------------------------------------------------
+    def _scan(self) -> dict[int, tuple[Path, tuple[int, int]]]:
+        found = {}
+        try:
+            entries = list(os.scandir(self.base_path))
+        except FileNotFoundError:
+            return {}
+        for entry in entries:
+            if not entry.name.isdigit() or not entry.is_dir():
+                continue
+            sig = Path(entry.path) / _SIGNATURE
+            try:
+                st = sig.stat()
+            except OSError:
+                continue  # still being written: not a version yet
+            found[int(entry.name)] = (Path(entry.path), (st.st_mtime_ns, st.st_ino))
+        return found
+
+    def poll(self) -> None:
+        """Scans the base path once: loads a newer version, unloads removed and surplus ones."""
+        with self._lock:
+            found = self._scan()
+            for v in list(self._status):
+                if v not in found:
+                    if v in self._loaded:
+                        self._unload(v, "the version folder was removed")
+                    elif not self._status[v].was_loaded:
+                        del self._status[v]  # a failed or half-written folder that is gone now
+            for v in sorted(found, reverse=True):
+                if v in self._loaded:
+                    break
+                path, key = found[v]
+                st = self._status.get(v)
+                if st is not None and st.error and st.key == key:
+                    continue  # failed before and unchanged since
+                if self._load(v, path, key):
+                    break
+            newest = max(self._loaded, default=None)
+            latest = self._loaded[newest] if newest is not None else None
+            if latest is not self.latest:
+                self.latest = latest  # the swap: one assignment, read once per request
+                if latest is not None:
+                    log.info("serving %s version %d", self.model_name, latest.version)
+            for v in sorted(self._loaded, reverse=True)[self.config.max_loaded_versions:]:
+                self._unload(v, "")
+
+    def _load(self, version: int, path: Path, key: tuple[int, int]) -> bool:
+        self._status[version] = VersionStatus(version, "LOADING", key=key)
+        started = time.perf_counter()
+        try:
+            model = LoadedModel(path)
+            for rows in self.config.warmup_sizes():
+                model.run_prepared(_warmup_inputs(model, rows))
+            servable = Servable(version, model, self.config)
+        except Exception as err:  # noqa: BLE001 - any failure is reported in the status; the old version keeps serving
+            msg = f"{type(err).__name__}: {err}"
+            log.warning("could not load %s version %d from %s: %s", self.model_name, version, path, msg)
+            self._status[version] = VersionStatus(version, "END", msg, key)
+            return False
+        self._loaded = {**self._loaded, version: servable}
+        self._status[version] = VersionStatus(version, "AVAILABLE", key=key)
+        log.info("loaded %s version %d in %.2fs", self.model_name, version, time.perf_counter() - started)
+        return True
+
+    def _unload(self, version: int, why: str) -> None:
+        servable = self._loaded[version]
+        self._loaded = {v: s for v, s in self._loaded.items() if v != version}
+        if self.latest is servable:
+            newest = max(self._loaded, default=None)
+            self.latest = self._loaded[newest] if newest is not None else None
+        self._status[version] = VersionStatus(version, "END", why, was_loaded=True)
+        servable.close()  # queued requests are answered first; late ones run inline
+        log.info("unloaded %s version %d%s", self.model_name, version, f" ({why})" if why else "")
+
+    def start(self) -> None:
+        """Loads what is there now, then polls in a daemon thread."""
+        self.poll()
+        if self.config.poll_interval_s > 0:
+            self._thread = threading.Thread(target=self._poll_forever, name=f"jfx-poll-{self.model_name}", daemon=True)
+            self._thread.start()
+
+    def _poll_forever(self) -> None:
+        while not self._stop.wait(self.config.poll_interval_s):
+            try:
+                self.poll()
+            except Exception:
+                log.exception("polling %s failed", self.base_path)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        with self._lock:
+            for v in list(self._loaded):
+                self._loaded[v].close()
+            self._loaded = {}
+            self.latest = None
+
+
+# --------------------------------------------------------------------------------------
+# Requests
+# --------------------------------------------------------------------------------------
+
+class HttpError(JfxError):
+    """An error answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def _bad(message: str) -> HttpError:
+    return HttpError(400, message)
+
+
+def parse_predict_body(body: bytes, model: LoadedModel) -> tuple[str, dict[str, np.ndarray], int]:
+    """Parses and checks a predict request body against the model's signature.
+
+    Returns:
+        ``("rows" | "columns", prepared arrays, number of rows)``.
+
+    Raises:
+        HttpError: 400, naming the field at fault.
+    """
+    if not body.strip():
+        raise _bad(f"the request body is empty; {_PREDICT_HELP}")
+    try:
+        req = json.loads(body)
+    except RecursionError as err:
+        raise _bad("the request body's JSON is nested too deeply") from err
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        raise _bad(f"the request body is not valid JSON: {err}") from err
+    if not isinstance(req, dict):
+        raise _bad(f"the request body must be a JSON object, got {type(req).__name__}; {_PREDICT_HELP}")
+    unknown = sorted(set(req) - {"instances", "inputs", "signature_name"})
+    if unknown:
+        raise _bad(f"unknown field {unknown[0]!r} in the request; {_PREDICT_HELP}")
+    sig = req.get("signature_name", _SIGNATURE_NAME)
+    if sig != _SIGNATURE_NAME:
+        raise _bad(f"signature_name {sig!r} is unknown; the only signature is {_SIGNATURE_NAME!r}")
+    if ("instances" in req) == ("inputs" in req):
+        raise _bad(("give only one of \"instances\" and \"inputs\"" if "instances" in req
+                    else "the request has neither \"instances\" nor \"inputs\"") + f"; {_PREDICT_HELP}")
+    names = list(model.inputs)
+    if "instances" in req:
+        kind, rows = "rows", req["instances"]
+        if not isinstance(rows, list):
+            raise _bad(f"\"instances\" must be a list, got {type(rows).__name__}")
+        if len(names) == 1:  # TF Serving lets a one-input model take bare values
+            rows = [r if isinstance(r, dict) else {names[0]: r} for r in rows]
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise _bad(f"instance {i} is a {type(row).__name__}; expected an object of features {names}")
+            extra = [k for k in row if k not in model.inputs]
+            if extra:
+                raise _bad(f"instance {i} has unknown feature {extra[0]!r}; the model expects {names}")
+        if not rows:
+            return kind, {}, 0
+        data: Any = rows
+    else:
+        kind, data = "columns", req["inputs"]
+        if len(names) == 1 and not isinstance(data, dict):
+            data = {names[0]: data}
+        if not isinstance(data, dict):
+            raise _bad(f"\"inputs\" must be an object of feature columns {names}, got {type(data).__name__}")
+        extra = [k for k in data if k not in model.inputs]
+        if extra:
+            raise _bad(f"\"inputs\" has unknown feature {extra[0]!r}; the model expects {names}")
+        for name, col in data.items():
+            if not isinstance(col, list):
+                raise _bad(f"\"inputs\" feature {name!r} must be a list of values, one per row, "
+                           f"got {type(col).__name__}")
+    try:
+        with np.errstate(all="ignore"):  # 1e300 for a float32 feature is inf, as in TF Serving
+            arrays = model.prepare(data)
+    except InvalidArgumentError as err:
+        raise _bad(str(err)) from err
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError, RecursionError) as err:
+        raise _bad(f"{_culprit(model, data)}cannot be read: {type(err).__name__}: {err}") from err
+    n = int(next(iter(arrays.values())).shape[0])
+    return kind, arrays, n
+
+
+def _culprit(model: LoadedModel, data: Any) -> str:
+    """Names the feature that ``prepare`` choked on with an error it did not translate."""
+    try:
+        columns = data if isinstance(data, dict) else model._columns_from_rows(data)
+    except Exception:  # noqa: BLE001 - only diagnosing
+        return "the inputs "
+    for name, spec in model.inputs.items():
+        try:
+            model._column(name, spec, columns[name])
+        except Exception:  # noqa: BLE001 - only diagnosing
+            return f"feature {name!r} "
+    return "the inputs "
+
+
+def format_predictions(kind: str, outputs: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
+    """TF Serving's response: row form → ``predictions`` (a list, one entry per row: the
+    bare value for a one-output model, else an object); columnar → ``outputs``."""
+    cols = {k: np.asarray(v).tolist() for k, v in outputs.items()}
+    if kind == "columns":
+        return {"outputs": next(iter(cols.values())) if len(cols) == 1 else cols}
+    if len(cols) == 1:
+        return {"predictions": next(iter(cols.values()))}
+    keys = list(cols)
+    return {"predictions": [dict(zip(keys, vals)) for vals in zip(*(cols[k] for k in keys))] if n else []}
+
+
+def _empty_outputs(model: LoadedModel) -> dict[str, np.ndarray]:
+    return {k: np.zeros((0, *v["shape"]), v["dtype"]) for k, v in model.outputs.items()}
+
+
+# --------------------------------------------------------------------------------------
+# Routes and the OpenAPI description
+# --------------------------------------------------------------------------------------
+
+_SEG = r"(?P<name>[^/:]+)"
+_VER = r"(?P<version>[^/:]+)"
+# (OpenAPI path template, regex, {method: handler name})
+ROUTES: list[tuple[str, re.Pattern[str], dict[str, str]]] = [
+    ("/v1/models/{model_name}", re.compile(rf"/v1/models/{_SEG}"), {"GET": "status"}),
+    ("/v1/models/{model_name}/versions/{version}", re.compile(rf"/v1/models/{_SEG}/versions/{_VER}"),
+     {"GET": "status"}),
+    ("/v1/models/{model_name}/metadata", re.compile(rf"/v1/models/{_SEG}/metadata"), {"GET": "metadata"}),
+    ("/v1/models/{model_name}/versions/{version}/metadata",
+     re.compile(rf"/v1/models/{_SEG}/versions/{_VER}/metadata"), {"GET": "metadata"}),
+    ("/v1/models/{model_name}:predict", re.compile(rf"/v1/models/{_SEG}:predict"), {"POST": "predict"}),
+    ("/v1/models/{model_name}/versions/{version}:predict",
+     re.compile(rf"/v1/models/{_SEG}/versions/{_VER}:predict"), {"POST": "predict"}),
+    ("/v1/openapi.json", re.compile(r"/v1/openapi\.json"), {"GET": "openapi"}),
+    ("/openapi.json", re.compile(r"/openapi\.json"), {"GET": "openapi"}),
+]
+
+
+def _resp(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
+    """The OpenAPI 3 description of the server's routes (served at ``/v1/openapi.json``)."""
+    name_param = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"},
+                  "description": f"the served model's name ({model_name!r} on this server)"}
+    version_param = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"},
+                     "description": "a loaded version (a folder name under the model base path)"}
+    errors = {"400": _resp("a malformed request; the message names the field", "Error"),
+              "404": _resp("no such model or version", "Error"),
+              "405": _resp("the route does not take this method", "Error"),
+              "503": _resp("no version of the model has loaded yet", "Error")}
+    status_op = {"summary": "Version status (TF Serving's GetModelStatus)", "tags": ["models"],
+                 "responses": {"200": _resp("the versions known, newest first", "ModelStatus"), **errors}}
+    metadata_op = {"summary": "The model's signature (TF Serving's GetModelMetadata)", "tags": ["models"],
+                   "responses": {"200": _resp("the signature", "ModelMetadata"), **errors}}
+    predict_op = {
+        "summary": "Predict (TF Serving's REST predict)", "tags": ["predict"],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"},
+                        "examples": {"rows": {"value": {"instances": [{"x": 1.0}, {"x": 2.0}]}},
+                                     "columns": {"value": {"inputs": {"x": [1.0, 2.0]}}}}}}},
+        "responses": {"200": _resp("row requests get predictions, columnar requests get outputs", "PredictResponse"),
+                      **errors},
+    }
+    openapi_op = {"summary": "This description", "tags": ["meta"],
+                  "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": {"type": "object"}}}}}}
+    ops = {"status": status_op, "metadata": metadata_op, "predict": predict_op, "openapi": openapi_op}
+    paths: dict[str, Any] = {}
+    for template, _, methods in ROUTES:
+        params = [p for p in (name_param, version_param) if "{" + p["name"] + "}" in template]
+        item: dict[str, Any] = {m.lower(): {**ops[h], "operationId": f"{h}_{m.lower()}_{_op_suffix(template)}"}
+                                for m, h in methods.items()}
+        if params:
+            item["parameters"] = params
+        paths[template] = item
+    any_json = {}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "jfx model server", "version": "1",
+                 "description": "TensorFlow Serving's REST API for jfx model artifacts. See docs/serving.md."},
+        "paths": paths,
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "ModelStatus": {"type": "object", "properties": {"model_version_status": {"type": "array", "items": {
+                "type": "object", "properties": {
+                    "version": {"type": "string"},
+                    "state": {"type": "string", "enum": ["LOADING", "AVAILABLE", "END"]},
+                    "status": {"type": "object", "properties": {"error_code": {"type": "string"},
+                                                                "error_message": {"type": "string"}}}}}}}},
+            "ModelMetadata": {"type": "object", "properties": {
+                "model_spec": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                                                                "signature_name": {"type": "string"}}},
+                "metadata": {"type": "object", "properties": {"signature_def": {"type": "object"}}}}},
+            "PredictRequest": {"type": "object", "properties": {
+                "signature_name": {"type": "string", "enum": [_SIGNATURE_NAME]},
+                "instances": {"type": "array", "items": any_json,
+                              "description": "rows: one object of features per row (or bare values for a one-input model)"},
+                "inputs": {"description": "columns: feature → list of values, one per row", **any_json}}},
+            "PredictResponse": {"type": "object", "properties": {
+                "predictions": {"type": "array", "items": any_json,
+                                "description": "one entry per row: an object of outputs, or the bare value for one output"},
+                "outputs": {"description": "output → list of values (the bare list for one output)", **any_json}}},
+        }},
+    }
+
+
+def _op_suffix(template: str) -> str:
+    return re.sub(r"[^a-z]+", "_", template.replace("{", "").replace("}", "").lower()).strip("_")
+
+
+# --------------------------------------------------------------------------------------
+# The HTTP server
+# --------------------------------------------------------------------------------------
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "jfx-serve"
+    disable_nagle_algorithm = True  # headers and body go out in one write anyway
+    timeout = 300  # idle keep-alive connections are closed after this many seconds
+    server: _HTTPServer
+
+    _body_pending = False
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def handle_one_request(self) -> None:
+        # Like the stdlib's, but (1) headers are read into a plain dict (the stdlib's
+        # email-based parser costs ~60 µs a request, a third of the server's own time), and
+        # (2) every method (GET, POST, DELETE, FOO ...) reaches the router, so an unknown
+        # method gets a JSON 405 or 404 instead of an HTML 501.
+        try:
+            self.command, self.request_version = "", "HTTP/1.1"
+            self._body_pending = False
+            line = self.rfile.readline(65537)
+            self.raw_requestline = line
+            if not line:
+                self.close_connection = True
+                return
+            if len(line) > 65536:
+                self.requestline = ""
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            self.requestline = line.decode("latin-1").rstrip("\r\n")
+            parts = self.requestline.split()
+            if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+                self.send_error(HTTPStatus.BAD_REQUEST, f"bad request line {self.requestline[:100]!r}")
+                return
+            self.command, self.path, self.request_version = parts
+            headers: dict[str, str] = {}
+            for _ in range(101):
+                h = self.rfile.readline(65537)
+                if h in (b"\r\n", b"\n", b""):
+                    break
+                if len(h) > 65536:
+                    self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+                    return
+                name, sep, value = h.decode("latin-1").partition(":")
+                if not sep:
+                    self.send_error(HTTPStatus.BAD_REQUEST, f"bad header line {h[:100]!r}")
+                    return
+                headers[name.strip().lower()] = value.strip()
+            else:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "more than 100 headers")
+                return
+            self.headers = headers  # type: ignore[assignment]
+            self._body_pending = True
+            conn = headers.get("connection", "").lower()
+            self.close_connection = conn == "close" or (self.request_version == "HTTP/1.0" and conn != "keep-alive")
+            if headers.get("expect", "").lower() == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._dispatch()
+        except TimeoutError:
+            self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        self.close_connection = True
+        self._send_json(int(code), {"error": message or HTTPStatus(code).phrase})
+
+    def _send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+        if self._body_pending:  # answering before reading the body: drain it, so keep-alive stays in step
+            try:
+                self._read_body()
+            except HttpError:
+                self.close_connection = True
+        body = json.dumps(payload).encode()
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        lines = [f"HTTP/1.1 {status} {phrase}", "Server: jfx-serve", "Content-Type: application/json",
+                 f"Content-Length: {len(body)}"]
+        for k, v in (headers or {}).items():
+            lines.append(f"{k}: {v}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        elif self.request_version == "HTTP/1.0":
+            lines.append("Connection: keep-alive")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        if log.isEnabledFor(logging.DEBUG):
+            self.log_request(status, len(body))
+
+    def _read_body(self) -> bytes:
+        self._body_pending = False
+        if "chunked" in (self.headers.get("transfer-encoding", "")).lower():
+            return self._read_chunked()
+        length = self.headers.get("content-length")
+        if length is None:
+            return b""
+        try:
+            n = int(length)
+            if n < 0:
+                raise ValueError
+        except ValueError as err:
+            self.close_connection = True
+            raise HttpError(400, f"Content-Length {length!r} is not a number of bytes") from err
+        if n > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise HttpError(413, f"the body has {n} bytes; at most {MAX_BODY_BYTES} are accepted")
+        body = self.rfile.read(n)
+        if len(body) < n:
+            self.close_connection = True
+            raise HttpError(400, f"the body ended after {len(body)} of {n} bytes")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError as err:
+                self.close_connection = True
+                raise HttpError(400, "a malformed chunk in the chunked body") from err
+            total += size
+            if total > MAX_BODY_BYTES:
+                self.close_connection = True
+                raise HttpError(413, f"the body has more than {MAX_BODY_BYTES} bytes")
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(8)
+
+    def _dispatch(self) -> None:
+        app = self.server.app
+        servable = None
+        announced = False
+        try:
+            path = self.path.split("?", 1)[0]
+            for template, regex, methods in ROUTES:
+                m = regex.fullmatch(path)
+                if m:
+                    break
+            else:
+                raise HttpError(404, f"no route {path!r}; see /v1/openapi.json for the routes")
+            handler = methods.get(self.command)
+            if handler is None:
+                allow = ", ".join(methods)
+                raise HttpError(405, f"{template} takes {allow}, not {self.command}", {"Allow": allow})
+            groups = m.groupdict()
+            if handler == "openapi":
+                self._send_json(200, app.openapi)
+                return
+            name = unquote(groups["name"])
+            if name != app.model_name:
+                raise HttpError(404, f"no model named {name!r}; this server serves {app.model_name!r}")
+            version = groups.get("version")
+            if handler == "status":
+                self._send_json(200, app.status_json(version))
+                return
+            servable = app.servable(version)
+            if handler == "metadata":
+                self._send_json(200, app.metadata_json(servable))
+                return
+            if servable.batcher is not None:
+                servable.batcher.announce()
+                announced = True
+            body = self._read_body()
+            kind, arrays, n = parse_predict_body(body, servable.model)
+            if n == 0:
+                outputs = _empty_outputs(servable.model)
+            else:
+                announced = False
+                outputs = servable.predict(arrays, announced=servable.batcher is not None)
+            self._send_json(200, format_predictions(kind, outputs, n))
+        except HttpError as err:
+            self._send_json(err.status, {"error": err.message}, err.headers)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as err:
+            log.exception("%s %s failed", self.command, self.path)
+            self.close_connection = True
+            self._send_json(500, {"error": f"internal error: {type(err).__name__}: {err}"})
+        finally:
+            if announced and servable is not None and servable.batcher is not None:
+                servable.batcher.withdraw()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024  # many clients connecting at once must not overflow the listen backlog
+
+    def __init__(self, address: tuple[str, int], app: ModelServer):
+        self.app = app
+        super().__init__(address, _Handler)
+
+
+class ModelServer:
+    """Serves the versions under ``model_base_path`` as model ``model_name`` over HTTP.
+
+    Args:
+        model_base_path: the folder of numbered version folders.
+        model_name: the name in the URLs (``/v1/models/<model_name>``).
+        host, port: where to listen (port 0: any free port; see :attr:`port`).
+        config: batching, polling and warm-up (:class:`ServingConfig`).
+
+    Example:
+        >>> with ModelServer("/models/taxi", "taxi", port=0) as server:  # doctest: +SKIP
+        ...     print(server.url)  # POST f"{server.url}/v1/models/taxi:predict"
+        http://127.0.0.1:40123
+    """
+
+    def __init__(self, model_base_path: str | Path, model_name: str, *, host: str = "127.0.0.1",
+                 port: int = 8501, config: ServingConfig | None = None):
+        if not model_name or "/" in model_name or ":" in model_name:
+            raise InvalidArgumentError(f"model_name {model_name!r} must be non-empty, without '/' or ':'")
+        self.model_base_path = Path(model_base_path)
+        if not self.model_base_path.is_dir():
+            raise NotFoundError(f"model base path {self.model_base_path} is not a folder; it should hold "
+                                f"version folders such as {self.model_base_path}/1/signature.json")
+        self.model_name = model_name
+        self.config = config or ServingConfig()
+        self.versions = VersionManager(self.model_base_path, model_name, self.config)
+        self.openapi = openapi_spec(model_name)
+        self._host, self._port = host, port
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- answers ---------------------------------------------------------------------------
+    def servable(self, version: str | None) -> Servable:
+        if version is None:
+            servable = self.versions.latest
+            if servable is None:
+                raise HttpError(503, f"no version of model {self.model_name!r} is available yet "
+                                f"(under {self.model_base_path}); see GET /v1/models/{self.model_name}",
+                                {"Retry-After": "1"})
+            return servable
+        if not version.isdigit():
+            raise HttpError(404, f"version {version!r} of model {self.model_name!r} is not a number")
+        servable = self.versions.get(int(version))
+        if servable is None:
+            st = self.versions.status(int(version))
+            why = f" (it is {st[0].state}{': ' + st[0].error if st[0].error else ''})" if st else ""
+            loaded = sorted(s.version for s in self.versions.status() if s.state == "AVAILABLE")
+            raise HttpError(404, f"version {version} of model {self.model_name!r} is not loaded{why}; "
+                            f"loaded versions: {loaded}")
+        return servable
+
+    def status_json(self, version: str | None) -> dict[str, Any]:
+        if version is not None:
+            items = self.versions.status(int(version)) if version.isdigit() else []
+            if not items:
+                raise HttpError(404, f"model {self.model_name!r} has no version {version!r}")
+        else:
+            items = self.versions.status()
+        return {"model_version_status": [s.to_json() for s in items]}
+
+    def metadata_json(self, servable: Servable) -> dict[str, Any]:
+        model = servable.model
+        inputs = {n: {"dtype": s.dtype, "shape": [-1, *s.shape], **({"encoder": s.encoder} if s.encoder else {})}
+                  for n, s in model.inputs.items()}
+        outputs = {n: {"dtype": o["dtype"], "shape": [-1, *o["shape"]]} for n, o in model.outputs.items()}
+        return {
+            "model_spec": {"name": self.model_name, "signature_name": "", "version": str(servable.version)},
+            "metadata": {"signature_def": {"signature_def": {_SIGNATURE_NAME: {
+                "inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict"}}}},
+        }
+
+    # -- life cycle ------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1] if self._httpd else self._port
+
+    @property
+    def url(self) -> str:
+        host = self._host if ":" not in self._host else f"[{self._host}]"
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> ModelServer:
+        """Loads the newest version, starts polling and serves in a background thread."""
+        self.versions.start()
+        self._httpd = _HTTPServer((self._host, self._port), self)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="jfx-serve-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def poll(self) -> None:
+        """Scans for new versions now (the poller does this every ``poll_interval_s``)."""
+        self.versions.poll()
+
+    def close(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        self.versions.close()
+
+    def wait(self) -> None:
+        """Blocks until :meth:`close` (or Ctrl-C)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def __enter__(self) -> ModelServer:  # noqa: PYI034
+        if self._httpd is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve(model_base_path: str | Path, model_name: str, host: str = "127.0.0.1", port: int = 8501, *,
+          enable_batching: bool = True, max_batch_size: int = 64, batch_timeout_ms: float = 2.0,
+          poll_interval_s: float = 1.0, max_loaded_versions: int = 2) -> int:
+    """Serves a model until interrupted (what ``jfx serve`` runs). Returns the exit code.
+
+    Prints one line with the URL once the first version (if any) has loaded.
+    """
+    config = ServingConfig(enable_batching=enable_batching, max_batch_size=max_batch_size,
+                           batch_timeout_ms=batch_timeout_ms, poll_interval_s=poll_interval_s,
+                           max_loaded_versions=max_loaded_versions)
+    server = ModelServer(model_base_path, model_name, host=host, port=port, config=config).start()
+    latest = server.versions.latest
+    print(f"jfx serve: model {model_name!r} "
+          f"{'version ' + str(latest.version) if latest else '(no version loaded yet)'} "
+          f"at {server.url}/v1/models/{model_name}", flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+def build_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds the ``serve`` subcommand to an ``add_subparsers()`` object; returns its parser.
+
+    The flags live in :mod:`jfx.cli` so that ``jfx --help`` does not import JAX.
+    """
+    from jfx.cli import add_serve_parser
+
+    return add_serve_parser(subparsers)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Runs ``jfx serve`` from the parsed arguments of :func:`build_parser`."""
+    return serve(args.model_base_path, args.model_name, args.host, args.port, enable_batching=args.enable_batching,
+                 max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
+                 poll_interval_s=args.poll_interval_s, max_loaded_versions=args.max_loaded_versions)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m jfx.core._serving serve --model_base_path DIR --model_name NAME``
+    (``serve`` may be left out)."""
+    parser = argparse.ArgumentParser(prog="jfx")
+    build_parser(parser.add_subparsers(dest="command"))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "serve":
+        argv = ["serve", *argv]
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logging.getLogger("jfx").addHandler(handler)
+    logging.getLogger("jfx").setLevel(logging.INFO)
+    try:
+        return run_from_args(args)
+    except JfxError as err:
+        print(f"jfx: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
