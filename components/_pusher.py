@@ -1,0 +1,401 @@
+"""Pusher: copies a blessed model to where it is served (a model folder, the MLflow registry).
+
+A model is pushed only when every blessing given with it says so: a ``model_blessing``
+(from an Evaluator) or an ``infra_blessing`` (from :func:`~jfx.components.InfraValidator`)
+whose ``properties["blessed"]`` is not ``True`` stops the push. The node still completes,
+and its ``PushedModel`` records ``pushed: false`` and why.
+
+Destinations (``push_destination``; both may be given)::
+
+    {"filesystem": {"base_directory": "/srv/models", "model_name": "taxi"},
+     "mlflow": {"model_name": "taxi", "tracking_uri": "sqlite:///...", "alias": "champion"}}
+
+* ``filesystem``: the model becomes ``<base_directory>/<model_name>/<version>/``, the
+  layout ``jfx serve --model_base_path <base_directory>/<model_name>`` (and TensorFlow
+  Serving) polls. ``version`` is one more than the largest integer folder there (1 for
+  the first). The model is copied into a hidden temporary folder in the same parent, then
+  renamed to its version in one ``os.rename``: a server polling the folder never sees a
+  half-copied version, and two pushers racing for one number cannot both win (the loser's
+  rename fails because the winner's folder is not empty; it takes the next number).
+* ``mlflow``: the model folder is logged as an artifact of an MLflow run (the Trainer's
+  run when the Model has a ``mlflow_run_id`` in the same tracking store, else a new run),
+  registered as a new version of the registered model ``model_name`` (created when
+  missing), and the alias (default ``champion``) is moved to that version.
+
+Example:
+    >>> pusher = Pusher(model=trainer.outputs["model"],                              # doctest: +SKIP
+    ...                 model_blessing=evaluator.outputs["blessing"],
+    ...                 push_destination={"filesystem": {"base_directory": "/srv/models", "model_name": "taxi"}})
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from jfx.errors import ComponentError, InvalidArgumentError
+from jfx.pipelines._artifacts import Artifact, InfraBlessing, Model, ModelBlessing, PushedModel
+from jfx.pipelines._component import Input, Output, Parameter, component
+from jfx.pipelines._context import current_context
+
+__all__ = ["PUSHED_FILE", "FilesystemDestination", "MlflowDestination", "Pusher", "blessing_verdict",
+           "parse_push_destination", "push_to_filesystem", "push_to_mlflow"]
+
+PUSHED_FILE = "pushed.json"
+SIGNATURE_FILE = "signature.json"  # a version folder is complete once this exists (jfx serve's rule)
+DEFAULT_ALIAS = "champion"
+_TMP_PREFIX = ".tmp-push-"
+_MAX_RENAME_TRIES = 100
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+_DESTINATION_HELP = """\
+Right:
+  push_destination={"filesystem": {"base_directory": "/srv/models", "model_name": "taxi"}}
+  push_destination={"mlflow": {"model_name": "taxi"}}          # optional: "tracking_uri", "registry_uri", "alias"
+  (both keys may be given: the model is pushed to both)"""
+
+
+@dataclass(frozen=True)
+class FilesystemDestination:
+    """``<base_directory>/<model_name>/<version>/``."""
+
+    base_directory: str
+    model_name: str
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.base_directory).expanduser().resolve() / self.model_name
+
+
+@dataclass(frozen=True)
+class MlflowDestination:
+    """A registered model in the MLflow Model Registry.
+
+    Attributes:
+        model_name: the registered model's name.
+        tracking_uri: the tracking store (default: the Model's ``mlflow_tracking_uri``
+            when it has one without a redacted password, else ``$MLFLOW_TRACKING_URI``,
+            else ``sqlite:///<pipeline_root>/mlflow.sqlite`` as the Trainer uses).
+        registry_uri: the registry (default: the tracking store).
+        alias: the alias moved to the new version.
+    """
+
+    model_name: str
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    alias: str = DEFAULT_ALIAS
+
+
+def _fields(section: str, raw: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise InvalidArgumentError(f"push_destination[{section!r}] must be a dict, got {raw!r}.\n{_DESTINATION_HELP}")
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise InvalidArgumentError(f"push_destination[{section!r}] has unknown key(s) {unknown}; "
+                                   f"it takes {sorted(allowed)}.\n{_DESTINATION_HELP}")
+    for key in sorted(required):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise InvalidArgumentError(f"push_destination[{section!r}][{key!r}] is required (a non-empty string), "
+                                       f"got {raw.get(key)!r}.\n{_DESTINATION_HELP}")
+    for key in sorted(allowed - required):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise InvalidArgumentError(f"push_destination[{section!r}][{key!r}] must be a string, got {raw[key]!r}")
+    return dict(raw)
+
+
+def parse_push_destination(raw: Mapping[str, Any] | None) -> tuple[FilesystemDestination | None,
+                                                                     MlflowDestination | None]:
+    """Checks ``push_destination`` and returns its (filesystem, mlflow) parts.
+
+    Raises:
+        InvalidArgumentError: no destination, an unknown key, or a missing or bad field.
+
+    Example:
+        >>> parse_push_destination({"filesystem": {"base_directory": "/srv", "model_name": "m"}})[0].model_name
+        'm'
+    """
+    if not raw:
+        raise InvalidArgumentError(f"Pusher needs a push_destination.\n{_DESTINATION_HELP}")
+    if not isinstance(raw, Mapping):
+        raise InvalidArgumentError(f"push_destination must be a dict, got {raw!r}.\n{_DESTINATION_HELP}")
+    unknown = sorted(set(raw) - {"filesystem", "mlflow"})
+    if unknown:
+        raise InvalidArgumentError(f"push_destination has unknown destination(s) {unknown}; "
+                                   f"the destinations are 'filesystem' and 'mlflow'.\n{_DESTINATION_HELP}")
+    fs = ml = None
+    if raw.get("filesystem") is not None:
+        f = _fields("filesystem", raw["filesystem"], {"base_directory", "model_name"},
+                    {"base_directory", "model_name"})
+        if not _NAME_RE.match(f["model_name"]):
+            raise InvalidArgumentError(f"push_destination['filesystem']['model_name'] {f['model_name']!r} must be "
+                                       "a folder name: letters, digits, '_', '-', '.' (at most 128)")
+        fs = FilesystemDestination(f["base_directory"], f["model_name"])
+    if raw.get("mlflow") is not None:
+        m = _fields("mlflow", raw["mlflow"], {"model_name", "tracking_uri", "registry_uri", "alias"}, {"model_name"})
+        ml = MlflowDestination(m["model_name"], m.get("tracking_uri") or None, m.get("registry_uri") or None,
+                               m.get("alias") or DEFAULT_ALIAS)
+    if fs is None and ml is None:
+        raise InvalidArgumentError(f"push_destination names no destination.\n{_DESTINATION_HELP}")
+    return fs, ml
+
+
+def blessing_verdict(model: Model, **blessings: Artifact | None) -> list[str]:
+    """Why the model must not be pushed (empty: push it).
+
+    A blessing whose ``properties["blessed"]`` is not ``True`` stops the push, and so
+    does one that records a ``model_id`` other than this model's id (it judged another model).
+    """
+    reasons = []
+    for key, blessing in blessings.items():
+        if blessing is None:
+            continue
+        what = f"{key} (artifact {blessing.id})" if blessing.id is not None else key
+        verdict = blessing.properties.get("blessed")
+        if verdict is not True:
+            detail = blessing.properties.get("reasons")
+            extra = f": {'; '.join(map(str, detail))}" if isinstance(detail, list) and detail else ""
+            reasons.append(f"{what} is not blessed (blessed={verdict!r}){extra}")
+            continue
+        judged = blessing.properties.get("model_id")
+        if judged is not None and model.id is not None and judged != model.id:
+            reasons.append(f"{what} judged model artifact {judged}, not this model (artifact {model.id})")
+    return reasons
+
+
+# ----------------------------------------------------------------------------- filesystem
+
+
+def _versions(model_dir: Path) -> list[int]:
+    try:
+        # files with a number for a name count too: the next version must not collide with them
+        return [int(e.name) for e in os.scandir(model_dir) if e.name.isdigit()]
+    except FileNotFoundError:
+        return []
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flushes the copied files to disk, so a crash after the rename leaves no empty files."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def push_to_filesystem(model_uri: str | Path, dest: FilesystemDestination) -> tuple[int, Path]:
+    """Copies the model folder to the next version under ``dest.model_dir``, atomically.
+
+    Returns:
+        ``(version, version folder)``.
+
+    Raises:
+        ComponentError: the model has no ``signature.json``, or the copy or rename failed.
+    """
+    src = Path(model_uri)
+    if not (src / SIGNATURE_FILE).is_file():
+        raise ComponentError(f"model {src} has no {SIGNATURE_FILE}; only an exported jfx model can be pushed")
+    model_dir = dest.model_dir
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        # signature.json last: even the temporary folder holds a complete model once it has one
+        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(SIGNATURE_FILE))
+        shutil.copy2(src / SIGNATURE_FILE, tmp / SIGNATURE_FILE)
+        _fsync_tree(tmp)
+        for _ in range(_MAX_RENAME_TRIES):
+            version = max(_versions(model_dir), default=0) + 1
+            target = model_dir / str(version)
+            if target.exists():  # e.g. an empty folder someone made by hand: rename would replace it
+                continue
+            try:
+                os.rename(tmp, target)
+            except OSError as err:
+                if err.errno in (errno.EEXIST, errno.ENOTEMPTY) or isinstance(err, FileExistsError):
+                    continue  # another pusher took this number first
+                raise
+            return version, target
+        raise ComponentError(f"could not claim a version folder under {model_dir} after {_MAX_RENAME_TRIES} tries")
+    except OSError as err:
+        raise ComponentError(f"pushing {src} to {model_dir} failed: {err}") from err
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- MLflow
+
+
+def _pipeline_root() -> str:
+    ctx = current_context()
+    if ctx is not None:
+        return ctx.pipeline_root
+    from jfx._config import default_pipeline_root
+
+    return str(default_pipeline_root())
+
+
+def _tracking_uri(dest: MlflowDestination, model: Model) -> str:
+    from jfx.components._mlflow import default_tracking_uri
+
+    if dest.tracking_uri:
+        return dest.tracking_uri
+    recorded = model.properties.get("mlflow_tracking_uri")
+    if isinstance(recorded, str) and recorded and "***" not in recorded:
+        return recorded
+    return default_tracking_uri(_pipeline_root())
+
+
+def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
+    """Logs the model folder to an MLflow run, registers a new version, moves the alias.
+
+    Returns:
+        ``{"model_name", "version", "alias", "run_id", "source", "model_uri", "tracking_uri"}``.
+
+    Raises:
+        ComponentError: MLflow is not installed, or the store refused an operation.
+    """
+    from jfx.components._mlflow import (
+        _SETUP_LOCK,
+        default_artifact_location,
+        import_mlflow,
+        redact_uri,
+        start_run,
+    )
+
+    import_mlflow()
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    tracking_uri = _tracking_uri(dest, model)
+    registry_uri = dest.registry_uri or tracking_uri
+    ctx = current_context()
+    artifact_path = "model"
+    try:
+        with _SETUP_LOCK:  # the first client on a new SQLite file creates its schema
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+            client.search_experiments(max_results=1)
+        run_id = None
+        reused = False
+        recorded = model.properties.get("mlflow_run_id")
+        same_store = dest.tracking_uri is None or dest.tracking_uri == model.properties.get("mlflow_tracking_uri")
+        if isinstance(recorded, str) and recorded and same_store:
+            try:
+                client.get_run(recorded)
+                run_id, reused = recorded, True
+            except MlflowException:
+                run_id = None  # not in this store: log to a run of our own
+        if run_id is None:
+            experiment = ctx.pipeline_name if ctx is not None else "jfx"
+            # never MLflow's default (./mlruns under whatever the working directory is)
+            location = default_artifact_location(_pipeline_root(), experiment, tracking_uri)
+            tags = {"jfx.component": "Pusher", "jfx.model_uri": model.uri}
+            if ctx is not None:
+                tags.update({"jfx.pipeline": ctx.pipeline_name, "jfx.run_id": ctx.run_id,
+                             "jfx.node_id": ctx.node_id, "jfx.execution_id": ctx.execution_id})
+            run = start_run(tracking_uri, experiment, run_name=f"push-{dest.model_name}", tags=tags,
+                            artifact_location=location)
+            run.log_artifacts(model.uri, artifact_path)
+            run.finish()
+            run_id = run.run_id
+        else:
+            logged = {Path(a.path).name for a in client.list_artifacts(run_id, artifact_path)}
+            if SIGNATURE_FILE not in logged:  # the Trainer logs the model as "model"; else log it now
+                client.log_artifacts(run_id, model.uri, artifact_path)
+        try:
+            client.create_registered_model(dest.model_name, description="pushed by jfx")
+        except MlflowException as err:
+            if getattr(err, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+        # the run's artifact location itself (as mlflow.register_model resolves runs:/ URIs)
+        source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
+        tags = {"jfx.model_uri": model.uri}
+        if model.id is not None:
+            tags["jfx.model_artifact_id"] = str(model.id)
+        mv = client.create_model_version(dest.model_name, source, run_id=run_id, tags=tags)
+        version = int(mv.version)
+        client.set_registered_model_alias(dest.model_name, dest.alias, str(version))
+    except MlflowException as err:
+        raise ComponentError(f"pushing to the MLflow registry at {redact_uri(registry_uri)} failed: "
+                             f"{err.message}") from err
+    return {"model_name": dest.model_name, "version": version, "alias": dest.alias, "run_id": run_id,
+            "reused_trainer_run": reused, "source": source, "model_uri": f"models:/{dest.model_name}/{version}",
+            "tracking_uri": redact_uri(tracking_uri), "registry_uri": redact_uri(registry_uri)}
+
+
+# ----------------------------------------------------------------------------- the component
+
+
+@component
+def Pusher(  # noqa: N802 - components are named like the TFX components they mirror
+    model: Input[Model],
+    pushed_model: Output[PushedModel],
+    model_blessing: Optional[Input[ModelBlessing]] = None,  # noqa: UP007 - the DSL reads Optional[...]
+    infra_blessing: Optional[Input[InfraBlessing]] = None,  # noqa: UP007
+    push_destination: Parameter[dict] = None,
+):
+    """Push ``model`` to ``push_destination`` if every blessing given says it is blessed.
+
+    Args:
+        model: an exported jfx model (``signature.json``, ``model.stablehlo``, ``weights.npz``).
+        pushed_model: receives ``pushed.json``; properties ``pushed``, ``reasons`` (why not),
+            ``destinations`` (``["filesystem", "mlflow"]``, those pushed to), ``version``
+            (the filesystem version, else the registry version), ``pushed_uri`` (the version
+            folder, else ``models:/<name>/<version>``), ``mlflow_model_version``,
+            ``mlflow_model_name``, ``mlflow_run_id``.
+        model_blessing: optional; the Evaluator's verdict.
+        infra_blessing: optional; InfraValidator's verdict.
+        push_destination: ``{"filesystem": {"base_directory", "model_name"}}`` and/or
+            ``{"mlflow": {"model_name", "tracking_uri"?, "registry_uri"?, "alias"?}}``.
+
+    Raises:
+        InvalidArgumentError: a bad ``push_destination`` (checked before anything is pushed).
+        ComponentError: a copy, rename or registry operation failed.
+    """
+    fs, ml = parse_push_destination(push_destination)
+    started = time.time()
+    reasons = blessing_verdict(model, model_blessing=model_blessing, infra_blessing=infra_blessing)
+    doc: dict[str, Any] = {
+        "pushed": False, "reasons": reasons, "model_uri": model.uri, "model_id": model.id,
+        "blessings": {k: (None if b is None else {"id": b.id, "uri": b.uri, "blessed": b.properties.get("blessed")})
+                      for k, b in (("model_blessing", model_blessing), ("infra_blessing", infra_blessing))},
+        "destinations": {},
+    }
+    props: dict[str, Any] = {"pushed": False, "reasons": reasons, "destinations": [], "version": None,
+                             "pushed_uri": None, "mlflow_model_version": None}
+    if not reasons:
+        if fs is not None:
+            version, folder = push_to_filesystem(model.uri, fs)
+            doc["destinations"]["filesystem"] = {"base_directory": fs.base_directory, "model_name": fs.model_name,
+                                                 "version": version, "uri": str(folder)}
+            props.update(version=version, pushed_uri=str(folder))
+            props["destinations"].append("filesystem")
+        if ml is not None:
+            try:
+                pushed = push_to_mlflow(model, ml)
+            except ComponentError as err:
+                if fs is None:
+                    raise
+                raise ComponentError(f"{err} (the model was already pushed to {props['pushed_uri']})") from err
+            doc["destinations"]["mlflow"] = pushed
+            props.update(mlflow_model_version=pushed["version"], mlflow_model_name=pushed["model_name"],
+                         mlflow_run_id=pushed["run_id"])
+            if props["version"] is None:
+                props.update(version=pushed["version"], pushed_uri=pushed["model_uri"])
+            props["destinations"].append("mlflow")
+        props["pushed"] = doc["pushed"] = True
+    doc["pushed_at"] = started
+    doc["properties"] = props
+    pushed_model.path(PUSHED_FILE).parent.mkdir(parents=True, exist_ok=True)
+    pushed_model.path(PUSHED_FILE).write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="utf-8")
+    pushed_model.properties.update(props)

@@ -1,0 +1,291 @@
+"""Pusher: blessed models only; atomic, monotonic filesystem versions; the MLflow registry; a real pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jfx import Input, Output, Parameter, Pipeline, component
+from jfx.components._infra_validator import InfraValidator
+from jfx.components._pusher import (
+    PUSHED_FILE,
+    FilesystemDestination,
+    Pusher,
+    parse_push_destination,
+    push_to_filesystem,
+)
+from jfx.core import TensorSpec, export
+from jfx.errors import InvalidArgumentError
+from jfx.orchestrators import LocalDagRunner
+from jfx.types import InfraBlessing, Model, ModelBlessing, PushedModel
+
+MODEL_FILES = {"model.stablehlo", "weights.npz", "signature.json"}
+
+
+def export_tiny(path, weight: float = 2.0, size: int = 1):
+    params = {"w": jnp.float32(weight), "pad": jnp.zeros((size,), jnp.float32)}
+    return export(lambda p, f: {"y": f["x"] * p["w"] + p["pad"][0]}, params, {"x": TensorSpec("float32")}, path)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return export_tiny(tmp_path_factory.mktemp("models") / "m")
+
+
+def blessing(kind, blessed, **props):
+    return kind(f"/nonexistent/{kind.__name__}", id=11, properties={"blessed": blessed, **props})
+
+
+def push(model, tmp_path, destination, **blessings):
+    out = PushedModel(tmp_path / f"pushed-{len(list(tmp_path.glob('pushed-*')))}")
+    Pusher.fn(model=model, pushed_model=out, push_destination=destination,
+              model_blessing=blessings.get("model_blessing"), infra_blessing=blessings.get("infra_blessing"))
+    return out, json.loads(Path(out.uri, PUSHED_FILE).read_text())
+
+
+def fs_dest(base, name="tiny"):
+    return {"filesystem": {"base_directory": str(base), "model_name": name}}
+
+
+# ----------------------------------------------------------------------------- filesystem
+
+
+def test_filesystem_versions_are_monotonic_and_complete(model_dir, tmp_path):
+    base = tmp_path / "serving"
+    model = Model(model_dir, id=3)
+    versions = []
+    for _ in range(3):
+        out, doc = push(model, tmp_path, fs_dest(base), model_blessing=blessing(ModelBlessing, True),
+                        infra_blessing=blessing(InfraBlessing, True, model_id=3))
+        assert out.properties["pushed"] is True and doc["pushed"] is True
+        assert out.properties["destinations"] == ["filesystem"]
+        assert out.properties["pushed_uri"] == str(base.resolve() / "tiny" / str(out.properties["version"]))
+        assert out.properties["mlflow_model_version"] is None
+        versions.append(out.properties["version"])
+    assert versions == [1, 2, 3]
+    assert sorted(os.listdir(base / "tiny")) == ["1", "2", "3"]
+    for v in versions:
+        folder = base / "tiny" / str(v)
+        assert set(os.listdir(folder)) == MODEL_FILES
+        assert (folder / "weights.npz").read_bytes() == (model_dir / "weights.npz").read_bytes()
+
+
+def test_the_next_version_follows_the_largest_existing_number(model_dir, tmp_path):
+    base = tmp_path / "serving"
+    (base / "tiny" / "41").mkdir(parents=True)  # e.g. pushed by an older system
+    (base / "tiny" / "notes").mkdir()
+    version, folder = push_to_filesystem(model_dir, FilesystemDestination(str(base), "tiny"))
+    assert version == 42 and folder == base.resolve() / "tiny" / "42"
+
+
+def test_a_model_without_a_blessing_is_pushed(model_dir, tmp_path):
+    out, _ = push(Model(model_dir), tmp_path, fs_dest(tmp_path / "serving"))
+    assert out.properties["pushed"] is True and out.properties["version"] == 1
+
+
+@pytest.mark.parametrize("blessings, why", [
+    ({"model_blessing": blessing(ModelBlessing, False)}, "model_blessing (artifact 11) is not blessed"),
+    ({"model_blessing": blessing(ModelBlessing, True),
+      "infra_blessing": blessing(InfraBlessing, False, reasons=["loaded: the server could not load it"])},
+     "infra_blessing (artifact 11) is not blessed (blessed=False): loaded: the server could not load it"),
+    ({"infra_blessing": blessing(InfraBlessing, "yes")}, "not blessed (blessed='yes')"),
+    ({"model_blessing": ModelBlessing("/nonexistent", id=2)}, "not blessed (blessed=None)"),
+    ({"infra_blessing": blessing(InfraBlessing, True, model_id=99)}, "judged model artifact 99, not this model"),
+])
+def test_a_model_that_is_not_blessed_is_not_pushed(model_dir, tmp_path, blessings, why):
+    base = tmp_path / "serving"
+    out, doc = push(Model(model_dir, id=3), tmp_path, fs_dest(base), **blessings)
+    assert out.properties["pushed"] is False and doc["pushed"] is False
+    assert why in out.properties["reasons"][0]
+    assert out.properties["version"] is None and out.properties["pushed_uri"] is None
+    assert out.properties["destinations"] == []
+    assert not base.exists(), "nothing may be written to the destination"
+
+
+def test_concurrent_pushers_get_distinct_versions_and_leave_no_partial_folders(model_dir, tmp_path):
+    base = tmp_path / "serving"
+    dest = FilesystemDestination(str(base), "tiny")
+    results, errors = [], []
+    start = threading.Barrier(8)
+
+    def worker():
+        start.wait()
+        try:
+            results.append(push_to_filesystem(model_dir, dest)[0])
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    # and 3 other processes at the same time
+    code = ("import sys; from jfx.components._pusher import FilesystemDestination, push_to_filesystem; "
+            "print(push_to_filesystem(sys.argv[1], FilesystemDestination(sys.argv[2], 'tiny'))[0])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(model_dir), str(base)], stdout=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    for t in threads:
+        t.join()
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0
+        results.append(int(out.strip()))
+    assert errors == []
+    assert sorted(results) == list(range(1, 12))
+    assert sorted(os.listdir(base / "tiny"), key=int) == [str(v) for v in range(1, 12)], "no temporary folders left"
+    for v in results:
+        assert set(os.listdir(base / "tiny" / str(v))) == MODEL_FILES
+
+
+def test_a_watcher_never_sees_a_version_folder_without_its_signature(tmp_path):
+    big = export_tiny(tmp_path / "big", size=4_000_000)  # 16 MB of weights: the copy takes a while
+    base = tmp_path / "serving"
+    model_dir = base / "tiny"
+    model_dir.mkdir(parents=True)
+    seen_incomplete, scans = [], [0]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for entry in os.scandir(model_dir):
+                if entry.name.isdigit() and not os.path.exists(os.path.join(entry.path, "signature.json")):
+                    seen_incomplete.append(entry.name)
+            scans[0] += 1
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(5):
+            push_to_filesystem(big, FilesystemDestination(str(base), "tiny"))
+    finally:
+        done.set()
+        watcher.join()
+    assert seen_incomplete == []
+    assert scans[0] > 10
+    assert sorted(os.listdir(model_dir)) == ["1", "2", "3", "4", "5"]
+
+
+@pytest.mark.parametrize("destination, match", [
+    (None, "needs a push_destination"),
+    ({}, "needs a push_destination"),
+    ({"s3": {}}, "unknown destination"),
+    ({"filesystem": {"base_directory": "/x"}}, "'model_name'.* is required"),
+    ({"filesystem": {"base_directory": "/x", "model_name": "a/b"}}, "must be a folder name"),
+    ({"filesystem": {"base_directory": "/x", "model_name": "m", "version": 3}}, "unknown key"),
+    ({"filesystem": "/x"}, "must be a dict"),
+    ({"mlflow": {"tracking_uri": "sqlite:///x"}}, "'model_name'.* is required"),
+    ({"mlflow": {"model_name": "m", "alias": 3}}, "'alias'.* must be a string"),
+    ({"filesystem": None, "mlflow": None}, "names no destination"),
+])
+def test_a_bad_push_destination_is_refused(destination, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        parse_push_destination(destination)
+
+
+def test_a_bad_destination_is_refused_even_for_an_unblessed_model(model_dir, tmp_path):
+    with pytest.raises(InvalidArgumentError):
+        push(Model(model_dir), tmp_path, {"filesytem": {}}, model_blessing=blessing(ModelBlessing, False))
+
+
+# ----------------------------------------------------------------------------- MLflow
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory):
+    """One SQLite tracking + registry store for the module (creating its schema takes seconds)."""
+    root = tmp_path_factory.mktemp("mlflow")
+    return f"sqlite:///{root / 'mlflow.sqlite'}"
+
+
+def registry(uri):
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_mlflow_registers_versions_and_moves_the_champion_alias(model_dir, tmp_path, mlflow_store, jfx_home):
+    model = Model(model_dir, id=5)
+    dest = {"mlflow": {"model_name": "tiny-registry", "tracking_uri": mlflow_store}}
+    out1, doc1 = push(model, tmp_path, dest, model_blessing=blessing(ModelBlessing, True))
+    out2, _ = push(model, tmp_path, dest)
+    assert out1.properties["mlflow_model_version"] == 1 and out2.properties["mlflow_model_version"] == 2
+    assert out1.properties["destinations"] == ["mlflow"] and out1.properties["version"] == 1
+    assert out2.properties["pushed_uri"] == "models:/tiny-registry/2"
+    assert doc1["destinations"]["mlflow"]["alias"] == "champion"
+    assert doc1["destinations"]["mlflow"]["reused_trainer_run"] is False
+    client = registry(mlflow_store)
+    champion = client.get_model_version_by_alias("tiny-registry", "champion")
+    assert str(champion.version) == "2" and champion.run_id == out2.properties["mlflow_run_id"]
+    assert champion.tags["jfx.model_artifact_id"] == "5"
+    files = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "model")}
+    assert files == MODEL_FILES
+    source = client.get_model_version_download_uri("tiny-registry", "2")
+    assert source.startswith(f"file://{jfx_home}") and set(os.listdir(source[len("file://"):])) == MODEL_FILES
+
+
+def test_mlflow_reuses_the_trainers_run_and_pushes_to_both_destinations(model_dir, tmp_path, mlflow_store, jfx_home):
+    from jfx.components._mlflow import default_artifact_location, start_run
+
+    run = start_run(mlflow_store, "trainer-exp", run_name="Trainer",
+                    artifact_location=default_artifact_location(tmp_path, "trainer-exp"))
+    run.log_artifacts(model_dir, "model")  # what the Trainer logs
+    run.finish()
+    model = Model(model_dir, id=6, properties={"mlflow_run_id": run.run_id, "mlflow_tracking_uri": mlflow_store})
+    dest = {**fs_dest(tmp_path / "serving"), "mlflow": {"model_name": "tiny-both", "alias": "prod"}}
+    out, doc = push(model, tmp_path, dest)
+    assert out.properties["destinations"] == ["filesystem", "mlflow"]
+    assert out.properties["version"] == 1 and out.properties["mlflow_model_version"] == 1
+    assert out.properties["pushed_uri"].endswith("/tiny/1")
+    assert doc["destinations"]["mlflow"]["reused_trainer_run"] is True
+    assert out.properties["mlflow_run_id"] == run.run_id
+    mv = registry(mlflow_store).get_model_version_by_alias("tiny-both", "prod")
+    location = (tmp_path / "mlartifacts" / "trainer-exp").as_uri()
+    assert mv.run_id == run.run_id and mv.source == f"{location}/{run.run_id}/artifacts/model"
+
+
+# ----------------------------------------------------------------------------- a real pipeline
+
+
+@component
+def tiny_trainer(model: Output[Model], weight: Parameter[float] = 2.0):
+    export_tiny(model.uri, weight)
+
+
+@component
+def tiny_evaluator(model: Input[Model], blessing: Output[ModelBlessing], bless: Parameter[bool] = True):
+    blessing.write_json({"blessed": bless})
+    blessing.properties["blessed"] = bless
+
+
+def pipeline(tmp_path, bless=True):
+    trainer = tiny_trainer()
+    evaluator = tiny_evaluator(model=trainer.outputs["model"], bless=bless)
+    infra = InfraValidator(model=trainer.outputs["model"], request_spec={"num_examples": 3, "max_latency_ms": 5000})
+    pusher = Pusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+                    infra_blessing=infra.outputs["infra_blessing"], push_destination=fs_dest(tmp_path / "serving"))
+    return Pipeline("push", components=[trainer, evaluator, infra, pusher], pipeline_root=str(tmp_path / "root"),
+                    metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
+
+
+def test_a_pipeline_validates_then_pushes_a_blessed_model(tmp_path):
+    result = LocalDagRunner(progress=False).run(pipeline(tmp_path))
+    assert result.state == "COMPLETE", result
+    infra = result.nodes["InfraValidator"].outputs["infra_blessing"][0]
+    assert infra.properties["blessed"] is True and infra.properties["latency_p99_ms"] > 0
+    model_id = result.nodes["tiny_trainer"].outputs["model"][0].id
+    assert infra.properties["model_id"] == model_id
+    pushed = result.nodes["Pusher"].outputs["pushed_model"][0]
+    assert pushed.properties["pushed"] is True and pushed.properties["version"] == 1
+    folder = tmp_path / "serving" / "tiny" / "1"
+    assert set(os.listdir(folder)) == MODEL_FILES
+    from jfx.core import load
+
+    assert np.allclose(load(folder)({"x": [1.5]})["y"], [3.0])
