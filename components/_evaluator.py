@@ -26,7 +26,7 @@ See docs/artifacts.md ("ModelEvaluation and ModelBlessing") for the outputs.
 
 Example:
     >>> evaluator = Evaluator(examples=gen.outputs["examples"], model=trainer.outputs["model"],  # doctest: +SKIP
-    ...                       baseline_model=LatestBlessedModel().outputs["model"],
+    ...                       baseline_model=LatestBlessedModel(candidate=model).outputs["baseline"],
     ...                       eval_config={"label_key": "species", "slicing_specs": [[], ["island"]],
     ...                                    "thresholds": {"accuracy": {"lower_bound": 0.9}}})
 """

@@ -7,18 +7,19 @@ empty and an ``Optional`` input wired to it receives ``None``.
 
 Example:
     >>> from jfx.components import LatestBlessedModel
-    >>> baseline = LatestBlessedModel()   # doctest: +SKIP
-    >>> evaluator = Evaluator(examples=..., model=..., baseline_model=baseline.outputs["model"])  # doctest: +SKIP
+    >>> baseline = LatestBlessedModel(candidate=trainer.outputs["model"])   # doctest: +SKIP
+    >>> evaluator = Evaluator(examples=..., model=trainer.outputs["model"],  # doctest: +SKIP
+    ...                       baseline_model=baseline.outputs["baseline"])
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from jfx.errors import InvalidPipelineError
 from jfx.metadata import ArtifactRecord, ArtifactState, EventType, ExecutionState, ListOptions
-from jfx.pipelines import Channel, Output, Parameter, resolver
+from jfx.pipelines import Channel, Input, Output, Parameter, resolver
 from jfx.pipelines._artifacts import Artifact, Model
 from jfx.pipelines._pipeline import Node
 
@@ -32,14 +33,20 @@ def _usable(record: ArtifactRecord) -> bool:
 
 
 @resolver(name="LatestBlessedModel")
-def LatestBlessedModel(ctx: Any, model: Output[Model], blessing_key: Parameter[str] = "blessing",  # noqa: N802
+def LatestBlessedModel(ctx: Any, baseline: Output[Model], candidate: Optional[Input[Model]] = None,  # noqa: N802
+                       blessing_key: Parameter[str] = "blessing",
                        model_key: Parameter[str] = "model") -> dict[str, ArtifactRecord | None]:
     """The model that the latest blessing (``properties["blessed"] is True``) of this pipeline judged.
 
     A blessing is an output named ``blessing_key`` (a ModelBlessing); the model it
-    judged is the input named ``model_key`` of the execution that produced it.
+    judged is the input named ``model_key`` of the execution that produced it. Given the
+    ``candidate`` (the model about to be evaluated), blessings of that same model (same
+    artifact or same content) are passed over: a model is never its own baseline, so
+    rerunning an unchanged pipeline resolves the same baseline and stays cached.
     """
     store = ctx.store
+    same = set() if candidate is None else {candidate.id}
+    same_content = "" if candidate is None else candidate.fingerprint
     blessings = [
         a for a in store.get_artifacts_by_context(ctx.pipeline_context_id, ListOptions(order_by="id", descending=True))
         if a.type_name == "ModelBlessing" and a.properties.get("blessed") is True
@@ -55,10 +62,12 @@ def LatestBlessedModel(ctx: Any, model: Output[Model], blessing_key: Parameter[s
                 continue
             for event in store.get_events_by_execution_ids([execution_id]):
                 if event.type == EventType.INPUT and event.key == model_key:
-                    candidate = store.get_artifact(event.artifact_id)
-                    if _usable(candidate):
-                        return {"model": candidate}
-    return {"model": None}
+                    judged = store.get_artifact(event.artifact_id)
+                    if judged.id in same or (same_content and judged.fingerprint == same_content):
+                        continue
+                    if _usable(judged):
+                        return {"baseline": judged}
+    return {"baseline": None}
 
 
 @resolver(name="LatestArtifact")

@@ -194,7 +194,7 @@ def launch_node(
                    properties={**base.properties, "code_version": comp.code_version, "cache_material": material})
 
     if comp.kind == "resolver":
-        return _resolve(store, ir, node, run, comp, params, base, contexts, input_ids, t0)
+        return _resolve(store, ir, node, run, comp, params, inputs, base, contexts, input_ids, t0)
 
     if ir.enable_cache and run.enable_cache:
         hit = _find_cached(store, node, node_ctx.id, cache_key)
@@ -221,7 +221,8 @@ def launch_node(
     stage = staging_dir(run.pipeline_root, ir.name, node.id, running.id)
     outcome = NodeOutcome(node.id, NodeState.RUNNING, running.id, cache_miss_reason=reason)
     try:
-        ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args)
+        ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
+                               store.url)
         artifacts, halted = _run_component(comp, node, inputs, params, stage, ctx)
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt("run cancelled")
@@ -247,12 +248,13 @@ def launch_node(
 
 
 def _resolve(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, comp: Any, params: dict[str, Any],
-             base: ExecutionRecord, contexts: list[int], input_ids: dict[str, list[int]], t0: float) -> NodeOutcome:
+             inputs: dict[str, ArtifactRecord | None], base: ExecutionRecord, contexts: list[int],
+             input_ids: dict[str, list[int]], t0: float) -> NodeOutcome:
     """Run a resolver node: record the existing artifacts it picks as its outputs."""
     rctx = ResolverContext(store, ir.name, run.pipeline_context_id, run.run_context_id, node.id)
     try:
         declared = dict.fromkeys(comp.spec.outputs)  # Output[...] arguments only declare; they get None
-        picked = comp.fn(rctx, **params, **declared) or {}
+        picked = comp.fn(rctx, **params, **declared, **inputs) or {}
         unknown = set(picked) - set(node.outputs)
         if unknown:
             raise ComponentError(f"resolver {node.id!r} returned unknown output(s) {', '.join(sorted(unknown))}")

@@ -477,8 +477,9 @@ def resolver(fn: Callable[..., Any] | None = None, *, name: str | None = None) -
     """Turn a function into a resolver: a node that picks existing artifacts from the store.
 
     The function takes a :class:`jfx.orchestrators.ResolverContext` first, then its
-    typed parameters and ``Output[T]`` arguments that declare what it resolves (they
-    receive ``None``), and returns ``{output key: ArtifactRecord or None}``. It writes no files: its outputs
+    typed parameters, its ``Input[T]`` arguments as metadata records
+    (:class:`jfx.metadata.ArtifactRecord`, or ``None``), and ``Output[T]`` arguments that
+    declare what it resolves (they receive ``None``), and returns ``{output key: ArtifactRecord or None}``. It writes no files: its outputs
     are artifacts that already exist, or nothing (an ``Optional`` input downstream then
     receives ``None``). Resolvers run on every run; the cache never replays them.
 

@@ -1,14 +1,19 @@
-"""penguin: the TFX penguin pipeline on jfx (data half).
+"""penguin: the TFX penguin pipeline on jfx, end to end.
 
-The Palmer penguins table (shipped by the ``palmerpenguins`` package) is ingested and
-split, its statistics computed and a schema inferred from them. A second batch of
-"new" data (by default the same table) is ingested the same way and validated against
-that schema, with the training statistics as the drift baseline. When the new data has
-anomalies, ExampleValidator writes a report and halts the pipeline.
+The Palmer penguins table (shipped by the ``palmerpenguins`` package) is the reference:
+it is ingested and split, its statistics computed and a schema inferred from them.
+Incoming data (``new_data``; by default the same table) is ingested the same way and
+validated against that schema, with the reference statistics as the drift baseline;
+when it has anomalies, ExampleValidator writes a report and halts the pipeline.
+Otherwise the validated data is transformed (z-scored measurements, vocabularies for
+island, sex and species), a DNN classifier is trained on it (logged to MLflow), and
+evaluated per slice against the latest blessed model; a blessed model that the model
+server loads and answers with is pushed to ``serving_dir/penguin/<version>/``.
 
     jfx run examples/penguin/pipeline.py
     jfx run examples/penguin/pipeline.py --param new_data=/path/to/folder/with/penguins.csv
     jfx run examples/penguin/pipeline.py --beam-arg=--runner=DirectRunner   # data work on Beam
+    jfx serve --model_base_path ~/.jfx/serving/penguin --model_name penguin
 """
 
 from __future__ import annotations
@@ -16,7 +21,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from jfx import Pipeline, RuntimeParameter
-from jfx.components import ExampleGen, ExampleValidator, SchemaGen, StatisticsGen
+from jfx._config import jfx_home
+from jfx.components import (
+    Evaluator,
+    ExampleGen,
+    ExampleValidator,
+    InfraValidator,
+    LatestBlessedModel,
+    Pusher,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+)
+
+HERE = Path(__file__).resolve().parent
+
+EVAL_CONFIG = {
+    "label_key": "species",
+    "slicing_specs": [[], ["island"], ["island", "sex"]],
+    "thresholds": {
+        # a new model must be accurate, and no worse than the last blessed one by more than 0.02
+        "accuracy": {"lower_bound": 0.9, "change": {"higher_is_better": True, "absolute": 0.02}},
+    },
+}
 
 
 def penguins_dir() -> str:
@@ -30,15 +58,18 @@ def create_pipeline(
     pipeline_root: str | None = None,
     metadata_url: str | None = None,
     beam_pipeline_args: list[str] | None = None,
+    serving_dir: str | None = None,
 ) -> Pipeline:
     data = penguins_dir()
-    examples = ExampleGen(input_base=data, input_pattern="penguins.csv", splits={"train": 2, "eval": 1})
+    splits = {"train": 2, "eval": 1}
+    # the reference data: its statistics and the schema inferred from them
+    examples = ExampleGen(input_base=data, input_pattern="penguins.csv", splits=splits)
     statistics = StatisticsGen(examples=examples.outputs["examples"])
     schema = SchemaGen(statistics=statistics.outputs["statistics"])
 
+    # incoming data: validated against the schema before anything trains on it
     new_examples = ExampleGen(
-        input_base=RuntimeParameter("new_data", str, default=data), input_pattern="penguins.csv",
-        splits={"train": 2, "eval": 1},
+        input_base=RuntimeParameter("new_data", str, default=data), input_pattern="penguins.csv", splits=splits,
     ).with_id("NewExampleGen")
     new_statistics = StatisticsGen(examples=new_examples.outputs["examples"]).with_id("NewStatisticsGen")
     validator = ExampleValidator(
@@ -46,11 +77,39 @@ def create_pipeline(
         schema=schema.outputs["schema"],
         baseline_statistics=statistics.outputs["statistics"],
     )
+
+    transform = Transform(
+        examples=new_examples.outputs["examples"], schema=schema.outputs["schema"],
+        module_file=str(HERE / "preprocessing.py"),
+    ).after(validator)
+    trainer = Trainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema.outputs["schema"],
+        module_file=str(HERE / "model.py"),
+    )
+    baseline = LatestBlessedModel(candidate=trainer.outputs["model"])
+    evaluator = Evaluator(
+        examples=new_examples.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["baseline"],
+        eval_config=EVAL_CONFIG,
+    )
+    infra = InfraValidator(model=trainer.outputs["model"], examples=new_examples.outputs["examples"])
+    pusher = Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra.outputs["infra_blessing"],
+        push_destination={"filesystem": {
+            "base_directory": serving_dir or str(jfx_home() / "serving"),
+            "model_name": "penguin",
+        }},
+    )
     return Pipeline(
         "penguin",
-        components=[examples, statistics, schema, new_examples, new_statistics, validator],
+        components=[examples, statistics, schema, new_examples, new_statistics, validator,
+                    transform, trainer, baseline, evaluator, infra, pusher],
         pipeline_root=pipeline_root,
         metadata_url=metadata_url,
         beam_pipeline_args=beam_pipeline_args,
     )
-

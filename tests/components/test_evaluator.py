@@ -292,7 +292,7 @@ def test_pipeline_blesses_then_uses_the_blessed_model_as_baseline(tmp_path):
         model = lib.make_eval_model(bias=bias)
         baseline = LatestBlessedModel()
         evaluator = Evaluator(examples=data.outputs["examples"], model=model.outputs["model"],
-                              baseline_model=baseline.outputs["model"],
+                              baseline_model=baseline.outputs["baseline"],
                               eval_config={"label_key": "label", "slicing_specs": [["island"]],
                                            "thresholds": {"accuracy": {"lower_bound": 0.6,
                                                                        "change": {"absolute": 0.01}}}})
@@ -307,11 +307,11 @@ def test_pipeline_blesses_then_uses_the_blessed_model_as_baseline(tmp_path):
 
     second = RUNNER.run(build(0.25))  # a worse model: judged against run 1's blessed model
     assert second.state == "COMPLETE", second.nodes["Evaluator"].error
-    assert second.nodes["LatestBlessedModel"].outputs["model"][0].id == model_id
+    assert second.nodes["LatestBlessedModel"].outputs["baseline"][0].id == model_id
     blessing = second.nodes["Evaluator"].outputs["blessing"][0]
     assert blessing.properties["blessed"] is False and blessing.properties["baseline_model_id"] == model_id
     metrics = json.loads(Path(second.nodes["Evaluator"].outputs["evaluation"][0].uri, METRICS_FILE).read_text())
     assert metrics["models"]["baseline"]["id"] == model_id and metrics["slices"][0]["baseline"] is not None
 
     third = RUNNER.run(build(0.0))  # the second model was not blessed: the baseline stays run 1's
-    assert third.nodes["LatestBlessedModel"].outputs["model"][0].id == model_id
+    assert third.nodes["LatestBlessedModel"].outputs["baseline"][0].id == model_id

@@ -19,7 +19,7 @@ def blessing_pipeline(tmp_path, quality):
     baseline = LatestBlessedModel()
     # as an Evaluator does (it consumes the baseline), judge only after resolving the baseline
     blessing = lib.bless(model=model.outputs["model"]).after(baseline)
-    report = lib.compare(model=model.outputs["model"], baseline=baseline.outputs["model"]).after(blessing)
+    report = lib.compare(model=model.outputs["model"], baseline=baseline.outputs["baseline"]).after(blessing)
     return Pipeline("bless", components=[model, blessing, baseline, report], pipeline_root=str(tmp_path / "root"),
                     metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
 
@@ -40,7 +40,7 @@ def test_latest_blessed_model_is_optional_then_follows_blessings(tmp_path):
     assert fourth.nodes["LatestBlessedModel"].state == "complete", "resolvers never come from the cache"
     with MetadataStore(f"sqlite:///{tmp_path / 'md.sqlite'}") as store:
         execution = store.get_execution(fourth.nodes["LatestBlessedModel"].execution_id)
-        model_id = execution.properties["resolved"]["model"]
+        model_id = execution.properties["resolved"]["baseline"]
         assert store.get_artifact(model_id).properties["quality"] == 0.95
         # the resolved artifact is recorded as the resolver's output: lineage goes through it
         assert model_id in store.lineage(fourth.nodes["compare"].outputs["report"][0].id, "upstream").artifact_ids
@@ -72,3 +72,21 @@ def test_latest_artifact_takes_the_channel_type_and_rejects_non_channels():
     assert node.id == "latest_make_numbers_numbers"
     with pytest.raises(InvalidPipelineError, match="takes a channel"):
         LatestArtifact(nums)
+
+
+def test_a_candidate_is_never_its_own_baseline_so_unchanged_reruns_stay_cached(tmp_path):
+    def build(quality):
+        model = lib.train_model(quality=quality)
+        baseline = LatestBlessedModel(candidate=model.outputs["model"])
+        blessing = lib.bless(model=model.outputs["model"]).after(baseline)
+        report = lib.compare(model=model.outputs["model"], baseline=baseline.outputs["baseline"]).after(blessing)
+        return Pipeline("own", components=[model, baseline, blessing, report], pipeline_root=str(tmp_path / "root"),
+                        metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
+
+    RUNNER.run(build(0.9))
+    again = RUNNER.run(build(0.9))  # the same model: its own blessing is passed over
+    assert again.nodes["LatestBlessedModel"].outputs == {}
+    assert {k: o.state for k, o in again.nodes.items() if k != "LatestBlessedModel"} == {
+        "train_model": "cached", "bless": "cached", "compare": "cached"}
+    newer = RUNNER.run(build(0.95))  # a new model: the last blessed one is its baseline
+    assert lib.read(newer.nodes["compare"].outputs["report"][0].uri)["baseline"] == 0.9
