@@ -61,6 +61,45 @@ def test_penguin_runs_end_to_end(clean_run):
     assert json.loads((anomalies_dir / "anomalies.json").read_text())["passed"] is True
 
 
+def node_states(stdout: str) -> dict[str, str]:
+    return {line.split()[0]: line.split()[1] for line in stdout.splitlines()
+            if line.startswith("  ") and len(line.split()) > 1 and line.split()[0][0].isupper()
+            and line.split()[1] in ("complete", "cached", "failed", "skipped")}
+
+
+def test_the_model_is_accurate_blessed_and_pushed(clean_run):
+    home, proc = clean_run
+    assert set(node_states(proc.stdout).values()) == {"complete"}
+    from jfx.metadata import MetadataStore
+
+    with MetadataStore(f"sqlite:///{home / 'metadata.sqlite'}") as store:
+        [model] = store.get_artifacts_by_type("Model")
+        assert model.properties["accuracy"] >= 0.95
+        [blessing] = store.get_artifacts_by_type("ModelBlessing")
+        assert blessing.properties["blessed"] is True
+        [pushed] = store.get_artifacts_by_type("PushedModel")
+        assert pushed.properties["pushed"] is True and pushed.properties["version"] == 1
+    version = home / "serving" / "penguin" / "1"
+    assert (version / "signature.json").exists()
+    # the pushed model takes raw rows, in a process that has none of the pipeline's code
+    code = ("import json, sys; from jfx.core import load; m = load(sys.argv[1]); "
+            "print(json.dumps(m([{'bill_length_mm': 39.1, 'bill_depth_mm': 18.7, 'flipper_length_mm': 181.0, "
+            "'body_mass_g': 3750.0, 'island': 'Torgersen', 'sex': 'male'}])['class_ids'].tolist()), "
+            "json.dumps(m.metadata['label_vocabulary']), sep=chr(10))")
+    out = subprocess.run([sys.executable, "-c", code, str(version)], capture_output=True, text=True, check=True)
+    ids, vocab = (json.loads(x) for x in out.stdout.splitlines())
+    assert vocab[ids[0]] == "Adelie"
+
+
+def test_an_unchanged_rerun_is_fully_cached(clean_run):
+    home, _ = clean_run
+    proc = run_jfx("run", str(PENGUIN), home=home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    states = node_states(proc.stdout)
+    assert states.pop("LatestBlessedModel") == "complete"  # resolvers always run
+    assert set(states.values()) == {"cached"}, states
+
+
 def test_broken_new_data_halts_with_a_readable_report(clean_run, tmp_path):
     home, _ = clean_run
     broken = tmp_path / "broken"
@@ -87,6 +126,9 @@ def test_broken_new_data_halts_with_a_readable_report(clean_run, tmp_path):
     # the training branch comes from the cache; the new data is ingested and judged
     assert states == {"ExampleGen": "cached", "StatisticsGen": "cached", "SchemaGen": "cached",
                       "NewExampleGen": "complete", "NewStatisticsGen": "complete", "ExampleValidator": "complete"}
+    # nothing trains on, or pushes a model from, data that failed validation
+    after = node_states(proc.stdout)
+    assert {after[n] for n in ("Transform", "Trainer", "Evaluator", "InfraValidator", "Pusher")} == {"skipped"}
 
 
 def test_beam_gives_the_same_statistics(clean_run, tmp_path):
