@@ -25,6 +25,11 @@ run: $(STAMP)
 	@echo "  $(BIN)/jfx run examples/penguin/pipeline.py --param new_data=/folder/with/penguins.csv"
 	@echo "The same with the data work on Apache Beam:"
 	@echo "  $(BIN)/jfx run examples/penguin/pipeline.py --beam-arg=--runner=DirectRunner"
+	@echo
+	@echo "Serve the pushed model (TensorFlow Serving's REST API, on 127.0.0.1:8501):"
+	@echo "  $(BIN)/jfx serve --model_base_path $${JFX_HOME:-$$HOME/.jfx}/serving/penguin --model_name penguin"
+	@echo "and query it:"
+	@echo "  curl -s -X POST localhost:8501/v1/models/penguin:predict -d '{\"instances\": [{\"bill_length_mm\": 39.1, \"bill_depth_mm\": 18.7, \"flipper_length_mm\": 181, \"body_mass_g\": 3750, \"island\": \"Torgersen\", \"sex\": \"male\"}]}'"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
