@@ -5,7 +5,9 @@ each converted once into a few *packed* NumPy matrices (all float features side 
 side, all integer features side by side, the label, the weight), shuffled through a
 seeded buffer and cut into batches with whole-array operations; no Python runs per
 row. A background thread reads ahead and puts ``prefetch`` batches on the devices,
-sharded along the batch over a 1-D mesh ``"data"`` of all local devices.
+sharded along the batch over a 1-D mesh ``"data"`` of all local devices. On CPU
+devices the training engine instead takes the host batches and lets its jitted step
+shard them (:meth:`Dataset.feed_batches`): far cheaper than ``jax.device_put``.
 """
 
 from __future__ import annotations
@@ -102,7 +104,11 @@ def _n(rows: _Rows) -> int:
 
 
 def _take(rows: _Rows, idx: Any) -> _Rows:
-    return tuple(None if a is None else a[idx] for a in rows)
+    if isinstance(idx, slice):
+        return tuple(None if a is None else a[idx] for a in rows)  # views
+    # np.take copies whole rows; fancy indexing a 2-D array (a[idx]) is ~10x slower here
+    # and was most of the shuffle's cost.
+    return tuple(None if a is None else np.take(a, idx, axis=0) for a in rows)
 
 
 def _concat(parts: list[_Rows]) -> _Rows:
@@ -284,7 +290,8 @@ class Dataset:
         remainder: ``"drop"`` the last partial batch, or ``"pad"`` it with rows of
             weight 0.
         prefetch: batches put on the device ahead of use by a background thread
-            (0: no thread).
+            (0: no thread). When the engine feeds CPU devices the thread reads one
+            ``read_rows`` chunk ahead instead (see :meth:`feed_batches`).
         weight: an optional per-row weight column.
         encoders: column → string encoder spec (see :func:`jfx.core.encode_strings`).
         read_rows: rows per Parquet read (record batch).
@@ -378,11 +385,18 @@ class Dataset:
         return self.layout.feature_shapes()
 
     # -- host pipeline ------------------------------------------------------------
-    def _shuffled_rows(self, epoch: int) -> Iterator[_Rows]:
+    def _shuffled_rows(self, epoch: int) -> Iterator[tuple[_Rows, np.ndarray | None]]:
+        """The epoch's rows as ``(rows, order)`` segments: ``rows`` taken in ``order``
+        (all of them in turn when ``order`` is None), segment after segment.
+
+        The order is applied lazily, batch by batch (:meth:`host_batches`), instead of
+        copying every shuffled chunk whole: fewer large fresh allocations, whose page
+        faults cost more than the copies themselves on a small VM."""
         rng = np.random.default_rng([self.seed, epoch]) if self.shuffle_buffer else None
         chunks = (_pack(b, self.layout) for b in self._reader(rng) if b.num_rows)
         if rng is None:
-            yield from chunks
+            for chunk in chunks:
+                yield chunk, None
             return
         buffer: _Rows | None = None
         for chunk in chunks:
@@ -390,18 +404,23 @@ class Dataset:
             n = _n(pool)
             perm = rng.permutation(n)
             keep = min(self.shuffle_buffer, n)
-            if n > keep:
-                yield _take(pool, perm[: n - keep])
             buffer = _take(pool, perm[n - keep:])
+            if n > keep:
+                yield pool, perm[: n - keep]
         if buffer is not None and _n(buffer):
-            yield _take(buffer, rng.permutation(_n(buffer)))
+            yield buffer, rng.permutation(_n(buffer))
 
     def host_batches(self, epoch: int = 0, *, start_batch: int = 0, group: int = 1) -> Iterator[_Rows]:
         """Packed NumPy batches ``(floats, ints, label, weight)`` of ``batch_size * group``
         rows, the first ``start_batch`` skipped; with ``group > 1`` each array is
         reshaped to ``(group, batch_size, ...)``. Used by the training engine."""
+        return self._cut(self._shuffled_rows(epoch), start_batch, group)
+
+    def _cut(self, segments: Iterable[tuple[_Rows, np.ndarray | None]], start_batch: int,
+             group: int) -> Iterator[_Rows]:
+        """Batches cut from ``(rows, order)`` segments; each batch gathered once."""
         size = self.batch_size * group
-        pending: list[_Rows] = []
+        pending: list[_Rows] = []  # the rows of a partial batch, in order
         have = 0
         index = 0
 
@@ -410,42 +429,81 @@ class Dataset:
                 return rows
             return tuple(None if a is None else a.reshape(group, self.batch_size, *a.shape[1:]) for a in rows)
 
-        for chunk in self._shuffled_rows(epoch):
-            pending.append(chunk)
-            have += _n(chunk)
-            if have < size:
-                continue
-            rows = _concat(pending)
-            full = have // size
-            for i in range(full):
+        def part(rows: _Rows, order: np.ndarray | None, start: int, stop: int) -> _Rows:
+            return _take(rows, slice(start, stop) if order is None else order[start:stop])
+
+        for rows, order in segments:
+            m = _n(rows) if order is None else len(order)
+            pos = 0
+            while m - pos >= size - have:
+                stop = pos + size - have
                 if index >= start_batch:
-                    yield emit(_take(rows, slice(i * size, (i + 1) * size)))
+                    yield emit(_concat([*pending, part(rows, order, pos, stop)]))
                 index += 1
-            rest = _take(rows, slice(full * size, have))
-            pending, have = ([rest], _n(rest)) if _n(rest) else ([], 0)
+                pending, have, pos = [], 0, stop
+            if pos < m:
+                pending.append(part(rows, order, pos, m))
+                have += m - pos
         if have and self.remainder == "pad" and index >= start_batch:
             yield emit(_pad(_concat(pending), size))
 
-    def device_batches(self, epoch: int = 0, *, start_batch: int = 0, group: int = 1,
-                       mesh: Mesh | None = None) -> Iterator[_Rows]:
-        """Like :meth:`host_batches`, but on the devices, sharded over ``mesh`` and
-        prefetched on a background thread. Close the iterator to stop early."""
-        mesh = mesh or data_mesh()
+    def _check_mesh(self, mesh: Mesh) -> None:
         n_dev = mesh.devices.size
         if self.batch_size % n_dev:
             raise InvalidArgumentError(
                 f"batch_size {self.batch_size} is not divisible by the {n_dev} local devices; "
                 f"use a multiple of {n_dev}"
             )
+
+    def device_batches(self, epoch: int = 0, *, start_batch: int = 0, group: int = 1,
+                       mesh: Mesh | None = None) -> Iterator[_Rows]:
+        """Like :meth:`host_batches`, but on the devices, sharded over ``mesh`` and
+        prefetched on a background thread. Close the iterator to stop early."""
+        mesh = mesh or data_mesh()
+        self._check_mesh(mesh)
         sharding = batch_sharding(mesh, leading=1 if group > 1 else 0)
 
         def put(rows: _Rows) -> _Rows:
-            return tuple(None if a is None else jax.device_put(a, sharding) for a in rows)
+            # One device_put for the whole batch: its Python overhead (~100 us a call
+            # here) is most of the cost of moving a small batch.
+            present = [a for a in rows if a is not None]
+            moved = iter(jax.device_put(present, sharding))
+            return tuple(None if a is None else next(moved) for a in rows)
 
         host = self.host_batches(epoch, start_batch=start_batch, group=group)
         if not self.prefetch:
             return (put(r) for r in host)
         return _closing(_Prefetcher((put(r) for r in host), self.prefetch))
+
+    def feed_batches(self, epoch: int = 0, *, start_batch: int = 0, group: int = 1,
+                     mesh: Mesh | None = None) -> Iterator[_Rows]:
+        """The batches for a jitted step whose ``in_shardings`` shard its batch
+        arguments over ``mesh`` (as the training engine's steps do). Close the iterator
+        to stop early.
+
+        On accelerators these are :meth:`device_batches`: transferred ahead of use on
+        the prefetch thread. On CPU devices, whose memory is host memory, they are the
+        packed host NumPy batches of :meth:`host_batches`, which the jitted call shards
+        and moves in its C++ dispatch path (~5 us an array, where ``jax.device_put``
+        costs ~100 us of Python an array, CPU time taken from the step itself on a
+        small machine). There the background thread (when ``prefetch`` > 0) reads,
+        packs and shuffles the next ``read_rows`` chunk while the current one is cut
+        into batches, so no thread hand-off happens per batch.
+        """
+        mesh = mesh or data_mesh()
+        if not all(d.platform == "cpu" for d in mesh.devices.flat):
+            return self.device_batches(epoch, start_batch=start_batch, group=group, mesh=mesh)
+        self._check_mesh(mesh)
+        return self._host_feed(epoch, start_batch, group)
+
+    def _host_feed(self, epoch: int, start_batch: int, group: int) -> Iterator[_Rows]:
+        segments: Iterator[tuple[_Rows, np.ndarray | None]] = self._shuffled_rows(epoch)
+        if self.prefetch:
+            segments = _Prefetcher(segments, 1)
+        try:
+            yield from self._cut(segments, start_batch, group)
+        finally:
+            getattr(segments, "close", lambda: None)()
 
     def epoch(self, epoch: int = 0, *, start_batch: int = 0) -> Iterator[Batch]:
         """The :class:`Batch` values of one epoch, on device and sharded."""

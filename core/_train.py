@@ -24,7 +24,7 @@ import optax
 from flax import nnx
 
 from jfx.core._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from jfx.core._data import Dataset, _Layout, data_mesh, replicated_sharding
+from jfx.core._data import Dataset, _Layout, batch_sharding, data_mesh, replicated_sharding
 from jfx.core._metrics import Metric, get_loss, get_metric
 from jfx.errors import InvalidArgumentError
 
@@ -184,8 +184,15 @@ class Trainer:
         self.state = tuple(jax.device_put(state_leaves, self.replicated))
         self._metric_tree = None
         self._train_metric_tree = None
-        self._step = jax.jit(self._train_step, donate_argnums=(0,), out_shardings=self.replicated)
-        self._eval = jax.jit(self._eval_step, donate_argnums=(0,), out_shardings=self.replicated)
+        # Batch arguments may be device arrays or host NumPy arrays (Dataset.feed_batches):
+        # in_shardings has the jitted call shard host arrays over the mesh itself.
+        rep = self.replicated
+        train_batch = batch_sharding(self.mesh, leading=1 if grad_accum_steps > 1 else 0)
+        eval_batch = batch_sharding(self.mesh)
+        self._step = jax.jit(self._train_step, donate_argnums=(0,), out_shardings=rep,
+                             in_shardings=(rep, *[train_batch] * 4))
+        self._eval = jax.jit(self._eval_step, donate_argnums=(0,), out_shardings=rep,
+                             in_shardings=(rep, rep, *[eval_batch] * 4))
 
     # -- pure functions (traced) ----------------------------------------------------
     def _forward(self, graphdef: Any, params: Any, rest: Any, floats: Any, ints: Any) -> tuple[Any, Any]:
@@ -283,7 +290,8 @@ class Trainer:
         return out
 
     def train_step(self, rows: tuple, metrics: tuple) -> tuple:
-        """Runs one optimiser step on device batch ``rows``; returns the new metric leaves."""
+        """Runs one optimiser step on batch ``rows`` (device arrays, or host arrays the
+        jitted step shards itself); returns the new metric leaves."""
         if self._metric_tree is None:
             self._init_metric_tree(rows)
         out = self._step((*self.state, *metrics), *rows)
@@ -295,7 +303,7 @@ class Trainer:
         if data.layout.columns != self.layout.columns:
             raise InvalidArgumentError("the eval data's features differ from the training data's")
         metrics = None
-        batches = data.device_batches(0, mesh=self.mesh)
+        batches = data.feed_batches(0, mesh=self.mesh)
         try:
             for rows in batches:
                 if self._metric_tree is None:
@@ -431,7 +439,7 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
             task = None
             if bar is not None:
                 task = bar.add_task(f"epoch {epoch + 1}", total=per_epoch, completed=start_batch, logs="")
-            batches = train_data.device_batches(epoch, start_batch=start_batch, group=group, mesh=trainer.mesh)
+            batches = train_data.feed_batches(epoch, start_batch=start_batch, group=group, mesh=trainer.mesh)
             position = start_batch
             try:
                 for rows in batches:

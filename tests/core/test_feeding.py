@@ -119,3 +119,60 @@ def test_batches_are_sharded_over_the_data_mesh(files):
     batch = next(iter(_ds(files)))
     assert batch.label.sharding.spec == jax.sharding.PartitionSpec("data")
     assert len(batch.label.addressable_shards) == jax.local_device_count()
+
+
+def _reference_order(files, shuffle_buffer, seed, epoch, read_rows):
+    """Row ids of an epoch by the documented algorithm, applied eagerly: each chunk joins
+    the buffer, is permuted, and all but ``shuffle_buffer`` rows go out in that order."""
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng([seed, epoch])
+    buffer = np.empty(0, np.int64)
+    out = []
+    for i in rng.permutation(len(files)):
+        for b in pq.ParquetFile(files[i]).iter_batches(batch_size=read_rows, columns=["i"]):
+            pool = np.concatenate([buffer, b.column("i").to_numpy()])
+            perm = rng.permutation(len(pool))
+            keep = min(shuffle_buffer, len(pool))
+            out.append(pool[perm[: len(pool) - keep]])
+            buffer = pool[perm[len(pool) - keep:]]
+    out.append(buffer[rng.permutation(len(buffer))])
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("shuffle_buffer", [200, 5000])
+def test_shuffled_order_matches_the_eager_reference(files, shuffle_buffer):
+    # The shuffle is applied batch by batch (lazily); the order must stay the documented one,
+    # so checkpoints resume onto the same data.
+    ds = _ds(files, shuffle_buffer=shuffle_buffer, remainder="pad")
+    for epoch in (0, 1):
+        _, _, label, weight = zip(*ds.host_batches(epoch))
+        ids = np.concatenate(label)[np.concatenate(weight) > 0]
+        assert ids.tolist() == _reference_order(files, shuffle_buffer, 3, epoch, 100).tolist()
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+@pytest.mark.parametrize("shuffle_buffer", [0, 200])
+def test_engine_feed_gives_the_device_batches(files, prefetch, shuffle_buffer):
+    # fit feeds host arrays on CPU devices (its jitted step shards them), read ahead by
+    # chunk on the prefetch thread; the batches must equal device_batches'.
+    ds = _ds(files, prefetch=prefetch, shuffle_buffer=shuffle_buffer, remainder="pad")
+    for group, start in [(1, 0), (1, 5), (3, 1)]:
+        fed = list(ds.feed_batches(1, start_batch=start, group=group))
+        dev = list(ds.device_batches(1, start_batch=start, group=group))
+        assert len(fed) == len(dev) == ds.num_batches(group) - start
+        for a, b in zip(fed, dev):
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    if jax.default_backend() == "cpu":
+        assert all(isinstance(a, np.ndarray) for a in fed[0])
+
+
+def test_closing_the_engine_feed_ends_its_thread(files):
+    before = threading.active_count()
+    it = _ds(files, prefetch=2).feed_batches(0)
+    next(it)
+    it.close()
+    assert threading.active_count() <= before
+    _ds(files, prefetch=2).feed_batches(0).close()  # never started: no thread either
+    assert threading.active_count() <= before
