@@ -15,6 +15,7 @@ __all__ = [
     "AlreadyExistsError",
     "MetadataError",
     "ComponentError",
+    "ComponentTimeoutError",
     "DataValidationError",
     "RunInterruptedError",
     "HaltPipeline",
@@ -47,6 +48,10 @@ class MetadataError(JfxError):
 
 class ComponentError(JfxError):
     """A component's own code raised; the node's execution is marked FAILED."""
+
+
+class ComponentTimeoutError(ComponentError, TimeoutError):
+    """A component ran longer than its node's ``with_timeout`` allows."""
 
 
 class DataValidationError(JfxError):

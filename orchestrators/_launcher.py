@@ -20,6 +20,7 @@ For a node it:
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -32,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jfx.errors import ComponentError, HaltPipeline, InvalidPipelineError, JfxError
+from jfx.errors import ComponentError, ComponentTimeoutError, HaltPipeline, InvalidPipelineError, JfxError
 from jfx.metadata import (
     NODE,
     ArtifactRecord,
@@ -196,7 +197,7 @@ def launch_node(
     if comp.kind == "resolver":
         return _resolve(store, ir, node, run, comp, params, inputs, base, contexts, input_ids, t0)
 
-    if ir.enable_cache and run.enable_cache:
+    if ir.enable_cache and run.enable_cache and node.options.cache:
         hit = _find_cached(store, node, node_ctx.id, cache_key)
         if hit is not None:
             source, outputs = hit
@@ -210,13 +211,27 @@ def launch_node(
                                duration_s=time.perf_counter() - t0, halted=halted)
         reason = _miss_reason(store, node, node_ctx.id, material)
     else:
-        reason = "cache disabled"
+        reason = "cache disabled" if node.options.cache else "cache disabled for this node"
 
-    running = store.put_execution(
-        replace(base, state=ExecutionState.RUNNING,
-                properties={**base.properties, "cache_miss_reason": reason}),
-        contexts=contexts, inputs=input_ids,
-    )
+    attempts = node.options.retries + 1
+    for attempt in range(1, attempts + 1):
+        outcome = _execute(store, ir, node, run, comp, inputs, params, base, contexts, input_ids, reason, cancel,
+                           attempt)
+        if outcome.state != NodeState.FAILED or attempt == attempts:
+            break
+        time.sleep(node.options.backoff_s * 2 ** (attempt - 1))
+    outcome.duration_s = time.perf_counter() - t0
+    return outcome
+
+
+def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, comp: Any,
+             inputs: dict[str, ArtifactRecord | None], params: dict[str, Any], base: ExecutionRecord,
+             contexts: list[int], input_ids: dict[str, list[int]], reason: str,
+             cancel: threading.Event | None, attempt: int) -> NodeOutcome:
+    """One attempt at running the component: a RUNNING execution that ends COMPLETE or FAILED."""
+    props = {**base.properties, "cache_miss_reason": reason, **({"attempt": attempt} if attempt > 1 else {})}
+    running = store.put_execution(replace(base, state=ExecutionState.RUNNING, properties=props),
+                                  contexts=contexts, inputs=input_ids)
     assert running.id is not None
     stage = staging_dir(run.pipeline_root, ir.name, node.id, running.id)
     outcome = NodeOutcome(node.id, NodeState.RUNNING, running.id, cache_miss_reason=reason)
@@ -235,6 +250,8 @@ def launch_node(
         interrupted = isinstance(err, (KeyboardInterrupt, SystemExit)) or (cancel is not None and cancel.is_set())
         tb = traceback.format_exc()
         message = "interrupted" if interrupted else _one_line(err)
+        if attempt > 1 and not interrupted:
+            message = f"{message} (attempt {attempt})"
         store.put_execution(
             replace(running, state=ExecutionState.CANCELLED if interrupted else ExecutionState.FAILED,
                     error=tb, end_time=_now(), properties={**running.properties, "error_message": message}),
@@ -243,7 +260,6 @@ def launch_node(
         if interrupted:
             raise
         outcome.state, outcome.error, outcome.traceback = NodeState.FAILED, message, tb
-    outcome.duration_s = time.perf_counter() - t0
     return outcome
 
 
@@ -364,7 +380,7 @@ def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | N
         outputs[key] = kwargs[key] = spec.type(out_dir, name=f"{node.id}.{key}")
     token = set_context(ctx)
     try:
-        result = comp.fn(**kwargs)
+        result = _call_with_timeout(comp.fn, kwargs, node.options.timeout_s, node.id)
     except HaltPipeline as halt:
         return outputs, str(halt) or f"node {node.id!r} halted the pipeline"
     finally:
@@ -375,6 +391,29 @@ def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | N
             "return nothing: write results into Output[...] artifacts (files under .uri, small values in .properties)"
         )
     return outputs, None
+
+
+def _call_with_timeout(fn: Any, kwargs: dict[str, Any], timeout_s: float | None, node_id: str) -> Any:
+    """``fn(**kwargs)``, or ComponentTimeoutError after ``timeout_s`` (the thread is abandoned)."""
+    if timeout_s is None:
+        return fn(**kwargs)
+    box: dict[str, Any] = {}
+    run_in = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            box["result"] = run_in.run(fn, **kwargs)
+        except BaseException as err:  # noqa: BLE001 - handed back to the launcher
+            box["error"] = err
+
+    worker = threading.Thread(target=target, name=f"jfx-{node_id}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise ComponentTimeoutError(f"node {node_id!r} timed out after {timeout_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
 
 
 def _publish(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, running: ExecutionRecord,

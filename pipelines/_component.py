@@ -32,7 +32,8 @@ import re
 import types as _pytypes
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Union
 
 from jfx._version import __version__
@@ -52,6 +53,7 @@ __all__ = [
     "OutputSpec",
     "ParameterSpec",
     "Node",
+    "NodeOptions",
     "Channel",
 ]
 
@@ -261,6 +263,27 @@ class RuntimeParameter:
             )
 
 
+@dataclass(frozen=True)
+class NodeOptions:
+    """How a node runs: caching, retries, timeout, and resources for schedulers."""
+
+    cache: bool = True
+    retries: int = 0
+    backoff_s: float = 1.0
+    timeout_s: float | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cache": self.cache, "retries": self.retries, "backoff_s": self.backoff_s,
+                "timeout_s": self.timeout_s, "resources": dict(self.resources)}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any] | None) -> NodeOptions:
+        doc = doc or {}
+        return cls(bool(doc.get("cache", True)), int(doc.get("retries", 0)), float(doc.get("backoff_s", 1.0)),
+                   doc.get("timeout_s"), dict(doc.get("resources") or {}))
+
+
 class Channel:
     """A typed future: output ``key`` of node ``producer``, available once it ran."""
 
@@ -320,6 +343,7 @@ class Node:
             self, {k: Channel(self, k, narrowed.get(k, s.type)) for k, s in component.spec.outputs.items()}
         )
         self.upstream_nodes: list[Node] = []
+        self.options = NodeOptions()
 
     def with_id(self, node_id: str) -> Node:
         """Give this node an id of its own (default: the component's name)."""
@@ -328,6 +352,47 @@ class Node:
                 f"node id {node_id!r} is not valid: use letters, digits, '_', '-', '.', at most 128 characters"
             )
         self.id = node_id
+        return self
+
+    def with_cache(self, enabled: bool = True) -> Node:
+        """``with_cache(False)``: always run this node, even when an identical execution exists."""
+        self.options = dataclasses.replace(self.options, cache=bool(enabled))
+        return self
+
+    def with_retry(self, retries: int, backoff_s: float = 1.0) -> Node:
+        """Run the component again up to ``retries`` times when it raises.
+
+        Attempt ``k`` (from 1) waits ``backoff_s * 2**(k-1)`` seconds first. Each attempt is
+        its own execution in the metadata store.
+        """
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise InvalidPipelineError(f"node {self.id!r}: with_retry(retries) takes an int >= 0, got {retries!r}")
+        if not isinstance(backoff_s, (int, float)) or backoff_s < 0:
+            raise InvalidPipelineError(f"node {self.id!r}: with_retry(backoff_s) takes seconds >= 0, got {backoff_s!r}")
+        self.options = dataclasses.replace(self.options, retries=retries, backoff_s=float(backoff_s))
+        return self
+
+    def with_timeout(self, seconds: float | None) -> Node:
+        """Fail the node if its component runs longer than ``seconds`` (``None``: no limit).
+
+        The execution is marked FAILED and nothing is published; on the local runner
+        the component's thread is abandoned, not killed.
+        """
+        if seconds is not None and (not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0):
+            raise InvalidPipelineError(f"node {self.id!r}: with_timeout takes seconds > 0 or None, got {seconds!r}")
+        self.options = dataclasses.replace(self.options, timeout_s=None if seconds is None else float(seconds))
+        return self
+
+    def with_resources(self, *, cpu: float | str | None = None, memory: str | None = None,
+                       gpu: int | None = None) -> Node:
+        """What the node needs where a scheduler places it (Kubeflow): CPUs, memory ("4Gi"), GPUs.
+
+        The local runner records them in the IR and does not enforce them.
+        """
+        resources = {k: v for k, v in (("cpu", cpu), ("memory", memory), ("gpu", gpu)) if v is not None}
+        if gpu is not None and (not isinstance(gpu, int) or isinstance(gpu, bool) or gpu < 0):
+            raise InvalidPipelineError(f"node {self.id!r}: with_resources(gpu) takes an int >= 0, got {gpu!r}")
+        self.options = dataclasses.replace(self.options, resources=resources)
         return self
 
     def after(self, *nodes: Node) -> Node:

@@ -16,7 +16,8 @@ Shape (``ir_version`` 1)::
                 "parameters": {"rows": {"runtime": "rows"}, "seed": {"value": 0}},
                 "inputs": {"table": {"producer": "make_data", "key": "data", "type": "Dataset", "optional": false}},
                 "outputs": {"data": {"type": "Dataset", "type_path": ["Dataset", "Artifact"]}},
-                "upstream": ["..."]}]}
+                "upstream": ["..."],
+                "options": {"cache": true, "retries": 0, "backoff_s": 1.0, "timeout_s": null, "resources": {}}}]}
 
 Nodes are listed in a topological order.
 """
@@ -34,7 +35,7 @@ from typing import Any
 
 from jfx._version import __version__
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
-from jfx.pipelines._component import PARAMETER_TYPES, Component, check_parameter_value
+from jfx.pipelines._component import PARAMETER_TYPES, Component, NodeOptions, check_parameter_value
 
 __all__ = [
     "IR_VERSION",
@@ -137,6 +138,7 @@ class NodeIR:
     inputs: dict[str, InputIR | None]
     outputs: dict[str, OutputIR]
     upstream: tuple[str, ...]
+    options: NodeOptions = NodeOptions()
 
     def resolve_parameters(self, values: dict[str, Any]) -> dict[str, Any]:
         """This node's parameter values, with runtime parameters taken from ``values``."""
@@ -243,6 +245,7 @@ class PipelineIR:
                     },
                     "outputs": {k: {"type": o.type, "type_path": list(o.type_path)} for k, o in n.outputs.items()},
                     "upstream": list(n.upstream),
+                    "options": n.options.to_dict(),
                 }
                 for n in self.nodes
             ],
@@ -284,6 +287,7 @@ class PipelineIR:
                         },
                         outputs={k: OutputIR(v["type"], tuple(v["type_path"])) for k, v in n.get("outputs", {}).items()},
                         upstream=tuple(n.get("upstream", ())),
+                        options=NodeOptions.from_dict(n.get("options")),
                     )
                 )
         except (KeyError, TypeError, AttributeError) as err:

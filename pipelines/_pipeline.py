@@ -201,6 +201,7 @@ class Pipeline:
                     },
                     outputs={k: OutputIR(ch.type.TYPE_NAME, ch.type.type_path()) for k, ch in node.outputs.items()},
                     upstream=tuple(dep.id for dep in node.dependencies()),
+                    options=node.options,
                 )
             )
         params = {

@@ -195,3 +195,14 @@ def make_eval_model(model: Output[Model], bias: Parameter[float] = 0.0):
     """A model artifact made by ``jfx.core.export`` (see :func:`export_binary_model`)."""
     export_binary_model(model.uri, bias)  # the (empty) output directory becomes the model
     model.properties["bias"] = bias
+
+
+@component
+def flaky(out: Output[Metrics], counter: Parameter[str] = "", failures: Parameter[int] = 1):
+    """Raises on its first ``failures`` calls (counted in the file ``counter``), then succeeds."""
+    path = Path(counter)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    if calls <= failures:
+        raise ConnectionError(f"transient failure {calls}")
+    out.write_json({"calls": calls})

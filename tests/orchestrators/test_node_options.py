@@ -1,0 +1,70 @@
+"""Per-node options: with_cache, with_retry, with_timeout, with_resources."""
+
+from __future__ import annotations
+
+import jfx_testlib as lib
+import pytest
+
+from jfx import Pipeline
+from jfx.errors import InvalidPipelineError
+from jfx.metadata import ExecutionState, MetadataStore
+from jfx.orchestrators import LocalDagRunner
+from jfx.pipelines import PipelineIR
+
+RUNNER = LocalDagRunner(progress=False)
+
+
+def pipeline(tmp_path, *nodes, name="opts"):
+    return Pipeline(name, components=list(nodes), pipeline_root=str(tmp_path / "root"),
+                    metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
+
+
+def test_retry_runs_again_until_the_component_succeeds(tmp_path):
+    node = lib.flaky(counter=str(tmp_path / "calls"), failures=2).with_retry(2, backoff_s=0.0)
+    result = RUNNER.run(pipeline(tmp_path, node))
+    outcome = result.nodes["flaky"]
+    assert outcome.state == "complete" and lib.read(outcome.outputs["out"][0].uri) == {"calls": 3}
+    with MetadataStore(f"sqlite:///{tmp_path / 'md.sqlite'}") as store:
+        attempts = [e.state for e in store.get_executions(node_id="flaky")]
+    assert attempts == [ExecutionState.FAILED, ExecutionState.FAILED, ExecutionState.COMPLETE]
+
+
+def test_retries_run_out(tmp_path):
+    node = lib.flaky(counter=str(tmp_path / "calls"), failures=5).with_retry(1, backoff_s=0.0)
+    outcome = RUNNER.run(pipeline(tmp_path, node)).nodes["flaky"]
+    assert outcome.state == "failed"
+    assert outcome.error == "ConnectionError: transient failure 2 (attempt 2)"
+
+
+def test_a_timed_out_component_fails_and_publishes_nothing(tmp_path):
+    slow = lib.sleep_then_write(seconds=30.0).with_timeout(0.5)
+    after = lib.make_numbers().after(slow)
+    result = RUNNER.run(pipeline(tmp_path, slow, after))
+    assert result.nodes["sleep_then_write"].state == "failed"
+    assert result.nodes["sleep_then_write"].error == "ComponentTimeoutError: node 'sleep_then_write' timed out after 0.5 s"
+    assert result.nodes["make_numbers"].state == "skipped"
+    assert not (tmp_path / "root" / "opts" / "sleep_then_write" / "out").exists()
+
+
+def test_with_cache_false_always_runs_that_node(tmp_path):
+    def build():
+        nums = lib.make_numbers(rows=3)
+        return pipeline(tmp_path, nums, lib.total(numbers=nums.outputs["numbers"]).with_cache(False))
+
+    RUNNER.run(build())
+    again = RUNNER.run(build())
+    assert again.nodes["make_numbers"].state == "cached"
+    assert again.nodes["total"].state == "complete"
+    assert again.nodes["total"].cache_miss_reason == "cache disabled for this node"
+
+
+def test_options_travel_in_the_ir_and_are_checked():
+    node = lib.make_numbers().with_resources(cpu=2, memory="4Gi", gpu=1).with_retry(3, 0.5).with_timeout(60)
+    ir = PipelineIR.from_dict(Pipeline("ir", components=[node.with_cache(False)]).to_ir())
+    options = ir.node("make_numbers").options
+    assert (options.cache, options.retries, options.backoff_s, options.timeout_s) == (False, 3, 0.5, 60.0)
+    assert options.resources == {"cpu": 2, "memory": "4Gi", "gpu": 1}
+    with pytest.raises(InvalidPipelineError, match="with_retry\\(retries\\) takes an int >= 0"):
+        lib.make_numbers().with_retry(-1)
+    with pytest.raises(InvalidPipelineError, match="with_timeout takes seconds > 0"):
+        lib.make_numbers().with_timeout(0)
