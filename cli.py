@@ -56,7 +56,21 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="seconds between scans for new versions (default: 1; 0: never)")
     p.add_argument("--max_loaded_versions", "--max-loaded-versions", dest="max_loaded_versions", type=int, default=2,
                    metavar="N", help="newest versions kept loaded (default: 2)")
+    p.add_argument("--warmup_batch_sizes", "--warmup-batch-sizes", dest="warmup_batch_sizes", type=_int_list,
+                   default=None, metavar="N,N,...",
+                   help="batch sizes compiled before a version serves (default: every padded size up to "
+                        "--max_batch_size; other sizes compile on first use)")
     return p
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints, got {text!r}")
+    return values
 
 
 def _parser() -> argparse.ArgumentParser:

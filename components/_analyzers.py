@@ -47,6 +47,7 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 import jax
+import jax.extend  # noqa: F401 - jax.extend.core.Literal (not loaded by `import jax`)
 import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa

@@ -123,8 +123,11 @@ class ServerProcess:
     the process is gone).
     """
 
-    def __init__(self, model_uri: str | Path, *, name: str = SERVED_NAME, version: int = SERVED_VERSION) -> None:
+    def __init__(self, model_uri: str | Path, *, name: str = SERVED_NAME, version: int = SERVED_VERSION,
+                 warmup_batch_sizes: tuple[int, ...] | None = None) -> None:
         self.model_uri = Path(model_uri).resolve()
+        # None: the server's default warm-up (every padded batch size up to its max_batch_size)
+        self.warmup_batch_sizes = tuple(warmup_batch_sizes) if warmup_batch_sizes else None
         self.name = name
         self.version = version
         self.port = 0
@@ -156,6 +159,8 @@ class ServerProcess:
             self.command = [sys.executable, "-m", "jfx.core._serving", "serve", "--model_base_path", str(base),
                             "--model_name", self.name, "--host", "127.0.0.1", "--port", str(self.port),
                             "--poll_interval_s", "0"]
+            if self.warmup_batch_sizes:
+                self.command += ["--warmup_batch_sizes", ",".join(str(n) for n in self.warmup_batch_sizes)]
             env = dict(os.environ)
             env.setdefault("PYTHONUNBUFFERED", "1")
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # share an accelerator with the caller
@@ -253,7 +258,7 @@ class ServerProcess:
                 last = f"HTTP {status}: {answer}"
             if time.monotonic() >= deadline:
                 return False, f"the model was not available after {timeout_s:g}s (last status: {last})"
-            time.sleep(0.1)
+            time.sleep(0.02)
 
 
 # ----------------------------------------------------------------------------- requests and checks
@@ -388,7 +393,8 @@ def validate_model(model_uri: str | Path, rows_from: Any, spec: RequestSpec) -> 
     servers: list[ServerProcess] = []
     try:
         for _ in range(3):  # a retry only when the free port was taken before the server bound it
-            server = ServerProcess(model_uri)
+            # warm up only the batch sizes the checks send: one row, then all rows at once
+            server = ServerProcess(model_uri, warmup_batch_sizes=(1, spec.num_examples))
             servers.append(server)
             server.start()
             t0 = time.perf_counter()

@@ -24,9 +24,12 @@ from __future__ import annotations
 import math
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -36,6 +39,7 @@ from jfx.errors import ComponentError, InvalidArgumentError
 __all__ = [
     "ARTIFACTS_DIR",
     "TRACKING_DB",
+    "PendingRun",
     "TrackedRun",
     "default_artifact_location",
     "default_tracking_uri",
@@ -43,6 +47,7 @@ __all__ = [
     "import_mlflow",
     "redact_uri",
     "start_run",
+    "start_run_in_background",
 ]
 
 TRACKING_DB = "mlflow.sqlite"
@@ -218,6 +223,56 @@ def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str
     return exp.experiment_id
 
 
+_STORE_INIT = """\
+import sys
+from mlflow.tracking import MlflowClient
+MlflowClient(tracking_uri=sys.argv[1]).search_experiments(max_results=1)
+"""
+_PREPARING: dict[str, subprocess.Popen[bytes]] = {}  # sqlite URI -> the process creating its schema
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    if not tracking_uri.startswith("sqlite:///") or tracking_uri.startswith("sqlite:///:memory:"):
+        return None
+    path = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path else None
+
+
+def prepare_store_in_background(tracking_uri: str) -> None:
+    """Creates a new SQLite tracking store's schema in a subprocess, on another core.
+
+    MLflow builds a fresh SQLite store by running its whole migration history (seconds
+    of Python); a caller that will start a run soon (the Trainer, before it trains)
+    calls this first and :func:`start_run` waits for the process. It does nothing for
+    other stores or when the file exists; any failure is left to :func:`start_run`,
+    which creates the schema itself (MLflow locks the creation across processes).
+    """
+    path = _sqlite_path(tracking_uri)
+    if path is None or path.exists():
+        return
+    with _SETUP_LOCK:
+        if tracking_uri in _PREPARING:
+            return
+        env = dict(os.environ)
+        env.setdefault(TELEMETRY_ENV, "true")
+        try:
+            _PREPARING[tracking_uri] = subprocess.Popen(
+                [sys.executable, "-c", _STORE_INIT, tracking_uri], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        except OSError:
+            pass
+
+
+def _wait_for_store(tracking_uri: str) -> None:
+    proc = _PREPARING.pop(tracking_uri, None)
+    if proc is not None:
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None,
               tags: Mapping[str, Any] | None = None, artifact_location: str | None = None) -> TrackedRun:
     """Starts an MLflow run in ``experiment`` (created when missing).
@@ -235,6 +290,7 @@ def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None
     import_mlflow()
     from mlflow.tracking import MlflowClient
 
+    _wait_for_store(tracking_uri)
     try:
         with _SETUP_LOCK:  # the first client on a new SQLite file creates its schema
             client = MlflowClient(tracking_uri=tracking_uri)
@@ -250,6 +306,84 @@ def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None
             f"track into <pipeline_root>/{TRACKING_DB}"
         ) from err
     return TrackedRun(client, run.info.run_id, experiment_id, tracking_uri)
+
+
+class PendingRun:
+    """A :class:`TrackedRun` being started on a background thread (:func:`start_run_in_background`).
+
+    Importing MLflow and creating a fresh tracking store take seconds; this lets the
+    caller (the Trainer) train meanwhile. Every method and the ``run_id`` /
+    ``experiment_id`` attributes wait for the run to exist, then act on it; an error
+    starting the run is raised there. :meth:`finish` and :meth:`set_tags` do nothing
+    when the run could not be started (there is nothing to end or tag).
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str, **kwargs: Any) -> None:
+        self.tracking_uri = redact_uri(tracking_uri)
+        self._future: Future[TrackedRun] = Future()
+
+        def target() -> None:
+            try:
+                self._future.set_result(start_run(tracking_uri, experiment, **kwargs))
+            except BaseException as err:  # noqa: BLE001 - re-raised by result()
+                self._future.set_exception(err)
+
+        threading.Thread(target=target, name="jfx-mlflow-start", daemon=True).start()
+
+    def result(self) -> TrackedRun:
+        """The started run (waits for it).
+
+        Raises:
+            ComponentError: MLflow is not installed, or the store cannot be opened.
+        """
+        return self._future.result()
+
+    def _started(self) -> TrackedRun | None:
+        try:
+            return self._future.result()
+        except Exception:  # noqa: BLE001 - reported by result()
+            return None
+
+    @property
+    def run_id(self) -> str:
+        return self.result().run_id
+
+    @property
+    def experiment_id(self) -> str:
+        return self.result().experiment_id
+
+    @property
+    def finished(self) -> bool:
+        run = self._started()
+        return run is None or run.finished
+
+    def log_params(self, params: Mapping[str, Any], prefix: str = "") -> None:
+        self.result().log_params(params, prefix)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self.result().log_metrics(metrics, step)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        run = self._started()
+        if run is not None:
+            run.set_tags(tags)
+
+    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        self.result().log_artifacts(local_dir, artifact_path)
+
+    def finish(self, failed: bool = False) -> None:
+        run = self._started()
+        if run is not None:
+            run.finish(failed)
+
+
+def start_run_in_background(tracking_uri: str, experiment: str, *, run_name: str | None = None,
+                            tags: Mapping[str, Any] | None = None,
+                            artifact_location: str | None = None) -> PendingRun:
+    """:func:`start_run` on a background thread; the returned :class:`PendingRun` waits
+    for it on first use."""
+    return PendingRun(tracking_uri, experiment, run_name=run_name, tags=dict(tags or {}),
+                      artifact_location=artifact_location)
 
 
 def finite(metrics: Mapping[str, Any]) -> dict[str, float]:

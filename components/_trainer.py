@@ -42,6 +42,7 @@ import math
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,11 +50,14 @@ from typing import Any
 
 from jfx.components._examples import split_files, split_names
 from jfx.components._mlflow import (
+    PendingRun,
     TrackedRun,
     default_artifact_location,
     default_tracking_uri,
     finite,
-    start_run,
+    import_mlflow,
+    prepare_store_in_background,
+    start_run_in_background,
 )
 from jfx.errors import ComponentError, DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
@@ -432,7 +436,8 @@ class TrainerContext(DataContext):
         run_fn: which function runs, e.g. ``"run_fn in /path/model.py"``.
         pipeline_name, run_id, node_id, execution_id: the jfx execution (``None``
             when the Trainer function is called outside a pipeline).
-        mlflow_run_id, mlflow_experiment_id, mlflow_tracking_uri: the MLflow run.
+        mlflow_run_id, mlflow_experiment_id, mlflow_tracking_uri: the MLflow run (the
+            Trainer starts it while ``run_fn`` begins; reading an id waits until it exists).
     """
 
     hyperparameters: dict[str, Any]
@@ -446,11 +451,20 @@ class TrainerContext(DataContext):
     run_id: str | None = None
     node_id: str | None = None
     execution_id: int | None = None
-    mlflow_run_id: str | None = None
-    mlflow_experiment_id: str | None = None
-    mlflow_tracking_uri: str | None = None
-    _tracker: TrackedRun | None = field(default=None, repr=False, compare=False)
+    _tracker: TrackedRun | PendingRun | None = field(default=None, repr=False, compare=False)
     _exported: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        return self._tracker.run_id if self._tracker is not None else None
+
+    @property
+    def mlflow_experiment_id(self) -> str | None:
+        return self._tracker.experiment_id if self._tracker is not None else None
+
+    @property
+    def mlflow_tracking_uri(self) -> str | None:
+        return self._tracker.tracking_uri if self._tracker is not None else None
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Logs metric values to the MLflow run at ``step`` (e.g. the epoch)."""
@@ -554,6 +568,30 @@ def _check_export(model_dir: Path, ref: FunctionRef) -> Any:
                              ) from err
 
 
+def _import_mlflow_in_background() -> None:
+    """Starts importing MLflow on a daemon thread (a no-op once imported; an ImportError
+    is raised later, where the run starts)."""
+    if "mlflow" in sys.modules:
+        return
+
+    def target() -> None:
+        try:
+            import_mlflow()
+        except Exception:  # noqa: BLE001 - start_run reports it
+            pass
+
+    threading.Thread(target=target, name="jfx-mlflow-import", daemon=True).start()
+
+
+def _log_params_quietly(tracked: Any, hparams: Mapping[str, Any], targs: TrainArgs, eargs: EvalArgs) -> None:
+    """Logs the params of a failed run when they are not logged yet (errors ignored)."""
+    try:
+        tracked.log_params(hparams)
+        tracked.log_params({"train_args": targs.to_json(), "eval_args": eargs.to_json()})
+    except Exception:  # noqa: BLE001 - the run's own error is what is reported
+        pass
+
+
 def _history_of(result: Any, ref: FunctionRef) -> tuple[Any, dict[str, float]]:
     """(History or None, final metrics given explicitly) from what run_fn returned."""
     from jfx.core import History
@@ -615,12 +653,6 @@ def Trainer(
     eargs = EvalArgs.from_dict(eval_args)
     train_files = _files(examples, targs.splits, "train_args")
     eval_files = _files(examples, eargs.splits, "eval_args")
-    fn = ref.load()
-    transform = _load_transform(transform_graph)
-    schema_doc = _schema_doc(schema)
-    hparams = read_hyperparameters(hyperparameters) if hyperparameters is not None else {}
-    custom = dict(custom_config or {})
-
     exec_ctx = current_context()
     if exec_ctx is not None:
         root, experiment = exec_ctx.pipeline_root, exec_ctx.pipeline_name
@@ -629,6 +661,16 @@ def Trainer(
 
         root, experiment = str(default_pipeline_root()), "jfx"
     tracking_uri = default_tracking_uri(root)
+    # MLflow costs seconds (its import; a new SQLite store's schema): both start now, the
+    # schema in a subprocess, while the user module and the transform load and run_fn trains
+    prepare_store_in_background(tracking_uri)
+    _import_mlflow_in_background()
+    fn = ref.load()
+    transform = _load_transform(transform_graph)
+    schema_doc = _schema_doc(schema)
+    hparams = read_hyperparameters(hyperparameters) if hyperparameters is not None else {}
+    custom = dict(custom_config or {})
+
     tags = {
         "jfx.run_fn": ref.describe(),
         "jfx.component": "Trainer",
@@ -645,14 +687,14 @@ def Trainer(
     if hyperparameters is not None and hyperparameters.id is not None:
         tags["jfx.hyperparameters_artifact_id"] = hyperparameters.id
     run_name = (f"{exec_ctx.node_id}-{exec_ctx.execution_id}" if exec_ctx is not None else "Trainer")
-    tracked = start_run(tracking_uri, experiment, run_name=run_name, tags=tags,
-                        artifact_location=default_artifact_location(root, experiment, tracking_uri))
+    # creating a fresh tracking store takes seconds: the run starts on a background thread
+    # while run_fn trains, and is waited for when something is logged to it
+    tracked = start_run_in_background(tracking_uri, experiment, run_name=run_name, tags=tags,
+                                      artifact_location=default_artifact_location(root, experiment, tracking_uri))
     model_dir, run_dir = Path(model.uri), Path(model_run.uri)
-    logger, handler = _run_logger(run_dir, f"jfx.trainer.{tracked.run_id}")
+    logger, handler = _run_logger(run_dir, f"jfx.trainer.{uuid.uuid4().hex}")
     t0 = time.perf_counter()
     try:
-        tracked.log_params(hparams)
-        tracked.log_params({"train_args": targs.to_json(), "eval_args": eargs.to_json()})
         ctx = TrainerContext(
             examples=examples, train_files=train_files, eval_files=eval_files, transform=transform,
             transform_graph=transform_graph, schema=schema_doc, hyperparameters=dict(hparams),
@@ -660,14 +702,16 @@ def Trainer(
             logger=logger, run_fn=ref.describe(),
             pipeline_name=getattr(exec_ctx, "pipeline_name", None), run_id=getattr(exec_ctx, "run_id", None),
             node_id=getattr(exec_ctx, "node_id", None), execution_id=getattr(exec_ctx, "execution_id", None),
-            mlflow_run_id=tracked.run_id, mlflow_experiment_id=tracked.experiment_id,
-            mlflow_tracking_uri=tracked.tracking_uri, _tracker=tracked,
+            _tracker=tracked,
         )
-        logger.info("calling %s (MLflow run %s at %s)", ref.describe(), tracked.run_id, tracked.tracking_uri)
+        logger.info("calling %s (MLflow run at %s)", ref.describe(), tracked.tracking_uri)
         result = call_user_fn(ref, fn, ctx)
         history, explicit = _history_of(result, ref)
         duration = time.perf_counter() - t0
         loaded = _check_export(model_dir, ref)
+        tracked.log_params(hparams)
+        tracked.log_params({"train_args": targs.to_json(), "eval_args": eargs.to_json()})
+        logger.info("MLflow run %s at %s", tracked.run_id, tracked.tracking_uri)
 
         final: dict[str, float] = {}
         last_train: dict[str, float] = {}
@@ -719,6 +763,7 @@ def Trainer(
     except BaseException as err:
         try:
             logger.error("failed: %s: %s", type(err).__name__, err)
+            _log_params_quietly(tracked, hparams, targs, eargs)
             tracked.set_tags({"jfx.error": f"{type(err).__name__}: {err}"})
         finally:
             tracked.finish(failed=True)

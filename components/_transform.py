@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from jfx.components._analyzers import analyze as analyze_data
 from jfx.components._beam import resolve_beam_args
 from jfx.components._engine import (
     ENGINE_BEAM,
@@ -49,7 +48,6 @@ from jfx.components._engine import (
 from jfx.components._examples import split_dir, split_files, split_names
 from jfx.components._statistics import arrow_column_type
 from jfx.components._statistics_gen import schema_column_types
-from jfx.components._transform_graph import load_transform, save_transform
 from jfx.errors import ComponentError, DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.types import Examples, Schema, TransformGraph
@@ -259,6 +257,9 @@ def Transform(
         raise DataValidationError(f"analyze_splits names {unknown}, but the examples have splits {names}")
     args = resolve_beam_args(beam_pipeline_args)
     sources = [str(p) for s in analyze for p in split_files(examples, s)]
+    from jfx.components._analyzers import analyze as analyze_data
+    from jfx.components._transform_graph import load_transform, save_transform
+
     fitted = analyze_data(ref, column_types(examples, schema), sources, beam_pipeline_args=args)
     save_transform(fitted, transform_graph.uri, extra={"analyze_splits": analyze})
     loaded = load_transform(transform_graph)

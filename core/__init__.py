@@ -7,23 +7,72 @@ Models: :class:`DNNClassifier`, :class:`DNNRegressor`, :class:`WideAndDeep` on F
 Export and serving: :func:`export`, :func:`export_model`, :func:`load`.
 """
 
-from jfx.core._checkpoint import latest_checkpoint, list_checkpoints
-from jfx.core._data import Batch, Dataset, batch_sharding, data_mesh, replicated_sharding
-from jfx.core._encoding import encode_strings, stable_hash, validate_encoder, vocab_size
-from jfx.core._export import LoadedModel, TensorSpec, export, export_model, load, signature_from_dataset
-from jfx.core._metrics import Metric, accuracy, auc, mae, mse
-from jfx.core._models import (
-    Categorical,
-    DNNClassifier,
-    DNNRegressor,
-    FeatureInput,
-    Numeric,
-    WideAndDeep,
-    feature_spec_from_json,
-    feature_spec_to_json,
-)
-from jfx.core._serving import ModelServer, ServingConfig, serve
-from jfx.core._train import PRECISIONS, Callback, EarlyStopping, History, Trainer, evaluate, fit
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jfx.core._checkpoint import latest_checkpoint, list_checkpoints
+    from jfx.core._data import Batch, Dataset, batch_sharding, data_mesh, replicated_sharding
+    from jfx.core._encoding import encode_strings, stable_hash, validate_encoder, vocab_size
+    from jfx.core._export import LoadedModel, TensorSpec, export, export_model, load, signature_from_dataset
+    from jfx.core._metrics import Metric, accuracy, auc, mae, mse
+    from jfx.core._models import (
+        Categorical,
+        DNNClassifier,
+        DNNRegressor,
+        FeatureInput,
+        Numeric,
+        WideAndDeep,
+        feature_spec_from_json,
+        feature_spec_to_json,
+    )
+    from jfx.core._serving import ModelServer, ServingConfig, serve
+    from jfx.core._train import PRECISIONS, Callback, EarlyStopping, History, Trainer, evaluate, fit
+
+# Names load on first use, so that importing one submodule (e.g. the model server,
+# which needs neither Flax nor Optax) does not import them all.
+_EXPORTS = {
+    'latest_checkpoint': 'jfx.core._checkpoint',
+    'list_checkpoints': 'jfx.core._checkpoint',
+    'Batch': 'jfx.core._data',
+    'Dataset': 'jfx.core._data',
+    'batch_sharding': 'jfx.core._data',
+    'data_mesh': 'jfx.core._data',
+    'replicated_sharding': 'jfx.core._data',
+    'encode_strings': 'jfx.core._encoding',
+    'stable_hash': 'jfx.core._encoding',
+    'validate_encoder': 'jfx.core._encoding',
+    'vocab_size': 'jfx.core._encoding',
+    'LoadedModel': 'jfx.core._export',
+    'TensorSpec': 'jfx.core._export',
+    'export': 'jfx.core._export',
+    'export_model': 'jfx.core._export',
+    'load': 'jfx.core._export',
+    'signature_from_dataset': 'jfx.core._export',
+    'Metric': 'jfx.core._metrics',
+    'accuracy': 'jfx.core._metrics',
+    'auc': 'jfx.core._metrics',
+    'mae': 'jfx.core._metrics',
+    'mse': 'jfx.core._metrics',
+    'Categorical': 'jfx.core._models',
+    'DNNClassifier': 'jfx.core._models',
+    'DNNRegressor': 'jfx.core._models',
+    'FeatureInput': 'jfx.core._models',
+    'Numeric': 'jfx.core._models',
+    'WideAndDeep': 'jfx.core._models',
+    'feature_spec_from_json': 'jfx.core._models',
+    'feature_spec_to_json': 'jfx.core._models',
+    'ModelServer': 'jfx.core._serving',
+    'ServingConfig': 'jfx.core._serving',
+    'serve': 'jfx.core._serving',
+    'PRECISIONS': 'jfx.core._train',
+    'Callback': 'jfx.core._train',
+    'EarlyStopping': 'jfx.core._train',
+    'History': 'jfx.core._train',
+    'Trainer': 'jfx.core._train',
+    'evaluate': 'jfx.core._train',
+    'fit': 'jfx.core._train',
+}
 
 __all__ = [
     "Batch",
@@ -67,3 +116,16 @@ __all__ = [
     "validate_encoder",
     "vocab_size",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jfx.core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -22,16 +22,18 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from jfx.core._data import Dataset
 from jfx.core._encoding import encode_strings, validate_encoder
 from jfx.errors import AlreadyExistsError, DataValidationError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from flax import nnx
 
 __all__ = ["TensorSpec", "export", "export_model", "load", "LoadedModel", "signature_from_dataset"]
 
@@ -216,6 +218,8 @@ def export_model(model: nnx.Module, signature: Mapping[str, TensorSpec], path: s
     if head not in ("classifier", "regressor", "logits"):
         raise InvalidArgumentError(f"head must be classifier, regressor or logits, got {head!r}")
     model.eval()
+    from flax import nnx
+
     graphdef, rng_state, weights = nnx.split(model, nnx.RngState, ...)
 
     def serving_fn(params: Any, features: dict[str, jax.Array]) -> dict[str, jax.Array]:

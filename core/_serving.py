@@ -796,14 +796,16 @@ class ModelServer:
 
 def serve(model_base_path: str | Path, model_name: str, host: str = "127.0.0.1", port: int = 8501, *,
           enable_batching: bool = True, max_batch_size: int = 64, batch_timeout_ms: float = 2.0,
-          poll_interval_s: float = 1.0, max_loaded_versions: int = 2) -> int:
+          poll_interval_s: float = 1.0, max_loaded_versions: int = 2,
+          warmup_batch_sizes: Sequence[int] | None = None) -> int:
     """Serves a model until interrupted (what ``jfx serve`` runs). Returns the exit code.
 
     Prints one line with the URL once the first version (if any) has loaded.
     """
     config = ServingConfig(enable_batching=enable_batching, max_batch_size=max_batch_size,
                            batch_timeout_ms=batch_timeout_ms, poll_interval_s=poll_interval_s,
-                           max_loaded_versions=max_loaded_versions)
+                           max_loaded_versions=max_loaded_versions,
+                           warmup_batch_sizes=tuple(warmup_batch_sizes) if warmup_batch_sizes else None)
     server = ModelServer(model_base_path, model_name, host=host, port=port, config=config).start()
     latest = server.versions.latest
     print(f"jfx serve: model {model_name!r} "
@@ -832,7 +834,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     """Runs ``jfx serve`` from the parsed arguments of :func:`build_parser`."""
     return serve(args.model_base_path, args.model_name, args.host, args.port, enable_batching=args.enable_batching,
                  max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
-                 poll_interval_s=args.poll_interval_s, max_loaded_versions=args.max_loaded_versions)
+                 poll_interval_s=args.poll_interval_s, max_loaded_versions=args.max_loaded_versions,
+                 warmup_batch_sizes=getattr(args, "warmup_batch_sizes", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
