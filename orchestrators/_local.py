@@ -13,7 +13,7 @@ from typing import Any
 
 from jfx.errors import InvalidArgumentError, RunInterruptedError
 from jfx.metadata import ExecutionState, MetadataStore
-from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node, reuse_latest
 from jfx.orchestrators._progress import Progress, make_progress
 from jfx.orchestrators._publish import remove_tree, staging_dir
 from jfx.orchestrators._run import RunResult, RunState, as_ir, finish_run, metadata_url_for, reap_abandoned, start_run
@@ -72,6 +72,8 @@ class LocalDagRunner:
         enable_cache: bool = True,
         run_id: str | None = None,
         resume_run_id: str | None = None,
+        from_nodes: list[str] | None = None,
+        to_nodes: list[str] | None = None,
     ) -> RunResult:
         """Run the pipeline and return what happened to each node.
 
@@ -81,11 +83,16 @@ class LocalDagRunner:
             enable_cache: ``False`` runs every node even if an identical execution exists.
             run_id: the new run's id (default: ``<pipeline>-<UTC time>-<random>``).
             resume_run_id: rerun only the nodes that did not complete in that run.
+            from_nodes, to_nodes: a partial run: only the nodes downstream of
+                ``from_nodes`` and upstream of ``to_nodes`` (each inclusive) run; the
+                upstream nodes they need are reused from their latest successful
+                execution in the store; the other nodes are skipped.
 
         Raises:
             RunInterruptedError: Ctrl-C; the running executions are marked CANCELLED.
         """
         ir = as_ir(pipeline)
+        selected = ir.select(from_nodes, to_nodes) if (from_nodes or to_nodes) else None  # checked before the run starts
         url = metadata_url_for(ir, self.metadata_url)
         store = MetadataStore(url)
         try:
@@ -94,6 +101,8 @@ class LocalDagRunner:
                 store, ir, runner="local", parameters=parameters, enable_cache=enable_cache,
                 pipeline_root=self.pipeline_root, run_id=run_id, resume_run_id=resume_run_id,
             )
+            if selected is not None:
+                _prepare_partial(store, ir, run, outcomes, selected)
             progress = make_progress(self.progress)
             progress.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
             cancel = threading.Event()
@@ -110,7 +119,9 @@ class LocalDagRunner:
                 raise RunInterruptedError(
                     f"run {run.run_id} was interrupted; rerun what did not complete with: jfx run --resume {run.run_id}"
                 ) from None
-            state = RunState.COMPLETE if all(o.succeeded for o in outcomes.values()) else RunState.FAILED
+            left_out = set() if selected is None else {n.id for n in ir.nodes} - selected
+            state = RunState.COMPLETE if all(o.succeeded or k in left_out and o.state == NodeState.SKIPPED
+                                             for k, o in outcomes.items()) else RunState.FAILED
             finish_run(store, run, state, outcomes)
             progress.finish(state)
             ordered = {n.id: outcomes[n.id] for n in ir.nodes}
@@ -157,6 +168,21 @@ class LocalDagRunner:
         except BaseException:
             cancel.set()  # before anything else: a node finishing now must not publish
             raise
+
+
+def _prepare_partial(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
+                     selected: set[str]) -> None:
+    """Fill ``outcomes`` for the nodes a partial run does not run: reused, or skipped."""
+    needed: set[str] = set()
+    for node_id in selected:
+        needed |= ir.upstream_of(node_id)
+    for node in ir.nodes:
+        if node.id in selected or node.id in outcomes:
+            continue
+        if node.id in needed:
+            outcomes[node.id] = reuse_latest(store, ir, node, run)
+        else:
+            outcomes[node.id] = NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
 
 
 def _in_daemon_thread(fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:

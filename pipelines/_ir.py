@@ -183,6 +183,30 @@ class PipelineIR:
                 stack.extend(children.get(nid, ()))
         return found
 
+    def upstream_of(self, node_id: str) -> set[str]:
+        """Every node ``node_id`` depends on, directly or transitively."""
+        by_id = {n.id: n for n in self.nodes}
+        found: set[str] = set()
+        stack = list(self.node(node_id).upstream)
+        while stack:
+            nid = stack.pop()
+            if nid not in found:
+                found.add(nid)
+                stack.extend(by_id[nid].upstream)
+        return found
+
+    def select(self, from_nodes: list[str] | None = None, to_nodes: list[str] | None = None) -> set[str]:
+        """The nodes of a partial run: from ``from_nodes`` downstream, up to ``to_nodes``.
+
+        Either list may be empty; both empty selects every node. Unknown ids raise.
+        """
+        chosen = {n.id for n in self.nodes}
+        if from_nodes:
+            chosen &= set().union(*({f} | self.downstream(f) for f in (self.node(x).id for x in from_nodes)))
+        if to_nodes:
+            chosen &= set().union(*({t} | self.upstream_of(t) for t in (self.node(x).id for x in to_nodes)))
+        return chosen
+
     def resolve_parameters(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Pipeline parameter values: defaults, overridden by ``overrides`` (e.g. ``--param``)."""
         overrides = dict(overrides or {})
