@@ -3,6 +3,7 @@
     jfx run PIPELINE_FILE [--param k=v ...] [--no-cache]     run a pipeline locally
         [--beam-arg=--runner=DirectRunner ...]                data components on Beam
     jfx run --resume RUN_ID                                   rerun what did not complete
+    jfx run PIPELINE_FILE --from NODE [--to NODE]             a partial run
     jfx runs list [--pipeline NAME]                           runs, newest first
     jfx runs show RUN_ID                                      one run, node by node
     jfx lineage ARTIFACT_ID [--direction D] [--depth N]       what made an artifact
@@ -86,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="run the data components on Apache Beam with this option (repeatable), e.g. --beam-arg=--runner=DirectRunner")
     run.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
     run.add_argument("--resume", metavar="RUN_ID", help="rerun only the nodes of RUN_ID that did not complete")
+    run.add_argument("--from", dest="from_nodes", action="append", default=None, metavar="NODE",
+                     help="partial run: start at NODE (repeatable); upstream outputs are reused from the store")
+    run.add_argument("--to", dest="to_nodes", action="append", default=None, metavar="NODE",
+                     help="partial run: stop after NODE (repeatable)")
     run.add_argument("--pipeline-root", metavar="DIR", help="where outputs go (default: the pipeline's, else $JFX_HOME/artifacts)")
     run.add_argument("--max-workers", type=int, metavar="N", help="nodes run at once (default: CPU count)")
     run.add_argument("--executor", choices=["thread", "process"], default="thread", help="run nodes on threads (default) or worker processes")
@@ -188,7 +193,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         pipeline_root=args.pipeline_root, progress=False if args.progress == "none" else args.progress,
     )
     result = runner.run(ir, parameters=_parse_params(args.param), enable_cache=not args.no_cache,
-                        resume_run_id=args.resume)
+                        resume_run_id=args.resume, from_nodes=args.from_nodes, to_nodes=args.to_nodes)
     print(f"run {result.run_id} of pipeline {result.pipeline_name}: {result.state}")
     width = max((len(k) for k in result.nodes), default=4)
     for node_id, o in result.nodes.items():

@@ -132,3 +132,13 @@ def test_metadata_url_flag_and_default_location(tmp_path):
     assert len(json.loads(jfx_cmd("runs", "list", "--json", "--metadata-url", url, home=home).stdout)) == 1
     jfx_cmd("run", str(HELLO), home=home)
     assert (home / "metadata.sqlite").exists() and (home / "artifacts" / "hello").is_dir()
+
+
+def test_a_partial_run_from_the_command_line(tmp_path):
+    home = tmp_path / "home"
+    jfx_cmd("run", str(HELLO), home=home)
+    part = jfx_cmd("run", str(HELLO), "--from", "summarize", "--to", "summarize", "--no-cache", home=home)
+    states = {k: v[0] for k, v in node_lines(part.stdout).items()}
+    assert states == {"make_data": "cached", "summarize": "complete", "write_report": "skipped"}
+    bad = jfx_cmd("run", str(HELLO), "--from", "nope", home=home, check=False)
+    assert bad.returncode == 1 and "has no node 'nope'" in bad.stderr
