@@ -4,6 +4,7 @@
         [--beam-arg=--runner=DirectRunner ...]                data components on Beam
     jfx run --resume RUN_ID                                   rerun what did not complete
     jfx run PIPELINE_FILE --from NODE [--to NODE]             a partial run
+    jfx run PIPELINE_FILE --runner beam [--beam-arg=...]      the DAG as a Beam pipeline
     jfx runs list [--pipeline NAME]                           runs, newest first
     jfx runs show RUN_ID                                      one run, node by node
     jfx lineage ARTIFACT_ID [--direction D] [--depth N]       what made an artifact
@@ -83,8 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a pipeline file locally")
     run.add_argument("file", nargs="?", help="a Python file defining `pipeline` or `create_pipeline()`")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="set a runtime parameter (repeatable)")
+    run.add_argument("--runner", choices=["local", "beam"], default="local",
+                     help="local (default): nodes on this machine; beam: the DAG as an Apache Beam pipeline")
     run.add_argument("--beam-arg", action="append", default=None, metavar="ARG",
-                     help="run the data components on Apache Beam with this option (repeatable), e.g. --beam-arg=--runner=DirectRunner")
+                     help="an Apache Beam option (repeatable), e.g. --beam-arg=--runner=DirectRunner: with "
+                          "--runner beam it configures the DAG and the data components, else only the data components")
     run.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
     run.add_argument("--resume", metavar="RUN_ID", help="rerun only the nodes of RUN_ID that did not complete")
     run.add_argument("--from", dest="from_nodes", action="append", default=None, metavar="NODE",
@@ -186,14 +190,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
             ir = PipelineIR.from_dict(run_ctx.properties["ir"])
     else:
         raise InvalidArgumentError("jfx run needs a PIPELINE_FILE (or --resume RUN_ID)")
-    if args.beam_arg is not None:
-        ir = dataclasses.replace(ir, beam_pipeline_args=tuple(args.beam_arg))
-    runner = LocalDagRunner(
-        args.max_workers, executor=args.executor, metadata_url=args.metadata_url,
-        pipeline_root=args.pipeline_root, progress=False if args.progress == "none" else args.progress,
-    )
-    result = runner.run(ir, parameters=_parse_params(args.param), enable_cache=not args.no_cache,
-                        resume_run_id=args.resume, from_nodes=args.from_nodes, to_nodes=args.to_nodes)
+    progress = False if args.progress == "none" else args.progress
+    options = {"parameters": _parse_params(args.param), "enable_cache": not args.no_cache, "resume_run_id": args.resume}
+    if args.runner == "beam":
+        from jfx.orchestrators import BeamDagRunner
+
+        if args.from_nodes or args.to_nodes:
+            raise InvalidArgumentError("partial runs (--from/--to) run on the local runner; drop --runner beam")
+        result = BeamDagRunner(args.beam_arg or [], metadata_url=args.metadata_url, pipeline_root=args.pipeline_root,
+                               progress=progress).run(ir, **options)
+    else:
+        if args.beam_arg is not None:
+            ir = dataclasses.replace(ir, beam_pipeline_args=tuple(args.beam_arg))
+        runner = LocalDagRunner(args.max_workers, executor=args.executor, metadata_url=args.metadata_url,
+                                pipeline_root=args.pipeline_root, progress=progress)
+        result = runner.run(ir, **options, from_nodes=args.from_nodes, to_nodes=args.to_nodes)
     print(f"run {result.run_id} of pipeline {result.pipeline_name}: {result.state}")
     width = max((len(k) for k in result.nodes), default=4)
     for node_id, o in result.nodes.items():

@@ -6,6 +6,7 @@ from jfx.orchestrators._progress import LogProgress, Progress, RichProgress
 from jfx.orchestrators._run import RunResult, RunState, reap_abandoned
 
 __all__ = [
+    "BeamDagRunner",
     "LocalDagRunner",
     "LogProgress",
     "NodeOutcome",
@@ -19,3 +20,13 @@ __all__ = [
     "launch_node",
     "reap_abandoned",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # BeamDagRunner imports Apache Beam (about a second): load it only when asked for.
+    if name == "BeamDagRunner":
+        from jfx.orchestrators._beam_runner import BeamDagRunner
+
+        globals()[name] = BeamDagRunner
+        return BeamDagRunner
+    raise AttributeError(f"module 'jfx.orchestrators' has no attribute {name!r}")

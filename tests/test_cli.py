@@ -142,3 +142,13 @@ def test_a_partial_run_from_the_command_line(tmp_path):
     assert states == {"make_data": "cached", "summarize": "complete", "write_report": "skipped"}
     bad = jfx_cmd("run", str(HELLO), "--from", "nope", home=home, check=False)
     assert bad.returncode == 1 and "has no node 'nope'" in bad.stderr
+
+
+def test_the_beam_runner_from_the_command_line(tmp_path):
+    home = tmp_path / "home"
+    proc = jfx_cmd("run", str(HELLO), "--runner", "beam", "--beam-arg=--runner=DirectRunner", home=home)
+    assert "of pipeline hello: COMPLETE" in proc.stdout
+    assert {v[0] for v in node_lines(proc.stdout).values()} == {"complete"}
+    runs = json.loads(jfx_cmd("runs", "list", "--json", home=home).stdout)
+    show = json.loads(jfx_cmd("runs", "show", runs[0]["run_id"], "--json", home=home).stdout)
+    assert show["runner"] == "beam"

@@ -1,0 +1,352 @@
+"""``BeamDagRunner``: run a pipeline's DAG as an Apache Beam pipeline.
+
+Each node is a stage of one Beam pipeline. A root node starts from a one-element
+``Create``; a node with upstream nodes waits for them through a ``GroupByKey`` over
+their outcomes (a barrier on every runner, and a real dependency in the task graph
+of runners such as Dask, unlike a side input). The stage's DoFn runs the shared
+launcher (:func:`launch_node`) on the worker: it opens the metadata store from its
+URL, parses the IR from its JSON-able dict and gets the :class:`RunInfo` pickled.
+Independent nodes are independent stages, so a multi-worker runner (Dask, Flink,
+Dataflow) runs them at the same time.
+
+A node whose upstream failed, or halted the pipeline (HaltPipeline), is not run: its
+stage emits a SKIPPED outcome, which skips its own downstream in turn. Each stage
+writes its node's outcome (a pickled :class:`NodeOutcome`) into a folder the driver
+reads back when the Beam pipeline ends; a node whose file is missing (e.g. workers on
+other machines with no shared ``--temp_location``) is rebuilt from the execution the
+launcher recorded in the metadata store.
+
+The data components inside the nodes run on Beam with the same arguments (unless the
+pipeline sets its own ``beam_pipeline_args``).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import shutil
+import tempfile
+import traceback
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from jfx.components._beam import beam_options
+from jfx.errors import InvalidArgumentError, RunInterruptedError
+from jfx.metadata import ExecutionState, MetadataStore
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
+from jfx.orchestrators._local import _cancel_running
+from jfx.orchestrators._progress import make_progress
+from jfx.orchestrators._run import RunResult, RunState, as_ir, finish_run, metadata_url_for, reap_abandoned, start_run
+from jfx.pipelines import Pipeline, PipelineIR
+
+__all__ = ["BeamDagRunner"]
+
+_LOG = logging.getLogger(__name__)
+_DASK_RUNNER = "DaskRunner"
+
+
+class BeamDagRunner:
+    """Runs a pipeline as a Beam pipeline: each node a stage that runs the launcher.
+
+    Args:
+        beam_pipeline_args: Beam options for the DAG pipeline, e.g.
+            ``["--runner=DirectRunner", "--direct_running_mode=multi_processing"]`` or
+            ``["--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
+            "--dask_client_address=tcp://127.0.0.1:8786"]``. The runner defaults to
+            the DirectRunner. The same args are given to the data components inside
+            the nodes unless the pipeline sets its own ``beam_pipeline_args``.
+            With workers on other machines, the metadata database and the pipeline
+            root must be reachable from them; ``--temp_location`` (a shared folder)
+            carries the nodes' outcomes back exactly, else they are rebuilt from the
+            metadata store.
+        metadata_url: overrides the pipeline's metadata URL.
+        pipeline_root: overrides the pipeline's root for new runs.
+        progress: ``"auto"``, ``"log"``, ``"rich"``, ``False``, or a :class:`Progress`
+            object; node results are reported when the Beam pipeline ends.
+
+    Example:
+        >>> result = BeamDagRunner(["--runner=DirectRunner"]).run(pipeline)  # doctest: +SKIP
+        >>> result.state  # doctest: +SKIP
+        'COMPLETE'
+    """
+
+    def __init__(
+        self,
+        beam_pipeline_args: list[str] | tuple[str, ...] | None = None,
+        *,
+        metadata_url: str | None = None,
+        pipeline_root: str | None = None,
+        progress: Any = "auto",
+    ) -> None:
+        args = list(beam_pipeline_args or [])
+        if not all(isinstance(a, str) for a in args):
+            raise InvalidArgumentError("beam_pipeline_args must be a list of strings, e.g. ['--runner=DirectRunner']")
+        self.beam_pipeline_args = args
+        self.metadata_url = metadata_url
+        self.pipeline_root = pipeline_root
+        self.progress = progress
+
+    def run(
+        self,
+        pipeline: Pipeline | PipelineIR | dict[str, Any],
+        *,
+        parameters: dict[str, Any] | None = None,
+        enable_cache: bool = True,
+        run_id: str | None = None,
+        resume_run_id: str | None = None,
+    ) -> RunResult:
+        """Run the pipeline on Beam and return what happened to each node.
+
+        Same contract as :meth:`LocalDagRunner.run`.
+
+        Raises:
+            RunInterruptedError: Ctrl-C; the running executions are marked CANCELLED.
+        """
+        ir = as_ir(pipeline)
+        if ir.beam_pipeline_args is None and self.beam_pipeline_args:
+            ir = replace(ir, beam_pipeline_args=tuple(self.beam_pipeline_args))
+        url = metadata_url_for(ir, self.metadata_url)
+        store = MetadataStore(url)
+        try:
+            reap_abandoned(store)
+            run, outcomes = start_run(
+                store, ir, runner="beam", parameters=parameters, enable_cache=enable_cache,
+                pipeline_root=self.pipeline_root, run_id=run_id, resume_run_id=resume_run_id,
+            )
+            progress = make_progress(self.progress)
+            progress.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
+            done_before = dict(outcomes)
+            watermark = max((e.id or 0 for e in store.get_executions_by_context(run.run_context_id)), default=0)
+            try:
+                collected, error = self._run_beam(url, ir, run, outcomes)
+            except (KeyboardInterrupt, SystemExit):
+                _cancel_running(store, run)
+                for node in ir.nodes:
+                    outcomes.setdefault(node.id, NodeOutcome(node.id, NodeState.CANCELLED))
+                finish_run(store, run, RunState.CANCELLED, outcomes)
+                progress.finish(RunState.CANCELLED)
+                raise RunInterruptedError(
+                    f"run {run.run_id} was interrupted; rerun what did not complete with: jfx run --resume {run.run_id}"
+                ) from None
+            for node in _topological(ir):  # a missing node's upstream are known before it
+                if node.id in outcomes:
+                    continue
+                outcome = collected.get(node.id) or _outcome_from_store(store, run, node.id, watermark)
+                if outcome is None:
+                    outcome = _skipped(node.id, node.upstream, outcomes) or NodeOutcome(
+                        node.id, NodeState.FAILED,
+                        error=f"the Beam pipeline reported no outcome for this node{f': {error}' if error else ''}",
+                    )
+                outcomes[node.id] = outcome
+            for node in ir.nodes:
+                if node.id not in done_before:
+                    progress.node_finished(outcomes[node.id])
+            state = RunState.COMPLETE if all(o.succeeded for o in outcomes.values()) else RunState.FAILED
+            finish_run(store, run, state, outcomes)
+            progress.finish(state)
+            ordered = {n.id: outcomes[n.id] for n in ir.nodes}
+            return RunResult(run.run_id, ir.name, state, ordered, store.url)
+        finally:
+            store.close()
+
+    def _run_beam(self, url: str, ir: PipelineIR, run: RunInfo,
+                  done: dict[str, NodeOutcome]) -> tuple[dict[str, NodeOutcome], str | None]:
+        """Build and run the Beam pipeline; return the outcomes it wrote and its error, if any."""
+        options = beam_options(_dag_args(self.beam_pipeline_args))
+        temp_root = options.get_all_options().get("temp_location")
+        local = temp_root is None
+        folder = tempfile.mkdtemp(prefix="jfx-beam-dag-") if local else FileSystems.join(
+            temp_root, f"jfx-dag-{run.run_id}-{uuid.uuid4().hex[:8]}")
+        error: str | None = None
+        try:
+            p = beam.Pipeline(options=options)
+            launch = _LaunchNode(url, ir.to_dict(), run, folder)
+            stages: dict[str, Any] = {}
+            for node in _topological(ir):
+                if node.id in done:
+                    stages[node.id] = p | f"{node.id}/Done" >> beam.Create([done[node.id]])
+                    continue
+                if not node.upstream:
+                    start = p | f"{node.id}/Start" >> beam.Create([(node.id, [])])
+                else:
+                    start = (
+                        [stages[u] for u in node.upstream]
+                        | f"{node.id}/Upstream" >> beam.Flatten()
+                        | f"{node.id}/Key" >> beam.Map(_keyed, node.id)
+                        | f"{node.id}/WaitForUpstream" >> beam.GroupByKey()
+                    )
+                stages[node.id] = start | f"{node.id}/Launch" >> beam.ParDo(launch)
+            # One sink that depends on every stage: the DaskRunner computes only the last one.
+            _ = list(stages.values()) | "AllNodes" >> beam.Flatten() | "Finished" >> beam.Map(_node_id)
+            result = p.run()
+            try:
+                result.wait_until_finish()
+            finally:
+                client = getattr(result, "client", None)  # the DaskRunner leaves its client open
+                if client is not None:
+                    client.close()
+        except Exception as err:  # noqa: BLE001 - the nodes that did finish are still reported
+            _LOG.warning("the Beam pipeline of run %s failed: %s", run.run_id, err)
+            text = str(err).strip().splitlines()
+            error = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+        try:
+            return _read_outcomes(folder), error
+        finally:
+            if local:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                try:
+                    FileSystems.delete([folder])
+                except Exception as err:  # noqa: BLE001 - a leftover folder is worth a log line
+                    _LOG.warning("could not delete Beam temp folder %s: %s", folder, err)
+
+
+def _dag_args(args: list[str]) -> list[str]:
+    """The DAG pipeline's args: on Dask, one bag partition per node unless the args choose."""
+    if any(_DASK_RUNNER in a for a in args if a.startswith("--runner")) and not any(
+        a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args
+    ):
+        return [*args, "--dask_npartitions=1"]
+    return list(args)
+
+
+def _topological(ir: PipelineIR) -> list[Any]:
+    """The nodes, each after its upstream nodes (the IR's order where it already is)."""
+    placed: set[str] = set()
+    order: list[Any] = []
+    pending = list(ir.nodes)
+    while pending:
+        ready = [n for n in pending if all(u in placed for u in n.upstream)]
+        if not ready:
+            raise InvalidArgumentError(f"pipeline {ir.name!r} has a cycle among {', '.join(n.id for n in pending)}")
+        for n in ready:
+            pending.remove(n)
+            placed.add(n.id)
+            order.append(n)
+    return order
+
+
+def _keyed(outcome: NodeOutcome, node_id: str) -> tuple[str, NodeOutcome]:
+    return node_id, outcome
+
+
+def _node_id(outcome: NodeOutcome) -> str:
+    return outcome.node_id
+
+
+def _skipped(node_id: str, upstream: Any, outcomes: dict[str, NodeOutcome]) -> NodeOutcome | None:
+    """A SKIPPED outcome if an upstream node did not succeed (as LocalDagRunner words it)."""
+    for u in upstream:
+        up = outcomes.get(u)
+        if up is not None and not up.succeeded:
+            why = "halted the pipeline" if up.halted else up.state
+            return NodeOutcome(node_id, NodeState.SKIPPED, error=f"upstream node {up.node_id} {why}")
+    return None
+
+
+class _LaunchNode(beam.DoFn):
+    """``(node id, upstream outcomes)`` → the node's outcome, after running the launcher."""
+
+    def __init__(self, url: str, ir_doc: dict[str, Any], run: RunInfo, folder: str) -> None:
+        self.url = url
+        self.ir_doc = ir_doc
+        self.run = run
+        self.folder = folder
+
+    def process(self, element: tuple[str, Any]):
+        node_id, upstream = element
+        ups = {o.node_id: o for o in upstream}
+        ir = PipelineIR.from_dict(self.ir_doc)
+        node = ir.node(node_id)
+        outcome = _skipped(node_id, node.upstream, ups)
+        if outcome is None:
+            outcome = _launch(self.url, ir, node, self.run)
+        with FileSystems.create(FileSystems.join(self.folder, f"{uuid.uuid4().hex}.pkl")) as fh:
+            fh.write(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+        yield outcome
+
+
+def _launch(url: str, ir: PipelineIR, node: Any, run: RunInfo) -> NodeOutcome:
+    """Run the launcher in this worker; a failure of the launcher itself fails the node."""
+    seceded = _secede_if_dask_inside(ir)
+    try:
+        store = MetadataStore(url)
+        try:
+            return launch_node(store, ir, node, run)
+        finally:
+            store.close()
+    except Exception as err:  # noqa: BLE001 - e.g. the store is unreachable from this worker
+        return NodeOutcome(node.id, NodeState.FAILED, error=f"{type(err).__name__}: {err}",
+                           traceback=traceback.format_exc())
+    finally:
+        if seceded:
+            from distributed import rejoin
+
+            rejoin()
+
+
+def _secede_if_dask_inside(ir: PipelineIR) -> bool:
+    """On a Dask worker, whose node will itself submit Beam work to Dask: leave the thread pool.
+
+    Otherwise a node waiting for its data components' tasks holds a worker thread
+    those tasks need, and a cluster whose threads all hold such nodes deadlocks.
+    """
+    args = ir.beam_pipeline_args or ()
+    if not any(_DASK_RUNNER in a for a in args if a.startswith("--runner")):
+        return False
+    try:
+        from distributed import get_worker, secede
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    secede()
+    return True
+
+
+def _read_outcomes(folder: str) -> dict[str, NodeOutcome]:
+    found: dict[str, NodeOutcome] = {}
+    try:
+        matches = FileSystems.match([FileSystems.join(folder, "*.pkl")])[0].metadata_list
+    except Exception:  # noqa: BLE001 - no folder: nothing was written
+        return found
+    for match in matches:
+        with FileSystems.open(match.path) as fh:
+            outcome = pickle.loads(fh.read())
+        found[outcome.node_id] = outcome
+    return found
+
+
+_STATES = {
+    ExecutionState.COMPLETE: NodeState.COMPLETE,
+    ExecutionState.CACHED: NodeState.CACHED,
+    ExecutionState.FAILED: NodeState.FAILED,
+    ExecutionState.CANCELLED: NodeState.CANCELLED,
+    ExecutionState.ABANDONED: NodeState.FAILED,
+    ExecutionState.RUNNING: NodeState.FAILED,
+}
+
+
+def _outcome_from_store(store: MetadataStore, run: RunInfo, node_id: str, after_id: int) -> NodeOutcome | None:
+    """The outcome of ``node_id`` in this attempt of the run, from the execution the launcher recorded."""
+    mine = [e for e in store.get_executions_by_context(run.run_context_id)
+            if e.node_id == node_id and (e.id or 0) > after_id]
+    if not mine:
+        return None
+    e = max(mine, key=lambda x: x.id or 0)
+    assert e.id is not None
+    state = _STATES.get(e.state, NodeState.FAILED)
+    _, outputs = store.get_execution_artifacts(e.id)
+    props = e.properties
+    failed = state in (NodeState.FAILED, NodeState.CANCELLED)
+    duration = (e.end_time - e.start_time).total_seconds() if e.end_time and e.start_time else 0.0
+    return NodeOutcome(
+        node_id, state, e.id, outputs if not failed else {},
+        cache_miss_reason=props.get("cache_miss_reason"), cached_from=props.get("cached_from"),
+        error=(props.get("error_message") or f"execution {e.id} is {e.state}") if failed else None,
+        traceback=e.error or None, duration_s=duration, halted=props.get("halted"),
+    )
