@@ -338,32 +338,9 @@ def serving_fn_for(model: Any, head: str | None = None) -> tuple[Callable[[Any, 
     """An NNX module as ``(serving_fn(params, features) -> outputs, params)`` for
     :func:`jfx.core.export` or ``export_with_transform``; the outputs are those of
     :func:`jfx.core.export_model` for the same ``head``."""
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-    from jfx.core._export import _head
+    from jfx.core._export import model_serving_fn
 
-    head = head or _head(model)
-    if head not in ("classifier", "regressor", "logits"):
-        raise InvalidArgumentError(f"head must be classifier, regressor or logits, got {head!r}")
-    model.eval()
-    graphdef, rng_state, weights = nnx.split(model, nnx.RngState, ...)
-
-    def serving_fn(params: Any, features: dict[str, Any]) -> dict[str, Any]:
-        module = nnx.merge(graphdef, rng_state, params, copy=True)
-        logits = jnp.asarray(module(features)).astype(jnp.float32)
-        if head == "regressor":
-            return {"predictions": logits}
-        if head == "logits":
-            return {"logits": logits}
-        if logits.ndim == 1 or logits.shape[-1] == 1:
-            p = jax.nn.sigmoid(logits.reshape(-1))
-            probs = jnp.stack([1 - p, p], axis=-1)
-        else:
-            probs = jax.nn.softmax(logits, axis=-1)
-        return {"logits": logits, "probabilities": probs, "class_ids": jnp.argmax(probs, axis=-1).astype(jnp.int32)}
-
-    return serving_fn, weights
+    return model_serving_fn(model, head)
 
 
 # ----------------------------------------------------------------------- the context

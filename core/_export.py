@@ -197,6 +197,36 @@ def _head(model: nnx.Module) -> str:
     return "logits"
 
 
+def model_serving_fn(model: nnx.Module, head: str | None = None) -> tuple[Callable[[Any, dict], dict], Any]:
+    """An NNX module (put in eval mode) as ``(serving_fn(params, features) -> outputs, params)``.
+
+    The pair :func:`export` takes; ``head`` chooses the outputs as in :func:`export_model`.
+    """
+    from flax import nnx
+
+    head = head or _head(model)
+    if head not in ("classifier", "regressor", "logits"):
+        raise InvalidArgumentError(f"head must be classifier, regressor or logits, got {head!r}")
+    model.eval()
+    graphdef, rng_state, weights = nnx.split(model, nnx.RngState, ...)
+
+    def serving_fn(params: Any, features: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        module = nnx.merge(graphdef, rng_state, params, copy=True)
+        logits = jnp.asarray(module(features)).astype(jnp.float32)
+        if head == "regressor":
+            return {"predictions": logits}
+        if head == "logits":
+            return {"logits": logits}
+        if logits.ndim == 1 or logits.shape[-1] == 1:
+            p = jax.nn.sigmoid(logits.reshape(-1))
+            probs = jnp.stack([1 - p, p], axis=-1)
+        else:
+            probs = jax.nn.softmax(logits, axis=-1)
+        return {"logits": logits, "probabilities": probs, "class_ids": jnp.argmax(probs, axis=-1).astype(jnp.int32)}
+
+    return serving_fn, weights
+
+
 def export_model(model: nnx.Module, signature: Mapping[str, TensorSpec], path: str | Path, *,
                  head: str | None = None, platforms: Sequence[str] | None = None,
                  metadata: Mapping[str, Any] | None = None) -> Path:
@@ -214,28 +244,7 @@ def export_model(model: nnx.Module, signature: Mapping[str, TensorSpec], path: s
     Example:
         >>> export_model(model, signature_from_dataset(ds), "/tmp/model")  # doctest: +SKIP
     """
-    head = head or _head(model)
-    if head not in ("classifier", "regressor", "logits"):
-        raise InvalidArgumentError(f"head must be classifier, regressor or logits, got {head!r}")
-    model.eval()
-    from flax import nnx
-
-    graphdef, rng_state, weights = nnx.split(model, nnx.RngState, ...)
-
-    def serving_fn(params: Any, features: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        module = nnx.merge(graphdef, rng_state, params, copy=True)
-        logits = jnp.asarray(module(features)).astype(jnp.float32)
-        if head == "regressor":
-            return {"predictions": logits}
-        if head == "logits":
-            return {"logits": logits}
-        if logits.ndim == 1 or logits.shape[-1] == 1:
-            p = jax.nn.sigmoid(logits.reshape(-1))
-            probs = jnp.stack([1 - p, p], axis=-1)
-        else:
-            probs = jax.nn.softmax(logits, axis=-1)
-        return {"logits": logits, "probabilities": probs, "class_ids": jnp.argmax(probs, axis=-1).astype(jnp.int32)}
-
+    serving_fn, weights = model_serving_fn(model, head)
     return export(serving_fn, weights, signature, path, platforms=platforms, metadata=metadata)
 
 
