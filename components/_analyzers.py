@@ -145,7 +145,7 @@ class AnalyzerRecord:
 
 
 class FunctionRef(Protocol):
-    """Where ``preprocessing_fn`` lives (:class:`jfx.components._transform.PreprocessingFnRef`).
+    """Where ``preprocessing_fn`` lives (:class:`jfx.components._user_code.FunctionRef`).
 
     Picklable, so Beam workers import the function themselves.
     """

@@ -27,12 +27,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,98 +42,30 @@ from jfx.components._engine import (
 from jfx.components._examples import split_dir, split_files, split_names
 from jfx.components._statistics import arrow_column_type
 from jfx.components._statistics_gen import schema_column_types
-from jfx.errors import ComponentError, DataValidationError, InvalidArgumentError
+from jfx.components._user_code import FunctionRef
+from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.types import Examples, Schema, TransformGraph
 
-__all__ = ["PreprocessingFnRef", "Transform", "column_types", "write_transformed"]
+__all__ = ["Transform", "column_types", "preprocessing_ref", "write_transformed"]
 
-@dataclass(frozen=True)
-class PreprocessingFnRef:
-    """Where ``preprocessing_fn`` lives: a file path or an importable module, and a name.
+def preprocessing_ref(module_file: str | None = None, preprocessing_fn: str | None = None) -> FunctionRef:
+    """Where ``preprocessing_fn`` lives, from Transform's parameters.
 
-    Picklable, so Beam workers import the function themselves.
+    ``preprocessing_fn`` is ``"package.module:function"`` or ``"path/file.py:function"``;
+    with ``module_file`` it is the function's name in that file (default
+    ``preprocessing_fn``).
+
+    Raises:
+        InvalidArgumentError: neither is given, or the reference is malformed.
     """
-
-    module: str
-    function: str = "preprocessing_fn"
-    is_file: bool = True
-
-    @classmethod
-    def parse(cls, module_file: str | None = None, preprocessing_fn: str | None = None) -> PreprocessingFnRef:
-        """From Transform's parameters: ``module_file`` and/or ``preprocessing_fn``.
-
-        ``preprocessing_fn`` is ``"package.module:function"`` or ``"path/file.py:function"``;
-        with ``module_file`` it is the function's name in that file (default
-        ``preprocessing_fn``).
-
-        Raises:
-            InvalidArgumentError: neither is given, or the reference is malformed.
-        """
-        if module_file:
-            name = preprocessing_fn or "preprocessing_fn"
-            if ":" in name:
-                raise InvalidArgumentError(
-                    f"with module_file={module_file!r}, preprocessing_fn is a function name, got {name!r}")
-            return cls(str(Path(module_file).expanduser().resolve()), name, True)
-        if not preprocessing_fn:
-            raise InvalidArgumentError(
-                "Transform needs module_file='path/to/preprocessing.py' (defining preprocessing_fn) or "
-                "preprocessing_fn='package.module:function' or 'path/to/file.py:function'"
-            )
-        module, sep, name = preprocessing_fn.rpartition(":")
-        if not sep or not module or not name:
-            raise InvalidArgumentError(
-                f"preprocessing_fn={preprocessing_fn!r} is not 'package.module:function' or 'file.py:function'")
-        if module.endswith(".py"):
-            return cls(str(Path(module).expanduser().resolve()), name, True)
-        return cls(module, name, False)
-
-    def describe(self) -> str:
-        return f"{self.module}:{self.function}"
-
-    def source_path(self) -> Path | None:
-        """The file holding the function (for the cache key), or ``None`` if it cannot be found."""
-        if self.is_file:
-            return Path(self.module)
-        try:
-            spec = importlib.util.find_spec(self.module)
-        except (ImportError, ValueError):
-            return None
-        return Path(spec.origin) if spec is not None and spec.origin else None
-
-    def load(self) -> Callable:
-        """Imports the function (a file is imported under a name derived from its content).
-
-        Raises:
-            ComponentError: the file or module cannot be imported, or has no such function.
-        """
-        try:
-            if self.is_file:
-                path = Path(self.module)
-                data = path.read_bytes()
-                mod_name = f"_jfx_preprocessing_{hashlib.sha256(bytes(str(path), 'utf-8') + data).hexdigest()[:16]}"
-                module = sys.modules.get(mod_name)
-                if module is None:
-                    spec = importlib.util.spec_from_file_location(mod_name, path)
-                    module = importlib.util.module_from_spec(spec)
-                    spec.loader.exec_module(module)
-                    sys.modules[mod_name] = module
-            else:
-                module = importlib.import_module(self.module)
-        except Exception as err:
-            raise ComponentError(f"cannot import the preprocessing module {self.module}: "
-                                 f"{type(err).__name__}: {err}") from err
-        fn = getattr(module, self.function, None)
-        if not callable(fn):
-            raise ComponentError(f"{self.module} defines no function {self.function!r}")
-        return fn
+    return FunctionRef.parse(module_file, preprocessing_fn, default="preprocessing_fn", param="preprocessing_fn")
 
 
 def _module_fingerprint(params: dict[str, Any]) -> str:
     """A hash of the preprocessing module's bytes: an edited module misses the cache."""
     try:
-        ref = PreprocessingFnRef.parse(params.get("module_file"), params.get("preprocessing_fn"))
+        ref = preprocessing_ref(params.get("module_file"), params.get("preprocessing_fn"))
     except InvalidArgumentError:
         return "invalid"
     path = ref.source_path()
@@ -249,7 +175,7 @@ def Transform(
             names the module and, for a missing column, the column).
         DataValidationError: an analyze split does not exist or a file is unreadable.
     """
-    ref = PreprocessingFnRef.parse(module_file, preprocessing_fn)
+    ref = preprocessing_ref(module_file, preprocessing_fn)
     names = split_names(examples)
     analyze = list(analyze_splits) if analyze_splits else ["train"]
     unknown = [s for s in analyze if s not in names]

@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from jfx.components import transform as jt
 from jfx.components._analyzers import analyze
-from jfx.components._transform import PreprocessingFnRef
+from jfx.components._transform import preprocessing_ref
 from jfx.components._transform_graph import load_transform, save_transform
+from jfx.components._user_code import FunctionRef
 from jfx.core import encode_strings, stable_hash
 from jfx.errors import ComponentError, InvalidArgumentError
 
@@ -48,11 +49,11 @@ def write_parts(tmp_path: Path, t: pa.Table, parts: int = 3, row_group: int | No
     return files
 
 
-def module(tmp_path: Path, body: str, name: str = "prep.py") -> PreprocessingFnRef:
+def module(tmp_path: Path, body: str, name: str = "prep.py") -> FunctionRef:
     path = tmp_path / name
     path.write_text("import jax.numpy as jnp\nfrom jfx.components import transform as jt\n\n"
                     + textwrap.dedent(body))
-    return PreprocessingFnRef.parse(str(path))
+    return preprocessing_ref(str(path))
 
 
 def floats(t: pa.Table, name: str) -> np.ndarray:
