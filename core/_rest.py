@@ -1,0 +1,230 @@
+"""The REST surface of the model server: parsing predict requests, formatting answers,
+the routes, and their OpenAPI description (see :mod:`jfx.core._serving`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from jfx.core._export import LoadedModel
+from jfx.errors import InvalidArgumentError, JfxError
+
+_SIGNATURE_NAME = "serving_default"
+
+_PREDICT_HELP = ('send {"instances": [{"feature": value, ...}, ...]} (one object per row) '
+                 'or {"inputs": {"feature": [value, ...], ...}} (one list per feature)')
+
+# --------------------------------------------------------------------------------------
+# Requests
+# --------------------------------------------------------------------------------------
+
+class HttpError(JfxError):
+    """An error answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def _bad(message: str) -> HttpError:
+    return HttpError(400, message)
+
+
+def parse_predict_body(body: bytes, model: LoadedModel) -> tuple[str, dict[str, np.ndarray], int]:
+    """Parses and checks a predict request body against the model's signature.
+
+    Returns:
+        ``("rows" | "columns", prepared arrays, number of rows)``.
+
+    Raises:
+        HttpError: 400, naming the field at fault.
+    """
+    if not body.strip():
+        raise _bad(f"the request body is empty; {_PREDICT_HELP}")
+    try:
+        req = json.loads(body)
+    except RecursionError as err:
+        raise _bad("the request body's JSON is nested too deeply") from err
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        raise _bad(f"the request body is not valid JSON: {err}") from err
+    if not isinstance(req, dict):
+        raise _bad(f"the request body must be a JSON object, got {type(req).__name__}; {_PREDICT_HELP}")
+    unknown = sorted(set(req) - {"instances", "inputs", "signature_name"})
+    if unknown:
+        raise _bad(f"unknown field {unknown[0]!r} in the request; {_PREDICT_HELP}")
+    sig = req.get("signature_name", _SIGNATURE_NAME)
+    if sig != _SIGNATURE_NAME:
+        raise _bad(f"signature_name {sig!r} is unknown; the only signature is {_SIGNATURE_NAME!r}")
+    if ("instances" in req) == ("inputs" in req):
+        raise _bad(("give only one of \"instances\" and \"inputs\"" if "instances" in req
+                    else "the request has neither \"instances\" nor \"inputs\"") + f"; {_PREDICT_HELP}")
+    names = list(model.inputs)
+    if "instances" in req:
+        kind, rows = "rows", req["instances"]
+        if not isinstance(rows, list):
+            raise _bad(f"\"instances\" must be a list, got {type(rows).__name__}")
+        if len(names) == 1:  # TF Serving lets a one-input model take bare values
+            rows = [r if isinstance(r, dict) else {names[0]: r} for r in rows]
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise _bad(f"instance {i} is a {type(row).__name__}; expected an object of features {names}")
+            extra = [k for k in row if k not in model.inputs]
+            if extra:
+                raise _bad(f"instance {i} has unknown feature {extra[0]!r}; the model expects {names}")
+        if not rows:
+            return kind, {}, 0
+        data: Any = rows
+    else:
+        kind, data = "columns", req["inputs"]
+        if len(names) == 1 and not isinstance(data, dict):
+            data = {names[0]: data}
+        if not isinstance(data, dict):
+            raise _bad(f"\"inputs\" must be an object of feature columns {names}, got {type(data).__name__}")
+        extra = [k for k in data if k not in model.inputs]
+        if extra:
+            raise _bad(f"\"inputs\" has unknown feature {extra[0]!r}; the model expects {names}")
+        for name, col in data.items():
+            if not isinstance(col, list):
+                raise _bad(f"\"inputs\" feature {name!r} must be a list of values, one per row, "
+                           f"got {type(col).__name__}")
+    try:
+        with np.errstate(all="ignore"):  # 1e300 for a float32 feature is inf, as in TF Serving
+            arrays = model.prepare(data)
+    except InvalidArgumentError as err:
+        raise _bad(str(err)) from err
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError, RecursionError) as err:
+        raise _bad(f"{_culprit(model, data)}cannot be read: {type(err).__name__}: {err}") from err
+    n = int(next(iter(arrays.values())).shape[0])
+    return kind, arrays, n
+
+
+def _culprit(model: LoadedModel, data: Any) -> str:
+    """Names the feature that ``prepare`` choked on with an error it did not translate."""
+    try:
+        columns = data if isinstance(data, dict) else model._columns_from_rows(data)
+    except Exception:  # noqa: BLE001 - only diagnosing
+        return "the inputs "
+    for name, spec in model.inputs.items():
+        try:
+            model._column(name, spec, columns[name])
+        except Exception:  # noqa: BLE001 - only diagnosing
+            return f"feature {name!r} "
+    return "the inputs "
+
+
+def format_predictions(kind: str, outputs: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
+    """TF Serving's response: row form → ``predictions`` (a list, one entry per row: the
+    bare value for a one-output model, else an object); columnar → ``outputs``."""
+    cols = {k: np.asarray(v).tolist() for k, v in outputs.items()}
+    if kind == "columns":
+        return {"outputs": next(iter(cols.values())) if len(cols) == 1 else cols}
+    if len(cols) == 1:
+        return {"predictions": next(iter(cols.values()))}
+    keys = list(cols)
+    return {"predictions": [dict(zip(keys, vals)) for vals in zip(*(cols[k] for k in keys))] if n else []}
+
+
+def _empty_outputs(model: LoadedModel) -> dict[str, np.ndarray]:
+    return {k: np.zeros((0, *v["shape"]), v["dtype"]) for k, v in model.outputs.items()}
+
+
+# --------------------------------------------------------------------------------------
+# Routes and the OpenAPI description
+# --------------------------------------------------------------------------------------
+
+_SEG = r"(?P<name>[^/:]+)"
+_VER = r"(?P<version>[^/:]+)"
+# (OpenAPI path template, regex, {method: handler name})
+ROUTES: list[tuple[str, re.Pattern[str], dict[str, str]]] = [
+    ("/v1/models/{model_name}", re.compile(rf"/v1/models/{_SEG}"), {"GET": "status"}),
+    ("/v1/models/{model_name}/versions/{version}", re.compile(rf"/v1/models/{_SEG}/versions/{_VER}"),
+     {"GET": "status"}),
+    ("/v1/models/{model_name}/metadata", re.compile(rf"/v1/models/{_SEG}/metadata"), {"GET": "metadata"}),
+    ("/v1/models/{model_name}/versions/{version}/metadata",
+     re.compile(rf"/v1/models/{_SEG}/versions/{_VER}/metadata"), {"GET": "metadata"}),
+    ("/v1/models/{model_name}:predict", re.compile(rf"/v1/models/{_SEG}:predict"), {"POST": "predict"}),
+    ("/v1/models/{model_name}/versions/{version}:predict",
+     re.compile(rf"/v1/models/{_SEG}/versions/{_VER}:predict"), {"POST": "predict"}),
+    ("/v1/openapi.json", re.compile(r"/v1/openapi\.json"), {"GET": "openapi"}),
+    ("/openapi.json", re.compile(r"/openapi\.json"), {"GET": "openapi"}),
+]
+
+
+def _resp(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
+    """The OpenAPI 3 description of the server's routes (served at ``/v1/openapi.json``)."""
+    name_param = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"},
+                  "description": f"the served model's name ({model_name!r} on this server)"}
+    version_param = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"},
+                     "description": "a loaded version (a folder name under the model base path)"}
+    errors = {"400": _resp("a malformed request; the message names the field", "Error"),
+              "404": _resp("no such model or version", "Error"),
+              "405": _resp("the route does not take this method", "Error"),
+              "503": _resp("no version of the model has loaded yet", "Error")}
+    status_op = {"summary": "Version status (TF Serving's GetModelStatus)", "tags": ["models"],
+                 "responses": {"200": _resp("the versions known, newest first", "ModelStatus"), **errors}}
+    metadata_op = {"summary": "The model's signature (TF Serving's GetModelMetadata)", "tags": ["models"],
+                   "responses": {"200": _resp("the signature", "ModelMetadata"), **errors}}
+    predict_op = {
+        "summary": "Predict (TF Serving's REST predict)", "tags": ["predict"],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"},
+                        "examples": {"rows": {"value": {"instances": [{"x": 1.0}, {"x": 2.0}]}},
+                                     "columns": {"value": {"inputs": {"x": [1.0, 2.0]}}}}}}},
+        "responses": {"200": _resp("row requests get predictions, columnar requests get outputs", "PredictResponse"),
+                      **errors},
+    }
+    openapi_op = {"summary": "This description", "tags": ["meta"],
+                  "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": {"type": "object"}}}}}}
+    ops = {"status": status_op, "metadata": metadata_op, "predict": predict_op, "openapi": openapi_op}
+    paths: dict[str, Any] = {}
+    for template, _, methods in ROUTES:
+        params = [p for p in (name_param, version_param) if "{" + p["name"] + "}" in template]
+        item: dict[str, Any] = {m.lower(): {**ops[h], "operationId": f"{h}_{m.lower()}_{_op_suffix(template)}"}
+                                for m, h in methods.items()}
+        if params:
+            item["parameters"] = params
+        paths[template] = item
+    any_json = {}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "jfx model server", "version": "1",
+                 "description": "TensorFlow Serving's REST API for jfx model artifacts. See docs/serving.md."},
+        "paths": paths,
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "ModelStatus": {"type": "object", "properties": {"model_version_status": {"type": "array", "items": {
+                "type": "object", "properties": {
+                    "version": {"type": "string"},
+                    "state": {"type": "string", "enum": ["LOADING", "AVAILABLE", "END"]},
+                    "status": {"type": "object", "properties": {"error_code": {"type": "string"},
+                                                                "error_message": {"type": "string"}}}}}}}},
+            "ModelMetadata": {"type": "object", "properties": {
+                "model_spec": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                                                                "signature_name": {"type": "string"}}},
+                "metadata": {"type": "object", "properties": {"signature_def": {"type": "object"}}}}},
+            "PredictRequest": {"type": "object", "properties": {
+                "signature_name": {"type": "string", "enum": [_SIGNATURE_NAME]},
+                "instances": {"type": "array", "items": any_json,
+                              "description": "rows: one object of features per row (or bare values for a one-input model)"},
+                "inputs": {"description": "columns: feature → list of values, one per row", **any_json}}},
+            "PredictResponse": {"type": "object", "properties": {
+                "predictions": {"type": "array", "items": any_json,
+                                "description": "one entry per row: an object of outputs, or the bare value for one output"},
+                "outputs": {"description": "output → list of values (the bare list for one output)", **any_json}}},
+        }},
+    }
+
+
+def _op_suffix(template: str) -> str:
+    return re.sub(r"[^a-z]+", "_", template.replace("{", "").replace("}", "").lower()).strip("_")
+
+
