@@ -35,12 +35,20 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from jfx.components._beam import beam_options
-from jfx.errors import InvalidArgumentError, RunInterruptedError
+from jfx.errors import InvalidArgumentError
 from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
-from jfx.orchestrators._local import _cancel_running
 from jfx.orchestrators._progress import make_progress
-from jfx.orchestrators._run import RunResult, RunState, as_ir, finish_run, metadata_url_for, reap_abandoned, start_run
+from jfx.orchestrators._run import (
+    RunResult,
+    RunState,
+    as_ir,
+    finish_run,
+    interrupt_run,
+    metadata_url_for,
+    reap_abandoned,
+    start_run,
+)
 from jfx.pipelines import Pipeline, PipelineIR
 
 __all__ = ["BeamDagRunner"]
@@ -124,14 +132,7 @@ class BeamDagRunner:
             try:
                 collected, error = self._run_beam(url, ir, run, outcomes)
             except (KeyboardInterrupt, SystemExit):
-                _cancel_running(store, run)
-                for node in ir.nodes:
-                    outcomes.setdefault(node.id, NodeOutcome(node.id, NodeState.CANCELLED))
-                finish_run(store, run, RunState.CANCELLED, outcomes)
-                progress.finish(RunState.CANCELLED)
-                raise RunInterruptedError(
-                    f"run {run.run_id} was interrupted; rerun what did not complete with: jfx run --resume {run.run_id}"
-                ) from None
+                raise interrupt_run(store, ir, run, outcomes, progress) from None
             for node in _topological(ir):  # a missing node's upstream are known before it
                 if node.id in outcomes:
                     continue

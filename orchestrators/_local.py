@@ -7,16 +7,22 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any
 
-from jfx.errors import InvalidArgumentError, RunInterruptedError
-from jfx.metadata import ExecutionState, MetadataStore
+from jfx.errors import InvalidArgumentError
+from jfx.metadata import MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node, reuse_latest
 from jfx.orchestrators._progress import Progress, make_progress
-from jfx.orchestrators._publish import remove_tree, staging_dir
-from jfx.orchestrators._run import RunResult, RunState, as_ir, finish_run, metadata_url_for, reap_abandoned, start_run
+from jfx.orchestrators._run import (
+    RunResult,
+    RunState,
+    as_ir,
+    finish_run,
+    interrupt_run,
+    metadata_url_for,
+    reap_abandoned,
+    start_run,
+)
 from jfx.pipelines import Pipeline, PipelineIR
 
 __all__ = ["LocalDagRunner"]
@@ -109,16 +115,9 @@ class LocalDagRunner:
             try:
                 self._schedule(store, url, ir, run, outcomes, progress, cancel)
             except (KeyboardInterrupt, SystemExit):
-                _cancel_running(store, run)
-                for node in ir.nodes:
-                    outcomes.setdefault(node.id, NodeOutcome(node.id, NodeState.CANCELLED))
-                finish_run(store, run, RunState.CANCELLED, outcomes)
-                progress.finish(RunState.CANCELLED)
                 if self.executor == "process":
                     _shutdown_pool()
-                raise RunInterruptedError(
-                    f"run {run.run_id} was interrupted; rerun what did not complete with: jfx run --resume {run.run_id}"
-                ) from None
+                raise interrupt_run(store, ir, run, outcomes, progress) from None
             left_out = set() if selected is None else {n.id for n in ir.nodes} - selected
             state = RunState.COMPLETE if all(o.succeeded or k in left_out and o.state == NodeState.SKIPPED
                                              for k, o in outcomes.items()) else RunState.FAILED
@@ -202,22 +201,6 @@ def _in_daemon_thread(fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
 
     threading.Thread(target=target, name="jfx-node", daemon=True).start()
     return future
-
-
-def _cancel_running(store: MetadataStore, run: RunInfo) -> None:
-    """Mark this run's RUNNING executions CANCELLED and drop their staging directories.
-
-    A node thread still inside user code sees the cancel flag when it returns and
-    publishes nothing.
-    """
-    for execution in store.get_executions_by_context(run.run_context_id):
-        if execution.state == ExecutionState.RUNNING:
-            store.put_execution(replace(
-                execution, state=ExecutionState.CANCELLED, end_time=datetime.now(timezone.utc),
-                error="the run was interrupted",
-            ))
-            assert execution.id is not None
-            remove_tree(staging_dir(run.pipeline_root, run.pipeline_name, execution.node_id, execution.id))
 
 
 # The process pool persists across runs in one process: starting workers costs far

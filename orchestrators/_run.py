@@ -15,13 +15,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from jfx._config import default_pipeline_root, resolve_metadata_url
-from jfx.errors import InvalidArgumentError, NotFoundError
+from jfx.errors import InvalidArgumentError, NotFoundError, RunInterruptedError
 from jfx.metadata import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionState, MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo
 from jfx.orchestrators._publish import remove_tree, staging_dir
 from jfx.pipelines import Pipeline, PipelineIR
 
-__all__ = ["RunResult", "RunState", "as_ir", "start_run", "finish_run", "reap_abandoned", "new_run_id"]
+__all__ = ["RunResult", "RunState", "as_ir", "start_run", "finish_run", "interrupt_run", "cancel_running",
+           "reap_abandoned", "new_run_id"]
 
 
 class RunState:
@@ -190,3 +191,32 @@ def reap_abandoned(store: MetadataStore) -> list[int]:
 def metadata_url_for(ir: PipelineIR, override: str | None) -> str:
     """The metadata URL: an explicit override, else the pipeline's, else the default."""
     return resolve_metadata_url(override or ir.metadata_url)
+
+
+def cancel_running(store: MetadataStore, run: RunInfo) -> None:
+    """Mark this run's RUNNING executions CANCELLED and drop their staging directories.
+
+    A node thread still inside user code sees the cancel flag when it returns and
+    publishes nothing.
+    """
+    for execution in store.get_executions_by_context(run.run_context_id):
+        if execution.state == ExecutionState.RUNNING:
+            store.put_execution(replace(
+                execution, state=ExecutionState.CANCELLED, end_time=datetime.now(timezone.utc),
+                error="the run was interrupted",
+            ))
+            assert execution.id is not None
+            remove_tree(staging_dir(run.pipeline_root, run.pipeline_name, execution.node_id, execution.id))
+
+
+def interrupt_run(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
+                  progress: Any) -> RunInterruptedError:
+    """Ctrl-C: cancel the running executions, record the run CANCELLED; return the error to raise."""
+    cancel_running(store, run)
+    for node in ir.nodes:
+        outcomes.setdefault(node.id, NodeOutcome(node.id, NodeState.CANCELLED))
+    finish_run(store, run, RunState.CANCELLED, outcomes)
+    progress.finish(RunState.CANCELLED)
+    return RunInterruptedError(
+        f"run {run.run_id} was interrupted; rerun what did not complete with: jfx run --resume {run.run_id}"
+    )
