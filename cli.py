@@ -344,13 +344,17 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
         return f"artifact {a.id} {a.type_name} {a.name} {a.uri}"
 
     def walk(artifact_id: int, indent: int, up: bool, seen: set[int]) -> None:
-        for eid in sorted((produced_by if up else consumed_by).get(artifact_id, [])):
-            e = execs.get(eid)
-            if e is None:
-                continue
+        found = [execs[eid] for eid in sorted((produced_by if up else consumed_by).get(artifact_id, [])) if eid in execs]
+        if up:
+            # a cache hit re-records an artifact as its output: show the execution that made it
+            made = [e for e in found if e.state.value != "CACHED"] or found[:1]
+            if len(found) > len(made):
+                print(f"{'  ' * indent}   (reused by {len(found) - len(made)} cached execution(s))")
+            found = made
+        for e in found:
             arrow = "<-" if up else "->"
             print(f"{'  ' * indent}{arrow} execution {e.id} {e.node_id} ({e.state.value})")
-            for aid in sorted((inputs_of if up else outputs_of).get(eid, [])):
+            for aid in sorted((inputs_of if up else outputs_of).get(e.id, [])):
                 if aid in arts and aid != artifact_id:
                     print(f"{'  ' * (indent + 1)}{arrow} {art_line(arts[aid])}")
                     if aid not in seen:
