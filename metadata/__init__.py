@@ -22,10 +22,15 @@ from jfx.metadata._records import (
     LineageGraph,
     ListOptions,
 )
+from jfx.metadata._client import ArtifactView, Client, NodeView, RunView
 from jfx.metadata._store import MetadataStore
 
 __all__ = [
     "MetadataStore",
+    "Client",
+    "RunView",
+    "NodeView",
+    "ArtifactView",
     "ArtifactRecord",
     "ExecutionRecord",
     "ContextRecord",

@@ -31,6 +31,10 @@ def test_public_api_is_pinned():
     assert sorted(md.__all__) == sorted(
         [
             "MetadataStore",
+            "Client",
+            "RunView",
+            "NodeView",
+            "ArtifactView",
             "ArtifactRecord",
             "ExecutionRecord",
             "ContextRecord",
