@@ -133,12 +133,17 @@ def insert_ignore(backend: str, table: sa.Table):
 
 
 def _driver_code(err: sa.exc.DBAPIError):
+    """MySQL's numeric error number when the driver gives one, else the SQLSTATE (psycopg).
+
+    The number comes first: PyMySQL (1.2+) also sets ``sqlstate``, but MySQL's SQLSTATE
+    is the generic "23000" for every integrity error (a duplicate key and a foreign-key
+    violation alike) and "HY000" for lock waits, so only the number tells them apart.
+    """
     orig = err.orig
-    sqlstate = getattr(orig, "sqlstate", None)  # psycopg
-    if sqlstate:
-        return sqlstate
     args = getattr(orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None  # PyMySQL: (code, message)
+    if args and isinstance(args[0], int):  # PyMySQL / mysqlclient: (errno, message)
+        return args[0]
+    return getattr(orig, "sqlstate", None) or None
 
 
 def is_transient(backend: str, err: sa.exc.DBAPIError) -> bool:

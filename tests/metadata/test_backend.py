@@ -57,6 +57,20 @@ def test_integrity_errors_are_classified(backend, orig, kind):
     assert integrity_kind(backend, _wrap(sa.exc.IntegrityError, orig)) == kind
 
 
+def test_mysql_errors_are_classified_by_number_not_by_their_generic_sqlstate():
+    # PyMySQL 1.2+ sets sqlstate too, and MySQL's is "23000" for every integrity error
+    # and "HY000" / "40001" for lock problems: the error number must decide.
+    pymysql = pytest.importorskip("pymysql")
+    duplicate = pymysql.err.IntegrityError(1062, "Duplicate entry 'pipeline-shared'", sqlstate="23000")
+    missing_parent = pymysql.err.IntegrityError(1452, "Cannot add or update a child row", sqlstate="23000")
+    assert integrity_kind("mysql", _wrap(sa.exc.IntegrityError, duplicate)) == "unique"
+    assert integrity_kind("mysql", _wrap(sa.exc.IntegrityError, missing_parent)) == "foreign_key"
+    deadlock = pymysql.err.OperationalError(1213, "Deadlock found", sqlstate="40001")
+    lock_wait = pymysql.err.OperationalError(1205, "Lock wait timeout exceeded", sqlstate="HY000")
+    assert is_transient("mysql", _wrap(sa.exc.OperationalError, deadlock))
+    assert is_transient("mysql", _wrap(sa.exc.OperationalError, lock_wait))
+
+
 @pytest.fixture
 def sqlite_store(tmp_path):
     with MetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}") as store:
