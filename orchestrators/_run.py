@@ -16,7 +16,7 @@ from typing import Any
 
 from jfx._config import default_pipeline_root, resolve_metadata_url
 from jfx.errors import InvalidArgumentError, NotFoundError, RunInterruptedError
-from jfx.metadata import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionState, MetadataStore
+from jfx.metadata import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionState, ListOptions, MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo
 from jfx.orchestrators._publish import remove_tree, staging_dir
 from jfx.pipelines import Pipeline, PipelineIR
@@ -159,6 +159,12 @@ def _alive(props: dict[str, Any]) -> bool:
     return True
 
 
+# A run killed before any of its nodes started has no RUNNING execution to find it by;
+# such a run is among the newest, so only these many newest runs are looked at for it
+# (each run's properties hold its whole IR: loading every run would grow with history).
+REAP_RECENT_RUNS = 100
+
+
 def reap_abandoned(store: MetadataStore) -> list[int]:
     """Mark RUNNING executions and runs whose process died (killed, crashed) ABANDONED.
 
@@ -166,12 +172,6 @@ def reap_abandoned(store: MetadataStore) -> list[int]:
     Returns the ids of the executions marked.
     """
     marked: list[int] = []
-    roots: dict[str, str] = {}
-    for run_ctx in store.get_runs():
-        if run_ctx.properties.get("state") == RunState.RUNNING and not _alive(run_ctx.properties):
-            assert run_ctx.id is not None
-            store.update_context_properties(run_ctx.id, {"state": RunState.ABANDONED, "end_time": _now_iso()})
-        roots[run_ctx.name] = run_ctx.properties.get("pipeline_root", "")
     for execution in store.get_executions(state=ExecutionState.RUNNING):
         if _alive(execution.properties):
             continue
@@ -180,12 +180,24 @@ def reap_abandoned(store: MetadataStore) -> list[int]:
             execution, state=ExecutionState.ABANDONED, end_time=datetime.now(timezone.utc),
             error=f"the process running it (pid {execution.properties.get('pid')}) exited while it ran",
         ))
-        run_id = execution.properties.get("run_id", "")
-        pipeline = execution.properties.get("pipeline", "")
-        if roots.get(run_id) and pipeline:
-            remove_tree(staging_dir(roots[run_id], pipeline, execution.node_id, execution.id))
         marked.append(execution.id)
+        run_ctx = store.get_context_by_name(PIPELINE_RUN, execution.properties.get("run_id", ""))
+        if run_ctx is None:
+            continue
+        root, pipeline = run_ctx.properties.get("pipeline_root"), execution.properties.get("pipeline")
+        if root and pipeline:
+            remove_tree(staging_dir(root, pipeline, execution.node_id, execution.id))
+        _abandon_if_dead(store, run_ctx)
+    for run_ctx in store.get_runs(options=ListOptions(limit=REAP_RECENT_RUNS, order_by="id", descending=True)):
+        _abandon_if_dead(store, run_ctx)
     return marked
+
+
+def _abandon_if_dead(store: MetadataStore, run_ctx: ContextRecord) -> None:
+    if run_ctx.properties.get("state") == RunState.RUNNING and not _alive(run_ctx.properties):
+        assert run_ctx.id is not None
+        store.update_context_properties(run_ctx.id, {"state": RunState.ABANDONED, "end_time": _now_iso()})
+        run_ctx.properties["state"] = RunState.ABANDONED
 
 
 def metadata_url_for(ir: PipelineIR, override: str | None) -> str:
