@@ -8,12 +8,21 @@ unnamed, Beam may try to download its Prism runner, which fails without a networ
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
 from typing import Any
+
+from jfx.errors import DataValidationError
 
 from jfx.pipelines._context import current_context
 
-__all__ = ["resolve_beam_args", "beam_options", "DEFAULT_RUNNER_ARGS"]
+__all__ = ["resolve_beam_args", "beam_options", "results_folder", "worker_error", "DEFAULT_RUNNER_ARGS"]
+
+_LOG = logging.getLogger(__name__)
 
 DEFAULT_RUNNER_ARGS = ("--runner=DirectRunner",)
 
@@ -36,3 +45,46 @@ def beam_options(args: list[str]) -> Any:
     # Beam's optional GCP clients log a warning at import on every run; it is noise here.
     logging.getLogger("apache_beam.io.gcp").setLevel(logging.ERROR)
     return PipelineOptions([*args] if named else [*DEFAULT_RUNNER_ARGS, *args])
+
+
+@contextlib.contextmanager
+def results_folder(options: Any, prefix: str) -> Iterator[str]:
+    """A folder where Beam workers leave results for the driver, removed afterwards.
+
+    Under ``--temp_location`` when the options give one (a location remote workers can
+    reach), else a local temporary directory (enough for the local runners).
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    temp_root = options.get_all_options().get("temp_location")
+    local = temp_root is None
+    folder = tempfile.mkdtemp(prefix=prefix) if local else FileSystems.join(temp_root, f"{prefix}{uuid.uuid4().hex}")
+    try:
+        yield folder
+    finally:
+        if local:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            try:
+                FileSystems.delete([folder])
+            except Exception as err:  # noqa: BLE001 - a leftover temp folder is worth a log line, not a failure
+                _LOG.warning("could not delete Beam temp folder %s: %s", folder, err)
+
+
+def worker_error(err: BaseException) -> DataValidationError | None:
+    """The DataValidationError a Beam worker raised, out of the exception Beam wraps it in.
+
+    In-process runners keep it as a cause; remote ones only as text in the message.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, DataValidationError):
+            return DataValidationError(str(cause))
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    marker = "DataValidationError"
+    lines = [ln for ln in str(err).splitlines() if marker in ln]
+    if lines:
+        return DataValidationError(lines[-1].split(f"{marker}: ", 1)[-1].strip())
+    return None

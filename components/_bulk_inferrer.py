@@ -102,7 +102,7 @@ def infer_piece(task: InferenceTask) -> int:
 
 def _run_on_beam(tasks: list[InferenceTask], args: list[str]) -> None:
     import apache_beam as beam
-    from jfx.components._engine_beam import _find_cause
+    from jfx.components._beam import worker_error
 
     try:
         with beam.Pipeline(options=beam_options(args)) as p:
@@ -110,9 +110,9 @@ def _run_on_beam(tasks: list[InferenceTask], args: list[str]) -> None:
     except DataValidationError:
         raise
     except Exception as err:  # Beam wraps a worker's exception in its own; keep ours visible
-        cause = _find_cause(err)
-        if cause is not None:
-            raise DataValidationError(str(cause)) from err
+        found = worker_error(err)
+        if found is not None:
+            raise found from err
         raise
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import shutil
-import tempfile
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from jfx.components._beam import beam_options
+from jfx.components._beam import beam_options, results_folder, worker_error
 from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, read_piece
 from jfx.errors import DataValidationError
 
@@ -115,65 +113,37 @@ def run_on_beam(kernel: Kernel, pieces: dict[str, list[Piece]], args: list[str],
     """Run ``kernel`` over the pieces of each key on Beam; return key → merged accumulator."""
     elements = [(key, piece) for key, group in pieces.items() for piece in group]
     options = beam_options(_with_dask_partitions(args, len(elements)))
-    temp_root = options.get_all_options().get("temp_location")
-    local = temp_root is None
-    folder = tempfile.mkdtemp(prefix="jfx-beam-") if local else FileSystems.join(temp_root, f"jfx-{uuid.uuid4().hex}")
     try:
-        if elements:
-            p = beam.Pipeline(options=options)
-            _ = (
-                p
-                | "Pieces" >> beam.Create(elements)
-                | "Spread" >> beam.Reshuffle()
-                | "ReadAndAccumulate" >> beam.ParDo(ReadAndAccumulate(kernel, columns, batch_size))
-                | "Merge" >> beam.CombinePerKey(AccumulatorCombineFn(kernel))
-                | "Write" >> beam.Map(_write_result, folder)
-            )
-            result = p.run()
-            try:
-                result.wait_until_finish()
-            finally:
-                # The DaskRunner opens a dask Client per run and leaves it open; close it, or
-                # it keeps reconnecting (and logging) after the cluster goes away.
-                client = getattr(result, "client", None)
-                if client is not None:
-                    client.close()
-        accs: dict[str, list[Any]] = {key: [] for key in pieces}
-        for match in FileSystems.match([FileSystems.join(folder, "*.pkl")])[0].metadata_list:
-            with FileSystems.open(match.path) as fh:
-                key, acc = pickle.loads(fh.read())
-            accs[key].append(acc)
+        with results_folder(options, "jfx-beam-") as folder:
+            if elements:
+                p = beam.Pipeline(options=options)
+                _ = (
+                    p
+                    | "Pieces" >> beam.Create(elements)
+                    | "Spread" >> beam.Reshuffle()
+                    | "ReadAndAccumulate" >> beam.ParDo(ReadAndAccumulate(kernel, columns, batch_size))
+                    | "Merge" >> beam.CombinePerKey(AccumulatorCombineFn(kernel))
+                    | "Write" >> beam.Map(_write_result, folder)
+                )
+                result = p.run()
+                try:
+                    result.wait_until_finish()
+                finally:
+                    # The DaskRunner opens a dask Client per run and leaves it open; close it, or
+                    # it keeps reconnecting (and logging) after the cluster goes away.
+                    client = getattr(result, "client", None)
+                    if client is not None:
+                        client.close()
+            accs: dict[str, list[Any]] = {key: [] for key in pieces}
+            for match in FileSystems.match([FileSystems.join(folder, "*.pkl")])[0].metadata_list:
+                with FileSystems.open(match.path) as fh:
+                    key, acc = pickle.loads(fh.read())
+                accs[key].append(acc)
     except DataValidationError:
         raise
     except Exception as err:  # Beam wraps a worker's exception in its own; keep ours visible
-        cause = _find_cause(err)
-        if cause is not None:
-            raise DataValidationError(str(cause)) from err
-        if "DataValidationError" in str(err):
-            raise DataValidationError(_last_line(str(err), "DataValidationError")) from err
+        found = worker_error(err)
+        if found is not None:
+            raise found from err
         raise
-    finally:
-        if local:
-            shutil.rmtree(folder, ignore_errors=True)
-        else:
-            try:
-                FileSystems.delete([folder])
-            except Exception as err:  # a leftover temp folder is worth a log line, not a failure
-                _LOG.warning("could not delete Beam temp folder %s: %s", folder, err)
     return {key: kernel.merge(found) if found else kernel.create() for key, found in accs.items()}
-
-
-def _find_cause(err: BaseException | None) -> DataValidationError | None:
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, DataValidationError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
-
-
-def _last_line(text: str, marker: str) -> str:
-    lines = [ln for ln in text.splitlines() if marker in ln]
-    line = lines[-1] if lines else text
-    return line.split(f"{marker}: ", 1)[-1].strip()

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import shutil
-import tempfile
 import traceback
 import uuid
 from dataclasses import replace
@@ -34,7 +32,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from jfx.components._beam import beam_options
+from jfx.components._beam import beam_options, results_folder
 from jfx.errors import InvalidArgumentError
 from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
@@ -158,52 +156,40 @@ class BeamDagRunner:
                   done: dict[str, NodeOutcome]) -> tuple[dict[str, NodeOutcome], str | None]:
         """Build and run the Beam pipeline; return the outcomes it wrote and its error, if any."""
         options = beam_options(_dag_args(self.beam_pipeline_args))
-        temp_root = options.get_all_options().get("temp_location")
-        local = temp_root is None
-        folder = tempfile.mkdtemp(prefix="jfx-beam-dag-") if local else FileSystems.join(
-            temp_root, f"jfx-dag-{run.run_id}-{uuid.uuid4().hex[:8]}")
-        error: str | None = None
-        try:
-            p = beam.Pipeline(options=options)
-            launch = _LaunchNode(url, ir.to_dict(), run, folder)
-            stages: dict[str, Any] = {}
-            for node in _topological(ir):
-                if node.id in done:
-                    stages[node.id] = p | f"{node.id}/Done" >> beam.Create([done[node.id]])
-                    continue
-                if not node.upstream:
-                    start = p | f"{node.id}/Start" >> beam.Create([(node.id, [])])
-                else:
-                    start = (
-                        [stages[u] for u in node.upstream]
-                        | f"{node.id}/Upstream" >> beam.Flatten()
-                        | f"{node.id}/Key" >> beam.Map(_keyed, node.id)
-                        | f"{node.id}/WaitForUpstream" >> beam.GroupByKey()
-                    )
-                stages[node.id] = start | f"{node.id}/Launch" >> beam.ParDo(launch)
-            # One sink that depends on every stage: the DaskRunner computes only the last one.
-            _ = list(stages.values()) | "AllNodes" >> beam.Flatten() | "Finished" >> beam.Map(_node_id)
-            result = p.run()
+        with results_folder(options, f"jfx-dag-{run.run_id}-") as folder:
+            error: str | None = None
             try:
-                result.wait_until_finish()
-            finally:
-                client = getattr(result, "client", None)  # the DaskRunner leaves its client open
-                if client is not None:
-                    client.close()
-        except Exception as err:  # noqa: BLE001 - the nodes that did finish are still reported
-            _LOG.warning("the Beam pipeline of run %s failed: %s", run.run_id, err)
-            text = str(err).strip().splitlines()
-            error = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-        try:
-            return _read_outcomes(folder), error
-        finally:
-            if local:
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
+                p = beam.Pipeline(options=options)
+                launch = _LaunchNode(url, ir.to_dict(), run, folder)
+                stages: dict[str, Any] = {}
+                for node in _topological(ir):
+                    if node.id in done:
+                        stages[node.id] = p | f"{node.id}/Done" >> beam.Create([done[node.id]])
+                        continue
+                    if not node.upstream:
+                        start = p | f"{node.id}/Start" >> beam.Create([(node.id, [])])
+                    else:
+                        start = (
+                            [stages[u] for u in node.upstream]
+                            | f"{node.id}/Upstream" >> beam.Flatten()
+                            | f"{node.id}/Key" >> beam.Map(_keyed, node.id)
+                            | f"{node.id}/WaitForUpstream" >> beam.GroupByKey()
+                        )
+                    stages[node.id] = start | f"{node.id}/Launch" >> beam.ParDo(launch)
+                # One sink that depends on every stage: the DaskRunner computes only the last one.
+                _ = list(stages.values()) | "AllNodes" >> beam.Flatten() | "Finished" >> beam.Map(_node_id)
+                result = p.run()
                 try:
-                    FileSystems.delete([folder])
-                except Exception as err:  # noqa: BLE001 - a leftover folder is worth a log line
-                    _LOG.warning("could not delete Beam temp folder %s: %s", folder, err)
+                    result.wait_until_finish()
+                finally:
+                    client = getattr(result, "client", None)  # the DaskRunner leaves its client open
+                    if client is not None:
+                        client.close()
+            except Exception as err:  # noqa: BLE001 - the nodes that did finish are still reported
+                _LOG.warning("the Beam pipeline of run %s failed: %s", run.run_id, err)
+                text = str(err).strip().splitlines()
+                error = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+            return _read_outcomes(folder), error
 
 
 def _dag_args(args: list[str]) -> list[str]:
