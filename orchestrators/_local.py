@@ -28,6 +28,7 @@ from jfx.pipelines import Pipeline, PipelineIR
 __all__ = ["LocalDagRunner"]
 
 EXECUTORS = ("thread", "process")
+_SIGNAL_POLL_S = 0.2
 
 
 class LocalDagRunner:
@@ -155,7 +156,9 @@ class LocalDagRunner:
                         progress.node_started(node.id)
                 if not running:
                     break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                # A timeout, not an endless wait: Linux may deliver Ctrl-C's SIGINT to a node's
+                # thread, and then Python only raises it once the main thread runs bytecode again.
+                finished, _ = wait(running, timeout=_SIGNAL_POLL_S, return_when=FIRST_COMPLETED)
                 for future in finished:
                     node_id = running.pop(future)
                     try:

@@ -394,3 +394,28 @@ def test_a_partial_run_needs_earlier_outputs_and_known_nodes(env):
         RUNNER.run(lib.chain(str(root), url, str(marker)), from_nodes=["nope"])
     with MetadataStore(url) as store:
         assert len(store.get_runs("chain")) == 1, "a bad selection starts no run"
+
+
+SIGNALLED = '''
+import sys
+from jfx import Pipeline
+from jfx.orchestrators import LocalDagRunner
+import jfx_testlib as lib
+pipeline = Pipeline("signalled", components=[lib.ctrl_c_on_own_thread(seconds=60.0)],
+                    pipeline_root=sys.argv[1], metadata_url=sys.argv[2])
+LocalDagRunner(progress="log").run(pipeline)
+'''
+
+
+def test_ctrl_c_delivered_to_a_node_thread_still_stops_the_run(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    script = tmp_path / "signalled.py"
+    script.write_text(SIGNALLED)
+    env = {**os.environ, "PYTHONPATH": str(Path(lib.__file__).parent)}
+    # without a prompt reaction the run would sleep out the node's 60 s and exceed the timeout
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "root"), url], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0 and "RunInterruptedError" in proc.stdout + proc.stderr
+    with MetadataStore(url) as store:
+        [execution] = store.get_executions()
+        assert execution.state == ExecutionState.CANCELLED

@@ -206,3 +206,12 @@ def flaky(out: Output[Metrics], counter: Parameter[str] = "", failures: Paramete
     if calls <= failures:
         raise ConnectionError(f"transient failure {calls}")
     out.write_json({"calls": calls})
+
+
+@component
+def ctrl_c_on_own_thread(out: Output[Metrics], seconds: Parameter[float] = 60.0):
+    """Sends SIGINT to the thread running it (as Linux may do with Ctrl-C), then sleeps."""
+    import signal
+
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+    time.sleep(seconds)
