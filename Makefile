@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.jfx-installed
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ run: $(STAMP)
 	@echo "and query it:"
 	@echo "  curl -s -X POST localhost:8501/v1/models/penguin:predict -d '{\"instances\": [{\"bill_length_mm\": 39.1, \"bill_depth_mm\": 18.7, \"flipper_length_mm\": 181, \"body_mass_g\": 3750, \"island\": \"Torgersen\", \"sex\": \"male\"}]}'"
 
-test: $(STAMP)
+# The UI's browser tests drive Debian's Chromium (Playwright's own browser download needs the internet).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
