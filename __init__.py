@@ -21,7 +21,11 @@ from jfx import errors
 from jfx._version import __version__
 from jfx.pipelines import (
     Channel,
+    Collected,
     Component,
+    ExitHandler,
+    ForEach,
+    If,
     Input,
     Node,
     Output,
@@ -29,6 +33,7 @@ from jfx.pipelines import (
     Pipeline,
     RuntimeParameter,
     component,
+    current_context,
 )
 from jfx.pipelines import _artifacts as types
 
@@ -39,7 +44,11 @@ _sys.modules[__name__ + ".types"] = types
 
 __all__ = [
     "Channel",
+    "Collected",
     "Component",
+    "ExitHandler",
+    "ForEach",
+    "If",
     "Input",
     "Node",
     "Output",
@@ -48,6 +57,7 @@ __all__ = [
     "RuntimeParameter",
     "__version__",
     "component",
+    "current_context",
     "errors",
     "types",
 ]

@@ -41,6 +41,7 @@ class ExecutionState(str, enum.Enum):
     CACHED = "CACHED"
     CANCELLED = "CANCELLED"
     ABANDONED = "ABANDONED"
+    SKIPPED = "SKIPPED"  # not run: a jfx.If condition was false, or an upstream node did not succeed
 
     @property
     def is_terminal(self) -> bool:

@@ -39,12 +39,14 @@ from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_
 from jfx.orchestrators._progress import make_progress
 from jfx.orchestrators._run import (
     RunResult,
-    RunState,
     as_ir,
     finish_run,
     interrupt_run,
     metadata_url_for,
+    prepare_partial,
     reap_abandoned,
+    run_state,
+    skipped_by_upstream,
     start_run,
 )
 from jfx.pipelines import Pipeline, PipelineIR
@@ -104,15 +106,18 @@ class BeamDagRunner:
         enable_cache: bool = True,
         run_id: str | None = None,
         resume_run_id: str | None = None,
+        from_nodes: list[str] | None = None,
+        to_nodes: list[str] | None = None,
     ) -> RunResult:
         """Run the pipeline on Beam and return what happened to each node.
 
-        Same contract as :meth:`LocalDagRunner.run`.
+        Same contract as :meth:`LocalDagRunner.run`, partial runs included.
 
         Raises:
             RunInterruptedError: Ctrl-C; the running executions are marked CANCELLED.
         """
         ir = as_ir(pipeline)
+        selected = ir.select(from_nodes, to_nodes) if (from_nodes or to_nodes) else None
         if ir.beam_pipeline_args is None and self.beam_pipeline_args:
             ir = replace(ir, beam_pipeline_args=tuple(self.beam_pipeline_args))
         url = metadata_url_for(ir, self.metadata_url)
@@ -123,6 +128,8 @@ class BeamDagRunner:
                 store, ir, runner="beam", parameters=parameters, enable_cache=enable_cache,
                 pipeline_root=self.pipeline_root, run_id=run_id, resume_run_id=resume_run_id,
             )
+            if selected is not None:
+                prepare_partial(store, ir, run, outcomes, selected)
             progress = make_progress(self.progress)
             progress.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
             done_before = dict(outcomes)
@@ -136,7 +143,7 @@ class BeamDagRunner:
                     continue
                 outcome = collected.get(node.id) or _outcome_from_store(store, run, node.id, watermark)
                 if outcome is None:
-                    outcome = _skipped(node.id, node.upstream, outcomes) or NodeOutcome(
+                    outcome = _skipped(node, outcomes) or NodeOutcome(
                         node.id, NodeState.FAILED,
                         error=f"the Beam pipeline reported no outcome for this node{f': {error}' if error else ''}",
                     )
@@ -144,7 +151,8 @@ class BeamDagRunner:
             for node in ir.nodes:
                 if node.id not in done_before:
                     progress.node_finished(outcomes[node.id])
-            state = RunState.COMPLETE if all(o.succeeded for o in outcomes.values()) else RunState.FAILED
+            left_out = set() if selected is None else {n.id for n in ir.nodes} - selected
+            state = run_state(outcomes, left_out)
             finish_run(store, run, state, outcomes)
             progress.finish(state)
             ordered = {n.id: outcomes[n.id] for n in ir.nodes}
@@ -225,14 +233,15 @@ def _node_id(outcome: NodeOutcome) -> str:
     return outcome.node_id
 
 
-def _skipped(node_id: str, upstream: Any, outcomes: dict[str, NodeOutcome]) -> NodeOutcome | None:
-    """A SKIPPED outcome if an upstream node did not succeed (as LocalDagRunner words it)."""
-    for u in upstream:
-        up = outcomes.get(u)
-        if up is not None and not up.succeeded:
-            why = "halted the pipeline" if up.halted else up.state
-            return NodeOutcome(node_id, NodeState.SKIPPED, error=f"upstream node {up.node_id} {why}")
-    return None
+def _skipped(node: Any, outcomes: dict[str, NodeOutcome]) -> NodeOutcome | None:
+    """A SKIPPED outcome if an upstream node did not succeed (as LocalDagRunner words it).
+
+    An ExitHandler's node (trigger ``all_done``) runs whatever its upstream did.
+    """
+    if node.trigger == "all_done":
+        return None
+    blocked = [outcomes[u] for u in node.upstream if u in outcomes and not outcomes[u].succeeded]
+    return skipped_by_upstream(node.id, blocked) if blocked else None
 
 
 class _LaunchNode(beam.DoFn):
@@ -249,7 +258,7 @@ class _LaunchNode(beam.DoFn):
         ups = {o.node_id: o for o in upstream}
         ir = PipelineIR.from_dict(self.ir_doc)
         node = ir.node(node_id)
-        outcome = _skipped(node_id, node.upstream, ups)
+        outcome = _skipped(node, ups)
         if outcome is None:
             outcome = _launch(self.url, ir, node, self.run)
         with FileSystems.create(FileSystems.join(self.folder, f"{uuid.uuid4().hex}.pkl")) as fh:
@@ -315,6 +324,7 @@ _STATES = {
     ExecutionState.CANCELLED: NodeState.CANCELLED,
     ExecutionState.ABANDONED: NodeState.FAILED,
     ExecutionState.RUNNING: NodeState.FAILED,
+    ExecutionState.SKIPPED: NodeState.SKIPPED,
 }
 
 
@@ -336,4 +346,5 @@ def _outcome_from_store(store: MetadataStore, run: RunInfo, node_id: str, after_
         cache_miss_reason=props.get("cache_miss_reason"), cached_from=props.get("cached_from"),
         error=(props.get("error_message") or f"execution {e.id} is {e.state}") if failed else None,
         traceback=e.error or None, duration_s=duration, halted=props.get("halted"),
+        by_condition=bool(props.get("by_condition")),
     )

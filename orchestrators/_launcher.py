@@ -16,6 +16,12 @@ For a node it:
    traceback. The one exception is HaltPipeline: the outputs are published, the
    execution is COMPLETE with the reason in its ``halted`` property, and the runner
    does not run the nodes downstream of it.
+
+Before all that, control flow: a node whose ``condition`` (``jfx.If``) is false is
+recorded SKIPPED, and so is its downstream; a runner that cannot see the other nodes'
+outcomes (a Kubeflow pod) passes ``check_upstream=True`` and the launcher skips a node
+whose upstream did not succeed in this run. An ``all_done`` node (``jfx.ExitHandler``)
+gets its upstream nodes' states in ``current_context().upstream_states``.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from jfx.orchestrators._publish import (
     unpublish_dirs,
 )
 from jfx.pipelines import NodeIR, PipelineIR, load_component
+from jfx.pipelines._control import describe_condition, evaluate_condition
 from jfx.pipelines._context import ExecutionContext, reset_context, set_context
 from jfx.pipelines._artifacts import Artifact
 
@@ -111,6 +118,7 @@ class NodeOutcome:
     traceback: str | None = None
     duration_s: float = 0.0
     halted: str | None = None
+    by_condition: bool = False  # skipped because a jfx.If condition was false (here or upstream)
 
     @property
     def succeeded(self) -> bool:
@@ -149,8 +157,14 @@ def launch_node(
     run: RunInfo,
     *,
     cancel: threading.Event | None = None,
+    check_upstream: bool = False,
 ) -> NodeOutcome:
     """Run (or reuse from cache) one node; record everything in ``store``.
+
+    Args:
+        check_upstream: skip the node unless every upstream node succeeded in this run
+            (for runners that do not track outcomes themselves). An ``all_done`` node
+            runs whatever its upstream did.
 
     Returns the outcome; a component's exception is recorded, not raised. A
     KeyboardInterrupt marks the execution CANCELLED and is re-raised.
@@ -165,10 +179,29 @@ def launch_node(
         node_id=node.id,
         properties={"pipeline": ir.name, "run_id": run.run_id, "pid": os.getpid(), "host": socket.gethostname()},
     )
+    upstream_states: dict[str, str] | None = None
     try:
+        if node.trigger == "all_done" or check_upstream or node.condition is not None:
+            states = _run_states(store, run, node.upstream)
+            if node.trigger == "all_done":
+                upstream_states = {k: v[0] for k, v in states.items()}
+            elif check_upstream:
+                blocked = [u for u in node.upstream if states[u][0] not in (NodeState.COMPLETE, NodeState.CACHED)
+                           or states[u][1]]
+                if blocked:
+                    up = blocked[0]
+                    why = "halted the pipeline" if states[up][1] else states[up][0]
+                    by_condition = all(states[u][2] for u in blocked)
+                    return _skip(store, base, contexts, node, f"upstream node {up} {why}", by_condition, t0)
+            if node.condition is not None:
+                holds = evaluate_condition(node.condition, run.parameters,
+                                           lambda p, k, prop: _output_value(store, run, node, p, k, prop))
+                if not holds:
+                    return _skip(store, base, contexts, node,
+                                 f"condition {describe_condition(node.condition)} is false", True, t0)
         comp = load_component(node.component)
         params = node.resolve_parameters(run.parameters)
-        inputs = _resolve_inputs(store, ir, node, run)
+        inputs = _resolve_inputs(store, ir, node, run, lenient=node.trigger == "all_done")
         external = comp.external_fingerprint(params) if comp.external_fingerprint is not None else None
     except Exception as err:  # noqa: BLE001 - an unloadable component (even a SyntaxError) fails the node
         message = str(err) if isinstance(err, JfxError) else _one_line(err)
@@ -185,13 +218,16 @@ def launch_node(
         "component": comp.name,
         "code_version": comp.code_version,
         "parameters": params,
-        "inputs": {k: (r.fingerprint if r is not None else None) for k, r in inputs.items()},
+        "inputs": {k: ([x.fingerprint for x in r] if isinstance(r, list) else r.fingerprint if r is not None else None)
+                   for k, r in inputs.items()},
         "outputs": {k: o.type for k, o in node.outputs.items()},
     }
+    if upstream_states is not None:
+        material["upstream_states"] = upstream_states
     if external is not None:
         material["external"] = external
     cache_key = hashlib.sha256(canonical_json(material).encode()).hexdigest()
-    input_ids = {k: [r.id] for k, r in inputs.items() if r is not None}
+    input_ids = {k: [x.id for x in r] if isinstance(r, list) else [r.id] for k, r in inputs.items() if r is not None}
     base = replace(base, parameters=params, cache_key=cache_key,
                    properties={**base.properties, "code_version": comp.code_version, "cache_material": material})
 
@@ -238,7 +274,7 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
     outcome = NodeOutcome(node.id, NodeState.RUNNING, running.id, cache_miss_reason=reason)
     try:
         ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
-                               store.url)
+                               store.url, material_states(base))
         artifacts, halted = _run_component(comp, node, inputs, params, stage, ctx)
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt("run cancelled")
@@ -323,24 +359,91 @@ def _resolve(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
                        duration_s=time.perf_counter() - t0)
 
 
-def _resolve_inputs(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo) -> dict[str, ArtifactRecord | None]:
-    resolved: dict[str, ArtifactRecord | None] = {}
+def _resolve_inputs(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo,
+                    lenient: bool = False) -> dict[str, Any]:
+    """Each input's artifact record (a list for a list input; ``None`` if not wired).
+
+    ``lenient`` (an ExitHandler's node): an input whose producer did not succeed is
+    ``None`` (left out of a list) instead of an error.
+    """
+    resolved: dict[str, Any] = {}
     for key, spec in node.inputs.items():
         if spec is None:
             resolved[key] = None
             continue
-        outputs = store.get_node_outputs(run.run_context_id, spec.producer)
-        records = (outputs or {}).get(spec.key) or []
-        if not records and spec.optional and outputs is not None:
-            resolved[key] = None  # e.g. a resolver that found nothing
-            continue
-        if not records:
-            raise InvalidPipelineError(
-                f"node {node.id!r} input {key!r}: upstream node {spec.producer!r} has no successful "
-                f"output {spec.key!r} in run {run.run_id}"
-            )
-        resolved[key] = records[0]
+        found = []
+        for producer, out_key in spec.sources or ((spec.producer, spec.key),):
+            outputs = store.get_node_outputs(run.run_context_id, producer)
+            records = (outputs or {}).get(out_key) or []
+            if not records and (lenient or spec.optional and outputs is not None):
+                continue  # e.g. a resolver that found nothing
+            if not records:
+                raise InvalidPipelineError(
+                    f"node {node.id!r} input {key!r}: upstream node {producer!r} has no successful "
+                    f"output {out_key!r} in run {run.run_id}"
+                )
+            found.append(records[0])
+        resolved[key] = found if spec.many else (found[0] if found else None)
     return resolved
+
+
+def _run_states(store: MetadataStore, run: RunInfo, node_ids: tuple[str, ...]) -> dict[str, tuple[str, Any, bool]]:
+    """For each node: (state, halt reason, skipped-by-condition) of its latest execution in this run."""
+    latest: dict[str, ExecutionRecord] = {}
+    for e in store.get_executions_by_context(run.run_context_id, ListOptions(order_by="id")):
+        if e.node_id in node_ids:
+            latest[e.node_id] = e
+    states: dict[str, tuple[str, Any, bool]] = {}
+    for nid in node_ids:
+        e = latest.get(nid)
+        if e is None:
+            states[nid] = (NodeState.SKIPPED, None, False)
+        else:
+            states[nid] = (_STATE_OF[e.state], e.properties.get("halted"), bool(e.properties.get("by_condition")))
+    return states
+
+
+_STATE_OF = {
+    ExecutionState.NEW: NodeState.PENDING,
+    ExecutionState.RUNNING: NodeState.RUNNING,
+    ExecutionState.COMPLETE: NodeState.COMPLETE,
+    ExecutionState.CACHED: NodeState.CACHED,
+    ExecutionState.FAILED: NodeState.FAILED,
+    ExecutionState.SKIPPED: NodeState.SKIPPED,
+    ExecutionState.CANCELLED: NodeState.CANCELLED,
+    ExecutionState.ABANDONED: NodeState.FAILED,
+}
+
+
+def material_states(base: ExecutionRecord) -> dict[str, str] | None:
+    return (base.properties.get("cache_material") or {}).get("upstream_states")
+
+
+def _skip(store: MetadataStore, base: ExecutionRecord, contexts: list[int], node: NodeIR, reason: str,
+          by_condition: bool, t0: float) -> NodeOutcome:
+    """Record the node SKIPPED (its outputs are not made) and say why."""
+    skipped = store.put_execution(
+        replace(base, state=ExecutionState.SKIPPED, end_time=_now(),
+                properties={**base.properties, "skip_reason": reason, "by_condition": by_condition}),
+        contexts=contexts,
+    )
+    return NodeOutcome(node.id, NodeState.SKIPPED, skipped.id, error=reason, by_condition=by_condition,
+                       duration_s=time.perf_counter() - t0)
+
+
+def _output_value(store: MetadataStore, run: RunInfo, node: NodeIR, producer: str, key: str, prop: str) -> Any:
+    """The property ``prop`` of output ``key`` of ``producer`` in this run (for a condition)."""
+    outputs = store.get_node_outputs(run.run_context_id, producer) or {}
+    records = outputs.get(key) or []
+    where = f"node {node.id!r} condition on {producer}.outputs[{key!r}].{prop}"
+    if not records:
+        raise InvalidPipelineError(f"{where}: {producer!r} has no output {key!r} in run {run.run_id}")
+    props = records[0].properties
+    if prop not in props:
+        raise InvalidPipelineError(
+            f"{where}: the artifact has no property {prop!r}; its properties: {', '.join(sorted(props)) or '(none)'}"
+        )
+    return props[prop]
 
 
 def _find_cached(
@@ -398,11 +501,17 @@ def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | N
                    params: dict[str, Any], stage: Path, ctx: ExecutionContext) -> tuple[dict[str, Artifact], str | None]:
     """Call the component; return its output artifacts and a halt reason (or None)."""
     kwargs: dict[str, Any] = dict(params)
+
+    def artifact(spec: Any, rec: ArtifactRecord) -> Artifact:
+        return spec.type(rec.uri, id=rec.id, name=rec.name, properties=dict(rec.properties),
+                         fingerprint=rec.fingerprint)
+
     for key, spec in comp.spec.inputs.items():
         rec = inputs.get(key)
-        kwargs[key] = None if rec is None else spec.type(
-            rec.uri, id=rec.id, name=rec.name, properties=dict(rec.properties), fingerprint=rec.fingerprint
-        )
+        if spec.many:
+            kwargs[key] = [artifact(spec, r) for r in rec or []]
+        else:
+            kwargs[key] = None if rec is None else artifact(spec, rec)
     outputs: dict[str, Artifact] = {}
     for key, spec in comp.spec.outputs.items():
         out_dir = stage / key

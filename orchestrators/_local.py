@@ -11,16 +11,18 @@ from typing import Any
 
 from jfx.errors import InvalidArgumentError
 from jfx.metadata import MetadataStore
-from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node, reuse_latest
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
 from jfx.orchestrators._progress import Progress, make_progress
 from jfx.orchestrators._run import (
     RunResult,
-    RunState,
     as_ir,
     finish_run,
     interrupt_run,
     metadata_url_for,
+    prepare_partial,
     reap_abandoned,
+    run_state,
+    skipped_by_upstream,
     start_run,
 )
 from jfx.pipelines import Pipeline, PipelineIR
@@ -109,7 +111,7 @@ class LocalDagRunner:
                 pipeline_root=self.pipeline_root, run_id=run_id, resume_run_id=resume_run_id,
             )
             if selected is not None:
-                _prepare_partial(store, ir, run, outcomes, selected)
+                prepare_partial(store, ir, run, outcomes, selected)
             progress = make_progress(self.progress)
             progress.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
             cancel = threading.Event()
@@ -120,8 +122,7 @@ class LocalDagRunner:
                     _shutdown_pool()
                 raise interrupt_run(store, ir, run, outcomes, progress) from None
             left_out = set() if selected is None else {n.id for n in ir.nodes} - selected
-            state = RunState.COMPLETE if all(o.succeeded or k in left_out and o.state == NodeState.SKIPPED
-                                             for k, o in outcomes.items()) else RunState.FAILED
+            state = run_state(outcomes, left_out)
             finish_run(store, run, state, outcomes)
             progress.finish(state)
             ordered = {n.id: outcomes[n.id] for n in ir.nodes}
@@ -142,13 +143,11 @@ class LocalDagRunner:
         try:
             while True:
                 for node in list(pending):
-                    blocked = [u for u in node.upstream if u in outcomes and not outcomes[u].succeeded]
+                    blocked = [] if node.trigger == "all_done" else [
+                        u for u in node.upstream if u in outcomes and not outcomes[u].succeeded]
                     if blocked:
                         pending.remove(node)
-                        up = outcomes[blocked[0]]
-                        why = "halted the pipeline" if up.halted else up.state
-                        outcomes[node.id] = NodeOutcome(node.id, NodeState.SKIPPED,
-                                                        error=f"upstream node {up.node_id} {why}")
+                        outcomes[node.id] = skipped_by_upstream(node.id, [outcomes[u] for u in blocked])
                         progress.node_finished(outcomes[node.id])
                     elif len(running) < self.max_workers and all(u in outcomes for u in node.upstream):
                         pending.remove(node)
@@ -170,21 +169,6 @@ class LocalDagRunner:
         except BaseException:
             cancel.set()  # before anything else: a node finishing now must not publish
             raise
-
-
-def _prepare_partial(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
-                     selected: set[str]) -> None:
-    """Fill ``outcomes`` for the nodes a partial run does not run: reused, or skipped."""
-    needed: set[str] = set()
-    for node_id in selected:
-        needed |= ir.upstream_of(node_id)
-    for node in ir.nodes:
-        if node.id in selected or node.id in outcomes:
-            continue
-        if node.id in needed:
-            outcomes[node.id] = reuse_latest(store, ir, node, run)
-        else:
-            outcomes[node.id] = NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
 
 
 def _in_daemon_thread(fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from jfx._config import default_pipeline_root, resolve_metadata_url
 from jfx.errors import InvalidArgumentError, NotFoundError, RunInterruptedError
 from jfx.metadata import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionState, ListOptions, MetadataStore
-from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, reuse_latest
 from jfx.orchestrators._publish import remove_tree, staging_dir
 from jfx.pipelines import Pipeline, PipelineIR
 
@@ -134,6 +134,37 @@ def start_run(
         )
     ])
     return RunInfo(ir.name, run_id, pipeline_ctx.id, run_ctx_id, root, enable_cache, values), {}
+
+
+def prepare_partial(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
+                     selected: set[str]) -> None:
+    """Fill ``outcomes`` for the nodes a partial run does not run: reused, or skipped."""
+    needed: set[str] = set()
+    for node_id in selected:
+        needed |= ir.upstream_of(node_id)
+    for node in ir.nodes:
+        if node.id in selected or node.id in outcomes:
+            continue
+        if node.id in needed:
+            outcomes[node.id] = reuse_latest(store, ir, node, run)
+        else:
+            outcomes[node.id] = NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
+
+
+def skipped_by_upstream(node_id: str, blocked: list[NodeOutcome]) -> NodeOutcome:
+    """The outcome of a node not run because ``blocked`` upstream nodes did not succeed."""
+    up = next((o for o in blocked if not o.by_condition), blocked[0])
+    why = "halted the pipeline" if up.halted else up.state
+    return NodeOutcome(node_id, NodeState.SKIPPED, error=f"upstream node {up.node_id} {why}",
+                       by_condition=all(o.by_condition for o in blocked))
+
+
+def run_state(outcomes: dict[str, NodeOutcome], left_out: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    """COMPLETE if every node succeeded, was skipped by a false condition, or was left out of
+    a partial run; else FAILED."""
+    ok = all(o.succeeded or o.state == NodeState.SKIPPED and (o.by_condition or k in left_out)
+             for k, o in outcomes.items())
+    return RunState.COMPLETE if ok else RunState.FAILED
 
 
 def finish_run(store: MetadataStore, run: RunInfo, state: str, outcomes: dict[str, NodeOutcome]) -> None:

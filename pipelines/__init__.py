@@ -16,6 +16,7 @@ from jfx.pipelines._component import (
     component,
     resolver,
 )
+from jfx.pipelines._control import Collected, ExitHandler, ForEach, If
 from jfx.pipelines._context import ExecutionContext, current_context
 from jfx.pipelines._ir import (
     IR_VERSION,
@@ -30,11 +31,15 @@ from jfx.pipelines._pipeline import Pipeline
 
 __all__ = [
     "Channel",
+    "Collected",
     "Component",
     "ComponentRef",
     "ComponentSpec",
     "ExecutionContext",
+    "ExitHandler",
+    "ForEach",
     "IR_VERSION",
+    "If",
     "Input",
     "InputSpec",
     "Node",

@@ -39,6 +39,7 @@ from typing import Annotated, Any, Callable, Union
 from jfx._version import __version__
 from jfx.errors import InvalidPipelineError
 from jfx.pipelines._artifacts import Artifact
+from jfx.pipelines._control import Collected, ForEach, LoopItem, OutputValue, Predicate, register_node
 
 __all__ = [
     "Input",
@@ -86,9 +87,15 @@ def _artifact_class(kind: str, t: Any) -> type[Artifact]:
 
 
 class Input:
-    """``Input[T]``: an artifact of type ``T`` read by the component."""
+    """``Input[T]``: an artifact of type ``T`` read by the component.
+
+    ``Input[list[T]]`` takes several artifacts: the outputs of every copy of a
+    :class:`jfx.ForEach` node, wired with ``jfx.Collected(node.outputs["x"])``.
+    """
 
     def __class_getitem__(cls, t: Any) -> Any:
+        if typing.get_origin(t) is list and len(typing.get_args(t)) == 1:
+            return Annotated[list[_artifact_class("Input", typing.get_args(t)[0])], _INPUT]  # type: ignore[misc]
         return Annotated[_artifact_class("Input", t), _INPUT]
 
 
@@ -144,6 +151,7 @@ class InputSpec:
     name: str
     type: type[Artifact]
     optional: bool = False
+    many: bool = False  # Input[list[T]]: a list of artifacts
 
 
 @dataclass(frozen=True)
@@ -205,7 +213,9 @@ def _spec_from_signature(fn: Callable[..., Any], name: str, skip_first: bool = F
         if role is _INPUT:
             if has_default and arg.default is not None:
                 raise InvalidPipelineError(f"{where}: an input's only allowed default is None")
-            inputs[arg.name] = InputSpec(arg.name, base, optional or has_default)
+            many = typing.get_origin(base) is list
+            inputs[arg.name] = InputSpec(arg.name, typing.get_args(base)[0] if many else base,
+                                         optional or has_default, many)
         elif role is _OUTPUT:
             if optional or has_default:
                 raise InvalidPipelineError(f"{where}: outputs cannot be optional or have a default")
@@ -233,7 +243,7 @@ def _code_version(fn: Callable[..., Any]) -> str:
     return digest[:32]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RuntimeParameter:
     """A pipeline parameter whose value is chosen when the pipeline runs.
 
@@ -262,6 +272,39 @@ class RuntimeParameter:
                 check_parameter_value(self.default, self.type, f"runtime parameter {self.name!r} default"),
             )
 
+    # Comparing with a value builds a condition for ``jfx.If`` (``push == True``);
+    # comparing two runtime parameters compares their declarations.
+    def _key(self) -> tuple[Any, ...]:
+        return (self.name, self.type, json.dumps(self.default, sort_keys=True))
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        if isinstance(other, RuntimeParameter):
+            return self._key() == other._key()
+        return Predicate.compare("==", self, other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        if isinstance(other, RuntimeParameter):
+            return self._key() != other._key()
+        return Predicate.compare("!=", self, other)
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __lt__(self, other: Any) -> Predicate:
+        return Predicate.compare("<", self, other)
+
+    def __le__(self, other: Any) -> Predicate:
+        return Predicate.compare("<=", self, other)
+
+    def __gt__(self, other: Any) -> Predicate:
+        return Predicate.compare(">", self, other)
+
+    def __ge__(self, other: Any) -> Predicate:
+        return Predicate.compare(">=", self, other)
+
+    def __invert__(self) -> Predicate:
+        return ~Predicate.truthy(self)
+
 
 @dataclass(frozen=True)
 class NodeOptions:
@@ -285,7 +328,11 @@ class NodeOptions:
 
 
 class Channel:
-    """A typed future: output ``key`` of node ``producer``, available once it ran."""
+    """A typed future: output ``key`` of node ``producer``, available once it ran.
+
+    ``channel.<property>`` (e.g. ``evaluator.outputs["blessing"].blessed``) is that
+    output artifact's property as a value for ``jfx.If`` conditions.
+    """
 
     __slots__ = ("producer", "key", "type")
 
@@ -293,6 +340,11 @@ class Channel:
         self.producer = producer
         self.key = key
         self.type = type
+
+    def __getattr__(self, prop: str) -> OutputValue:
+        if prop.startswith("_"):
+            raise AttributeError(prop)
+        return OutputValue(self, prop)
 
     def __repr__(self) -> str:
         return f"Channel({self.producer.id}.{self.key}: {self.type.TYPE_NAME})"
@@ -344,6 +396,11 @@ class Node:
         )
         self.upstream_nodes: list[Node] = []
         self.options = NodeOptions()
+        self.conditions: list[Predicate] = []  # from enclosing jfx.If blocks
+        self.condition_nodes: list[Node] = []  # the nodes whose outputs those conditions read
+        self.loop: ForEach | None = None  # the jfx.ForEach this node is a template of
+        self.trigger = "all_success"  # "all_done" for an ExitHandler's node
+        register_node(self)
 
     def with_id(self, node_id: str) -> Node:
         """Give this node an id of its own (default: the component's name)."""
@@ -404,11 +461,14 @@ class Node:
         return self
 
     def dependencies(self) -> list[Node]:
-        """Every node this one waits for: its inputs' producers, then ``.after()`` nodes."""
+        """Every node this one waits for: its inputs' producers, the nodes its conditions
+        read, then ``.after()`` nodes."""
         seen: dict[int, Node] = {}
-        for ch in self.inputs.values():
-            if ch is not None:
+        for value in self.inputs.values():
+            for ch in input_channels(value):
                 seen.setdefault(id(ch.producer), ch.producer)
+        for n in self.condition_nodes:
+            seen.setdefault(id(n), n)
         for n in self.upstream_nodes:
             seen.setdefault(id(n), n)
         return list(seen.values())
@@ -417,9 +477,31 @@ class Node:
         return f"Node({self.id!r}, component={self.component.name!r})"
 
 
+def input_channels(value: Any) -> list[Channel]:
+    """The channels an input is wired to: none, one, or several (``Collected``, a list)."""
+    if value is None:
+        return []
+    if isinstance(value, Collected):
+        return [value.channel]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
 def check_wiring(node: Node, name: str, spec: InputSpec, value: Any) -> None:
     """Raise InvalidPipelineError if ``value`` cannot feed input ``spec`` of ``node``."""
     where = f"node {node.id!r} input {name!r}"
+    if isinstance(value, Collected) and not spec.many:
+        raise InvalidPipelineError(
+            f"{where} takes one {spec.type.TYPE_NAME}; jfx.Collected(...) feeds an Input[list[{spec.type.TYPE_NAME}]]"
+        )
+    if spec.many and value is not None:
+        channels = input_channels(value)
+        if not channels and not spec.optional:
+            raise InvalidPipelineError(f"{where} got an empty list of channels")
+        for ch in channels:
+            check_wiring(node, name, dataclasses.replace(spec, many=False), ch)
+        return
     if value is None:
         if not spec.optional:
             raise InvalidPipelineError(
@@ -490,7 +572,9 @@ class Component:
                 params[pname] = pspec.default
                 continue
             value = kwargs[pname]
-            if isinstance(value, RuntimeParameter):
+            if isinstance(value, LoopItem):
+                params[pname] = value  # checked when the ForEach is expanded
+            elif isinstance(value, RuntimeParameter):
                 if value.type is not pspec.type and not (pspec.type is float and value.type is int):
                     raise InvalidPipelineError(
                         f"{where} is {pspec.type.__name__} but runtime parameter {value.name!r} is {value.type.__name__}"

@@ -16,6 +16,8 @@ class ExecutionContext:
         beam_pipeline_args: the pipeline's ``beam_pipeline_args`` (``None``: the data
             components use their in-process engine).
         metadata_url: the metadata store's URL (any password masked), for links to it.
+        upstream_states: for an ``ExitHandler``'s node, each upstream node's state in
+            this run (``complete``, ``cached``, ``failed``, ``skipped``, ...); else ``None``.
     """
 
     pipeline_name: str
@@ -25,6 +27,7 @@ class ExecutionContext:
     pipeline_root: str
     beam_pipeline_args: tuple[str, ...] | None = None
     metadata_url: str = ""
+    upstream_states: dict[str, str] | None = None
 
 
 _CURRENT: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar("jfx_execution", default=None)

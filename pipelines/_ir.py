@@ -17,9 +17,16 @@ Shape (``ir_version`` 1)::
                 "inputs": {"table": {"producer": "make_data", "key": "data", "type": "Dataset", "optional": false}},
                 "outputs": {"data": {"type": "Dataset", "type_path": ["Dataset", "Artifact"]}},
                 "upstream": ["..."],
-                "options": {"cache": true, "retries": 0, "backoff_s": 1.0, "timeout_s": null, "resources": {}}}]}
+                "options": {"cache": true, "retries": 0, "backoff_s": 1.0, "timeout_s": null, "resources": {}},
+                "condition": null, "trigger": "all_success"}]}
 
-Nodes are listed in a topological order.
+Nodes are listed in a topological order. An input fed by several artifacts (``Input[list[T]]``
+wired with ``jfx.Collected``) lists them: ``{"producer": <first>, "key": ..., "sources":
+[[producer, key], ...], ...}``. ``condition`` (from ``jfx.If``) is a predicate the launcher
+decides when the node is due, e.g. ``{"op": "==", "args": [{"output": {"producer": "Evaluator",
+"key": "blessing", "property": "blessed"}}, {"value": true}]}`` (operands: ``value``, ``param``,
+``output``; ops: ``== != < <= > >=``, ``and``, ``or``, ``not``). ``trigger`` is ``all_done`` for
+an ``ExitHandler``'s node: it runs once its upstream nodes are done, whatever their outcome.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from typing import Any
 from jfx._version import __version__
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
 from jfx.pipelines._component import PARAMETER_TYPES, Component, NodeOptions, check_parameter_value
+from jfx.pipelines._control import check_condition, condition_params, condition_refs
 
 __all__ = [
     "IR_VERSION",
@@ -51,6 +59,7 @@ __all__ = [
 ]
 
 IR_VERSION = 1
+TRIGGERS = ("all_success", "all_done")
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,11 @@ class InputIR:
     key: str
     type: str
     optional: bool = False
+    sources: tuple[tuple[str, str], ...] = ()  # set for a list input: every (producer, key)
+
+    @property
+    def many(self) -> bool:
+        return bool(self.sources)
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,8 @@ class NodeIR:
     outputs: dict[str, OutputIR]
     upstream: tuple[str, ...]
     options: NodeOptions = NodeOptions()
+    condition: dict[str, Any] | None = None
+    trigger: str = "all_success"
 
     def resolve_parameters(self, values: dict[str, Any]) -> dict[str, Any]:
         """This node's parameter values, with runtime parameters taken from ``values``."""
@@ -264,12 +280,15 @@ class PipelineIR:
                     "inputs": {
                         k: (None if i is None else {
                             "producer": i.producer, "key": i.key, "type": i.type, "optional": i.optional,
+                            **({"sources": [list(x) for x in i.sources]} if i.sources else {}),
                         })
                         for k, i in n.inputs.items()
                     },
                     "outputs": {k: {"type": o.type, "type_path": list(o.type_path)} for k, o in n.outputs.items()},
                     "upstream": list(n.upstream),
                     "options": n.options.to_dict(),
+                    "condition": n.condition,
+                    "trigger": n.trigger,
                 }
                 for n in self.nodes
             ],
@@ -306,12 +325,16 @@ class PipelineIR:
                             for k, v in n.get("parameters", {}).items()
                         },
                         inputs={
-                            k: None if v is None else InputIR(v["producer"], v["key"], v["type"], bool(v.get("optional")))
+                            k: None if v is None else InputIR(
+                                v["producer"], v["key"], v["type"], bool(v.get("optional")),
+                                tuple((str(p), str(q)) for p, q in v.get("sources") or ()))
                             for k, v in n.get("inputs", {}).items()
                         },
                         outputs={k: OutputIR(v["type"], tuple(v["type_path"])) for k, v in n.get("outputs", {}).items()},
                         upstream=tuple(n.get("upstream", ())),
                         options=NodeOptions.from_dict(n.get("options")),
+                        condition=n.get("condition"),
+                        trigger=n.get("trigger") or "all_success",
                     )
                 )
         except (KeyError, TypeError, AttributeError) as err:
@@ -333,6 +356,20 @@ class PipelineIR:
                     raise InvalidPipelineError(
                         f"IR node {n.id!r} parameter {pname!r} refers to unknown runtime parameter {prm.runtime!r}"
                     )
+            if n.trigger not in TRIGGERS:
+                raise InvalidPipelineError(f"IR node {n.id!r} has unknown trigger {n.trigger!r}")
+            if n.condition is not None:
+                check_condition(n.condition, f"IR node {n.id!r}")
+                for producer, _key, _prop in condition_refs(n.condition):
+                    if producer not in n.upstream:
+                        raise InvalidPipelineError(
+                            f"IR node {n.id!r} has a condition on {producer!r}, which is not among its upstream nodes"
+                        )
+                for pname in condition_params(n.condition):
+                    if pname not in params:
+                        raise InvalidPipelineError(
+                            f"IR node {n.id!r} condition refers to unknown runtime parameter {pname!r}"
+                        )
             known.add(n.id)
         return ir
 

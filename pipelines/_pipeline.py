@@ -20,12 +20,15 @@ from typing import Any
 from jfx.errors import InvalidPipelineError
 from jfx.pipelines._component import (
     Component,
+    InputSpec,
     Node,
     RuntimeParameter,
     check_parameter_value,
     check_wiring,
+    input_channels,
     parameter_type_name,
 )
+from jfx.pipelines._control import expand_loops
 from jfx.pipelines._ir import ComponentRef, InputIR, NodeIR, OutputIR, ParamIR, PipelineIR, RuntimeParamIR
 
 __all__ = ["Pipeline"]
@@ -82,12 +85,13 @@ class Pipeline:
             )
         self.beam_pipeline_args = list(beam_pipeline_args) if beam_pipeline_args is not None else None
         self.components = list(components)
+        self._check_items()
+        self.components = expand_loops(self.components)
         self._check_nodes()
         self.nodes = self._topological_order()
         self.runtime_parameters = self._collect_runtime_parameters(parameters or {})
 
-    def _check_nodes(self) -> None:
-        by_id: dict[str, Node] = {}
+    def _check_items(self) -> None:
         for item in self.components:
             if isinstance(item, Component):
                 raise InvalidPipelineError(
@@ -98,6 +102,10 @@ class Pipeline:
                 raise InvalidPipelineError(
                     f"pipeline {self.name!r}: components=[...] takes nodes made by calling components, got {item!r}"
                 )
+
+    def _check_nodes(self) -> None:
+        by_id: dict[str, Node] = {}
+        for item in self.components:
             if item.id in by_id:
                 other = by_id[item.id]
                 if other is item:
@@ -111,13 +119,20 @@ class Pipeline:
         members = {id(n) for n in self.components}
         for node in self.components:
             for iname, ispec in node.component.spec.inputs.items():
-                channel = node.inputs.get(iname)
-                check_wiring(node, iname, ispec, channel)
-                if channel is not None and id(channel.producer) not in members:
+                value = node.inputs.get(iname)
+                check_wiring(node, iname, ispec, value)
+                for channel in input_channels(value):
+                    if id(channel.producer) not in members:
+                        raise InvalidPipelineError(
+                            f"node {node.id!r} input {iname!r} is wired to {channel.producer.id}.outputs"
+                            f"[{channel.key!r}], but node {channel.producer.id!r} is not in pipeline "
+                            f"{self.name!r}; add it to components=[...]"
+                        )
+            for up in node.condition_nodes:
+                if id(up) not in members:
                     raise InvalidPipelineError(
-                        f"node {node.id!r} input {iname!r} is wired to {channel.producer.id}.outputs"
-                        f"[{channel.key!r}], but node {channel.producer.id!r} is not in pipeline "
-                        f"{self.name!r}; add it to components=[...]"
+                        f"node {node.id!r} has a jfx.If condition on an output of {up.id!r}, which is not in "
+                        f"pipeline {self.name!r}; add it to components=[...]"
                     )
             for up in node.upstream_nodes:
                 if id(up) not in members:
@@ -156,7 +171,8 @@ class Pipeline:
     def _collect_runtime_parameters(self, values: dict[str, Any]) -> dict[str, RuntimeParameter]:
         found: dict[str, RuntimeParameter] = {}
         for node in self.nodes:
-            for value in node.parameters.values():
+            in_conditions = [p for cond in node.conditions for p in cond.params]
+            for value in [*node.parameters.values(), *in_conditions]:
                 if isinstance(value, RuntimeParameter):
                     seen = found.setdefault(value.name, value)
                     if seen != value:
@@ -194,14 +210,12 @@ class Pipeline:
                         k: ParamIR(runtime=v.name) if isinstance(v, RuntimeParameter) else ParamIR(value=v)
                         for k, v in node.parameters.items()
                     },
-                    inputs={
-                        k: None if ch is None else InputIR(ch.producer.id, ch.key, spec.inputs[k].type.TYPE_NAME,
-                                                           spec.inputs[k].optional)
-                        for k, ch in node.inputs.items()
-                    },
+                    inputs={k: _input_ir(spec.inputs[k], ch) for k, ch in node.inputs.items()},
                     outputs={k: OutputIR(ch.type.TYPE_NAME, ch.type.type_path()) for k, ch in node.outputs.items()},
                     upstream=tuple(dep.id for dep in node.dependencies()),
                     options=node.options,
+                    condition=_condition_ir(node),
+                    trigger=node.trigger,
                 )
             )
         params = {
@@ -219,3 +233,21 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, nodes={[n.id for n in self.nodes]})"
+
+
+def _input_ir(spec: InputSpec, value: Any) -> InputIR | None:
+    if value is None:
+        return None
+    if spec.many:
+        sources = tuple((ch.producer.id, ch.key) for ch in input_channels(value))
+        return InputIR(sources[0][0], sources[0][1], spec.type.TYPE_NAME, spec.optional, sources=sources)
+    return InputIR(value.producer.id, value.key, spec.type.TYPE_NAME, spec.optional)
+
+
+def _condition_ir(node: Node) -> dict[str, Any] | None:
+    """The node's condition: the AND of the jfx.If blocks it was made in."""
+    if not node.conditions:
+        return None
+    if len(node.conditions) == 1:
+        return node.conditions[0].to_ir()
+    return {"op": "and", "args": [c.to_ir() for c in node.conditions]}

@@ -51,7 +51,7 @@ def test_public_api_is_pinned():
     )
     assert (PIPELINE, PIPELINE_RUN, NODE) == ("pipeline", "pipeline_run", "node")
     assert [s.value for s in ExecutionState] == [
-        "NEW", "RUNNING", "COMPLETE", "FAILED", "CACHED", "CANCELLED", "ABANDONED"
+        "NEW", "RUNNING", "COMPLETE", "FAILED", "CACHED", "CANCELLED", "ABANDONED", "SKIPPED"
     ]
     assert [s.value for s in ArtifactState] == ["PENDING", "LIVE", "ABANDONED", "DELETED"]
 

@@ -1,0 +1,516 @@
+"""Control flow in the DSL: ``If``, ``ForEach``, ``ExitHandler`` and ``Collected``.
+
+Every runner gets control flow from the IR alone, and the launcher does the deciding,
+so a condition means the same on the local runner, on Beam and in a Kubeflow pod:
+
+* ``with If(predicate):`` — the nodes made inside carry the predicate in their IR
+  ``condition``. The launcher evaluates it when the node is due: false means the node
+  is recorded SKIPPED (so are the nodes downstream of it), and the run still
+  succeeds. A predicate compares a runtime parameter or a small output value (an
+  output artifact's property, e.g. ``evaluator.outputs["blessing"].blessed``) with a
+  constant; ``&``, ``|`` and ``~`` combine predicates. A node under a condition on an
+  output waits for that output's node.
+* ``with ForEach(items) as item:`` — the nodes made inside are a template, expanded
+  when the pipeline is built into one copy per item (ids ``<id>-0``, ``<id>-1``, ...).
+  ``item`` (or ``item["key"]`` for dict items) stands for the item in parameters.
+  Downstream of the loop, ``Collected(node.outputs["x"])`` feeds every copy's output to
+  an ``Input[list[T]]`` (the fan-in). Items are known when the pipeline is built: a
+  list of JSON values.
+* ``with ExitHandler(node):`` — ``node`` runs after every node made inside the block,
+  whatever happened to them (failed, skipped); it reads their states from
+  ``current_context().upstream_states``. Its IR ``trigger`` is ``"all_done"``.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+from jfx.errors import InvalidPipelineError
+
+if TYPE_CHECKING:
+    from jfx.pipelines._component import Channel, Node
+
+__all__ = ["If", "ForEach", "ExitHandler", "Collected", "Predicate", "LoopItem", "OutputValue",
+           "evaluate_condition", "condition_refs", "describe_condition"]
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+
+
+# --- predicates -------------------------------------------------------------------------
+
+def _operand(value: Any) -> dict[str, Any]:
+    """The IR of one side of a comparison."""
+    from jfx.pipelines._component import RuntimeParameter
+
+    if isinstance(value, RuntimeParameter):
+        return {"param": value.name}
+    if isinstance(value, OutputValue):
+        return {"output": {"producer": value.channel.producer.id, "key": value.channel.key,
+                           "property": value.prop}}
+    if isinstance(value, (Predicate, LoopItem)):
+        raise InvalidPipelineError(f"a condition cannot compare {value!r}; compare a parameter or output value "
+                                   "with a constant")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise InvalidPipelineError(f"a condition compares with JSON values, got {value!r}") from None
+    return {"value": value}
+
+
+class Predicate:
+    """A condition for :class:`If`: built by comparing a parameter or output value.
+
+    Combine with ``&`` (and), ``|`` (or) and ``~`` (not). It has no truth value of its
+    own: it is decided when the pipeline runs.
+    """
+
+    __slots__ = ("op", "args", "refs", "params")
+
+    def __init__(self, op: str, args: tuple[Any, ...], refs: tuple[Any, ...], params: tuple[Any, ...]) -> None:
+        self.op, self.args, self.refs, self.params = op, args, refs, params
+
+    @staticmethod
+    def compare(op: str, left: Any, right: Any) -> Predicate:
+        refs = tuple(v.channel for v in (left, right) if isinstance(v, OutputValue))
+        from jfx.pipelines._component import RuntimeParameter
+
+        params = tuple(v for v in (left, right) if isinstance(v, RuntimeParameter))
+        return Predicate(op, (_operand(left), _operand(right)), refs, params)
+
+    @staticmethod
+    def truthy(value: Any) -> Predicate:
+        if isinstance(value, Predicate):
+            return value
+        return Predicate.compare("==", value, True) if _is_ref(value) else _bad_condition(value)
+
+    def __and__(self, other: Any) -> Predicate:
+        other = Predicate.truthy(other)
+        return Predicate("and", (self, other), self.refs + other.refs, self.params + other.params)
+
+    def __or__(self, other: Any) -> Predicate:
+        other = Predicate.truthy(other)
+        return Predicate("or", (self, other), self.refs + other.refs, self.params + other.params)
+
+    def __invert__(self) -> Predicate:
+        return Predicate("not", (self,), self.refs, self.params)
+
+    def __bool__(self) -> bool:
+        raise TypeError("a jfx condition is decided when the pipeline runs; use it in `with jfx.If(...):`, "
+                        "and combine conditions with &, | and ~ (not `and`, `or`, `not`)")
+
+    def to_ir(self) -> dict[str, Any]:
+        if self.op in ("and", "or"):
+            return {"op": self.op, "args": [a.to_ir() for a in self.args]}
+        if self.op == "not":
+            return {"op": "not", "args": [self.args[0].to_ir()]}
+        return {"op": self.op, "args": list(self.args)}
+
+    def __repr__(self) -> str:
+        return f"Predicate({describe_condition(self.to_ir())})"
+
+
+def _is_ref(value: Any) -> bool:
+    from jfx.pipelines._component import RuntimeParameter
+
+    return isinstance(value, (RuntimeParameter, OutputValue))
+
+
+def _bad_condition(value: Any) -> Predicate:
+    raise InvalidPipelineError(
+        f"jfx.If takes a condition on a runtime parameter or an output value (e.g. "
+        f"evaluator.outputs['blessing'].blessed, or rows > 10), got {value!r}"
+    )
+
+
+class _Comparable:
+    """Comparison operators that build predicates (mixed into parameters and output values)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return Predicate.compare("==", self, other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return Predicate.compare("!=", self, other)
+
+    def __lt__(self, other: Any) -> Predicate:
+        return Predicate.compare("<", self, other)
+
+    def __le__(self, other: Any) -> Predicate:
+        return Predicate.compare("<=", self, other)
+
+    def __gt__(self, other: Any) -> Predicate:
+        return Predicate.compare(">", self, other)
+
+    def __ge__(self, other: Any) -> Predicate:
+        return Predicate.compare(">=", self, other)
+
+    def __invert__(self) -> Predicate:
+        return ~Predicate.truthy(self)
+
+    def __and__(self, other: Any) -> Predicate:
+        return Predicate.truthy(self) & other
+
+    def __or__(self, other: Any) -> Predicate:
+        return Predicate.truthy(self) | other
+
+    __hash__ = object.__hash__
+
+
+class OutputValue(_Comparable):
+    """A property of an output artifact, read when the pipeline runs: ``channel.blessed``."""
+
+    __slots__ = ("channel", "prop")
+
+    def __init__(self, channel: Channel, prop: str) -> None:
+        self.channel, self.prop = channel, prop
+
+    def __bool__(self) -> bool:
+        raise TypeError(f"{self!r} is known only when the pipeline runs; use it in `with jfx.If(...):`")
+
+    def __repr__(self) -> str:
+        return f"{self.channel.producer.id}.outputs[{self.channel.key!r}].{self.prop}"
+
+
+def describe_condition(cond: dict[str, Any]) -> str:
+    """A readable form of a condition's IR, e.g. ``Evaluator.blessing.blessed == True``."""
+    op, args = cond["op"], cond["args"]
+    if op in ("and", "or"):
+        return "(" + f" {op} ".join(describe_condition(a) for a in args) + ")"
+    if op == "not":
+        return f"not {describe_condition(args[0])}"
+
+    def side(a: dict[str, Any]) -> str:
+        if "param" in a:
+            return f"param {a['param']}"
+        if "output" in a:
+            o = a["output"]
+            return f"{o['producer']}.{o['key']}.{o['property']}"
+        return json.dumps(a["value"])
+
+    return f"{side(args[0])} {op} {side(args[1])}"
+
+
+def condition_refs(cond: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """The (producer, key, property) output values a condition reads."""
+    if not cond:
+        return []
+    if cond["op"] in ("and", "or", "not"):
+        return [r for a in cond["args"] for r in condition_refs(a)]
+    return [(a["output"]["producer"], a["output"]["key"], a["output"]["property"])
+            for a in cond["args"] if "output" in a]
+
+
+def condition_params(cond: dict[str, Any] | None) -> list[str]:
+    if not cond:
+        return []
+    if cond["op"] in ("and", "or", "not"):
+        return [p for a in cond["args"] for p in condition_params(a)]
+    return [a["param"] for a in cond["args"] if "param" in a]
+
+
+def check_condition(cond: Any, where: str) -> None:
+    """Raise InvalidPipelineError if ``cond`` is not a well-formed condition IR."""
+    if not isinstance(cond, dict) or "op" not in cond or not isinstance(cond.get("args"), list):
+        raise InvalidPipelineError(f"{where}: malformed condition {cond!r}")
+    op, args = cond["op"], cond["args"]
+    if op in ("and", "or", "not"):
+        if not args or (op == "not" and len(args) != 1):
+            raise InvalidPipelineError(f"{where}: condition {op!r} has the wrong number of arguments")
+        for a in args:
+            check_condition(a, where)
+        return
+    if op not in _OPS or len(args) != 2:
+        raise InvalidPipelineError(f"{where}: unknown condition operator {op!r} (or not two operands)")
+    for a in args:
+        if not isinstance(a, dict) or not ({"param", "output", "value"} & set(a)):
+            raise InvalidPipelineError(f"{where}: malformed condition operand {a!r}")
+        if "output" in a and not {"producer", "key", "property"} <= set(a["output"]):
+            raise InvalidPipelineError(f"{where}: condition operand {a!r} needs producer, key and property")
+
+
+class MissingValue(LookupError):
+    """An output value a condition reads does not exist (its node did not produce it)."""
+
+
+def evaluate_condition(cond: dict[str, Any], params: dict[str, Any],
+                       output_value: Callable[[str, str, str], Any]) -> bool:
+    """Decide a condition: ``output_value(producer, key, property)`` reads an output's property.
+
+    Raises:
+        MissingValue: from ``output_value`` when the artifact or property is missing.
+    """
+    op, args = cond["op"], cond["args"]
+    if op == "and":
+        return all(evaluate_condition(a, params, output_value) for a in args)
+    if op == "or":
+        return any(evaluate_condition(a, params, output_value) for a in args)
+    if op == "not":
+        return not evaluate_condition(args[0], params, output_value)
+
+    def value(a: dict[str, Any]) -> Any:
+        if "param" in a:
+            return params[a["param"]]
+        if "output" in a:
+            o = a["output"]
+            return output_value(o["producer"], o["key"], o["property"])
+        return a["value"]
+
+    left, right = value(args[0]), value(args[1])
+    try:
+        return bool(_OPS[op](left, right))
+    except TypeError:
+        raise InvalidPipelineError(
+            f"condition {describe_condition(cond)}: cannot compare {left!r} with {right!r}"
+        ) from None
+
+
+# --- blocks -----------------------------------------------------------------------------
+
+_STACK = threading.local()
+
+
+def active_blocks() -> list[Any]:
+    """The control-flow blocks open in this thread, outermost first."""
+    blocks = getattr(_STACK, "blocks", None)
+    if blocks is None:
+        blocks = _STACK.blocks = []
+    return blocks
+
+
+class _Block:
+    def __enter__(self) -> Any:
+        active_blocks().append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        blocks = active_blocks()
+        if not blocks or blocks[-1] is not self:
+            raise InvalidPipelineError("control-flow blocks must be closed in the order they were opened")
+        blocks.pop()
+
+
+class If(_Block):
+    """``with jfx.If(condition):`` — the nodes made inside run only when it holds.
+
+    Args:
+        condition: a comparison of a :class:`jfx.RuntimeParameter` or of an output value
+            (``node.outputs["blessing"].blessed``) with a constant, or such a value alone
+            (true when it equals ``True``); combine with ``&``, ``|``, ``~``.
+
+    Example:
+        >>> from jfx import RuntimeParameter
+        >>> push = RuntimeParameter("push", bool, default=True)
+        >>> with If(push == True) as block:  # noqa: E712
+        ...     pass
+        >>> block.condition.to_ir()
+        {'op': '==', 'args': [{'param': 'push'}, {'value': True}]}
+    """
+
+    def __init__(self, condition: Any) -> None:
+        self.condition = Predicate.truthy(condition)
+
+
+class LoopItem:
+    """Stands for the current item of a :class:`ForEach` in a node's parameters."""
+
+    __slots__ = ("loop", "path")
+
+    def __init__(self, loop: ForEach, path: tuple[Any, ...] = ()) -> None:
+        self.loop, self.path = loop, path
+
+    def __getitem__(self, key: Any) -> LoopItem:
+        return LoopItem(self.loop, self.path + (key,))
+
+    def resolve(self, item: Any) -> Any:
+        value = item
+        for key in self.path:
+            try:
+                value = value[key]
+            except (KeyError, IndexError, TypeError):
+                raise InvalidPipelineError(
+                    f"ForEach item {item!r} has no {''.join(f'[{k!r}]' for k in self.path)}"
+                ) from None
+        return value
+
+    def __repr__(self) -> str:
+        return "item" + "".join(f"[{k!r}]" for k in self.path)
+
+
+class ForEach(_Block):
+    """``with jfx.ForEach(items) as item:`` — one copy of the nodes made inside per item.
+
+    The copies get the ids ``<id>-0``, ``<id>-1``, ...; pass ``item`` (or ``item["k"]``)
+    as a parameter value. Fan in with :class:`Collected` on an ``Input[list[T]]``.
+
+    Args:
+        items: a non-empty list of JSON values (numbers, strings, dicts ...).
+    """
+
+    def __init__(self, items: list[Any]) -> None:
+        if not isinstance(items, (list, tuple)) or not items:
+            raise InvalidPipelineError(f"ForEach takes a non-empty list of items, got {items!r}")
+        try:
+            json.dumps(list(items))
+        except (TypeError, ValueError) as err:
+            raise InvalidPipelineError(f"ForEach items must be JSON values: {err}") from None
+        self.items = list(items)
+        self.nodes: list[Node] = []
+
+    def __enter__(self) -> LoopItem:  # type: ignore[override]
+        super().__enter__()
+        return LoopItem(self)
+
+
+class ExitHandler(_Block):
+    """``with jfx.ExitHandler(node):`` — ``node`` runs once every node made inside is done.
+
+    It runs whatever happened to them (complete, failed, skipped), and its component
+    reads their states from ``jfx.current_context().upstream_states``. A run whose block
+    failed stays FAILED even when the exit node succeeds.
+    """
+
+    def __init__(self, exit_node: Node) -> None:
+        from jfx.pipelines._component import Node
+
+        if not isinstance(exit_node, Node):
+            raise InvalidPipelineError(f"ExitHandler takes a node (a called component), got {exit_node!r}")
+        self.exit_node = exit_node
+        self.nodes: list[Node] = []
+        exit_node.trigger = "all_done"
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)
+        if exc[0] is None and not self.nodes:
+            raise InvalidPipelineError(f"ExitHandler({self.exit_node.id!r}) block made no nodes")
+        self.exit_node.after(*self.nodes)
+
+
+class Collected:
+    """``Collected(node.outputs["x"])``: every ForEach copy's output, for an ``Input[list[T]]``."""
+
+    __slots__ = ("channel",)
+
+    def __init__(self, channel: Channel) -> None:
+        from jfx.pipelines._component import Channel
+
+        if not isinstance(channel, Channel):
+            raise InvalidPipelineError(f"Collected takes an output channel, got {channel!r}")
+        self.channel = channel
+
+    @property
+    def type(self) -> Any:
+        return self.channel.type
+
+    def __repr__(self) -> str:
+        return f"Collected({self.channel!r})"
+
+
+def register_node(node: Node) -> None:
+    """Called for every new node: attach the open blocks (conditions, loop, exit handler)."""
+    for block in active_blocks():
+        if isinstance(block, If):
+            node.conditions.append(block.condition)
+            node.condition_nodes.extend(ch.producer for ch in block.condition.refs)
+        elif isinstance(block, ForEach):
+            if node.loop is not None and node.loop is not block:
+                raise InvalidPipelineError(f"node {node.id!r}: nested ForEach blocks are not supported")
+            node.loop = block
+            block.nodes.append(node)
+        elif isinstance(block, ExitHandler):
+            if block.exit_node is node:
+                raise InvalidPipelineError(f"node {node.id!r} cannot be inside its own ExitHandler")
+            block.nodes.append(node)
+
+
+# --- ForEach expansion ------------------------------------------------------------------
+
+def expand_loops(nodes: list[Node]) -> list[Node]:
+    """The pipeline's nodes with each ForEach template replaced by its copies.
+
+    The user's nodes are left as they were: every node is copied and rewired. A copy's
+    inputs from templates of the same loop point at the same copy; an input wired with
+    ``Collected`` gets every copy's channel; nodes that wait for a template (``.after``,
+    an ExitHandler) wait for all its copies.
+    """
+    from jfx.pipelines._component import Channel, Node, check_parameter_value
+
+    if not any(n.loop is not None or _has_collected(n) for n in nodes):
+        return nodes
+    copies: dict[int, list[Node]] = {}
+    for t in nodes:
+        loop = t.loop
+        made = []
+        for i, item in enumerate(loop.items if loop is not None else [None]):
+            c = Node.__new__(Node)
+            c.__dict__.update(t.__dict__)
+            c.loop = None
+            if loop is not None:
+                c.id = f"{t.id}-{i}"
+                c.parameters = {}
+                for k, v in t.parameters.items():
+                    if isinstance(v, LoopItem):
+                        if v.loop is not loop:
+                            raise InvalidPipelineError(
+                                f"node {t.id!r} parameter {k!r} uses the item of a ForEach the node is not in")
+                        v = check_parameter_value(v.resolve(item), t.component.spec.parameters[k].type,
+                                                  f"node {c.id!r} parameter {k!r} (ForEach item {i})")
+                    c.parameters[k] = v
+            c.outputs = type(t.outputs)(c, {k: Channel(c, k, ch.type) for k, ch in t.outputs.items()})
+            made.append(c)
+        copies[id(t)] = made
+    for n in nodes:
+        if any(isinstance(v, LoopItem) for v in n.parameters.values()) and n.loop is None:
+            raise InvalidPipelineError(f"node {n.id!r} uses a ForEach item but was made outside the ForEach block")
+
+    def one(ch: Channel, source: Node, index: int, where: str) -> Channel:
+        made = copies.get(id(ch.producer))
+        if made is None:  # a node missing from the pipeline: the pipeline's checks report it
+            return ch
+        if len(made) == 1:
+            return made[0].outputs[ch.key]
+        if source.loop is None or ch.producer.loop is not source.loop:
+            raise InvalidPipelineError(
+                f"{where} is wired to {ch.producer.id}.outputs[{ch.key!r}], a node inside a jfx.ForEach; "
+                f"wire jfx.Collected({ch.producer.id}.outputs[{ch.key!r}]) to an Input[list[...]] instead"
+            )
+        return made[index].outputs[ch.key]
+
+    for t in nodes:
+        for i, c in enumerate(copies[id(t)]):
+            inputs: dict[str, Any] = {}
+            for k, value in t.inputs.items():
+                where = f"node {c.id!r} input {k!r}"
+                if isinstance(value, Collected):
+                    if t.loop is not None and value.channel.producer.loop is t.loop:
+                        raise InvalidPipelineError(f"{where}: jfx.Collected is for nodes after the ForEach, "
+                                                   "not inside it")
+                    made = copies.get(id(value.channel.producer), [value.channel.producer])
+                    inputs[k] = [m.outputs[value.channel.key] for m in made]
+                elif isinstance(value, (list, tuple)):
+                    inputs[k] = [one(ch, t, i, where) for ch in value]
+                else:
+                    inputs[k] = None if value is None else one(value, t, i, where)
+            c.inputs = inputs
+            after: list[Node] = []
+            for up in t.upstream_nodes:
+                made = copies.get(id(up), [up])
+                same_loop = t.loop is not None and up.loop is t.loop
+                after.extend([made[i]] if same_loop else made)
+            c.upstream_nodes = after
+            c.condition_nodes = [copies.get(id(up), [up])[0] for up in t.condition_nodes]
+            for cond in t.conditions:
+                for ch in cond.refs:
+                    if len(copies.get(id(ch.producer), ())) > 1:
+                        raise InvalidPipelineError(
+                            f"node {t.id!r}: a jfx.If condition reads {ch.producer.id!r}, a node inside a ForEach")
+    return [c for n in nodes for c in copies[id(n)]]
+
+
+def _has_collected(node: Node) -> bool:
+    return any(isinstance(v, Collected) for v in node.inputs.values())

@@ -1,0 +1,104 @@
+"""Pipelines with control flow (If, ForEach, ExitHandler, Collected), for every runner's tests.
+
+Module-level components, so that worker processes (Beam, Kubeflow pods) import them.
+"""
+
+from __future__ import annotations
+
+from jfx import (
+    Collected,
+    ExitHandler,
+    ForEach,
+    If,
+    Input,
+    Output,
+    Parameter,
+    Pipeline,
+    RuntimeParameter,
+    component,
+    current_context,
+)
+from jfx.types import Metrics
+
+
+@component
+def number(out: Output[Metrics], value: Parameter[int] = 1):
+    out.properties["value"] = value
+    out.write_json(value)
+
+
+@component
+def scale(x: Input[Metrics], out: Output[Metrics], factor: Parameter[int] = 1):
+    value = x.properties["value"] * factor
+    out.properties["value"] = value
+    out.write_json(value)
+
+
+@component
+def total(parts: Input[list[Metrics]], out: Output[Metrics]):
+    values = [p.properties["value"] for p in parts]
+    out.properties["value"] = sum(values)
+    out.properties["count"] = len(values)
+    out.write_json(values)
+
+
+@component
+def judge(x: Input[Metrics], verdict: Output[Metrics], threshold: Parameter[int] = 10):
+    verdict.properties["passed"] = x.properties["value"] >= threshold
+    verdict.write_json(verdict.properties["passed"])
+
+
+@component
+def publish(x: Input[Metrics], out: Output[Metrics]):
+    out.properties["value"] = x.properties["value"]
+    out.write_json(x.properties["value"])
+
+
+@component
+def explode(x: Input[Metrics], out: Output[Metrics], fail: Parameter[bool] = False):
+    if fail:
+        raise RuntimeError("explode was told to fail")
+    out.properties["value"] = x.properties["value"]
+    out.write_json(x.properties["value"])
+
+
+@component
+def report(out: Output[Metrics]):
+    states = current_context().upstream_states
+    out.properties["states"] = dict(sorted(states.items()))
+    out.write_json(states)
+
+
+def fan_out(name: str = "flow-fan", root=None, url=None) -> Pipeline:
+    """number(2) -> ForEach factor in [1, 2, 3]: scale -> total(Collected) -> judge -> If passed: publish."""
+    base = number(value=2)
+    with ForEach([{"factor": 1}, {"factor": 2}, {"factor": 3}]) as item:
+        scaled = scale(x=base.outputs["out"], factor=item["factor"])
+    tot = total(parts=Collected(scaled.outputs["out"]))
+    verdict = judge(x=tot.outputs["out"], threshold=RuntimeParameter("threshold", int, default=10))
+    with If(verdict.outputs["verdict"].passed):
+        pub = publish(x=tot.outputs["out"])
+    return Pipeline(name, [base, scaled, tot, verdict, pub], pipeline_root=root, metadata_url=url)
+
+
+def gated(name: str = "flow-gate", root=None, url=None) -> Pipeline:
+    """number -> If param push: publish -> scale(after publish); else-branch via ~push: explode."""
+    push = RuntimeParameter("push", bool, default=True)
+    base = number(value=5)
+    with If(push == True):  # noqa: E712 - builds a condition
+        pub = publish(x=base.outputs["out"])
+        after = scale(x=pub.outputs["out"], factor=10).with_id("scaled")
+    with If(~push):
+        other = explode(x=base.outputs["out"]).with_id("other")
+    return Pipeline(name, [base, pub, after, other], pipeline_root=root, metadata_url=url)
+
+
+def exit_handled(name: str = "flow-exit", root=None, url=None) -> Pipeline:
+    """ExitHandler(report) around number -> explode(fail=param) -> publish."""
+    fail = RuntimeParameter("fail", bool, default=True)
+    notify = report()
+    with ExitHandler(notify):
+        base = number(value=3)
+        boom = explode(x=base.outputs["out"], fail=fail)
+        pub = publish(x=boom.outputs["out"])
+    return Pipeline(name, [notify, base, boom, pub], pipeline_root=root, metadata_url=url)
