@@ -11,7 +11,16 @@ from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators import LocalDagRunner
 from jfx.pipelines import PipelineIR
 
-RUNNER = LocalDagRunner(progress=False)
+
+
+@pytest.fixture(params=["local", "beam"])
+def runner(request):
+    """The options are the launcher's: every runner honours them."""
+    if request.param == "local":
+        return LocalDagRunner(progress=False)
+    from jfx.orchestrators import BeamDagRunner
+
+    return BeamDagRunner(["--runner=DirectRunner"], progress=False)
 
 
 def pipeline(tmp_path, *nodes, name="opts"):
@@ -19,9 +28,9 @@ def pipeline(tmp_path, *nodes, name="opts"):
                     metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
 
 
-def test_retry_runs_again_until_the_component_succeeds(tmp_path):
+def test_retry_runs_again_until_the_component_succeeds(tmp_path, runner):
     node = lib.flaky(counter=str(tmp_path / "calls"), failures=2).with_retry(2, backoff_s=0.0)
-    result = RUNNER.run(pipeline(tmp_path, node))
+    result = runner.run(pipeline(tmp_path, node))
     outcome = result.nodes["flaky"]
     assert outcome.state == "complete" and lib.read(outcome.outputs["out"][0].uri) == {"calls": 3}
     with MetadataStore(f"sqlite:///{tmp_path / 'md.sqlite'}") as store:
@@ -29,30 +38,30 @@ def test_retry_runs_again_until_the_component_succeeds(tmp_path):
     assert attempts == [ExecutionState.FAILED, ExecutionState.FAILED, ExecutionState.COMPLETE]
 
 
-def test_retries_run_out(tmp_path):
+def test_retries_run_out(tmp_path, runner):
     node = lib.flaky(counter=str(tmp_path / "calls"), failures=5).with_retry(1, backoff_s=0.0)
-    outcome = RUNNER.run(pipeline(tmp_path, node)).nodes["flaky"]
+    outcome = runner.run(pipeline(tmp_path, node)).nodes["flaky"]
     assert outcome.state == "failed"
     assert outcome.error == "ConnectionError: transient failure 2 (attempt 2)"
 
 
-def test_a_timed_out_component_fails_and_publishes_nothing(tmp_path):
+def test_a_timed_out_component_fails_and_publishes_nothing(tmp_path, runner):
     slow = lib.sleep_then_write(seconds=30.0).with_timeout(0.5)
     after = lib.make_numbers().after(slow)
-    result = RUNNER.run(pipeline(tmp_path, slow, after))
+    result = runner.run(pipeline(tmp_path, slow, after))
     assert result.nodes["sleep_then_write"].state == "failed"
     assert result.nodes["sleep_then_write"].error == "ComponentTimeoutError: node 'sleep_then_write' timed out after 0.5 s"
     assert result.nodes["make_numbers"].state == "skipped"
     assert not (tmp_path / "root" / "opts" / "sleep_then_write" / "out").exists()
 
 
-def test_with_cache_false_always_runs_that_node(tmp_path):
+def test_with_cache_false_always_runs_that_node(tmp_path, runner):
     def build():
         nums = lib.make_numbers(rows=3)
         return pipeline(tmp_path, nums, lib.total(numbers=nums.outputs["numbers"]).with_cache(False))
 
-    RUNNER.run(build())
-    again = RUNNER.run(build())
+    runner.run(build())
+    again = runner.run(build())
     assert again.nodes["make_numbers"].state == "cached"
     assert again.nodes["total"].state == "complete"
     assert again.nodes["total"].cache_miss_reason == "cache disabled for this node"
