@@ -5,6 +5,10 @@
     jfx run --resume RUN_ID                                   rerun what did not complete
     jfx run PIPELINE_FILE --from NODE [--to NODE]             a partial run
     jfx run PIPELINE_FILE --runner beam [--beam-arg=...]      the DAG as a Beam pipeline
+    jfx run PIPELINE_FILE --runner kfp-local                  the compiled Kubeflow pipeline, on kfp.local
+    jfx compile PIPELINE_FILE --target kubeflow --image IMAGE -o pipeline.yaml
+                                                              a Kubeflow Pipelines spec
+    jfx submit pipeline.yaml --host URL [--experiment NAME]   run it on a Kubeflow Pipelines server
     jfx runs list [--pipeline NAME]                           runs, newest first
     jfx runs show RUN_ID                                      one run, node by node
     jfx lineage ARTIFACT_ID [--direction D] [--depth N]       what made an artifact
@@ -65,6 +69,54 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def add_compile_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds ``compile`` (a Kubeflow Pipelines spec from a pipeline file)."""
+    p = subparsers.add_parser(
+        "compile", help="compile a pipeline file for Kubeflow Pipelines",
+        description="Compile a pipeline file into a Kubeflow Pipelines (v2) spec: one task per node, each "
+                    "running the jfx launcher in IMAGE.")
+    p.add_argument("file", help="a Python file defining `pipeline` or `create_pipeline()`")
+    p.add_argument("--target", choices=["kubeflow"], default="kubeflow", help="what to compile for (kubeflow)")
+    p.add_argument("--image", metavar="IMAGE", help="the container image of every task (jfx and the pipeline's code "
+                                                    "installed; required unless --local)")
+    p.add_argument("-o", "--output", default="pipeline.yaml", metavar="FILE", help="where to write the spec "
+                                                                                  "(default: pipeline.yaml)")
+    p.add_argument("--pipeline-root", metavar="DIR", help="where outputs go (default: the pipeline's)")
+    p.add_argument("--metadata-url", metavar="URL", help="the metadata database (default: the pipeline's, "
+                                                         "else $JFX_METADATA_URL)")
+    p.add_argument("--volume", action="append", default=[], metavar="MOUNT=PVC",
+                   help="mount a PersistentVolumeClaim into every task (repeatable), e.g. /mnt/jfx=jfx-pvc")
+    p.add_argument("--metadata-secret", metavar="SECRET:KEY",
+                   help="every task reads its metadata URL from this Kubernetes secret key")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="an environment variable for every task (repeatable)")
+    p.add_argument("--local", action="store_true",
+                   help="for kfp.local on this machine: local paths and SQLite are allowed")
+    return p
+
+
+def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds ``submit`` (a run of a compiled spec on a Kubeflow Pipelines server)."""
+    p = subparsers.add_parser(
+        "submit", help="run a compiled pipeline on a Kubeflow Pipelines server",
+        description="Create a run of a compiled pipeline (jfx compile) on a Kubeflow Pipelines server. "
+                    "Authentication: --token, else the token file in $KF_PIPELINES_SA_TOKEN_PATH, else "
+                    "the kfp client's own settings.")
+    p.add_argument("package", help="the compiled pipeline (pipeline.yaml)")
+    p.add_argument("--host", required=True, metavar="URL", help="the Kubeflow Pipelines API, e.g. http://localhost:8080")
+    p.add_argument("--experiment", metavar="NAME", help="the experiment (created if missing; default: Default)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a pipeline parameter (repeatable)")
+    p.add_argument("--run-name", metavar="NAME", help="the run's name in the Kubeflow UI")
+    p.add_argument("--token", metavar="TOKEN", help="a bearer token for the Kubeflow Pipelines API")
+    p.add_argument("--namespace", metavar="NS", help="the Kubeflow namespace (multi-user installations)")
+    p.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
+    p.add_argument("--from", dest="from_nodes", action="append", default=None, metavar="NODE",
+                   help="partial run: start at NODE (repeatable)")
+    p.add_argument("--to", dest="to_nodes", action="append", default=None, metavar="NODE",
+                   help="partial run: stop after NODE (repeatable)")
+    return p
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
@@ -84,8 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a pipeline file locally")
     run.add_argument("file", nargs="?", help="a Python file defining `pipeline` or `create_pipeline()`")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="set a runtime parameter (repeatable)")
-    run.add_argument("--runner", choices=["local", "beam"], default="local",
-                     help="local (default): nodes on this machine; beam: the DAG as an Apache Beam pipeline")
+    run.add_argument("--runner", choices=["local", "beam", "kfp-local"], default="local",
+                     help="local (default): nodes on this machine; beam: the DAG as an Apache Beam pipeline; "
+                          "kfp-local: the compiled Kubeflow pipeline, run by kfp.local on this machine")
     run.add_argument("--beam-arg", action="append", default=None, metavar="ARG",
                      help="an Apache Beam option (repeatable), e.g. --beam-arg=--runner=DirectRunner: with "
                           "--runner beam it configures the DAG and the data components, else only the data components")
@@ -121,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_metadata_url(lin)
 
     add_serve_parser(sub)
+    add_compile_parser(sub)
+    add_submit_parser(sub)
     return parser
 
 
@@ -143,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "runs":
             return _cmd_runs_list(args) if args.runs_command == "list" else _cmd_runs_show(args)
+        if args.command in ("compile", "submit"):
+            from jfx.orchestrators import _kfp_cli
+
+            return _kfp_cli.cmd_compile(args) if args.command == "compile" else _kfp_cli.cmd_submit(args)
         if args.command == "serve":
             from jfx.core._serving import run_from_args
 
@@ -199,6 +258,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise InvalidArgumentError("partial runs (--from/--to) run on the local runner; drop --runner beam")
         result = BeamDagRunner(args.beam_arg or [], metadata_url=args.metadata_url, pipeline_root=args.pipeline_root,
                                progress=progress).run(ir, **options)
+    elif args.runner == "kfp-local":
+        from jfx.orchestrators._kfp_cli import run_kfp_local
+
+        result = run_kfp_local(ir, args, options)
     else:
         if args.beam_arg is not None:
             ir = dataclasses.replace(ir, beam_pipeline_args=tuple(args.beam_arg))

@@ -7,6 +7,7 @@ from jfx.orchestrators._run import RunResult, RunState, reap_abandoned
 
 __all__ = [
     "BeamDagRunner",
+    "KubeflowDagRunner",
     "LocalDagRunner",
     "LogProgress",
     "NodeOutcome",
@@ -29,4 +30,10 @@ def __getattr__(name: str) -> object:
 
         globals()[name] = BeamDagRunner
         return BeamDagRunner
+    # KubeflowDagRunner imports kfp when it compiles; its module alone is light, but kept out of `import jfx`.
+    if name == "KubeflowDagRunner":
+        from jfx.orchestrators._kubeflow import KubeflowDagRunner
+
+        globals()[name] = KubeflowDagRunner
+        return KubeflowDagRunner
     raise AttributeError(f"module 'jfx.orchestrators' has no attribute {name!r}")

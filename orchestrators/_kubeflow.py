@@ -1,0 +1,636 @@
+"""``KubeflowDagRunner``: compile a pipeline to a Kubeflow Pipelines (v2) spec, submit it, or run it locally.
+
+The compiled pipeline has one task per jfx node. Each task is a lightweight Python
+component (``base_image`` = the jfx image) whose body imports jfx and runs the shared
+launcher for that one node (:func:`jfx.orchestrators.entrypoint.run_node`); the IR, the
+node id and the Kubeflow job id are its inputs, and every jfx runtime parameter is a
+Kubeflow pipeline parameter passed to every task. Artifacts do not travel through
+Kubeflow: the launcher resolves a node's inputs from the jfx metadata store, so the
+tasks are ordered with ``.after()`` along the DAG, and Kubeflow's own caching is off
+(jfx caches through its store, so a Kubeflow run and a local run against the same
+database share one cache). A final exit-handler task records the run's end.
+
+Node options map to task settings: ``with_resources`` to CPU and memory requests and
+limits and an accelerator count, ``with_retry`` to the task's retry policy (the
+launcher then makes one attempt per try), ``with_timeout`` to the pod's
+``activeDeadlineSeconds`` (the launcher also enforces it in-process, exactly), and a node
+whose IR trigger is ``all_done`` (an exit handler's node) to
+``ignore_upstream_failure()``.
+
+Compiling imports kfp (about a second), so ``import jfx`` never does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import json
+import keyword
+import linecache
+import math
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterator, Mapping
+
+from jfx._config import resolve_metadata_url
+from jfx.errors import InvalidArgumentError, InvalidPipelineError
+from jfx.orchestrators._run import RunResult, as_ir, metadata_url_for, new_run_id, reap_abandoned
+from jfx.pipelines import NodeIR, Pipeline, PipelineIR
+
+__all__ = ["KubeflowDagRunner", "SubmittedRun", "RESERVED_PARAMETERS"]
+
+# Pipeline parameters every compiled pipeline has besides the jfx runtime parameters.
+RESERVED_PARAMETERS = {
+    "jfx_metadata_url": str,   # the metadata database (default: compiled in; empty: $JFX_METADATA_URL in the pod)
+    "jfx_pipeline_root": str,  # where outputs go (default: compiled in)
+    "jfx_enable_cache": bool,  # False: run every node (jfx run --no-cache)
+    "jfx_from_nodes": list,    # a partial run: from these nodes ...
+    "jfx_to_nodes": list,      # ... up to these
+    "jfx_run_id": str,         # the jfx run id (default: <pipeline>-kfp-<Kubeflow job id>)
+}
+
+_KFP_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool, "dict": dict, "list": list}
+
+# The pod's deadline is the node's timeout plus this much for the pod's start and the bookkeeping
+# around the component; the launcher itself times the component exactly.
+TIMEOUT_GRACE_S = 120
+
+LOCAL_TARGET_HELP = """\
+{what} {value!r} is on this machine; the pods of a Kubeflow cluster cannot reach it.
+  {fix}
+  To run the compiled pipeline on this machine with kfp.local instead, compile with
+  KubeflowDagRunner(..., local=True) (jfx compile --local, or jfx run --runner kfp-local)."""
+
+METADATA_FIX = ("Use a database server the cluster reaches, e.g. "
+                "KubeflowDagRunner(image, metadata_url='postgresql+psycopg://jfx@db.example.internal/jfx'), "
+                "or metadata_secret=('jfx-db', 'url') to read it from a Kubernetes secret in each pod.")
+ROOT_FIX = ("Put the pipeline root on a volume every task mounts, e.g. "
+            "KubeflowDagRunner(image, pipeline_root='/mnt/jfx/artifacts', volumes={{'/mnt/jfx': 'jfx-pvc'}}) "
+            "(jfx compile --volume /mnt/jfx=jfx-pvc --pipeline-root /mnt/jfx/artifacts).")
+
+
+@dataclass(frozen=True)
+class SubmittedRun:
+    """A run created on a Kubeflow Pipelines server.
+
+    Attributes:
+        run_id: the Kubeflow run id.
+        url: the run's page in the Kubeflow Pipelines UI.
+        jfx_run_id: the run's id in the jfx metadata store (``jfx runs show``).
+        experiment_id: the Kubeflow experiment the run belongs to.
+    """
+
+    run_id: str
+    url: str
+    jfx_run_id: str
+    experiment_id: str | None = None
+
+
+class KubeflowDagRunner:
+    """Compiles a pipeline to a Kubeflow Pipelines spec; submits it; or runs it with kfp.local.
+
+    Args:
+        image: the container image of every task: jfx and the pipeline's code
+            installed (see the Dockerfile at the root of the jfx repository).
+        pipeline_root: where outputs go (overrides the pipeline's). On a cluster it
+            must lie on a volume every task mounts (``volumes``).
+        metadata_url: the metadata database (overrides the pipeline's). On a cluster
+            it must be a server the pods reach (PostgreSQL or MySQL), not SQLite.
+        local: the pipeline runs on this machine (kfp.local): local paths and SQLite
+            are fine.
+        volumes: mount path → PersistentVolumeClaim name, mounted into every task.
+        metadata_secret: ``(secret name, key)``: every task reads its metadata URL
+            from this Kubernetes secret (``JFX_METADATA_URL``) instead of a URL compiled
+            into the spec.
+        env: environment variables for every task.
+        accelerator_type: the Kubernetes resource name for ``with_resources(gpu=N)``.
+
+    Example:
+        >>> runner = KubeflowDagRunner("registry.example/jfx:0.1", pipeline_root="/mnt/jfx/artifacts",
+        ...                            metadata_url="postgresql+psycopg://jfx@db/jfx",
+        ...                            volumes={"/mnt/jfx": "jfx-pvc"})  # doctest: +SKIP
+        >>> runner.compile(pipeline, "pipeline.yaml")  # doctest: +SKIP
+        'pipeline.yaml'
+        >>> runner.submit(pipeline, "http://localhost:8080", experiment="penguin").url  # doctest: +SKIP
+        'http://localhost:8080/#/runs/details/5c1d...'
+    """
+
+    def __init__(
+        self,
+        image: str,
+        pipeline_root: str | None = None,
+        metadata_url: str | None = None,
+        *,
+        local: bool = False,
+        volumes: Mapping[str, str] | None = None,
+        metadata_secret: tuple[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        accelerator_type: str = "nvidia.com/gpu",
+    ) -> None:
+        if not isinstance(image, str) or not image.strip():
+            raise InvalidArgumentError(f"KubeflowDagRunner(image) takes a container image name, got {image!r}")
+        self.image = image.strip()
+        self.pipeline_root = str(pipeline_root) if pipeline_root is not None else None
+        self.metadata_url = metadata_url
+        self.local = bool(local)
+        self.volumes = dict(volumes or {})
+        for mount, claim in self.volumes.items():
+            if not PurePosixPath(mount).is_absolute() or not isinstance(claim, str) or not claim:
+                raise InvalidArgumentError(
+                    f"volumes: {mount!r} -> {claim!r}: expected an absolute mount path and a PVC name, "
+                    "e.g. {'/mnt/jfx': 'jfx-pvc'}"
+                )
+        if metadata_secret is not None and (len(metadata_secret) != 2 or not all(metadata_secret)):
+            raise InvalidArgumentError(f"metadata_secret takes (secret name, key), got {metadata_secret!r}")
+        self.metadata_secret = tuple(metadata_secret) if metadata_secret else None
+        self.env = {"MLFLOW_DISABLE_TELEMETRY": "true", **dict(env or {})}
+        self.accelerator_type = accelerator_type
+
+    # ------------------------------------------------------------------ compile
+
+    def compile(self, pipeline: Pipeline | PipelineIR | dict[str, Any], output_path: str | Path = "pipeline.yaml") -> str:
+        """Compile ``pipeline`` into a Kubeflow Pipelines (v2) spec at ``output_path``; return the path.
+
+        Raises:
+            InvalidPipelineError: the pipeline cannot be expressed (an empty pipeline, a
+                parameter name Kubeflow cannot take).
+            InvalidArgumentError: for a cluster (``local=False``): a pipeline root or
+                metadata database on this machine.
+        """
+        from kfp import compiler
+
+        ir = as_ir(pipeline)
+        graph = self._pipeline_function(ir)
+        output = Path(output_path)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # kfp's notices about future defaults
+            compiler.Compiler().compile(graph, str(output))
+        return str(output)
+
+    def targets(self, ir: PipelineIR) -> tuple[str, str]:
+        """The metadata URL and pipeline root compiled into the spec, checked for a cluster.
+
+        The URL is empty when each pod reads it from ``metadata_secret``.
+        """
+        url = self.metadata_url or ir.metadata_url
+        root = self.pipeline_root or ir.pipeline_root
+        if self.local:
+            from jfx._config import default_pipeline_root
+
+            return resolve_metadata_url(url), str(Path(root).resolve() if root else default_pipeline_root())
+        if self.metadata_secret is not None:
+            url = ""  # each pod reads JFX_METADATA_URL from the secret
+        else:
+            url = resolve_metadata_url(url)
+            _check_cluster_url(url)
+        if root is None:
+            raise InvalidArgumentError(
+                "the pipeline has no pipeline_root, and the default ($JFX_HOME/artifacts) is on this machine.\n  "
+                + ROOT_FIX.format()
+            )
+        _check_cluster_root(root, self.volumes)
+        return url, root
+
+    def _pipeline_function(self, ir: PipelineIR) -> Any:
+        """The ``@dsl.pipeline`` function for ``ir``: one task per node, all under an exit handler."""
+        from kfp import dsl
+
+        if not ir.nodes:
+            raise InvalidPipelineError(f"pipeline {ir.name!r} has no nodes; there is nothing to compile")
+        for name in ir.parameters:
+            if name in RESERVED_PARAMETERS or keyword.iskeyword(name):
+                raise InvalidPipelineError(
+                    f"pipeline {ir.name!r}: runtime parameter {name!r} cannot be a Kubeflow pipeline parameter "
+                    f"(reserved names: {', '.join(RESERVED_PARAMETERS)}, and Python keywords); rename it"
+                )
+        url, root = self.targets(ir)
+        ir_json = json.dumps(ir.to_dict(), sort_keys=True, separators=(",", ":"))
+        runner_name = "kfp-local" if self.local else "kubeflow"
+        param_names = list(ir.parameters)
+        names = _function_names(ir)
+        node_components = {n.id: _node_component(names[n.id], param_names, ir.parameters, self.image)
+                           for n in ir.nodes}
+        finish_component = _finish_component(param_names, ir.parameters, self.image)
+
+        signature_params = []
+        required = [p for p in ir.parameters.values() if p.required]
+        optional = [p for p in ir.parameters.values() if not p.required]
+        for p in required + optional:
+            default = inspect.Parameter.empty if p.required else p.default
+            signature_params.append(inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                      default=default, annotation=_KFP_TYPES[p.type]))
+        reserved_defaults = {"jfx_metadata_url": url, "jfx_pipeline_root": root, "jfx_enable_cache": ir.enable_cache,
+                             "jfx_from_nodes": [], "jfx_to_nodes": [], "jfx_run_id": ""}
+        for name, typ in RESERVED_PARAMETERS.items():
+            signature_params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                      default=reserved_defaults[name], annotation=typ))
+        signature = inspect.Signature(signature_params)
+        order = list(signature.parameters)
+
+        def body(*args: Any) -> None:
+            values = dict(zip(order, args))
+            common = {
+                "jfx_ir": ir_json,
+                "jfx_job_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                "jfx_runner": runner_name,
+                **{k: values[k] for k in RESERVED_PARAMETERS},
+                **{k: values[k] for k in param_names},
+            }
+            exit_task = finish_component(**common)
+            exit_task.set_display_name("jfx-finish-run").set_caching_options(False)
+            self._configure_pod(exit_task)
+            tasks: dict[str, Any] = {}
+            with dsl.ExitHandler(exit_task, name="jfx-run"):
+                for node in ir.nodes:
+                    task = node_components[node.id](jfx_node=node.id, **common)
+                    task.set_display_name(node.id)
+                    self._configure_task(task, node)
+                    upstream = [tasks[u] for u in node.upstream]
+                    if upstream:
+                        task.after(*upstream)
+                    if getattr(node, "trigger", "all_success") == "all_done":
+                        task.ignore_upstream_failure()
+                    tasks[node.id] = task
+
+        body.__signature__ = signature  # type: ignore[attr-defined]
+        body.__name__ = _kfp_name(ir.name).replace("-", "_")
+        body.__doc__ = f"jfx pipeline {ir.name} ({len(ir.nodes)} nodes), compiled by jfx."
+        return dsl.pipeline(name=_kfp_name(ir.name), display_name=ir.name,
+                            description=f"jfx pipeline {ir.name}")(body)
+
+    def _configure_pod(self, task: Any) -> None:
+        for name, value in self.env.items():
+            task.set_env_variable(name, value)
+        if self.volumes or self.metadata_secret:
+            from kfp import kubernetes
+
+            for mount, claim in self.volumes.items():
+                kubernetes.mount_pvc(task, pvc_name=claim, mount_path=mount)
+            if self.metadata_secret:
+                secret, key = self.metadata_secret
+                kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env={key: "JFX_METADATA_URL"})
+
+    def _configure_task(self, task: Any, node: NodeIR) -> None:
+        task.set_caching_options(False)  # jfx caches through its metadata store
+        self._configure_pod(task)
+        res = node.options.resources
+        try:
+            if res.get("cpu") is not None:
+                cpu = str(res["cpu"])
+                task.set_cpu_request(cpu).set_cpu_limit(cpu)
+            if res.get("memory") is not None:
+                task.set_memory_request(str(res["memory"])).set_memory_limit(str(res["memory"]))
+        except ValueError as err:
+            raise InvalidPipelineError(f"node {node.id!r}: with_resources({res}): {err}") from None
+        if res.get("gpu"):
+            task.set_accelerator_type(self.accelerator_type).set_accelerator_limit(int(res["gpu"]))
+        if node.options.retries:
+            task.set_retry(num_retries=node.options.retries,
+                           backoff_duration=f"{math.ceil(node.options.backoff_s)}s", backoff_factor=2.0)
+        if node.options.timeout_s is not None:
+            from kfp import kubernetes
+
+            kubernetes.set_timeout(task, int(math.ceil(node.options.timeout_s)) + TIMEOUT_GRACE_S)
+
+    # ------------------------------------------------------------------ submit
+
+    def submit(
+        self,
+        pipeline: Pipeline | PipelineIR | dict[str, Any] | str | Path,
+        host: str,
+        experiment: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+        *,
+        token: str | None = None,
+        namespace: str | None = None,
+    ) -> SubmittedRun:
+        """Create a run on the Kubeflow Pipelines server at ``host``.
+
+        Args:
+            pipeline: a Pipeline (compiled here) or the path of a compiled spec.
+            host: the Kubeflow Pipelines API, e.g. ``http://localhost:8080``.
+            experiment: the experiment's name (created if missing; default: ``Default``).
+            params: pipeline parameter values.
+            run_name: the run's name in the Kubeflow UI.
+            token: a bearer token. Without one, ``KF_PIPELINES_SA_TOKEN_PATH`` (a
+                service-account token file) is used when set, else kfp's own means
+                (its context file, cookies).
+
+        Returns:
+            the run's Kubeflow id, its UI address and its jfx run id.
+        """
+        return submit_package(self._package(pipeline), host, experiment=experiment, params=params,
+                              run_name=run_name, token=token, namespace=namespace)
+
+    def _package(self, pipeline: Any) -> str:
+        if isinstance(pipeline, (str, Path)):
+            path = Path(pipeline)
+            if not path.is_file():
+                raise InvalidArgumentError(f"{path}: no such compiled pipeline file")
+            return str(path)
+        folder = tempfile.mkdtemp(prefix="jfx-kfp-")
+        return self.compile(pipeline, Path(folder) / "pipeline.yaml")
+
+    # ------------------------------------------------------------------ local runs
+
+    def run_local(
+        self,
+        pipeline: Pipeline | PipelineIR | dict[str, Any],
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        enable_cache: bool = True,
+        from_nodes: list[str] | None = None,
+        to_nodes: list[str] | None = None,
+        run_id: str | None = None,
+        log: str | Path | None = None,
+    ) -> RunResult:
+        """Compile the pipeline and run the compiled spec on this machine with kfp.local.
+
+        The spec is written, loaded back with kfp's loader and run by kfp.local's
+        SubprocessRunner (each task a subprocess of this Python), so this runs exactly
+        what a cluster would, minus the containers. Needs ``local=True``.
+
+        Args:
+            parameters, enable_cache, from_nodes, to_nodes, run_id: as for
+                :meth:`LocalDagRunner.run`.
+            log: a file that receives kfp.local's output (each task's log), instead of
+                this process's standard output.
+
+        Returns:
+            the run's result, read back from the metadata store.
+        """
+        import kfp.local
+        from kfp import components
+
+        from jfx.metadata import MetadataStore
+        from jfx.orchestrators.entrypoint import OWNER_PID_ENV, join_run, outcomes_from_store, run_state
+
+        if not self.local:
+            raise InvalidArgumentError("run_local needs a runner made with local=True (a local pipeline root and store)")
+        ir = as_ir(pipeline)
+        selected = ir.select(from_nodes, to_nodes) if (from_nodes or to_nodes) else None
+        values = ir.resolve_parameters(dict(parameters or {}))
+        run_id = run_id or new_run_id(ir.name)
+        url = metadata_url_for(ir, self.metadata_url)
+        with MetadataStore(url) as store:
+            reap_abandoned(store)
+        with tempfile.TemporaryDirectory(prefix="jfx-kfp-local-") as tmp:
+            spec = self.compile(ir, Path(tmp) / "pipeline.yaml")
+            loaded = components.load_component_from_file(spec)
+            kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False),
+                           pipeline_root=str(Path(tmp) / "kfp-outputs"), raise_on_error=False)
+            arguments = {**values, "jfx_enable_cache": bool(enable_cache), "jfx_run_id": run_id,
+                         "jfx_from_nodes": list(from_nodes or []), "jfx_to_nodes": list(to_nodes or [])}
+            previous = os.environ.get(OWNER_PID_ENV)
+            os.environ[OWNER_PID_ENV] = str(os.getpid())
+            try:
+                with warnings.catch_warnings(), _output_to(log):
+                    warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+                    loaded(**arguments)
+            finally:
+                if previous is None:
+                    os.environ.pop(OWNER_PID_ENV, None)
+                else:
+                    os.environ[OWNER_PID_ENV] = previous
+        with MetadataStore(url) as store:
+            run = join_run(store, ir, run_id, runner="kfp-local", parameters=values, enable_cache=enable_cache,
+                           pipeline_root=self.pipeline_root)
+            outcomes = outcomes_from_store(store, ir, run, selected)
+            state = store.get_context(run.run_context_id).properties.get("state") or run_state(outcomes, selected)
+            return RunResult(run_id, ir.name, state, outcomes, store.url)
+
+
+@contextlib.contextmanager
+def _output_to(log: str | Path | None) -> Iterator[None]:
+    """Send this process's standard output (where kfp.local writes every task's log) to ``log``."""
+    if log is None:
+        yield
+        return
+    path = Path(log)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh, contextlib.redirect_stdout(fh):
+        yield
+
+
+def submit_package(package: str, host: str, *, experiment: str | None = None, params: Mapping[str, Any] | None = None,
+                   run_name: str | None = None, token: str | None = None, namespace: str | None = None) -> SubmittedRun:
+    """Create a run of a compiled spec on the Kubeflow Pipelines server at ``host`` (see ``submit``)."""
+    import kfp
+    from kfp.client import set_volume_credentials
+
+    if not host or not re.match(r"^https?://", host):
+        raise InvalidArgumentError(f"--host {host!r}: expected the Kubeflow Pipelines address, e.g. http://localhost:8080")
+    spec = _read_spec(package)
+    pipeline_name = spec.get("pipelineInfo", {}).get("displayName") or spec.get("pipelineInfo", {}).get("name", "")
+    inputs = (spec.get("root", {}).get("inputDefinitions", {}) or {}).get("parameters", {}) or {}
+    arguments = dict(params or {})
+    unknown = set(arguments) - set(inputs)
+    if unknown:
+        raise InvalidArgumentError(
+            f"{package}: the pipeline has no parameter(s) {', '.join(sorted(unknown))}; its parameters: "
+            f"{', '.join(k for k in inputs if k not in RESERVED_PARAMETERS) or '(none)'}"
+        )
+    arguments = {k: _parse_kfp_value(k, v, inputs[k].get("parameterType", "STRING")) for k, v in arguments.items()}
+    options: dict[str, Any] = {"host": host.rstrip("/")}
+    if token:
+        options["existing_token"] = token
+    elif os.environ.get("KF_PIPELINES_SA_TOKEN_PATH"):
+        options["credentials"] = set_volume_credentials.ServiceAccountTokenVolumeCredentials()
+    if namespace:
+        options["namespace"] = namespace
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # kfp prints its own links
+        warnings.simplefilter("ignore", FutureWarning)
+        client = kfp.Client(**options)
+        result = client.create_run_from_pipeline_package(
+            package, arguments=arguments, run_name=run_name, experiment_name=experiment, namespace=namespace,
+        )
+    url = f"{client._get_url_prefix()}/#/runs/details/{result.run_id}"
+    jfx_run_id = str(arguments.get("jfx_run_id") or "") or f"{pipeline_name}-kfp-{result.run_id}"
+    return SubmittedRun(result.run_id, url, jfx_run_id, getattr(result.run_info, "experiment_id", None))
+
+
+def _read_spec(package: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        with open(package) as fh:
+            docs = [d for d in yaml.safe_load_all(fh) if d]
+    except (OSError, yaml.YAMLError) as err:
+        raise InvalidArgumentError(f"{package}: not a readable compiled pipeline ({err})") from None
+    for doc in docs:
+        if isinstance(doc, dict) and "pipelineInfo" in doc:
+            return doc
+    raise InvalidArgumentError(f"{package}: not a Kubeflow pipeline spec (no pipelineInfo); compile it with jfx compile")
+
+
+def _parse_kfp_value(name: str, value: Any, kind: str) -> Any:
+    """A ``--param`` string as the type the pipeline parameter declares."""
+    if not isinstance(value, str) or kind == "STRING":
+        return value
+    try:
+        if kind == "NUMBER_INTEGER":
+            return int(value)
+        if kind == "NUMBER_DOUBLE":
+            return float(value)
+        if kind == "BOOLEAN":
+            low = value.strip().lower()
+            if low not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return low in ("true", "1", "yes")
+        if kind in ("STRUCT", "LIST"):
+            return json.loads(value)
+    except ValueError:
+        raise InvalidArgumentError(f"pipeline parameter {name!r} expects {kind.lower()}, got {value!r}") from None
+    return value
+
+
+# ---------------------------------------------------------------------- target checks
+
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]"}
+
+
+def _check_cluster_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidArgumentError(f"metadata URL {url!r} is not a database URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        raise InvalidArgumentError(LOCAL_TARGET_HELP.format(what="the metadata database (SQLite)", value=url,
+                                                            fix=METADATA_FIX))
+    host = (parsed.host or "").lower()
+    if not host or host in _LOCAL_HOSTS or host.startswith("127.") or host == socket_hostname():
+        raise InvalidArgumentError(LOCAL_TARGET_HELP.format(what="the metadata database", value=url,
+                                                            fix=METADATA_FIX))
+
+
+def socket_hostname() -> str:
+    import socket
+
+    return socket.gethostname().lower()
+
+
+def _check_cluster_root(root: str, volumes: Mapping[str, str]) -> None:
+    path = PurePosixPath(root)
+    if not path.is_absolute():
+        raise InvalidArgumentError(LOCAL_TARGET_HELP.format(what="the pipeline root (a relative path)", value=root,
+                                                            fix=ROOT_FIX.format()))
+    if not any(path == PurePosixPath(m) or PurePosixPath(m) in path.parents for m in volumes):
+        raise InvalidArgumentError(LOCAL_TARGET_HELP.format(
+            what="the pipeline root (on no volume mounted into the tasks)", value=root, fix=ROOT_FIX.format()))
+
+
+# ---------------------------------------------------------------------- generated components
+
+def _kfp_name(name: str) -> str:
+    """A Kubeflow pipeline name: lower case letters, digits and dashes."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return (cleaned or "jfx-pipeline")[:128]
+
+
+def _function_names(ir: PipelineIR) -> dict[str, str]:
+    """A distinct Python identifier per node (it names the Kubeflow task and component)."""
+    names: dict[str, str] = {}
+    used: set[str] = {"jfx_finish_run"}
+    for node in ir.nodes:
+        base = re.sub(r"\W", "_", node.id)
+        if not base or base[0].isdigit() or keyword.iskeyword(base):
+            base = f"node_{base}"
+        name, i = base, 2
+        while name in used:
+            name, i = f"{base}_{i}", i + 1
+        used.add(name)
+        names[node.id] = name
+    return names
+
+
+_COMMON_ARGS = ("jfx_ir: str, jfx_job_id: str, jfx_runner: str, jfx_metadata_url: str, jfx_pipeline_root: str, "
+                "jfx_enable_cache: bool, jfx_from_nodes: list, jfx_to_nodes: list, jfx_run_id: str")
+
+_NODE_SOURCE = '''\
+def {fn}(jfx_node: str, {common}{params}):
+    """Runs jfx node {node_doc} through the jfx launcher."""
+    import json
+
+    from jfx.orchestrators.entrypoint import kfp_run_id, run_node
+
+    ir = json.loads(jfx_ir)
+    run_node(ir=ir, node_id=jfx_node, run_id=jfx_run_id or kfp_run_id(ir["pipeline"]["name"], jfx_job_id),
+             metadata_url=jfx_metadata_url, pipeline_root=jfx_pipeline_root, parameters={param_dict},
+             enable_cache=jfx_enable_cache, from_nodes=jfx_from_nodes, to_nodes=jfx_to_nodes, runner=jfx_runner)
+'''
+
+_FINISH_SOURCE = '''\
+def jfx_finish_run({common}{params}, status: PipelineTaskFinalStatus):
+    """Records the end of the jfx run: each node's state and the run's state."""
+    import json
+
+    from jfx.orchestrators.entrypoint import finish, kfp_run_id
+
+    ir = json.loads(jfx_ir)
+    finish(ir=ir, run_id=jfx_run_id or kfp_run_id(ir["pipeline"]["name"], jfx_job_id),
+           metadata_url=jfx_metadata_url, pipeline_root=jfx_pipeline_root, parameters={param_dict},
+           enable_cache=jfx_enable_cache, from_nodes=jfx_from_nodes, to_nodes=jfx_to_nodes,
+           tasks_succeeded=status.state == "SUCCEEDED", error=status.error_message, runner=jfx_runner)
+'''
+
+
+def _param_parts(param_names: list[str], params: Mapping[str, Any]) -> tuple[str, str]:
+    sig = "".join(f", {n}: {_KFP_TYPES[params[n].type].__name__}" for n in param_names)
+    mapping = "{" + ", ".join(f"{n!r}: {n}" for n in param_names) + "}"
+    return sig, mapping
+
+
+def _define(source: str, fn_name: str) -> Callable[..., Any]:
+    """Define a function from generated source that ``inspect.getsource`` can read back (kfp needs it)."""
+    from kfp.dsl import PipelineTaskFinalStatus
+
+    filename = f"<jfx-kfp-{fn_name}-{abs(hash(source)):x}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"PipelineTaskFinalStatus": PipelineTaskFinalStatus, "__name__": "jfx_kfp_tasks"}
+    exec(compile(source, filename, "exec", dont_inherit=True), namespace)  # noqa: S102 - our own generated source
+    return namespace[fn_name]
+
+
+def _node_component(fn_name: str, param_names: list[str], params: Mapping[str, Any], image: str) -> Any:
+    from kfp import dsl
+
+    sig, mapping = _param_parts(param_names, params)
+    source = _NODE_SOURCE.format(fn=fn_name, common=_COMMON_ARGS, params=sig, param_dict=mapping,
+                                 node_doc=fn_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return dsl.component(base_image=image, install_kfp_package=False)(_define(source, fn_name))
+
+
+def _finish_component(param_names: list[str], params: Mapping[str, Any], image: str) -> Any:
+    from kfp import dsl
+
+    sig, mapping = _param_parts(param_names, params)
+    source = _FINISH_SOURCE.format(common=_COMMON_ARGS, params=sig, param_dict=mapping)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return dsl.component(base_image=image, install_kfp_package=False)(_define(source, "jfx_finish_run"))
+
+
+def node_task_names(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Kubeflow task name → jfx node id, for the tasks of a compiled spec (read from their inputs)."""
+    found: dict[str, str] = {}
+    dags = [spec.get("root", {}).get("dag", {})] + [c.get("dag", {}) for c in spec.get("components", {}).values()]
+    for dag in dags:
+        for task_name, task in (dag.get("tasks") or {}).items():
+            node = (task.get("inputs", {}).get("parameters", {}).get("jfx_node", {})
+                    .get("runtimeValue", {}).get("constant"))
+            if node is not None:
+                found[task_name] = node
+    return found
+

@@ -1,0 +1,362 @@
+"""What one Kubeflow task runs: the launcher for one node of a run, or the run's finish.
+
+Every task of a compiled Kubeflow pipeline (see :class:`jfx.orchestrators.KubeflowDagRunner`)
+is a lightweight Python component whose body calls :func:`run_node` (one per jfx node)
+or, in the run's exit handler, :func:`finish`. All tasks of one Kubeflow run join one
+jfx run, named after the Kubeflow job (``<pipeline>-kfp-<job id>``): the first task
+creates it, the others find it (:func:`jfx.orchestrators._run.join_run`).
+
+The same steps run from a shell, in the jfx image or anywhere jfx is installed::
+
+    python -m jfx.orchestrators.entrypoint node --ir ir.json --node Trainer --run-id RUN \\
+        [--metadata-url URL] [--pipeline-root DIR] [--param k=v ...] [--no-cache] [--from N] [--to N]
+    python -m jfx.orchestrators.entrypoint finish --ir ir.json --run-id RUN [...]
+
+A node that FAILED (or was cancelled) exits non-zero, so its task fails and Kubeflow
+retries it (``with_retry``) or stops its downstream; a node that was skipped or that
+halted the pipeline succeeds, so the downstream tasks still start and the launcher
+skips them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import socket
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from jfx.errors import ComponentError, InvalidArgumentError, JfxError
+from jfx.metadata import ExecutionState, MetadataStore
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node, reuse_latest
+from jfx._config import default_pipeline_root
+from jfx.metadata import PIPELINE, PIPELINE_RUN
+from jfx.orchestrators._run import RunState, finish_run, skipped_by_upstream
+from jfx.orchestrators._run import run_state as _run_state
+from jfx.pipelines import NodeIR, PipelineIR
+
+__all__ = ["run_node", "finish", "join_run", "kfp_run_id", "outcomes_from_store", "run_state", "OWNER_PID_ENV", "main"]
+
+# A local Kubeflow run (kfp.local) sets this to the pid of the process that drives it,
+# so the run is judged alive (and reaped if it dies) by that process, not by the task's.
+OWNER_PID_ENV = "JFX_RUN_OWNER_PID"
+
+_STATES = {
+    ExecutionState.COMPLETE: NodeState.COMPLETE,
+    ExecutionState.CACHED: NodeState.CACHED,
+    ExecutionState.FAILED: NodeState.FAILED,
+    ExecutionState.CANCELLED: NodeState.CANCELLED,
+    ExecutionState.ABANDONED: NodeState.FAILED,
+    ExecutionState.RUNNING: NodeState.FAILED,
+    ExecutionState.SKIPPED: NodeState.SKIPPED,
+}
+
+
+class NodeFailedError(JfxError):
+    """The node's execution failed: the task fails with this message."""
+
+
+def kfp_run_id(pipeline_name: str, job_id: str) -> str:
+    """The jfx run id of a Kubeflow run: ``<pipeline>-kfp-<Kubeflow job id>``."""
+    if not job_id or "{{" in job_id:
+        raise InvalidArgumentError(f"a Kubeflow job id is needed to name the run, got {job_id!r}")
+    return f"{pipeline_name}-kfp-{job_id}"
+
+
+def join_run(
+    store: MetadataStore,
+    ir: PipelineIR,
+    run_id: str,
+    *,
+    runner: str,
+    parameters: dict[str, Any] | None = None,
+    enable_cache: bool = True,
+    pipeline_root: str | None = None,
+    owner: dict[str, Any] | None = None,
+) -> RunInfo:
+    """Get or create the run ``run_id``: the first caller creates it, later ones join it.
+
+    For runners whose nodes run in separate processes that start on their own (one
+    Kubeflow pod per node): every node calls it with the same arguments, and all of
+    them land in one run. Safe when several race to create it. A run that exists
+    keeps the parameters and pipeline root it was created with.
+
+    Args:
+        owner: who runs it (``host``, ``pid``), recorded for :func:`reap_abandoned`;
+            default: this process.
+
+    Raises:
+        InvalidArgumentError: ``run_id`` names a run of another pipeline.
+    """
+    pipeline_ctx = store.get_or_create_context(PIPELINE, ir.name)
+    assert pipeline_ctx.id is not None
+    values = ir.resolve_parameters(parameters)
+    root = str(pipeline_root or ir.pipeline_root or default_pipeline_root())
+    who = owner if owner is not None else {"host": socket.gethostname(), "pid": os.getpid()}
+    run_ctx = store.get_or_create_context(
+        PIPELINE_RUN, run_id, parent_id=pipeline_ctx.id,
+        properties={"state": RunState.RUNNING, "start_time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "end_time": None,
+                    "parameters": values, "pipeline_root": root, "enable_cache": enable_cache,
+                    "ir": ir.to_dict(), "attempts": 1, **who, "runner": runner},
+    )
+    if run_ctx.parent_id != pipeline_ctx.id:
+        raise InvalidArgumentError(f"run {run_id!r} is not a run of pipeline {ir.name!r}")
+    assert run_ctx.id is not None
+    props = run_ctx.properties
+    return RunInfo(ir.name, run_id, pipeline_ctx.id, run_ctx.id, str(props.get("pipeline_root") or root),
+                   bool(props.get("enable_cache", enable_cache)), dict(props.get("parameters") or values))
+
+
+def _ir(doc: str | dict[str, Any] | PipelineIR) -> PipelineIR:
+    if isinstance(doc, PipelineIR):
+        return doc
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    return PipelineIR.from_dict(doc)  # type: ignore[arg-type]
+
+
+def _owner() -> dict[str, Any]:
+    raw = os.environ.get(OWNER_PID_ENV, "").strip()
+    return {"host": socket.gethostname(), "pid": int(raw) if raw.isdigit() else os.getpid()}
+
+
+def _join(store: MetadataStore, ir: PipelineIR, run_id: str, runner: str, parameters: dict[str, Any] | None,
+          enable_cache: bool, pipeline_root: str | None) -> RunInfo:
+    return join_run(store, ir, run_id, runner=runner, parameters=parameters, enable_cache=enable_cache,
+                    pipeline_root=pipeline_root or None, owner=_owner())
+
+
+def _selection(ir: PipelineIR, from_nodes: Sequence[str] | None, to_nodes: Sequence[str] | None) -> set[str] | None:
+    if not from_nodes and not to_nodes:
+        return None
+    return ir.select(list(from_nodes or []), list(to_nodes or []))
+
+
+def _needed(ir: PipelineIR, selected: set[str]) -> set[str]:
+    needed: set[str] = set()
+    for node_id in selected:
+        needed |= ir.upstream_of(node_id)
+    return needed - selected
+
+
+def _latest_executions(store: MetadataStore, run: RunInfo) -> dict[str, Any]:
+    latest: dict[str, Any] = {}
+    for e in store.get_executions_by_context(run.run_context_id):
+        if e.node_id not in latest or (e.id or 0) > (latest[e.node_id].id or 0):
+            latest[e.node_id] = e
+    return latest
+
+
+def _abandon_leftovers(store: MetadataStore, run: RunInfo, node_id: str | None = None) -> None:
+    """Mark RUNNING executions of this run (of one node, or all) ABANDONED.
+
+    Kubeflow starts a task again (a retry) or the exit handler only after the earlier
+    pod ended, so a RUNNING execution left then belongs to a pod that was killed.
+    """
+    for e in store.get_executions_by_context(run.run_context_id):
+        if e.state == ExecutionState.RUNNING and (node_id is None or e.node_id == node_id):
+            store.put_execution(dataclasses.replace(
+                e, state=ExecutionState.ABANDONED, end_time=datetime.now(timezone.utc),
+                error="the Kubeflow task running it ended while it ran",
+            ))
+
+
+def run_node(
+    *,
+    ir: str | dict[str, Any] | PipelineIR,
+    node_id: str,
+    run_id: str,
+    metadata_url: str | None = None,
+    pipeline_root: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    enable_cache: bool = True,
+    from_nodes: Sequence[str] | None = None,
+    to_nodes: Sequence[str] | None = None,
+    runner: str = "kubeflow",
+) -> NodeOutcome:
+    """Run one node of run ``run_id`` (joining or creating the run) and return its outcome.
+
+    Retries are the orchestrator's (Kubeflow's retry policy), so the launcher makes
+    one attempt here; each attempt is its own execution.
+
+    Raises:
+        NodeFailedError: the node failed or was cancelled (the task must fail).
+    """
+    pipeline = _ir(ir)
+    node = pipeline.node(node_id)
+    store = MetadataStore(metadata_url or None)
+    try:
+        run = _join(store, pipeline, run_id, runner, parameters, enable_cache, pipeline_root)
+        _abandon_leftovers(store, run, node.id)
+        selected = _selection(pipeline, from_nodes, to_nodes)
+        if selected is not None and node.id not in selected:
+            if node.id in _needed(pipeline, selected):
+                outcome = reuse_latest(store, pipeline, node, run)
+            else:
+                outcome = NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
+        else:
+            one_attempt = dataclasses.replace(node, options=dataclasses.replace(node.options, retries=0))
+            outcome = launch_node(store, pipeline, one_attempt, run, check_upstream=True)
+    finally:
+        store.close()
+    print(f"jfx: run {run_id} node {node.id}: {_describe(outcome)}", flush=True)
+    if outcome.state in (NodeState.FAILED, NodeState.CANCELLED):
+        if outcome.traceback:
+            print(outcome.traceback, file=sys.stderr, flush=True)
+        raise NodeFailedError(f"node {node.id!r} {outcome.state}: {outcome.error}")
+    return outcome
+
+
+def _describe(o: NodeOutcome) -> str:
+    if o.halted:
+        return f"{o.state}, halted the pipeline: {o.halted.splitlines()[0]}"
+    if o.state == NodeState.CACHED:
+        return f"cached (outputs of execution {o.cached_from})"
+    if o.error:
+        return f"{o.state}: {o.error}"
+    return f"{o.state}" + (f" ({o.cache_miss_reason})" if o.cache_miss_reason else "")
+
+
+def outcomes_from_store(store: MetadataStore, ir: PipelineIR, run: RunInfo,
+                        selected: set[str] | None = None) -> dict[str, NodeOutcome]:
+    """Each node's outcome in ``run``, rebuilt from the latest execution the launcher recorded.
+
+    A node with no execution is SKIPPED: outside the partial run, or because an
+    upstream node did not succeed (so its task never started).
+    """
+    latest = _latest_executions(store, run)
+    outcomes: dict[str, NodeOutcome] = {}
+    for node in ir.nodes:
+        e = latest.get(node.id)
+        if e is None:
+            outcomes[node.id] = _not_run(node, outcomes, selected)
+            continue
+        assert e.id is not None
+        state = _STATES.get(e.state, NodeState.FAILED)
+        failed = state in (NodeState.FAILED, NodeState.CANCELLED)
+        _, outputs = store.get_execution_artifacts(e.id)
+        props = e.properties
+        outcomes[node.id] = NodeOutcome(
+            node.id, state, e.id, {} if failed else outputs,
+            cache_miss_reason=props.get("cache_miss_reason"),
+            cached_from=props.get("cached_from") or props.get("reused_from"),
+            error=(props.get("error_message") or e.error or f"execution {e.id} is {e.state.value}") if failed
+            else props.get("skip_reason"),
+            traceback=e.error or None,
+            duration_s=(e.end_time - e.start_time).total_seconds() if e.end_time and e.start_time else 0.0,
+            halted=props.get("halted"), by_condition=bool(props.get("by_condition")),
+        )
+    return outcomes
+
+
+def _not_run(node: NodeIR, outcomes: dict[str, NodeOutcome], selected: set[str] | None) -> NodeOutcome:
+    if selected is not None and node.id not in selected:
+        return NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
+    blocked = [outcomes[u] for u in node.upstream if u in outcomes and not outcomes[u].succeeded]
+    if blocked:
+        return skipped_by_upstream(node.id, blocked)
+    return NodeOutcome(node.id, NodeState.FAILED, error="its Kubeflow task did not run")
+
+
+def run_state(outcomes: dict[str, NodeOutcome], selected: set[str] | None, tasks_succeeded: bool = True) -> str:
+    """The run's state (as the local runner judges it); FAILED also when the orchestrator saw a task fail."""
+    left_out = set() if selected is None else set(outcomes) - selected
+    return _run_state(outcomes, left_out) if tasks_succeeded else RunState.FAILED
+
+
+def finish(
+    *,
+    ir: str | dict[str, Any] | PipelineIR,
+    run_id: str,
+    metadata_url: str | None = None,
+    pipeline_root: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    enable_cache: bool = True,
+    from_nodes: Sequence[str] | None = None,
+    to_nodes: Sequence[str] | None = None,
+    tasks_succeeded: bool = True,
+    error: str | None = None,
+    runner: str = "kubeflow",
+) -> str:
+    """Record the run's end: each node's state and the run's state. Returns the run state.
+
+    Args:
+        tasks_succeeded: whether the orchestrator saw every task succeed (Kubeflow's
+            final status of the run's body); ``False`` makes the run FAILED.
+        error: the orchestrator's error message, recorded with the run.
+    """
+    pipeline = _ir(ir)
+    store = MetadataStore(metadata_url or None)
+    try:
+        run = _join(store, pipeline, run_id, runner, parameters, enable_cache, pipeline_root)
+        _abandon_leftovers(store, run)
+        selected = _selection(pipeline, from_nodes, to_nodes)
+        outcomes = outcomes_from_store(store, pipeline, run, selected)
+        state = run_state(outcomes, selected, tasks_succeeded)
+        finish_run(store, run, state, outcomes)
+        if error and not tasks_succeeded:
+            store.update_context_properties(run.run_context_id, {"error": error})
+    finally:
+        store.close()
+    width = max((len(k) for k in outcomes), default=4)
+    print(f"jfx: run {run_id} of pipeline {pipeline.name}: {state}", flush=True)
+    for node_id, o in outcomes.items():
+        print(f"  {node_id:<{width}}  {_describe(o)}", flush=True)
+    return state
+
+
+# --------------------------------------------------------------------------- command line
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jfx.orchestrators.entrypoint",
+                                     description="Run one node of a jfx run, or record a run's end.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in (("node", "run one node through the launcher"), ("finish", "record the run's end")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--ir", required=True, metavar="FILE|JSON", help="the pipeline IR: a JSON file or document")
+        if name == "node":
+            p.add_argument("--node", required=True, metavar="NODE_ID")
+        p.add_argument("--run-id", required=True)
+        p.add_argument("--metadata-url", metavar="URL", help="default: $JFX_METADATA_URL, else the SQLite store")
+        p.add_argument("--pipeline-root", metavar="DIR", help="default: the pipeline's, else $JFX_HOME/artifacts")
+        p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+        p.add_argument("--no-cache", action="store_true")
+        p.add_argument("--from", dest="from_nodes", action="append", default=None, metavar="NODE")
+        p.add_argument("--to", dest="to_nodes", action="append", default=None, metavar="NODE")
+        if name == "finish":
+            p.add_argument("--failed", action="store_true", help="the orchestrator saw a task fail")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        text = args.ir
+        if not text.lstrip().startswith("{"):
+            text = Path(text).read_text()
+        params: dict[str, Any] = {}
+        for item in args.param:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise InvalidArgumentError(f"--param {item!r}: expected KEY=VALUE")
+            params[key.strip()] = value
+        common = {"ir": text, "run_id": args.run_id, "metadata_url": args.metadata_url,
+                  "pipeline_root": args.pipeline_root, "parameters": params, "enable_cache": not args.no_cache,
+                  "from_nodes": args.from_nodes, "to_nodes": args.to_nodes}
+        if args.command == "node":
+            run_node(node_id=args.node, **common)
+            return 0
+        state = finish(tasks_succeeded=not args.failed, **common)
+        return 0 if state == RunState.COMPLETE else 1
+    except (JfxError, ComponentError, OSError, ValueError) as err:
+        print(f"jfx: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
