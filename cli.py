@@ -254,10 +254,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.runner == "beam":
         from jfx.orchestrators import BeamDagRunner
 
-        if args.from_nodes or args.to_nodes:
-            raise InvalidArgumentError("partial runs (--from/--to) run on the local runner; drop --runner beam")
         result = BeamDagRunner(args.beam_arg or [], metadata_url=args.metadata_url, pipeline_root=args.pipeline_root,
-                               progress=progress).run(ir, **options)
+                               progress=progress).run(ir, **options, from_nodes=args.from_nodes,
+                                                      to_nodes=args.to_nodes)
     elif args.runner == "kfp-local":
         from jfx.orchestrators._kfp_cli import run_kfp_local
 

@@ -134,10 +134,12 @@ def test_metadata_url_flag_and_default_location(tmp_path):
     assert (home / "metadata.sqlite").exists() and (home / "artifacts" / "hello").is_dir()
 
 
-def test_a_partial_run_from_the_command_line(tmp_path):
+@pytest.mark.parametrize("runner", [[], ["--runner", "beam", "--beam-arg=--runner=DirectRunner"]],
+                         ids=["local", "beam"])
+def test_a_partial_run_from_the_command_line(tmp_path, runner):
     home = tmp_path / "home"
     jfx_cmd("run", str(HELLO), home=home)
-    part = jfx_cmd("run", str(HELLO), "--from", "summarize", "--to", "summarize", "--no-cache", home=home)
+    part = jfx_cmd("run", str(HELLO), *runner, "--from", "summarize", "--to", "summarize", "--no-cache", home=home)
     states = {k: v[0] for k, v in node_lines(part.stdout).items()}
     assert states == {"make_data": "cached", "summarize": "complete", "write_report": "skipped"}
     bad = jfx_cmd("run", str(HELLO), "--from", "nope", home=home, check=False)
