@@ -1,0 +1,342 @@
+"""KubeflowDagRunner: the compiled spec (read back with kfp's own loader), the checks on where
+a cluster can reach, and submit against an in-test Kubeflow Pipelines API server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import jfx_flow as flow
+import jfx_testlib as lib
+import pytest
+from google.protobuf import json_format
+
+from jfx import Pipeline, RuntimeParameter
+from jfx.cli import main as jfx_main
+from jfx.errors import InvalidArgumentError, InvalidPipelineError
+from jfx.orchestrators import KubeflowDagRunner
+from jfx.orchestrators._kubeflow import RESERVED_PARAMETERS, node_task_names
+
+IMAGE = "registry.example/jfx:0.1"
+ROOT = "/mnt/jfx/artifacts"
+DB = "postgresql+psycopg://jfx@db.example.internal/jfx"
+
+
+def cluster_runner(**kwargs):
+    return KubeflowDagRunner(IMAGE, pipeline_root=ROOT, metadata_url=DB, volumes={"/mnt/jfx": "jfx-pvc"}, **kwargs)
+
+
+def load(path):
+    """The spec as kfp loads it back: (pipeline spec dict, platform spec dict)."""
+    from kfp import components
+
+    loaded = components.load_component_from_file(path)
+    return json_format.MessageToDict(loaded.pipeline_spec), json_format.MessageToDict(loaded.platform_spec)
+
+
+def node_tasks(spec):
+    """jfx node id -> its Kubeflow task spec (inside the run's exit handler)."""
+    names = node_task_names(spec)
+    tasks = {}
+    for comp in spec["components"].values():
+        for name, task in comp.get("dag", {}).get("tasks", {}).items():
+            if name in names:
+                tasks[names[name]] = task
+    return tasks
+
+
+def executor_of(spec, task):
+    return spec["components"][task["componentRef"]["name"]]["executorLabel"]
+
+
+def options_pipeline():
+    """make_numbers (resources, retry, timeout) -> total (no cache) ; whoami after total; rows is a parameter."""
+    nums = lib.make_numbers(rows=RuntimeParameter("rows", int, default=3), note=RuntimeParameter("note", str))
+    nums.with_resources(cpu=2, memory="4Gi", gpu=1).with_retry(2, backoff_s=5).with_timeout(30)
+    tot = lib.total(numbers=nums.outputs["numbers"]).with_cache(False)
+    who = lib.whoami().after(tot)
+    return Pipeline("Opts_demo", components=[nums, tot, who])
+
+
+def test_the_spec_loads_back_with_one_task_per_node_edges_and_parameters(tmp_path):
+    path = cluster_runner().compile(options_pipeline(), tmp_path / "out" / "pipeline.yaml")
+    spec, _ = load(path)
+    assert spec["pipelineInfo"] == {"name": "opts-demo", "displayName": "Opts_demo", "description": "jfx pipeline Opts_demo"}
+    tasks = node_tasks(spec)
+    assert set(tasks) == {"make_numbers", "total", "whoami"}
+    names = {node: name for name, node in node_task_names(spec).items()}
+    assert sorted(tasks["total"]["dependentTasks"]) == [names["make_numbers"]]
+    assert sorted(tasks["whoami"]["dependentTasks"]) == [names["total"]]
+    assert "dependentTasks" not in tasks["make_numbers"]
+    assert {n: t["taskInfo"]["name"] for n, t in tasks.items()} == {n: n for n in tasks}  # display names
+    # jfx's runtime parameters are the pipeline's parameters, passed to every task; note has no default
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["rows"] == {"parameterType": "NUMBER_INTEGER", "defaultValue": 3.0, "isOptional": True}
+    assert params["note"] == {"parameterType": "STRING"}
+    assert set(params) == {"rows", "note", *RESERVED_PARAMETERS}
+    assert params["jfx_metadata_url"]["defaultValue"] == DB and params["jfx_pipeline_root"]["defaultValue"] == ROOT
+    for task in tasks.values():
+        inputs = task["inputs"]["parameters"]
+        assert inputs["rows"] == {"componentInputParameter": "pipelinechannel--rows"}
+        assert inputs["jfx_job_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
+        ir = json.loads(inputs["jfx_ir"]["runtimeValue"]["constant"])
+        assert ir["pipeline"]["name"] == "Opts_demo" and [n["id"] for n in ir["nodes"]] == \
+            ["make_numbers", "total", "whoami"]
+        assert task.get("cachingOptions", {}).get("enableCache", False) is False  # jfx caches, not Kubeflow
+        executor = spec["deploymentSpec"]["executors"][executor_of(spec, task)]["container"]
+        assert executor["image"] == IMAGE
+        assert "from jfx.orchestrators.entrypoint import kfp_run_id, run_node" in executor["command"][-1]
+        assert {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"} in executor["env"]
+    # the exit task records the run's end, whatever happened inside
+    finish = spec["root"]["dag"]["tasks"]["jfx-finish-run"]
+    assert finish["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    assert finish["inputs"]["parameters"]["status"] == {"taskFinalStatus": {"producerTask": "exit-handler-1"}}
+
+
+def test_node_options_become_task_settings(tmp_path):
+    runner = cluster_runner(metadata_secret=("jfx-db", "url"), env={"EXTRA": "1"})
+    spec, platform = load(runner.compile(options_pipeline(), tmp_path / "p.yaml"))
+    tasks = node_tasks(spec)
+    executors = spec["deploymentSpec"]["executors"]
+    res = executors[executor_of(spec, tasks["make_numbers"])]["container"]["resources"]
+    assert (res["resourceCpuRequest"], res["resourceCpuLimit"]) == ("2", "2")
+    assert (res["resourceMemoryRequest"], res["resourceMemoryLimit"]) == ("4Gi", "4Gi")
+    assert res["accelerator"]["resourceType"] == "nvidia.com/gpu" and res["accelerator"]["resourceCount"] == "1"
+    assert "resources" not in executors[executor_of(spec, tasks["total"])]["container"]
+    assert tasks["make_numbers"]["retryPolicy"] == {"maxRetryCount": 2, "backoffDuration": "5s", "backoffFactor": 2.0,
+                                                    "backoffMaxDuration": "3600s"}
+    assert "retryPolicy" not in tasks["total"]
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    mine = k8s[executor_of(spec, tasks["make_numbers"])]
+    assert mine["activeDeadlineSeconds"] == "150"  # 30 s timeout + the pod's grace
+    assert "activeDeadlineSeconds" not in k8s[executor_of(spec, tasks["total"])]
+    for executor in k8s.values():  # every task, the exit task too, mounts the volume and reads the secret
+        assert executor["pvcMount"][0]["mountPath"] == "/mnt/jfx"
+        assert executor["pvcMount"][0]["pvcNameParameter"]["runtimeValue"]["constant"] == "jfx-pvc"
+        assert executor["secretAsEnv"][0]["keyToEnv"] == [{"secretKey": "url", "envVar": "JFX_METADATA_URL"}]
+    assert len(k8s) == 4
+    # with the URL in a secret, none is compiled in
+    assert spec["root"]["inputDefinitions"]["parameters"]["jfx_metadata_url"]["defaultValue"] == ""
+    env = executors[executor_of(spec, tasks["total"])]["container"]["env"]
+    assert {"name": "EXTRA", "value": "1"} in env
+
+
+def test_an_exit_handlers_node_runs_whatever_happened_upstream(tmp_path):
+    spec, _ = load(cluster_runner().compile(flow.exit_handled(), tmp_path / "p.yaml"))
+    tasks = node_tasks(spec)
+    assert tasks["report"]["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    assert "triggerPolicy" not in tasks["publish"]
+    assert len(tasks["report"]["dependentTasks"]) == 3
+
+
+def test_for_each_copies_are_ordinary_tasks(tmp_path):
+    spec, _ = load(cluster_runner().compile(flow.fan_out(), tmp_path / "p.yaml"))
+    tasks = node_tasks(spec)
+    assert set(tasks) == {"number", "scale-0", "scale-1", "scale-2", "total", "judge", "publish"}
+    names = {node: name for name, node in node_task_names(spec).items()}
+    assert sorted(tasks["total"]["dependentTasks"]) == sorted(names[f"scale-{i}"] for i in range(3))
+    assert spec["root"]["inputDefinitions"]["parameters"]["threshold"]["defaultValue"] == 10.0
+
+
+@pytest.mark.parametrize("url, root, volumes, fragment", [
+    ("sqlite:////tmp/md.sqlite", ROOT, {"/mnt/jfx": "pvc"}, "the metadata database (SQLite)"),
+    ("postgresql+psycopg://jfx@localhost/jfx", ROOT, {"/mnt/jfx": "pvc"}, "the metadata database"),
+    ("mysql+pymysql://root@127.0.0.1/test", ROOT, {"/mnt/jfx": "pvc"}, "the metadata database"),
+    (DB, "relative/root", {"/mnt/jfx": "pvc"}, "the pipeline root (a relative path)"),
+    (DB, "/home/me/artifacts", {"/mnt/jfx": "pvc"}, "the pipeline root (on no volume mounted into the tasks)"),
+    (DB, "/mnt/jfxother/a", {"/mnt/jfx": "pvc"}, "the pipeline root (on no volume mounted into the tasks)"),
+])
+def test_compile_refuses_what_a_cluster_cannot_reach(tmp_path, url, root, volumes, fragment):
+    runner = KubeflowDagRunner(IMAGE, pipeline_root=root, metadata_url=url, volumes=volumes)
+    with pytest.raises(InvalidArgumentError) as err:
+        runner.compile(options_pipeline(), tmp_path / "p.yaml")
+    message = str(err.value)
+    assert message.startswith(fragment) and "cannot reach it" in message
+    assert "local=True" in message and "kfp-local" in message
+    assert not (tmp_path / "p.yaml").exists()
+    # ... unless it is for kfp.local on this machine
+    KubeflowDagRunner(IMAGE, pipeline_root=str(tmp_path / "root"), metadata_url=url, local=True).compile(
+        options_pipeline(), tmp_path / "local.yaml")
+    assert (tmp_path / "local.yaml").is_file()
+
+
+def test_the_default_root_and_store_are_refused_for_a_cluster(tmp_path, jfx_home):
+    with pytest.raises(InvalidArgumentError, match="the metadata database \\(SQLite\\)"):
+        KubeflowDagRunner(IMAGE, volumes={"/mnt/jfx": "pvc"}).compile(options_pipeline(), tmp_path / "p.yaml")
+    with pytest.raises(InvalidArgumentError, match="the pipeline has no pipeline_root"):
+        KubeflowDagRunner(IMAGE, metadata_url=DB).compile(options_pipeline(), tmp_path / "p.yaml")
+
+
+def test_bad_runner_arguments_and_unexpressible_pipelines(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="takes a container image"):
+        KubeflowDagRunner("")
+    with pytest.raises(InvalidArgumentError, match="expected an absolute mount path and a PVC name"):
+        KubeflowDagRunner(IMAGE, volumes={"mnt": "pvc"})
+    with pytest.raises(InvalidArgumentError, match="metadata_secret takes \\(secret name, key\\)"):
+        KubeflowDagRunner(IMAGE, metadata_secret=("only-name",))
+    reserved = Pipeline("r", components=[lib.make_numbers(rows=RuntimeParameter("jfx_run_id", int, default=1))])
+    with pytest.raises(InvalidPipelineError, match="runtime parameter 'jfx_run_id' cannot be a Kubeflow"):
+        cluster_runner().compile(reserved, tmp_path / "p.yaml")
+    bad_cpu = Pipeline("c", components=[lib.make_numbers().with_resources(cpu="lots")])
+    with pytest.raises(InvalidPipelineError, match="node 'make_numbers': with_resources"):
+        cluster_runner().compile(bad_cpu, tmp_path / "p.yaml")
+
+
+def test_node_ids_that_are_not_identifiers_get_distinct_tasks(tmp_path):
+    a = lib.make_numbers().with_id("load.v1")
+    b = lib.make_numbers().with_id("load-v1")
+    c = lib.total(numbers=a.outputs["numbers"]).with_id("3sum")
+    spec, _ = load(cluster_runner().compile(Pipeline("ids", components=[a, b, c]), tmp_path / "p.yaml"))
+    assert sorted(node_tasks(spec)) == ["3sum", "load-v1", "load.v1"]
+    assert len(set(node_task_names(spec))) == 3
+
+
+# --------------------------------------------------------------------- submit
+
+class FakeKfp:
+    """A Kubeflow Pipelines API server (v2beta1) that records what the kfp client sends."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str, dict, dict]] = []
+        self.experiments: dict[str, str] = {"Default": "exp-default"}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, body, status=200):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _record(self, body):
+                url = urlparse(self.path)
+                outer.requests.append((self.command, url.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                return url
+
+            def do_GET(self):
+                url = self._record({})
+                if url.path == "/apis/v2beta1/healthz":
+                    return self._reply({"multi_user": False})
+                if url.path == "/apis/v2beta1/experiments":
+                    wanted = json.loads(parse_qs(url.query)["filter"][0])["predicates"][0]["stringValue"]
+                    if wanted in outer.experiments:
+                        return self._reply({"experiments": [{"experiment_id": outer.experiments[wanted],
+                                                             "display_name": wanted}], "total_size": 1})
+                    return self._reply({})
+                return self._reply({"error": "not found"}, 404)
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                url = self._record(body)
+                if url.path == "/apis/v2beta1/experiments":
+                    outer.experiments[body["display_name"]] = f"exp-{len(outer.experiments)}"
+                    return self._reply({"experiment_id": outer.experiments[body["display_name"]],
+                                        "display_name": body["display_name"]})
+                if url.path == "/apis/v2beta1/runs":
+                    return self._reply({"run_id": "run-123", "display_name": body.get("display_name"),
+                                        "experiment_id": body.get("experiment_id"), "state": "PENDING"})
+                return self._reply({"error": "not found"}, 404)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def posts(self, path):
+        return [r for r in self.requests if r[0] == "POST" and r[1] == path]
+
+
+@pytest.fixture
+def kfp_server():
+    server = FakeKfp()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+
+
+def test_submit_creates_a_run_with_the_spec_and_parameters(kfp_server, tmp_path, monkeypatch):
+    monkeypatch.delenv("KF_PIPELINES_SA_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no kfp context file from the machine
+    run = cluster_runner().submit(options_pipeline(), kfp_server.url, experiment="nightly",
+                                  params={"rows": "5", "note": "hi"}, run_name="first", token="s3cret")
+    assert run.run_id == "run-123" and run.experiment_id == "exp-1"
+    assert run.url == f"{kfp_server.url}/#/runs/details/run-123"
+    assert run.jfx_run_id == "Opts_demo-kfp-run-123"
+    [(_, _, headers, experiment)] = kfp_server.posts("/apis/v2beta1/experiments")
+    assert experiment["display_name"] == "nightly"
+    [(_, _, headers, body)] = kfp_server.posts("/apis/v2beta1/runs")
+    assert headers["authorization"] == "Bearer s3cret"
+    assert body["display_name"] == "first" and body["experiment_id"] == "exp-1"
+    assert body["runtime_config"]["parameters"] == {"rows": 5, "note": "hi"}  # typed as the spec declares
+    spec, platform = body["pipeline_spec"]["pipeline_spec"], body["pipeline_spec"]["platform_spec"]
+    assert spec["pipelineInfo"]["name"] == "opts-demo"
+    assert {e["pvcMount"][0]["mountPath"] for e in platform["platforms"]["kubernetes"]["deploymentSpec"]
+            ["executors"].values()} == {"/mnt/jfx"}
+    assert set(node_task_names(spec).values()) == {"make_numbers", "total", "whoami"}
+    assert spec["root"]["inputDefinitions"]["parameters"]["rows"]["parameterType"] == "NUMBER_INTEGER"
+
+
+def test_submit_reads_a_service_account_token_and_checks_parameters(kfp_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    token = tmp_path / "token"
+    token.write_text("from-the-volume\n")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
+    runner = cluster_runner()
+    package = runner.compile(options_pipeline(), tmp_path / "p.yaml")
+    run = runner.submit(package, kfp_server.url, params={"note": "x"})
+    assert run.jfx_run_id == "Opts_demo-kfp-run-123"
+    [(_, _, headers, body)] = kfp_server.posts("/apis/v2beta1/runs")
+    assert headers["authorization"] == "Bearer from-the-volume"
+    assert body["experiment_id"] == "exp-default"  # no experiment: Kubeflow's Default
+    with pytest.raises(InvalidArgumentError, match="has no parameter\\(s\\) colour; its parameters: note, rows"):
+        runner.submit(package, kfp_server.url, params={"colour": "red"})
+    with pytest.raises(InvalidArgumentError, match="pipeline parameter 'rows' expects number_integer, got 'many'"):
+        runner.submit(package, kfp_server.url, params={"rows": "many"})
+    with pytest.raises(InvalidArgumentError, match="expected the Kubeflow Pipelines address"):
+        runner.submit(package, "localhost:8080")
+    assert len(kfp_server.posts("/apis/v2beta1/runs")) == 1
+
+
+PIPELINE_FILE = '''
+import jfx_testlib as lib
+from jfx import Pipeline, RuntimeParameter
+
+nums = lib.make_numbers(rows=RuntimeParameter("rows", int, default=3))
+pipeline = Pipeline("cli_kfp", components=[nums, lib.total(numbers=nums.outputs["numbers"])])
+'''
+
+
+def test_cli_compile_then_submit(kfp_server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KF_PIPELINES_SA_TOKEN_PATH", raising=False)
+    source = tmp_path / "pipe.py"
+    source.write_text(PIPELINE_FILE)
+    out = tmp_path / "pipeline.yaml"
+    args = ["compile", str(source), "--target", "kubeflow", "--image", IMAGE, "-o", str(out),
+            "--metadata-url", DB, "--pipeline-root", ROOT, "--volume", "/mnt/jfx=jfx-pvc"]
+    assert jfx_main(args) == 0
+    assert f"compiled pipeline cli_kfp (2 nodes) for Kubeflow Pipelines: {out}" in capsys.readouterr().out
+    spec, platform = load(str(out))
+    assert set(node_tasks(spec)) == {"make_numbers", "total"}
+    assert jfx_main(["submit", str(out), "--host", kfp_server.url, "--experiment", "cli", "--param", "rows=9",
+                     "--token", "t", "--from", "total", "--no-cache"]) == 0
+    printed = capsys.readouterr().out
+    assert "submitted run run-123" in printed and f"{kfp_server.url}/#/runs/details/run-123" in printed
+    assert "jfx run: cli_kfp-kfp-run-123" in printed
+    [(_, _, _, body)] = kfp_server.posts("/apis/v2beta1/runs")
+    assert body["runtime_config"]["parameters"] == {"rows": 9, "jfx_enable_cache": False, "jfx_from_nodes": ["total"]}
+    # a local store is refused for a cluster, with the way out
+    assert jfx_main(["compile", str(source), "--image", IMAGE, "-o", str(out), "--pipeline-root", ROOT,
+                     "--volume", "/mnt/jfx=jfx-pvc", "--metadata-url", "sqlite:////tmp/x.sqlite"]) == 1
+    assert "cannot reach it" in capsys.readouterr().err
+    assert jfx_main(["compile", str(source), "-o", str(out)]) == 1
+    assert "needs --image IMAGE" in capsys.readouterr().err
