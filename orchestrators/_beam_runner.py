@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
 import traceback
 import uuid
 from dataclasses import replace
@@ -34,7 +35,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from jfx.components._beam import beam_options, results_folder
 from jfx.errors import InvalidArgumentError
-from jfx.metadata import ExecutionState, MetadataStore
+from jfx.metadata import ExecutionState, ListOptions, MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
 from jfx.orchestrators._progress import make_progress
 from jfx.orchestrators._run import (
@@ -134,10 +135,14 @@ class BeamDagRunner:
             progress.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
             done_before = dict(outcomes)
             watermark = max((e.id or 0 for e in store.get_executions_by_context(run.run_context_id)), default=0)
+            watcher = _Watcher(url, run, watermark, progress)
+            watcher.start()
             try:
                 collected, error = self._run_beam(url, ir, run, outcomes)
             except (KeyboardInterrupt, SystemExit):
+                watcher.stop()
                 raise interrupt_run(store, ir, run, outcomes, progress) from None
+            watcher.stop()
             for node in _topological(ir):  # a missing node's upstream are known before it
                 if node.id in outcomes:
                     continue
@@ -149,7 +154,9 @@ class BeamDagRunner:
                     )
                 outcomes[node.id] = outcome
             for node in ir.nodes:
-                if node.id not in done_before:
+                if node.id not in done_before and node.id not in watcher.reported:
+                    if outcomes[node.id].execution_id is not None and node.id not in watcher.started:
+                        progress.node_started(node.id)
                     progress.node_finished(outcomes[node.id])
             left_out = set() if selected is None else {n.id for n in ir.nodes} - selected
             state = run_state(outcomes, left_out)
@@ -328,6 +335,60 @@ _STATES = {
 }
 
 
+class _Watcher:
+    """Live progress while Beam runs: polls the run's executions in the metadata store.
+
+    A node's start is reported when its RUNNING execution appears, and its end when a
+    final one does (complete, cached, skipped); failures are reported once the Beam
+    pipeline ends, since a retry may still follow.
+    """
+
+    def __init__(self, url: str, run: RunInfo, after_id: int, progress: Any, interval_s: float = 0.25) -> None:
+        self.url, self.run, self.after_id, self.progress, self.interval_s = url, run, after_id, progress, interval_s
+        self.started: set[str] = set()
+        self.reported: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="jfx-beam-progress", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling, after one last look (so fast nodes are reported in order too)."""
+        self._stop.set()
+        self._thread.join()
+        try:
+            with MetadataStore(self.url) as store:
+                self.poll(store)
+        except Exception as err:  # noqa: BLE001 - best effort
+            _LOG.debug("live progress: %s", err)
+
+    def _loop(self) -> None:
+        store = None
+        try:
+            store = MetadataStore(self.url)
+            while not self._stop.wait(self.interval_s):
+                self.poll(store)
+        except Exception as err:  # noqa: BLE001 - progress is best effort; the run goes on
+            _LOG.debug("live progress stopped: %s", err)
+        finally:
+            if store is not None:
+                store.close()
+
+    def poll(self, store: MetadataStore) -> None:
+        for e in store.get_executions_by_context(self.run.run_context_id, ListOptions(order_by="id")):
+            if (e.id or 0) <= self.after_id or e.node_id in self.reported:
+                continue
+            if e.node_id not in self.started:
+                self.started.add(e.node_id)
+                self.progress.node_started(e.node_id)
+            if e.state in (ExecutionState.COMPLETE, ExecutionState.CACHED, ExecutionState.SKIPPED):
+                outcome = _outcome_from_store(store, self.run, e.node_id, self.after_id)
+                if outcome is not None:
+                    self.reported.add(e.node_id)
+                    self.progress.node_finished(outcome)
+
+
 def _outcome_from_store(store: MetadataStore, run: RunInfo, node_id: str, after_id: int) -> NodeOutcome | None:
     """The outcome of ``node_id`` in this attempt of the run, from the execution the launcher recorded."""
     mine = [e for e in store.get_executions_by_context(run.run_context_id)
@@ -344,7 +405,7 @@ def _outcome_from_store(store: MetadataStore, run: RunInfo, node_id: str, after_
     return NodeOutcome(
         node_id, state, e.id, outputs if not failed else {},
         cache_miss_reason=props.get("cache_miss_reason"), cached_from=props.get("cached_from"),
-        error=(props.get("error_message") or f"execution {e.id} is {e.state}") if failed else None,
+        error=(props.get("error_message") or f"execution {e.id} is {e.state}") if failed else props.get("skip_reason"),
         traceback=e.error or None, duration_s=duration, halted=props.get("halted"),
         by_condition=bool(props.get("by_condition")),
     )

@@ -115,3 +115,29 @@ def test_a_condition_on_a_missing_property_fails_the_node_naming_it(runner, wher
     assert result.nodes["publish"].state == NodeState.FAILED
     assert "number.outputs['out'].colour: the artifact has no property 'colour'; its properties: value" in \
         result.nodes["publish"].error
+
+
+def test_beam_runner_reports_progress_while_it_runs(where):
+    from jfx.orchestrators import BeamDagRunner, Progress
+
+    class Recorder(Progress):
+        def __init__(self):
+            self.events = []
+
+        def node_started(self, node_id):
+            self.events.append(("start", node_id))
+
+        def node_finished(self, outcome):
+            self.events.append(("end", outcome.node_id, outcome.state))
+
+    rec = Recorder()
+    result = BeamDagRunner(["--runner=DirectRunner"], progress=rec).run(
+        flow.gated(root=where[0], url=where[1]), parameters={"push": False})
+    assert result.state == RunState.COMPLETE
+    ends = [e for e in rec.events if e[0] == "end"]
+    assert sorted(e[1] for e in ends) == sorted(result.nodes)  # each node reported once
+    assert ("end", "publish", NodeState.SKIPPED) in ends
+    order = [e[1] for e in rec.events]
+    # a node starts only after its upstream node ended: the events follow the DAG
+    assert order.index("number") < order.index("other")
+    assert rec.events.index(("start", "other")) > rec.events.index(("end", "number", NodeState.COMPLETE))
