@@ -5,8 +5,11 @@ Every Trainer execution is one MLflow run. By default runs are tracked in
 (nothing to start, nothing to configure); ``$MLFLOW_TRACKING_URI`` sends them elsewhere
 (another database, or a tracking server). The experiment is the pipeline's name.
 
-MLflow is imported only when a run starts (``import mlflow`` costs about 2 s), and
-MLflow's telemetry is switched off for every process jfx starts unless the user set
+MLflow is imported only when a run starts (``import mlflow`` costs about 1–2 s, and a
+fresh SQLite store's schema 1–3 s more). The Trainer drives its run from a helper
+process (:class:`RemoteRun`), so that work runs on another core while the model trains
+and the trainer's process never imports MLflow; :func:`start_run` drives one in-process
+(:class:`TrackedRun`). MLflow's telemetry is switched off for every process jfx starts unless the user set
 ``MLFLOW_DISABLE_TELEMETRY`` themselves. Runs are driven through ``MlflowClient`` with
 explicit run ids, never through MLflow's thread-local "active run", so nodes running on
 threads of one process never mix their runs.
@@ -21,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -29,7 +33,6 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -39,7 +42,7 @@ from jfx.errors import ComponentError, InvalidArgumentError
 __all__ = [
     "ARTIFACTS_DIR",
     "TRACKING_DB",
-    "PendingRun",
+    "RemoteRun",
     "TrackedRun",
     "default_artifact_location",
     "default_tracking_uri",
@@ -47,7 +50,7 @@ __all__ = [
     "import_mlflow",
     "redact_uri",
     "start_run",
-    "start_run_in_background",
+    "start_run_in_subprocess",
 ]
 
 TRACKING_DB = "mlflow.sqlite"
@@ -223,56 +226,6 @@ def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str
     return exp.experiment_id
 
 
-_STORE_INIT = """\
-import sys
-from mlflow.tracking import MlflowClient
-MlflowClient(tracking_uri=sys.argv[1]).search_experiments(max_results=1)
-"""
-_PREPARING: dict[str, subprocess.Popen[bytes]] = {}  # sqlite URI -> the process creating its schema
-
-
-def _sqlite_path(tracking_uri: str) -> Path | None:
-    if not tracking_uri.startswith("sqlite:///") or tracking_uri.startswith("sqlite:///:memory:"):
-        return None
-    path = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
-    return Path(path) if path else None
-
-
-def prepare_store_in_background(tracking_uri: str) -> None:
-    """Creates a new SQLite tracking store's schema in a subprocess, on another core.
-
-    MLflow builds a fresh SQLite store by running its whole migration history (seconds
-    of Python); a caller that will start a run soon (the Trainer, before it trains)
-    calls this first and :func:`start_run` waits for the process. It does nothing for
-    other stores or when the file exists; any failure is left to :func:`start_run`,
-    which creates the schema itself (MLflow locks the creation across processes).
-    """
-    path = _sqlite_path(tracking_uri)
-    if path is None or path.exists():
-        return
-    with _SETUP_LOCK:
-        if tracking_uri in _PREPARING:
-            return
-        env = dict(os.environ)
-        env.setdefault(TELEMETRY_ENV, "true")
-        try:
-            _PREPARING[tracking_uri] = subprocess.Popen(
-                [sys.executable, "-c", _STORE_INIT, tracking_uri], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        except OSError:
-            pass
-
-
-def _wait_for_store(tracking_uri: str) -> None:
-    proc = _PREPARING.pop(tracking_uri, None)
-    if proc is not None:
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None,
               tags: Mapping[str, Any] | None = None, artifact_location: str | None = None) -> TrackedRun:
     """Starts an MLflow run in ``experiment`` (created when missing).
@@ -290,7 +243,6 @@ def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None
     import_mlflow()
     from mlflow.tracking import MlflowClient
 
-    _wait_for_store(tracking_uri)
     try:
         with _SETUP_LOCK:  # the first client on a new SQLite file creates its schema
             client = MlflowClient(tracking_uri=tracking_uri)
@@ -308,82 +260,185 @@ def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None
     return TrackedRun(client, run.info.run_id, experiment_id, tracking_uri)
 
 
-class PendingRun:
-    """A :class:`TrackedRun` being started on a background thread (:func:`start_run_in_background`).
+class RemoteRun:
+    """One MLflow run driven by a helper process (``python -m jfx.components._mlflow_worker``).
 
-    Importing MLflow and creating a fresh tracking store take seconds; this lets the
-    caller (the Trainer) train meanwhile. Every method and the ``run_id`` /
-    ``experiment_id`` attributes wait for the run to exist, then act on it; an error
-    starting the run is raised there. :meth:`finish` and :meth:`set_tags` do nothing
-    when the run could not be started (there is nothing to end or tag).
+    The same methods and attributes as :class:`TrackedRun`. The process starts at once
+    and imports MLflow, opens (or creates) the store and starts the run on its own
+    core, so none of that competes with the caller's interpreter; the caller never
+    imports MLflow. ``run_id`` / ``experiment_id`` and every method wait for the run to
+    exist; an error starting it is raised there (:class:`ComponentError`). :meth:`finish`
+    and :meth:`set_tags` do nothing when the run could not be started. :meth:`close`
+    (also called by :meth:`finish`) ends the process. Safe to share between threads.
     """
 
-    def __init__(self, tracking_uri: str, experiment: str, **kwargs: Any) -> None:
+    def __init__(self, tracking_uri: str, experiment: str, *, run_name: str | None = None,
+                 tags: Mapping[str, Any] | None = None, artifact_location: str | None = None) -> None:
+        import tempfile
+
         self.tracking_uri = redact_uri(tracking_uri)
-        self._future: Future[TrackedRun] = Future()
-
-        def target() -> None:
-            try:
-                self._future.set_result(start_run(tracking_uri, experiment, **kwargs))
-            except BaseException as err:  # noqa: BLE001 - re-raised by result()
-                self._future.set_exception(err)
-
-        threading.Thread(target=target, name="jfx-mlflow-start", daemon=True).start()
-
-    def result(self) -> TrackedRun:
-        """The started run (waits for it).
-
-        Raises:
-            ComponentError: MLflow is not installed, or the store cannot be opened.
-        """
-        return self._future.result()
-
-    def _started(self) -> TrackedRun | None:
+        self._raw_uri = tracking_uri
+        self._experiment = experiment
+        self._lock = threading.Lock()
+        self._started: TrackedRun | None = None  # only its ids are used
+        self._start_error: ComponentError | None = None
+        self.finished = False
+        env = dict(os.environ)
+        env.setdefault(TELEMETRY_ENV, "true")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self._stderr = tempfile.TemporaryFile()
+        config = {"tracking_uri": tracking_uri, "experiment": experiment, "run_name": run_name,
+                  "tags": {str(k): str(v) for k, v in (tags or {}).items() if v is not None},
+                  "artifact_location": artifact_location}
         try:
-            return self._future.result()
-        except Exception:  # noqa: BLE001 - reported by result()
-            return None
+            self._proc: subprocess.Popen[str] | None = subprocess.Popen(
+                [sys.executable, "-m", "jfx.components._mlflow_worker"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=self._stderr, env=env, text=True, encoding="utf-8")
+            self._proc.stdin.write(json.dumps(config) + "\n")
+            self._proc.stdin.flush()
+        except OSError as err:
+            self._proc = None
+            self._start_error = self._cannot_start(f"the tracking process could not start: {err}")
 
+    # -- the process -----------------------------------------------------------------------
+    def _cannot_start(self, why: str) -> ComponentError:
+        return ComponentError(
+            f"cannot start an MLflow run in experiment {self._experiment!r} at {self.tracking_uri}: {why}. "
+            f"Set MLFLOW_TRACKING_URI to a reachable store, or unset it to track into "
+            f"<pipeline_root>/{TRACKING_DB}")
+
+    def _stderr_tail(self) -> str:
+        try:
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - 2000))
+            return self._stderr.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+
+    def _read_reply(self) -> dict[str, Any]:
+        line = self._proc.stdout.readline() if self._proc is not None else ""
+        if not line:
+            code = self._proc.wait() if self._proc is not None else None
+            tail = self._stderr_tail()
+            raise ComponentError(f"the MLflow tracking process exited (code {code})"
+                                 + (f"; its last output:\n{tail}" if tail else ""))
+        return json.loads(line)
+
+    def _run(self) -> TrackedRun:
+        """The started run's ids (waits for the process to start it)."""
+        with self._lock:
+            return self._run_locked()
+
+    def _run_locked(self) -> TrackedRun:
+        if self._started is not None:
+            return self._started
+        if self._start_error is None:
+            try:
+                reply = self._read_reply()
+            except ComponentError as err:
+                self._start_error = self._cannot_start(str(err))
+            else:
+                if reply.get("ok"):
+                    self._started = TrackedRun(None, reply["run_id"], reply["experiment_id"], self._raw_uri)
+                    return self._started
+                if reply.get("kind") == "import":
+                    self._start_error = ComponentError(_INSTALL_HELP)
+                else:
+                    self._start_error = self._cannot_start(reply.get("error", "unknown error"))
+            self._close_locked()
+        raise self._start_error
+
+    def _call(self, cmd: dict[str, Any]) -> None:
+        with self._lock:
+            self._run_locked()
+            if self._proc is None:
+                raise ComponentError(f"MLflow run {self._started.run_id} is closed")
+            try:
+                self._proc.stdin.write(json.dumps(cmd) + "\n")
+                self._proc.stdin.flush()
+            except (OSError, ValueError):
+                pass  # the reply read below reports the exit
+            reply = self._read_reply()
+        if not reply.get("ok"):
+            if reply.get("kind") == "mlflow":
+                raise InvalidArgumentError(f"MLflow run {self._started.run_id} refused the values: {reply['error']}")
+            raise ComponentError(f"MLflow run {self._started.run_id}: {cmd['op']} failed: {reply.get('error')}")
+
+    def _close_locked(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        self._stderr.close()
+
+    def close(self) -> None:
+        """Ends the tracking process (the run is left as it is); later calls do nothing."""
+        with self._lock:
+            self._close_locked()
+
+    # -- TrackedRun's interface ------------------------------------------------------------
     @property
     def run_id(self) -> str:
-        return self.result().run_id
+        return self._run().run_id
 
     @property
     def experiment_id(self) -> str:
-        return self.result().experiment_id
+        return self._run().experiment_id
 
-    @property
-    def finished(self) -> bool:
-        run = self._started()
-        return run is None or run.finished
+    def _batch(self, **items: list[list[Any]]) -> None:
+        for key, values in items.items():
+            for i in range(0, len(values), _BATCH):
+                self._call({"op": "log_batch", key: values[i:i + _BATCH]})
 
     def log_params(self, params: Mapping[str, Any], prefix: str = "") -> None:
-        self.result().log_params(params, prefix)
+        """As :meth:`TrackedRun.log_params`."""
+        self._batch(params=[[k, v] for k, v in flatten_params(params, prefix).items()])
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        self.result().log_metrics(metrics, step)
+        """As :meth:`TrackedRun.log_metrics`."""
+        now = int(time.time() * 1000)
+        self._batch(metrics=[[_key(k), _metric_value(k, v), now, int(step or 0)] for k, v in metrics.items()])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        run = self._started()
-        if run is not None:
-            run.set_tags(tags)
+        """As :meth:`TrackedRun.set_tags` (nothing when the run could not be started)."""
+        if self._started_or_none() is not None:
+            self._batch(tags=[[_key(k), str(v)[:5000]] for k, v in tags.items() if v is not None])
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
-        self.result().log_artifacts(local_dir, artifact_path)
+        """As :meth:`TrackedRun.log_artifacts`."""
+        self._call({"op": "log_artifacts", "local_dir": str(local_dir), "artifact_path": artifact_path})
+
+    def _started_or_none(self) -> TrackedRun | None:
+        try:
+            return self._run()
+        except ComponentError:
+            return None
 
     def finish(self, failed: bool = False) -> None:
-        run = self._started()
-        if run is not None:
-            run.finish(failed)
+        """Ends the run as FINISHED (or FAILED) and the process; later calls do nothing."""
+        try:
+            if not self.finished and self._started_or_none() is not None:
+                self.finished = True
+                self._call({"op": "terminate", "status": "FAILED" if failed else "FINISHED"})
+        finally:
+            self.close()
 
 
-def start_run_in_background(tracking_uri: str, experiment: str, *, run_name: str | None = None,
+def start_run_in_subprocess(tracking_uri: str, experiment: str, *, run_name: str | None = None,
                             tags: Mapping[str, Any] | None = None,
-                            artifact_location: str | None = None) -> PendingRun:
-    """:func:`start_run` on a background thread; the returned :class:`PendingRun` waits
-    for it on first use."""
-    return PendingRun(tracking_uri, experiment, run_name=run_name, tags=dict(tags or {}),
-                      artifact_location=artifact_location)
+                            artifact_location: str | None = None) -> RemoteRun:
+    """:func:`start_run` in a helper process; returns at once (see :class:`RemoteRun`)."""
+    return RemoteRun(tracking_uri, experiment, run_name=run_name, tags=tags, artifact_location=artifact_location)
 
 
 def finite(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -36,8 +36,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -47,14 +45,12 @@ from typing import Any
 
 from jfx.components._examples import split_files, split_names
 from jfx.components._mlflow import (
-    PendingRun,
+    RemoteRun,
     TrackedRun,
     default_artifact_location,
     default_tracking_uri,
     finite,
-    import_mlflow,
-    prepare_store_in_background,
-    start_run_in_background,
+    start_run_in_subprocess,
 )
 from jfx.components._user_code import FunctionRef
 from jfx.errors import ComponentError, DataValidationError, InvalidArgumentError
@@ -320,7 +316,7 @@ class TrainerContext(DataContext):
     run_id: str | None = None
     node_id: str | None = None
     execution_id: int | None = None
-    _tracker: TrackedRun | PendingRun | None = field(default=None, repr=False, compare=False)
+    _tracker: TrackedRun | RemoteRun | None = field(default=None, repr=False, compare=False)
     _exported: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -437,21 +433,6 @@ def _check_export(model_dir: Path, ref: FunctionRef) -> Any:
                              ) from err
 
 
-def _import_mlflow_in_background() -> None:
-    """Starts importing MLflow on a daemon thread (a no-op once imported; an ImportError
-    is raised later, where the run starts)."""
-    if "mlflow" in sys.modules:
-        return
-
-    def target() -> None:
-        try:
-            import_mlflow()
-        except Exception:  # noqa: BLE001 - start_run reports it
-            pass
-
-    threading.Thread(target=target, name="jfx-mlflow-import", daemon=True).start()
-
-
 def _log_params_quietly(tracked: Any, hparams: Mapping[str, Any], targs: TrainArgs, eargs: EvalArgs) -> None:
     """Logs the params of a failed run when they are not logged yet (errors ignored)."""
     try:
@@ -530,13 +511,6 @@ def Trainer(
 
         root, experiment = str(default_pipeline_root()), "jfx"
     tracking_uri = default_tracking_uri(root)
-    # MLflow costs seconds (its import; a new SQLite store's schema): both start now, the
-    # schema in a subprocess, while the user module and the transform load and run_fn trains
-    prepare_store_in_background(tracking_uri)
-    _import_mlflow_in_background()
-    fn = ref.load()
-    transform = _load_transform(transform_graph)
-    schema_doc = _schema_doc(schema)
     hparams = read_hyperparameters(hyperparameters) if hyperparameters is not None else {}
     custom = dict(custom_config or {})
 
@@ -556,14 +530,18 @@ def Trainer(
     if hyperparameters is not None and hyperparameters.id is not None:
         tags["jfx.hyperparameters_artifact_id"] = hyperparameters.id
     run_name = (f"{exec_ctx.node_id}-{exec_ctx.execution_id}" if exec_ctx is not None else "Trainer")
-    # creating a fresh tracking store takes seconds: the run starts on a background thread
-    # while run_fn trains, and is waited for when something is logged to it
-    tracked = start_run_in_background(tracking_uri, experiment, run_name=run_name, tags=tags,
+    # MLflow costs seconds (its import; a new SQLite store's schema): a helper process
+    # starts the run on another core while the user module and the transform load and
+    # run_fn trains; it is waited for when something is logged to it
+    tracked = start_run_in_subprocess(tracking_uri, experiment, run_name=run_name, tags=tags,
                                       artifact_location=default_artifact_location(root, experiment, tracking_uri))
     model_dir, run_dir = Path(model.uri), Path(model_run.uri)
     logger, handler = _run_logger(run_dir, f"jfx.trainer.{uuid.uuid4().hex}")
     t0 = time.perf_counter()
     try:
+        fn = ref.load()
+        transform = _load_transform(transform_graph)
+        schema_doc = _schema_doc(schema)
         ctx = TrainerContext(
             examples=examples, train_files=train_files, eval_files=eval_files, transform=transform,
             transform_graph=transform_graph, schema=schema_doc, hyperparameters=dict(hparams),
@@ -638,5 +616,6 @@ def Trainer(
             tracked.finish(failed=True)
         raise
     finally:
+        tracked.close()
         logger.removeHandler(handler)
         handler.close()
