@@ -1,0 +1,236 @@
+"""The compiled Kubeflow pipeline run by kfp.local (SubprocessRunner, no cluster): every task a
+subprocess that runs the jfx launcher, with the same outcomes as the LocalDagRunner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jfx_flow as flow
+import jfx_testlib as lib
+import pytest
+
+from jfx import Pipeline
+from jfx.metadata import PIPELINE_RUN, ExecutionState, MetadataStore
+from jfx.orchestrators import KubeflowDagRunner, LocalDagRunner, NodeState, RunState
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
+
+IMAGE = "python:3.11"
+
+
+@pytest.fixture
+def where(tmp_path):
+    return str(tmp_path / "root"), f"sqlite:///{tmp_path / 'md.sqlite'}"
+
+
+def kfp_local(**kwargs):
+    return KubeflowDagRunner(IMAGE, local=True, **kwargs)
+
+
+def states(result):
+    return {k: o.state for k, o in result.nodes.items()}
+
+
+def fingerprints(result):
+    return {(node, key): [a.fingerprint for a in arts]
+            for node, o in result.nodes.items() for key, arts in o.outputs.items()}
+
+
+def recorded(url, run_id):
+    """(run properties, {node: [execution states in order]}) as the store has them."""
+    with MetadataStore(url) as store:
+        run_ctx = store.get_context_by_name(PIPELINE_RUN, run_id)
+        executions = {}
+        for e in sorted(store.get_executions_by_context(run_ctx.id), key=lambda e: e.id):
+            executions.setdefault(e.node_id, []).append(e.state)
+        return run_ctx.properties, executions
+
+
+def test_same_nodes_and_fingerprints_as_the_local_runner_and_one_shared_cache(tmp_path):
+    marker = tmp_path / "marker"
+    marker.write_text("ok")
+    local_url = f"sqlite:///{tmp_path / 'local.sqlite'}"
+    local = LocalDagRunner(progress=False).run(lib.chain(str(tmp_path / "local"), local_url, str(marker)),
+                                               parameters={"rows": 4})
+    url = f"sqlite:///{tmp_path / 'kfp.sqlite'}"
+    log = tmp_path / "kfp.log"
+    first = kfp_local().run_local(lib.chain(str(tmp_path / "kfp"), url, str(marker)), parameters={"rows": 4}, log=log)
+    assert first.state == RunState.COMPLETE
+    assert states(first) == states(local) == {n: NodeState.COMPLETE for n in local.nodes}
+    assert fingerprints(first) == fingerprints(local) and all(fingerprints(first).values())
+    assert lib.read(first.nodes["total"].outputs["result"][0].uri) == {"total": 6}
+    assert "jfx: run " + first.run_id + " node total: complete" in log.read_text()  # each task's own log
+    props, executions = recorded(url, first.run_id)
+    assert props["state"] == "COMPLETE" and props["runner"] == "kfp-local" and props["parameters"] == \
+        {"rows": 4, "note": ""}
+    assert props["node_states"] == {n: "complete" for n in local.nodes}  # written by the exit task
+    assert executions == {n: [ExecutionState.COMPLETE] for n in local.nodes}  # one run for all the tasks
+    assert props["pid"] == os.getpid()  # the run belongs to the process that drives kfp.local
+
+    # the Kubeflow run and a local run against the same store share one cache, both ways
+    again = LocalDagRunner(progress=False).run(lib.chain(str(tmp_path / "kfp"), url, str(marker)),
+                                               parameters={"rows": 4})
+    assert set(states(again).values()) == {NodeState.CACHED}
+    assert {n: o.cached_from for n, o in again.nodes.items()} == {n: o.execution_id for n, o in first.nodes.items()}
+    changed = LocalDagRunner(progress=False).run(lib.chain(str(tmp_path / "kfp"), url, str(marker)),
+                                                 parameters={"rows": 5})
+    cached = kfp_local().run_local(lib.chain(str(tmp_path / "kfp"), url, str(marker)), parameters={"rows": 5})
+    assert set(states(cached).values()) == {NodeState.CACHED}
+    assert {n: o.cached_from for n, o in cached.nodes.items()} == \
+        {n: o.cached_from or o.execution_id for n, o in changed.nodes.items()}
+
+
+def failing(root, url, marker):
+    """make_numbers -> total -> fail_unless -> gate -> maybe_extra (after gate), plus an independent whoami."""
+    nums = lib.make_numbers()
+    tot = lib.total(numbers=nums.outputs["numbers"])
+    chk = lib.fail_unless(result=tot.outputs["result"], marker=marker)
+    gate = lib.gate(result=chk.outputs["checked"], limit=1)
+    after = lib.maybe_extra().after(gate)
+    return Pipeline("failing", components=[nums, tot, chk, gate, after, lib.whoami()], pipeline_root=root,
+                    metadata_url=url)
+
+
+def test_a_failed_node_fails_its_task_and_a_halting_node_stops_what_follows(tmp_path, where):
+    result = kfp_local().run_local(failing(*where, str(tmp_path / "missing")))
+    assert result.state == RunState.FAILED
+    assert states(result) == {"make_numbers": "complete", "total": "complete", "fail_unless": "failed",
+                              "gate": "skipped", "maybe_extra": "skipped", "whoami": "complete"}
+    assert result.nodes["fail_unless"].error.startswith("RuntimeError: marker file")
+    assert result.nodes["gate"].error == "upstream node fail_unless failed"
+    assert result.nodes["maybe_extra"].error == "upstream node gate skipped"
+    props, executions = recorded(where[1], result.run_id)
+    assert props["state"] == "FAILED" and props["node_states"]["gate"] == "skipped"
+    assert executions["fail_unless"] == [ExecutionState.FAILED] and "gate" not in executions
+    assert not list(Path(where[0], "failing", "fail_unless").glob(".staging-*"))
+
+    # the marker appears: gate now halts (total 3 > 1); its task succeeds, the launcher skips what follows
+    (tmp_path / "marker").write_text("ok")
+    halted = kfp_local().run_local(failing(*where, str(tmp_path / "marker")))
+    assert halted.state == RunState.FAILED
+    assert states(halted) == {"make_numbers": "cached", "total": "cached", "fail_unless": "complete",
+                              "gate": "complete", "maybe_extra": "skipped", "whoami": "cached"}
+    assert halted.nodes["gate"].halted.startswith("total 3 is over the limit 1")
+    assert halted.nodes["maybe_extra"].error == "upstream node gate halted the pipeline"
+    assert lib.read(halted.nodes["whoami"].outputs["out"][0].uri)["run_id"] != halted.run_id  # cached: older run
+
+
+def test_retry_timeout_cache_and_after_on_kubeflow(tmp_path, where):
+    flaky = lib.flaky(counter=str(tmp_path / "calls"), failures=2).with_retry(2, backoff_s=0.0)
+    slow = lib.sleep_then_write(seconds=30.0).with_timeout(1)
+    after_slow = lib.make_numbers(rows=2).after(slow)
+    nums = lib.make_numbers(rows=3).with_id("nums")
+    always = lib.total(numbers=nums.outputs["numbers"]).with_cache(False).after(flaky)
+
+    def build():
+        return Pipeline("opts", components=[flaky, slow, after_slow, nums, always], pipeline_root=where[0],
+                        metadata_url=where[1])
+
+    result = kfp_local().run_local(build())
+    assert states(result) == {"flaky": "complete", "sleep_then_write": "failed", "make_numbers": "skipped",
+                              "nums": "complete", "total": "complete"}
+    assert lib.read(result.nodes["flaky"].outputs["out"][0].uri) == {"calls": 3}
+    assert result.nodes["sleep_then_write"].error == \
+        "ComponentTimeoutError: node 'sleep_then_write' timed out after 1 s"
+    props, executions = recorded(where[1], result.run_id)
+    # each Kubeflow retry of the task is one attempt, one execution, as on the local runner
+    assert executions["flaky"] == [ExecutionState.FAILED, ExecutionState.FAILED, ExecutionState.COMPLETE]
+    assert not Path(where[0], "opts", "sleep_then_write", "out").exists()
+
+    (tmp_path / "calls").unlink()
+    again = kfp_local().run_local(build())
+    assert states(again)["nums"] == "cached" and states(again)["flaky"] == "cached"
+    assert states(again)["total"] == "complete"
+    assert again.nodes["total"].cache_miss_reason == "cache disabled for this node"
+
+
+def by_condition(result):
+    return {k for k, o in result.nodes.items() if o.by_condition}
+
+
+def value(result, node, key="out"):
+    return result.nodes[node].outputs[key][0].properties["value"]
+
+
+def test_for_each_and_a_condition_on_an_output_as_on_the_local_runner(tmp_path):
+    local = LocalDagRunner(progress=False).run(
+        flow.fan_out(root=str(tmp_path / "l"), url=f"sqlite:///{tmp_path / 'l.sqlite'}"), parameters={"threshold": 13})
+    where = str(tmp_path / "k"), f"sqlite:///{tmp_path / 'k.sqlite'}"
+    result = kfp_local().run_local(flow.fan_out(root=where[0], url=where[1]), parameters={"threshold": 13})
+    assert result.state == local.state == RunState.COMPLETE
+    assert states(result) == states(local)
+    assert result.nodes["publish"].state == NodeState.SKIPPED and by_condition(result) == by_condition(local) == \
+        {"publish"}
+    assert result.nodes["publish"].error == local.nodes["publish"].error
+    assert fingerprints(result) == fingerprints(local)
+    assert value(result, "total") == 12
+    props, executions = recorded(where[1], result.run_id)
+    assert props["state"] == "COMPLETE" and executions["publish"] == [ExecutionState.SKIPPED]
+
+    passing = kfp_local().run_local(flow.fan_out(root=where[0], url=where[1]))  # threshold 10: publish runs
+    assert passing.state == RunState.COMPLETE and states(passing)["publish"] == NodeState.COMPLETE
+    assert states(passing)["total"] == NodeState.CACHED
+
+
+@pytest.mark.parametrize("push", [True, False])
+def test_a_condition_on_a_parameter_and_its_negation(where, push):
+    result = kfp_local().run_local(flow.gated(root=where[0], url=where[1]), parameters={"push": push})
+    assert result.state == RunState.COMPLETE
+    ran, skipped = (["publish", "scaled"], ["other"]) if push else (["other"], ["publish", "scaled"])
+    assert {n: result.nodes[n].state for n in ran} == {n: NodeState.COMPLETE for n in ran}
+    assert {n: result.nodes[n].state for n in skipped} == {n: NodeState.SKIPPED for n in skipped}
+    assert by_condition(result) == set(skipped)
+    if not push:
+        assert result.nodes["scaled"].error == "upstream node publish skipped"
+
+
+def test_an_exit_handlers_node_runs_after_a_failed_task_and_sees_every_state(where):
+    result = kfp_local().run_local(flow.exit_handled(root=where[0], url=where[1]))
+    assert result.state == RunState.FAILED
+    assert states(result) == {"number": NodeState.COMPLETE, "explode": NodeState.FAILED,
+                              "publish": NodeState.SKIPPED, "report": NodeState.COMPLETE}
+    seen = result.nodes["report"].outputs["out"][0].properties["states"]
+    assert seen == {"explode": "failed", "number": "complete", "publish": "skipped"}
+    props, _ = recorded(where[1], result.run_id)
+    assert props["state"] == "FAILED" and props["node_states"]["report"] == "complete"
+
+    ok = kfp_local().run_local(flow.exit_handled(root=where[0], url=where[1]), parameters={"fail": False})
+    assert ok.state == RunState.COMPLETE
+    assert ok.nodes["report"].outputs["out"][0].properties["states"] == {
+        "explode": "complete", "number": "cached", "publish": "complete"}
+
+
+def test_partial_run_reuses_the_latest_upstream_outputs(where):
+    first = LocalDagRunner(progress=False).run(flow.fan_out(root=where[0], url=where[1]))
+    part = kfp_local().run_local(flow.fan_out(root=where[0], url=where[1]), from_nodes=["total"],
+                                 to_nodes=["judge"], enable_cache=False)
+    assert part.state == RunState.COMPLETE
+    assert states(part) == {"number": "cached", "scale-0": "cached", "scale-1": "cached", "scale-2": "cached",
+                            "total": "complete", "judge": "complete", "publish": "skipped"}
+    assert part.nodes["scale-1"].outputs["out"][0].id == first.nodes["scale-1"].outputs["out"][0].id
+    assert part.nodes["publish"].error == "outside the partial run"
+    assert value(part, "total") == 12
+    props, executions = recorded(where[1], part.run_id)
+    assert props["state"] == "COMPLETE" and "publish" not in executions
+    assert executions["total"] == [ExecutionState.COMPLETE] and executions["number"] == [ExecutionState.CACHED]
+
+
+def test_jfx_run_with_the_kfp_local_runner(tmp_path):
+    hello = Path(__file__).resolve().parents[2] / "examples" / "hello" / "pipeline.py"
+    env = {k: v for k, v in os.environ.items() if k != "JFX_METADATA_URL"}
+    env["JFX_HOME"] = str(tmp_path / "home")
+    cmd = [sys.executable, "-m", "jfx", "run", str(hello), "--runner", "kfp-local", "--param", "rows=30"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "of pipeline hello: COMPLETE" in proc.stdout
+    assert "task logs:" in proc.stderr
+    [log] = (tmp_path / "home" / "kfp-local").glob("hello-*.log")
+    assert "jfx: run hello-" in log.read_text()
+    assert "30 rows." in next((tmp_path / "home" / "artifacts" / "hello" / "write_report" / "report").glob(
+        "*/report.md")).read_text()
+    resume = subprocess.run([*cmd[:5], "--runner", "kfp-local", "--resume", "x"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert resume.returncode == 1 and "drop --runner kfp-local" in resume.stderr
