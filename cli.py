@@ -13,6 +13,7 @@
     jfx runs show RUN_ID                                      one run, node by node
     jfx lineage ARTIFACT_ID [--direction D] [--depth N]       what made an artifact
     jfx serve --model_base_path DIR --model_name NAME         serve models over HTTP (TF Serving REST)
+    jfx ui [--port 8080] [--host 127.0.0.1] [--token T]     browse runs, lineage and artifacts in a browser
     jfx --version
 
 Every command takes ``--metadata-url`` (default: ``$JFX_METADATA_URL``, else
@@ -117,6 +118,41 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def add_ui_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds the ``ui`` subcommand (the read-only metadata web UI); returns its parser."""
+    p = subparsers.add_parser("ui", help="browse runs, DAGs, artifacts and lineage in a web browser (read-only)",
+                              description="Serve the read-only metadata web UI: runs, their DAGs, executions, "
+                                          "artifacts with typed viewers, lineage, and run comparison.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0: any free port)")
+    p.add_argument("--token", default=None, metavar="T",
+                   help="require this token on every route (default: $JFX_UI_TOKEN; none when unset); open the "
+                        "UI once with ?token=T, or send Authorization: Bearer T")
+    p.add_argument("--mlflow-url", default=None, metavar="URL",
+                   help="base URL of an MLflow UI, for links from models to their MLflow run")
+    _add_metadata_url(p)
+    return p
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from jfx.metadata.ui import UIServer
+
+    token = args.token if args.token is not None else os.environ.get("JFX_UI_TOKEN") or None
+    server = UIServer(args.metadata_url, host=args.host, port=args.port, token=token, mlflow_url=args.mlflow_url)
+    shown = server.url + (f"?token={token}" if token else "")
+    print(f"jfx ui: serving {server.store.url} at {shown} (Ctrl-C stops)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
+        print("jfx ui: warning: bound to a non-loopback address without --token; anyone who can reach it "
+              "can read the metadata and artifacts", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("jfx ui: stopped", file=sys.stderr)
+    finally:
+        server.close()
+    return 0
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
@@ -174,6 +210,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_metadata_url(lin)
 
     add_serve_parser(sub)
+    add_ui_parser(sub)
     add_compile_parser(sub)
     add_submit_parser(sub)
     return parser
@@ -202,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             from jfx.orchestrators import _kfp_cli
 
             return _kfp_cli.cmd_compile(args) if args.command == "compile" else _kfp_cli.cmd_submit(args)
+        if args.command == "ui":
+            return _cmd_ui(args)
         if args.command == "serve":
             from jfx.core._serving import run_from_args
 

@@ -1,0 +1,172 @@
+"""What every page module of the UI shares: the error type, argument parsing, summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jfx.errors import JfxError
+from jfx.metadata._records import ArtifactRecord, ExecutionRecord, ExecutionState
+
+__all__ = [
+    "ApiError",
+    "Query",
+    "NODE_STATES",
+    "artifact_summary",
+    "execution_summary",
+    "node_state",
+    "duration_s",
+    "parse_time",
+    "iso",
+    "read_json_file",
+    "tail",
+    "external_inputs",
+]
+
+# How a node of a run looks, by the state of its latest execution (the DAG's colours).
+NODE_STATES = {
+    ExecutionState.COMPLETE: "complete",
+    ExecutionState.CACHED: "cached",
+    ExecutionState.FAILED: "failed",
+    ExecutionState.RUNNING: "running",
+    ExecutionState.NEW: "pending",
+    ExecutionState.CANCELLED: "cancelled",
+    ExecutionState.ABANDONED: "abandoned",
+}
+
+_MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+class ApiError(JfxError):
+    """An error answered as ``{"error": {"code": code, "message": message}}``."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Query:
+    """The query string of one request, with typed getters that answer 400 on bad values."""
+
+    def __init__(self, params: Mapping[str, list[str]]) -> None:
+        self._params = params
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        values = self._params.get(name)
+        return values[-1] if values and values[-1] != "" else default
+
+    def list(self, name: str) -> list[str]:
+        """Repeated or comma-separated values."""
+        return [v for raw in self._params.get(name, []) for v in raw.split(",") if v]
+
+    def int(self, name: str, default: int, *, lo: int = 0, hi: int | None = None) -> int:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(400, f"query parameter {name}={raw!r}: expected an integer") from None
+        if value < lo or (hi is not None and value > hi):
+            bounds = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+            raise ApiError(400, f"query parameter {name}={value}: expected an integer {bounds}")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise ApiError(400, f"query parameter {name}={value!r}: expected one of {', '.join(choices)}")
+        return value
+
+
+def parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime) or value is None:
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="milliseconds")
+
+
+def duration_s(start: Any, end: Any) -> float | None:
+    a, b = parse_time(start), parse_time(end)
+    if a is None or b is None:
+        return None
+    return round((b - a).total_seconds(), 3)
+
+
+def node_state(execution: ExecutionRecord) -> str:
+    return NODE_STATES.get(execution.state, execution.state.value.lower())
+
+
+def artifact_summary(a: ArtifactRecord) -> dict[str, Any]:
+    """The fields of an artifact that lists and graphs show."""
+    return {"id": a.id, "type": a.type_name, "name": a.name, "uri": a.uri, "state": a.state.value,
+            "fingerprint": a.fingerprint, "create_time": iso(a.create_time)}
+
+
+def execution_summary(e: ExecutionRecord) -> dict[str, Any]:
+    """The fields of an execution that lists and graphs show."""
+    props = e.properties
+    return {"id": e.id, "node_id": e.node_id, "component": e.type_name, "state": e.state.value,
+            "node_state": node_state(e), "run_id": props.get("run_id"), "pipeline": props.get("pipeline"),
+            "start_time": iso(e.start_time), "end_time": iso(e.end_time), "duration_s": duration_s(e.start_time, e.end_time),
+            "cached_from": props.get("cached_from") or props.get("reused_from")}
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """A JSON file of an artifact; ApiError 404 when missing, 422 when it is not JSON."""
+    try:
+        if path.stat().st_size > _MAX_JSON_BYTES:
+            raise ApiError(422, f"{what}: {path} is larger than {_MAX_JSON_BYTES // 2**20} MiB")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ApiError(404, f"{what}: {path} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ApiError(422, f"{what}: {path} is not valid JSON ({err})") from None
+
+
+def tail(path: Path, max_bytes: int = 64 * 1024) -> str:
+    """The last ``max_bytes`` of a text file (from a line start when cut)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - max_bytes))
+        data = fh.read()
+    if size > max_bytes:
+        cut = data.find(b"\n")
+        data = data[cut + 1:] if cut >= 0 else data
+    return data.decode("utf-8", errors="replace")
+
+
+def external_inputs(e: ExecutionRecord) -> list[dict[str, Any]]:
+    """Files outside the store that an execution read (the CSV of an ExampleGen, a module file).
+
+    They come from its parameters: ``input_base`` (with ``input_pattern``) and any
+    ``*_file`` parameter; the fingerprint of their bytes is in the cache material when
+    the component declares one.
+    """
+    params = e.parameters or {}
+    material = e.properties.get("cache_material") or {}
+    fingerprint = material.get("external") if isinstance(material, dict) else None
+    found: list[dict[str, Any]] = []
+    base = params.get("input_base")
+    if isinstance(base, str) and base:
+        pattern = params.get("input_pattern")
+        path = os.path.join(base, pattern) if isinstance(pattern, str) and pattern else base
+        found.append({"parameter": "input_base", "path": path, "name": os.path.basename(path.rstrip("/")) or path})
+    for key, value in sorted(params.items()):
+        if key.endswith("_file") and isinstance(value, str) and value:
+            found.append({"parameter": key, "path": value, "name": os.path.basename(value) or value})
+    for entry in found:
+        entry["fingerprint"] = fingerprint if isinstance(fingerprint, str) else None
+    return found

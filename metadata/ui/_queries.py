@@ -1,0 +1,221 @@
+"""The read-only SQL the UI needs beyond the store's verbs: one query per page section.
+
+Each function takes an open :class:`MetadataStore` and reads in one transaction. The
+queries select only the columns a page shows (a run's properties hold its whole IR, so
+the run list reads single JSON fields instead of the whole document) and page with
+LIMIT/OFFSET on indexed columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from jfx.metadata._queries import chunks
+from jfx.metadata._records import PIPELINE, PIPELINE_RUN, ArtifactRecord, EventType, ExecutionRecord
+from jfx.metadata._rows import to_artifact, to_execution
+from jfx.metadata._schema import artifacts as artifacts_t
+from jfx.metadata._schema import associations as associations_t
+from jfx.metadata._schema import attributions as attributions_t
+from jfx.metadata._schema import contexts as contexts_t
+from jfx.metadata._schema import events as events_t
+from jfx.metadata._schema import executions as executions_t
+from jfx.metadata._store import MetadataStore
+
+__all__ = [
+    "RUN_FIELDS",
+    "pipeline_summaries",
+    "run_page",
+    "run_context",
+    "run_executions",
+    "executions_page",
+    "artifact_events",
+    "artifact_runs",
+    "run_outputs",
+    "artifacts_with_uris",
+    "artifact_page",
+]
+
+# The run properties the run list shows (never the IR).
+RUN_FIELDS = ("state", "start_time", "end_time", "runner", "attempts")
+
+
+def _read(store: MetadataStore, fn: Any) -> Any:
+    return store._tx(fn, write=False)  # noqa: SLF001 - the UI reads through the store's transactions
+
+
+def _run_filters(stmt: sa.Select, pipeline: str | None, state: str | None, search: str | None) -> sa.Select:
+    stmt = stmt.where(contexts_t.c.type_name == PIPELINE_RUN)
+    if pipeline:
+        parent = contexts_t.alias("pipeline")
+        ids = sa.select(parent.c.id).where(parent.c.type_name == PIPELINE, parent.c.name == pipeline)
+        stmt = stmt.where(contexts_t.c.parent_id.in_(ids.scalar_subquery()))
+    if state:
+        stmt = stmt.where(contexts_t.c.properties["state"].as_string() == state)
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(contexts_t.c.name.like(f"%{escaped}%", escape="\\"))
+    return stmt
+
+
+def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, search: str | None,
+             limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of runs, newest first, and the number of runs matching the filters."""
+    parent = contexts_t.alias("parent")
+    props = contexts_t.c.properties
+    columns = [contexts_t.c.id, contexts_t.c.name, contexts_t.c.create_time, parent.c.name.label("pipeline"),
+               props["parameters"].label("parameters")]
+    columns += [props[f].as_string().label(f) for f in RUN_FIELDS]
+    stmt = sa.select(*columns).select_from(contexts_t.outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
+    stmt = _run_filters(stmt, pipeline, state, search)
+    stmt = stmt.order_by(contexts_t.c.create_time.desc(), contexts_t.c.id.desc()).limit(limit).offset(offset)
+    count = _run_filters(sa.select(sa.func.count()).select_from(contexts_t), pipeline, state, search)
+
+    def read(conn: sa.Connection) -> tuple[list[dict[str, Any]], int]:
+        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        return rows, int(conn.execute(count).scalar() or 0)
+
+    return _read(store, read)
+
+
+def pipeline_summaries(store: MetadataStore) -> list[dict[str, Any]]:
+    """Every pipeline with its number of runs and the time of its latest run."""
+    runs = contexts_t.alias("run")
+    stmt = (
+        sa.select(contexts_t.c.id, contexts_t.c.name, sa.func.count(runs.c.id).label("runs"),
+                  sa.func.max(runs.c.create_time).label("last_run_time"))
+        .select_from(contexts_t.outerjoin(runs, (runs.c.parent_id == contexts_t.c.id)
+                                          & (runs.c.type_name == PIPELINE_RUN)))
+        .where(contexts_t.c.type_name == PIPELINE)
+        .group_by(contexts_t.c.id, contexts_t.c.name)
+        .order_by(contexts_t.c.name)
+    )
+    return _read(store, lambda conn: [dict(r._mapping) for r in conn.execute(stmt)])
+
+
+def run_context(store: MetadataStore, run_id: str) -> dict[str, Any] | None:
+    """The run context named ``run_id`` with its pipeline's name, or ``None``."""
+    parent = contexts_t.alias("parent")
+    stmt = (
+        sa.select(contexts_t.c.id, contexts_t.c.name, contexts_t.c.properties, contexts_t.c.create_time,
+                  parent.c.name.label("pipeline"))
+        .select_from(contexts_t.outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
+        .where(contexts_t.c.type_name == PIPELINE_RUN, contexts_t.c.name == run_id)
+    )
+
+    def read(conn: sa.Connection) -> dict[str, Any] | None:
+        row = conn.execute(stmt).first()
+        return None if row is None else dict(row._mapping)
+
+    return _read(store, read)
+
+
+def run_executions(store: MetadataStore, run_context_id: int) -> list[ExecutionRecord]:
+    """Every execution of a run, by id."""
+    stmt = (
+        sa.select(executions_t)
+        .join(associations_t, associations_t.c.execution_id == executions_t.c.id)
+        .where(associations_t.c.context_id == run_context_id)
+        .order_by(executions_t.c.id)
+    )
+    return _read(store, lambda conn: [to_execution(r) for r in conn.execute(stmt)])
+
+
+def executions_page(store: MetadataStore, run_context_id: int, limit: int, offset: int) -> tuple[list[ExecutionRecord], int]:
+    """One page of a run's executions (newest first) and their total."""
+    stmt = (
+        sa.select(executions_t)
+        .join(associations_t, associations_t.c.execution_id == executions_t.c.id)
+        .where(associations_t.c.context_id == run_context_id)
+        .order_by(executions_t.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    count = sa.select(sa.func.count()).select_from(associations_t).where(associations_t.c.context_id == run_context_id)
+
+    def read(conn: sa.Connection) -> tuple[list[ExecutionRecord], int]:
+        return [to_execution(r) for r in conn.execute(stmt)], int(conn.execute(count).scalar() or 0)
+
+    return _read(store, read)
+
+
+def artifact_events(store: MetadataStore, artifact_id: int, kind: EventType, limit: int) -> tuple[list[tuple[str, ExecutionRecord]], int]:
+    """(event key, execution) of up to ``limit`` events of one kind on an artifact, oldest first, and their total."""
+    stmt = (
+        sa.select(executions_t, events_t.c.key.label("event_key"))
+        .join(events_t, events_t.c.execution_id == executions_t.c.id)
+        .where(events_t.c.artifact_id == artifact_id, events_t.c.type == kind.value)
+        .order_by(executions_t.c.id)
+        .limit(limit)
+    )
+    count = (sa.select(sa.func.count()).select_from(events_t)
+             .where(events_t.c.artifact_id == artifact_id, events_t.c.type == kind.value))
+
+    def read(conn: sa.Connection):
+        found = [(r._mapping["event_key"], to_execution(r)) for r in conn.execute(stmt)]
+        return found, int(conn.execute(count).scalar() or 0)
+
+    return _read(store, read)
+
+
+def artifact_runs(store: MetadataStore, artifact_id: int, limit: int) -> list[dict[str, Any]]:
+    """The runs an artifact is attributed to (read or written there), oldest first."""
+    parent = contexts_t.alias("parent")
+    stmt = (
+        sa.select(contexts_t.c.name.label("id"), parent.c.name.label("pipeline"),
+                  contexts_t.c.properties["state"].as_string().label("state"))
+        .select_from(attributions_t.join(contexts_t, contexts_t.c.id == attributions_t.c.context_id)
+                     .outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
+        .where(attributions_t.c.artifact_id == artifact_id, contexts_t.c.type_name == PIPELINE_RUN)
+        .order_by(contexts_t.c.id)
+        .limit(limit)
+    )
+    return _read(store, lambda conn: [dict(r._mapping) for r in conn.execute(stmt)])
+
+
+def run_outputs(store: MetadataStore, execution_ids: Sequence[int]) -> dict[int, list[tuple[str, ArtifactRecord]]]:
+    """Execution id → its (output key, artifact) pairs, in event order."""
+    found: dict[int, list[tuple[str, ArtifactRecord]]] = {i: [] for i in execution_ids}
+
+    def read(conn: sa.Connection) -> None:
+        for chunk in chunks(execution_ids):
+            stmt = (
+                sa.select(artifacts_t, events_t.c.execution_id.label("event_execution"),
+                          events_t.c.key.label("event_key"))
+                .join(events_t, events_t.c.artifact_id == artifacts_t.c.id)
+                .where(events_t.c.execution_id.in_(chunk), events_t.c.type == EventType.OUTPUT.value)
+                .order_by(events_t.c.execution_id, events_t.c.key, events_t.c.idx)
+            )
+            for row in conn.execute(stmt):
+                found[row._mapping["event_execution"]].append((row._mapping["event_key"], to_artifact(row)))
+
+    _read(store, read)
+    return found
+
+
+def artifact_page(store: MetadataStore, *, type_name: str | None, name: str | None, limit: int,
+                  offset: int) -> tuple[list[ArtifactRecord], int]:
+    """One page of artifacts (of a type and/or name), newest first, and their total."""
+    stmt = sa.select(artifacts_t)
+    count = sa.select(sa.func.count()).select_from(artifacts_t)
+    if type_name:
+        stmt, count = stmt.where(artifacts_t.c.type_name == type_name), count.where(artifacts_t.c.type_name == type_name)
+    if name:
+        stmt, count = stmt.where(artifacts_t.c.name == name), count.where(artifacts_t.c.name == name)
+    stmt = stmt.order_by(artifacts_t.c.id.desc()).limit(limit).offset(offset)
+
+    def read(conn: sa.Connection) -> tuple[list[ArtifactRecord], int]:
+        return [to_artifact(r) for r in conn.execute(stmt)], int(conn.execute(count).scalar() or 0)
+
+    return _read(store, read)
+
+
+def artifacts_with_uris(store: MetadataStore, uris: Iterable[str]) -> list[ArtifactRecord]:
+    """The artifacts whose URI is one of ``uris`` (an indexed lookup)."""
+    wanted = sorted(set(uris))
+    if not wanted:
+        return []
+    stmt = sa.select(artifacts_t).where(artifacts_t.c.uri.in_(wanted)).limit(1000)
+    return _read(store, lambda conn: [to_artifact(r) for r in conn.execute(stmt)])

@@ -1,0 +1,157 @@
+"""The run page: the DAG with each node's state, a run's executions, and one execution's details."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jfx.errors import NotFoundError
+from jfx.metadata._records import ExecutionRecord, ExecutionState
+from jfx.metadata._store import MetadataStore
+from jfx.metadata.ui import _queries
+from jfx.metadata.ui._common import (
+    ApiError,
+    Query,
+    artifact_summary,
+    duration_s,
+    execution_summary,
+    external_inputs,
+    iso,
+    node_state,
+    tail,
+)
+
+__all__ = ["run_json", "run_executions_json", "execution_json", "LOG_SUFFIXES"]
+
+LOG_SUFFIXES = (".log", ".log_tail")
+_LOG_BYTES = 64 * 1024
+_MAX_LOGS = 10
+
+
+def _run_or_404(store: MetadataStore, run_id: str) -> dict[str, Any]:
+    found = _queries.run_context(store, run_id)
+    if found is None:
+        raise ApiError(404, f"no run {run_id!r} in the metadata store")
+    return found
+
+
+def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
+    """``GET /api/runs/<run_id>``: the run, its DAG (nodes with states, edges) and node summaries."""
+    ctx = _run_or_404(store, run_id)
+    props = dict(ctx["properties"] or {})
+    ir = props.pop("ir", None) or {}
+    executions = _queries.run_executions(store, ctx["id"])
+    latest: dict[str, ExecutionRecord] = {}
+    attempts: dict[str, int] = {}
+    for e in executions:
+        latest[e.node_id] = e  # by id: the last one wins
+        attempts[e.node_id] = attempts.get(e.node_id, 0) + 1
+    run_state = str(props.get("state") or "")
+    recorded = props.get("node_states") or {}
+    ir_nodes = ir.get("nodes") or []
+    order = [n.get("id") for n in ir_nodes if n.get("id")]
+    order += [n for n in latest if n not in order]
+    by_id = {n.get("id"): n for n in ir_nodes}
+    nodes, edges = [], []
+    for node_id in order:
+        spec = by_id.get(node_id) or {}
+        e = latest.get(node_id)
+        entry: dict[str, Any] = {
+            "id": node_id, "component": (spec.get("component") or {}).get("name") or (e.type_name if e else ""),
+            "upstream": list(spec.get("upstream") or []), "executions": attempts.get(node_id, 0),
+        }
+        if e is None:
+            entry["state"] = recorded.get(node_id) or ("pending" if run_state == "RUNNING" else "skipped")
+        else:
+            entry.update(
+                state=node_state(e), execution_id=e.id, start_time=iso(e.start_time), end_time=iso(e.end_time),
+                duration_s=duration_s(e.start_time, e.end_time),
+                cached_from=e.properties.get("cached_from") or e.properties.get("reused_from"),
+                cache_miss_reason=e.properties.get("cache_miss_reason"),
+                error=e.properties.get("error_message") or (e.error.strip().splitlines()[-1] if e.error else None),
+                halted=e.properties.get("halted"),
+            )
+        nodes.append(entry)
+        data_from = set()
+        for key, source in (spec.get("inputs") or {}).items():
+            if isinstance(source, dict) and source.get("producer"):
+                data_from.add(source["producer"])
+                edges.append({"from": source["producer"], "to": node_id, "key": f"{source.get('key')} → {key}",
+                              "kind": "data"})
+        for up in spec.get("upstream") or []:
+            if up not in data_from:
+                edges.append({"from": up, "to": node_id, "key": "after", "kind": "order"})
+    counts: dict[str, int] = {}
+    for n in nodes:
+        counts[n["state"]] = counts.get(n["state"], 0) + 1
+    return {
+        "id": ctx["name"], "pipeline": ctx["pipeline"], "state": run_state,
+        "start_time": props.get("start_time") or iso(ctx["create_time"]), "end_time": props.get("end_time"),
+        "duration_s": duration_s(props.get("start_time"), props.get("end_time")),
+        "parameters": props.get("parameters") or {}, "pipeline_root": props.get("pipeline_root"),
+        "runner": props.get("runner"), "attempts": props.get("attempts"), "host": props.get("host"),
+        "pid": props.get("pid"), "enable_cache": props.get("enable_cache"),
+        "live": run_state == "RUNNING", "nodes": nodes, "edges": edges, "state_counts": counts,
+        "executions_total": len(executions),
+    }
+
+
+def run_executions_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
+    """``GET /api/runs/<run_id>/executions?limit=&offset=``: every execution of the run, newest first."""
+    ctx = _run_or_404(store, run_id)
+    limit, offset = query.int("limit", 100, lo=1, hi=1000), query.int("offset", 0)
+    page, total = _queries.executions_page(store, ctx["id"], limit, offset)
+    return {"executions": [execution_summary(e) for e in page], "total": total, "limit": limit, "offset": offset}
+
+
+def _logs(outputs: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The log files an execution left in its output artifacts (e.g. the Trainer's trainer.log)."""
+    found: list[dict[str, Any]] = []
+    for key, arts in outputs.items():
+        for a in arts:
+            root = Path(a.uri)
+            if not root.is_dir():
+                continue
+            candidates = sorted(p for pattern in ("*", "*/*") for p in root.glob(pattern)
+                                if p.is_file() and p.name.endswith(LOG_SUFFIXES))
+            for path in candidates:
+                if len(found) >= _MAX_LOGS:
+                    return found
+                rel = path.relative_to(root).as_posix()
+                found.append({"artifact_id": a.id, "output": key, "path": rel, "size": path.stat().st_size,
+                              "text": tail(path, _LOG_BYTES)})
+    return found
+
+
+def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dict[str, Any]:
+    """``GET /api/executions/<id>``: parameters, artifacts, cache outcome, timing, error and logs."""
+    try:
+        e = store.get_execution(int(execution_id))
+        inputs, outputs = store.get_execution_artifacts(int(execution_id))
+    except ValueError:
+        raise ApiError(400, f"execution id {execution_id!r} is not an integer") from None
+    except NotFoundError as err:
+        raise ApiError(404, str(err)) from None
+    props = e.properties
+    source_id = props.get("cached_from") or props.get("reused_from")
+    source = None
+    if isinstance(source_id, int):
+        try:
+            source = execution_summary(store.get_execution(source_id))
+        except NotFoundError:
+            source = {"id": source_id, "missing": True}
+    cache = {"key": e.cache_key, "hit": e.state == ExecutionState.CACHED, "source": source,
+             "miss_reason": props.get("cache_miss_reason"), "code_version": props.get("code_version"),
+             "material": props.get("cache_material")}
+    return {
+        **execution_summary(e),
+        "parameters": e.parameters, "cache": cache, "halted": props.get("halted"),
+        "attempt": props.get("attempt", 1), "host": props.get("host"), "pid": props.get("pid"),
+        "error_message": props.get("error_message") or (e.error.strip().splitlines()[-1] if e.error else None),
+        "traceback": e.error or None,
+        "inputs": {k: [artifact_summary(a) for a in v] for k, v in inputs.items()},
+        "outputs": {k: [artifact_summary(a) for a in v] for k, v in outputs.items()},
+        "external_inputs": external_inputs(e),
+        "logs": _logs(outputs),
+        "properties": {k: v for k, v in props.items() if k not in ("cache_material",)},
+    }

@@ -1,0 +1,42 @@
+"""The runs page: pipelines and their runs (state, start, duration, parameters), filtered and paged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jfx.metadata._store import MetadataStore
+from jfx.metadata.ui import _queries
+from jfx.metadata.ui._common import ApiError, Query, duration_s, iso
+
+__all__ = ["RUN_STATES", "pipelines_json", "runs_json"]
+
+RUN_STATES = ("RUNNING", "COMPLETE", "FAILED", "CANCELLED", "ABANDONED")
+MAX_PAGE = 500
+
+
+def pipelines_json(store: MetadataStore, query: Query) -> dict[str, Any]:
+    """``GET /api/pipelines``: every pipeline, its number of runs and when it last ran."""
+    rows = _queries.pipeline_summaries(store)
+    return {"pipelines": [{"name": r["name"], "runs": r["runs"], "last_run_time": iso(r["last_run_time"])}
+                          for r in rows]}
+
+
+def runs_json(store: MetadataStore, query: Query) -> dict[str, Any]:
+    """``GET /api/runs?pipeline=&state=&q=&limit=&offset=``: one page of runs, newest first."""
+    state = query.str("state")
+    if state is not None:
+        state = state.upper()
+        if state not in RUN_STATES:
+            raise ApiError(400, f"query parameter state={state!r}: expected one of {', '.join(RUN_STATES)}")
+    limit = query.int("limit", 50, lo=1, hi=MAX_PAGE)
+    offset = query.int("offset", 0)
+    pipeline, search = query.str("pipeline"), query.str("q")
+    rows, total = _queries.run_page(store, pipeline=pipeline, state=state, search=search, limit=limit, offset=offset)
+    runs = [{
+        "id": r["name"], "pipeline": r["pipeline"], "state": r["state"] or "",
+        "start_time": r["start_time"] or iso(r["create_time"]), "end_time": r["end_time"],
+        "duration_s": duration_s(r["start_time"], r["end_time"]), "parameters": r["parameters"] or {},
+        "runner": r["runner"], "attempts": int(r["attempts"]) if r["attempts"] else 1,
+    } for r in rows]
+    return {"runs": runs, "total": total, "limit": limit, "offset": offset,
+            "filters": {"pipeline": pipeline, "state": state, "q": search}, "states": list(RUN_STATES)}

@@ -1,0 +1,379 @@
+"""The HTTP side of ``jfx ui``: routing, the token check, JSON answers, static files and artifact files.
+
+Standard library only (``http.server.ThreadingHTTPServer``): the UI is read-only and
+small, and the front end is plain ES modules under ``static/`` (no build step, nothing
+fetched from the internet).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import mimetypes
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+from jfx.errors import InvalidArgumentError, JfxError, NotFoundError
+from jfx.metadata._store import MetadataStore
+from jfx.metadata.ui import _artifact, _compare, _run, _runs, _viewers
+from jfx.metadata.ui._common import ApiError, Query
+
+__all__ = ["UIApp", "UIServer", "STATIC_DIR", "API_ROUTES", "open_store_read_only"]
+
+log = logging.getLogger("jfx.ui")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+TOKEN_COOKIE = "jfx_ui_token"
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+_PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; "
+             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# Artifact files are shown in a sandbox: an HTML file (e.g. Data Docs) renders without scripts
+# and without access to the UI's origin.
+_FILE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+_TEXT_SUFFIXES = {".log", ".txt", ".json", ".jsonl", ".csv", ".py", ".md", ".yaml", ".yml", ".log_tail", ".tsv",
+                  ".ini", ".cfg", ".toml"}
+_PAGES = re.compile(r"^/(?:runs(?:/[^/]+)?|executions/\d+|artifacts/\d+|compare)?/?$")
+
+# Documented in docs/ui.md; GET /api answers this list.
+API_ROUTES = [
+    ("GET /api/pipelines", "every pipeline: name, number of runs, last run time"),
+    ("GET /api/runs?pipeline=&state=&q=&limit=50&offset=0", "runs newest first, filtered by pipeline, state and id search"),
+    ("GET /api/runs/{run_id}", "one run: state, times, parameters, the DAG (nodes with states, edges)"),
+    ("GET /api/runs/{run_id}/executions?limit=100&offset=0", "every execution of a run, newest first"),
+    ("GET /api/executions/{id}", "one execution: parameters, artifacts, cache hit source or miss reason, error, logs"),
+    ("GET /api/artifacts?type=&name=&limit=50&offset=0", "artifacts newest first, by type and/or name (node.output)"),
+    ("GET /api/artifacts/{id}", "one artifact: properties, producer, consumers, runs, files"),
+    ("GET /api/artifacts/{id}/view", "the data of the artifact's typed viewer"),
+    ("GET /api/artifacts/{id}/files/{path}", "a file inside the artifact's URI (403 outside it)"),
+    ("GET /api/files?path=/abs/path", "a file under the URI of any recorded artifact (403 otherwise)"),
+    ("GET /api/lineage?artifact=ID&up=2&down=1", "the lineage graph around an artifact (up/down: steps or 'all')"),
+    ("GET /api/lineage?execution=ID", "an execution with its input, output and external files"),
+    ("GET /api/compare?runs=A,B", "two or more runs: parameter, metric and fingerprint differences"),
+]
+
+
+def open_store_read_only(url: str | None) -> MetadataStore:
+    """Open an existing store without writing to it: no schema creation, no migration.
+
+    Raises:
+        InvalidArgumentError: There is no jfx store at the URL, or its schema is not the
+            one this jfx reads (``jfx runs list`` with this version upgrades it).
+    """
+    from jfx._config import resolve_metadata_url
+    from jfx.metadata._backend import backend_of, create_engine, normalize_url
+    from jfx.metadata._migrate import needs_upgrade
+
+    parsed = normalize_url(resolve_metadata_url(url))
+    shown = parsed.render_as_string(hide_password=True)
+    if backend_of(parsed) == "sqlite":
+        database = parsed.database or ""
+        if database not in ("", ":memory:") and not parsed.query.get("uri") and not Path(database).expanduser().is_file():
+            raise InvalidArgumentError(f"no metadata store at {shown}: {database} does not exist (run a pipeline first, "
+                                       "or pass --metadata-url)")
+    engine = create_engine(parsed)
+    try:
+        stale = needs_upgrade(engine)
+    finally:
+        engine.dispose()
+    if stale:
+        raise InvalidArgumentError(f"{shown} has no jfx metadata schema at this version; the UI does not write to "
+                                   "the store: run any jfx command on it first (e.g. jfx runs list), which migrates it")
+    return MetadataStore(url)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json_bytes(payload: Any) -> bytes:
+    """Strict JSON (NaN and infinities become null, which browsers can parse)."""
+    try:
+        text = json.dumps(payload, allow_nan=False, default=str, separators=(",", ":"))
+    except ValueError:
+        text = json.dumps(_finite(payload), allow_nan=False, default=str, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _FileAnswer:
+    path: Path
+
+
+class UIApp:
+    """The UI's routes over one store, independent of the HTTP server (tests call it in-process).
+
+    Args:
+        store: An open store (the app only reads it).
+        token: When set, every route needs ``Authorization: Bearer <token>``, a
+            ``?token=<token>`` query parameter, or the cookie the latter sets.
+        mlflow_url: The base URL of an MLflow UI, for links to a model's MLflow run.
+    """
+
+    def __init__(self, store: MetadataStore, *, token: str | None = None, mlflow_url: str | None = None) -> None:
+        self.store = store
+        self.token = token or None
+        self.mlflow_url = mlflow_url or None
+        self._index = (STATIC_DIR / "index.html").read_bytes()
+        s, m = store, self.mlflow_url
+        self._api: list[tuple[re.Pattern[str], Callable[..., Any]]] = [
+            (re.compile(r"^/api/?$"), lambda q: {"routes": [{"route": r, "what": w} for r, w in API_ROUTES],
+                                                 "store": s.url,
+                                                 "error_shape": {"error": {"code": 404, "message": "..."}}}),
+            (re.compile(r"^/api/pipelines$"), lambda q: _runs.pipelines_json(s, q)),
+            (re.compile(r"^/api/runs$"), lambda q: _runs.runs_json(s, q)),
+            (re.compile(r"^/api/runs/([^/]+)$"), lambda q, run: _run.run_json(s, run, q)),
+            (re.compile(r"^/api/runs/([^/]+)/executions$"), lambda q, run: _run.run_executions_json(s, run, q)),
+            (re.compile(r"^/api/executions/([^/]+)$"), lambda q, e: _run.execution_json(s, e, q)),
+            (re.compile(r"^/api/artifacts$"), lambda q: _artifact.artifacts_json(s, q)),
+            (re.compile(r"^/api/artifacts/([^/]+)$"), lambda q, a: _artifact.artifact_json(s, a, q, mlflow_url=m)),
+            (re.compile(r"^/api/artifacts/([^/]+)/view$"), lambda q, a: _viewers.view_json(s, a, q, mlflow_url=m)),
+            (re.compile(r"^/api/artifacts/([^/]+)/files(?:/(.*))?$"),
+             lambda q, a, rel: _FileAnswer(_artifact.artifact_file(s, a, rel or ""))),
+            (re.compile(r"^/api/files$"), lambda q: _FileAnswer(_artifact.file_by_path(s, q.str("path") or ""))),
+            (re.compile(r"^/api/lineage$"), lambda q: _artifact.lineage_json(s, q)),
+            (re.compile(r"^/api/compare$"), lambda q: _compare.compare_json(s, q)),
+        ]
+
+    # ------------------------------------------------------------------ dispatch
+
+    def handle(self, method: str, target: str, headers: dict[str, str]) -> Response:
+        """Answer one request (``headers`` with lower-case names)."""
+        t0 = time.perf_counter()
+        split = urlsplit(target)
+        path = unquote(split.path) or "/"
+        params = parse_qs(split.query, keep_blank_values=True)
+        is_api = path.startswith("/api")
+        extra: dict[str, str] = {}
+        try:
+            if method not in ("GET", "HEAD"):
+                raise ApiError(405, f"{method} is not allowed: the metadata UI is read-only (GET only)")
+            if self.token is not None:
+                given = self._token_of(headers, params)
+                if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
+                    raise ApiError(401, "this UI needs its token: open it with ?token=TOKEN once (a cookie keeps it), "
+                                        "or send Authorization: Bearer TOKEN")
+                if "token" in params:
+                    extra["Set-Cookie"] = f"{TOKEN_COOKIE}={quote(self.token)}; Path=/; HttpOnly; SameSite=Strict"
+                    if not is_api:  # drop the token from the address bar
+                        rest = {k: v for k, v in params.items() if k != "token"}
+                        location = split.path + ("?" + urlencode(rest, doseq=True) if rest else "")
+                        return Response(303, b"", "text/plain", {**extra, "Location": location})
+            if is_api:
+                answer = self._api_answer(path, Query(params))
+            elif path.startswith("/static/"):
+                return self._static(path[len("/static/"):], extra)
+            elif _PAGES.match(path):
+                answer = None
+            else:
+                raise ApiError(404, f"no page {path}")
+        except ApiError as err:
+            return self._error(err.code, err.message, is_api, extra)
+        except NotFoundError as err:
+            return self._error(404, str(err), is_api, extra)
+        except (InvalidArgumentError, ValueError) as err:
+            return self._error(400, str(err), is_api, extra)
+        except JfxError as err:
+            log.exception("jfx ui: %s %s failed", method, target)
+            return self._error(500, f"{type(err).__name__}: {err}", is_api, extra)
+        except Exception as err:  # noqa: BLE001 - one bad page must not stop the server; the shape stays the same
+            log.exception("jfx ui: %s %s failed", method, target)
+            return self._error(500, f"internal error: {type(err).__name__}: {err}", is_api, extra)
+        timing = {"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.1f}", **extra}
+        if answer is None:
+            return Response(200, self._index, "text/html; charset=utf-8",
+                            {**timing, "Content-Security-Policy": _PAGE_CSP, "Cache-Control": "no-cache"})
+        if isinstance(answer, _FileAnswer):
+            return self._file(answer.path, timing)
+        return Response(200, to_json_bytes(answer), "application/json", {**timing, "Cache-Control": "no-store"})
+
+    def _token_of(self, headers: dict[str, str], params: dict[str, list[str]]) -> str | None:
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        if params.get("token"):
+            return params["token"][-1]
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except Exception:  # noqa: BLE001 - a malformed cookie header is no token
+            return None
+        morsel = cookie.get(TOKEN_COOKIE)
+        return unquote(morsel.value) if morsel else None
+
+    def _api_answer(self, path: str, query: Query) -> Any:
+        for pattern, fn in self._api:
+            m = pattern.match(path)
+            if m:
+                return fn(query, *m.groups())
+        raise ApiError(404, f"no API route {path}; GET /api lists them")
+
+    def _error(self, code: int, message: str, is_api: bool, extra: dict[str, str]) -> Response:
+        """Every error, of pages and API alike, is ``{"error": {"code": ..., "message": ...}}``."""
+        headers = {**extra, "Cache-Control": "no-store"}
+        if code == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="jfx ui"'
+        return Response(code, to_json_bytes({"error": {"code": code, "message": message}}), "application/json", headers)
+
+    def _static(self, rel: str, extra: dict[str, str]) -> Response:
+        root = STATIC_DIR
+        target = (root / rel).resolve()
+        if root not in target.parents or not target.is_file():
+            return self._error(404, f"no static file {rel!r}", False, extra)
+        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if target.suffix == ".js":
+            ctype = "text/javascript"
+        if ctype.startswith("text/"):
+            ctype += "; charset=utf-8"
+        return Response(200, target.read_bytes(), ctype, {**extra, "Cache-Control": "no-cache"})
+
+    def _file(self, path: Path, headers: dict[str, str]) -> Response:
+        if path.is_dir():
+            listing = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+            return Response(200, to_json_bytes({"directory": str(path), "entries": listing}), "application/json",
+                            headers)
+        ctype = mimetypes.guess_type(path.name)[0]
+        if path.suffix in _TEXT_SUFFIXES or ctype is None and _looks_textual(path):
+            ctype = "text/plain" if path.suffix != ".json" else "application/json"
+        ctype = ctype or "application/octet-stream"
+        if ctype.startswith("text/") or ctype == "application/json":
+            ctype += "; charset=utf-8"
+        return Response(200, path.read_bytes(), ctype,
+                        {**headers, "Content-Security-Policy": _FILE_CSP, "Cache-Control": "no-cache",
+                         "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.name)}"})
+
+
+def _looks_textual(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "jfx-ui"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def _answer(self) -> None:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        host = headers.get("host", "").rsplit(":", 1)[0] if not headers.get("host", "").endswith("]") else headers["host"]
+        if self.server.loopback_only and host and host.lower() not in _LOOPBACK_NAMES:
+            # a page on another site resolving its own name to 127.0.0.1 (DNS rebinding) gets nothing
+            response = self.server.app._error(403, f"Host {host!r} is not a loopback name", True, {})
+        else:
+            response = self.server.app.handle(self.command, self.path, headers)
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("X-Frame-Options", "DENY")
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], app: UIApp) -> None:
+        super().__init__(address, _Handler)
+        self.app = app
+        self.loopback_only = address[0] in ("127.0.0.1", "localhost", "::1")
+
+
+class UIServer:
+    """``jfx ui``: the metadata UI served over HTTP.
+
+    Args:
+        metadata_url: The store (``None``: ``$JFX_METADATA_URL`` or the default SQLite file).
+        host: Address to bind; 127.0.0.1 by default (this machine only).
+        port: Port; 0 picks a free one.
+        token: Protect every route with this token (see :class:`UIApp`).
+        mlflow_url: Base URL of an MLflow UI, for links from models to their MLflow run.
+
+    Example:
+        >>> with UIServer("sqlite:////tmp/jfx-doc/metadata.sqlite", port=0) as ui:   # doctest: +SKIP
+        ...     urllib.request.urlopen(ui.url + "api/runs").status
+        200
+    """
+
+    def __init__(self, metadata_url: str | None = None, *, host: str = "127.0.0.1", port: int = 8080,
+                 token: str | None = None, mlflow_url: str | None = None) -> None:
+        self.store = open_store_read_only(metadata_url)
+        self.app = UIApp(self.store, token=token, mlflow_url=mlflow_url)
+        try:
+            self._httpd = _HTTPServer((host, port), self.app)
+        except OSError:
+            self.store.close()
+            raise
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = self._httpd.server_address[0]
+        shown = f"[{host}]" if ":" in str(host) else host
+        return f"http://{shown}:{self.port}/"
+
+    def start(self) -> UIServer:
+        """Serve on a background thread."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="jfx-ui", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+        self.store.close()
+
+    def __enter__(self) -> UIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,157 @@
+"""Typed viewers: what the artifact page draws for each artifact type (formats in docs/artifacts.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jfx.metadata._records import ArtifactRecord
+from jfx.metadata._store import MetadataStore
+from jfx.metadata.ui import _queries
+from jfx.metadata.ui._artifact import get_artifact, producer_of
+from jfx.metadata.ui._common import ApiError, Query, artifact_summary, read_json_file, tail
+
+__all__ = ["VIEWERS", "viewer_kind", "view_json", "mlflow_link"]
+
+# Artifact type → viewer. Anything else with a value.json gets the "value" viewer.
+VIEWERS = {
+    "ExampleStatistics": "statistics",
+    "Schema": "schema",
+    "ExampleAnomalies": "anomalies",
+    "ModelEvaluation": "evaluation",
+    "ModelBlessing": "blessing",
+    "InfraBlessing": "infra_blessing",
+    "Model": "model",
+    "ModelRun": "model_run",
+    "PushedModel": "pushed_model",
+    "Examples": "examples",
+    "TransformGraph": "transform_graph",
+}
+
+
+def viewer_kind(a: ArtifactRecord) -> str | None:
+    kind = VIEWERS.get(a.type_name)
+    if kind is None and Path(a.uri, "value.json").is_file():
+        return "value"
+    return kind
+
+
+def mlflow_link(props: dict[str, Any], mlflow_url: str | None) -> dict[str, Any] | None:
+    """The MLflow run behind a Model or ModelRun: ids, tracking URI, and a link when a UI URL is known."""
+    run_id = props.get("mlflow_run_id")
+    if not run_id:
+        return None
+    experiment = props.get("mlflow_experiment_id")
+    tracking = props.get("mlflow_tracking_uri")
+    link = None
+    if mlflow_url:
+        link = f"{mlflow_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+    command = f"mlflow ui --backend-store-uri {tracking}" if tracking else None
+    return {"run_id": run_id, "experiment_id": experiment, "tracking_uri": tracking, "url": link,
+            "command": command}
+
+
+def _siblings(store: MetadataStore, a: ArtifactRecord, type_name: str) -> list[ArtifactRecord]:
+    """Artifacts of ``type_name`` written by the execution that made ``a``."""
+    producer, _ = producer_of(store, a.id)
+    if producer is None:
+        return []
+    outputs = _queries.run_outputs(store, [producer.id])[producer.id]
+    return [r for _, r in outputs if r.type_name == type_name]
+
+
+def _statistics(a: ArtifactRecord) -> dict[str, Any]:
+    root = Path(a.uri)
+    order = list(a.properties.get("splits") or [])
+    found = {p.parent.name.removeprefix("Split-"): p for p in root.glob("Split-*/statistics.json")}
+    if not found:
+        raise ApiError(404, f"ExampleStatistics artifact {a.id}: no Split-*/statistics.json under {root}")
+    names = [s for s in order if s in found] + sorted(s for s in found if s not in order)
+    return {"splits": {s: read_json_file(found[s], f"ExampleStatistics artifact {a.id}") for s in names}}
+
+
+def _history(run: ArtifactRecord) -> dict[str, Any] | None:
+    path = Path(run.uri, "history.json")
+    if not path.is_file():
+        return None
+    doc = read_json_file(path, f"ModelRun artifact {run.id}")
+    return {"artifact": artifact_summary(run), "history": doc.get("history") or {}, "epochs": doc.get("epochs"),
+            "best_epoch": doc.get("best_epoch"), "stopped_early": doc.get("stopped_early"),
+            "final_metrics": doc.get("final_metrics")}
+
+
+def _model(store: MetadataStore, a: ArtifactRecord, mlflow_url: str | None) -> dict[str, Any]:
+    root = Path(a.uri)
+    signature = read_json_file(root / "signature.json", f"Model artifact {a.id}") if (root / "signature.json").is_file() else None
+    files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.as_posix()) if root.is_dir() else []
+    sizes = {p.relative_to(root).as_posix(): p.stat().st_size for p in files}
+    runs = _siblings(store, a, "ModelRun")
+    return {
+        "signature": None if signature is None else {k: signature.get(k) for k in ("format", "version", "inputs",
+                                                                                  "outputs", "metadata")},
+        "files": sizes, "size_bytes": sum(sizes.values()),
+        "mlflow": mlflow_link(a.properties, mlflow_url),
+        "training": _history(runs[0]) if runs else None,
+    }
+
+
+def _evaluation(store: MetadataStore, a: ArtifactRecord) -> dict[str, Any]:
+    metrics = read_json_file(Path(a.uri, "metrics.json"), f"ModelEvaluation artifact {a.id}")
+    blessing = None
+    for b in _siblings(store, a, "ModelBlessing"):
+        path = Path(b.uri, "blessing.json")
+        if path.is_file():
+            blessing = {"artifact": artifact_summary(b), **read_json_file(path, f"ModelBlessing artifact {b.id}")}
+    confusion = None
+    plots = Path(a.uri, "plots.json")
+    if plots.is_file():
+        doc = read_json_file(plots, f"ModelEvaluation artifact {a.id}")
+        confusion = [{"slice_name": s.get("slice_name"),
+                      "candidate": ((s.get("candidate") or {}).get("confusion_matrix")),
+                      "baseline": ((s.get("baseline") or {}).get("confusion_matrix"))}
+                     for s in doc.get("slices") or []]
+    return {"metrics": metrics, "blessing": blessing, "confusion": confusion}
+
+
+def view_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflow_url: str | None = None) -> dict[str, Any]:
+    """``GET /api/artifacts/<id>/view``: the data of the artifact's typed viewer.
+
+    ``{"kind": ..., "artifact": {...}, "data": {...}}``; ``kind`` is one of
+    :data:`VIEWERS`' values, ``value`` or ``none``.
+    """
+    a = get_artifact(store, artifact_id)
+    kind = viewer_kind(a) or "none"
+    where = f"{a.type_name} artifact {a.id}"
+    root = Path(a.uri)
+    data: Any
+    if kind == "statistics":
+        data = _statistics(a)
+    elif kind == "schema":
+        data = read_json_file(root / "schema.json", where)
+    elif kind == "anomalies":
+        data = read_json_file(root / "anomalies.json", where)
+    elif kind == "evaluation":
+        data = _evaluation(store, a)
+    elif kind == "blessing":
+        data = read_json_file(root / "blessing.json", where)
+    elif kind == "infra_blessing":
+        data = read_json_file(root / "infra_blessing.json", where)
+    elif kind == "pushed_model":
+        data = read_json_file(root / "pushed.json", where)
+    elif kind == "model":
+        data = _model(store, a, mlflow_url)
+    elif kind == "model_run":
+        log = root / "trainer.log"
+        data = {"training": _history(a), "mlflow": mlflow_link(a.properties, mlflow_url),
+                "log": tail(log) if log.is_file() else None}
+    elif kind == "transform_graph":
+        data = read_json_file(root / "transform.json", where) if (root / "transform.json").is_file() else None
+    elif kind == "value":
+        data = read_json_file(root / "value.json", where)
+    else:
+        data = None
+    if kind == "examples":
+        data = {"splits": a.properties.get("splits"), "row_counts": a.properties.get("row_counts"),
+                "columns": a.properties.get("columns")}
+    return {"kind": kind, "artifact": {**artifact_summary(a), "properties": a.properties},
+            "data": data}
