@@ -69,7 +69,7 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
                 cached_from=e.properties.get("cached_from") or e.properties.get("reused_from"),
                 cache_miss_reason=e.properties.get("cache_miss_reason"),
                 error=e.properties.get("error_message") or (e.error.strip().splitlines()[-1] if e.error else None),
-                halted=e.properties.get("halted"),
+                halted=e.properties.get("halted"), skip_reason=e.properties.get("skip_reason"),
             )
         nodes.append(entry)
         data_from = set()
@@ -146,7 +146,7 @@ def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dic
     return {
         **execution_summary(e),
         "parameters": e.parameters, "cache": cache, "halted": props.get("halted"),
-        "attempt": props.get("attempt", 1), "host": props.get("host"), "pid": props.get("pid"),
+        "skip_reason": props.get("skip_reason"), "attempt": props.get("attempt", 1), "host": props.get("host"), "pid": props.get("pid"),
         "error_message": props.get("error_message") or (e.error.strip().splitlines()[-1] if e.error else None),
         "traceback": e.error or None,
         "inputs": {k: [artifact_summary(a) for a in v] for k, v in inputs.items()},

@@ -38,6 +38,7 @@ export function executionView(e, { compact = false } = {}) {
     ]),
     cacheBlock(e),
     e.halted ? h("div", { class: "cache halted" }, h("strong", {}, "Halted the pipeline: "), pre(e.halted)) : null,
+    e.skip_reason ? h("div", { class: "cache halted" }, h("strong", {}, "Skipped: "), e.skip_reason) : null,
     e.error_message ? h("div", { class: "error exec-error" }, h("strong", {}, "Error: "), e.error_message) : null,
     e.traceback ? details("Traceback", !compact, pre(e.traceback, "code traceback")) : null,
     h("h3", {}, "Parameters"),

@@ -1,0 +1,287 @@
+"""The UI's JSON API, in-process and over HTTP: pages' data, errors, files, token, read-only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from jfx.errors import InvalidArgumentError
+from jfx.metadata import ExecutionState, MetadataStore
+from jfx.metadata.ui import UIServer, open_store_read_only
+
+
+def test_runs_list_filters_by_pipeline_state_and_id_and_pages(get, fake):
+    status, body, _ = get("/api/runs")
+    assert status == 200
+    assert [r["id"] for r in body["runs"]] == ["other-run-1", "demo-run-2", "demo-run-1"]  # newest first
+    first = body["runs"][2]
+    assert first["state"] == "COMPLETE" and first["duration_s"] == 12.0 and first["parameters"] == {"rows": 100}
+    assert first["pipeline"] == "demo" and body["total"] == 3
+    assert [r["id"] for r in get("/api/runs?pipeline=demo")[1]["runs"]] == ["demo-run-2", "demo-run-1"]
+    assert [r["id"] for r in get("/api/runs?state=failed")[1]["runs"]] == ["demo-run-2"]
+    assert [r["id"] for r in get("/api/runs?q=run-1")[1]["runs"]] == ["other-run-1", "demo-run-1"]
+    assert get("/api/runs?q=%25")[1]["runs"] == []  # % is searched literally
+    page = get("/api/runs?limit=1&offset=1")[1]
+    assert [r["id"] for r in page["runs"]] == ["demo-run-2"] and page["total"] == 3
+    pipelines = get("/api/pipelines")[1]["pipelines"]
+    assert [(p["name"], p["runs"]) for p in pipelines] == [("demo", 2), ("other", 1)]
+
+
+@pytest.mark.parametrize("target, code, words", [
+    ("/api/runs?limit=abc", 400, "limit='abc'"),
+    ("/api/runs?limit=0", 400, "between 1 and 500"),
+    ("/api/runs?state=DONE", 400, "state='DONE'"),
+    ("/api/runs/no-such-run", 404, "no run 'no-such-run'"),
+    ("/api/executions/999999", 404, "999999"),
+    ("/api/executions/x", 400, "not an integer"),
+    ("/api/artifacts/999999", 404, "999999"),
+    ("/api/lineage", 400, "artifact=ID or execution=ID"),
+    ("/api/compare?runs=demo-run-1", 400, "two or more"),
+    ("/api/nothing", 404, "GET /api lists them"),
+    ("/nothing", 404, "no page"),
+])
+def test_every_error_has_one_shape(get, target, code, words):
+    status, body, _ = get(target)
+    assert status == code
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert body["error"]["code"] == code and words in body["error"]["message"]
+
+
+def test_run_dag_has_node_states_and_edges(get, fake):
+    run = get("/api/runs/demo-run-2")[1]
+    states = {n["id"]: n["state"] for n in run["nodes"]}
+    assert states == {"Gen": "cached", "Stats": "cached", "Train": "failed", "Eval": "skipped", "Push": "skipped"}
+    train = next(n for n in run["nodes"] if n["id"] == "Train")
+    assert train["error"] == "ValueError: lr too large" and train["execution_id"] == fake.ids["train2"]
+    assert {(e["from"], e["to"], e["kind"]) for e in run["edges"]} == {
+        ("Gen", "Stats", "data"), ("Stats", "Train", "data"), ("Train", "Eval", "data"), ("Eval", "Push", "order")}
+    assert run["parameters"] == {"rows": 200} and run["live"] is False and "ir" not in run
+    running = get("/api/runs/other-run-1")[1]
+    assert running["live"] is True and {n["state"] for n in running["nodes"]} == {"pending"}
+    execs = get("/api/runs/demo-run-1/executions?limit=2&offset=1")[1]
+    assert execs["total"] == 5 and [e["node_id"] for e in execs["executions"]] == ["Eval", "Train"]
+
+
+def test_execution_shows_cache_hit_miss_error_logs_and_external_inputs(get, fake):
+    hit = get(f"/api/executions/{fake.ids['gen2']}")[1]
+    assert hit["cache"]["hit"] is True and hit["cache"]["source"]["id"] == fake.ids["gen"]
+    assert hit["cache"]["source"]["run_id"] == "demo-run-1"
+    failed = get(f"/api/executions/{fake.ids['train2']}")[1]
+    assert failed["state"] == "FAILED" and failed["cache"]["miss_reason"] == "new parameter value: lr 0.1 -> 0.5"
+    assert failed["error_message"] == "ValueError: lr too large" and "Traceback" in failed["traceback"]
+    assert failed["parameters"]["lr"] == 0.5 and failed["inputs"]["statistics"][0]["id"] == fake.ids["stats"]
+    train = get(f"/api/executions/{fake.ids['train']}")[1]
+    assert train["duration_s"] == 2.0 and set(train["outputs"]) == {"model", "model_run"}
+    [log] = train["logs"]
+    assert log["path"] == "trainer.log" and "epoch 1: loss=0.5" in log["text"]
+    assert [x["parameter"] for x in train["external_inputs"]] == ["module_file"]
+    gen = get(f"/api/executions/{fake.ids['gen']}")[1]
+    [csv] = gen["external_inputs"]
+    assert csv["name"] == "rows.csv" and csv["path"].endswith("data/rows.csv") and csv["fingerprint"] == "csvprint"
+
+
+def test_artifact_has_producer_consumers_runs_and_files(get, fake):
+    a = get(f"/api/artifacts/{fake.ids['stats']}")[1]
+    assert a["type"] == "ExampleStatistics" and a["viewer"] == "statistics"
+    assert a["producer"]["id"] == fake.ids["stats_exec"] and a["cached_reuses"] == 1  # run 2's cache hit
+    assert sorted(c["id"] for c in a["consumers"]) == [fake.ids["train"], fake.ids["train2"]]
+    assert a["consumers_total"] == 2 and {r["id"] for r in a["runs"]} == {"demo-run-1", "demo-run-2"}
+    assert sorted(f["path"] for f in a["files"]) == ["Split-eval/statistics.json", "Split-train/statistics.json"]
+    listed = get("/api/artifacts?type=ExampleStatistics&name=Stats.statistics")[1]
+    assert [x["id"] for x in listed["artifacts"]] == [fake.ids["stats"]]
+
+
+def test_lineage_walks_up_and_down_across_runs_and_folds_cache_hits(get, fake):
+    g = get(f"/api/lineage?artifact={fake.ids['model']}&up=all&down=0")[1]
+    ids = {n["id"] for n in g["nodes"]}
+    assert g["center"] == f"a{fake.ids['model']}"
+    assert {f"e{fake.ids['train']}", f"a{fake.ids['stats']}", f"e{fake.ids['gen']}", f"a{fake.ids['examples']}"} <= ids
+    csv = [n for n in g["nodes"] if n["kind"] == "external" and n["label"] == "rows.csv"]
+    assert len(csv) == 1 and {"from": csv[0]["id"], "to": f"e{fake.ids['gen']}", "key": "input_base"} in g["edges"]
+    # run 2's cache hits of Gen and Stats are folded into the executions they reused
+    assert f"e{fake.ids['gen2']}" not in ids and f"e{fake.ids['stats2']}" not in ids
+    stats_exec = next(n for n in g["nodes"] if n["id"] == f"e{fake.ids['stats_exec']}")
+    assert stats_exec["cached_reuses"] == 1
+    one = get(f"/api/lineage?artifact={fake.ids['stats']}&up=1&down=1")[1]
+    kinds = {n["id"]: n["kind"] for n in one["nodes"]}
+    assert kinds[f"e{fake.ids['train']}"] == "execution" and f"e{fake.ids['gen']}" not in kinds
+    assert f"e{fake.ids['train2']}" in kinds  # downstream in another run
+    ex = get(f"/api/lineage?execution={fake.ids['train']}")[1]
+    assert {n["id"] for n in ex["nodes"]} >= {f"a{fake.ids['stats']}", f"a{fake.ids['model']}", f"a{fake.ids['model_run']}"}
+    assert get(f"/api/lineage?artifact={fake.ids['model']}&up=-1")[0] == 400
+
+
+def test_typed_viewers(get, fake):
+    stats = get(f"/api/artifacts/{fake.ids['stats']}/view")[1]
+    assert stats["kind"] == "statistics" and list(stats["data"]["splits"]) == ["eval", "train"]
+    x = stats["data"]["splits"]["train"]["columns"]["x"]["numeric"]
+    assert len(x["quantiles"]) == 101 and x["histogram"]["counts"] == [1] * 10
+    model = get(f"/api/artifacts/{fake.ids['model']}/view")[1]
+    assert model["kind"] == "model" and model["data"]["signature"]["inputs"]["x"]["dtype"] == "float32"
+    assert model["data"]["size_bytes"] > 100
+    assert model["data"]["mlflow"]["url"] == "http://mlflow.local:5000/#/experiments/7/runs/abc123"
+    assert model["data"]["training"]["history"]["val_loss"] == [1.1, 0.6]
+    ev = get(f"/api/artifacts/{fake.ids['evaluation']}/view")[1]
+    assert ev["kind"] == "evaluation" and ev["data"]["blessing"]["blessed"] is True
+    assert ev["data"]["metrics"]["slices"][0]["candidate"]["auc"] is None  # NaN is sent as null
+    run = get(f"/api/artifacts/{fake.ids['model_run']}/view")[1]
+    assert run["kind"] == "model_run" and "epoch 0" in run["data"]["log"]
+    assert get(f"/api/artifacts/{fake.ids['examples']}/view")[1]["kind"] == "examples"
+
+
+def test_compare_diffs_parameters_metrics_and_fingerprints(get, fake):
+    c = get("/api/compare?runs=demo-run-1,demo-run-2")[1]
+    assert [r["id"] for r in c["runs"]] == ["demo-run-1", "demo-run-2"]
+    assert c["parameters"] == [{"name": "rows", "values": [100, 200], "differs": True}]
+    assert {"node": "Train", "name": "lr", "values": [0.1, 0.5], "differs": True} in c["node_parameters"]
+    acc = next(m for m in c["metrics"] if m["node"] == "Train" and m["name"] == "accuracy")
+    assert acc["values"] == [0.9, None]
+    stats = next(a for a in c["artifacts"] if a["node"] == "Stats")
+    assert stats["changed"] is False and stats["ids"] == [fake.ids["stats"]] * 2
+    model = next(a for a in c["artifacts"] if a["node"] == "Train" and a["output"] == "model")
+    assert model["changed"] is True and model["ids"][1] is None
+    assert next(n for n in c["nodes"] if n["node"] == "Train")["states"] == ["complete", "failed"]
+    assert get("/api/compare?runs=demo-run-1,nope")[0] == 404
+
+
+def test_files_are_served_only_from_inside_artifact_uris(get, fake, app):
+    status, body, headers = get(f"/api/artifacts/{fake.ids['model_run']}/files/trainer.log")
+    assert status == 200 and b"epoch 0" in body and "sandbox" in headers["Content-Security-Policy"]
+    for rel in ("../../../../../metadata.sqlite", "..%2F..%2F..%2F..%2F..%2Fmetadata.sqlite", "/etc/passwd"):
+        status, body, _ = get(f"/api/artifacts/{fake.ids['model_run']}/files/{rel}")
+        assert status == 403 and body["error"]["code"] == 403, rel
+    # a symbolic link inside an artifact that points outside it is refused too
+    uri = Path(app.store.get_artifact(fake.ids["model_run"]).uri)
+    link = uri / "escape"
+    if not link.exists():
+        link.symlink_to(fake.root / "metadata.sqlite")
+    assert get(f"/api/artifacts/{fake.ids['model_run']}/files/escape")[0] == 403
+    assert get(f"/api/files?path={uri / 'history.json'}")[0] == 200
+    assert get(f"/api/files?path={uri}/../../../../../metadata.sqlite")[0] == 403
+    assert get(f"/api/files?path={fake.root / 'metadata.sqlite'}")[0] == 403
+    assert get("/api/files?path=relative/path")[0] == 400
+    assert get(f"/api/artifacts/{fake.ids['model_run']}/files/missing.txt")[0] == 404
+
+
+def _db_digest(url: str) -> str:
+    path = Path(url.removeprefix("sqlite:///"))
+    return "".join(hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.parent.glob(path.name + "*"))
+                   if p.suffix != ".sqlite-shm")
+
+
+def test_the_ui_never_writes_to_the_store(fresh_fake, tmp_path):
+    fake = fresh_fake
+    before = _db_digest(fake.url)
+    with UIServer(fake.url, port=0) as ui:
+        for route in ("api/runs", "api/runs/demo-run-1", f"api/executions/{fake.ids['train']}",
+                      f"api/artifacts/{fake.ids['model']}", f"api/artifacts/{fake.ids['stats']}/view",
+                      f"api/lineage?artifact={fake.ids['model']}&up=all&down=all", "api/compare?runs=demo-run-1,demo-run-2"):
+            assert urllib.request.urlopen(ui.url + route).status == 200
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(urllib.request.Request(ui.url + "api/runs", data=b"{}", method="POST"))
+        assert err.value.code == 405
+    assert _db_digest(fake.url) == before
+    missing = tmp_path / "nothing" / "metadata.sqlite"
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        open_store_read_only(f"sqlite:///{missing}")
+    assert not missing.parent.exists()  # the UI created nothing
+
+
+def _fetch(url: str, headers: dict | None = None):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {})) as r:
+            return r.status, r.read(), r.headers
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), err.headers
+
+
+def test_token_protects_every_route(fake):
+    with UIServer(fake.url, port=0, token="s3cret") as ui:
+        for route in ("", "runs", "runs/demo-run-1", "static/app.js", "api/runs", f"api/artifacts/{fake.ids['model_run']}/files/trainer.log"):
+            status, body, _ = _fetch(ui.url + route)
+            assert status == 401 and json.loads(body)["error"]["code"] == 401, route
+            assert _fetch(ui.url + route, {"Authorization": "Bearer wrong"})[0] == 401
+            assert _fetch(ui.url + route, {"Authorization": "Bearer s3cret"})[0] == 200, route
+        assert _fetch(ui.url + "api/runs?token=s3cret")[0] == 200
+        # a page opened with ?token= sets a cookie and drops the token from the address
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(ui.url + "runs?token=s3cret&state=FAILED") as r:
+            assert r.status == 200 and r.url.endswith("/runs?state=FAILED")
+        with opener.open(ui.url + "api/runs") as r:
+            assert r.status == 200
+
+
+def test_server_serves_pages_static_files_and_refuses_foreign_hosts(fake):
+    with UIServer(fake.url, port=0) as ui:
+        assert ui.url.startswith("http://127.0.0.1:")
+        status, body, headers = _fetch(ui.url + "runs/demo-run-1")
+        assert status == 200 and b'src="/static/app.js"' in body and "default-src 'self'" in headers["Content-Security-Policy"]
+        status, body, headers = _fetch(ui.url + "static/pages/run.js")
+        assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+        assert _fetch(ui.url + "static/../_server.py")[0] == 404
+        assert _fetch(ui.url + "api/runs", {"Host": "evil.example:80"})[0] == 403  # DNS rebinding
+        api = json.loads(_fetch(ui.url + "api")[1])
+        assert any(r["route"].startswith("GET /api/lineage") for r in api["routes"])
+
+
+def test_live_run_page_data_follows_the_store(fresh_fake):
+    fake = fresh_fake
+    store = open_store_read_only(fake.url)
+    from jfx.metadata.ui import UIApp
+
+    app = UIApp(store)
+    assert json.loads(app.handle("GET", "/api/runs/other-run-1", {}).body)["live"] is True
+    with MetadataStore(fake.url) as writer:  # the runner, in another process in real life
+        e = writer.get_execution(fake.ids["gen"])
+        running = replace(e, id=None, state=ExecutionState.RUNNING, end_time=None,
+                          properties={"run_id": "other-run-1", "pipeline": "other"})
+        writer.put_execution(running, contexts=[fake.ids["run3_ctx"]])
+        first = json.loads(app.handle("GET", "/api/runs/other-run-1", {}).body)
+        assert {n["id"]: n["state"] for n in first["nodes"]}["Gen"] == "running"
+        writer.put_execution(replace(running, state=ExecutionState.COMPLETE))
+        writer.update_context_properties(fake.ids["run3_ctx"], {"state": "COMPLETE", "end_time": "2026-01-02T03:20:00+00:00"})
+    after = json.loads(app.handle("GET", "/api/runs/other-run-1", {}).body)
+    assert {n["id"]: n["state"] for n in after["nodes"]}["Gen"] == "complete" and after["live"] is False
+    store.close()
+
+
+def test_jfx_ui_imports_no_heavy_library():
+    code = ("import sys, jfx.cli\nfrom jfx.metadata.ui import UIServer\n"
+            "heavy = [m for m in ('jax', 'apache_beam', 'mlflow', 'kfp', 'pandas') if m in sys.modules]\n"
+            "assert not heavy, heavy\nprint('ok')")
+    env = {k: v for k, v in os.environ.items() if k != "JFX_METADATA_URL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_cli_ui_starts_and_answers(fake):
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "JFX_METADATA_URL"}
+    proc = subprocess.Popen([sys.executable, "-m", "jfx", "ui", "--metadata-url", fake.url, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line, line + proc.stderr.read()
+        for _ in range(50):
+            try:
+                assert _fetch(f"http://127.0.0.1:{port}/api/pipelines")[0] == 200
+                break
+            except urllib.error.URLError:
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
