@@ -215,3 +215,73 @@ def get(app):
 
     return call
 
+
+
+# ------------------------------------------------------------------ browser tests
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PENGUIN = Path(__file__).resolve().parents[3] / "examples" / "penguin" / "pipeline.py"
+
+
+def _jfx(*args: str, home: Path) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "JFX_METADATA_URL"}
+    env["JFX_HOME"] = str(home)
+    proc = subprocess.run([sys.executable, "-m", "jfx", *args], env=env, capture_output=True, text=True,
+                          timeout=900, cwd=home.parent)
+    if proc.returncode != 0:
+        raise RuntimeError(f"jfx {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+def build_penguin_home(home: Path) -> list[str]:
+    """Two runs of examples/penguin into ``home``: the packaged CSV, then a copy with every 7th row dropped.
+
+    Returns the run ids, oldest first.
+    """
+    import importlib.util
+    import re
+
+    home.mkdir(parents=True, exist_ok=True)
+    first = _jfx("run", str(PENGUIN), "--progress", "log", home=home)
+    csv = Path(importlib.util.find_spec("palmerpenguins").origin).parent / "data" / "penguins.csv"
+    lines = csv.read_text().splitlines(keepends=True)
+    fewer = home.parent / "penguins-fewer"
+    fewer.mkdir(exist_ok=True)
+    (fewer / "penguins.csv").write_text(lines[0] + "".join(x for i, x in enumerate(lines[1:], 1) if i % 7))
+    second = _jfx("run", str(PENGUIN), "--progress", "log", "--param", f"new_data={fewer}", home=home)
+    return [re.search(r"^run (\S+) of pipeline", out, re.M).group(1) for out in (first, second)]
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium, headless; a missing browser skips, or fails under CI=true."""
+    import os
+
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium; make test installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """A headless Chromium for one test module (Playwright's sync API)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def penguin_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ui-penguin") / "home"
+    return home, build_penguin_home(home)

@@ -1,0 +1,109 @@
+"""The UI in a real browser (Debian's Chromium, headless, driven by Playwright) on real penguin runs."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import replace
+
+import pytest
+
+from jfx.metadata import ExecutionState, MetadataStore
+from jfx.metadata.ui import UIServer
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # pragma: no cover - the test extra installs it
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    pg.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def test_penguin_walkthrough(page, penguin_home):
+    home, (run1, run2) = penguin_home
+    with UIServer(f"sqlite:///{home / 'metadata.sqlite'}", port=0) as ui:
+        base = ui.url.rstrip("/")
+        # the run list
+        page.goto(base + "/runs")
+        expect(page.locator("tr.run-row")).to_have_count(2)
+        expect(page.locator("tr.run-row").first).to_contain_text(run2)  # newest first
+        # the penguin run: its DAG
+        page.locator(f'tr[data-run="{run1}"] a.run-link').click()
+        page.wait_for_url(re.compile(f"/runs/{run1}$"))
+        nodes = page.locator("#dag svg .node")
+        expect(nodes).to_have_count(12)
+        trainer = page.locator('#dag .node[data-id="Trainer"]')
+        expect(trainer).to_have_class(re.compile(r"\bstate-complete\b"))
+        # click Trainer: its execution
+        trainer.click()
+        panel = page.locator("#node-panel")
+        expect(panel.locator("h2")).to_have_text("Trainer")
+        expect(panel).to_contain_text("Ran because: no earlier run")
+        expect(panel).to_contain_text("model_run/trainer.log")
+        # open the model artifact
+        panel.locator('a.artifact-link[data-key="model"]').click()
+        page.wait_for_url(re.compile(r"/artifacts/\d+$"))
+        expect(page.locator('#viewer[data-kind="model"]')).to_contain_text("bill_length_mm")
+        expect(page.locator("#viewer")).to_contain_text("Training curves")
+        expect(page.locator("#viewer svg.chart").first).to_be_visible()
+        # walk the lineage back to the CSV: expand the examples Transform read
+        lineage = page.locator("#lineage")
+        expect(lineage.locator(".node.center")).to_have_attribute("data-label", "Model")
+        examples = lineage.locator('.node[aria-label*="NewExampleGen.examples"]')
+        expect(examples).to_have_count(1)
+        examples.click()
+        page.locator("#lineage-info button.expand").click()
+        csv = lineage.locator('.node[data-label="penguins.csv"]')
+        expect(csv).to_have_count(1)
+        csv.click()
+        expect(page.locator("#lineage-info")).to_contain_text("palmerpenguins/data/penguins.csv")
+        # the statistics viewer, two splits side by side
+        page.goto(f"{base}/runs/{run1}?node=NewStatisticsGen")
+        page.locator('#node-panel a.artifact-link[data-key="statistics"]').click()
+        viewer = page.locator('#viewer[data-kind="statistics"]')
+        column = viewer.locator('.stat-col[data-column="bill_length_mm"]')
+        expect(column.locator(".stat-chart > svg.chart rect.bar")).to_have_count(10)
+        page.select_option("#compare-with", "split:eval")
+        expect(column.locator(".stat-chart > svg.chart rect.bar")).to_have_count(20)
+        expect(viewer.locator(".legend").first).to_contain_text("eval")
+        # compare the two runs
+        page.goto(base + "/runs")
+        for run in (run1, run2):
+            page.locator(f'tr[data-run="{run}"] input.pick').check()
+        page.locator("#compare-selected").click()
+        page.wait_for_url(re.compile(r"/compare\?runs="))
+        expect(page.locator("#parameter-diff")).to_contain_text("new_data")
+        expect(page.locator("#metric-diff")).to_contain_text("Trainer.model accuracy")
+        expect(page.locator("#artifact-diff")).to_contain_text("changed")
+
+
+def test_running_run_updates_without_a_reload(page, fresh_fake):
+    fake = fresh_fake
+    with UIServer(fake.url, port=0) as ui, MetadataStore(fake.url) as writer:
+        page.goto(ui.url + "runs/other-run-1")
+        gen = page.locator('#dag .node[data-id="Gen"]')
+        expect(gen).to_have_class(re.compile(r"\bstate-pending\b"))
+        expect(page.locator("#live")).to_have_text("live")
+        page.evaluate("window.__same_document = true")
+        template = writer.get_execution(fake.ids["gen"])
+        running = replace(template, id=None, state=ExecutionState.RUNNING, end_time=None,
+                          properties={"run_id": "other-run-1", "pipeline": "other"})
+        writer.put_execution(running, contexts=[fake.ids["run3_ctx"]])
+        expect(gen).to_have_class(re.compile(r"\bstate-running\b"), timeout=10_000)
+        writer.put_execution(replace(running, state=ExecutionState.COMPLETE))
+        writer.update_context_properties(fake.ids["run3_ctx"], {"state": "COMPLETE"})
+        expect(gen).to_have_class(re.compile(r"\bstate-complete\b"), timeout=10_000)
+        expect(page.locator(".run-head .badge").first).to_have_text("complete")
+        assert page.evaluate("window.__same_document") is True  # no reload happened
