@@ -391,7 +391,7 @@ class KubeflowDagRunner:
             previous = os.environ.get(OWNER_PID_ENV)
             os.environ[OWNER_PID_ENV] = str(os.getpid())
             try:
-                with warnings.catch_warnings(), _output_to(log):
+                with warnings.catch_warnings(), _output_to(log), _inputs_kept_verbatim():
                     warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
                     loaded(**arguments)
             finally:
@@ -405,6 +405,34 @@ class KubeflowDagRunner:
             outcomes = outcomes_from_store(store, ir, run, selected)
             state = store.get_context(run.run_context_id).properties.get("state") or run_state(outcomes, selected)
             return RunResult(run_id, ir.name, state, outcomes, store.url)
+
+
+@contextlib.contextmanager
+def _inputs_kept_verbatim() -> Iterator[None]:
+    """Stop kfp.local from rewriting the tasks' input values.
+
+    To run a task in this Python, kfp.local's SubprocessRunner replaces ``python3`` with
+    this interpreter's path in every element of the task's command line, the executor
+    input (the task's parameter values) included: a path such as
+    ``.../lib/python3.11/site-packages/...`` in a parameter or in the IR would arrive
+    corrupted. The replacement is kept for the command and left off the executor input.
+    """
+    from kfp.local import subprocess_task_handler as handler
+
+    original = handler.replace_python_executable
+
+    def replace(full_command: list[str], new_executable: str) -> list[str]:
+        if "--executor_input" not in full_command:
+            return original(full_command, new_executable)
+        at = full_command.index("--executor_input") + 2
+        return original(full_command[:at - 1], new_executable) + full_command[at - 1:at] + \
+            original(full_command[at:], new_executable)
+
+    handler.replace_python_executable = replace
+    try:
+        yield
+    finally:
+        handler.replace_python_executable = original
 
 
 @contextlib.contextmanager

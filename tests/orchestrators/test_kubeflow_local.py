@@ -52,12 +52,14 @@ def recorded(url, run_id):
 def test_same_nodes_and_fingerprints_as_the_local_runner_and_one_shared_cache(tmp_path):
     marker = tmp_path / "marker"
     marker.write_text("ok")
+    note = "/usr/lib/python3.11/site-packages"  # kept verbatim (kfp.local rewrites 'python3' in commands)
     local_url = f"sqlite:///{tmp_path / 'local.sqlite'}"
     local = LocalDagRunner(progress=False).run(lib.chain(str(tmp_path / "local"), local_url, str(marker)),
-                                               parameters={"rows": 4})
+                                               parameters={"rows": 4, "note": note})
     url = f"sqlite:///{tmp_path / 'kfp.sqlite'}"
     log = tmp_path / "kfp.log"
-    first = kfp_local().run_local(lib.chain(str(tmp_path / "kfp"), url, str(marker)), parameters={"rows": 4}, log=log)
+    first = kfp_local().run_local(lib.chain(str(tmp_path / "kfp"), url, str(marker)),
+                                  parameters={"rows": 4, "note": note}, log=log)
     assert first.state == RunState.COMPLETE
     assert states(first) == states(local) == {n: NodeState.COMPLETE for n in local.nodes}
     assert fingerprints(first) == fingerprints(local) and all(fingerprints(first).values())
@@ -65,19 +67,20 @@ def test_same_nodes_and_fingerprints_as_the_local_runner_and_one_shared_cache(tm
     assert "jfx: run " + first.run_id + " node total: complete" in log.read_text()  # each task's own log
     props, executions = recorded(url, first.run_id)
     assert props["state"] == "COMPLETE" and props["runner"] == "kfp-local" and props["parameters"] == \
-        {"rows": 4, "note": ""}
+        {"rows": 4, "note": note}
     assert props["node_states"] == {n: "complete" for n in local.nodes}  # written by the exit task
     assert executions == {n: [ExecutionState.COMPLETE] for n in local.nodes}  # one run for all the tasks
     assert props["pid"] == os.getpid()  # the run belongs to the process that drives kfp.local
 
     # the Kubeflow run and a local run against the same store share one cache, both ways
     again = LocalDagRunner(progress=False).run(lib.chain(str(tmp_path / "kfp"), url, str(marker)),
-                                               parameters={"rows": 4})
+                                               parameters={"rows": 4, "note": note})
     assert set(states(again).values()) == {NodeState.CACHED}
     assert {n: o.cached_from for n, o in again.nodes.items()} == {n: o.execution_id for n, o in first.nodes.items()}
     changed = LocalDagRunner(progress=False).run(lib.chain(str(tmp_path / "kfp"), url, str(marker)),
-                                                 parameters={"rows": 5})
-    cached = kfp_local().run_local(lib.chain(str(tmp_path / "kfp"), url, str(marker)), parameters={"rows": 5})
+                                                 parameters={"rows": 5, "note": note})
+    cached = kfp_local().run_local(lib.chain(str(tmp_path / "kfp"), url, str(marker)),
+                                   parameters={"rows": 5, "note": note})
     assert set(states(cached).values()) == {NodeState.CACHED}
     assert {n: o.cached_from for n, o in cached.nodes.items()} == \
         {n: o.cached_from or o.execution_id for n, o in changed.nodes.items()}
