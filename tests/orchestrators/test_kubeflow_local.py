@@ -237,3 +237,48 @@ def test_jfx_run_with_the_kfp_local_runner(tmp_path):
     resume = subprocess.run([*cmd[:5], "--runner", "kfp-local", "--resume", "x"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert resume.returncode == 1 and "drop --runner kfp-local" in resume.stderr
+
+
+def test_penguin_on_kfp_local_as_on_the_local_runner(tmp_path, jfx_home):
+    from jfx.pipelines import load_pipeline
+
+    pipeline = load_pipeline(Path(__file__).resolve().parents[2] / "examples" / "penguin" / "pipeline.py")
+    local = LocalDagRunner(progress=False, pipeline_root=str(tmp_path / "l"),
+                           metadata_url=f"sqlite:///{tmp_path / 'l.sqlite'}").run(pipeline)
+    kfp = kfp_local(pipeline_root=str(tmp_path / "k"), metadata_url=f"sqlite:///{tmp_path / 'k.sqlite'}").run_local(
+        pipeline, log=tmp_path / "kfp.log")
+    assert kfp.state == local.state == RunState.COMPLETE
+    assert states(kfp) == states(local) == {n: NodeState.COMPLETE for n in local.nodes} and len(local.nodes) == 12
+    assert set(fingerprints(kfp)) == set(fingerprints(local))
+    # the data half is byte for byte the same; the model half differs between any two runs (MLflow run
+    # ids, timings), and a transform graph's StableHLO carries the Python call stack as debug locations
+    same = [("ExampleGen", "examples"), ("StatisticsGen", "statistics"), ("SchemaGen", "schema"),
+            ("NewExampleGen", "examples"), ("NewStatisticsGen", "statistics"), ("ExampleValidator", "anomalies"),
+            ("Transform", "transformed_examples")]
+    assert {k: fingerprints(kfp)[k] for k in same} == {k: fingerprints(local)[k] for k in same}
+    blessing = kfp.nodes["Evaluator"].outputs["blessing"][0].properties
+    assert blessing["blessed"] is True
+
+
+def test_the_entrypoint_runs_one_node_at_a_time_from_a_shell(tmp_path):
+    import json as _json
+
+    from jfx.orchestrators.entrypoint import main as entrypoint
+
+    root, url = str(tmp_path / "root"), f"sqlite:///{tmp_path / 'md.sqlite'}"
+    ir = tmp_path / "ir.json"
+    ir.write_text(_json.dumps(lib.chain(root, url, str(tmp_path / "missing")).to_ir()))
+    common = ["--ir", str(ir), "--run-id", "by-hand", "--metadata-url", url, "--param", "rows=4"]
+    assert entrypoint(["node", "--node", "make_numbers", *common]) == 0
+    assert entrypoint(["node", "--node", "total", *common]) == 0
+    assert entrypoint(["node", "--node", "fail_unless", *common]) == 1  # the marker is missing: the node fails
+    assert entrypoint(["finish", "--failed", *common]) == 1
+    props, executions = recorded(url, "by-hand")
+    assert props["state"] == "FAILED" and props["parameters"] == {"rows": 4, "note": ""}
+    assert props["node_states"] == {"make_numbers": "complete", "total": "complete", "fail_unless": "failed",
+                                    "maybe_extra": "failed"}  # its task never ran
+    assert executions == {"make_numbers": [ExecutionState.COMPLETE], "total": [ExecutionState.COMPLETE],
+                          "fail_unless": [ExecutionState.FAILED]}
+    proc = subprocess.run([sys.executable, "-m", "jfx.orchestrators.entrypoint", "node", "--node", "nope", *common],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "has no node 'nope'" in proc.stderr
