@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from jfx._config import resolve_metadata_url
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
-from jfx.orchestrators._run import RunResult, as_ir, metadata_url_for, new_run_id, reap_abandoned
+from jfx.orchestrators._run import RunResult, RunState, as_ir, finish_run, metadata_url_for, new_run_id, reap_abandoned
 from jfx.pipelines import NodeIR, Pipeline, PipelineIR
 
 __all__ = ["KubeflowDagRunner", "SubmittedRun", "RESERVED_PARAMETERS"]
@@ -403,7 +403,10 @@ class KubeflowDagRunner:
             run = join_run(store, ir, run_id, runner="kfp-local", parameters=values, enable_cache=enable_cache,
                            pipeline_root=self.pipeline_root)
             outcomes = outcomes_from_store(store, ir, run, selected)
-            state = store.get_context(run.run_context_id).properties.get("state") or run_state(outcomes, selected)
+            state = store.get_context(run.run_context_id).properties.get("state")
+            if state not in (RunState.COMPLETE, RunState.FAILED):  # the exit task did not get to record it
+                state = run_state(outcomes, selected, tasks_succeeded=False)
+                finish_run(store, run, state, outcomes)
             return RunResult(run_id, ir.name, state, outcomes, store.url)
 
 

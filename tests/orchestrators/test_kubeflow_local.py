@@ -282,3 +282,18 @@ def test_the_entrypoint_runs_one_node_at_a_time_from_a_shell(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "jfx.orchestrators.entrypoint", "node", "--node", "nope", *common],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "has no node 'nope'" in proc.stderr
+
+
+def test_a_run_whose_tasks_never_started_is_recorded_failed(where, monkeypatch):
+    from kfp import components
+
+    monkeypatch.setattr(components, "load_component_from_file", lambda path: (lambda **arguments: None))
+    result = kfp_local().run_local(lib.chain(*where))
+    assert result.state == RunState.FAILED
+    assert {k: (o.state, o.error) for k, o in result.nodes.items()} == {
+        "make_numbers": ("failed", "its Kubeflow task did not run"),
+        "total": ("skipped", "upstream node make_numbers failed"),
+        "fail_unless": ("skipped", "upstream node total skipped"),
+        "maybe_extra": ("failed", "its Kubeflow task did not run")}
+    props, executions = recorded(where[1], result.run_id)
+    assert props["state"] == "FAILED" and executions == {}
