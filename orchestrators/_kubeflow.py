@@ -254,7 +254,7 @@ class KubeflowDagRunner:
                     upstream = [tasks[u] for u in node.upstream]
                     if upstream:
                         task.after(*upstream)
-                    if getattr(node, "trigger", "all_success") == "all_done":
+                    if node.trigger == "all_done":
                         task.ignore_upstream_failure()
                     tasks[node.id] = task
 
