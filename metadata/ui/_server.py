@@ -7,6 +7,7 @@ fetched from the internet).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -138,6 +139,8 @@ class UIApp:
         self.token = token or None
         self.mlflow_url = mlflow_url or None
         self._index = (STATIC_DIR / "index.html").read_bytes()
+        self._index_etag = '"' + hashlib.sha256(self._index).hexdigest()[:20] + '"'
+        self._etags: dict[tuple, str] = {}
         s, m = store, self.mlflow_url
         self._api: list[tuple[re.Pattern[str], Callable[..., Any]]] = [
             (re.compile(r"^/api/?$"), lambda q: {"routes": [{"route": r, "what": w} for r, w in API_ROUTES],
@@ -159,6 +162,13 @@ class UIApp:
         ]
 
     # ------------------------------------------------------------------ dispatch
+
+    def _etag(self, path: Path, body: bytes) -> str:
+        key = (str(path), len(body), path.stat().st_mtime_ns if path.exists() else 0)
+        tag = self._etags.get(key)
+        if tag is None:
+            tag = self._etags[key] = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        return tag
 
     def handle(self, method: str, target: str, headers: dict[str, str]) -> Response:
         """Answer one request (``headers`` with lower-case names)."""
@@ -185,7 +195,7 @@ class UIApp:
             if is_api:
                 answer = self._api_answer(path, Query(params))
             elif path.startswith("/static/"):
-                return self._static(path[len("/static/"):], extra)
+                return self._static(path[len("/static/"):], extra, headers.get("if-none-match"))
             elif _PAGES.match(path):
                 answer = None
             else:
@@ -204,8 +214,11 @@ class UIApp:
             return self._error(500, f"internal error: {type(err).__name__}: {err}", is_api, extra)
         timing = {"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.1f}", **extra}
         if answer is None:
-            return Response(200, self._index, "text/html; charset=utf-8",
-                            {**timing, "Content-Security-Policy": _PAGE_CSP, "Cache-Control": "no-cache"})
+            page_headers = {**timing, "Content-Security-Policy": _PAGE_CSP, "Cache-Control": "no-cache",
+                            "ETag": self._index_etag}
+            if headers.get("if-none-match") == self._index_etag and not extra:
+                return Response(304, b"", "text/html; charset=utf-8", page_headers)
+            return Response(200, self._index, "text/html; charset=utf-8", page_headers)
         if isinstance(answer, _FileAnswer):
             return self._file(answer.path, timing)
         return Response(200, to_json_bytes(answer), "application/json", {**timing, "Cache-Control": "no-store"})
@@ -238,7 +251,7 @@ class UIApp:
             headers["WWW-Authenticate"] = 'Bearer realm="jfx ui"'
         return Response(code, to_json_bytes({"error": {"code": code, "message": message}}), "application/json", headers)
 
-    def _static(self, rel: str, extra: dict[str, str]) -> Response:
+    def _static(self, rel: str, extra: dict[str, str], if_none_match: str | None = None) -> Response:
         root = STATIC_DIR
         target = (root / rel).resolve()
         if root not in target.parents or not target.is_file():
@@ -248,7 +261,12 @@ class UIApp:
             ctype = "text/javascript"
         if ctype.startswith("text/"):
             ctype += "; charset=utf-8"
-        return Response(200, target.read_bytes(), ctype, {**extra, "Cache-Control": "no-cache"})
+        body = target.read_bytes()
+        etag = self._etag(target, body)
+        headers = {**extra, "Cache-Control": "no-cache", "ETag": etag}
+        if if_none_match == etag:
+            return Response(304, b"", ctype, headers)
+        return Response(200, body, ctype, headers)
 
     def _file(self, path: Path, headers: dict[str, str]) -> Response:
         if path.is_dir():

@@ -34,12 +34,12 @@ class Lineage {
     this.selected = null;
   }
 
-  async center(nodeId) {
+  async center(nodeId, preloaded) {
     const [kind, ref] = [nodeId[0], nodeId.slice(1)];
     const q = kind === "a"
       ? `artifact=${ref}&up=${this.controls.up.value}&down=${this.controls.down.value}`
       : `execution=${ref.split(".")[0]}`;
-    const g = await api(`/api/lineage?${q}`);
+    const g = preloaded ? await preloaded : await api(`/api/lineage?${q}`);
     this.nodes.clear(); this.edges.clear(); this.addedBy.clear(); this.expanded.clear();
     this.centerId = g.center;
     this.merge(g, null);
@@ -121,6 +121,8 @@ class Lineage {
 }
 
 export async function render(main, id) {
+  const first = api(`/api/lineage?artifact=${id}&up=2&down=1`); // fetched alongside the artifact
+  first.catch(() => {});
   const [a, view] = await Promise.all([api(`/api/artifacts/${id}`), api(`/api/artifacts/${id}/view`).catch((err) => ({ error: err }))]);
   setTitle(`${a.type} #${a.id}`);
   const producer = a.producer;
@@ -150,9 +152,9 @@ export async function render(main, id) {
   const graphBox = h("div", { class: "graph-box", id: "lineage" });
   const info = h("div", { class: "lin-info", id: "lineage-info" });
   const lineage = new Lineage(graphBox, info, { up, down });
-  const reload = () => lineage.center(`a${a.id}`).catch((err) => fill(graphBox, errorBox(err)));
-  up.addEventListener("change", reload);
-  down.addEventListener("change", reload);
+  const reload = (preloaded) => lineage.center(`a${a.id}`, preloaded).catch((err) => fill(graphBox, errorBox(err)));
+  up.addEventListener("change", () => reload());
+  down.addEventListener("change", () => reload());
 
   fill(main, 
     h("div", { class: "crumbs" }, producer && producer.run_id ? [h("a", { href: runHref(producer.run_id) }, producer.run_id), " / ",
@@ -171,7 +173,7 @@ export async function render(main, id) {
       h("span", { class: "muted small" }, "Click a node for its actions; double-click expands it. Drag to pan, wheel to zoom.")),
       h("div", { class: "lineage-wrap" }, graphBox, info)),
     section2(`Files${a.files_truncated ? " (first 500)" : ""}`, files));
-  await reload();
+  await reload(first);
 }
 
 function section2(title, ...children) {
