@@ -326,17 +326,14 @@ class KubeflowDagRunner:
         Returns:
             the run's Kubeflow id, its UI address and its jfx run id.
         """
-        return submit_package(self._package(pipeline), host, experiment=experiment, params=params,
-                              run_name=run_name, token=token, namespace=namespace)
-
-    def _package(self, pipeline: Any) -> str:
+        options = {"experiment": experiment, "params": params, "run_name": run_name, "token": token,
+                   "namespace": namespace}
         if isinstance(pipeline, (str, Path)):
-            path = Path(pipeline)
-            if not path.is_file():
-                raise InvalidArgumentError(f"{path}: no such compiled pipeline file")
-            return str(path)
-        folder = tempfile.mkdtemp(prefix="jfx-kfp-")
-        return self.compile(pipeline, Path(folder) / "pipeline.yaml")
+            if not Path(pipeline).is_file():
+                raise InvalidArgumentError(f"{pipeline}: no such compiled pipeline file")
+            return submit_package(str(pipeline), host, **options)
+        with tempfile.TemporaryDirectory(prefix="jfx-kfp-") as folder:
+            return submit_package(self.compile(pipeline, Path(folder) / "pipeline.yaml"), host, **options)
 
     # ------------------------------------------------------------------ local runs
 
