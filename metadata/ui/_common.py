@@ -101,7 +101,8 @@ def duration_s(start: Any, end: Any) -> float | None:
     a, b = parse_time(start), parse_time(end)
     if a is None or b is None:
         return None
-    return round((b - a).total_seconds(), 3)
+    # start and end are stamped by different calls at millisecond precision: never below 0
+    return max(0.0, round((b - a).total_seconds(), 3))
 
 
 def node_state(execution: ExecutionRecord) -> str:

@@ -11,8 +11,9 @@ function axisText(x, y, text, anchor = "middle", cls = "axis") {
  * Histogram of one or more series over buckets. series: [{label, boundaries: [n+1], counts: [n]}].
  * With several series the bars are normalised to fractions, so splits of different sizes compare.
  */
-export function histogram(series, { width = 320, height = 120, title = "" } = {}) {
-  const valid = series.filter((s) => s && s.counts && s.counts.length);
+export function histogram(series, { width = 360, height = 120, title = "" } = {}) {
+  let valid = series.filter((s) => s && s.counts && s.counts.length);
+  valid = commonBuckets(valid);
   if (!valid.length) return h("span", { class: "muted" }, "no histogram");
   const norm = valid.length > 1;
   const values = valid.map((s) => {
@@ -33,7 +34,7 @@ export function histogram(series, { width = 320, height = 120, title = "" } = {}
       root.append(svg("rect", {
         x: left + i * slot + 1 + si * bar, y: top + plotH - bh, width: Math.max(bar, 1), height: Math.max(bh, 0),
         fill: SERIES_COLORS[si % SERIES_COLORS.length], class: "bar",
-      }, svg("title", {}, `${s.label || ""} [${fmtNumber(lo)}, ${fmtNumber(hi)}): ${s.counts[i]}${norm ? ` (${(v * 100).toFixed(1)}%)` : ""}`)));
+      }, svg("title", {}, `${s.label || ""} [${fmtNumber(lo)}, ${fmtNumber(hi)}): ${s.rebinned ? "≈" : ""}${fmtNumber(s.counts[i], 3)}${norm ? ` (${(v * 100).toFixed(1)}%)` : ""}`)));
     });
   });
   const b = valid[0].boundaries;
@@ -42,6 +43,36 @@ export function histogram(series, { width = 320, height = 120, title = "" } = {}
   }
   root.append(svg("line", { x1: left, x2: width - left, y1: top + plotH, y2: top + plotH, class: "axis-line" }));
   return root;
+}
+
+/**
+ * Series whose buckets differ (two splits or two runs have their own min and max) are re-binned onto
+ * one set of equal-width buckets over the union of their ranges, each count spread uniformly over
+ * its own bucket, so that bar i means the same interval in every series.
+ */
+export function commonBuckets(series) {
+  if (series.length < 2 || !series.every((s) => s.boundaries && s.boundaries.length === s.counts.length + 1)) return series;
+  const same = series.every((s) => s.boundaries.length === series[0].boundaries.length &&
+    s.boundaries.every((b, i) => b === series[0].boundaries[i]));
+  if (same) return series;
+  const lo = Math.min(...series.map((s) => s.boundaries[0]));
+  const hi = Math.max(...series.map((s) => s.boundaries[s.boundaries.length - 1]));
+  const n = Math.max(...series.map((s) => s.counts.length));
+  const width = (hi - lo) / n || 1;
+  const edges = Array.from({ length: n + 1 }, (_, i) => lo + i * width);
+  return series.map((s) => {
+    const counts = new Array(n).fill(0);
+    s.counts.forEach((c, i) => {
+      const a = s.boundaries[i], b = s.boundaries[i + 1];
+      if (!c) return;
+      if (b <= a) { counts[Math.min(n - 1, Math.max(0, Math.floor((a - lo) / width)))] += c; return; }
+      for (let k = 0; k < n; k++) {
+        const overlap = Math.min(b, edges[k + 1]) - Math.max(a, edges[k]);
+        if (overlap > 0) counts[k] += (c * overlap) / (b - a);
+      }
+    });
+    return { ...s, boundaries: edges, counts, rebinned: true };
+  });
 }
 
 /** Line chart. series: [{label, points: [[x, y], ...]}]. */
