@@ -390,6 +390,8 @@ class KubeflowDagRunner:
             try:
                 with warnings.catch_warnings(), _output_to(log), _inputs_kept_verbatim():
                     warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+                    # resources, retries' display names, pod settings: for a cluster, not for kfp.local
+                    warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
                     loaded(**arguments)
             finally:
                 if previous is None:
