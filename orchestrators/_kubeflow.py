@@ -468,6 +468,9 @@ def submit_package(package: str, host: str, *, experiment: str | None = None, pa
             f"{', '.join(k for k in inputs if k not in RESERVED_PARAMETERS) or '(none)'}"
         )
     arguments = {k: _parse_kfp_value(k, v, inputs[k].get("parameterType", "STRING")) for k, v in arguments.items()}
+    if arguments.get("jfx_from_nodes") or arguments.get("jfx_to_nodes"):
+        _spec_ir(spec, package).select(list(arguments.get("jfx_from_nodes") or []),
+                                       list(arguments.get("jfx_to_nodes") or []))  # unknown node ids raise here
     options: dict[str, Any] = {"host": host.rstrip("/")}
     if token:
         options["existing_token"] = token
@@ -498,6 +501,16 @@ def _read_spec(package: str) -> dict[str, Any]:
         if isinstance(doc, dict) and "pipelineInfo" in doc:
             return doc
     raise InvalidArgumentError(f"{package}: not a Kubeflow pipeline spec (no pipelineInfo); compile it with jfx compile")
+
+
+def _spec_ir(spec: Mapping[str, Any], package: str) -> PipelineIR:
+    """The jfx IR a compiled spec carries (every node task has it as an input)."""
+    for comp in spec.get("components", {}).values():
+        for task in (comp.get("dag", {}).get("tasks") or {}).values():
+            constant = task.get("inputs", {}).get("parameters", {}).get("jfx_ir", {}).get("runtimeValue", {})
+            if "constant" in constant:
+                return PipelineIR.from_dict(json.loads(constant["constant"]))
+    raise InvalidArgumentError(f"{package}: not a pipeline compiled by jfx (no task carries a jfx IR)")
 
 
 def _parse_kfp_value(name: str, value: Any, kind: str) -> Any:

@@ -303,6 +303,8 @@ def test_submit_reads_a_service_account_token_and_checks_parameters(kfp_server, 
         runner.submit(package, kfp_server.url, params={"rows": "many"})
     with pytest.raises(InvalidArgumentError, match="expected the Kubeflow Pipelines address"):
         runner.submit(package, "localhost:8080")
+    with pytest.raises(InvalidArgumentError, match="has no node 'Trainer'; nodes: make_numbers, total, whoami"):
+        runner.submit(package, kfp_server.url, params={"jfx_from_nodes": ["Trainer"]})
     with pytest.raises(InvalidArgumentError, match="nope.yaml: no such compiled pipeline file"):
         runner.submit(tmp_path / "nope.yaml", kfp_server.url)
     (tmp_path / "other.yaml").write_text("name: not-a-pipeline\n")
