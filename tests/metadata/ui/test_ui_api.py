@@ -285,3 +285,17 @@ def test_cli_ui_starts_and_answers(fake):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_front_end_fetches_nothing_from_the_internet():
+    import re
+
+    from jfx.metadata.ui._server import STATIC_DIR
+
+    files = [p for p in STATIC_DIR.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} <= {".html", ".js", ".css", ".svg"}
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"'`)]*", text)) - {"http://www.w3.org/2000/svg"}
+        assert not urls, f"{path.name} refers to {urls}"
+        assert "@import" not in text and "@font-face" not in text, path.name

@@ -35,6 +35,8 @@ def test_penguin_walkthrough(page, penguin_home):
     home, (run1, run2) = penguin_home
     with UIServer(f"sqlite:///{home / 'metadata.sqlite'}", port=0) as ui:
         base = ui.url.rstrip("/")
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
         # the run list
         page.goto(base + "/runs")
         expect(page.locator("tr.run-row")).to_have_count(2)
@@ -87,6 +89,7 @@ def test_penguin_walkthrough(page, penguin_home):
         expect(page.locator("#parameter-diff")).to_contain_text("new_data")
         expect(page.locator("#metric-diff")).to_contain_text("Trainer.model accuracy")
         expect(page.locator("#artifact-diff")).to_contain_text("changed")
+        assert requested and all(u.startswith(base + "/") for u in requested), [u for u in requested if not u.startswith(base)]
 
 
 def test_running_run_updates_without_a_reload(page, fresh_fake):
