@@ -35,6 +35,7 @@ from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node, reuse_latest
 from jfx._config import default_pipeline_root
 from jfx.metadata import PIPELINE, PIPELINE_RUN
+from jfx.orchestrators._publish import remove_tree, staging_dir
 from jfx.orchestrators._run import RunState, finish_run, skipped_by_upstream
 from jfx.orchestrators._run import run_state as _run_state
 from jfx.pipelines import NodeIR, PipelineIR
@@ -99,8 +100,8 @@ def join_run(
     who = owner if owner is not None else {"host": socket.gethostname(), "pid": os.getpid()}
     run_ctx = store.get_or_create_context(
         PIPELINE_RUN, run_id, parent_id=pipeline_ctx.id,
-        properties={"state": RunState.RUNNING, "start_time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "end_time": None,
-                    "parameters": values, "pipeline_root": root, "enable_cache": enable_cache,
+        properties={"state": RunState.RUNNING, "start_time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                    "end_time": None, "parameters": values, "pipeline_root": root, "enable_cache": enable_cache,
                     "ir": ir.to_dict(), "attempts": 1, **who, "runner": runner},
     )
     if run_ctx.parent_id != pipeline_ctx.id:
@@ -155,7 +156,8 @@ def _abandon_leftovers(store: MetadataStore, run: RunInfo, node_id: str | None =
     """Mark RUNNING executions of this run (of one node, or all) ABANDONED.
 
     Kubeflow starts a task again (a retry) or the exit handler only after the earlier
-    pod ended, so a RUNNING execution left then belongs to a pod that was killed.
+    pod ended, so a RUNNING execution left then belongs to a pod that was killed. Its
+    staging directory is removed.
     """
     for e in store.get_executions_by_context(run.run_context_id):
         if e.state == ExecutionState.RUNNING and (node_id is None or e.node_id == node_id):
@@ -163,6 +165,8 @@ def _abandon_leftovers(store: MetadataStore, run: RunInfo, node_id: str | None =
                 e, state=ExecutionState.ABANDONED, end_time=datetime.now(timezone.utc),
                 error="the Kubeflow task running it ended while it ran",
             ))
+            assert e.id is not None
+            remove_tree(staging_dir(run.pipeline_root, run.pipeline_name, e.node_id, e.id))
 
 
 def run_node(

@@ -263,6 +263,9 @@ def test_penguin_on_kfp_local_as_on_the_local_runner(tmp_path, jfx_home):
 def test_the_entrypoint_runs_one_node_at_a_time_from_a_shell(tmp_path):
     import json as _json
 
+    from jfx.metadata import ExecutionRecord
+    from jfx.orchestrators._publish import staging_dir
+    from jfx.orchestrators.entrypoint import join_run
     from jfx.orchestrators.entrypoint import main as entrypoint
 
     root, url = str(tmp_path / "root"), f"sqlite:///{tmp_path / 'md.sqlite'}"
@@ -270,14 +273,23 @@ def test_the_entrypoint_runs_one_node_at_a_time_from_a_shell(tmp_path):
     ir.write_text(_json.dumps(lib.chain(root, url, str(tmp_path / "missing")).to_ir()))
     common = ["--ir", str(ir), "--run-id", "by-hand", "--metadata-url", url, "--param", "rows=4"]
     assert entrypoint(["node", "--node", "make_numbers", *common]) == 0
+    # a pod killed while it ran total left a RUNNING execution and its staging folder; the retry cleans up
+    with MetadataStore(url) as store:
+        run = join_run(store, lib.chain(root, url).compile(), "by-hand", runner="kubeflow")
+        killed = store.put_execution(ExecutionRecord("total", "total", state=ExecutionState.RUNNING),
+                                     contexts=[run.pipeline_context_id, run.run_context_id])
+    stage = staging_dir(root, "chain", "total", killed.id)
+    (stage / "result").mkdir(parents=True)
     assert entrypoint(["node", "--node", "total", *common]) == 0
+    assert not stage.exists()
     assert entrypoint(["node", "--node", "fail_unless", *common]) == 1  # the marker is missing: the node fails
     assert entrypoint(["finish", "--failed", *common]) == 1
     props, executions = recorded(url, "by-hand")
     assert props["state"] == "FAILED" and props["parameters"] == {"rows": 4, "note": ""}
     assert props["node_states"] == {"make_numbers": "complete", "total": "complete", "fail_unless": "failed",
                                     "maybe_extra": "failed"}  # its task never ran
-    assert executions == {"make_numbers": [ExecutionState.COMPLETE], "total": [ExecutionState.COMPLETE],
+    assert executions == {"make_numbers": [ExecutionState.COMPLETE],
+                          "total": [ExecutionState.ABANDONED, ExecutionState.COMPLETE],
                           "fail_unless": [ExecutionState.FAILED]}
     proc = subprocess.run([sys.executable, "-m", "jfx.orchestrators.entrypoint", "node", "--node", "nope", *common],
                           capture_output=True, text=True, timeout=120)
