@@ -63,9 +63,12 @@ def _statistics(uri: Path, shift: float) -> None:
         (uri / f"Split-{split}" / "statistics.json").write_text(json.dumps(doc))
 
 
-def build_store(tmp: Path) -> Fake:
-    """Pipeline "demo" with two runs and pipeline "other" with one; files under ``tmp/artifacts``."""
-    url = f"sqlite:///{tmp / 'metadata.sqlite'}"
+def build_store(tmp: Path, url: str | None = None) -> Fake:
+    """Pipeline "demo" with two runs and pipeline "other" with one; files under ``tmp/artifacts``.
+
+    ``url``: an empty database (default: a new SQLite file in ``tmp``).
+    """
+    url = url or f"sqlite:///{tmp / 'metadata.sqlite'}"
     root = tmp / "artifacts"
     data = tmp / "data"
     data.mkdir(parents=True)
@@ -193,6 +196,17 @@ def fake(tmp_path_factory) -> Fake:
 def fresh_fake(tmp_path) -> Fake:
     """A store of its own, for tests that write to it or compare its bytes."""
     return build_store(tmp_path / "own")
+
+
+@pytest.fixture
+def backend_app(any_store_url, tmp_path):
+    """(Fake, UIApp) on a fresh database of each backend (SQLite, PostgreSQL, MariaDB)."""
+    from jfx.metadata.ui import open_store_read_only
+
+    fake = build_store(tmp_path, any_store_url)
+    store = open_store_read_only(fake.url)
+    yield fake, UIApp(store)
+    store.close()
 
 
 @pytest.fixture(scope="module")

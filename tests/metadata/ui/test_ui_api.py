@@ -299,3 +299,24 @@ def test_the_front_end_fetches_nothing_from_the_internet():
         urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"'`)]*", text)) - {"http://www.w3.org/2000/svg"}
         assert not urls, f"{path.name} refers to {urls}"
         assert "@import" not in text and "@font-face" not in text, path.name
+
+
+def test_every_page_works_on_every_backend(backend_app):
+    fake, app = backend_app
+
+    def get(target):
+        r = app.handle("GET", target, {})
+        assert r.status == 200, (target, r.body)
+        return json.loads(r.body)
+
+    assert [r["id"] for r in get("/api/runs?pipeline=demo&state=COMPLETE&q=run")["runs"]] == ["demo-run-1"]
+    assert get("/api/runs?limit=2")["total"] == 3
+    assert get("/api/runs")["runs"][-1]["parameters"] == {"rows": 100}
+    assert [(p["name"], p["runs"]) for p in get("/api/pipelines")["pipelines"]] == [("demo", 2), ("other", 1)]
+    assert {n["id"]: n["state"] for n in get("/api/runs/demo-run-2")["nodes"]}["Train"] == "failed"
+    assert get(f"/api/executions/{fake.ids['gen2']}")["cache"]["source"]["id"] == fake.ids["gen"]
+    assert get(f"/api/artifacts/{fake.ids['stats']}")["consumers_total"] == 2
+    lineage = get(f"/api/lineage?artifact={fake.ids['model']}&up=all&down=all")
+    assert any(n["label"] == "rows.csv" for n in lineage["nodes"])
+    assert get("/api/compare?runs=demo-run-1,demo-run-2")["parameters"][0]["values"] == [100, 200]
+    assert get(f"/api/artifacts/{fake.ids['stats']}/view")["kind"] == "statistics"
