@@ -1,16 +1,20 @@
 // Layered (top-to-bottom) layout and SVG drawing of DAGs: the run DAG and the lineage graph.
 import { fill, svg } from "./dom.js";
 
-const W = 184, H = 46, GAP_SIB = 22, GAP_RANK = 44;
+const W = 184, H = 46, VW = 12, GAP_SIB = 22, GAP_RANK = 44;
 
-/** Ranks by longest path from the sources, then barycentre ordering within each rank. */
+/**
+ * Ranks by longest path from the sources; an edge that spans several ranks gets a thin virtual
+ * node in each rank it crosses (so it is routed around the boxes); then barycentre ordering
+ * within each rank. Returns box coordinates and, per edge index, the points its path goes through.
+ */
 export function layout(nodes, edges) {
   const ids = nodes.map((n) => n.id);
   const known = new Set(ids);
+  const kept = edges.map((e, i) => [e, i]).filter(([e]) => known.has(e.from) && known.has(e.to) && e.from !== e.to);
   const preds = new Map(ids.map((id) => [id, []]));
   const succs = new Map(ids.map((id) => [id, []]));
-  for (const e of edges) {
-    if (!known.has(e.from) || !known.has(e.to) || e.from === e.to) continue;
+  for (const [e] of kept) {
     succs.get(e.from).push(e.to);
     preds.get(e.to).push(e.from);
   }
@@ -27,34 +31,90 @@ export function layout(nodes, edges) {
     }
   }
   for (const id of ids) if (!rank.has(id)) rank.set(id, 0); // a cycle: should not happen in lineage
-  // Sinks with a single predecessor sit right after it (short edges for outputs).
   const maxRank = Math.max(0, ...rank.values());
   const layers = Array.from({ length: maxRank + 1 }, () => []);
   for (const id of ids) layers[rank.get(id)].push(id);
+  // virtual nodes: the chain of a long edge
+  const up = new Map(ids.map((id) => [id, []]));
+  const down = new Map(ids.map((id) => [id, []]));
+  const chains = new Map();
+  const virtual = new Set();
+  for (const [e, i] of kept) {
+    const [a, b] = [rank.get(e.from), rank.get(e.to)];
+    const chain = [];
+    let prev = e.from;
+    for (let r = a + 1; r < b; r++) {
+      const v = `\u0000v${i}.${r}`;
+      virtual.add(v);
+      layers[r].push(v);
+      rank.set(v, r);
+      up.set(v, [prev]);
+      down.set(v, []);
+      down.get(prev).push(v);
+      chain.push(v);
+      prev = v;
+    }
+    if (b > a) {
+      down.get(prev).push(e.to);
+      up.get(e.to).push(prev);
+    }
+    chains.set(i, chain);
+  }
+  const widthOf = (id) => (virtual.has(id) ? VW : W);
   const pos = new Map();
-  const index = () => layers.forEach((layer) => layer.forEach((id, i) => pos.set(id, i)));
-  index();
+  layers.forEach((layer) => layer.forEach((id, i) => pos.set(id, i)));
   const bary = (id, nbrs) => {
     const list = nbrs.get(id).map((n) => pos.get(n));
-    return list.length ? list.reduce((a, b) => a + b, 0) / list.length : pos.get(id);
+    return list.length ? list.reduce((x, y) => x + y, 0) / list.length : pos.get(id);
   };
-  for (let sweep = 0; sweep < 6; sweep++) {
-    const down = sweep % 2 === 0;
-    const order = down ? layers.slice(1) : layers.slice(0, -1).reverse();
+  for (let sweep = 0; sweep < 8; sweep++) {
+    const goingDown = sweep % 2 === 0;
+    const order = goingDown ? layers.slice(1) : layers.slice(0, -1).reverse();
     for (const layer of order) {
-      const keyed = layer.map((id) => [bary(id, down ? preds : succs), pos.get(id), id]);
-      keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      const keyed = layer.map((id) => [bary(id, goingDown ? up : down), pos.get(id), id]);
+      keyed.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
       layer.splice(0, layer.length, ...keyed.map((k) => k[2]));
       layer.forEach((id, i) => pos.set(id, i));
     }
   }
-  const widest = Math.max(1, ...layers.map((l) => l.length));
+  const span = (layer) => layer.reduce((sum, id) => sum + widthOf(id), 0) + Math.max(0, layer.length - 1) * GAP_SIB;
+  const widest = Math.max(W, ...layers.map(span));
   const coords = new Map();
   layers.forEach((layer, r) => {
-    const offset = ((widest - layer.length) * (W + GAP_SIB)) / 2;
-    layer.forEach((id, i) => coords.set(id, { x: offset + i * (W + GAP_SIB), y: r * (H + GAP_RANK) }));
+    let x = (widest - span(layer)) / 2;
+    for (const id of layer) {
+      coords.set(id, { x, y: r * (H + GAP_RANK) });
+      x += widthOf(id) + GAP_SIB;
+    }
   });
-  return { coords, width: widest * (W + GAP_SIB) - GAP_SIB, height: (maxRank + 1) * (H + GAP_RANK) - GAP_RANK };
+  const routes = new Map();
+  for (const [e, i] of kept) {
+    const a = coords.get(e.from), b = coords.get(e.to);
+    const points = [[a.x + W / 2, a.y + H]];
+    for (const v of chains.get(i)) {
+      const c = coords.get(v);
+      points.push([c.x + VW / 2, c.y], [c.x + VW / 2, c.y + H]);
+    }
+    points.push([b.x + W / 2, b.y]);
+    routes.set(i, points);
+  }
+  for (const v of virtual) coords.delete(v);
+  return { coords, routes, width: widest, height: (maxRank + 1) * (H + GAP_RANK) - GAP_RANK };
+}
+
+/** An SVG path through the points: vertical straight runs, S-curves between ranks. */
+function routePath(points) {
+  let d = `M${points[0][0]},${points[0][1]}`;
+  for (let k = 1; k < points.length; k++) {
+    const [x0, y0] = points[k - 1], [x1, y1] = points[k];
+    const last = k === points.length - 1;
+    if (x0 === x1 && k % 2 === 0) d += ` L${x1},${y1}`; // through a virtual node
+    else {
+      const my = (y0 + y1) / 2;
+      d += ` C${x0},${my} ${x1},${my} ${x1},${last ? y1 - 2 : y1}`;
+    }
+  }
+  return d;
 }
 
 function clip(text, max) {
@@ -68,7 +128,7 @@ function clip(text, max) {
  * Returns {svg, select(id), setState(id, state)}.
  */
 export function drawGraph(container, nodes, edges, opts = {}) {
-  const { coords, width, height } = layout(nodes, edges);
+  const { coords, routes, width, height } = layout(nodes, edges);
   const pad = 16;
   const root = svg("svg", { class: "graph", role: "img", "aria-label": opts.label || "graph" });
   const defs = svg("defs", {},
@@ -79,17 +139,15 @@ export function drawGraph(container, nodes, edges, opts = {}) {
   const edgeLayer = svg("g", { class: "edges" });
   const nodeLayer = svg("g", { class: "nodes" });
   view.append(edgeLayer, nodeLayer);
-  for (const e of edges) {
-    const a = coords.get(e.from), b = coords.get(e.to);
-    if (!a || !b) continue;
-    const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y;
-    const my = (y1 + y2) / 2;
+  edges.forEach((e, i) => {
+    const points = routes.get(i);
+    if (!points) return;
     edgeLayer.append(svg("path", {
-      d: `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2 - 2}`,
+      d: routePath(points),
       class: `edge ${e.kind === "order" ? "edge-order" : ""}`, "marker-end": "url(#arrow)",
       "data-from": e.from, "data-to": e.to,
     }, svg("title", {}, e.key || "")));
-  }
+  });
   const groups = new Map();
   for (const n of nodes) {
     const c = coords.get(n.id);

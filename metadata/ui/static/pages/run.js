@@ -10,8 +10,9 @@ const STATES = ["complete", "cached", "failed", "running", "pending", "skipped",
 function graphNodes(run) {
   return run.nodes.map((n) => ({
     id: n.id, label: n.id, sub: n.component !== n.id ? n.component : n.duration_s != null ? fmtDuration(n.duration_s) : "",
-    kind: "node", state: n.state, badge: n.executions > 1 ? `×${n.executions}` : "",
-    title: n.error || n.cache_miss_reason || (n.cached_from ? `cached from execution ${n.cached_from}` : ""),
+    kind: "node", state: n.state, badge: n.halted ? "halted" : n.executions > 1 ? `×${n.executions}` : "",
+    title: n.error || n.skip_reason || (n.halted ? `halted the pipeline: ${n.halted.split("\n")[0]}` : "") ||
+      n.cache_miss_reason || (n.cached_from ? `cached from execution ${n.cached_from}` : ""),
   }));
 }
 
