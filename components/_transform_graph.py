@@ -42,6 +42,7 @@ from jfx.components._analyzers import (
     raw_input_arrays,
 )
 from jfx.core import TensorSpec, export
+from jfx.core._export import stable_export
 from jfx.errors import AlreadyExistsError, DataValidationError, InvalidArgumentError
 
 __all__ = [
@@ -104,8 +105,7 @@ def save_transform(fitted: FittedTransform, path: str | Path, *, platforms: Sequ
     if platforms is None:
         platforms = list(dict.fromkeys(["cpu", jax.default_backend()]))
     const_specs = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in flat.items()}
-    exported = jax.export.export(jax.jit(flat_fn), platforms=tuple(platforms))(
-        const_specs, _input_struct(fitted.types, b))
+    exported = stable_export(flat_fn, platforms, const_specs, _input_struct(fitted.types, b))
     out_tree = jax.tree_util.tree_unflatten(exported.out_tree, list(exported.out_avals))
     # Which raw inputs each output depends on, so a model that ignores (say) the label
     # does not need the raw label at serving time.

@@ -103,6 +103,21 @@ def _param_names(params: Any) -> tuple[list[str], list[Any], Any]:
     return names, leaves, treedef
 
 
+def stable_export(fn: Callable[..., Any], platforms: Any, *specs: Any) -> jax.export.Exported:
+    """``jax.export`` of ``jax.jit(fn)``, with no Python call stack in the StableHLO locations.
+
+    JAX records the caller's frames in every operation's location, so the same function
+    exported from two call paths (a thread of the local runner, a Kubeflow task) would
+    serialise to different bytes and its artifact to a different fingerprint.
+    """
+    limit = jax.config.jax_traceback_in_locations_limit
+    jax.config.update("jax_traceback_in_locations_limit", 0)
+    try:
+        return jax.export.export(jax.jit(fn), platforms=tuple(platforms))(*specs)
+    finally:
+        jax.config.update("jax_traceback_in_locations_limit", limit)
+
+
 def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
            signature: Mapping[str, TensorSpec], path: str | Path, *,
            platforms: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None) -> Path:
@@ -157,7 +172,7 @@ def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
     param_specs = {k: jax.ShapeDtypeStruct(x.shape, x.dtype) for k, x in zip(keys, host_leaves)}
     if platforms is None:
         platforms = list(dict.fromkeys(["cpu", jax.default_backend()]))
-    exported = jax.export.export(jax.jit(flat_fn), platforms=tuple(platforms))(param_specs, feature_specs)
+    exported = stable_export(flat_fn, platforms, param_specs, feature_specs)
     out_tree = jax.tree_util.tree_unflatten(exported.out_tree, list(exported.out_avals))
     outputs = {}
     for name, aval in out_tree.items():
