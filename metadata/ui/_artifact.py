@@ -95,7 +95,9 @@ def artifacts_json(store: MetadataStore, query: Query) -> dict[str, Any]:
     limit, offset = query.int("limit", 50, lo=1, hi=500), query.int("offset", 0)
     found, total = _queries.artifact_page(store, type_name=query.str("type"), name=query.str("name"), limit=limit,
                                           offset=offset)
-    return {"artifacts": [artifact_summary(a) for a in found], "total": total, "limit": limit, "offset": offset}
+    runs = _queries.first_runs(store, [a.id for a in found])
+    return {"artifacts": [{**artifact_summary(a), "run_id": runs.get(a.id)} for a in found], "total": total,
+            "limit": limit, "offset": offset}
 
 
 # ------------------------------------------------------------------------ lineage

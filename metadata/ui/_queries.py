@@ -36,6 +36,7 @@ __all__ = [
     "run_outputs",
     "artifacts_with_uris",
     "artifact_page",
+    "first_runs",
 ]
 
 # The run properties the run list shows (never the IR).
@@ -210,6 +211,23 @@ def artifact_page(store: MetadataStore, *, type_name: str | None, name: str | No
         return [to_artifact(r) for r in conn.execute(stmt)], int(conn.execute(count).scalar() or 0)
 
     return _read(store, read)
+
+
+def first_runs(store: MetadataStore, artifact_ids: Sequence[int]) -> dict[int, str]:
+    """Artifact id → the first run (by context id) it is attributed to."""
+    found: dict[int, tuple[int, str]] = {}
+
+    def read(conn: sa.Connection) -> None:
+        for chunk in chunks(artifact_ids):
+            stmt = (sa.select(attributions_t.c.artifact_id, contexts_t.c.id, contexts_t.c.name)
+                    .join(contexts_t, contexts_t.c.id == attributions_t.c.context_id)
+                    .where(attributions_t.c.artifact_id.in_(chunk), contexts_t.c.type_name == PIPELINE_RUN))
+            for a_id, c_id, name in conn.execute(stmt):
+                if a_id not in found or c_id < found[a_id][0]:
+                    found[a_id] = (c_id, name)
+
+    _read(store, read)
+    return {a: name for a, (_, name) in found.items()}
 
 
 def artifacts_with_uris(store: MetadataStore, uris: Iterable[str]) -> list[ArtifactRecord]:

@@ -97,7 +97,7 @@ def test_artifact_has_producer_consumers_runs_and_files(get, fake):
     assert a["consumers_total"] == 2 and {r["id"] for r in a["runs"]} == {"demo-run-1", "demo-run-2"}
     assert sorted(f["path"] for f in a["files"]) == ["Split-eval/statistics.json", "Split-train/statistics.json"]
     listed = get("/api/artifacts?type=ExampleStatistics&name=Stats.statistics")[1]
-    assert [x["id"] for x in listed["artifacts"]] == [fake.ids["stats"]]
+    assert [(x["id"], x["run_id"]) for x in listed["artifacts"]] == [(fake.ids["stats"], "demo-run-1")]
 
 
 def test_lineage_walks_up_and_down_across_runs_and_folds_cache_hits(get, fake):

@@ -80,6 +80,14 @@ def test_penguin_walkthrough(page, penguin_home):
         page.select_option("#compare-with", "split:eval")
         expect(column.locator(".stat-chart > svg.chart rect.bar")).to_have_count(20)
         expect(viewer.locator(".legend").first).to_contain_text("eval")
+        # ... and the same node's statistics in the other run
+        other = viewer.locator("#compare-with option[value^='artifact:']")
+        expect(other).to_have_count(1)
+        expect(other).to_contain_text(f"of run {run2}")
+        page.select_option("#compare-with", other.get_attribute("value"))
+        expect(viewer.locator(".legend span")).to_have_count(2)
+        expect(column.locator(".stat-chart > svg.chart rect.bar")).to_have_count(20)
+        expect(column.locator(".stat-table thead th").nth(2)).to_contain_text(other.get_attribute("value").split(":")[1])
         # compare the two runs
         page.goto(base + "/runs")
         for run in (run1, run2):

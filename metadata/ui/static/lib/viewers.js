@@ -74,7 +74,7 @@ async function statisticsViewer(view) {
     const same = await api(`/api/artifacts?type=${encodeURIComponent(a.type)}&name=${encodeURIComponent(a.name)}&limit=20`);
     for (const o of same.artifacts) {
       if (o.id === a.id) continue;
-      other.append(h("option", { value: `artifact:${o.id}` }, `#${o.id} ${o.name} (${fmtTime(o.create_time)})`));
+      other.append(h("option", { value: `artifact:${o.id}` }, `#${o.id} ${o.name} of run ${o.run_id || fmtTime(o.create_time)}`));
     }
   } catch (err) { /* listing other runs is optional */ }
   const splitB = h("select", { id: "split-b", "aria-label": "other split", hidden: true });
