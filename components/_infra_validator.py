@@ -382,29 +382,36 @@ def validate_model(model_uri: str | Path, rows_from: Any, spec: RequestSpec) -> 
                               "rows_from": "examples" if rows_from is not None else "signature"}
     signature: dict[str, Any] | None = None
     local_model = None
-    try:
-        signature = json.loads((Path(model_uri) / _SIGNATURE).read_text(encoding="utf-8"))
-        local_model = load(model_uri)
-    except Exception as err:  # noqa: BLE001 - an unloadable model is a verdict, not a crash
-        check("loads_in_process", False, f"jfx.core.load failed: {type(err).__name__}: {err}")
-    else:
-        check("loads_in_process", True)
-
+    prepared: tuple[list[dict[str, Any]], dict[str, Any]] | _NotServable | None = None
     servers: list[ServerProcess] = []
     try:
-        for _ in range(3):  # a retry only when the free port was taken before the server bound it
+        for attempt in range(3):  # a retry only when the free port was taken before the server bound it
             # warm up only the batch sizes the checks send: one row, then all rows at once
             server = ServerProcess(model_uri, warmup_batch_sizes=(1, spec.num_examples))
             servers.append(server)
             server.start()
             t0 = time.perf_counter()
+            if attempt == 0:  # the in-process model loads while the server starts
+                try:
+                    signature = json.loads((Path(model_uri) / _SIGNATURE).read_text(encoding="utf-8"))
+                    local_model = load(model_uri)
+                except Exception as err:  # noqa: BLE001 - an unloadable model is a verdict, not a crash
+                    check("loads_in_process", False, f"jfx.core.load failed: {type(err).__name__}: {err}")
+                else:
+                    check("loads_in_process", True)
+                    try:  # and computes the answers to expect (compiling its batch sizes)
+                        prepared = _request_rows(local_model, signature, rows_from, spec)
+                    except _NotServable as err:
+                        prepared = err
             ok, why = server.wait_available(spec.timeout_s)
             report["load_s"] = round(time.perf_counter() - t0, 3)
             if ok or server.exited() is None or "Address already in use" not in server.log_tail():
                 break
             server.stop()
         if check("loaded", ok, why) and local_model is not None and signature is not None:
-            _query(server, local_model, signature, rows_from, spec, check, report)
+            if isinstance(prepared, _NotServable):
+                raise prepared
+            _query(server, signature, *prepared, spec, check, report)
     except _NotServable as err:
         check("requests", False, str(err))
     finally:
@@ -418,10 +425,10 @@ def validate_model(model_uri: str | Path, rows_from: Any, spec: RequestSpec) -> 
     return report
 
 
-def _query(server: ServerProcess, local_model: Any, signature: dict[str, Any], rows_from: Any, spec: RequestSpec,
-           check: Any, report: dict[str, Any]) -> None:
+def _request_rows(local_model: Any, signature: dict[str, Any], rows_from: Any,
+                  spec: RequestSpec) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The request rows and the in-process model's outputs for them."""
     inputs = list(signature["inputs"])
-    outputs = signature["outputs"]
     if rows_from is not None:
         rows = _example_rows(rows_from, spec.split, inputs, spec.num_examples)
     else:
@@ -430,6 +437,12 @@ def _query(server: ServerProcess, local_model: Any, signature: dict[str, Any], r
         expected = local_model(rows)
     except Exception as err:  # noqa: BLE001 - the rows do not fit the model
         raise _NotServable(f"the in-process model rejects the request rows: {type(err).__name__}: {err}") from err
+    return rows, expected
+
+
+def _query(server: ServerProcess, signature: dict[str, Any], rows: list[dict[str, Any]], expected: dict[str, Any],
+           spec: RequestSpec, check: Any, report: dict[str, Any]) -> None:
+    outputs = signature["outputs"]
     path = f"/v1/models/{server.name}:predict"
     latencies: list[float] = []
     answers: list[tuple[list[int], Any]] = []

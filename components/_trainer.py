@@ -556,9 +556,11 @@ def Trainer(
         history, explicit = _history_of(result, ref)
         duration = time.perf_counter() - t0
         loaded = _check_export(model_dir, ref)
+        t1 = time.perf_counter()
         tracked.log_params(hparams)
         tracked.log_params({"train_args": targs.to_json(), "eval_args": eargs.to_json()})
-        logger.info("MLflow run %s at %s", tracked.run_id, tracked.tracking_uri)
+        logger.info("%s returned after %.2fs; MLflow run %s at %s (waited %.2fs for it)", ref.describe(), duration,
+                    tracked.run_id, tracked.tracking_uri, time.perf_counter() - t1)
 
         final: dict[str, float] = {}
         last_train: dict[str, float] = {}
