@@ -54,6 +54,7 @@ def test_penguin_walkthrough(page, penguin_home):
         expect(panel.locator("h2")).to_have_text("Trainer")
         expect(panel).to_contain_text("Ran because: no earlier run")
         expect(panel).to_contain_text("model_run/trainer.log")
+        trainer_execution = panel.locator(".execution").get_attribute("data-execution")
         # open the model artifact
         panel.locator('a.artifact-link[data-key="model"]').click()
         page.wait_for_url(re.compile(r"/artifacts/\d+$"))
@@ -71,6 +72,14 @@ def test_penguin_walkthrough(page, penguin_home):
         expect(csv).to_have_count(1)
         csv.click()
         expect(page.locator("#lineage-info")).to_contain_text("palmerpenguins/data/penguins.csv")
+        # collapse what the expansion added, then re-centre on the Trainer's execution
+        examples.click()
+        page.locator("#lineage-info button.collapse").click()
+        expect(csv).to_have_count(0)
+        lineage.locator(f'.node[data-id="e{trainer_execution}"]').click()
+        page.locator("#lineage-info button.recenter").click()
+        expect(lineage.locator(".node.center")).to_have_attribute("data-label", "Trainer")
+        expect(lineage.locator('.node[data-label="model.py"]')).to_have_count(1)  # its module file
         # the statistics viewer, two splits side by side
         page.goto(f"{base}/runs/{run1}?node=NewStatisticsGen")
         page.locator('#node-panel a.artifact-link[data-key="statistics"]').click()
