@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,29 @@ VIEWERS = {
 }
 
 
+_PREVIEW_SUFFIXES = (".json", ".md", ".txt", ".csv", ".tsv", ".log", ".yaml", ".yml")
+_PREVIEW_BYTES = 64 * 1024
+_PREVIEW_FILES = 3
+
+
+def _preview_files(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    found = []
+    for i, path in enumerate(sorted(root.rglob("*"))):
+        if i > 200:  # a folder of many files: not a small custom artifact
+            return []
+        if path.is_file() and path.suffix.lower() in _PREVIEW_SUFFIXES:
+            found.append(path)
+    return found[:_PREVIEW_FILES]
+
+
 def viewer_kind(a: ArtifactRecord) -> str | None:
     kind = VIEWERS.get(a.type_name)
     if kind is None and Path(a.uri, "value.json").is_file():
         return "value"
+    if kind is None and _preview_files(Path(a.uri)):
+        return "files"
     return kind
 
 
@@ -113,6 +133,21 @@ def _evaluation(store: MetadataStore, a: ArtifactRecord) -> dict[str, Any]:
     return {"metrics": metrics, "blessing": blessing, "confusion": confusion}
 
 
+def _preview(root: Path, path: Path) -> dict[str, Any]:
+    """The start of a text file of a custom artifact (JSON parsed when it is whole and valid)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        text = fh.read(_PREVIEW_BYTES).decode("utf-8", errors="replace")
+    entry: dict[str, Any] = {"path": path.relative_to(root).as_posix(), "size": size, "truncated": size > _PREVIEW_BYTES,
+                             "format": path.suffix.lower().lstrip("."), "text": text}
+    if entry["format"] == "json" and not entry["truncated"]:
+        try:
+            entry["json"] = json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    return entry
+
+
 def view_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflow_url: str | None = None) -> dict[str, Any]:
     """``GET /api/artifacts/<id>/view``: the data of the artifact's typed viewer.
 
@@ -148,6 +183,8 @@ def view_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflow_ur
         data = read_json_file(root / "transform.json", where) if (root / "transform.json").is_file() else None
     elif kind == "value":
         data = read_json_file(root / "value.json", where)
+    elif kind == "files":
+        data = {"files": [_preview(root, p) for p in _preview_files(root)]}
     else:
         data = None
     if kind == "examples":

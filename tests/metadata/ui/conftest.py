@@ -156,8 +156,14 @@ def build_store(tmp: Path, url: str | None = None) -> Fake:
                               inputs={"model": [model1.id]}, cache_miss_reason="no earlier run",
                               outputs={"evaluation": ("ModelEvaluation", evaluation), "blessing": ("ModelBlessing", blessing)})
         evaluation1 = out["evaluation"]
-        execute(r1, "Push", "Pusher", ExecutionState.COMPLETE, start=T0 + timedelta(seconds=8),
-                cache_miss_reason="no earlier run")
+        def report(p: Path) -> None:
+            (p / "report.md").write_text("# demo\naccuracy 0.9\n")
+            (p / "rows.csv").write_text("x,kind\n1,a\n2,b\n")
+            (p / "summary.json").write_text(json.dumps({"rows": 2}))
+
+        _, out = execute(r1, "Push", "Pusher", ExecutionState.COMPLETE, start=T0 + timedelta(seconds=8),
+                         cache_miss_reason="no earlier run", outputs={"report": ("Report", report)})
+        ids["report"] = out["report"].id
 
         # run 2: Gen and Stats cached, Train fails, Eval and Push skipped
         r2 = (run_ctx("demo-run-2", demo, "FAILED", T0 + timedelta(minutes=5), {"rows": 200},

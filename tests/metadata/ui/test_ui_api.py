@@ -136,6 +136,10 @@ def test_typed_viewers(get, fake):
     run = get(f"/api/artifacts/{fake.ids['model_run']}/view")[1]
     assert run["kind"] == "model_run" and "epoch 0" in run["data"]["log"]
     assert get(f"/api/artifacts/{fake.ids['examples']}/view")[1]["kind"] == "examples"
+    files = get(f"/api/artifacts/{fake.ids['report']}/view")[1]  # a custom type: its text files
+    assert files["kind"] == "files"
+    assert {f["path"]: f.get("json", f["text"]) for f in files["data"]["files"]} == {
+        "report.md": "# demo\naccuracy 0.9\n", "rows.csv": "x,kind\n1,a\n2,b\n", "summary.json": {"rows": 2}}
 
 
 def test_compare_diffs_parameters_metrics_and_fingerprints(get, fake):

@@ -1,5 +1,5 @@
 // Typed viewers: one renderer per artifact kind (the data comes from /api/artifacts/<id>/view).
-import { fill, api, artifactHref, badge, details, fmtBytes, fmtTime, fmtNumber, fmtValue, h, jsonBlock, kvTable, pre, section, table,
+import { fill, api, artifactHref, badge, details, fileHref, fmtBytes, fmtTime, fmtNumber, fmtValue, h, jsonBlock, kvTable, pre, section, table,
 } from "./dom.js";
 import { SERIES_COLORS, histogram, lineChart, topValues } from "./charts.js";
 
@@ -235,6 +235,18 @@ function examplesViewer(view) {
     table(["Column", "Type"], Object.entries(d.columns || {}))];
 }
 
+function csvTable(text, limit = 50) {
+  const rows = text.split(/\r?\n/).filter((l) => l.length).slice(0, limit + 1).map((l) => l.split(","));
+  if (!rows.length) return h("p", { class: "muted" }, "empty");
+  return h("div", { class: "scroll" }, table(rows[0], rows.slice(1), { class: "grid compact" }));
+}
+
+function filesViewer(view) {
+  return view.data.files.map((f) => h("div", { class: "preview" },
+    h("h3", {}, h("a", { href: fileHref(view.artifact.id, f.path) }, f.path), h("span", { class: "muted small" }, ` ${fmtBytes(f.size)}${f.truncated ? ", first 64 kB" : ""}`)),
+    f.json !== undefined ? jsonBlock(f.json) : f.format === "csv" && !f.truncated ? csvTable(f.text) : pre(f.text)));
+}
+
 /** Render the viewer of one artifact into an array of nodes. */
 export async function renderViewer(view) {
   switch (view.kind) {
@@ -251,6 +263,7 @@ export async function renderViewer(view) {
     case "examples": return examplesViewer(view);
     case "transform_graph": return view.data ? [details("transform.json", true, jsonBlock(view.data))] : [];
     case "value": return [jsonBlock(view.data)];
+    case "files": return filesViewer(view);
     default: return [];
   }
 }

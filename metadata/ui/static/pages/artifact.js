@@ -141,7 +141,7 @@ export async function render(main, id) {
   else if (view.kind !== "none") {
     const titled = { statistics: "Statistics", schema: "Schema", anomalies: "Anomalies", evaluation: "Evaluation",
       blessing: "Blessing", infra_blessing: "Infra validation", model: "Model", model_run: "Training", pushed_model: "Push",
-      examples: "Examples", transform_graph: "Transform", value: "Value" }[view.kind] || view.kind;
+      examples: "Examples", transform_graph: "Transform", value: "Value", files: "Contents" }[view.kind] || view.kind;
     viewer = section2(titled, ...(await renderViewer(view)));
     viewer.id = "viewer";
     viewer.dataset.kind = view.kind;
