@@ -387,7 +387,8 @@ def _run_report(store: Any, run_id: str) -> dict[str, Any]:
                 state=e.state.value, execution_id=e.id,
                 duration=(e.end_time - e.start_time).total_seconds() if e.end_time and e.start_time else None,
                 cache_miss_reason=e.properties.get("cache_miss_reason"), cached_from=e.properties.get("cached_from"),
-                error=e.properties.get("error_message"), halted=e.properties.get("halted"),
+                error=e.properties.get("error_message") or e.properties.get("skip_reason"),
+                halted=e.properties.get("halted"),
                 outputs={k: [{"id": a.id, "type": a.type_name, "uri": a.uri} for a in v] for k, v in outputs.items()},
             )
         nodes.append(entry)

@@ -154,3 +154,18 @@ def test_the_beam_runner_from_the_command_line(tmp_path):
     runs = json.loads(jfx_cmd("runs", "list", "--json", home=home).stdout)
     show = json.loads(jfx_cmd("runs", "show", runs[0]["run_id"], "--json", home=home).stdout)
     assert show["runner"] == "beam"
+
+
+def test_a_false_condition_is_reported_with_its_reason(tmp_path):
+    home = tmp_path / "home"
+    pipeline_file = tmp_path / "flow.py"
+    resources = Path(__file__).parent / "resources"
+    pipeline_file.write_text(f"import sys\nsys.path.insert(0, {str(resources)!r})\nimport jfx_flow\n"
+                             "pipeline = jfx_flow.fan_out()\n")
+    proc = jfx_cmd("run", str(pipeline_file), "--param", "threshold=100", home=home)
+    assert "of pipeline flow-fan: COMPLETE" in proc.stdout
+    assert "skipped" in proc.stdout and "condition judge.verdict.passed == true is false" in proc.stdout
+    run_id = json.loads(jfx_cmd("runs", "list", "--json", home=home).stdout)[0]["run_id"]
+    show = json.loads(jfx_cmd("runs", "show", run_id, "--json", home=home).stdout)
+    publish = next(n for n in show["nodes"] if n["node"] == "publish")
+    assert publish["state"] == "SKIPPED" and publish["error"] == "condition judge.verdict.passed == true is false"
