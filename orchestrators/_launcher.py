@@ -49,6 +49,7 @@ from jfx.metadata import (
     ListOptions,
     MetadataStore,
 )
+from jfx.orchestrators._logs import capture, log_path
 from jfx.orchestrators._publish import (
     canonical_json,
     final_uri,
@@ -271,11 +272,13 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
                                   contexts=contexts, inputs=input_ids)
     assert running.id is not None
     stage = staging_dir(run.pipeline_root, ir.name, node.id, running.id)
+    log_file = log_path(run.pipeline_root, ir.name, node.id, running.id)
+    running = replace(running, properties={**running.properties, "log_uri": str(log_file)})
     outcome = NodeOutcome(node.id, NodeState.RUNNING, running.id, cache_miss_reason=reason)
     try:
         ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
                                store.url, material_states(base))
-        artifacts, halted = _run_component(comp, node, inputs, params, stage, ctx)
+        artifacts, halted = _run_component(comp, node, inputs, params, stage, ctx, log_file)
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt("run cancelled")
         if halted:
@@ -498,7 +501,8 @@ def _miss_reason(store: MetadataStore, node: NodeIR, node_ctx_id: int, material:
 
 
 def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | None],
-                   params: dict[str, Any], stage: Path, ctx: ExecutionContext) -> tuple[dict[str, Artifact], str | None]:
+                   params: dict[str, Any], stage: Path, ctx: ExecutionContext,
+                   log_file: Path | None = None) -> tuple[dict[str, Artifact], str | None]:
     """Call the component; return its output artifacts and a halt reason (or None)."""
     kwargs: dict[str, Any] = dict(params)
 
@@ -519,7 +523,8 @@ def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | N
         outputs[key] = kwargs[key] = spec.type(out_dir, name=f"{node.id}.{key}")
     token = set_context(ctx)
     try:
-        result = _call_with_timeout(comp.fn, kwargs, node.options.timeout_s, node.id)
+        fn = comp.fn if log_file is None else _logged(comp.fn, log_file)
+        result = _call_with_timeout(fn, kwargs, node.options.timeout_s, node.id)
     except HaltPipeline as halt:
         return outputs, str(halt) or f"node {node.id!r} halted the pipeline"
     finally:
@@ -530,6 +535,16 @@ def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | N
             "return nothing: write results into Output[...] artifacts (files under .uri, small values in .properties)"
         )
     return outputs, None
+
+
+def _logged(fn: Any, log_file: Path) -> Any:
+    """``fn`` with what it prints and logs (on its thread) copied into ``log_file``."""
+
+    def run(**kwargs: Any) -> Any:
+        with capture(log_file):
+            return fn(**kwargs)
+
+    return run
 
 
 def _call_with_timeout(fn: Any, kwargs: dict[str, Any], timeout_s: float | None, node_id: str) -> Any:

@@ -123,6 +123,30 @@ def _logs(outputs: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return found
 
 
+def execution_log_path(store: MetadataStore, execution_id: str) -> Path:
+    """``GET /api/executions/<id>/log``: the log the launcher captured for that execution."""
+    try:
+        e = store.get_execution(int(execution_id))
+    except ValueError:
+        raise ApiError(400, f"execution id {execution_id!r} is not an integer") from None
+    except NotFoundError as err:
+        raise ApiError(404, str(err)) from None
+    uri = e.properties.get("log_uri")
+    if not isinstance(uri, str) or not Path(uri).is_file():
+        raise ApiError(404, f"execution {e.id} has no captured log")
+    return Path(uri)
+
+
+def _execution_log(e: ExecutionRecord) -> list[dict[str, Any]]:
+    """What the component printed and logged (the launcher's capture), if it left a file."""
+    uri = e.properties.get("log_uri")
+    path = Path(uri) if isinstance(uri, str) else None
+    if path is None or not path.is_file():
+        return []
+    return [{"artifact_id": None, "execution_id": e.id, "output": "execution", "path": path.name,
+             "size": path.stat().st_size, "text": tail(path, _LOG_BYTES)}]
+
+
 def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dict[str, Any]:
     """``GET /api/executions/<id>``: parameters, artifacts, cache outcome, timing, error and logs."""
     try:
@@ -152,6 +176,6 @@ def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dic
         "inputs": {k: [artifact_summary(a) for a in v] for k, v in inputs.items()},
         "outputs": {k: [artifact_summary(a) for a in v] for k, v in outputs.items()},
         "external_inputs": external_inputs(e),
-        "logs": _logs(outputs),
+        "logs": _execution_log(e) + _logs(outputs),
         "properties": {k: v for k, v in props.items() if k not in ("cache_material",)},
     }

@@ -102,3 +102,17 @@ def exit_handled(name: str = "flow-exit", root=None, url=None) -> Pipeline:
         boom = explode(x=base.outputs["out"], fail=fail)
         pub = publish(x=boom.outputs["out"])
     return Pipeline(name, [notify, base, boom, pub], pipeline_root=root, metadata_url=url)
+
+
+@component
+def chatty(out: Output[Metrics], text: Parameter[str] = "hello", fail: Parameter[bool] = False):
+    import logging
+    import sys
+
+    print(f"printed {text}")
+    print(f"to stderr {text}", file=sys.stderr)
+    logging.getLogger("jfx_flow").warning("logged %s", text)
+    if fail:
+        raise ValueError(f"chatty {text} failed")
+    out.properties["value"] = len(text)
+    out.write_json(text)

@@ -324,3 +324,31 @@ def test_every_page_works_on_every_backend(backend_app):
     assert any(n["label"] == "rows.csv" for n in lineage["nodes"])
     assert get("/api/compare?runs=demo-run-1,demo-run-2")["parameters"][0]["values"] == [100, 200]
     assert get(f"/api/artifacts/{fake.ids['stats']}/view")["kind"] == "statistics"
+
+
+def test_an_execution_shows_what_its_component_printed_and_logged(tmp_path):
+    import jfx_flow as flow
+
+    from jfx import Pipeline
+    from jfx.metadata.ui import UIApp
+    from jfx.orchestrators import LocalDagRunner
+
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    ok, bad = flow.chatty(text="fine").with_id("ok"), flow.chatty(text="broken", fail=True).with_id("bad")
+    result = LocalDagRunner(progress=False).run(Pipeline("logs", [ok, bad], pipeline_root=str(tmp_path / "root"),
+                                                         metadata_url=url))
+    store = open_store_read_only(url)
+    try:
+        app = UIApp(store)
+        for node, words in (("ok", "printed fine"), ("bad", "printed broken")):
+            eid = result.nodes[node].execution_id
+            r = app.handle("GET", f"/api/executions/{eid}", {})
+            logs = json.loads(r.body)["logs"]
+            assert logs[0]["output"] == "execution" and words in logs[0]["text"]
+            assert "WARNING jfx_flow: logged" in logs[0]["text"]
+            whole = app.handle("GET", f"/api/executions/{eid}/log", {})
+            assert whole.status == 200 and words.encode() in whole.body
+        missing = app.handle("GET", "/api/executions/999999/log", {})
+        assert missing.status == 404
+    finally:
+        store.close()

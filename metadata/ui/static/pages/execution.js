@@ -48,7 +48,7 @@ export function executionView(e, { compact = false } = {}) {
       h("li", {}, h("span", { class: "key" }, x.parameter), " ", h("code", {}, x.path), x.fingerprint ? h("span", { class: "muted small" }, ` fingerprint ${x.fingerprint.slice(0, 12)}`) : null)))] : null,
     h("h3", {}, "Outputs"), artifactList(e.outputs),
     (e.logs || []).length ? [h("h3", {}, "Logs"), e.logs.map((l) => details(`${l.output}/${l.path}`, !compact,
-      pre(l.text, "code log"), h("a", { href: fileHref(l.artifact_id, l.path) }, "whole file")))] : null,
+      pre(l.text, "code log"), h("a", { href: l.artifact_id == null ? `/api/executions/${l.execution_id}/log` : fileHref(l.artifact_id, l.path) }, "whole file")))] : null,
     details("All properties", false, jsonBlock(e.properties)),
   ];
   return h("div", { class: "execution", "data-execution": e.id }, parts);
