@@ -1,7 +1,7 @@
 """Each execution's log: what its component printed and logged, in one file per execution.
 
 The launcher runs a component inside :func:`capture`, which sends to
-``<pipeline_root>/<pipeline>/<node>/.logs/<execution id>.log`` everything the
+``<pipeline_root>/<pipeline>/.logs/<node>/<execution id>.log`` everything the
 component's thread writes to ``sys.stdout`` / ``sys.stderr`` and every ``logging``
 record emitted on that thread (the output still reaches the terminal as before).
 Nodes run side by side in threads, so the streams are split by thread: output from
@@ -30,7 +30,9 @@ _FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def log_path(pipeline_root: str | Path, pipeline: str, node_id: str, execution_id: int) -> Path:
-    return Path(pipeline_root) / pipeline / node_id / ".logs" / f"{execution_id}.log"
+    # Beside the node folders, not in them: a node's folder holds only its artifacts (a node
+    # id cannot start with ".", so no node is called ".logs").
+    return Path(pipeline_root) / pipeline / ".logs" / node_id / f"{execution_id}.log"
 
 
 class _Tee(io.TextIOBase):
