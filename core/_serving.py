@@ -60,6 +60,7 @@ log = logging.getLogger("jfx.serve")
 
 MAX_BODY_BYTES = 64 << 20
 _SIGNATURE = "signature.json"
+_STATUS_LINES = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}" for s in HTTPStatus}  # built once, not per response
 @dataclass(frozen=True)
 class ServingConfig:
     """How a :class:`ModelServer` batches, polls and warms up.
@@ -347,12 +348,8 @@ class _Handler(BaseHTTPRequestHandler):
             except HttpError:
                 self.close_connection = True
         body = json.dumps(payload).encode()
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        lines = [f"HTTP/1.1 {status} {phrase}", "Server: jfx-serve", "Content-Type: application/json",
-                 f"Content-Length: {len(body)}"]
+        lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} ", "Server: jfx-serve",
+                 "Content-Type: application/json", f"Content-Length: {len(body)}"]
         for k, v in (headers or {}).items():
             lines.append(f"{k}: {v}")
         if self.close_connection:
