@@ -143,3 +143,37 @@ def test_metadata_is_kept_with_the_model(tmp_path):
     with pytest.raises(InvalidArgumentError, match="metadata must be JSON-serialisable"):
         export(lambda p, f: {"y": f["x"]}, {"w": jnp.float32(2)}, {"x": TensorSpec("float32")},
                tmp_path / "m2", metadata={"bad": object()})
+
+
+def test_rows_of_scalar_floats_read_as_one_matrix_give_the_same_arrays_and_errors(tmp_path):
+    import jax.numpy as jnp
+
+    spec = {"a": TensorSpec("float32"), "b": TensorSpec("float16"), "c": TensorSpec("string", encoder=CITY),
+            "k": TensorSpec("int32")}
+    export(lambda p, f: {"y": f["a"] * p["w"] + f["b"].astype(jnp.float32) + f["c"] + f["k"]},
+           {"w": jnp.float32(2)}, spec, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded._float_scalars == ["a", "b"]
+    numbers = [{"a": 1.5, "b": -2, "c": "oslo", "k": 3}, {"a": 2, "b": 0.1, "c": "rome", "k": 1.0},
+               {"a": True, "b": 1e6, "c": "paris", "k": 0}, {"a": -1e4, "b": 7, "c": "lima", "k": 2}]
+    mixed = [{"a": 1.5, "b": None, "c": "oslo", "k": 3}, {"a": "2.5", "b": 1.0, "c": "rome", "k": 1},
+             {"a": 2 ** 60 + 1, "b": 1.0, "c": "rome", "k": 1}, {"a": 0.5, "b": 2 ** 60 + 1, "c": "rome", "k": 1}]
+    assert loaded._float_rows(numbers) is not None
+    for rows in (numbers, mixed[:2], mixed[2:]):
+        got = loaded.prepare(rows)
+        want = {n: loaded._column(n, s, [r[n] for r in rows]) for n, s in loaded.inputs.items()}
+        for n in spec:
+            assert got[n].dtype == want[n].dtype and got[n].shape == (len(rows),), n
+            np.testing.assert_array_equal(got[n], want[n], err_msg=n)
+    # anything unusual falls back to reading feature by feature, which names the culprit
+    cases = [
+        ([{**numbers[0], "a": "abc"}], "'a' cannot be read as float32"),
+        ([{**numbers[0], "b": [1.0, 2.0]}], r"'b' has shape \(1, 2\)"),
+        ([numbers[0], {k: v for k, v in numbers[1].items() if k != "a"}], "'a' is missing from instance 1"),
+        ([numbers[0], ["not", "a", "dict"]], "instance 1 is a list"),
+        ([{**numbers[0], "k": 0.5}], "'k' cannot be read as int32"),
+    ]
+    for bad, match in cases:
+        with pytest.raises(InvalidArgumentError, match=match):
+            loaded.prepare(bad)
+    assert loaded(numbers)["y"].shape == (4,)
