@@ -105,7 +105,8 @@ class Batcher:
         """Takes back an :meth:`announce` whose request will not be submitted."""
         with self._cond:
             self._announced = max(0, self._announced - 1)
-            self._cond.notify_all()
+            if self._announced == 0:
+                self._cond.notify()  # a waiting leader has no one left to wait for
 
     def submit(self, columns: Columns, *, announced: bool = False) -> dict[str, np.ndarray]:
         """Queues prepared columns, waits for the batch holding them, returns their outputs.
@@ -125,7 +126,10 @@ class Batcher:
             self._queue.append(task)
             self._queued_rows += rows
             if self._busy:
-                self._cond.notify_all()  # a leader may be waiting for these rows
+                # the leader (the only waiter) waits until no announced request is missing
+                # or the batch is full: wake it then, not for every row that arrives
+                if self._announced == 0 or self._queued_rows >= self.max_batch_size:
+                    self._cond.notify()
             else:
                 self._busy = task.lead = True
         if not task.lead:
