@@ -17,7 +17,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/jfx run examples/penguin/pipeline.py
 	@echo
-	@echo "Browse what it recorded:"
+	@echo "Browse what it recorded, in a web browser (runs, DAGs, lineage, statistics, models):"
+	@echo "  $(BIN)/jfx ui                           then open http://127.0.0.1:8080/"
+	@echo "or from the command line:"
 	@echo "  $(BIN)/jfx runs list"
 	@echo "  $(BIN)/jfx runs show <RUN_ID>"
 	@echo "  $(BIN)/jfx lineage <ARTIFACT_ID>       (e.g. the schema: what data made it)"
