@@ -1,5 +1,10 @@
 """Dynamic batching: rows from concurrent requests share one model call.
 
+:meth:`Batcher.run_batch` is the model call itself: several requests' columns
+concatenated, the outputs split back, the counters kept. ``jfx serve``'s event loop
+gathers the requests and calls it from its model thread (see :mod:`jfx.core._http`).
+:meth:`Batcher.submit` does the gathering for callers that are threads, as follows.
+
 Request threads validate and encode their own rows (so one bad request never spoils a
 batch), then :meth:`Batcher.submit` the prepared columns. There is no batching thread:
 the first request to arrive at an idle batcher becomes the *leader*, gathers what is
@@ -162,30 +167,42 @@ class Batcher:
             self._queued_rows -= total
             return tasks
 
+    def run_batch(self, parts: list[Columns], rows: list[int]) -> list[dict[str, np.ndarray]]:
+        """One model call on several requests' columns; each gets exactly its rows back.
+
+        What a leader runs; the server's event loop calls it too (from its model thread),
+        gathering the requests itself. Counted in :attr:`stats`.
+        """
+        try:
+            if len(parts) == 1:
+                outputs = self._predict(parts[0])
+            else:
+                names = parts[0].keys()
+                outputs = self._predict({n: np.concatenate([c[n] for c in parts]) for n in names})
+            results, start = [], 0
+            for n in rows:
+                results.append({k: v[start:start + n] for k, v in outputs.items()})
+                start += n
+            return results
+        finally:
+            total = sum(rows)
+            s = self.stats
+            s.batches += 1
+            s.rows += total
+            s.requests += len(parts)
+            s.largest = max(s.largest, total)
+            if len(s.sizes) < 100_000:
+                s.sizes.append(total)
+
     def _lead(self) -> None:
         tasks = self._take()
         try:
-            if len(tasks) == 1:
-                outputs = self._predict(tasks[0].columns)
-            else:
-                names = tasks[0].columns.keys()
-                outputs = self._predict({n: np.concatenate([t.columns[n] for t in tasks]) for n in names})
-            start = 0
-            for t in tasks:
-                t.result = {k: v[start:start + t.rows] for k, v in outputs.items()}
-                start += t.rows
+            for t, result in zip(tasks, self.run_batch([t.columns for t in tasks], [t.rows for t in tasks])):
+                t.result = result
         except BaseException as err:  # noqa: BLE001 - handed to every request in the batch, which re-raises it
             for t in tasks:
                 t.error = err
         finally:
-            total = sum(t.rows for t in tasks)
-            s = self.stats
-            s.batches += 1
-            s.rows += total
-            s.requests += len(tasks)
-            s.largest = max(s.largest, total)
-            if len(s.sizes) < 100_000:
-                s.sizes.append(total)
             with self._cond:
                 if self._queue:  # hand the lead to the oldest waiting request
                     nxt = self._queue[0]

@@ -26,31 +26,24 @@ Routes (all JSON; every error is ``{"error": "..."}`` with a 4xx status for a ba
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import numpy as np
 from jfx.core._batching import Batcher
+from jfx.core._http import HttpFrontEnd
 from jfx.core._export import LoadedModel, _bucket
 from jfx.core._rest import (
     _SIGNATURE_NAME,
-    ROUTES,
     HttpError,
-    _empty_outputs,
-    format_predictions,
     openapi_spec,
-    parse_predict_body,
 )
 from jfx.errors import InvalidArgumentError, JfxError, NotFoundError
 
@@ -58,9 +51,7 @@ __all__ = ["ModelServer", "ServingConfig", "build_parser", "main", "openapi_spec
 
 log = logging.getLogger("jfx.serve")
 
-MAX_BODY_BYTES = 64 << 20
 _SIGNATURE = "signature.json"
-_STATUS_LINES = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}" for s in HTTPStatus}  # built once, not per response
 @dataclass(frozen=True)
 class ServingConfig:
     """How a :class:`ModelServer` batches, polls and warms up.
@@ -68,8 +59,9 @@ class ServingConfig:
     Attributes:
         enable_batching: merge rows of concurrent requests into one model call.
         max_batch_size: most rows in one batched model call.
-        batch_timeout_ms: the longest a request waits for others to join its batch
-            (it only waits while other requests are already arriving).
+        batch_timeout_ms: the longest a batch waits for more requests to join it (it
+            waits only for the clients the previous batch just answered; a request
+            reaching an idle model goes at once).
         poll_interval_s: how often the model base path is scanned for new versions
             (0 or less: only at start; call :meth:`ModelServer.poll` yourself).
         max_loaded_versions: versions kept loaded (the newest ones); older ones are
@@ -117,11 +109,6 @@ class Servable:
             self.batcher = Batcher(model.run_prepared, max_batch_size=config.max_batch_size,
                                    batch_timeout_ms=config.batch_timeout_ms)
 
-    def predict(self, arrays: Mapping[str, np.ndarray], *, announced: bool = False) -> dict[str, np.ndarray]:
-        if self.batcher is None:
-            return self.model.run_prepared(arrays)
-        return self.batcher.submit(arrays, announced=announced)
-
     def close(self) -> None:
         if self.batcher is not None:
             self.batcher.close()
@@ -168,6 +155,9 @@ class VersionManager:
     # -- reading (request threads) ---------------------------------------------------------
     def get(self, version: int) -> Servable | None:
         return self._loaded.get(version)
+
+    def loaded_servables(self) -> list[Servable]:
+        return list(self._loaded.values())
 
     def status(self, version: int | None = None) -> list[VersionStatus]:
         items = sorted(self._status.values(), key=lambda s: -s.version)
@@ -276,198 +266,6 @@ class VersionManager:
 # The HTTP server
 # --------------------------------------------------------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "jfx-serve"
-    disable_nagle_algorithm = True  # headers and body go out in one write anyway
-    timeout = 300  # idle keep-alive connections are closed after this many seconds
-    server: _HTTPServer
-
-    _body_pending = False
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def handle_one_request(self) -> None:
-        # Like the stdlib's, but (1) headers are read into a plain dict (the stdlib's
-        # email-based parser costs ~60 µs a request, a third of the server's own time), and
-        # (2) every method (GET, POST, DELETE, FOO ...) reaches the router, so an unknown
-        # method gets a JSON 405 or 404 instead of an HTML 501.
-        try:
-            self.command, self.request_version = "", "HTTP/1.1"
-            self._body_pending = False
-            line = self.rfile.readline(65537)
-            self.raw_requestline = line
-            if not line:
-                self.close_connection = True
-                return
-            if len(line) > 65536:
-                self.requestline = ""
-                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
-                return
-            self.requestline = line.decode("latin-1").rstrip("\r\n")
-            parts = self.requestline.split()
-            if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-                self.send_error(HTTPStatus.BAD_REQUEST, f"bad request line {self.requestline[:100]!r}")
-                return
-            self.command, self.path, self.request_version = parts
-            headers: dict[str, str] = {}
-            for _ in range(101):
-                h = self.rfile.readline(65537)
-                if h in (b"\r\n", b"\n", b""):
-                    break
-                if len(h) > 65536:
-                    self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
-                    return
-                name, sep, value = h.decode("latin-1").partition(":")
-                if not sep:
-                    self.send_error(HTTPStatus.BAD_REQUEST, f"bad header line {h[:100]!r}")
-                    return
-                headers[name.strip().lower()] = value.strip()
-            else:
-                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "more than 100 headers")
-                return
-            self.headers = headers  # type: ignore[assignment]
-            self._body_pending = True
-            conn = headers.get("connection", "").lower()
-            self.close_connection = conn == "close" or (self.request_version == "HTTP/1.0" and conn != "keep-alive")
-            if headers.get("expect", "").lower() == "100-continue":
-                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            self._dispatch()
-        except TimeoutError:
-            self.close_connection = True
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        self.close_connection = True
-        self._send_json(int(code), {"error": message or HTTPStatus(code).phrase})
-
-    def _send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
-        if self._body_pending:  # answering before reading the body: drain it, so keep-alive stays in step
-            try:
-                self._read_body()
-            except HttpError:
-                self.close_connection = True
-        body = json.dumps(payload).encode()
-        lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} ", "Server: jfx-serve",
-                 "Content-Type: application/json", f"Content-Length: {len(body)}"]
-        for k, v in (headers or {}).items():
-            lines.append(f"{k}: {v}")
-        if self.close_connection:
-            lines.append("Connection: close")
-        elif self.request_version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        if log.isEnabledFor(logging.DEBUG):
-            self.log_request(status, len(body))
-
-    def _read_body(self) -> bytes:
-        self._body_pending = False
-        if "chunked" in (self.headers.get("transfer-encoding", "")).lower():
-            return self._read_chunked()
-        length = self.headers.get("content-length")
-        if length is None:
-            return b""
-        try:
-            n = int(length)
-            if n < 0:
-                raise ValueError
-        except ValueError as err:
-            self.close_connection = True
-            raise HttpError(400, f"Content-Length {length!r} is not a number of bytes") from err
-        if n > MAX_BODY_BYTES:
-            self.close_connection = True
-            raise HttpError(413, f"the body has {n} bytes; at most {MAX_BODY_BYTES} are accepted")
-        body = self.rfile.read(n)
-        if len(body) < n:
-            self.close_connection = True
-            raise HttpError(400, f"the body ended after {len(body)} of {n} bytes")
-        return body
-
-    def _read_chunked(self) -> bytes:
-        parts, total = [], 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError as err:
-                self.close_connection = True
-                raise HttpError(400, "a malformed chunk in the chunked body") from err
-            total += size
-            if total > MAX_BODY_BYTES:
-                self.close_connection = True
-                raise HttpError(413, f"the body has more than {MAX_BODY_BYTES} bytes")
-            if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers
-                    pass
-                return b"".join(parts)
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(8)
-
-    def _dispatch(self) -> None:
-        app = self.server.app
-        servable = None
-        announced = False
-        try:
-            path = self.path.split("?", 1)[0]
-            for template, regex, methods in ROUTES:
-                m = regex.fullmatch(path)
-                if m:
-                    break
-            else:
-                raise HttpError(404, f"no route {path!r}; see /v1/openapi.json for the routes")
-            handler = methods.get(self.command)
-            if handler is None:
-                allow = ", ".join(methods)
-                raise HttpError(405, f"{template} takes {allow}, not {self.command}", {"Allow": allow})
-            groups = m.groupdict()
-            if handler == "openapi":
-                self._send_json(200, app.openapi)
-                return
-            name = unquote(groups["name"])
-            if name != app.model_name:
-                raise HttpError(404, f"no model named {name!r}; this server serves {app.model_name!r}")
-            version = groups.get("version")
-            if handler == "status":
-                self._send_json(200, app.status_json(version))
-                return
-            servable = app.servable(version)
-            if handler == "metadata":
-                self._send_json(200, app.metadata_json(servable))
-                return
-            if servable.batcher is not None:
-                servable.batcher.announce()
-                announced = True
-            body = self._read_body()
-            kind, arrays, n = parse_predict_body(body, servable.model)
-            if n == 0:
-                outputs = _empty_outputs(servable.model)
-            else:
-                announced = False
-                outputs = servable.predict(arrays, announced=servable.batcher is not None)
-            self._send_json(200, format_predictions(kind, outputs, n))
-        except HttpError as err:
-            self._send_json(err.status, {"error": err.message}, err.headers)
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
-        except Exception as err:
-            log.exception("%s %s failed", self.command, self.path)
-            self.close_connection = True
-            self._send_json(500, {"error": f"internal error: {type(err).__name__}: {err}"})
-        finally:
-            if announced and servable is not None and servable.batcher is not None:
-                servable.batcher.withdraw()
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024  # many clients connecting at once must not overflow the listen backlog
-
-    def __init__(self, address: tuple[str, int], app: ModelServer):
-        self.app = app
-        super().__init__(address, _Handler)
-
-
 class ModelServer:
     """Serves the versions under ``model_base_path`` as model ``model_name`` over HTTP.
 
@@ -496,8 +294,7 @@ class ModelServer:
         self.versions = VersionManager(self.model_base_path, model_name, self.config)
         self.openapi = openapi_spec(model_name)
         self._host, self._port = host, port
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: HttpFrontEnd | None = None
 
     # -- answers ---------------------------------------------------------------------------
     def servable(self, version: str | None) -> Servable:
@@ -542,7 +339,7 @@ class ModelServer:
     # -- life cycle ------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        return self._httpd.server_address[1] if self._httpd else self._port
+        return self._http.port if self._http else self._port
 
     @property
     def url(self) -> str:
@@ -552,10 +349,11 @@ class ModelServer:
     def start(self) -> ModelServer:
         """Loads the newest version, starts polling and serves in a background thread."""
         self.versions.start()
-        self._httpd = _HTTPServer((self._host, self._port), self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="jfx-serve-http", daemon=True)
-        self._thread.start()
+        try:
+            self._http = HttpFrontEnd(self, self._host, self._port)
+        except BaseException:
+            self.versions.close()
+            raise
         return self
 
     def poll(self) -> None:
@@ -563,19 +361,18 @@ class ModelServer:
         self.versions.poll()
 
     def close(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         self.versions.close()
 
     def wait(self) -> None:
         """Blocks until :meth:`close` (or Ctrl-C)."""
-        while self._thread is not None and self._thread.is_alive():
-            self._thread.join(0.5)
+        while self._http is not None and self._http.is_alive():
+            self._http.join(0.5)
 
     def __enter__(self) -> ModelServer:  # noqa: PYI034
-        if self._httpd is None:
+        if self._http is None:
             self.start()
         return self
 

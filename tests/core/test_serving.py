@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from jfx.core import TensorSpec, export
 from jfx.core._batching import Batcher
-from jfx.core._serving import ROUTES, ModelServer, ServingConfig, openapi_spec
+from jfx.core._rest import ROUTES
+from jfx.core._serving import ModelServer, ServingConfig, openapi_spec
 from jfx.errors import NotFoundError
 
 CITY = {"vocabulary": ["paris", "oslo", "lima"], "oov_buckets": 1}
@@ -606,3 +607,27 @@ def test_jfx_serve_in_a_subprocess_with_a_hot_swap_under_load(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_idle_keep_alive_connections_are_closed(tmp_path, monkeypatch):
+    import socket
+
+    import jfx.core._http as http_front
+
+    monkeypatch.setattr(http_front, "IDLE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(http_front, "_SWEEP_S", 0.1)
+    base = tmp_path / "m"
+    base.mkdir()
+    push(base, 1, 2.0)
+    with ModelServer(base, "m", port=0, config=ServingConfig(poll_interval_s=0)) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(b"GET /v1/models/m HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(1.0)
+            assert s.recv(65536) == b""  # the server closed the idle connection
+        busy = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for _ in range(5):  # a connection in use stays open
+            busy.request("GET", "/v1/models/m")
+            assert busy.getresponse().read()
+            time.sleep(0.1)
+        busy.close()

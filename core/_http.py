@@ -1,0 +1,446 @@
+"""The model server's HTTP/1.1 front end: one asyncio event loop for every connection.
+
+Each connection is an :class:`asyncio.Protocol` that parses requests out of its buffer
+(request line, headers, a ``Content-Length`` or chunked body) and answers them in order
+on a kept-alive connection. Status, metadata and OpenAPI answers are made on the loop.
+A predict request is parsed and checked on the loop too (a bad one is answered 400 at
+once, and never reaches a batch); then
+
+* with batching on, its rows join the servable's queue. One model thread runs one batch
+  at a time: the queued requests (in arrival order, up to ``max_batch_size`` rows) go to
+  it as one model call; requests that arrive while it runs wait for the next. A request
+  arriving at an idle model goes at once; after a batch, the next one waits (at most
+  ``batch_timeout_ms``) for the clients that batch just answered, who are about to send
+  again;
+* with batching off, it runs on a pool of model threads, one model call per request.
+
+No thread per connection: the loop does all the HTTP for every client, so a busy server
+spends its interpreter time on requests, not on switching between threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import numpy as np
+from jfx.core._rest import ROUTES, HttpError, _empty_outputs, format_predictions, parse_predict_body
+
+if TYPE_CHECKING:
+    from jfx.core._serving import ModelServer, Servable
+
+__all__ = ["HttpFrontEnd", "MAX_BODY_BYTES"]
+
+log = logging.getLogger("jfx.serve")
+
+MAX_BODY_BYTES = 64 << 20
+MAX_LINE = 65536
+MAX_HEADERS = 100
+IDLE_TIMEOUT_S = 300.0  # a keep-alive connection with no request for this long is closed
+_SWEEP_S = 10.0
+_STATUS_LINES = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus}
+
+
+class _BadRequest(Exception):
+    """An HTTP-level error: answered, then the connection is closed."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class _Request:
+    __slots__ = ("method", "target", "version", "headers", "body")
+
+    def __init__(self, method: str, target: str, version: str, headers: dict[str, str], body: bytes):
+        self.method, self.target, self.version, self.headers, self.body = method, target, version, headers, body
+
+
+def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
+    lines = head.split(b"\r\n")
+    request_line = lines[0].decode("latin-1")
+    if len(lines[0]) > MAX_LINE:
+        raise _BadRequest(414, "the request line is too long")
+    parts = request_line.split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise _BadRequest(400, f"bad request line {request_line[:100]!r}")
+    if len(lines) - 1 > MAX_HEADERS:
+        raise _BadRequest(431, f"more than {MAX_HEADERS} headers")
+    headers: dict[str, str] = {}
+    for raw in lines[1:]:
+        name, sep, value = raw.decode("latin-1").partition(":")
+        if not sep:
+            raise _BadRequest(400, f"bad header line {raw[:100]!r}")
+        headers[name.strip().lower()] = value.strip()
+    return parts[0], parts[1], parts[2], headers
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parse, answer in order, keep alive."""
+
+    def __init__(self, front: HttpFrontEnd):
+        self.front = front
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.busy = False  # a request of this connection is being answered
+        self.closing = False
+        self.last_active = front.loop.time()
+        self._continued = False  # 100 Continue sent for the request now arriving
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                import socket
+
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self.front.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.busy:
+            self._next()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.front.connections.discard(self)
+
+    # -- parsing ---------------------------------------------------------------------------
+    def _close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _next(self) -> None:
+        """Answer the next complete request in the buffer, if there is one."""
+        while not self.busy and not self.closing and self.buf:
+            try:
+                request = self._take_request()
+            except _BadRequest as err:
+                self._respond(err.status, {"error": err.message}, close=True)
+                return
+            if request is None:
+                return
+            self.last_active = self.front.loop.time()
+            self.busy = True
+            self.front.dispatch(self, request)
+
+    def _take_request(self) -> _Request | None:
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_LINE * 4:
+                raise _BadRequest(431, "the request head is too large")
+            return None
+        method, target, version, headers = _parse_head(bytes(buf[:end]))
+        start = end + 4
+        if headers.get("expect", "").lower() == "100-continue" and not self._continued:
+            self._continued = True
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            parsed = self._chunked(start)
+            if parsed is None:
+                return None
+            body, consumed = parsed
+        else:
+            length = headers.get("content-length")
+            n = 0
+            if length is not None:
+                try:
+                    n = int(length)
+                    if n < 0:
+                        raise ValueError
+                except ValueError:
+                    raise _BadRequest(400, f"Content-Length {length!r} is not a number of bytes") from None
+                if n > MAX_BODY_BYTES:
+                    raise _BadRequest(413, f"the body has {n} bytes; at most {MAX_BODY_BYTES} are accepted")
+            if len(buf) < start + n:
+                return None
+            body, consumed = bytes(buf[start:start + n]), start + n
+        del buf[:consumed]
+        self._continued = False
+        return _Request(method, target, version, headers, body)
+
+    def _chunked(self, pos: int) -> tuple[bytes, int] | None:
+        buf, parts, total = self.buf, [], 0
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                return None
+            try:
+                size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BadRequest(400, "a malformed chunk in the chunked body") from None
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _BadRequest(413, f"the body has more than {MAX_BODY_BYTES} bytes")
+            pos = eol + 2
+            if size == 0:
+                while True:  # trailers, up to the empty line
+                    eol = buf.find(b"\r\n", pos)
+                    if eol < 0:
+                        return None
+                    line, pos = buf[pos:eol], eol + 2
+                    if not line.strip():
+                        return b"".join(parts), pos
+            if len(buf) < pos + size + 2:
+                return None
+            parts.append(bytes(buf[pos:pos + size]))
+            pos += size + 2
+
+    # -- answering -------------------------------------------------------------------------
+    def _respond(self, status: int, payload: Any, headers: Mapping[str, str] | None = None, *,
+                 close: bool = False, version: str = "HTTP/1.1") -> None:
+        if self.transport is None or self.transport.is_closing():
+            self.closing = True
+            return
+        body = json.dumps(payload).encode()
+        head = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} \r\n".encode("latin-1"),
+                b"Server: jfx-serve\r\nContent-Type: application/json\r\nContent-Length: ",
+                str(len(body)).encode(), b"\r\n"]
+        for k, v in (headers or {}).items():
+            head.append(f"{k}: {v}\r\n".encode("latin-1"))
+        if close:
+            head.append(b"Connection: close\r\n")
+        elif version == "HTTP/1.0":
+            head.append(b"Connection: keep-alive\r\n")
+        head.append(b"\r\n")
+        head.append(body)
+        self.transport.write(b"".join(head))
+        if close:
+            self.closing = True
+            self.transport.close()
+
+    def finish(self, request: _Request, status: int, payload: Any, headers: Mapping[str, str] | None = None,
+               *, close: bool = False) -> None:
+        """Answer ``request`` and go on with the next one in the buffer."""
+        conn = request.headers.get("connection", "").lower()
+        close = close or conn == "close" or (request.version == "HTTP/1.0" and conn != "keep-alive")
+        self._respond(status, payload, headers, close=close, version=request.version)
+        self.busy = False
+        if not self.closing and self.buf:
+            self._next()
+
+
+class _Queue:
+    """The requests waiting for a servable's next batch (batching on; used on the loop only).
+
+    When the model thread is free, a request that arrives goes at once (a lone client
+    never waits). When a batch ends with fewer rows queued than a full batch, the clients
+    it just answered are about to send again: the next batch waits for them, until it
+    holds as many rows as were queued plus the requests just answered (at most
+    ``max_batch_size``), or ``batch_timeout_ms`` has passed.
+    """
+
+    def __init__(self, front: HttpFrontEnd, servable: Servable):
+        self.front, self.servable = front, servable
+        self.batcher = servable.batcher
+        assert self.batcher is not None
+        self.waiting: deque[tuple[Mapping[str, np.ndarray], int, Callable[[Any, BaseException | None], None]]] = deque()
+        self.rows = 0
+        self.running = False
+        self.target = 0  # rows to wait for before the next batch (0: go at once)
+        self.timer: asyncio.Handle | None = None
+
+    def add(self, columns: Mapping[str, np.ndarray], rows: int,
+            done: Callable[[Any, BaseException | None], None]) -> None:
+        self.waiting.append((columns, rows, done))
+        self.rows += rows
+        if self.running:
+            return
+        if self.timer is None:
+            # after this turn of the loop: requests that arrived together go together
+            self.timer = self.front.loop.call_soon(self._flush)
+        elif self.rows >= self.target:
+            self.timer.cancel()
+            self.timer = self.front.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.timer = None
+        if self.running or not self.waiting:
+            return
+        front, batcher = self.front, self.batcher
+        self.target = 0
+        taken = [self.waiting.popleft()]
+        total = taken[0][1]
+        while self.waiting and total + self.waiting[0][1] <= batcher.max_batch_size:
+            taken.append(self.waiting.popleft())
+            total += taken[-1][1]
+        self.rows -= total
+        self.running = True
+        future = front.model_pool.submit(batcher.run_batch, [t[0] for t in taken], [t[1] for t in taken])
+        future.add_done_callback(lambda f: front.loop.call_soon_threadsafe(self._done, taken, f))
+
+    def _done(self, taken: list[Any], future: Future) -> None:
+        self.running = False
+        try:
+            results = future.result()
+        except BaseException as err:  # noqa: BLE001 - every request of the batch gets it
+            for _, _, done in taken:
+                done(None, err)
+        else:
+            for (_, _, done), result in zip(taken, results):
+                done(result, None)
+        batcher = self.batcher
+        expected = min(batcher.max_batch_size, self.rows + len(taken))
+        if self.waiting and self.rows < expected and batcher.timeout_s > 0:
+            self.target = expected
+            self.timer = self.front.loop.call_later(batcher.timeout_s, self._flush)
+        elif self.waiting:
+            self._flush()
+        else:
+            # nothing queued: the next request goes at once, unless the clients just
+            # answered come back within the timeout together
+            self.target = 0
+
+
+class HttpFrontEnd:
+    """Serves a :class:`ModelServer`'s routes on an asyncio loop in a background thread."""
+
+    def __init__(self, app: ModelServer, host: str, port: int):
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        workers = max(4, os.cpu_count() or 1)
+        self.model_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jfx-serve-model")
+        self._queues: dict[int, _Queue] = {}
+        self.connections: set[_Connection] = set()
+        self._server: asyncio.base_events.Server | None = None
+        self._thread = threading.Thread(target=self._run, name="jfx-serve-http", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._host, self._port = host, port
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self._server = self.loop.run_until_complete(self.loop.create_server(
+                lambda: _Connection(self), self._host, self._port, backlog=1024, reuse_address=True))
+        except BaseException as err:  # noqa: BLE001 - raised in the starting thread
+            self._error = err
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.call_later(_SWEEP_S, self._close_idle)
+        try:
+            self.loop.run_forever()
+        finally:
+            self._server.close()
+            self.loop.run_until_complete(self._server.wait_closed())
+            self.loop.close()
+
+    def _close_idle(self) -> None:
+        """Close keep-alive connections idle for IDLE_TIMEOUT_S (one sweep, not a timer per request)."""
+        cutoff = self.loop.time() - IDLE_TIMEOUT_S
+        for conn in [c for c in self.connections if not c.busy and c.last_active < cutoff]:
+            conn._close()
+        self.loop.call_later(_SWEEP_S, self._close_idle)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+        self.model_pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- routing ---------------------------------------------------------------------------
+    def dispatch(self, conn: _Connection, request: _Request) -> None:
+        app = self.app
+        try:
+            path = request.target.split("?", 1)[0]
+            for template, regex, methods in ROUTES:
+                m = regex.fullmatch(path)
+                if m:
+                    break
+            else:
+                raise HttpError(404, f"no route {path!r}; see /v1/openapi.json for the routes")
+            handler = methods.get(request.method)
+            if handler is None:
+                allow = ", ".join(methods)
+                raise HttpError(405, f"{template} takes {allow}, not {request.method}", {"Allow": allow})
+            groups = m.groupdict()
+            if handler == "openapi":
+                conn.finish(request, 200, app.openapi)
+                return
+            name = unquote(groups["name"])
+            if name != app.model_name:
+                raise HttpError(404, f"no model named {name!r}; this server serves {app.model_name!r}")
+            version = groups.get("version")
+            if handler == "status":
+                conn.finish(request, 200, app.status_json(version))
+                return
+            servable = app.servable(version)
+            if handler == "metadata":
+                conn.finish(request, 200, app.metadata_json(servable))
+                return
+            kind, arrays, n = parse_predict_body(request.body, servable.model)
+            if n == 0:
+                conn.finish(request, 200, format_predictions(kind, _empty_outputs(servable.model), 0))
+                return
+            self._predict(conn, request, servable, kind, arrays, n)
+        except HttpError as err:
+            conn.finish(request, err.status, {"error": err.message}, err.headers)
+        except Exception as err:  # noqa: BLE001 - answered 500, logged
+            log.exception("%s %s failed", request.method, request.target)
+            conn.finish(request, 500, {"error": f"internal error: {type(err).__name__}: {err}"}, close=True)
+
+    def _predict(self, conn: _Connection, request: _Request, servable: Servable, kind: str,
+                 arrays: Mapping[str, np.ndarray], n: int) -> None:
+        def done(outputs: Any, err: BaseException | None) -> None:
+            if err is not None:
+                if isinstance(err, HttpError):
+                    conn.finish(request, err.status, {"error": err.message}, err.headers)
+                    return
+                log.error("%s %s failed: %s: %s", request.method, request.target, type(err).__name__, err)
+                conn.finish(request, 500, {"error": f"internal error: {type(err).__name__}: {err}"}, close=True)
+                return
+            try:
+                conn.finish(request, 200, format_predictions(kind, outputs, n))
+            except Exception as exc:  # noqa: BLE001
+                log.exception("formatting the predictions failed")
+                conn.finish(request, 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}, close=True)
+
+        if servable.batcher is not None:
+            queue = self._queues.get(id(servable))
+            if queue is None or queue.servable is not servable:
+                queue = self._queues[id(servable)] = _Queue(self, servable)
+                self._forget_unloaded()
+            queue.add(arrays, n, done)
+            return
+        future = self.model_pool.submit(servable.model.run_prepared, arrays)
+        future.add_done_callback(
+            lambda f: self.loop.call_soon_threadsafe(lambda: done(None, f.exception()) if f.exception()
+                                                     else done(f.result(), None)))
+
+    def _forget_unloaded(self) -> None:
+        """Drop the queues of versions no longer loaded (a hot swap leaves them behind)."""
+        live = {id(s) for s in self.app.versions.loaded_servables()}
+        for key in [k for k, q in self._queues.items() if k not in live and not q.waiting and not q.running]:
+            del self._queues[key]
