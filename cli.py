@@ -111,11 +111,15 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--token", metavar="TOKEN", help="a bearer token for the Kubeflow Pipelines API")
     p.add_argument("--namespace", metavar="NS", help="the Kubeflow namespace (multi-user installations)")
     p.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
+    _add_partial_run(p)
+    return p
+
+
+def _add_partial_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="from_nodes", action="append", default=None, metavar="NODE",
-                   help="partial run: start at NODE (repeatable)")
+                   help="partial run: start at NODE (repeatable); upstream outputs are reused from the store")
     p.add_argument("--to", dest="to_nodes", action="append", default=None, metavar="NODE",
                    help="partial run: stop after NODE (repeatable)")
-    return p
 
 
 def add_ui_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -180,10 +184,7 @@ def _parser() -> argparse.ArgumentParser:
                           "--runner beam it configures the DAG and the data components, else only the data components")
     run.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
     run.add_argument("--resume", metavar="RUN_ID", help="rerun only the nodes of RUN_ID that did not complete")
-    run.add_argument("--from", dest="from_nodes", action="append", default=None, metavar="NODE",
-                     help="partial run: start at NODE (repeatable); upstream outputs are reused from the store")
-    run.add_argument("--to", dest="to_nodes", action="append", default=None, metavar="NODE",
-                     help="partial run: stop after NODE (repeatable)")
+    _add_partial_run(run)
     run.add_argument("--pipeline-root", metavar="DIR", help="where outputs go (default: the pipeline's, else $JFX_HOME/artifacts)")
     run.add_argument("--max-workers", type=int, metavar="N", help="nodes run at once (default: CPU count)")
     run.add_argument("--executor", choices=["thread", "process"], default="thread", help="run nodes on threads (default) or worker processes")

@@ -60,7 +60,8 @@ class _Views(Mapping):
         return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in self._items.items()) + "}"
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An ISO time from the store's properties (``None`` if missing or unreadable)."""
     if isinstance(value, datetime) or value is None:
         return value
     try:
@@ -170,12 +171,12 @@ class RunView:
 
     @property
     def start_time(self) -> datetime | None:
-        return _parse_time(self.context.properties.get("start_time"))
+        return parse_time(self.context.properties.get("start_time"))
 
     @property
     def end_time(self) -> datetime | None:
         """When the run finished; ``None`` while it runs."""
-        return _parse_time(self.context.properties.get("end_time"))
+        return parse_time(self.context.properties.get("end_time"))
 
     @property
     def parameters(self) -> dict[str, Any]:

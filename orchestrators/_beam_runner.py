@@ -36,7 +36,7 @@ from apache_beam.io.filesystems import FileSystems
 from jfx.components._beam import beam_options, results_folder
 from jfx.errors import InvalidArgumentError
 from jfx.metadata import ExecutionState, ListOptions, MetadataStore
-from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
+from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node
 from jfx.orchestrators._progress import make_progress
 from jfx.orchestrators._run import (
     RunResult,
@@ -324,15 +324,6 @@ def _read_outcomes(folder: str) -> dict[str, NodeOutcome]:
     return found
 
 
-_STATES = {
-    ExecutionState.COMPLETE: NodeState.COMPLETE,
-    ExecutionState.CACHED: NodeState.CACHED,
-    ExecutionState.FAILED: NodeState.FAILED,
-    ExecutionState.CANCELLED: NodeState.CANCELLED,
-    ExecutionState.ABANDONED: NodeState.FAILED,
-    ExecutionState.RUNNING: NodeState.FAILED,
-    ExecutionState.SKIPPED: NodeState.SKIPPED,
-}
 
 
 class _Watcher:
@@ -397,7 +388,7 @@ def _outcome_from_store(store: MetadataStore, run: RunInfo, node_id: str, after_
         return None
     e = max(mine, key=lambda x: x.id or 0)
     assert e.id is not None
-    state = _STATES.get(e.state, NodeState.FAILED)
+    state = FINISHED_STATE_OF.get(e.state, NodeState.FAILED)
     _, outputs = store.get_execution_artifacts(e.id)
     props = e.properties
     failed = state in (NodeState.FAILED, NodeState.CANCELLED)

@@ -402,11 +402,11 @@ def _run_states(store: MetadataStore, run: RunInfo, node_ids: tuple[str, ...]) -
         if e is None:
             states[nid] = (NodeState.SKIPPED, None, False)
         else:
-            states[nid] = (_STATE_OF[e.state], e.properties.get("halted"), bool(e.properties.get("by_condition")))
+            states[nid] = (STATE_OF[e.state], e.properties.get("halted"), bool(e.properties.get("by_condition")))
     return states
 
 
-_STATE_OF = {
+STATE_OF = {
     ExecutionState.NEW: NodeState.PENDING,
     ExecutionState.RUNNING: NodeState.RUNNING,
     ExecutionState.COMPLETE: NodeState.COMPLETE,
@@ -416,6 +416,8 @@ _STATE_OF = {
     ExecutionState.CANCELLED: NodeState.CANCELLED,
     ExecutionState.ABANDONED: NodeState.FAILED,
 }
+# Once a run has ended, an execution still RUNNING lost its process: the node failed.
+FINISHED_STATE_OF = {**STATE_OF, ExecutionState.NEW: NodeState.FAILED, ExecutionState.RUNNING: NodeState.FAILED}
 
 
 def material_states(base: ExecutionRecord) -> dict[str, str] | None:

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from jfx.errors import ComponentError, InvalidArgumentError, JfxError
 from jfx.metadata import ExecutionState, MetadataStore
-from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node, reuse_latest
+from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node, reuse_latest
 from jfx._config import default_pipeline_root
 from jfx.metadata import PIPELINE, PIPELINE_RUN
 from jfx.orchestrators._publish import remove_tree, staging_dir
@@ -46,15 +46,7 @@ __all__ = ["run_node", "finish", "join_run", "kfp_run_id", "outcomes_from_store"
 # so the run is judged alive (and reaped if it dies) by that process, not by the task's.
 OWNER_PID_ENV = "JFX_RUN_OWNER_PID"
 
-_STATES = {
-    ExecutionState.COMPLETE: NodeState.COMPLETE,
-    ExecutionState.CACHED: NodeState.CACHED,
-    ExecutionState.FAILED: NodeState.FAILED,
-    ExecutionState.CANCELLED: NodeState.CANCELLED,
-    ExecutionState.ABANDONED: NodeState.FAILED,
-    ExecutionState.RUNNING: NodeState.FAILED,
-    ExecutionState.SKIPPED: NodeState.SKIPPED,
-}
+_STATES = FINISHED_STATE_OF
 
 
 class NodeFailedError(JfxError):

@@ -39,7 +39,7 @@ from typing import Annotated, Any, Callable, Union
 from jfx._version import __version__
 from jfx.errors import InvalidPipelineError
 from jfx.pipelines._artifacts import Artifact
-from jfx.pipelines._control import Collected, ForEach, LoopItem, OutputValue, Predicate, register_node
+from jfx.pipelines._control import Collected, Comparable, ForEach, LoopItem, OutputValue, Predicate, register_node
 
 __all__ = [
     "Input",
@@ -244,7 +244,7 @@ def _code_version(fn: Callable[..., Any]) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class RuntimeParameter:
+class RuntimeParameter(Comparable):
     """A pipeline parameter whose value is chosen when the pipeline runs.
 
     Pass it as a component parameter; override it with ``jfx run ... --param name=value``.
@@ -289,21 +289,6 @@ class RuntimeParameter:
 
     def __hash__(self) -> int:
         return hash(self._key())
-
-    def __lt__(self, other: Any) -> Predicate:
-        return Predicate.compare("<", self, other)
-
-    def __le__(self, other: Any) -> Predicate:
-        return Predicate.compare("<=", self, other)
-
-    def __gt__(self, other: Any) -> Predicate:
-        return Predicate.compare(">", self, other)
-
-    def __ge__(self, other: Any) -> Predicate:
-        return Predicate.compare(">=", self, other)
-
-    def __invert__(self) -> Predicate:
-        return ~Predicate.truthy(self)
 
 
 @dataclass(frozen=True)

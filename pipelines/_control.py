@@ -127,7 +127,7 @@ def _bad_condition(value: Any) -> Predicate:
     )
 
 
-class _Comparable:
+class Comparable:
     """Comparison operators that build predicates (mixed into parameters and output values)."""
 
     __slots__ = ()
@@ -162,7 +162,7 @@ class _Comparable:
     __hash__ = object.__hash__
 
 
-class OutputValue(_Comparable):
+class OutputValue(Comparable):
     """A property of an output artifact, read when the pipeline runs: ``channel.blessed``."""
 
     __slots__ = ("channel", "prop")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jfx.errors import JfxError
+from jfx.metadata._client import parse_time
 from jfx.metadata._records import ArtifactRecord, ExecutionRecord, ExecutionState
 
 __all__ = [
@@ -82,15 +83,6 @@ class Query:
         if value not in choices:
             raise ApiError(400, f"query parameter {name}={value!r}: expected one of {', '.join(choices)}")
         return value
-
-
-def parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime) or value is None:
-        return value
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 def iso(value: datetime | None) -> str | None:
