@@ -165,6 +165,7 @@ class ServerProcess:
             env.setdefault("PYTHONUNBUFFERED", "1")
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # share an accelerator with the caller
             env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+            env["JFX_SERVE_PARENT_PID"] = str(os.getpid())  # jfx.core._serving: stop when this process dies
             with open(self._stderr_path, "wb") as log:
                 self._proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
                                               stderr=subprocess.STDOUT, env=env, cwd=str(self._tmp))

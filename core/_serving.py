@@ -424,9 +424,31 @@ def run_from_args(args: argparse.Namespace) -> int:
                  warmup_batch_sizes=getattr(args, "warmup_batch_sizes", None))
 
 
+# Set by a process that starts a server for itself (InfraValidator): the server stops when
+# that process dies, even by SIGKILL, instead of outliving it.
+PARENT_PID_ENV = "JFX_SERVE_PARENT_PID"
+
+
+def _die_with_parent() -> None:
+    """On Linux, ask for SIGTERM when the process named in PARENT_PID_ENV dies (prctl)."""
+    expected = os.environ.get(PARENT_PID_ENV)
+    if not expected or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != expected:  # the parent died before prctl took effect
+        raise SystemExit(f"jfx serve: the process that started it ({expected}) has exited")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m jfx.core._serving serve --model_base_path DIR --model_name NAME``
     (``serve`` may be left out)."""
+    _die_with_parent()
     parser = argparse.ArgumentParser(prog="jfx")
     build_parser(parser.add_subparsers(dest="command"))
     argv = list(sys.argv[1:] if argv is None else argv)

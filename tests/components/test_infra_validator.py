@@ -171,3 +171,34 @@ def test_defaults_and_a_missing_split_fail_before_any_server_starts(good_model, 
     with pytest.raises(DataValidationError, match=r"splits \['train', 'eval'\]"):
         run(good_model, tmp_path, examples, split="test")
     assert not (tmp_path / "blessing" / INFRA_BLESSING_FILE).exists()
+
+
+def test_the_server_dies_with_a_killed_caller(good_model, tmp_path):
+    """A runner killed with SIGKILL cannot stop its server: the server must notice and stop itself."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = tmp_path / "caller.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        from jfx.components._infra_validator import ServerProcess
+        server = ServerProcess({str(good_model)!r}).start()
+        print(server.pid, flush=True)
+        time.sleep(600)
+    """))
+    caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        server_pid = int(caller.stdout.readline())
+        assert not gone(server_pid)
+        caller.send_signal(signal.SIGKILL)
+        caller.wait(10)
+        deadline = time.monotonic() + 20
+        while not gone(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert gone(server_pid)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
