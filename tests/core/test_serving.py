@@ -401,29 +401,16 @@ def test_batcher_unit():
         return {"y": cols["x"] * 2}
 
     b = Batcher(predict, max_batch_size=4, batch_timeout_ms=50)
-    results = {}
-
-    def go(i):
-        b.announce()
-        time.sleep(0.01 * (i % 3))
-        results[i] = b.submit({"x": np.array([i, i], np.float32)}, announced=True)["y"].tolist()
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == {i: [2.0 * i, 2.0 * i] for i in range(10)}
-    assert max(calls) <= 4 and len(calls) < 10
-    b.announce()
-    b.withdraw()  # a withdrawn announcement does not hold the next batch back
-    t0 = time.perf_counter()
-    assert b.submit({"x": np.array([1.0])})["y"].tolist() == [2.0]
-    assert time.perf_counter() - t0 < 0.04
+    parts = [{"x": np.array([i, i], np.float32)} for i in range(2)] + [{"x": np.array([7.0], np.float32)}]
+    results = b.run_batch(parts, [2, 2, 1])
+    assert [r["y"].tolist() for r in results] == [[0.0, 0.0], [2.0, 2.0], [14.0]]  # each gets its own rows
+    assert calls == [5]  # one model call
+    assert (b.stats.batches, b.stats.requests, b.stats.rows, b.stats.largest) == (1, 3, 5, 5)
     with pytest.raises(RuntimeError, match="boom"):
-        b.submit({"x": np.array([-1.0])})
-    b.close()
-    assert b.submit({"x": np.array([3.0])})["y"].tolist() == [6.0]  # a version unloaded mid-request still answers
+        b.run_batch([{"x": np.array([1.0])}, {"x": np.array([-1.0])}], [1, 1])
+    assert b.stats.batches == 2  # a failed call is counted too
+    with pytest.raises(ValueError, match="max_batch_size"):
+        Batcher(predict, max_batch_size=0)
 
 
 # ---------------------------------------------------------------------------------------
