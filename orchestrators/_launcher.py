@@ -235,7 +235,9 @@ def launch_node(
     if comp.kind == "resolver":
         return _resolve(store, ir, node, run, comp, params, inputs, base, contexts, input_ids, t0)
 
-    if ir.enable_cache and run.enable_cache and node.options.cache:
+    if node.trigger == "all_done":
+        reason = "an exit handler runs on every run"
+    elif ir.enable_cache and run.enable_cache and node.options.cache:
         hit = _find_cached(store, node, node_ctx.id, cache_key)
         if hit is not None:
             source, outputs = hit

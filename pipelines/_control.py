@@ -370,7 +370,8 @@ class ForEach(_Block):
 class ExitHandler(_Block):
     """``with jfx.ExitHandler(node):`` — ``node`` runs once every node made inside is done.
 
-    It runs whatever happened to them (complete, failed, skipped), and its component
+    It runs whatever happened to them (complete, failed, skipped), on every run (the
+    cache never replays it), and its component
     reads their states from ``jfx.current_context().upstream_states``. A run whose block
     failed stays FAILED even when the exit node succeeds.
     """

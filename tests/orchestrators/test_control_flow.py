@@ -89,6 +89,11 @@ def test_exit_handler_runs_after_a_failure_and_sees_every_state(runner, where):
     assert ok.nodes["report"].outputs["out"][0].properties["states"] == {
         "explode": "complete", "number": "cached", "publish": "complete"}
 
+    again = runner.run(flow.exit_handled(root=where[0], url=where[1]), parameters={"fail": False})
+    assert again.nodes["explode"].state == NodeState.CACHED
+    assert again.nodes["report"].state == NodeState.COMPLETE  # never replayed from the cache
+    assert again.nodes["report"].cache_miss_reason == "an exit handler runs on every run"
+
 
 def test_partial_run_reuses_upstream_outputs(runner, where):
     first = runner.run(flow.fan_out(root=where[0], url=where[1]))
