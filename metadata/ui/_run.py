@@ -131,17 +131,28 @@ def execution_log_path(store: MetadataStore, execution_id: str) -> Path:
         raise ApiError(400, f"execution id {execution_id!r} is not an integer") from None
     except NotFoundError as err:
         raise ApiError(404, str(err)) from None
-    uri = e.properties.get("log_uri")
-    if not isinstance(uri, str) or not Path(uri).is_file():
+    path = _log_file(e)
+    if path is None:
         raise ApiError(404, f"execution {e.id} has no captured log")
-    return Path(uri)
+    return path
+
+
+def _log_file(e: ExecutionRecord) -> Path | None:
+    """The execution's captured log, only where the launcher writes logs:
+    ``<pipeline_root>/<pipeline>/.logs/<node>/<execution id>.log``."""
+    uri = e.properties.get("log_uri")
+    if not isinstance(uri, str):
+        return None
+    path = Path(uri).resolve()
+    if path.name != f"{e.id}.log" or path.parent.name != e.node_id or path.parent.parent.name != ".logs":
+        return None
+    return path if path.is_file() else None
 
 
 def _execution_log(e: ExecutionRecord) -> list[dict[str, Any]]:
     """What the component printed and logged (the launcher's capture), if it left a file."""
-    uri = e.properties.get("log_uri")
-    path = Path(uri) if isinstance(uri, str) else None
-    if path is None or not path.is_file():
+    path = _log_file(e)
+    if path is None:
         return []
     return [{"artifact_id": None, "execution_id": e.id, "output": "execution", "path": path.name,
              "size": path.stat().st_size, "text": tail(path, _LOG_BYTES)}]

@@ -352,3 +352,21 @@ def test_an_execution_shows_what_its_component_printed_and_logged(tmp_path):
         assert missing.status == 404
     finally:
         store.close()
+
+
+def test_an_execution_log_outside_the_launchers_log_folders_is_not_served(fresh_fake, tmp_path):
+    from jfx.metadata.ui import UIApp
+
+    secret = tmp_path / "secret.log"
+    secret.write_text("not a log of jfx")
+    with MetadataStore(fresh_fake.url) as store:
+        e = store.get_executions()[0]
+        store.put_execution(replace(e, properties={**e.properties, "log_uri": str(secret)}))
+    store = open_store_read_only(fresh_fake.url)
+    try:
+        app = UIApp(store)
+        assert app.handle("GET", f"/api/executions/{e.id}/log", {}).status == 404
+        body = json.loads(app.handle("GET", f"/api/executions/{e.id}", {}).body)
+        assert all(log["output"] != "execution" for log in body["logs"])
+    finally:
+        store.close()
