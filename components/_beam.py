@@ -20,6 +20,34 @@ from jfx.errors import DataValidationError
 
 from jfx.pipelines._context import current_context
 
+
+def quiet_beam_import() -> None:
+    """Import Apache Beam without its GCP client's "apitools not found" warning.
+
+    That module calls ``logging.warning`` on the root logger, which also installs a
+    handler on it (``logging.basicConfig``) and so doubles every log line a program
+    prints afterwards. Call this before ``import apache_beam``.
+    """
+    import sys
+
+    if "apache_beam.io.gcp.internal.clients.bigquery" in sys.modules:
+        return
+    root = logging.getLogger()
+    guard = logging.NullHandler()  # a handler present: no basicConfig
+
+    def drop(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("apitools not found")
+
+    root.addHandler(guard)
+    root.addFilter(drop)
+    try:
+        import apache_beam.io.gcp.internal.clients.bigquery  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        root.removeFilter(drop)
+        root.removeHandler(guard)
+
 __all__ = ["resolve_beam_args", "beam_options", "results_folder", "worker_error", "DEFAULT_RUNNER_ARGS"]
 
 _LOG = logging.getLogger(__name__)

@@ -101,8 +101,10 @@ def infer_piece(task: InferenceTask) -> int:
 
 
 def _run_on_beam(tasks: list[InferenceTask], args: list[str]) -> None:
+    from jfx.components._beam import quiet_beam_import, worker_error
+
+    quiet_beam_import()
     import apache_beam as beam
-    from jfx.components._beam import worker_error
 
     try:
         with beam.Pipeline(options=beam_options(args)) as p:

@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
+from jfx.components._beam import beam_options, quiet_beam_import, results_folder, worker_error
 
-from jfx.components._beam import beam_options, results_folder, worker_error
+quiet_beam_import()
+import apache_beam as beam  # noqa: E402
+from apache_beam.io.filesystems import FileSystems  # noqa: E402
+
 from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, read_piece
 from jfx.errors import DataValidationError
 

@@ -530,6 +530,9 @@ def _beam_convert(item: tuple[int, InputFile], plan: _Plan, types: dict[str, Any
 
 def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[str, str], dict[str, int], int]:
     """The same conversion as a Beam pipeline: each input file an element."""
+    from jfx.components._beam import quiet_beam_import
+
+    quiet_beam_import()
     import apache_beam as beam
 
     results = Path(plan.out_uri) / "_jfx_results"

@@ -30,10 +30,12 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
+from jfx.components._beam import beam_options, quiet_beam_import, results_folder
 
-from jfx.components._beam import beam_options, results_folder
+quiet_beam_import()
+import apache_beam as beam  # noqa: E402
+from apache_beam.io.filesystems import FileSystems  # noqa: E402
+
 from jfx.errors import InvalidArgumentError
 from jfx.metadata import ExecutionState, ListOptions, MetadataStore
 from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node

@@ -191,3 +191,15 @@ def test_a_beam_failure_fails_the_nodes_it_did_not_report(env, monkeypatch):
         "the Beam pipeline reported no outcome for this node: RuntimeError: the cluster went away"
     with MetadataStore(url) as store:
         assert store.get_context_by_name(PIPELINE_RUN, result.run_id).properties["state"] == "FAILED"
+
+
+def test_importing_beam_leaves_the_root_logger_alone():
+    """Beam's GCP client warns on the root logger at import, which would also configure it."""
+    import subprocess
+    import sys
+
+    code = ("import logging, jfx.orchestrators._beam_runner, jfx.components._engine_beam; "
+            "print(len(logging.getLogger().handlers))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.strip() == "0"
+    assert "apitools" not in proc.stderr
