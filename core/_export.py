@@ -314,6 +314,10 @@ class LoadedModel:
             return None  # strings, None, nested values: read per feature, as before
         if mat.dtype.kind == "f" and mat.size and np.abs(mat).max() >= 2.0 ** 53:
             return None  # an integer this large may have been rounded on its way to float64
+        dtypes = {self.inputs[n].dtype for n in names}
+        if len(dtypes) == 1:  # the usual case: one cast, then a view per column
+            mat = mat.astype(dtypes.pop())
+            return {n: mat[:, i] for i, n in enumerate(names)}
         return {n: mat[:, i].astype(self.inputs[n].dtype) for i, n in enumerate(names)}
 
     def _column(self, name: str, spec: TensorSpec, values: Any) -> np.ndarray:
