@@ -48,7 +48,8 @@ def quiet_beam_import() -> None:
         root.removeFilter(drop)
         root.removeHandler(guard)
 
-__all__ = ["resolve_beam_args", "beam_options", "results_folder", "worker_error", "DEFAULT_RUNNER_ARGS"]
+__all__ = ["resolve_beam_args", "beam_options", "results_folder", "worker_error", "worker_errors",
+           "quiet_beam_import", "DEFAULT_RUNNER_ARGS"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -97,6 +98,20 @@ def results_folder(options: Any, prefix: str) -> Iterator[str]:
                 FileSystems.delete([folder])
             except Exception as err:  # noqa: BLE001 - a leftover temp folder is worth a log line, not a failure
                 _LOG.warning("could not delete Beam temp folder %s: %s", folder, err)
+
+
+@contextlib.contextmanager
+def worker_errors() -> Iterator[None]:
+    """Around a Beam run: a DataValidationError raised on a worker surfaces as itself."""
+    try:
+        yield
+    except DataValidationError:
+        raise
+    except Exception as err:  # Beam wraps a worker's exception in its own; keep ours visible
+        found = worker_error(err)
+        if found is not None:
+            raise found from err
+        raise
 
 
 def worker_error(err: BaseException) -> DataValidationError | None:

@@ -101,21 +101,13 @@ def infer_piece(task: InferenceTask) -> int:
 
 
 def _run_on_beam(tasks: list[InferenceTask], args: list[str]) -> None:
-    from jfx.components._beam import quiet_beam_import, worker_error
+    from jfx.components._beam import quiet_beam_import, worker_errors
 
     quiet_beam_import()
     import apache_beam as beam
 
-    try:
-        with beam.Pipeline(options=beam_options(args)) as p:
-            _ = p | "Pieces" >> beam.Create(tasks) | "Spread" >> beam.Reshuffle() | "Infer" >> beam.Map(infer_piece)
-    except DataValidationError:
-        raise
-    except Exception as err:  # Beam wraps a worker's exception in its own; keep ours visible
-        found = worker_error(err)
-        if found is not None:
-            raise found from err
-        raise
+    with worker_errors(), beam.Pipeline(options=beam_options(args)) as p:
+        _ = p | "Pieces" >> beam.Create(tasks) | "Spread" >> beam.Reshuffle() | "Infer" >> beam.Map(infer_piece)
 
 
 def _parse_data_spec(spec: dict | None) -> dict[str, Any]:

@@ -12,14 +12,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from jfx.components._beam import beam_options, quiet_beam_import, results_folder, worker_error
+from jfx.components._beam import beam_options, quiet_beam_import, results_folder, worker_errors
 
 quiet_beam_import()
 import apache_beam as beam  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
 from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, read_piece
-from jfx.errors import DataValidationError
 
 __all__ = ["KernelCombineFn", "AccumulatorCombineFn", "ReadAndAccumulate", "run_on_beam"]
 
@@ -115,37 +114,29 @@ def run_on_beam(kernel: Kernel, pieces: dict[str, list[Piece]], args: list[str],
     """Run ``kernel`` over the pieces of each key on Beam; return key → merged accumulator."""
     elements = [(key, piece) for key, group in pieces.items() for piece in group]
     options = beam_options(_with_dask_partitions(args, len(elements)))
-    try:
-        with results_folder(options, "jfx-beam-") as folder:
-            if elements:
-                p = beam.Pipeline(options=options)
-                _ = (
-                    p
-                    | "Pieces" >> beam.Create(elements)
-                    | "Spread" >> beam.Reshuffle()
-                    | "ReadAndAccumulate" >> beam.ParDo(ReadAndAccumulate(kernel, columns, batch_size))
-                    | "Merge" >> beam.CombinePerKey(AccumulatorCombineFn(kernel))
-                    | "Write" >> beam.Map(_write_result, folder)
-                )
-                result = p.run()
-                try:
-                    result.wait_until_finish()
-                finally:
-                    # The DaskRunner opens a dask Client per run and leaves it open; close it, or
-                    # it keeps reconnecting (and logging) after the cluster goes away.
-                    client = getattr(result, "client", None)
-                    if client is not None:
-                        client.close()
-            accs: dict[str, list[Any]] = {key: [] for key in pieces}
-            for match in FileSystems.match([FileSystems.join(folder, "*.pkl")])[0].metadata_list:
-                with FileSystems.open(match.path) as fh:
-                    key, acc = pickle.loads(fh.read())
-                accs[key].append(acc)
-    except DataValidationError:
-        raise
-    except Exception as err:  # Beam wraps a worker's exception in its own; keep ours visible
-        found = worker_error(err)
-        if found is not None:
-            raise found from err
-        raise
+    with worker_errors(), results_folder(options, "jfx-beam-") as folder:
+        if elements:
+            p = beam.Pipeline(options=options)
+            _ = (
+                p
+                | "Pieces" >> beam.Create(elements)
+                | "Spread" >> beam.Reshuffle()
+                | "ReadAndAccumulate" >> beam.ParDo(ReadAndAccumulate(kernel, columns, batch_size))
+                | "Merge" >> beam.CombinePerKey(AccumulatorCombineFn(kernel))
+                | "Write" >> beam.Map(_write_result, folder)
+            )
+            result = p.run()
+            try:
+                result.wait_until_finish()
+            finally:
+                # The DaskRunner opens a dask Client per run and leaves it open; close it, or
+                # it keeps reconnecting (and logging) after the cluster goes away.
+                client = getattr(result, "client", None)
+                if client is not None:
+                    client.close()
+        accs: dict[str, list[Any]] = {key: [] for key in pieces}
+        for match in FileSystems.match([FileSystems.join(folder, "*.pkl")])[0].metadata_list:
+            with FileSystems.open(match.path) as fh:
+                key, acc = pickle.loads(fh.read())
+            accs[key].append(acc)
     return {key: kernel.merge(found) if found else kernel.create() for key, found in accs.items()}

@@ -24,7 +24,9 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,6 +38,7 @@ import numpy as np
 from jfx.core._rest import ROUTES, HttpError, _empty_outputs, format_predictions, parse_predict_body
 
 if TYPE_CHECKING:
+    from jfx.core._batching import Batcher
     from jfx.core._serving import ModelServer, Servable
 
 __all__ = ["HttpFrontEnd", "MAX_BODY_BYTES"]
@@ -102,8 +105,6 @@ class _Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
-                import socket
-
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
@@ -246,10 +247,8 @@ class _Queue:
     ``max_batch_size``), or ``batch_timeout_ms`` has passed.
     """
 
-    def __init__(self, front: HttpFrontEnd, servable: Servable):
-        self.front, self.servable = front, servable
-        self.batcher = servable.batcher
-        assert self.batcher is not None
+    def __init__(self, front: HttpFrontEnd, batcher: Batcher):
+        self.front, self.batcher = front, batcher
         self.waiting: deque[tuple[Mapping[str, np.ndarray], int, Callable[[Any, BaseException | None], None]]] = deque()
         self.rows = 0
         self.running = False
@@ -316,7 +315,8 @@ class HttpFrontEnd:
         self.loop = asyncio.new_event_loop()
         workers = max(4, os.cpu_count() or 1)
         self.model_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jfx-serve-model")
-        self._queues: dict[int, _Queue] = {}
+        # one queue per loaded version; it goes when the version is unloaded and dropped
+        self._queues: weakref.WeakKeyDictionary[Servable, _Queue] = weakref.WeakKeyDictionary()
         self.connections: set[_Connection] = set()
         self._server: asyncio.base_events.Server | None = None
         self._thread = threading.Thread(target=self._run, name="jfx-serve-http", daemon=True)
@@ -428,19 +428,17 @@ class HttpFrontEnd:
                 conn.finish(request, 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}, close=True)
 
         if servable.batcher is not None:
-            queue = self._queues.get(id(servable))
-            if queue is None or queue.servable is not servable:
-                queue = self._queues[id(servable)] = _Queue(self, servable)
-                self._forget_unloaded()
+            queue = self._queues.get(servable)
+            if queue is None:
+                queue = self._queues[servable] = _Queue(self, servable.batcher)
             queue.add(arrays, n, done)
             return
-        future = self.model_pool.submit(servable.model.run_prepared, arrays)
-        future.add_done_callback(
-            lambda f: self.loop.call_soon_threadsafe(lambda: done(None, f.exception()) if f.exception()
-                                                     else done(f.result(), None)))
+        def deliver(f: Future) -> None:
+            err = f.exception()
+            if err is not None:
+                done(None, err)
+            else:
+                done(f.result(), None)
 
-    def _forget_unloaded(self) -> None:
-        """Drop the queues of versions no longer loaded (a hot swap leaves them behind)."""
-        live = {id(s) for s in self.app.versions.loaded_servables()}
-        for key in [k for k, q in self._queues.items() if k not in live and not q.waiting and not q.running]:
-            del self._queues[key]
+        future = self.model_pool.submit(servable.model.run_prepared, arrays)
+        future.add_done_callback(lambda f: self.loop.call_soon_threadsafe(deliver, f))

@@ -156,9 +156,6 @@ class VersionManager:
     def get(self, version: int) -> Servable | None:
         return self._loaded.get(version)
 
-    def loaded_servables(self) -> list[Servable]:
-        return list(self._loaded.values())
-
     def status(self, version: int | None = None) -> list[VersionStatus]:
         items = sorted(self._status.values(), key=lambda s: -s.version)
         return [s for s in items if version is None or s.version == version]

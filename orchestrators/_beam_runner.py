@@ -37,7 +37,7 @@ import apache_beam as beam  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
 from jfx.errors import InvalidArgumentError
-from jfx.metadata import ExecutionState, ListOptions, MetadataStore
+from jfx.metadata import ExecutionRecord, ExecutionState, ListOptions, MetadataStore
 from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node
 from jfx.orchestrators._progress import make_progress
 from jfx.orchestrators._run import (
@@ -376,19 +376,19 @@ class _Watcher:
                 self.started.add(e.node_id)
                 self.progress.node_started(e.node_id)
             if e.state in (ExecutionState.COMPLETE, ExecutionState.CACHED, ExecutionState.SKIPPED):
-                outcome = _outcome_from_store(store, self.run, e.node_id, self.after_id)
-                if outcome is not None:
-                    self.reported.add(e.node_id)
-                    self.progress.node_finished(outcome)
+                self.reported.add(e.node_id)
+                self.progress.node_finished(_outcome_of(store, e))
 
 
 def _outcome_from_store(store: MetadataStore, run: RunInfo, node_id: str, after_id: int) -> NodeOutcome | None:
     """The outcome of ``node_id`` in this attempt of the run, from the execution the launcher recorded."""
     mine = [e for e in store.get_executions_by_context(run.run_context_id)
             if e.node_id == node_id and (e.id or 0) > after_id]
-    if not mine:
-        return None
-    e = max(mine, key=lambda x: x.id or 0)
+    return _outcome_of(store, max(mine, key=lambda x: x.id or 0)) if mine else None
+
+
+def _outcome_of(store: MetadataStore, e: ExecutionRecord) -> NodeOutcome:
+    """A node's outcome from the execution the launcher recorded for it."""
     assert e.id is not None
     state = FINISHED_STATE_OF.get(e.state, NodeState.FAILED)
     _, outputs = store.get_execution_artifacts(e.id)
@@ -396,7 +396,7 @@ def _outcome_from_store(store: MetadataStore, run: RunInfo, node_id: str, after_
     failed = state in (NodeState.FAILED, NodeState.CANCELLED)
     duration = (e.end_time - e.start_time).total_seconds() if e.end_time and e.start_time else 0.0
     return NodeOutcome(
-        node_id, state, e.id, outputs if not failed else {},
+        e.node_id, state, e.id, outputs if not failed else {},
         cache_miss_reason=props.get("cache_miss_reason"), cached_from=props.get("cached_from"),
         error=(props.get("error_message") or f"execution {e.id} is {e.state}") if failed else props.get("skip_reason"),
         traceback=e.error or None, duration_s=duration, halted=props.get("halted"),

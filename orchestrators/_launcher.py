@@ -256,6 +256,7 @@ def launch_node(
     attempts = node.options.retries + 1
     for attempt in range(1, attempts + 1):
         outcome = _execute(store, ir, node, run, comp, inputs, params, base, contexts, input_ids, reason, cancel,
+                           upstream_states,
                            attempt)
         if outcome.state != NodeState.FAILED or attempt == attempts:
             break
@@ -267,7 +268,7 @@ def launch_node(
 def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, comp: Any,
              inputs: dict[str, ArtifactRecord | None], params: dict[str, Any], base: ExecutionRecord,
              contexts: list[int], input_ids: dict[str, list[int]], reason: str,
-             cancel: threading.Event | None, attempt: int) -> NodeOutcome:
+             cancel: threading.Event | None, upstream_states: dict[str, str] | None, attempt: int) -> NodeOutcome:
     """One attempt at running the component: a RUNNING execution that ends COMPLETE or FAILED."""
     props = {**base.properties, "cache_miss_reason": reason, **({"attempt": attempt} if attempt > 1 else {})}
     running = store.put_execution(replace(base, state=ExecutionState.RUNNING, properties=props),
@@ -279,7 +280,7 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
     outcome = NodeOutcome(node.id, NodeState.RUNNING, running.id, cache_miss_reason=reason)
     try:
         ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
-                               store.url, material_states(base))
+                               store.url, upstream_states)
         artifacts, halted = _run_component(comp, node, inputs, params, stage, ctx, log_file)
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt("run cancelled")
@@ -420,10 +421,6 @@ STATE_OF = {
 }
 # Once a run has ended, an execution still RUNNING lost its process: the node failed.
 FINISHED_STATE_OF = {**STATE_OF, ExecutionState.NEW: NodeState.FAILED, ExecutionState.RUNNING: NodeState.FAILED}
-
-
-def material_states(base: ExecutionRecord) -> dict[str, str] | None:
-    return (base.properties.get("cache_material") or {}).get("upstream_states")
 
 
 def _skip(store: MetadataStore, base: ExecutionRecord, contexts: list[int], node: NodeIR, reason: str,

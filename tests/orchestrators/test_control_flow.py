@@ -146,3 +146,29 @@ def test_beam_runner_reports_progress_while_it_runs(where):
     # a node starts only after its upstream node ended: the events follow the DAG
     assert order.index("number") < order.index("other")
     assert rec.events.index(("start", "other")) > rec.events.index(("end", "number", NodeState.COMPLETE))
+
+
+def test_beam_runner_reports_a_finished_node_before_the_beam_pipeline_ends(where):
+    """Live, not at the end: the first node's end is reported while a slow node still runs."""
+    import time
+
+    import jfx_testlib as lib
+
+    from jfx import Pipeline
+    from jfx.orchestrators import BeamDagRunner, Progress
+
+    class Clock(Progress):
+        def __init__(self):
+            self.ended = {}
+
+        def node_finished(self, outcome):
+            self.ended[outcome.node_id] = time.monotonic()
+
+    clock = Clock()
+    first = flow.number(value=1)
+    slow = lib.sleep_then_write(seconds=2.0).after(first)
+    BeamDagRunner(["--runner=DirectRunner"], progress=clock).run(
+        Pipeline("flow-live", [first, slow], pipeline_root=where[0], metadata_url=where[1]))
+    returned = time.monotonic()
+    assert returned - clock.ended["number"] > 1.0  # seen while sleep_then_write was sleeping
+    assert returned - clock.ended["sleep_then_write"] < 1.0
