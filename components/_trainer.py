@@ -476,11 +476,16 @@ def Trainer(
         examples: the training data (Transform's ``transformed_examples`` when there is
             a Transform).
         model: receives the exported model (``signature.json``, ``model.stablehlo``,
-            ``weights.npz``); properties: the final eval metrics (``accuracy``, ``loss``,
-            ...), ``inputs``, ``outputs``, ``with_transform``, ``mlflow_run_id``,
-            ``mlflow_experiment_id``, ``mlflow_tracking_uri``.
+            ``weights.npz``); properties: the metrics of the exported weights, named
+            for the split they were measured on (``val_loss``, ``val_accuracy``, ...,
+            and ``train_loss``, ... for the training epoch's running means), from epoch
+            ``metrics_epoch`` (the best one when early stopping restored its weights);
+            ``inputs``, ``outputs``, ``with_transform``, ``mlflow_run_id``,
+            ``mlflow_experiment_id``, ``mlflow_tracking_uri``. The MLflow run logs the
+            same metrics as ``final_<name>`` and tags ``jfx.metrics_epoch``.
         model_run: receives ``history.json`` (per-epoch metrics) and ``trainer.log``;
-            properties: the MLflow ids, ``epochs``, ``steps``, ``duration_s``.
+            properties: the MLflow ids, ``epochs``, ``steps``, ``duration_s``,
+            ``final_metrics``, ``metrics_epoch``.
         transform_graph: the fitted transform; ``ctx.transform`` loads it.
         schema: its ``schema.json`` becomes ``ctx.schema``.
         hyperparameters: e.g. a Tuner's ``best_hyperparameters``; ``ctx.hyperparameters``.
@@ -563,37 +568,39 @@ def Trainer(
                     tracked.run_id, tracked.tracking_uri, time.perf_counter() - t1)
 
         final: dict[str, float] = {}
-        last_train: dict[str, float] = {}
-        epochs = steps = None
+        metrics_epoch = epochs = steps = None
         if history is not None:
             for i, epoch in enumerate(history.epochs):
                 values = {k: v[i] for k, v in history.history.items() if i < len(v)}
                 tracked.log_metrics(values, step=epoch)
                 logger.info("epoch %d: %s", epoch, "  ".join(f"{k}={v:.4g}" for k, v in values.items()))
-            last = {k: v[-1] for k, v in history.history.items() if v}
-            final = {k[4:]: v for k, v in last.items() if k.startswith("val_")}
-            last_train = {k: v for k, v in last.items() if not k.startswith("val_")}
+            # the metrics of the weights run_fn exported (the best epoch's when early
+            # stopping restored them), not the last epoch's
+            final = history.final_metrics()
+            metrics_epoch = history.weights_epoch
             epochs, steps = len(history.epochs), history.step
         final.update(explicit)
         final = finite(final)
         if final:
             tracked.log_metrics({f"final_{k}": v for k, v in final.items()}, step=steps or 0)
+        if metrics_epoch is not None:
+            tracked.set_tags({"jfx.metrics_epoch": metrics_epoch})
         history_doc = {"run_fn": ref.describe(), **(history.to_json() if history is not None else {}),
                        "final_metrics": final}
         (run_dir / HISTORY_FILE).write_text(json.dumps(_json_safe(history_doc), indent=1), encoding="utf-8")
-        logger.info("exported model: inputs %s, outputs %s; final metrics %s", sorted(loaded.inputs),
-                    sorted(loaded.outputs), final)
+        logger.info("exported model: inputs %s, outputs %s; metrics of epoch %s: %s", sorted(loaded.inputs),
+                    sorted(loaded.outputs), metrics_epoch, final)
 
         links = {"mlflow_run_id": tracked.run_id, "mlflow_experiment_id": tracked.experiment_id,
                  "mlflow_tracking_uri": tracked.tracking_uri}
-        reserved = {"inputs", "outputs", "with_transform", "train_metrics", "run_fn", *links}
+        reserved = {"inputs", "outputs", "with_transform", "metrics_epoch", "run_fn", *links}
         model.properties.update({k: v for k, v in final.items() if k not in reserved})
         model.properties.update({
             "inputs": list(loaded.inputs),
             "outputs": list(loaded.outputs),
             # known when run_fn exported through ctx.export_model; None when it exported by hand
             "with_transform": ctx._exported.get("with_transform", False if transform is None else None),
-            "train_metrics": finite(last_train),
+            "metrics_epoch": metrics_epoch,
             "run_fn": ref.describe(),
             **links,
         })
@@ -603,6 +610,7 @@ def Trainer(
             "steps": steps,
             "duration_s": round(duration, 3),
             "final_metrics": final,
+            "metrics_epoch": metrics_epoch,
             "run_fn": ref.describe(),
         })
         handler.flush()

@@ -91,6 +91,9 @@ class History:
         stopped_early: whether early stopping ended training.
         best_epoch, best: the best epoch and value of the early-stopping monitor.
         resumed_from: the step of the checkpoint training resumed from, or None.
+        weights_epoch: the epoch whose weights the model holds when :func:`fit`
+            returns: ``best_epoch`` when early stopping restored the best weights,
+            else the last epoch (None before any epoch ended).
     """
 
     history: dict[str, list[float]] = field(default_factory=dict)
@@ -100,11 +103,29 @@ class History:
     best_epoch: int | None = None
     best: float | None = None
     resumed_from: int | None = None
+    weights_epoch: int | None = None
+
+    def final_metrics(self) -> dict[str, float]:
+        """The metrics of the weights the model holds: those of :attr:`weights_epoch`.
+
+        Each is named for the data it was measured on: eval metrics keep their
+        ``val_`` prefix; train metrics (running means over that epoch's steps) get
+        ``train_``.
+
+        Example:
+            >>> History({"loss": [0.5, 0.4], "val_loss": [0.3, 0.35]}, [0, 1], best_epoch=0,
+            ...         weights_epoch=0).final_metrics()
+            {'train_loss': 0.5, 'val_loss': 0.3}
+        """
+        if self.weights_epoch is None or self.weights_epoch not in self.epochs:
+            return {}
+        i = self.epochs.index(self.weights_epoch)
+        return {(k if k.startswith("val_") else f"train_{k}"): v[i] for k, v in self.history.items() if i < len(v)}
 
     def to_json(self) -> dict[str, Any]:
         return {"history": self.history, "epochs": self.epochs, "step": self.step,
                 "stopped_early": self.stopped_early, "best_epoch": self.best_epoch, "best": self.best,
-                "resumed_from": self.resumed_from}
+                "resumed_from": self.resumed_from, "weights_epoch": self.weights_epoch}
 
 
 def _cast_floats(tree: Any, dtype: Any) -> Any:
@@ -492,8 +513,10 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
             start_batch = 0
             if checkpoint_dir is not None and not stop:
                 checkpoint(epoch, 0, None)
+        history.weights_epoch = history.epochs[-1] if history.epochs else None
         if stopper is not None and stopper.restore_best and best_state is not None:
             trainer.state = tuple(jax.device_put(list(best_state), trainer.replicated))
+            history.weights_epoch = history.best_epoch
         trainer.write_back()
         for cb in callbacks:
             cb.on_train_end(history)

@@ -106,7 +106,8 @@ def test_trainer_exports_a_loadable_model_with_metrics_and_links(env, trained):
     [model] = outcome.outputs["model"]
     [run] = outcome.outputs["model_run"]
     props = model.properties
-    assert props["accuracy"] > 0.7 and props["loss"] > 0 and "auc" in props
+    assert props["val_accuracy"] > 0.7 and props["val_loss"] > 0 and "val_auc" in props
+    assert props["train_loss"] > 0 and props["metrics_epoch"] == 2  # no early stopping: the last epoch
     assert sorted(props["inputs"]) == ["c", "x1", "x2"]
     assert props["outputs"] == ["class_ids", "logits", "probabilities"]
     assert props["with_transform"] is False
@@ -114,7 +115,7 @@ def test_trainer_exports_a_loadable_model_with_metrics_and_links(env, trained):
     assert props["mlflow_tracking_uri"].endswith("root/mlflow.sqlite")
     assert run.properties["epochs"] == 3 and run.properties["steps"] > 0
     history = json.loads((Path(run.uri) / HISTORY_FILE).read_text())
-    assert len(history["history"]["val_accuracy"]) == 3 and history["final_metrics"]["accuracy"] == props["accuracy"]
+    assert len(history["history"]["val_accuracy"]) == 3 and history["final_metrics"]["val_accuracy"] == props["val_accuracy"]
     assert "epoch 2:" in (Path(run.uri) / LOG_FILE).read_text()
 
     from jfx.core import load
@@ -140,12 +141,72 @@ def test_the_mlflow_run_holds_params_metrics_tags_and_artifacts(env, trained):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [0, 1, 2]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0, 1, 2]
     assert client.get_metric_history(run.info.run_id, "custom")[0].step == 7
-    assert run.data.metrics["final_accuracy"] == pytest.approx(model.properties["accuracy"])
+    assert run.data.metrics["final_val_accuracy"] == pytest.approx(model.properties["val_accuracy"])
+    assert run.data.tags["jfx.metrics_epoch"] == "2"
     model_files = {f.path for f in client.list_artifacts(run.info.run_id, "model")}
     assert {"model/signature.json", "model/model.stablehlo", "model/weights.npz"} <= model_files
     assert "run/history.json" in {f.path for f in client.list_artifacts(run.info.run_id, "run")}
     # artifacts live under <pipeline_root>/mlartifacts
     assert Path(env["root"]).resolve().as_uri() + "/mlartifacts/" in run.info.artifact_uri
+
+
+# A run_fn whose learning rate overshoots: val_loss gets worse after a few epochs, early
+# stopping restores the best epoch's weights, and those are what is exported.
+OVERSHOOT = textwrap.dedent('''\
+    import optax
+    from flax import nnx
+    from jfx.core import Categorical, DNNClassifier, EarlyStopping, Numeric, fit
+
+    ENCODERS = {"c": {"vocabulary": ["a", "b", "c"], "oov_buckets": 1}}
+
+
+    def run_fn(ctx):
+        train = ctx.train_dataset(batch_size=16, label="y", encoders=ENCODERS)
+        evals = ctx.eval_dataset(batch_size=64, label="y", encoders=ENCODERS)
+        model = DNNClassifier({"x1": Numeric(), "x2": Numeric(), "c": Categorical(4)}, hidden_units=(32,),
+                              n_classes=2, rngs=nnx.Rngs(0))
+        history = fit(model, optax.adam(0.3), "sparse_categorical_crossentropy", train, evals, epochs=20,
+                      progress=False, early_stopping=EarlyStopping("val_loss", patience=2))
+        ctx.export_model(model, train)
+        return history
+''')
+
+
+def test_the_model_records_the_metrics_of_the_exported_weights(env):
+    from jfx.components import Evaluator
+
+    module = env["base"] / "model_overshoot.py"
+    module.write_text(OVERSHOOT, encoding="utf-8")
+    examples = ExampleGen(input_base=env["data"], splits={"train": 3, "eval": 1})
+    trainer = Trainer(examples=examples.outputs["examples"], module_file=str(module))
+    evaluator = Evaluator(examples=examples.outputs["examples"], model=trainer.outputs["model"],
+                          eval_config={"label_key": "y"})
+    result = RUNNER.run(Pipeline("trainer-best-epoch", components=[examples, trainer, evaluator],
+                                 pipeline_root=env["root"], metadata_url=env["url"]))
+    assert result.state == "COMPLETE", {k: o.error for k, o in result.nodes.items()}
+    [model] = result.nodes["Trainer"].outputs["model"]
+    [run] = result.nodes["Trainer"].outputs["model_run"]
+    history = json.loads((Path(run.uri) / HISTORY_FILE).read_text())
+    best, val_loss = history["best_epoch"], history["history"]["val_loss"]
+    # the case at hand: the exported (best) epoch is not the last one, and differs from it
+    assert history["stopped_early"] and best < history["epochs"][-1] and val_loss[best] != val_loss[-1]
+
+    props = model.properties
+    assert props["metrics_epoch"] == best and history["weights_epoch"] == best
+    assert "accuracy" not in props and "loss" not in props  # named for their split, not bare
+    assert props["val_loss"] == pytest.approx(val_loss[best])
+    assert props["train_loss"] == pytest.approx(history["history"]["loss"][best])
+    # what the Evaluator measures on the exported model over the same eval rows
+    [evaluation] = result.nodes["Evaluator"].outputs["evaluation"]
+    measured = json.loads((Path(evaluation.uri) / "metrics.json").read_text())["slices"][0]["candidate"]
+    assert props["val_accuracy"] == pytest.approx(measured["accuracy"], abs=1e-6)
+    assert props["val_loss"] == pytest.approx(measured["log_loss"], rel=1e-4)
+
+    mlrun = mlflow_client(env).get_run(props["mlflow_run_id"])
+    for name in ("val_loss", "val_accuracy", "val_auc", "train_loss", "train_accuracy"):
+        assert mlrun.data.metrics[f"final_{name}"] == pytest.approx(props[name]), name
+    assert mlrun.data.tags["jfx.metrics_epoch"] == str(best)
+    assert run.properties["final_metrics"] == {k: props[k] for k in run.properties["final_metrics"]}
 
 
 def test_editing_the_module_file_misses_the_cache(env):
@@ -303,7 +364,7 @@ def penguin(env):
 
 def test_penguin_model_reaches_95_percent_eval_accuracy(penguin):
     [model] = penguin.nodes["Trainer"].outputs["model"]
-    assert model.properties["accuracy"] >= 0.95
+    assert model.properties["val_accuracy"] >= 0.95
     assert model.properties["with_transform"] is True
     assert sorted(model.properties["inputs"]) == sorted(
         ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "island", "sex"])

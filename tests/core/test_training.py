@@ -132,6 +132,26 @@ def test_early_stopping_stops_and_restores_best(classification):
     assert evaluate(model, eval_ds, CE)["loss"] == pytest.approx(best_loss, rel=1e-5)
 
 
+def test_history_names_the_epoch_and_metrics_of_the_weights_it_leaves(classification):
+    train, ev = _split(classification)
+    ds = Dataset.from_arrays(train, label="y", batch_size=64, seed=0)
+    eval_ds = Dataset.from_arrays(ev, label="y", batch_size=64, shuffle_buffer=0, remainder="pad")
+    model = _classifier(seed=2)
+    hist = fit(model, optax.adam(1e-2), CE, ds, eval_ds, epochs=30,
+               early_stopping=EarlyStopping("val_accuracy", patience=2))
+    assert hist.weights_epoch == hist.best_epoch != hist.epochs[-1]
+    final = hist.final_metrics()
+    assert set(final) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_auc"}
+    measured = evaluate(model, eval_ds, CE)
+    for name in ("loss", "accuracy", "auc"):
+        assert final[f"val_{name}"] == pytest.approx(measured[name], rel=1e-5), name
+    assert final["train_loss"] == hist.history["loss"][hist.best_epoch]
+    # without restoring, the model keeps the last epoch's weights, and says so
+    last = fit(_classifier(seed=2), optax.adam(1e-2), CE, ds, eval_ds, epochs=2,
+               early_stopping=EarlyStopping("val_accuracy", patience=2, restore_best=False))
+    assert last.weights_epoch == 1 and last.final_metrics()["val_loss"] == last.history["val_loss"][-1]
+
+
 def test_jitted_train_step_does_not_recompile(classification):
     ds = Dataset.from_arrays(classification, label="y", batch_size=32, seed=0, prefetch=0)
     trainer = Trainer(_classifier(), optax.adam(1e-3), CE, ds.layout)

@@ -78,7 +78,7 @@ def test_the_model_is_accurate_blessed_and_pushed(clean_run):
 
     with MetadataStore(f"sqlite:///{home / 'metadata.sqlite'}") as store:
         [model] = store.get_artifacts_by_type("Model")
-        assert model.properties["accuracy"] >= 0.95
+        assert model.properties["val_accuracy"] >= 0.95
         [blessing] = store.get_artifacts_by_type("ModelBlessing")
         assert blessing.properties["blessed"] is True
         [pushed] = store.get_artifacts_by_type("PushedModel")
