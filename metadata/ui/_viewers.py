@@ -97,7 +97,7 @@ def _history(run: ArtifactRecord) -> dict[str, Any] | None:
     doc = read_json_file(path, f"ModelRun artifact {run.id}")
     return {"artifact": artifact_summary(run), "history": doc.get("history") or {}, "epochs": doc.get("epochs"),
             "best_epoch": doc.get("best_epoch"), "stopped_early": doc.get("stopped_early"),
-            "final_metrics": doc.get("final_metrics")}
+            "weights_epoch": doc.get("weights_epoch"), "final_metrics": doc.get("final_metrics")}
 
 
 def _model(store: MetadataStore, a: ArtifactRecord, mlflow_url: str | None) -> dict[str, Any]:

@@ -128,7 +128,8 @@ def build_store(tmp: Path, url: str | None = None) -> Fake:
 
         def run_files(p: Path) -> None:
             (p / "history.json").write_text(json.dumps({"history": {"loss": [1.0, 0.5], "val_loss": [1.1, 0.6]},
-                                                        "epochs": [0, 1], "best_epoch": 1}))
+                                                        "epochs": [0, 1], "best_epoch": 1,
+                                                        "weights_epoch": 1}))
             (p / "trainer.log").write_text("epoch 0: loss=1.0\nepoch 1: loss=0.5\n")
 
         e_train, out = execute(r1, "Train", "Trainer", ExecutionState.COMPLETE, start=T0 + timedelta(seconds=4),

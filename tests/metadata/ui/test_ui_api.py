@@ -130,6 +130,7 @@ def test_typed_viewers(get, fake):
     assert model["data"]["size_bytes"] > 100
     assert model["data"]["mlflow"]["url"] == "http://mlflow.local:5000/#/experiments/7/runs/abc123"
     assert model["data"]["training"]["history"]["val_loss"] == [1.1, 0.6]
+    assert model["data"]["training"]["weights_epoch"] == 1  # the epoch the model's weights and metrics are from
     ev = get(f"/api/artifacts/{fake.ids['evaluation']}/view")[1]
     assert ev["kind"] == "evaluation" and ev["data"]["blessing"]["blessed"] is True
     assert ev["data"]["metrics"]["slices"][0]["candidate"]["auc"] is None  # NaN is sent as null

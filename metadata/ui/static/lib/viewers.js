@@ -184,6 +184,7 @@ function curves(training) {
   return h("div", {},
     h("p", { class: "muted" }, `${epochs.length} epochs`, training.best_epoch != null ? `, best epoch ${training.best_epoch}` : "",
       training.stopped_early ? ", stopped early" : "",
+      training.weights_epoch != null ? `, model weights (and its metrics) from epoch ${training.weights_epoch}` : "",
       training.artifact ? [" · ", h("a", { href: artifactHref(training.artifact.id) }, `ModelRun #${training.artifact.id}`)] : null),
     h("div", { class: "charts" }, charts));
 }
