@@ -25,7 +25,8 @@ MASKED = "postgresql+psycopg://u:***@127.0.0.1:1/x"
 def jfx_cmd(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "JFX_METADATA_URL"}
     env["JFX_HOME"] = str(home)
-    return subprocess.run([JFX, *args], env=env, cwd=home.parent, capture_output=True, text=True, timeout=120)
+    return subprocess.run([JFX, *args], env=env, cwd=home.parent, capture_output=True, text=True, timeout=120,
+                          check=False)
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -61,3 +62,45 @@ def test_debug_shows_the_store_error_traceback(tmp_path):
     proc = jfx_cmd("--debug", "runs", "list", "--metadata-url", UNREACHABLE, home=tmp_path / "home")
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "OperationalError" in proc.stderr and MASKED in proc.stderr
+
+
+SYNTAX_ERROR = "from jfx import Pipeline\n\npipeline = Pipeline('p', components=[\n    1 +* 2,\n])\n"
+RAISES = (
+    "from jfx import Pipeline\n"
+    "\n"
+    "def rows():\n"
+    "    return int('many')\n"
+    "\n"
+    "ROWS = rows()\n"
+)
+
+
+@pytest.mark.parametrize("command", [["run"], ["compile", "--local"]])
+def test_a_syntax_error_is_one_line_with_file_line_and_column(tmp_path, command):
+    path = tmp_path / "broken.py"
+    path.write_text(SYNTAX_ERROR)
+    line = one_error_line(jfx_cmd(*command, str(path), home=tmp_path / "home"))
+    assert f"{path}:4:8: SyntaxError: invalid syntax" in line
+
+
+@pytest.mark.parametrize("command", [["run"], ["compile", "--local"]])
+def test_an_exception_while_importing_names_the_users_file_and_line(tmp_path, command):
+    path = tmp_path / "raises.py"
+    path.write_text(RAISES)
+    line = one_error_line(jfx_cmd(*command, str(path), home=tmp_path / "home"))
+    assert f"{path}:6: ValueError: invalid literal for int() with base 10: 'many'" in line
+    assert f"(raised at {path}:4 in rows)" in line
+
+
+def test_an_import_error_names_the_users_line(tmp_path):
+    path = tmp_path / "imports.py"
+    path.write_text("import os\nimport no_such_module_for_jfx_tests\n")
+    line = one_error_line(jfx_cmd("run", str(path), home=tmp_path / "home"))
+    assert f"{path}:2: ModuleNotFoundError: No module named 'no_such_module_for_jfx_tests'" in line
+
+
+def test_debug_shows_the_pipeline_file_traceback(tmp_path):
+    path = tmp_path / "raises.py"
+    path.write_text(RAISES)
+    proc = jfx_cmd("--debug", "run", str(path), home=tmp_path / "home")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and f'File "{path}", line 4, in rows' in proc.stderr
