@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "JfxError",
     "InvalidPipelineError",
+    "PipelineFileError",
     "InvalidArgumentError",
     "NotFoundError",
     "AlreadyExistsError",
@@ -28,6 +29,25 @@ class JfxError(Exception):
 
 class InvalidPipelineError(JfxError):
     """A pipeline or component definition is wrong (wiring, types, ids, cycles)."""
+
+
+class PipelineFileError(InvalidPipelineError):
+    """A pipeline file (or a component's file) could not be loaded.
+
+    Its code has a syntax error, or raised while it ran (an import that fails, a
+    wrong wiring, any exception). The message starts ``file:line[:column]:`` at the
+    user's code, and the original exception is chained (``__cause__``).
+
+    Attributes:
+        path: The file that failed (for a syntax error, the file with the error).
+        line: Its line number, or ``None`` when no line of it ran.
+        column: The column of a syntax error, else ``None``.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 column: int | None = None) -> None:
+        super().__init__(message)
+        self.path, self.line, self.column = path, line, column
 
 
 class InvalidArgumentError(JfxError, ValueError):

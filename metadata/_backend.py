@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +12,15 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import StaticPool
 
-from jfx.errors import InvalidArgumentError
+from jfx.errors import InvalidArgumentError, MetadataError
 
 __all__ = [
     "WRITE_OPTION",
     "normalize_url",
+    "shown_url",
+    "mask_secrets",
+    "describe_db_error",
+    "opening",
     "backend_of",
     "create_engine",
     "insert_ignore",
@@ -51,8 +56,9 @@ def normalize_url(raw: str) -> sa.URL:
     """
     try:
         url = sa.make_url(raw)
-    except sa.exc.ArgumentError as err:
-        raise InvalidArgumentError(f"metadata URL {raw!r} is not a database URL; {_URL_HELP}") from err
+    except (sa.exc.ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
+        why = f" ({err})" if isinstance(err, ValueError) else ""
+        raise InvalidArgumentError(f"metadata URL {mask_secrets(raw)!r} is not a database URL{why}; {_URL_HELP}") from err
     url = url.set(drivername=_DEFAULT_DRIVERS.get(url.drivername, url.drivername))
     if url.get_backend_name() not in _BACKENDS:
         raise InvalidArgumentError(
@@ -62,13 +68,95 @@ def normalize_url(raw: str) -> sa.URL:
     return url
 
 
+def shown_url(url: sa.URL) -> str:
+    """The URL as messages show it: the password replaced by ``***``."""
+    return url.render_as_string(hide_password=True)
+
+
+# A password inside a URL (scheme://user:PASSWORD@host) or a libpq conninfo (password=...).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?=@)")
+_CONNINFO_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s;,)]+)", re.IGNORECASE)
+# A password shorter than this is masked only where it stands as a URL's or conninfo's
+# password: replacing every bare occurrence of, say, "pw" would garble the message.
+_MIN_BARE_SECRET = 4
+
+
+def mask_secrets(text: str, url: sa.URL | None = None) -> str:
+    """``text`` with every password of a URL or conninfo in it, and ``url``'s password, as ``***``.
+
+    Drivers echo their connection string in some errors, so nothing a database says
+    reaches a message before it passes through here.
+
+    Example:
+        >>> mask_secrets("cannot reach postgresql://u:s3cret@db/x (password=s3cret)")
+        'cannot reach postgresql://u:***@db/x (password=***)'
+    """
+    text = _CONNINFO_PASSWORD.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>***", text))
+    password = url.password if url is not None else None
+    if password and len(str(password)) >= _MIN_BARE_SECRET:
+        from urllib.parse import quote, quote_plus
+
+        for form in {str(password), quote(str(password), safe=""), quote_plus(str(password))}:
+            text = text.replace(form, "***")
+    return text
+
+
+def describe_db_error(err: BaseException, url: sa.URL) -> str:
+    """One line saying what the database driver reported, secrets masked.
+
+    SQLAlchemy's wrapper adds the statement and a link; the driver's own error says
+    what went wrong. Multi-line driver messages (libpq's hints) are joined with "; ".
+
+    Example:
+        >>> orig = Exception(1049, "Unknown database 'x'")  # how PyMySQL reports
+        >>> describe_db_error(sa.exc.OperationalError("SELECT 1", {}, orig), sa.make_url("mysql://r@h/x"))
+        "Unknown database 'x' (MySQL error 1049)"
+    """
+    orig = getattr(err, "orig", None) or err
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):  # PyMySQL, mysqlclient
+        text = f"{args[1]} (MySQL error {args[0]})"
+    else:
+        text = str(orig) or type(orig).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return mask_secrets("; ".join(lines), url)
+
+
+@contextlib.contextmanager
+def opening(url: sa.URL) -> Iterator[None]:
+    """Turn a database error while a store is opened into one :class:`MetadataError`.
+
+    Unreachable servers, missing databases and refused logins all surface on the first
+    connection; the error names the URL (password masked) and what the driver said,
+    with the driver's error chained.
+    """
+    try:
+        yield
+    except sa.exc.DBAPIError as err:
+        raise MetadataError(f"cannot open the metadata store {shown_url(url)}: {describe_db_error(err, url)}") from err
+
+
 def backend_of(url: sa.URL) -> str:
     """``"sqlite"``, ``"postgresql"`` or ``"mysql"`` (MariaDB counts as mysql)."""
     return _BACKENDS[url.get_backend_name()]
 
 
 def create_engine(url: sa.URL) -> sa.Engine:
-    """An engine configured for concurrent use of the store by many processes."""
+    """An engine configured for concurrent use of the store by many processes.
+
+    Raises:
+        InvalidArgumentError: The URL names a driver that is not installed.
+    """
+    try:
+        return _create_engine(url)
+    except (ImportError, sa.exc.NoSuchModuleError) as err:
+        raise InvalidArgumentError(
+            f"metadata URL {shown_url(url)}: the database driver {url.get_driver_name()!r} is not installed "
+            f"({mask_secrets(str(err), url)}); install it, or use the default driver: {_URL_HELP}"
+        ) from err
+
+
+def _create_engine(url: sa.URL) -> sa.Engine:
     backend = backend_of(url)
     if backend == "sqlite":
         return _sqlite_engine(url)

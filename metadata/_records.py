@@ -10,7 +10,12 @@ from typing import Any
 
 from jfx.errors import InvalidArgumentError
 
+# Ids, limits and offsets reach the database as a BIGINT; a larger Python int would
+# overflow in the driver (SQLite: OverflowError) instead of failing as bad input.
+MAX_SQL_INT = 2**63 - 1
+
 __all__ = [
+    "MAX_SQL_INT",
     "ExecutionState",
     "ArtifactState",
     "EventType",
@@ -209,7 +214,8 @@ class ListOptions:
     descending: bool = False
 
     def __post_init__(self) -> None:
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 0):
-            raise InvalidArgumentError(f"ListOptions.limit={self.limit!r}: expected None or an int >= 0")
-        if not isinstance(self.offset, int) or self.offset < 0:
-            raise InvalidArgumentError(f"ListOptions.offset={self.offset!r}: expected an int >= 0")
+        if self.limit is not None and (not isinstance(self.limit, int) or not 0 <= self.limit <= MAX_SQL_INT):
+            raise InvalidArgumentError(
+                f"ListOptions.limit={self.limit!r}: expected None or an int between 0 and {MAX_SQL_INT}")
+        if not isinstance(self.offset, int) or not 0 <= self.offset <= MAX_SQL_INT:
+            raise InvalidArgumentError(f"ListOptions.offset={self.offset!r}: expected an int between 0 and {MAX_SQL_INT}")

@@ -9,6 +9,7 @@ from typing import Any
 
 from jfx.errors import InvalidArgumentError
 from jfx.metadata._records import (
+    MAX_SQL_INT,
     ArtifactRecord,
     ArtifactState,
     ContextRecord,
@@ -34,9 +35,11 @@ def missing(what: str, ids: Sequence[int]) -> str:
 
 
 def check_id(value: Any, what: str) -> int:
-    """``value``, which must be an int id (not a bool)."""
+    """``value``, which must be an int id (not a bool) that fits the id column."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgumentError(f"{what}={value!r}: expected an integer id")
+    if not -MAX_SQL_INT <= value <= MAX_SQL_INT:
+        raise InvalidArgumentError(f"{what}={value}: expected an integer id up to {MAX_SQL_INT}")
     return value
 
 

@@ -17,10 +17,13 @@ from jfx.metadata._backend import (
     WRITE_OPTION,
     backend_of,
     create_engine,
+    describe_db_error,
     insert_ignore,
     integrity_kind,
     is_transient,
     normalize_url,
+    opening,
+    shown_url,
 )
 from jfx.metadata._migrate import needs_upgrade, upgrade
 from jfx.metadata._queries import (
@@ -114,8 +117,9 @@ class MetadataStore:
             raise MetadataError(f"cannot create the metadata store {self.url}: {err}") from err
         self._pid = os.getpid()
         try:
-            if needs_upgrade(self._engine):
-                self._tx(lambda conn: upgrade(self.backend, conn), write=True)
+            with opening(self._url):
+                if needs_upgrade(self._engine):
+                    self._tx(lambda conn: upgrade(self.backend, conn), write=True)
         except BaseException:
             self._engine.dispose()
             raise
@@ -123,7 +127,7 @@ class MetadataStore:
     @property
     def url(self) -> str:
         """The database URL, password masked."""
-        return self._url.render_as_string(hide_password=True)
+        return shown_url(self._url)
 
     def close(self) -> None:
         """Close the store's database connections."""
@@ -598,15 +602,16 @@ class MetadataStore:
         raise AssertionError("unreachable")
 
     def _translate(self, err: sa.exc.DBAPIError, transient: bool) -> JfxError:
+        said = describe_db_error(err, self._url)  # drivers may echo the DSN: masked
         if isinstance(err, sa.exc.IntegrityError):
             kind = integrity_kind(self.backend, err)
             if kind == "unique":
-                return AlreadyExistsError(f"a record with the same unique key already exists: {err.orig}")
+                return AlreadyExistsError(f"a record with the same unique key already exists: {said}")
             if kind == "foreign_key":
-                return NotFoundError(f"a referenced record does not exist: {err.orig}")
+                return NotFoundError(f"a referenced record does not exist: {said}")
         if transient:
-            return MetadataError(f"metadata store {self.url} stayed locked after {_MAX_ATTEMPTS} attempts: {err.orig}")
-        return MetadataError(f"metadata store {self.url}: {type(err.orig).__name__}: {err.orig}")
+            return MetadataError(f"metadata store {self.url} stayed locked after {_MAX_ATTEMPTS} attempts: {said}")
+        return MetadataError(f"metadata store {self.url}: {type(err.orig).__name__}: {said}")
 
     def _get_one(self, table: sa.Table, record_id: int, convert: Callable[[Any], T], what: str) -> T:
         wanted = check_id(record_id, f"{what}_id")

@@ -44,6 +44,7 @@ from jfx._version import __version__
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
 from jfx.pipelines._component import PARAMETER_TYPES, Component, NodeOptions, check_parameter_value
 from jfx.pipelines._control import check_condition, condition_params, condition_refs
+from jfx.pipelines._file_errors import file_error
 
 __all__ = [
     "IR_VERSION",
@@ -381,6 +382,11 @@ def load_module_from_file(path: str | Path, module_name: str | None = None, *, r
     that loads the same file gives it the same name, and components defined in it
     resolve by that name. ``reload=True`` executes the file again even if that module
     is already loaded (so an edited file takes effect).
+
+    Raises:
+        InvalidArgumentError: There is no such file.
+        PipelineFileError: The file has a syntax error or raised while it ran; the
+            message names the user's file and line, the original error is chained.
     """
     path = Path(path).resolve()
     if not path.is_file():
@@ -399,11 +405,13 @@ def load_module_from_file(path: str | Path, module_name: str | None = None, *, r
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as err:
         if previous is None:
             sys.modules.pop(module_name, None)
         else:
             sys.modules[module_name] = previous
+        if isinstance(err, Exception):  # not Ctrl-C nor an exit the file asked for
+            raise file_error(path, err) from err
         raise
     return module
 

@@ -19,6 +19,7 @@ from jfx.metadata.ui._common import (
     external_inputs,
     iso,
     node_state,
+    parse_id,
 )
 
 __all__ = ["artifact_json", "artifacts_json", "lineage_json", "artifact_file", "file_by_path", "get_artifact", "producer_of",
@@ -30,10 +31,9 @@ _MAX_FILES = 500
 
 
 def get_artifact(store: MetadataStore, artifact_id: str) -> ArtifactRecord:
+    wanted = parse_id(artifact_id, "artifact")
     try:
-        return store.get_artifact(int(artifact_id))
-    except ValueError:
-        raise ApiError(400, f"artifact id {artifact_id!r} is not an integer") from None
+        return store.get_artifact(wanted)
     except NotFoundError as err:
         raise ApiError(404, str(err)) from None
 
@@ -149,11 +149,10 @@ def lineage_json(store: MetadataStore, query: Query) -> dict[str, Any]:
         arts, execs, events = _merge(graphs) if graphs else ({a.id: a}, {}, set())
         center = f"a{a.id}"
     else:
+        wanted = parse_id(execution_id, "execution")
         try:
-            e = store.get_execution(int(execution_id))
+            e = store.get_execution(wanted)
             inputs, outputs = store.get_execution_artifacts(e.id)
-        except ValueError:
-            raise ApiError(400, f"execution id {execution_id!r} is not an integer") from None
         except NotFoundError as err:
             raise ApiError(404, str(err)) from None
         arts, execs, events = {}, {e.id: e}, set()

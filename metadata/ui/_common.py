@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -11,11 +12,13 @@ from typing import Any
 
 from jfx.errors import JfxError
 from jfx.metadata._client import parse_time
-from jfx.metadata._records import ArtifactRecord, ExecutionRecord, ExecutionState
+from jfx.metadata._records import MAX_SQL_INT, ArtifactRecord, ExecutionRecord, ExecutionState
 
 __all__ = [
     "ApiError",
     "Query",
+    "parse_int",
+    "parse_id",
     "NODE_STATES",
     "artifact_summary",
     "execution_summary",
@@ -51,6 +54,54 @@ class ApiError(JfxError):
         self.message = message
 
 
+# ASCII digits only: int() also takes "1_000", " 7 " and digits of other scripts, which
+# would make one id reachable under many spellings.
+_INTEGER = re.compile(r"-?[0-9]+")
+_SHOWN = 40  # characters of a bad value quoted back in a message
+
+
+def parse_int(raw: str, what: str, *, lo: int = 0, hi: int = MAX_SQL_INT) -> int:
+    """``raw`` as an int between ``lo`` and ``hi``; every number a request carries goes through here.
+
+    Args:
+        raw: The text from the path or the query string.
+        what: How the message names it, e.g. ``"query parameter offset"``.
+        lo: The smallest value accepted.
+        hi: The largest (at most :data:`MAX_SQL_INT`: the database takes nothing larger).
+
+    Raises:
+        ApiError: 400, naming ``what`` and the value, for a non-number or one out of range.
+
+    Example:
+        >>> parse_int("12", "query parameter offset")
+        12
+    """
+    hi = min(hi, MAX_SQL_INT)
+    shown = raw if len(raw) <= _SHOWN else raw[:_SHOWN] + "..."
+    if not _INTEGER.fullmatch(raw):
+        raise ApiError(400, f"{what}={shown!r}: expected an integer")
+    # more significant digits than MAX_SQL_INT has is out of range anyway; int() of a huge
+    # string is slow (and refused past 4300 digits)
+    significant = raw.lstrip("-").lstrip("0")
+    value = int(raw) if len(significant) <= len(str(MAX_SQL_INT)) else None
+    if value is None or not lo <= value <= hi:
+        bounds = f"between {lo} and {hi}" if hi < MAX_SQL_INT else f">= {lo} (at most {MAX_SQL_INT})"
+        raise ApiError(400, f"{what}={shown}: expected an integer {bounds}")
+    return value
+
+
+def parse_id(raw: str, what: str) -> int:
+    """A record id from a path or query (``what``: ``"artifact"``, ``"execution"``); 400 unless 1..MAX_SQL_INT.
+
+    Example:
+        >>> parse_id("7", "artifact")
+        7
+    """
+    if not _INTEGER.fullmatch(raw):
+        raise ApiError(400, f"{what} id {raw[:_SHOWN]!r} is not an integer")
+    return parse_int(raw, f"{what} id", lo=1)
+
+
 class Query:
     """The query string of one request, with typed getters that answer 400 on bad values."""
 
@@ -65,18 +116,12 @@ class Query:
         """Repeated or comma-separated values."""
         return [v for raw in self._params.get(name, []) for v in raw.split(",") if v]
 
-    def int(self, name: str, default: int, *, lo: int = 0, hi: int | None = None) -> int:
+    def int(self, name: str, default: int, *, lo: int = 0, hi: int = MAX_SQL_INT) -> int:
+        """The parameter as an int in ``lo..hi`` (see :func:`parse_int`); ``default`` when absent."""
         raw = self.str(name)
         if raw is None:
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ApiError(400, f"query parameter {name}={raw!r}: expected an integer") from None
-        if value < lo or (hi is not None and value > hi):
-            bounds = f">= {lo}" if hi is None else f"between {lo} and {hi}"
-            raise ApiError(400, f"query parameter {name}={value}: expected an integer {bounds}")
-        return value
+        return parse_int(raw, f"query parameter {name}", lo=lo, hi=hi)
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.str(name, default)

@@ -18,6 +18,7 @@ from jfx.metadata.ui._common import (
     external_inputs,
     iso,
     node_state,
+    parse_id,
     tail,
 )
 
@@ -125,10 +126,9 @@ def _logs(outputs: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def execution_log_path(store: MetadataStore, execution_id: str) -> Path:
     """``GET /api/executions/<id>/log``: the log the launcher captured for that execution."""
+    wanted = parse_id(execution_id, "execution")
     try:
-        e = store.get_execution(int(execution_id))
-    except ValueError:
-        raise ApiError(400, f"execution id {execution_id!r} is not an integer") from None
+        e = store.get_execution(wanted)
     except NotFoundError as err:
         raise ApiError(404, str(err)) from None
     path = _log_file(e)
@@ -160,11 +160,10 @@ def _execution_log(e: ExecutionRecord) -> list[dict[str, Any]]:
 
 def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dict[str, Any]:
     """``GET /api/executions/<id>``: parameters, artifacts, cache outcome, timing, error and logs."""
+    wanted = parse_id(execution_id, "execution")
     try:
-        e = store.get_execution(int(execution_id))
-        inputs, outputs = store.get_execution_artifacts(int(execution_id))
-    except ValueError:
-        raise ApiError(400, f"execution id {execution_id!r} is not an integer") from None
+        e = store.get_execution(wanted)
+        inputs, outputs = store.get_execution_artifacts(wanted)
     except NotFoundError as err:
         raise ApiError(404, str(err)) from None
     props = e.properties

@@ -70,13 +70,14 @@ def open_store_read_only(url: str | None) -> MetadataStore:
     Raises:
         InvalidArgumentError: There is no jfx store at the URL, or its schema is not the
             one this jfx reads (``jfx runs list`` with this version upgrades it).
+        MetadataError: The database cannot be reached or opened.
     """
     from jfx._config import resolve_metadata_url
-    from jfx.metadata._backend import backend_of, create_engine, normalize_url
+    from jfx.metadata._backend import backend_of, create_engine, normalize_url, opening, shown_url
     from jfx.metadata._migrate import needs_upgrade
 
     parsed = normalize_url(resolve_metadata_url(url))
-    shown = parsed.render_as_string(hide_password=True)
+    shown = shown_url(parsed)
     if backend_of(parsed) == "sqlite":
         database = parsed.database or ""
         if database not in ("", ":memory:") and not parsed.query.get("uri") and not Path(database).expanduser().is_file():
@@ -84,7 +85,8 @@ def open_store_read_only(url: str | None) -> MetadataStore:
                                        "or pass --metadata-url)")
     engine = create_engine(parsed)
     try:
-        stale = needs_upgrade(engine)
+        with opening(parsed):
+            stale = needs_upgrade(engine)
     finally:
         engine.dispose()
     if stale:
