@@ -330,7 +330,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"\n{node_id} halted the pipeline:")
             print("  " + o.halted.rstrip().replace("\n", "\n  "))
             print()
-    print(f"metadata: {metadata_url_for(ir, args.metadata_url)}")
+    from jfx.metadata._backend import mask_secrets
+
+    print(f"metadata: {mask_secrets(metadata_url_for(ir, args.metadata_url))}")
     print(f"inspect:  jfx runs show {result.run_id}")
     if not result.succeeded:
         print(f"resume:   jfx run --resume {result.run_id}")
