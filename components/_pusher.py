@@ -266,11 +266,11 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
         ComponentError: MLflow is not installed, or the store refused an operation.
     """
     from jfx.components._mlflow import (
-        _SETUP_LOCK,
         default_artifact_location,
         import_mlflow,
         redact_uri,
         start_run,
+        store_setup_lock,
     )
 
     import_mlflow()
@@ -282,9 +282,10 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
     ctx = current_context()
     artifact_path = "model"
     try:
-        with _SETUP_LOCK:  # the first client on a new SQLite file creates its schema
+        with store_setup_lock(tracking_uri, registry_uri):  # the first client on a new database creates its schema
             client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
             client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)  # the registry's store, if it is another
         run_id = None
         reused = False
         recorded = model.properties.get("mlflow_run_id")
