@@ -224,3 +224,10 @@ def wait_while_exists(out: Output[Metrics], marker: Parameter[str] = "", limit_s
     while marker and Path(marker).exists() and time.time() < deadline:
         time.sleep(0.05)
     out.write_json({"waited": True})
+
+
+@component
+def exported_model(model: Output[Model]):
+    """A folder shaped like an exported model: what the Pusher copies."""
+    Path(model.uri, "weights.npz").write_bytes(b"w" * 4096)
+    Path(model.uri, "signature.json").write_text("{}")
