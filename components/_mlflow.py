@@ -24,15 +24,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +54,7 @@ __all__ = [
     "redact_uri",
     "start_run",
     "start_run_in_subprocess",
+    "store_setup_lock",
 ]
 
 TRACKING_DB = "mlflow.sqlite"
@@ -61,7 +65,7 @@ TELEMETRY_ENV = "MLFLOW_DISABLE_TELEMETRY"
 _MAX_PARAM_VALUE = 6000  # MLflow's limit on a parameter value
 _BATCH = 100  # MLflow's limit on params or tags per log_batch call
 _KEY_BAD = re.compile(r"[^\w./\- :]")
-_SETUP_LOCK = threading.Lock()  # creating a store's schema or an experiment: once at a time per process
+_SETUP_LOCK = threading.RLock()  # creating a store's schema or an experiment: once at a time per process
 
 _INSTALL_HELP = (
     "the Trainer tracks every run with MLflow, which is not installed. Install it with "
@@ -210,6 +214,66 @@ class TrackedRun:
             self._client.set_terminated(self.run_id, "FAILED" if failed else "FINISHED")
 
 
+def _setup_lock_file(uri: str) -> Path | None:
+    """The file whose lock guards the first opening of the store at ``uri`` (``None``: no file).
+
+    A SQLite store's lock lies beside its database, so every process that sees the file
+    sees the lock; another database's is per machine, in the temporary folder. A tracking
+    server creates its own schema, and a file store has none.
+    """
+    scheme = urlsplit(uri).scheme.lower().split("+")[0]
+    if scheme == "sqlite":
+        import sqlalchemy as sa
+
+        database = sa.engine.make_url(uri).database
+        if not database or database == ":memory:":
+            return None
+        return Path(database).expanduser().resolve().with_name(Path(database).name + ".lock")
+    if scheme in ("", "file", "http", "https", "databricks") or len(scheme) == 1:  # 1: a Windows drive letter
+        return None
+    return Path(tempfile.gettempdir()) / f"jfx-mlflow-{hashlib.sha256(uri.encode()).hexdigest()[:16]}.lock"
+
+
+@contextlib.contextmanager
+def store_setup_lock(*uris: str | None) -> Iterator[None]:
+    """Held while a client first opens the stores at ``uris`` (and creates an experiment).
+
+    Opening a new database-backed store creates its schema: MLflow runs its whole
+    migration history. Two processes doing that at once on one empty database both
+    migrate, and all but one fail (alembic errors), as do concurrent first runs of a
+    pipeline whose Trainers each start a tracking process. So the first opening is
+    serialised: across this process's threads by a lock, and across processes by an
+    exclusive ``flock`` on a lock file (see :func:`_setup_lock_file`). Once the schema
+    exists, opening it again only reads it.
+
+    Example:
+        >>> with store_setup_lock("sqlite:////tmp/root/mlflow.sqlite"):   # doctest: +SKIP
+        ...     client = MlflowClient(tracking_uri="sqlite:////tmp/root/mlflow.sqlite")
+        ...     client.search_experiments(max_results=1)   # creates the schema if it is new
+    """
+    paths = sorted({p for p in (_setup_lock_file(u) for u in uris if u) if p is not None})
+    with _SETUP_LOCK, contextlib.ExitStack() as held:
+        for path in paths:  # in one order everywhere, so two processes never wait on each other
+            held.enter_context(_file_lock(path))
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: only this process's threads are serialised
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file is closed, even by a kill
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
     from mlflow.exceptions import MlflowException
 
@@ -244,7 +308,7 @@ def start_run(tracking_uri: str, experiment: str, *, run_name: str | None = None
     from mlflow.tracking import MlflowClient
 
     try:
-        with _SETUP_LOCK:  # the first client on a new SQLite file creates its schema
+        with store_setup_lock(tracking_uri):  # the first client on a new database creates its schema
             client = MlflowClient(tracking_uri=tracking_uri)
             experiment_id = _experiment_id(client, experiment, artifact_location)
         run = client.create_run(experiment_id, run_name=run_name,

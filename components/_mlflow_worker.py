@@ -47,10 +47,12 @@ def _start(config: dict[str, Any]) -> tuple[Any, str, str]:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow.tracking import MlflowClient
 
-    from jfx.components._mlflow import _experiment_id
+    from jfx.components._mlflow import _experiment_id, store_setup_lock
 
-    client = MlflowClient(tracking_uri=config["tracking_uri"])
-    experiment_id = _experiment_id(client, config["experiment"], config.get("artifact_location"))
+    # helpers of concurrent runs may be the first to open a new store at the same moment
+    with store_setup_lock(config["tracking_uri"]):
+        client = MlflowClient(tracking_uri=config["tracking_uri"])
+        experiment_id = _experiment_id(client, config["experiment"], config.get("artifact_location"))
     run = client.create_run(experiment_id, run_name=config.get("run_name"), tags=config.get("tags") or {})
     return client, run.info.run_id, experiment_id
 

@@ -16,7 +16,9 @@ Destinations (``push_destination``; both may be given)::
   the first). The model is copied into a hidden temporary folder in the same parent, then
   renamed to its version in one ``os.rename``: a server polling the folder never sees a
   half-copied version, and two pushers racing for one number cannot both win (the loser's
-  rename fails because the winner's folder is not empty; it takes the next number).
+  rename fails because the winner's folder is not empty; it takes the next number). A
+  pusher killed mid-copy leaves the hidden folder only until the next start of a run on
+  the same metadata store, which removes it.
 * ``mlflow``: the model folder is logged as an artifact of an MLflow run (the Trainer's
   run when the Model has a ``mlflow_run_id`` in the same tracking store, else a new run),
   registered as a new version of the registered model ``model_name`` (created when
@@ -208,6 +210,9 @@ def push_to_filesystem(model_uri: str | Path, dest: FilesystemDestination) -> tu
     model_dir = dest.model_dir
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = model_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+    ctx = current_context()
+    if ctx is not None:  # removed by the next start if this process is killed before it is renamed
+        ctx.register_temporary(tmp)
     try:
         # signature.json last: even the temporary folder holds a complete model once it has one
         shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(SIGNATURE_FILE))
@@ -266,11 +271,11 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
         ComponentError: MLflow is not installed, or the store refused an operation.
     """
     from jfx.components._mlflow import (
-        _SETUP_LOCK,
         default_artifact_location,
         import_mlflow,
         redact_uri,
         start_run,
+        store_setup_lock,
     )
 
     import_mlflow()
@@ -282,9 +287,10 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
     ctx = current_context()
     artifact_path = "model"
     try:
-        with _SETUP_LOCK:  # the first client on a new SQLite file creates its schema
+        with store_setup_lock(tracking_uri, registry_uri):  # the first client on a new database creates its schema
             client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
             client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)  # the registry's store, if it is another
         run_id = None
         reused = False
         recorded = model.properties.get("mlflow_run_id")

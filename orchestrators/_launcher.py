@@ -27,6 +27,7 @@ gets its upstream nodes' states in ``current_context().upstream_states``.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import json
 import os
@@ -54,8 +55,9 @@ from jfx.orchestrators._publish import (
     canonical_json,
     final_uri,
     fingerprint,
+    discard_staging,
     publish_dirs,
-    remove_tree,
+    record_temporary,
     staging_dir,
     unpublish_dirs,
 )
@@ -280,7 +282,7 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
     outcome = NodeOutcome(node.id, NodeState.RUNNING, running.id, cache_miss_reason=reason)
     try:
         ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
-                               store.url, upstream_states)
+                               store.url, upstream_states, functools.partial(record_temporary, stage))
         artifacts, halted = _run_component(comp, node, inputs, params, stage, ctx, log_file)
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt("run cancelled")
@@ -289,7 +291,7 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
         outcome.outputs = _publish(store, ir, node, run, running, contexts, input_ids, artifacts, stage)
         outcome.state, outcome.halted = NodeState.COMPLETE, halted
     except BaseException as err:  # noqa: BLE001 - recorded, then re-raised if it is an interrupt
-        remove_tree(stage)
+        discard_staging(stage)
         interrupted = isinstance(err, (KeyboardInterrupt, SystemExit)) or (cancel is not None and cancel.is_set())
         tb = traceback.format_exc()
         message = "interrupted" if interrupted else _one_line(err)
@@ -590,7 +592,7 @@ def _publish(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, r
             fingerprint=fingerprint(art.uri, art.type_name, art.properties), properties=dict(art.properties),
         )]
         moves.append((Path(art.uri), dst))
-    publish_dirs(moves)
+    publish_dirs(moves, stage)
     try:
         store.put_execution(
             replace(running, state=ExecutionState.COMPLETE, end_time=_now()),
@@ -599,5 +601,5 @@ def _publish(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, r
     except BaseException:
         unpublish_dirs(moves)
         raise
-    remove_tree(stage)
+    discard_staging(stage)
     return records

@@ -5,6 +5,14 @@ Only when it returns are the directories renamed to their final place,
 ``<pipeline_root>/<pipeline>/<node>/<output>/<execution id>/``: a rename within one
 file system is atomic, so a reader never sees a half-written artifact, and a failed
 or interrupted execution leaves only a staging directory, which is removed.
+
+A process killed outright (SIGKILL, a lost machine) cleans nothing up, so the staging
+directory also holds a small journal (``.jfx/``) of what lies outside it: the folders
+about to be renamed into place (with their identity, taken before the rename) and the
+temporary paths the component registered (:meth:`ExecutionContext.register_temporary`).
+Whoever finds the execution's process dead (the next start's reaping) reads it in
+:func:`discard_staging` and removes exactly those, and nothing that an artifact record
+names or that is no longer the folder that was renamed.
 """
 
 from __future__ import annotations
@@ -14,10 +22,17 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["node_dir", "staging_dir", "final_uri", "fingerprint", "publish_dirs", "remove_tree"]
+__all__ = ["node_dir", "staging_dir", "final_uri", "fingerprint", "publish_dirs", "remove_tree", "discard_staging",
+           "record_temporary"]
+
+# Inside the staging directory; output keys are identifiers, so never one of them.
+_JOURNAL = ".jfx"
+_PUBLISHING = "publishing.json"
+_TEMPORARY = "temporary-"
 
 _CHUNK = 1 << 20
 
@@ -74,8 +89,38 @@ def fingerprint(path: str | Path, type_name: str, properties: dict[str, Any]) ->
     return h.hexdigest()
 
 
-def publish_dirs(moves: list[tuple[Path, Path]]) -> None:
-    """Rename each staging directory to its final place; undo all of them on failure."""
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # whole or absent: a kill never leaves half a journal entry
+
+
+def record_temporary(stage: str | Path, path: str | Path) -> None:
+    """Note in the staging directory ``stage`` that its execution is making ``path``.
+
+    ``path`` is outside the outputs and only this execution creates it (e.g. it has a
+    random part); if the process dies before removing it, :func:`discard_staging` does.
+    """
+    target = Path(path).absolute()
+    name = _TEMPORARY + hashlib.sha256(str(target).encode()).hexdigest()[:20]
+    _write_atomic(Path(stage) / _JOURNAL / name, str(target))
+
+
+def publish_dirs(moves: list[tuple[Path, Path]], stage: str | Path | None = None) -> None:
+    """Rename each staging directory to its final place; undo all of them on failure.
+
+    With ``stage``, the destinations and the identities of the folders (device, inode,
+    mtime) are first written to its journal, so a process killed after a rename and
+    before the metadata commit leaves a record of the folders it published (see
+    :func:`discard_staging`).
+    """
+    if stage is not None:
+        entries = []
+        for src, dst in moves:
+            st = os.stat(src)
+            entries.append({"uri": str(dst), "dev": st.st_dev, "ino": st.st_ino, "mtime_ns": st.st_mtime_ns})
+        _write_atomic(Path(stage) / _JOURNAL / _PUBLISHING, json.dumps(entries))
     done: list[tuple[Path, Path]] = []
     try:
         for src, dst in moves:
@@ -98,3 +143,55 @@ def unpublish_dirs(moves: list[tuple[Path, Path]]) -> None:
 
 def remove_tree(path: str | Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def discard_staging(stage: str | Path, recorded: Callable[[str], bool] | None = None) -> list[Path]:
+    """Remove a staging directory and the temporary paths its execution registered.
+
+    With ``recorded`` (for an execution whose process died while it was RUNNING), the
+    folders it renamed into place but never recorded are removed too: each one named in
+    the journal that still is the folder renamed (same device, inode and mtime) and whose URI
+    ``recorded(uri)`` says no artifact record names. A folder another execution (another
+    store sharing the root) published at that path since, or one the metadata store
+    names, is left alone. The journal goes last, so an interrupted discard can be redone.
+
+    Returns:
+        The published folders and temporary paths that were removed.
+    """
+    journal = Path(stage) / _JOURNAL
+    removed: list[Path] = []
+    if recorded is not None:
+        try:
+            entries = json.loads((journal / _PUBLISHING).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            entries = []  # the process died before publishing: nothing left the staging directory
+        for entry in entries:
+            dst = Path(entry["uri"])
+            try:
+                st = os.lstat(dst)
+            except OSError:
+                continue  # never renamed, or already gone
+            # a rename keeps the folder's inode and mtime; a folder made there since has
+            # another mtime even where the file system hands out the freed inode again
+            same = (st.st_dev, st.st_ino, st.st_mtime_ns) == (entry["dev"], entry["ino"], entry["mtime_ns"])
+            if same and not recorded(str(dst)):
+                remove_tree(dst)
+                removed.append(dst)
+    try:
+        notes = [p for p in journal.iterdir() if p.name.startswith(_TEMPORARY)]
+    except OSError:
+        notes = []
+    for note in notes:
+        try:
+            target = Path(note.read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        if target.is_dir() and not target.is_symlink():
+            remove_tree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(target)
+    remove_tree(stage)
+    return removed

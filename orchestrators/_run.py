@@ -18,7 +18,7 @@ from jfx._config import default_pipeline_root, resolve_metadata_url
 from jfx.errors import InvalidArgumentError, NotFoundError, RunInterruptedError
 from jfx.metadata import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionState, ListOptions, MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, reuse_latest
-from jfx.orchestrators._publish import remove_tree, staging_dir
+from jfx.orchestrators._publish import discard_staging, staging_dir
 from jfx.pipelines import Pipeline, PipelineIR
 
 __all__ = ["RunResult", "RunState", "as_ir", "start_run", "finish_run", "interrupt_run", "cancel_running",
@@ -199,29 +199,38 @@ REAP_RECENT_RUNS = 100
 def reap_abandoned(store: MetadataStore) -> list[int]:
     """Mark RUNNING executions and runs whose process died (killed, crashed) ABANDONED.
 
-    Only processes of this host are judged. Their staging directories are removed.
-    Returns the ids of the executions marked.
+    Only processes of this host are judged. What each left on disk is removed (see
+    :func:`~jfx.orchestrators._publish.discard_staging`): its staging directory, the
+    temporary paths its component registered, and outputs it renamed into place but
+    never recorded. Returns the ids of the executions marked.
     """
     marked: list[int] = []
     for execution in store.get_executions(state=ExecutionState.RUNNING):
         if _alive(execution.properties):
-            continue
+            continue  # a live execution's folders are its own, whichever process reaps
         assert execution.id is not None
+        run_ctx = store.get_context_by_name(PIPELINE_RUN, execution.properties.get("run_id", ""))
+        root = run_ctx.properties.get("pipeline_root") if run_ctx is not None else None
+        pipeline = execution.properties.get("pipeline")
+        if root and pipeline:
+            # before it is marked: a reaper killed in between leaves it RUNNING, to be reaped again
+            discard_staging(staging_dir(root, pipeline, execution.node_id, execution.id),
+                            recorded=lambda uri: is_recorded(store, uri))
         store.put_execution(replace(
             execution, state=ExecutionState.ABANDONED, end_time=datetime.now(timezone.utc),
             error=f"the process running it (pid {execution.properties.get('pid')}) exited while it ran",
         ))
         marked.append(execution.id)
-        run_ctx = store.get_context_by_name(PIPELINE_RUN, execution.properties.get("run_id", ""))
-        if run_ctx is None:
-            continue
-        root, pipeline = run_ctx.properties.get("pipeline_root"), execution.properties.get("pipeline")
-        if root and pipeline:
-            remove_tree(staging_dir(root, pipeline, execution.node_id, execution.id))
-        _abandon_if_dead(store, run_ctx)
+        if run_ctx is not None:
+            _abandon_if_dead(store, run_ctx)
     for run_ctx in store.get_runs(options=ListOptions(limit=REAP_RECENT_RUNS, order_by="id", descending=True)):
         _abandon_if_dead(store, run_ctx)
     return marked
+
+
+def is_recorded(store: MetadataStore, uri: str) -> bool:
+    """Whether an artifact record names ``uri`` (then its folder is never reaped)."""
+    return bool(store.get_artifacts(uri=uri, options=ListOptions(limit=1)))
 
 
 def _abandon_if_dead(store: MetadataStore, run_ctx: ContextRecord) -> None:
@@ -249,7 +258,7 @@ def cancel_running(store: MetadataStore, run: RunInfo) -> None:
                 error="the run was interrupted",
             ))
             assert execution.id is not None
-            remove_tree(staging_dir(run.pipeline_root, run.pipeline_name, execution.node_id, execution.id))
+            discard_staging(staging_dir(run.pipeline_root, run.pipeline_name, execution.node_id, execution.id))
 
 
 def interrupt_run(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],

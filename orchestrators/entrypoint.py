@@ -35,8 +35,8 @@ from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node, reuse_latest
 from jfx._config import default_pipeline_root
 from jfx.metadata import PIPELINE, PIPELINE_RUN
-from jfx.orchestrators._publish import remove_tree, staging_dir
-from jfx.orchestrators._run import RunState, finish_run, skipped_by_upstream
+from jfx.orchestrators._publish import discard_staging, staging_dir
+from jfx.orchestrators._run import RunState, finish_run, is_recorded, skipped_by_upstream
 from jfx.orchestrators._run import run_state as _run_state
 from jfx.pipelines import NodeIR, PipelineIR
 
@@ -149,16 +149,17 @@ def _abandon_leftovers(store: MetadataStore, run: RunInfo, node_id: str | None =
 
     Kubeflow starts a task again (a retry) or the exit handler only after the earlier
     pod ended, so a RUNNING execution left then belongs to a pod that was killed. Its
-    staging directory is removed.
+    staging directory is removed, with what it left outside (see ``discard_staging``).
     """
     for e in store.get_executions_by_context(run.run_context_id):
         if e.state == ExecutionState.RUNNING and (node_id is None or e.node_id == node_id):
+            assert e.id is not None
+            discard_staging(staging_dir(run.pipeline_root, run.pipeline_name, e.node_id, e.id),
+                            recorded=lambda uri: is_recorded(store, uri))
             store.put_execution(dataclasses.replace(
                 e, state=ExecutionState.ABANDONED, end_time=datetime.now(timezone.utc),
                 error="the Kubeflow task running it ended while it ran",
             ))
-            assert e.id is not None
-            remove_tree(staging_dir(run.pipeline_root, run.pipeline_name, e.node_id, e.id))
 
 
 def run_node(

@@ -36,6 +36,7 @@ import importlib
 import importlib.util
 import json
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -375,13 +376,29 @@ class PipelineIR:
         return ir
 
 
+# Modules executed from a file by name, and one lock per name. The import system's
+# own per-module lock does not cover a module executed by hand: while one thread runs
+# the file, the module is already in sys.modules (dataclasses and pickling look it up
+# there), and another thread that asks for it must wait instead of using it half-made.
+_FILE_MODULES: dict[str, Path] = {}
+_FILE_LOCKS: dict[str, threading.RLock] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _file_module_lock(module_name: str, path: Path) -> threading.RLock:
+    with _REGISTRY_LOCK:
+        _FILE_MODULES[module_name] = path
+        return _FILE_LOCKS.setdefault(module_name, threading.RLock())
+
+
 def load_module_from_file(path: str | Path, module_name: str | None = None, *, reload: bool = False) -> Any:
     """Import a Python file as a module (registered in ``sys.modules``).
 
     The default module name is derived from the file's resolved path, so every process
     that loads the same file gives it the same name, and components defined in it
     resolve by that name. ``reload=True`` executes the file again even if that module
-    is already loaded (so an edited file takes effect).
+    is already loaded (so an edited file takes effect). Safe from many threads at once:
+    the file is executed once, and the other threads wait for it and get the whole module.
 
     Raises:
         InvalidArgumentError: There is no such file.
@@ -395,29 +412,34 @@ def load_module_from_file(path: str | Path, module_name: str | None = None, *, r
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
         stem = "".join(ch if ch.isalnum() else "_" for ch in path.stem)
         module_name = f"_jfx_file_{stem}_{digest}"
-    if module_name in sys.modules and not reload:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise InvalidArgumentError(f"{path}: cannot be loaded as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    previous = sys.modules.get(module_name)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as err:
-        if previous is None:
-            sys.modules.pop(module_name, None)
-        else:
-            sys.modules[module_name] = previous
-        if isinstance(err, Exception):  # not Ctrl-C nor an exit the file asked for
-            raise file_error(path, err) from err
-        raise
-    return module
+    with _file_module_lock(module_name, path):
+        if module_name in sys.modules and not reload:
+            return sys.modules[module_name]
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise InvalidArgumentError(f"{path}: cannot be loaded as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        previous = sys.modules.get(module_name)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException as err:
+            if previous is None:
+                sys.modules.pop(module_name, None)
+            else:
+                sys.modules[module_name] = previous
+            if isinstance(err, Exception):  # not Ctrl-C nor an exit the file asked for
+                raise file_error(path, err) from err
+            raise
+        return module
 
 
 def load_component(ref: ComponentRef) -> Component:
     """Import the component a node refers to, in this process.
+
+    Safe from any number of threads at once (a runner starts nodes in parallel, each
+    loading its component): a module that another thread is still importing is waited
+    for, never read half-initialised.
 
     Raises:
         InvalidPipelineError: the module or the name cannot be found, or the name is
@@ -428,19 +450,7 @@ def load_component(ref: ComponentRef) -> Component:
             f"component {ref.name} ({ref.qualname}) is defined inside a function; runners import "
             "components by name, so define it at module level"
         )
-    module = sys.modules.get(ref.module)
-    if module is None or ref.module == "__main__" and not _defines(module, ref):
-        try:
-            if ref.module == "__main__":
-                raise ImportError(ref.module)
-            module = importlib.import_module(ref.module)
-        except ImportError as err:
-            if not ref.file:
-                raise InvalidPipelineError(
-                    f"component {ref.name}: cannot import module {ref.module!r} and its file is unknown"
-                ) from err
-            name = None if ref.module == "__main__" else ref.module
-            module = load_module_from_file(ref.file, name)
+    module = _module_of(ref)
     obj: Any = module
     try:
         for part in ref.qualname.split("."):
@@ -452,6 +462,34 @@ def load_component(ref: ComponentRef) -> Component:
     if not isinstance(obj, Component):
         raise InvalidPipelineError(f"{ref.module}.{ref.qualname} is not a @component")
     return obj
+
+
+def _module_of(ref: ComponentRef) -> Any:
+    """The whole module that defines the component ``ref`` names."""
+    if ref.module == "__main__":
+        main = sys.modules.get("__main__")
+        if main is not None and _defines(main, ref):
+            return main  # the script that built the pipeline runs it in this process
+        if not ref.file:
+            raise InvalidPipelineError(f"component {ref.name}: defined in __main__ and its file is unknown")
+        return load_module_from_file(ref.file)
+    try:
+        # Not a look-up in sys.modules: a module another thread is importing is there
+        # before its body has run; import_module waits for that thread to finish.
+        module = importlib.import_module(ref.module)
+    except ImportError as err:
+        if not ref.file:
+            raise InvalidPipelineError(
+                f"component {ref.name}: cannot import module {ref.module!r} and its file is unknown"
+            ) from err
+        return load_module_from_file(ref.file, ref.module)
+    with _REGISTRY_LOCK:
+        path = _FILE_MODULES.get(ref.module)
+    if path is not None:
+        # executed from a file, by hand: the import system found it in sys.modules, maybe
+        # while another thread still runs it; taking the file's lock waits for that
+        return load_module_from_file(path, ref.module)
+    return module
 
 
 def _defines(module: Any, ref: ComponentRef) -> bool:

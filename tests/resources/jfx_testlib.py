@@ -215,3 +215,19 @@ def ctrl_c_on_own_thread(out: Output[Metrics], seconds: Parameter[float] = 60.0)
 
     signal.pthread_kill(threading.get_ident(), signal.SIGINT)
     time.sleep(seconds)
+
+
+@component
+def wait_while_exists(out: Output[Metrics], marker: Parameter[str] = "", limit_s: Parameter[float] = 60.0):
+    """Waits (at most ``limit_s``) while ``marker`` exists: a node a test can kill while it runs."""
+    deadline = time.time() + limit_s
+    while marker and Path(marker).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    out.write_json({"waited": True})
+
+
+@component
+def exported_model(model: Output[Model]):
+    """A folder shaped like an exported model: what the Pusher copies."""
+    Path(model.uri, "weights.npz").write_bytes(b"w" * 4096)
+    Path(model.uri, "signature.json").write_text("{}")
