@@ -209,7 +209,12 @@ class _Connection(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             self.closing = True
             return
-        body = json.dumps(payload).encode()
+        try:
+            body = json.dumps(payload, allow_nan=False).encode()  # RFC 8259: no NaN, no Infinity
+        except ValueError as err:  # a bug upstream (answers null their non-finite outputs)
+            log.error("an answer with status %d is not RFC 8259 JSON: %s", status, err)
+            status, close = 500, True
+            body = json.dumps({"error": f"internal error: the answer is not valid JSON: {err}"}).encode()
         head = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} \r\n".encode("latin-1"),
                 b"Server: jfx-serve\r\nContent-Type: application/json\r\nContent-Length: ",
                 str(len(body)).encode(), b"\r\n"]

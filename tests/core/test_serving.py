@@ -42,6 +42,15 @@ def expected_y(x, v, w):
     return x * w + sum(v)
 
 
+def _reject_constant(token: str):
+    raise ValueError(f"{token} is not RFC 8259 JSON")
+
+
+def strict_json(raw: bytes):
+    """Parses a response body as RFC 8259 JSON: NaN, Infinity and -Infinity are refused."""
+    return json.loads(raw, parse_constant=_reject_constant)
+
+
 class Client:
     """One keep-alive HTTP connection."""
 
@@ -54,7 +63,7 @@ class Client:
         self.conn.request(method, path, body, headers or {})
         resp = self.conn.getresponse()
         raw = resp.read()
-        return resp.status, (json.loads(raw) if raw else None), resp
+        return resp.status, (strict_json(raw) if raw else None), resp
 
     def predict(self, payload, version=None, name="m"):
         path = f"/v1/models/{name}" + (f"/versions/{version}" if version is not None else "") + ":predict"
@@ -167,7 +176,7 @@ def test_chunked_body_is_read(served):
                  encode_chunked=True)
     resp = conn.getresponse()
     assert resp.status == 200, resp.read()
-    assert json.loads(resp.read())["predictions"][0]["city_id"] == 1
+    assert strict_json(resp.read())["predictions"][0]["city_id"] == 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -193,7 +202,7 @@ BAD_BODIES = [
     (b'{"instances": [{"x": 1, "v": [1, 2, 3], "city": "oslo"}]}', 400, "'v'"),
     (b'{"instances": [{"x": 1, "v": [1, 2], "city": "oslo"}, {"x": 1, "v": [1], "city": "oslo"}]}', 400, "'v'"),
     (b'{"instances": [{"x": 1, "v": [1, 2], "city": 7}]}', 400, "'city'"),
-    (b'{"instances": [{"x": 1e999999, "v": [1, 2], "city": "a"}]}', 200, ""),  # inf is a float
+    (b'{"instances": [{"x": 1e999999, "v": [1, 2], "city": "a"}]}', 400, "'x'"),  # inf is not a number
     (b'{"instances": [{"x": 1' + b"0" * 400 + b', "v": [1, 2], "city": "a"}]}', 400, "'x'"),
     (b'{"inputs": [1, 2]}', 400, "\"inputs\" must be an object"),
     (b'{"inputs": {"x": [1], "v": [[1, 2]]}}', 400, "'city'"),
@@ -242,7 +251,7 @@ def test_wrong_routes_and_methods(served, method, path, status):
     raw = resp.read()
     assert resp.status == status, raw
     if method != "HEAD":
-        assert "error" in json.loads(raw)
+        assert "error" in strict_json(raw)
     if status == 405:
         assert resp.getheader("Allow")
     # the connection is still usable afterwards (the body was consumed)
@@ -298,6 +307,93 @@ def test_fuzzed_bodies_never_get_a_5xx(client):
         assert status < 500, (body, data)
         statuses.add(status)
     assert 400 in statuses
+
+
+# ---------------------------------------------------------------------------------------
+# Numbers: only finite JSON numbers of the feature's type; every answer is strict JSON
+# ---------------------------------------------------------------------------------------
+
+TYPED = {"a": TensorSpec("float32"), "b": TensorSpec("float32"), "k": TensorSpec("int32"),
+         "v": TensorSpec("float32", (2,))}
+GOOD = {"a": 1.0, "b": 2, "k": 3, "v": [0.5, 1]}
+
+
+def _typed_fn(p, f):
+    return {"y": f["a"] * p["w"] + f["b"] + f["k"] + f["v"].sum(axis=-1), "log_a": jnp.log(f["a"])}
+
+
+@pytest.fixture(scope="module")
+def typed(tmp_path_factory):
+    """A model with scalar float features (read as one matrix), an int feature and a vector."""
+    base = tmp_path_factory.mktemp("typed") / "t"
+    base.mkdir()
+    push(base, 1, 2.0, fn=_typed_fn, signature=TYPED)
+    with ModelServer(base, "t", port=0, config=CONFIG) as server:
+        yield server
+
+
+def _post_t(server, body):
+    c = Client(server.port)
+    try:
+        status, data, _ = c.request("POST", "/v1/models/t:predict", body)
+    finally:
+        c.close()
+    return status, data
+
+
+BAD_NUMBERS = [  # (feature, the JSON text of its value, what the error says)
+    ("a", "NaN", "NaN"), ("a", "Infinity", "Infinity"), ("a", "-Infinity", "-Infinity"),
+    ("a", "1e999", "float32"), ("a", "1e300", "float32"), ("a", "true", "boolean"),
+    ("a", '"NaN"', "string"), ("a", '"1.5"', "string"), ("a", "[1.0]", "list"),
+    ("b", "false", "boolean"),
+    ("k", "1.5", "whole"), ("k", str(2 ** 70), "int32"), ("k", str(2 ** 31), "int32"), ("k", "true", "boolean"),
+    ("k", "null", "null"), ("k", '"3"', "string"), ("k", "NaN", "NaN"), ("k", "1e999", "int32"),
+    ("v", "[1, NaN]", "NaN"), ("v", "[1, true]", "boolean"), ("v", "[1, 1e999]", "float32"),
+    ("v", '[1, "2"]', "string"), ("v", "[1]", "shape"), ("v", "1.0", "shape"),
+    ("k", "1" + "0" * 400, "int32"), ("a", "-1" + "0" * 400, "float32"),
+]
+
+
+@pytest.mark.parametrize("form", ["instances", "inputs"])
+@pytest.mark.parametrize("feature,text,needle", BAD_NUMBERS, ids=[f"{f}={t}" for f, t, _ in BAD_NUMBERS])
+def test_non_finite_and_mistyped_numbers_get_400_naming_instance_and_feature(typed, form, feature, text, needle):
+    rows = [dict(GOOD), dict(GOOD), dict(GOOD), dict(GOOD)]
+    rows[2][feature] = "@@"  # every instance is checked, not only the first
+    if form == "instances":
+        doc = json.dumps({"instances": rows})
+    else:
+        doc = json.dumps({"inputs": {n: [r[n] for r in rows] for n in TYPED}})
+    body = doc.replace('"@@"', text).encode()
+    status, data = _post_t(typed, body)
+    assert status == 400, data
+    message = data["error"]
+    assert "instance 2" in message and f"'{feature}'" in message and needle in message, message
+
+
+def test_null_is_a_missing_float_and_non_finite_outputs_answer_null(typed):
+    rows = [{**GOOD, "a": -1.0}, {**GOOD, "a": 0.0}, {**GOOD, "a": None}, GOOD, {**GOOD, "k": 3.0}]
+    status, data = _post_t(typed, {"instances": rows})
+    assert status == 200, data
+    preds = data["predictions"]
+    assert preds[0] == {"y": -2.0 + 2 + 3 + 1.5, "log_a": None}  # log(-1) is NaN
+    assert preds[1] == {"y": 0.0 + 2 + 3 + 1.5, "log_a": None}  # log(0) is -inf
+    assert preds[2] == {"y": None, "log_a": None}  # a missing float feature is NaN to the model
+    assert preds[3] == preds[4] == {"y": 2.0 + 2 + 3 + 1.5, "log_a": 0.0}
+    status, data = _post_t(typed, {"inputs": {n: [r[n] for r in rows] for n in TYPED}})
+    assert status == 200, data
+    assert data["outputs"]["log_a"] == [None, None, None, 0.0, 0.0]
+    assert data["outputs"]["y"][2] is None
+
+
+def test_scalar_float_rows_with_a_non_finite_value_are_refused(client):
+    # the model of `served` reads its scalar float feature x through the one-matrix path
+    rows = [row(i) for i in range(6)]
+    body = json.dumps({"instances": rows}).replace('"x": 4.0', '"x": -1e400').encode()
+    status, data, _ = client.request("POST", "/v1/models/m:predict", body)
+    assert status == 400 and "instance 4" in data["error"] and "'x'" in data["error"], data
+    assert client.predict({"instances": [{**row(1), "x": True}]})[0] == 400
+    assert client.predict({"instances": [{**row(1), "x": 7}]}) == (200, {"predictions": [
+        {"y": expected_y(7, [0.5, 1], 2), "city_id": 1}]})
 
 
 # ---------------------------------------------------------------------------------------
