@@ -714,3 +714,127 @@ def test_idle_keep_alive_connections_are_closed(tmp_path, monkeypatch):
             assert busy.getresponse().read()
             time.sleep(0.1)
         busy.close()
+
+
+# ---------------------------------------------------------------------------------------
+# HTTP hygiene: half-closed clients, message lengths, slow or silent connections
+# ---------------------------------------------------------------------------------------
+
+def _exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float = 10.0) -> bytes:
+    """Sends ``data`` on a fresh socket (then half-closes it) and reads until the server closes."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def _responses(raw: bytes) -> list[tuple[int, dict[str, str], object]]:
+    """Splits the bytes of one or more HTTP/1.1 responses (each with a Content-Length)."""
+    out = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        n = int(headers["content-length"])
+        out.append((int(lines[0].split()[1]), headers, strict_json(rest[:n])))
+        raw = rest[n:]
+    return out
+
+
+def _post_bytes(body: bytes, extra: str = "") -> bytes:
+    return (f"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
+def test_a_half_closed_client_gets_its_answers(served):
+    body = json.dumps({"instances": [row(1), row(2)]}).encode()
+    [(status, _, data)] = _responses(_exchange(served.port, _post_bytes(body)))
+    assert status == 200 and [p["city_id"] for p in data["predictions"]] == [1, 2]
+    # pipelined requests before the half-close are all answered, in order
+    got = _responses(_exchange(served.port, _post_bytes(body) + b"GET /v1/models/m HTTP/1.1\r\nHost: x\r\n\r\n"
+                               + _post_bytes(json.dumps({"instances": [row(3)]}).encode())))
+    assert [s for s, _, _ in got] == [200, 200, 200]
+    assert "model_version_status" in got[1][2] and got[2][2]["predictions"][0]["city_id"] == 3
+    # a request cut short by the half-close is answered 400, not left hanging
+    [(status, headers, data)] = _responses(_exchange(served.port, _post_bytes(body)[:-5]))
+    assert status == 400 and headers.get("connection") == "close" and "before" in data["error"], data
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ("Content-Length: 7\r\n", "Content-Length"),  # a second, different length
+    ("Transfer-Encoding: chunked\r\n", "Transfer-Encoding"),  # a length and chunked both
+], ids=["two-lengths", "length-and-chunked"])
+def test_conflicting_message_lengths_get_400_and_close(served, extra, needle):
+    body = json.dumps({"instances": [row(1)]}).encode()
+    # the bytes after the body would be a smuggled second request if either length were believed
+    raw = _exchange(served.port, _post_bytes(body, extra) + b"GET /v1/models/m HTTP/1.1\r\nHost: x\r\n\r\n",
+                    half_close=False)
+    [(status, headers, data)] = _responses(raw)
+    assert status == 400 and headers.get("connection") == "close", data
+    assert needle in data["error"] and "RFC 9112" in data["error"], data
+
+
+@pytest.mark.parametrize("head", [
+    "Content-Length: 5, 7\r\n", "Content-Length: +5\r\n", "Content-Length: 0x5\r\n",
+    "Transfer-Encoding: chunked, gzip\r\n", "Transfer-Encoding: gzip\r\n",
+])
+def test_unusable_message_lengths_get_4xx(served, head):
+    raw = _exchange(served.port, f"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\n{head}\r\n{{}}".encode(),
+                    half_close=False)
+    [(status, headers, data)] = _responses(raw)
+    assert status in (400, 501) and headers.get("connection") == "close" and "error" in data, data
+
+
+def test_repeated_equal_lengths_are_one_length(served):
+    body = json.dumps({"instances": [row(1)]}).encode()
+    raw = _exchange(served.port, _post_bytes(body, f"Content-Length: {len(body)}\r\nConnection: close\r\n"),
+                    half_close=False)
+    [(status, _, data)] = _responses(raw)
+    assert status == 200 and data["predictions"][0]["city_id"] == 1
+
+
+def test_slow_and_silent_connections_are_closed_after_the_header_timeout(tmp_path):
+    import socket
+
+    from jfx.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="header_timeout_s"):
+        ServingConfig(header_timeout_s=0)
+    base = tmp_path / "m"
+    base.mkdir()
+    push(base, 1, 2.0)
+    with ModelServer(base, "m", port=0, config=ServingConfig(poll_interval_s=0, header_timeout_s=0.5)) as server:
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        kept = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        kept.request("GET", "/v1/models/m")
+        assert kept.getresponse().read()
+        started = time.monotonic()
+        slow.sendall(b"GET /v1/models/m HTTP/1.1\r\n")
+        try:  # a header line every 0.1 s never finishes the head; trickling does not reset the clock
+            while time.monotonic() - started < 5:
+                slow.sendall(b"X-Slow: 1\r\n")
+                time.sleep(0.1)
+        except OSError:
+            pass
+        answer = b""
+        try:
+            while chunk := slow.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 4, "the slow head was not cut off"
+        [(status, headers, data)] = _responses(answer)
+        assert status == 408 and headers.get("connection") == "close" and "0.5" in data["error"], data
+        assert silent.recv(65536) == b""  # a connection that never sent a byte is closed too
+        silent.close()
+        slow.close()
+        kept.request("GET", "/v1/models/m")  # an idle keep-alive connection is not cut by it
+        assert kept.getresponse().status == 200
+        kept.close()
