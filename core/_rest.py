@@ -53,7 +53,8 @@ def parse_predict_body(body: bytes, model: LoadedModel) -> tuple[str, dict[str, 
         req = _STRICT.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except _NotJsonNumber as err:
         raise _bad(f"{_where_constant(body, err.token)} {err.token}, which is not a JSON number (RFC 8259 has no "
-                   "NaN or Infinity); send a finite number, or null for a missing value") from None
+                   "NaN or Infinity); send a finite number (null marks a missing value of a float or string "
+                   "feature)") from None
     except RecursionError as err:
         raise _bad("the request body's JSON is nested too deeply") from err
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
