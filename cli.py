@@ -67,6 +67,9 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
                    default=None, metavar="N,N,...",
                    help="batch sizes compiled before a version serves (default: every padded size up to "
                         "--max_batch_size; other sizes compile on first use)")
+    p.add_argument("--header_timeout_s", "--header-timeout-s", dest="header_timeout_s", type=float, default=20.0,
+                   metavar="S", help="longest wait for a request's headers; a slower or silent connection is "
+                                     "closed (default: 20)")
     return p
 
 

@@ -21,6 +21,7 @@ import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -301,13 +302,18 @@ class LoadedModel:
         self._float_scalars = [n for n, s in self.inputs.items()
                                if s.dtype in ("float16", "float32") and not s.shape]
 
-    def _float_rows(self, rows: Sequence[Any]) -> dict[str, np.ndarray] | None:
+    def _float_rows(self, rows: Sequence[Any], strict: bool = False) -> dict[str, np.ndarray] | None:
         """The scalar float features of ``rows`` as columns, or None when anything is
-        unusual (a missing feature, a non-number, a nested value): :meth:`_column`
+        unusual (a missing feature, a non-number, a nested value; with ``strict``, also a
+        boolean or a value that is not finite in the feature's dtype): :meth:`_column`
         then reads them one by one and names the culprit."""
         names = self._float_scalars
         try:
-            mat = np.array([[row[n] for n in names] for row in rows])
+            nested = [[row[n] for n in names] for row in rows]
+            # one pass in C over the values' types: a boolean would pass as 0/1 below
+            if strict and not _JSON_NUMBERS.issuperset(map(type, chain.from_iterable(nested))):
+                return None
+            mat = np.array(nested)
         except (KeyError, TypeError, ValueError, IndexError, OverflowError):
             return None
         if mat.shape != (len(rows), len(names)) or mat.dtype.kind not in "biuf":
@@ -317,10 +323,17 @@ class LoadedModel:
         dtypes = {self.inputs[n].dtype for n in names}
         if len(dtypes) == 1:  # the usual case: one cast, then a view per column
             mat = mat.astype(dtypes.pop())
+            if strict and not np.isfinite(mat).all():
+                return None  # 1e999, or 1e300 for float32: the slow path names it
             return {n: mat[:, i] for i, n in enumerate(names)}
-        return {n: mat[:, i].astype(self.inputs[n].dtype) for i, n in enumerate(names)}
+        cols = {n: mat[:, i].astype(self.inputs[n].dtype) for i, n in enumerate(names)}
+        if strict and not all(np.isfinite(c).all() for c in cols.values()):
+            return None
+        return cols
 
-    def _column(self, name: str, spec: TensorSpec, values: Any) -> np.ndarray:
+    def _column(self, name: str, spec: TensorSpec, values: Any, strict: bool = False) -> np.ndarray:
+        if strict and spec.dtype != "string":
+            return _json_numbers(name, spec, values)
         if spec.dtype == "string":
             arr = np.asarray(values, dtype=object)
             if arr.dtype == object and arr.size and not all(v is None or isinstance(v, (str, bytes))
@@ -361,14 +374,27 @@ class LoadedModel:
                 cols[n].append(row[n])
         return cols
 
-    def prepare(self, inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-        """Validates and encodes inputs into the arrays the serialized function takes."""
+    def prepare(self, inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
+                strict: bool = False) -> dict[str, np.ndarray]:
+        """Validates and encodes inputs into the arrays the serialized function takes.
+
+        Args:
+            inputs: a dict of columns or a list of row dicts.
+            strict: take numbers as JSON gives them and refuse anything else (what the
+                model server asks): a numeric feature takes only finite ``int``/``float``
+                values that fit its dtype (never a boolean or a string), whole ones for an
+                integer feature, ``True``/``False`` for a ``bool`` one; ``None`` is a missing
+                value only for float features (NaN to the model) and strings.
+
+        Raises:
+            InvalidArgumentError: naming the feature (and with ``strict``, the instance).
+        """
         fast: dict[str, np.ndarray] | None = None
         if isinstance(inputs, Mapping):
             columns: Mapping[str, Any] = inputs
         elif isinstance(inputs, Sequence) and not isinstance(inputs, (str, bytes)):
             if self._float_scalars and inputs and all(type(r) is dict for r in inputs):
-                fast = self._float_rows(inputs)
+                fast = self._float_rows(inputs, strict)
             columns = self._columns_from_rows(inputs, [n for n in self.inputs if fast is None or n not in fast])
         else:
             raise InvalidArgumentError(f"expected a dict of columns or a list of instances, got {type(inputs).__name__}")
@@ -379,7 +405,7 @@ class LoadedModel:
                 continue
             if n not in columns:
                 raise InvalidArgumentError(f"feature {n!r} is missing; the model expects {sorted(self.inputs)}")
-            arrays[n] = self._column(n, spec, columns[n])
+            arrays[n] = self._column(n, spec, columns[n], strict)
         sizes = {a.shape[0] for a in arrays.values()}
         if len(sizes) > 1:
             raise InvalidArgumentError(
@@ -411,6 +437,96 @@ class LoadedModel:
             arrays = {k: np.concatenate([a, np.zeros((size - n, *a.shape[1:]), a.dtype)]) for k, a in arrays.items()}
         out = self._call(self._params, arrays)
         return {k: np.asarray(v)[:n] for k, v in out.items()}
+
+
+_JSON_NUMBERS = frozenset({int, float})
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()} (a boolean is not a number)"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, (list, tuple, dict)):
+        return f"a {'object' if isinstance(value, dict) else 'list'} ({str(value)[:40]})"
+    return repr(value)
+
+
+def _largest(dtype: np.dtype) -> float:
+    try:
+        return float(np.finfo(dtype).max)
+    except (ValueError, TypeError):  # bfloat16: NumPy's finfo does not know it
+        import ml_dtypes
+
+        return float(ml_dtypes.finfo(dtype).max)
+
+
+def _json_numbers(name: str, spec: TensorSpec, values: Any) -> np.ndarray:
+    """One numeric feature's values as JSON gives them, checked strictly, as ``spec.dtype``.
+
+    Every check is one NumPy pass over the column; only once a check fails is the
+    column searched for the first culprit, which the error names with its instance.
+    """
+    dtype = np.dtype(spec.dtype)
+    width = int(np.prod(spec.shape)) if spec.shape else 1
+    try:
+        obj = np.asarray(values, dtype=object)
+    except ValueError:
+        obj = np.empty(0, object)  # irregularly nested: the shape check names the instance
+    if obj.ndim == 0 or obj.shape[1:] != spec.shape:
+        expected = f"a list of {', '.join(map(str, spec.shape))} numbers" if spec.shape else "a number"
+        for i, v in enumerate(values if isinstance(values, (list, tuple)) else []):
+            try:
+                shape = np.shape(v)
+            except ValueError:
+                shape = None
+            if shape != spec.shape:
+                raise InvalidArgumentError(f"feature {name!r} of instance {i} is {_describe(v)}, of shape "
+                                           f"{shape}; expected {expected}")
+        raise InvalidArgumentError(f"feature {name!r} has shape {obj.shape}; expected (batch, "
+                                   f"{', '.join(map(str, spec.shape))})" if spec.shape else
+                                   f"feature {name!r} has shape {obj.shape}; expected (batch,)")
+    flat = obj.reshape(-1)
+    nullable = dtype.kind not in "biu"  # float16/32, and bfloat16 (kind "V")
+    if dtype.kind == "b":
+        allowed, takes = frozenset({bool}), "true or false"
+    else:
+        allowed = _JSON_NUMBERS | {type(None)} if nullable else _JSON_NUMBERS
+        takes = (f"numbers{', or null for a missing value' if nullable else ''}" if nullable
+                 else "whole numbers (it has no missing value: null is refused)")
+    if not allowed.issuperset(map(type, flat)):
+        k = next(k for k, v in enumerate(flat) if type(v) not in allowed)
+        raise InvalidArgumentError(f"feature {name!r} of instance {k // width} is {_describe(flat[k])}; "
+                                   f"a {spec.dtype} feature takes {takes}")
+    if dtype.kind == "b":
+        return obj.astype(bool)
+    try:
+        wide = obj.astype(np.float64)  # None is NaN here; ints beyond float64 raise
+    except OverflowError:
+        wide = np.array([np.nan if v is None else float(v) if abs(v) < 2 ** 1023 else np.inf
+                         for v in flat]).reshape(obj.shape)
+    if nullable:
+        with np.errstate(over="ignore"):
+            out = wide.astype(dtype)
+        bad = ~np.isfinite(out if dtype.kind == "f" else out.astype(np.float32))
+        if bad.any() and nullable:
+            bad &= flat.reshape(obj.shape) != None  # elementwise on objects: null is a missing value
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise InvalidArgumentError(
+                f"feature {name!r} of instance {k // width} is {_describe(flat[k])}, which is not a finite "
+                f"{spec.dtype} (at most ±{_largest(dtype):.4g}); send a finite number, or null for a "
+                "missing value")
+        return out
+    info = np.iinfo(dtype)
+    bad = (wide != np.floor(wide)) | (wide < info.min) | (wide > info.max)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise InvalidArgumentError(f"feature {name!r} of instance {k // width} is {_describe(flat[k])}; "
+                                   f"a {spec.dtype} feature takes whole numbers from {info.min} to {info.max}")
+    return wide.astype(dtype)
 
 
 def load(path: str | Path) -> LoadedModel:

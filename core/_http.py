@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import weakref
@@ -49,7 +50,9 @@ MAX_BODY_BYTES = 64 << 20
 MAX_LINE = 65536
 MAX_HEADERS = 100
 IDLE_TIMEOUT_S = 300.0  # a keep-alive connection with no request for this long is closed
-_SWEEP_S = 10.0
+_SWEEP_S = 10.0  # at most this long between sweeps (shorter when the header timeout is)
+_DIGITS = re.compile(r"[0-9]+")  # RFC 9110 §8.6: Content-Length = 1*DIGIT
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 _STATUS_LINES = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus}
 
 
@@ -83,8 +86,44 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
         name, sep, value = raw.decode("latin-1").partition(":")
         if not sep:
             raise _BadRequest(400, f"bad header line {raw[:100]!r}")
-        headers[name.strip().lower()] = value.strip()
+        key = name.strip().lower()
+        # a repeated field is one comma-separated list (RFC 9110 §5.3), so that two
+        # Content-Length lines are seen, and compared, rather than the last one winning
+        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
     return parts[0], parts[1], parts[2], headers
+
+
+def _body_length(headers: Mapping[str, str]) -> int | None:
+    """The body's framing (RFC 9112 §6.3): ``None`` for chunked, else its byte count.
+
+    Raises:
+        _BadRequest: 400 when the framing is ambiguous (a length and chunked, lengths
+            that differ, a length that is not digits, chunked not last), 501 for a
+            transfer coding other than chunked, 413 for a body over MAX_BODY_BYTES.
+    """
+    te, length = headers.get("transfer-encoding"), headers.get("content-length")
+    if te is not None:
+        if length is not None:
+            raise _BadRequest(400, "the request has both Content-Length and Transfer-Encoding; send one "
+                                   "(RFC 9112 §6.3)")
+        codings = [c.strip().lower() for c in te.split(",")]
+        if codings[-1] != "chunked":
+            raise _BadRequest(400, f"Transfer-Encoding {te!r} does not end with chunked, so the body has no "
+                                   "length (RFC 9112 §6.3)")
+        if len(codings) > 1:
+            raise _BadRequest(501, f"Transfer-Encoding {te!r}: only chunked is supported")
+        return None
+    if length is None:
+        return 0
+    values = [v.strip() for v in length.split(",")]
+    if not all(_DIGITS.fullmatch(v) for v in values):
+        raise _BadRequest(400, f"Content-Length {length!r} is not a number of bytes")
+    if len({int(v) for v in values}) > 1:
+        raise _BadRequest(400, f"the request has conflicting Content-Length values {length!r} (RFC 9112 §6.3)")
+    n = int(values[0])
+    if n > MAX_BODY_BYTES:
+        raise _BadRequest(413, f"the body has {n} bytes; at most {MAX_BODY_BYTES} are accepted")
+    return n
 
 
 class _Connection(asyncio.Protocol):
@@ -96,7 +135,11 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.busy = False  # a request of this connection is being answered
         self.closing = False
+        self.eof = False  # the client half-closed: answer what it sent, then close
         self.last_active = front.loop.time()
+        # when the head now awaited began to be awaited (None: none is): from the accept
+        # for the first request, from its first byte for a later one; see HttpFrontEnd._sweep
+        self.head_since: float | None = self.last_active
         self._continued = False  # 100 Continue sent for the request now arriving
 
     # -- asyncio.Protocol ------------------------------------------------------------------
@@ -114,6 +157,14 @@ class _Connection(asyncio.Protocol):
         self.buf += data
         if not self.busy:
             self._next()
+
+    def eof_received(self) -> bool:
+        # a client may half-close (shutdown(SHUT_WR)) after its last request: keep the
+        # transport open for writing, answer what is buffered, then close (see _next)
+        self.eof = True
+        if not self.busy:
+            self._next()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -134,10 +185,21 @@ class _Connection(asyncio.Protocol):
                 self._respond(err.status, {"error": err.message}, close=True)
                 return
             if request is None:
-                return
+                break
             self.last_active = self.front.loop.time()
+            self.head_since = None
             self.busy = True
             self.front.dispatch(self, request)
+        if self.busy or self.closing:
+            return
+        if self.eof:  # nothing more will come: what is left can never be a whole request
+            if self.buf:
+                self._respond(400, {"error": "the client closed its side of the connection before the request "
+                                             f"was complete ({len(self.buf)} bytes of it arrived)"}, close=True)
+            else:
+                self._close()
+        elif self.buf and self.head_since is None and b"\r\n\r\n" not in self.buf:
+            self.head_since = self.front.loop.time()  # the first bytes of the next head
 
     def _take_request(self) -> _Request | None:
         buf = self.buf
@@ -147,28 +209,19 @@ class _Connection(asyncio.Protocol):
                 raise _BadRequest(431, "the request head is too large")
             return None
         method, target, version, headers = _parse_head(bytes(buf[:end]))
+        self.head_since = None  # the head is whole; its body may take longer
         start = end + 4
+        n = _body_length(headers)
         if headers.get("expect", "").lower() == "100-continue" and not self._continued:
             self._continued = True
             assert self.transport is not None
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        if n is None:
             parsed = self._chunked(start)
             if parsed is None:
                 return None
             body, consumed = parsed
         else:
-            length = headers.get("content-length")
-            n = 0
-            if length is not None:
-                try:
-                    n = int(length)
-                    if n < 0:
-                        raise ValueError
-                except ValueError:
-                    raise _BadRequest(400, f"Content-Length {length!r} is not a number of bytes") from None
-                if n > MAX_BODY_BYTES:
-                    raise _BadRequest(413, f"the body has {n} bytes; at most {MAX_BODY_BYTES} are accepted")
             if len(buf) < start + n:
                 return None
             body, consumed = bytes(buf[start:start + n]), start + n
@@ -182,10 +235,10 @@ class _Connection(asyncio.Protocol):
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
                 return None
-            try:
-                size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _BadRequest(400, "a malformed chunk in the chunked body") from None
+            digits = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(digits):  # int(..., 16) would also take "0x1f", "+1f" and "1_f"
+                raise _BadRequest(400, f"a malformed chunk size {digits[:20]!r} in the chunked body")
+            size = int(digits, 16)
             total += size
             if total > MAX_BODY_BYTES:
                 raise _BadRequest(413, f"the body has more than {MAX_BODY_BYTES} bytes")
@@ -209,7 +262,12 @@ class _Connection(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             self.closing = True
             return
-        body = json.dumps(payload).encode()
+        try:
+            body = json.dumps(payload, allow_nan=False).encode()  # RFC 8259: no NaN, no Infinity
+        except ValueError as err:  # a bug upstream (answers null their non-finite outputs)
+            log.error("an answer with status %d is not RFC 8259 JSON: %s", status, err)
+            status, close = 500, True
+            body = json.dumps({"error": f"internal error: the answer is not valid JSON: {err}"}).encode()
         head = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} \r\n".encode("latin-1"),
                 b"Server: jfx-serve\r\nContent-Type: application/json\r\nContent-Length: ",
                 str(len(body)).encode(), b"\r\n"]
@@ -233,7 +291,7 @@ class _Connection(asyncio.Protocol):
         close = close or conn == "close" or (request.version == "HTTP/1.0" and conn != "keep-alive")
         self._respond(status, payload, headers, close=close, version=request.version)
         self.busy = False
-        if not self.closing and self.buf:
+        if not self.closing:
             self._next()
 
 
@@ -312,6 +370,8 @@ class HttpFrontEnd:
 
     def __init__(self, app: ModelServer, host: str, port: int):
         self.app = app
+        self.header_timeout_s = float(app.config.header_timeout_s)
+        self._sweep_s = min(_SWEEP_S, self.header_timeout_s / 2)
         self.loop = asyncio.new_event_loop()
         workers = max(4, os.cpu_count() or 1)
         self.model_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jfx-serve-model")
@@ -343,7 +403,7 @@ class HttpFrontEnd:
             self._ready.set()
             return
         self._ready.set()
-        self.loop.call_later(_SWEEP_S, self._close_idle)
+        self.loop.call_later(self._sweep_s, self._sweep)
         try:
             self.loop.run_forever()
         finally:
@@ -351,12 +411,26 @@ class HttpFrontEnd:
             self.loop.run_until_complete(self._server.wait_closed())
             self.loop.close()
 
-    def _close_idle(self) -> None:
-        """Close keep-alive connections idle for IDLE_TIMEOUT_S (one sweep, not a timer per request)."""
-        cutoff = self.loop.time() - IDLE_TIMEOUT_S
-        for conn in [c for c in self.connections if not c.busy and c.last_active < cutoff]:
-            conn._close()
-        self.loop.call_later(_SWEEP_S, self._close_idle)
+    def _sweep(self) -> None:
+        """Close the connections that hold resources for nothing (one sweep, not a timer per request).
+
+        A head awaited for over ``header_timeout_s`` (a client that connected and sent
+        nothing, or sends its head too slowly) is answered 408, or just closed when not
+        a byte of it came; a kept-alive connection idle for IDLE_TIMEOUT_S is closed.
+        """
+        now = self.loop.time()
+        for conn in list(self.connections):
+            if conn.busy or conn.closing:
+                continue
+            if conn.head_since is not None and now - conn.head_since > self.header_timeout_s:
+                if conn.buf:
+                    conn._respond(408, {"error": f"the request head did not arrive within {self.header_timeout_s:g} "
+                                                 "s (header_timeout_s)"}, close=True)
+                else:
+                    conn._close()
+            elif conn.last_active < now - IDLE_TIMEOUT_S:
+                conn._close()
+        self.loop.call_later(self._sweep_s, self._sweep)
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()

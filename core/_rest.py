@@ -48,7 +48,13 @@ def parse_predict_body(body: bytes, model: LoadedModel) -> tuple[str, dict[str, 
     if not body.strip():
         raise _bad(f"the request body is empty; {_PREDICT_HELP}")
     try:
-        req = json.loads(body)
+        # what json.loads does with bytes, with one decoder made once (loads with a
+        # keyword argument would build a decoder for every request)
+        req = _STRICT.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+    except _NotJsonNumber as err:
+        raise _bad(f"{_where_constant(body, err.token)} {err.token}, which is not a JSON number (RFC 8259 has no "
+                   "NaN or Infinity); send a finite number (null marks a missing value of a float or string "
+                   "feature)") from None
     except RecursionError as err:
         raise _bad("the request body's JSON is nested too deeply") from err
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
@@ -94,14 +100,71 @@ def parse_predict_body(body: bytes, model: LoadedModel) -> tuple[str, dict[str, 
                 raise _bad(f"\"inputs\" feature {name!r} must be a list of values, one per row, "
                            f"got {type(col).__name__}")
     try:
-        with np.errstate(all="ignore"):  # 1e300 for a float32 feature is inf, as in TF Serving
-            arrays = model.prepare(data)
+        with np.errstate(all="ignore"):  # a value that overflows its dtype is refused, by name
+            arrays = model.prepare(data, strict=True)
     except InvalidArgumentError as err:
         raise _bad(str(err)) from err
     except (ValueError, TypeError, OverflowError, KeyError, IndexError, RecursionError) as err:
         raise _bad(f"{_culprit(model, data)}cannot be read: {type(err).__name__}: {err}") from err
     n = int(next(iter(arrays.values())).shape[0])
     return kind, arrays, n
+
+
+class _NotJsonNumber(ValueError):
+    def __init__(self, token: str):
+        super().__init__(token)
+        self.token = token
+
+
+def _refuse_constant(token: str) -> Any:
+    """``json.loads`` calls this for NaN, Infinity and -Infinity, which RFC 8259 does not have."""
+    raise _NotJsonNumber(token)
+
+
+_STRICT = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+class _Constant:
+    """Where a NaN/Infinity token stood, in a second, diagnostic parse."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+
+def _holds_constant(value: Any) -> bool:
+    if isinstance(value, _Constant):
+        return True
+    if isinstance(value, list):
+        return any(_holds_constant(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_constant(v) for v in value.values())
+    return False
+
+
+def _where_constant(body: bytes, token: str) -> str:
+    """Names the instance and feature holding the first ``token`` (only on this error path)."""
+    try:
+        doc = json.loads(body, parse_constant=_Constant)
+    except (ValueError, RecursionError):
+        return "the request body holds"
+    if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
+        for i, row in enumerate(doc["instances"]):
+            if isinstance(row, dict):
+                for name, value in row.items():
+                    if _holds_constant(value):
+                        return f"feature {name!r} of instance {i} is"
+            elif _holds_constant(row):
+                return f"instance {i} is"
+    if isinstance(doc, dict) and isinstance(doc.get("inputs"), dict):
+        for name, col in doc["inputs"].items():
+            for i, value in enumerate(col if isinstance(col, list) else [col]):
+                if _holds_constant(value):
+                    return f"feature {name!r} of instance {i} is"
+    if isinstance(doc, dict) and isinstance(doc.get("inputs"), list):
+        for i, value in enumerate(doc["inputs"]):
+            if _holds_constant(value):
+                return f"instance {i} is"
+    return "the request body holds"
 
 
 def _culprit(model: LoadedModel, data: Any) -> str:
@@ -112,7 +175,7 @@ def _culprit(model: LoadedModel, data: Any) -> str:
         return "the inputs "
     for name, spec in model.inputs.items():
         try:
-            model._column(name, spec, columns[name])
+            model._column(name, spec, columns[name], strict=True)
         except Exception:  # noqa: BLE001 - only diagnosing
             return f"feature {name!r} "
     return "the inputs "
@@ -120,14 +183,26 @@ def _culprit(model: LoadedModel, data: Any) -> str:
 
 def format_predictions(kind: str, outputs: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
     """TF Serving's response: row form → ``predictions`` (a list, one entry per row: the
-    bare value for a one-output model, else an object); columnar → ``outputs``."""
-    cols = {k: np.asarray(v).tolist() for k, v in outputs.items()}
+    bare value for a one-output model, else an object); columnar → ``outputs``. A
+    non-finite output value is ``null``: every answer is RFC 8259 JSON."""
+    cols = {k: _json_values(v) for k, v in outputs.items()}
     if kind == "columns":
         return {"outputs": next(iter(cols.values())) if len(cols) == 1 else cols}
     if len(cols) == 1:
         return {"predictions": next(iter(cols.values()))}
     keys = list(cols)
     return {"predictions": [dict(zip(keys, vals)) for vals in zip(*(cols[k] for k in keys))] if n else []}
+
+
+def _json_values(values: Any) -> list[Any]:
+    """An output column as JSON values: a NaN or infinite number is null (JSON has neither;
+    JavaScript's JSON.stringify does the same), so the other values of the answer stand."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():  # one pass; rare to go on
+        out = arr.astype(object)
+        out[~np.isfinite(arr)] = None
+        return out.tolist()
+    return arr.tolist()
 
 
 def _empty_outputs(model: LoadedModel) -> dict[str, np.ndarray]:

@@ -68,6 +68,11 @@ class ServingConfig:
             unloaded and reported as ``END``.
         warmup_batch_sizes: batch sizes compiled before a version starts serving;
             default: every padded size up to ``max_batch_size`` when batching, else 1.
+        header_timeout_s: the longest a request's head (request line and headers) may
+            take to arrive, counted from the connection's accept for its first request
+            and from the first byte for a later one; then the connection is answered
+            408 and closed (a client that connects and sends nothing is just closed),
+            so slow or silent clients cannot hold connections open.
     """
 
     enable_batching: bool = True
@@ -76,6 +81,7 @@ class ServingConfig:
     poll_interval_s: float = 1.0
     max_loaded_versions: int = 2
     warmup_batch_sizes: tuple[int, ...] | None = None
+    header_timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -84,6 +90,8 @@ class ServingConfig:
             raise InvalidArgumentError(f"batch_timeout_ms must be >= 0, got {self.batch_timeout_ms}")
         if self.max_loaded_versions < 1:
             raise InvalidArgumentError(f"max_loaded_versions must be >= 1, got {self.max_loaded_versions}")
+        if not self.header_timeout_s > 0:  # also refuses NaN
+            raise InvalidArgumentError(f"header_timeout_s must be > 0 seconds, got {self.header_timeout_s}")
 
     def warmup_sizes(self) -> tuple[int, ...]:
         if self.warmup_batch_sizes is not None:
@@ -380,7 +388,7 @@ class ModelServer:
 def serve(model_base_path: str | Path, model_name: str, host: str = "127.0.0.1", port: int = 8501, *,
           enable_batching: bool = True, max_batch_size: int = 64, batch_timeout_ms: float = 2.0,
           poll_interval_s: float = 1.0, max_loaded_versions: int = 2,
-          warmup_batch_sizes: Sequence[int] | None = None) -> int:
+          warmup_batch_sizes: Sequence[int] | None = None, header_timeout_s: float = 20.0) -> int:
     """Serves a model until interrupted (what ``jfx serve`` runs). Returns the exit code.
 
     Prints one line with the URL once the first version (if any) has loaded.
@@ -388,7 +396,8 @@ def serve(model_base_path: str | Path, model_name: str, host: str = "127.0.0.1",
     config = ServingConfig(enable_batching=enable_batching, max_batch_size=max_batch_size,
                            batch_timeout_ms=batch_timeout_ms, poll_interval_s=poll_interval_s,
                            max_loaded_versions=max_loaded_versions,
-                           warmup_batch_sizes=tuple(warmup_batch_sizes) if warmup_batch_sizes else None)
+                           warmup_batch_sizes=tuple(warmup_batch_sizes) if warmup_batch_sizes else None,
+                           header_timeout_s=header_timeout_s)
     server = ModelServer(model_base_path, model_name, host=host, port=port, config=config).start()
     latest = server.versions.latest
     print(f"jfx serve: model {model_name!r} "
@@ -418,7 +427,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     return serve(args.model_base_path, args.model_name, args.host, args.port, enable_batching=args.enable_batching,
                  max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
                  poll_interval_s=args.poll_interval_s, max_loaded_versions=args.max_loaded_versions,
-                 warmup_batch_sizes=getattr(args, "warmup_batch_sizes", None))
+                 warmup_batch_sizes=getattr(args, "warmup_batch_sizes", None),
+                 header_timeout_s=getattr(args, "header_timeout_s", 20.0))
 
 
 # Set by a process that starts a server for itself (InfraValidator): the server stops when

@@ -42,6 +42,15 @@ def expected_y(x, v, w):
     return x * w + sum(v)
 
 
+def _reject_constant(token: str):
+    raise ValueError(f"{token} is not RFC 8259 JSON")
+
+
+def strict_json(raw: bytes):
+    """Parses a response body as RFC 8259 JSON: NaN, Infinity and -Infinity are refused."""
+    return json.loads(raw, parse_constant=_reject_constant)
+
+
 class Client:
     """One keep-alive HTTP connection."""
 
@@ -54,7 +63,7 @@ class Client:
         self.conn.request(method, path, body, headers or {})
         resp = self.conn.getresponse()
         raw = resp.read()
-        return resp.status, (json.loads(raw) if raw else None), resp
+        return resp.status, (strict_json(raw) if raw else None), resp
 
     def predict(self, payload, version=None, name="m"):
         path = f"/v1/models/{name}" + (f"/versions/{version}" if version is not None else "") + ":predict"
@@ -167,7 +176,7 @@ def test_chunked_body_is_read(served):
                  encode_chunked=True)
     resp = conn.getresponse()
     assert resp.status == 200, resp.read()
-    assert json.loads(resp.read())["predictions"][0]["city_id"] == 1
+    assert strict_json(resp.read())["predictions"][0]["city_id"] == 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -193,7 +202,7 @@ BAD_BODIES = [
     (b'{"instances": [{"x": 1, "v": [1, 2, 3], "city": "oslo"}]}', 400, "'v'"),
     (b'{"instances": [{"x": 1, "v": [1, 2], "city": "oslo"}, {"x": 1, "v": [1], "city": "oslo"}]}', 400, "'v'"),
     (b'{"instances": [{"x": 1, "v": [1, 2], "city": 7}]}', 400, "'city'"),
-    (b'{"instances": [{"x": 1e999999, "v": [1, 2], "city": "a"}]}', 200, ""),  # inf is a float
+    (b'{"instances": [{"x": 1e999999, "v": [1, 2], "city": "a"}]}', 400, "'x'"),  # inf is not a number
     (b'{"instances": [{"x": 1' + b"0" * 400 + b', "v": [1, 2], "city": "a"}]}', 400, "'x'"),
     (b'{"inputs": [1, 2]}', 400, "\"inputs\" must be an object"),
     (b'{"inputs": {"x": [1], "v": [[1, 2]]}}', 400, "'city'"),
@@ -242,7 +251,7 @@ def test_wrong_routes_and_methods(served, method, path, status):
     raw = resp.read()
     assert resp.status == status, raw
     if method != "HEAD":
-        assert "error" in json.loads(raw)
+        assert "error" in strict_json(raw)
     if status == 405:
         assert resp.getheader("Allow")
     # the connection is still usable afterwards (the body was consumed)
@@ -298,6 +307,93 @@ def test_fuzzed_bodies_never_get_a_5xx(client):
         assert status < 500, (body, data)
         statuses.add(status)
     assert 400 in statuses
+
+
+# ---------------------------------------------------------------------------------------
+# Numbers: only finite JSON numbers of the feature's type; every answer is strict JSON
+# ---------------------------------------------------------------------------------------
+
+TYPED = {"a": TensorSpec("float32"), "b": TensorSpec("float32"), "k": TensorSpec("int32"),
+         "v": TensorSpec("float32", (2,))}
+GOOD = {"a": 1.0, "b": 2, "k": 3, "v": [0.5, 1]}
+
+
+def _typed_fn(p, f):
+    return {"y": f["a"] * p["w"] + f["b"] + f["k"] + f["v"].sum(axis=-1), "log_a": jnp.log(f["a"])}
+
+
+@pytest.fixture(scope="module")
+def typed(tmp_path_factory):
+    """A model with scalar float features (read as one matrix), an int feature and a vector."""
+    base = tmp_path_factory.mktemp("typed") / "t"
+    base.mkdir()
+    push(base, 1, 2.0, fn=_typed_fn, signature=TYPED)
+    with ModelServer(base, "t", port=0, config=CONFIG) as server:
+        yield server
+
+
+def _post_t(server, body):
+    c = Client(server.port)
+    try:
+        status, data, _ = c.request("POST", "/v1/models/t:predict", body)
+    finally:
+        c.close()
+    return status, data
+
+
+BAD_NUMBERS = [  # (feature, the JSON text of its value, what the error says)
+    ("a", "NaN", "NaN"), ("a", "Infinity", "Infinity"), ("a", "-Infinity", "-Infinity"),
+    ("a", "1e999", "float32"), ("a", "1e300", "float32"), ("a", "true", "boolean"),
+    ("a", '"NaN"', "string"), ("a", '"1.5"', "string"), ("a", "[1.0]", "list"),
+    ("b", "false", "boolean"),
+    ("k", "1.5", "whole"), ("k", str(2 ** 70), "int32"), ("k", str(2 ** 31), "int32"), ("k", "true", "boolean"),
+    ("k", "null", "null"), ("k", '"3"', "string"), ("k", "NaN", "NaN"), ("k", "1e999", "int32"),
+    ("v", "[1, NaN]", "NaN"), ("v", "[1, true]", "boolean"), ("v", "[1, 1e999]", "float32"),
+    ("v", '[1, "2"]', "string"), ("v", "[1]", "shape"), ("v", "1.0", "shape"),
+    ("k", "1" + "0" * 400, "int32"), ("a", "-1" + "0" * 400, "float32"),
+]
+
+
+@pytest.mark.parametrize("form", ["instances", "inputs"])
+@pytest.mark.parametrize("feature,text,needle", BAD_NUMBERS, ids=[f"{f}={t}" for f, t, _ in BAD_NUMBERS])
+def test_non_finite_and_mistyped_numbers_get_400_naming_instance_and_feature(typed, form, feature, text, needle):
+    rows = [dict(GOOD), dict(GOOD), dict(GOOD), dict(GOOD)]
+    rows[2][feature] = "@@"  # every instance is checked, not only the first
+    if form == "instances":
+        doc = json.dumps({"instances": rows})
+    else:
+        doc = json.dumps({"inputs": {n: [r[n] for r in rows] for n in TYPED}})
+    body = doc.replace('"@@"', text).encode()
+    status, data = _post_t(typed, body)
+    assert status == 400, data
+    message = data["error"]
+    assert "instance 2" in message and f"'{feature}'" in message and needle in message, message
+
+
+def test_null_is_a_missing_float_and_non_finite_outputs_answer_null(typed):
+    rows = [{**GOOD, "a": -1.0}, {**GOOD, "a": 0.0}, {**GOOD, "a": None}, GOOD, {**GOOD, "k": 3.0}]
+    status, data = _post_t(typed, {"instances": rows})
+    assert status == 200, data
+    preds = data["predictions"]
+    assert preds[0] == {"y": -2.0 + 2 + 3 + 1.5, "log_a": None}  # log(-1) is NaN
+    assert preds[1] == {"y": 0.0 + 2 + 3 + 1.5, "log_a": None}  # log(0) is -inf
+    assert preds[2] == {"y": None, "log_a": None}  # a missing float feature is NaN to the model
+    assert preds[3] == preds[4] == {"y": 2.0 + 2 + 3 + 1.5, "log_a": 0.0}
+    status, data = _post_t(typed, {"inputs": {n: [r[n] for r in rows] for n in TYPED}})
+    assert status == 200, data
+    assert data["outputs"]["log_a"] == [None, None, None, 0.0, 0.0]
+    assert data["outputs"]["y"][2] is None
+
+
+def test_scalar_float_rows_with_a_non_finite_value_are_refused(client):
+    # the model of `served` reads its scalar float feature x through the one-matrix path
+    rows = [row(i) for i in range(6)]
+    body = json.dumps({"instances": rows}).replace('"x": 4.0', '"x": -1e400').encode()
+    status, data, _ = client.request("POST", "/v1/models/m:predict", body)
+    assert status == 400 and "instance 4" in data["error"] and "'x'" in data["error"], data
+    assert client.predict({"instances": [{**row(1), "x": True}]})[0] == 400
+    assert client.predict({"instances": [{**row(1), "x": 7}]}) == (200, {"predictions": [
+        {"y": expected_y(7, [0.5, 1], 2), "city_id": 1}]})
 
 
 # ---------------------------------------------------------------------------------------
@@ -618,3 +714,127 @@ def test_idle_keep_alive_connections_are_closed(tmp_path, monkeypatch):
             assert busy.getresponse().read()
             time.sleep(0.1)
         busy.close()
+
+
+# ---------------------------------------------------------------------------------------
+# HTTP hygiene: half-closed clients, message lengths, slow or silent connections
+# ---------------------------------------------------------------------------------------
+
+def _exchange(port: int, data: bytes, *, half_close: bool = True, timeout: float = 10.0) -> bytes:
+    """Sends ``data`` on a fresh socket (then half-closes it) and reads until the server closes."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def _responses(raw: bytes) -> list[tuple[int, dict[str, str], object]]:
+    """Splits the bytes of one or more HTTP/1.1 responses (each with a Content-Length)."""
+    out = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        n = int(headers["content-length"])
+        out.append((int(lines[0].split()[1]), headers, strict_json(rest[:n])))
+        raw = rest[n:]
+    return out
+
+
+def _post_bytes(body: bytes, extra: str = "") -> bytes:
+    return (f"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
+def test_a_half_closed_client_gets_its_answers(served):
+    body = json.dumps({"instances": [row(1), row(2)]}).encode()
+    [(status, _, data)] = _responses(_exchange(served.port, _post_bytes(body)))
+    assert status == 200 and [p["city_id"] for p in data["predictions"]] == [1, 2]
+    # pipelined requests before the half-close are all answered, in order
+    got = _responses(_exchange(served.port, _post_bytes(body) + b"GET /v1/models/m HTTP/1.1\r\nHost: x\r\n\r\n"
+                               + _post_bytes(json.dumps({"instances": [row(3)]}).encode())))
+    assert [s for s, _, _ in got] == [200, 200, 200]
+    assert "model_version_status" in got[1][2] and got[2][2]["predictions"][0]["city_id"] == 3
+    # a request cut short by the half-close is answered 400, not left hanging
+    [(status, headers, data)] = _responses(_exchange(served.port, _post_bytes(body)[:-5]))
+    assert status == 400 and headers.get("connection") == "close" and "before" in data["error"], data
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ("Content-Length: 7\r\n", "Content-Length"),  # a second, different length
+    ("Transfer-Encoding: chunked\r\n", "Transfer-Encoding"),  # a length and chunked both
+], ids=["two-lengths", "length-and-chunked"])
+def test_conflicting_message_lengths_get_400_and_close(served, extra, needle):
+    body = json.dumps({"instances": [row(1)]}).encode()
+    # the bytes after the body would be a smuggled second request if either length were believed
+    raw = _exchange(served.port, _post_bytes(body, extra) + b"GET /v1/models/m HTTP/1.1\r\nHost: x\r\n\r\n",
+                    half_close=False)
+    [(status, headers, data)] = _responses(raw)
+    assert status == 400 and headers.get("connection") == "close", data
+    assert needle in data["error"] and "RFC 9112" in data["error"], data
+
+
+@pytest.mark.parametrize("head", [
+    "Content-Length: 5, 7\r\n", "Content-Length: +5\r\n", "Content-Length: 0x5\r\n",
+    "Transfer-Encoding: chunked, gzip\r\n", "Transfer-Encoding: gzip\r\n",
+])
+def test_unusable_message_lengths_get_4xx(served, head):
+    raw = _exchange(served.port, f"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\n{head}\r\n{{}}".encode(),
+                    half_close=False)
+    [(status, headers, data)] = _responses(raw)
+    assert status in (400, 501) and headers.get("connection") == "close" and "error" in data, data
+
+
+def test_repeated_equal_lengths_are_one_length(served):
+    body = json.dumps({"instances": [row(1)]}).encode()
+    raw = _exchange(served.port, _post_bytes(body, f"Content-Length: {len(body)}\r\nConnection: close\r\n"),
+                    half_close=False)
+    [(status, _, data)] = _responses(raw)
+    assert status == 200 and data["predictions"][0]["city_id"] == 1
+
+
+def test_slow_and_silent_connections_are_closed_after_the_header_timeout(tmp_path):
+    import socket
+
+    from jfx.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="header_timeout_s"):
+        ServingConfig(header_timeout_s=0)
+    base = tmp_path / "m"
+    base.mkdir()
+    push(base, 1, 2.0)
+    with ModelServer(base, "m", port=0, config=ServingConfig(poll_interval_s=0, header_timeout_s=0.5)) as server:
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        kept = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        kept.request("GET", "/v1/models/m")
+        assert kept.getresponse().read()
+        started = time.monotonic()
+        slow.sendall(b"GET /v1/models/m HTTP/1.1\r\n")
+        try:  # a header line every 0.1 s never finishes the head; trickling does not reset the clock
+            while time.monotonic() - started < 5:
+                slow.sendall(b"X-Slow: 1\r\n")
+                time.sleep(0.1)
+        except OSError:
+            pass
+        answer = b""
+        try:
+            while chunk := slow.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 4, "the slow head was not cut off"
+        [(status, headers, data)] = _responses(answer)
+        assert status == 408 and headers.get("connection") == "close" and "0.5" in data["error"], data
+        assert silent.recv(65536) == b""  # a connection that never sent a byte is closed too
+        silent.close()
+        slow.close()
+        kept.request("GET", "/v1/models/m")  # an idle keep-alive connection is not cut by it
+        assert kept.getresponse().status == 200
+        kept.close()
