@@ -17,7 +17,7 @@ from typing import Any
 from jfx._config import default_pipeline_root, resolve_metadata_url
 from jfx.errors import InvalidArgumentError, NotFoundError, RunInterruptedError
 from jfx.metadata import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionState, ListOptions, MetadataStore
-from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, reuse_latest
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo
 from jfx.orchestrators._publish import remove_tree, staging_dir
 from jfx.pipelines import Pipeline, PipelineIR
 
@@ -134,21 +134,6 @@ def start_run(
         )
     ])
     return RunInfo(ir.name, run_id, pipeline_ctx.id, run_ctx_id, root, enable_cache, values), {}
-
-
-def prepare_partial(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
-                     selected: set[str]) -> None:
-    """Fill ``outcomes`` for the nodes a partial run does not run: reused, or skipped."""
-    needed: set[str] = set()
-    for node_id in selected:
-        needed |= ir.upstream_of(node_id)
-    for node in ir.nodes:
-        if node.id in selected or node.id in outcomes:
-            continue
-        if node.id in needed:
-            outcomes[node.id] = reuse_latest(store, ir, node, run)
-        else:
-            outcomes[node.id] = NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
 
 
 def skipped_by_upstream(node_id: str, blocked: list[NodeOutcome]) -> NodeOutcome:
