@@ -8,7 +8,7 @@ from __future__ import annotations
 import jfx_partial as flow
 import pytest
 from jfx.errors import InvalidArgumentError, NotFoundError
-from jfx.metadata import MetadataStore
+from jfx.metadata import PIPELINE_RUN, MetadataStore
 from jfx.orchestrators import LocalDagRunner, NodeState, RunState
 
 REUSED = ["ingest", "validate", "fit"]
@@ -138,3 +138,26 @@ def test_every_kubeflow_task_of_a_run_reuses_the_run_its_first_task_chose(env):
     assert {n: (rebuilt[n].state, rebuilt[n].reused_from_run) for n in REUSED} == \
         dict.fromkeys(REUSED, (NodeState.REUSED, first.run_id))
     assert newer.run_id != first.run_id
+
+
+def test_a_resumed_partial_run_keeps_the_run_it_reuses(tmp_path):
+    import jfx_testlib as lib
+
+    marker = tmp_path / "marker"
+    marker.write_text("ok")
+    pipeline = lib.chain(str(tmp_path / "root"), f"sqlite:///{tmp_path / 'md.sqlite'}", str(marker))
+    local = LocalDagRunner(progress=False)
+    first = local.run(pipeline)
+    marker.unlink()
+    part = local.run(pipeline, from_nodes=["fail_unless"], enable_cache=False)
+    assert part.nodes["fail_unless"].state == NodeState.FAILED
+    assert {part.nodes[n].reused_from_run for n in ("make_numbers", "total")} == {first.run_id}
+    local.run(pipeline, enable_cache=False)  # a newer source, which the resumed run must not switch to
+    marker.write_text("ok")
+    resumed = local.run(pipeline, from_nodes=["fail_unless"], resume_run_id=part.run_id, enable_cache=False)
+    assert resumed.state == RunState.COMPLETE
+    assert resumed.nodes["fail_unless"].state == NodeState.COMPLETE
+    assert resumed.nodes["total"].outputs["result"][0].id == first.nodes["total"].outputs["result"][0].id
+    with MetadataStore(pipeline.metadata_url) as store:
+        run_ctx = store.get_context_by_name(PIPELINE_RUN, part.run_id)
+    assert run_ctx.properties["partial"]["reused_from_run"] == first.run_id
