@@ -113,10 +113,16 @@ def start_run(
                          "end_time": None, **owner},
         )
         done: dict[str, NodeOutcome] = {}
-        halted = {e.node_id for e in store.get_executions_by_context(run_ctx.id) if e.properties.get("halted")}
+        executions = store.get_executions_by_context(run_ctx.id)
+        halted = {e.node_id for e in executions if e.properties.get("halted")}
+        reused = {e.node_id: e for e in executions if e.properties.get("reused_from_run")}  # by a partial run
         for node in ir.nodes:
             outputs = store.get_node_outputs(run_ctx.id, node.id)
-            if outputs is not None and node.id not in halted:  # a halting node is judged again
+            if outputs is not None and node.id in reused:
+                source = reused[node.id].properties
+                done[node.id] = NodeOutcome(node.id, NodeState.REUSED, outputs=outputs, cached_from=source["reused_from"],
+                                            reused_from_run=source["reused_from_run"])
+            elif outputs is not None and node.id not in halted:  # a halting node is judged again
                 done[node.id] = NodeOutcome(node.id, NodeState.COMPLETE, outputs=outputs,
                                             cache_miss_reason="completed in an earlier attempt of this run")
         info = RunInfo(ir.name, resume_run_id, pipeline_ctx.id, run_ctx.id, root, enable_cache, values)

@@ -158,6 +158,8 @@ def test_a_resumed_partial_run_keeps_the_run_it_reuses(tmp_path):
     assert resumed.state == RunState.COMPLETE
     assert resumed.nodes["fail_unless"].state == NodeState.COMPLETE
     assert resumed.nodes["total"].outputs["result"][0].id == first.nodes["total"].outputs["result"][0].id
+    assert {resumed.nodes[n].state for n in ("make_numbers", "total")} == {NodeState.REUSED}
+    assert {resumed.nodes[n].reused_from_run for n in ("make_numbers", "total")} == {first.run_id}
     with MetadataStore(pipeline.metadata_url) as store:
         run_ctx = store.get_context_by_name(PIPELINE_RUN, part.run_id)
     assert run_ctx.properties["partial"]["reused_from_run"] == first.run_id
