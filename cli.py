@@ -4,6 +4,7 @@
         [--beam-arg=--runner=DirectRunner ...]                data components on Beam
     jfx run --resume RUN_ID                                   rerun what did not complete
     jfx run PIPELINE_FILE --from NODE [--to NODE]             a partial run
+        [--from-run RUN_ID]                                   reusing that run's upstream outputs
     jfx run PIPELINE_FILE --runner beam [--beam-arg=...]      the DAG as a Beam pipeline
     jfx run PIPELINE_FILE --runner kfp-local                  the compiled Kubeflow pipeline, on kfp.local
     jfx compile PIPELINE_FILE --target kubeflow --image IMAGE -o pipeline.yaml
@@ -123,6 +124,9 @@ def _add_partial_run(p: argparse.ArgumentParser) -> None:
                    help="partial run: start at NODE (repeatable); upstream outputs are reused from the store")
     p.add_argument("--to", dest="to_nodes", action="append", default=None, metavar="NODE",
                    help="partial run: stop after NODE (repeatable)")
+    p.add_argument("--from-run", metavar="RUN_ID",
+                   help="partial run: reuse the upstream outputs of RUN_ID (default: the newest run with the same "
+                        "parameters in which they all completed and no validator halted)")
 
 
 def add_ui_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -305,7 +309,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         result = BeamDagRunner(args.beam_arg or [], metadata_url=args.metadata_url, pipeline_root=args.pipeline_root,
                                progress=progress).run(ir, **options, from_nodes=args.from_nodes,
-                                                      to_nodes=args.to_nodes)
+                                                      to_nodes=args.to_nodes, from_run=args.from_run)
     elif args.runner == "kfp-local":
         from jfx.orchestrators._kfp_cli import run_kfp_local
 
@@ -315,12 +319,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             ir = dataclasses.replace(ir, beam_pipeline_args=tuple(args.beam_arg))
         runner = LocalDagRunner(args.max_workers, executor=args.executor, metadata_url=args.metadata_url,
                                 pipeline_root=args.pipeline_root, progress=progress)
-        result = runner.run(ir, **options, from_nodes=args.from_nodes, to_nodes=args.to_nodes)
+        result = runner.run(ir, **options, from_nodes=args.from_nodes, to_nodes=args.to_nodes,
+                            from_run=args.from_run)
     print(f"run {result.run_id} of pipeline {result.pipeline_name}: {result.state}")
     width = max((len(k) for k in result.nodes), default=4)
     for node_id, o in result.nodes.items():
         if o.halted:
             why = "halted the pipeline (below)"
+        elif o.state == "reused":
+            why = f"reused from run {o.reused_from_run} (outputs of execution {o.cached_from})"
         elif o.state == "cached":
             why = f"reused the outputs of execution {o.cached_from}"
         elif o.error:
@@ -399,6 +406,7 @@ def _run_report(store: Any, run_id: str) -> dict[str, Any]:
                 state=e.state.value, execution_id=e.id,
                 duration=(e.end_time - e.start_time).total_seconds() if e.end_time and e.start_time else None,
                 cache_miss_reason=e.properties.get("cache_miss_reason"), cached_from=e.properties.get("cached_from"),
+                reused_from_run=e.properties.get("reused_from_run"),
                 error=e.properties.get("error_message") or e.properties.get("skip_reason"),
                 halted=e.properties.get("halted"),
                 outputs={k: [{"id": a.id, "type": a.type_name, "uri": a.uri} for a in v] for k, v in outputs.items()},
@@ -424,6 +432,7 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
     for n in report["nodes"]:
         dur = f"{n['duration']:.2f}s" if n.get("duration") is not None else ""
         note = n.get("error") or ("halted the pipeline" if n.get("halted") else "") or (
+            f"reused from run {n['reused_from_run']}" if n.get("reused_from_run") else
             f"cached from execution {n['cached_from']}" if n.get("cached_from") else n.get("cache_miss_reason") or "")
         print(f"  {n['node']:<24} {n['state']:<10} {dur:>8}  {note}")
         for key, arts in (n.get("outputs") or {}).items():

@@ -39,6 +39,7 @@ from apache_beam.io.filesystems import FileSystems  # noqa: E402
 from jfx.errors import InvalidArgumentError
 from jfx.metadata import ExecutionRecord, ExecutionState, ListOptions, MetadataStore
 from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node
+from jfx.orchestrators._partial import choose_before_run, prepare_partial
 from jfx.orchestrators._progress import make_progress
 from jfx.orchestrators._run import (
     RunResult,
@@ -46,7 +47,6 @@ from jfx.orchestrators._run import (
     finish_run,
     interrupt_run,
     metadata_url_for,
-    prepare_partial,
     reap_abandoned,
     run_state,
     skipped_by_upstream,
@@ -111,6 +111,7 @@ class BeamDagRunner:
         resume_run_id: str | None = None,
         from_nodes: list[str] | None = None,
         to_nodes: list[str] | None = None,
+        from_run: str | None = None,
     ) -> RunResult:
         """Run the pipeline on Beam and return what happened to each node.
 
@@ -127,12 +128,14 @@ class BeamDagRunner:
         store = MetadataStore(url)
         try:
             reap_abandoned(store)
+            source = choose_before_run(store, ir, selected, parameters=parameters, from_run=from_run,
+                                       resume_run_id=resume_run_id)  # a refused partial run starts no run
             run, outcomes = start_run(
                 store, ir, runner="beam", parameters=parameters, enable_cache=enable_cache,
                 pipeline_root=self.pipeline_root, run_id=run_id, resume_run_id=resume_run_id,
             )
             if selected is not None:
-                prepare_partial(store, ir, run, outcomes, selected)
+                prepare_partial(store, ir, run, outcomes, selected, source)
             progress = make_progress(self.progress)
             progress.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
             done_before = dict(outcomes)

@@ -4,7 +4,7 @@
         [--pipeline-root DIR] [--metadata-url URL] [--volume MOUNT=PVC ...]
         [--metadata-secret SECRET:KEY] [--env K=V ...] [--local]
     jfx submit pipeline.yaml --host URL [--experiment NAME] [--param k=v ...] [--run-name NAME]
-        [--token TOKEN] [--namespace NS] [--no-cache] [--from NODE] [--to NODE]
+        [--token TOKEN] [--namespace NS] [--no-cache] [--from NODE] [--to NODE] [--from-run RUN_ID]
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         params["jfx_from_nodes"] = list(args.from_nodes)
     if args.to_nodes:
         params["jfx_to_nodes"] = list(args.to_nodes)
+    if args.from_run:
+        params["jfx_from_run"] = args.from_run
     run = submit_package(args.package, args.host, experiment=args.experiment, params=params,
                          run_name=args.run_name, token=args.token, namespace=args.namespace)
     print(f"submitted run {run.run_id}")
@@ -96,4 +98,5 @@ def run_kfp_local(ir: Any, args: argparse.Namespace, options: dict[str, Any]) ->
     log = jfx_home() / "kfp-local" / f"{run_id}.log"
     print(f"compiling {ir.name} for Kubeflow and running it with kfp.local; task logs: {log}", file=sys.stderr)
     return runner.run_local(ir, parameters=options["parameters"], enable_cache=options["enable_cache"],
-                            from_nodes=args.from_nodes, to_nodes=args.to_nodes, run_id=run_id, log=log)
+                            from_nodes=args.from_nodes, to_nodes=args.to_nodes, from_run=args.from_run,
+                            run_id=run_id, log=log)

@@ -51,6 +51,7 @@ RESERVED_PARAMETERS = {
     "jfx_enable_cache": bool,  # False: run every node (jfx run --no-cache)
     "jfx_from_nodes": list,    # a partial run: from these nodes ...
     "jfx_to_nodes": list,      # ... up to these
+    "jfx_from_run": str,       # ... reusing this earlier run (default: the newest usable one)
     "jfx_run_id": str,         # the jfx run id (default: <pipeline>-kfp-<Kubeflow job id>)
 }
 
@@ -226,7 +227,7 @@ class KubeflowDagRunner:
             signature_params.append(inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                                       default=default, annotation=_KFP_TYPES[p.type]))
         reserved_defaults = {"jfx_metadata_url": url, "jfx_pipeline_root": root, "jfx_enable_cache": ir.enable_cache,
-                             "jfx_from_nodes": [], "jfx_to_nodes": [], "jfx_run_id": ""}
+                             "jfx_from_nodes": [], "jfx_to_nodes": [], "jfx_from_run": "", "jfx_run_id": ""}
         for name, typ in RESERVED_PARAMETERS.items():
             signature_params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                                       default=reserved_defaults[name], annotation=typ))
@@ -345,6 +346,7 @@ class KubeflowDagRunner:
         enable_cache: bool = True,
         from_nodes: list[str] | None = None,
         to_nodes: list[str] | None = None,
+        from_run: str | None = None,
         run_id: str | None = None,
         log: str | Path | None = None,
     ) -> RunResult:
@@ -355,8 +357,9 @@ class KubeflowDagRunner:
         what a cluster would, minus the containers. Needs ``local=True``.
 
         Args:
-            parameters, enable_cache, from_nodes, to_nodes, run_id: as for
-                :meth:`LocalDagRunner.run`.
+            parameters, enable_cache, from_nodes, to_nodes, from_run, run_id: as for
+                :meth:`LocalDagRunner.run`; the run a partial run reuses is chosen
+                here, before any task starts, and passed to every task.
             log: a file that receives kfp.local's output (each task's log), instead of
                 this process's standard output.
 
@@ -367,6 +370,7 @@ class KubeflowDagRunner:
         from kfp import components
 
         from jfx.metadata import MetadataStore
+        from jfx.orchestrators._partial import choose_before_run
         from jfx.orchestrators.entrypoint import OWNER_PID_ENV, join_run, outcomes_from_store, run_state
 
         if not self.local:
@@ -378,13 +382,15 @@ class KubeflowDagRunner:
         url = metadata_url_for(ir, self.metadata_url)
         with MetadataStore(url) as store:
             reap_abandoned(store)
+            source = choose_before_run(store, ir, selected, parameters=values, from_run=from_run)
         with tempfile.TemporaryDirectory(prefix="jfx-kfp-local-") as tmp:
             spec = self.compile(ir, Path(tmp) / "pipeline.yaml")
             loaded = components.load_component_from_file(spec)
             kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False),
                            pipeline_root=str(Path(tmp) / "kfp-outputs"), raise_on_error=False)
             arguments = {**values, "jfx_enable_cache": bool(enable_cache), "jfx_run_id": run_id,
-                         "jfx_from_nodes": list(from_nodes or []), "jfx_to_nodes": list(to_nodes or [])}
+                         "jfx_from_nodes": list(from_nodes or []), "jfx_to_nodes": list(to_nodes or []),
+                         "jfx_from_run": source.run_id if source is not None else ""}
             previous = os.environ.get(OWNER_PID_ENV)
             os.environ[OWNER_PID_ENV] = str(os.getpid())
             try:
@@ -471,6 +477,8 @@ def submit_package(package: str, host: str, *, experiment: str | None = None, pa
     if arguments.get("jfx_from_nodes") or arguments.get("jfx_to_nodes"):
         _spec_ir(spec, package).select(list(arguments.get("jfx_from_nodes") or []),
                                        list(arguments.get("jfx_to_nodes") or []))  # unknown node ids raise here
+    elif arguments.get("jfx_from_run"):
+        raise InvalidArgumentError("--from-run needs --from or --to: only a partial run reuses an earlier run")
     options: dict[str, Any] = {"host": host.rstrip("/")}
     if token:
         options["existing_token"] = token
@@ -597,7 +605,7 @@ def _function_names(ir: PipelineIR) -> dict[str, str]:
 
 
 _COMMON_ARGS = ("jfx_ir: str, jfx_job_id: str, jfx_runner: str, jfx_metadata_url: str, jfx_pipeline_root: str, "
-                "jfx_enable_cache: bool, jfx_from_nodes: list, jfx_to_nodes: list, jfx_run_id: str")
+                "jfx_enable_cache: bool, jfx_from_nodes: list, jfx_to_nodes: list, jfx_from_run: str, jfx_run_id: str")
 
 _NODE_SOURCE = '''\
 def {fn}(jfx_node: str, {common}{params}):
@@ -609,7 +617,8 @@ def {fn}(jfx_node: str, {common}{params}):
     ir = json.loads(jfx_ir)
     run_node(ir=ir, node_id=jfx_node, run_id=jfx_run_id or kfp_run_id(ir["pipeline"]["name"], jfx_job_id),
              metadata_url=jfx_metadata_url, pipeline_root=jfx_pipeline_root, parameters={param_dict},
-             enable_cache=jfx_enable_cache, from_nodes=jfx_from_nodes, to_nodes=jfx_to_nodes, runner=jfx_runner)
+             enable_cache=jfx_enable_cache, from_nodes=jfx_from_nodes, to_nodes=jfx_to_nodes, runner=jfx_runner,
+             from_run=jfx_from_run or None)
 '''
 
 _FINISH_SOURCE = '''\

@@ -66,8 +66,7 @@ from jfx.pipelines._control import describe_condition, evaluate_condition
 from jfx.pipelines._context import ExecutionContext, reset_context, set_context
 from jfx.pipelines._artifacts import Artifact
 
-__all__ = ["RunInfo", "NodeOutcome", "NodeState", "ResolverContext", "launch_node", "reuse_latest",
-           "node_context_name"]
+__all__ = ["RunInfo", "NodeOutcome", "NodeState", "ResolverContext", "launch_node", "node_context_name"]
 
 
 class NodeState:
@@ -75,6 +74,7 @@ class NodeState:
 
     COMPLETE = "complete"
     CACHED = "cached"
+    REUSED = "reused"  # left out of a partial run: outputs taken from an earlier run
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
@@ -105,6 +105,8 @@ class NodeOutcome:
         outputs: output key → the published (or reused) artifact records.
         cache_miss_reason: why it ran instead of hitting the cache.
         cached_from: for a cache hit, the execution whose outputs were reused.
+        reused_from_run: for a node left out of a partial run, the run its outputs
+            were reused from.
         error: a one-line error for a failed node; ``traceback`` has the whole one.
         halted: for a node whose component raised HaltPipeline (e.g. ExampleValidator
             finding anomalies): the reason. Its outputs are published, and the nodes
@@ -117,6 +119,7 @@ class NodeOutcome:
     outputs: dict[str, list[ArtifactRecord]] = field(default_factory=dict)
     cache_miss_reason: str | None = None
     cached_from: int | None = None
+    reused_from_run: str | None = None
     error: str | None = None
     traceback: str | None = None
     duration_s: float = 0.0
@@ -126,7 +129,7 @@ class NodeOutcome:
     @property
     def succeeded(self) -> bool:
         """Ran (or hit the cache) and did not halt the pipeline: downstream may run."""
-        return self.state in (NodeState.COMPLETE, NodeState.CACHED) and not self.halted
+        return self.state in (NodeState.COMPLETE, NodeState.CACHED, NodeState.REUSED) and not self.halted
 
 
 @dataclass(frozen=True)
@@ -306,35 +309,6 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
             raise
         outcome.state, outcome.error, outcome.traceback = NodeState.FAILED, message, tb
     return outcome
-
-
-def reuse_latest(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo) -> NodeOutcome:
-    """Record, in this run, the outputs of the node's latest successful execution in any run.
-
-    Partial runs (``--from`` / ``--to``) use it for the upstream nodes they do not run,
-    so the selected nodes resolve their inputs, and lineage, as usual.
-    """
-    node_ctx = store.get_or_create_context(NODE, node_context_name(ir.name, node.id), parent_id=run.pipeline_context_id)
-    earlier = store.get_executions_by_context(node_ctx.id, ListOptions(order_by="id", descending=True))
-    for source in earlier:
-        if source.state not in (ExecutionState.COMPLETE, ExecutionState.CACHED) or source.properties.get("halted"):
-            continue
-        assert source.id is not None
-        inputs, outputs = store.get_execution_artifacts(source.id)
-        if not all(a.state == ArtifactState.LIVE and Path(a.uri).exists() for recs in outputs.values() for a in recs):
-            continue
-        reused = store.put_execution(
-            ExecutionRecord(type_name=source.type_name, node_id=node.id, state=ExecutionState.CACHED,
-                            parameters=source.parameters, cache_key=source.cache_key, end_time=_now(),
-                            properties={"pipeline": ir.name, "run_id": run.run_id, "reused_from": source.id,
-                                        "cache_material": source.properties.get("cache_material")}),
-            contexts=[run.pipeline_context_id, run.run_context_id, node_ctx.id],
-            inputs={k: [a.id for a in v] for k, v in inputs.items()}, outputs=outputs,
-        )
-        return NodeOutcome(node.id, NodeState.CACHED, reused.id, outputs, cached_from=source.id,
-                           cache_miss_reason="outside the partial run: reused its latest outputs")
-    return NodeOutcome(node.id, NodeState.FAILED, error=(
-        f"partial run: node {node.id!r} has no earlier successful execution to reuse; include it in the run"))
 
 
 def _resolve(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, comp: Any, params: dict[str, Any],

@@ -12,6 +12,7 @@ from typing import Any
 from jfx.errors import InvalidArgumentError
 from jfx.metadata import MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
+from jfx.orchestrators._partial import choose_before_run, prepare_partial
 from jfx.orchestrators._progress import Progress, make_progress
 from jfx.orchestrators._run import (
     RunResult,
@@ -19,7 +20,6 @@ from jfx.orchestrators._run import (
     finish_run,
     interrupt_run,
     metadata_url_for,
-    prepare_partial,
     reap_abandoned,
     run_state,
     skipped_by_upstream,
@@ -83,6 +83,7 @@ class LocalDagRunner:
         resume_run_id: str | None = None,
         from_nodes: list[str] | None = None,
         to_nodes: list[str] | None = None,
+        from_run: str | None = None,
     ) -> RunResult:
         """Run the pipeline and return what happened to each node.
 
@@ -94,10 +95,15 @@ class LocalDagRunner:
             resume_run_id: rerun only the nodes that did not complete in that run.
             from_nodes, to_nodes: a partial run: only the nodes downstream of
                 ``from_nodes`` and upstream of ``to_nodes`` (each inclusive) run; the
-                upstream nodes they need are reused from their latest successful
-                execution in the store; the other nodes are skipped.
+                upstream nodes they need are reused (state ``"reused"``), all from one
+                earlier run in which every one of them completed and no validator
+                halted downstream of them: the newest whose values of the parameters
+                they read are this run's; the other nodes are skipped.
+            from_run: the earlier run a partial run reuses, instead of the newest.
 
         Raises:
+            InvalidArgumentError: a partial run with no earlier run to reuse (the
+                message names the node with no usable output); no run is started.
             RunInterruptedError: Ctrl-C; the running executions are marked CANCELLED.
         """
         ir = as_ir(pipeline)
@@ -106,12 +112,14 @@ class LocalDagRunner:
         store = MetadataStore(url)
         try:
             reap_abandoned(store)
+            source = choose_before_run(store, ir, selected, parameters=parameters, from_run=from_run,
+                                       resume_run_id=resume_run_id)  # a refused partial run starts no run
             run, outcomes = start_run(
                 store, ir, runner="local", parameters=parameters, enable_cache=enable_cache,
                 pipeline_root=self.pipeline_root, run_id=run_id, resume_run_id=resume_run_id,
             )
             if selected is not None:
-                prepare_partial(store, ir, run, outcomes, selected)
+                prepare_partial(store, ir, run, outcomes, selected, source)
             progress = make_progress(self.progress)
             progress.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
             cancel = threading.Event()

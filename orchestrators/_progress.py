@@ -18,6 +18,7 @@ _STYLE = {
     NodeState.RUNNING: "bold yellow",
     NodeState.COMPLETE: "green",
     NodeState.CACHED: "cyan",
+    NodeState.REUSED: "cyan",
     NodeState.FAILED: "bold red",
     NodeState.SKIPPED: "magenta",
     NodeState.CANCELLED: "red",
@@ -45,6 +46,9 @@ class LogProgress(Progress):
 
     def start(self, pipeline: str, run_id: str, node_ids: list[str], done: dict[str, NodeOutcome]) -> None:
         log.info("run %s of pipeline %s: %d nodes (%d done earlier)", run_id, pipeline, len(node_ids), len(done))
+        for outcome in done.values():
+            if outcome.state == NodeState.REUSED:
+                log.info("%s: %s", outcome.node_id, _reused(outcome))
 
     def node_started(self, node_id: str) -> None:
         log.info("%s: running", node_id)
@@ -90,6 +94,7 @@ class RichProgress(Progress):
 
         self._title = f"{pipeline} · run {run_id}"
         self._states = {n: (done[n].state if n in done else NodeState.PENDING) for n in node_ids}
+        self._notes.update({n: _reused(o) for n, o in done.items() if o.state == NodeState.REUSED})
         self._live = Live(get_renderable=self._render, console=self._console, refresh_per_second=8, transient=False)
         self._live.start()
 
@@ -107,6 +112,10 @@ class RichProgress(Progress):
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+
+def _reused(outcome: NodeOutcome) -> str:
+    return f"reused from run {outcome.reused_from_run}"
 
 
 def make_progress(mode: str | bool | Progress | None) -> Progress:

@@ -17,7 +17,7 @@ from typing import Any
 from jfx._config import default_pipeline_root, resolve_metadata_url
 from jfx.errors import InvalidArgumentError, NotFoundError, RunInterruptedError
 from jfx.metadata import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionState, ListOptions, MetadataStore
-from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, reuse_latest
+from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo
 from jfx.orchestrators._publish import discard_staging, staging_dir
 from jfx.pipelines import Pipeline, PipelineIR
 
@@ -113,10 +113,16 @@ def start_run(
                          "end_time": None, **owner},
         )
         done: dict[str, NodeOutcome] = {}
-        halted = {e.node_id for e in store.get_executions_by_context(run_ctx.id) if e.properties.get("halted")}
+        executions = store.get_executions_by_context(run_ctx.id)
+        halted = {e.node_id for e in executions if e.properties.get("halted")}
+        reused = {e.node_id: e for e in executions if e.properties.get("reused_from_run")}  # by a partial run
         for node in ir.nodes:
             outputs = store.get_node_outputs(run_ctx.id, node.id)
-            if outputs is not None and node.id not in halted:  # a halting node is judged again
+            if outputs is not None and node.id in reused:
+                source = reused[node.id].properties
+                done[node.id] = NodeOutcome(node.id, NodeState.REUSED, outputs=outputs, cached_from=source["reused_from"],
+                                            reused_from_run=source["reused_from_run"])
+            elif outputs is not None and node.id not in halted:  # a halting node is judged again
                 done[node.id] = NodeOutcome(node.id, NodeState.COMPLETE, outputs=outputs,
                                             cache_miss_reason="completed in an earlier attempt of this run")
         info = RunInfo(ir.name, resume_run_id, pipeline_ctx.id, run_ctx.id, root, enable_cache, values)
@@ -134,21 +140,6 @@ def start_run(
         )
     ])
     return RunInfo(ir.name, run_id, pipeline_ctx.id, run_ctx_id, root, enable_cache, values), {}
-
-
-def prepare_partial(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
-                     selected: set[str]) -> None:
-    """Fill ``outcomes`` for the nodes a partial run does not run: reused, or skipped."""
-    needed: set[str] = set()
-    for node_id in selected:
-        needed |= ir.upstream_of(node_id)
-    for node in ir.nodes:
-        if node.id in selected or node.id in outcomes:
-            continue
-        if node.id in needed:
-            outcomes[node.id] = reuse_latest(store, ir, node, run)
-        else:
-            outcomes[node.id] = NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
 
 
 def skipped_by_upstream(node_id: str, blocked: list[NodeOutcome]) -> NodeOutcome:

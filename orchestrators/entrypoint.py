@@ -10,6 +10,7 @@ The same steps run from a shell, in the jfx image or anywhere jfx is installed::
 
     python -m jfx.orchestrators.entrypoint node --ir ir.json --node Trainer --run-id RUN \\
         [--metadata-url URL] [--pipeline-root DIR] [--param k=v ...] [--no-cache] [--from N] [--to N]
+        [--from-run RUN_ID]
     python -m jfx.orchestrators.entrypoint finish --ir ir.json --run-id RUN [...]
 
 A node that FAILED (or was cancelled) exits non-zero, so its task fails and Kubeflow
@@ -32,9 +33,10 @@ from typing import Any, Sequence
 
 from jfx.errors import ComponentError, InvalidArgumentError, JfxError
 from jfx.metadata import ExecutionState, MetadataStore
-from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node, reuse_latest
+from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node
 from jfx._config import default_pipeline_root
 from jfx.metadata import PIPELINE, PIPELINE_RUN
+from jfx.orchestrators._partial import reuse_from, reused_nodes, source_for_run
 from jfx.orchestrators._publish import discard_staging, staging_dir
 from jfx.orchestrators._run import RunState, finish_run, is_recorded, skipped_by_upstream
 from jfx.orchestrators._run import run_state as _run_state
@@ -129,13 +131,6 @@ def _selection(ir: PipelineIR, from_nodes: Sequence[str] | None, to_nodes: Seque
     return ir.select(list(from_nodes or []), list(to_nodes or []))
 
 
-def _needed(ir: PipelineIR, selected: set[str]) -> set[str]:
-    needed: set[str] = set()
-    for node_id in selected:
-        needed |= ir.upstream_of(node_id)
-    return needed - selected
-
-
 def _latest_executions(store: MetadataStore, run: RunInfo) -> dict[str, Any]:
     latest: dict[str, Any] = {}
     for e in store.get_executions_by_context(run.run_context_id):
@@ -174,11 +169,14 @@ def run_node(
     from_nodes: Sequence[str] | None = None,
     to_nodes: Sequence[str] | None = None,
     runner: str = "kubeflow",
+    from_run: str | None = None,
 ) -> NodeOutcome:
     """Run one node of run ``run_id`` (joining or creating the run) and return its outcome.
 
     Retries are the orchestrator's (Kubeflow's retry policy), so the launcher makes
-    one attempt here; each attempt is its own execution.
+    one attempt here; each attempt is its own execution. In a partial run, a node the
+    selected nodes need is reused from the one earlier run that the run's first such
+    task chose (``from_run``, else the newest usable one; see ``_partial``).
 
     Raises:
         NodeFailedError: the node failed or was cancelled (the task must fail).
@@ -191,8 +189,10 @@ def run_node(
         _abandon_leftovers(store, run, node.id)
         selected = _selection(pipeline, from_nodes, to_nodes)
         if selected is not None and node.id not in selected:
-            if node.id in _needed(pipeline, selected):
-                outcome = reuse_latest(store, pipeline, node, run)
+            if node.id in reused_nodes(pipeline, selected):
+                source = source_for_run(store, pipeline, run, selected, from_run)
+                assert source is not None  # there is a node to reuse
+                outcome = reuse_from(store, pipeline, node, run, source)
             else:
                 outcome = NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
         else:
@@ -211,6 +211,8 @@ def run_node(
 def _describe(o: NodeOutcome) -> str:
     if o.halted:
         return f"{o.state}, halted the pipeline: {o.halted.splitlines()[0]}"
+    if o.state == NodeState.REUSED:
+        return f"reused from run {o.reused_from_run} (outputs of execution {o.cached_from})"
     if o.state == NodeState.CACHED:
         return f"cached (outputs of execution {o.cached_from})"
     if o.error:
@@ -234,6 +236,8 @@ def outcomes_from_store(store: MetadataStore, ir: PipelineIR, run: RunInfo,
             continue
         assert e.id is not None
         state = _STATES.get(e.state, NodeState.FAILED)
+        if e.properties.get("reused_from_run"):
+            state = NodeState.REUSED
         failed = state in (NodeState.FAILED, NodeState.CANCELLED)
         _, outputs = store.get_execution_artifacts(e.id)
         props = e.properties
@@ -241,6 +245,7 @@ def outcomes_from_store(store: MetadataStore, ir: PipelineIR, run: RunInfo,
             node.id, state, e.id, {} if failed else outputs,
             cache_miss_reason=props.get("cache_miss_reason"),
             cached_from=props.get("cached_from") or props.get("reused_from"),
+            reused_from_run=props.get("reused_from_run"),
             error=(props.get("error_message") or e.error or f"execution {e.id} is {e.state.value}") if failed
             else props.get("skip_reason"),
             traceback=e.error or None,
@@ -324,6 +329,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--no-cache", action="store_true")
         p.add_argument("--from", dest="from_nodes", action="append", default=None, metavar="NODE")
         p.add_argument("--to", dest="to_nodes", action="append", default=None, metavar="NODE")
+        if name == "node":
+            p.add_argument("--from-run", metavar="RUN_ID", help="a partial run reuses this run (default: the newest "
+                                                                "usable one)")
         if name == "finish":
             p.add_argument("--failed", action="store_true", help="the orchestrator saw a task fail")
     return parser
@@ -346,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                   "pipeline_root": args.pipeline_root, "parameters": params, "enable_cache": not args.no_cache,
                   "from_nodes": args.from_nodes, "to_nodes": args.to_nodes}
         if args.command == "node":
-            run_node(node_id=args.node, **common)
+            run_node(node_id=args.node, from_run=args.from_run, **common)
             return 0
         state = finish(tasks_succeeded=not args.failed, **common)
         return 0 if state == RunState.COMPLETE else 1

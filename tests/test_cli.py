@@ -138,10 +138,12 @@ def test_metadata_url_flag_and_default_location(tmp_path):
                          ids=["local", "beam"])
 def test_a_partial_run_from_the_command_line(tmp_path, runner):
     home = tmp_path / "home"
-    jfx_cmd("run", str(HELLO), home=home)
+    full = jfx_cmd("run", str(HELLO), home=home)
+    full_id = full.stdout.split()[1]
     part = jfx_cmd("run", str(HELLO), *runner, "--from", "summarize", "--to", "summarize", "--no-cache", home=home)
     states = {k: v[0] for k, v in node_lines(part.stdout).items()}
-    assert states == {"make_data": "cached", "summarize": "complete", "write_report": "skipped"}
+    assert states == {"make_data": "reused", "summarize": "complete", "write_report": "skipped"}
+    assert " ".join(node_lines(part.stdout)["make_data"]).endswith(f"reused from run {full_id} (outputs of execution 1)")
     bad = jfx_cmd("run", str(HELLO), "--from", "nope", home=home, check=False)
     assert bad.returncode == 1 and "has no node 'nope'" in bad.stderr
 
@@ -169,3 +171,45 @@ def test_a_false_condition_is_reported_with_its_reason(tmp_path):
     show = json.loads(jfx_cmd("runs", "show", run_id, "--json", home=home).stdout)
     publish = next(n for n in show["nodes"] if n["node"] == "publish")
     assert publish["state"] == "SKIPPED" and publish["error"] == "condition judge.verdict.passed == true is false"
+
+
+PENGUINISH = """
+import jfx_partial
+
+pipeline = jfx_partial.penguinish({root!r}, {url!r})
+"""
+
+
+def test_a_partial_run_shows_the_run_it_reuses_and_takes_from_run(tmp_path, capsys):
+    from jfx import cli
+
+    (tmp_path / "good.txt").write_text("Adelie Gentoo")
+    (tmp_path / "bad.txt").write_text("Adelie Penguinzilla")
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    pipeline = tmp_path / "pipeline.py"
+    pipeline.write_text(PENGUINISH.format(root=str(tmp_path / "root"), url=url))
+
+    def run(*args):
+        code = cli.main(["run", str(pipeline), "--progress", "log", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    good, bad = f"data={tmp_path / 'good.txt'}", f"data={tmp_path / 'bad.txt'}"
+    code, out, _ = run("--param", good)
+    first = out.split()[1]
+    assert code == 0
+    run("--param", good, "--no-cache")
+    assert run("--param", bad)[0] == 1  # validate halts
+
+    code, out, err = run("--param", good, "--from", "train", "--to", "evaluate", "--from-run", first)
+    assert code == 0, out + err
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    for node in ("ingest", "validate", "fit"):
+        assert lines[node].split()[1] == "reused" and f"reused from run {first} " in lines[node]
+        assert f"{node}: reused from run {first}" in err  # the progress log says so too
+    assert "cached" not in lines["ingest"] + lines["validate"] + lines["fit"]
+
+    code, out, err = run("--param", bad, "--from", "train")
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [err.strip()]  # one line, no traceback
+    assert err.startswith("jfx: error: partial run: node 'validate' has no usable output: it halted the pipeline")

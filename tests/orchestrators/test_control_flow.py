@@ -103,7 +103,8 @@ def test_partial_run_reuses_upstream_outputs(runner, where):
     assert part.state == RunState.COMPLETE
     assert part.nodes["total"].state == NodeState.COMPLETE  # ran again (cache off)
     assert part.nodes["judge"].state == NodeState.COMPLETE
-    assert part.nodes["scale-1"].state == NodeState.CACHED  # reused, not run
+    assert part.nodes["scale-1"].state == NodeState.REUSED  # not run: taken from the first run
+    assert part.nodes["scale-1"].reused_from_run == first.run_id
     assert part.nodes["scale-1"].outputs["out"][0].id == first.nodes["scale-1"].outputs["out"][0].id
     assert part.nodes["publish"].state == NodeState.SKIPPED
     assert value(part, "total") == 12

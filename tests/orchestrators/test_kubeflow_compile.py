@@ -335,12 +335,15 @@ def test_cli_compile_then_submit(kfp_server, tmp_path, monkeypatch, capsys):
     spec, platform = load(str(out))
     assert set(node_tasks(spec)) == {"make_numbers", "total"}
     assert jfx_main(["submit", str(out), "--host", kfp_server.url, "--experiment", "cli", "--param", "rows=9",
-                     "--token", "t", "--from", "total", "--no-cache"]) == 0
+                     "--token", "t", "--from", "total", "--from-run", "cli_kfp-earlier", "--no-cache"]) == 0
     printed = capsys.readouterr().out
     assert "submitted run run-123" in printed and f"{kfp_server.url}/#/runs/details/run-123" in printed
     assert "jfx run: cli_kfp-kfp-run-123" in printed
     [(_, _, _, body)] = kfp_server.posts("/apis/v2beta1/runs")
-    assert body["runtime_config"]["parameters"] == {"rows": 9, "jfx_enable_cache": False, "jfx_from_nodes": ["total"]}
+    assert body["runtime_config"]["parameters"] == {"rows": 9, "jfx_enable_cache": False, "jfx_from_nodes": ["total"],
+                                                    "jfx_from_run": "cli_kfp-earlier"}
+    assert jfx_main(["submit", str(out), "--host", kfp_server.url, "--token", "t", "--from-run", "cli_kfp-earlier"]) == 1
+    assert "--from-run needs --from or --to" in capsys.readouterr().err
     # a local store is refused for a cluster, with the way out
     assert jfx_main(["compile", str(source), "--image", IMAGE, "-o", str(out), "--pipeline-root", ROOT,
                      "--volume", "/mnt/jfx=jfx-pvc", "--metadata-url", "sqlite:////tmp/x.sqlite"]) == 1

@@ -211,14 +211,49 @@ def test_partial_run_reuses_the_latest_upstream_outputs(where):
     part = kfp_local().run_local(flow.fan_out(root=where[0], url=where[1]), from_nodes=["total"],
                                  to_nodes=["judge"], enable_cache=False)
     assert part.state == RunState.COMPLETE
-    assert states(part) == {"number": "cached", "scale-0": "cached", "scale-1": "cached", "scale-2": "cached",
+    assert states(part) == {"number": "reused", "scale-0": "reused", "scale-1": "reused", "scale-2": "reused",
                             "total": "complete", "judge": "complete", "publish": "skipped"}
+    assert {part.nodes[n].reused_from_run for n in ("number", "scale-0", "scale-1", "scale-2")} == {first.run_id}
     assert part.nodes["scale-1"].outputs["out"][0].id == first.nodes["scale-1"].outputs["out"][0].id
     assert part.nodes["publish"].error == "outside the partial run"
     assert value(part, "total") == 12
     props, executions = recorded(where[1], part.run_id)
     assert props["state"] == "COMPLETE" and "publish" not in executions
     assert executions["total"] == [ExecutionState.COMPLETE] and executions["number"] == [ExecutionState.CACHED]
+
+
+def test_partial_run_reuses_one_run_that_no_validator_halted(tmp_path):
+    import jfx_partial
+
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    good.write_text("Adelie Gentoo Chinstrap")
+    bad.write_text("Adelie Penguinzilla")
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    pipeline = jfx_partial.penguinish(str(tmp_path / "root"), url)
+    local = LocalDagRunner(progress=False)
+    first = local.run(pipeline, parameters={"data": str(good)})
+    second = local.run(pipeline, parameters={"data": str(good)}, enable_cache=False)
+    assert local.run(pipeline, parameters={"data": str(bad)}).nodes["validate"].halted
+    reused = ["ingest", "validate", "fit"]
+
+    part = kfp_local().run_local(pipeline, parameters={"data": str(good)}, from_nodes=["train"],
+                                 to_nodes=["evaluate"], enable_cache=False)
+    assert part.state == RunState.COMPLETE, {k: o.error for k, o in part.nodes.items()}
+    assert {n: (part.nodes[n].state, part.nodes[n].reused_from_run) for n in reused} == \
+        dict.fromkeys(reused, (NodeState.REUSED, second.run_id))
+    props, _ = recorded(url, part.run_id)
+    assert props["partial"]["reused_from_run"] == second.run_id
+
+    chosen = kfp_local().run_local(pipeline, parameters={"data": str(good)}, from_nodes=["train"],
+                                   to_nodes=["evaluate"], from_run=first.run_id)
+    assert {chosen.nodes[n].reused_from_run for n in reused} == {first.run_id}
+    assert [a.id for a in chosen.nodes["fit"].outputs["vocabulary"]] == \
+        [a.id for a in first.nodes["fit"].outputs["vocabulary"]]
+
+    from jfx.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="node 'validate' has no usable output: it halted the pipeline"):
+        kfp_local().run_local(pipeline, parameters={"data": str(bad)}, from_nodes=["train"])
 
 
 def test_jfx_run_with_the_kfp_local_runner(tmp_path):

@@ -366,16 +366,18 @@ def test_runs_cache_and_failures_behave_the_same_on_every_backend(any_store_url,
         assert {e.node_id for e in graph.executions} == {"make_numbers", "total", "fail_unless"}
 
 
-def test_a_partial_run_reuses_the_latest_upstream_outputs(env):
+def test_a_partial_run_reuses_the_upstream_outputs_of_a_run_with_the_same_parameters(env):
     root, url, marker = env
     full = RUNNER.run(lib.chain(str(root), url, str(marker)), parameters={"rows": 4})
-    part = RUNNER.run(lib.chain(str(root), url, str(marker)), from_nodes=["total"], to_nodes=["total"],
-                      enable_cache=False)
+    RUNNER.run(lib.chain(str(root), url, str(marker)), parameters={"rows": 5})  # newer, other rows: not reused
+    part = RUNNER.run(lib.chain(str(root), url, str(marker)), parameters={"rows": 4}, from_nodes=["total"],
+                      to_nodes=["total"], enable_cache=False)
     assert part.state == RunState.COMPLETE
-    assert states(part) == {"make_numbers": "cached", "total": "complete", "fail_unless": "skipped",
+    assert states(part) == {"make_numbers": "reused", "total": "complete", "fail_unless": "skipped",
                             "maybe_extra": "skipped"}
     reused = part.nodes["make_numbers"]
     assert reused.cached_from == full.nodes["make_numbers"].execution_id
+    assert reused.reused_from_run == full.run_id
     assert lib.read(part.nodes["total"].outputs["result"][0].uri) == {"total": 6}  # rows=4 from the full run
     with MetadataStore(url) as store:
         graph = store.lineage(part.nodes["total"].outputs["result"][0].id, "upstream")
@@ -384,12 +386,11 @@ def test_a_partial_run_reuses_the_latest_upstream_outputs(env):
 
 def test_a_partial_run_needs_earlier_outputs_and_known_nodes(env):
     root, url, marker = env
-    result = RUNNER.run(lib.chain(str(root), url, str(marker)), from_nodes=["total"])
-    assert result.nodes["make_numbers"].state == "failed"
-    assert "has no earlier successful execution to reuse" in result.nodes["make_numbers"].error
-    assert result.nodes["total"].state == "skipped"
     from jfx.errors import InvalidArgumentError
 
+    with pytest.raises(InvalidArgumentError, match="node 'make_numbers' has no usable output: no earlier run"):
+        RUNNER.run(lib.chain(str(root), url, str(marker)), from_nodes=["total"])
+    RUNNER.run(lib.chain(str(root), url, str(marker)))
     with pytest.raises(InvalidArgumentError, match="has no node 'nope'"):
         RUNNER.run(lib.chain(str(root), url, str(marker)), from_nodes=["nope"])
     with MetadataStore(url) as store:
