@@ -603,12 +603,15 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
         span, version: pin a span (and version) instead of taking the latest.
         on_bad_rows: ``"error"`` (default) or ``"skip"``: drop malformed rows and values
             that cannot be converted to the schema's type, counted in ``bad_rows_skipped``.
+            A CSV quote that opens a value and never closes fails the run either way
+            (where its row ends is unknown; read as one value it would swallow the rest).
         schema: an optional Schema whose column types are used instead of inferred ones.
         beam_pipeline_args: run the conversion as a Beam pipeline with these args.
 
     Raises:
         DataValidationError: missing input, no matching files, an empty or undecodable
-            file, files with different columns, or a bad row (naming the file and line).
+            file, a CSV quote that never closes, files with different columns, or a bad
+            row (naming the file and line).
     """
     fmt = format_of(format)
     if on_bad_rows not in ON_BAD_ROWS:

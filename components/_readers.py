@@ -18,7 +18,10 @@ object, a value that cannot be converted to a forced type) raise
 :class:`~jfx.errors.DataValidationError` naming the file and the line (header = line 1)
 with ``on_bad_rows="error"``, or are dropped and counted with ``"skip"``. Problems with a
 whole file (empty, not UTF-8, duplicate column names, nested JSON values, an unreadable
-Parquet file) always raise.
+Parquet file, a CSV quote that opens a value and never closes) always raise. CSV values
+may hold line breaks when quoted; a quote that never closes would make its value hold the
+rest of the file, and since nothing shows where its row was meant to end, ``"skip"`` cannot
+drop just that row: the error names the line and character where the quote opened.
 
 Example:
     >>> import tempfile, pathlib
@@ -46,6 +49,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jfx.components import _csv_scan
 from jfx.errors import DataValidationError, InvalidArgumentError
 
 __all__ = [
@@ -81,6 +85,11 @@ FORMATS: dict[str, tuple[str, ...]] = {
 ON_BAD_ROWS = ("error", "skip")
 
 _BAD_ROW_HINT = 'fix the file, or pass on_bad_rows="skip" to drop such rows (they are counted in bad_rows_skipped)'
+_UNCLOSED_QUOTE = (
+    "a quoted value opens here and never closes: {text!r}. Read as one value it would swallow every line "
+    'after it, so the file is refused (on_bad_rows="skip" too: nothing shows where that row ends). Close the '
+    'quote, or write a quote that is part of a quoted value as two (""), e.g. "a ""quoted"" word"'
+)
 _NOT_UTF8_HINT = "jfx reads text files as UTF-8; convert it first, e.g. `iconv -f latin1 -t utf-8 old > new`"
 
 
@@ -208,7 +217,7 @@ def read_file(
     Raises:
         DataValidationError: a bad row with ``on_bad_rows="error"``, or a problem with the
             whole file (empty, not UTF-8, duplicate or empty column names, nested values,
-            unreadable).
+            a CSV quote that never closes, unreadable).
     """
     format_of(fmt)
     if on_bad_rows not in ON_BAD_ROWS:
@@ -241,6 +250,10 @@ class _Ctx:
 def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
     import pyarrow.csv as pcsv
 
+    # pyarrow reads a quote that never closes as a value holding the rest of the file.
+    open_at = _csv_scan.unclosed_quote(ctx.path)
+    if open_at is not None:
+        raise _unclosed_quote(ctx, open_at)
     bad: list[Any] = []
 
     def on_invalid(row: Any) -> str:
@@ -309,6 +322,12 @@ def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
     table = pa.Table.from_pydict(columns) if columns else table
     table, dropped = _drop_bad(table, bad_mask)
     return table, skipped + dropped
+
+
+def _unclosed_quote(ctx: _Ctx, offset: int) -> DataValidationError:
+    line, column = _csv_scan.line_and_column(ctx.path, offset)
+    text = re.split(r"[\r\n]", _csv_scan.text_at(ctx.path, offset, 200), maxsplit=1)[0]
+    return ctx.fail(f"line {line}, character {column}: " + _UNCLOSED_QUOTE.format(text=_clip(text, 40)))
 
 
 def _csv_header(ctx: _Ctx) -> list[str]:

@@ -17,6 +17,7 @@ from jfx import Pipeline
 from jfx.components._example_gen import ExampleGen, fingerprint_inputs, row_hashes, select_inputs
 from jfx.components._examples import split_files
 from jfx.errors import DataValidationError, InvalidArgumentError
+from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators import LocalDagRunner
 from jfx.types import Examples, Schema
 
@@ -318,6 +319,26 @@ def test_a_pipeline_run_publishes_examples_and_a_failure_publishes_nothing(tmp_p
     node_dir = root / "t2" / "ExampleGen"
     assert not (node_dir / "examples").exists()
     assert not list(node_dir.glob(".staging-*"))
+
+
+def test_a_run_over_a_csv_with_a_quote_that_never_closes_fails_and_records_nothing(tmp_path):
+    bad = tmp_path / "bad"
+    write_csv(bad / "quotes.csv", "a,b,c", ['1,2,"oops'] + [f"{i},{i},x" for i in range(20)])
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    root = tmp_path / "root"
+    for on_bad_rows in ("error", "skip"):  # skipping rows cannot skip this: where would the row end?
+        result = LocalDagRunner(progress=False).run(Pipeline(
+            f"q-{on_bad_rows}", components=[ExampleGen(input_base=str(bad), on_bad_rows=on_bad_rows)],
+            pipeline_root=str(root), metadata_url=url))
+        outcome = result.nodes["ExampleGen"]
+        assert result.state == "FAILED" and outcome.state == "failed"
+        assert "quotes.csv: line 2, character 5: a quoted value opens here and never closes" in outcome.error
+        assert not outcome.outputs.get("examples")
+        assert not (root / f"q-{on_bad_rows}" / "ExampleGen" / "examples").exists()
+        assert not list((root / f"q-{on_bad_rows}" / "ExampleGen").glob(".staging-*"))
+    with MetadataStore(url) as store:
+        assert store.get_artifacts_by_type("Examples") == []
+        assert {e.state for e in store.get_executions()} == {ExecutionState.FAILED}
 
 
 def test_a_changed_input_file_misses_the_cache(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 from pathlib import Path
 
@@ -160,6 +161,46 @@ def test_ragged_rows_name_the_line_a_user_sees(tmp_path):
         csv_read(tmp_path, content)
     r = csv_read(tmp_path, content, on_bad_rows="skip")
     assert r.bad_rows == 1 and r.table.column("b").to_pylist() == [2, 3, 8]
+
+
+GOOD_ROWS = "".join(f"{i},{i},x{i}\n" for i in range(20))
+
+
+@pytest.mark.parametrize("on_bad_rows", ["error", "skip"])
+def test_a_quote_that_never_closes_names_the_line_where_it_opened(tmp_path, on_bad_rows):
+    # Read as one value, the quote would swallow the 20 good rows after it (a 1-row table).
+    content = 'a,b,c\n1,2,"oops\n' + GOOD_ROWS
+    with pytest.raises(DataValidationError,
+                       match=r"data\.csv: line 2, character 5: a quoted value opens here and never closes: '\"oops'"):
+        csv_read(tmp_path, content, on_bad_rows=on_bad_rows)
+
+
+def test_an_unclosed_quote_after_valid_multiline_values(tmp_path):
+    # Quoted values before it hold line breaks, commas and quotes, and one ends with a comma.
+    content = 'a,b,c\n1,"x\ny",z\n2,"a,",""\n3,"say ""hi""\n",4\n5,"never\n' + GOOD_ROWS
+    with pytest.raises(DataValidationError, match=r"data\.csv: line 7, character 3: a quoted value"):
+        csv_read(tmp_path, content)
+
+
+def test_an_unclosed_quote_in_a_compressed_or_large_file(tmp_path):
+    content = 'a,b,c\n1,2,"oops\n' + GOOD_ROWS
+    path = tmp_path / "data.csv.gz"
+    path.write_bytes(gzip.compress(content.encode()))
+    with pytest.raises(DataValidationError, match=r"data\.csv\.gz: line 2, character 5: a quoted value"):
+        read_file(path, "csv", name="data.csv.gz")
+    # Beyond pyarrow's first block the open value straddles its blocks: still the quote's error.
+    big = "a,b,c\n" + "".join(f"{i},{i},x\n" for i in range(200_000)) + '1,2,"oops\n' + GOOD_ROWS * 1000
+    with pytest.raises(DataValidationError, match=r"data\.csv: line 200002, character 5: a quoted value"):
+        csv_read(tmp_path, big)
+
+
+def test_quoted_values_may_hold_line_breaks_commas_and_quotes(tmp_path):
+    content = ('a,b\n"x\ny",1\n"ends with a break\n",2\n"a,",3\n"say ""hi""",4\n"",5\n'
+               'ab"c,6\n"\r\nlast\n\n",')  # the last value spans lines; the file has no final break
+    r = csv_read(tmp_path, content)
+    assert r.table.column("a").to_pylist() == ["x\ny", "ends with a break\n", "a,", 'say "hi"', None, 'ab"c',
+                                               "\r\nlast\n\n"]
+    assert r.table.column("b").to_pylist() == [1, 2, 3, 4, 5, 6, None]
 
 
 def test_ragged_row_deep_in_a_large_file(tmp_path):
