@@ -592,7 +592,8 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
     Args:
         examples: the output (see docs/artifacts.md).
         input_base: the folder holding the input files.
-        format: ``"csv"`` (header line required), ``"parquet"`` or ``"jsonl"``.
+        format: ``"csv"`` (header line required; values may hold line breaks when quoted;
+            a record may be up to 256 MiB long), ``"parquet"`` or ``"jsonl"``.
         splits: split name → weight of a hash split (default ``{"train": 2, "eval": 1}``).
             Ignored when the input is pre-split with ``{SPLIT}``.
         split_key: hash this column's value instead of the whole row, so that all rows
@@ -610,8 +611,8 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
 
     Raises:
         DataValidationError: missing input, no matching files, an empty or undecodable
-            file, a CSV quote that never closes, files with different columns, or a bad
-            row (naming the file and line).
+            file, a CSV quote that never closes or a CSV record over 256 MiB, files with
+            different columns, or a bad row (naming the file and line).
     """
     fmt = format_of(format)
     if on_bad_rows not in ON_BAD_ROWS:

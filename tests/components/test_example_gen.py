@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from jfx import Pipeline
+from jfx.components import _readers as readers
 from jfx.components._example_gen import ExampleGen, fingerprint_inputs, row_hashes, select_inputs
 from jfx.components._examples import split_files
 from jfx.errors import DataValidationError, InvalidArgumentError
@@ -339,6 +340,35 @@ def test_a_run_over_a_csv_with_a_quote_that_never_closes_fails_and_records_nothi
     with MetadataStore(url) as store:
         assert store.get_artifacts_by_type("Examples") == []
         assert {e.state for e in store.get_executions()} == {ExecutionState.FAILED}
+
+
+def test_a_run_reads_a_10_mb_value_and_refuses_one_over_the_limit(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    value = "v" * 10_000_000
+    write_csv(data / "wide.csv", "id,blob", [f'1,"{value}"', "2,short"])
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    root = tmp_path / "root"
+
+    def run(name):
+        return LocalDagRunner(progress=False).run(Pipeline(
+            name, components=[ExampleGen(input_base=str(data))], pipeline_root=str(root), metadata_url=url))
+
+    done = run("wide")
+    assert done.state == "COMPLETE"
+    [art] = done.nodes["ExampleGen"].outputs["examples"]
+    published = Examples(art.uri, properties=art.properties)
+    blobs = {r["id"]: r["blob"] for s in ("train", "eval") for r in rows_of(published, s)}
+    assert blobs == {1: value, 2: "short"}
+
+    monkeypatch.setattr(readers, "CSV_MAX_RECORD_BYTES", 8 << 20)
+    failed = run("too-wide")
+    outcome = failed.nodes["ExampleGen"]
+    assert failed.state == "FAILED" and outcome.state == "failed"
+    assert "wide.csv: line 2: a record of 9.5 MiB; jfx reads CSV records of up to 8 MiB" in outcome.error
+    assert not outcome.outputs.get("examples")
+    assert not (root / "too-wide" / "ExampleGen" / "examples").exists()
+    with MetadataStore(url) as store:
+        assert [a.uri for a in store.get_artifacts_by_type("Examples")] == [art.uri]
 
 
 def test_a_changed_input_file_misses_the_cache(tmp_path):

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from jfx.components import _readers as readers
 from jfx.components._readers import column_types, conform, read_file, unify_types
 from jfx.errors import DataValidationError
 
@@ -207,6 +208,33 @@ def test_ragged_row_deep_in_a_large_file(tmp_path):
     body = "".join(f"{i},{i}\n" for i in range(100_000))
     with pytest.raises(DataValidationError, match=r"line 100002: expected 2 fields, got 1"):
         csv_read(tmp_path, "a,b\n" + body + "9\n")
+
+
+def test_a_value_of_10_mb_is_read(tmp_path):
+    # Longer than pyarrow's 1 MiB block: one quoted (with line breaks and commas), one not.
+    quoted = ("lorem, ipsum\n" * 800_000)[:10_000_000]
+    plain = "y" * 10_000_000
+    r = csv_read(tmp_path, f'a,b,c\n1,"{quoted}",x\n2,z,{plain}\n3,w,v\n')
+    assert column_types(r.table) == {"a": "int", "b": "string", "c": "string"}
+    assert r.table.column("a").to_pylist() == [1, 2, 3]
+    assert r.table.column("b")[0].as_py() == quoted and r.table.column("c")[1].as_py() == plain
+
+
+def test_a_record_over_the_limit_names_the_line_and_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "CSV_MAX_RECORD_BYTES", 2 << 20)
+    content = "a,b\n1,x\n\n2,\"" + "y\n" * (3 << 19) + '"\n4,z\n'
+    with pytest.raises(DataValidationError,
+                       match=r"data\.csv: line 4: a record of 3\.0 MiB; jfx reads CSV records of up to 2 MiB"):
+        csv_read(tmp_path, content, on_bad_rows="skip")
+
+
+def test_bad_rows_after_a_long_value_name_their_line(tmp_path):
+    # Python's csv module refuses fields over 128 KiB; the line is found without it.
+    long = "x" * 300_000
+    with pytest.raises(DataValidationError, match=r"data\.csv: line 4: expected 2 fields, got 3: '3,4,5'"):
+        csv_read(tmp_path, f'a,b\n1,"{long}\n"\n3,4,5\n')
+    with pytest.raises(DataValidationError, match=r"data\.csv: line 4, column 'b': cannot convert 'x' to int"):
+        csv_read(tmp_path, f'a,b\n{long},1\n\n3,x\n', forced={"b": "int"})
 
 
 def test_non_utf8_bytes_name_line_and_offset(tmp_path):
