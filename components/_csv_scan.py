@@ -29,15 +29,26 @@ Example:
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["unclosed_quote", "record_ends", "longest_record", "record_start", "line_and_column", "text_at"]
+__all__ = [
+    "CheckedStream",
+    "QuoteCheck",
+    "compressed",
+    "line_and_column",
+    "longest_record",
+    "record_start",
+    "text_at",
+    "unclosed_quote",
+]
 
 _QUOTE, _COMMA, _LF, _CR = 34, 44, 10, 13
 _BOM = b"\xef\xbb\xbf"  # pyarrow skips it: the file's first field starts after it
@@ -47,7 +58,8 @@ _CHUNK = 1 << 24  # forward scans read this much at a time (bounded memory)
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
-def _compressed(path: Path) -> bool:
+def compressed(path: str | os.PathLike[str]) -> bool:
+    """Whether pyarrow decompresses the file (by its name: ``.gz``, ``.bz2``, ``.zst`` ...)."""
     try:
         pa.Codec.detect(str(path))
     except (TypeError, ValueError, pa.ArrowException):
@@ -97,61 +109,148 @@ def unclosed_quote(path: str | os.PathLike[str]) -> int | None:
     the end of the file (a compressed file's offset is into its decompressed bytes).
     """
     path = Path(path)
-    if _compressed(path):
-        return _Forward.run(path).open_quote
+    if compressed(path):
+        check = QuoteCheck()
+        with pa.input_stream(str(path), compression="detect") as raw:
+            while chunk := raw.read(_CHUNK):
+                check.feed(chunk)
+        return check.finish()
     with open(path, "rb") as fh:
         if os.fstat(fh.fileno()).st_size == 0:
             return None
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            first = len(_BOM) if mm[: len(_BOM)] == _BOM else 0
-            return _unclosed_backward(mm, first)
+            data = np.frombuffer(mm, dtype=np.uint8)
+            try:
+                first = len(_BOM) if mm[: len(_BOM)] == _BOM else 0
+                inside, opened = _state_at_end(mm, data, first, _LF, False)
+            finally:
+                del data  # the mmap cannot close while a view of it lives
+    return opened if inside else None
 
 
-def _unclosed_backward(mm: mmap.mmap, first: int) -> int | None:
-    """Read back from the end of ``mm`` to the last closing run; see the module docstring."""
-    data = np.frombuffer(mm, dtype=np.uint8)
-    try:
-        hi, flips_after, last_flip, width = len(mm), 0, None, _FIRST_WINDOW
-        while hi > first:
-            p = mm.rfind(b'"', first, hi)  # quote-free stretches cost a memrchr, not NumPy
-            if p < 0:
-                break
-            lo = max(first, p + 1 - width)
-            while lo > first and data[lo - 1] == _QUOTE:  # do not cut a run in two
-                lo -= 1
-            starts, flips, closes = _runs(data[lo:p + 1], int(data[lo - 1]) if lo > first else _LF)
-            flip_at = np.flatnonzero(flips)
-            close_at = np.flatnonzero(closes)
-            if len(close_at):
-                flip_at = flip_at[flip_at > close_at[-1]]
-            if last_flip is None and len(flip_at):
-                last_flip = lo + int(starts[flip_at[-1]])
-            flips_after += len(flip_at)
-            if len(close_at):
-                break  # outside after this run, whatever came before it
-            hi, width = lo, min(2 * width, _MAX_WINDOW)
-        return last_flip if flips_after % 2 else None
-    finally:
-        del data  # the mmap cannot close while a view of it lives
+def _state_at_end(buf: mmap.mmap | bytes, data: np.ndarray, first: int, prev: int,
+                  inside: bool) -> tuple[bool, int | None]:
+    """The quote state at the end of ``buf[first:]``, read back to its last closing run.
+
+    Args:
+        buf: the bytes (for ``rfind``); ``data``: the same bytes as uint8.
+        first: where to start; ``prev``: the byte before it; ``inside``: the state there.
+
+    Returns:
+        ``(inside, opened)``: the state at the end, and the offset of the last run that
+        flipped it after the last closing run (``None`` if there is none).
+    """
+    hi, flips_after, last_flip, width = len(data), 0, None, _FIRST_WINDOW
+    while hi > first:
+        p = buf.rfind(b'"', first, hi)  # quote-free stretches cost a memrchr, not NumPy
+        if p < 0:
+            break
+        lo = max(first, p + 1 - width)
+        while lo > first and data[lo - 1] == _QUOTE:  # do not cut a run in two
+            lo -= 1
+        starts, flips, closes = _runs(data[lo:p + 1], int(data[lo - 1]) if lo > first else prev)
+        flip_at = np.flatnonzero(flips)
+        close_at = np.flatnonzero(closes)
+        if len(close_at):
+            flip_at = flip_at[flip_at > close_at[-1]]
+        if last_flip is None and len(flip_at):
+            last_flip = lo + int(starts[flip_at[-1]])
+        flips_after += len(flip_at)
+        if len(close_at):
+            return bool(flips_after % 2), last_flip  # outside after that run, whatever came before
+        hi, width = lo, min(2 * width, _MAX_WINDOW)
+    return inside ^ bool(flips_after % 2), last_flip
 
 
-class _Forward:
-    """A forward scan over a file's (decompressed) bytes in chunks: the quote state, and
-    the offsets of the line breaks that end records (those outside quoted values)."""
+class QuoteCheck:
+    """:func:`unclosed_quote` for bytes that come in chunks (a decompressed stream): each
+    chunk is read back to its last closing run, as a whole file is.
+
+    Example:
+        >>> check = QuoteCheck()
+        >>> for chunk in (b'a,b\\n1,"x', b'""', b'"\\n2,"y\\n'):
+        ...     check.feed(chunk)
+        >>> check.finish()
+        14
+    """
 
     def __init__(self) -> None:
         self.inside = False
-        self.open_quote: int | None = None  # the flip that last opened a value
+        self.open_quote: int | None = None
+        self._offset = 0  # of the next byte fed, after what is held back
+        self._prev = _LF
+        self._held = b""  # a trailing quote run, which the next chunk may continue
+        self._started = False
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._held + chunk
+        if not self._started:
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._held = data  # too short to tell a byte order mark yet
+                return
+            self._started = True
+            if data.startswith(_BOM):
+                data, self._offset = data[len(_BOM):], len(_BOM)
+        cut = len(data.rstrip(b'"'))
+        self._held = data[cut:]
+        self._take(data[:cut])
+
+    def finish(self) -> int | None:
+        """The offset of the quote still open at the end, or ``None``."""
+        self._started = True
+        held, self._held = self._held, b""
+        self._take(held)
+        return self.open_quote if self.inside else None
+
+    def _take(self, data: bytes) -> None:
+        if not data:
+            return
+        self.inside, opened = _state_at_end(data, np.frombuffer(data, dtype=np.uint8), 0, self._prev, self.inside)
+        if opened is not None:
+            self.open_quote = self._offset + opened
+        self._prev = data[-1]
+        self._offset += len(data)
+
+
+class CheckedStream(io.RawIOBase):
+    """A file's decompressed bytes for pyarrow to parse, checked by a :class:`QuoteCheck` as
+    they are read, so a compressed file is decompressed once."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self._raw = pa.input_stream(str(path), compression="detect")
+        self.check = QuoteCheck()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        chunk = self._raw.read(len(b))
+        self.check.feed(chunk)
+        b[: len(chunk)] = chunk
+        return len(chunk)
+
+    def open_quote(self) -> int | None:
+        """Read what pyarrow left (it stops at an error), then the quote still open, if any."""
+        while chunk := self._raw.read(_CHUNK):
+            self.check.feed(chunk)
+        return self.check.finish()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _Forward:
+    """A forward scan over a file's (decompressed) bytes in chunks: the offsets of the line
+    breaks that end records (those outside quoted values). It looks at every quote, so it
+    only runs where an error is worded or a long record measured."""
+
+    def __init__(self) -> None:
+        self.inside = False
         self.offset = 0  # of the next chunk's first byte
         self.begin = 0  # of the first record: after a byte order mark
         self.prev = _LF
-
-    @classmethod
-    def run(cls, path: Path) -> _Forward:
-        scan = cls()
-        for _ in scan.ends(path):
-            pass
-        return scan
 
     def ends(self, path: Path) -> Iterator[np.ndarray]:
         """Yield arrays of the offsets of record-ending line breaks, in file order."""
@@ -183,23 +282,12 @@ class _Forward:
         breaks = np.flatnonzero((win == _LF) | (win == _CR))
         run_before = np.searchsorted(starts, breaks) - 1
         inside = np.where(run_before >= 0, states[np.maximum(run_before, 0)] if len(states) else False, self.inside)
-        opened = np.flatnonzero(flips & states)
         if len(states):
-            if len(opened):
-                self.open_quote = self.offset + int(starts[opened[-1]])
             self.inside = bool(states[-1])
-        if not self.inside:
-            self.open_quote = None
         ends = breaks[~inside] + self.offset
         self.prev = int(win[-1])
         self.offset += len(win)
         return ends
-
-
-def record_ends(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
-    """Arrays of the byte offsets of the line breaks that end records (not those inside
-    quoted values), in file order; offsets are into the decompressed bytes."""
-    return _Forward().ends(Path(path))
 
 
 def longest_record(path: str | os.PathLike[str]) -> tuple[int, int]:
@@ -258,7 +346,7 @@ def line_and_column(path: str | os.PathLike[str], offset: int) -> tuple[int, int
 def text_at(path: str | os.PathLike[str], offset: int, limit: int) -> str:
     """Up to ``limit`` bytes of the file from ``offset``, decoded leniently (for messages)."""
     with pa.input_stream(str(path), compression="detect") as raw:
-        if not _compressed(Path(path)):
+        if not compressed(Path(path)):
             raw.seek(offset)
         else:
             left = offset

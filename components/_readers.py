@@ -48,7 +48,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from jfx.components import _csv_scan
 from jfx.errors import DataValidationError, InvalidArgumentError
 
@@ -260,9 +259,11 @@ def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
     import pyarrow.csv as pcsv
 
     # pyarrow reads a quote that never closes as a value holding the rest of the file.
-    open_at = _csv_scan.unclosed_quote(ctx.path)
-    if open_at is not None:
-        raise _unclosed_quote(ctx, open_at)
+    compressed = _csv_scan.compressed(ctx.path)
+    if not compressed:
+        open_at = _csv_scan.unclosed_quote(ctx.path)
+        if open_at is not None:
+            raise _unclosed_quote(ctx, open_at)
     bad: list[Any] = []
     block_size = _CSV_BLOCK_SIZE
 
@@ -273,12 +274,24 @@ def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
     def read(as_string: set[str], typed: Mapping[str, pa.DataType], use_threads: bool = True) -> pa.Table:
         bad.clear()
         types = {**typed, **{c: pa.string() for c in as_string}}
-        return pcsv.read_csv(
-            ctx.path,
-            read_options=pcsv.ReadOptions(use_threads=use_threads, block_size=block_size),
-            parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
-            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True),
-        )
+        options = {
+            "read_options": pcsv.ReadOptions(use_threads=use_threads, block_size=block_size),
+            "parse_options": pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            "convert_options": pcsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        }
+        if not compressed:
+            return pcsv.read_csv(ctx.path, **options)
+        # A compressed file is checked for an open quote as pyarrow reads it: one decompression.
+        with _csv_scan.CheckedStream(ctx.path) as stream:
+            try:
+                table = pcsv.read_csv(stream, **options)
+            except pa.ArrowInvalid:
+                if stream.open_quote() is None:
+                    raise
+            open_at = stream.open_quote()
+        if open_at is not None:  # it explains whatever else pyarrow found (ragged rows, straddling)
+            raise _unclosed_quote(ctx, open_at)
+        return table
 
     # Targets pyarrow converts itself; timestamps are read as text and parsed here, so that
     # zoned and naive values, dates and nanosecond fractions all work.

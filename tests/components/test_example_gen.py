@@ -12,10 +12,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from jfx import Pipeline
 from jfx.components import _readers as readers
-from jfx.components._example_gen import ExampleGen, fingerprint_inputs, row_hashes, select_inputs
+from jfx.components._example_gen import (
+    ExampleGen,
+    fingerprint_inputs,
+    row_hashes,
+    select_inputs,
+)
 from jfx.components._examples import split_files
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.metadata import ExecutionState, MetadataStore
