@@ -592,7 +592,8 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
     Args:
         examples: the output (see docs/artifacts.md).
         input_base: the folder holding the input files.
-        format: ``"csv"`` (header line required), ``"parquet"`` or ``"jsonl"``.
+        format: ``"csv"`` (header line required; values may hold line breaks when quoted;
+            a record may be up to 256 MiB long), ``"parquet"`` or ``"jsonl"``.
         splits: split name → weight of a hash split (default ``{"train": 2, "eval": 1}``).
             Ignored when the input is pre-split with ``{SPLIT}``.
         split_key: hash this column's value instead of the whole row, so that all rows
@@ -603,12 +604,15 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
         span, version: pin a span (and version) instead of taking the latest.
         on_bad_rows: ``"error"`` (default) or ``"skip"``: drop malformed rows and values
             that cannot be converted to the schema's type, counted in ``bad_rows_skipped``.
+            A CSV quote that opens a value and never closes fails the run either way
+            (where its row ends is unknown; read as one value it would swallow the rest).
         schema: an optional Schema whose column types are used instead of inferred ones.
         beam_pipeline_args: run the conversion as a Beam pipeline with these args.
 
     Raises:
         DataValidationError: missing input, no matching files, an empty or undecodable
-            file, files with different columns, or a bad row (naming the file and line).
+            file, a CSV quote that never closes or a CSV record over 256 MiB, files with
+            different columns, or a bad row (naming the file and line).
     """
     fmt = format_of(format)
     if on_bad_rows not in ON_BAD_ROWS:

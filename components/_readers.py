@@ -18,7 +18,12 @@ object, a value that cannot be converted to a forced type) raise
 :class:`~jfx.errors.DataValidationError` naming the file and the line (header = line 1)
 with ``on_bad_rows="error"``, or are dropped and counted with ``"skip"``. Problems with a
 whole file (empty, not UTF-8, duplicate column names, nested JSON values, an unreadable
-Parquet file) always raise.
+Parquet file, a CSV quote that opens a value and never closes) always raise. CSV values
+may hold line breaks when quoted; a quote that never closes would make its value hold the
+rest of the file, and since nothing shows where its row was meant to end, ``"skip"`` cannot
+drop just that row: the error names the line and character where the quote opened. A CSV
+record (a row with its line break) may be up to :data:`CSV_MAX_RECORD_BYTES` (256 MiB)
+long; a longer one is an error naming its line and the limit.
 
 Example:
     >>> import tempfile, pathlib
@@ -32,8 +37,6 @@ Example:
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 import json
 import logging
 import re
@@ -45,10 +48,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
+from jfx.components import _csv_scan
 from jfx.errors import DataValidationError, InvalidArgumentError
 
 __all__ = [
+    "CSV_MAX_RECORD_BYTES",
     "FORMATS",
     "JFX_TYPES",
     "ReadResult",
@@ -80,7 +84,20 @@ FORMATS: dict[str, tuple[str, ...]] = {
 
 ON_BAD_ROWS = ("error", "skip")
 
+#: The longest CSV record (a row with its line break) read, in bytes: 256 MiB. pyarrow parses
+#: CSV in blocks that must each hold a whole record; a file with a record longer than the
+#: 1 MiB first tried is read again with blocks sized to its longest record, up to this limit,
+#: which bounds the memory a block takes. A longer record is an error naming its line.
+CSV_MAX_RECORD_BYTES = 256 << 20
+_CSV_BLOCK_SIZE = 1 << 20  # pyarrow's default: most files never need more
+_MIB = 1 << 20
+
 _BAD_ROW_HINT = 'fix the file, or pass on_bad_rows="skip" to drop such rows (they are counted in bad_rows_skipped)'
+_UNCLOSED_QUOTE = (
+    "a quoted value opens here and never closes: {text!r}. Read as one value it would swallow every line "
+    'after it, so the file is refused (on_bad_rows="skip" too: nothing shows where that row ends). Close the '
+    'quote, or write a quote that is part of a quoted value as two (""), e.g. "a ""quoted"" word"'
+)
 _NOT_UTF8_HINT = "jfx reads text files as UTF-8; convert it first, e.g. `iconv -f latin1 -t utf-8 old > new`"
 
 
@@ -208,7 +225,7 @@ def read_file(
     Raises:
         DataValidationError: a bad row with ``on_bad_rows="error"``, or a problem with the
             whole file (empty, not UTF-8, duplicate or empty column names, nested values,
-            unreadable).
+            a CSV quote that never closes, unreadable).
     """
     format_of(fmt)
     if on_bad_rows not in ON_BAD_ROWS:
@@ -241,7 +258,14 @@ class _Ctx:
 def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
     import pyarrow.csv as pcsv
 
+    # pyarrow reads a quote that never closes as a value holding the rest of the file.
+    compressed = _csv_scan.compressed(ctx.path)
+    if not compressed:
+        open_at = _csv_scan.unclosed_quote(ctx.path)
+        if open_at is not None:
+            raise _unclosed_quote(ctx, open_at)
     bad: list[Any] = []
+    block_size = _CSV_BLOCK_SIZE
 
     def on_invalid(row: Any) -> str:
         bad.append((row.number, row.expected_columns, row.actual_columns, row.text))
@@ -250,12 +274,24 @@ def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
     def read(as_string: set[str], typed: Mapping[str, pa.DataType], use_threads: bool = True) -> pa.Table:
         bad.clear()
         types = {**typed, **{c: pa.string() for c in as_string}}
-        return pcsv.read_csv(
-            ctx.path,
-            read_options=pcsv.ReadOptions(use_threads=use_threads),
-            parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
-            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True),
-        )
+        options = {
+            "read_options": pcsv.ReadOptions(use_threads=use_threads, block_size=block_size),
+            "parse_options": pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            "convert_options": pcsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        }
+        if not compressed:
+            return pcsv.read_csv(ctx.path, **options)
+        # A compressed file is checked for an open quote as pyarrow reads it: one decompression.
+        with _csv_scan.CheckedStream(ctx.path) as stream:
+            try:
+                table = pcsv.read_csv(stream, **options)
+            except pa.ArrowInvalid:
+                if stream.open_quote() is None:
+                    raise
+            open_at = stream.open_quote()
+        if open_at is not None:  # it explains whatever else pyarrow found (ragged rows, straddling)
+            raise _unclosed_quote(ctx, open_at)
+        return table
 
     # Targets pyarrow converts itself; timestamps are read as text and parsed here, so that
     # zoned and naive values, dates and nanosecond fractions all work.
@@ -271,10 +307,13 @@ def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
                 raise ctx.fail("the file is empty; expected a header line with the column names") from None
             if "UTF8" in msg or "UTF-8" in msg:
                 raise _not_utf8(ctx) from None
+            if "straddling object" in msg:  # a record longer than a block
+                block_size = _csv_block_size(ctx, block_size, msg)
+                continue
             m = re.search(r"In CSV column #(\d+)", msg)
             if m is None:
                 raise ctx.fail(f"cannot parse the file as CSV: {msg}") from err
-            header = _csv_header(ctx)
+            header = _csv_header(ctx, block_size)
             col = header[int(m.group(1))]
             if col not in typed:
                 raise ctx.fail(f"cannot parse the file as CSV: {msg}") from err
@@ -311,11 +350,35 @@ def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
     return table, skipped + dropped
 
 
-def _csv_header(ctx: _Ctx) -> list[str]:
+def _unclosed_quote(ctx: _Ctx, offset: int) -> DataValidationError:
+    line, column = _csv_scan.line_and_column(ctx.path, offset)
+    text = re.split(r"[\r\n]", _csv_scan.text_at(ctx.path, offset, 200), maxsplit=1)[0]
+    return ctx.fail(f"line {line}, character {column}: " + _UNCLOSED_QUOTE.format(text=_clip(text, 40)))
+
+
+def _csv_block_size(ctx: _Ctx, current: int, msg: str) -> int:
+    """The block size that holds the file's longest record, or an error past the limit."""
+    longest, start = _csv_scan.longest_record(ctx.path)
+    if longest > CSV_MAX_RECORD_BYTES:
+        line, _ = _csv_scan.line_and_column(ctx.path, start)
+        raise ctx.fail(
+            f"line {line}: a record of {longest / _MIB:.1f} MiB; jfx reads CSV records of up to "
+            f"{CSV_MAX_RECORD_BYTES / _MIB:g} MiB (a value that long belongs in a Parquet file, or in a "
+            "file of its own that the CSV names)"
+        )
+    if current > 2 * CSV_MAX_RECORD_BYTES:  # pragma: no cover - blocks already hold every record
+        raise ctx.fail(f"cannot parse the file as CSV: {msg}")
+    # A quarter more than the record: where a block starts within it does not matter then.
+    return min(max(2 * current, longest + longest // 4 + (1 << 16)), 2**31 - 1)
+
+
+def _csv_header(ctx: _Ctx, block_size: int = _CSV_BLOCK_SIZE) -> list[str]:
     import pyarrow.csv as pcsv
 
-    with pcsv.open_csv(ctx.path, convert_options=pcsv.ConvertOptions(
-            column_types={}, strings_can_be_null=True)) as reader:  # reads the first block only
+    with pcsv.open_csv(ctx.path, read_options=pcsv.ReadOptions(block_size=block_size),
+                       parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                       convert_options=pcsv.ConvertOptions(column_types={}, strings_can_be_null=True)
+                       ) as reader:  # reads the first block only
         return reader.schema.names
 
 
@@ -324,19 +387,10 @@ def _csv_line(ctx: _Ctx, record: int | None) -> str:
     (header = record 1; blank lines are not records). Only used to word an error."""
     if record is None:
         return "?"
-    import pyarrow as _pa
-
-    with _pa.input_stream(str(ctx.path), compression="detect") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-        reader = csv.reader(text)
-        seen, line_before = 0, 0
-        for row in reader:
-            if row:
-                seen += 1
-                if seen == record:
-                    return str(line_before + 1)
-            line_before = reader.line_num
-    return f"{record} (record)"
+    start = _csv_scan.record_start(ctx.path, record)
+    if start is None:
+        return f"{record} (record)"
+    return str(_csv_scan.line_and_column(ctx.path, start)[0])
 
 
 def _check_names(ctx: _Ctx, names: list[str]) -> None:

@@ -12,11 +12,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from jfx import Pipeline
-from jfx.components._example_gen import ExampleGen, fingerprint_inputs, row_hashes, select_inputs
+from jfx.components import _readers as readers
+from jfx.components._example_gen import (
+    ExampleGen,
+    fingerprint_inputs,
+    row_hashes,
+    select_inputs,
+)
 from jfx.components._examples import split_files
 from jfx.errors import DataValidationError, InvalidArgumentError
+from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators import LocalDagRunner
 from jfx.types import Examples, Schema
 
@@ -318,6 +324,55 @@ def test_a_pipeline_run_publishes_examples_and_a_failure_publishes_nothing(tmp_p
     node_dir = root / "t2" / "ExampleGen"
     assert not (node_dir / "examples").exists()
     assert not list(node_dir.glob(".staging-*"))
+
+
+def test_a_run_over_a_csv_with_a_quote_that_never_closes_fails_and_records_nothing(tmp_path):
+    bad = tmp_path / "bad"
+    write_csv(bad / "quotes.csv", "a,b,c", ['1,2,"oops'] + [f"{i},{i},x" for i in range(20)])
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    root = tmp_path / "root"
+    for on_bad_rows in ("error", "skip"):  # skipping rows cannot skip this: where would the row end?
+        result = LocalDagRunner(progress=False).run(Pipeline(
+            f"q-{on_bad_rows}", components=[ExampleGen(input_base=str(bad), on_bad_rows=on_bad_rows)],
+            pipeline_root=str(root), metadata_url=url))
+        outcome = result.nodes["ExampleGen"]
+        assert result.state == "FAILED" and outcome.state == "failed"
+        assert "quotes.csv: line 2, character 5: a quoted value opens here and never closes" in outcome.error
+        assert not outcome.outputs.get("examples")
+        assert not (root / f"q-{on_bad_rows}" / "ExampleGen" / "examples").exists()
+        assert not list((root / f"q-{on_bad_rows}" / "ExampleGen").glob(".staging-*"))
+    with MetadataStore(url) as store:
+        assert store.get_artifacts_by_type("Examples") == []
+        assert {e.state for e in store.get_executions()} == {ExecutionState.FAILED}
+
+
+def test_a_run_reads_a_10_mb_value_and_refuses_one_over_the_limit(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    value = "v" * 10_000_000
+    write_csv(data / "wide.csv", "id,blob", [f'1,"{value}"', "2,short"])
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    root = tmp_path / "root"
+
+    def run(name):
+        return LocalDagRunner(progress=False).run(Pipeline(
+            name, components=[ExampleGen(input_base=str(data))], pipeline_root=str(root), metadata_url=url))
+
+    done = run("wide")
+    assert done.state == "COMPLETE"
+    [art] = done.nodes["ExampleGen"].outputs["examples"]
+    published = Examples(art.uri, properties=art.properties)
+    blobs = {r["id"]: r["blob"] for s in ("train", "eval") for r in rows_of(published, s)}
+    assert blobs == {1: value, 2: "short"}
+
+    monkeypatch.setattr(readers, "CSV_MAX_RECORD_BYTES", 8 << 20)
+    failed = run("too-wide")
+    outcome = failed.nodes["ExampleGen"]
+    assert failed.state == "FAILED" and outcome.state == "failed"
+    assert "wide.csv: line 2: a record of 9.5 MiB; jfx reads CSV records of up to 8 MiB" in outcome.error
+    assert not outcome.outputs.get("examples")
+    assert not (root / "too-wide" / "ExampleGen" / "examples").exists()
+    with MetadataStore(url) as store:
+        assert [a.uri for a in store.get_artifacts_by_type("Examples")] == [art.uri]
 
 
 def test_a_changed_input_file_misses_the_cache(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
+from jfx.components import _readers as readers
 from jfx.components._readers import column_types, conform, read_file, unify_types
 from jfx.errors import DataValidationError
 
@@ -162,10 +163,80 @@ def test_ragged_rows_name_the_line_a_user_sees(tmp_path):
     assert r.bad_rows == 1 and r.table.column("b").to_pylist() == [2, 3, 8]
 
 
+GOOD_ROWS = "".join(f"{i},{i},x{i}\n" for i in range(20))
+
+
+@pytest.mark.parametrize("on_bad_rows", ["error", "skip"])
+def test_a_quote_that_never_closes_names_the_line_where_it_opened(tmp_path, on_bad_rows):
+    # Read as one value, the quote would swallow the 20 good rows after it (a 1-row table).
+    content = 'a,b,c\n1,2,"oops\n' + GOOD_ROWS
+    with pytest.raises(DataValidationError,
+                       match=r"data\.csv: line 2, character 5: a quoted value opens here and never closes: '\"oops'"):
+        csv_read(tmp_path, content, on_bad_rows=on_bad_rows)
+
+
+def test_an_unclosed_quote_after_valid_multiline_values(tmp_path):
+    # Quoted values before it hold line breaks, commas and quotes, and one ends with a comma.
+    content = 'a,b,c\n1,"x\ny",z\n2,"a,",""\n3,"say ""hi""\n",4\n5,"never\n' + GOOD_ROWS
+    with pytest.raises(DataValidationError, match=r"data\.csv: line 7, character 3: a quoted value"):
+        csv_read(tmp_path, content)
+
+
+def test_an_unclosed_quote_in_a_compressed_or_large_file(tmp_path):
+    path = tmp_path / "data.csv.gz"
+    # in the last column (pyarrow reads a 1-row table) or before it (pyarrow sees a short row)
+    for content, character in (('a,b,c\n1,2,"oops\n', 5), ('a,b,c\n1,"oops,2\n', 3)):
+        path.write_bytes(gzip.compress((content + GOOD_ROWS).encode()))
+        for on_bad_rows in ("error", "skip"):
+            with pytest.raises(DataValidationError,
+                               match=rf"data\.csv\.gz: line 2, character {character}: a quoted value opens here"):
+                read_file(path, "csv", name="data.csv.gz", on_bad_rows=on_bad_rows)
+    # Beyond pyarrow's first block the open value straddles its blocks: still the quote's error.
+    big = "a,b,c\n" + "".join(f"{i},{i},x\n" for i in range(200_000)) + '1,2,"oops\n' + GOOD_ROWS * 1000
+    with pytest.raises(DataValidationError, match=r"data\.csv: line 200002, character 5: a quoted value"):
+        csv_read(tmp_path, big)
+
+
+def test_quoted_values_may_hold_line_breaks_commas_and_quotes(tmp_path):
+    content = ('a,b\n"x\ny",1\n"ends with a break\n",2\n"a,",3\n"say ""hi""",4\n"",5\n'
+               'ab"c,6\n"\r\nlast\n\n",')  # the last value spans lines; the file has no final break
+    r = csv_read(tmp_path, content)
+    assert r.table.column("a").to_pylist() == ["x\ny", "ends with a break\n", "a,", 'say "hi"', None, 'ab"c',
+                                               "\r\nlast\n\n"]
+    assert r.table.column("b").to_pylist() == [1, 2, 3, 4, 5, 6, None]
+
+
 def test_ragged_row_deep_in_a_large_file(tmp_path):
     body = "".join(f"{i},{i}\n" for i in range(100_000))
     with pytest.raises(DataValidationError, match=r"line 100002: expected 2 fields, got 1"):
         csv_read(tmp_path, "a,b\n" + body + "9\n")
+
+
+def test_a_value_of_10_mb_is_read(tmp_path):
+    # Longer than pyarrow's 1 MiB block: one quoted (with line breaks and commas), one not.
+    quoted = ("lorem, ipsum\n" * 800_000)[:10_000_000]
+    plain = "y" * 10_000_000
+    r = csv_read(tmp_path, f'a,b,c\n1,"{quoted}",x\n2,z,{plain}\n3,w,v\n')
+    assert column_types(r.table) == {"a": "int", "b": "string", "c": "string"}
+    assert r.table.column("a").to_pylist() == [1, 2, 3]
+    assert r.table.column("b")[0].as_py() == quoted and r.table.column("c")[1].as_py() == plain
+
+
+def test_a_record_over_the_limit_names_the_line_and_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "CSV_MAX_RECORD_BYTES", 2 << 20)
+    content = "a,b\n1,x\n\n2,\"" + "y\n" * (3 << 19) + '"\n4,z\n'
+    with pytest.raises(DataValidationError,
+                       match=r"data\.csv: line 4: a record of 3\.0 MiB; jfx reads CSV records of up to 2 MiB"):
+        csv_read(tmp_path, content, on_bad_rows="skip")
+
+
+def test_bad_rows_after_a_long_value_name_their_line(tmp_path):
+    # Python's csv module refuses fields over 128 KiB; the line is found without it.
+    long = "x" * 300_000
+    with pytest.raises(DataValidationError, match=r"data\.csv: line 4: expected 2 fields, got 3: '3,4,5'"):
+        csv_read(tmp_path, f'a,b\n1,"{long}\n"\n3,4,5\n')
+    with pytest.raises(DataValidationError, match=r"data\.csv: line 4, column 'b': cannot convert 'x' to int"):
+        csv_read(tmp_path, f'a,b\n{long},1\n\n3,x\n', forced={"b": "int"})
 
 
 def test_non_utf8_bytes_name_line_and_offset(tmp_path):

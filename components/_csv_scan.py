@@ -1,0 +1,355 @@
+"""Where CSV records and quoted values begin and end, found from a file's raw bytes with NumPy.
+
+pyarrow's CSV parser (with ``newlines_in_values``, as ExampleGen reads) takes a quote that
+opens and never closes as one value holding the rest of the file, without an error, and
+names no line when a record is longer than its block. These functions answer both from
+the bytes, with pyarrow's quoting rules: a quote opens a quoted value only at the start of
+a field (after a comma, a line break or the start of the file); inside one, ``""`` is a
+quote and a lone quote closes it; anywhere else a quote is an ordinary character.
+
+The quote state changes only at runs of quote characters, and each run acts on the state
+before it as one of three functions:
+
+* a run of odd length at the start of a field *flips* it (opens a value, or closes one
+  whose text ends with a comma or a line break);
+* a run of odd length elsewhere leaves the parser *outside* (closes a value, or is text);
+* a run of even length changes nothing (``""`` inside a value, or an empty value).
+
+So the state at the end of a file is the parity of the flips after the last closing run,
+which :func:`unclosed_quote` finds by reading backwards from the end of the file: almost
+always within its last line, so checking a file costs one ``rfind`` and not a pass over it.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_bytes(b'a,b\\n1,"x\\ny"\\n2,"oops\\n3,z\\n')
+    >>> unclosed_quote(p), line_and_column(p, 14)
+    (14, (4, 3))
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = [
+    "CheckedStream",
+    "QuoteCheck",
+    "compressed",
+    "line_and_column",
+    "longest_record",
+    "record_start",
+    "text_at",
+    "unclosed_quote",
+]
+
+_QUOTE, _COMMA, _LF, _CR = 34, 44, 10, 13
+_BOM = b"\xef\xbb\xbf"  # pyarrow skips it: the file's first field starts after it
+_FIRST_WINDOW = 1 << 16
+_MAX_WINDOW = 1 << 24
+_CHUNK = 1 << 24  # forward scans read this much at a time (bounded memory)
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def compressed(path: str | os.PathLike[str]) -> bool:
+    """Whether pyarrow decompresses the file (by its name: ``.gz``, ``.bz2``, ``.zst`` ...)."""
+    try:
+        pa.Codec.detect(str(path))
+    except (TypeError, ValueError, pa.ArrowException):
+        return False
+    return True
+
+
+def _runs(win: np.ndarray, prev: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The quote runs of ``win`` (which no run crosses the ends of) and what each does.
+
+    Args:
+        win: bytes as uint8.
+        prev: the byte before ``win`` (``_LF`` at the start of the file).
+
+    Returns:
+        ``(starts, flips, closes)``: each run's start in ``win``, and boolean masks of the
+        runs that flip the state and of those that leave it outside.
+    """
+    q = np.flatnonzero(win == _QUOTE)
+    if not len(q):
+        return _EMPTY, np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    bounds = np.concatenate(([0], np.flatnonzero(np.diff(q) != 1) + 1, [len(q)]))
+    starts = q[bounds[:-1]]
+    odd = (np.diff(bounds) & 1).astype(bool)
+    before = win[np.maximum(starts - 1, 0)]
+    if starts[0] == 0:
+        before[0] = prev
+    field_start = (before == _COMMA) | (before == _LF) | (before == _CR)
+    return starts, field_start & odd, ~field_start & odd
+
+
+def _states(flips: np.ndarray, closes: np.ndarray, inside: bool) -> np.ndarray:
+    """The state (True: inside a quoted value) after each run, from the state before the first."""
+    if not len(flips):
+        return np.zeros(0, dtype=bool)
+    n_flips = np.cumsum(flips)
+    last_close = np.maximum.accumulate(np.where(closes, np.arange(len(closes)), -1))
+    since = n_flips - np.where(last_close >= 0, n_flips[np.maximum(last_close, 0)], 0)
+    start = np.where(last_close >= 0, False, inside)
+    return start ^ (since & 1).astype(bool)
+
+
+def unclosed_quote(path: str | os.PathLike[str]) -> int | None:
+    """The byte offset of a quote that opens a value and never closes, or ``None``.
+
+    The offset is of the last quote that opened a value, which is the one still open at
+    the end of the file (a compressed file's offset is into its decompressed bytes).
+    """
+    path = Path(path)
+    if compressed(path):
+        check = QuoteCheck()
+        with pa.input_stream(str(path), compression="detect") as raw:
+            while chunk := raw.read(_CHUNK):
+                check.feed(chunk)
+        return check.finish()
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return None
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            data = np.frombuffer(mm, dtype=np.uint8)
+            try:
+                first = len(_BOM) if mm[: len(_BOM)] == _BOM else 0
+                inside, opened = _state_at_end(mm, data, first, _LF, False)
+            finally:
+                del data  # the mmap cannot close while a view of it lives
+    return opened if inside else None
+
+
+def _state_at_end(buf: mmap.mmap | bytes, data: np.ndarray, first: int, prev: int,
+                  inside: bool) -> tuple[bool, int | None]:
+    """The quote state at the end of ``buf[first:]``, read back to its last closing run.
+
+    Args:
+        buf: the bytes (for ``rfind``); ``data``: the same bytes as uint8.
+        first: where to start; ``prev``: the byte before it; ``inside``: the state there.
+
+    Returns:
+        ``(inside, opened)``: the state at the end, and the offset of the last run that
+        flipped it after the last closing run (``None`` if there is none).
+    """
+    hi, flips_after, last_flip, width = len(data), 0, None, _FIRST_WINDOW
+    while hi > first:
+        p = buf.rfind(b'"', first, hi)  # quote-free stretches cost a memrchr, not NumPy
+        if p < 0:
+            break
+        lo = max(first, p + 1 - width)
+        while lo > first and data[lo - 1] == _QUOTE:  # do not cut a run in two
+            lo -= 1
+        starts, flips, closes = _runs(data[lo:p + 1], int(data[lo - 1]) if lo > first else prev)
+        flip_at = np.flatnonzero(flips)
+        close_at = np.flatnonzero(closes)
+        if len(close_at):
+            flip_at = flip_at[flip_at > close_at[-1]]
+        if last_flip is None and len(flip_at):
+            last_flip = lo + int(starts[flip_at[-1]])
+        flips_after += len(flip_at)
+        if len(close_at):
+            return bool(flips_after % 2), last_flip  # outside after that run, whatever came before
+        hi, width = lo, min(2 * width, _MAX_WINDOW)
+    return inside ^ bool(flips_after % 2), last_flip
+
+
+class QuoteCheck:
+    """:func:`unclosed_quote` for bytes that come in chunks (a decompressed stream): each
+    chunk is read back to its last closing run, as a whole file is.
+
+    Example:
+        >>> check = QuoteCheck()
+        >>> for chunk in (b'a,b\\n1,"x', b'""', b'"\\n2,"y\\n'):
+        ...     check.feed(chunk)
+        >>> check.finish()
+        14
+    """
+
+    def __init__(self) -> None:
+        self.inside = False
+        self.open_quote: int | None = None
+        self._offset = 0  # of the next byte fed, after what is held back
+        self._prev = _LF
+        self._held = b""  # a trailing quote run, which the next chunk may continue
+        self._started = False
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._held + chunk
+        if not self._started:
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._held = data  # too short to tell a byte order mark yet
+                return
+            self._started = True
+            if data.startswith(_BOM):
+                data, self._offset = data[len(_BOM):], len(_BOM)
+        cut = len(data.rstrip(b'"'))
+        self._held = data[cut:]
+        self._take(data[:cut])
+
+    def finish(self) -> int | None:
+        """The offset of the quote still open at the end, or ``None``."""
+        self._started = True
+        held, self._held = self._held, b""
+        self._take(held)
+        return self.open_quote if self.inside else None
+
+    def _take(self, data: bytes) -> None:
+        if not data:
+            return
+        self.inside, opened = _state_at_end(data, np.frombuffer(data, dtype=np.uint8), 0, self._prev, self.inside)
+        if opened is not None:
+            self.open_quote = self._offset + opened
+        self._prev = data[-1]
+        self._offset += len(data)
+
+
+class CheckedStream(io.RawIOBase):
+    """A file's decompressed bytes for pyarrow to parse, checked by a :class:`QuoteCheck` as
+    they are read, so a compressed file is decompressed once."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self._raw = pa.input_stream(str(path), compression="detect")
+        self.check = QuoteCheck()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        chunk = self._raw.read(len(b))
+        self.check.feed(chunk)
+        b[: len(chunk)] = chunk
+        return len(chunk)
+
+    def open_quote(self) -> int | None:
+        """Read what pyarrow left (it stops at an error), then the quote still open, if any."""
+        while chunk := self._raw.read(_CHUNK):
+            self.check.feed(chunk)
+        return self.check.finish()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _Forward:
+    """A forward scan over a file's (decompressed) bytes in chunks: the offsets of the line
+    breaks that end records (those outside quoted values). It looks at every quote, so it
+    only runs where an error is worded or a long record measured."""
+
+    def __init__(self) -> None:
+        self.inside = False
+        self.offset = 0  # of the next chunk's first byte
+        self.begin = 0  # of the first record: after a byte order mark
+        self.prev = _LF
+
+    def ends(self, path: Path) -> Iterator[np.ndarray]:
+        """Yield arrays of the offsets of record-ending line breaks, in file order."""
+        with pa.input_stream(str(path), compression="detect") as raw:
+            carry = b""
+            first = True
+            while True:
+                chunk = raw.read(_CHUNK)
+                data = carry + chunk
+                if first:
+                    first = False
+                    if data[: len(_BOM)] == _BOM:
+                        data, self.offset = data[len(_BOM):], len(_BOM)
+                        self.begin = self.offset
+                if chunk:
+                    # Keep a trailing quote run whole: the next chunk may continue it.
+                    cut = len(data.rstrip(b'"'))
+                    data, carry = data[:cut], data[cut:]
+                else:
+                    carry = b""
+                if data:
+                    yield self._feed(np.frombuffer(data, dtype=np.uint8))
+                if not chunk:
+                    return
+
+    def _feed(self, win: np.ndarray) -> np.ndarray:
+        starts, flips, closes = _runs(win, self.prev)
+        states = _states(flips, closes, self.inside)
+        breaks = np.flatnonzero((win == _LF) | (win == _CR))
+        run_before = np.searchsorted(starts, breaks) - 1
+        inside = np.where(run_before >= 0, states[np.maximum(run_before, 0)] if len(states) else False, self.inside)
+        if len(states):
+            self.inside = bool(states[-1])
+        ends = breaks[~inside] + self.offset
+        self.prev = int(win[-1])
+        self.offset += len(win)
+        return ends
+
+
+def longest_record(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(length in bytes, start offset)`` of the file's longest record (line breaks included)."""
+    best, best_start, start = 0, 0, None
+    scan = _Forward()
+    for ends in scan.ends(Path(path)):
+        start = scan.begin if start is None else start
+        if not len(ends):
+            continue
+        spans = np.diff(np.concatenate(([start], ends + 1)))
+        i = int(np.argmax(spans))
+        if spans[i] > best:
+            best, best_start = int(spans[i]), (start if i == 0 else int(ends[i - 1]) + 1)
+        start = int(ends[-1]) + 1
+    start = scan.begin if start is None else start
+    if scan.offset - start > best:  # the last record, without a final line break
+        best, best_start = scan.offset - start, start
+    return best, best_start
+
+
+def record_start(path: str | os.PathLike[str], record: int) -> int | None:
+    """The byte offset where CSV record ``record`` starts (1-based, header = 1; empty lines
+    are not records, as in pyarrow), or ``None`` past the last record."""
+    seen, start = 0, None
+    scan = _Forward()
+    for ends in scan.ends(Path(path)):
+        start = scan.begin if start is None else start
+        starts = np.concatenate(([start], ends[:-1] + 1)) if len(ends) else _EMPTY
+        nonempty = starts[ends > starts] if len(ends) else _EMPTY
+        if seen + len(nonempty) >= record:
+            return int(nonempty[record - seen - 1])
+        seen += len(nonempty)
+        if len(ends):
+            start = int(ends[-1]) + 1
+    start = scan.begin if start is None else start
+    if scan.offset > start and seen + 1 == record:  # the last record, without a final line break
+        return start
+    return None
+
+
+def line_and_column(path: str | os.PathLike[str], offset: int) -> tuple[int, int]:
+    """The 1-based line and character column (as an editor shows them) of byte ``offset``."""
+    line, line_start, done = 1, 0, 0
+    with pa.input_stream(str(path), compression="detect") as raw:
+        while done < offset and (chunk := raw.read(min(_CHUNK, offset - done))):
+            breaks = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == _LF)
+            if len(breaks):
+                line += len(breaks)
+                line_start = done + int(breaks[-1]) + 1
+            done += len(chunk)
+    before = text_at(path, line_start, offset - line_start) if line_start < offset else ""
+    return line, len(before) + 1
+
+
+def text_at(path: str | os.PathLike[str], offset: int, limit: int) -> str:
+    """Up to ``limit`` bytes of the file from ``offset``, decoded leniently (for messages)."""
+    with pa.input_stream(str(path), compression="detect") as raw:
+        if not compressed(Path(path)):
+            raw.seek(offset)
+        else:
+            left = offset
+            while left > 0 and (chunk := raw.read(min(_CHUNK, left))):
+                left -= len(chunk)
+        return raw.read(limit).decode("utf-8", errors="replace")
