@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -87,7 +87,7 @@ def _footer_number(stats: Any, arrow_type: pa.DataType, kind: str) -> tuple[floa
     return lo, hi
 
 
-def parquet_bounds(paths: Iterable[str], kinds: Mapping[str, str | None]) -> dict[str, tuple[float, float]]:
+def parquet_bounds(paths: Iterable[str], kind_of: Callable[[pa.Field], str | None]) -> dict[str, tuple[float, float]]:
     """Column → (min, max) over Parquet files, from their row groups' footer statistics.
 
     Only columns whose every column chunk has statistics are given; a file without the
@@ -96,7 +96,7 @@ def parquet_bounds(paths: Iterable[str], kinds: Mapping[str, str | None]) -> dic
 
     Args:
         paths: Parquet files (each read once, footer only).
-        kinds: column → the kernel's type for it (``int``, ``float``, ``timestamp``...).
+        kind_of: a file's field → the kernel's type for it (``int``, ``float``, ``timestamp``...).
     """
     bounds: dict[str, tuple[float, float]] = {}
     unknown: set[str] = set()
@@ -108,7 +108,7 @@ def parquet_bounds(paths: Iterable[str], kinds: Mapping[str, str | None]) -> dic
         meta, arrow = pf.metadata, pf.schema_arrow
         index = {meta.schema.column(j).path: j for j in range(meta.num_columns)}
         for field in arrow:
-            kind = kinds.get(field.name)
+            kind = kind_of(field)
             j = index.get(field.name)
             if kind not in ("int", "float", "timestamp") or j is None or field.name in unknown:
                 continue

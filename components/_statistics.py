@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from jfx.components._histograms import (
     NUM_BUCKETS,
@@ -235,13 +234,8 @@ class StatisticsKernel:
         """
         if not pieces or any(p.source.format != "parquet" for p in pieces):
             return self
-        paths = [p.source.path for p in pieces]
-        try:
-            schema = pq.ParquetFile(paths[0]).schema_arrow
-        except (pa.ArrowException, OSError):
-            return self
-        kinds = {f.name: self.types.get(f.name) or arrow_column_type(f.type) for f in schema}
-        bounds = parquet_bounds(paths, kinds)
+        bounds = parquet_bounds([p.source.path for p in pieces],
+                                lambda f: self.types.get(f.name) or arrow_column_type(f.type))
         if not bounds:
             return self
         return StatisticsKernel(self.types, kll_k=self.kll_k, capacity=self.capacity, hll_p=self.hll_p,

@@ -198,6 +198,17 @@ def test_histogram_tail_is_exact_without_parquet_statistics(tmp_path, args):
     assert stats["train"]["columns"]["fare"]["numeric"]["histogram"]["counts"][-5:] == [1, 1, 1, 1, 4]
 
 
+def test_parquet_footers_make_the_second_pass_unneeded(stats_taxi_files, monkeypatch):
+    table, paths, _ = stats_taxi_files
+    second_passes = []
+    real = StatisticsKernel.follow_up
+    monkeypatch.setattr(StatisticsKernel, "follow_up", lambda self, acc: second_passes.append(real(self, acc)))
+    stats = run_kernel(StatisticsKernel(), paths)
+    assert second_passes == [None]  # every numeric column was counted against footer edges
+    for name, (expected, got) in numpy_histograms(stats, table).items():
+        assert got == expected, name
+
+
 def test_csv_is_parsed_once_and_its_copy_removed(stats_taxi_files, tmp_path, monkeypatch):
     import tempfile
 
