@@ -216,12 +216,14 @@ def detect_anomalies(stats: Mapping[str, Any], schema: TableSchema, *, split: st
         where = f"split {split!r}, column {name!r}"
         col = columns.get(name)
         if col is None:
-            if spec.required or spec.min_presence > 0:
-                why = "marks it required" if spec.required else f"sets its min_presence to {_fmt(spec.min_presence)}"
+            if spec.required or spec.min_presence > 0 or spec.min_count > 0:
+                why = ("marks it required" if spec.required else
+                       f"sets its min_presence to {_fmt(spec.min_presence)}" if spec.min_presence > 0 else
+                       f"sets its min_count to {spec.min_count}")
                 found.append(Anomaly(name, "missing_column",
                                      f"{where}: the column is missing; the schema {why}. "
                                      "Add it to the data, or make it optional in the schema "
-                                     "(\"required\": false, \"min_presence\": 0)."))
+                                     "(\"required\": false, \"min_presence\": 0, \"min_count\": 0)."))
             continue
         seen = col.get("type")
         if not _type_matches(spec.type, seen):
@@ -240,6 +242,12 @@ def detect_anomalies(stats: Mapping[str, Any], schema: TableSchema, *, split: st
                                      f"{spec.min_presence:.2%}. Fix the data, or lower \"min_presence\".",
                                      details={"presence": presence, "min_presence": spec.min_presence,
                                               "missing": missing}))
+            elif count < spec.min_count:
+                have = "no row has a value" if count == 0 else f"only {count} row(s) have a value"
+                found.append(Anomaly(name, "low_presence",
+                                     f"{where}: {have} ({missing} of {count + missing} missing); the schema's "
+                                     f"min_count is {spec.min_count}. Fix the data, or lower \"min_count\".",
+                                     details={"count": count, "min_count": spec.min_count, "missing": missing}))
         if spec.domain is not None and spec.type in DOMAIN_TYPES:
             anomaly = _domain_anomaly(name, col, spec, where)
             if anomaly:

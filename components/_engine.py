@@ -11,6 +11,21 @@ The accumulator is small (counters, NumPy arrays, sketches) and picklable; the k
 object itself is picklable by reference (a module-level class), so Beam, its
 multi-process DirectRunner and Dask workers can import it.
 
+A kernel may also have any of three optional hooks, which both engines honour:
+
+* ``bind(pieces) -> kernel``: the kernel for one group of pieces (one split), made
+  before anything is read, e.g. from what Parquet footers say about the columns;
+* ``follow_up(acc) -> kernel | None``: a second pass over the same group, for what the
+  first could not finish exactly (its ``read_columns``, when it has them, are the only
+  columns read; a file without one of them is read without it);
+* ``complete(result, follow_up_result) -> result``: fold the second pass in.
+
+A kernel with a ``follow_up`` may name, with ``follow_up_columns(schema) -> names``,
+the columns its second pass could read: the in-process engine then keeps a copy of
+those columns from CSV files as it parses them (an Arrow stream file in a temporary
+folder, removed at the end), and the second pass reads that instead of parsing the CSV
+again. On Beam the second pass reads the files again, on the workers.
+
 :func:`run_kernel` runs a kernel either
 
 * **in-process** (``beam_pipeline_args=None``, the default): one reader thread streams
@@ -39,8 +54,11 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,7 +86,7 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 131_072
 ENGINE_IN_PROCESS = "in-process"
 ENGINE_BEAM = "beam"
-FORMATS = ("parquet", "csv")
+FORMATS = ("parquet", "csv", "arrow")  # arrow: an Arrow IPC stream file (the engine's own copies)
 _CSV_BLOCK_SIZE = 4 << 20
 _CSV_MAX_DICTIONARY = 1 << 16
 
@@ -123,7 +141,7 @@ def plan_pieces(sources: Sequence[Source | str | os.PathLike]) -> list[Piece]:
         source = Source.of(raw)
         if not Path(source.path).is_file():
             raise DataValidationError(f"{source.path}: no such file")
-        if source.format == "csv":
+        if source.format in ("csv", "arrow"):
             pieces.append(Piece(source))
             continue
         try:
@@ -135,13 +153,16 @@ def plan_pieces(sources: Sequence[Source | str | os.PathLike]) -> list[Piece]:
 
 
 def read_piece(piece: Piece, *, columns: Sequence[str] | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-               use_threads: bool = True, dictionary_strings: bool = False) -> Iterator[pa.RecordBatch]:
+               use_threads: bool = True, dictionary_strings: bool = False,
+               skip_missing_columns: bool = False) -> Iterator[pa.RecordBatch]:
     """The RecordBatches of one piece. In CSV files an empty field is a missing value.
 
     Args:
         dictionary_strings: return string columns dictionary-encoded (Parquet stores them
             so; decoding to plain strings is then skipped). A kernel asks for this with a
             true ``read_strings_as_dictionary`` attribute.
+        skip_missing_columns: read the file without those of ``columns`` it lacks
+            (a CSV file gives them as all-null columns) instead of failing.
 
     Raises:
         DataValidationError: the file cannot be read or parsed (the message names it).
@@ -150,13 +171,26 @@ def read_piece(piece: Piece, *, columns: Sequence[str] | None = None, batch_size
     try:
         if piece.source.format == "csv":
             convert = pacsv.ConvertOptions(include_columns=list(columns) if columns else None,
+                                           include_missing_columns=skip_missing_columns,
                                            strings_can_be_null=True,
                                            auto_dict_encode=dictionary_strings,
                                            auto_dict_max_cardinality=_CSV_MAX_DICTIONARY)
             read = pacsv.ReadOptions(use_threads=use_threads, block_size=_CSV_BLOCK_SIZE)
             yield from pacsv.open_csv(path, read_options=read, convert_options=convert)
+        elif piece.source.format == "arrow":
+            with pa.memory_map(path) as source:
+                for batch in pa.ipc.open_stream(source):
+                    if columns:
+                        have = set(batch.schema.names)
+                        batch = batch.select([c for c in columns if c in have or not skip_missing_columns])
+                    yield batch
         else:
             pf = pq.ParquetFile(path)
+            if columns and skip_missing_columns:
+                have = set(pf.schema_arrow.names)
+                columns = [c for c in columns if c in have]
+                if not columns:
+                    return
             if dictionary_strings:
                 strings = [f.name for f in pf.schema_arrow
                            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
@@ -191,25 +225,122 @@ def run_kernel(kernel: Kernel, sources: Sequence[Any] | Mapping[str, Sequence[An
     grouped = isinstance(sources, Mapping)
     groups = {str(k): list(v) for k, v in sources.items()} if grouped else {"": list(sources)}
     pieces = {key: plan_pieces(files) for key, files in groups.items()}
-    if beam_pipeline_args is None:
-        accs = _run_in_process(kernel, pieces, columns, batch_size, num_workers or os.cpu_count() or 1)
-    else:
+    bind = getattr(kernel, "bind", None)
+    kernels = {key: bind(group) if bind is not None else kernel for key, group in pieces.items()}
+    spill_dir = None
+    if beam_pipeline_args is None and hasattr(kernel, "follow_up_columns") and any(
+            p.source.format == "csv" for group in pieces.values() for p in group):
+        spill_dir = tempfile.mkdtemp(prefix="jfx-engine-")
+    copies: dict[Piece, Piece | None] = {}
+
+    def run(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], spill: str | None = None) -> dict[str, Any]:
+        reads = {key: _Read(k, columns) for key, k in kernels.items()}
+        if beam_pipeline_args is None:
+            return _run_in_process(kernels, pieces, reads, batch_size, num_workers or os.cpu_count() or 1,
+                                   spill, copies)
         from jfx.components._engine_beam import run_on_beam
 
-        accs = run_on_beam(kernel, pieces, list(beam_pipeline_args), columns, batch_size)
-    results = {key: kernel.finish(accs[key]) for key in groups}
+        return run_on_beam(kernels, pieces, list(beam_pipeline_args), reads, batch_size)
+
+    try:
+        accs = run(kernels, pieces, spill_dir)
+        results = {key: kernels[key].finish(accs[key]) for key in groups}
+        follow = {}
+        for key, k in kernels.items():
+            hook = getattr(k, "follow_up", None)
+            second = hook(accs[key]) if hook is not None else None
+            if second is not None:
+                follow[key] = second
+        if follow:
+            # A CSV piece with a copy is read from the copy; one without rows (None) not at all.
+            again = run(follow, {key: [c for c in (copies.get(p, p) for p in pieces[key]) if c is not None]
+                                 for key in follow})
+            for key, second in follow.items():
+                results[key] = kernels[key].complete(results[key], second.finish(again[key]))
+    finally:
+        if spill_dir is not None:
+            shutil.rmtree(spill_dir, ignore_errors=True)
     return results if grouped else results[""]
+
+
+class _Copy:
+    """Some columns of one CSV piece, written as an Arrow stream file while it is parsed.
+
+    A write error only abandons the copy (the second pass then parses the CSV again).
+    """
+
+    def __init__(self, path: str, columns_of: Any) -> None:
+        self.path = path
+        self.columns_of = columns_of
+        self.names: list[str] | None = None
+        self.writer: Any = None
+        self.failed = False
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self.failed:
+            return
+        try:
+            if self.names is None:
+                self.names = [n for n in self.columns_of(batch.schema) if n in batch.schema.names]
+            # Plain arrays: each CSV block has its own dictionaries, which a stream file can't hold.
+            arrays = [_plain(batch.column(n)) for n in self.names]
+            part = pa.record_batch(arrays, names=self.names)
+            if self.writer is None:
+                self.writer = pa.ipc.new_stream(self.path, part.schema)
+            self.writer.write_batch(part)
+        except (OSError, pa.ArrowException):
+            self.failed = True
+            self.close()
+
+    def close(self) -> Piece | None:
+        """The copy as a piece (``None``: the piece had no rows, or :attr:`failed`)."""
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except (OSError, pa.ArrowException):
+                self.failed = True
+            self.writer = None
+        if self.failed:
+            return None
+        return Piece(Source(self.path, "arrow")) if self.names is not None else None
+
+
+def _plain(array: pa.Array) -> pa.Array:
+    return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
+
+
+class _Read:
+    """How the engines read the pieces of one group for one kernel (picklable, for Beam)."""
+
+    def __init__(self, kernel: Kernel, columns: Sequence[str] | None) -> None:
+        wanted = getattr(kernel, "read_columns", None)
+        self.columns = list(wanted if wanted is not None else columns or []) or None
+        self.dictionary_strings = bool(getattr(kernel, "read_strings_as_dictionary", False))
+        # Columns a kernel asks for itself are a wish (a split's files may differ); the
+        # caller's are a requirement, and a file without one is an error.
+        self.skip_missing_columns = wanted is not None
+
+    def batches(self, piece: Piece, batch_size: int, use_threads: bool = True) -> Iterator[pa.RecordBatch]:
+        return read_piece(piece, columns=self.columns, batch_size=batch_size, use_threads=use_threads,
+                          dictionary_strings=self.dictionary_strings,
+                          skip_missing_columns=self.skip_missing_columns)
 
 
 _DONE = object()
 
 
-def _run_in_process(kernel: Kernel, pieces: dict[str, list[Piece]], columns: Sequence[str] | None,
-                    batch_size: int, num_workers: int) -> dict[str, Any]:
-    dictionary = bool(getattr(kernel, "read_strings_as_dictionary", False))
+def _run_in_process(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], reads: dict[str, _Read],
+                    batch_size: int, num_workers: int, spill: str | None = None,
+                    copies: dict[Piece, Piece | None] | None = None) -> dict[str, Any]:
+    """Run each key's kernel over its pieces in threads; return key → merged accumulator.
+
+    With ``spill`` (a folder), CSV pieces are also copied there (see :class:`_Copy`) and
+    ``copies`` maps each to its copy.
+    """
     # Batch i goes to worker i % n and the workers' accumulators merge in worker order, so
     # a rerun over the same files gives byte-identical results (downstream caches hold).
     queues: list[queue.Queue] = [queue.Queue(maxsize=2) for _ in range(num_workers)]
+    names = itertools.count()
     stop = threading.Event()
     errors: list[BaseException] = []
     partials: list[dict[str, Any]] = [{} for _ in range(num_workers)]
@@ -227,12 +358,20 @@ def _run_in_process(kernel: Kernel, pieces: dict[str, list[Piece]], columns: Seq
         try:
             i = 0
             for key, group in pieces.items():
+                columns_of = getattr(kernels[key], "follow_up_columns", None)
                 for piece in group:
-                    for batch in read_piece(piece, columns=columns, batch_size=batch_size,
-                                            dictionary_strings=dictionary):
+                    copy = None
+                    if spill is not None and columns_of is not None and piece.source.format == "csv":
+                        copy = _Copy(os.path.join(spill, f"{next(names)}.arrows"), columns_of)
+                    for batch in reads[key].batches(piece, batch_size):
+                        if copy is not None:
+                            copy.write(batch)
                         if not put(queues[i % num_workers], (key, batch)):
                             return
                         i += 1
+                    if copy is not None:
+                        done = copy.close()
+                        copies[piece] = piece if copy.failed else done
         except BaseException as err:  # handed to the caller below
             errors.append(err)
             stop.set()
@@ -253,6 +392,7 @@ def _run_in_process(kernel: Kernel, pieces: dict[str, list[Piece]], columns: Seq
                     break
                 key, batch = item
                 acc = accs.get(key)
+                kernel = kernels[key]
                 accs[key] = kernel.add_batch(kernel.create() if acc is None else acc, batch)
         except BaseException as err:
             errors.append(err)
@@ -267,4 +407,5 @@ def _run_in_process(kernel: Kernel, pieces: dict[str, list[Piece]], columns: Seq
         t.join()
     if errors:
         raise errors[0]
-    return {key: kernel.merge([p[key] for p in partials if key in p] or [kernel.create()]) for key in pieces}
+    return {key: kernels[key].merge([p[key] for p in partials if key in p] or [kernels[key].create()])
+            for key in pieces}

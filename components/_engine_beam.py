@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import pickle
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from jfx.components._beam import beam_options, quiet_beam_import, results_folder, worker_errors
@@ -18,7 +17,7 @@ quiet_beam_import()
 import apache_beam as beam  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
-from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, read_piece
+from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, _Read
 
 __all__ = ["KernelCombineFn", "AccumulatorCombineFn", "ReadAndAccumulate", "run_on_beam"]
 
@@ -52,47 +51,58 @@ class KernelCombineFn(beam.CombineFn):
 
 
 class AccumulatorCombineFn(beam.CombineFn):
-    """Merges accumulators (the inputs are accumulators already); outputs the merged one."""
+    """Merges ``(key, accumulator)`` values with the key's kernel; outputs the merged pair.
 
-    def __init__(self, kernel: Kernel) -> None:
-        self.kernel = kernel
+    The key travels with each accumulator because a CombineFn is not told its key, and
+    each group may have its own kernel (see ``bind`` in :mod:`jfx.components._engine`).
+    ``None`` is the empty accumulator.
+    """
+
+    def __init__(self, kernels: dict[str, Kernel]) -> None:
+        self.kernels = kernels
+
+    def _merge(self, parts: list[Any]) -> Any:
+        parts = [p for p in parts if p is not None]
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        key = parts[0][0]
+        return key, self.kernels[key].merge([acc for _, acc in parts])
 
     def create_accumulator(self) -> Any:
-        return self.kernel.create()
+        return None
 
     def add_input(self, acc: Any, other: Any) -> Any:
-        return self.kernel.merge([acc, other])
+        return self._merge([acc, other])
 
     def add_inputs(self, acc: Any, others: Any) -> Any:
-        return self.kernel.merge([acc, *others])
+        return self._merge([acc, *others])
 
     def merge_accumulators(self, accs: Any) -> Any:
-        return self.kernel.merge(list(accs))
+        return self._merge(list(accs))
 
     def extract_output(self, acc: Any) -> Any:
         return acc
 
 
 class ReadAndAccumulate(beam.DoFn):
-    """``(key, piece)`` → ``(key, accumulator of every batch in the piece)``."""
+    """``(key, piece)`` → ``(key, (key, accumulator of every batch in the piece))``."""
 
-    def __init__(self, kernel: Kernel, columns: Sequence[str] | None, batch_size: int) -> None:
-        self.kernel = kernel
-        self.columns = list(columns) if columns else None
+    def __init__(self, kernels: dict[str, Kernel], reads: dict[str, _Read], batch_size: int) -> None:
+        self.kernels = kernels
+        self.reads = reads
         self.batch_size = batch_size
 
     def process(self, element: tuple[str, Piece]):
         key, piece = element
-        acc = self.kernel.create()
-        dictionary = bool(getattr(self.kernel, "read_strings_as_dictionary", False))
-        for batch in read_piece(piece, columns=self.columns, batch_size=self.batch_size,
-                                dictionary_strings=dictionary):
-            acc = self.kernel.add_batch(acc, batch)
-        yield key, acc
+        kernel = self.kernels[key]
+        acc = kernel.create()
+        for batch in self.reads[key].batches(piece, self.batch_size):
+            acc = kernel.add_batch(acc, batch)
+        yield key, (key, acc)
 
 
 def _write_result(element: tuple[str, Any], folder: str) -> None:
-    key, acc = element
+    key, (_, acc) = element
     with FileSystems.create(FileSystems.join(folder, f"{uuid.uuid4().hex}.pkl")) as fh:
         fh.write(pickle.dumps((key, acc), protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -109,9 +119,9 @@ def _with_dask_partitions(args: list[str], n: int) -> list[str]:
     return [*args, f"--dask_npartitions={max(1, n)}"]
 
 
-def run_on_beam(kernel: Kernel, pieces: dict[str, list[Piece]], args: list[str],
-                columns: Sequence[str] | None, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
-    """Run ``kernel`` over the pieces of each key on Beam; return key → merged accumulator."""
+def run_on_beam(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], args: list[str],
+                reads: dict[str, _Read], batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
+    """Run each key's kernel over its pieces on Beam; return key → merged accumulator."""
     elements = [(key, piece) for key, group in pieces.items() for piece in group]
     options = beam_options(_with_dask_partitions(args, len(elements)))
     with worker_errors(), results_folder(options, "jfx-beam-") as folder:
@@ -121,8 +131,8 @@ def run_on_beam(kernel: Kernel, pieces: dict[str, list[Piece]], args: list[str],
                 p
                 | "Pieces" >> beam.Create(elements)
                 | "Spread" >> beam.Reshuffle()
-                | "ReadAndAccumulate" >> beam.ParDo(ReadAndAccumulate(kernel, columns, batch_size))
-                | "Merge" >> beam.CombinePerKey(AccumulatorCombineFn(kernel))
+                | "ReadAndAccumulate" >> beam.ParDo(ReadAndAccumulate(kernels, reads, batch_size))
+                | "Merge" >> beam.CombinePerKey(AccumulatorCombineFn(kernels))
                 | "Write" >> beam.Map(_write_result, folder)
             )
             result = p.run()
@@ -139,4 +149,4 @@ def run_on_beam(kernel: Kernel, pieces: dict[str, list[Piece]], args: list[str],
             with FileSystems.open(match.path) as fh:
                 key, acc = pickle.loads(fh.read())
             accs[key].append(acc)
-    return {key: kernel.merge(found) if found else kernel.create() for key, found in accs.items()}
+    return {key: kernels[key].merge(found) if found else kernels[key].create() for key, found in accs.items()}

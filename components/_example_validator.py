@@ -287,7 +287,7 @@ def ExampleValidator(  # noqa: N802 - components are named like the TFX classes 
 
     Schema checks (per split and column): missing required column, new column, type
     change, values outside the string domain, values outside the numeric range,
-    presence below ``min_presence``. Drift (with ``baseline_statistics``, against the
+    presence below ``min_presence`` or ``min_count``. Drift (with ``baseline_statistics``, against the
     baseline split of the same name, else its first split): L-infinity distance for
     categorical columns, Jensen–Shannon divergence for numeric ones, checked where the
     schema sets ``drift`` thresholds and reported for every column. Expectations: a

@@ -12,7 +12,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jfx.components._schema import SCHEMA_FILE, _read_statistics, infer_schema, load_schema, save_schema
+from jfx.components._schema import (
+    SCHEMA_FILE,
+    _read_statistics,
+    infer_schema,
+    load_schema,
+    save_schema,
+    with_drift,
+)
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.pipelines._artifacts import ExampleStatistics, Schema
 
@@ -32,12 +39,15 @@ def SchemaGen(  # noqa: N802 - components are named like the TFX classes they re
     statistics: Input[ExampleStatistics],
     schema: Output[Schema],
     infer_feature_shape: Parameter[bool] = True,
+    drift_threshold: Parameter[float] = None,
+    drift_thresholds: Parameter[dict] = None,
 ):
     """Infer ``schema.json`` from ExampleStatistics (see :func:`infer_schema`).
 
-    Per column: its type; required (never missing in 'train', or in all splits when
-    there is no 'train'); ``min_presence``; a string domain for low-cardinality
-    strings; the observed range of int and float columns.
+    Per column: its type; required and ``min_presence`` 1.0 when never missing in any
+    split, else presence left loose (``min_count`` 1: it must not vanish); a string
+    domain for low-cardinality strings; the observed range of int and float columns;
+    drift thresholds when asked for.
 
     Args:
         statistics: StatisticsGen's output.
@@ -45,8 +55,25 @@ def SchemaGen(  # noqa: N802 - components are named like the TFX classes they re
             ``required`` (names).
         infer_feature_shape: infer ``required`` from presence (default); ``False``
             makes every column optional.
+        drift_threshold: check every column for drift against ExampleValidator's
+            baseline with this threshold (0 to 1) on its type's metric: L-infinity
+            for string and bool columns, Jensen-Shannon for numeric ones.
+        drift_thresholds: per column, overriding ``drift_threshold``: a threshold
+            (``{"fare": 0.1}``), a metric and threshold (``{"fare": {"js": 0.1}}``), or
+            ``None`` for no check.
+
+    Raises:
+        DataValidationError: ``drift_thresholds`` names an unknown column, a metric
+            that does not fit the column, or a threshold outside 0..1.
+
+    Example:
+        >>> schema = SchemaGen(statistics=stats.outputs["statistics"],  # doctest: +SKIP
+        ...                    drift_threshold=0.1, drift_thresholds={"fare": 0.05})
     """
     inferred = infer_schema(_read_statistics(statistics), infer_feature_shape=infer_feature_shape)
+    if drift_threshold is not None or drift_thresholds is not None:
+        inferred = with_drift(inferred, drift_threshold, drift_thresholds,
+                              source="inferred by SchemaGen (drift_threshold, drift_thresholds)")
     save_schema(inferred, schema)
     _summarise(schema, inferred)
 

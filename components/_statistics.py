@@ -13,8 +13,14 @@ Exactness across engines and partitionings:
 * ``mean`` and ``std`` (population) merge with Chan et al.'s pairwise update of
   (count, mean, M2), each batch's part computed in float64 around its own mean, so
   any partitioning agrees to about 1e-15 relative.
-* ``quantiles`` and both histograms come from a KLL sketch (rank error well under 1%);
-  they are exact, and so identical everywhere, while a column has at most
+* ``histogram`` (10 equal-width buckets from min to max) is exact when the kernel runs
+  on an engine (:func:`~jfx.components._engine.run_kernel`): counted against edges
+  from Parquet footers in the same pass, or in a second pass (see
+  :mod:`jfx.components._histograms`). Folded by hand (``add_batch``/``merge``/
+  ``finish`` alone) it is exact where footers gave the edges, else it comes from the
+  quantile sketch.
+* ``quantiles`` and ``quantile_histogram`` come from a KLL sketch (rank error well
+  under 1%); they are exact, and so identical everywhere, while a column has at most
   ``kll_k`` (2,048) values. Histogram counts always sum to ``count``.
 * ``unique`` is exact while a column has at most 1,000 distinct values, else a
   HyperLogLog estimate (register-wise max merge: identical for any partitioning).
@@ -33,8 +39,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +51,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jfx.components._histograms import (
+    NUM_BUCKETS,
+    equal_width_edges,
+    parquet_bounds,
+    sorted_counts,
+    value_counts,
+    weighted_counts,
+)
 from jfx.components._sketches import (
     DEFAULT_CAPACITY,
     DEFAULT_HLL_P,
@@ -57,6 +73,7 @@ from jfx.errors import DataValidationError
 
 __all__ = [
     "StatisticsKernel",
+    "HistogramKernel",
     "StatsAccumulator",
     "ColumnAccumulator",
     "COLUMN_TYPES",
@@ -69,7 +86,6 @@ __all__ = [
 COLUMN_TYPES = ("int", "float", "string", "bool", "timestamp")
 STATISTICS_FILE = "statistics.json"
 NUM_QUANTILES = 101
-NUM_BUCKETS = 10
 TOP_VALUES = 100
 
 
@@ -92,7 +108,8 @@ def arrow_column_type(t: pa.DataType) -> str | None:
 
 @dataclass
 class NumericAccumulator:
-    """Moments (Chan's count/mean/M2), exact extremes, zeros and a quantile sketch."""
+    """Moments (Chan's count/mean/M2), exact extremes, zeros, a quantile sketch, and
+    exact histogram counts against edges known in advance (``edges`` ``None``: none)."""
 
     n: int = 0
     mean: float = 0.0
@@ -101,6 +118,16 @@ class NumericAccumulator:
     max: float | int | None = None
     zeros: int = 0
     sketch: KllSketch = field(default_factory=KllSketch)
+    edges: np.ndarray | None = None
+    hist: np.ndarray | None = None
+
+    def count_sorted(self, ordered: np.ndarray) -> None:
+        if self.hist is not None:
+            self.hist += sorted_counts(ordered, self.edges)
+
+    def count_distinct(self, values: np.ndarray, weights: np.ndarray) -> None:
+        if self.hist is not None:
+            self.hist += weighted_counts(values, weights, self.edges)
 
     def add_part(self, n: int, mean: float, m2: float) -> None:
         if n == 0:
@@ -115,6 +142,12 @@ class NumericAccumulator:
         self.n = total
 
     def merge(self, other: NumericAccumulator) -> None:
+        if other.n and not self.n:  # an empty accumulator takes the other's edges
+            self.edges = other.edges
+            self.hist = None if other.hist is None else other.hist.copy()
+        elif other.n:  # counts add up only over the same edges
+            same = (self.hist is not None and other.hist is not None and np.array_equal(self.edges, other.edges))
+            self.hist = self.hist + other.hist if same else None
         self.add_part(other.n, other.mean, other.m2)
         if other.min is not None:
             self.min = other.min if self.min is None else min(self.min, other.min)
@@ -170,7 +203,8 @@ class StatisticsKernel:
     """
 
     def __init__(self, types: dict[str, str] | None = None, *, kll_k: int = DEFAULT_KLL_K,
-                 capacity: int = DEFAULT_CAPACITY, hll_p: int = DEFAULT_HLL_P) -> None:
+                 capacity: int = DEFAULT_CAPACITY, hll_p: int = DEFAULT_HLL_P,
+                 bounds: dict[str, tuple[float, float]] | None = None) -> None:
         types = dict(types or {})
         for column, kind in types.items():
             if kind not in COLUMN_TYPES:
@@ -181,12 +215,56 @@ class StatisticsKernel:
         self.kll_k = kll_k
         self.capacity = capacity
         self.hll_p = hll_p
+        # Column → (min, max) known before reading (Parquet footers): histogram edges to
+        # count against as batches go by. Kept only if the exact extremes agree.
+        self.bounds = dict(bounds or {})
 
     # Ask the engine for string columns dictionary-encoded: cheaper to read and to count.
     read_strings_as_dictionary = True
 
     def __repr__(self) -> str:
         return f"StatisticsKernel(types={self.types!r})"
+
+    # -- the engine's optional hooks (jfx.components._engine) ----------------------------
+
+    def bind(self, pieces: list[Any]) -> StatisticsKernel:
+        """This kernel for one split: histogram edges from the Parquet footers of its pieces.
+
+        A split with a CSV file gets none (its extremes are unknown before reading).
+        """
+        if not pieces or any(p.source.format != "parquet" for p in pieces):
+            return self
+        bounds = parquet_bounds([p.source.path for p in pieces],
+                                lambda f: self.types.get(f.name) or arrow_column_type(f.type))
+        if not bounds:
+            return self
+        return StatisticsKernel(self.types, kll_k=self.kll_k, capacity=self.capacity, hll_p=self.hll_p,
+                                bounds=bounds)
+
+    def follow_up(self, acc: StatsAccumulator) -> HistogramKernel | None:
+        """A second pass for the columns whose histogram is not exact yet, or ``None``."""
+        edges: dict[str, np.ndarray] = {}
+        types: dict[str, str] = {}
+        for name, col in acc.columns.items():
+            num = col.numeric
+            if num is None or num.n == 0 or col.type == "bool" or num.sketch.exact:
+                continue  # no values, counted exactly (bools), or a sketch that kept them all
+            if _exact_counts(num) is None:
+                edges[name] = equal_width_edges(num.min, num.max)
+                types[name] = col.type
+        return HistogramKernel(edges, types) if edges else None
+
+    def follow_up_columns(self, schema: pa.Schema) -> list[str]:
+        """The columns :meth:`follow_up` may read: the numeric ones, bools aside."""
+        kinds = ((f.name, self.types.get(f.name) or arrow_column_type(f.type)) for f in schema)
+        return [name for name, kind in kinds if kind in ("int", "float", "timestamp")]
+
+    def complete(self, result: dict[str, Any], counts: dict[str, list[int]]) -> dict[str, Any]:
+        """``result`` with the second pass's exact histogram counts."""
+        for name, exact in counts.items():
+            numeric = result["columns"][name]["numeric"]
+            numeric["histogram"]["counts"] = exact
+        return result
 
     # -- the kernel protocol -------------------------------------------------------------
 
@@ -199,7 +277,7 @@ class StatisticsKernel:
             col = acc.columns.get(name)
             kind = self.types.get(name) or arrow_column_type(column.type)
             if col is None:
-                col = acc.columns[name] = self._new_column(kind)
+                col = acc.columns[name] = self._new_column(kind, name)
             elif kind != col.type and not (_numeric(kind) and _numeric(col.type)):
                 raise DataValidationError(
                     f"column {name!r} changes type between batches: {col.type} before, "
@@ -244,10 +322,13 @@ class StatisticsKernel:
 
     # -- per column ----------------------------------------------------------------------
 
-    def _new_column(self, kind: str | None) -> ColumnAccumulator:
+    def _new_column(self, kind: str | None, name: str | None = None) -> ColumnAccumulator:
         col = ColumnAccumulator(type=kind)
         if kind in ("int", "float", "bool", "timestamp"):
             col.numeric = NumericAccumulator(sketch=KllSketch(self.kll_k))
+            if name in self.bounds and kind != "bool":
+                col.numeric.edges = equal_width_edges(*self.bounds[name])
+                col.numeric.hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
         if kind in ("string", "bool"):
             col.string = StringAccumulator(FrequentValues(self.capacity), HyperLogLog(self.hll_p))
         return col
@@ -255,7 +336,7 @@ class StatisticsKernel:
     def _add_column(self, col: ColumnAccumulator, array: pa.Array, name: str) -> None:
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
-        try:
+        with _read_as(name, array, col.type):
             if col.type == "string" and pa.types.is_dictionary(array.type) and _is_text(array.type.value_type):
                 _add_dictionary_strings(col, array)
                 return
@@ -267,10 +348,65 @@ class StatisticsKernel:
                 _add_bools(col, array if pa.types.is_boolean(array.type) else array.cast(pa.bool_()))
             else:
                 _add_numbers(col, _as_numbers(array, col.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
-            raise DataValidationError(
-                f"column {name!r} of Arrow type {array.type} cannot be read as {col.type}: {err}"
-            ) from err
+
+
+class HistogramKernel:
+    """The second pass: exact equal-width histogram counts against edges now known.
+
+    Args:
+        edges: column → its edges (from the first pass's exact min and max).
+        types: column → its jfx type, to read values as the first pass did.
+
+    ``finish`` gives column → counts per bucket, as ``numpy.histogram`` counts them.
+    """
+
+    read_strings_as_dictionary = False
+
+    def __init__(self, edges: dict[str, np.ndarray], types: dict[str, str]) -> None:
+        self.edges = edges
+        self.types = types
+
+    @property
+    def read_columns(self) -> list[str]:
+        return list(self.edges)
+
+    def __repr__(self) -> str:
+        return f"HistogramKernel(columns={list(self.edges)!r})"
+
+    def create(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def add_batch(self, acc: dict[str, np.ndarray], batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+        for name, array in zip(batch.schema.names, batch.columns):
+            edges = self.edges.get(name)
+            if edges is None:
+                continue
+            if pa.types.is_dictionary(array.type):
+                array = array.dictionary_decode()
+            with _read_as(name, array, self.types[name]):
+                counts = value_counts(_as_numbers(array, self.types[name]), edges)
+            acc[name] = acc[name] + counts if name in acc else counts
+        return acc
+
+    def merge(self, accs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for acc in accs:
+            for name, counts in acc.items():
+                out[name] = out[name] + counts if name in out else counts.copy()
+        return out
+
+    def finish(self, acc: dict[str, np.ndarray]) -> dict[str, list[int]]:
+        return {name: [int(c) for c in acc.get(name, np.zeros(len(e) - 1, dtype=np.int64))]
+                for name, e in self.edges.items()}
+
+
+@contextlib.contextmanager
+def _read_as(name: str, array: pa.Array, kind: str) -> Iterator[None]:
+    """Turn Arrow's conversion errors into one that names the column and the types."""
+    try:
+        yield
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
+        raise DataValidationError(f"column {name!r} of Arrow type {array.type} cannot be read as {kind}: {err}") from err
 
 
 def _numeric(kind: str | None) -> bool:
@@ -347,6 +483,7 @@ def _add_numbers(col: ColumnAccumulator, values: np.ndarray) -> None:
     np.multiply(centred, centred, out=centred)
     acc.add_part(n, mean, float(centred.sum()))
     acc.sketch.add(as_float, is_sorted=True)
+    acc.count_sorted(as_float)
 
 
 def _add_small_ints(acc: NumericAccumulator, values: np.ndarray, lo: int, hi: int) -> None:
@@ -362,6 +499,7 @@ def _add_small_ints(acc: NumericAccumulator, values: np.ndarray, lo: int, hi: in
     mean = float((distinct * weights).sum()) / n
     acc.add_part(n, mean, float((weights * (distinct - mean) ** 2).sum()))
     acc.sketch.add_counts(distinct, weights)
+    acc.count_distinct(distinct, weights)
 
 
 def _add_bools(col: ColumnAccumulator, array: pa.Array) -> None:
@@ -427,12 +565,24 @@ def _py_number(value: float, kind: str) -> int | float:
     return float(value)
 
 
+def _exact_counts(acc: NumericAccumulator) -> np.ndarray | None:
+    """Histogram counts made against edges known in advance, if those were the right edges."""
+    if acc.hist is None or acc.n == 0:
+        return None
+    # The footers' extremes gave the edges; the exact extremes decide whether they hold.
+    return acc.hist if np.array_equal(acc.edges, equal_width_edges(acc.min, acc.max)) else None
+
+
 def _finish_numeric(acc: NumericAccumulator, kind: str) -> dict[str, Any]:
     ranks = np.linspace(0.0, 1.0, NUM_QUANTILES)
     quantiles = acc.sketch.quantiles(ranks)
-    lo, hi = float(acc.min), float(acc.max)
-    # numpy.histogram's convention for a constant column: one unit wide, centred on it.
-    edges = np.linspace(lo, hi, NUM_BUCKETS + 1) if hi > lo else np.linspace(lo - 0.5, hi + 0.5, NUM_BUCKETS + 1)
+    edges = equal_width_edges(acc.min, acc.max)
+    if kind == "bool":  # the values are 0 and 1, counted exactly
+        counts = weighted_counts(np.array([0.0, 1.0]), np.array([acc.zeros, acc.n - acc.zeros]), edges)
+    else:
+        counts = _exact_counts(acc)
+        if counts is None:  # the engine's second pass replaces these (see follow_up)
+            counts = acc.sketch.counts(edges)
     deciles = quantiles[:: (NUM_QUANTILES - 1) // NUM_BUCKETS]
     return {
         "min": _py_number(acc.min, kind),
@@ -442,7 +592,7 @@ def _finish_numeric(acc: NumericAccumulator, kind: str) -> dict[str, Any]:
         "zeros": int(acc.zeros),
         "quantiles": [float(q) for q in quantiles],
         "histogram": {"boundaries": [float(b) for b in edges],
-                      "counts": [int(c) for c in acc.sketch.counts(edges)]},
+                      "counts": [int(c) for c in counts]},
         "quantile_histogram": {"boundaries": [float(b) for b in deciles],
                                "counts": [int(c) for c in acc.sketch.counts(deciles)]},
     }

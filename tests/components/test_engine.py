@@ -83,6 +83,7 @@ def assert_same_statistics(a: dict, b: dict, table: pa.Table) -> None:
             assert (p["min"], p["max"], p["zeros"]) == (q["min"], q["max"], q["zeros"]), name
             assert q["mean"] == pytest.approx(p["mean"], rel=1e-9) and q["std"] == pytest.approx(p["std"], rel=1e-9)
             assert sum(q["histogram"]["counts"]) == x["count"]
+            assert p["histogram"] == q["histogram"], name  # exact on every engine
             column = table.column(name).drop_null()
             if pa.types.is_timestamp(column.type):
                 column = column.cast(pa.int64())
@@ -144,6 +145,83 @@ def test_grouped_sources_give_one_result_per_group(tmp_path, args):
     assert out == {"train": {"rows": 700, "sum": float(sum(range(700)))},
                    "eval": {"rows": 300, "sum": float(sum(range(300)))},
                    "empty": {"rows": 0, "sum": 0.0}, "nothing": {"rows": 0, "sum": 0.0}}
+
+
+def numpy_histograms(stats: dict, table: pa.Table) -> dict[str, tuple[list, list]]:
+    """Column → (expected counts by numpy.histogram on the statistics' own edges, got counts)."""
+    out = {}
+    for name, col in stats["columns"].items():
+        if "numeric" not in col:
+            continue
+        column = table.column(name).drop_null()
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.int64())
+        values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=float)
+        values = values[~np.isnan(values)]
+        hist = col["numeric"]["histogram"]
+        np.testing.assert_array_equal(hist["boundaries"], np.linspace(values.min(), values.max(), 11))
+        out[name] = (np.histogram(values, bins=np.asarray(hist["boundaries"]))[0].tolist(), hist["counts"])
+    return out
+
+
+@pytest.mark.parametrize("engine", ["in-process", "in-process-csv", "beam", "beam-multi"])
+def test_histograms_are_exact_on_both_engines(stats_taxi_files, engine):
+    table, paths, csv = stats_taxi_files
+    sources = [csv] if engine == "in-process-csv" else paths
+    args = {"beam": DIRECT, "beam-multi": MULTI}.get(engine)
+    stats = run_kernel(StatisticsKernel(), sources, beam_pipeline_args=args)
+    hists = numpy_histograms(stats, table)
+    assert {"fare", "trip_miles", "trip_seconds", "trip_start_timestamp"} <= set(hists)
+    for name, (expected, got) in hists.items():
+        assert got == expected, name
+
+
+@pytest.mark.parametrize("args", [None, DIRECT], ids=["in-process", "beam"])
+def test_histogram_tail_is_exact_without_parquet_statistics(tmp_path, args):
+    # A long tail: a few large values spread over the top bins, which a quantile sketch
+    # of 60k values rounds away. Written without footer statistics and as two splits, so
+    # the exact counts come from the engine's second pass, per split.
+    rng = np.random.default_rng(5)
+    body = rng.lognormal(2.0, 0.5, 60_000)
+    tail = np.array([300.0, 320.0, 390.0, 410.0, 460.0, 470.0, 495.0, 500.0])
+    files = {}
+    for split, values in (("train", np.concatenate([body, tail])), ("eval", body[:5_000] * 2)):
+        path = tmp_path / f"{split}.parquet"
+        pq.write_table(pa.table({"fare": values, "n": np.arange(len(values))}), path,
+                       row_group_size=8_192, write_statistics=False)
+        files[split] = [path]
+    stats = run_kernel(StatisticsKernel(), files, beam_pipeline_args=args)
+    for split, path in files.items():
+        table = pq.read_table(path)
+        for name, (expected, got) in numpy_histograms(stats[split], table).items():
+            assert got == expected, (split, name)
+    assert stats["train"]["columns"]["fare"]["numeric"]["histogram"]["counts"][-5:] == [1, 1, 1, 1, 4]
+
+
+def test_parquet_footers_make_the_second_pass_unneeded(stats_taxi_files, monkeypatch):
+    table, paths, _ = stats_taxi_files
+    second_passes = []
+    real = StatisticsKernel.follow_up
+    monkeypatch.setattr(StatisticsKernel, "follow_up", lambda self, acc: second_passes.append(real(self, acc)))
+    stats = run_kernel(StatisticsKernel(), paths)
+    assert second_passes == [None]  # every numeric column was counted against footer edges
+    for name, (expected, got) in numpy_histograms(stats, table).items():
+        assert got == expected, name
+
+
+def test_csv_is_parsed_once_and_its_copy_removed(stats_taxi_files, tmp_path, monkeypatch):
+    import tempfile
+
+    table, _, csv = stats_taxi_files
+    opened = []
+    real_open_csv = pacsv.open_csv
+    monkeypatch.setattr(pacsv, "open_csv", lambda *a, **k: opened.append(a[0]) or real_open_csv(*a, **k))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stats = run_kernel(StatisticsKernel(), [csv])
+    assert opened == [csv]  # the second pass read the engine's copy of the numeric columns
+    assert list(tmp_path.iterdir()) == []
+    for name, (expected, got) in numpy_histograms(stats, table).items():
+        assert got == expected, name
 
 
 def test_pieces_are_row_groups_and_csv_files(stats_taxi_files):

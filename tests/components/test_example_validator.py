@@ -247,6 +247,24 @@ def test_shifted_distributions_drift_above_threshold(sv_run):
     assert "drift against baseline split 'train'" in report and "DRIFTED" in report
 
 
+def test_drift_thresholds_set_by_schema_gen_reach_the_validator(tmp_path):
+    stats = write_stats(tmp_path / "train_stats", {"train": clean_split()})
+    schema = Schema(tmp_path / "schema")
+    Path(schema.uri).mkdir()
+    SchemaGen.fn(statistics=stats, schema=schema, drift_threshold=0.1, drift_thresholds={"year": 0.5})
+    shifted = clean_split("train")
+    shifted["columns"]["bill"] = num_col(BILL + 8.0)
+    shifted["columns"]["species"] = str_col(["Adelie"] * 20 + ["Gentoo"] * 30 + ["Chinstrap"] * 50)
+    out = ExampleAnomalies(tmp_path / "anomalies")
+    Path(out.uri).mkdir()
+    ExampleValidator.fn(statistics=write_stats(tmp_path / "new_stats", {"train": shifted}), schema=schema,
+                        anomalies=out, baseline_statistics=stats, halt_on_anomalies=False)
+    doc = json.loads(Path(out.uri, "anomalies.json").read_text())
+    assert {a["column"] for a in doc["splits"]["train"] if a["kind"] == "drift"} == {"bill", "species"}
+    assert doc["drift"]["train"]["year"]["threshold"] == 0.5
+    assert doc["drift"]["train"]["bill"]["threshold"] == 0.1
+
+
 def test_detect_drift_skips_columns_missing_on_one_side(sv_schema):
     measured, found = detect_drift(_drop(clean_split(), "bill"), clean_split(), sv_schema,
                                    split="train", baseline_split="train")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from jfx.components._schema import (
@@ -42,22 +43,25 @@ def test_infer_schema_types_domains_ranges_and_presence(penguin_stats):
     schema = infer_schema(penguin_stats)
     species, bill, year, name = (schema.columns[c] for c in ("species", "bill", "year", "name"))
     assert list(schema.columns) == ["species", "bill", "year", "name"]
-    assert species == ColumnSchema("string", True, 1.0, ("Adelie", "Chinstrap", "Gentoo"), None)
-    assert (bill.type, bill.required, bill.min_presence, bill.range) == ("float", False, 0.9, (32.1, 59.6))
+    assert species == ColumnSchema("string", True, 1.0, ("Adelie", "Chinstrap", "Gentoo"), None, min_count=1)
+    assert (bill.type, bill.required, bill.min_presence, bill.range) == ("float", False, 0.0, (32.1, 59.6))
+    assert bill.min_count == 1
     assert (year.type, year.required, year.range) == ("int", True, (2007, 2009))
     assert name.domain is None and name.range is None  # high-cardinality string: no domain
 
 
-def test_infer_schema_spans_all_splits_and_rounds_presence_down():
+def test_infer_schema_spans_all_splits_and_leaves_partial_presence_loose():
     a = split_doc("a", x=num_col(range(985), missing=15), z=str_col(["p"]), k=str_col(["u"]))
     b = split_doc("b", x=num_col(range(-5, 10)), y=str_col(["u", "v"]), k=str_col(["v", "w"]))
     schema = infer_schema({"a": a, "b": b})
     assert list(schema.columns) == ["x", "z", "k", "y"]
-    assert schema.columns["x"].min_presence == 0.98  # 985/1000 in split a (the lowest), rounded down
+    assert schema.columns["x"].min_presence == 0.0  # missing in split a: only min_count is asserted
+    assert schema.columns["x"].min_count == 1
     assert schema.columns["x"].required is False  # missing in split a
     assert schema.columns["x"].range == (-5, 984)  # over both splits: the inferring data passes
     assert schema.columns["k"].domain == ("u", "v", "w") and schema.columns["k"].required is True
-    assert (schema.columns["y"].required, schema.columns["y"].min_presence) == (False, 0.0)  # absent from a
+    y = schema.columns["y"]
+    assert (y.required, y.min_presence, y.min_count) == (False, 0.0, 0)  # absent from a
     assert schema.columns["y"].domain == ("u", "v")
 
 
@@ -130,7 +134,7 @@ def test_schema_gen_component_writes_schema_json(tmp_path, penguin_stats):
     doc = json.loads((tmp_path / "schema" / "schema.json").read_text())
     assert doc["version"] == 1
     assert doc["columns"]["species"] == {"type": "string", "required": True, "min_presence": 1.0,
-                                         "domain": ["Adelie", "Chinstrap", "Gentoo"]}
+                                         "min_count": 1, "domain": ["Adelie", "Chinstrap", "Gentoo"]}
     assert doc["columns"]["bill"]["range"] == {"min": 32.1, "max": 59.6}
     assert out.properties["columns"] == 4
     assert "bill" not in out.properties["required"]
@@ -161,3 +165,78 @@ def test_import_schema_gen_cache_key_follows_file_content(tmp_path):
     before = ImportSchemaGen.external_fingerprint({"schema_file": str(src)})
     src.write_text('{"version": 1, "columns": {"x": {"type": "int"}}}')
     assert ImportSchemaGen.external_fingerprint({"schema_file": str(src)}) != before
+
+
+def test_inferred_presence_does_not_flag_sampling_variation():
+    from jfx.components._anomalies import detect_anomalies
+
+    # 344 training rows with 2 missing (presence 0.994): the penguin table. A later batch
+    # of 117 rows with 2 missing (0.983) is the same data, sampled; it must pass.
+    train = split_doc("train", bill=num_col(np.linspace(32.0, 60.0, 342), missing=2),
+                      species=str_col(["Adelie"] * 344))
+    schema = infer_schema({"train": train})
+    bill = schema.columns["bill"]
+    assert (bill.required, bill.min_presence, bill.min_count) == (False, 0.0, 1)
+    assert (schema.columns["species"].min_presence, schema.columns["species"].min_count) == (1.0, 1)
+    batch = split_doc("serving", bill=num_col(np.linspace(33.0, 59.0, 115), missing=2),
+                      species=str_col(["Adelie"] * 117))
+    assert detect_anomalies(batch, schema, split="serving") == []
+    # What presence still catches: a column that lost every value, or vanished.
+    empty = split_doc("serving", bill={"type": "float", "count": 0, "missing": 117},
+                      species=str_col(["Adelie"] * 117))
+    [anomaly] = detect_anomalies(empty, schema, split="serving")
+    assert (anomaly.column, anomaly.kind) == ("bill", "low_presence")
+    assert "no row has a value" in anomaly.description and "min_count is 1" in anomaly.description
+    gone = split_doc("serving", species=str_col(["Adelie"] * 117))
+    assert [(a.column, a.kind) for a in detect_anomalies(gone, schema, split="serving")] == [("bill", "missing_column")]
+    # A never-missing column still must be complete.
+    short = split_doc("serving", bill=num_col(np.linspace(33.0, 59.0, 117)), species=str_col(["Adelie"] * 116, missing=1))
+    assert [(a.column, a.kind) for a in detect_anomalies(short, schema, split="serving")] == [("species", "low_presence")]
+
+
+def test_min_count_round_trips_and_is_validated(tmp_path):
+    schema = TableSchema({"x": ColumnSchema("float", False, 0.0, min_count=1), "y": ColumnSchema("int")})
+    save_schema(schema, tmp_path)
+    assert load_schema(tmp_path) == schema
+    assert "min_count" not in json.loads((tmp_path / "schema.json").read_text())["columns"]["y"]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"version": 1, "columns": {"x": {"type": "float", "min_count": -1}}}))
+    with pytest.raises(DataValidationError, match=r"bad\.json: column 'x': field 'min_count'"):
+        load_schema(path)
+
+
+def _schema_gen(tmp_path, stats, **params):
+    out = Schema(tmp_path / "schema")
+    (tmp_path / "schema").mkdir()
+    SchemaGen.fn(statistics=write_stats(tmp_path / "stats", stats), schema=out, **params)
+    return load_schema(out)
+
+
+def test_schema_gen_sets_drift_thresholds_for_all_columns_and_per_column(tmp_path, penguin_stats):
+    schema = _schema_gen(tmp_path, penguin_stats, drift_threshold=0.2,
+                         drift_thresholds={"bill": 0.05, "name": {"linf": 0.3}, "year": None})
+    cols = schema.columns
+    assert cols["species"].drift == {"linf": 0.2}  # categorical: L-infinity
+    assert cols["bill"].drift == {"js": 0.05}  # numeric: Jensen-Shannon, the per-column value wins
+    assert cols["name"].drift == {"linf": 0.3}
+    assert cols["year"].drift == {}  # None: no drift check for this column
+
+
+def test_schema_gen_per_column_drift_alone(tmp_path, penguin_stats):
+    schema = _schema_gen(tmp_path, penguin_stats, drift_thresholds={"species": 0.1})
+    assert schema.columns["species"].drift == {"linf": 0.1}
+    assert all(not c.drift for n, c in schema.columns.items() if n != "species")
+
+
+@pytest.mark.parametrize("params, needle", [
+    ({"drift_thresholds": {"bil": 0.1}}, "drift_thresholds names column 'bil'"),
+    ({"drift_thresholds": {"bill": {"linf": 0.1}}}, "column 'bill': field 'drift.linf' applies to"),
+    ({"drift_thresholds": {"bill": 1.5}}, "column 'bill': field 'drift.js' must be a number from 0 to 1"),
+    ({"drift_threshold": -0.1}, "field 'drift.linf' must be a number from 0 to 1"),
+    ({"drift_thresholds": ["bill"]}, "drift_thresholds must be an object"),
+])
+def test_schema_gen_rejects_bad_drift_parameters(tmp_path, penguin_stats, params, needle):
+    with pytest.raises(DataValidationError) as err:
+        _schema_gen(tmp_path, penguin_stats, **params)
+    assert needle in str(err.value)
+    assert not (tmp_path / "schema" / "schema.json").exists()

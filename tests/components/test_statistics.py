@@ -153,6 +153,28 @@ def test_any_partitioning_gives_the_same_statistics():
                     assert a["unique"] == b["unique"]
 
 
+def test_histogram_counted_against_footer_bounds_only_when_the_extremes_agree():
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.normal(10.0, 1.0, 50_000), [40.0, 45.0, 50.0]])
+    table = pa.table({"x": values, "k": rng.integers(0, 7, len(values))})
+    expected = np.histogram(values, bins=np.linspace(values.min(), values.max(), 11))[0].tolist()
+    right = StatisticsKernel(bounds={"x": (float(values.min()), 50.0), "k": (0, 6)})
+    acc = right.merge([right.add_batch(right.create(), b) for b in table.to_batches(max_chunksize=7_000)])
+    stats = right.finish(acc)
+    assert stats["columns"]["x"]["numeric"]["histogram"]["counts"] == expected  # the tail included
+    assert right.follow_up(acc) is None  # nothing left for a second pass
+    # Footers that disagree with the data (here: a max of 60) are not trusted: the
+    # column goes to the second pass, whose counts are numpy's.
+    wrong = StatisticsKernel(bounds={"x": (float(values.min()), 60.0)})
+    acc = wrong.add_batch(wrong.create(), table.to_batches()[0])
+    second = wrong.follow_up(acc)
+    assert second is not None and second.read_columns == ["x", "k"]
+    counts = second.finish(second.add_batch(second.create(), table.to_batches()[0]))
+    assert counts["x"] == expected
+    assert counts["k"] == np.histogram(table.column("k").to_numpy(), bins=np.linspace(0, 6, 11))[0].tolist()
+    assert wrong.complete(wrong.finish(acc), counts)["columns"]["x"]["numeric"]["histogram"]["counts"] == expected
+
+
 def test_nan_counts_as_missing_and_schema_types_override():
     batch = pa.record_batch({"x": [1.0, float("nan"), None, 3.0], "area": [7, 7, 8, None]})
     kernel = StatisticsKernel({"area": "string"})
