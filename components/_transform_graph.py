@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -323,5 +324,8 @@ def export_with_transform(transform: LoadedTransform | Any, model_serving_fn: Ca
         return model_serving_fn(params["model"], {f: transformed[f] for f in names})
 
     params = {"transform": dict(transform.constants), "model": model_params}
-    return export(serving_fn, params, {c: specs[c] for c in raw_inputs}, path, platforms=platforms,
-                  metadata=metadata)
+    # a boolean column is a 0/1 float to the transform; the signature says so, so that the
+    # model server takes the true/false that clients send for it
+    served = {c: dataclasses.replace(specs[c], source_type="bool") if transform.source_types.get(c) == "bool"
+              else specs[c] for c in raw_inputs}
+    return export(serving_fn, params, served, path, platforms=platforms, metadata=metadata)

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ _FUNCTION = "model.stablehlo"
 _WEIGHTS = "weights.npz"
 _SIGNATURE = "signature.json"
 _NUMERIC = ("float32", "float16", "bfloat16", "int32", "int8", "uint8", "bool")
+_FLOATS = ("float32", "float16", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ class TensorSpec:
     dtype: str = "float32"
     shape: tuple[int, ...] = ()
     encoder: dict | None = None
+    # The type of the raw column when clients send another JSON type than ``dtype`` says:
+    # "bool" for a boolean column a transform reads as a 0/1 float (clients send
+    # true/false, the model server takes them). None: clients send ``dtype``'s values.
+    source_type: str | None = field(default=None, repr=False)
 
     def check(self, name: str) -> TensorSpec:
         if self.dtype == "string":
@@ -70,7 +75,9 @@ class TensorSpec:
             raise InvalidArgumentError(f"input {name!r}: dtype {self.dtype!r} is not one of {_NUMERIC} or 'string'")
         if self.encoder is not None:
             raise InvalidArgumentError(f"input {name!r}: only string inputs take an encoder")
-        return TensorSpec(self.dtype, tuple(int(d) for d in self.shape), None)
+        if self.source_type not in (None, "bool") or (self.source_type == "bool" and self.dtype not in _FLOATS):
+            raise InvalidArgumentError(f"input {name!r}: source_type {self.source_type!r} is not 'bool' on a float input")
+        return TensorSpec(self.dtype, tuple(int(d) for d in self.shape), None, self.source_type)
 
     @property
     def model_dtype(self) -> str:
@@ -78,7 +85,10 @@ class TensorSpec:
         return "int32" if self.dtype == "string" else self.dtype
 
     def to_json(self) -> dict[str, Any]:
-        return {"dtype": self.dtype, "shape": list(self.shape), "encoder": self.encoder}
+        doc: dict[str, Any] = {"dtype": self.dtype, "shape": list(self.shape), "encoder": self.encoder}
+        if self.source_type is not None:
+            doc["source_type"] = self.source_type
+        return doc
 
 
 def signature_from_dataset(data: Dataset) -> dict[str, TensorSpec]:
@@ -290,7 +300,8 @@ class LoadedModel:
         if doc.get("format") != FORMAT or doc.get("version", 0) > FORMAT_VERSION:
             raise DataValidationError(f"{path}: unsupported model format {doc.get('format')!r} v{doc.get('version')}")
         self.path = path
-        self.inputs = {n: TensorSpec(s["dtype"], tuple(s["shape"]), s.get("encoder")) for n, s in doc["inputs"].items()}
+        self.inputs = {n: TensorSpec(s["dtype"], tuple(s["shape"]), s.get("encoder"), s.get("source_type"))
+                       for n, s in doc["inputs"].items()}
         self.outputs = doc["outputs"]
         self.metadata = doc.get("metadata") or {}
         self._exported = jax.export.deserialize(bytearray(blob))
@@ -492,6 +503,8 @@ def _json_numbers(name: str, spec: TensorSpec, values: Any) -> np.ndarray:
     nullable = dtype.kind not in "biu"  # float16/32, and bfloat16 (kind "V")
     if dtype.kind == "b":
         allowed, takes = frozenset({bool}), "true or false"
+    elif spec.source_type == "bool":  # a boolean column the model reads as 0/1
+        allowed, takes = frozenset({bool, type(None)}), "true or false, or null for a missing value"
     else:
         allowed = _JSON_NUMBERS | {type(None)} if nullable else _JSON_NUMBERS
         takes = (f"numbers{', or null for a missing value' if nullable else ''}" if nullable
@@ -502,6 +515,8 @@ def _json_numbers(name: str, spec: TensorSpec, values: Any) -> np.ndarray:
                                    f"a {spec.dtype} feature takes {takes}")
     if dtype.kind == "b":
         return obj.astype(bool)
+    if spec.source_type == "bool":
+        return np.array([np.nan if v is None else float(v) for v in flat], dtype=dtype).reshape(obj.shape)
     try:
         wide = obj.astype(np.float64)  # None is NaN here; ints beyond float64 raise
     except OverflowError:

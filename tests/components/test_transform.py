@@ -192,3 +192,34 @@ def test_transform_on_beam_with_a_module_reference(tmp_path, monkeypatch):
     [out] = result.nodes["Transform"].outputs["transformed_examples"]
     both = np.concatenate([read_split(out.uri, s)["body_mass_g"] for s in ("train", "eval")])
     assert abs(both.mean()) < 1e-5  # analyzed over both splits
+
+
+def test_a_boolean_column_is_served_as_true_or_false(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["weight,member"] + [f"{i * 1.5},{'true' if i % 3 else 'false'}" for i in range(60)]
+    (data / "rows.csv").write_text("\n".join(rows) + "\n")
+    module_file = tmp_path / "prep.py"
+    module_file.write_text(
+        "from jfx.components import transform as jt\n"
+        "def preprocessing_fn(inputs):\n"
+        "    return {'w': jt.scale_to_z_score(inputs['weight']), 'm': inputs['member']}\n")
+    examples = ExampleGen(input_base=str(data), input_pattern="rows.csv", splits={"train": 2, "eval": 1})
+    statistics = StatisticsGen(examples=examples.outputs["examples"])
+    schema = SchemaGen(statistics=statistics.outputs["statistics"])
+    transform = Transform(examples=examples.outputs["examples"], schema=schema.outputs["schema"],
+                          module_file=str(module_file))
+    result = RUNNER.run(Pipeline("booleans", components=[examples, statistics, schema, transform], pipeline_root=str(tmp_path / "root"),
+                                 metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}"))
+    assert result.state == RunState.COMPLETE, result.nodes["Transform"].error
+    [graph] = result.nodes["Transform"].outputs["transform_graph"]
+    model_dir = tmp_path / "model"
+    export_with_transform(graph, lambda params, features: {"m": features["m"] * 1.0}, {}, model_dir, features=["m"])
+    loaded = jfx.core.load(model_dir)
+    assert loaded.inputs["member"].source_type == "bool"
+    # what the model server takes (strict): the booleans clients send, and null for a missing one
+    prepared = loaded.prepare([{"member": True}, {"member": False}, {"member": None}], strict=True)
+    np.testing.assert_array_equal(loaded.run_prepared(prepared)["m"][:2], [1.0, 0.0])
+    assert np.isnan(prepared["member"][2])
+    with pytest.raises(jfx.errors.InvalidArgumentError, match=r"'member' of instance 1 is 1.*true or false"):
+        loaded.prepare([{"member": True}, {"member": 1}], strict=True)
