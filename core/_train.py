@@ -373,6 +373,9 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
         The :class:`History`; the model holds the trained (or best) weights.
 
     Example:
+        >>> import numpy as np, optax
+        >>> from flax import nnx
+        >>> from jfx.core import DNNClassifier, Dataset, Numeric, fit
         >>> ds = Dataset.from_arrays({"x": np.random.rand(64, 2), "y": np.arange(64) % 2}, label="y",
         ...                          batch_size=16)
         >>> model = DNNClassifier({"x": Numeric(2)}, hidden_units=(8,), rngs=nnx.Rngs(0))
