@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jax
-import jax.extend  # noqa: F401 - jax.extend.core.Literal (not loaded by `import jax`)
+import jax.extend  # jax.extend.core.Literal (not loaded by `import jax`)
 import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa
@@ -388,9 +388,9 @@ def hash_strings(s: Any, hash_buckets: int) -> jax.Array:
 
 
 def _ids(s: StringColumn) -> jax.Array:
-    if s._ids is None:
+    if s._ids is None:  # noqa: SLF001 - StringColumn's own module
         raise ComponentError(f"string column {s.name!r} has no ids in this trace")
-    return jnp.asarray(s._ids, jnp.int32)
+    return jnp.asarray(s._ids, jnp.int32)  # noqa: SLF001
 
 
 # ---------------------------------------------------------------------------- batches
@@ -586,7 +586,7 @@ def _constant_structs(records: Sequence[AnalyzerRecord]) -> dict[str, dict[str, 
 def _dependencies(closed: Any, labels: list[frozenset]) -> list[frozenset]:
     """For each output of a jaxpr, the union of the labels of the inputs it depends on."""
     jaxpr = closed.jaxpr
-    env: dict[Any, frozenset] = dict(zip(jaxpr.invars, labels))
+    env: dict[Any, frozenset] = dict(zip(jaxpr.invars, labels, strict=True))
     empty: frozenset = frozenset()
 
     def read(v: Any) -> frozenset:
@@ -684,7 +684,7 @@ def analyze(ref: FunctionRef, available: Mapping[str, str], sources: Sequence[An
         for col in sorted(types):
             owner = string_owner.get(col)
             flat_labels.append(frozenset([owner]) if owner else frozenset())
-        deps = dict(zip(numeric, _dependencies(closed, flat_labels)))
+        deps = dict(zip(numeric, _dependencies(closed, flat_labels), strict=True))
     done: set[str] = {r.name for r in records if r.kind == "hash_strings"}
     pending_strings = [r.name for r in records if r.kind == "compute_and_apply_vocabulary"]
     pending_numeric = list(numeric)

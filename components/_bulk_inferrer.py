@@ -127,7 +127,7 @@ def _parse_data_spec(spec: dict | None) -> dict[str, Any]:
 
 
 @component
-def BulkInferrer(
+def BulkInferrer(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Input[Model],
     inference_result: Output[InferenceResult],

@@ -233,7 +233,7 @@ def _run_in_process(kernel: Kernel, pieces: dict[str, list[Piece]], columns: Seq
                         if not put(queues[i % num_workers], (key, batch)):
                             return
                         i += 1
-        except BaseException as err:  # handed to the caller below
+        except BaseException as err:  # noqa: BLE001 - handed to the caller below
             errors.append(err)
             stop.set()
         finally:
@@ -254,7 +254,7 @@ def _run_in_process(kernel: Kernel, pieces: dict[str, list[Piece]], columns: Seq
                 key, batch = item
                 acc = accs.get(key)
                 accs[key] = kernel.add_batch(kernel.create() if acc is None else acc, batch)
-        except BaseException as err:
+        except BaseException as err:  # noqa: BLE001 - handed to the caller, which raises it
             errors.append(err)
             stop.set()
 

@@ -430,7 +430,9 @@ class ClassificationMetrics(MetricKernel):
                 per_class[name] = {"precision": float(precision[c]), "recall": float(recall[c]), "auc": a,
                                    "auc_pr": ap, "mean_prediction": _ratio(float(acc.prob_sum[c]), total),
                                    "mean_label": _ratio(float(actual[c]), total)}
-            defined = lambda xs: [x for x in xs if x is not None]
+            def defined(xs: list[Any]) -> list[Any]:
+                return [x for x in xs if x is not None]
+
             metrics.update({
                 "micro_precision": metrics["accuracy"],
                 "micro_recall": metrics["accuracy"],

@@ -453,7 +453,7 @@ class EvalKernel:
                 state = slices[key]
                 done = builtin.finish(state[0])
                 metrics = dict(done["metrics"])
-                for metric, value in zip(custom, state[1:]):
+                for metric, value in zip(custom, state[1:], strict=True):
                     value = metric.finish(value)
                     if isinstance(value, Mapping):
                         metrics.update({f"{metric.name}/{k}": _metric_value(v) for k, v in value.items()})
@@ -534,12 +534,12 @@ class EvalKernel:
         uniq, inverse = np.unique(codes, return_inverse=True)
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(np.bincount(inverse, minlength=len(uniq)))[:-1]
-        for code, rows in zip(uniq, np.split(order, bounds)):
+        for code, rows in zip(uniq, np.split(order, bounds), strict=True):
             parts = []
             for values in reversed(dictionaries):
                 code, i = divmod(int(code), len(values))
                 parts.append(values[i])
-            yield tuple((c, _json_value(v)) for c, v in zip(columns, reversed(parts))), rows
+            yield tuple((c, _json_value(v)) for c, v in zip(columns, reversed(parts), strict=True)), rows
 
 
 def _metric_value(value: Any) -> Any:
@@ -559,7 +559,7 @@ def _artifact_ref(artifact: Any) -> dict[str, Any] | None:
 
 
 @component(external_fingerprint=_custom_fingerprint)
-def Evaluator(
+def Evaluator(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Input[Model],
     evaluation: Output[ModelEvaluation],

@@ -460,10 +460,7 @@ def _convert_file(plan: _Plan, f: InputFile, types: Mapping[str, str]) -> tuple[
 
 
 def _needs_reread(table: pa.Table, types: Mapping[str, str]) -> bool:
-    for col, t in column_types(table).items():
-        if t is not None and t != types[col]:
-            return True
-    return False
+    return any(t is not None and t != types[col] for col, t in column_types(table).items())
 
 
 def _run_in_process(plan: _Plan, sel: InputSelection) -> tuple[dict[str, str], dict[str, int], int]:
@@ -584,7 +581,7 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
     span: Parameter[int] = None,
     version: Parameter[int] = None,
     on_bad_rows: Parameter[str] = "error",
-    schema: Optional[Input[Schema]] = None,
+    schema: Optional[Input[Schema]] = None,  # noqa: UP045 - the DSL reads Optional[...]
     beam_pipeline_args: Parameter[list] = None,
 ):
     """Read the files under ``input_base`` into Parquet shards per split.

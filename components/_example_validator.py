@@ -277,9 +277,9 @@ def ExampleValidator(  # noqa: N802 - components are named like the TFX classes 
     statistics: Input[ExampleStatistics],
     schema: Input[Schema],
     anomalies: Output[ExampleAnomalies],
-    baseline_statistics: Optional[Input[ExampleStatistics]] = None,
+    baseline_statistics: Optional[Input[ExampleStatistics]] = None,  # noqa: UP045 - the DSL reads Optional[...]
     expectations: Parameter[str] = None,
-    examples: Optional[Input[Examples]] = None,
+    examples: Optional[Input[Examples]] = None,  # noqa: UP045 - the DSL reads Optional[...]
     halt_on_anomalies: Parameter[bool] = True,
     exclude_splits: Parameter[list] = None,
 ):

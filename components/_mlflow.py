@@ -286,7 +286,7 @@ class RemoteRun:
         env = dict(os.environ)
         env.setdefault(TELEMETRY_ENV, "true")
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept open for the worker's life; closed in close()
         config = {"tracking_uri": tracking_uri, "experiment": experiment, "run_name": run_name,
                   "tags": {str(k): str(v) for k, v in (tags or {}).items() if v is not None},
                   "artifact_location": artifact_location}

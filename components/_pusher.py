@@ -340,8 +340,8 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
 def Pusher(  # noqa: N802 - components are named like the TFX components they mirror
     model: Input[Model],
     pushed_model: Output[PushedModel],
-    model_blessing: Optional[Input[ModelBlessing]] = None,  # noqa: UP007 - the DSL reads Optional[...]
-    infra_blessing: Optional[Input[InfraBlessing]] = None,  # noqa: UP007
+    model_blessing: Optional[Input[ModelBlessing]] = None,  # noqa: UP045 - the DSL reads Optional[...]
+    infra_blessing: Optional[Input[InfraBlessing]] = None,  # noqa: UP045
     push_destination: Parameter[dict] = None,
 ):
     """Push ``model`` to ``push_destination`` if every blessing given says it is blessed.

@@ -195,7 +195,7 @@ class StatisticsKernel:
 
     def add_batch(self, acc: StatsAccumulator, batch: pa.RecordBatch) -> StatsAccumulator:
         acc.num_rows += batch.num_rows
-        for name, column in zip(batch.schema.names, batch.columns):
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
             col = acc.columns.get(name)
             kind = self.types.get(name) or arrow_column_type(column.type)
             if col is None:
@@ -295,9 +295,7 @@ def _as_numbers(array: pa.Array, kind: str) -> np.ndarray:
         array = array.drop_null()
     t = array.type
     if kind == "timestamp":
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            array = array.cast(pa.timestamp("us"))
-        elif pa.types.is_date(t):
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_date(t):
             array = array.cast(pa.timestamp("us"))
         elif pa.types.is_timestamp(t) and (t.unit != "us" or t.tz is not None):
             array = array.cast(pa.timestamp("us"), safe=False)
@@ -450,7 +448,7 @@ def _finish_numeric(acc: NumericAccumulator, kind: str) -> dict[str, Any]:
 
 def _finish_string(acc: StringAccumulator, count: int) -> dict[str, Any]:
     exact = acc.frequent.exact
-    unique = acc.frequent.total_distinct() if exact else max(int(round(acc.hll.estimate())), acc.frequent.total_distinct())
+    unique = acc.frequent.total_distinct() if exact else max(int(round(acc.hll.estimate())), acc.frequent.total_distinct())  # noqa: RUF046 - NumPy 1 rounds a float64 to a float64
     return {
         "unique": unique,
         "top_values": [{"value": v, "count": c} for v, c in acc.frequent.top(TOP_VALUES)],

@@ -58,7 +58,7 @@ def schema_column_types(schema: Schema) -> dict[str, str]:
 def StatisticsGen(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     statistics: Output[ExampleStatistics],
-    schema: Optional[Input[Schema]] = None,  # noqa: UP007 - the DSL reads Optional[...]
+    schema: Optional[Input[Schema]] = None,  # noqa: UP045 - the DSL reads Optional[...]
     exclude_splits: Parameter[list] = None,
     beam_pipeline_args: Parameter[list] = None,
 ):

@@ -457,7 +457,7 @@ def _history_of(result: Any, ref: FunctionRef) -> tuple[Any, dict[str, float]]:
 
 
 @component(external_fingerprint=_trainer_fingerprint)
-def Trainer(
+def Trainer(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Output[Model],
     model_run: Output[ModelRun],
@@ -592,7 +592,7 @@ def Trainer(
             "inputs": list(loaded.inputs),
             "outputs": list(loaded.outputs),
             # known when run_fn exported through ctx.export_model; None when it exported by hand
-            "with_transform": ctx._exported.get("with_transform", False if transform is None else None),
+            "with_transform": ctx._exported.get("with_transform", False if transform is None else None),  # noqa: SLF001 - the context this module made
             "train_metrics": finite(last_train),
             "run_fn": ref.describe(),
             **links,

@@ -143,7 +143,7 @@ def write_transformed(transform: Any, examples: Examples, output: Examples, spli
 
 
 @component(external_fingerprint=_module_fingerprint)
-def Transform(
+def Transform(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     schema: Input[Schema],
     transformed_examples: Output[Examples],

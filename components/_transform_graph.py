@@ -111,7 +111,7 @@ def save_transform(fitted: FittedTransform, path: str | Path, *, platforms: Sequ
     # does not need the raw label at serving time.
     closed = jax.make_jaxpr(flat_fn)(flat, _input_struct(fitted.types, 8))
     labels = [frozenset()] * len(flat) + [frozenset([c]) for c in sorted(fitted.types)]
-    deps = dict(zip(sorted(out_tree), _dependencies(closed, labels)))
+    deps = dict(zip(sorted(out_tree), _dependencies(closed, labels), strict=True))
     outputs = {}
     for name, aval in out_tree.items():
         if not aval.shape or not jax.export.is_symbolic_dim(aval.shape[0]) or len(aval.shape) > 2:

@@ -218,7 +218,7 @@ def _tuner_fingerprint(params: Mapping[str, Any]) -> str:
 
 
 @component(external_fingerprint=_tuner_fingerprint)
-def Tuner(
+def Tuner(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     best_hyperparameters: Output[HyperParameters],
     transform_graph: Input[TransformGraph] | None = None,

@@ -243,7 +243,7 @@ class _Prefetcher:
                 if not self._put(item):
                     return
             self._put(self._DONE)
-        except BaseException as err:  # handed to the consumer, raised there
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
             self._put(err)
 
     def __iter__(self) -> _Prefetcher:

@@ -97,7 +97,7 @@ def _param_names(params: Any) -> tuple[list[str], list[Any], Any]:
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
     names = [jax.tree_util.keystr(p) for p, _ in flat]
     leaves = [x for _, x in flat]
-    for n, x in zip(names, leaves):
+    for n, x in zip(names, leaves, strict=True):
         if jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
             raise InvalidArgumentError(f"parameter {n} is a PRNG key; export only weights, not RNG state")
     return names, leaves, treedef
@@ -169,7 +169,7 @@ def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
 
     (b,) = jax.export.symbolic_shape("b")
     feature_specs = {n: jax.ShapeDtypeStruct((b, *s.shape), jnp.dtype(s.model_dtype)) for n, s in sig.items()}
-    param_specs = {k: jax.ShapeDtypeStruct(x.shape, x.dtype) for k, x in zip(keys, host_leaves)}
+    param_specs = {k: jax.ShapeDtypeStruct(x.shape, x.dtype) for k, x in zip(keys, host_leaves, strict=True)}
     if platforms is None:
         platforms = list(dict.fromkeys(["cpu", jax.default_backend()]))
     exported = stable_export(flat_fn, platforms, param_specs, feature_specs)
@@ -186,13 +186,13 @@ def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
     tmp.mkdir(parents=True)
     (tmp / _FUNCTION).write_bytes(bytes(exported.serialize()))
     with open(tmp / _WEIGHTS, "wb") as f:
-        np.savez(f, **dict(zip(keys, host_leaves)))
+        np.savez(f, **dict(zip(keys, host_leaves, strict=True)))
     doc = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "inputs": {n: s.to_json() for n, s in sig.items()},
         "outputs": outputs,
-        "params": dict(zip(keys, names)),
+        "params": dict(zip(keys, names, strict=True)),
         "platforms": list(platforms),
         "jax_version": jax.__version__,
         "metadata": metadata,
@@ -332,9 +332,9 @@ class LoadedModel:
                 arr = np.asarray(values)
                 if arr.dtype == object or arr.dtype.kind in "USO":
                     arr = arr.astype(np.float64)
-                if np.dtype(spec.dtype).kind in "iu" and arr.dtype.kind == "f":
-                    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-                        raise ValueError("non-integral values for an integer feature")
+                if np.dtype(spec.dtype).kind in "iu" and arr.dtype.kind == "f" and (
+                        not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr))):
+                    raise ValueError("non-integral values for an integer feature")
                 out = arr.astype(spec.dtype)
             except (ValueError, TypeError) as err:
                 raise InvalidArgumentError(

@@ -53,7 +53,7 @@ _SWEEP_S = 10.0
 _STATUS_LINES = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus}
 
 
-class _BadRequest(Exception):
+class _BadRequest(Exception):  # noqa: N818 - answered 400; never leaves this module
     """An HTTP-level error: answered, then the connection is closed."""
 
     def __init__(self, status: int, message: str):
@@ -292,7 +292,7 @@ class _Queue:
             for _, _, done in taken:
                 done(None, err)
         else:
-            for (_, _, done), result in zip(taken, results):
+            for (_, _, done), result in zip(taken, results, strict=True):
                 done(result, None)
         batcher = self.batcher
         expected = min(batcher.max_batch_size, self.rows + len(taken))
@@ -355,7 +355,7 @@ class HttpFrontEnd:
         """Close keep-alive connections idle for IDLE_TIMEOUT_S (one sweep, not a timer per request)."""
         cutoff = self.loop.time() - IDLE_TIMEOUT_S
         for conn in [c for c in self.connections if not c.busy and c.last_active < cutoff]:
-            conn._close()
+            conn._close()  # noqa: SLF001 - the server closes its own connections
         self.loop.call_later(_SWEEP_S, self._close_idle)
 
     def is_alive(self) -> bool:
@@ -375,7 +375,7 @@ class HttpFrontEnd:
         app = self.app
         try:
             path = request.target.split("?", 1)[0]
-            for template, regex, methods in ROUTES:
+            for template, regex, methods in ROUTES:  # noqa: B007 - template and methods are read after the loop
                 m = regex.fullmatch(path)
                 if m:
                     break
@@ -407,7 +407,7 @@ class HttpFrontEnd:
             self._predict(conn, request, servable, kind, arrays, n)
         except HttpError as err:
             conn.finish(request, err.status, {"error": err.message}, err.headers)
-        except Exception as err:  # noqa: BLE001 - answered 500, logged
+        except Exception as err:  # answered 500, logged
             log.exception("%s %s failed", request.method, request.target)
             conn.finish(request, 500, {"error": f"internal error: {type(err).__name__}: {err}"}, close=True)
 
@@ -423,7 +423,7 @@ class HttpFrontEnd:
                 return
             try:
                 conn.finish(request, 200, format_predictions(kind, outputs, n))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("formatting the predictions failed")
                 conn.finish(request, 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}, close=True)
 

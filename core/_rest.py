@@ -107,12 +107,12 @@ def parse_predict_body(body: bytes, model: LoadedModel) -> tuple[str, dict[str, 
 def _culprit(model: LoadedModel, data: Any) -> str:
     """Names the feature that ``prepare`` choked on with an error it did not translate."""
     try:
-        columns = data if isinstance(data, dict) else model._columns_from_rows(data)
+        columns = data if isinstance(data, dict) else model._columns_from_rows(data)  # noqa: SLF001 - diagnosing with the model's own readers
     except Exception:  # noqa: BLE001 - only diagnosing
         return "the inputs "
     for name, spec in model.inputs.items():
         try:
-            model._column(name, spec, columns[name])
+            model._column(name, spec, columns[name])  # noqa: SLF001 - diagnosing with the model's own readers
         except Exception:  # noqa: BLE001 - only diagnosing
             return f"feature {name!r} "
     return "the inputs "
@@ -127,7 +127,7 @@ def format_predictions(kind: str, outputs: Mapping[str, np.ndarray], n: int) -> 
     if len(cols) == 1:
         return {"predictions": next(iter(cols.values()))}
     keys = list(cols)
-    return {"predictions": [dict(zip(keys, vals)) for vals in zip(*(cols[k] for k in keys))] if n else []}
+    return {"predictions": [dict(zip(keys, vals, strict=True)) for vals in zip(*(cols[k] for k in keys), strict=True)] if n else []}
 
 
 def _empty_outputs(model: LoadedModel) -> dict[str, np.ndarray]:

@@ -213,7 +213,7 @@ class Trainer:
     def _update_metrics(self, mstate: Any, logits: Any, label: Any, weight: Any, loss_sum: Any,
                         metrics: Sequence[Metric]) -> Any:
         loss_acc = (mstate[0][0] + loss_sum, mstate[0][1] + jnp.sum(weight))
-        return (loss_acc, *[m.update(s, logits, label, weight) for m, s in zip(metrics, mstate[1:])])
+        return (loss_acc, *[m.update(s, logits, label, weight) for m, s in zip(metrics, mstate[1:], strict=True)])
 
     def _train_step(self, carry: tuple, floats: Any, ints: Any, label: Any, weight: Any) -> tuple:
         self.trace_count += 1
@@ -285,7 +285,7 @@ class Trainer:
         mstate = jax.tree.unflatten(tree, jax.device_get(list(metric_leaves)))
         total, weight = (float(x) for x in mstate[0])
         out = {f"{prefix}loss": total / weight if weight > 0 else float("nan")}
-        for m, s in zip(metrics, mstate[1:]):
+        for m, s in zip(metrics, mstate[1:], strict=True):
             out[f"{prefix}{m.name}"] = float(m.finish(s))
         return out
 
@@ -446,8 +446,8 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
             position = start_batch
             try:
                 for rows in batches:
-                    if trainer._metric_tree is None:
-                        trainer._init_metric_tree(rows)
+                    if trainer._metric_tree is None:  # noqa: SLF001 - fit drives its Trainer's lazy metric set-up
+                        trainer._init_metric_tree(rows)  # noqa: SLF001
                     if metric_leaves is None:
                         metric_leaves = trainer.fresh_metrics()
                     metric_leaves = trainer.train_step(rows, metric_leaves)
@@ -505,7 +505,7 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
         # Leave the model holding the last completed step's weights, not donated buffers.
         try:
             trainer.write_back()
-        except Exception:  # the state itself may be unusable after a failed step
+        except Exception:  # noqa: BLE001 - the state itself may be unusable after a failed step
             pass
         raise
     finally:

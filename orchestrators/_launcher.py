@@ -288,7 +288,7 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
             running = replace(running, properties={**running.properties, "halted": halted})
         outcome.outputs = _publish(store, ir, node, run, running, contexts, input_ids, artifacts, stage)
         outcome.state, outcome.halted = NodeState.COMPLETE, halted
-    except BaseException as err:  # noqa: BLE001 - recorded, then re-raised if it is an interrupt
+    except BaseException as err:  # recorded, then re-raised if it is an interrupt
         remove_tree(stage)
         interrupted = isinstance(err, (KeyboardInterrupt, SystemExit)) or (cancel is not None and cancel.is_set())
         tb = traceback.format_exc()
@@ -381,7 +381,7 @@ def _resolve_inputs(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: Run
         for producer, out_key in spec.sources or ((spec.producer, spec.key),):
             outputs = store.get_node_outputs(run.run_context_id, producer)
             records = (outputs or {}).get(out_key) or []
-            if not records and (lenient or spec.optional and outputs is not None):
+            if not records and (lenient or (spec.optional and outputs is not None)):
                 continue  # e.g. a resolver that found nothing
             if not records:
                 raise InvalidPipelineError(

@@ -34,7 +34,8 @@ import typing
 from collections.abc import Iterator, Mapping
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Callable, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union
+from collections.abc import Callable
 
 from jfx._version import __version__
 from jfx.errors import InvalidPipelineError
@@ -286,12 +287,12 @@ class RuntimeParameter(Comparable):
     def _key(self) -> tuple[Any, ...]:
         return (self.name, self.type, json.dumps(self.default, sort_keys=True))
 
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+    def __eq__(self, other: object) -> Any:  # type: ignore[override]
         if isinstance(other, RuntimeParameter):
             return self._key() == other._key()
         return Predicate.compare("==", self, other)
 
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, other: object) -> Any:  # type: ignore[override]
         if isinstance(other, RuntimeParameter):
             return self._key() != other._key()
         return Predicate.compare("!=", self, other)

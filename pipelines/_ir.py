@@ -152,7 +152,7 @@ class NodeIR:
     inputs: dict[str, InputIR | None]
     outputs: dict[str, OutputIR]
     upstream: tuple[str, ...]
-    options: NodeOptions = NodeOptions()
+    options: NodeOptions = NodeOptions()  # noqa: RUF009 - NodeOptions is frozen: one shared default is safe
     condition: dict[str, Any] | None = None
     trigger: str = "all_success"
 
@@ -421,7 +421,7 @@ def load_component(ref: ComponentRef) -> Component:
             "components by name, so define it at module level"
         )
     module = sys.modules.get(ref.module)
-    if module is None or ref.module == "__main__" and not _defines(module, ref):
+    if module is None or (ref.module == "__main__" and not _defines(module, ref)):
         try:
             if ref.module == "__main__":
                 raise ImportError(ref.module)

@@ -68,7 +68,7 @@ def compare_json(store: MetadataStore, query: Query) -> dict[str, Any]:
     outputs = _queries.run_outputs(store, [e.id for latest in latest_by_run for e in latest.values()])
 
     order: list[str] = []
-    for run, latest in zip(runs, latest_by_run):
+    for run, latest in zip(runs, latest_by_run, strict=True):
         for node in run.pop("order") + list(latest):
             if node not in order:
                 order.append(node)

@@ -413,11 +413,10 @@ def test_default_url_comes_from_jfx_home(tmp_path, monkeypatch):
 
 
 def test_sqlite_pragmas(tmp_path):
-    with MetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}") as store:
-        with store._engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+    with MetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}") as store, store._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
 
 
 def test_in_memory_sqlite_works():
