@@ -111,7 +111,7 @@ class StringColumn:
         raise TypeError(_STRING_USE.format(name=self.name))
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
-    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __getitem__ = _refuse  # type: ignore[assignment]
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __getitem__ = _refuse
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
@@ -469,7 +469,7 @@ class AnalysisKernel:
 
     def __init__(self, ref: FunctionRef, available: dict[str, str], types: dict[str, str],
                  records: list[AnalyzerRecord], constants: dict[str, dict[str, np.ndarray]],
-                 encoders: dict[str, dict | None], numeric: list[str], strings: list[str]) -> None:
+                 encoders: Mapping[str, dict | None], numeric: list[str], strings: list[str]) -> None:
         self.ref = ref
         self.available = dict(available)
         self.types = dict(types)
@@ -479,7 +479,7 @@ class AnalysisKernel:
         self.numeric = list(numeric)
         self.strings = list(strings)
         self._by_name = {r.name: r for r in self.records}
-        self._fn = None
+        self._fn: Callable[..., Any] | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
@@ -662,8 +662,10 @@ def analyze(ref: FunctionRef, available: Mapping[str, str], sources: Sequence[An
     by_name = {r.name: r for r in records}
     encoders: dict[str, dict] = {}
     for r in records:
-        if r.kind == "hash_strings":
-            encoders[r.column] = r.encoder()
+        encoder = r.encoder()  # hash_strings only
+        if encoder is not None:
+            assert r.column is not None  # a string analyzer names its column
+            encoders[r.column] = encoder
     constants = _constant_structs(records)
     numeric = [r.name for r in records if r.constants]
     # Which analyzers each numeric analyzer's input depends on (through constants or ids).
@@ -704,6 +706,7 @@ def analyze(ref: FunctionRef, available: Mapping[str, str], sources: Sequence[An
             if values:
                 constants[name] = values
             if encoder is not None:
+                assert record.column is not None  # a string analyzer names its column
                 encoders[record.column] = encoder
             done.add(name)
         pending_numeric = [n for n in pending_numeric if n not in done]

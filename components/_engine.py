@@ -189,7 +189,7 @@ def run_kernel(kernel: Kernel, sources: Sequence[Any] | Mapping[str, Sequence[An
         DataValidationError: a file is missing, corrupt or unreadable; the message names it.
     """
     grouped = isinstance(sources, Mapping)
-    groups = {str(k): list(v) for k, v in sources.items()} if grouped else {"": list(sources)}
+    groups = {str(k): list(v) for k, v in sources.items()} if isinstance(sources, Mapping) else {"": list(sources)}
     pieces = {key: plan_pieces(files) for key, files in groups.items()}
     if beam_pipeline_args is None:
         accs = _run_in_process(kernel, pieces, columns, batch_size, num_workers or os.cpu_count() or 1)

@@ -60,7 +60,7 @@ from jfx.components._examples import split_files, split_names
 from jfx.components._thresholds import Threshold, check_thresholds
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
-from jfx.types import Examples, Model, ModelBlessing, ModelEvaluation
+from jfx.pipelines._artifacts import Examples, Model, ModelBlessing, ModelEvaluation
 
 __all__ = [
     "BLESSING_FILE",
@@ -311,6 +311,8 @@ def load_custom_metric(spec: str) -> Any:
                 raise InvalidArgumentError(f"custom metric {spec!r}: no such file {where}")
             name = "jfx_custom_metric_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
             module_spec = importlib.util.spec_from_file_location(name, path)
+            if module_spec is None or module_spec.loader is None:
+                raise InvalidArgumentError(f"custom metric {spec!r}: {where} cannot be loaded as a Python module")
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)
         else:
@@ -565,8 +567,8 @@ def Evaluator(  # noqa: N802 - components are named like the TFX components they
     evaluation: Output[ModelEvaluation],
     blessing: Output[ModelBlessing],
     baseline_model: Input[Model] | None = None,
-    eval_config: Parameter[dict] = None,
-    beam_pipeline_args: Parameter[list] = None,
+    eval_config: Parameter[dict] | None = None,
+    beam_pipeline_args: Parameter[list] | None = None,
 ):
     """Evaluate ``model`` (and ``baseline_model``) on the eval split(s); bless it or not.
 
@@ -620,8 +622,8 @@ def Evaluator(  # noqa: N802 - components are named like the TFX components they
         if missing:
             raise DataValidationError(f"the {name} model reads column {missing[0]!r}, which the examples do not have "
                                       f"(columns: {columns})")
-    for spec in config.custom_metrics:
-        load_custom_metric(spec)  # fail before the pass, with the message naming the spec
+    for metric_ref in config.custom_metrics:
+        load_custom_metric(metric_ref)  # fail before the pass, with the message naming the spec
     read = None
     if not config.custom_metrics:  # custom metrics may read any column
         read = list(dict.fromkeys([c for s in models.values() for c in load_model(s.path).inputs]

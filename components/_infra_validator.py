@@ -412,6 +412,7 @@ def validate_model(model_uri: str | Path, rows_from: Any, spec: RequestSpec) -> 
         if check("loaded", ok, why) and local_model is not None and signature is not None:
             if isinstance(prepared, _NotServable):
                 raise prepared
+            assert prepared is not None  # prepared whenever there is a local model
             _query(server, signature, *prepared, spec, check, report)
     except _NotServable as err:
         check("requests", False, str(err))
@@ -507,7 +508,7 @@ def InfraValidator(  # noqa: N802 - components are named like the TFX components
     model: Input[Model],
     infra_blessing: Output[InfraBlessing],
     examples: Optional[Input[Examples]] = None,  # noqa: UP045 - the DSL reads Optional[...]
-    request_spec: Parameter[dict] = None,
+    request_spec: Parameter[dict] | None = None,
 ):
     """Serve ``model`` with the real model server in a subprocess and bless it if it answers well.
 

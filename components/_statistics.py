@@ -116,7 +116,7 @@ class NumericAccumulator:
 
     def merge(self, other: NumericAccumulator) -> None:
         self.add_part(other.n, other.mean, other.m2)
-        if other.min is not None:
+        if other.min is not None and other.max is not None:
             self.min = other.min if self.min is None else min(self.min, other.min)
             self.max = other.max if self.max is None else max(self.max, other.max)
         self.zeros += other.zeros
@@ -141,7 +141,7 @@ class StringAccumulator:
 class ColumnAccumulator:
     """One column's state. ``missing`` is derived at the end: rows seen minus ``count``."""
 
-    type: str
+    type: str | None  # None: a column with no value yet (all null)
     count: int = 0
     numeric: NumericAccumulator | None = None
     string: StringAccumulator | None = None
@@ -289,7 +289,7 @@ def _as_strings(array: pa.Array) -> pa.Array:
     return array.cast(pa.string())
 
 
-def _as_numbers(array: pa.Array, kind: str) -> np.ndarray:
+def _as_numbers(array: pa.Array, kind: str | None) -> np.ndarray:
     """The column's present values as int64 (int, timestamp in µs) or float64, no nulls."""
     if array.null_count:
         array = array.drop_null()
@@ -327,6 +327,7 @@ def _add_numbers(col: ColumnAccumulator, values: np.ndarray) -> None:
     if n == 0:
         return
     acc = col.numeric
+    assert acc is not None  # called for numeric columns only
     if values.dtype == np.int64:
         lo, hi = int(values.min()), int(values.max())
         if hi - lo < _SMALL_INT_RANGE and n > 4 * (hi - lo):
@@ -369,7 +370,8 @@ def _add_bools(col: ColumnAccumulator, array: pa.Array) -> None:
         return
     trues = int(pc.sum(array).as_py() or 0)
     falses = n - trues
-    acc = col.numeric
+    acc, string = col.numeric, col.string
+    assert acc is not None and string is not None  # a bool column has both
     acc.min = min(acc.min, int(falses == 0)) if acc.min is not None else int(falses == 0)
     acc.max = max(acc.max, int(trues > 0)) if acc.max is not None else int(trues > 0)
     acc.zeros += falses
@@ -378,9 +380,9 @@ def _add_bools(col: ColumnAccumulator, array: pa.Array) -> None:
     acc.sketch.add(np.concatenate([np.zeros(falses), np.ones(trues)]), is_sorted=True)
     present = [(v, c) for v, c in (("false", falses), ("true", trues)) if c]
     values = pa.array([v for v, _ in present], type=pa.large_string())
-    col.string.frequent.add_counts(values, np.array([c for _, c in present], dtype=np.int64))
-    col.string.hll.add_hashes(hash_strings(values))
-    col.string.total_length += 5 * falses + 4 * trues
+    string.frequent.add_counts(values, np.array([c for _, c in present], dtype=np.int64))
+    string.hll.add_hashes(hash_strings(values))
+    string.total_length += 5 * falses + 4 * trues
 
 
 def _add_strings(col: ColumnAccumulator, array: pa.Array) -> None:
@@ -389,6 +391,7 @@ def _add_strings(col: ColumnAccumulator, array: pa.Array) -> None:
     if n == 0:
         return
     acc = col.string
+    assert acc is not None  # called for string columns only
     acc.total_length += int(pc.sum(pc.utf8_length(array)).as_py() or 0)
     values, counts = string_counts(array)
     acc.frequent.add_counts(values, counts)
@@ -413,21 +416,23 @@ def _add_dictionary_strings(col: ColumnAccumulator, array: pa.DictionaryArray) -
         col.count -= int(counts[~valid].sum())
         values, counts = values.filter(pa.array(valid)), counts[valid]
     acc = col.string
+    assert acc is not None  # called for string columns only
     lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
     acc.total_length += int((lengths.astype(np.int64) * counts).sum())
     acc.frequent.add_counts(values, counts)
     acc.hll.add_hashes(hash_strings(values))
 
 
-def _py_number(value: float, kind: str) -> int | float:
+def _py_number(value: float, kind: str | None) -> int | float:
     if kind in ("int", "timestamp", "bool") and float(value).is_integer():
         return int(value)
     return float(value)
 
 
-def _finish_numeric(acc: NumericAccumulator, kind: str) -> dict[str, Any]:
+def _finish_numeric(acc: NumericAccumulator, kind: str | None) -> dict[str, Any]:
     ranks = np.linspace(0.0, 1.0, NUM_QUANTILES)
     quantiles = acc.sketch.quantiles(ranks)
+    assert acc.min is not None and acc.max is not None  # finished only when count > 0
     lo, hi = float(acc.min), float(acc.max)
     # numpy.histogram's convention for a constant column: one unit wide, centred on it.
     edges = np.linspace(lo, hi, NUM_BUCKETS + 1) if hi > lo else np.linspace(lo - 0.5, hi + 0.5, NUM_BUCKETS + 1)

@@ -87,7 +87,7 @@ def signature_from_dataset(data: Dataset) -> dict[str, TensorSpec]:
     for c in data.layout.columns:
         shape = (c.width,) if c.vector else ()
         if c.encoder is not None:
-            out[c.name] = TensorSpec("string", shape, c.encoder)
+            out[c.name] = TensorSpec("string", shape, dict(c.encoder))
         else:
             out[c.name] = TensorSpec("float32" if c.group == "float" else "int32", shape)
     return out
@@ -110,7 +110,7 @@ def stable_export(fn: Callable[..., Any], platforms: Any, *specs: Any) -> jax.ex
     exported from two call paths (a thread of the local runner, a Kubeflow task) would
     serialise to different bytes and its artifact to a different fingerprint.
     """
-    limit = jax.config.jax_traceback_in_locations_limit
+    limit = jax.config.jax_traceback_in_locations_limit  # type: ignore[attr-defined]  # a flag jax.config defines at run time
     jax.config.update("jax_traceback_in_locations_limit", 0)
     try:
         return jax.export.export(jax.jit(fn), platforms=tuple(platforms))(*specs)
@@ -186,7 +186,8 @@ def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
     tmp.mkdir(parents=True)
     (tmp / _FUNCTION).write_bytes(bytes(exported.serialize()))
     with open(tmp / _WEIGHTS, "wb") as f:
-        np.savez(f, **dict(zip(keys, host_leaves, strict=True)))
+        arrays: dict[str, Any] = dict(zip(keys, host_leaves, strict=True))
+        np.savez(f, **arrays)
     doc = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -223,7 +224,7 @@ def model_serving_fn(model: nnx.Module, head: str | None = None) -> tuple[Callab
     if head not in ("classifier", "regressor", "logits"):
         raise InvalidArgumentError(f"head must be classifier, regressor or logits, got {head!r}")
     model.eval()
-    graphdef, rng_state, weights = nnx.split(model, nnx.RngState, ...)
+    graphdef, rng_state, weights = nnx.split(model, nnx.RngState, ...)  # type: ignore[misc]  # flax types the result as variadic
 
     def serving_fn(params: Any, features: dict[str, jax.Array]) -> dict[str, jax.Array]:
         module = nnx.merge(graphdef, rng_state, params, copy=True)
@@ -326,6 +327,7 @@ class LoadedModel:
             if arr.dtype == object and arr.size and not all(v is None or isinstance(v, (str, bytes))
                                                            for v in arr.reshape(-1)):
                 raise InvalidArgumentError(f"feature {name!r} must hold strings, got {arr.reshape(-1)[:3].tolist()}")
+            assert spec.encoder is not None  # a string feature's spec carries its encoder
             out = encode_strings(arr, spec.encoder)
         else:
             try:

@@ -177,7 +177,8 @@ class _Connection(asyncio.Protocol):
         return _Request(method, target, version, headers, body)
 
     def _chunked(self, pos: int) -> tuple[bytes, int] | None:
-        buf, parts, total = self.buf, [], 0
+        buf, total = self.buf, 0
+        parts: list[bytes] = []
         while True:
             eol = buf.find(b"\r\n", pos)
             if eol < 0:

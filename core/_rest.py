@@ -162,9 +162,9 @@ def _resp(description: str, schema: str) -> dict[str, Any]:
 
 def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
     """The OpenAPI 3 description of the server's routes (served at ``/v1/openapi.json``)."""
-    name_param = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"},
+    name_param: dict[str, Any] = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"},
                   "description": f"the served model's name ({model_name!r} on this server)"}
-    version_param = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"},
+    version_param: dict[str, Any] = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"},
                      "description": "a loaded version (a folder name under the model base path)"}
     errors = {"400": _resp("a malformed request; the message names the field", "Error"),
               "404": _resp("no such model or version", "Error"),
@@ -193,7 +193,7 @@ def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
         if params:
             item["parameters"] = params
         paths[template] = item
-    any_json = {}
+    any_json: dict[str, Any] = {}
     return {
         "openapi": "3.0.3",
         "info": {"title": "jfx model server", "version": "1",

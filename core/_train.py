@@ -169,7 +169,8 @@ class Trainer:
         self.trace_count = 0
 
         model.train()
-        self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        self.graphdef: nnx.GraphDef
+        self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax types the result as variadic
         model.eval()
         self.eval_graphdef = nnx.split(model, nnx.Param, ...)[0]
         model.train()
@@ -202,7 +203,7 @@ class Trainer:
             features = _cast_floats(features, self.compute_dtype)
         module = nnx.merge(graphdef, params, rest, copy=True)
         logits = module(features)
-        new_rest = nnx.split(module, nnx.Param, ...)[2]
+        new_rest = nnx.split(module, nnx.Param, ...)[2]  # type: ignore[misc]  # flax types the result as variadic
         return jnp.asarray(logits).astype(jnp.float32), new_rest
 
     def _weighted_loss(self, logits: Any, label: Any, weight: Any) -> Any:
@@ -422,7 +423,8 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
             metric_leaves = tuple(jax.device_put(groups["metrics"], trainer.replicated))
 
     def checkpoint(position_epoch: int, position_batch: int, metrics_now: tuple | None) -> None:
-        extra = {}
+        assert checkpoint_dir is not None  # called only when checkpointing
+        extra: dict[str, Sequence[Any]] = {}
         if best_state is not None:
             extra["best"] = best_state
         if metrics_now is not None:

@@ -119,17 +119,17 @@ def insert_ignore(backend: str, table: sa.Table):
     Unlike MySQL's ``INSERT IGNORE``, foreign-key violations still raise.
     """
     if backend == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table).on_conflict_do_nothing()
     if backend == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.mysql import insert
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.mysql import insert as mysql_insert
 
     first = next(iter(table.primary_key.columns))
-    return insert(table).on_duplicate_key_update({first.name: first})  # a no-op update
+    return mysql_insert(table).on_duplicate_key_update({first.name: first})  # a no-op update
 
 
 def _driver_code(err: sa.exc.DBAPIError):
@@ -201,7 +201,7 @@ def allow_deep_recursion(conn: sa.Connection) -> None:
     ``cte_max_recursion_depth`` (1000). SQLite and PostgreSQL have no such limit.
     """
     if conn.dialect.name == "mysql":
-        variable = "max_recursive_iterations" if conn.dialect.is_mariadb else "cte_max_recursion_depth"
+        variable = "max_recursive_iterations" if getattr(conn.dialect, "is_mariadb", False) else "cte_max_recursion_depth"
         conn.exec_driver_sql(f"SET SESSION {variable} = 4294967295")
 
 

@@ -71,7 +71,8 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
     if len(rows) > 1 and conn.dialect.insert_executemany_returning_sort_by_parameter_order:
         stmt = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(conn.execute(stmt, rows).scalars())
-    return [conn.execute(sa.insert(table), row).inserted_primary_key[0] for row in rows]
+    # a one-row INSERT always reports its primary key
+    return [conn.execute(sa.insert(table), row).inserted_primary_key[0] for row in rows]  # type: ignore[index]
 
 
 def save(conn: sa.Connection, table: sa.Table, records: Sequence[Any], rows: Sequence[dict[str, Any]], updates: Sequence[str]) -> list[int]:

@@ -327,7 +327,7 @@ class KubeflowDagRunner:
         Returns:
             the run's Kubeflow id, its UI address and its jfx run id.
         """
-        options = {"experiment": experiment, "params": params, "run_name": run_name, "token": token,
+        options: dict[str, Any] = {"experiment": experiment, "params": params, "run_name": run_name, "token": token,
                    "namespace": namespace}
         if isinstance(pipeline, (str, Path)):
             if not Path(pipeline).is_file():

@@ -174,7 +174,7 @@ def launch_node(
     node_ctx = store.get_or_create_context(
         NODE, node_context_name(ir.name, node.id), parent_id=run.pipeline_context_id
     )
-    contexts = [run.pipeline_context_id, run.run_context_id, node_ctx.id]
+    contexts = [run.pipeline_context_id, run.run_context_id, node_ctx.stored_id]
     base = ExecutionRecord(
         type_name=node.component.name,
         node_id=node.id,
@@ -238,7 +238,7 @@ def launch_node(
     if node.trigger == "all_done":
         reason = "an exit handler runs on every run"
     elif ir.enable_cache and run.enable_cache and node.options.cache:
-        hit = _find_cached(store, node, node_ctx.id, cache_key)
+        hit = _find_cached(store, node, node_ctx.stored_id, cache_key)
         if hit is not None:
             source, outputs = hit
             halted = source.properties.get("halted")
@@ -249,7 +249,7 @@ def launch_node(
             )
             return NodeOutcome(node.id, NodeState.CACHED, cached.id, outputs, cached_from=source.id,
                                duration_s=time.perf_counter() - t0, halted=halted)
-        reason = _miss_reason(store, node, node_ctx.id, material)
+        reason = _miss_reason(store, node, node_ctx.stored_id, material)
     else:
         reason = "cache disabled" if node.options.cache else "cache disabled for this node"
 
@@ -266,7 +266,7 @@ def launch_node(
 
 
 def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, comp: Any,
-             inputs: dict[str, ArtifactRecord | None], params: dict[str, Any], base: ExecutionRecord,
+             inputs: dict[str, Any], params: dict[str, Any], base: ExecutionRecord,
              contexts: list[int], input_ids: dict[str, list[int]], reason: str,
              cancel: threading.Event | None, upstream_states: dict[str, str] | None, attempt: int) -> NodeOutcome:
     """One attempt at running the component: a RUNNING execution that ends COMPLETE or FAILED."""
@@ -279,7 +279,7 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
     running = replace(running, properties={**running.properties, "log_uri": str(log_file)})
     outcome = NodeOutcome(node.id, NodeState.RUNNING, running.id, cache_miss_reason=reason)
     try:
-        ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
+        ctx = ExecutionContext(ir.name, run.run_id, node.id, running.stored_id, run.pipeline_root, ir.beam_pipeline_args,
                                store.url, upstream_states)
         artifacts, halted = _run_component(comp, node, inputs, params, stage, ctx, log_file)
         if cancel is not None and cancel.is_set():
@@ -313,7 +313,7 @@ def reuse_latest(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInf
     so the selected nodes resolve their inputs, and lineage, as usual.
     """
     node_ctx = store.get_or_create_context(NODE, node_context_name(ir.name, node.id), parent_id=run.pipeline_context_id)
-    earlier = store.get_executions_by_context(node_ctx.id, ListOptions(order_by="id", descending=True))
+    earlier = store.get_executions_by_context(node_ctx.stored_id, ListOptions(order_by="id", descending=True))
     for source in earlier:
         if source.state not in (ExecutionState.COMPLETE, ExecutionState.CACHED) or source.properties.get("halted"):
             continue
@@ -326,8 +326,8 @@ def reuse_latest(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInf
                             parameters=source.parameters, cache_key=source.cache_key, end_time=_now(),
                             properties={"pipeline": ir.name, "run_id": run.run_id, "reused_from": source.id,
                                         "cache_material": source.properties.get("cache_material")}),
-            contexts=[run.pipeline_context_id, run.run_context_id, node_ctx.id],
-            inputs={k: [a.id for a in v] for k, v in inputs.items()}, outputs=outputs,
+            contexts=[run.pipeline_context_id, run.run_context_id, node_ctx.stored_id],
+            inputs={k: [a.stored_id for a in v] for k, v in inputs.items()}, outputs=outputs,
         )
         return NodeOutcome(node.id, NodeState.CACHED, reused.id, outputs, cached_from=source.id,
                            cache_miss_reason="outside the partial run: reused its latest outputs")
@@ -336,7 +336,7 @@ def reuse_latest(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInf
 
 
 def _resolve(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, comp: Any, params: dict[str, Any],
-             inputs: dict[str, ArtifactRecord | None], base: ExecutionRecord, contexts: list[int],
+             inputs: dict[str, Any], base: ExecutionRecord, contexts: list[int],
              input_ids: dict[str, list[int]], t0: float) -> NodeOutcome:
     """Run a resolver node: record the existing artifacts it picks as its outputs."""
     rctx = ResolverContext(store, ir.name, run.pipeline_context_id, run.run_context_id, node.id)
@@ -401,11 +401,11 @@ def _run_states(store: MetadataStore, run: RunInfo, node_ids: tuple[str, ...]) -
             latest[e.node_id] = e
     states: dict[str, tuple[str, Any, bool]] = {}
     for nid in node_ids:
-        e = latest.get(nid)
-        if e is None:
+        last = latest.get(nid)
+        if last is None:
             states[nid] = (NodeState.SKIPPED, None, False)
         else:
-            states[nid] = (STATE_OF[e.state], e.properties.get("halted"), bool(e.properties.get("by_condition")))
+            states[nid] = (STATE_OF[last.state], last.properties.get("halted"), bool(last.properties.get("by_condition")))
     return states
 
 
@@ -501,7 +501,7 @@ def _miss_reason(store: MetadataStore, node: NodeIR, node_ctx_id: int, material:
     return "; ".join(reasons) or "earlier outputs no longer available"
 
 
-def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | None],
+def _run_component(comp: Any, node: NodeIR, inputs: dict[str, Any],
                    params: dict[str, Any], stage: Path, ctx: ExecutionContext,
                    log_file: Path | None = None) -> tuple[dict[str, Artifact], str | None]:
     """Call the component; return its output artifacts and a halt reason (or None)."""

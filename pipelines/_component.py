@@ -287,12 +287,12 @@ class RuntimeParameter(Comparable):
     def _key(self) -> tuple[Any, ...]:
         return (self.name, self.type, json.dumps(self.default, sort_keys=True))
 
-    def __eq__(self, other: object) -> Any:  # type: ignore[override]
+    def __eq__(self, other: object) -> Any:
         if isinstance(other, RuntimeParameter):
             return self._key() == other._key()
         return Predicate.compare("==", self, other)
 
-    def __ne__(self, other: object) -> Any:  # type: ignore[override]
+    def __ne__(self, other: object) -> Any:
         if isinstance(other, RuntimeParameter):
             return self._key() != other._key()
         return Predicate.compare("!=", self, other)

@@ -133,10 +133,10 @@ class Comparable:
 
     __slots__ = ()
 
-    def __eq__(self, other: object) -> Any:  # type: ignore[override]
+    def __eq__(self, other: object) -> Any:
         return Predicate.compare("==", self, other)
 
-    def __ne__(self, other: object) -> Any:  # type: ignore[override]
+    def __ne__(self, other: object) -> Any:
         return Predicate.compare("!=", self, other)
 
     def __lt__(self, other: Any) -> Predicate:
@@ -363,7 +363,7 @@ class ForEach(_Block):
         self.items = list(items)
         self.nodes: list[Node] = []
 
-    def __enter__(self) -> LoopItem:  # type: ignore[override]
+    def __enter__(self) -> LoopItem:
         super().__enter__()
         return LoopItem(self)
 

@@ -31,6 +31,7 @@ an ``ExitHandler``'s node: it runs once its upstream nodes are done, whatever th
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import importlib
 import importlib.util
@@ -118,7 +119,7 @@ class RuntimeParamIR:
     required: bool = False
 
     @property
-    def py_type(self) -> type:
+    def py_type(self) -> builtins.type:
         return PARAMETER_TYPES[self.type]
 
     def parse(self, raw: Any) -> Any:

@@ -371,7 +371,7 @@ class UIServer:
 
     @property
     def url(self) -> str:
-        host = self._httpd.server_address[0]
+        host = str(self._httpd.server_address[0])  # an IPv4 or IPv6 address
         shown = f"[{host}]" if ":" in str(host) else host
         return f"http://{shown}:{self.port}/"
 

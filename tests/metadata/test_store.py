@@ -423,3 +423,14 @@ def test_in_memory_sqlite_works():
     with MetadataStore("sqlite://") as store:
         [art_id] = store.put_artifacts([ArtifactRecord("X", "/x")])
         assert store.get_artifact(art_id).uri == "/x"
+
+
+def test_stored_id_is_the_id_the_store_gave_and_an_error_before(sqlite_url):
+    record = ArtifactRecord("Examples", "/data/examples/1", name="gen.examples")
+    with pytest.raises(InvalidArgumentError, match=r"ArtifactRecord 'gen\.examples' has no id: it was never stored"):
+        _ = record.stored_id
+    with MetadataStore(sqlite_url) as store:
+        store.put_artifacts([record])
+        (new_id,) = store.put_artifacts([ArtifactRecord("Examples", "/data/examples/2")])
+        assert record.stored_id == record.id
+        assert store.get_artifact(new_id).stored_id == new_id
