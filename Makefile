@@ -1,10 +1,11 @@
-# The two commands: `make run` and `make test`. Both create .venv if it is missing.
+# The two commands: `make run` and `make test` (`make lint` is test's ruff and mypy alone).
+# All create .venv if it is missing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.jfx-installed
 
-.PHONY: run test bench install browser clean
+.PHONY: run test lint bench install browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +38,14 @@ run: $(STAMP)
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+# Lint and type check come first, so that pytest's summary is the last line printed.
+# mypy checks the package as `jfx`: the repository root is the package, linked as build/mypy/jfx.
+lint: $(STAMP)
+	$(BIN)/ruff check --quiet .
+	@mkdir -p build/mypy && ln -sfn "$(CURDIR)" build/mypy/jfx
+	$(BIN)/mypy
+
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -477,7 +477,7 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
         for e in found:
             arrow = "<-" if up else "->"
             print(f"{'  ' * indent}{arrow} execution {e.id} {e.node_id} ({e.state.value})")
-            for aid in sorted((inputs_of if up else outputs_of).get(e.id, [])):
+            for aid in sorted((inputs_of if up else outputs_of).get(e.stored_id, [])):
                 if aid in arts and aid != artifact_id:
                     print(f"{'  ' * (indent + 1)}{arrow} {art_line(arts[aid])}")
                     if aid not in seen:
@@ -487,9 +487,9 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
     root = arts[args.artifact_id]
     print(art_line(root))
     if args.direction in ("upstream", "both"):
-        walk(root.id, 1, True, {root.id})
+        walk(root.stored_id, 1, True, {root.stored_id})
     if args.direction in ("downstream", "both"):
-        walk(root.id, 1, False, {root.id})
+        walk(root.stored_id, 1, False, {root.stored_id})
     return 0
 
 

@@ -82,7 +82,7 @@ class RunInterruptedError(JfxError):
     """A run was interrupted (Ctrl-C or a signal) and its running nodes cancelled."""
 
 
-class HaltPipeline(JfxError):
+class HaltPipeline(JfxError):  # noqa: N818 - a signal to stop, not an error; public name
     """Raised by a component, after writing its outputs, to stop what depends on it.
 
     Unlike any other exception, the outputs are published and the execution is

@@ -107,7 +107,7 @@ class _Counts:
             return
         vc = pc.value_counts(values)
         counts = self.counts
-        for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_numpy().tolist()):
+        for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_numpy().tolist(), strict=True):
             counts[v] = counts.get(v, 0) + c
 
     def merge(self, other: _Counts) -> None:

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jax
-import jax.extend  # noqa: F401 - jax.extend.core.Literal (not loaded by `import jax`)
+import jax.extend  # jax.extend.core.Literal (not loaded by `import jax`)
 import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa
@@ -111,7 +111,7 @@ class StringColumn:
         raise TypeError(_STRING_USE.format(name=self.name))
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
-    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __getitem__ = _refuse  # type: ignore[assignment]
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __getitem__ = _refuse
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
@@ -388,9 +388,9 @@ def hash_strings(s: Any, hash_buckets: int) -> jax.Array:
 
 
 def _ids(s: StringColumn) -> jax.Array:
-    if s._ids is None:
+    if s._ids is None:  # noqa: SLF001 - StringColumn's own module
         raise ComponentError(f"string column {s.name!r} has no ids in this trace")
-    return jnp.asarray(s._ids, jnp.int32)
+    return jnp.asarray(s._ids, jnp.int32)  # noqa: SLF001
 
 
 # ---------------------------------------------------------------------------- batches
@@ -469,7 +469,7 @@ class AnalysisKernel:
 
     def __init__(self, ref: FunctionRef, available: dict[str, str], types: dict[str, str],
                  records: list[AnalyzerRecord], constants: dict[str, dict[str, np.ndarray]],
-                 encoders: dict[str, dict | None], numeric: list[str], strings: list[str]) -> None:
+                 encoders: Mapping[str, dict | None], numeric: list[str], strings: list[str]) -> None:
         self.ref = ref
         self.available = dict(available)
         self.types = dict(types)
@@ -479,7 +479,7 @@ class AnalysisKernel:
         self.numeric = list(numeric)
         self.strings = list(strings)
         self._by_name = {r.name: r for r in self.records}
-        self._fn = None
+        self._fn: Callable[..., Any] | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
@@ -586,7 +586,7 @@ def _constant_structs(records: Sequence[AnalyzerRecord]) -> dict[str, dict[str, 
 def _dependencies(closed: Any, labels: list[frozenset]) -> list[frozenset]:
     """For each output of a jaxpr, the union of the labels of the inputs it depends on."""
     jaxpr = closed.jaxpr
-    env: dict[Any, frozenset] = dict(zip(jaxpr.invars, labels))
+    env: dict[Any, frozenset] = dict(zip(jaxpr.invars, labels, strict=True))
     empty: frozenset = frozenset()
 
     def read(v: Any) -> frozenset:
@@ -662,8 +662,10 @@ def analyze(ref: FunctionRef, available: Mapping[str, str], sources: Sequence[An
     by_name = {r.name: r for r in records}
     encoders: dict[str, dict] = {}
     for r in records:
-        if r.kind == "hash_strings":
-            encoders[r.column] = r.encoder()
+        encoder = r.encoder()  # hash_strings only
+        if encoder is not None:
+            assert r.column is not None  # a string analyzer names its column
+            encoders[r.column] = encoder
     constants = _constant_structs(records)
     numeric = [r.name for r in records if r.constants]
     # Which analyzers each numeric analyzer's input depends on (through constants or ids).
@@ -684,7 +686,7 @@ def analyze(ref: FunctionRef, available: Mapping[str, str], sources: Sequence[An
         for col in sorted(types):
             owner = string_owner.get(col)
             flat_labels.append(frozenset([owner]) if owner else frozenset())
-        deps = dict(zip(numeric, _dependencies(closed, flat_labels)))
+        deps = dict(zip(numeric, _dependencies(closed, flat_labels), strict=True))
     done: set[str] = {r.name for r in records if r.kind == "hash_strings"}
     pending_strings = [r.name for r in records if r.kind == "compute_and_apply_vocabulary"]
     pending_numeric = list(numeric)
@@ -704,6 +706,7 @@ def analyze(ref: FunctionRef, available: Mapping[str, str], sources: Sequence[An
             if values:
                 constants[name] = values
             if encoder is not None:
+                assert record.column is not None  # a string analyzer names its column
                 encoders[record.column] = encoder
             done.add(name)
         pending_numeric = [n for n in pending_numeric if n not in done]

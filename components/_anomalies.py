@@ -84,7 +84,7 @@ class Anomaly:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {"column": self.column, "kind": self.kind, "severity": self.severity,
+        doc: dict[str, Any] = {"column": self.column, "kind": self.kind, "severity": self.severity,
                "description": self.description}
         if self.details:
             doc["details"] = self.details
@@ -176,7 +176,8 @@ def _range_anomaly(name: str, col: Mapping[str, Any], spec: ColumnSchema, where:
     if not numeric:
         return None
     lo, hi = spec.range
-    problems, details = [], {}
+    problems: list[str] = []
+    details: dict[str, Any] = {}
     if lo is not None and numeric["min"] < lo:
         problems.append(f"min {_fmt(numeric['min'])} is below the schema's range.min {_fmt(lo)}")
         details.update(min=numeric["min"], range_min=lo)
@@ -297,20 +298,20 @@ def js_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarr
 
     The inputs are normalised to sum to 1 first.
     """
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if p.shape != q.shape:
-        raise ValueError(f"js_divergence needs distributions over the same bins, got {p.shape} and {q.shape}")
-    if p.sum() <= 0 or q.sum() <= 0:
+    pv = np.asarray(p, dtype=np.float64)
+    qv = np.asarray(q, dtype=np.float64)
+    if pv.shape != qv.shape:
+        raise ValueError(f"js_divergence needs distributions over the same bins, got {pv.shape} and {qv.shape}")
+    if pv.sum() <= 0 or qv.sum() <= 0:
         raise ValueError("js_divergence needs two distributions with positive mass")
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
+    pv, qv = pv / pv.sum(), qv / qv.sum()
+    m = (pv + qv) / 2
 
     def kl(a: np.ndarray) -> float:
         nz = a > 0
         return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
 
-    return min(1.0, max(0.0, (kl(p) + kl(q)) / 2))
+    return min(1.0, max(0.0, (kl(pv) + kl(qv)) / 2))
 
 
 def _cdf_points(numeric: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:

@@ -43,7 +43,7 @@ from jfx.components._evaluator import load_model, model_features
 from jfx.components._examples import SPLIT_PREFIX, split_files, split_names
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
-from jfx.types import Examples, InferenceResult, Model, ModelBlessing
+from jfx.pipelines._artifacts import Examples, InferenceResult, Model, ModelBlessing
 
 __all__ = ["SKIPPED_FILE", "BulkInferrer", "InferenceTask", "infer_piece"]
 
@@ -127,13 +127,13 @@ def _parse_data_spec(spec: dict | None) -> dict[str, Any]:
 
 
 @component
-def BulkInferrer(
+def BulkInferrer(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Input[Model],
     inference_result: Output[InferenceResult],
     model_blessing: Input[ModelBlessing] | None = None,
-    data_spec: Parameter[dict] = None,
-    beam_pipeline_args: Parameter[list] = None,
+    data_spec: Parameter[dict] | None = None,
+    beam_pipeline_args: Parameter[list] | None = None,
 ):
     """Predict every row of the chosen splits with ``model``; write Parquet shards.
 

@@ -223,7 +223,7 @@ def run_kernel(kernel: Kernel, sources: Sequence[Any] | Mapping[str, Sequence[An
         DataValidationError: a file is missing, corrupt or unreadable; the message names it.
     """
     grouped = isinstance(sources, Mapping)
-    groups = {str(k): list(v) for k, v in sources.items()} if grouped else {"": list(sources)}
+    groups = {str(k): list(v) for k, v in sources.items()} if isinstance(sources, Mapping) else {"": list(sources)}
     pieces = {key: plan_pieces(files) for key, files in groups.items()}
     bind = getattr(kernel, "bind", None)
     kernels = {key: bind(group) if bind is not None else kernel for key, group in pieces.items()}
@@ -256,7 +256,8 @@ def run_kernel(kernel: Kernel, sources: Sequence[Any] | Mapping[str, Sequence[An
             again = run(follow, {key: [c for c in (copies.get(p, p) for p in pieces[key]) if c is not None]
                                  for key in follow})
             for key, second in follow.items():
-                results[key] = kernels[key].complete(results[key], second.finish(again[key]))
+                hooked: Any = kernels[key]  # a kernel with follow_up has complete
+                results[key] = hooked.complete(results[key], second.finish(again[key]))
     finally:
         if spill_dir is not None:
             shutil.rmtree(spill_dir, ignore_errors=True)
@@ -369,10 +370,10 @@ def _run_in_process(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], 
                         if not put(queues[i % num_workers], (key, batch)):
                             return
                         i += 1
-                    if copy is not None:
+                    if copy is not None and copies is not None:
                         done = copy.close()
                         copies[piece] = piece if copy.failed else done
-        except BaseException as err:  # handed to the caller below
+        except BaseException as err:  # noqa: BLE001 - handed to the caller below
             errors.append(err)
             stop.set()
         finally:
@@ -394,7 +395,7 @@ def _run_in_process(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], 
                 acc = accs.get(key)
                 kernel = kernels[key]
                 accs[key] = kernel.add_batch(kernel.create() if acc is None else acc, batch)
-        except BaseException as err:
+        except BaseException as err:  # noqa: BLE001 - handed to the caller, which raises it
             errors.append(err)
             stop.set()
 

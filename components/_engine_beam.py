@@ -17,7 +17,7 @@ quiet_beam_import()
 import apache_beam as beam  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
-from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, _Read
+from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, _Read  # noqa: E402 - after quiet_beam_import()
 
 __all__ = ["KernelCombineFn", "AccumulatorCombineFn", "ReadAndAccumulate", "run_on_beam"]
 

@@ -277,8 +277,8 @@ class ClassificationAcc:
     count: np.ndarray  # (k, k) int64 confusion counts, rows actual, columns predicted
     weight: np.ndarray  # (k, k) float64 weighted confusion matrix
     log_loss: float = 0.0
-    prob_sum: np.ndarray | None = None  # (k,) Σ w·p[:, c]
-    calibration: np.ndarray | None = None  # (buckets, 3): Σw, Σw·p, Σw·y of the positive class
+    prob_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (k,) Σ w·p[:, c]
+    calibration: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (buckets, 3): Σw, Σw·p, Σw·y of the positive class
     curves: list[ScoreCurve] = field(default_factory=list)  # binary: [class 1]; else per class + micro
     weighted: bool = False
 
@@ -430,7 +430,9 @@ class ClassificationMetrics(MetricKernel):
                 per_class[name] = {"precision": float(precision[c]), "recall": float(recall[c]), "auc": a,
                                    "auc_pr": ap, "mean_prediction": _ratio(float(acc.prob_sum[c]), total),
                                    "mean_label": _ratio(float(actual[c]), total)}
-            defined = lambda xs: [x for x in xs if x is not None]
+            def defined(xs: list[Any]) -> list[Any]:
+                return [x for x in xs if x is not None]
+
             metrics.update({
                 "micro_precision": metrics["accuracy"],
                 "micro_recall": metrics["accuracy"],

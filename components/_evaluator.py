@@ -60,7 +60,7 @@ from jfx.components._examples import split_files, split_names
 from jfx.components._thresholds import Threshold, check_thresholds
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
-from jfx.types import Examples, Model, ModelBlessing, ModelEvaluation
+from jfx.pipelines._artifacts import Examples, Model, ModelBlessing, ModelEvaluation
 
 __all__ = [
     "BLESSING_FILE",
@@ -311,6 +311,8 @@ def load_custom_metric(spec: str) -> Any:
                 raise InvalidArgumentError(f"custom metric {spec!r}: no such file {where}")
             name = "jfx_custom_metric_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
             module_spec = importlib.util.spec_from_file_location(name, path)
+            if module_spec is None or module_spec.loader is None:
+                raise InvalidArgumentError(f"custom metric {spec!r}: {where} cannot be loaded as a Python module")
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)
         else:
@@ -453,7 +455,7 @@ class EvalKernel:
                 state = slices[key]
                 done = builtin.finish(state[0])
                 metrics = dict(done["metrics"])
-                for metric, value in zip(custom, state[1:]):
+                for metric, value in zip(custom, state[1:], strict=True):
                     value = metric.finish(value)
                     if isinstance(value, Mapping):
                         metrics.update({f"{metric.name}/{k}": _metric_value(v) for k, v in value.items()})
@@ -534,12 +536,12 @@ class EvalKernel:
         uniq, inverse = np.unique(codes, return_inverse=True)
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(np.bincount(inverse, minlength=len(uniq)))[:-1]
-        for code, rows in zip(uniq, np.split(order, bounds)):
+        for code, rows in zip(uniq, np.split(order, bounds), strict=True):
             parts = []
             for values in reversed(dictionaries):
                 code, i = divmod(int(code), len(values))
                 parts.append(values[i])
-            yield tuple((c, _json_value(v)) for c, v in zip(columns, reversed(parts))), rows
+            yield tuple((c, _json_value(v)) for c, v in zip(columns, reversed(parts), strict=True)), rows
 
 
 def _metric_value(value: Any) -> Any:
@@ -559,14 +561,14 @@ def _artifact_ref(artifact: Any) -> dict[str, Any] | None:
 
 
 @component(external_fingerprint=_custom_fingerprint)
-def Evaluator(
+def Evaluator(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Input[Model],
     evaluation: Output[ModelEvaluation],
     blessing: Output[ModelBlessing],
     baseline_model: Input[Model] | None = None,
-    eval_config: Parameter[dict] = None,
-    beam_pipeline_args: Parameter[list] = None,
+    eval_config: Parameter[dict] | None = None,
+    beam_pipeline_args: Parameter[list] | None = None,
 ):
     """Evaluate ``model`` (and ``baseline_model``) on the eval split(s); bless it or not.
 
@@ -620,8 +622,8 @@ def Evaluator(
         if missing:
             raise DataValidationError(f"the {name} model reads column {missing[0]!r}, which the examples do not have "
                                       f"(columns: {columns})")
-    for spec in config.custom_metrics:
-        load_custom_metric(spec)  # fail before the pass, with the message naming the spec
+    for metric_ref in config.custom_metrics:
+        load_custom_metric(metric_ref)  # fail before the pass, with the message naming the spec
     read = None
     if not config.custom_metrics:  # custom metrics may read any column
         read = list(dict.fromkeys([c for s in models.values() for c in load_model(s.path).inputs]

@@ -27,7 +27,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -140,7 +140,7 @@ def _walk(base: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def _split_order(names: Sequence[str]) -> list[str]:
+def _split_order(names: Iterable[str]) -> list[str]:
     """Split names in the order they are listed: train, eval, then the rest by name."""
     rank = {"train": 0, "eval": 1}
     return sorted(set(names), key=lambda n: (rank.get(n, 2), n))
@@ -177,7 +177,7 @@ def select_inputs(
     if input_pattern is None:
         if span is not None or version is not None:
             raise InvalidArgumentError("span and version need an input_pattern with {SPAN} (and {VERSION})")
-        chosen = [(rel, p, {}) for rel, p in files if rel.lower().endswith(FORMATS[fmt])]
+        chosen: list[tuple[str, Any, dict[str, Any]]] = [(rel, p, {}) for rel, p in files if rel.lower().endswith(FORMATS[fmt])]
         if not chosen:
             raise DataValidationError(
                 f"no {fmt} files under {str(base)!r} (looked for names ending {', '.join(FORMATS[fmt])}); "
@@ -460,10 +460,7 @@ def _convert_file(plan: _Plan, f: InputFile, types: Mapping[str, str]) -> tuple[
 
 
 def _needs_reread(table: pa.Table, types: Mapping[str, str]) -> bool:
-    for col, t in column_types(table).items():
-        if t is not None and t != types[col]:
-            return True
-    return False
+    return any(t is not None and t != types[col] for col, t in column_types(table).items())
 
 
 def _run_in_process(plan: _Plan, sel: InputSelection) -> tuple[dict[str, str], dict[str, int], int]:
@@ -578,14 +575,14 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
     examples: Output[Examples],
     input_base: Parameter[str],
     format: Parameter[str] = "csv",  # noqa: A002
-    splits: Parameter[dict] = None,
-    split_key: Parameter[str] = None,
-    input_pattern: Parameter[str] = None,
-    span: Parameter[int] = None,
-    version: Parameter[int] = None,
+    splits: Parameter[dict] | None = None,
+    split_key: Parameter[str] | None = None,
+    input_pattern: Parameter[str] | None = None,
+    span: Parameter[int] | None = None,
+    version: Parameter[int] | None = None,
     on_bad_rows: Parameter[str] = "error",
-    schema: Optional[Input[Schema]] = None,
-    beam_pipeline_args: Parameter[list] = None,
+    schema: Optional[Input[Schema]] = None,  # noqa: UP045 - the DSL reads Optional[...]
+    beam_pipeline_args: Parameter[list] | None = None,
 ):
     """Read the files under ``input_base`` into Parquet shards per split.
 

@@ -80,7 +80,7 @@ def _gx_context(docs_dir: Path) -> Any:
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),
         analytics_enabled=False,
-        progress_bars={"globally": False, "metric_calculations": False},
+        progress_bars={"globally": False, "metric_calculations": False},  # type: ignore[arg-type]  # GX reads the dict form
     )
     context = gx.get_context(mode="ephemeral", project_config=config)
     context.add_data_docs_site("jfx", {
@@ -277,11 +277,11 @@ def ExampleValidator(  # noqa: N802 - components are named like the TFX classes 
     statistics: Input[ExampleStatistics],
     schema: Input[Schema],
     anomalies: Output[ExampleAnomalies],
-    baseline_statistics: Optional[Input[ExampleStatistics]] = None,
-    expectations: Parameter[str] = None,
-    examples: Optional[Input[Examples]] = None,
+    baseline_statistics: Optional[Input[ExampleStatistics]] = None,  # noqa: UP045 - the DSL reads Optional[...]
+    expectations: Parameter[str] | None = None,
+    examples: Optional[Input[Examples]] = None,  # noqa: UP045 - the DSL reads Optional[...]
     halt_on_anomalies: Parameter[bool] = True,
-    exclude_splits: Parameter[list] = None,
+    exclude_splits: Parameter[list] | None = None,
 ):
     """Validate each split: schema anomalies, drift from a baseline, expectation suites.
 
@@ -333,6 +333,7 @@ def ExampleValidator(  # noqa: N802 - components are named like the TFX classes 
             result.splits[split].extend(drifted)
     if expectations:
         docs = Path(anomalies.uri) / DATA_DOCS_DIR
+        assert examples is not None  # checked above
         failed, summaries = run_expectations(expectations, examples, splits, docs)
         for split in splits:
             result.splits[split].extend(failed.get(split, []))

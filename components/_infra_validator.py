@@ -138,7 +138,7 @@ class ServerProcess:
         self._tmp: Path | None = None
         self._stderr_path: Path | None = None
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> ServerProcess:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self.start()
 
     def start(self) -> ServerProcess:
@@ -303,7 +303,7 @@ def _synthetic_rows(signature: Mapping[str, Any], n: int) -> list[dict[str, Any]
     return [dict(row) for _ in range(n)]
 
 
-class _NotServable(Exception):
+class _NotServable(Exception):  # noqa: N818 - a verdict, not an error: never leaves this module
     """A reason the model cannot be blessed (caught; becomes a reason)."""
 
 
@@ -412,6 +412,7 @@ def validate_model(model_uri: str | Path, rows_from: Any, spec: RequestSpec) -> 
         if check("loaded", ok, why) and local_model is not None and signature is not None:
             if isinstance(prepared, _NotServable):
                 raise prepared
+            assert prepared is not None  # prepared whenever there is a local model
             _query(server, signature, *prepared, spec, check, report)
     except _NotServable as err:
         check("requests", False, str(err))
@@ -436,7 +437,7 @@ def _request_rows(local_model: Any, signature: dict[str, Any], rows_from: Any,
         rows = _synthetic_rows(signature, spec.num_examples)
     try:
         expected = local_model(rows)
-    except Exception as err:  # noqa: BLE001 - the rows do not fit the model
+    except Exception as err:  # the rows do not fit the model
         raise _NotServable(f"the in-process model rejects the request rows: {type(err).__name__}: {err}") from err
     return rows, expected
 
@@ -506,8 +507,8 @@ def _query(server: ServerProcess, signature: dict[str, Any], rows: list[dict[str
 def InfraValidator(  # noqa: N802 - components are named like the TFX components they mirror
     model: Input[Model],
     infra_blessing: Output[InfraBlessing],
-    examples: Optional[Input[Examples]] = None,  # noqa: UP007 - the DSL reads Optional[...]
-    request_spec: Parameter[dict] = None,
+    examples: Optional[Input[Examples]] = None,  # noqa: UP045 - the DSL reads Optional[...]
+    request_spec: Parameter[dict] | None = None,
 ):
     """Serve ``model`` with the real model server in a subprocess and bless it if it answers well.
 

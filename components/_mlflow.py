@@ -350,7 +350,7 @@ class RemoteRun:
         env = dict(os.environ)
         env.setdefault(TELEMETRY_ENV, "true")
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept open for the worker's life; closed in close()
         config = {"tracking_uri": tracking_uri, "experiment": experiment, "run_name": run_name,
                   "tags": {str(k): str(v) for k, v in (tags or {}).items() if v is not None},
                   "artifact_location": artifact_location}
@@ -358,6 +358,7 @@ class RemoteRun:
             self._proc: subprocess.Popen[str] | None = subprocess.Popen(
                 [sys.executable, "-m", "jfx.components._mlflow_worker"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=self._stderr, env=env, text=True, encoding="utf-8")
+            assert self._proc.stdin is not None  # a pipe
             self._proc.stdin.write(json.dumps(config) + "\n")
             self._proc.stdin.flush()
         except OSError as err:
@@ -381,7 +382,7 @@ class RemoteRun:
             return ""
 
     def _read_reply(self) -> dict[str, Any]:
-        line = self._proc.stdout.readline() if self._proc is not None else ""
+        line = self._proc.stdout.readline() if self._proc is not None and self._proc.stdout is not None else ""
         if not line:
             code = self._proc.wait() if self._proc is not None else None
             tail = self._stderr_tail()
@@ -415,9 +416,9 @@ class RemoteRun:
 
     def _call(self, cmd: dict[str, Any]) -> None:
         with self._lock:
-            self._run_locked()
-            if self._proc is None:
-                raise ComponentError(f"MLflow run {self._started.run_id} is closed")
+            run = self._run_locked()
+            if self._proc is None or self._proc.stdin is None:
+                raise ComponentError(f"MLflow run {run.run_id} is closed")
             try:
                 self._proc.stdin.write(json.dumps(cmd) + "\n")
                 self._proc.stdin.flush()
@@ -426,13 +427,14 @@ class RemoteRun:
             reply = self._read_reply()
         if not reply.get("ok"):
             if reply.get("kind") == "mlflow":
-                raise InvalidArgumentError(f"MLflow run {self._started.run_id} refused the values: {reply['error']}")
-            raise ComponentError(f"MLflow run {self._started.run_id}: {cmd['op']} failed: {reply.get('error')}")
+                raise InvalidArgumentError(f"MLflow run {run.run_id} refused the values: {reply['error']}")
+            raise ComponentError(f"MLflow run {run.run_id}: {cmd['op']} failed: {reply.get('error')}")
 
     def _close_locked(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        assert proc.stdin is not None and proc.stdout is not None  # pipes
         try:
             proc.stdin.close()
         except OSError:

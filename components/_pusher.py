@@ -305,7 +305,7 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
             experiment = ctx.pipeline_name if ctx is not None else "jfx"
             # never MLflow's default (./mlruns under whatever the working directory is)
             location = default_artifact_location(_pipeline_root(), experiment, tracking_uri)
-            tags = {"jfx.component": "Pusher", "jfx.model_uri": model.uri}
+            tags: dict[str, Any] = {"jfx.component": "Pusher", "jfx.model_uri": model.uri}
             if ctx is not None:
                 tags.update({"jfx.pipeline": ctx.pipeline_name, "jfx.run_id": ctx.run_id,
                              "jfx.node_id": ctx.node_id, "jfx.execution_id": ctx.execution_id})
@@ -346,9 +346,9 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
 def Pusher(  # noqa: N802 - components are named like the TFX components they mirror
     model: Input[Model],
     pushed_model: Output[PushedModel],
-    model_blessing: Optional[Input[ModelBlessing]] = None,  # noqa: UP007 - the DSL reads Optional[...]
-    infra_blessing: Optional[Input[InfraBlessing]] = None,  # noqa: UP007
-    push_destination: Parameter[dict] = None,
+    model_blessing: Optional[Input[ModelBlessing]] = None,  # noqa: UP045 - the DSL reads Optional[...]
+    infra_blessing: Optional[Input[InfraBlessing]] = None,  # noqa: UP045
+    push_destination: Parameter[dict] | None = None,
 ):
     """Push ``model`` to ``push_destination`` if every blessing given says it is blessed.
 

@@ -33,7 +33,7 @@ def _usable(record: ArtifactRecord) -> bool:
 
 
 @resolver(name="LatestBlessedModel")
-def LatestBlessedModel(ctx: Any, baseline: Output[Model], candidate: Optional[Input[Model]] = None,  # noqa: N802
+def LatestBlessedModel(ctx: Any, baseline: Output[Model], candidate: Optional[Input[Model]] = None,  # noqa: N802, UP045
                        blessing_key: Parameter[str] = "blessing",
                        model_key: Parameter[str] = "model") -> dict[str, ArtifactRecord | None]:
     """The model that the latest blessing (``properties["blessed"] is True``) of this pipeline judged.

@@ -306,7 +306,7 @@ def _merge_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     if na and nb:
         merged["numeric"] = {"min": min(na["min"], nb["min"]), "max": max(na["max"], nb["max"])}
     elif na or nb:
-        merged["numeric"] = dict(na or nb)
+        merged["numeric"] = dict(na or nb or {})
     sa, sb = a.get("string"), b.get("string")
     if sa and sb:
         counts: dict[str, int] = {}
@@ -316,7 +316,7 @@ def _merge_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         merged["string"] = {"unique": max(sa.get("unique", 0), sb.get("unique", 0), len(counts)),
                             "top_values": [{"value": v, "count": c} for v, c in tops]}
     elif sa or sb:
-        merged["string"] = dict(sa or sb)
+        merged["string"] = dict(sa or sb or {})
     return merged
 
 

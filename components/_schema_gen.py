@@ -39,8 +39,8 @@ def SchemaGen(  # noqa: N802 - components are named like the TFX classes they re
     statistics: Input[ExampleStatistics],
     schema: Output[Schema],
     infer_feature_shape: Parameter[bool] = True,
-    drift_threshold: Parameter[float] = None,
-    drift_thresholds: Parameter[dict] = None,
+    drift_threshold: Parameter[float] | None = None,
+    drift_thresholds: Parameter[dict] | None = None,
 ):
     """Infer ``schema.json`` from ExampleStatistics (see :func:`infer_schema`).
 

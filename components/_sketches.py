@@ -242,7 +242,7 @@ class KllSketch:
         return self
 
     def _capacity(self, h: int, height: int) -> int:
-        return max(8, int(math.ceil(self.k * (2.0 / 3.0) ** (height - 1 - h))))
+        return max(8, math.ceil(self.k * (2.0 / 3.0) ** (height - 1 - h)))
 
     def _compress(self) -> None:
         while True:

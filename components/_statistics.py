@@ -122,11 +122,11 @@ class NumericAccumulator:
     hist: np.ndarray | None = None
 
     def count_sorted(self, ordered: np.ndarray) -> None:
-        if self.hist is not None:
+        if self.hist is not None and self.edges is not None:
             self.hist += sorted_counts(ordered, self.edges)
 
     def count_distinct(self, values: np.ndarray, weights: np.ndarray) -> None:
-        if self.hist is not None:
+        if self.hist is not None and self.edges is not None:
             self.hist += weighted_counts(values, weights, self.edges)
 
     def add_part(self, n: int, mean: float, m2: float) -> None:
@@ -146,10 +146,12 @@ class NumericAccumulator:
             self.edges = other.edges
             self.hist = None if other.hist is None else other.hist.copy()
         elif other.n:  # counts add up only over the same edges
-            same = (self.hist is not None and other.hist is not None and np.array_equal(self.edges, other.edges))
-            self.hist = self.hist + other.hist if same else None
+            mine, theirs = self.hist, other.hist
+            same = (mine is not None and theirs is not None and self.edges is not None and other.edges is not None
+                    and np.array_equal(self.edges, other.edges))
+            self.hist = mine + theirs if same and mine is not None and theirs is not None else None
         self.add_part(other.n, other.mean, other.m2)
-        if other.min is not None:
+        if other.min is not None and other.max is not None:
             self.min = other.min if self.min is None else min(self.min, other.min)
             self.max = other.max if self.max is None else max(self.max, other.max)
         self.zeros += other.zeros
@@ -174,7 +176,7 @@ class StringAccumulator:
 class ColumnAccumulator:
     """One column's state. ``missing`` is derived at the end: rows seen minus ``count``."""
 
-    type: str
+    type: str | None  # None: a column with no value yet (all null)
     count: int = 0
     numeric: NumericAccumulator | None = None
     string: StringAccumulator | None = None
@@ -250,6 +252,7 @@ class StatisticsKernel:
             if num is None or num.n == 0 or col.type == "bool" or num.sketch.exact:
                 continue  # no values, counted exactly (bools), or a sketch that kept them all
             if _exact_counts(num) is None:
+                assert num.min is not None and num.max is not None and col.type is not None  # it has values
                 edges[name] = equal_width_edges(num.min, num.max)
                 types[name] = col.type
         return HistogramKernel(edges, types) if edges else None
@@ -273,7 +276,7 @@ class StatisticsKernel:
 
     def add_batch(self, acc: StatsAccumulator, batch: pa.RecordBatch) -> StatsAccumulator:
         acc.num_rows += batch.num_rows
-        for name, column in zip(batch.schema.names, batch.columns):
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
             col = acc.columns.get(name)
             kind = self.types.get(name) or arrow_column_type(column.type)
             if col is None:
@@ -313,7 +316,7 @@ class StatisticsKernel:
         for name, col in acc.columns.items():
             entry: dict[str, Any] = {"type": col.type or "unsupported", "count": col.count,
                                      "missing": acc.num_rows - col.count}
-            if col.numeric is not None and col.numeric.n > 0:
+            if col.numeric is not None and col.numeric.n > 0 and col.type is not None:
                 entry["numeric"] = _finish_numeric(col.numeric, col.type)
             if col.string is not None and col.count > 0:
                 entry["string"] = _finish_string(col.string, col.count)
@@ -377,7 +380,7 @@ class HistogramKernel:
         return {}
 
     def add_batch(self, acc: dict[str, np.ndarray], batch: pa.RecordBatch) -> dict[str, np.ndarray]:
-        for name, array in zip(batch.schema.names, batch.columns):
+        for name, array in zip(batch.schema.names, batch.columns, strict=True):
             edges = self.edges.get(name)
             if edges is None:
                 continue
@@ -401,7 +404,7 @@ class HistogramKernel:
 
 
 @contextlib.contextmanager
-def _read_as(name: str, array: pa.Array, kind: str) -> Iterator[None]:
+def _read_as(name: str, array: pa.Array, kind: str | None) -> Iterator[None]:
     """Turn Arrow's conversion errors into one that names the column and the types."""
     try:
         yield
@@ -425,15 +428,13 @@ def _as_strings(array: pa.Array) -> pa.Array:
     return array.cast(pa.string())
 
 
-def _as_numbers(array: pa.Array, kind: str) -> np.ndarray:
+def _as_numbers(array: pa.Array, kind: str | None) -> np.ndarray:
     """The column's present values as int64 (int, timestamp in µs) or float64, no nulls."""
     if array.null_count:
         array = array.drop_null()
     t = array.type
     if kind == "timestamp":
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            array = array.cast(pa.timestamp("us"))
-        elif pa.types.is_date(t):
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_date(t):
             array = array.cast(pa.timestamp("us"))
         elif pa.types.is_timestamp(t) and (t.unit != "us" or t.tz is not None):
             array = array.cast(pa.timestamp("us"), safe=False)
@@ -465,6 +466,7 @@ def _add_numbers(col: ColumnAccumulator, values: np.ndarray) -> None:
     if n == 0:
         return
     acc = col.numeric
+    assert acc is not None  # called for numeric columns only
     if values.dtype == np.int64:
         lo, hi = int(values.min()), int(values.max())
         if hi - lo < _SMALL_INT_RANGE and n > 4 * (hi - lo):
@@ -509,7 +511,8 @@ def _add_bools(col: ColumnAccumulator, array: pa.Array) -> None:
         return
     trues = int(pc.sum(array).as_py() or 0)
     falses = n - trues
-    acc = col.numeric
+    acc, string = col.numeric, col.string
+    assert acc is not None and string is not None  # a bool column has both
     acc.min = min(acc.min, int(falses == 0)) if acc.min is not None else int(falses == 0)
     acc.max = max(acc.max, int(trues > 0)) if acc.max is not None else int(trues > 0)
     acc.zeros += falses
@@ -518,9 +521,9 @@ def _add_bools(col: ColumnAccumulator, array: pa.Array) -> None:
     acc.sketch.add(np.concatenate([np.zeros(falses), np.ones(trues)]), is_sorted=True)
     present = [(v, c) for v, c in (("false", falses), ("true", trues)) if c]
     values = pa.array([v for v, _ in present], type=pa.large_string())
-    col.string.frequent.add_counts(values, np.array([c for _, c in present], dtype=np.int64))
-    col.string.hll.add_hashes(hash_strings(values))
-    col.string.total_length += 5 * falses + 4 * trues
+    string.frequent.add_counts(values, np.array([c for _, c in present], dtype=np.int64))
+    string.hll.add_hashes(hash_strings(values))
+    string.total_length += 5 * falses + 4 * trues
 
 
 def _add_strings(col: ColumnAccumulator, array: pa.Array) -> None:
@@ -529,6 +532,7 @@ def _add_strings(col: ColumnAccumulator, array: pa.Array) -> None:
     if n == 0:
         return
     acc = col.string
+    assert acc is not None  # called for string columns only
     acc.total_length += int(pc.sum(pc.utf8_length(array)).as_py() or 0)
     values, counts = string_counts(array)
     acc.frequent.add_counts(values, counts)
@@ -553,13 +557,14 @@ def _add_dictionary_strings(col: ColumnAccumulator, array: pa.DictionaryArray) -
         col.count -= int(counts[~valid].sum())
         values, counts = values.filter(pa.array(valid)), counts[valid]
     acc = col.string
+    assert acc is not None  # called for string columns only
     lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
     acc.total_length += int((lengths.astype(np.int64) * counts).sum())
     acc.frequent.add_counts(values, counts)
     acc.hll.add_hashes(hash_strings(values))
 
 
-def _py_number(value: float, kind: str) -> int | float:
+def _py_number(value: float, kind: str | None) -> int | float:
     if kind in ("int", "timestamp", "bool") and float(value).is_integer():
         return int(value)
     return float(value)
@@ -567,22 +572,23 @@ def _py_number(value: float, kind: str) -> int | float:
 
 def _exact_counts(acc: NumericAccumulator) -> np.ndarray | None:
     """Histogram counts made against edges known in advance, if those were the right edges."""
-    if acc.hist is None or acc.n == 0:
+    if acc.hist is None or acc.edges is None or acc.min is None or acc.max is None:
         return None
     # The footers' extremes gave the edges; the exact extremes decide whether they hold.
     return acc.hist if np.array_equal(acc.edges, equal_width_edges(acc.min, acc.max)) else None
 
 
 def _finish_numeric(acc: NumericAccumulator, kind: str) -> dict[str, Any]:
+    assert acc.min is not None and acc.max is not None  # finished only when it has values
     ranks = np.linspace(0.0, 1.0, NUM_QUANTILES)
     quantiles = acc.sketch.quantiles(ranks)
     edges = equal_width_edges(acc.min, acc.max)
     if kind == "bool":  # the values are 0 and 1, counted exactly
         counts = weighted_counts(np.array([0.0, 1.0]), np.array([acc.zeros, acc.n - acc.zeros]), edges)
     else:
-        counts = _exact_counts(acc)
-        if counts is None:  # the engine's second pass replaces these (see follow_up)
-            counts = acc.sketch.counts(edges)
+        exact = _exact_counts(acc)
+        # without exact counts the engine's second pass replaces these (see follow_up)
+        counts = acc.sketch.counts(edges) if exact is None else exact
     deciles = quantiles[:: (NUM_QUANTILES - 1) // NUM_BUCKETS]
     return {
         "min": _py_number(acc.min, kind),
@@ -600,7 +606,7 @@ def _finish_numeric(acc: NumericAccumulator, kind: str) -> dict[str, Any]:
 
 def _finish_string(acc: StringAccumulator, count: int) -> dict[str, Any]:
     exact = acc.frequent.exact
-    unique = acc.frequent.total_distinct() if exact else max(int(round(acc.hll.estimate())), acc.frequent.total_distinct())
+    unique = acc.frequent.total_distinct() if exact else max(int(round(acc.hll.estimate())), acc.frequent.total_distinct())  # noqa: RUF046 - NumPy 1 rounds a float64 to a float64
     return {
         "unique": unique,
         "top_values": [{"value": v, "count": c} for v, c in acc.frequent.top(TOP_VALUES)],

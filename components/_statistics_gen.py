@@ -23,7 +23,7 @@ from jfx.components._examples import split_files, split_names
 from jfx.components._statistics import COLUMN_TYPES, StatisticsKernel, write_statistics
 from jfx.errors import DataValidationError
 from jfx.pipelines._component import Input, Output, Parameter, component
-from jfx.types import Examples, ExampleStatistics, Schema
+from jfx.pipelines._artifacts import Examples, ExampleStatistics, Schema
 
 __all__ = ["StatisticsGen", "schema_column_types"]
 
@@ -58,9 +58,9 @@ def schema_column_types(schema: Schema) -> dict[str, str]:
 def StatisticsGen(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     statistics: Output[ExampleStatistics],
-    schema: Optional[Input[Schema]] = None,  # noqa: UP007 - the DSL reads Optional[...]
-    exclude_splits: Parameter[list] = None,
-    beam_pipeline_args: Parameter[list] = None,
+    schema: Optional[Input[Schema]] = None,  # noqa: UP045 - the DSL reads Optional[...]
+    exclude_splits: Parameter[list] | None = None,
+    beam_pipeline_args: Parameter[list] | None = None,
 ):
     """Compute statistics of every split of ``examples`` (except ``exclude_splits``).
 

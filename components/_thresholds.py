@@ -78,7 +78,7 @@ def _scalar_names(metrics: Mapping[str, Any], prefix: str = "") -> list[str]:
     for k, v in metrics.items():
         if isinstance(v, Mapping):
             names += _scalar_names(v, f"{prefix}{k}/")
-        elif isinstance(v, (int, float)) and not isinstance(v, bool) or v is None:
+        elif (isinstance(v, (int, float)) and not isinstance(v, bool)) or v is None:
             names.append(prefix + k)
     return names
 

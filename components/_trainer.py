@@ -56,7 +56,7 @@ from jfx.components._user_code import FunctionRef
 from jfx.errors import ComponentError, DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.pipelines._context import current_context
-from jfx.types import Examples, HyperParameters, Model, ModelRun, Schema, TransformGraph
+from jfx.pipelines._artifacts import Examples, HyperParameters, Model, ModelRun, Schema, TransformGraph
 
 __all__ = [
     "HISTORY_FILE",
@@ -183,7 +183,8 @@ def read_hyperparameters(artifact: HyperParameters | str | Path) -> dict[str, An
     Raises:
         DataValidationError: the file is missing or is not a JSON object.
     """
-    path = Path(getattr(artifact, "uri", artifact)) / HYPERPARAMETERS_FILE
+    uri: Any = getattr(artifact, "uri", artifact)  # an artifact, or its folder
+    path = Path(uri) / HYPERPARAMETERS_FILE
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
@@ -457,18 +458,18 @@ def _history_of(result: Any, ref: FunctionRef) -> tuple[Any, dict[str, float]]:
 
 
 @component(external_fingerprint=_trainer_fingerprint)
-def Trainer(
+def Trainer(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Output[Model],
     model_run: Output[ModelRun],
     transform_graph: Input[TransformGraph] | None = None,
     schema: Input[Schema] | None = None,
     hyperparameters: Input[HyperParameters] | None = None,
-    module_file: Parameter[str] = None,
-    run_fn: Parameter[str] = None,
-    train_args: Parameter[dict] = None,
-    eval_args: Parameter[dict] = None,
-    custom_config: Parameter[dict] = None,
+    module_file: Parameter[str] | None = None,
+    run_fn: Parameter[str] | None = None,
+    train_args: Parameter[dict] | None = None,
+    eval_args: Parameter[dict] | None = None,
+    custom_config: Parameter[dict] | None = None,
 ):
     """Train a model with the user's ``run_fn(ctx)`` and track the run in MLflow.
 
@@ -519,7 +520,7 @@ def Trainer(
     hparams = read_hyperparameters(hyperparameters) if hyperparameters is not None else {}
     custom = dict(custom_config or {})
 
-    tags = {
+    tags: dict[str, Any] = {
         "jfx.run_fn": ref.describe(),
         "jfx.component": "Trainer",
     }
@@ -599,7 +600,7 @@ def Trainer(
             "inputs": list(loaded.inputs),
             "outputs": list(loaded.outputs),
             # known when run_fn exported through ctx.export_model; None when it exported by hand
-            "with_transform": ctx._exported.get("with_transform", False if transform is None else None),
+            "with_transform": ctx._exported.get("with_transform", False if transform is None else None),  # noqa: SLF001 - the context this module made
             "metrics_epoch": metrics_epoch,
             "run_fn": ref.describe(),
             **links,

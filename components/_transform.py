@@ -45,7 +45,7 @@ from jfx.components._statistics_gen import schema_column_types
 from jfx.components._user_code import FunctionRef
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
-from jfx.types import Examples, Schema, TransformGraph
+from jfx.pipelines._artifacts import Examples, Schema, TransformGraph
 
 __all__ = ["Transform", "column_types", "preprocessing_ref", "write_transformed"]
 
@@ -96,7 +96,7 @@ def _to_arrow(values: np.ndarray) -> tuple[pa.Array, str]:
     if str(values.dtype) == "bfloat16":
         values = values.astype(np.float32)
     arrow_type, jfx_type, np_type = _PARQUET_TYPES[kind]
-    flat = values.reshape(-1).astype(np_type)
+    flat: np.ndarray = values.reshape(-1).astype(np_type)
     mask = np.isnan(flat) if kind == "f" else None
     arr = pa.array(flat, type=arrow_type, mask=mask)
     if values.ndim == 2:
@@ -143,15 +143,15 @@ def write_transformed(transform: Any, examples: Examples, output: Examples, spli
 
 
 @component(external_fingerprint=_module_fingerprint)
-def Transform(
+def Transform(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     schema: Input[Schema],
     transformed_examples: Output[Examples],
     transform_graph: Output[TransformGraph],
-    module_file: Parameter[str] = None,
-    preprocessing_fn: Parameter[str] = None,
-    analyze_splits: Parameter[list] = None,
-    beam_pipeline_args: Parameter[list] = None,
+    module_file: Parameter[str] | None = None,
+    preprocessing_fn: Parameter[str] | None = None,
+    analyze_splits: Parameter[list] | None = None,
+    beam_pipeline_args: Parameter[list] | None = None,
 ):
     """Fit ``preprocessing_fn`` on ``analyze_splits`` and apply it to every split.
 

@@ -93,7 +93,7 @@ def save_transform(fitted: FittedTransform, path: str | Path, *, platforms: Sequ
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise AlreadyExistsError(f"{path} already exists and is not empty")
     transform_fn = fitted.transform_fn()
-    flat = _flat_constants(fitted.constants)
+    flat: dict[str, Any] = _flat_constants(fitted.constants)
     inputs = list(fitted.types)
     if not inputs:
         raise InvalidArgumentError(f"preprocessing_fn {fitted.ref.describe()} reads no column; "
@@ -111,8 +111,8 @@ def save_transform(fitted: FittedTransform, path: str | Path, *, platforms: Sequ
     # Which raw inputs each output depends on, so a model that ignores (say) the label
     # does not need the raw label at serving time.
     closed = jax.make_jaxpr(flat_fn)(flat, _input_struct(fitted.types, 8))
-    labels = [frozenset()] * len(flat) + [frozenset([c]) for c in sorted(fitted.types)]
-    deps = dict(zip(sorted(out_tree), _dependencies(closed, labels)))
+    labels: list[frozenset[str]] = [frozenset()] * len(flat) + [frozenset([c]) for c in sorted(fitted.types)]
+    deps = dict(zip(sorted(out_tree), _dependencies(closed, labels), strict=True))
     outputs = {}
     for name, aval in out_tree.items():
         if not aval.shape or not jax.export.is_symbolic_dim(aval.shape[0]) or len(aval.shape) > 2:
@@ -258,7 +258,7 @@ def _features_used(model_serving_fn: Callable, model_params: Any, specs: Mapping
     except Exception:  # noqa: BLE001 - a model that cannot be traced here fails in export with its own error
         return set(specs)
     n_params = len(jax.tree_util.tree_leaves(model_params))
-    labels = [frozenset()] * n_params + [frozenset([f]) for f in sorted(specs)]
+    labels: list[frozenset[str]] = [frozenset()] * n_params + [frozenset([f]) for f in sorted(specs)]
     return set().union(*_dependencies(closed, labels))
 
 

@@ -66,7 +66,7 @@ from jfx.components._trainer import (
 from jfx.errors import ComponentError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.pipelines._context import current_context
-from jfx.types import Examples, HyperParameters, Schema, TransformGraph
+from jfx.pipelines._artifacts import Examples, HyperParameters, Schema, TransformGraph
 
 __all__ = ["ALGORITHMS", "TRIALS_FILE", "TuneArgs", "Tuner", "TunerContext", "TunerSpec"]
 
@@ -218,15 +218,15 @@ def _tuner_fingerprint(params: Mapping[str, Any]) -> str:
 
 
 @component(external_fingerprint=_tuner_fingerprint)
-def Tuner(
+def Tuner(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     best_hyperparameters: Output[HyperParameters],
     transform_graph: Input[TransformGraph] | None = None,
     schema: Input[Schema] | None = None,
-    module_file: Parameter[str] = None,
-    tuner_fn: Parameter[str] = None,
-    tune_args: Parameter[dict] = None,
-    custom_config: Parameter[dict] = None,
+    module_file: Parameter[str] | None = None,
+    tuner_fn: Parameter[str] | None = None,
+    tune_args: Parameter[dict] | None = None,
+    custom_config: Parameter[dict] | None = None,
 ):
     """Search hyperparameters with Optuna; write the best to ``hyperparameters.json``.
 

@@ -111,6 +111,8 @@ class FunctionRef:
                     module = sys.modules.get(mod_name)
                     if module is None:
                         spec = importlib.util.spec_from_file_location(mod_name, path)
+                        if spec is None or spec.loader is None:
+                            raise ComponentError(f"{path} cannot be loaded as a Python module")
                         module = importlib.util.module_from_spec(spec)
                         sys.modules[mod_name] = module  # dataclasses and pickling look it up
                         try:

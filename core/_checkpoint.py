@@ -83,7 +83,7 @@ def save_checkpoint(checkpoint_dir: str | Path, step: int, leaves: Sequence[Any]
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     described = {}
     for group, group_leaves in {"state": leaves, **(extra or {})}.items():
         host = jax.device_get(list(group_leaves))

@@ -68,7 +68,7 @@ class _Column:
     start: int
     width: int
     vector: bool  # (batch, width) instead of (batch,)
-    encoder: dict | None = None
+    encoder: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class _Layout:
     n_int: int
     label: str | None
     label_dtype: str | None
-    label_encoder: dict | None
+    label_encoder: Mapping[str, Any] | None
     weight: str | None
 
     def unpack(self, floats: Any, ints: Any) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def _concat(parts: list[_Rows]) -> _Rows:
 
 def _pad(rows: _Rows, size: int) -> _Rows:
     extra = size - _n(rows)
-    out = []
+    out: list[np.ndarray | None] = []
     for a in rows:
         if a is None:
             out.append(None)
@@ -182,7 +182,7 @@ def _build_layout(schema: pa.Schema, features: Sequence[str] | None, label: str 
     return _Layout(tuple(cols), n_float, n_int, label, label_dtype, encoders.get(label) if label else None, weight)
 
 
-def _column_numpy(batch: pa.RecordBatch | pa.Table, name: str, encoder: dict | None, dtype: Any) -> np.ndarray:
+def _column_numpy(batch: pa.RecordBatch | pa.Table, name: str, encoder: Mapping[str, Any] | None, dtype: Any) -> np.ndarray:
     col = batch.column(name)
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
@@ -243,7 +243,7 @@ class _Prefetcher:
                 if not self._put(item):
                     return
             self._put(self._DONE)
-        except BaseException as err:  # handed to the consumer, raised there
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
             self._put(err)
 
     def __iter__(self) -> _Prefetcher:

@@ -123,7 +123,7 @@ def encode_strings(values: Any, spec: Mapping[str, Any]) -> np.ndarray:
     if flat.size == 0:
         return np.zeros(shape, dtype=np.int32)
     # None and bytes are normalised to str so np.unique can sort them.
-    none_mask = np.equal(flat, None)
+    none_mask = np.equal(flat, None)  # type: ignore[call-overload]  # element-wise on an object array
     if none_mask.any() or any(isinstance(v, bytes) for v in flat[:1]):
         flat = np.array(
             ["" if v is None else (v.decode("utf-8") if isinstance(v, bytes) else str(v)) for v in flat],

@@ -98,7 +98,7 @@ def signature_from_dataset(data: Dataset) -> dict[str, TensorSpec]:
     for c in data.layout.columns:
         shape = (c.width,) if c.vector else ()
         if c.encoder is not None:
-            out[c.name] = TensorSpec("string", shape, c.encoder)
+            out[c.name] = TensorSpec("string", shape, dict(c.encoder))
         else:
             out[c.name] = TensorSpec("float32" if c.group == "float" else "int32", shape)
     return out
@@ -108,7 +108,7 @@ def _param_names(params: Any) -> tuple[list[str], list[Any], Any]:
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
     names = [jax.tree_util.keystr(p) for p, _ in flat]
     leaves = [x for _, x in flat]
-    for n, x in zip(names, leaves):
+    for n, x in zip(names, leaves, strict=True):
         if jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
             raise InvalidArgumentError(f"parameter {n} is a PRNG key; export only weights, not RNG state")
     return names, leaves, treedef
@@ -121,7 +121,7 @@ def stable_export(fn: Callable[..., Any], platforms: Any, *specs: Any) -> jax.ex
     exported from two call paths (a thread of the local runner, a Kubeflow task) would
     serialise to different bytes and its artifact to a different fingerprint.
     """
-    limit = jax.config.jax_traceback_in_locations_limit
+    limit = jax.config.jax_traceback_in_locations_limit  # type: ignore[attr-defined]  # a flag jax.config defines at run time
     jax.config.update("jax_traceback_in_locations_limit", 0)
     try:
         return jax.export.export(jax.jit(fn), platforms=tuple(platforms))(*specs)
@@ -180,7 +180,7 @@ def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
 
     (b,) = jax.export.symbolic_shape("b")
     feature_specs = {n: jax.ShapeDtypeStruct((b, *s.shape), jnp.dtype(s.model_dtype)) for n, s in sig.items()}
-    param_specs = {k: jax.ShapeDtypeStruct(x.shape, x.dtype) for k, x in zip(keys, host_leaves)}
+    param_specs = {k: jax.ShapeDtypeStruct(x.shape, x.dtype) for k, x in zip(keys, host_leaves, strict=True)}
     if platforms is None:
         platforms = list(dict.fromkeys(["cpu", jax.default_backend()]))
     exported = stable_export(flat_fn, platforms, param_specs, feature_specs)
@@ -197,13 +197,14 @@ def export(serving_fn: Callable[[Any, dict[str, jax.Array]], Any], params: Any,
     tmp.mkdir(parents=True)
     (tmp / _FUNCTION).write_bytes(bytes(exported.serialize()))
     with open(tmp / _WEIGHTS, "wb") as f:
-        np.savez(f, **dict(zip(keys, host_leaves)))
+        arrays: dict[str, Any] = dict(zip(keys, host_leaves, strict=True))
+        np.savez(f, **arrays)
     doc = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "inputs": {n: s.to_json() for n, s in sig.items()},
         "outputs": outputs,
-        "params": dict(zip(keys, names)),
+        "params": dict(zip(keys, names, strict=True)),
         "platforms": list(platforms),
         "jax_version": jax.__version__,
         "metadata": metadata,
@@ -234,7 +235,7 @@ def model_serving_fn(model: nnx.Module, head: str | None = None) -> tuple[Callab
     if head not in ("classifier", "regressor", "logits"):
         raise InvalidArgumentError(f"head must be classifier, regressor or logits, got {head!r}")
     model.eval()
-    graphdef, rng_state, weights = nnx.split(model, nnx.RngState, ...)
+    graphdef, rng_state, weights = nnx.split(model, nnx.RngState, ...)  # type: ignore[misc]  # flax types the result as variadic
 
     def serving_fn(params: Any, features: dict[str, jax.Array]) -> dict[str, jax.Array]:
         module = nnx.merge(graphdef, rng_state, params, copy=True)
@@ -350,15 +351,16 @@ class LoadedModel:
             if arr.dtype == object and arr.size and not all(v is None or isinstance(v, (str, bytes))
                                                            for v in arr.reshape(-1)):
                 raise InvalidArgumentError(f"feature {name!r} must hold strings, got {arr.reshape(-1)[:3].tolist()}")
+            assert spec.encoder is not None  # a string feature's spec carries its encoder
             out = encode_strings(arr, spec.encoder)
         else:
             try:
                 arr = np.asarray(values)
                 if arr.dtype == object or arr.dtype.kind in "USO":
                     arr = arr.astype(np.float64)
-                if np.dtype(spec.dtype).kind in "iu" and arr.dtype.kind == "f":
-                    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-                        raise ValueError("non-integral values for an integer feature")
+                if np.dtype(spec.dtype).kind in "iu" and arr.dtype.kind == "f" and (
+                        not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr))):
+                    raise ValueError("non-integral values for an integer feature")
                 out = arr.astype(spec.dtype)
             except (ValueError, TypeError) as err:
                 raise InvalidArgumentError(
@@ -501,6 +503,7 @@ def _json_numbers(name: str, spec: TensorSpec, values: Any) -> np.ndarray:
                                    f"feature {name!r} has shape {obj.shape}; expected (batch,)")
     flat = obj.reshape(-1)
     nullable = dtype.kind not in "biu"  # float16/32, and bfloat16 (kind "V")
+    allowed: frozenset[type]
     if dtype.kind == "b":
         allowed, takes = frozenset({bool}), "true or false"
     elif spec.source_type == "bool":  # a boolean column the model reads as 0/1
@@ -527,7 +530,7 @@ def _json_numbers(name: str, spec: TensorSpec, values: Any) -> np.ndarray:
             out = wide.astype(dtype)
         bad = ~np.isfinite(out if dtype.kind == "f" else out.astype(np.float32))
         if bad.any() and nullable:
-            bad &= flat.reshape(obj.shape) != None  # elementwise on objects: null is a missing value
+            bad &= flat.reshape(obj.shape) != None  # noqa: E711 - elementwise on objects: null is a missing value
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
             raise InvalidArgumentError(

@@ -102,7 +102,7 @@ def auc_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float:
     pos = np.asarray(pos, np.float64).reshape(-1, np.shape(pos)[-1])
     neg = np.asarray(neg, np.float64).reshape(-1, np.shape(neg)[-1])
     values = []
-    for p, n in zip(pos, neg):
+    for p, n in zip(pos, neg, strict=True):
         tp, tn = p.sum(), n.sum()
         if tp <= 0 or tn <= 0:
             continue

@@ -9,6 +9,7 @@ logits, so these are conveniences, not requirements.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -166,7 +167,7 @@ class _MLP(nnx.Module):
         self.activation = activation
         sizes = [in_features, *hidden_units]
         self.layers = nnx.List([
-            nnx.Linear(a, b, dtype=dtype, param_dtype=param_dtype, rngs=rngs) for a, b in zip(sizes, sizes[1:])
+            nnx.Linear(a, b, dtype=dtype, param_dtype=param_dtype, rngs=rngs) for a, b in itertools.pairwise(sizes)
         ])
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
         self.out_features = sizes[-1]

@@ -51,7 +51,7 @@ def parse_predict_body(body: bytes, model: LoadedModel) -> tuple[str, dict[str, 
         # what json.loads does with bytes, with one decoder made once (loads with a
         # keyword argument would build a decoder for every request)
         req = _STRICT.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
-    except _NotJsonNumber as err:
+    except _NotJsonNumberError as err:
         raise _bad(f"{_where_constant(body, err.token)} {err.token}, which is not a JSON number (RFC 8259 has no "
                    "NaN or Infinity); send a finite number (null marks a missing value of a float or string "
                    "feature)") from None
@@ -110,7 +110,7 @@ def parse_predict_body(body: bytes, model: LoadedModel) -> tuple[str, dict[str, 
     return kind, arrays, n
 
 
-class _NotJsonNumber(ValueError):
+class _NotJsonNumberError(ValueError):
     def __init__(self, token: str):
         super().__init__(token)
         self.token = token
@@ -118,7 +118,7 @@ class _NotJsonNumber(ValueError):
 
 def _refuse_constant(token: str) -> Any:
     """``json.loads`` calls this for NaN, Infinity and -Infinity, which RFC 8259 does not have."""
-    raise _NotJsonNumber(token)
+    raise _NotJsonNumberError(token)
 
 
 _STRICT = json.JSONDecoder(parse_constant=_refuse_constant)
@@ -170,12 +170,12 @@ def _where_constant(body: bytes, token: str) -> str:
 def _culprit(model: LoadedModel, data: Any) -> str:
     """Names the feature that ``prepare`` choked on with an error it did not translate."""
     try:
-        columns = data if isinstance(data, dict) else model._columns_from_rows(data)
+        columns = data if isinstance(data, dict) else model._columns_from_rows(data)  # noqa: SLF001 - diagnosing with the model's own readers
     except Exception:  # noqa: BLE001 - only diagnosing
         return "the inputs "
     for name, spec in model.inputs.items():
         try:
-            model._column(name, spec, columns[name], strict=True)
+            model._column(name, spec, columns[name], strict=True)  # noqa: SLF001 - diagnosing with the model's own readers
         except Exception:  # noqa: BLE001 - only diagnosing
             return f"feature {name!r} "
     return "the inputs "
@@ -191,7 +191,7 @@ def format_predictions(kind: str, outputs: Mapping[str, np.ndarray], n: int) -> 
     if len(cols) == 1:
         return {"predictions": next(iter(cols.values()))}
     keys = list(cols)
-    return {"predictions": [dict(zip(keys, vals)) for vals in zip(*(cols[k] for k in keys))] if n else []}
+    return {"predictions": [dict(zip(keys, vals, strict=True)) for vals in zip(*(cols[k] for k in keys), strict=True)] if n else []}
 
 
 def _json_values(values: Any) -> list[Any]:
@@ -237,9 +237,9 @@ def _resp(description: str, schema: str) -> dict[str, Any]:
 
 def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
     """The OpenAPI 3 description of the server's routes (served at ``/v1/openapi.json``)."""
-    name_param = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"},
+    name_param: dict[str, Any] = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"},
                   "description": f"the served model's name ({model_name!r} on this server)"}
-    version_param = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"},
+    version_param: dict[str, Any] = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"},
                      "description": "a loaded version (a folder name under the model base path)"}
     errors = {"400": _resp("a malformed request; the message names the field", "Error"),
               "404": _resp("no such model or version", "Error"),
@@ -268,7 +268,7 @@ def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
         if params:
             item["parameters"] = params
         paths[template] = item
-    any_json = {}
+    any_json: dict[str, Any] = {}
     return {
         "openapi": "3.0.3",
         "info": {"title": "jfx model server", "version": "1",

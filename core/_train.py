@@ -190,7 +190,8 @@ class Trainer:
         self.trace_count = 0
 
         model.train()
-        self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        self.graphdef: nnx.GraphDef
+        self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax types the result as variadic
         model.eval()
         self.eval_graphdef = nnx.split(model, nnx.Param, ...)[0]
         model.train()
@@ -223,7 +224,7 @@ class Trainer:
             features = _cast_floats(features, self.compute_dtype)
         module = nnx.merge(graphdef, params, rest, copy=True)
         logits = module(features)
-        new_rest = nnx.split(module, nnx.Param, ...)[2]
+        new_rest = nnx.split(module, nnx.Param, ...)[2]  # type: ignore[misc]  # flax types the result as variadic
         return jnp.asarray(logits).astype(jnp.float32), new_rest
 
     def _weighted_loss(self, logits: Any, label: Any, weight: Any) -> Any:
@@ -234,7 +235,7 @@ class Trainer:
     def _update_metrics(self, mstate: Any, logits: Any, label: Any, weight: Any, loss_sum: Any,
                         metrics: Sequence[Metric]) -> Any:
         loss_acc = (mstate[0][0] + loss_sum, mstate[0][1] + jnp.sum(weight))
-        return (loss_acc, *[m.update(s, logits, label, weight) for m, s in zip(metrics, mstate[1:])])
+        return (loss_acc, *[m.update(s, logits, label, weight) for m, s in zip(metrics, mstate[1:], strict=True)])
 
     def _train_step(self, carry: tuple, floats: Any, ints: Any, label: Any, weight: Any) -> tuple:
         self.trace_count += 1
@@ -306,7 +307,7 @@ class Trainer:
         mstate = jax.tree.unflatten(tree, jax.device_get(list(metric_leaves)))
         total, weight = (float(x) for x in mstate[0])
         out = {f"{prefix}loss": total / weight if weight > 0 else float("nan")}
-        for m, s in zip(metrics, mstate[1:]):
+        for m, s in zip(metrics, mstate[1:], strict=True):
             out[f"{prefix}{m.name}"] = float(m.finish(s))
         return out
 
@@ -394,6 +395,9 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
         The :class:`History`; the model holds the trained (or best) weights.
 
     Example:
+        >>> import numpy as np, optax
+        >>> from flax import nnx
+        >>> from jfx.core import DNNClassifier, Dataset, Numeric, fit
         >>> ds = Dataset.from_arrays({"x": np.random.rand(64, 2), "y": np.arange(64) % 2}, label="y",
         ...                          batch_size=16)
         >>> model = DNNClassifier({"x": Numeric(2)}, hidden_units=(8,), rngs=nnx.Rngs(0))
@@ -440,7 +444,8 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
             metric_leaves = tuple(jax.device_put(groups["metrics"], trainer.replicated))
 
     def checkpoint(position_epoch: int, position_batch: int, metrics_now: tuple | None) -> None:
-        extra = {}
+        assert checkpoint_dir is not None  # called only when checkpointing
+        extra: dict[str, Sequence[Any]] = {}
         if best_state is not None:
             extra["best"] = best_state
         if metrics_now is not None:
@@ -464,8 +469,8 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
             position = start_batch
             try:
                 for rows in batches:
-                    if trainer._metric_tree is None:
-                        trainer._init_metric_tree(rows)
+                    if trainer._metric_tree is None:  # noqa: SLF001 - fit drives its Trainer's lazy metric set-up
+                        trainer._init_metric_tree(rows)  # noqa: SLF001
                     if metric_leaves is None:
                         metric_leaves = trainer.fresh_metrics()
                     metric_leaves = trainer.train_step(rows, metric_leaves)
@@ -525,7 +530,7 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
         # Leave the model holding the last completed step's weights, not donated buffers.
         try:
             trainer.write_back()
-        except Exception:  # the state itself may be unusable after a failed step
+        except Exception:  # noqa: BLE001 - the state itself may be unusable after a failed step
             pass
         raise
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import zlib
+from typing import Any
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def describe_db_error(err: BaseException, url: sa.URL) -> str:
         "Unknown database 'x' (MySQL error 1049)"
     """
     orig = getattr(err, "orig", None) or err
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):  # PyMySQL, mysqlclient
         text = f"{args[1]} (MySQL error {args[0]})"
     else:
@@ -207,17 +208,17 @@ def insert_ignore(backend: str, table: sa.Table):
     Unlike MySQL's ``INSERT IGNORE``, foreign-key violations still raise.
     """
     if backend == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table).on_conflict_do_nothing()
     if backend == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.mysql import insert
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.mysql import insert as mysql_insert
 
     first = next(iter(table.primary_key.columns))
-    return insert(table).on_duplicate_key_update({first.name: first})  # a no-op update
+    return mysql_insert(table).on_duplicate_key_update({first.name: first})  # a no-op update
 
 
 def _driver_code(err: sa.exc.DBAPIError):
@@ -289,7 +290,7 @@ def allow_deep_recursion(conn: sa.Connection) -> None:
     ``cte_max_recursion_depth`` (1000). SQLite and PostgreSQL have no such limit.
     """
     if conn.dialect.name == "mysql":
-        variable = "max_recursive_iterations" if conn.dialect.is_mariadb else "cte_max_recursion_depth"
+        variable = "max_recursive_iterations" if getattr(conn.dialect, "is_mariadb", False) else "cte_max_recursion_depth"
         conn.exec_driver_sql(f"SET SESSION {variable} = 4294967295")
 
 

@@ -95,7 +95,7 @@ class Client:
         """Close the store's connections."""
         self.store.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Client:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -115,9 +115,9 @@ class Client:
             >>> [r.id for r in client.runs("chain")]        # doctest: +SKIP
             ['chain-20240101-120000-a1b2c3']
         """
-        names: dict[int, str] = {}
+        names: dict[int | None, str] = {}
         if pipeline is not None:
-            names = {c.id: c.name for c in self.store.get_pipelines() if c.name == pipeline}
+            names = {c.stored_id: c.name for c in self.store.get_pipelines() if c.name == pipeline}
         return [RunView(self.store, ctx, names.get(ctx.parent_id)) for ctx in self.store.get_runs(pipeline)]
 
     def run(self, run_id: str) -> RunView:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from jfx.metadata._backend import allow_deep_recursion
@@ -38,7 +40,7 @@ def walk(conn: sa.Connection, artifact_id: int, upstream: bool, depth: int | Non
     cte = sa.select(*anchor_columns).where(artifacts.c.id == artifact_id).cte("walk", recursive=True)
 
     prev, hop, step = cte.alias("w"), events.alias("hop"), events.alias("step")
-    columns = [step.c.artifact_id]
+    columns: list[sa.ColumnElement[Any]] = [step.c.artifact_id]
     if bounded:
         columns.append(prev.c.depth + 1)
     recursive = sa.select(*columns).select_from(

@@ -71,17 +71,18 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
     if len(rows) > 1 and conn.dialect.insert_executemany_returning_sort_by_parameter_order:
         stmt = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(conn.execute(stmt, rows).scalars())
-    return [conn.execute(sa.insert(table), row).inserted_primary_key[0] for row in rows]
+    # a one-row INSERT always reports its primary key
+    return [conn.execute(sa.insert(table), row).inserted_primary_key[0] for row in rows]  # type: ignore[index]
 
 
 def save(conn: sa.Connection, table: sa.Table, records: Sequence[Any], rows: Sequence[dict[str, Any]], updates: Sequence[str]) -> list[int]:
     """Insert the records without an id, update ``updates`` columns of the others; all ids in order."""
-    existing = [(r.id, row) for r, row in zip(records, rows) if r.id is not None]
+    existing = [(r.id, row) for r, row in zip(records, rows, strict=True) if r.id is not None]
     if existing:
         require_ids(conn, table, [i for i, _ in existing], table.name.removeprefix("jfx_").rstrip("s"))
         stmt = sa.update(table).where(table.c.id == sa.bindparam("record_id"))
         conn.execute(stmt, [{"record_id": i, **{k: row[k] for k in updates}} for i, row in existing])
-    new_ids = iter(insert_rows(conn, table, [row for r, row in zip(records, rows) if r.id is None]))
+    new_ids = iter(insert_rows(conn, table, [row for r, row in zip(records, rows, strict=True) if r.id is None]))
     return [r.id if r.id is not None else next(new_ids) for r in records]
 
 

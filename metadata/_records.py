@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from jfx.errors import InvalidArgumentError
 
@@ -97,13 +97,30 @@ def _jsonable(value: Any) -> Any:
 
 
 class _ToDict:
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every subclass is a dataclass
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict: enums as their values, datetimes as ISO 8601 strings."""
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
+class _Stored(_ToDict):
+    id: int | None
+
+    @property
+    def stored_id(self) -> int:
+        """The id the store gave this record (read from or written to it).
+
+        Raises:
+            InvalidArgumentError: the record was never stored.
+        """
+        if self.id is None:
+            raise InvalidArgumentError(f"{type(self).__name__} {getattr(self, 'name', '')!r} has no id: it was never stored")
+        return self.id
+
+
 @dataclass
-class ArtifactRecord(_ToDict):
+class ArtifactRecord(_Stored):
     """One artifact: a typed piece of data at a URI.
 
     Example:
@@ -123,7 +140,7 @@ class ArtifactRecord(_ToDict):
 
 
 @dataclass
-class ExecutionRecord(_ToDict):
+class ExecutionRecord(_Stored):
     """One execution of a pipeline node (``type_name`` is the component name)."""
 
     type_name: str
@@ -139,7 +156,7 @@ class ExecutionRecord(_ToDict):
 
 
 @dataclass
-class ContextRecord(_ToDict):
+class ContextRecord(_Stored):
     """A named group of executions and artifacts: a pipeline, a pipeline run or a node."""
 
     type_name: str
@@ -176,12 +193,12 @@ class LineageGraph:
     @property
     def artifact_ids(self) -> set[int]:
         """The ids of :attr:`artifacts`."""
-        return {a.id for a in self.artifacts}
+        return {a.stored_id for a in self.artifacts}
 
     @property
     def execution_ids(self) -> set[int]:
         """The ids of :attr:`executions`."""
-        return {e.id for e in self.executions}
+        return {e.stored_id for e in self.executions}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict with ``artifacts``, ``executions`` and ``events`` lists."""

@@ -133,7 +133,7 @@ class MetadataStore:
         """Close the store's database connections."""
         self._engine.dispose()
 
-    def __enter__(self) -> MetadataStore:
+    def __enter__(self) -> MetadataStore:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -156,7 +156,7 @@ class MetadataStore:
         records = list(artifacts)
         rows = [artifact_row(a, stamp) for a in records]
         ids = self._tx(lambda conn: save(conn, artifacts_t, records, rows, _ARTIFACT_UPDATES), write=True)
-        for record, row, new_id in zip(records, rows, ids):
+        for record, row, new_id in zip(records, rows, ids, strict=True):
             stamp_artifact(record, row, new_id)
         return ids
 
@@ -214,7 +214,7 @@ class MetadataStore:
         records = list(executions)
         rows = [execution_row(e, stamp) for e in records]
         ids = self._tx(lambda conn: save(conn, executions_t, records, rows, _EXECUTION_UPDATES), write=True)
-        for record, row, new_id in zip(records, rows, ids):
+        for record, row, new_id in zip(records, rows, ids, strict=True):
             stamp_execution(record, row, new_id)
         return ids
 
@@ -281,7 +281,7 @@ class MetadataStore:
             return save(conn, contexts_t, records, rows, _CONTEXT_UPDATES)
 
         ids = self._tx(write, write=True)
-        for record, row, new_id in zip(records, rows, ids):
+        for record, row, new_id in zip(records, rows, ids, strict=True):
             if record.id is None:
                 record.create_time = row["create_time"]
             record.id = new_id
@@ -474,7 +474,7 @@ class MetadataStore:
 
         execution_id, output_ids = self._tx(write, write=True)
         stamp_execution(execution, exec_row, execution_id)
-        for record, row, new_id in zip(flat_outputs, output_rows, output_ids):
+        for record, row, new_id in zip(flat_outputs, output_rows, output_ids, strict=True):
             stamp_artifact(record, row, new_id)
         return execution
 

@@ -1,9 +1,15 @@
 """Orchestrators: the launcher every runner shares, and the runners."""
 
+from typing import TYPE_CHECKING
+
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, ResolverContext, RunInfo, launch_node
 from jfx.orchestrators._local import LocalDagRunner
 from jfx.orchestrators._progress import LogProgress, Progress, RichProgress
 from jfx.orchestrators._run import RunResult, RunState, reap_abandoned
+
+if TYPE_CHECKING:  # imported on first use at run time (see __getattr__)
+    from jfx.orchestrators._beam_runner import BeamDagRunner
+    from jfx.orchestrators._kubeflow import KubeflowDagRunner
 
 __all__ = [
     "BeamDagRunner",

@@ -36,12 +36,12 @@ quiet_beam_import()
 import apache_beam as beam  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
-from jfx.errors import InvalidArgumentError
-from jfx.metadata import ExecutionRecord, ExecutionState, ListOptions, MetadataStore
-from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node
-from jfx.orchestrators._partial import choose_before_run, prepare_partial
-from jfx.orchestrators._progress import make_progress
-from jfx.orchestrators._run import (
+from jfx.errors import InvalidArgumentError  # noqa: E402 - after quiet_beam_import()
+from jfx.metadata import ExecutionRecord, ExecutionState, ListOptions, MetadataStore  # noqa: E402 - after quiet_beam_import()
+from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node  # noqa: E402 - after quiet_beam_import()
+from jfx.orchestrators._partial import choose_before_run, prepare_partial  # noqa: E402 - after quiet_beam_import()
+from jfx.orchestrators._progress import make_progress  # noqa: E402 - after quiet_beam_import()
+from jfx.orchestrators._run import (  # noqa: E402 - after quiet_beam_import()
     RunResult,
     as_ir,
     finish_run,
@@ -52,7 +52,7 @@ from jfx.orchestrators._run import (
     skipped_by_upstream,
     start_run,
 )
-from jfx.pipelines import Pipeline, PipelineIR
+from jfx.pipelines import Pipeline, PipelineIR  # noqa: E402
 
 __all__ = ["BeamDagRunner"]
 

@@ -35,7 +35,8 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
 from jfx._config import resolve_metadata_url
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
@@ -235,7 +236,7 @@ class KubeflowDagRunner:
         order = list(signature.parameters)
 
         def body(*args: Any) -> None:
-            values = dict(zip(order, args))
+            values = dict(zip(order, args, strict=True))
             common = {
                 "jfx_ir": ir_json,
                 "jfx_job_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
@@ -297,7 +298,7 @@ class KubeflowDagRunner:
         if node.options.timeout_s is not None:
             from kfp import kubernetes
 
-            kubernetes.set_timeout(task, int(math.ceil(node.options.timeout_s)) + TIMEOUT_GRACE_S)
+            kubernetes.set_timeout(task, math.ceil(node.options.timeout_s) + TIMEOUT_GRACE_S)
 
     # ------------------------------------------------------------------ submit
 
@@ -327,7 +328,7 @@ class KubeflowDagRunner:
         Returns:
             the run's Kubeflow id, its UI address and its jfx run id.
         """
-        options = {"experiment": experiment, "params": params, "run_name": run_name, "token": token,
+        options: dict[str, Any] = {"experiment": experiment, "params": params, "run_name": run_name, "token": token,
                    "namespace": namespace}
         if isinstance(pipeline, (str, Path)):
             if not Path(pipeline).is_file():
@@ -492,7 +493,7 @@ def submit_package(package: str, host: str, *, experiment: str | None = None, pa
         result = client.create_run_from_pipeline_package(
             package, arguments=arguments, run_name=run_name, experiment_name=experiment, namespace=namespace,
         )
-    url = f"{client._get_url_prefix()}/#/runs/details/{result.run_id}"
+    url = f"{client._get_url_prefix()}/#/runs/details/{result.run_id}"  # noqa: SLF001 - kfp.Client has no public accessor for its UI address
     jfx_run_id = str(arguments.get("jfx_run_id") or "") or f"{pipeline_name}-kfp-{result.run_id}"
     return SubmittedRun(result.run_id, url, jfx_run_id, getattr(result.run_info, "experiment_id", None))
 

@@ -179,7 +179,7 @@ def launch_node(
     node_ctx = store.get_or_create_context(
         NODE, node_context_name(ir.name, node.id), parent_id=run.pipeline_context_id
     )
-    contexts = [run.pipeline_context_id, run.run_context_id, node_ctx.id]
+    contexts = [run.pipeline_context_id, run.run_context_id, node_ctx.stored_id]
     base = ExecutionRecord(
         type_name=node.component.name,
         node_id=node.id,
@@ -243,7 +243,7 @@ def launch_node(
     if node.trigger == "all_done":
         reason = "an exit handler runs on every run"
     elif ir.enable_cache and run.enable_cache and node.options.cache:
-        hit = _find_cached(store, node, node_ctx.id, cache_key)
+        hit = _find_cached(store, node, node_ctx.stored_id, cache_key)
         if hit is not None:
             source, outputs = hit
             halted = source.properties.get("halted")
@@ -254,7 +254,7 @@ def launch_node(
             )
             return NodeOutcome(node.id, NodeState.CACHED, cached.id, outputs, cached_from=source.id,
                                duration_s=time.perf_counter() - t0, halted=halted)
-        reason = _miss_reason(store, node, node_ctx.id, material)
+        reason = _miss_reason(store, node, node_ctx.stored_id, material)
     else:
         reason = "cache disabled" if node.options.cache else "cache disabled for this node"
 
@@ -271,7 +271,7 @@ def launch_node(
 
 
 def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, comp: Any,
-             inputs: dict[str, ArtifactRecord | None], params: dict[str, Any], base: ExecutionRecord,
+             inputs: dict[str, Any], params: dict[str, Any], base: ExecutionRecord,
              contexts: list[int], input_ids: dict[str, list[int]], reason: str,
              cancel: threading.Event | None, upstream_states: dict[str, str] | None, attempt: int) -> NodeOutcome:
     """One attempt at running the component: a RUNNING execution that ends COMPLETE or FAILED."""
@@ -284,7 +284,7 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
     running = replace(running, properties={**running.properties, "log_uri": str(log_file)})
     outcome = NodeOutcome(node.id, NodeState.RUNNING, running.id, cache_miss_reason=reason)
     try:
-        ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
+        ctx = ExecutionContext(ir.name, run.run_id, node.id, running.stored_id, run.pipeline_root, ir.beam_pipeline_args,
                                store.url, upstream_states, functools.partial(record_temporary, stage))
         artifacts, halted = _run_component(comp, node, inputs, params, stage, ctx, log_file)
         if cancel is not None and cancel.is_set():
@@ -293,7 +293,7 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
             running = replace(running, properties={**running.properties, "halted": halted})
         outcome.outputs = _publish(store, ir, node, run, running, contexts, input_ids, artifacts, stage)
         outcome.state, outcome.halted = NodeState.COMPLETE, halted
-    except BaseException as err:  # noqa: BLE001 - recorded, then re-raised if it is an interrupt
+    except BaseException as err:  # recorded, then re-raised if it is an interrupt
         discard_staging(stage)
         interrupted = isinstance(err, (KeyboardInterrupt, SystemExit)) or (cancel is not None and cancel.is_set())
         tb = traceback.format_exc()
@@ -312,7 +312,7 @@ def _execute(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, c
 
 
 def _resolve(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, comp: Any, params: dict[str, Any],
-             inputs: dict[str, ArtifactRecord | None], base: ExecutionRecord, contexts: list[int],
+             inputs: dict[str, Any], base: ExecutionRecord, contexts: list[int],
              input_ids: dict[str, list[int]], t0: float) -> NodeOutcome:
     """Run a resolver node: record the existing artifacts it picks as its outputs."""
     rctx = ResolverContext(store, ir.name, run.pipeline_context_id, run.run_context_id, node.id)
@@ -357,7 +357,7 @@ def _resolve_inputs(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: Run
         for producer, out_key in spec.sources or ((spec.producer, spec.key),):
             outputs = store.get_node_outputs(run.run_context_id, producer)
             records = (outputs or {}).get(out_key) or []
-            if not records and (lenient or spec.optional and outputs is not None):
+            if not records and (lenient or (spec.optional and outputs is not None)):
                 continue  # e.g. a resolver that found nothing
             if not records:
                 raise InvalidPipelineError(
@@ -377,11 +377,11 @@ def _run_states(store: MetadataStore, run: RunInfo, node_ids: tuple[str, ...]) -
             latest[e.node_id] = e
     states: dict[str, tuple[str, Any, bool]] = {}
     for nid in node_ids:
-        e = latest.get(nid)
-        if e is None:
+        last = latest.get(nid)
+        if last is None:
             states[nid] = (NodeState.SKIPPED, None, False)
         else:
-            states[nid] = (STATE_OF[e.state], e.properties.get("halted"), bool(e.properties.get("by_condition")))
+            states[nid] = (STATE_OF[last.state], last.properties.get("halted"), bool(last.properties.get("by_condition")))
     return states
 
 
@@ -477,7 +477,7 @@ def _miss_reason(store: MetadataStore, node: NodeIR, node_ctx_id: int, material:
     return "; ".join(reasons) or "earlier outputs no longer available"
 
 
-def _run_component(comp: Any, node: NodeIR, inputs: dict[str, ArtifactRecord | None],
+def _run_component(comp: Any, node: NodeIR, inputs: dict[str, Any],
                    params: dict[str, Any], stage: Path, ctx: ExecutionContext,
                    log_file: Path | None = None) -> tuple[dict[str, Artifact], str | None]:
     """Call the component; return its output artifacts and a halt reason (or None)."""

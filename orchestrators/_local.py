@@ -170,7 +170,7 @@ class LocalDagRunner:
                     node_id = running.pop(future)
                     try:
                         outcome = future.result()
-                    except Exception as err:  # the launcher itself failed (e.g. the store is unreachable)
+                    except Exception as err:  # noqa: BLE001 - the launcher itself failed (e.g. the store is unreachable)
                         outcome = NodeOutcome(node_id, NodeState.FAILED, error=f"{type(err).__name__}: {err}")
                     outcomes[node_id] = outcome
                     progress.node_finished(outcome)
@@ -208,7 +208,7 @@ _POOL_LOCK = threading.Lock()
 def _process_pool(size: int) -> ProcessPoolExecutor:
     global _POOL, _POOL_SIZE
     with _POOL_LOCK:
-        if _POOL is None or _POOL_SIZE != size or getattr(_POOL, "_broken", False):
+        if _POOL is None or size != _POOL_SIZE or getattr(_POOL, "_broken", False):
             _shutdown_pool()
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["jfx.orchestrators._launcher"])

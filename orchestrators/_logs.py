@@ -75,9 +75,9 @@ _HANDLER = _ThreadHandler()
 
 def _install() -> None:
     if not isinstance(sys.stdout, _Tee):
-        sys.stdout = _Tee(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = _Tee(sys.stdout)
     if not isinstance(sys.stderr, _Tee):
-        sys.stderr = _Tee(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = _Tee(sys.stderr)
     root = logging.getLogger()
     if _HANDLER not in root.handlers:
         root.addHandler(_HANDLER)
@@ -85,9 +85,9 @@ def _install() -> None:
 
 def _uninstall() -> None:
     if isinstance(sys.stdout, _Tee):
-        sys.stdout = sys.stdout.original  # type: ignore[assignment]
+        sys.stdout = sys.stdout.original
     if isinstance(sys.stderr, _Tee):
-        sys.stderr = sys.stderr.original  # type: ignore[assignment]
+        sys.stderr = sys.stderr.original
     logging.getLogger().removeHandler(_HANDLER)
 
 

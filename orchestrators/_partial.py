@@ -192,8 +192,8 @@ def _judge(store: MetadataStore, ir: PipelineIR, run_ctx: ContextRecord,
     """Whether ``run_ctx`` is a source: (the source, None) or (None, (node id, why not))."""
     assert run_ctx.id is not None
     latest: dict[str, ExecutionRecord] = {}
-    for e in store.get_executions_by_context(run_ctx.id, ListOptions(order_by="id")):
-        latest[e.node_id] = e
+    for record in store.get_executions_by_context(run_ctx.id, ListOptions(order_by="id")):
+        latest[record.node_id] = record
     chosen: dict[str, Any] = {}
     for node_id in needed:
         e = latest.get(node_id)
@@ -301,7 +301,7 @@ def reuse_from(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo,
                                     "reused_from_run": source.run_id, "cache_miss_reason": reason,
                                     "cache_material": origin.properties.get("cache_material")}),
         contexts=[run.pipeline_context_id, run.run_context_id, node_ctx.id],
-        inputs={k: [a.id for a in v] for k, v in inputs.items()}, outputs=outputs,
+        inputs={k: [a.stored_id for a in v] for k, v in inputs.items()}, outputs=outputs,
     )
     return NodeOutcome(node.id, NodeState.REUSED, reused.id, outputs, cache_miss_reason=reason,
                        cached_from=origin.id, reused_from_run=source.run_id)

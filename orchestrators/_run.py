@@ -153,7 +153,7 @@ def skipped_by_upstream(node_id: str, blocked: list[NodeOutcome]) -> NodeOutcome
 def run_state(outcomes: dict[str, NodeOutcome], left_out: set[str] = frozenset()) -> str:  # type: ignore[assignment]
     """COMPLETE if every node succeeded, was skipped by a false condition, or was left out of
     a partial run; else FAILED."""
-    ok = all(o.succeeded or o.state == NodeState.SKIPPED and (o.by_condition or k in left_out)
+    ok = all(o.succeeded or (o.state == NodeState.SKIPPED and (o.by_condition or k in left_out))
              for k, o in outcomes.items())
     return RunState.COMPLETE if ok else RunState.FAILED
 

@@ -29,7 +29,8 @@ import socket
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from jfx.errors import ComponentError, InvalidArgumentError, JfxError
 from jfx.metadata import ExecutionState, MetadataStore

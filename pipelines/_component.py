@@ -34,7 +34,8 @@ import typing
 from collections.abc import Iterator, Mapping
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Union
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union
+from collections.abc import Callable
 
 from jfx._version import __version__
 from jfx.errors import InvalidPipelineError
@@ -86,31 +87,40 @@ def _artifact_class(kind: str, t: Any) -> type[Artifact]:
     return t
 
 
-class Input:
-    """``Input[T]``: an artifact of type ``T`` read by the component.
+if TYPE_CHECKING:
+    # What a type checker sees: ``Input[Examples]`` is an ``Examples`` inside the function,
+    # ``Parameter[int]`` an ``int``. At run time the classes below build the annotations.
+    _T = TypeVar("_T")
+    Input = Annotated[_T, "input"]
+    Output = Annotated[_T, "output"]
+    Parameter = Annotated[_T, "parameter"]
+else:
 
-    ``Input[list[T]]`` takes several artifacts: the outputs of every copy of a
-    :class:`jfx.ForEach` node, wired with ``jfx.Collected(node.outputs["x"])``.
-    """
+    class Input:
+        """``Input[T]``: an artifact of type ``T`` read by the component.
 
-    def __class_getitem__(cls, t: Any) -> Any:
-        if typing.get_origin(t) is list and len(typing.get_args(t)) == 1:
-            return Annotated[list[_artifact_class("Input", typing.get_args(t)[0])], _INPUT]  # type: ignore[misc]
-        return Annotated[_artifact_class("Input", t), _INPUT]
+        ``Input[list[T]]`` takes several artifacts: the outputs of every copy of a
+        :class:`jfx.ForEach` node, wired with ``jfx.Collected(node.outputs["x"])``.
+        """
 
-
-class Output:
-    """``Output[T]``: an artifact of type ``T`` written by the component."""
-
-    def __class_getitem__(cls, t: Any) -> Any:
-        return Annotated[_artifact_class("Output", t), _OUTPUT]
+        def __class_getitem__(cls, t: Any) -> Any:
+            if typing.get_origin(t) is list and len(typing.get_args(t)) == 1:
+                return Annotated[list[_artifact_class("Input", typing.get_args(t)[0])], _INPUT]  # type: ignore[misc]
+            return Annotated[_artifact_class("Input", t), _INPUT]
 
 
-class Parameter:
-    """``Parameter[T]``: a JSON value (int, float, str, bool, dict or list)."""
+    class Output:
+        """``Output[T]``: an artifact of type ``T`` written by the component."""
 
-    def __class_getitem__(cls, t: Any) -> Any:
-        return Annotated[_parameter_type(t, "Parameter[...]"), _PARAMETER]
+        def __class_getitem__(cls, t: Any) -> Any:
+            return Annotated[_artifact_class("Output", t), _OUTPUT]
+
+
+    class Parameter:
+        """``Parameter[T]``: a JSON value (int, float, str, bool, dict or list)."""
+
+        def __class_getitem__(cls, t: Any) -> Any:
+            return Annotated[_parameter_type(t, "Parameter[...]"), _PARAMETER]
 
 
 def _parameter_type(t: Any, where: str) -> type:
@@ -277,12 +287,12 @@ class RuntimeParameter(Comparable):
     def _key(self) -> tuple[Any, ...]:
         return (self.name, self.type, json.dumps(self.default, sort_keys=True))
 
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+    def __eq__(self, other: object) -> Any:
         if isinstance(other, RuntimeParameter):
             return self._key() == other._key()
         return Predicate.compare("==", self, other)
 
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, other: object) -> Any:
         if isinstance(other, RuntimeParameter):
             return self._key() != other._key()
         return Predicate.compare("!=", self, other)

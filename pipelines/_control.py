@@ -26,7 +26,8 @@ from __future__ import annotations
 import json
 import operator
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from jfx.errors import InvalidPipelineError
 
@@ -132,10 +133,10 @@ class Comparable:
 
     __slots__ = ()
 
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+    def __eq__(self, other: object) -> Any:
         return Predicate.compare("==", self, other)
 
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, other: object) -> Any:
         return Predicate.compare("!=", self, other)
 
     def __lt__(self, other: Any) -> Predicate:
@@ -234,7 +235,7 @@ def check_condition(cond: Any, where: str) -> None:
             raise InvalidPipelineError(f"{where}: condition operand {a!r} needs producer, key and property")
 
 
-class MissingValue(LookupError):
+class MissingValue(LookupError):  # noqa: N818 - a lookup that found nothing; public name
     """An output value a condition reads does not exist (its node did not produce it)."""
 
 
@@ -288,7 +289,7 @@ class _Block:
         active_blocks().append(self)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         blocks = active_blocks()
         if not blocks or blocks[-1] is not self:
             raise InvalidPipelineError("control-flow blocks must be closed in the order they were opened")
@@ -325,7 +326,7 @@ class LoopItem:
         self.loop, self.path = loop, path
 
     def __getitem__(self, key: Any) -> LoopItem:
-        return LoopItem(self.loop, self.path + (key,))
+        return LoopItem(self.loop, (*self.path, key))
 
     def resolve(self, item: Any) -> Any:
         value = item
@@ -362,7 +363,7 @@ class ForEach(_Block):
         self.items = list(items)
         self.nodes: list[Node] = []
 
-    def __enter__(self) -> LoopItem:  # type: ignore[override]
+    def __enter__(self) -> LoopItem:
         super().__enter__()
         return LoopItem(self)
 
@@ -385,7 +386,7 @@ class ExitHandler(_Block):
         self.nodes: list[Node] = []
         exit_node.trigger = "all_done"
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
         if exc[0] is None and not self.nodes:
             raise InvalidPipelineError(f"ExitHandler({self.exit_node.id!r}) block made no nodes")

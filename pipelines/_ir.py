@@ -31,6 +31,7 @@ an ``ExitHandler``'s node: it runs once its upstream nodes are done, whatever th
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import importlib
 import importlib.util
@@ -120,7 +121,7 @@ class RuntimeParamIR:
     required: bool = False
 
     @property
-    def py_type(self) -> type:
+    def py_type(self) -> builtins.type:
         return PARAMETER_TYPES[self.type]
 
     def parse(self, raw: Any) -> Any:
@@ -154,7 +155,7 @@ class NodeIR:
     inputs: dict[str, InputIR | None]
     outputs: dict[str, OutputIR]
     upstream: tuple[str, ...]
-    options: NodeOptions = NodeOptions()
+    options: NodeOptions = NodeOptions()  # noqa: RUF009 - NodeOptions is frozen: one shared default is safe
     condition: dict[str, Any] | None = None
     trigger: str = "all_success"
 

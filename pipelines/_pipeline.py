@@ -152,7 +152,7 @@ class Pipeline:
             for dep in node.dependencies():
                 s = state.get(id(dep))
                 if s == 1:
-                    cycle = path[path.index(dep):] + [dep]
+                    cycle = [*path[path.index(dep):], dep]
                     raise InvalidPipelineError(
                         f"pipeline {self.name!r} has a cycle: {' -> '.join(n.id for n in reversed(cycle))}; "
                         "a node cannot depend on its own output"

@@ -14,7 +14,7 @@ import math
 import random
 
 from jfx import Input, Output, Parameter, Pipeline, RuntimeParameter, component
-from jfx.types import Artifact, Dataset, Metrics
+from jfx.types import Artifact, Dataset, Metrics  # type: ignore[import-not-found]  # an alias made at import (jfx/__init__.py)
 
 
 class Report(Artifact):

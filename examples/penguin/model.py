@@ -5,7 +5,7 @@ vocabulary ids for island and sex; the label is the species' vocabulary id) with
 and exports it composed with the fitted transform, so the model artifact takes RAW rows:
 
     >>> from jfx.core import load                                            # doctest: +SKIP
-    >>> load(model_uri)([{"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181,
+    >>> load(model_uri)([{"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181,  # doctest: +SKIP
     ...                   "body_mass_g": 3750, "island": "Torgersen", "sex": "male"}])["class_ids"]
     array([0], dtype=int32)                   # the species vocabulary's first entry, Adelie
 

@@ -7,12 +7,15 @@ in ``config.attributes["connection"]``; the alembic command line may give a URL 
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import context
 
+from jfx.errors import InvalidArgumentError
 from jfx.metadata._schema import VERSION_TABLE, metadata
 
-_OPTIONS = {"target_metadata": metadata, "version_table": VERSION_TABLE, "compare_type": True}
+_OPTIONS: dict[str, Any] = {"target_metadata": metadata, "version_table": VERSION_TABLE, "compare_type": True}
 
 
 def _run(connection: sa.Connection) -> None:
@@ -33,7 +36,10 @@ def main() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = sa.create_engine(config.get_main_option("sqlalchemy.url"), poolclass=sa.pool.NullPool)
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise InvalidArgumentError("the metadata migrations need a connection or a sqlalchemy.url option")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:
             _run(connection)

@@ -95,8 +95,8 @@ def artifacts_json(store: MetadataStore, query: Query) -> dict[str, Any]:
     limit, offset = query.int("limit", 50, lo=1, hi=500), query.int("offset", 0)
     found, total = _queries.artifact_page(store, type_name=query.str("type"), name=query.str("name"), limit=limit,
                                           offset=offset)
-    runs = _queries.first_runs(store, [a.id for a in found])
-    return {"artifacts": [{**artifact_summary(a), "run_id": runs.get(a.id)} for a in found], "total": total,
+    runs = _queries.first_runs(store, [a.stored_id for a in found])
+    return {"artifacts": [{**artifact_summary(a), "run_id": runs.get(a.stored_id)} for a in found], "total": total,
             "limit": limit, "offset": offset}
 
 
@@ -116,8 +116,8 @@ def _merge(graphs: list[LineageGraph]) -> tuple[dict[int, ArtifactRecord], dict[
     execs: dict[int, ExecutionRecord] = {}
     events: set[tuple] = set()
     for g in graphs:
-        arts.update({x.id: x for x in g.artifacts})
-        execs.update({x.id: x for x in g.executions})
+        arts.update({x.stored_id: x for x in g.artifacts})
+        execs.update({x.stored_id: x for x in g.executions})
         events.update((ev.artifact_id, ev.execution_id, ev.type.value, ev.key) for ev in g.events)
     return arts, execs, events
 
@@ -141,25 +141,26 @@ def lineage_json(store: MetadataStore, query: Query) -> dict[str, Any]:
         graphs = []
         try:
             if up != 0:
-                graphs.append(store.lineage(a.id, "upstream", up))
+                graphs.append(store.lineage(a.stored_id, "upstream", up))
             if down != 0:
-                graphs.append(store.lineage(a.id, "downstream", down))
+                graphs.append(store.lineage(a.stored_id, "downstream", down))
         except InvalidArgumentError as err:
             raise ApiError(400, str(err)) from None
-        arts, execs, events = _merge(graphs) if graphs else ({a.id: a}, {}, set())
+        arts, execs, events = _merge(graphs) if graphs else ({a.stored_id: a}, {}, set())
         center = f"a{a.id}"
     else:
+        assert execution_id is not None  # exactly one of the two was given
         wanted = parse_id(execution_id, "execution")
         try:
             e = store.get_execution(wanted)
-            inputs, outputs = store.get_execution_artifacts(e.id)
+            inputs, outputs = store.get_execution_artifacts(e.stored_id)
         except NotFoundError as err:
             raise ApiError(404, str(err)) from None
-        arts, execs, events = {}, {e.id: e}, set()
+        arts, execs, events = {}, {e.stored_id: e}, set()
         for kind, side in ((EventType.INPUT, inputs), (EventType.OUTPUT, outputs)):
             for key, records in side.items():
                 for r in records:
-                    arts[r.id] = r
+                    arts[r.stored_id] = r
                     events.add((r.id, e.id, kind.value, key))
         center = f"e{e.id}"
     return _graph(arts, execs, events, center)
@@ -176,8 +177,8 @@ def _fold_cached(execs: dict[int, ExecutionRecord], events: set[tuple]) -> dict[
         source = e.properties.get("cached_from") or e.properties.get("reused_from")
         if e.state != ExecutionState.CACHED or source not in execs or source == e.id:
             continue
-        if inputs.get(e.id, set()) <= inputs.get(source, set()):
-            del execs[e.id]
+        if inputs.get(e.stored_id, set()) <= inputs.get(source, set()):
+            del execs[e.stored_id]
             reuses[source] = reuses.get(source, 0) + 1
     return reuses
 
@@ -194,7 +195,7 @@ def _graph(arts: dict[int, ArtifactRecord], execs: dict[int, ExecutionRecord], e
         key = f"e{e.id}"
         nodes[key] = {"id": key, "kind": "execution", "ref": e.id, "label": e.node_id,
                       "sub": f"{e.type_name} #{e.id}", "state": node_state(e),
-                      "run_id": e.properties.get("run_id"), "cached_reuses": reuses.get(e.id, 0)}
+                      "run_id": e.properties.get("run_id"), "cached_reuses": reuses.get(e.stored_id, 0)}
         if e.state != ExecutionState.CACHED:
             for i, x in enumerate(external_inputs(e)):
                 xid = f"x{e.id}.{i}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -112,18 +113,18 @@ class Query:
         values = self._params.get(name)
         return values[-1] if values and values[-1] != "" else default
 
-    def list(self, name: str) -> list[str]:
+    def list(self, name: builtins.str) -> list[builtins.str]:
         """Repeated or comma-separated values."""
         return [v for raw in self._params.get(name, []) for v in raw.split(",") if v]
 
-    def int(self, name: str, default: int, *, lo: int = 0, hi: int = MAX_SQL_INT) -> int:
+    def int(self, name: builtins.str, default: int, *, lo: int = 0, hi: int = MAX_SQL_INT) -> int:
         """The parameter as an int in ``lo..hi`` (see :func:`parse_int`); ``default`` when absent."""
         raw = self.str(name)
         if raw is None:
             return default
         return parse_int(raw, f"query parameter {name}", lo=lo, hi=hi)
 
-    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+    def choice(self, name: builtins.str, choices: tuple[builtins.str, ...], default: builtins.str) -> builtins.str:
         value = self.str(name, default)
         if value not in choices:
             raise ApiError(400, f"query parameter {name}={value!r}: expected one of {', '.join(choices)}")

@@ -65,10 +65,10 @@ def compare_json(store: MetadataStore, query: Query) -> dict[str, Any]:
         for e in _queries.run_executions(store, ctx["id"]):
             latest[e.node_id] = e
         latest_by_run.append(latest)
-    outputs = _queries.run_outputs(store, [e.id for latest in latest_by_run for e in latest.values()])
+    outputs = _queries.run_outputs(store, [e.stored_id for latest in latest_by_run for e in latest.values()])
 
     order: list[str] = []
-    for run, latest in zip(runs, latest_by_run):
+    for run, latest in zip(runs, latest_by_run, strict=True):
         for node in run.pop("order") + list(latest):
             if node not in order:
                 order.append(node)
@@ -88,16 +88,16 @@ def compare_json(store: MetadataStore, query: Query) -> dict[str, Any]:
         nodes.append({"node": node, "states": [node_state(e) if e else None for e in execs],
                       "execution_ids": [e.id if e else None for e in execs]})
         names: list[str] = []
-        for e in execs:
-            if e is not None:
-                names += [k for k in e.parameters if k not in names]
+        for ex in execs:
+            if ex is not None:
+                names += [k for k in ex.parameters if k not in names]
         for name in names:
             values = [e.parameters.get(name) if e else None for e in execs]
             if _same(values):
                 same_node_parameters += 1
             else:
                 node_parameters.append({"node": node, "name": name, "values": values, "differs": True})
-        per_run = [{key: art for key, art in outputs.get(e.id, [])} if e else {} for e in execs]
+        per_run = [{key: art for key, art in outputs.get(e.stored_id, [])} if e else {} for e in execs]
         out_keys: list[str] = []
         for found in per_run:
             out_keys += [k for k in found if k not in out_keys]
@@ -109,8 +109,8 @@ def compare_json(store: MetadataStore, query: Query) -> dict[str, Any]:
                               "changed": not _same(prints)})
             numbers = [_numbers(a.properties) if a else {} for a in arts]
             metric_names: list[str] = []
-            for found in numbers:
-                metric_names += [m for m in found if m not in metric_names]
+            for nums in numbers:
+                metric_names += [m for m in nums if m not in metric_names]
             for name in metric_names:
                 values = [found.get(name) for found in numbers]
                 first = values[0]

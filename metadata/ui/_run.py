@@ -44,9 +44,9 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
     executions = _queries.run_executions(store, ctx["id"])
     latest: dict[str, ExecutionRecord] = {}
     attempts: dict[str, int] = {}
-    for e in executions:
-        latest[e.node_id] = e  # by id: the last one wins
-        attempts[e.node_id] = attempts.get(e.node_id, 0) + 1
+    for ex in executions:
+        latest[ex.node_id] = ex  # by id: the last one wins
+        attempts[ex.node_id] = attempts.get(ex.node_id, 0) + 1
     run_state = str(props.get("state") or "")
     recorded = props.get("node_states") or {}
     ir_nodes = ir.get("nodes") or []

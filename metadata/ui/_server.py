@@ -213,7 +213,7 @@ class UIApp:
         except JfxError as err:
             log.exception("jfx ui: %s %s failed", method, target)
             return self._error(500, f"{type(err).__name__}: {err}", is_api, extra)
-        except Exception as err:  # noqa: BLE001 - one bad page must not stop the server; the shape stays the same
+        except Exception as err:  # one bad page must not stop the server; the shape stays the same
             log.exception("jfx ui: %s %s failed", method, target)
             return self._error(500, f"internal error: {type(err).__name__}: {err}", is_api, extra)
         timing = {"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.1f}", **extra}
@@ -278,7 +278,7 @@ class UIApp:
             return Response(200, to_json_bytes({"directory": str(path), "entries": listing}), "application/json",
                             headers)
         ctype = mimetypes.guess_type(path.name)[0]
-        if path.suffix in _TEXT_SUFFIXES or ctype is None and _looks_textual(path):
+        if path.suffix in _TEXT_SUFFIXES or (ctype is None and _looks_textual(path)):
             ctype = "text/plain" if path.suffix != ".json" else "application/json"
         ctype = ctype or "application/octet-stream"
         if ctype.startswith("text/") or ctype == "application/json":
@@ -305,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "jfx-ui"
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's parameter name
         log.debug("%s - %s", self.address_string(), format % args)
 
     def _answer(self) -> None:
@@ -313,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
         host = headers.get("host", "").rsplit(":", 1)[0] if not headers.get("host", "").endswith("]") else headers["host"]
         if self.server.loopback_only and host and host.lower() not in _LOOPBACK_NAMES:
             # a page on another site resolving its own name to 127.0.0.1 (DNS rebinding) gets nothing
-            response = self.server.app._error(403, f"Host {host!r} is not a loopback name", True, {})
+            response = self.server.app._error(403, f"Host {host!r} is not a loopback name", True, {})  # noqa: SLF001 - the app's own error page
         else:
             response = self.server.app.handle(self.command, self.path, headers)
         self.send_response(response.status)
@@ -328,7 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
-    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _answer  # noqa: N815 - http.server dispatches on do_<METHOD>
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -373,7 +373,7 @@ class UIServer:
 
     @property
     def url(self) -> str:
-        host = self._httpd.server_address[0]
+        host = str(self._httpd.server_address[0])  # an IPv4 or IPv6 address
         shown = f"[{host}]" if ":" in str(host) else host
         return f"http://{shown}:{self.port}/"
 
@@ -394,7 +394,7 @@ class UIServer:
         self._httpd.server_close()
         self.store.close()
 
-    def __enter__(self) -> UIServer:
+    def __enter__(self) -> UIServer:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -73,10 +73,10 @@ def mlflow_link(props: dict[str, Any], mlflow_url: str | None) -> dict[str, Any]
 
 def _siblings(store: MetadataStore, a: ArtifactRecord, type_name: str) -> list[ArtifactRecord]:
     """Artifacts of ``type_name`` written by the execution that made ``a``."""
-    producer, _ = producer_of(store, a.id)
+    producer, _ = producer_of(store, a.stored_id)
     if producer is None:
         return []
-    outputs = _queries.run_outputs(store, [producer.id])[producer.id]
+    outputs = _queries.run_outputs(store, [producer.stored_id])[producer.stored_id]
     return [r for _, r in outputs if r.type_name == type_name]
 
 

@@ -150,7 +150,7 @@ def main() -> None:
                     ours.append(rate)
                     our_cpu.append(cpu)
                     totals.append(total)
-        paired = [o / h for o, h in zip(ours, hand)]
+        paired = [o / h for o, h in zip(ours, hand, strict=True)]
         h, o = max(hand), max(ours)
         print(f"hand-written jit+optax loop : best {h:7.1f}  median {np.median(hand):7.1f} steps/s  "
               f"(runs: {', '.join(f'{v:.0f}' for v in hand)})")

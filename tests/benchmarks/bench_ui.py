@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         with UIServer(url, port=0) as ui:
             base = ui.url.rstrip("/")
             for name, (html, calls, _) in pages.items():
-                t_html = timed(lambda: get(base + html), args.repeat) if html else 0.0
-                t_json = timed(lambda: [get(base + c) for c in calls], args.repeat)
+                t_html = timed(lambda: get(base + html), args.repeat) if html else 0.0  # noqa: B023 - called within this iteration
+                t_json = timed(lambda: [get(base + c) for c in calls], args.repeat)  # noqa: B023 - called within this iteration
                 t_base = timed(baselines[name], args.repeat)
                 results.append((name, t_html, t_json, t_base))
             browser = browser_times(base, pages, args.repeat)
@@ -240,8 +240,8 @@ def browser_times(base: str, pages: dict, repeat: int) -> dict[str, float]:
                 continue
 
             def load() -> None:
-                page.goto(base + html, wait_until="commit")
-                page.wait_for_selector(ready, state="attached")
+                page.goto(base + html, wait_until="commit")  # noqa: B023 - called within this iteration
+                page.wait_for_selector(ready, state="attached")  # noqa: B023 - called within this iteration
 
             found[name] = timed(load, max(3, repeat // 3))
         b.close()

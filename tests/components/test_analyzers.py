@@ -91,7 +91,7 @@ def test_every_analyzer_matches_a_numpy_oracle(tmp_path):
     assert c["scale_to_z_score_5"]["mean"] == pytest.approx(flag.mean(), rel=1e-6)
     # Vocabulary: by count descending, ties by value; top_k; nulls not counted.
     values, counts = np.unique([v for v in t.column("s").to_pylist() if v is not None], return_counts=True)
-    order = sorted(zip(values.tolist(), counts.tolist()), key=lambda vc: (-vc[1], vc[0]))
+    order = sorted(zip(values.tolist(), counts.tolist(), strict=True), key=lambda vc: (-vc[1], vc[0]))
     assert fitted.encoders["s"] == {"vocabulary": [v for v, _ in order[:4]], "oov_buckets": 2}
     assert fitted.encoders["t"] == {"hash_buckets": 10}
     assert fitted.passes == 1 and list(fitted.types) == ["x", "n", "s", "t", "flag"]

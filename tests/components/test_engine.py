@@ -99,7 +99,7 @@ def assert_same_statistics(a: dict, b: dict, table: pa.Table) -> None:
                 assert x["string"]["top_values"] == y["string"]["top_values"], name
             else:  # Misra-Gries: under-counts by at most N / 1001, whatever the partitioning
                 truth = dict(zip(*np.unique(table.column(name).drop_null().to_numpy(zero_copy_only=False),
-                                            return_counts=True)))
+                                            return_counts=True), strict=True))
                 for top in (x["string"]["top_values"], y["string"]["top_values"]):
                     for item in top:
                         assert truth[item["value"]] - x["count"] / 1001 <= item["count"] <= truth[item["value"]]
@@ -235,13 +235,13 @@ def test_pieces_are_row_groups_and_csv_files(stats_taxi_files):
 def test_corrupt_or_missing_files_name_the_file(tmp_path, args):
     bad = tmp_path / "part-00001.parquet"
     bad.write_bytes(b"PAR1 not really parquet at all PAR1")
-    with pytest.raises(DataValidationError, match="part-00001.parquet: not a readable Parquet file"):
+    with pytest.raises(DataValidationError, match=r"part-00001.parquet: not a readable Parquet file"):
         run_kernel(RowCounter(), [bad], beam_pipeline_args=args)
-    with pytest.raises(DataValidationError, match="nope.parquet: no such file"):
+    with pytest.raises(DataValidationError, match=r"nope.parquet: no such file"):
         run_kernel(RowCounter(), [tmp_path / "nope.parquet"], beam_pipeline_args=args)
     broken_csv = tmp_path / "broken.csv"
     broken_csv.write_text("x,y\n1,2\n3\n")
-    with pytest.raises(DataValidationError, match="broken.csv: cannot read csv data"):
+    with pytest.raises(DataValidationError, match=r"broken.csv: cannot read csv data"):
         run_kernel(RowCounter(), [broken_csv], beam_pipeline_args=args)
 
 

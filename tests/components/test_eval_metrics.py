@@ -148,10 +148,10 @@ def test_regression_metrics_match_sklearn(weighted):
 def test_any_partitioning_gives_identical_results(kind):
     if kind == "binary":
         y, p, w = binary_data(4000, seed=5)
-        make = lambda: ClassificationMetrics(2)
+        make = lambda: ClassificationMetrics(2)  # noqa: E731
     elif kind == "multi":
         y, p, w = multi_data(4000, seed=5)
-        make = lambda: ClassificationMetrics(4)
+        make = lambda: ClassificationMetrics(4)  # noqa: E731
     else:
         y = np.arange(4000) % 17 * 1.0
         p, w = (y + (np.arange(4000) % 5)).astype(np.float32), np.ones(4000)
@@ -173,7 +173,7 @@ def assert_same(a, b, path=""):
             assert_same(a[k], b[k], f"{path}/{k}")
     elif isinstance(a, list):
         assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert_same(x, y, f"{path}[{i}]")
     elif isinstance(a, float):
         assert a == pytest.approx(b, rel=1e-12, abs=1e-15), path

@@ -60,8 +60,8 @@ def slice_rows(table, spec):
     if not spec:
         return {(): np.ones(table.num_rows, bool)}
     cols = [table.column(c).to_pylist() for c in spec]
-    keys = list(zip(*cols))
-    return {tuple(zip(spec, k)): np.array([r == k for r in keys]) for k in set(keys)}
+    keys = list(zip(*cols, strict=True))
+    return {tuple(zip(spec, k, strict=True)): np.array([r == k for r in keys]) for k in set(keys)}
 
 
 def test_binary_metrics_per_slice_match_sklearn(tmp_path):
@@ -148,7 +148,7 @@ def _same(a, b):
             _same(a[k], b[k])
     elif isinstance(a, list):
         assert len(a) == len(b)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             _same(x, y)
     elif isinstance(a, float):
         assert a == pytest.approx(b, rel=1e-12, abs=1e-15)
@@ -189,7 +189,7 @@ def test_thresholds_bounds_and_change_against_baseline():
     assert check_thresholds([strict], {"accuracy": 0.899}, base)[0]["passed"] is False
     assert check_thresholds([strict], {"accuracy": 0.9}, base)[0]["passed"] is True
     assert check_thresholds([lower], {"accuracy": None}, None)[0]["passed"] is False
-    with pytest.raises(InvalidArgumentError, match="'acurracy'.*metrics: .*accuracy"):
+    with pytest.raises(InvalidArgumentError, match=r"'acurracy'.*metrics: .*accuracy"):
         check_thresholds([Threshold.parse("acurracy", {"lower_bound": 0.5})], {"accuracy": 0.9}, None)
     with pytest.raises(InvalidArgumentError, match="unknown keys"):
         Threshold.parse("accuracy", {"lower": 0.5})
@@ -263,9 +263,9 @@ def test_bad_inputs_are_named(tmp_path):
     table = lib.eval_table(100)
     model_path = lib.export_binary_model(str(tmp_path / "model"))
     ex = examples(tmp_path, table)
-    with pytest.raises(DataValidationError, match="label column .*'species'"):
+    with pytest.raises(DataValidationError, match=r"label column .*'species'"):
         evaluate(tmp_path, ex, model_path, name="a", label_key="species")
-    with pytest.raises(DataValidationError, match="slicing column .*'region'"):
+    with pytest.raises(DataValidationError, match=r"slicing column .*'region'"):
         evaluate(tmp_path, ex, model_path, name="b", label_key="label", slicing_specs=[["region"]])
     no_x = tmp_path / "no_x"
     lib.write_examples(str(no_x), {"eval": table.drop_columns(["x"])})

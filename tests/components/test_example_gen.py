@@ -171,7 +171,7 @@ def test_latest_span_and_version_unless_pinned(tmp_path):
     assert (both.properties["span"], both.properties["version"], values(both)) == (2, 1, {20})
     no_version = select_inputs(tmp_path / "in", "csv", "span-{SPAN}/v1/*.csv")
     assert (no_version.span, no_version.version) == (10, None)
-    with pytest.raises(DataValidationError, match="span 3 not found.*spans present: 1, 2, 10"):
+    with pytest.raises(DataValidationError, match=r"span 3 not found.*spans present: 1, 2, 10"):
         run(tmp_path, input_base=str(tmp_path / "in"), input_pattern=pattern, span=3)
     with pytest.raises(InvalidArgumentError, match="no \\{SPAN\\}"):
         run(tmp_path, input_base=str(tmp_path / "in"), input_pattern="**/*.csv", span=1)
@@ -246,12 +246,12 @@ def test_bad_files_raise_naming_the_file(tmp_path, content, message):
 def test_files_with_different_columns(tmp_path):
     write_csv(tmp_path / "in" / "a.csv", "x,y", ["1,2"])
     write_csv(tmp_path / "in" / "b.csv", "x,z", ["1,2"])
-    with pytest.raises(DataValidationError, match="b.csv: its columns differ from a.csv's; missing y; extra z"):
+    with pytest.raises(DataValidationError, match=r"b.csv: its columns differ from a.csv's; missing y; extra z"):
         run(tmp_path, input_base=str(tmp_path / "in"))
 
 
 def test_missing_input_and_no_matching_files(tmp_path):
-    with pytest.raises(DataValidationError, match="input_base .*nowhere' does not exist"):
+    with pytest.raises(DataValidationError, match=r"input_base .*nowhere' does not exist"):
         run(tmp_path, input_base=str(tmp_path / "nowhere"))
     write_csv(tmp_path / "in" / "d.txt", "a", ["1"])
     with pytest.raises(DataValidationError, match="no csv files under"):
@@ -285,7 +285,7 @@ def test_fingerprint_follows_contents_not_timestamps(tmp_path, eg_data):
 
 def test_beam_gives_the_same_rows_in_the_same_splits(tmp_path):
     rows = numbered_rows(1500)
-    write_csv(tmp_path / "in" / "a.csv", "id,x,name", rows[:500] + ["bad"])
+    write_csv(tmp_path / "in" / "a.csv", "id,x,name", [*rows[:500], "bad"])
     write_csv(tmp_path / "in" / "b.csv", "id,x,name", rows[500:])
     local = run(tmp_path, input_base=str(tmp_path / "in"), on_bad_rows="skip")
     beam = run(tmp_path, input_base=str(tmp_path / "in"), on_bad_rows="skip",

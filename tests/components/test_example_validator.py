@@ -29,7 +29,7 @@ from jfx.types import ExampleAnomalies, ExampleStatistics, Examples, Metrics, Sc
 
 
 # ----------------------------------------------------------------------------- fixtures
-from jfx_stats import num_col, split_doc, str_col, write_stats  # noqa: E402
+from jfx_stats import num_col, split_doc, str_col, write_stats
 
 
 RNG = np.random.default_rng(0)
@@ -106,7 +106,7 @@ def _set(doc, column, **changes):
     (lambda d: _set(d, "year", type="string"), "year", "type_change", ["is string, the schema expects int"]),
     (lambda d: _set(d, "species", **str_col(SPECIES + ["Zebra"] * 4 + ["adelie"])), "species", "out_of_domain",
      ["'Zebra' (4)", "'adelie' (1)", "outside the schema's domain"]),
-    (lambda d: _set(d, "bill", **num_col(list(BILL) + [10.5, 70.0])), "bill", "out_of_range",
+    (lambda d: _set(d, "bill", **num_col([*BILL, 10.5, 70.0])), "bill", "out_of_range",
      ["min 10.5 is below the schema's range.min 32.1", "max 70 is above the schema's range.max 59.6"]),
     (lambda d: _set(d, "bill", count=80, missing=20), "bill", "low_presence",
      ["only 80.00% of rows have a value", "min_presence is 90.00%"]),

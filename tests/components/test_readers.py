@@ -250,7 +250,7 @@ def test_non_utf8_bytes_name_line_and_offset(tmp_path):
 
 
 def test_duplicate_or_empty_column_names(tmp_path):
-    with pytest.raises(DataValidationError, match="duplicate column name.*: a"):
+    with pytest.raises(DataValidationError, match=r"duplicate column name.*: a"):
         csv_read(tmp_path, "a,a\n1,2\n")
     with pytest.raises(DataValidationError, match="column 2 has an empty name"):
         csv_read(tmp_path, "a,\n1,2\n")
@@ -284,7 +284,7 @@ def test_unify_types_widens_across_files():
     assert unify_types([("a", {"x": None}), ("b", {"x": "timestamp"})], "csv") == {"x": "timestamp"}
     # JSON Lines files may each hold some of the fields
     assert unify_types([("a", {"x": "int"}), ("b", {"y": "string"})], "jsonl") == {"x": "int", "y": "string"}
-    with pytest.raises(DataValidationError, match="b.csv: its columns differ from a.csv's; missing y; extra z"):
+    with pytest.raises(DataValidationError, match=r"b.csv: its columns differ from a.csv's; missing y; extra z"):
         unify_types([("a.csv", {"x": "int", "y": "int"}), ("b.csv", {"x": "int", "z": "int"})], "csv")
 
 

@@ -21,7 +21,7 @@ from jfx.errors import DataValidationError
 from jfx.types import Schema
 
 
-from jfx_stats import num_col, split_doc, str_col, write_stats  # noqa: E402
+from jfx_stats import num_col, split_doc, str_col, write_stats
 
 
 SPECIES = ["Adelie"] * 5 + ["Gentoo"] * 3 + ["Chinstrap"] * 2

@@ -128,7 +128,7 @@ def test_frequent_values_are_exact_up_to_capacity():
         vals, counts = np.unique(chunk, return_counts=True)
         fv.add_counts(pa.array([f"v{v}" for v in vals]), counts)
     vals, counts = np.unique(data, return_counts=True)
-    expected = sorted(((f"v{v}", int(c)) for v, c in zip(vals, counts)), key=lambda t: (-t[1], t[0]))
+    expected = sorted(((f"v{v}", int(c)) for v, c in zip(vals, counts, strict=True)), key=lambda t: (-t[1], t[0]))
     assert fv.exact and fv.top(100) == expected[:100]
 
 

@@ -105,7 +105,7 @@ def test_statistics_match_a_numpy_oracle(n):
     s = table.column("s").combine_chunks()
     present = [v for v in s.to_pylist() if v is not None]
     values, counts = np.unique(np.array(present, dtype=object), return_counts=True)
-    expected_top = sorted(zip(values.tolist(), counts.tolist()), key=lambda t: (-t[1], t[0]))
+    expected_top = sorted(zip(values.tolist(), counts.tolist(), strict=True), key=lambda t: (-t[1], t[0]))
     got = cols["s"]["string"]
     assert [(d["value"], d["count"]) for d in got["top_values"]] == expected_top
     assert got["unique"] == len(values)

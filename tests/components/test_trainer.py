@@ -70,7 +70,7 @@ def env(tmp_path_factory):
     y = ((x1 + x2 + (c == "a")) > 0.5).astype(int)
     data = base / "data"
     data.mkdir()
-    rows = "".join(f"{a:.4f},{b:.4f},{s},{t}\n" for a, b, s, t in zip(x1, x2, c, y))
+    rows = "".join(f"{a:.4f},{b:.4f},{s},{t}\n" for a, b, s, t in zip(x1, x2, c, y, strict=True))
     (data / "data.csv").write_text("x1,x2,c,y\n" + rows, encoding="utf-8")
     return {"base": base, "data": str(data), "root": str(base / "root"),
             "url": f"sqlite:///{base / 'metadata.sqlite'}"}
@@ -211,7 +211,7 @@ def test_the_model_records_the_metrics_of_the_exported_weights(env):
 
 def test_editing_the_module_file_misses_the_cache(env):
     module = write_module(env["base"] / "model_cache.py")
-    pipeline = lambda: trainer_pipeline(env, "trainer-cache", module_file=str(module),
+    pipeline = lambda: trainer_pipeline(env, "trainer-cache", module_file=str(module),  # noqa: E731
                                         train_args={"num_epochs": 1})
     first = RUNNER.run(pipeline())
     assert first.nodes["Trainer"].state == "complete", first.nodes["Trainer"].error
@@ -263,7 +263,7 @@ def test_a_broken_run_fn_fails_the_node_naming_the_module_and_publishes_nothing(
 def test_arguments_are_checked():
     assert TrainArgs.from_dict({"splits": "train", "num_steps": 5}) == TrainArgs(("train",), None, 5)
     assert EvalArgs.from_dict({"splits": ["a", "b"]}).splits == ("a", "b")
-    with pytest.raises(InvalidArgumentError, match="unknown keys \\['epochs'\\].*custom_config"):
+    with pytest.raises(InvalidArgumentError, match=r"unknown keys \['epochs'\].*custom_config"):
         TrainArgs.from_dict({"epochs": 3})
     with pytest.raises(InvalidArgumentError, match="positive int"):
         TrainArgs.from_dict({"num_epochs": 0})
@@ -395,10 +395,10 @@ def test_the_penguin_model_predicts_raw_rows_in_a_fresh_process(penguin):
     [graph] = penguin.nodes["Transform"].outputs["transform_graph"]
     vocabulary = json.loads((Path(graph.uri) / "transform.json").read_text())["inputs"]["species"]["encoder"]["vocabulary"]
     predicted = [vocabulary[i] for i in ids]
-    assert np.mean([p == s for p, s in zip(predicted, species)]) >= 0.95  # all 344 rows, train and eval
+    assert np.mean([p == s for p, s in zip(predicted, species, strict=True)]) >= 0.95  # all 344 rows, train and eval
 
 
 def test_component_errors_are_component_errors(tmp_path):
     ref = FunctionRef.parse(str(tmp_path / "nope.py"), None, default="run_fn", param="run_fn")
-    with pytest.raises(ComponentError, match="nope.py cannot be read"):
+    with pytest.raises(ComponentError, match=r"nope.py cannot be read"):
         ref.fingerprint()

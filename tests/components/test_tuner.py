@@ -77,7 +77,7 @@ def env(tmp_path_factory):
     y = (x1 - x2 > 0).astype(int)
     data = base / "data"
     data.mkdir()
-    (data / "data.csv").write_text("x1,x2,y\n" + "".join(f"{a:.4f},{b:.4f},{t}\n" for a, b, t in zip(x1, x2, y)))
+    (data / "data.csv").write_text("x1,x2,y\n" + "".join(f"{a:.4f},{b:.4f},{t}\n" for a, b, t in zip(x1, x2, y, strict=True)))
     return {"base": base, "data": str(data), "root": str(base / "root"), "url": f"sqlite:///{base / 'md.sqlite'}"}
 
 

@@ -11,7 +11,7 @@ from jfx.core import Callback, Categorical, Dataset, DNNClassifier, Numeric, fit
 CE = "sparse_categorical_crossentropy"
 
 
-class Crash(Exception):
+class Crash(Exception):  # noqa: N818
     pass
 
 
@@ -58,7 +58,7 @@ def test_resume_after_crash_gives_the_uninterrupted_result(data, tmp_path, crash
     hist = fit(resumed, optax.adam(1e-2), CE, train, ev, epochs=2, checkpoint_dir=ckpt, checkpoint_every=5)
     assert hist.resumed_from is not None and hist.resumed_from < crash_step
     assert hist.step == ref_hist.step == 24
-    for a, b in zip(_params(reference), _params(resumed)):
+    for a, b in zip(_params(reference), _params(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
     assert hist.history == ref_hist.history
 
@@ -84,5 +84,5 @@ def test_finished_run_resumes_to_a_no_op(data, tmp_path):
     m2 = _model(1)
     hist = fit(m2, optax.adam(1e-2), CE, train, epochs=1, checkpoint_dir=tmp_path)
     assert hist.step == 12 and hist.resumed_from == 12
-    for a, b in zip(_params(m1), _params(m2)):
+    for a, b in zip(_params(m1), _params(m2), strict=True):
         np.testing.assert_array_equal(a, b)

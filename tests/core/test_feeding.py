@@ -12,7 +12,7 @@ from jfx.errors import DataValidationError, InvalidArgumentError
 def _ids(ds, epoch=0, **kw):
     """Row ids (column "i") per batch, and weights, from the device iterator."""
     out = []
-    for floats, ints, label, weight in ds.device_batches(epoch, **kw):
+    for _floats, _ints, label, weight in ds.device_batches(epoch, **kw):
         out.append((np.asarray(label), np.asarray(weight)))
     return out
 
@@ -80,14 +80,14 @@ def test_start_batch_resumes_mid_epoch(files):
     full = _ids(_ds(files), 1)
     rest = _ids(_ds(files), 1, start_batch=5)
     assert len(rest) == len(full) - 5
-    assert all((a[0] == b[0]).all() for a, b in zip(full[5:], rest))
+    assert all((a[0] == b[0]).all() for a, b in zip(full[5:], rest, strict=True))
 
 
 def test_grouped_batches_for_gradient_accumulation(files):
     ds = _ds(files, shuffle_buffer=0, remainder="pad")
     groups = list(ds.host_batches(0, group=4))
     assert len(groups) == ds.num_batches(4) == 4
-    floats, ints, label, weight = groups[0]
+    floats, _ints, label, _weight = groups[0]
     assert floats.shape == (4, 64, 3) and label.shape == (4, 64)
     assert label[1, 0] == 64
 
@@ -146,7 +146,7 @@ def test_shuffled_order_matches_the_eager_reference(files, shuffle_buffer):
     # so checkpoints resume onto the same data.
     ds = _ds(files, shuffle_buffer=shuffle_buffer, remainder="pad")
     for epoch in (0, 1):
-        _, _, label, weight = zip(*ds.host_batches(epoch))
+        _, _, label, weight = zip(*ds.host_batches(epoch), strict=True)
         ids = np.concatenate(label)[np.concatenate(weight) > 0]
         assert ids.tolist() == _reference_order(files, shuffle_buffer, 3, epoch, 100).tolist()
 
@@ -161,8 +161,8 @@ def test_engine_feed_gives_the_device_batches(files, prefetch, shuffle_buffer):
         fed = list(ds.feed_batches(1, start_batch=start, group=group))
         dev = list(ds.device_batches(1, start_batch=start, group=group))
         assert len(fed) == len(dev) == ds.num_batches(group) - start
-        for a, b in zip(fed, dev):
-            for x, y in zip(a, b):
+        for a, b in zip(fed, dev, strict=True):
+            for x, y in zip(a, b, strict=True):
                 np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     if jax.default_backend() == "cpu":
         assert all(isinstance(a, np.ndarray) for a in fed[0])

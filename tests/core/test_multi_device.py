@@ -47,7 +47,7 @@ def test_fit_on_two_devices_matches_one_device():
     ds = Dataset.from_arrays({"x": x, "y": y}, label="y", batch_size=64, seed=0)
     model = DNNClassifier({"x": Numeric(4)}, hidden_units=(8,), rngs=nnx.Rngs(0))
     hist = fit(model, optax.adam(1e-2), "sparse_categorical_crossentropy", ds, ds, epochs=2)
-    for a, b in zip(jax.tree.leaves(nnx.state(model, nnx.Param)), two["params"]):
+    for a, b in zip(jax.tree.leaves(nnx.state(model, nnx.Param)), two["params"], strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
     for k, v in hist.history.items():
         np.testing.assert_allclose(v, two["history"][k], rtol=1e-4, atol=1e-5)

@@ -97,7 +97,7 @@ def test_gradient_accumulation_matches_the_larger_batch(classification):
         runs.append((_params(model), hist))
     (p1, h1), (p2, h2) = runs
     assert h1.step == h2.step == 16
-    for a, b in zip(p1, p2):
+    for a, b in zip(p1, p2, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert h1.history["loss"] == pytest.approx(h2.history["loss"], rel=1e-5)
 

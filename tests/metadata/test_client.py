@@ -172,5 +172,5 @@ def test_typed_readers_of_hand_written_artifacts(tmp_path):
         assert client.artifact(ids["Model"]).read() == {"quality": 0.5}
         with pytest.raises(InvalidArgumentError, match="'Opaque' has no reader"):
             client.artifact(ids["Opaque"]).read()
-        with pytest.raises(DataValidationError, match="schema.json"):
+        with pytest.raises(DataValidationError, match=r"schema.json"):
             client.artifact(missing_id).read()

@@ -62,4 +62,4 @@ def test_concurrent_writers_on_a_fresh_store(store_url):
             assert len(chain.executions) == COUNT and len(chain.artifacts) == COUNT + 1
             assert {e.node_id for e in chain.executions} == {f"w{w}"}
             assert store.get_node_outputs(run.id, f"w{w}")["out"][0].id == last_outputs[f"w{w}"]
-        assert PIPELINE_RUN == run.type_name and PIPELINE == pipe.type_name
+        assert run.type_name == PIPELINE_RUN and pipe.type_name == PIPELINE

@@ -413,14 +413,24 @@ def test_default_url_comes_from_jfx_home(tmp_path, monkeypatch):
 
 
 def test_sqlite_pragmas(tmp_path):
-    with MetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}") as store:
-        with store._engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+    with MetadataStore(f"sqlite:///{tmp_path / 'm.sqlite'}") as store, store._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
 
 
 def test_in_memory_sqlite_works():
     with MetadataStore("sqlite://") as store:
         [art_id] = store.put_artifacts([ArtifactRecord("X", "/x")])
         assert store.get_artifact(art_id).uri == "/x"
+
+
+def test_stored_id_is_the_id_the_store_gave_and_an_error_before(sqlite_url):
+    record = ArtifactRecord("Examples", "/data/examples/1", name="gen.examples")
+    with pytest.raises(InvalidArgumentError, match=r"ArtifactRecord 'gen\.examples' has no id: it was never stored"):
+        _ = record.stored_id
+    with MetadataStore(sqlite_url) as store:
+        store.put_artifacts([record])
+        (new_id,) = store.put_artifacts([ArtifactRecord("Examples", "/data/examples/2")])
+        assert record.stored_id == record.id
+        assert store.get_artifact(new_id).stored_id == new_id

@@ -305,10 +305,10 @@ def test_submit_reads_a_service_account_token_and_checks_parameters(kfp_server, 
         runner.submit(package, "localhost:8080")
     with pytest.raises(InvalidArgumentError, match="has no node 'Trainer'; nodes: make_numbers, total, whoami"):
         runner.submit(package, kfp_server.url, params={"jfx_from_nodes": ["Trainer"]})
-    with pytest.raises(InvalidArgumentError, match="nope.yaml: no such compiled pipeline file"):
+    with pytest.raises(InvalidArgumentError, match=r"nope.yaml: no such compiled pipeline file"):
         runner.submit(tmp_path / "nope.yaml", kfp_server.url)
     (tmp_path / "other.yaml").write_text("name: not-a-pipeline\n")
-    with pytest.raises(InvalidArgumentError, match="other.yaml: not a Kubeflow pipeline spec"):
+    with pytest.raises(InvalidArgumentError, match=r"other.yaml: not a Kubeflow pipeline spec"):
         runner.submit(tmp_path / "other.yaml", kfp_server.url)
     assert len(kfp_server.posts("/apis/v2beta1/runs")) == 1
 
@@ -332,7 +332,7 @@ def test_cli_compile_then_submit(kfp_server, tmp_path, monkeypatch, capsys):
             "--metadata-url", DB, "--pipeline-root", ROOT, "--volume", "/mnt/jfx=jfx-pvc"]
     assert jfx_main(args) == 0
     assert f"compiled pipeline cli_kfp (2 nodes) for Kubeflow Pipelines: {out}" in capsys.readouterr().out
-    spec, platform = load(str(out))
+    spec, _platform = load(str(out))
     assert set(node_tasks(spec)) == {"make_numbers", "total"}
     assert jfx_main(["submit", str(out), "--host", kfp_server.url, "--experiment", "cli", "--param", "rows=9",
                      "--token", "t", "--from", "total", "--from-run", "cli_kfp-earlier", "--no-cache"]) == 0

@@ -138,7 +138,7 @@ def test_retry_timeout_cache_and_after_on_kubeflow(tmp_path, where):
     assert lib.read(result.nodes["flaky"].outputs["out"][0].uri) == {"calls": 3}
     assert result.nodes["sleep_then_write"].error == \
         "ComponentTimeoutError: node 'sleep_then_write' timed out after 1 s"
-    props, executions = recorded(where[1], result.run_id)
+    _props, executions = recorded(where[1], result.run_id)
     # each Kubeflow retry of the task is one attempt, one execution, as on the local runner
     assert executions["flaky"] == [ExecutionState.FAILED, ExecutionState.FAILED, ExecutionState.COMPLETE]
     assert not Path(where[0], "opts", "sleep_then_write", "out").exists()

@@ -42,9 +42,8 @@ def test_parameter_conditions_nest_and_negate():
     assert doc["parameters"]["push"] == {"type": "bool", "default": True, "required": False}
 
     n = RuntimeParameter("n", int, default=3)
-    with If(n > 2):
-        with If(n <= 5):
-            inner = flow.number(value=1)
+    with If(n > 2), If(n <= 5):
+        inner = flow.number(value=1)
     cond = nodes(Pipeline("p", [inner]).to_ir())["number"]["condition"]
     assert cond == {"op": "and", "args": [{"op": ">", "args": [{"param": "n"}, {"value": 2}]},
                                           {"op": "<=", "args": [{"param": "n"}, {"value": 5}]}]}
@@ -111,9 +110,8 @@ def test_bad_blocks_are_refused():
     with pytest.raises(InvalidPipelineError, match="condition on a runtime parameter or an output value"):
         If(3)
     notify = flow.report()
-    with pytest.raises(InvalidPipelineError, match="block made no nodes"):
-        with ExitHandler(notify):
-            pass
+    with pytest.raises(InvalidPipelineError, match="block made no nodes"), ExitHandler(notify):
+        pass
 
 
 def test_malformed_conditions_in_an_ir_document_are_named():

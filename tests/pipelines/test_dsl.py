@@ -29,7 +29,7 @@ def make_model(model: Output[Model]):
 
 
 @component
-def use_dataset(data: Input[Dataset], out: Output[Metrics], extra: Optional[Input[Examples]] = None,
+def use_dataset(data: Input[Dataset], out: Output[Metrics], extra: Optional[Input[Examples]] = None,  # noqa: UP045 - the DSL reads Optional[...]
                 scale: Parameter[float] = 1.0, opts: Parameter[dict] = None):
     out.write_json({"extra": extra is not None, "scale": scale})
 
@@ -102,17 +102,17 @@ def test_annotations_must_say_what_an_argument_is():
             pass
 
     with pytest.raises(TypeError, match="takes an artifact type"):
-        Input[int]  # noqa: B018
+        Input[int]
 
     with pytest.raises(InvalidPipelineError, match="outputs cannot be optional"):
         @component
-        def optional_output(x: Optional[Output[Dataset]] = None):
+        def optional_output(x: Optional[Output[Dataset]] = None):  # noqa: UP045 - the DSL reads Optional[...]
             pass
 
 
 def test_unknown_output_key_names_the_outputs():
     with pytest.raises(KeyError, match="has no output 'tabel'; its outputs are: table"):
-        make_table().outputs["tabel"]  # noqa: B018
+        make_table().outputs["tabel"]
 
 
 def test_pipeline_orders_nodes_from_the_wiring():
@@ -125,7 +125,7 @@ def test_pipeline_orders_nodes_from_the_wiring():
 
 
 def test_duplicate_node_ids_are_rejected():
-    with pytest.raises(InvalidPipelineError, match="two nodes have the id 'make_table'.*with_id"):
+    with pytest.raises(InvalidPipelineError, match=r"two nodes have the id 'make_table'.*with_id"):
         Pipeline("dup", components=[make_table(), make_table()])
 
 
@@ -142,7 +142,7 @@ def test_cycles_are_rejected_with_the_path():
     a = make_table()
     b = use_dataset(data=a.outputs["table"])
     a.after(b)
-    with pytest.raises(InvalidPipelineError, match="has a cycle: .*make_table -> use_dataset -> make_table|"
+    with pytest.raises(InvalidPipelineError, match=r"has a cycle: .*make_table -> use_dataset -> make_table|"
                                                    "has a cycle: .*use_dataset -> make_table -> use_dataset"):
         Pipeline("cyc", components=[a, b])
 
@@ -150,7 +150,7 @@ def test_cycles_are_rejected_with_the_path():
 def test_rewired_inputs_are_checked_again_at_construction():
     b = use_dataset(data=make_table().outputs["table"])
     b.inputs["data"] = None
-    with pytest.raises(InvalidPipelineError, match="node 'use_dataset' input 'data' .* required but not wired"):
+    with pytest.raises(InvalidPipelineError, match=r"node 'use_dataset' input 'data' .* required but not wired"):
         Pipeline("p", components=[b])
     m = make_model()
     b.inputs["data"] = m.outputs["model"]
@@ -199,13 +199,13 @@ def test_runtime_parameters_resolve_with_overrides():
     a = make_table(rows=RuntimeParameter("rows", int, default=7), label=RuntimeParameter("label", str))
     p = Pipeline("params", components=[a], parameters={"rows": 9})
     ir = p.compile()
-    with pytest.raises(InvalidArgumentError, match="'label' .* has no default; give it with --param label=VALUE"):
+    with pytest.raises(InvalidArgumentError, match=r"'label' .* has no default; give it with --param label=VALUE"):
         ir.resolve_parameters({})
     assert ir.resolve_parameters({"label": "y"}) == {"rows": 9, "label": "y"}
     assert ir.resolve_parameters({"label": "y", "rows": "12"})["rows"] == 12
     with pytest.raises(InvalidArgumentError, match="parameter 'rows' expects int, got 'many'"):
         ir.resolve_parameters({"label": "y", "rows": "many"})
-    with pytest.raises(InvalidArgumentError, match="has no parameter.* nope; its parameters: rows, label"):
+    with pytest.raises(InvalidArgumentError, match=r"has no parameter.* nope; its parameters: rows, label"):
         ir.resolve_parameters({"nope": "1"})
     with pytest.raises(InvalidPipelineError, match="names nope, which no node uses"):
         Pipeline("params", components=[make_table()], parameters={"nope": 1})

@@ -180,7 +180,7 @@ def export_binary_model(path: str, bias: float = 0.0, vocabulary=("no", "yes")) 
     return path
 
 
-from jfx.types import Examples
+from jfx.types import Examples  # noqa: E402 - the helpers above need no jfx import
 
 
 @component
