@@ -104,7 +104,7 @@ def test_penguin_walkthrough(page, penguin_home):
         page.locator("#compare-selected").click()
         page.wait_for_url(re.compile(r"/compare\?runs="))
         expect(page.locator("#parameter-diff")).to_contain_text("new_data")
-        expect(page.locator("#metric-diff")).to_contain_text("Trainer.model accuracy")
+        expect(page.locator("#metric-diff")).to_contain_text("Trainer.model val_accuracy")
         expect(page.locator("#artifact-diff")).to_contain_text("changed")
         assert requested and all(u.startswith(base + "/") for u in requested), [u for u in requested if not u.startswith(base)]
 
