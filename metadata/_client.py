@@ -28,6 +28,7 @@ from jfx.metadata._records import (
     ExecutionState,
     LineageGraph,
 )
+from jfx.metadata._runs import RunRecord, RunState
 from jfx.metadata._store import MetadataStore
 
 __all__ = ["ArtifactView", "Client", "NodeView", "RunView"]
@@ -149,6 +150,7 @@ class RunView:
         self._store = store
         self.context = context
         self._pipeline = pipeline
+        self.record = RunRecord.from_context(context, pipeline)
 
     @property
     def id(self) -> str:
@@ -165,23 +167,23 @@ class RunView:
         return self._pipeline
 
     @property
-    def state(self) -> str:
-        """``RUNNING``, ``COMPLETE``, ``FAILED``, ``CANCELLED`` or ``ABANDONED``."""
-        return str(self.context.properties.get("state", ""))
+    def state(self) -> RunState:
+        """``RUNNING``, ``COMPLETE``, ``FAILED``, ``CANCELLED`` or ``ABANDONED`` (a ``str``)."""
+        return self.record.state
 
     @property
     def start_time(self) -> datetime | None:
-        return parse_time(self.context.properties.get("start_time"))
+        return self.record.start_time
 
     @property
     def end_time(self) -> datetime | None:
         """When the run finished; ``None`` while it runs."""
-        return parse_time(self.context.properties.get("end_time"))
+        return self.record.end_time
 
     @property
     def parameters(self) -> dict[str, Any]:
         """The run's resolved runtime parameters."""
-        return dict(self.context.properties.get("parameters") or {})
+        return dict(self.record.parameters)
 
     @cached_property
     def nodes(self) -> Mapping[str, NodeView]:
@@ -195,13 +197,12 @@ class RunView:
             held = latest.get(execution.node_id)
             if held is None or (execution.id or 0) > (held.id or 0):
                 latest[execution.node_id] = execution
-        ir_order = [n.get("id") for n in (self.context.properties.get("ir") or {}).get("nodes") or []]
-        order = [n for n in ir_order if n in latest]
+        order = [n for n in self.record.node_order if n in latest]
         order += sorted((n for n in latest if n not in order), key=lambda n: latest[n].id or 0)
         return _Views({n: NodeView(self._store, latest[n]) for n in order})
 
     def __repr__(self) -> str:
-        return f"RunView(id={self.id!r}, pipeline={self.pipeline!r}, state={self.state!r})"
+        return f"RunView(id={self.id!r}, pipeline={self.pipeline!r}, state={self.state.value!r})"
 
 
 class NodeView:
