@@ -30,6 +30,7 @@ from jfx.metadata._records import (
 )
 from jfx.metadata._runs import RunRecord, RunState
 from jfx.metadata._store import MetadataStore
+from jfx.pipelines._layouts import BLESSING_FILE, METRICS_FILE, SCHEMA_FILE, VALUE_FILE
 
 __all__ = ["ArtifactView", "Client", "NodeView", "RunView"]
 
@@ -322,12 +323,12 @@ class ArtifactView:
         """
         if self.type_name == "ExampleStatistics":
             return self._read_statistics()
-        files = {"Schema": "schema.json", "ModelEvaluation": "metrics.json", "ModelBlessing": "blessing.json"}
+        files = {"Schema": SCHEMA_FILE, "ModelEvaluation": METRICS_FILE, "ModelBlessing": BLESSING_FILE}
         typed = files.get(self.type_name)
-        if typed is not None and (Path(self.uri, typed).exists() or not Path(self.uri, "value.json").is_file()):
+        if typed is not None and (Path(self.uri, typed).exists() or not Path(self.uri, VALUE_FILE).is_file()):
             return self._read_json(typed)
-        if Path(self.uri, "value.json").is_file():  # also e.g. a blessing written by a custom component
-            return self._read_json("value.json")
+        if Path(self.uri, VALUE_FILE).is_file():  # also e.g. a blessing written by a custom component
+            return self._read_json(VALUE_FILE)
         raise InvalidArgumentError(
             f"artifact {self.id} of type {self.type_name!r} has no reader: read() knows ExampleStatistics, "
             f"Schema, ModelEvaluation, ModelBlessing and artifacts with a value.json; read {self.uri} directly"
@@ -344,7 +345,7 @@ class ArtifactView:
 
     def _read_statistics(self) -> Any:
         import pandas as pd
-        from jfx.components._statistics import load_statistics
+        from jfx.pipelines._layouts import load_statistics
 
         rows = []
         for split, doc in load_statistics(self.record).items():
