@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
+from jfx.errors import InvalidArgumentError
 from jfx.metadata._records import PIPELINE, PIPELINE_RUN, ContextRecord, ListOptions
 from jfx.metadata._store import MetadataStore
 
@@ -220,7 +221,10 @@ def create_run(store: MetadataStore, pipeline: str, record: RunRecord) -> RunRec
     A ``start_time`` left unset is now.
 
     Returns:
-        The stored record (its ``pipeline_context_id`` tells whose run it is).
+        The stored record.
+
+    Raises:
+        InvalidArgumentError: a run of that id exists, of another pipeline.
     """
     pipeline_ctx = store.get_or_create_context(PIPELINE, pipeline)
     if record.start_time is None:
@@ -229,6 +233,8 @@ def create_run(store: MetadataStore, pipeline: str, record: RunRecord) -> RunRec
                                 properties=record.to_properties())
     ctx = store.get_context_by_name(PIPELINE_RUN, record.run_id)
     assert ctx is not None  # just created, or found
+    if ctx.parent_id != pipeline_ctx.id:
+        raise InvalidArgumentError(f"run {record.run_id!r} is not a run of pipeline {pipeline!r}")
     return RunRecord.from_context(ctx, pipeline)
 
 

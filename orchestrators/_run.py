@@ -185,8 +185,6 @@ def join_run(
         run_id, state=RunState.RUNNING, parameters=values, pipeline_root=root, enable_cache=enable_cache,
         ir=ir.to_dict(), host=who["host"], pid=who["pid"], runner=who["runner"],
     ))
-    if record.pipeline_context_id != store.get_or_create_context(PIPELINE, ir.name).id:
-        raise InvalidArgumentError(f"run {run_id!r} is not a run of pipeline {ir.name!r}")
     return _run_info(ir, record, root)
 
 

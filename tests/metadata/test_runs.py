@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import jfx_testlib as lib
 import pytest
 
+from jfx.errors import InvalidArgumentError
 from jfx.metadata import PIPELINE_RUN, ContextRecord, MetadataStore
 from jfx.metadata._client import Client
 from jfx.metadata._runs import (
@@ -53,6 +54,8 @@ def test_lifecycle_writes_through_the_record(tmp_path):
         # a second creator (a Kubeflow task) joins the run unchanged
         again = create_run(store, "p", RunRecord("p-1", parameters={"rows": 9}, runner="kubeflow"))
         assert (again.context_id, again.parameters, again.runner) == (made.context_id, {"rows": 4}, "local")
+        with pytest.raises(InvalidArgumentError, match="run 'p-1' is not a run of pipeline 'q'"):
+            create_run(store, "q", RunRecord("p-1"))
         finish_run(store, made.context_id, RunState.FAILED, {"a": "failed"}, error="task failed")
         done = get_run(store, "p-1")
         assert (done.state, done.node_states, done.error) == (RunState.FAILED, {"a": "failed"}, "task failed")
