@@ -369,6 +369,8 @@ def _run_report(store: Any, run_id: str) -> dict[str, Any]:
                 outputs={k: [{"id": a.id, "type": a.type_name, "uri": a.uri} for a in v] for k, v in outputs.items()},
             )
         nodes.append(entry)
+    if run.pipeline_context_id is not None:
+        run = dataclasses.replace(run, pipeline=store.get_context(run.pipeline_context_id).name)
     return {**run.summary(), "nodes": nodes}
 
 
