@@ -53,6 +53,15 @@ def test_kfp_local_refuses_resume_before_it_starts_anything(tmp_path):
                    resume_run_id="some-run")
 
 
+def test_kubeflow_runner_refuses_resume_and_starts_no_run(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    runner = KubeflowDagRunner("img", local=True, metadata_url=url, pipeline_root=str(tmp_path / "root"))
+    with pytest.raises(InvalidArgumentError, match="the kfp-local runner cannot resume a run"):
+        runner.run(lib.chain(str(tmp_path / "root"), url, "x"), resume_run_id="some-run")
+    with MetadataStore(url) as store:
+        assert store.get_runs() == []
+
+
 def test_a_session_records_start_and_end_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'md.sqlite'}"
     ir = lib.chain(str(tmp_path / "root"), url, str(tmp_path / "marker")).compile()
