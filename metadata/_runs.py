@@ -153,13 +153,14 @@ class RunRecord:
     def from_properties(cls, run_id: str, props: Mapping[str, Any], **ids: Any) -> RunRecord:
         """The record of a run whose properties (all, or the list columns) were read by a query."""
         pid = props.get(_PID)
-        attempts = props.get(_ATTEMPTS)
+        raw_attempts = props.get(_ATTEMPTS)
+        attempts = int(raw_attempts) if isinstance(raw_attempts, (int, str)) and str(raw_attempts).isdigit() else 1
         return cls(
             run_id, state=_state(props.get(STATE_KEY)), start_time=_time(props.get(_START)),
             end_time=_time(props.get(_END)), resumed_time=_time(props.get(_RESUMED)),
             parameters=dict(props.get(PARAMETERS_KEY) or {}), pipeline_root=props.get(_ROOT) or None,
             enable_cache=bool(props.get(_CACHE, True)), ir=props.get(IR_KEY) or None,
-            attempts=int(attempts) if str(attempts or "").isdigit() else 1,
+            attempts=attempts,
             host=props.get(_HOST), pid=pid if isinstance(pid, int) else None, runner=props.get(_RUNNER),
             node_states=dict(props.get(_NODE_STATES) or {}), error=props.get(_ERROR),
             partial=dict(props.get(_PARTIAL) or {}), **ids,

@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 
 import jfx_testlib as lib
 import pytest
-
 from jfx.errors import InvalidArgumentError
 from jfx.metadata import PIPELINE_RUN, ContextRecord, MetadataStore
 from jfx.metadata._client import Client

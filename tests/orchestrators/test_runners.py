@@ -8,7 +8,6 @@ import sys
 
 import jfx_testlib as lib
 import pytest
-
 from jfx.errors import InvalidArgumentError
 from jfx.metadata import MetadataStore
 from jfx.metadata._runs import RunState, get_run

@@ -7,7 +7,6 @@ import asyncio
 from pathlib import Path
 
 import jfx_flow as flow
-
 from jfx import If, RuntimeParameter
 from jfx.pipelines import _component, _control
 
@@ -19,7 +18,7 @@ def test_blocks_opened_by_concurrent_tasks_stay_apart():
     gate = RuntimeParameter("gate", bool, default=True)
 
     async def build(param: RuntimeParameter, started: asyncio.Event, other: asyncio.Event):
-        with If(param == True):  # noqa: E712
+        with If(param == True):
             started.set()
             await other.wait()  # the other task opens its block now
             node = flow.number()
