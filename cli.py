@@ -30,48 +30,16 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime
 from typing import Any
 
 from jfx._version import __version__
+from jfx.core._serve_flags import add_serve_parser
 
 EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 1, 1, 130
 
 
 def _add_metadata_url(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metadata-url", metavar="URL", help="metadata database URL (default: $JFX_METADATA_URL or the SQLite store in $JFX_HOME)")
-
-
-def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Adds the ``serve`` subcommand to an ``add_subparsers()`` object; returns its parser."""
-    p = subparsers.add_parser("serve", help="serve a model's versions over HTTP (TensorFlow Serving's REST API)",
-                              description="Serve the versions under MODEL_BASE_PATH/<version>/ over HTTP "
-                                          "in TensorFlow Serving's REST shape; new versions are picked up live.")
-    p.add_argument("--model_base_path", "--model-base-path", dest="model_base_path", required=True, metavar="DIR",
-                   help="folder of version folders DIR/<version>/ (jfx model artifacts)")
-    p.add_argument("--model_name", "--model-name", dest="model_name", required=True, metavar="NAME",
-                   help="the model's name in the URLs")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8501, help="port (default: 8501; 0: any free port)")
-    p.add_argument("--no_batching", "--no-batching", dest="enable_batching", action="store_false",
-                   help="run every request on its own (no dynamic batching)")
-    p.add_argument("--max_batch_size", "--max-batch-size", dest="max_batch_size", type=int, default=64, metavar="N",
-                   help="most rows in one batched model call (default: 64)")
-    p.add_argument("--batch_timeout_ms", "--batch-timeout-ms", dest="batch_timeout_ms", type=float, default=2.0,
-                   metavar="MS", help="longest wait for a batch to fill (default: 2)")
-    p.add_argument("--poll_interval_s", "--poll-interval-s", "--file_system_poll_wait_seconds",
-                   dest="poll_interval_s", type=float, default=1.0, metavar="S",
-                   help="seconds between scans for new versions (default: 1; 0: never)")
-    p.add_argument("--max_loaded_versions", "--max-loaded-versions", dest="max_loaded_versions", type=int, default=2,
-                   metavar="N", help="newest versions kept loaded (default: 2)")
-    p.add_argument("--warmup_batch_sizes", "--warmup-batch-sizes", dest="warmup_batch_sizes", type=_int_list,
-                   default=None, metavar="N,N,...",
-                   help="batch sizes compiled before a version serves (default: every padded size up to "
-                        "--max_batch_size; other sizes compile on first use)")
-    p.add_argument("--header_timeout_s", "--header-timeout-s", dest="header_timeout_s", type=float, default=20.0,
-                   metavar="S", help="longest wait for a request's headers; a slower or silent connection is "
-                                     "closed (default: 20)")
-    return p
 
 
 def add_compile_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -164,16 +132,6 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints, got {text!r}")
-    return values
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jfx", description="Declarative ML pipelines: run, inspect runs, walk lineage.")
     parser.add_argument("--version", action="version", version=f"jfx {__version__}")
@@ -246,7 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("compile", "submit"):
             from jfx.orchestrators import _kfp_cli
 
-            return _kfp_cli.cmd_compile(args) if args.command == "compile" else _kfp_cli.cmd_submit(args)
+            if args.command == "compile":
+                return _kfp_cli.cmd_compile(
+                    args.file, output=args.output, image=args.image, pipeline_root=args.pipeline_root,
+                    metadata_url=args.metadata_url, volumes=args.volume, metadata_secret=args.metadata_secret,
+                    env=args.env, local=args.local)
+            return _kfp_cli.cmd_submit(
+                args.package, host=args.host, params=args.param, experiment=args.experiment,
+                run_name=args.run_name, token=args.token, namespace=args.namespace, enable_cache=not args.no_cache,
+                from_nodes=args.from_nodes, to_nodes=args.to_nodes, from_run=args.from_run)
         if args.command == "ui":
             return _cmd_ui(args)
         if args.command == "serve":
@@ -287,40 +253,32 @@ def _parse_params(items: list[str]) -> dict[str, str]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from jfx.errors import InvalidArgumentError
-    from jfx.metadata import PIPELINE_RUN, MetadataStore
-    from jfx.orchestrators import LocalDagRunner
+    from jfx.metadata import MetadataStore
+    from jfx.metadata._runs import get_run
     from jfx.orchestrators._run import metadata_url_for
+    from jfx.orchestrators._runners import RunnerOptions, make_runner
     from jfx.pipelines import PipelineIR, load_pipeline
 
     if args.file:
         ir = load_pipeline(args.file).compile()
     elif args.resume:
         with MetadataStore(args.metadata_url) as store:
-            run_ctx = store.get_context_by_name(PIPELINE_RUN, args.resume)
-            if run_ctx is None:
+            resumed = get_run(store, args.resume)
+            if resumed is None or not resumed.ir:
                 raise InvalidArgumentError(f"no run {args.resume!r} in the metadata store {store.url}")
-            ir = PipelineIR.from_dict(run_ctx.properties["ir"])
+            ir = PipelineIR.from_dict(resumed.ir)
     else:
         raise InvalidArgumentError("jfx run needs a PIPELINE_FILE (or --resume RUN_ID)")
-    progress = False if args.progress == "none" else args.progress
-    options = {"parameters": _parse_params(args.param), "enable_cache": not args.no_cache, "resume_run_id": args.resume}
-    if args.runner == "beam":
-        from jfx.orchestrators import BeamDagRunner
-
-        result = BeamDagRunner(args.beam_arg or [], metadata_url=args.metadata_url, pipeline_root=args.pipeline_root,
-                               progress=progress).run(ir, **options, from_nodes=args.from_nodes,
-                                                      to_nodes=args.to_nodes, from_run=args.from_run)
-    elif args.runner == "kfp-local":
-        from jfx.orchestrators._kfp_cli import run_kfp_local
-
-        result = run_kfp_local(ir, args, options)
-    else:
-        if args.beam_arg is not None:
-            ir = dataclasses.replace(ir, beam_pipeline_args=tuple(args.beam_arg))
-        runner = LocalDagRunner(args.max_workers, executor=args.executor, metadata_url=args.metadata_url,
-                                pipeline_root=args.pipeline_root, progress=progress)
-        result = runner.run(ir, **options, from_nodes=args.from_nodes, to_nodes=args.to_nodes,
-                            from_run=args.from_run)
+    beam_args = None if args.beam_arg is None else tuple(args.beam_arg)
+    runner, takes_beam_args = make_runner(args.runner, RunnerOptions(
+        metadata_url=args.metadata_url, pipeline_root=args.pipeline_root,
+        progress=False if args.progress == "none" else args.progress, max_workers=args.max_workers,
+        executor=args.executor, beam_args=beam_args))
+    if beam_args is not None and not takes_beam_args:  # then they configure the data components only
+        ir = dataclasses.replace(ir, beam_pipeline_args=beam_args)
+    result = runner.run(ir, parameters=_parse_params(args.param), enable_cache=not args.no_cache,
+                        resume_run_id=args.resume, from_nodes=args.from_nodes, to_nodes=args.to_nodes,
+                        from_run=args.from_run)
     print(f"run {result.run_id} of pipeline {result.pipeline_name}: {result.state}")
     width = max((len(k) for k in result.nodes), default=4)
     for node_id, o in result.nodes.items():
@@ -349,25 +307,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.succeeded else EXIT_FAILED
 
 
-def _duration(props: dict[str, Any]) -> str:
-    try:
-        start = datetime.fromisoformat(props["start_time"])
-        end = datetime.fromisoformat(props["end_time"])
-    except (KeyError, TypeError, ValueError):
-        return ""
-    return f"{(end - start).total_seconds():.2f}s"
+def _iso(value: Any) -> str:
+    return value.isoformat(timespec="milliseconds") if value is not None else ""
+
+
+def _duration(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds:.2f}s"
 
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
     from jfx.metadata import ListOptions, MetadataStore
+    from jfx.metadata._runs import list_runs
 
     with MetadataStore(args.metadata_url) as store:
-        runs = store.get_runs(args.pipeline, ListOptions(limit=args.limit, order_by="id", descending=True))
+        runs = list_runs(store, args.pipeline, ListOptions(limit=args.limit, order_by="id", descending=True))
         pipelines = {c.id: c.name for c in store.get_pipelines()}
-    rows = [
-        {"run_id": r.name, "pipeline": pipelines.get(r.parent_id, ""), "state": r.properties.get("state", ""),
-         "start_time": r.properties.get("start_time", ""), "duration": _duration(r.properties),
-         "parameters": r.properties.get("parameters", {})}
+    rows: list[dict[str, Any]] = [
+        {"run_id": r.run_id, "pipeline": pipelines.get(r.pipeline_context_id, ""), "state": r.state.value,
+         "start_time": _iso(r.start_time), "duration": _duration(r.duration_s),
+         "parameters": r.parameters}
         for r in runs
     ]
     if args.json:
@@ -385,21 +343,20 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
 def _run_report(store: Any, run_id: str) -> dict[str, Any]:
     from jfx.errors import NotFoundError
-    from jfx.metadata import PIPELINE_RUN
+    from jfx.metadata._runs import get_run
 
-    run_ctx = store.get_context_by_name(PIPELINE_RUN, run_id)
-    if run_ctx is None:
+    run = get_run(store, run_id)
+    if run is None:
         raise NotFoundError(f"no run {run_id!r} in the metadata store {store.url}")
     latest: dict[str, Any] = {}
-    for e in store.get_executions_by_context(run_ctx.id):
+    for e in store.get_executions_by_context(run.context_id):
         if e.node_id not in latest or e.id > latest[e.node_id].id:
             latest[e.node_id] = e
-    order = [n["id"] for n in (run_ctx.properties.get("ir") or {}).get("nodes", [])] or list(latest)
-    node_states = run_ctx.properties.get("node_states") or {}
+    order = run.node_order or list(latest)
     nodes = []
     for node_id in order:
         e = latest.get(node_id)
-        entry: dict[str, Any] = {"node": node_id, "state": node_states.get(node_id, "pending").upper()}
+        entry: dict[str, Any] = {"node": node_id, "state": run.node_states.get(node_id, "pending").upper()}
         if e is not None:
             _, outputs = store.get_execution_artifacts(e.id)
             entry.update(
@@ -412,9 +369,9 @@ def _run_report(store: Any, run_id: str) -> dict[str, Any]:
                 outputs={k: [{"id": a.id, "type": a.type_name, "uri": a.uri} for a in v] for k, v in outputs.items()},
             )
         nodes.append(entry)
-    props = dict(run_ctx.properties)
-    props.pop("ir", None)
-    return {"run_id": run_id, **props, "nodes": nodes}
+    if run.pipeline_context_id is not None:
+        run = dataclasses.replace(run, pipeline=store.get_context(run.pipeline_context_id).name)
+    return {**run.summary(), "nodes": nodes}
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
@@ -426,7 +383,7 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
         return 0
     print(f"run {report['run_id']}: {report.get('state')}  started {report.get('start_time')}  "
-          f"took {_duration(report) or '-'}")
+          f"took {_duration(report.get('duration_s')) or '-'}")
     if report.get("parameters"):
         print("parameters: " + ", ".join(f"{k}={v!r}" for k, v in report["parameters"].items()))
     for n in report["nodes"]:

@@ -60,6 +60,7 @@ from jfx.components._examples import split_files, split_names
 from jfx.components._thresholds import Threshold, check_thresholds
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
+from jfx.pipelines._layouts import BLESSING_FILE, METRICS_FILE
 from jfx.pipelines._artifacts import Examples, Model, ModelBlessing, ModelEvaluation
 
 __all__ = [
@@ -77,9 +78,7 @@ __all__ = [
     "model_features",
 ]
 
-METRICS_FILE = "metrics.json"
 PLOTS_FILE = "plots.json"
-BLESSING_FILE = "blessing.json"
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 _CONFIG_KEYS = ("label_key", "prediction_key", "model_type", "label_vocabulary", "example_weight_key", "splits",

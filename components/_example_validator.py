@@ -21,10 +21,10 @@ from jfx.components._schema import _read_statistics, load_schema
 from jfx.errors import DataValidationError, HaltPipeline, InvalidArgumentError
 from jfx.pipelines._artifacts import ExampleAnomalies, ExampleStatistics, Examples, Schema
 from jfx.pipelines._component import Input, Output, Parameter, component
+from jfx.pipelines._layouts import ANOMALIES_FILE
 
 __all__ = ["ExampleValidator", "load_expectation_suite", "run_expectations"]
 
-ANOMALIES_FILE = "anomalies.json"
 REPORT_FILE = "report.txt"
 DATA_DOCS_DIR = "data_docs"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from jfx.errors import DataValidationError
 from jfx.pipelines._artifacts import Artifact
+from jfx.pipelines._layouts import SPLIT_PREFIX
 
 __all__ = ["SPLIT_PREFIX", "split_dir", "split_names", "split_files"]
 
-SPLIT_PREFIX = "Split-"
 
 
 def split_dir(artifact: Artifact, split: str) -> Path:

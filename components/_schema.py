@@ -33,6 +33,7 @@ from typing import Any
 
 from jfx.errors import DataValidationError
 from jfx.pipelines._artifacts import Artifact
+from jfx.pipelines._layouts import SCHEMA_FILE, STATISTICS_FILE
 
 __all__ = [
     "COLUMN_TYPES",
@@ -48,9 +49,7 @@ __all__ = [
     "with_drift",
 ]
 
-SCHEMA_FILE = "schema.json"
 SCHEMA_VERSION = 1
-STATISTICS_FILE = "statistics.json"
 COLUMN_TYPES = ("int", "float", "string", "bool", "timestamp")
 RANGE_TYPES = ("int", "float", "timestamp")  # types whose values can be bounded by a range
 DOMAIN_TYPES = ("string",)  # types whose values can be listed in a domain

@@ -70,6 +70,7 @@ from jfx.components._sketches import (
     string_counts,
 )
 from jfx.errors import DataValidationError
+from jfx.pipelines._layouts import STATISTICS_FILE, load_statistics, split_folder
 
 __all__ = [
     "StatisticsKernel",
@@ -84,7 +85,6 @@ __all__ = [
 ]
 
 COLUMN_TYPES = ("int", "float", "string", "bool", "timestamp")
-STATISTICS_FILE = "statistics.json"
 NUM_QUANTILES = 101
 TOP_VALUES = 100
 
@@ -618,9 +618,7 @@ def _finish_string(acc: StringAccumulator, count: int) -> dict[str, Any]:
 
 
 def _split_dir(root: Path, split: str) -> Path:
-    from jfx.components._examples import SPLIT_PREFIX
-
-    return root / f"{SPLIT_PREFIX}{split}"
+    return split_folder(root, split)
 
 
 def write_statistics(artifact_or_path: Any, split: str, stats: dict[str, Any]) -> Path:
@@ -636,39 +634,3 @@ def write_statistics(artifact_or_path: Any, split: str, stats: dict[str, Any]) -
     return target
 
 
-def load_statistics(artifact_or_path: Any, splits: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Read an ``ExampleStatistics`` artifact: split name → its statistics document.
-
-    Args:
-        artifact_or_path: the artifact (its ``uri`` is used) or its directory.
-        splits: the splits to read; default: the artifact's ``splits`` property when it
-            has one, else every ``Split-*`` folder.
-
-    Raises:
-        DataValidationError: a split has no ``statistics.json`` or it is not valid JSON.
-
-    Example:
-        >>> stats = load_statistics(statistics_artifact)            # doctest: +SKIP
-        >>> stats["train"]["columns"]["fare"]["numeric"]["mean"]    # doctest: +SKIP
-        11.93
-    """
-    from jfx.components._examples import SPLIT_PREFIX
-
-    root = Path(getattr(artifact_or_path, "uri", artifact_or_path))
-    if splits is None:
-        props = getattr(artifact_or_path, "properties", None) or {}
-        splits = list(props.get("splits") or [])
-        if not splits:
-            splits = sorted(p.name[len(SPLIT_PREFIX):] for p in root.glob(f"{SPLIT_PREFIX}*") if p.is_dir())
-    if not splits:
-        raise DataValidationError(f"{root}: no {SPLIT_PREFIX}<name>/{STATISTICS_FILE}; is it an ExampleStatistics artifact?")
-    out = {}
-    for split in splits:
-        path = _split_dir(root, split) / STATISTICS_FILE
-        try:
-            out[split] = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataValidationError(f"{path}: split {split!r} has no statistics") from None
-        except json.JSONDecodeError as err:
-            raise DataValidationError(f"{path}: not valid JSON ({err})") from err
-    return out

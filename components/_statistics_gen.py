@@ -23,11 +23,11 @@ from jfx.components._examples import split_files, split_names
 from jfx.components._statistics import COLUMN_TYPES, StatisticsKernel, write_statistics
 from jfx.errors import DataValidationError
 from jfx.pipelines._component import Input, Output, Parameter, component
+from jfx.pipelines._layouts import SCHEMA_FILE
 from jfx.pipelines._artifacts import Examples, ExampleStatistics, Schema
 
 __all__ = ["StatisticsGen", "schema_column_types"]
 
-SCHEMA_FILE = "schema.json"
 
 
 def schema_column_types(schema: Schema) -> dict[str, str]:

@@ -415,9 +415,9 @@ def serve(model_base_path: str | Path, model_name: str, host: str = "127.0.0.1",
 def build_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``serve`` subcommand to an ``add_subparsers()`` object; returns its parser.
 
-    The flags live in :mod:`jfx.cli` so that ``jfx --help`` does not import JAX.
+    The flags live in :mod:`jfx.core._serve_flags` so that ``jfx --help`` does not import JAX.
     """
-    from jfx.cli import add_serve_parser
+    from jfx.core._serve_flags import add_serve_parser
 
     return add_serve_parser(subparsers)
 

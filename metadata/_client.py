@@ -28,7 +28,9 @@ from jfx.metadata._records import (
     ExecutionState,
     LineageGraph,
 )
+from jfx.metadata._runs import RunRecord, RunState
 from jfx.metadata._store import MetadataStore
+from jfx.pipelines._layouts import BLESSING_FILE, METRICS_FILE, SCHEMA_FILE, VALUE_FILE
 
 __all__ = ["ArtifactView", "Client", "NodeView", "RunView"]
 
@@ -149,6 +151,7 @@ class RunView:
         self._store = store
         self.context = context
         self._pipeline = pipeline
+        self.record = RunRecord.from_context(context, pipeline)
 
     @property
     def id(self) -> str:
@@ -165,23 +168,23 @@ class RunView:
         return self._pipeline
 
     @property
-    def state(self) -> str:
-        """``RUNNING``, ``COMPLETE``, ``FAILED``, ``CANCELLED`` or ``ABANDONED``."""
-        return str(self.context.properties.get("state", ""))
+    def state(self) -> RunState:
+        """``RUNNING``, ``COMPLETE``, ``FAILED``, ``CANCELLED`` or ``ABANDONED`` (a ``str``)."""
+        return self.record.state
 
     @property
     def start_time(self) -> datetime | None:
-        return parse_time(self.context.properties.get("start_time"))
+        return self.record.start_time
 
     @property
     def end_time(self) -> datetime | None:
         """When the run finished; ``None`` while it runs."""
-        return parse_time(self.context.properties.get("end_time"))
+        return self.record.end_time
 
     @property
     def parameters(self) -> dict[str, Any]:
         """The run's resolved runtime parameters."""
-        return dict(self.context.properties.get("parameters") or {})
+        return dict(self.record.parameters)
 
     @cached_property
     def nodes(self) -> Mapping[str, NodeView]:
@@ -195,13 +198,12 @@ class RunView:
             held = latest.get(execution.node_id)
             if held is None or (execution.id or 0) > (held.id or 0):
                 latest[execution.node_id] = execution
-        ir_order = [n.get("id") for n in (self.context.properties.get("ir") or {}).get("nodes") or []]
-        order = [n for n in ir_order if n in latest]
+        order = [n for n in self.record.node_order if n in latest]
         order += sorted((n for n in latest if n not in order), key=lambda n: latest[n].id or 0)
         return _Views({n: NodeView(self._store, latest[n]) for n in order})
 
     def __repr__(self) -> str:
-        return f"RunView(id={self.id!r}, pipeline={self.pipeline!r}, state={self.state!r})"
+        return f"RunView(id={self.id!r}, pipeline={self.pipeline!r}, state={self.state.value!r})"
 
 
 class NodeView:
@@ -321,12 +323,12 @@ class ArtifactView:
         """
         if self.type_name == "ExampleStatistics":
             return self._read_statistics()
-        files = {"Schema": "schema.json", "ModelEvaluation": "metrics.json", "ModelBlessing": "blessing.json"}
+        files = {"Schema": SCHEMA_FILE, "ModelEvaluation": METRICS_FILE, "ModelBlessing": BLESSING_FILE}
         typed = files.get(self.type_name)
-        if typed is not None and (Path(self.uri, typed).exists() or not Path(self.uri, "value.json").is_file()):
+        if typed is not None and (Path(self.uri, typed).exists() or not Path(self.uri, VALUE_FILE).is_file()):
             return self._read_json(typed)
-        if Path(self.uri, "value.json").is_file():  # also e.g. a blessing written by a custom component
-            return self._read_json("value.json")
+        if Path(self.uri, VALUE_FILE).is_file():  # also e.g. a blessing written by a custom component
+            return self._read_json(VALUE_FILE)
         raise InvalidArgumentError(
             f"artifact {self.id} of type {self.type_name!r} has no reader: read() knows ExampleStatistics, "
             f"Schema, ModelEvaluation, ModelBlessing and artifacts with a value.json; read {self.uri} directly"
@@ -343,7 +345,7 @@ class ArtifactView:
 
     def _read_statistics(self) -> Any:
         import pandas as pd
-        from jfx.components._statistics import load_statistics
+        from jfx.pipelines._layouts import load_statistics
 
         rows = []
         for split, doc in load_statistics(self.record).items():

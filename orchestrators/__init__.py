@@ -1,4 +1,14 @@
-"""Orchestrators: the launcher every runner shares, and the runners."""
+"""Orchestrators: the launcher every runner shares, and the runners.
+
+The shape: :func:`launch_node` (``_launcher``) runs one node; ``_run.RunSession`` is the
+one run lifecycle (open the store, reap, start, resume or join the run, prepare a
+partial run, record its end) that :class:`LocalDagRunner`, :class:`BeamDagRunner` and
+:class:`KubeflowDagRunner` (kfp.local) all use, and ``_run.Runner`` the one interface
+they implement (``run(pipeline, parameters=..., ...) -> RunResult``); ``_runners`` maps
+the names ``jfx run --runner`` takes to them. What a run records is a
+``jfx.metadata._runs.RunRecord``, written and read only there. A Kubeflow task runs one
+node (``entrypoint``) and joins the run the driver or the first task created.
+"""
 
 from typing import TYPE_CHECKING
 

@@ -37,21 +37,15 @@ import apache_beam as beam  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
 from jfx.errors import InvalidArgumentError  # noqa: E402 - after quiet_beam_import()
-from jfx.metadata import ExecutionRecord, ExecutionState, ListOptions, MetadataStore  # noqa: E402 - after quiet_beam_import()
-from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node  # noqa: E402 - after quiet_beam_import()
-from jfx.orchestrators._partial import choose_before_run, prepare_partial  # noqa: E402 - after quiet_beam_import()
-from jfx.orchestrators._progress import make_progress  # noqa: E402 - after quiet_beam_import()
-from jfx.orchestrators._run import (  # noqa: E402 - after quiet_beam_import()
-    RunResult,
-    as_ir,
-    finish_run,
-    interrupt_run,
-    metadata_url_for,
-    reap_abandoned,
-    run_state,
-    skipped_by_upstream,
-    start_run,
+from jfx.metadata import ExecutionRecord, ExecutionState, ListOptions, MetadataStore  # noqa: E402
+from jfx.orchestrators._launcher import (  # noqa: E402
+    FINISHED_STATE_OF,
+    NodeOutcome,
+    NodeState,
+    RunInfo,
+    launch_node,
 )
+from jfx.orchestrators._run import RunResult, RunSession, as_ir, skipped_by_upstream  # noqa: E402
 from jfx.pipelines import Pipeline, PipelineIR  # noqa: E402
 
 __all__ = ["BeamDagRunner"]
@@ -121,32 +115,23 @@ class BeamDagRunner:
             RunInterruptedError: Ctrl-C; the running executions are marked CANCELLED.
         """
         ir = as_ir(pipeline)
-        selected = ir.select(from_nodes, to_nodes) if (from_nodes or to_nodes) else None
         if ir.beam_pipeline_args is None and self.beam_pipeline_args:
             ir = replace(ir, beam_pipeline_args=tuple(self.beam_pipeline_args))
-        url = metadata_url_for(ir, self.metadata_url)
-        store = MetadataStore(url)
-        try:
-            reap_abandoned(store)
-            source = choose_before_run(store, ir, selected, parameters=parameters, from_run=from_run,
-                                       resume_run_id=resume_run_id)  # a refused partial run starts no run
-            run, outcomes = start_run(
-                store, ir, runner="beam", parameters=parameters, enable_cache=enable_cache,
-                pipeline_root=self.pipeline_root, run_id=run_id, resume_run_id=resume_run_id,
-            )
-            if selected is not None:
-                prepare_partial(store, ir, run, outcomes, selected, source)
-            progress = make_progress(self.progress)
-            progress.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
+        with RunSession.open(
+            ir, runner="beam", metadata_url=self.metadata_url, pipeline_root=self.pipeline_root,
+            parameters=parameters, enable_cache=enable_cache, run_id=run_id, resume_run_id=resume_run_id,
+            from_nodes=from_nodes, to_nodes=to_nodes, from_run=from_run, progress=self.progress,
+        ) as session:
+            store, run, outcomes, progress = session.store, session.run, session.outcomes, session.progress
             done_before = dict(outcomes)
             watermark = max((e.id or 0 for e in store.get_executions_by_context(run.run_context_id)), default=0)
-            watcher = _Watcher(url, run, watermark, progress)
+            watcher = _Watcher(session.url, run, watermark, progress)
             watcher.start()
             try:
-                collected, error = self._run_beam(url, ir, run, outcomes)
+                collected, error = self._run_beam(session.url, ir, run, outcomes)
             except (KeyboardInterrupt, SystemExit):
                 watcher.stop()
-                raise interrupt_run(store, ir, run, outcomes, progress) from None
+                raise session.interrupt() from None
             watcher.stop()
             for node in _topological(ir):  # a missing node's upstream are known before it
                 if node.id in outcomes:
@@ -163,14 +148,7 @@ class BeamDagRunner:
                     if outcomes[node.id].execution_id is not None and node.id not in watcher.started:
                         progress.node_started(node.id)
                     progress.node_finished(outcomes[node.id])
-            left_out = set() if selected is None else {n.id for n in ir.nodes} - selected
-            state = run_state(outcomes, left_out)
-            finish_run(store, run, state, outcomes)
-            progress.finish(state)
-            ordered = {n.id: outcomes[n.id] for n in ir.nodes}
-            return RunResult(run.run_id, ir.name, state, ordered, store.url)
-        finally:
-            store.close()
+            return session.finish()
 
     def _run_beam(self, url: str, ir: PipelineIR, run: RunInfo,
                   done: dict[str, NodeOutcome]) -> tuple[dict[str, NodeOutcome], str | None]:

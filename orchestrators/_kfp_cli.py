@@ -9,17 +9,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["cmd_compile", "cmd_submit", "run_kfp_local", "LOCAL_IMAGE"]
+__all__ = ["LOCAL_IMAGE", "KfpLocalRunner", "cmd_compile", "cmd_submit"]
 
 # The image named in a spec compiled for kfp.local: tasks run in this Python, not in it.
 LOCAL_IMAGE = f"python:{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def _pairs(items: list[str], flag: str, sep: str = "=") -> dict[str, str]:
+def _pairs(items: Sequence[str], flag: str, sep: str = "=") -> dict[str, str]:
     from jfx.errors import InvalidArgumentError
 
     found: dict[str, str] = {}
@@ -31,72 +31,93 @@ def _pairs(items: list[str], flag: str, sep: str = "=") -> dict[str, str]:
     return found
 
 
-def cmd_compile(args: argparse.Namespace) -> int:
+def cmd_compile(file: str, *, output: str, image: str | None = None, pipeline_root: str | None = None,
+                metadata_url: str | None = None, volumes: Sequence[str] = (), metadata_secret: str | None = None,
+                env: Sequence[str] = (), local: bool = False) -> int:
+    """``jfx compile``: the flags' values, as given (``volumes`` and ``env`` as ``KEY=VALUE`` strings)."""
     from jfx.errors import InvalidArgumentError
     from jfx.orchestrators._kubeflow import KubeflowDagRunner
     from jfx.pipelines import load_pipeline
 
-    if not args.image and not args.local:
+    if not image and not local:
         raise InvalidArgumentError("jfx compile --target kubeflow needs --image IMAGE (the jfx image the tasks run in)")
     secret = None
-    if args.metadata_secret:
-        name, ok, key = args.metadata_secret.partition(":")
+    if metadata_secret:
+        name, ok, key = metadata_secret.partition(":")
         if not ok or not name or not key:
-            raise InvalidArgumentError(f"--metadata-secret {args.metadata_secret!r}: expected SECRET:KEY")
+            raise InvalidArgumentError(f"--metadata-secret {metadata_secret!r}: expected SECRET:KEY")
         secret = (name, key)
-    runner = KubeflowDagRunner(args.image or LOCAL_IMAGE, pipeline_root=args.pipeline_root,
-                               metadata_url=args.metadata_url, local=args.local,
-                               volumes=_pairs(args.volume, "--volume"), metadata_secret=secret,
-                               env=_pairs(args.env, "--env"))
-    pipeline = load_pipeline(args.file)
-    path = runner.compile(pipeline, args.output)
+    runner = KubeflowDagRunner(image or LOCAL_IMAGE, pipeline_root=pipeline_root,
+                               metadata_url=metadata_url, local=local,
+                               volumes=_pairs(volumes, "--volume"), metadata_secret=secret,
+                               env=_pairs(env, "--env"))
+    pipeline = load_pipeline(file)
+    path = runner.compile(pipeline, output)
     ir = pipeline.compile()
     print(f"compiled pipeline {ir.name} ({len(ir.nodes)} nodes) for Kubeflow Pipelines: {path}")
     print(f"submit it with: jfx submit {path} --host URL")
     return 0
 
 
-def cmd_submit(args: argparse.Namespace) -> int:
+def cmd_submit(package: str, *, host: str, params: Sequence[str] = (), experiment: str | None = None,
+               run_name: str | None = None, token: str | None = None, namespace: str | None = None,
+               enable_cache: bool = True, from_nodes: Sequence[str] | None = None,
+               to_nodes: Sequence[str] | None = None, from_run: str | None = None) -> int:
+    """``jfx submit``: the flags' values, as given (``params`` as ``KEY=VALUE`` strings)."""
     from jfx.orchestrators._kubeflow import submit_package
 
-    params: dict[str, Any] = _pairs(args.param, "--param")
-    if args.no_cache:
-        params["jfx_enable_cache"] = "false"
-    if args.from_nodes:
-        params["jfx_from_nodes"] = list(args.from_nodes)
-    if args.to_nodes:
-        params["jfx_to_nodes"] = list(args.to_nodes)
-    if args.from_run:
-        params["jfx_from_run"] = args.from_run
-    run = submit_package(args.package, args.host, experiment=args.experiment, params=params,
-                         run_name=args.run_name, token=args.token, namespace=args.namespace)
+    values: dict[str, Any] = _pairs(params, "--param")
+    if not enable_cache:
+        values["jfx_enable_cache"] = "false"
+    if from_nodes:
+        values["jfx_from_nodes"] = list(from_nodes)
+    if to_nodes:
+        values["jfx_to_nodes"] = list(to_nodes)
+    if from_run:
+        values["jfx_from_run"] = from_run
+    run = submit_package(package, host, experiment=experiment, params=values,
+                         run_name=run_name, token=token, namespace=namespace)
     print(f"submitted run {run.run_id}")
     print(f"  url:     {run.url}")
     print(f"  jfx run: {run.jfx_run_id}  (jfx runs show {run.jfx_run_id}, against the pipeline's metadata database)")
     return 0
 
 
-def run_kfp_local(ir: Any, args: argparse.Namespace, options: dict[str, Any]) -> Any:
+class KfpLocalRunner:
     """``jfx run --runner kfp-local``: compile the pipeline and run the spec with kfp.local.
 
-    Each task's log goes to ``$JFX_HOME/kfp-local/<run id>.log``.
+    A :class:`~jfx.orchestrators._run.Runner`: each task's log goes to
+    ``$JFX_HOME/kfp-local/<run id>.log``, named on standard error.
     """
-    import dataclasses
 
-    from jfx._config import jfx_home
-    from jfx.errors import InvalidArgumentError
-    from jfx.orchestrators._kubeflow import KubeflowDagRunner
-    from jfx.orchestrators._run import new_run_id
+    def __init__(self, *, metadata_url: str | None = None, pipeline_root: str | None = None) -> None:
+        from jfx.orchestrators._kubeflow import KubeflowDagRunner
 
-    if options.get("resume_run_id"):
-        raise InvalidArgumentError("--resume runs on the local and beam runners; drop --runner kfp-local")
-    if args.beam_arg is not None:
-        ir = dataclasses.replace(ir, beam_pipeline_args=tuple(args.beam_arg))
-    runner = KubeflowDagRunner(LOCAL_IMAGE, pipeline_root=args.pipeline_root, metadata_url=args.metadata_url,
-                               local=True)
-    run_id = new_run_id(ir.name)
-    log = jfx_home() / "kfp-local" / f"{run_id}.log"
-    print(f"compiling {ir.name} for Kubeflow and running it with kfp.local; task logs: {log}", file=sys.stderr)
-    return runner.run_local(ir, parameters=options["parameters"], enable_cache=options["enable_cache"],
-                            from_nodes=args.from_nodes, to_nodes=args.to_nodes, from_run=args.from_run,
-                            run_id=run_id, log=log)
+        self.runner = KubeflowDagRunner(LOCAL_IMAGE, pipeline_root=pipeline_root, metadata_url=metadata_url,
+                                        local=True)
+
+    def run(
+        self,
+        pipeline: Any,
+        *,
+        parameters: dict[str, Any] | None = None,
+        enable_cache: bool = True,
+        run_id: str | None = None,
+        resume_run_id: str | None = None,
+        from_nodes: list[str] | None = None,
+        to_nodes: list[str] | None = None,
+        from_run: str | None = None,
+    ) -> Any:
+        """Run ``pipeline`` with kfp.local (see :meth:`KubeflowDagRunner.run`)."""
+        from jfx._config import jfx_home
+        from jfx.errors import InvalidArgumentError
+        from jfx.orchestrators._run import as_ir, new_run_id
+
+        if resume_run_id:
+            raise InvalidArgumentError("--resume runs on the local and beam runners; drop --runner kfp-local")
+        ir = as_ir(pipeline)
+        run_id = run_id or new_run_id(ir.name)
+        log = jfx_home() / "kfp-local" / f"{run_id}.log"
+        print(f"compiling {ir.name} for Kubeflow and running it with kfp.local; task logs: {log}", file=sys.stderr)
+        return self.runner.run(ir, parameters=parameters, enable_cache=enable_cache, from_nodes=from_nodes,
+                               to_nodes=to_nodes, from_run=from_run, run_id=run_id, log=log)

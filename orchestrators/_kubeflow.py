@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from jfx._config import resolve_metadata_url
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
-from jfx.orchestrators._run import RunResult, RunState, as_ir, finish_run, metadata_url_for, new_run_id, reap_abandoned
+from jfx.orchestrators._run import RunResult, RunSession, RunState, as_ir
 from jfx.pipelines import NodeIR, Pipeline, PipelineIR
 
 __all__ = ["KubeflowDagRunner", "SubmittedRun", "RESERVED_PARAMETERS"]
@@ -339,16 +339,17 @@ class KubeflowDagRunner:
 
     # ------------------------------------------------------------------ local runs
 
-    def run_local(
+    def run(
         self,
         pipeline: Pipeline | PipelineIR | dict[str, Any],
         *,
         parameters: Mapping[str, Any] | None = None,
         enable_cache: bool = True,
+        run_id: str | None = None,
+        resume_run_id: str | None = None,
         from_nodes: list[str] | None = None,
         to_nodes: list[str] | None = None,
         from_run: str | None = None,
-        run_id: str | None = None,
         log: str | Path | None = None,
     ) -> RunResult:
         """Compile the pipeline and run the compiled spec on this machine with kfp.local.
@@ -361,6 +362,8 @@ class KubeflowDagRunner:
             parameters, enable_cache, from_nodes, to_nodes, from_run, run_id: as for
                 :meth:`LocalDagRunner.run`; the run a partial run reuses is chosen
                 here, before any task starts, and passed to every task.
+            resume_run_id: not supported (a Kubeflow run is not resumed; resume it on
+                the local or Beam runner).
             log: a file that receives kfp.local's output (each task's log), instead of
                 this process's standard output.
 
@@ -370,30 +373,27 @@ class KubeflowDagRunner:
         import kfp.local
         from kfp import components
 
-        from jfx.metadata import MetadataStore
-        from jfx.orchestrators._partial import choose_before_run
-        from jfx.orchestrators.entrypoint import OWNER_PID_ENV, join_run, outcomes_from_store, run_state
+        from jfx.orchestrators.entrypoint import OWNER_PID_ENV, outcomes_from_store
 
         if not self.local:
             raise InvalidArgumentError("run_local needs a runner made with local=True (a local pipeline root and store)")
         ir = as_ir(pipeline)
-        selected = ir.select(from_nodes, to_nodes) if (from_nodes or to_nodes) else None
         values = ir.resolve_parameters(dict(parameters or {}))
-        run_id = run_id or new_run_id(ir.name)
-        url = metadata_url_for(ir, self.metadata_url)
-        with MetadataStore(url) as store:
-            reap_abandoned(store)
-            source = choose_before_run(store, ir, selected, parameters=values, from_run=from_run)
-        with tempfile.TemporaryDirectory(prefix="jfx-kfp-local-") as tmp:
+        owner = {"host": socket_hostname(), "pid": os.getpid()}  # the tasks record this process as the run's owner
+        with RunSession.open(
+            ir, runner="kfp-local", metadata_url=self.metadata_url, pipeline_root=self.pipeline_root,
+            parameters=values, enable_cache=enable_cache, run_id=run_id, resume_run_id=resume_run_id,
+            from_nodes=from_nodes, to_nodes=to_nodes, from_run=from_run, progress=False, join_owner=owner,
+        ) as session, tempfile.TemporaryDirectory(prefix="jfx-kfp-local-") as tmp:
             spec = self.compile(ir, Path(tmp) / "pipeline.yaml")
             loaded = components.load_component_from_file(spec)
             kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False),
                            pipeline_root=str(Path(tmp) / "kfp-outputs"), raise_on_error=False)
-            arguments = {**values, "jfx_enable_cache": bool(enable_cache), "jfx_run_id": run_id,
+            arguments = {**values, "jfx_enable_cache": bool(enable_cache), "jfx_run_id": session.run.run_id,
                          "jfx_from_nodes": list(from_nodes or []), "jfx_to_nodes": list(to_nodes or []),
-                         "jfx_from_run": source.run_id if source is not None else ""}
+                         "jfx_from_run": session.source.run_id if session.source is not None else ""}
             previous = os.environ.get(OWNER_PID_ENV)
-            os.environ[OWNER_PID_ENV] = str(os.getpid())
+            os.environ[OWNER_PID_ENV] = str(owner["pid"])
             try:
                 with warnings.catch_warnings(), _output_to(log), _inputs_kept_verbatim():
                     warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
@@ -405,15 +405,14 @@ class KubeflowDagRunner:
                     os.environ.pop(OWNER_PID_ENV, None)
                 else:
                     os.environ[OWNER_PID_ENV] = previous
-        with MetadataStore(url) as store:
-            run = join_run(store, ir, run_id, runner="kfp-local", parameters=values, enable_cache=enable_cache,
-                           pipeline_root=self.pipeline_root)
-            outcomes = outcomes_from_store(store, ir, run, selected)
-            state = store.get_context(run.run_context_id).properties.get("state")
-            if state not in (RunState.COMPLETE, RunState.FAILED):  # the exit task did not get to record it
-                state = run_state(outcomes, selected, tasks_succeeded=False)
-                finish_run(store, run, state, outcomes)
-            return RunResult(run_id, ir.name, state, outcomes, store.url)
+            session.outcomes.update(outcomes_from_store(session.store, ir, session.run, session.selected))
+            state = session.record().state
+            if state in (RunState.COMPLETE, RunState.FAILED):  # recorded by the run's exit task
+                return session.result(state)
+            return session.finish(RunState.FAILED)  # the exit task did not get to record it
+
+    # The name this runner's local runs had before every runner shared ``run``.
+    run_local = run
 
 
 @contextlib.contextmanager

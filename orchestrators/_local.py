@@ -12,19 +12,8 @@ from typing import Any
 from jfx.errors import InvalidArgumentError
 from jfx.metadata import MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
-from jfx.orchestrators._partial import choose_before_run, prepare_partial
-from jfx.orchestrators._progress import Progress, make_progress
-from jfx.orchestrators._run import (
-    RunResult,
-    as_ir,
-    finish_run,
-    interrupt_run,
-    metadata_url_for,
-    reap_abandoned,
-    run_state,
-    skipped_by_upstream,
-    start_run,
-)
+from jfx.orchestrators._progress import Progress
+from jfx.orchestrators._run import RunResult, RunSession, skipped_by_upstream
 from jfx.pipelines import Pipeline, PipelineIR
 
 __all__ = ["LocalDagRunner"]
@@ -106,37 +95,20 @@ class LocalDagRunner:
                 message names the node with no usable output); no run is started.
             RunInterruptedError: Ctrl-C; the running executions are marked CANCELLED.
         """
-        ir = as_ir(pipeline)
-        selected = ir.select(from_nodes, to_nodes) if (from_nodes or to_nodes) else None  # checked before the run starts
-        url = metadata_url_for(ir, self.metadata_url)
-        store = MetadataStore(url)
-        try:
-            reap_abandoned(store)
-            source = choose_before_run(store, ir, selected, parameters=parameters, from_run=from_run,
-                                       resume_run_id=resume_run_id)  # a refused partial run starts no run
-            run, outcomes = start_run(
-                store, ir, runner="local", parameters=parameters, enable_cache=enable_cache,
-                pipeline_root=self.pipeline_root, run_id=run_id, resume_run_id=resume_run_id,
-            )
-            if selected is not None:
-                prepare_partial(store, ir, run, outcomes, selected, source)
-            progress = make_progress(self.progress)
-            progress.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
+        with RunSession.open(
+            pipeline, runner="local", metadata_url=self.metadata_url, pipeline_root=self.pipeline_root,
+            parameters=parameters, enable_cache=enable_cache, run_id=run_id, resume_run_id=resume_run_id,
+            from_nodes=from_nodes, to_nodes=to_nodes, from_run=from_run, progress=self.progress,
+        ) as session:
             cancel = threading.Event()
             try:
-                self._schedule(store, url, ir, run, outcomes, progress, cancel)
+                self._schedule(session.store, session.url, session.ir, session.run, session.outcomes,
+                               session.progress, cancel)
             except (KeyboardInterrupt, SystemExit):
                 if self.executor == "process":
                     _shutdown_pool()
-                raise interrupt_run(store, ir, run, outcomes, progress) from None
-            left_out = set() if selected is None else {n.id for n in ir.nodes} - selected
-            state = run_state(outcomes, left_out)
-            finish_run(store, run, state, outcomes)
-            progress.finish(state)
-            ordered = {n.id: outcomes[n.id] for n in ir.nodes}
-            return RunResult(run.run_id, ir.name, state, ordered, store.url)
-        finally:
-            store.close()
+                raise session.interrupt() from None
+            return session.finish()
 
     def _schedule(self, store: MetadataStore, url: str, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
                   progress: Progress, cancel: threading.Event) -> None:

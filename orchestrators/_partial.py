@@ -30,30 +30,25 @@ from jfx.errors import InvalidArgumentError, NotFoundError
 from jfx.metadata import (
     NODE,
     PIPELINE,
-    PIPELINE_RUN,
     ArtifactRecord,
     ArtifactState,
-    ContextRecord,
     ExecutionRecord,
     ExecutionState,
     ListOptions,
     MetadataStore,
 )
+from jfx.metadata._runs import RunRecord, RunState, get_run, list_runs, record_partial
 from jfx.orchestrators._launcher import (
     NodeOutcome,
     NodeState,
     RunInfo,
     node_context_name,
 )
-from jfx.orchestrators._run import RunState
 from jfx.pipelines import NodeIR, PipelineIR
 from jfx.pipelines._control import condition_params
 
-__all__ = ["ReuseSource", "reused_nodes", "choose_source", "choose_before_run", "source_for_run", "prepare_partial", "reuse_from",
-           "PARTIAL_PROPERTY"]
+__all__ = ["ReuseSource", "reused_nodes", "choose_source", "choose_before_run", "source_for_run", "prepare_partial", "reuse_from"]
 
-# The run-context property of a partial run: {"selected": [...], "reused_from_run": RUN_ID}.
-PARTIAL_PROPERTY = "partial"
 
 # Runs are read newest first, this many at a time (each carries its IR: never all at once).
 _PAGE = 20
@@ -145,11 +140,11 @@ def choose_source(
         return None
     pipeline_ctx = store.get_context_by_name(PIPELINE, ir.name)
     if from_run:
-        run_ctx = store.get_context_by_name(PIPELINE_RUN, from_run)
-        if run_ctx is None or pipeline_ctx is None or run_ctx.parent_id != pipeline_ctx.id:
+        chosen_run = get_run(store, from_run)
+        if chosen_run is None or pipeline_ctx is None or chosen_run.pipeline_context_id != pipeline_ctx.id:
             raise NotFoundError(f"partial run: no run {from_run!r} of pipeline {ir.name!r} in the metadata store "
                                 f"{store.url}; list the runs with: jfx runs list --pipeline {ir.name}")
-        source, problem = _judge(store, ir, run_ctx, needed)
+        source, problem = _judge(store, ir, chosen_run, needed)
         if problem is not None:
             node_id, why = problem
             raise InvalidArgumentError(f"partial run: node {node_id!r} has no usable output in run {from_run}: {why}; "
@@ -160,18 +155,18 @@ def choose_source(
     newest: tuple[str, tuple[str, str]] | None = None
     offset = 0
     while pipeline_ctx is not None:
-        page = store.get_runs(ir.name, ListOptions(limit=_PAGE, offset=offset, order_by="id", descending=True))
+        page = list_runs(store, ir.name, ListOptions(limit=_PAGE, offset=offset, order_by="id", descending=True))
         for run_ctx in page:
-            if run_ctx.name == exclude_run or run_ctx.properties.get("state") == RunState.RUNNING:
+            if run_ctx.run_id == exclude_run or run_ctx.state == RunState.RUNNING:
                 continue  # a run still going may yet halt
-            values = run_ctx.properties.get("parameters") or {}
+            values = run_ctx.parameters
             if not all(_same(values.get(k), v) for k, v in wanted.items()):
                 continue
             source, problem = _judge(store, ir, run_ctx, needed)
             if source is not None:
                 return source
             if newest is None and problem is not None:
-                newest = (run_ctx.name, problem)
+                newest = (run_ctx.run_id, problem)
         if len(page) < _PAGE:
             break
         offset += _PAGE
@@ -187,12 +182,12 @@ def choose_source(
         f"choose a run with --from-run RUN_ID")
 
 
-def _judge(store: MetadataStore, ir: PipelineIR, run_ctx: ContextRecord,
+def _judge(store: MetadataStore, ir: PipelineIR, run_ctx: RunRecord,
            needed: list[str]) -> tuple[ReuseSource | None, tuple[str, str] | None]:
     """Whether ``run_ctx`` is a source: (the source, None) or (None, (node id, why not))."""
-    assert run_ctx.id is not None
+    assert run_ctx.context_id is not None
     latest: dict[str, ExecutionRecord] = {}
-    for record in store.get_executions_by_context(run_ctx.id, ListOptions(order_by="id")):
+    for record in store.get_executions_by_context(run_ctx.context_id, ListOptions(order_by="id")):
         latest[record.node_id] = record
     chosen: dict[str, Any] = {}
     for node_id in needed:
@@ -215,7 +210,7 @@ def _judge(store: MetadataStore, ir: PipelineIR, run_ctx: ContextRecord,
             fed = [n for n in needed if halter in ir.downstream(n)]
             if fed:  # the reused nodes' outputs were rejected in that run
                 return None, (fed[-1], f"{halter} halted the pipeline downstream of it")
-    return ReuseSource(run_ctx.name, chosen), None
+    return ReuseSource(run_ctx.run_id, chosen), None
 
 
 def choose_before_run(store: MetadataStore, ir: PipelineIR, selected: set[str] | None, *,
@@ -235,11 +230,11 @@ def choose_before_run(store: MetadataStore, ir: PipelineIR, selected: set[str] |
                 "only a partial run reuses an earlier run")
         return None
     if resume_run_id:
-        run_ctx = store.get_context_by_name(PIPELINE_RUN, resume_run_id)
-        if run_ctx is None:
+        resumed = get_run(store, resume_run_id)
+        if resumed is None:
             return None  # start_run says so
-        recorded = (run_ctx.properties.get(PARTIAL_PROPERTY) or {}).get("reused_from_run")
-        return choose_source(store, ir, selected, dict(run_ctx.properties.get("parameters") or {}),
+        recorded = resumed.partial.get("reused_from_run")
+        return choose_source(store, ir, selected, dict(resumed.parameters),
                              from_run=from_run or recorded, exclude_run=resume_run_id)
     return choose_source(store, ir, selected, ir.resolve_parameters(parameters), from_run=from_run)
 
@@ -252,8 +247,8 @@ def source_for_run(store: MetadataStore, ir: PipelineIR, run: RunInfo, selected:
     that choice, so every task of one run reuses the same run even if a newer one ends
     in between.
     """
-    run_ctx = store.get_context(run.run_context_id)
-    recorded = (run_ctx.properties.get(PARTIAL_PROPERTY) or {}).get("reused_from_run")
+    current = get_run(store, run.run_id)
+    recorded = current.partial.get("reused_from_run") if current is not None else None
     source = choose_source(store, ir, selected, run.parameters, from_run=recorded or from_run or None,
                            exclude_run=run.run_id)
     if not recorded:
@@ -262,8 +257,7 @@ def source_for_run(store: MetadataStore, ir: PipelineIR, run: RunInfo, selected:
 
 
 def _record(store: MetadataStore, run: RunInfo, selected: set[str], source: ReuseSource | None) -> None:
-    store.update_context_properties(run.run_context_id, {PARTIAL_PROPERTY: {
-        "selected": sorted(selected), "reused_from_run": source.run_id if source is not None else None}})
+    record_partial(store, run.run_context_id, sorted(selected), source.run_id if source is not None else None)
 
 
 def prepare_partial(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],

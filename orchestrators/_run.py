@@ -1,8 +1,12 @@
 """Run bookkeeping shared by every runner: start, resume, finish, and reap.
 
 A run is a ``pipeline_run`` context (child of the ``pipeline`` context) whose name is
-the run id. Its properties hold the run's state, the resolved parameters, the IR it
-ran, the pipeline root, who runs it (host, pid) and, once finished, each node's state.
+the run id. What is recorded about it (state, parameters, IR, pipeline root, owner,
+each node's final state) is a :class:`~jfx.metadata._runs.RunRecord`, written and
+read only through :mod:`jfx.metadata._runs`. :class:`RunSession` is the lifecycle
+every runner shares (open the store, reap, start or resume the run, prepare a partial
+run, report progress, record the end); :class:`Runner` is the interface every runner
+implements.
 """
 
 from __future__ import annotations
@@ -10,27 +14,49 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from jfx._config import default_pipeline_root, resolve_metadata_url
-from jfx.errors import InvalidArgumentError, NotFoundError, RunInterruptedError
-from jfx.metadata import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionState, ListOptions, MetadataStore
+from jfx.errors import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    NotFoundError,
+    RunInterruptedError,
+)
+from jfx.metadata import PIPELINE, ExecutionState, ListOptions, MetadataStore, _runs
+from jfx.metadata._runs import (
+    RunRecord,
+    RunState,
+    abandon_run,
+    create_run,
+    get_run,
+    list_runs,
+    reopen_run,
+)
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo
+from jfx.orchestrators._partial import choose_before_run, prepare_partial
+from jfx.orchestrators._progress import Progress, make_progress
 from jfx.orchestrators._publish import discard_staging, staging_dir
 from jfx.pipelines import Pipeline, PipelineIR
 
-__all__ = ["RunResult", "RunState", "as_ir", "start_run", "finish_run", "interrupt_run", "cancel_running",
-           "reap_abandoned", "new_run_id"]
-
-
-class RunState:
-    RUNNING = "RUNNING"
-    COMPLETE = "COMPLETE"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    ABANDONED = "ABANDONED"
+__all__ = [
+    "RunResult",
+    "RunSession",
+    "RunState",
+    "Runner",
+    "as_ir",
+    "cancel_running",
+    "finish_run",
+    "interrupt_run",
+    "join_run",
+    "new_run_id",
+    "reap_abandoned",
+    "start_run",
+]
 
 
 @dataclass
@@ -42,7 +68,7 @@ class RunResult:
 
     run_id: str
     pipeline_name: str
-    state: str
+    state: RunState
     nodes: dict[str, NodeOutcome] = field(default_factory=dict)
     metadata_url: str = ""
 
@@ -69,8 +95,8 @@ def new_run_id(pipeline_name: str) -> str:
     return f"{pipeline_name}-{stamp}-{secrets.token_hex(3)}"
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+def _owner(runner: str) -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "runner": runner}
 
 
 def start_run(
@@ -88,58 +114,84 @@ def start_run(
 
     Resuming reuses the run's parameters and pipeline root; nodes that completed (or
     hit the cache) in it are returned as done, everything else runs again.
-    """
-    pipeline_ctx = store.get_or_create_context(PIPELINE, ir.name)
-    assert pipeline_ctx.id is not None
-    owner = {"host": socket.gethostname(), "pid": os.getpid(), "runner": runner}
-    if resume_run_id:
-        run_ctx = store.get_context_by_name(PIPELINE_RUN, resume_run_id)
-        if run_ctx is None:
-            raise NotFoundError(f"no run {resume_run_id!r} in the metadata store {store.url}")
-        if run_ctx.parent_id != pipeline_ctx.id:
-            raise InvalidArgumentError(f"run {resume_run_id!r} is not a run of pipeline {ir.name!r}")
-        if run_ctx.properties.get("state") == RunState.RUNNING and _alive(run_ctx.properties):
-            raise InvalidArgumentError(
-                f"run {resume_run_id!r} is still running (pid {run_ctx.properties.get('pid')}); wait for it or stop it"
-            )
-        if parameters:
-            raise InvalidArgumentError("a resumed run keeps its parameters; do not pass --param with --resume")
-        values = dict(run_ctx.properties.get("parameters") or {})
-        root = run_ctx.properties.get("pipeline_root") or str(default_pipeline_root())
-        attempts = int(run_ctx.properties.get("attempts", 1)) + 1
-        assert run_ctx.id is not None
-        store.update_context_properties(
-            run_ctx.id, {"state": RunState.RUNNING, "attempts": attempts, "resumed_time": _now_iso(),
-                         "end_time": None, **owner},
-        )
-        done: dict[str, NodeOutcome] = {}
-        executions = store.get_executions_by_context(run_ctx.id)
-        halted = {e.node_id for e in executions if e.properties.get("halted")}
-        reused = {e.node_id: e for e in executions if e.properties.get("reused_from_run")}  # by a partial run
-        for node in ir.nodes:
-            outputs = store.get_node_outputs(run_ctx.id, node.id)
-            if outputs is not None and node.id in reused:
-                source = reused[node.id].properties
-                done[node.id] = NodeOutcome(node.id, NodeState.REUSED, outputs=outputs, cached_from=source["reused_from"],
-                                            reused_from_run=source["reused_from_run"])
-            elif outputs is not None and node.id not in halted:  # a halting node is judged again
-                done[node.id] = NodeOutcome(node.id, NodeState.COMPLETE, outputs=outputs,
-                                            cache_miss_reason="completed in an earlier attempt of this run")
-        info = RunInfo(ir.name, resume_run_id, pipeline_ctx.id, run_ctx.id, root, enable_cache, values)
-        return info, done
 
+    Raises:
+        AlreadyExistsError: a run named ``run_id`` exists (resume it instead).
+    """
+    if not resume_run_id:
+        run_id = run_id or new_run_id(ir.name)
+        if get_run(store, run_id) is not None:
+            raise AlreadyExistsError(f"a run {run_id!r} already exists in the metadata store {store.url}; "
+                                     f"resume it with: jfx run --resume {run_id}")
+        return join_run(store, ir, run_id, runner=runner, parameters=parameters, enable_cache=enable_cache,
+                        pipeline_root=pipeline_root), {}
+    pipeline_ctx = store.get_or_create_context(PIPELINE, ir.name)
+    record = get_run(store, resume_run_id)
+    if record is None:
+        raise NotFoundError(f"no run {resume_run_id!r} in the metadata store {store.url}")
+    if record.pipeline_context_id != pipeline_ctx.id:
+        raise InvalidArgumentError(f"run {resume_run_id!r} is not a run of pipeline {ir.name!r}")
+    if record.state == RunState.RUNNING and _alive(record.host, record.pid):
+        raise InvalidArgumentError(f"run {resume_run_id!r} is still running (pid {record.pid}); wait for it or stop it")
+    if parameters:
+        raise InvalidArgumentError("a resumed run keeps its parameters; do not pass --param with --resume")
+    record = reopen_run(store, record, **_owner(runner))
+    info = _run_info(ir, record, str(default_pipeline_root()))
+    done: dict[str, NodeOutcome] = {}
+    executions = store.get_executions_by_context(info.run_context_id)
+    halted = {e.node_id for e in executions if e.properties.get("halted")}
+    reused = {e.node_id: e for e in executions if e.properties.get("reused_from_run")}  # by a partial run
+    for node in ir.nodes:
+        outputs = store.get_node_outputs(info.run_context_id, node.id)
+        if outputs is not None and node.id in reused:
+            source = reused[node.id].properties
+            done[node.id] = NodeOutcome(node.id, NodeState.REUSED, outputs=outputs, cached_from=source["reused_from"],
+                                        reused_from_run=source["reused_from_run"])
+        elif outputs is not None and node.id not in halted:  # a halting node is judged again
+            done[node.id] = NodeOutcome(node.id, NodeState.COMPLETE, outputs=outputs,
+                                        cache_miss_reason="completed in an earlier attempt of this run")
+    return info, done
+
+
+def join_run(
+    store: MetadataStore,
+    ir: PipelineIR,
+    run_id: str,
+    *,
+    runner: str,
+    parameters: dict[str, Any] | None = None,
+    enable_cache: bool = True,
+    pipeline_root: str | None = None,
+    owner: dict[str, Any] | None = None,
+) -> RunInfo:
+    """Get or create the run ``run_id``: the first caller creates it, later ones join it.
+
+    For runners whose nodes run in separate processes that start on their own (one
+    Kubeflow pod per node): every node calls it with the same arguments, and all of
+    them land in one run. Safe when several race to create it. A run that exists
+    keeps the parameters and pipeline root it was created with.
+
+    Args:
+        owner: who runs it (``host``, ``pid``), recorded for :func:`reap_abandoned`;
+            default: this process.
+
+    Raises:
+        InvalidArgumentError: ``run_id`` names a run of another pipeline.
+    """
     values = ir.resolve_parameters(parameters)
     root = str(pipeline_root or ir.pipeline_root or default_pipeline_root())
-    run_id = run_id or new_run_id(ir.name)
-    [run_ctx_id] = store.put_contexts([
-        ContextRecord(
-            PIPELINE_RUN, run_id, parent_id=pipeline_ctx.id,
-            properties={"state": RunState.RUNNING, "start_time": _now_iso(), "end_time": None,
-                        "parameters": values, "pipeline_root": root, "enable_cache": enable_cache,
-                        "ir": ir.to_dict(), "attempts": 1, **owner},
-        )
-    ])
-    return RunInfo(ir.name, run_id, pipeline_ctx.id, run_ctx_id, root, enable_cache, values), {}
+    who = {**_owner(runner), **(owner or {})}
+    record = create_run(store, ir.name, RunRecord(
+        run_id, state=RunState.RUNNING, parameters=values, pipeline_root=root, enable_cache=enable_cache,
+        ir=ir.to_dict(), host=who["host"], pid=who["pid"], runner=who["runner"],
+    ))
+    return _run_info(ir, record, root)
+
+
+def _run_info(ir: PipelineIR, record: RunRecord, root: str) -> RunInfo:
+    assert record.context_id is not None and record.pipeline_context_id is not None
+    return RunInfo(ir.name, record.run_id, record.pipeline_context_id, record.context_id,
+                   record.pipeline_root or root, record.enable_cache, dict(record.parameters))
 
 
 def skipped_by_upstream(node_id: str, blocked: list[NodeOutcome]) -> NodeOutcome:
@@ -150,7 +202,7 @@ def skipped_by_upstream(node_id: str, blocked: list[NodeOutcome]) -> NodeOutcome
                        by_condition=all(o.by_condition for o in blocked))
 
 
-def run_state(outcomes: dict[str, NodeOutcome], left_out: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+def run_state(outcomes: dict[str, NodeOutcome], left_out: set[str] | frozenset[str] = frozenset()) -> RunState:
     """COMPLETE if every node succeeded, was skipped by a false condition, or was left out of
     a partial run; else FAILED."""
     ok = all(o.succeeded or (o.state == NodeState.SKIPPED and (o.by_condition or k in left_out))
@@ -158,18 +210,16 @@ def run_state(outcomes: dict[str, NodeOutcome], left_out: set[str] = frozenset()
     return RunState.COMPLETE if ok else RunState.FAILED
 
 
-def finish_run(store: MetadataStore, run: RunInfo, state: str, outcomes: dict[str, NodeOutcome]) -> None:
-    store.update_context_properties(
-        run.run_context_id,
-        {"state": state, "end_time": _now_iso(), "node_states": {k: o.state for k, o in outcomes.items()}},
-    )
+def finish_run(store: MetadataStore, run: RunInfo, state: RunState, outcomes: dict[str, NodeOutcome],
+               error: str | None = None) -> None:
+    """Record the run's end: its state, each node's state and the orchestrator's error, if any."""
+    _runs.finish_run(store, run.run_context_id, state, {k: o.state for k, o in outcomes.items()}, error)
 
 
-def _alive(props: dict[str, Any]) -> bool:
-    """Whether the process recorded in ``props`` (host, pid) still exists."""
-    if props.get("host") != socket.gethostname():
+def _alive(host: Any, pid: Any) -> bool:
+    """Whether the process ``pid`` on ``host`` still exists."""
+    if host != socket.gethostname():
         return True  # another machine's process: assume it is alive
-    pid = props.get("pid")
     if not isinstance(pid, int):
         return False
     try:
@@ -197,11 +247,11 @@ def reap_abandoned(store: MetadataStore) -> list[int]:
     """
     marked: list[int] = []
     for execution in store.get_executions(state=ExecutionState.RUNNING):
-        if _alive(execution.properties):
+        if _alive(execution.properties.get("host"), execution.properties.get("pid")):
             continue  # a live execution's folders are its own, whichever process reaps
         assert execution.id is not None
-        run_ctx = store.get_context_by_name(PIPELINE_RUN, execution.properties.get("run_id", ""))
-        root = run_ctx.properties.get("pipeline_root") if run_ctx is not None else None
+        run = get_run(store, execution.properties.get("run_id", ""))
+        root = run.pipeline_root if run is not None else None
         pipeline = execution.properties.get("pipeline")
         if root and pipeline:
             # before it is marked: a reaper killed in between leaves it RUNNING, to be reaped again
@@ -212,10 +262,10 @@ def reap_abandoned(store: MetadataStore) -> list[int]:
             error=f"the process running it (pid {execution.properties.get('pid')}) exited while it ran",
         ))
         marked.append(execution.id)
-        if run_ctx is not None:
-            _abandon_if_dead(store, run_ctx)
-    for run_ctx in store.get_runs(options=ListOptions(limit=REAP_RECENT_RUNS, order_by="id", descending=True)):
-        _abandon_if_dead(store, run_ctx)
+        if run is not None:
+            _abandon_if_dead(store, run)
+    for run in list_runs(store, options=ListOptions(limit=REAP_RECENT_RUNS, order_by="id", descending=True)):
+        _abandon_if_dead(store, run)
     return marked
 
 
@@ -224,11 +274,13 @@ def is_recorded(store: MetadataStore, uri: str) -> bool:
     return bool(store.get_artifacts(uri=uri, options=ListOptions(limit=1)))
 
 
-def _abandon_if_dead(store: MetadataStore, run_ctx: ContextRecord) -> None:
-    if run_ctx.properties.get("state") == RunState.RUNNING and not _alive(run_ctx.properties):
-        assert run_ctx.id is not None
-        store.update_context_properties(run_ctx.id, {"state": RunState.ABANDONED, "end_time": _now_iso()})
-        run_ctx.properties["state"] = RunState.ABANDONED
+def _abandon_if_dead(store: MetadataStore, run: RunRecord) -> None:
+    if run.state == RunState.RUNNING and not _alive(run.host, run.pid):
+        assert run.context_id is not None
+        # re-read: the same run may have been marked through an execution a moment ago
+        latest = get_run(store, run.run_id)
+        if latest is not None and latest.state == RunState.RUNNING:
+            abandon_run(store, run.context_id)
 
 
 def metadata_url_for(ir: PipelineIR, override: str | None) -> str:
@@ -253,7 +305,7 @@ def cancel_running(store: MetadataStore, run: RunInfo) -> None:
 
 
 def interrupt_run(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
-                  progress: Any) -> RunInterruptedError:
+                  progress: Progress) -> RunInterruptedError:
     """Ctrl-C: cancel the running executions, record the run CANCELLED; return the error to raise."""
     cancel_running(store, run)
     for node in ir.nodes:
@@ -263,3 +315,161 @@ def interrupt_run(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: 
     return RunInterruptedError(
         f"run {run.run_id} was interrupted; rerun what did not complete with: jfx run --resume {run.run_id}"
     )
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """What every runner implements: run a pipeline, return what each node did.
+
+    :class:`~jfx.orchestrators.LocalDagRunner`, :class:`~jfx.orchestrators.BeamDagRunner`
+    and :class:`~jfx.orchestrators.KubeflowDagRunner` (with ``local=True``) all do; the
+    ``jfx run --runner NAME`` command looks one up by name and calls this.
+    """
+
+    def run(
+        self,
+        pipeline: Pipeline | PipelineIR | dict[str, Any],
+        *,
+        parameters: dict[str, Any] | None = None,
+        enable_cache: bool = True,
+        run_id: str | None = None,
+        resume_run_id: str | None = None,
+        from_nodes: list[str] | None = None,
+        to_nodes: list[str] | None = None,
+        from_run: str | None = None,
+    ) -> RunResult:
+        """Run ``pipeline`` (see :meth:`LocalDagRunner.run` for the arguments)."""
+        ...
+
+
+class RunSession:
+    """One run's lifecycle, the same for every runner.
+
+    Opening it opens the metadata store, reaps runs and executions whose process died,
+    refuses a partial run with nothing to reuse (before any run exists), starts the run
+    (or resumes it, or joins it where the nodes' own processes create it), records the
+    nodes a partial run reuses or leaves out, and starts the progress display. The runner
+    then runs the nodes that are not in :attr:`outcomes` yet, and ends the session with
+    :meth:`finish` (or :meth:`interrupt` on Ctrl-C). Closing it closes the store.
+
+    Attributes:
+        store: the open metadata store.
+        url: its URL (unmasked: worker processes open it again).
+        ir: the pipeline's IR.
+        run: what the launcher needs to know about the run.
+        outcomes: node id → outcome, for the nodes already done (a resumed run's
+            completed nodes, a partial run's reused and left-out nodes); the runner
+            adds the others.
+        selected: a partial run's selected nodes (``None`` for a full run).
+        progress: the progress display.
+        source: the earlier run a partial run reuses (``None`` for a full run).
+
+    Example:
+        >>> with RunSession.open(ir, runner="local") as session:  # doctest: +SKIP
+        ...     for node in ir.nodes:
+        ...         if node.id not in session.outcomes:
+        ...             session.outcomes[node.id] = launch_node(session.store, ir, node, session.run)
+        ...     result = session.finish()
+    """
+
+    def __init__(self, store: MetadataStore, url: str, ir: PipelineIR, run: RunInfo,
+                 outcomes: dict[str, NodeOutcome], selected: set[str] | None, progress: Progress,
+                 source: Any = None) -> None:
+        self.store, self.url, self.ir, self.run = store, url, ir, run
+        self.outcomes, self.selected, self.progress = outcomes, selected, progress
+        self.source = source  # the run a partial run reuses (a ReuseSource), if any
+
+    @classmethod
+    @contextmanager
+    def open(
+        cls,
+        pipeline: Pipeline | PipelineIR | dict[str, Any],
+        *,
+        runner: str,
+        metadata_url: str | None = None,
+        pipeline_root: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        enable_cache: bool = True,
+        run_id: str | None = None,
+        resume_run_id: str | None = None,
+        from_nodes: list[str] | None = None,
+        to_nodes: list[str] | None = None,
+        from_run: str | None = None,
+        progress: Any = "auto",
+        join_owner: dict[str, Any] | None = None,
+    ) -> Iterator[RunSession]:
+        """Open the store and start the run; close the store when the block ends.
+
+        Args:
+            runner: the runner's name, recorded with the run.
+            metadata_url: overrides the pipeline's metadata URL.
+            pipeline_root: overrides the pipeline's root for a new run.
+            parameters, enable_cache, run_id, resume_run_id, from_nodes, to_nodes,
+                from_run: as for :meth:`LocalDagRunner.run`.
+            progress: as for :class:`LocalDagRunner`.
+            join_owner: create the run so that other processes join it (the tasks
+                of a Kubeflow run, see :func:`join_run`), owned by this ``host``/``pid``;
+                a partial run's reused nodes are then recorded by those processes.
+
+        Raises:
+            InvalidArgumentError: a bad selection, or a partial run with nothing to
+                reuse; no run is started.
+        """
+        ir = as_ir(pipeline)
+        selected = ir.select(from_nodes, to_nodes) if (from_nodes or to_nodes) else None  # checked before the run
+        url = metadata_url_for(ir, metadata_url)
+        store = MetadataStore(url)
+        try:
+            reap_abandoned(store)
+            source = choose_before_run(store, ir, selected, parameters=parameters, from_run=from_run,
+                                       resume_run_id=resume_run_id)  # a refused partial run starts no run
+            outcomes: dict[str, NodeOutcome] = {}
+            if join_owner is not None:
+                if resume_run_id:
+                    raise InvalidArgumentError(f"the {runner} runner cannot resume a run; resume it on the local "
+                                               "or beam runner")
+                run = join_run(store, ir, run_id or new_run_id(ir.name), runner=runner, parameters=parameters,
+                               enable_cache=enable_cache, pipeline_root=pipeline_root, owner=join_owner)
+            else:
+                run, outcomes = start_run(store, ir, runner=runner, parameters=parameters, enable_cache=enable_cache,
+                                          pipeline_root=pipeline_root, run_id=run_id, resume_run_id=resume_run_id)
+                if selected is not None:
+                    prepare_partial(store, ir, run, outcomes, selected, source)
+            shown = make_progress(progress)
+            shown.start(ir.name, run.run_id, [n.id for n in ir.nodes], outcomes)
+            yield cls(store, url, ir, run, outcomes, selected, shown, source)
+        finally:
+            store.close()
+
+    @property
+    def left_out(self) -> set[str]:
+        """The nodes a partial run leaves out (reused or skipped)."""
+        return set() if self.selected is None else {n.id for n in self.ir.nodes} - self.selected
+
+    def record(self) -> RunRecord:
+        """The run as recorded now."""
+        found = get_run(self.store, self.run.run_id)
+        assert found is not None  # the session created it
+        return found
+
+    def finish(self, state: RunState | None = None, error: str | None = None) -> RunResult:
+        """Record the run's end and return its result.
+
+        Args:
+            state: the run's state; default: judged from :attr:`outcomes` (COMPLETE if
+                every node succeeded, was skipped by a condition or left out).
+            error: the orchestrator's error, recorded with the run.
+        """
+        state = state or run_state(self.outcomes, self.left_out)
+        finish_run(self.store, self.run, state, self.outcomes, error)
+        self.progress.finish(state)
+        return self.result(state)
+
+    def result(self, state: RunState) -> RunResult:
+        """The run's result with ``state``, nodes in the IR's order (nothing is recorded)."""
+        ordered = {n.id: self.outcomes[n.id] for n in self.ir.nodes if n.id in self.outcomes}
+        return RunResult(self.run.run_id, self.ir.name, RunState(state), ordered, self.store.url)
+
+    def interrupt(self) -> RunInterruptedError:
+        """Ctrl-C: cancel the running executions, record the run CANCELLED; return the error to raise."""
+        return interrupt_run(self.store, self.ir, self.run, self.outcomes, self.progress)

@@ -4,7 +4,7 @@ Every task of a compiled Kubeflow pipeline (see :class:`jfx.orchestrators.Kubefl
 is a lightweight Python component whose body calls :func:`run_node` (one per jfx node)
 or, in the run's exit handler, :func:`finish`. All tasks of one Kubeflow run join one
 jfx run, named after the Kubeflow job (``<pipeline>-kfp-<job id>``): the first task
-creates it, the others find it (:func:`jfx.orchestrators._run.join_run`).
+creates it, the others join it (:func:`jfx.orchestrators._run.join_run`).
 
 The same steps run from a shell, in the jfx image or anywhere jfx is installed::
 
@@ -27,19 +27,29 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 from jfx.errors import ComponentError, InvalidArgumentError, JfxError
 from jfx.metadata import ExecutionState, MetadataStore
-from jfx.orchestrators._launcher import FINISHED_STATE_OF, NodeOutcome, NodeState, RunInfo, launch_node
-from jfx._config import default_pipeline_root
-from jfx.metadata import PIPELINE, PIPELINE_RUN
+from jfx.orchestrators._launcher import (
+    FINISHED_STATE_OF,
+    NodeOutcome,
+    NodeState,
+    RunInfo,
+    launch_node,
+)
 from jfx.orchestrators._partial import reuse_from, reused_nodes, source_for_run
 from jfx.orchestrators._publish import discard_staging, staging_dir
-from jfx.orchestrators._run import RunState, finish_run, is_recorded, skipped_by_upstream
+from jfx.orchestrators._run import (
+    RunState,
+    finish_run,
+    is_recorded,
+    join_run,
+    skipped_by_upstream,
+)
 from jfx.orchestrators._run import run_state as _run_state
 from jfx.pipelines import NodeIR, PipelineIR
 
@@ -61,50 +71,6 @@ def kfp_run_id(pipeline_name: str, job_id: str) -> str:
     if not job_id or "{{" in job_id:
         raise InvalidArgumentError(f"a Kubeflow job id is needed to name the run, got {job_id!r}")
     return f"{pipeline_name}-kfp-{job_id}"
-
-
-def join_run(
-    store: MetadataStore,
-    ir: PipelineIR,
-    run_id: str,
-    *,
-    runner: str,
-    parameters: dict[str, Any] | None = None,
-    enable_cache: bool = True,
-    pipeline_root: str | None = None,
-    owner: dict[str, Any] | None = None,
-) -> RunInfo:
-    """Get or create the run ``run_id``: the first caller creates it, later ones join it.
-
-    For runners whose nodes run in separate processes that start on their own (one
-    Kubeflow pod per node): every node calls it with the same arguments, and all of
-    them land in one run. Safe when several race to create it. A run that exists
-    keeps the parameters and pipeline root it was created with.
-
-    Args:
-        owner: who runs it (``host``, ``pid``), recorded for :func:`reap_abandoned`;
-            default: this process.
-
-    Raises:
-        InvalidArgumentError: ``run_id`` names a run of another pipeline.
-    """
-    pipeline_ctx = store.get_or_create_context(PIPELINE, ir.name)
-    assert pipeline_ctx.id is not None
-    values = ir.resolve_parameters(parameters)
-    root = str(pipeline_root or ir.pipeline_root or default_pipeline_root())
-    who = owner if owner is not None else {"host": socket.gethostname(), "pid": os.getpid()}
-    run_ctx = store.get_or_create_context(
-        PIPELINE_RUN, run_id, parent_id=pipeline_ctx.id,
-        properties={"state": RunState.RUNNING, "start_time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                    "end_time": None, "parameters": values, "pipeline_root": root, "enable_cache": enable_cache,
-                    "ir": ir.to_dict(), "attempts": 1, **who, "runner": runner},
-    )
-    if run_ctx.parent_id != pipeline_ctx.id:
-        raise InvalidArgumentError(f"run {run_id!r} is not a run of pipeline {ir.name!r}")
-    assert run_ctx.id is not None
-    props = run_ctx.properties
-    return RunInfo(ir.name, run_id, pipeline_ctx.id, run_ctx.id, str(props.get("pipeline_root") or root),
-                   bool(props.get("enable_cache", enable_cache)), dict(props.get("parameters") or values))
 
 
 def _ir(doc: str | dict[str, Any] | PipelineIR) -> PipelineIR:
@@ -265,7 +231,7 @@ def _not_run(node: NodeIR, outcomes: dict[str, NodeOutcome], selected: set[str] 
     return NodeOutcome(node.id, NodeState.FAILED, error="its Kubeflow task did not run")
 
 
-def run_state(outcomes: dict[str, NodeOutcome], selected: set[str] | None, tasks_succeeded: bool = True) -> str:
+def run_state(outcomes: dict[str, NodeOutcome], selected: set[str] | None, tasks_succeeded: bool = True) -> RunState:
     """The run's state (as the local runner judges it); FAILED also when the orchestrator saw a task fail."""
     left_out = set() if selected is None else set(outcomes) - selected
     return _run_state(outcomes, left_out) if tasks_succeeded else RunState.FAILED
@@ -300,9 +266,7 @@ def finish(
         selected = _selection(pipeline, from_nodes, to_nodes)
         outcomes = outcomes_from_store(store, pipeline, run, selected)
         state = run_state(outcomes, selected, tasks_succeeded)
-        finish_run(store, run, state, outcomes)
-        if error and not tasks_succeeded:
-            store.update_context_properties(run.run_context_id, {"error": error})
+        finish_run(store, run, state, outcomes, error if not tasks_succeeded else None)
     finally:
         store.close()
     width = max((len(k) for k in outcomes), default=4)

@@ -2,8 +2,10 @@
 
 from jfx.pipelines._component import (
     Channel,
+    Collected,
     Component,
     ComponentSpec,
+    ExitHandler,
     Input,
     InputSpec,
     Node,
@@ -16,7 +18,7 @@ from jfx.pipelines._component import (
     component,
     resolver,
 )
-from jfx.pipelines._control import Collected, ExitHandler, ForEach, If
+from jfx.pipelines._control import ForEach, If
 from jfx.pipelines._context import ExecutionContext, current_context
 from jfx.pipelines._ir import (
     IR_VERSION,

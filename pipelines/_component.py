@@ -40,7 +40,7 @@ from collections.abc import Callable
 from jfx._version import __version__
 from jfx.errors import InvalidPipelineError
 from jfx.pipelines._artifacts import Artifact
-from jfx.pipelines._control import Collected, Comparable, ForEach, LoopItem, OutputValue, Predicate, register_node
+from jfx.pipelines._control import Block, ForEach, LoopItem, OutputValue, ParameterRef, Predicate, register_node
 
 __all__ = [
     "Input",
@@ -254,7 +254,7 @@ def _code_version(fn: Callable[..., Any]) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class RuntimeParameter(Comparable):
+class RuntimeParameter(ParameterRef):
     """A pipeline parameter whose value is chosen when the pipeline runs.
 
     Pass it as a component parameter; override it with ``jfx run ... --param name=value``.
@@ -470,6 +470,55 @@ class Node:
 
     def __repr__(self) -> str:
         return f"Node({self.id!r}, component={self.component.name!r})"
+
+
+# --- blocks and fan-in that take nodes and channels (the rest of the DSL's control flow is in _control)
+
+class ExitHandler(Block):
+    """``with jfx.ExitHandler(node):`` — ``node`` runs once every node made inside is done.
+
+    It runs whatever happened to them (complete, failed, skipped), on every run (the
+    cache never replays it), and its component
+    reads their states from ``jfx.current_context().upstream_states``. A run whose block
+    failed stays FAILED even when the exit node succeeds.
+    """
+
+    def __init__(self, exit_node: Node) -> None:
+        if not isinstance(exit_node, Node):
+            raise InvalidPipelineError(f"ExitHandler takes a node (a called component), got {exit_node!r}")
+        self.exit_node = exit_node
+        self.nodes: list[Node] = []
+        exit_node.trigger = "all_done"
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        if exc[0] is None and not self.nodes:
+            raise InvalidPipelineError(f"ExitHandler({self.exit_node.id!r}) block made no nodes")
+        self.exit_node.after(*self.nodes)
+
+    def attach(self, node: Node) -> None:
+        if self.exit_node is node:
+            raise InvalidPipelineError(f"node {node.id!r} cannot be inside its own ExitHandler")
+        self.nodes.append(node)
+
+
+class Collected:
+    """``Collected(node.outputs["x"])``: every ForEach copy's output, for an ``Input[list[T]]``."""
+
+    __slots__ = ("channel",)
+
+    def __init__(self, channel: Channel) -> None:
+        if not isinstance(channel, Channel):
+            raise InvalidPipelineError(f"Collected takes an output channel, got {channel!r}")
+        self.channel = channel
+
+    @property
+    def type(self) -> Any:
+        return self.channel.type
+
+    def __repr__(self) -> str:
+        return f"Collected({self.channel!r})"
+
 
 
 def input_channels(value: Any) -> list[Channel]:

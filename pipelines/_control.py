@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import json
 import operator
-import threading
-from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 from jfx.errors import InvalidPipelineError
 
 if TYPE_CHECKING:
     from jfx.pipelines._component import Channel, Node
 
-__all__ = ["If", "ForEach", "ExitHandler", "Collected", "Predicate", "LoopItem", "OutputValue",
-           "evaluate_condition", "condition_refs", "describe_condition"]
+__all__ = ["Block", "ForEach", "If", "LoopItem", "OutputValue", "ParameterRef", "Predicate", "condition_refs",
+           "describe_condition", "evaluate_condition", "register_node"]
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -46,9 +46,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 def _operand(value: Any) -> dict[str, Any]:
     """The IR of one side of a comparison."""
-    from jfx.pipelines._component import RuntimeParameter
-
-    if isinstance(value, RuntimeParameter):
+    if isinstance(value, ParameterRef):
         return {"param": value.name}
     if isinstance(value, OutputValue):
         return {"output": {"producer": value.channel.producer.id, "key": value.channel.key,
@@ -78,9 +76,7 @@ class Predicate:
     @staticmethod
     def compare(op: str, left: Any, right: Any) -> Predicate:
         refs = tuple(v.channel for v in (left, right) if isinstance(v, OutputValue))
-        from jfx.pipelines._component import RuntimeParameter
-
-        params = tuple(v for v in (left, right) if isinstance(v, RuntimeParameter))
+        params = tuple(v for v in (left, right) if isinstance(v, ParameterRef))
         return Predicate(op, (_operand(left), _operand(right)), refs, params)
 
     @staticmethod
@@ -116,9 +112,7 @@ class Predicate:
 
 
 def _is_ref(value: Any) -> bool:
-    from jfx.pipelines._component import RuntimeParameter
-
-    return isinstance(value, (RuntimeParameter, OutputValue))
+    return isinstance(value, (ParameterRef, OutputValue))
 
 
 def _bad_condition(value: Any) -> Predicate:
@@ -161,6 +155,16 @@ class Comparable:
         return Predicate.truthy(self) | other
 
     __hash__ = object.__hash__
+
+
+class ParameterRef(Comparable):
+    """A value named by a runtime parameter: the base of :class:`jfx.RuntimeParameter`.
+
+    Conditions refer to it by ``name``; it lives here so that conditions need not know
+    the component module (which builds on this one).
+    """
+
+    name: str
 
 
 class OutputValue(Comparable):
@@ -273,30 +277,34 @@ def evaluate_condition(cond: dict[str, Any], params: dict[str, Any],
 
 # --- blocks -----------------------------------------------------------------------------
 
-_STACK = threading.local()
+# The open blocks, outermost first: per thread and per asyncio task, so pipelines built
+# at the same time (a test's threads, a server's requests) never see each other's blocks.
+_BLOCKS: ContextVar[tuple[Block, ...]] = ContextVar("jfx_dsl_blocks", default=())
 
 
-def active_blocks() -> list[Any]:
-    """The control-flow blocks open in this thread, outermost first."""
-    blocks = getattr(_STACK, "blocks", None)
-    if blocks is None:
-        blocks = _STACK.blocks = []
-    return blocks
+def active_blocks() -> tuple[Block, ...]:
+    """The control-flow blocks open in this context, outermost first."""
+    return _BLOCKS.get()
 
 
-class _Block:
+class Block:
+    """A ``with`` block of the DSL; every node made inside is handed to :meth:`attach`."""
+
     def __enter__(self) -> Any:
-        active_blocks().append(self)
+        _BLOCKS.set((*_BLOCKS.get(), self))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        blocks = active_blocks()
+        blocks = _BLOCKS.get()
         if not blocks or blocks[-1] is not self:
             raise InvalidPipelineError("control-flow blocks must be closed in the order they were opened")
-        blocks.pop()
+        _BLOCKS.set(blocks[:-1])
+
+    def attach(self, node: Node) -> None:
+        """Take a node made inside this block."""
 
 
-class If(_Block):
+class If(Block):
     """``with jfx.If(condition):`` — the nodes made inside run only when it holds.
 
     Args:
@@ -315,6 +323,10 @@ class If(_Block):
 
     def __init__(self, condition: Any) -> None:
         self.condition = Predicate.truthy(condition)
+
+    def attach(self, node: Node) -> None:
+        node.conditions.append(self.condition)
+        node.condition_nodes.extend(ch.producer for ch in self.condition.refs)
 
 
 class LoopItem:
@@ -343,7 +355,7 @@ class LoopItem:
         return "item" + "".join(f"[{k!r}]" for k in self.path)
 
 
-class ForEach(_Block):
+class ForEach(Block):
     """``with jfx.ForEach(items) as item:`` — one copy of the nodes made inside per item.
 
     The copies get the ids ``<id>-0``, ``<id>-1``, ...; pass ``item`` (or ``item["k"]``)
@@ -367,152 +379,14 @@ class ForEach(_Block):
         super().__enter__()
         return LoopItem(self)
 
-
-class ExitHandler(_Block):
-    """``with jfx.ExitHandler(node):`` — ``node`` runs once every node made inside is done.
-
-    It runs whatever happened to them (complete, failed, skipped), on every run (the
-    cache never replays it), and its component
-    reads their states from ``jfx.current_context().upstream_states``. A run whose block
-    failed stays FAILED even when the exit node succeeds.
-    """
-
-    def __init__(self, exit_node: Node) -> None:
-        from jfx.pipelines._component import Node
-
-        if not isinstance(exit_node, Node):
-            raise InvalidPipelineError(f"ExitHandler takes a node (a called component), got {exit_node!r}")
-        self.exit_node = exit_node
-        self.nodes: list[Node] = []
-        exit_node.trigger = "all_done"
-
-    def __exit__(self, *exc: object) -> None:
-        super().__exit__(*exc)
-        if exc[0] is None and not self.nodes:
-            raise InvalidPipelineError(f"ExitHandler({self.exit_node.id!r}) block made no nodes")
-        self.exit_node.after(*self.nodes)
-
-
-class Collected:
-    """``Collected(node.outputs["x"])``: every ForEach copy's output, for an ``Input[list[T]]``."""
-
-    __slots__ = ("channel",)
-
-    def __init__(self, channel: Channel) -> None:
-        from jfx.pipelines._component import Channel
-
-        if not isinstance(channel, Channel):
-            raise InvalidPipelineError(f"Collected takes an output channel, got {channel!r}")
-        self.channel = channel
-
-    @property
-    def type(self) -> Any:
-        return self.channel.type
-
-    def __repr__(self) -> str:
-        return f"Collected({self.channel!r})"
+    def attach(self, node: Node) -> None:
+        if node.loop is not None and node.loop is not self:
+            raise InvalidPipelineError(f"node {node.id!r}: nested ForEach blocks are not supported")
+        node.loop = self
+        self.nodes.append(node)
 
 
 def register_node(node: Node) -> None:
-    """Called for every new node: attach the open blocks (conditions, loop, exit handler)."""
+    """Called for every new node: each open block (condition, loop, exit handler) takes it."""
     for block in active_blocks():
-        if isinstance(block, If):
-            node.conditions.append(block.condition)
-            node.condition_nodes.extend(ch.producer for ch in block.condition.refs)
-        elif isinstance(block, ForEach):
-            if node.loop is not None and node.loop is not block:
-                raise InvalidPipelineError(f"node {node.id!r}: nested ForEach blocks are not supported")
-            node.loop = block
-            block.nodes.append(node)
-        elif isinstance(block, ExitHandler):
-            if block.exit_node is node:
-                raise InvalidPipelineError(f"node {node.id!r} cannot be inside its own ExitHandler")
-            block.nodes.append(node)
-
-
-# --- ForEach expansion ------------------------------------------------------------------
-
-def expand_loops(nodes: list[Node]) -> list[Node]:
-    """The pipeline's nodes with each ForEach template replaced by its copies.
-
-    The user's nodes are left as they were: every node is copied and rewired. A copy's
-    inputs from templates of the same loop point at the same copy; an input wired with
-    ``Collected`` gets every copy's channel; nodes that wait for a template (``.after``,
-    an ExitHandler) wait for all its copies.
-    """
-    from jfx.pipelines._component import Channel, Node, check_parameter_value
-
-    if not any(n.loop is not None or _has_collected(n) for n in nodes):
-        return nodes
-    copies: dict[int, list[Node]] = {}
-    for t in nodes:
-        loop = t.loop
-        made = []
-        for i, item in enumerate(loop.items if loop is not None else [None]):
-            c = Node.__new__(Node)
-            c.__dict__.update(t.__dict__)
-            c.loop = None
-            if loop is not None:
-                c.id = f"{t.id}-{i}"
-                c.parameters = {}
-                for k, v in t.parameters.items():
-                    if isinstance(v, LoopItem):
-                        if v.loop is not loop:
-                            raise InvalidPipelineError(
-                                f"node {t.id!r} parameter {k!r} uses the item of a ForEach the node is not in")
-                        v = check_parameter_value(v.resolve(item), t.component.spec.parameters[k].type,
-                                                  f"node {c.id!r} parameter {k!r} (ForEach item {i})")
-                    c.parameters[k] = v
-            c.outputs = type(t.outputs)(c, {k: Channel(c, k, ch.type) for k, ch in t.outputs.items()})
-            made.append(c)
-        copies[id(t)] = made
-    for n in nodes:
-        if any(isinstance(v, LoopItem) for v in n.parameters.values()) and n.loop is None:
-            raise InvalidPipelineError(f"node {n.id!r} uses a ForEach item but was made outside the ForEach block")
-
-    def one(ch: Channel, source: Node, index: int, where: str) -> Channel:
-        made = copies.get(id(ch.producer))
-        if made is None:  # a node missing from the pipeline: the pipeline's checks report it
-            return ch
-        if len(made) == 1:
-            return made[0].outputs[ch.key]
-        if source.loop is None or ch.producer.loop is not source.loop:
-            raise InvalidPipelineError(
-                f"{where} is wired to {ch.producer.id}.outputs[{ch.key!r}], a node inside a jfx.ForEach; "
-                f"wire jfx.Collected({ch.producer.id}.outputs[{ch.key!r}]) to an Input[list[...]] instead"
-            )
-        return made[index].outputs[ch.key]
-
-    for t in nodes:
-        for i, c in enumerate(copies[id(t)]):
-            inputs: dict[str, Any] = {}
-            for k, value in t.inputs.items():
-                where = f"node {c.id!r} input {k!r}"
-                if isinstance(value, Collected):
-                    if t.loop is not None and value.channel.producer.loop is t.loop:
-                        raise InvalidPipelineError(f"{where}: jfx.Collected is for nodes after the ForEach, "
-                                                   "not inside it")
-                    made = copies.get(id(value.channel.producer), [value.channel.producer])
-                    inputs[k] = [m.outputs[value.channel.key] for m in made]
-                elif isinstance(value, (list, tuple)):
-                    inputs[k] = [one(ch, t, i, where) for ch in value]
-                else:
-                    inputs[k] = None if value is None else one(value, t, i, where)
-            c.inputs = inputs
-            after: list[Node] = []
-            for up in t.upstream_nodes:
-                made = copies.get(id(up), [up])
-                same_loop = t.loop is not None and up.loop is t.loop
-                after.extend([made[i]] if same_loop else made)
-            c.upstream_nodes = after
-            c.condition_nodes = [copies.get(id(up), [up])[0] for up in t.condition_nodes]
-            for cond in t.conditions:
-                for ch in cond.refs:
-                    if len(copies.get(id(ch.producer), ())) > 1:
-                        raise InvalidPipelineError(
-                            f"node {t.id!r}: a jfx.If condition reads {ch.producer.id!r}, a node inside a ForEach")
-    return [c for n in nodes for c in copies[id(n)]]
-
-
-def _has_collected(node: Node) -> bool:
-    return any(isinstance(v, Collected) for v in node.inputs.values())
+        block.attach(node)

@@ -28,7 +28,7 @@ from jfx.pipelines._component import (
     input_channels,
     parameter_type_name,
 )
-from jfx.pipelines._control import expand_loops
+from jfx.pipelines._expand import expand_loops
 from jfx.pipelines._ir import ComponentRef, InputIR, NodeIR, OutputIR, ParamIR, PipelineIR, RuntimeParamIR
 
 __all__ = ["Pipeline"]

@@ -64,6 +64,8 @@ def test_hello_runs_then_reruns_from_cache_and_is_browsable(tmp_path):
     show = json.loads(jfx_cmd("runs", "show", runs[1]["run_id"], "--json", home=home).stdout)
     assert [(n["node"], n["state"]) for n in show["nodes"]] == [
         ("make_data", "CACHED"), ("summarize", "CACHED"), ("write_report", "CACHED")]
+    assert (show["pipeline"], show["state"], show["runner"], show["attempts"]) == ("hello", "COMPLETE", "local", 1)
+    assert show["parameters"] == runs[1]["parameters"] and show["duration_s"] >= 0 and "ir" not in show
     report_id = show["nodes"][2]["outputs"]["report"][0]["id"]
     text = jfx_cmd("runs", "show", runs[1]["run_id"], home=home).stdout
     assert "write_report" in text and "Report" in text

@@ -6,9 +6,10 @@ import math
 from typing import Any
 
 from jfx.metadata._records import ExecutionRecord
+from jfx.metadata._runs import RunRecord
 from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
-from jfx.metadata.ui._common import ApiError, Query, duration_s, node_state
+from jfx.metadata.ui._common import ApiError, Query, iso, node_state
 
 __all__ = ["compare_json", "MAX_RUNS"]
 
@@ -55,12 +56,10 @@ def compare_json(store: MetadataStore, query: Query) -> dict[str, Any]:
         ctx = _queries.run_context(store, run_id)
         if ctx is None:
             raise ApiError(404, f"no run {run_id!r} in the metadata store")
-        props = ctx["properties"] or {}
-        runs.append({"id": run_id, "pipeline": ctx["pipeline"], "state": props.get("state"),
-                     "start_time": props.get("start_time"),
-                     "duration_s": duration_s(props.get("start_time"), props.get("end_time")),
-                     "parameters": props.get("parameters") or {},
-                     "order": [n.get("id") for n in (props.get("ir") or {}).get("nodes") or []]})
+        record = RunRecord.from_properties(run_id, ctx["properties"] or {})
+        runs.append({"id": run_id, "pipeline": ctx["pipeline"], "state": record.state.value,
+                     "start_time": iso(record.start_time), "duration_s": record.duration_s,
+                     "parameters": record.parameters, "order": record.node_order})
         latest: dict[str, ExecutionRecord] = {}
         for e in _queries.run_executions(store, ctx["id"]):
             latest[e.node_id] = e

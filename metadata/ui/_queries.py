@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from jfx.metadata._queries import chunks
 from jfx.metadata._records import PIPELINE, PIPELINE_RUN, ArtifactRecord, EventType, ExecutionRecord
 from jfx.metadata._rows import to_artifact, to_execution
+from jfx.metadata._runs import PARAMETERS_KEY, RUN_LIST_FIELDS, STATE_KEY
 from jfx.metadata._schema import artifacts as artifacts_t
 from jfx.metadata._schema import associations as associations_t
 from jfx.metadata._schema import attributions as attributions_t
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 # The run properties the run list shows (never the IR).
-RUN_FIELDS = ("state", "start_time", "end_time", "runner", "attempts")
+RUN_FIELDS = RUN_LIST_FIELDS
 
 
 def _read(store: MetadataStore, fn: Any) -> Any:
@@ -54,7 +55,7 @@ def _run_filters(stmt: sa.Select, pipeline: str | None, state: str | None, searc
         ids = sa.select(parent.c.id).where(parent.c.type_name == PIPELINE, parent.c.name == pipeline)
         stmt = stmt.where(contexts_t.c.parent_id.in_(ids.scalar_subquery()))
     if state:
-        stmt = stmt.where(contexts_t.c.properties["state"].as_string() == state)
+        stmt = stmt.where(contexts_t.c.properties[STATE_KEY].as_string() == state)
     if search:
         escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(contexts_t.c.name.like(f"%{escaped}%", escape="\\"))
@@ -67,7 +68,7 @@ def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, s
     parent = contexts_t.alias("parent")
     props = contexts_t.c.properties
     columns = [contexts_t.c.id, contexts_t.c.name, contexts_t.c.create_time, parent.c.name.label("pipeline"),
-               props["parameters"].label("parameters")]
+               props[PARAMETERS_KEY].label("parameters")]
     columns += [props[f].as_string().label(f) for f in RUN_FIELDS]
     stmt = sa.select(*columns).select_from(contexts_t.outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
     stmt = _run_filters(stmt, pipeline, state, search)
@@ -166,7 +167,7 @@ def artifact_runs(store: MetadataStore, artifact_id: int, limit: int) -> list[di
     parent = contexts_t.alias("parent")
     stmt = (
         sa.select(contexts_t.c.name.label("id"), parent.c.name.label("pipeline"),
-                  contexts_t.c.properties["state"].as_string().label("state"))
+                  contexts_t.c.properties[STATE_KEY].as_string().label("state"))
         .select_from(attributions_t.join(contexts_t, contexts_t.c.id == attributions_t.c.context_id)
                      .outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
         .where(attributions_t.c.artifact_id == artifact_id, contexts_t.c.type_name == PIPELINE_RUN)

@@ -7,6 +7,7 @@ from typing import Any
 
 from jfx.errors import NotFoundError
 from jfx.metadata._records import ExecutionRecord, ExecutionState
+from jfx.metadata._runs import RunRecord, RunState
 from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
 from jfx.metadata.ui._common import (
@@ -39,16 +40,15 @@ def _run_or_404(store: MetadataStore, run_id: str) -> dict[str, Any]:
 def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
     """``GET /api/runs/<run_id>``: the run, its DAG (nodes with states, edges) and node summaries."""
     ctx = _run_or_404(store, run_id)
-    props = dict(ctx["properties"] or {})
-    ir = props.pop("ir", None) or {}
+    run = RunRecord.from_properties(ctx["name"], ctx["properties"] or {})
+    ir = run.ir or {}
     executions = _queries.run_executions(store, ctx["id"])
     latest: dict[str, ExecutionRecord] = {}
     attempts: dict[str, int] = {}
     for ex in executions:
         latest[ex.node_id] = ex  # by id: the last one wins
         attempts[ex.node_id] = attempts.get(ex.node_id, 0) + 1
-    run_state = str(props.get("state") or "")
-    recorded = props.get("node_states") or {}
+    recorded = run.node_states
     ir_nodes = ir.get("nodes") or []
     order = [n.get("id") for n in ir_nodes if n.get("id")]
     order += [n for n in latest if n not in order]
@@ -62,7 +62,7 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
             "upstream": list(spec.get("upstream") or []), "executions": attempts.get(node_id, 0),
         }
         if e is None:
-            entry["state"] = recorded.get(node_id) or ("pending" if run_state == "RUNNING" else "skipped")
+            entry["state"] = recorded.get(node_id) or ("pending" if run.state == RunState.RUNNING else "skipped")
         else:
             entry.update(
                 state=node_state(e), execution_id=e.id, start_time=iso(e.start_time), end_time=iso(e.end_time),
@@ -86,13 +86,11 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
     for n in nodes:
         counts[n["state"]] = counts.get(n["state"], 0) + 1
     return {
-        "id": ctx["name"], "pipeline": ctx["pipeline"], "state": run_state,
-        "start_time": props.get("start_time") or iso(ctx["create_time"]), "end_time": props.get("end_time"),
-        "duration_s": duration_s(props.get("start_time"), props.get("end_time")),
-        "parameters": props.get("parameters") or {}, "pipeline_root": props.get("pipeline_root"),
-        "runner": props.get("runner"), "attempts": props.get("attempts"), "host": props.get("host"),
-        "pid": props.get("pid"), "enable_cache": props.get("enable_cache"),
-        "live": run_state == "RUNNING", "nodes": nodes, "edges": edges, "state_counts": counts,
+        "id": run.run_id, "pipeline": ctx["pipeline"], "state": run.state.value,
+        "start_time": iso(run.start_time or ctx["create_time"]), "end_time": iso(run.end_time),
+        "duration_s": run.duration_s, "parameters": run.parameters, "pipeline_root": run.pipeline_root,
+        "runner": run.runner, "attempts": run.attempts, "host": run.host, "pid": run.pid,
+        "enable_cache": run.enable_cache, "live": run.state == RunState.RUNNING, "nodes": nodes, "edges": edges, "state_counts": counts,
         "executions_total": len(executions),
     }
 

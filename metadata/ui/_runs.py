@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from jfx.metadata._runs import RunState
 from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
 from jfx.metadata.ui._common import ApiError, Query, duration_s, iso
 
 __all__ = ["RUN_STATES", "pipelines_json", "runs_json"]
 
-RUN_STATES = ("RUNNING", "COMPLETE", "FAILED", "CANCELLED", "ABANDONED")
+RUN_STATES = tuple(s.value for s in RunState)
 MAX_PAGE = 500
 
 

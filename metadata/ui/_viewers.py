@@ -11,6 +11,7 @@ from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
 from jfx.metadata.ui._artifact import get_artifact, producer_of
 from jfx.metadata.ui._common import ApiError, Query, artifact_summary, read_json_file, tail
+from jfx.pipelines._layouts import ANOMALIES_FILE, SCHEMA_FILE, SPLIT_PREFIX, STATISTICS_FILE, VALUE_FILE
 
 __all__ = ["VIEWERS", "viewer_kind", "view_json", "mlflow_link"]
 
@@ -49,7 +50,7 @@ def _preview_files(root: Path) -> list[Path]:
 
 def viewer_kind(a: ArtifactRecord) -> str | None:
     kind = VIEWERS.get(a.type_name)
-    if kind is None and Path(a.uri, "value.json").is_file():
+    if kind is None and Path(a.uri, VALUE_FILE).is_file():
         return "value"
     if kind is None and _preview_files(Path(a.uri)):
         return "files"
@@ -83,9 +84,9 @@ def _siblings(store: MetadataStore, a: ArtifactRecord, type_name: str) -> list[A
 def _statistics(a: ArtifactRecord) -> dict[str, Any]:
     root = Path(a.uri)
     order = list(a.properties.get("splits") or [])
-    found = {p.parent.name.removeprefix("Split-"): p for p in root.glob("Split-*/statistics.json")}
+    found = {p.parent.name.removeprefix(SPLIT_PREFIX): p for p in root.glob(f"{SPLIT_PREFIX}*/{STATISTICS_FILE}")}
     if not found:
-        raise ApiError(404, f"ExampleStatistics artifact {a.id}: no Split-*/statistics.json under {root}")
+        raise ApiError(404, f"ExampleStatistics artifact {a.id}: no {SPLIT_PREFIX}*/{STATISTICS_FILE} under {root}")
     names = [s for s in order if s in found] + sorted(s for s in found if s not in order)
     return {"splits": {s: read_json_file(found[s], f"ExampleStatistics artifact {a.id}") for s in names}}
 
@@ -162,9 +163,9 @@ def view_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflow_ur
     if kind == "statistics":
         data = _statistics(a)
     elif kind == "schema":
-        data = read_json_file(root / "schema.json", where)
+        data = read_json_file(root / SCHEMA_FILE, where)
     elif kind == "anomalies":
-        data = read_json_file(root / "anomalies.json", where)
+        data = read_json_file(root / ANOMALIES_FILE, where)
     elif kind == "evaluation":
         data = _evaluation(store, a)
     elif kind == "blessing":
@@ -182,7 +183,7 @@ def view_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflow_ur
     elif kind == "transform_graph":
         data = read_json_file(root / "transform.json", where) if (root / "transform.json").is_file() else None
     elif kind == "value":
-        data = read_json_file(root / "value.json", where)
+        data = read_json_file(root / VALUE_FILE, where)
     elif kind == "files":
         data = {"files": [_preview(root, p) for p in _preview_files(root)]}
     else:

@@ -1,0 +1,54 @@
+"""The flags of ``jfx serve``, apart from the server so that ``jfx --help`` does not import JAX.
+
+Both the ``jfx`` command line and ``python -m jfx.core._serving`` build their ``serve``
+parser from :func:`add_serve_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_serve_parser"]
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds the ``serve`` subcommand to an ``add_subparsers()`` object; returns its parser."""
+    p = subparsers.add_parser("serve", help="serve a model's versions over HTTP (TensorFlow Serving's REST API)",
+                              description="Serve the versions under MODEL_BASE_PATH/<version>/ over HTTP "
+                                          "in TensorFlow Serving's REST shape; new versions are picked up live.")
+    p.add_argument("--model_base_path", "--model-base-path", dest="model_base_path", required=True, metavar="DIR",
+                   help="folder of version folders DIR/<version>/ (jfx model artifacts)")
+    p.add_argument("--model_name", "--model-name", dest="model_name", required=True, metavar="NAME",
+                   help="the model's name in the URLs")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8501, help="port (default: 8501; 0: any free port)")
+    p.add_argument("--no_batching", "--no-batching", dest="enable_batching", action="store_false",
+                   help="run every request on its own (no dynamic batching)")
+    p.add_argument("--max_batch_size", "--max-batch-size", dest="max_batch_size", type=int, default=64, metavar="N",
+                   help="most rows in one batched model call (default: 64)")
+    p.add_argument("--batch_timeout_ms", "--batch-timeout-ms", dest="batch_timeout_ms", type=float, default=2.0,
+                   metavar="MS", help="longest wait for a batch to fill (default: 2)")
+    p.add_argument("--poll_interval_s", "--poll-interval-s", "--file_system_poll_wait_seconds",
+                   dest="poll_interval_s", type=float, default=1.0, metavar="S",
+                   help="seconds between scans for new versions (default: 1; 0: never)")
+    p.add_argument("--max_loaded_versions", "--max-loaded-versions", dest="max_loaded_versions", type=int, default=2,
+                   metavar="N", help="newest versions kept loaded (default: 2)")
+    p.add_argument("--warmup_batch_sizes", "--warmup-batch-sizes", dest="warmup_batch_sizes", type=_int_list,
+                   default=None, metavar="N,N,...",
+                   help="batch sizes compiled before a version serves (default: every padded size up to "
+                        "--max_batch_size; other sizes compile on first use)")
+    p.add_argument("--header_timeout_s", "--header-timeout-s", dest="header_timeout_s", type=float, default=20.0,
+                   metavar="S", help="longest wait for a request's headers; a slower or silent connection is "
+                                     "closed (default: 20)")
+    return p
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints, got {text!r}")
+    return values
