@@ -73,7 +73,6 @@ __all__ = [
 ]
 
 INPUT_TYPES = ("int", "float", "bool", "string")
-STRING_KINDS = ("compute_and_apply_vocabulary", "hash_strings")
 _TRACE_BATCH = 8
 
 _NOT_IN_TRANSFORM = (
