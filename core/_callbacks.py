@@ -178,12 +178,15 @@ class _EarlyStopper(Callback):
             self.loop.trainer.set_model_state(self.best_state)
             history.weights_epoch = history.best_epoch
 
-    # What a checkpoint keeps of it.
     def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, Sequence[Any]]]:
-        arrays = {"best": jax.tree.leaves(self.best_state)} if self.best_state is not None else {}
+        """What a checkpoint keeps of it: (JSON fields, named lists of arrays)."""
+        arrays: dict[str, Sequence[Any]] = {}
+        if self.best_state is not None:
+            arrays["best"] = jax.tree.leaves(self.best_state)
         return {"wait": self.wait}, arrays
 
     def restore(self, meta: dict[str, Any], groups: dict[str, list[Any]]) -> None:
+        """Takes back what :meth:`checkpoint_state` gave a checkpoint."""
         self.wait = meta["wait"]
         if "best" in groups:
             self.best_state = self.loop.trainer.model_state_from_leaves(groups["best"])

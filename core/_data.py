@@ -174,7 +174,8 @@ def _build_layout(schema: pa.Schema, features: Sequence[str] | None, label: str 
         else:
             cols.append(_Column(name, "int", n_int, width, vector, encoders.get(name)))
             n_int += width
-    label_dtype, label_shape = None, ()
+    label_dtype = None
+    label_shape: tuple[int, ...] = ()
     if label is not None:
         if pa.types.is_fixed_size_list(schema.field(label).type):
             label_shape = (schema.field(label).type.list_size,)

@@ -123,23 +123,27 @@ class Trainer:
         self.trace_count = 0  # traces of the train step: a test checks it compiles once
 
         model.train()
-        self.graphdef, params, variables = nnx.split(model, nnx.Param, ...)
+        self.graphdef: nnx.GraphDef
+        self.graphdef, nnx_params, nnx_variables = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]  # flax types the result as variadic
         model.eval()
         self.eval_graphdef = nnx.split(model, nnx.Param, ...)[0]
         model.train()
-        # The NNX containers' tree structures, to rebuild them from the plain trees
-        # inside the traced steps (both flatten to the same leaves in the same order).
-        self._params_def = jax.tree.structure(params)
-        self._variables_def = jax.tree.structure(variables)
-        params, variables = nnx.to_pure_dict(params), nnx.to_pure_dict(variables)
-        self._plain_params_def = jax.tree.structure(params)
-        self._plain_variables_def = jax.tree.structure(variables)
         # Checkpoints name each leaf by its path in the NNX containers, as they always
         # have, so checkpoints written before the state became one plain pytree resume.
-        nnx_tree = (jax.tree.unflatten(self._params_def, jax.tree.leaves(params)), None,
-                    jax.tree.unflatten(self._variables_def, jax.tree.leaves(variables)))
-        nnx_tree = (nnx_tree[0], jax.eval_shape(optimizer.init, nnx_tree[0]), nnx_tree[2])
-        self.state_paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(nnx_tree)[0]]
+        self.state_paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(
+            (nnx_params, jax.eval_shape(optimizer.init, nnx_params), nnx_variables))[0]]
+        # The NNX containers' structures rebuild them from the plain trees inside the
+        # traced steps, which relies on both flattening to the same leaves in one order.
+        self._params_def = jax.tree.structure(nnx_params)
+        self._variables_def = jax.tree.structure(nnx_variables)
+        params, variables = nnx.to_pure_dict(nnx_params), nnx.to_pure_dict(nnx_variables)
+        self._plain_variables_def = jax.tree.structure(variables)
+        for nnx_tree, plain in ((nnx_params, params), (nnx_variables, variables)):
+            paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(nnx_tree)[0]]
+            plain_paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(plain)[0]]
+            if [p.removesuffix(".value") for p in paths] != plain_paths:
+                raise InvalidArgumentError(f"the model's variables {paths} cannot be carried as plain arrays "
+                                           f"(they flatten as {plain_paths})")
         # Own copies: the step donates its inputs and must not invalidate the model's arrays.
         params, variables = jax.tree.map(lambda x: jnp.array(x, copy=True), (params, variables))
         model_state = (params, optimizer.init(params), variables)
@@ -170,7 +174,7 @@ class Trainer:
                            jax.tree.unflatten(self._variables_def, jax.tree.leaves(variables)), copy=True)
         logits = module(features)
         new_variables = jax.tree.unflatten(self._plain_variables_def,
-                                           jax.tree.leaves(nnx.split(module, nnx.Param, ...)[2]))
+                                           jax.tree.leaves(nnx.split(module, nnx.Param, ...)[2]))  # type: ignore[misc]
         return jnp.asarray(logits).astype(jnp.float32), new_variables
 
     def _weighted_loss(self, logits: Any, label: Any, weight: Any) -> Any:
@@ -366,6 +370,9 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
         The :class:`History`; the model holds the trained (or best) weights.
 
     Example:
+        >>> import numpy as np, optax
+        >>> from flax import nnx
+        >>> from jfx.core import DNNClassifier, Dataset, Numeric, fit
         >>> ds = Dataset.from_arrays({"x": np.random.rand(64, 2), "y": np.arange(64) % 2}, label="y",
         ...                          batch_size=16)
         >>> model = DNNClassifier({"x": Numeric(2)}, hidden_units=(8,), rngs=nnx.Rngs(0))
