@@ -35,7 +35,7 @@ from typing import Any
 from jfx._version import __version__
 from jfx.core._serve_flags import add_serve_parser
 
-EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 1, 1, 130
+EXIT_FAILED, EXIT_INTERRUPTED = 1, 130  # an error and a failed run alike exit 1
 
 
 def _add_metadata_url(p: argparse.ArgumentParser) -> None:
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"jfx: error: {err}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("jfx: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

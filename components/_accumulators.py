@@ -3,6 +3,10 @@
 :class:`jfx.components._analyzers.AnalysisKernel` keeps one per analyzer; :func:`finish`
 turns a merged accumulator into the analyzer's constants (and, for a vocabulary, the
 host-side string encoder).
+
+Each accumulator's ``merge(other)`` folds ``other`` into ``self`` and leaves ``other``
+as it was; the kernel merges into a fresh accumulator, so its ``merge`` never mutates
+its inputs (the kernel contract of :class:`jfx.components._engine.Kernel`).
 """
 
 from __future__ import annotations

@@ -73,7 +73,6 @@ __all__ = [
 ]
 
 INPUT_TYPES = ("int", "float", "bool", "string")
-STRING_KINDS = ("compute_and_apply_vocabulary", "hash_strings")
 _TRACE_BATCH = 8
 
 _NOT_IN_TRANSFORM = (
@@ -457,6 +456,10 @@ def raw_input_arrays(columns: Mapping[str, Any], types: Mapping[str, str],
 # ---------------------------------------------------------------------------- the kernel
 
 
+# One analysis pass's accumulator: analyzer name → its accumulator (an ACCUMULATORS value).
+AnalysisAcc = dict[str, Any]
+
+
 class AnalysisKernel:
     """One analysis pass as a mergeable kernel (create / add_batch / merge / finish).
 
@@ -506,10 +509,10 @@ class AnalysisKernel:
                 self._fn = jax.jit(evaluate)
             return self._fn
 
-    def create(self) -> dict[str, Any]:
+    def create(self) -> AnalysisAcc:
         return {n: ACCUMULATORS[self._by_name[n].kind]() for n in [*self.numeric, *self.strings]}
 
-    def add_batch(self, acc: dict[str, Any], batch: pa.RecordBatch) -> dict[str, Any]:
+    def add_batch(self, acc: AnalysisAcc, batch: pa.RecordBatch) -> AnalysisAcc:
         n = batch.num_rows
         if n == 0:
             return acc
@@ -524,14 +527,14 @@ class AnalysisKernel:
             acc[name].add_strings(_strings(batch.column(self._by_name[name].column)))
         return acc
 
-    def merge(self, accs: list[dict[str, Any]]) -> dict[str, Any]:
+    def merge(self, accs: list[AnalysisAcc]) -> AnalysisAcc:
         out = self.create()
         for acc in accs:
             for name, a in acc.items():
                 out[name].merge(a)
         return out
 
-    def finish(self, acc: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, acc: AnalysisAcc) -> AnalysisAcc:
         return acc
 
 

@@ -63,7 +63,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -91,16 +91,33 @@ _CSV_BLOCK_SIZE = 4 << 20
 _CSV_MAX_DICTIONARY = 1 << 16
 
 
-class Kernel(Protocol):
-    """What :func:`run_kernel` needs of a kernel."""
+Acc = TypeVar("Acc")
+Out = TypeVar("Out", covariant=True)
 
-    def create(self) -> Any: ...
 
-    def add_batch(self, acc: Any, batch: pa.RecordBatch) -> Any: ...
+class Kernel(Protocol[Acc, Out]):
+    """What :func:`run_kernel` needs of a kernel: accumulators of type ``Acc``, a result ``Out``.
 
-    def merge(self, accs: list[Any]) -> Any: ...
+    The contract both engines rely on (a test checks it for every kernel):
 
-    def finish(self, acc: Any) -> Any: ...
+    * ``create()`` returns a new empty accumulator on every call.
+    * ``add_batch(acc, batch)`` may mutate ``acc`` and return it: an engine never uses
+      an accumulator again after passing it in.
+    * ``merge(accs)`` must not mutate any of ``accs`` and returns an accumulator that
+      shares no mutable state with them: Beam may merge one accumulator into several
+      results, retry a merge, or merge merged results again.
+    * Merging the accumulators of any split of the batches (empty ones and nested
+      merges included) equals one pass over them all, exactly for exact fields and
+      within the sketch's error for sketches.
+    """
+
+    def create(self) -> Acc: ...
+
+    def add_batch(self, acc: Acc, batch: pa.RecordBatch) -> Acc: ...
+
+    def merge(self, accs: list[Acc]) -> Acc: ...
+
+    def finish(self, acc: Acc) -> Out: ...
 
 
 @dataclass(frozen=True)

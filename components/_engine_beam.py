@@ -19,35 +19,10 @@ from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
 from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, _Read  # noqa: E402 - after quiet_beam_import()
 
-__all__ = ["KernelCombineFn", "AccumulatorCombineFn", "ReadAndAccumulate", "run_on_beam"]
+__all__ = ["AccumulatorCombineFn", "ReadAndAccumulate", "run_on_beam"]
 
 _LOG = logging.getLogger(__name__)
 _DASK_RUNNER = "DaskRunner"
-
-
-class KernelCombineFn(beam.CombineFn):
-    """A kernel as a Beam ``CombineFn`` over RecordBatches (``add_input`` = ``add_batch``).
-
-    For runners that lift combiners (DirectRunner, Dataflow, Flink) this combines each
-    batch where it is read. :func:`run_on_beam` instead folds batches inside
-    :class:`ReadAndAccumulate` and merges with :class:`AccumulatorCombineFn`, which moves
-    only accumulators on every runner.
-    """
-
-    def __init__(self, kernel: Kernel) -> None:
-        self.kernel = kernel
-
-    def create_accumulator(self) -> Any:
-        return self.kernel.create()
-
-    def add_input(self, acc: Any, batch: Any) -> Any:
-        return self.kernel.add_batch(acc, batch)
-
-    def merge_accumulators(self, accs: Any) -> Any:
-        return self.kernel.merge(list(accs))
-
-    def extract_output(self, acc: Any) -> Any:
-        return self.kernel.finish(acc)
 
 
 class AccumulatorCombineFn(beam.CombineFn):

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -90,21 +90,31 @@ class MetricInputs:
             self.weights = np.ones(len(self.labels), dtype=np.float64)
 
 
-class MetricKernel:
-    """The protocol of a metric (built-in or user): create / add / merge / finish."""
+Acc = TypeVar("Acc")
+Out = TypeVar("Out")
+
+
+class MetricKernel(Generic[Acc, Out]):
+    """The protocol of a metric (built-in or user): create / add / merge / finish.
+
+    The engine kernel's contract (``Kernel`` in :mod:`jfx.components._engine`) with
+    ``add`` for ``add_batch``: ``add`` may mutate its accumulator; ``merge`` must not
+    mutate its inputs and returns a new accumulator; merging the accumulators of split
+    inputs equals one pass. A test checks it for the built-in metrics.
+    """
 
     name: str = "metric"
 
-    def create(self) -> Any:
+    def create(self) -> Acc:
         raise NotImplementedError
 
-    def add(self, acc: Any, inputs: MetricInputs) -> Any:
+    def add(self, acc: Acc, inputs: MetricInputs) -> Acc:
         raise NotImplementedError
 
-    def merge(self, accs: list[Any]) -> Any:
+    def merge(self, accs: list[Acc]) -> Acc:
         raise NotImplementedError
 
-    def finish(self, acc: Any) -> Any:
+    def finish(self, acc: Acc) -> Out:
         raise NotImplementedError
 
 
@@ -283,7 +293,7 @@ class ClassificationAcc:
     weighted: bool = False
 
 
-class ClassificationMetrics(MetricKernel):
+class ClassificationMetrics(MetricKernel[ClassificationAcc, dict[str, Any]]):
     """Classifier metrics from class-id labels and (n, k) probabilities.
 
     Binary (k = 2; the positive class is class id 1): ``accuracy``, ``precision``,
@@ -464,7 +474,7 @@ class RegressionAcc:
     pred: float = 0.0
 
 
-class RegressionMetrics(MetricKernel):
+class RegressionMetrics(MetricKernel[RegressionAcc, dict[str, Any]]):
     """Regressor metrics: ``mse``, ``rmse``, ``mae``, ``mean_label``, ``mean_prediction``,
     ``example_count``, ``weighted_example_count`` (weighted means, as scikit-learn)."""
 
@@ -475,6 +485,8 @@ class RegressionMetrics(MetricKernel):
 
     def add(self, acc: RegressionAcc, inputs: MetricInputs) -> RegressionAcc:
         y = np.asarray(inputs.labels, dtype=np.float64)
+        if not len(y):
+            return acc
         p = np.asarray(inputs.predictions, dtype=np.float64).reshape(len(y), -1)
         if p.shape[1] != 1:
             raise ValueError(f"a regressor's predictions must be one value per row, got shape {p.shape}")

@@ -359,6 +359,10 @@ def slice_name(key: SliceKey) -> str:
     return ", ".join(f"{c}={v}" for c, v in key) if key else "Overall"
 
 
+# The evaluation's accumulator: model name → slice → [built-in metrics' state, *custom metrics' states].
+EvalAcc = dict[str, dict[SliceKey, list[Any]]]
+
+
 class EvalKernel:
     """The engine kernel of one evaluation: models × slices × metrics per RecordBatch.
 
@@ -382,13 +386,13 @@ class EvalKernel:
     def _custom(self) -> list[Any]:
         return [load_custom_metric(s) for s in self.config.custom_metrics]
 
-    def create(self) -> dict[str, dict[SliceKey, list[Any]]]:
+    def create(self) -> EvalAcc:
         return {name: {} for name in self.models}
 
     def _slice_acc(self, builtin: Any, custom: list[Any]) -> list[Any]:
         return [builtin.create(), *(m.create() for m in custom)]
 
-    def add_batch(self, acc: dict, batch: pa.RecordBatch) -> dict:
+    def add_batch(self, acc: EvalAcc, batch: pa.RecordBatch) -> EvalAcc:
         if batch.num_rows == 0:
             return acc
         config = self.config
@@ -428,7 +432,7 @@ class EvalKernel:
                     state[i] = metric.add(state[i], inputs)
         return acc
 
-    def merge(self, accs: list[dict]) -> dict:
+    def merge(self, accs: list[EvalAcc]) -> EvalAcc:
         out = self.create()
         custom = self._custom()
         for name, spec in self.models.items():
@@ -440,7 +444,7 @@ class EvalKernel:
                 out[name][key] = [kernels[i].merge([p[i] for p in parts]) for i in range(len(kernels))]
         return out
 
-    def finish(self, acc: dict) -> dict[str, list[dict[str, Any]]]:
+    def finish(self, acc: EvalAcc) -> dict[str, list[dict[str, Any]]]:
         """Model name → slices (overall first, then per spec, values sorted), each
         ``{"slice": {...}, "slice_name", "metrics", "plots"}``."""
         custom = self._custom()

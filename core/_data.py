@@ -82,6 +82,7 @@ class _Layout:
     label_dtype: str | None
     label_encoder: Mapping[str, Any] | None
     weight: str | None
+    label_shape: tuple[int, ...] = ()  # per row: (k,) for a fixed-size list label
 
     def unpack(self, floats: Any, ints: Any) -> dict[str, Any]:
         out = {}
@@ -174,12 +175,16 @@ def _build_layout(schema: pa.Schema, features: Sequence[str] | None, label: str 
             cols.append(_Column(name, "int", n_int, width, vector, encoders.get(name)))
             n_int += width
     label_dtype = None
+    label_shape: tuple[int, ...] = ()
     if label is not None:
+        if pa.types.is_fixed_size_list(schema.field(label).type):
+            label_shape = (schema.field(label).type.list_size,)
         g = _type_group(schema.field(label).type)
         if g == "string" and label not in encoders:
             raise DataValidationError(f"label {label!r} holds strings; give encoders={{{label!r}: {{...}}}}")
         label_dtype = "float32" if g == "float" and not pa.types.is_boolean(schema.field(label).type) else "int32"
-    return _Layout(tuple(cols), n_float, n_int, label, label_dtype, encoders.get(label) if label else None, weight)
+    return _Layout(tuple(cols), n_float, n_int, label, label_dtype, encoders.get(label) if label else None, weight,
+                   label_shape)
 
 
 def _column_numpy(batch: pa.RecordBatch | pa.Table, name: str, encoder: Mapping[str, Any] | None, dtype: Any) -> np.ndarray:

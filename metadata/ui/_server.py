@@ -45,23 +45,81 @@ _TEXT_SUFFIXES = {".log", ".txt", ".json", ".jsonl", ".csv", ".py", ".md", ".yam
                   ".ini", ".cfg", ".toml"}
 _PAGES = re.compile(r"^/(?:runs(?:/[^/]+)?|executions/\d+|artifacts/\d+|compare)?/?$")
 
-# Documented in docs/ui.md; GET /api answers this list.
-API_ROUTES = [
-    ("GET /api/pipelines", "every pipeline: name, number of runs, last run time"),
-    ("GET /api/runs?pipeline=&state=&q=&limit=50&offset=0", "runs newest first, filtered by pipeline, state and id search"),
-    ("GET /api/runs/{run_id}", "one run: state, times, parameters, the DAG (nodes with states, edges)"),
-    ("GET /api/runs/{run_id}/executions?limit=100&offset=0", "every execution of a run, newest first"),
-    ("GET /api/executions/{id}", "one execution: parameters, artifacts, cache hit source or miss reason, error, logs"),
-    ("GET /api/executions/{id}/log", "what the execution's component printed and logged (as captured by the launcher)"),
-    ("GET /api/artifacts?type=&name=&limit=50&offset=0", "artifacts newest first, by type and/or name (node.output)"),
-    ("GET /api/artifacts/{id}", "one artifact: properties, producer, consumers, runs, files"),
-    ("GET /api/artifacts/{id}/view", "the data of the artifact's typed viewer"),
-    ("GET /api/artifacts/{id}/files/{path}", "a file inside the artifact's URI (403 outside it)"),
-    ("GET /api/files?path=/abs/path", "a file under the URI of any recorded artifact (403 otherwise)"),
-    ("GET /api/lineage?artifact=ID&up=2&down=1", "the lineage graph around an artifact (up/down: steps or 'all')"),
-    ("GET /api/lineage?execution=ID", "an execution with its input, output and external files"),
-    ("GET /api/compare?runs=A,B", "two or more runs: parameter, metric and fingerprint differences"),
-]
+@dataclass(frozen=True)
+class Route:
+    """One API route: its usage (which is also its documentation), what it answers, its handler.
+
+    The URL pattern is derived from the usage, so the table below is both what the app
+    dispatches on and what ``GET /api`` and docs/ui.md list: a route cannot go undocumented.
+    ``{name}`` matches one path segment; a final ``/{path}`` matches the rest (or nothing).
+
+    Attributes:
+        usage: ``"GET /api/runs/{run_id}?limit=..."``: method, path template, example query.
+        what: one line on what it answers.
+        handler: ``(app, query, *path values) -> JSON-able value or a file to serve``.
+    """
+
+    usage: str
+    what: str
+    handler: Callable[..., Any]
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        path = self.usage.split(" ", 1)[-1].split("?", 1)[0]
+        tail = ""
+        if path.endswith("/{path}"):
+            path, tail = path[: -len("/{path}")], "(?:/(.*))?"
+        regex = "".join("([^/]+)" if re.fullmatch(r"\{[a-z_]+\}", part) else re.escape(part)
+                        for part in re.split(r"(\{[a-z_]+\})", path)) + tail
+        # The index alone also answers with a trailing slash, as it always has.
+        return re.compile(f"^{regex}/?$" if path == "/api" else f"^{regex}$")
+
+
+def _index(app: UIApp, q: Query) -> dict[str, Any]:
+    return {"routes": [{"route": r.usage, "what": r.what} for r in ROUTES], "store": app.store.url,
+            "error_shape": {"error": {"code": 404, "message": "..."}}}
+
+
+# Documented in docs/ui.md (a test checks that it describes each of them).
+ROUTES: tuple[Route, ...] = (
+    Route("GET /api", "this list: every route, the store, the error shape", _index),
+    Route("GET /api/pipelines", "every pipeline: name, number of runs, last run time",
+          lambda app, q: _runs.pipelines_json(app.store, q)),
+    Route("GET /api/runs?pipeline=&state=&q=&limit=50&offset=0",
+          "runs newest first, filtered by pipeline, state and id search",
+          lambda app, q: _runs.runs_json(app.store, q)),
+    Route("GET /api/runs/{run_id}", "one run: state, times, parameters, the DAG (nodes with states, edges)",
+          lambda app, q, run: _run.run_json(app.store, run, q)),
+    Route("GET /api/runs/{run_id}/executions?limit=100&offset=0", "every execution of a run, newest first",
+          lambda app, q, run: _run.run_executions_json(app.store, run, q)),
+    Route("GET /api/executions/{id}",
+          "one execution: parameters, artifacts, cache hit source or miss reason, error, logs",
+          lambda app, q, e: _run.execution_json(app.store, e, q)),
+    Route("GET /api/executions/{id}/log",
+          "what the execution's component printed and logged (as captured by the launcher)",
+          lambda app, q, e: _FileAnswer(_run.execution_log_path(app.store, e))),
+    Route("GET /api/artifacts?type=&name=&limit=50&offset=0",
+          "artifacts newest first, by type and/or name (node.output)",
+          lambda app, q: _artifact.artifacts_json(app.store, q)),
+    Route("GET /api/artifacts/{id}", "one artifact: properties, producer, consumers, runs, files",
+          lambda app, q, a: _artifact.artifact_json(app.store, a, q, mlflow_url=app.mlflow_url)),
+    Route("GET /api/artifacts/{id}/view", "the data of the artifact's typed viewer",
+          lambda app, q, a: _viewers.view_json(app.store, a, q, mlflow_url=app.mlflow_url)),
+    Route("GET /api/artifacts/{id}/files/{path}", "a file inside the artifact's URI (403 outside it)",
+          lambda app, q, a, rel: _FileAnswer(_artifact.artifact_file(app.store, a, rel or ""))),
+    Route("GET /api/files?path=/abs/path", "a file under the URI of any recorded artifact (403 otherwise)",
+          lambda app, q: _FileAnswer(_artifact.file_by_path(app.store, q.str("path") or ""))),
+    # Two usages of one path: the first match dispatches both, to the same handler.
+    Route("GET /api/lineage?artifact=ID&up=2&down=1",
+          "the lineage graph around an artifact (up/down: steps or 'all')",
+          lambda app, q: _artifact.lineage_json(app.store, q)),
+    Route("GET /api/lineage?execution=ID", "an execution with its input, output and external files",
+          lambda app, q: _artifact.lineage_json(app.store, q)),
+    Route("GET /api/compare?runs=A,B", "two or more runs: parameter, metric and fingerprint differences",
+          lambda app, q: _compare.compare_json(app.store, q)),
+)
+# (usage, what) pairs, as the public API has always exposed them.
+API_ROUTES = [(r.usage, r.what) for r in ROUTES]
 
 
 def open_store_read_only(url: str | None) -> MetadataStore:
@@ -144,26 +202,7 @@ class UIApp:
         self._index = (STATIC_DIR / "index.html").read_bytes()
         self._index_etag = '"' + hashlib.sha256(self._index).hexdigest()[:20] + '"'
         self._etags: dict[tuple, str] = {}
-        s, m = store, self.mlflow_url
-        self._api: list[tuple[re.Pattern[str], Callable[..., Any]]] = [
-            (re.compile(r"^/api/?$"), lambda q: {"routes": [{"route": r, "what": w} for r, w in API_ROUTES],
-                                                 "store": s.url,
-                                                 "error_shape": {"error": {"code": 404, "message": "..."}}}),
-            (re.compile(r"^/api/pipelines$"), lambda q: _runs.pipelines_json(s, q)),
-            (re.compile(r"^/api/runs$"), lambda q: _runs.runs_json(s, q)),
-            (re.compile(r"^/api/runs/([^/]+)$"), lambda q, run: _run.run_json(s, run, q)),
-            (re.compile(r"^/api/runs/([^/]+)/executions$"), lambda q, run: _run.run_executions_json(s, run, q)),
-            (re.compile(r"^/api/executions/([^/]+)$"), lambda q, e: _run.execution_json(s, e, q)),
-            (re.compile(r"^/api/executions/([^/]+)/log$"), lambda q, e: _FileAnswer(_run.execution_log_path(s, e))),
-            (re.compile(r"^/api/artifacts$"), lambda q: _artifact.artifacts_json(s, q)),
-            (re.compile(r"^/api/artifacts/([^/]+)$"), lambda q, a: _artifact.artifact_json(s, a, q, mlflow_url=m)),
-            (re.compile(r"^/api/artifacts/([^/]+)/view$"), lambda q, a: _viewers.view_json(s, a, q, mlflow_url=m)),
-            (re.compile(r"^/api/artifacts/([^/]+)/files(?:/(.*))?$"),
-             lambda q, a, rel: _FileAnswer(_artifact.artifact_file(s, a, rel or ""))),
-            (re.compile(r"^/api/files$"), lambda q: _FileAnswer(_artifact.file_by_path(s, q.str("path") or ""))),
-            (re.compile(r"^/api/lineage$"), lambda q: _artifact.lineage_json(s, q)),
-            (re.compile(r"^/api/compare$"), lambda q: _compare.compare_json(s, q)),
-        ]
+        self._api = [(route.pattern, route.handler) for route in ROUTES]
 
     # ------------------------------------------------------------------ dispatch
 
@@ -245,7 +284,7 @@ class UIApp:
         for pattern, fn in self._api:
             m = pattern.match(path)
             if m:
-                return fn(query, *m.groups())
+                return fn(self, query, *m.groups())
         raise ApiError(404, f"no API route {path}; GET /api lists them")
 
     def _error(self, code: int, message: str, is_api: bool, extra: dict[str, str]) -> Response:

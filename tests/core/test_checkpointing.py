@@ -86,3 +86,18 @@ def test_finished_run_resumes_to_a_no_op(data, tmp_path):
     assert hist.step == 12 and hist.resumed_from == 12
     for a, b in zip(_params(m1), _params(m2), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoints_name_leaves_by_their_nnx_paths(data, tmp_path):
+    """Checkpoints written before the train state became one plain pytree named each leaf
+    by its path in the NNX containers; they must keep matching, or they stop resuming."""
+    train, _ = data
+    model = _model(0)
+    _, params, rest = nnx.split(model, nnx.Param, ...)
+    opt = optax.adam(1e-2)
+    expected = [jax.tree_util.keystr(p) for p, _ in
+                jax.tree_util.tree_flatten_with_path((params, opt.init(params), rest))[0]]
+    fit(model, opt, CE, train, steps=2, checkpoint_dir=tmp_path)
+    meta = json.loads((latest_checkpoint(tmp_path) / "meta.json").read_text())
+    assert meta["paths"] == expected
+    assert any(p.endswith("['key'].value") for p in expected)  # the dropout RNG stream is kept

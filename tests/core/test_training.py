@@ -6,6 +6,7 @@ import pytest
 from flax import nnx
 
 from jfx.core import Categorical, Dataset, DNNClassifier, DNNRegressor, EarlyStopping, Numeric, Trainer, evaluate, fit
+from jfx.core._train import TrainState
 from jfx.core._metrics import auc
 from jfx.errors import InvalidArgumentError
 
@@ -156,15 +157,38 @@ def test_jitted_train_step_does_not_recompile(classification):
     ds = Dataset.from_arrays(classification, label="y", batch_size=32, seed=0, prefetch=0)
     trainer = Trainer(_classifier(), optax.adam(1e-3), CE, ds.layout)
     batches = ds.device_batches(0)
-    metrics = None
+    # The metric accumulators exist before any batch: they are shaped from the layout.
+    metrics = trainer.fresh_metrics()
     for _ in range(3):
-        rows = next(batches)
-        if metrics is None:
-            trainer._init_metric_tree(rows)
-            metrics = trainer.fresh_metrics()
-        metrics = trainer.train_step(rows, metrics)
+        metrics = trainer.train_step(next(batches), metrics)
     assert trainer.trace_count == 1
     assert trainer._step._cache_size() == 1
+    assert int(trainer.state.step) == 3
+    assert trainer.finish_metrics(metrics)["loss"] > 0
+
+
+def test_train_state_is_one_pytree_donated_whole(classification):
+    ds = Dataset.from_arrays(classification, label="y", batch_size=32, seed=0, prefetch=0)
+    trainer = Trainer(_classifier(dropout=0.5), optax.adam(1e-3), CE, ds.layout)
+    before = trainer.state
+    assert isinstance(before, TrainState)
+    assert jax.tree.leaves(before.variables), "the dropout RNG stream travels in the state"
+    trainer.step(next(ds.device_batches(0)))
+    # Every buffer of the old state was donated to the step, metrics and RNG included.
+    assert all(leaf.is_deleted() for leaf in jax.tree.leaves(before))
+    after = trainer.state
+    assert jax.tree.structure(after) == jax.tree.structure(before)
+    assert int(after.step) == 1
+
+
+def test_metric_state_is_shaped_before_any_batch(classification):
+    ds = Dataset.from_arrays(classification, label="y", batch_size=32, seed=0, prefetch=0)
+    trainer = Trainer(_classifier(), optax.adam(1e-3), CE, ds.layout, metrics=["accuracy", auc(bins=50)])
+    fresh = trainer.fresh_metrics(train=False)
+    shapes = [x.shape for x in jax.tree.leaves(fresh)]
+    assert shapes == [(), (), (), (), (1, 50), (1, 50)]  # loss, accuracy, auc: positive-class histograms
+    measured = trainer.evaluate(ds)
+    assert set(measured) == {"loss", "accuracy", "auc"} and 0.0 <= measured["auc"] <= 1.0
 
 
 def test_steps_limit_and_argument_errors(classification):
