@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from jfx.metadata._records import ExecutionRecord
 from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
 from jfx.metadata.ui._common import ApiError, Query, duration_s, node_state
@@ -61,10 +60,7 @@ def compare_json(store: MetadataStore, query: Query) -> dict[str, Any]:
                      "duration_s": duration_s(props.get("start_time"), props.get("end_time")),
                      "parameters": props.get("parameters") or {},
                      "order": [n.get("id") for n in (props.get("ir") or {}).get("nodes") or []]})
-        latest: dict[str, ExecutionRecord] = {}
-        for e in _queries.run_executions(store, ctx["id"]):
-            latest[e.node_id] = e
-        latest_by_run.append(latest)
+        latest_by_run.append(store.latest_executions(ctx["id"]))
     outputs = _queries.run_outputs(store, [e.id for latest in latest_by_run for e in latest.values()])
 
     order: list[str] = []

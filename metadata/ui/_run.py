@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from jfx.errors import NotFoundError
+from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._records import ExecutionRecord, ExecutionState
 from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
@@ -41,12 +42,8 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
     ctx = _run_or_404(store, run_id)
     props = dict(ctx["properties"] or {})
     ir = props.pop("ir", None) or {}
-    executions = _queries.run_executions(store, ctx["id"])
-    latest: dict[str, ExecutionRecord] = {}
-    attempts: dict[str, int] = {}
-    for e in executions:
-        latest[e.node_id] = e  # by id: the last one wins
-        attempts[e.node_id] = attempts.get(e.node_id, 0) + 1
+    latest = store.latest_executions(ctx["id"])
+    attempts = _queries.executions_per_node(store, ctx["id"])
     run_state = str(props.get("state") or "")
     recorded = props.get("node_states") or {}
     ir_nodes = ir.get("nodes") or []
@@ -64,13 +61,12 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
         if e is None:
             entry["state"] = recorded.get(node_id) or ("pending" if run_state == "RUNNING" else "skipped")
         else:
+            info = ExecutionInfo.from_record(e)
             entry.update(
                 state=node_state(e), execution_id=e.id, start_time=iso(e.start_time), end_time=iso(e.end_time),
-                duration_s=duration_s(e.start_time, e.end_time),
-                cached_from=e.properties.get("cached_from") or e.properties.get("reused_from"),
-                cache_miss_reason=e.properties.get("cache_miss_reason"),
-                error=e.properties.get("error_message") or (e.error.strip().splitlines()[-1] if e.error else None),
-                halted=e.properties.get("halted"), skip_reason=e.properties.get("skip_reason"),
+                duration_s=duration_s(e.start_time, e.end_time), cached_from=info.source_execution,
+                cache_miss_reason=info.cache_miss_reason, error=info.error_line(e),
+                halted=info.halted, skip_reason=info.skip_reason,
             )
         nodes.append(entry)
         data_from = set()
@@ -93,7 +89,7 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
         "runner": props.get("runner"), "attempts": props.get("attempts"), "host": props.get("host"),
         "pid": props.get("pid"), "enable_cache": props.get("enable_cache"),
         "live": run_state == "RUNNING", "nodes": nodes, "edges": edges, "state_counts": counts,
-        "executions_total": len(executions),
+        "executions_total": sum(attempts.values()),
     }
 
 
@@ -140,7 +136,7 @@ def execution_log_path(store: MetadataStore, execution_id: str) -> Path:
 def _log_file(e: ExecutionRecord) -> Path | None:
     """The execution's captured log, only where the launcher writes logs:
     ``<pipeline_root>/<pipeline>/.logs/<node>/<execution id>.log``."""
-    uri = e.properties.get("log_uri")
+    uri = ExecutionInfo.from_record(e).log_uri
     if not isinstance(uri, str):
         return None
     path = Path(uri).resolve()
@@ -166,8 +162,8 @@ def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dic
         inputs, outputs = store.get_execution_artifacts(wanted)
     except NotFoundError as err:
         raise ApiError(404, str(err)) from None
-    props = e.properties
-    source_id = props.get("cached_from") or props.get("reused_from")
+    info = ExecutionInfo.from_record(e)
+    source_id = info.source_execution
     source = None
     if isinstance(source_id, int):
         try:
@@ -175,17 +171,19 @@ def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dic
         except NotFoundError:
             source = {"id": source_id, "missing": True}
     cache = {"key": e.cache_key, "hit": e.state == ExecutionState.CACHED, "source": source,
-             "miss_reason": props.get("cache_miss_reason"), "code_version": props.get("code_version"),
-             "material": props.get("cache_material")}
+             "miss_reason": info.cache_miss_reason, "code_version": info.code_version,
+             "material": info.cache_material}
+    properties = info.to_properties()
+    properties.pop("cache_material", None)  # shown under "cache"
     return {
         **execution_summary(e),
-        "parameters": e.parameters, "cache": cache, "halted": props.get("halted"),
-        "skip_reason": props.get("skip_reason"), "attempt": props.get("attempt", 1), "host": props.get("host"), "pid": props.get("pid"),
-        "error_message": props.get("error_message") or (e.error.strip().splitlines()[-1] if e.error else None),
+        "parameters": e.parameters, "cache": cache, "halted": info.halted,
+        "skip_reason": info.skip_reason, "attempt": info.attempt, "host": info.host, "pid": info.pid,
+        "error_message": info.error_line(e),
         "traceback": e.error or None,
         "inputs": {k: [artifact_summary(a) for a in v] for k, v in inputs.items()},
         "outputs": {k: [artifact_summary(a) for a in v] for k, v in outputs.items()},
         "external_inputs": external_inputs(e),
         "logs": _execution_log(e) + _logs(outputs),
-        "properties": {k: v for k, v in props.items() if k not in ("cache_material",)},
+        "properties": properties,
     }
