@@ -17,6 +17,7 @@ from typing import Any
 from jfx._config import default_pipeline_root, resolve_metadata_url
 from jfx.errors import InvalidArgumentError, NotFoundError, RunInterruptedError
 from jfx.metadata import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionState, ListOptions, MetadataStore
+from jfx.metadata._executions_info import ExecutionInfo
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo
 from jfx.orchestrators._publish import discard_staging, staging_dir
 from jfx.pipelines import Pipeline, PipelineIR
@@ -113,15 +114,15 @@ def start_run(
                          "end_time": None, **owner},
         )
         done: dict[str, NodeOutcome] = {}
-        executions = store.get_executions_by_context(run_ctx.id)
-        halted = {e.node_id for e in executions if e.properties.get("halted")}
-        reused = {e.node_id: e for e in executions if e.properties.get("reused_from_run")}  # by a partial run
+        infos = [(e.node_id, ExecutionInfo.from_record(e)) for e in store.get_executions_by_context(run_ctx.id)]
+        halted = {node_id for node_id, info in infos if info.halted}
+        reused = {node_id: info for node_id, info in infos if info.is_reused}  # by a partial run
         for node in ir.nodes:
             outputs = store.get_node_outputs(run_ctx.id, node.id)
             if outputs is not None and node.id in reused:
-                source = reused[node.id].properties
-                done[node.id] = NodeOutcome(node.id, NodeState.REUSED, outputs=outputs, cached_from=source["reused_from"],
-                                            reused_from_run=source["reused_from_run"])
+                source = reused[node.id]
+                done[node.id] = NodeOutcome(node.id, NodeState.REUSED, outputs=outputs, cached_from=source.reused_from,
+                                            reused_from_run=source.reused_from_run)
             elif outputs is not None and node.id not in halted:  # a halting node is judged again
                 done[node.id] = NodeOutcome(node.id, NodeState.COMPLETE, outputs=outputs,
                                             cache_miss_reason="completed in an earlier attempt of this run")
@@ -197,19 +198,20 @@ def reap_abandoned(store: MetadataStore) -> list[int]:
     """
     marked: list[int] = []
     for execution in store.get_executions(state=ExecutionState.RUNNING):
-        if _alive(execution.properties):
+        info = ExecutionInfo.from_record(execution)
+        if _alive({"host": info.host, "pid": info.pid}):
             continue  # a live execution's folders are its own, whichever process reaps
         assert execution.id is not None
-        run_ctx = store.get_context_by_name(PIPELINE_RUN, execution.properties.get("run_id", ""))
+        run_ctx = store.get_context_by_name(PIPELINE_RUN, info.run_id or "")
         root = run_ctx.properties.get("pipeline_root") if run_ctx is not None else None
-        pipeline = execution.properties.get("pipeline")
+        pipeline = info.pipeline
         if root and pipeline:
             # before it is marked: a reaper killed in between leaves it RUNNING, to be reaped again
             discard_staging(staging_dir(root, pipeline, execution.node_id, execution.id),
                             recorded=lambda uri: is_recorded(store, uri))
         store.put_execution(replace(
             execution, state=ExecutionState.ABANDONED, end_time=datetime.now(timezone.utc),
-            error=f"the process running it (pid {execution.properties.get('pid')}) exited while it ran",
+            error=f"the process running it (pid {info.pid}) exited while it ran",
         ))
         marked.append(execution.id)
         if run_ctx is not None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+import jfx
 from jfx.metadata import ExecutionRecord, ExecutionState
 from jfx.metadata._executions_info import ExecutionInfo, NodeState, node_state_of
+
+PACKAGE = Path(jfx.__file__).parent
 
 
 def test_info_round_trips_through_properties_and_keeps_what_it_does_not_know():
@@ -53,3 +59,22 @@ def test_the_error_line_is_the_message_else_the_tracebacks_last_line():
     assert ExecutionInfo.from_record(e).error_line(e) == "ValueError: bad"
     assert ExecutionInfo(error_message="boom").error_line(e) == "boom"
     assert ExecutionInfo().error_line(ExecutionRecord("C", "gen")) is None
+
+
+# The keys ExecutionInfo owns: outside jfx.metadata, none is read or written by its string.
+_KEYS = ("error_message", "skip_reason", "halted", "by_condition", "cached_from", "cache_miss_reason",
+         "cache_material", "log_uri", "attempt", "reused_from", "reused_from_run")
+_READ = re.compile(r"""properties(?:\.get\(|\[)\s*["'](%s)["']""" % "|".join(_KEYS))
+_WRITE = re.compile(r"""["'](%s)["']\s*:""" % "|".join(_KEYS))
+
+
+def test_no_module_outside_metadata_reads_or_writes_execution_properties_by_key():
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith(("metadata/_executions_info.py", "tests/", ".venv/", "core/", "components/")):
+            continue  # core and components write their own JSON documents (serving status, reports)
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if _READ.search(line) or ("properties" in line and _WRITE.search(line)):
+                offenders.append(f"{rel}:{n}: {line.strip()}")
+    assert offenders == []
