@@ -22,8 +22,9 @@ The launch is a :class:`NodeLaunch` object holding the per-node state, in named 
 outcomes) → :meth:`~NodeLaunch.prepare` (component, parameters, inputs, cache key) →
 :meth:`~NodeLaunch.from_cache` → :meth:`~NodeLaunch.execute` (the attempts) →
 :meth:`~NodeLaunch.publish`; every failure is recorded by one path, :meth:`~NodeLaunch.fail`.
-The cache key and lookup live in :mod:`jfx.orchestrators._cache`. What jfx records about an execution goes through
-:class:`~jfx.metadata._executions_info.ExecutionInfo`.
+The cache key and lookup live in :mod:`jfx.orchestrators._cache`, the call of the
+component (arguments, log capture, timeout) in :mod:`jfx.orchestrators._invoke`. What jfx
+records about an execution goes through :class:`~jfx.metadata._executions_info.ExecutionInfo`.
 
 Before all that, control flow: a node whose ``condition`` (``jfx.If``) is false is
 recorded SKIPPED, and so is its downstream; a runner that cannot see the other nodes'
@@ -34,7 +35,6 @@ gets its upstream nodes' states in ``current_context().upstream_states``.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import json
 import os
@@ -49,8 +49,6 @@ from typing import Any
 
 from jfx.errors import (
     ComponentError,
-    ComponentTimeoutError,
-    HaltPipeline,
     InvalidPipelineError,
     JfxError,
 )
@@ -71,7 +69,8 @@ from jfx.orchestrators._cache import (
     find_cached,
     miss_reason,
 )
-from jfx.orchestrators._logs import capture, log_path
+from jfx.orchestrators._invoke import run_component
+from jfx.orchestrators._logs import log_path
 from jfx.orchestrators._publish import (
     discard_staging,
     final_uri,
@@ -84,7 +83,7 @@ from jfx.orchestrators._publish import (
 from jfx.pipelines import NodeIR, PipelineIR, load_component
 from jfx.pipelines._artifacts import Artifact
 from jfx.pipelines._component import Component
-from jfx.pipelines._context import ExecutionContext, reset_context, set_context
+from jfx.pipelines._context import ExecutionContext
 from jfx.pipelines._control import describe_condition, evaluate_condition
 
 __all__ = [
@@ -215,14 +214,6 @@ class Skip:
     by_condition: bool
 
 
-@dataclass(frozen=True)
-class Ran:
-    """What one attempt's component call produced: its output artifacts and a halt reason."""
-
-    artifacts: dict[str, Artifact]
-    halted: str | None
-
-
 def node_context_name(pipeline: str, node_id: str) -> str:
     return f"{pipeline}.{node_id}"
 
@@ -268,7 +259,8 @@ class NodeLaunch:
 
     :meth:`launch` runs the phases in order; each phase's result is a small frozen
     record (:class:`Skip`, :class:`Prepared`, :class:`~jfx.orchestrators._cache.CacheHit`,
-    :class:`Ran`), and each writes the executions of the node through :meth:`record`.
+    :class:`~jfx.orchestrators._invoke.Ran`), and each writes the node's executions
+    through :meth:`record`.
     """
 
     def __init__(self, store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo, *,
@@ -464,7 +456,7 @@ class NodeLaunch:
         try:
             ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
                                    self.store.url, prepared.upstream_states, functools.partial(record_temporary, stage))
-            ran = _run_component(prepared.component, node, prepared.inputs, prepared.parameters, stage, ctx, log_file)
+            ran = run_component(prepared.component, node, prepared.inputs, prepared.parameters, stage, ctx, log_file)
             if self.cancel is not None and self.cancel.is_set():
                 raise KeyboardInterrupt("run cancelled")
             info = replace(info, halted=ran.halted)
@@ -542,73 +534,3 @@ class NodeLaunch:
                 found.append(records[0])
             resolved[key] = found if spec.many else (found[0] if found else None)
         return resolved
-
-
-def _run_component(comp: Component, node: NodeIR, inputs: Inputs,
-                   params: dict[str, Any], stage: Path, ctx: ExecutionContext,
-                   log_file: Path | None = None) -> Ran:
-    """Call the component; return its output artifacts and a halt reason (or None)."""
-    kwargs: dict[str, Any] = dict(params)
-
-    def artifact(spec: Any, rec: ArtifactRecord) -> Artifact:
-        return spec.type(rec.uri, id=rec.id, name=rec.name, properties=dict(rec.properties),
-                         fingerprint=rec.fingerprint)
-
-    for key, in_spec in comp.spec.inputs.items():
-        rec = inputs.get(key)
-        if isinstance(rec, list) or in_spec.many:
-            kwargs[key] = [artifact(in_spec, r) for r in rec or []]  # type: ignore[union-attr]
-        else:
-            kwargs[key] = None if rec is None else artifact(in_spec, rec)
-    outputs: dict[str, Artifact] = {}
-    for key, out_spec in comp.spec.outputs.items():
-        out_dir = stage / key
-        out_dir.mkdir(parents=True, exist_ok=True)
-        outputs[key] = kwargs[key] = out_spec.type(out_dir, name=f"{node.id}.{key}")
-    token = set_context(ctx)
-    try:
-        fn = comp.fn if log_file is None else _logged(comp.fn, log_file)
-        result = _call_with_timeout(fn, kwargs, node.options.timeout_s, node.id)
-    except HaltPipeline as halt:
-        return Ran(outputs, str(halt) or f"node {node.id!r} halted the pipeline")
-    finally:
-        reset_context(token)
-    if result is not None:
-        raise ComponentError(
-            f"component {comp.name} (node {node.id!r}) returned {type(result).__name__}; components "
-            "return nothing: write results into Output[...] artifacts (files under .uri, small values in .properties)"
-        )
-    return Ran(outputs, None)
-
-
-def _logged(fn: Any, log_file: Path) -> Any:
-    """``fn`` with what it prints and logs (on its thread) copied into ``log_file``."""
-
-    def run(**kwargs: Any) -> Any:
-        with capture(log_file):
-            return fn(**kwargs)
-
-    return run
-
-
-def _call_with_timeout(fn: Any, kwargs: dict[str, Any], timeout_s: float | None, node_id: str) -> Any:
-    """``fn(**kwargs)``, or ComponentTimeoutError after ``timeout_s`` (the thread is abandoned)."""
-    if timeout_s is None:
-        return fn(**kwargs)
-    box: dict[str, Any] = {}
-    run_in = contextvars.copy_context()
-
-    def target() -> None:
-        try:
-            box["result"] = run_in.run(fn, **kwargs)
-        except BaseException as err:  # noqa: BLE001 - handed back to the launcher
-            box["error"] = err
-
-    worker = threading.Thread(target=target, name=f"jfx-{node_id}", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        raise ComponentTimeoutError(f"node {node_id!r} timed out after {timeout_s:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")

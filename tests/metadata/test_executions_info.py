@@ -64,8 +64,9 @@ def test_the_error_line_is_the_message_else_the_tracebacks_last_line():
 # The keys ExecutionInfo owns: outside jfx.metadata, none is read or written by its string.
 _KEYS = ("error_message", "skip_reason", "halted", "by_condition", "cached_from", "cache_miss_reason",
          "cache_material", "log_uri", "attempt", "reused_from", "reused_from_run")
-_READ = re.compile(r"""properties(?:\.get\(|\[)\s*["'](%s)["']""" % "|".join(_KEYS))
-_WRITE = re.compile(r"""["'](%s)["']\s*:""" % "|".join(_KEYS))
+_ALTERNATIVES = "|".join(_KEYS)
+_READ = re.compile(r"""properties(?:\.get\(|\[)\s*["'](""" + _ALTERNATIVES + r""")["']""")
+_WRITE = re.compile(r"""["'](""" + _ALTERNATIVES + r""")["']\s*:""")
 
 
 def test_no_module_outside_metadata_reads_or_writes_execution_properties_by_key():
