@@ -48,6 +48,7 @@ __all__ = ["run_node", "finish", "join_run", "kfp_run_id", "outcomes_from_store"
 # so the run is judged alive (and reaped if it dies) by that process, not by the task's.
 OWNER_PID_ENV = "JFX_RUN_OWNER_PID"
 
+
 class NodeFailedError(JfxError):
     """The node's execution failed: the task fails with this message."""
 
