@@ -343,15 +343,14 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
 def _run_report(store: Any, run_id: str) -> dict[str, Any]:
     from jfx.errors import NotFoundError
+    from jfx.metadata._executions_info import ExecutionInfo
     from jfx.metadata._runs import get_run
 
     run = get_run(store, run_id)
     if run is None:
         raise NotFoundError(f"no run {run_id!r} in the metadata store {store.url}")
-    latest: dict[str, Any] = {}
-    for e in store.get_executions_by_context(run.context_id):
-        if e.node_id not in latest or e.id > latest[e.node_id].id:
-            latest[e.node_id] = e
+    assert run.context_id is not None
+    latest = store.latest_executions(run.context_id)
     order = run.node_order or list(latest)
     nodes = []
     for node_id in order:
@@ -359,13 +358,13 @@ def _run_report(store: Any, run_id: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"node": node_id, "state": run.node_states.get(node_id, "pending").upper()}
         if e is not None:
             _, outputs = store.get_execution_artifacts(e.id)
+            info = ExecutionInfo.from_record(e)
             entry.update(
                 state=e.state.value, execution_id=e.id,
                 duration=(e.end_time - e.start_time).total_seconds() if e.end_time and e.start_time else None,
-                cache_miss_reason=e.properties.get("cache_miss_reason"), cached_from=e.properties.get("cached_from"),
-                reused_from_run=e.properties.get("reused_from_run"),
-                error=e.properties.get("error_message") or e.properties.get("skip_reason"),
-                halted=e.properties.get("halted"),
+                cache_miss_reason=info.cache_miss_reason, cached_from=info.cached_from,
+                reused_from_run=info.reused_from_run, error=info.error_message or info.skip_reason,
+                halted=info.halted,
                 outputs={k: [{"id": a.id, "type": a.type_name, "uri": a.uri} for a in v] for k, v in outputs.items()},
             )
         nodes.append(entry)

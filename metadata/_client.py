@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jfx.errors import DataValidationError, InvalidArgumentError, NotFoundError
+from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._records import (
     PIPELINE_RUN,
     ArtifactRecord,
@@ -193,11 +194,7 @@ class RunView:
         Nodes without an execution in the run are left out.
         """
         assert self.context.id is not None
-        latest: dict[str, ExecutionRecord] = {}
-        for execution in self._store.get_executions_by_context(self.context.id):
-            held = latest.get(execution.node_id)
-            if held is None or (execution.id or 0) > (held.id or 0):
-                latest[execution.node_id] = execution
+        latest = self._store.latest_executions(self.context.id)
         order = [n for n in self.record.node_order if n in latest]
         order += sorted((n for n in latest if n not in order), key=lambda n: latest[n].id or 0)
         return _Views({n: NodeView(self._store, latest[n]) for n in order})
@@ -241,7 +238,7 @@ class NodeView:
     @property
     def cache_miss_reason(self) -> str | None:
         """Why the node ran instead of reusing cached outputs; ``None`` when not recorded."""
-        return self.execution.properties.get("cache_miss_reason")
+        return ExecutionInfo.from_record(self.execution).cache_miss_reason
 
     @cached_property
     def _artifacts(self) -> tuple[Mapping[str, ArtifactView], Mapping[str, ArtifactView]]:

@@ -230,10 +230,18 @@ class MetadataStore:
         node_id: str | None = None,
         state: ExecutionState | str | Collection[ExecutionState | str] | None = None,
         cache_key: str | None = None,
+        context_id: int | None = None,
         options: ListOptions | None = None,
     ) -> list[ExecutionRecord]:
-        """Executions matching all the filters given; ``state`` may be one state or several."""
+        """Executions matching all the filters given; ``state`` may be one state or several.
+
+        ``context_id`` keeps those associated with that context (e.g. one pipeline node's),
+        in the same query.
+        """
         stmt = sa.select(executions_t)
+        if context_id is not None:
+            stmt = stmt.join(associations_t, associations_t.c.execution_id == executions_t.c.id).where(
+                associations_t.c.context_id == check_id(context_id, "context_id"))
         if ids is not None:
             stmt = stmt.where(executions_t.c.id.in_(check_ids(ids, "ids")))
         if type_name is not None:
@@ -256,6 +264,28 @@ class MetadataStore:
             .where(associations_t.c.context_id == context_id)
         )
         return self._list(stmt, executions_t, options, to_execution)
+
+    def latest_executions(self, context_id: int, *, after_id: int | None = None) -> dict[str, ExecutionRecord]:
+        """Node id → the latest (highest id) execution of that node in a context (a run), by id.
+
+        Args:
+            context_id: The context, usually a pipeline run's.
+            after_id: Only executions with a higher id count (one attempt of a resumed run).
+
+        One query, whatever the number of nodes and attempts.
+        """
+        wanted = check_id(context_id, "context_id")
+        latest = (
+            sa.select(sa.func.max(executions_t.c.id).label("id"))
+            .join(associations_t, associations_t.c.execution_id == executions_t.c.id)
+            .where(associations_t.c.context_id == wanted)
+            .group_by(executions_t.c.node_id)
+        )
+        if after_id is not None:
+            latest = latest.where(executions_t.c.id > check_id(after_id, "after_id"))
+        stmt = sa.select(executions_t).where(executions_t.c.id.in_(latest.scalar_subquery())).order_by(executions_t.c.id)
+        rows = self._tx(lambda conn: [to_execution(row) for row in conn.execute(stmt)], write=False)
+        return {e.node_id: e for e in rows}
 
     # ----------------------------------------------------------------- contexts
 

@@ -37,9 +37,8 @@ import apache_beam as beam  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
 from jfx.errors import InvalidArgumentError  # noqa: E402 - after quiet_beam_import()
-from jfx.metadata import ExecutionRecord, ExecutionState, ListOptions, MetadataStore  # noqa: E402
+from jfx.metadata import ExecutionRecord, ExecutionState, MetadataStore  # noqa: E402
 from jfx.orchestrators._launcher import (  # noqa: E402
-    FINISHED_STATE_OF,
     NodeOutcome,
     NodeState,
     RunInfo,
@@ -350,8 +349,8 @@ class _Watcher:
                 store.close()
 
     def poll(self, store: MetadataStore) -> None:
-        for e in store.get_executions_by_context(self.run.run_context_id, ListOptions(order_by="id")):
-            if (e.id or 0) <= self.after_id or e.node_id in self.reported:
+        for e in store.latest_executions(self.run.run_context_id, after_id=self.after_id).values():
+            if e.node_id in self.reported:
                 continue
             if e.node_id not in self.started:
                 self.started.add(e.node_id)
@@ -363,23 +362,12 @@ class _Watcher:
 
 def _outcome_from_store(store: MetadataStore, run: RunInfo, node_id: str, after_id: int) -> NodeOutcome | None:
     """The outcome of ``node_id`` in this attempt of the run, from the execution the launcher recorded."""
-    mine = [e for e in store.get_executions_by_context(run.run_context_id)
-            if e.node_id == node_id and (e.id or 0) > after_id]
-    return _outcome_of(store, max(mine, key=lambda x: x.id or 0)) if mine else None
+    latest = store.latest_executions(run.run_context_id, after_id=after_id).get(node_id)
+    return _outcome_of(store, latest) if latest is not None else None
 
 
 def _outcome_of(store: MetadataStore, e: ExecutionRecord) -> NodeOutcome:
     """A node's outcome from the execution the launcher recorded for it."""
     assert e.id is not None
-    state = FINISHED_STATE_OF.get(e.state, NodeState.FAILED)
     _, outputs = store.get_execution_artifacts(e.id)
-    props = e.properties
-    failed = state in (NodeState.FAILED, NodeState.CANCELLED)
-    duration = (e.end_time - e.start_time).total_seconds() if e.end_time and e.start_time else 0.0
-    return NodeOutcome(
-        e.node_id, state, e.id, outputs if not failed else {},
-        cache_miss_reason=props.get("cache_miss_reason"), cached_from=props.get("cached_from"),
-        error=(props.get("error_message") or f"execution {e.id} is {e.state}") if failed else props.get("skip_reason"),
-        traceback=e.error or None, duration_s=duration, halted=props.get("halted"),
-        by_condition=bool(props.get("by_condition")),
-    )
+    return NodeOutcome.from_execution(e, outputs, run_over=True)

@@ -37,6 +37,7 @@ from jfx.metadata import (
     ListOptions,
     MetadataStore,
 )
+from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._runs import RunRecord, RunState, get_run, list_runs, record_partial
 from jfx.orchestrators._launcher import (
     NodeOutcome,
@@ -186,15 +187,13 @@ def _judge(store: MetadataStore, ir: PipelineIR, run_ctx: RunRecord,
            needed: list[str]) -> tuple[ReuseSource | None, tuple[str, str] | None]:
     """Whether ``run_ctx`` is a source: (the source, None) or (None, (node id, why not))."""
     assert run_ctx.context_id is not None
-    latest: dict[str, ExecutionRecord] = {}
-    for record in store.get_executions_by_context(run_ctx.context_id, ListOptions(order_by="id")):
-        latest[record.node_id] = record
+    latest = store.latest_executions(run_ctx.context_id)
     chosen: dict[str, Any] = {}
     for node_id in needed:
         e = latest.get(node_id)
         if e is None:
             return None, (node_id, "it has no execution")
-        if e.properties.get("halted"):
+        if ExecutionInfo.from_record(e).halted:
             return None, (node_id, "it halted the pipeline")
         if e.state not in (ExecutionState.COMPLETE, ExecutionState.CACHED):
             return None, (node_id, _WHY.get(e.state, f"it is {e.state.value}"))
@@ -206,7 +205,7 @@ def _judge(store: MetadataStore, ir: PipelineIR, run_ctx: RunRecord,
         chosen[node_id] = (e, inputs, outputs)
     known = {n.id for n in ir.nodes}
     for halter, e in latest.items():
-        if halter in known and halter not in chosen and e.properties.get("halted"):
+        if halter in known and halter not in chosen and ExecutionInfo.from_record(e).halted:
             fed = [n for n in needed if halter in ir.downstream(n)]
             if fed:  # the reused nodes' outputs were rejected in that run
                 return None, (fed[-1], f"{halter} halted the pipeline downstream of it")
@@ -291,9 +290,10 @@ def reuse_from(store: MetadataStore, ir: PipelineIR, node: NodeIR, run: RunInfo,
         ExecutionRecord(type_name=origin.type_name, node_id=node.id, state=ExecutionState.CACHED,
                         parameters=origin.parameters, cache_key=origin.cache_key,
                         end_time=datetime.now(timezone.utc),
-                        properties={"pipeline": ir.name, "run_id": run.run_id, "reused_from": origin.id,
-                                    "reused_from_run": source.run_id, "cache_miss_reason": reason,
-                                    "cache_material": origin.properties.get("cache_material")}),
+                        properties=ExecutionInfo(
+                            pipeline=ir.name, run_id=run.run_id, reused_from=origin.id, reused_from_run=source.run_id,
+                            cache_miss_reason=reason, cache_material=ExecutionInfo.from_record(origin).cache_material,
+                        ).to_properties()),
         contexts=[run.pipeline_context_id, run.run_context_id, node_ctx.id],
         inputs={k: [a.stored_id for a in v] for k, v in inputs.items()}, outputs=outputs,
     )

@@ -13,7 +13,7 @@ __all__ = ["Progress", "LogProgress", "RichProgress", "make_progress"]
 
 log = logging.getLogger("jfx.run")
 
-_STYLE = {
+_STYLE: dict[str, str] = {
     NodeState.PENDING: "dim",
     NodeState.RUNNING: "bold yellow",
     NodeState.COMPLETE: "green",
@@ -22,6 +22,7 @@ _STYLE = {
     NodeState.FAILED: "bold red",
     NodeState.SKIPPED: "magenta",
     NodeState.CANCELLED: "red",
+    NodeState.ABANDONED: "red",
 }
 
 

@@ -28,6 +28,7 @@ from jfx.errors import (
     RunInterruptedError,
 )
 from jfx.metadata import PIPELINE, ExecutionState, ListOptions, MetadataStore, _runs
+from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._runs import (
     RunRecord,
     RunState,
@@ -138,15 +139,15 @@ def start_run(
     record = reopen_run(store, record, **_owner(runner))
     info = _run_info(ir, record, str(default_pipeline_root()))
     done: dict[str, NodeOutcome] = {}
-    executions = store.get_executions_by_context(info.run_context_id)
-    halted = {e.node_id for e in executions if e.properties.get("halted")}
-    reused = {e.node_id: e for e in executions if e.properties.get("reused_from_run")}  # by a partial run
+    infos = [(e.node_id, ExecutionInfo.from_record(e)) for e in store.get_executions_by_context(info.run_context_id)]
+    halted = {node_id for node_id, x in infos if x.halted}
+    reused = {node_id: x for node_id, x in infos if x.is_reused}  # by a partial run
     for node in ir.nodes:
         outputs = store.get_node_outputs(info.run_context_id, node.id)
         if outputs is not None and node.id in reused:
-            source = reused[node.id].properties
-            done[node.id] = NodeOutcome(node.id, NodeState.REUSED, outputs=outputs, cached_from=source["reused_from"],
-                                        reused_from_run=source["reused_from_run"])
+            source = reused[node.id]
+            done[node.id] = NodeOutcome(node.id, NodeState.REUSED, outputs=outputs, cached_from=source.reused_from,
+                                        reused_from_run=source.reused_from_run)
         elif outputs is not None and node.id not in halted:  # a halting node is judged again
             done[node.id] = NodeOutcome(node.id, NodeState.COMPLETE, outputs=outputs,
                                         cache_miss_reason="completed in an earlier attempt of this run")
@@ -247,19 +248,20 @@ def reap_abandoned(store: MetadataStore) -> list[int]:
     """
     marked: list[int] = []
     for execution in store.get_executions(state=ExecutionState.RUNNING):
-        if _alive(execution.properties.get("host"), execution.properties.get("pid")):
+        info = ExecutionInfo.from_record(execution)
+        if _alive(info.host, info.pid):
             continue  # a live execution's folders are its own, whichever process reaps
         assert execution.id is not None
-        run = get_run(store, execution.properties.get("run_id", ""))
+        run = get_run(store, info.run_id or "")
         root = run.pipeline_root if run is not None else None
-        pipeline = execution.properties.get("pipeline")
+        pipeline = info.pipeline
         if root and pipeline:
             # before it is marked: a reaper killed in between leaves it RUNNING, to be reaped again
             discard_staging(staging_dir(root, pipeline, execution.node_id, execution.id),
                             recorded=lambda uri: is_recorded(store, uri))
         store.put_execution(replace(
             execution, state=ExecutionState.ABANDONED, end_time=datetime.now(timezone.utc),
-            error=f"the process running it (pid {execution.properties.get('pid')}) exited while it ran",
+            error=f"the process running it (pid {info.pid}) exited while it ran",
         ))
         marked.append(execution.id)
         if run is not None:

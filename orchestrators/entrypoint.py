@@ -35,7 +35,6 @@ from typing import Any
 from jfx.errors import ComponentError, InvalidArgumentError, JfxError
 from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators._launcher import (
-    FINISHED_STATE_OF,
     NodeOutcome,
     NodeState,
     RunInfo,
@@ -58,8 +57,6 @@ __all__ = ["run_node", "finish", "join_run", "kfp_run_id", "outcomes_from_store"
 # A local Kubeflow run (kfp.local) sets this to the pid of the process that drives it,
 # so the run is judged alive (and reaped if it dies) by that process, not by the task's.
 OWNER_PID_ENV = "JFX_RUN_OWNER_PID"
-
-_STATES = FINISHED_STATE_OF
 
 
 class NodeFailedError(JfxError):
@@ -96,14 +93,6 @@ def _selection(ir: PipelineIR, from_nodes: Sequence[str] | None, to_nodes: Seque
     if not from_nodes and not to_nodes:
         return None
     return ir.select(list(from_nodes or []), list(to_nodes or []))
-
-
-def _latest_executions(store: MetadataStore, run: RunInfo) -> dict[str, Any]:
-    latest: dict[str, Any] = {}
-    for e in store.get_executions_by_context(run.run_context_id):
-        if e.node_id not in latest or (e.id or 0) > (latest[e.node_id].id or 0):
-            latest[e.node_id] = e
-    return latest
 
 
 def _abandon_leftovers(store: MetadataStore, run: RunInfo, node_id: str | None = None) -> None:
@@ -168,7 +157,7 @@ def run_node(
     finally:
         store.close()
     print(f"jfx: run {run_id} node {node.id}: {_describe(outcome)}", flush=True)
-    if outcome.state in (NodeState.FAILED, NodeState.CANCELLED):
+    if NodeState(outcome.state).failed:
         if outcome.traceback:
             print(outcome.traceback, file=sys.stderr, flush=True)
         raise NodeFailedError(f"node {node.id!r} {outcome.state}: {outcome.error}")
@@ -194,7 +183,7 @@ def outcomes_from_store(store: MetadataStore, ir: PipelineIR, run: RunInfo,
     A node with no execution is SKIPPED: outside the partial run, or because an
     upstream node did not succeed (so its task never started).
     """
-    latest = _latest_executions(store, run)
+    latest = store.latest_executions(run.run_context_id)
     outcomes: dict[str, NodeOutcome] = {}
     for node in ir.nodes:
         e = latest.get(node.id)
@@ -202,23 +191,8 @@ def outcomes_from_store(store: MetadataStore, ir: PipelineIR, run: RunInfo,
             outcomes[node.id] = _not_run(node, outcomes, selected)
             continue
         assert e.id is not None
-        state = _STATES.get(e.state, NodeState.FAILED)
-        if e.properties.get("reused_from_run"):
-            state = NodeState.REUSED
-        failed = state in (NodeState.FAILED, NodeState.CANCELLED)
         _, outputs = store.get_execution_artifacts(e.id)
-        props = e.properties
-        outcomes[node.id] = NodeOutcome(
-            node.id, state, e.id, {} if failed else outputs,
-            cache_miss_reason=props.get("cache_miss_reason"),
-            cached_from=props.get("cached_from") or props.get("reused_from"),
-            reused_from_run=props.get("reused_from_run"),
-            error=(props.get("error_message") or e.error or f"execution {e.id} is {e.state.value}") if failed
-            else props.get("skip_reason"),
-            traceback=e.error or None,
-            duration_s=(e.end_time - e.start_time).total_seconds() if e.end_time and e.start_time else 0.0,
-            halted=props.get("halted"), by_condition=bool(props.get("by_condition")),
-        )
+        outcomes[node.id] = NodeOutcome.from_execution(e, outputs, run_over=True)
     return outcomes
 
 

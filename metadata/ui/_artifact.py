@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jfx.errors import InvalidArgumentError, NotFoundError
+from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._records import ArtifactRecord, EventType, ExecutionRecord, ExecutionState, LineageGraph
 from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
@@ -174,7 +175,7 @@ def _fold_cached(execs: dict[int, ExecutionRecord], events: set[tuple]) -> dict[
             inputs.setdefault(e_id, set()).add(a_id)
     reuses: dict[int, int] = {}
     for e in list(execs.values()):
-        source = e.properties.get("cached_from") or e.properties.get("reused_from")
+        source = ExecutionInfo.from_record(e).source_execution
         if e.state != ExecutionState.CACHED or source not in execs or source == e.id:
             continue
         if inputs.get(e.stored_id, set()) <= inputs.get(source, set()):
@@ -195,7 +196,7 @@ def _graph(arts: dict[int, ArtifactRecord], execs: dict[int, ExecutionRecord], e
         key = f"e{e.id}"
         nodes[key] = {"id": key, "kind": "execution", "ref": e.id, "label": e.node_id,
                       "sub": f"{e.type_name} #{e.id}", "state": node_state(e),
-                      "run_id": e.properties.get("run_id"), "cached_reuses": reuses.get(e.stored_id, 0)}
+                      "run_id": ExecutionInfo.from_record(e).run_id, "cached_reuses": reuses.get(e.stored_id, 0)}
         if e.state != ExecutionState.CACHED:
             for i, x in enumerate(external_inputs(e)):
                 xid = f"x{e.id}.{i}"

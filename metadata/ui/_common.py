@@ -13,14 +13,14 @@ from typing import Any
 
 from jfx.errors import JfxError
 from jfx.metadata._client import parse_time
-from jfx.metadata._records import MAX_SQL_INT, ArtifactRecord, ExecutionRecord, ExecutionState
+from jfx.metadata._executions_info import ExecutionInfo, NodeState
+from jfx.metadata._records import MAX_SQL_INT, ArtifactRecord, ExecutionRecord
 
 __all__ = [
     "ApiError",
     "Query",
     "parse_int",
     "parse_id",
-    "NODE_STATES",
     "artifact_summary",
     "execution_summary",
     "node_state",
@@ -31,17 +31,6 @@ __all__ = [
     "tail",
     "external_inputs",
 ]
-
-# How a node of a run looks, by the state of its latest execution (the DAG's colours).
-NODE_STATES = {
-    ExecutionState.COMPLETE: "complete",
-    ExecutionState.CACHED: "cached",
-    ExecutionState.FAILED: "failed",
-    ExecutionState.RUNNING: "running",
-    ExecutionState.NEW: "pending",
-    ExecutionState.CANCELLED: "cancelled",
-    ExecutionState.ABANDONED: "abandoned",
-}
 
 _MAX_JSON_BYTES = 64 * 1024 * 1024
 
@@ -144,7 +133,9 @@ def duration_s(start: Any, end: Any) -> float | None:
 
 
 def node_state(execution: ExecutionRecord) -> str:
-    return NODE_STATES.get(execution.state, execution.state.value.lower())
+    """How a node looks, by the state of its latest execution (the DAG's colours): a :class:`NodeState`."""
+    state: NodeState = ExecutionInfo.from_record(execution).node_state(execution)
+    return state.value
 
 
 def artifact_summary(a: ArtifactRecord) -> dict[str, Any]:
@@ -155,11 +146,11 @@ def artifact_summary(a: ArtifactRecord) -> dict[str, Any]:
 
 def execution_summary(e: ExecutionRecord) -> dict[str, Any]:
     """The fields of an execution that lists and graphs show."""
-    props = e.properties
+    info = ExecutionInfo.from_record(e)
     return {"id": e.id, "node_id": e.node_id, "component": e.type_name, "state": e.state.value,
-            "node_state": node_state(e), "run_id": props.get("run_id"), "pipeline": props.get("pipeline"),
+            "node_state": node_state(e), "run_id": info.run_id, "pipeline": info.pipeline,
             "start_time": iso(e.start_time), "end_time": iso(e.end_time), "duration_s": duration_s(e.start_time, e.end_time),
-            "cached_from": props.get("cached_from") or props.get("reused_from")}
+            "cached_from": info.source_execution}
 
 
 def read_json_file(path: Path, what: str) -> Any:
@@ -195,7 +186,7 @@ def external_inputs(e: ExecutionRecord) -> list[dict[str, Any]]:
     the component declares one.
     """
     params = e.parameters or {}
-    material = e.properties.get("cache_material") or {}
+    material = ExecutionInfo.from_record(e).cache_material or {}
     fingerprint = material.get("external") if isinstance(material, dict) else None
     found: list[dict[str, Any]] = []
     base = params.get("input_base")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from jfx.metadata._records import ExecutionRecord
 from jfx.metadata._runs import RunRecord
 from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
@@ -60,10 +59,7 @@ def compare_json(store: MetadataStore, query: Query) -> dict[str, Any]:
         runs.append({"id": run_id, "pipeline": ctx["pipeline"], "state": record.state.value,
                      "start_time": iso(record.start_time), "duration_s": record.duration_s,
                      "parameters": record.parameters, "order": record.node_order})
-        latest: dict[str, ExecutionRecord] = {}
-        for e in _queries.run_executions(store, ctx["id"]):
-            latest[e.node_id] = e
-        latest_by_run.append(latest)
+        latest_by_run.append(store.latest_executions(ctx["id"]))
     outputs = _queries.run_outputs(store, [e.stored_id for latest in latest_by_run for e in latest.values()])
 
     order: list[str] = []

@@ -30,7 +30,7 @@ __all__ = [
     "pipeline_summaries",
     "run_page",
     "run_context",
-    "run_executions",
+    "executions_per_node",
     "executions_page",
     "artifact_events",
     "artifact_runs",
@@ -114,15 +114,15 @@ def run_context(store: MetadataStore, run_id: str) -> dict[str, Any] | None:
     return _read(store, read)
 
 
-def run_executions(store: MetadataStore, run_context_id: int) -> list[ExecutionRecord]:
-    """Every execution of a run, by id."""
+def executions_per_node(store: MetadataStore, run_context_id: int) -> dict[str, int]:
+    """Node id → how many executions (attempts, cache hits) it has in a run."""
     stmt = (
-        sa.select(executions_t)
+        sa.select(executions_t.c.node_id, sa.func.count())
         .join(associations_t, associations_t.c.execution_id == executions_t.c.id)
         .where(associations_t.c.context_id == run_context_id)
-        .order_by(executions_t.c.id)
+        .group_by(executions_t.c.node_id)
     )
-    return _read(store, lambda conn: [to_execution(r) for r in conn.execute(stmt)])
+    return _read(store, lambda conn: {node_id: int(n) for node_id, n in conn.execute(stmt)})
 
 
 def executions_page(store: MetadataStore, run_context_id: int, limit: int, offset: int) -> tuple[list[ExecutionRecord], int]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from jfx.errors import NotFoundError
+from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._records import ExecutionRecord, ExecutionState
 from jfx.metadata._runs import RunRecord, RunState
 from jfx.metadata._store import MetadataStore
@@ -42,12 +43,8 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
     ctx = _run_or_404(store, run_id)
     run = RunRecord.from_properties(ctx["name"], ctx["properties"] or {})
     ir = run.ir or {}
-    executions = _queries.run_executions(store, ctx["id"])
-    latest: dict[str, ExecutionRecord] = {}
-    attempts: dict[str, int] = {}
-    for ex in executions:
-        latest[ex.node_id] = ex  # by id: the last one wins
-        attempts[ex.node_id] = attempts.get(ex.node_id, 0) + 1
+    latest = store.latest_executions(ctx["id"])
+    attempts = _queries.executions_per_node(store, ctx["id"])
     recorded = run.node_states
     ir_nodes = ir.get("nodes") or []
     order = [n.get("id") for n in ir_nodes if n.get("id")]
@@ -64,13 +61,12 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
         if e is None:
             entry["state"] = recorded.get(node_id) or ("pending" if run.state == RunState.RUNNING else "skipped")
         else:
+            info = ExecutionInfo.from_record(e)
             entry.update(
                 state=node_state(e), execution_id=e.id, start_time=iso(e.start_time), end_time=iso(e.end_time),
-                duration_s=duration_s(e.start_time, e.end_time),
-                cached_from=e.properties.get("cached_from") or e.properties.get("reused_from"),
-                cache_miss_reason=e.properties.get("cache_miss_reason"),
-                error=e.properties.get("error_message") or (e.error.strip().splitlines()[-1] if e.error else None),
-                halted=e.properties.get("halted"), skip_reason=e.properties.get("skip_reason"),
+                duration_s=duration_s(e.start_time, e.end_time), cached_from=info.source_execution,
+                cache_miss_reason=info.cache_miss_reason, error=info.error_line(e),
+                halted=info.halted, skip_reason=info.skip_reason,
             )
         nodes.append(entry)
         data_from = set()
@@ -90,8 +86,8 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
         "start_time": iso(run.start_time or ctx["create_time"]), "end_time": iso(run.end_time),
         "duration_s": run.duration_s, "parameters": run.parameters, "pipeline_root": run.pipeline_root,
         "runner": run.runner, "attempts": run.attempts, "host": run.host, "pid": run.pid,
-        "enable_cache": run.enable_cache, "live": run.state == RunState.RUNNING, "nodes": nodes, "edges": edges, "state_counts": counts,
-        "executions_total": len(executions),
+        "enable_cache": run.enable_cache, "live": run.state == RunState.RUNNING, "nodes": nodes, "edges": edges,
+        "state_counts": counts, "executions_total": sum(attempts.values()),
     }
 
 
@@ -138,7 +134,7 @@ def execution_log_path(store: MetadataStore, execution_id: str) -> Path:
 def _log_file(e: ExecutionRecord) -> Path | None:
     """The execution's captured log, only where the launcher writes logs:
     ``<pipeline_root>/<pipeline>/.logs/<node>/<execution id>.log``."""
-    uri = e.properties.get("log_uri")
+    uri = ExecutionInfo.from_record(e).log_uri
     if not isinstance(uri, str):
         return None
     path = Path(uri).resolve()
@@ -164,8 +160,8 @@ def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dic
         inputs, outputs = store.get_execution_artifacts(wanted)
     except NotFoundError as err:
         raise ApiError(404, str(err)) from None
-    props = e.properties
-    source_id = props.get("cached_from") or props.get("reused_from")
+    info = ExecutionInfo.from_record(e)
+    source_id = info.source_execution
     source = None
     if isinstance(source_id, int):
         try:
@@ -173,17 +169,19 @@ def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dic
         except NotFoundError:
             source = {"id": source_id, "missing": True}
     cache = {"key": e.cache_key, "hit": e.state == ExecutionState.CACHED, "source": source,
-             "miss_reason": props.get("cache_miss_reason"), "code_version": props.get("code_version"),
-             "material": props.get("cache_material")}
+             "miss_reason": info.cache_miss_reason, "code_version": info.code_version,
+             "material": info.cache_material}
+    properties = info.to_properties()
+    properties.pop("cache_material", None)  # shown under "cache"
     return {
         **execution_summary(e),
-        "parameters": e.parameters, "cache": cache, "halted": props.get("halted"),
-        "skip_reason": props.get("skip_reason"), "attempt": props.get("attempt", 1), "host": props.get("host"), "pid": props.get("pid"),
-        "error_message": props.get("error_message") or (e.error.strip().splitlines()[-1] if e.error else None),
+        "parameters": e.parameters, "cache": cache, "halted": info.halted,
+        "skip_reason": info.skip_reason, "attempt": info.attempt, "host": info.host, "pid": info.pid,
+        "error_message": info.error_line(e),
         "traceback": e.error or None,
         "inputs": {k: [artifact_summary(a) for a in v] for k, v in inputs.items()},
         "outputs": {k: [artifact_summary(a) for a in v] for k, v in outputs.items()},
         "external_inputs": external_inputs(e),
         "logs": _execution_log(e) + _logs(outputs),
-        "properties": {k: v for k, v in props.items() if k not in ("cache_material",)},
+        "properties": properties,
     }

@@ -384,6 +384,47 @@ def test_get_node_outputs_picks_latest_successful_execution(store):
     assert [a.uri for a in store.get_node_outputs(other_run, "trainer")["model"]] == ["/m/5"]
 
 
+def test_get_executions_filters_by_context_in_one_query(store):
+    ctx_ids = _run_contexts(store)
+    other = _run_contexts(store, "run-2")
+    mine = store.put_execution(ExecutionRecord("Trainer", "trainer", state=ExecutionState.COMPLETE, cache_key="k"),
+                               contexts=ctx_ids)
+    store.put_execution(ExecutionRecord("Trainer", "trainer", state=ExecutionState.COMPLETE, cache_key="k"),
+                        contexts=other)
+    store.put_execution(ExecutionRecord("Trainer", "trainer", state=ExecutionState.FAILED, cache_key="k"),
+                        contexts=ctx_ids)
+    found = store.get_executions(node_id="trainer", state=ExecutionState.COMPLETE, cache_key="k",
+                                 context_id=ctx_ids[1])
+    assert [e.id for e in found] == [mine.id]
+    assert store.get_executions(context_id=10**9) == []
+    with pytest.raises(InvalidArgumentError, match="context_id"):
+        store.get_executions(context_id="1")
+
+
+def test_latest_executions_gives_each_nodes_newest_execution_of_a_run(store):
+    ctx_ids = _run_contexts(store)
+    other = _run_contexts(store, "run-2")
+    run = ctx_ids[1]
+    assert store.latest_executions(run) == {}
+
+    def record(node: str, state: ExecutionState, contexts=ctx_ids) -> int:
+        execution = store.put_execution(ExecutionRecord("C", node, state=state), contexts=contexts)
+        assert execution.id is not None
+        return execution.id
+
+    first_trainer = record("trainer", ExecutionState.FAILED)
+    gen = record("gen", ExecutionState.COMPLETE)
+    trainer = record("trainer", ExecutionState.RUNNING)
+    record("trainer", ExecutionState.COMPLETE, contexts=other)  # another run's
+    latest = store.latest_executions(run)
+    assert {k: e.id for k, e in latest.items()} == {"gen": gen, "trainer": trainer}
+    assert list(latest) == ["gen", "trainer"]  # by id
+    assert latest["trainer"].state == ExecutionState.RUNNING
+    assert {k: e.id for k, e in store.latest_executions(run, after_id=gen).items()} == {"trainer": trainer}
+    assert store.latest_executions(run, after_id=trainer) == {}
+    assert first_trainer < gen
+
+
 # ----------------------------------------------------------------- the store
 
 
