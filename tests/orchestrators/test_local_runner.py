@@ -242,8 +242,10 @@ def _start_sleeper(tmp_path, url):
     while time.time() < deadline:
         if Path(url.removeprefix("sqlite:///")).exists():
             with MetadataStore(url) as store:
-                if store.get_executions(state=ExecutionState.RUNNING):
-                    return proc
+                running = store.get_executions(state=ExecutionState.RUNNING)
+            # running, and inside the component: its staging folder is made just after the record
+            if running and list((tmp_path / "root").glob("*/*/.staging-*")):
+                return proc
         if proc.poll() is not None:
             raise AssertionError(proc.stdout.read())
         time.sleep(0.1)
