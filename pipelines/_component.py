@@ -34,7 +34,7 @@ import typing
 from collections.abc import Iterator, Mapping
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, Generic, ParamSpec, TypeVar, Union, overload
 from collections.abc import Callable
 
 from jfx._version import __version__
@@ -162,12 +162,14 @@ class InputSpec:
     type: type[Artifact]
     optional: bool = False
     many: bool = False  # Input[list[T]]: a list of artifacts
+    description: str = ""  # from the docstring's Args: section
 
 
 @dataclass(frozen=True)
 class OutputSpec:
     name: str
     type: type[Artifact]
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,15 +178,72 @@ class ParameterSpec:
     type: type
     default: Any = None
     has_default: bool = False
+    description: str = ""
 
 
 @dataclass(frozen=True)
 class ComponentSpec:
-    """What a component reads, writes and takes, derived from its signature."""
+    """What a component reads, writes and takes, derived from its signature.
+
+    ``description`` is the docstring's summary (its first paragraph); each input, output
+    and parameter carries its ``Args:`` entry, as kfp's components do.
+    """
 
     inputs: dict[str, InputSpec]
     outputs: dict[str, OutputSpec]
     parameters: dict[str, ParameterSpec]
+    description: str = ""
+
+
+# "name: text", "name (type): text", or "a, b: text" for arguments documented together
+_ARG_LINE = re.compile(r"^(\s*)(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Returns|Yields|Raises|Example|Examples|Note|Notes|Attributes)\s*:\s*$")
+
+
+def docstring_parts(doc: str | None) -> tuple[str, dict[str, str]]:
+    """A Google-style docstring's summary (first paragraph) and its ``Args:`` entries.
+
+    Example:
+        >>> summary, args = docstring_parts('''Scale a column.
+        ...
+        ...     Args:
+        ...         data: the rows to read; one
+        ...             Parquet file per split.
+        ...         factor (float): what to multiply by.
+        ...     ''')
+        >>> summary, args["data"], args["factor"]
+        ('Scale a column.', 'the rows to read; one Parquet file per split.', 'what to multiply by.')
+    """
+    if not doc:
+        return "", {}
+    lines = inspect.cleandoc(doc).splitlines()
+    summary_lines: list[str] = []
+    for line in lines:
+        if not line.strip() or _SECTION.match(line):
+            break
+        summary_lines.append(line.strip())
+    args: dict[str, str] = {}
+    in_args, indent = False, None
+    current: list[str] | None = None
+    for line in lines:
+        section = _SECTION.match(line)
+        if section:
+            in_args, indent, current = section.group(1) in ("Args", "Arguments", "Parameters"), None, None
+            continue
+        if not in_args or not line.strip():
+            continue
+        match = _ARG_LINE.match(line)
+        depth = len(line) - len(line.lstrip())
+        if match and (indent is None or depth == indent):
+            indent, current = depth, [n.strip().lstrip("*") for n in match.group(2).split(",")]
+            for n in current:
+                args[n] = match.group(3).strip()
+        elif current is not None and indent is not None and depth > indent:
+            for n in current:
+                args[n] = f"{args[n]} {line.strip()}".strip()
+        elif indent is not None and depth < indent:
+            in_args = False  # the section ended
+    return " ".join(summary_lines), args
 
 
 def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
@@ -204,6 +263,7 @@ def _spec_from_signature(fn: Callable[..., Any], name: str, skip_first: bool = F
     inputs: dict[str, InputSpec] = {}
     outputs: dict[str, OutputSpec] = {}
     params: dict[str, ParameterSpec] = {}
+    summary, docs = docstring_parts(fn.__doc__)
     arguments = list(inspect.signature(fn).parameters.values())
     for arg in arguments[1:] if skip_first else arguments:
         where = f"component {name}, argument {arg.name!r}"
@@ -225,11 +285,11 @@ def _spec_from_signature(fn: Callable[..., Any], name: str, skip_first: bool = F
                 raise InvalidPipelineError(f"{where}: an input's only allowed default is None")
             many = typing.get_origin(base) is list
             inputs[arg.name] = InputSpec(arg.name, typing.get_args(base)[0] if many else base,
-                                         optional or has_default, many)
+                                         optional or has_default, many, docs.get(arg.name, ""))
         elif role is _OUTPUT:
             if optional or has_default:
                 raise InvalidPipelineError(f"{where}: outputs cannot be optional or have a default")
-            outputs[arg.name] = OutputSpec(arg.name, base)
+            outputs[arg.name] = OutputSpec(arg.name, base, docs.get(arg.name, ""))
         else:
             try:
                 ptype = _parameter_type(base, where)
@@ -238,8 +298,9 @@ def _spec_from_signature(fn: Callable[..., Any], name: str, skip_first: bool = F
             default = arg.default if has_default else None
             if has_default:
                 check_parameter_value(default, ptype, f"{where} default")
-            params[arg.name] = ParameterSpec(arg.name, ptype, default, has_default or optional)
-    return ComponentSpec(inputs, outputs, params)
+            params[arg.name] = ParameterSpec(arg.name, ptype, default, has_default or optional,
+                                             docs.get(arg.name, ""))
+    return ComponentSpec(inputs, outputs, params, summary)
 
 
 def _code_version(fn: Callable[..., Any]) -> str:
@@ -570,12 +631,21 @@ def check_wiring(node: Node, name: str, spec: InputSpec, value: Any) -> None:
         )
 
 
-class Component:
-    """A component: a typed function plus its spec. Call it to make a :class:`Node`."""
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class Component(Generic[_P, _R]):
+    """A component: a typed function plus its spec. Call it to make a :class:`Node`.
+
+    Generic in the function's signature, so ``component.fn`` keeps it for editors and
+    type checkers (unit tests call ``fn`` with artifacts and values). Calling the
+    component itself wires a node: inputs are channels, outputs are not passed.
+    """
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[_P, _R],
         name: str | None = None,
         external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
         kind: str = "component",
@@ -637,12 +707,30 @@ class Component:
         return f"<component {self.name}>"
 
 
+@overload
 def component(
-    fn: Callable[..., Any] | None = None,
+    fn: Callable[_P, _R],
     *,
     name: str | None = None,
     external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
-) -> Any:
+) -> Component[_P, _R]: ...
+
+
+@overload
+def component(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
+) -> Callable[[Callable[_P, _R]], Component[_P, _R]]: ...
+
+
+def component(
+    fn: Callable[_P, _R] | None = None,
+    *,
+    name: str | None = None,
+    external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
+) -> Component[_P, _R] | Callable[[Callable[_P, _R]], Component[_P, _R]]:
     """Turn a typed function into a :class:`Component` (see the module docstring).
 
     Args:
@@ -655,14 +743,19 @@ def component(
             external data misses the cache. ExampleGen hashes its input files this way.
 
     Returns:
-        A :class:`Component`; ``component.fn`` is the undecorated function.
+        A :class:`Component`; ``component.fn`` is the undecorated function, with its
+        type. The docstring's summary and ``Args:`` entries become the spec's
+        descriptions.
 
     Raises:
         InvalidPipelineError: an argument lacks an annotation, or an annotation is
             not an Input, Output or Parameter type.
     """
     if fn is None:
-        return lambda f: Component(f, name, external_fingerprint)
+        def decorate(f: Callable[_P, _R]) -> Component[_P, _R]:
+            return Component(f, name, external_fingerprint)
+
+        return decorate
     return Component(fn, name, external_fingerprint)
 
 

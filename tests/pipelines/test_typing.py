@@ -29,6 +29,10 @@ def train(
     reveal_type(model)
     reveal_type(steps)
     model.properties["rows"] = examples.uri + steps
+
+reveal_type(train)
+reveal_type(train.fn)
+train.fn(steps="ten")
 '''
 
 
@@ -53,6 +57,38 @@ def test_mypy_sees_input_output_parameter_as_the_values_inside_the_function(tmp_
     assert 'user.py:15: note: Revealed type is "int"' in out, out
     # A mistake in the body is found: a str plus an int.
     assert 'user.py:16: error: Unsupported operand types for + ("str" and "int")' in out, out
+    # @component keeps the function's type: editors show component.fn's signature, and a
+    # unit test calling it wrongly is caught.
+    assert 'user.py:18: note: Revealed type is "jfx.pipelines._component.Component[' in out, out
+    assert "examples: jfx.pipelines._artifacts.Examples" in out.split("user.py:19:")[1], out
+    assert 'user.py:20: error: Argument "steps" has incompatible type "str"; expected "int"' in out, out
+
+
+def test_docstring_args_become_the_specs_descriptions() -> None:
+    @jfx.component
+    def scale(data: jfx.Input[jfx.types.Examples], scaled: jfx.Output[jfx.types.Examples],
+              factor: jfx.Parameter[float] = 2.0, low: float = 0.0, high: float = 1.0) -> None:
+        """Scale every number.
+
+        Longer text that is not the summary.
+
+        Args:
+            data: the rows to read; one
+                Parquet file per split.
+            scaled: the scaled rows.
+            factor (float): what to multiply by.
+            low, high: the range to clip to.
+
+        Returns:
+            Nothing.
+        """
+
+    spec = scale.spec
+    assert spec.description == "Scale every number."
+    assert spec.inputs["data"].description == "the rows to read; one Parquet file per split."
+    assert spec.outputs["scaled"].description == "the scaled rows."
+    assert spec.parameters["factor"].description == "what to multiply by."
+    assert spec.parameters["low"].description == spec.parameters["high"].description == "the range to clip to."
 
 
 def test_the_package_declares_its_type_hints() -> None:
