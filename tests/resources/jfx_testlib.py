@@ -237,3 +237,10 @@ def exported_model(model: Output[Model]):
 def any_artifact(out: Output[Artifact]):
     """Writes a constant into an output of the generic type; callers narrow it with ``_output_types``."""
     out.write_json({"constant": 1})
+
+
+@component
+def two_outputs(first: Output[Metrics], second: Output[Metrics], value: Parameter[int] = 1):
+    """Writes ``value`` into two outputs: publishing renames two folders."""
+    first.write_json({"first": value})
+    second.write_json({"second": value})
