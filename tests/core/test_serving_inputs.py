@@ -1,0 +1,109 @@
+"""The predict body's check reaches every instance, not only the first.
+
+A fault in the last instance of a request must be refused with a 400 naming that
+instance and the feature, exactly as the same fault in the first one is: the fast
+paths (one matrix for scalar float features, types checked in one pass) must not
+judge a request by its first row.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import pytest
+from jfx.core import TensorSpec, export, load
+from jfx.core._rest import HttpError, parse_predict_body
+
+CITY = {"vocabulary": ["paris", "oslo", "lima"], "oov_buckets": 1}
+MIXED = {"x": TensorSpec("float32"), "v": TensorSpec("float32", (2,)), "city": TensorSpec("string", encoder=CITY),
+         "k": TensorSpec("int32")}
+MIXED_ROW = {"x": 1.5, "v": [0.5, 1.0], "city": "oslo", "k": 3}
+FLOATS = {"a": TensorSpec("float32"), "b": TensorSpec("float32")}  # read as one matrix
+FLOATS_ROW = {"a": 1.0, "b": 2.0}
+ROWS = 5
+LAST = ROWS - 1
+
+
+def _mixed(p, f):
+    return {"y": f["x"] * p["w"] + f["v"].sum(axis=-1) + f["k"], "city_id": f["city"]}
+
+
+def _floats(p, f):
+    return {"y": f["a"] * p["w"] + f["b"]}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    base = tmp_path_factory.mktemp("inputs")
+    export(_mixed, {"w": jnp.float32(2.0)}, MIXED, base / "mixed")
+    export(_floats, {"w": jnp.float32(2.0)}, FLOATS, base / "floats")
+    return {"mixed": load(base / "mixed"), "floats": load(base / "floats")}
+
+
+MISSING = object()
+
+FAULTS = [  # (model, feature, the bad value (MISSING: left out), what the message says)
+    ("mixed", "x", "one", "string"),
+    ("mixed", "x", True, "boolean"),
+    ("mixed", "k", None, "null"),  # null is a missing value only of float and string features
+    ("mixed", "x", MISSING, "missing"),
+    ("mixed", "v", [1.0], None),
+    ("mixed", "v", [1.0, "2"], "string"),
+    ("mixed", "city", 7, "string"),
+    ("mixed", "city", ["oslo"], "string"),
+    ("mixed", "city", MISSING, "missing"),
+    ("mixed", "k", 1.5, "whole"),
+    ("mixed", "k", 2 ** 40, "int32"),
+    ("floats", "a", "1.0", "string"),
+    ("floats", "a", False, "boolean"),
+    ("floats", "b", [2.0], None),
+    ("floats", "b", 1e300, "float32"),
+    ("floats", "b", MISSING, "missing"),
+]
+
+
+def _body(model: str, feature: str, value, where: int) -> bytes:
+    good = MIXED_ROW if model == "mixed" else FLOATS_ROW
+    rows = [dict(good) for _ in range(ROWS)]
+    if value is MISSING:
+        del rows[where][feature]
+    else:
+        rows[where][feature] = value
+    return json.dumps({"instances": rows}).encode()
+
+
+@pytest.mark.parametrize("model,feature,value,needle", FAULTS,
+                         ids=[f"{m}-{f}={'missing' if v is MISSING else v!r}" for m, f, v, _ in FAULTS])
+@pytest.mark.parametrize("where", [0, LAST], ids=["first", "last"])
+def test_a_bad_value_in_any_instance_is_refused_naming_it(models, model, feature, value, needle, where):
+    with pytest.raises(HttpError) as info:
+        parse_predict_body(_body(model, feature, value, where), models[model])
+    assert info.value.status == 400
+    message = str(info.value)
+    assert f"'{feature}'" in message and f"instance {where}" in message, message
+    if needle:
+        assert needle in message, message
+
+
+@pytest.mark.parametrize("model", ["mixed", "floats"])
+@pytest.mark.parametrize("fault", ["not an object", "unknown feature"])
+def test_a_malformed_last_instance_is_refused(models, model, fault):
+    good = MIXED_ROW if model == "mixed" else FLOATS_ROW
+    rows: list = [dict(good) for _ in range(ROWS)]
+    rows[LAST] = [1, 2] if fault == "not an object" else {**good, "z": 1}
+    with pytest.raises(HttpError) as info:
+        parse_predict_body(json.dumps({"instances": rows}).encode(), models[model])
+    assert info.value.status == 400 and f"instance {LAST}" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("model", ["mixed", "floats"])
+def test_good_instances_pass_and_keep_their_order(models, model):
+    good = MIXED_ROW if model == "mixed" else FLOATS_ROW
+    rows = [dict(good) for _ in range(ROWS)]
+    first = "x" if model == "mixed" else "a"
+    for i, row in enumerate(rows):
+        row[first] = float(i)
+    kind, arrays, n = parse_predict_body(json.dumps({"instances": rows}).encode(), models[model])
+    assert (kind, n) == ("rows", ROWS)
+    assert arrays[first].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
