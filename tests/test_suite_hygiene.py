@@ -114,3 +114,45 @@ def test_a_child_started_by_a_parent_that_ignores_sigint_still_takes_ctrl_c(tmp_
     finally:
         signal.signal(signal.SIGINT, previous)
     assert out.strip() == "True"
+
+
+# -- benchmarks: a missed target fails `make bench`, and every figure names its statistic --
+
+BENCHMARKS = TESTS / "benchmarks"
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench", BENCHMARKS / "_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_bench"] = module  # dataclasses look their module up while it runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_missed_benchmark_target_gives_exit_status_1(capsys):
+    bench = _bench_module()
+    targets = bench.Targets()
+    assert targets.check("first run", 6.9, 7, "s") == "met"
+    assert targets.check("rows/s", 500_000, 450_000, "rows/s", at_least=True) == "met"
+    assert targets.exit_code() == 0
+    assert targets.check("cached", 2.5, 2, "s") == "MISSED"
+    assert targets.exit_code() == 1
+    assert "MISSED 1 of 3 targets" in capsys.readouterr().out
+
+
+def test_benchmarks_report_medians_by_default():
+    bench = _bench_module()
+    assert bench.summarise([5.0, 1.0, 9.0]) == 5.0
+    assert bench.summarise([5.0, 1.0, 9.0], "best") == 1.0
+    assert bench.summarise([5.0, 1.0, 9.0], "best", higher_is_better=True) == 9.0
+    assert bench.label("median", 5) == "median of 5" and bench.label("best", 1) == "1 run"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("bench_*.py")))
+def test_every_benchmark_exits_with_its_verdict(script):
+    source = (BENCHMARKS / script).read_text()
+    assert re.search(r"(sys\.exit|raise SystemExit)\(main\(\)\)", source), "main()'s result must be the exit status"
+    assert "exit_code()" in source or re.search(r"return 0 if .+ else 1", source), "a missed target must exit 1"
+    assert "median" in source, "figures are medians by default, and say so"
