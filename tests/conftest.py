@@ -1,6 +1,6 @@
 """Fixtures shared by every test package, and the suite's hermetic environment.
 
-The suite writes nothing outside a temporary folder of its own: ``HOME``, ``TMPDIR``,
+The suite writes nothing outside a temporary folder of its own, removed at exit: ``HOME``, ``TMPDIR``,
 the XDG folders and the tool caches point into it (Beam's ``~/.apache_beam``,
 Chromium's ``~/.config/chromium``, kfp.local's and pytest's temporary folders), for
 this process and every subprocess a test starts. No ``__pycache__`` is written into
@@ -88,10 +88,12 @@ atexit.register(_remove_session_root)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Keep the session folder after a failure (to look into); a green run's goes at exit."""
-    if exitstatus != 0 or os.environ.get("JFX_TEST_KEEP_TMP"):
+    """The session folder goes at exit, unless ``JFX_TEST_KEEP_TMP`` is set (to look into a failure)."""
+    if os.environ.get("JFX_TEST_KEEP_TMP"):
         _KEEP["session root"] = True
         sys.stderr.write(f"\njfx tests: temporary files kept in {SESSION_ROOT}\n")
+    elif exitstatus != 0:
+        sys.stderr.write("\njfx tests: set JFX_TEST_KEEP_TMP=1 to keep the temporary files of a run\n")
 
 
 # -- Beam: the DirectRunner never looks for the Prism runner binary ----------------------
