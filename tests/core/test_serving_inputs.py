@@ -107,3 +107,70 @@ def test_good_instances_pass_and_keep_their_order(models, model):
     kind, arrays, n = parse_predict_body(json.dumps({"instances": rows}).encode(), models[model])
     assert (kind, n) == ("rows", ROWS)
     assert arrays[first].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+# -- the request's shape, before any instance is read ------------------------------------
+
+def _one_input(p, f):
+    return {"y": f["x"] * p["w"]}
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """A model with one input: TF Serving's shape lets it take bare values."""
+    path = tmp_path_factory.mktemp("single") / "m"
+    export(_one_input, {"w": jnp.float32(2.0)}, {"x": TensorSpec("float32")}, path)
+    return load(path)
+
+
+def _refused(body, model) -> str:
+    with pytest.raises(HttpError) as info:
+        parse_predict_body(body if isinstance(body, bytes) else json.dumps(body).encode(), model)
+    assert info.value.status == 400
+    return str(info.value)
+
+
+def test_a_one_input_model_takes_bare_values_in_either_form(single):
+    kind, arrays, n = parse_predict_body(b'{"instances": [1.5, 2.5, {"x": 3.5}]}', single)
+    assert (kind, n, arrays["x"].tolist()) == ("rows", 3, [1.5, 2.5, 3.5])
+    kind, arrays, n = parse_predict_body(b'{"inputs": [1.5, 2.5]}', single)
+    assert (kind, n, arrays["x"].tolist()) == ("columns", 2, [1.5, 2.5])
+
+
+def test_a_model_of_several_inputs_refuses_bare_values(models):
+    assert "instance 0" in _refused({"instances": [1.5]}, models["floats"])
+    assert '"inputs" must be an object' in _refused({"inputs": [1.5, 2.5]}, models["floats"])
+
+
+@pytest.mark.parametrize("signature", ["aaa", "zzz", "serving"])
+def test_only_the_default_signature_is_served(models, signature):
+    assert f"signature_name {signature!r} is unknown" in _refused(
+        {"instances": [FLOATS_ROW], "signature_name": signature}, models["floats"])
+    # the decoded name is an equal string, not the constant itself: compared by value
+    body = json.dumps({"instances": [FLOATS_ROW], "signature_name": "serving_default"}).encode()
+    assert parse_predict_body(body, models["floats"])[2] == 1
+
+
+def test_instances_xor_inputs(models):
+    both = _refused({"instances": [], "inputs": {}}, models["floats"])
+    assert both.startswith('give only one of "instances" and "inputs"; send {"instances"')
+    neither = _refused({"signature_name": "serving_default"}, models["floats"])
+    assert neither.startswith('the request has neither "instances" nor "inputs"; send {"instances"')
+
+
+def test_the_first_unknown_name_is_the_one_named(models):
+    assert "unknown field 'aa'" in _refused({"instances": [], "aa": 1, "bb": 2}, models["floats"])
+    row = {**FLOATS_ROW, "p": 1, "q": 2}
+    assert "unknown feature 'p'" in _refused({"instances": [row]}, models["floats"])
+    columns = {"a": [1.0], "b": [2.0], "p": [1], "q": [2]}
+    assert "unknown feature 'p'" in _refused({"inputs": columns}, models["floats"])
+
+
+def test_every_column_of_inputs_must_be_a_list(models):
+    message = _refused({"inputs": {"a": [1.0], "b": 2.0}}, models["floats"])
+    assert "feature 'b' must be a list" in message
+
+
+def test_a_body_nested_too_deeply_is_a_400_not_a_crash(models):
+    deep = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert "nested too deeply" in _refused(deep, models["floats"])
