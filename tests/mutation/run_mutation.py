@@ -47,16 +47,21 @@ TARGETS = [
            ("tests/core/test_stable_hash.py",)),
     Target("selection", "pipelines/_ir.py", ("select", "downstream", "upstream_of"),
            ("tests/orchestrators/test_partial_selection.py",)),
-    # the local runner's partial-run tests: the Beam and Kubeflow ones take 20 s a mutant
-    Target("partial", "orchestrators/_partial.py", (),
+    # which nodes a partial run reuses, and from which run; the local runner's partial-run
+    # tests only (the Beam and Kubeflow ones take 20 s a mutant)
+    Target("partial", "orchestrators/_partial.py", ("reused_nodes", "_dag_order", "_parameters_used", "choose_source"),
            ("tests/orchestrators/test_partial_selection.py", "tests/orchestrators/test_partial_runs.py",
-            "tests/orchestrators/test_local_runner.py", "-k", "'local or partial'")),
+            "tests/orchestrators/test_local_runner.py", "-k", "'partial and not beam and not kubeflow'")),
     Target("publish", "orchestrators/_publish.py", (),
-           ("tests/orchestrators/test_publish.py", "tests/orchestrators/test_publish_rollback.py",
-            "tests/orchestrators/test_cache.py")),
-    Target("cache-key", "orchestrators/_launcher.py", ("launch_node", "_find_cached", "_miss_reason", "_publish"),
+           ("tests/orchestrators/test_publish.py", "tests/orchestrators/test_publish_edges.py",
+            "tests/orchestrators/test_publish_rollback.py", "tests/orchestrators/test_cache.py")),
+    # the cache lookup and the miss reason (the key's material is in launch_node: --only launcher)
+    Target("cache-key", "orchestrators/_launcher.py", ("_find_cached", "_miss_reason"),
+           ("tests/orchestrators/test_cache.py", "tests/orchestrators/test_local_runner.py", "-k",
+            "'cache or miss'")),
+    Target("launcher", "orchestrators/_launcher.py", ("launch_node", "_execute", "_publish"),
            ("tests/orchestrators/test_cache.py", "tests/orchestrators/test_publish_rollback.py",
-            "tests/orchestrators/test_local_runner.py", "-k", "'cache or miss or fail or publish'")),
+            "tests/orchestrators/test_local_runner.py")),
     Target("serving-inputs", "core/_rest.py", ("parse_predict_body",),
            ("tests/core/test_serving_inputs.py",)),
 ]
