@@ -174,3 +174,17 @@ def test_every_column_of_inputs_must_be_a_list(models):
 def test_a_body_nested_too_deeply_is_a_400_not_a_crash(models):
     deep = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     assert "nested too deeply" in _refused(deep, models["floats"])
+
+
+def test_bare_values_for_a_model_of_several_inputs_are_refused_as_not_an_object(models):
+    message = _refused({"instances": [FLOATS_ROW, 1.5]}, models["floats"])
+    assert message.startswith("instance 1 is a float; expected an object of features"), message
+
+
+def test_no_instances_is_no_rows(models):
+    assert parse_predict_body(b'{"instances": []}', models["floats"]) == ("rows", {}, 0)
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"instances": [1,]}', b"\xff\xfe\x00{"])
+def test_a_body_that_is_not_json_is_a_400_naming_it(models, body):
+    assert "not valid JSON" in _refused(body, models["floats"])
