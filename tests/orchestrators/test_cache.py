@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import jfx_testlib as lib
 import pytest
 from jfx import Pipeline
-from jfx.metadata import ExecutionState, MetadataStore
+from jfx.metadata import ArtifactState, ExecutionState, MetadataStore
 from jfx.orchestrators import LocalDagRunner, NodeState
 from jfx.types import Dataset, Model
 
@@ -76,3 +77,42 @@ def test_the_output_types_are_part_of_the_cache_key(tmp_path):
     assert other.state == NodeState.COMPLETE, "an output of another type must not come from the cache"
     assert other.cache_miss_reason == "changed output types"
     assert other.outputs["out"][0].id != first.nodes["any_artifact"].outputs["out"][0].id
+
+
+@pytest.mark.parametrize("state", [ArtifactState.DELETED, ArtifactState.PENDING, ArtifactState.ABANDONED])
+def test_an_output_that_is_not_live_is_not_reused(env, state):
+    root, url, marker = env
+    first = RUNNER.run(lib.chain(str(root), url, str(marker)))
+    [old] = first.nodes["total"].outputs["result"]
+    with MetadataStore(url) as store:
+        store.put_artifacts([replace(store.get_artifact(old.id), state=state)])  # its folder is still there
+    total = RUNNER.run(lib.chain(str(root), url, str(marker))).nodes["total"]
+    assert total.state == NodeState.COMPLETE and total.cache_miss_reason == "earlier outputs no longer available"
+
+
+def test_a_pipeline_reuses_its_own_executions_not_another_pipelines_with_the_same_node(env):
+    root, url, marker = env
+    mine = RUNNER.run(lib.chain(str(root), url, str(marker), name="mine"))
+    RUNNER.run(lib.chain(str(root), url, str(marker), name="theirs"))  # newer, same node ids and keys
+    again = RUNNER.run(lib.chain(str(root), url, str(marker), name="mine"))
+    assert set(states(again).values()) == {NodeState.CACHED}
+    assert {k: o.cached_from for k, o in again.nodes.items()} == {k: o.execution_id for k, o in mine.nodes.items()}
+    # and a miss is explained against this pipeline's own history
+    changed = RUNNER.run(lib.chain(str(root), url, str(marker), name="mine"), parameters={"rows": 4})
+    assert changed.nodes["make_numbers"].cache_miss_reason == "new parameter value: rows 3 -> 4"
+
+
+def test_the_miss_reason_names_only_what_changed(tmp_path):
+    data = tmp_path / "input.txt"
+    data.write_text("v1")
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+
+    def build():
+        return Pipeline("ext", components=[lib.read_file(path=str(data))], pipeline_root=str(tmp_path / "a"),
+                        metadata_url=url)
+
+    [out] = RUNNER.run(build()).nodes["read_file"].outputs["out"]
+    shutil.rmtree(out.uri)  # only the output went: the external input is the same text, read again
+    again = RUNNER.run(build()).nodes["read_file"]
+    assert again.state == NodeState.COMPLETE
+    assert again.cache_miss_reason == "earlier outputs no longer available"
