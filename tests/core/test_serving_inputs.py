@@ -188,3 +188,17 @@ def test_no_instances_is_no_rows(models):
 @pytest.mark.parametrize("body", [b"{not json", b'{"instances": [1,]}', b"\xff\xfe\x00{"])
 def test_a_body_that_is_not_json_is_a_400_naming_it(models, body):
     assert "not valid JSON" in _refused(body, models["floats"])
+
+
+def _vector_first(p, f):
+    return {"y": f["v"].sum(axis=-1) * p["w"] + f["x"]}
+
+
+def test_the_row_count_is_the_batch_not_a_features_width(tmp_path):
+    # the first input is a vector of 2: 3 rows are 3, not 2
+    path = tmp_path / "vector-first"
+    export(_vector_first, {"w": jnp.float32(1.0)}, {"v": TensorSpec("float32", (2,)), "x": TensorSpec("float32")},
+           path)
+    rows = [{"v": [1.0, 2.0], "x": float(i)} for i in range(3)]
+    kind, arrays, n = parse_predict_body(json.dumps({"instances": rows}).encode(), load(path))
+    assert (kind, n) == ("rows", 3) and arrays["v"].shape == (3, 2)
