@@ -57,8 +57,8 @@ TARGETS = [
             "tests/orchestrators/test_publish_rollback.py", "tests/orchestrators/test_cache.py")),
     # the cache lookup and the miss reason (the key's material is in launch_node: --only launcher)
     Target("cache-key", "orchestrators/_launcher.py", ("_find_cached", "_miss_reason"),
-           ("tests/orchestrators/test_cache.py", "tests/orchestrators/test_local_runner.py", "-k",
-            "'cache or miss'")),
+           ("tests/orchestrators/test_cache.py", "tests/orchestrators/test_cache_history.py",
+            "tests/orchestrators/test_local_runner.py", "-k", "'cache or miss'")),
     Target("launcher", "orchestrators/_launcher.py", ("launch_node", "_execute", "_publish"),
            ("tests/orchestrators/test_cache.py", "tests/orchestrators/test_publish_rollback.py",
             "tests/orchestrators/test_local_runner.py")),
