@@ -29,3 +29,10 @@ def test_a_miss_is_explained_against_the_newest_earlier_execution(env):
         RUNNER.run(lib.chain(*env), parameters={"rows": rows})
     changed = RUNNER.run(lib.chain(*env), parameters={"rows": 5})
     assert changed.nodes["make_numbers"].cache_miss_reason == "new parameter value: rows 4 -> 5"
+
+
+def test_a_lowered_parameter_is_a_change_too(env):
+    RUNNER.run(lib.chain(*env), parameters={"rows": 5})
+    lowered = RUNNER.run(lib.chain(*env), parameters={"rows": 2})
+    assert lowered.nodes["make_numbers"].cache_miss_reason == "new parameter value: rows 5 -> 2"
+    assert lowered.nodes["total"].cache_miss_reason == "changed upstream artifact: numbers"
