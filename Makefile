@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.jfx-installed
 
-.PHONY: run test lint bench install browser clean
+.PHONY: run test lint bench mutation install browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,7 +49,14 @@ test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	@set -e; for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; echo; done
+	@status=0; for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || status=1; echo; done; exit $$status
+
+# Mutation testing (cosmic-ray) of the launcher, publishing, cache key, partial runs, serving
+# input checks and hashing; slow (tens of minutes), so outside `make test`. Exits 1 when a
+# target's kill rate is under 90 %. NAMES=... runs some targets only (see --list).
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[mutation]"
+	$(BIN)/python tests/mutation/run_mutation.py $(if $(NAMES),--only $(NAMES))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -348,9 +348,13 @@ class LoadedModel:
             return _json_numbers(name, spec, values)
         if spec.dtype == "string":
             arr = np.asarray(values, dtype=object)
-            if arr.dtype == object and arr.size and not all(v is None or isinstance(v, (str, bytes))
-                                                           for v in arr.reshape(-1)):
-                raise InvalidArgumentError(f"feature {name!r} must hold strings, got {arr.reshape(-1)[:3].tolist()}")
+            flat = arr.reshape(-1)
+            if arr.dtype == object and arr.size and not all(v is None or isinstance(v, (str, bytes)) for v in flat):
+                # name the first culprit and its instance: any row may hold it, not only the first three
+                width = max(1, flat.size // max(1, arr.shape[0])) if arr.ndim else 1
+                i, bad = next((i, v) for i, v in enumerate(flat) if not (v is None or isinstance(v, (str, bytes))))
+                raise InvalidArgumentError(f"feature {name!r} must hold strings (or null); instance {i // width} "
+                                           f"has {_describe(bad)}")
             assert spec.encoder is not None  # a string feature's spec carries its encoder
             out = encode_strings(arr, spec.encoder)
         else:

@@ -17,7 +17,11 @@ shares the machine's CPUs with the server, costs as little as it can.
 
 The floor is the same one-row prediction made in-process on ``jfx.core.load(...)``.
 
-Targets:
+Statistics: each req/s figure is one measurement (the requests it sent over its wall
+time); p50 and p99 are percentiles of that measurement's per-request latencies (p50 is
+their median). Each line says how many requests it measured.
+
+Targets (a missed one exits 1):
   * server overhead at concurrency 1: p50(server) − p50(in-process) < 2 ms
   * batching at concurrency 64: requests/s ≥ 5 × requests/s without batching
 
@@ -39,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _bench import Targets
 
 FEATURES = [f"f{i}" for i in range(8)]
 MODELS = {"small": (128, 64), "wide": (2048, 2048)}  # hidden units
@@ -227,7 +233,8 @@ def bench_model(name: str, args: argparse.Namespace, tmp: Path) -> tuple[float, 
     floor = in_process(folder, args.requests)
     print(f"model {name!r}: {describe(hidden)}")
     print(f"  in-process (LoadedModel, 1 row):   {floor['rps']:8.0f} req/s   p50 {floor['p50']:6.3f} ms   "
-          f"p99 {floor['p99']:6.3f} ms   (batch of 64: {floor['batch64_rows_per_s']:.0f} rows/s)")
+          f"p99 {floor['p99']:6.3f} ms   (batch of 64: {floor['batch64_rows_per_s']:.0f} rows/s)   "
+          f"(1 measurement of {args.requests} calls)")
     figures = {}
     for batching in (True, False):
         proc, port = start_server(folder, batching, args.max_batch_size, args.batch_timeout_ms)
@@ -239,19 +246,19 @@ def bench_model(name: str, args: argparse.Namespace, tmp: Path) -> tuple[float, 
                 print(f"  server batching={'on ' if batching else 'off'} concurrency {c:2d}: {r['rps']:8.0f} req/s   "
                       f"p50 {r['p50']:6.3f} ms   p99 {r['p99']:6.3f} ms   "
                       f"CPU µs/request: server {r['server_cpu_us']:4.0f}, clients {r['client_cpu_us']:3.0f}   "
-                      f"({r['n']} requests)")
+                      f"(1 measurement of {r['n']} requests)")
         finally:
             proc.terminate()
             proc.wait(10)
     overhead = {b: figures[(b, 1)]["p50"] - floor["p50"] for b in (True, False)}
     speedup = figures[(True, 64)]["rps"] / figures[(False, 64)]["rps"]
-    print(f"  server overhead at concurrency 1 (p50 server − p50 in-process): batching on {overhead[True]:.3f} ms, "
-          f"off {overhead[False]:.3f} ms")
-    print(f"  batching speed-up at concurrency 64: {speedup:.1f}×")
+    print(f"  server overhead at concurrency 1 (median latency server − median in-process): batching on "
+          f"{overhead[True]:.3f} ms, off {overhead[False]:.3f} ms")
+    print(f"  batching speed-up at concurrency 64: {speedup:.1f}× (ratio of the two measurements' req/s)")
     return max(overhead.values()), speedup
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="small,wide", help=f"comma-separated, of {sorted(MODELS)}")
     ap.add_argument("--requests", type=int, default=3000, help="requests per measurement")
@@ -270,14 +277,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             results[name] = bench_model(name, args, Path(tmp))
+    targets = Targets()
     overhead = max(o for o, _ in results.values())
-    print(f"server overhead at concurrency 1, worst of {names}: {overhead:.3f} ms  → target < 2 ms: "
-          f"{'MET' if overhead < 2.0 else 'NOT MET'}")
+    print(f"server overhead at concurrency 1 (p50 − p50), worst of {names}: {overhead:.3f} ms  → target < 2 ms: "
+          f"{targets.check('server overhead at concurrency 1', overhead, 2.0, 'ms')}")
     for name, (_, speedup) in results.items():
-        verdict = "MET" if speedup >= 5.0 else "NOT MET"
+        verdict = targets.check(f"batching speed-up at concurrency 64, {name}", speedup, 5.0, "x", at_least=True)
         print(f"batching speed-up at concurrency 64, {name} model ({describe(MODELS[name])}): {speedup:.1f}×"
               f"  → target ≥ 5×: {verdict}")
+    return targets.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

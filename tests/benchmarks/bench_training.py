@@ -3,8 +3,11 @@
 1. jfx.core.fit (feeding from a Parquet file, prefetch, sharding, metrics) against a
    hand-written ``jax.jit`` + optax loop over in-memory NumPy batches, on the same MLP
    (20 → 256 → 256 → 3, batch 256, Adam) and the same synthetic data, in the same
-   run. Prints steps/s for both and the ratio (target ≥ 0.95).
-2. Export/load: artifact size, load time, predict latency for 1 and 1,024 rows.
+   run. Prints steps/s for both and the ratio (target ≥ 0.95: a miss exits 1).
+2. Export/load: artifact size, load time (one run each), predict latency for 1 and
+   1,024 rows (medians).
+
+Every figure names its statistic (median of N rounds unless it says otherwise).
 
     python tests/benchmarks/bench_training.py [--rows 65536] [--epochs 3] [--repeat 7]
 
@@ -26,6 +29,7 @@ import numpy as np
 import optax
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _bench import Targets
 from flax import nnx
 
 from jfx.core import Callback, Dataset, export_model, fit, load, signature_from_dataset
@@ -122,7 +126,7 @@ def jfx_fit(path: Path, epochs: int) -> tuple[float, float, float, Dataset, nnx.
     return steady / (end - clock.t), (cpu - clock.cpu) * 1e3 / steady, hist.step / (end - start), ds, model
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=65_536)
     parser.add_argument("--epochs", type=int, default=3)
@@ -152,16 +156,20 @@ def main() -> None:
                     totals.append(total)
         paired = [o / h for o, h in zip(ours, hand, strict=True)]
         h, o = max(hand), max(ours)
-        print(f"hand-written jit+optax loop : best {h:7.1f}  median {np.median(hand):7.1f} steps/s  "
+        n = args.repeat
+        print(f"hand-written jit+optax loop : median of {n} {np.median(hand):7.1f}  best of {n} {h:7.1f} steps/s  "
               f"(runs: {', '.join(f'{v:.0f}' for v in hand)})")
-        print(f"jfx.core.fit from Parquet   : best {o:7.1f}  median {np.median(ours):7.1f} steps/s  "
+        print(f"jfx.core.fit from Parquet   : median of {n} {np.median(ours):7.1f}  best of {n} {o:7.1f} steps/s  "
               f"(runs: {', '.join(f'{v:.0f}' for v in ours)})")
-        print(f"ratio jfx / hand-written    : {np.median(paired):.3f} median of the rounds' ratios "
+        targets = Targets()
+        met = targets.check("jfx / hand-written steps/s", float(np.median(paired)), 0.95, "x", at_least=True)
+        print(f"ratio jfx / hand-written    : {np.median(paired):.3f} median of the {n} rounds' ratios "
               f"(runs: {', '.join(f'{v:.2f}' for v in paired)}); best/best {o / h:.3f}, median/median "
-              f"{np.median(ours) / np.median(hand):.3f}  (target >= 0.95; both after {WARMUP} warm-up steps)")
-        print(f"process CPU ms per step     : hand median {np.median(hand_cpu):.2f}  jfx median "
+              f"{np.median(ours) / np.median(hand):.3f}  (target >= 0.95: {met}; both after {WARMUP} warm-up steps)")
+        print(f"process CPU ms per step     : hand median of {n} {np.median(hand_cpu):.2f}  jfx median of {n} "
               f"{np.median(our_cpu):.2f}  (all threads; less sensitive to other load than wall time)")
-        print(f"jfx.core.fit incl. compile  : {max(totals):8.1f} steps/s over the whole fit call")
+        print(f"jfx.core.fit incl. compile  : {np.median(totals):8.1f} steps/s over the whole fit call "
+              f"(median of {n})")
 
         out = Path(tmp) / "model"
         start = time.perf_counter()
@@ -172,8 +180,8 @@ def main() -> None:
         start = time.perf_counter()
         loaded = load(out)
         load_s = time.perf_counter() - start
-        print(f"export: {export_s * 1e3:.0f} ms; artifact {size / 1e3:.1f} kB (function {fn_size / 1e3:.1f} kB); "
-              f"load {load_s * 1e3:.0f} ms")
+        print(f"export: {export_s * 1e3:.0f} ms (1 run); artifact {size / 1e3:.1f} kB (function "
+              f"{fn_size / 1e3:.1f} kB); load {load_s * 1e3:.0f} ms (1 run)")
         for n in (1, 1024):
             cols = {f"f{i}": x[:n, i] for i in range(FEATURES)}
             rows = [{f"f{i}": float(x[r, i]) for i in range(FEATURES)} for r in range(n)]
@@ -190,9 +198,11 @@ def main() -> None:
                 start = time.perf_counter()
                 loaded(rows)
                 rtimes.append(time.perf_counter() - start)
-            print(f"predict {n:5d} rows: first call {first * 1e3:7.1f} ms, then columnar median "
-                  f"{np.median(times) * 1e3:6.2f} ms, row dicts median {np.median(rtimes) * 1e3:6.2f} ms")
+            print(f"predict {n:5d} rows: first call {first * 1e3:7.1f} ms (1 run), then columnar median of "
+                  f"{len(times)} {np.median(times) * 1e3:6.2f} ms, row dicts median of {len(rtimes)} "
+                  f"{np.median(rtimes) * 1e3:6.2f} ms")
+    return targets.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

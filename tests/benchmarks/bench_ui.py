@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                 t_base = timed(baselines[name], args.repeat)
                 results.append((name, t_html, t_json, t_base))
             browser = browser_times(base, pages, args.repeat)
-        print(f"\n{'page':<32}{'HTML ms':>9}{'JSON ms':>9}{'total ms':>10}{'SQL baseline ms':>17}{'ratio':>8}"
+        print(f"\nevery figure: the median of {args.repeat} (browser: of {max(3, args.repeat // 3)}), after one warm-up")
+        print(f"{'page':<32}{'HTML ms':>9}{'JSON ms':>9}{'total ms':>10}{'SQL baseline ms':>17}{'ratio':>8}"
               f"{'browser ms':>12}  under {TARGET_MS:.0f} ms")
         all_under = True
         for name, t_html, t_json, t_base in results:
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{(f'{b:.0f}' if b is not None else 'n/a'):>12}  {'yes' if ok else 'NO'}")
         print("\nHTML: the page shell; JSON: every API call of the page, in turn, over HTTP (median of "
               f"{args.repeat}); ratio: total / the plain sqlite3 query of the same rows; browser: headless Chromium "
-              "from navigation until the page has drawn its data.")
+              f"from navigation until the page has drawn its data (median of {max(3, args.repeat // 3)}).")
         print(f"every page under {TARGET_MS:.0f} ms: {'yes' if all_under else 'NO'}")
         return 0 if all_under else 1
 

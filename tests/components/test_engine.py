@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from jfx_requires import importorskip
 
 from jfx.components._engine import Piece, Source, plan_pieces, run_kernel
 from jfx.components._statistics import StatisticsKernel
@@ -63,7 +64,7 @@ def stats_reference(stats_taxi_files):
 
 @pytest.fixture(scope="module")
 def stats_dask_address():
-    distributed = pytest.importorskip("dask.distributed")
+    distributed = importorskip("dask.distributed", hint="pip install 'dask[distributed]'")
     cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                        host="127.0.0.1", dashboard_address=None)
     try:

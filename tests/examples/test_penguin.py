@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +30,22 @@ def penguins_csv() -> Path:
     return Path(palmerpenguins.__file__).parent / "data" / "penguins.csv"
 
 
-def statistics_of(home: Path, node: str) -> dict[str, dict]:
-    root = home / "artifacts" / "penguin" / node / "statistics"
-    [uri] = sorted(root.iterdir())[-1:]
+def run_id_of(proc: subprocess.CompletedProcess) -> str:
+    found = re.search(r"^run (\S+) of pipeline penguin", proc.stdout, re.MULTILINE)
+    assert found, proc.stdout + proc.stderr
+    return found.group(1)
+
+
+def output_dir(home: Path, proc: subprocess.CompletedProcess, node: str, key: str) -> Path:
+    """The folder of ``node``'s output ``key`` in the run ``proc`` made (whatever other runs left in ``home``)."""
+    from jfx.metadata import Client
+
+    with Client(f"sqlite:///{home / 'metadata.sqlite'}") as client:
+        return Path(client.run(run_id_of(proc)).nodes[node].outputs[key].uri)
+
+
+def statistics_of(home: Path, proc: subprocess.CompletedProcess, node: str) -> dict[str, dict]:
+    uri = output_dir(home, proc, node, "statistics")
     return {p.parent.name: json.loads(p.read_text()) for p in uri.glob("Split-*/statistics.json")}
 
 
@@ -46,7 +60,7 @@ def test_penguin_runs_end_to_end(clean_run):
     home, proc = clean_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "of pipeline penguin: COMPLETE" in proc.stdout
-    stats = statistics_of(home, "StatisticsGen")
+    stats = statistics_of(home, proc, "StatisticsGen")
     assert set(stats) == {"Split-train", "Split-eval"}
     rows = sum(s["num_rows"] for s in stats.values())
     with open(penguins_csv(), newline="") as fh:
@@ -58,10 +72,11 @@ def test_penguin_runs_end_to_end(clean_run):
     assert sum(s["columns"]["bill_length_mm"]["missing"] for s in stats.values()) == \
         sum(r["bill_length_mm"] == "NA" for r in raw) > 0
     assert 30 < train["bill_length_mm"]["numeric"]["mean"] < 50
-    schema_dir = next((home / "artifacts" / "penguin" / "SchemaGen" / "schema").iterdir())
+    schema_dir = output_dir(home, proc, "SchemaGen", "schema")
     schema = json.loads((schema_dir / "schema.json").read_text())
     assert sorted(schema["columns"]["species"]["domain"]) == ["Adelie", "Chinstrap", "Gentoo"]
-    anomalies_dir = next((home / "artifacts" / "penguin" / "ExampleValidator" / "anomalies").iterdir())
+    # this run's report, not whichever folder another test's run left first in the listing
+    anomalies_dir = output_dir(home, proc, "ExampleValidator", "anomalies")
     assert json.loads((anomalies_dir / "anomalies.json").read_text())["passed"] is True
 
 
@@ -136,11 +151,12 @@ def test_broken_new_data_halts_with_a_readable_report(clean_run, tmp_path):
 
 
 def test_beam_gives_the_same_statistics(clean_run, tmp_path):
-    home, _ = clean_run
+    home, local_proc = clean_run
     beam_home = tmp_path / "beam-home"
     proc = run_jfx("run", str(PENGUIN), "--beam-arg=--runner=DirectRunner", home=beam_home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    local, beam = statistics_of(home, "StatisticsGen"), statistics_of(beam_home, "StatisticsGen")
+    local = statistics_of(home, local_proc, "StatisticsGen")
+    beam = statistics_of(beam_home, proc, "StatisticsGen")
     assert set(local) == set(beam)
     for split in local:
         assert local[split]["num_rows"] == beam[split]["num_rows"]

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from jfx_requires import importorskip
 
 from jfx.errors import AlreadyExistsError, MetadataError, NotFoundError
 from jfx.metadata import ArtifactRecord, MetadataStore
@@ -60,7 +61,7 @@ def test_integrity_errors_are_classified(backend, orig, kind):
 def test_mysql_errors_are_classified_by_number_not_by_their_generic_sqlstate():
     # PyMySQL 1.2+ sets sqlstate too, and MySQL's is "23000" for every integrity error
     # and "HY000" / "40001" for lock problems: the error number must decide.
-    pymysql = pytest.importorskip("pymysql")
+    pymysql = importorskip("pymysql")
     duplicate = pymysql.err.IntegrityError(1062, "Duplicate entry 'pipeline-shared'", sqlstate="23000")
     missing_parent = pymysql.err.IntegrityError(1452, "Cannot add or update a child row", sqlstate="23000")
     assert integrity_kind("mysql", _wrap(sa.exc.IntegrityError, duplicate)) == "unique"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jfx_testlib as lib
 import pytest
+from jfx_requires import importorskip
 
 from jfx import Pipeline
 from jfx.metadata import PIPELINE_RUN, ExecutionState, MetadataStore
@@ -18,7 +19,7 @@ DASK_RUNNER = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
 
 @pytest.fixture(scope="module")
 def dask_address():
-    distributed = pytest.importorskip("distributed")
+    distributed = importorskip("distributed", hint="pip install 'dask[distributed]'")
     cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
                                        dashboard_address=None)
     try:

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import jfx_testlib as lib
+from jfx_proc import child_env
 
-import jfx
 from jfx import Pipeline
 from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators import LocalDagRunner
 
 RUNNER = LocalDagRunner(progress=False)
 
-# The jfx under test (not resolved: it may be reached through a link named jfx), then the
-# test components.
-PYTHONPATH = os.pathsep.join([str(Path(jfx.__file__).parent.parent), str(Path(lib.__file__).parent)])
-
-
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": PYTHONPATH, "JFX_HOME": str(tmp_path / "home"), **extra}
+    return child_env(JFX_HOME=str(tmp_path / "home"), **extra)
 
 
 def _wait_running(url: str, proc: subprocess.Popen, node_id: str, timeout_s: float = 90) -> None:

@@ -11,11 +11,14 @@ from urllib.parse import parse_qs, urlparse
 import jfx_flow as flow
 import jfx_testlib as lib
 import pytest
+from jfx_requires import importorskip
 from google.protobuf import json_format
 
 from jfx import Pipeline, RuntimeParameter
 from jfx.cli import main as jfx_main
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
+importorskip("kfp", hint="pip install kfp", allow_module_level=True)
+
 from jfx.orchestrators import KubeflowDagRunner
 from jfx.orchestrators._kubeflow import RESERVED_PARAMETERS, node_task_names
 

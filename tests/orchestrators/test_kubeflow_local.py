@@ -11,9 +11,12 @@ from pathlib import Path
 import jfx_flow as flow
 import jfx_testlib as lib
 import pytest
+from jfx_requires import importorskip
 
 from jfx import Pipeline
 from jfx.metadata import PIPELINE_RUN, ExecutionState, MetadataStore
+importorskip("kfp", hint="pip install kfp", allow_module_level=True)
+
 from jfx.orchestrators import KubeflowDagRunner, LocalDagRunner, NodeState, RunState
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import jfx_testlib as lib
+from jfx_proc import SIGINT_AS_CTRL_C, child_env
 import pytest
 
 from jfx import Pipeline
@@ -234,9 +235,8 @@ LocalDagRunner(progress="log").run(pipeline)
 
 def _start_sleeper(tmp_path, url):
     script = tmp_path / "sleepy.py"
-    script.write_text(KILLABLE)
-    env = {**os.environ, "PYTHONPATH": str(Path(lib.__file__).parent)}
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "root"), url], env=env,
+    script.write_text(SIGINT_AS_CTRL_C + KILLABLE)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "root"), url], env=child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -413,10 +413,9 @@ LocalDagRunner(progress="log").run(pipeline)
 def test_ctrl_c_delivered_to_a_node_thread_still_stops_the_run(tmp_path):
     url = f"sqlite:///{tmp_path / 'md.sqlite'}"
     script = tmp_path / "signalled.py"
-    script.write_text(SIGNALLED)
-    env = {**os.environ, "PYTHONPATH": str(Path(lib.__file__).parent)}
+    script.write_text(SIGINT_AS_CTRL_C + SIGNALLED)
     # without a prompt reaction the run would sleep out the node's 60 s and exceed the timeout
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "root"), url], env=env,
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "root"), url], env=child_env(),
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0 and "RunInterruptedError" in proc.stdout + proc.stderr
     with MetadataStore(url) as store:

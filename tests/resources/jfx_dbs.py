@@ -6,10 +6,10 @@ fails them: CI must prove all three backends.
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
+from jfx_requires import importorskip, unavailable
 
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 PG_URL = "postgresql+psycopg://root@127.0.0.1:5432/{db}"
@@ -24,9 +24,7 @@ BACKENDS = [
 
 def _unavailable(message: str) -> None:
     """Skip, except under CI where a missing database server is a failure."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: database servers are required)")
-    pytest.skip(message)
+    unavailable(message)
 
 
 def _fresh_name() -> str:
@@ -34,7 +32,7 @@ def _fresh_name() -> str:
 
 
 def _postgres_database():
-    psycopg = pytest.importorskip("psycopg")
+    psycopg = importorskip("psycopg", hint="pip install 'psycopg[binary]'")
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as err:
@@ -49,7 +47,7 @@ def _postgres_database():
 
 
 def _mysql_database():
-    pymysql = pytest.importorskip("pymysql")
+    pymysql = importorskip("pymysql", hint="pip install PyMySQL")
     try:
         admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True, connect_timeout=5)
     except pymysql.err.OperationalError as err:

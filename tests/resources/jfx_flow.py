@@ -116,3 +116,15 @@ def chatty(out: Output[Metrics], text: Parameter[str] = "hello", fail: Parameter
         raise ValueError(f"chatty {text} failed")
     out.properties["value"] = len(text)
     out.write_json(text)
+
+
+def two_chains(root=None, url=None, name: str = "sel") -> Pipeline:
+    """a -> b -> c -> d and a -> e, beside an unconnected x -> y (partial-run selection)."""
+    a = number(value=1).with_id("a")
+    b = scale(x=a.outputs["out"], factor=2).with_id("b")
+    c = scale(x=b.outputs["out"], factor=3).with_id("c")
+    d = scale(x=c.outputs["out"], factor=5).with_id("d")
+    e = scale(x=a.outputs["out"], factor=7).with_id("e")
+    x = number(value=11).with_id("x")
+    y = scale(x=x.outputs["out"], factor=13).with_id("y")
+    return Pipeline(name, [a, b, c, d, e, x, y], pipeline_root=root, metadata_url=url)

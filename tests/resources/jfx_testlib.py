@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from jfx import Input, Output, Parameter, Pipeline, RuntimeParameter, component
-from jfx.types import Dataset, Metrics, Model, ModelBlessing
+from jfx.types import Artifact, Dataset, Metrics, Model, ModelBlessing
 
 # Nodes that must run at the same time meet here (threads of one process).
 BARRIER = threading.Barrier(3, timeout=20)
@@ -180,7 +180,7 @@ def export_binary_model(path: str, bias: float = 0.0, vocabulary=("no", "yes")) 
     return path
 
 
-from jfx.types import Examples  # noqa: E402 - the helpers above need no jfx import
+from jfx.types import Examples  # the helpers above need no jfx import
 
 
 @component
@@ -231,3 +231,16 @@ def exported_model(model: Output[Model]):
     """A folder shaped like an exported model: what the Pusher copies."""
     Path(model.uri, "weights.npz").write_bytes(b"w" * 4096)
     Path(model.uri, "signature.json").write_text("{}")
+
+
+@component
+def any_artifact(out: Output[Artifact]):
+    """Writes a constant into an output of the generic type; callers narrow it with ``_output_types``."""
+    out.write_json({"constant": 1})
+
+
+@component
+def two_outputs(first: Output[Metrics], second: Output[Metrics], value: Parameter[int] = 1):
+    """Writes ``value`` into two outputs: publishing renames two folders."""
+    first.write_json({"first": value})
+    second.write_json({"second": value})

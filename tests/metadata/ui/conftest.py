@@ -281,13 +281,10 @@ def build_penguin_home(home: Path) -> list[str]:
 
 def launch_chromium(playwright):
     """Debian's Chromium, headless; a missing browser skips, or fails under CI=true."""
-    import os
+    from jfx_requires import unavailable
 
     if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium; make test installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{CHROMIUM} is missing (apt-get install chromium; make test installs it)")
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 

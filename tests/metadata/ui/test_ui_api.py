@@ -281,12 +281,17 @@ def test_cli_ui_starts_and_answers(fake):
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in line, line + proc.stderr.read()
-        for _ in range(50):
+        for _ in range(100):
+            assert proc.poll() is None, f"jfx ui exited with {proc.returncode}: {proc.stderr.read()}"
             try:
-                assert _fetch(f"http://127.0.0.1:{port}/api/pipelines")[0] == 200
-                break
+                status, body, _ = _fetch(f"http://127.0.0.1:{port}/api/pipelines")
             except urllib.error.URLError:
                 time.sleep(0.1)
+                continue
+            assert status == 200 and json.loads(body)["pipelines"], body
+            break
+        else:
+            pytest.fail(f"jfx ui never answered on port {port}")
     finally:
         proc.terminate()
         proc.wait(timeout=10)

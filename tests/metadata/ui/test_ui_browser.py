@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import replace
 
 import pytest
+from jfx_requires import importorskip
 
 from jfx.metadata import ExecutionState, MetadataStore
 from jfx.metadata.ui import UIServer
 
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the test extra installs it
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
+expect = importorskip("playwright.sync_api", hint="pip install playwright", allow_module_level=True).expect
 
 
 @pytest.fixture
