@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from jfx_requires import importorskip
 
 import jfx
 
@@ -14,7 +14,7 @@ ROOT = Path(jfx.__file__).resolve().parent
 
 
 def test_ruff_finds_nothing() -> None:
-    pytest.importorskip("ruff")
+    importorskip("ruff", hint="pip install -e '.[test]'")
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "."],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -5,11 +5,11 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import pytest
+from jfx_requires import importorskip
 
 import jfx
 
-api = pytest.importorskip("mypy.api")
+api = importorskip("mypy.api", hint="pip install -e '.[test]'", allow_module_level=True)
 
 PACKAGE_DIR = Path(jfx.__file__).resolve().parent
 
@@ -93,6 +93,6 @@ def test_docstring_args_become_the_specs_descriptions() -> None:
 
 def test_the_package_declares_its_type_hints() -> None:
     assert (PACKAGE_DIR / "py.typed").is_file()
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    tomllib = importorskip("tomllib", hint="Python 3.11+")
     pyproject = tomllib.loads((PACKAGE_DIR / "pyproject.toml").read_text())
     assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"]["jfx"]
