@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from jfx import _storage as storage
 from jfx.metadata import (
     ArtifactRecord,
     ArtifactState,
@@ -85,7 +85,7 @@ def find_cached(store: MetadataStore, node: NodeIR, node_ctx_id: int, key: str) 
         _, outputs = store.get_execution_artifacts(candidate.id)
         if set(outputs) != set(node.outputs):
             continue
-        if all(a.state == ArtifactState.LIVE and Path(a.uri).is_dir() for recs in outputs.values() for a in recs):
+        if all(a.state == ArtifactState.LIVE and storage.isdir(a.uri) for recs in outputs.values() for a in recs):
             return CacheHit(candidate, outputs)
     return None
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jfx import _storage as storage
 from jfx.errors import ComponentError, ComponentTimeoutError, HaltPipeline
 from jfx.metadata import ArtifactRecord
 from jfx.orchestrators._cache import Inputs
@@ -35,8 +36,10 @@ def run_component(comp: Component, node: NodeIR, inputs: Inputs,
     kwargs: dict[str, Any] = dict(params)
 
     def artifact(spec: Any, rec: ArtifactRecord) -> Artifact:
-        return spec.type(rec.uri, id=rec.id, name=rec.name, properties=dict(rec.properties),
-                         fingerprint=rec.fingerprint)
+        # an input on an object store: a local copy, unless the component streams it
+        uri = rec.uri if comp.streaming else str(storage.localize(rec.uri, rec.fingerprint))
+        return spec.type(uri, id=rec.id, name=rec.name, properties=dict(rec.properties),
+                         fingerprint=rec.fingerprint, stored_uri=rec.uri)
 
     for key, in_spec in comp.spec.inputs.items():
         rec = inputs.get(key)

@@ -47,6 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from jfx import _storage as storage
 from jfx.errors import (
     ComponentError,
     InvalidPipelineError,
@@ -70,15 +71,16 @@ from jfx.orchestrators._cache import (
     miss_reason,
 )
 from jfx.orchestrators._invoke import run_component
-from jfx.orchestrators._logs import log_path
+from jfx.orchestrators._logs import log_path, remote_log_uri, upload_log
 from jfx.orchestrators._publish import (
-    discard_staging,
+    discard_execution,
     final_uri,
     fingerprint,
-    publish_dirs,
+    publish,
     record_temporary,
+    remote_journal,
     staging_dir,
-    unpublish_dirs,
+    unpublish,
 )
 from jfx.pipelines import NodeIR, PipelineIR, load_component
 from jfx.pipelines._artifacts import Artifact
@@ -355,11 +357,15 @@ class NodeLaunch:
 
     def publish(self, running: ExecutionRecord, info: ExecutionInfo, artifacts: dict[str, Artifact],
                 stage: Path) -> dict[str, list[ArtifactRecord]]:
-        """Rename the outputs into place and record the execution COMPLETE with them, or neither."""
+        """Put the outputs in place and record the execution COMPLETE with them, or neither.
+
+        See :mod:`jfx.orchestrators._publish` for the protocol (a rename on a local root,
+        an upload to an object store).
+        """
         assert running.id is not None
         node, run = self.node, self.run
         records: dict[str, list[ArtifactRecord]] = {}
-        moves: list[tuple[Path, Path]] = []
+        moves: list[tuple[Path, str]] = []
         for key, art in artifacts.items():
             try:
                 json.dumps(art.properties, allow_nan=False)
@@ -369,17 +375,19 @@ class NodeLaunch:
                 ) from err
             dst = final_uri(run.pipeline_root, self.ir.name, node.id, key, running.id)
             records[key] = [ArtifactRecord(
-                type_name=art.type_name, uri=str(dst), name=art.name, state=ArtifactState.LIVE,
+                type_name=art.type_name, uri=dst, name=art.name, state=ArtifactState.LIVE,
                 fingerprint=fingerprint(art.uri, art.type_name, art.properties), properties=dict(art.properties),
             )]
             moves.append((Path(art.uri), dst))
-        publish_dirs(moves, stage)
+        journal = remote_journal(run.pipeline_root, self.ir.name, node.id, running.id) \
+            if storage.is_remote(run.pipeline_root) else None
+        publish(moves, stage, journal)
         try:
             self.record(ExecutionState.COMPLETE, info, execution=running, outputs=records)
         except BaseException:
-            unpublish_dirs(moves)
+            unpublish(moves, journal)
             raise
-        discard_staging(stage)
+        discard_execution(run.pipeline_root, self.ir.name, node.id, running.id)
         return records
 
     def resolve(self, prepared: Prepared) -> NodeOutcome:
@@ -452,17 +460,23 @@ class NodeLaunch:
         assert running.id is not None
         stage = staging_dir(run.pipeline_root, ir.name, node.id, running.id)
         log_file = log_path(run.pipeline_root, ir.name, node.id, running.id)
-        info = replace(info, log_uri=str(log_file))
+        remote_log = remote_log_uri(run.pipeline_root, ir.name, node.id, running.id)
+        info = replace(info, log_uri=remote_log or str(log_file))
         try:
             ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
                                    self.store.url, prepared.upstream_states, functools.partial(record_temporary, stage))
-            ran = run_component(prepared.component, node, prepared.inputs, prepared.parameters, stage, ctx, log_file)
+            try:
+                ran = run_component(prepared.component, node, prepared.inputs, prepared.parameters, stage, ctx,
+                                    log_file)
+            finally:
+                if remote_log is not None:
+                    upload_log(log_file, remote_log)
             if self.cancel is not None and self.cancel.is_set():
                 raise KeyboardInterrupt("run cancelled")
             info = replace(info, halted=ran.halted)
             outputs = self.publish(running, info, ran.artifacts, stage)
         except BaseException as err:
-            discard_staging(stage)
+            discard_execution(run.pipeline_root, ir.name, node.id, running.id)
             interrupted = isinstance(err, (KeyboardInterrupt, SystemExit)) or (
                 self.cancel is not None and self.cancel.is_set())
             message = _one_line(err) + (f" (attempt {attempt})" if attempt > 1 else "")

@@ -21,7 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["log_path", "capture"]
+from jfx import _storage as storage
+from jfx.orchestrators._publish import work_root
+
+__all__ = ["log_path", "remote_log_uri", "upload_log", "capture"]
 
 _LOCK = threading.Lock()
 _SINKS: dict[int, TextIO] = {}
@@ -30,9 +33,29 @@ _FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def log_path(pipeline_root: str | Path, pipeline: str, node_id: str, execution_id: int) -> Path:
+    """The local log file (for an object-store root, in its local work folder; see :func:`remote_log_uri`)."""
     # Beside the node folders, not in them: a node's folder holds only its artifacts (a node
     # id cannot start with ".", so no node is called ".logs").
-    return Path(pipeline_root) / pipeline / ".logs" / node_id / f"{execution_id}.log"
+    return work_root(pipeline_root) / pipeline / ".logs" / node_id / f"{execution_id}.log"
+
+
+def remote_log_uri(pipeline_root: str | Path, pipeline: str, node_id: str, execution_id: int) -> str | None:
+    """For an object-store root, where the log is uploaded when the component returns; else ``None``."""
+    if not storage.is_remote(pipeline_root):
+        return None
+    return storage.join(pipeline_root, pipeline, ".logs", node_id, f"{execution_id}.log")
+
+
+def upload_log(local: Path, uri: str) -> None:
+    """Upload a finished log (a failed upload is reported on stderr, and loses only the log)."""
+    try:
+        data = local.read_bytes()
+    except OSError:
+        return
+    try:
+        storage.write_bytes(uri, data)
+    except OSError as err:
+        print(f"jfx: could not upload the log {local} to {uri}: {err}", file=sys.stderr)
 
 
 class _Tee(io.TextIOBase):

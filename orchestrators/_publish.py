@@ -1,6 +1,11 @@
 """Output directories: staging, content fingerprints and atomic publishing.
 
-A running component writes into ``<node dir>/.staging-<execution id>/<output>/``.
+The publish protocol, on a local root and on an object store alike: an output is
+visible to readers only once the metadata commit that records the execution COMPLETE
+names it, and readers follow recorded URIs only. Whatever a crash leaves behind is
+unrecorded, and the reaping that marks the execution ABANDONED removes it.
+
+On a local root, a running component writes into ``<node dir>/.staging-<execution id>/<output>/``.
 Only when it returns are the directories renamed to their final place,
 ``<pipeline_root>/<pipeline>/<node>/<output>/<execution id>/``: a rename within one
 file system is atomic, so a reader never sees a half-written artifact, and a failed
@@ -13,10 +18,23 @@ temporary paths the component registered (:meth:`ExecutionContext.register_tempo
 Whoever finds the execution's process dead (the next start's reaping) reads it in
 :func:`discard_staging` and removes exactly those, and nothing that an artifact record
 names or that is no longer the folder that was renamed.
+
+On an object store (``s3://``, ``gs://``) there is no rename. The component still writes
+into a local staging directory (under :func:`work_root`, a local mirror of the node
+layout), and publishing uploads each output to its final prefix
+``<root>/<pipeline>/<node>/<output>/<execution id>/``, which no record names yet, so no
+reader looks there. Before the first upload, the execution's journal object
+``<root>/<pipeline>/<node>/.staging-<execution id>/publishing.json`` lists those prefixes;
+if recording COMPLETE fails the uploads are removed, and if the process dies the reaper
+(:func:`discard_execution`, on any machine with the credentials) removes every journalled
+prefix that no artifact record names. Fingerprints are computed from the local files
+before they are uploaded, so they are the same as on a local root, and nothing is read
+back from the store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,8 +44,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["node_dir", "staging_dir", "final_uri", "fingerprint", "publish_dirs", "remove_tree", "discard_staging",
-           "record_temporary"]
+from jfx import _storage as storage
+
+__all__ = ["node_dir", "work_root", "staging_dir", "final_uri", "fingerprint", "publish_dirs", "remove_tree",
+           "discard_staging", "discard_execution", "record_temporary", "remote_journal"]
 
 # Inside the staging directory; output keys are identifiers, so never one of them.
 _JOURNAL = ".jfx"
@@ -37,24 +57,39 @@ _TEMPORARY = "temporary-"
 _CHUNK = 1 << 20
 
 
+def work_root(pipeline_root: str | Path) -> Path:
+    """The local directory where components write for ``pipeline_root``: the root itself,
+    or for an object store a local mirror of its layout under the cache directory."""
+    if not storage.is_remote(pipeline_root):
+        return Path(storage.check_uri(pipeline_root))
+    digest = hashlib.sha256(storage.check_uri(pipeline_root).encode()).hexdigest()[:16]
+    return storage.cache_dir() / "work" / digest
+
+
 def node_dir(pipeline_root: str | Path, pipeline: str, node_id: str) -> Path:
-    return Path(pipeline_root) / pipeline / node_id
+    """The node's local folder (see :func:`work_root`)."""
+    return work_root(pipeline_root) / pipeline / node_id
 
 
 def staging_dir(pipeline_root: str | Path, pipeline: str, node_id: str, execution_id: int) -> Path:
     return node_dir(pipeline_root, pipeline, node_id) / f".staging-{execution_id}"
 
 
-def final_uri(pipeline_root: str | Path, pipeline: str, node_id: str, key: str, execution_id: int) -> Path:
+def remote_journal(pipeline_root: str | Path, pipeline: str, node_id: str, execution_id: int) -> str:
+    """The journal object of an execution publishing to an object store."""
+    return storage.join(pipeline_root, pipeline, node_id, f".staging-{execution_id}", _PUBLISHING)
+
+
+def final_uri(pipeline_root: str | Path, pipeline: str, node_id: str, key: str, execution_id: int) -> str:
     """``<root>/<pipeline>/<node>/<key>/<execution id>``, made unique if it is taken.
 
     Execution ids are unique per metadata store; two stores sharing one pipeline root
     can collide, and then a random suffix keeps the other store's artifact intact.
     """
-    path = node_dir(pipeline_root, pipeline, node_id) / key / str(execution_id)
-    while path.exists():
-        path = path.with_name(f"{execution_id}-{secrets.token_hex(3)}")
-    return path
+    uri = storage.join(pipeline_root, pipeline, node_id, key, str(execution_id))
+    while storage.exists(uri):
+        uri = storage.join(storage.parent(uri), f"{execution_id}-{secrets.token_hex(3)}")
+    return uri
 
 
 def canonical_json(value: Any) -> str:
@@ -105,6 +140,34 @@ def record_temporary(stage: str | Path, path: str | Path) -> None:
     target = Path(path).absolute()
     name = _TEMPORARY + hashlib.sha256(str(target).encode()).hexdigest()[:20]
     _write_atomic(Path(stage) / _JOURNAL / name, str(target))
+
+
+def publish(moves: list[tuple[Path, str]], stage: Path, journal: str | None) -> None:
+    """Put each staged output at its final URI: a rename locally, an upload to a store.
+
+    ``journal`` (the :func:`remote_journal` object) is given for an object-store root.
+    On failure nothing of it stays published.
+    """
+    if journal is None:
+        publish_dirs([(src, Path(dst)) for src, dst in moves], stage)
+        return
+    storage.write_bytes(journal, json.dumps([{"uri": dst} for _, dst in moves]).encode())
+    try:
+        for src, dst in moves:
+            storage.upload_dir(src, dst)
+    except BaseException:
+        unpublish([(src, dst) for src, dst in moves], journal)
+        raise
+
+
+def unpublish(moves: list[tuple[Path, str]], journal: str | None) -> None:
+    """Undo :func:`publish` (recording the execution failed)."""
+    if journal is None:
+        unpublish_dirs([(src, Path(dst)) for src, dst in moves])
+        return
+    for _, dst in moves:
+        with contextlib.suppress(OSError):
+            storage.remove(dst)
 
 
 def publish_dirs(moves: list[tuple[Path, Path]], stage: str | Path | None = None) -> None:
@@ -194,4 +257,34 @@ def discard_staging(stage: str | Path, recorded: Callable[[str], bool] | None = 
             continue
         removed.append(target)
     remove_tree(stage)
+    return removed
+
+
+def discard_execution(pipeline_root: str | Path, pipeline: str, node_id: str, execution_id: int,
+                      recorded: Callable[[str], bool] | None = None) -> list[str]:
+    """Remove what an execution that will not publish left behind, on a local root or a store.
+
+    The local staging directory as :func:`discard_staging` does; for an object-store
+    root also, with ``recorded`` (its process died), every prefix its journal names that
+    no artifact record names, then the journal.
+
+    Returns:
+        What was removed (paths and URIs).
+    """
+    removed = [str(p) for p in discard_staging(staging_dir(pipeline_root, pipeline, node_id, execution_id),
+                                              recorded)]
+    if storage.is_remote(pipeline_root):
+        journal = remote_journal(pipeline_root, pipeline, node_id, execution_id)
+        if recorded is not None:
+            try:
+                entries = json.loads(storage.read_bytes(journal))
+            except (OSError, ValueError):
+                entries = []
+            for entry in entries:
+                uri = str(entry["uri"])
+                if not recorded(uri) and storage.exists(uri):
+                    storage.remove(uri)
+                    removed.append(uri)
+        with contextlib.suppress(FileNotFoundError):
+            storage.remove(storage.parent(journal))
     return removed

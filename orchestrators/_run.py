@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
+from jfx import _storage as storage
 from jfx._config import default_pipeline_root, resolve_metadata_url
 from jfx.errors import (
     AlreadyExistsError,
@@ -41,7 +42,7 @@ from jfx.metadata._runs import (
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo
 from jfx.orchestrators._partial import choose_before_run, prepare_partial
 from jfx.orchestrators._progress import Progress, make_progress
-from jfx.orchestrators._publish import discard_staging, staging_dir
+from jfx.orchestrators._publish import discard_execution
 from jfx.pipelines import Pipeline, PipelineIR
 
 __all__ = [
@@ -180,7 +181,8 @@ def join_run(
         InvalidArgumentError: ``run_id`` names a run of another pipeline.
     """
     values = ir.resolve_parameters(parameters)
-    root = str(pipeline_root or ir.pipeline_root or default_pipeline_root())
+    # one line naming the URI and what to fix (no bucket, credentials, endpoint), before any node runs
+    root = storage.check_root(str(pipeline_root or ir.pipeline_root or default_pipeline_root()))
     who = {**_owner(runner), **(owner or {})}
     record = create_run(store, ir.name, RunRecord(
         run_id, state=RunState.RUNNING, parameters=values, pipeline_root=root, enable_cache=enable_cache,
@@ -257,8 +259,8 @@ def reap_abandoned(store: MetadataStore) -> list[int]:
         pipeline = info.pipeline
         if root and pipeline:
             # before it is marked: a reaper killed in between leaves it RUNNING, to be reaped again
-            discard_staging(staging_dir(root, pipeline, execution.node_id, execution.id),
-                            recorded=lambda uri: is_recorded(store, uri))
+            discard_execution(root, pipeline, execution.node_id, execution.id,
+                              recorded=lambda uri: is_recorded(store, uri))
         store.put_execution(replace(
             execution, state=ExecutionState.ABANDONED, end_time=datetime.now(timezone.utc),
             error=f"the process running it (pid {info.pid}) exited while it ran",
@@ -303,7 +305,7 @@ def cancel_running(store: MetadataStore, run: RunInfo) -> None:
                 error="the run was interrupted",
             ))
             assert execution.id is not None
-            discard_staging(staging_dir(run.pipeline_root, run.pipeline_name, execution.node_id, execution.id))
+            discard_execution(run.pipeline_root, run.pipeline_name, execution.node_id, execution.id)
 
 
 def interrupt_run(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],

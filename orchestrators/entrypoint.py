@@ -41,7 +41,7 @@ from jfx.orchestrators._launcher import (
     launch_node,
 )
 from jfx.orchestrators._partial import reuse_from, reused_nodes, source_for_run
-from jfx.orchestrators._publish import discard_staging, staging_dir
+from jfx.orchestrators._publish import discard_execution
 from jfx.orchestrators._run import (
     RunState,
     finish_run,
@@ -100,13 +100,13 @@ def _abandon_leftovers(store: MetadataStore, run: RunInfo, node_id: str | None =
 
     Kubeflow starts a task again (a retry) or the exit handler only after the earlier
     pod ended, so a RUNNING execution left then belongs to a pod that was killed. Its
-    staging directory is removed, with what it left outside (see ``discard_staging``).
+    staging directory is removed, with what it left outside (see ``discard_execution``).
     """
     for e in store.get_executions_by_context(run.run_context_id):
         if e.state == ExecutionState.RUNNING and (node_id is None or e.node_id == node_id):
             assert e.id is not None
-            discard_staging(staging_dir(run.pipeline_root, run.pipeline_name, e.node_id, e.id),
-                            recorded=lambda uri: is_recorded(store, uri))
+            discard_execution(run.pipeline_root, run.pipeline_name, e.node_id, e.id,
+                              recorded=lambda uri: is_recorded(store, uri))
             store.put_execution(dataclasses.replace(
                 e, state=ExecutionState.ABANDONED, end_time=datetime.now(timezone.utc),
                 error="the Kubeflow task running it ended while it ran",

@@ -45,9 +45,12 @@ class Artifact:
     """Base class of every artifact type.
 
     Attributes:
-        uri: the artifact's directory. While a component runs, outputs point at a
-            staging directory that is published (renamed) only if the component
-            succeeds.
+        uri: the artifact's directory, local while a component runs: outputs point at a
+            staging directory that is published only if the component succeeds, and
+            inputs recorded on an object store at a local copy (unless the component
+            streams, see ``@component(streaming=True)``).
+        stored_uri: the URI the metadata store records: the same as ``uri``, or on an
+            object store (``s3://...``) when the pipeline root is one.
         id: the metadata-store id, ``None`` until published.
         name: a readable name, ``"<node>.<output>"`` for pipeline outputs.
         properties: a JSON-able dict persisted with the artifact (small values only:
@@ -75,8 +78,10 @@ class Artifact:
         name: str = "",
         properties: dict[str, Any] | None = None,
         fingerprint: str = "",
+        stored_uri: str = "",
     ) -> None:
         self.uri = str(uri)
+        self.stored_uri = stored_uri or self.uri
         self.id = id
         self.name = name
         self.properties: dict[str, Any] = dict(properties or {})

@@ -649,9 +649,11 @@ class Component(Generic[_P, _R]):
         name: str | None = None,
         external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
         kind: str = "component",
+        streaming: bool = False,
     ) -> None:
         self.fn = fn
         self.external_fingerprint = external_fingerprint
+        self.streaming = streaming
         self.kind = kind
         self.__wrapped__ = fn
         self.__doc__ = fn.__doc__
@@ -713,6 +715,7 @@ def component(
     *,
     name: str | None = None,
     external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
+    streaming: bool = False,
 ) -> Component[_P, _R]: ...
 
 
@@ -722,6 +725,7 @@ def component(
     *,
     name: str | None = None,
     external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
+    streaming: bool = False,
 ) -> Callable[[Callable[_P, _R]], Component[_P, _R]]: ...
 
 
@@ -730,6 +734,7 @@ def component(
     *,
     name: str | None = None,
     external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
+    streaming: bool = False,
 ) -> Component[_P, _R] | Callable[[Callable[_P, _R]], Component[_P, _R]]:
     """Turn a typed function into a :class:`Component` (see the module docstring).
 
@@ -741,6 +746,11 @@ def component(
             pipeline (files, tables): a function of the node's parameter values that
             returns a hash of that data. It becomes part of the cache key, so changed
             external data misses the cache. ExampleGen hashes its input files this way.
+        streaming: the component reads its input artifacts where they are recorded,
+            which may be an object store (``s3://...``), through ``jfx``'s storage layer
+            (Arrow datasets take its filesystems). By default an input recorded on an
+            object store is copied into a local cache first, so ``open(inp.uri ...)``
+            works unchanged. Outputs are local directories either way.
 
     Returns:
         A :class:`Component`; ``component.fn`` is the undecorated function, with its
@@ -753,10 +763,10 @@ def component(
     """
     if fn is None:
         def decorate(f: Callable[_P, _R]) -> Component[_P, _R]:
-            return Component(f, name, external_fingerprint)
+            return Component(f, name, external_fingerprint, streaming=streaming)
 
         return decorate
-    return Component(fn, name, external_fingerprint)
+    return Component(fn, name, external_fingerprint, streaming=streaming)
 
 
 def resolver(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:

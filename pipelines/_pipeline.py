@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from jfx import _storage as storage
 from jfx.errors import InvalidPipelineError
 from jfx.pipelines._component import (
     Component,
@@ -74,7 +75,8 @@ class Pipeline:
                 f"pipeline name {name!r} is not valid: use letters, digits, '_', '-', '.' (at most 128)"
             )
         self.name = name
-        self.pipeline_root = str(pipeline_root) if pipeline_root is not None else None
+        # an unknown scheme (``gcs3://``) is an error here, never a local folder named after it
+        self.pipeline_root = storage.check_uri(pipeline_root) if pipeline_root is not None else None
         self.metadata_url = metadata_url
         self.enable_cache = bool(enable_cache)
         if beam_pipeline_args is not None and not (

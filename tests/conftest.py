@@ -160,3 +160,31 @@ def sqlite_url(tmp_path):
 def any_store_url(request, tmp_path):
     """A fresh, empty metadata database on each backend."""
     yield from fresh_database(request.param, tmp_path)
+
+
+# -- object storage: an S3 API server on loopback ----------------------------------------
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 for this session (fails under CI=true if it cannot start)."""
+    from jfx_s3 import S3Server
+
+    server = S3Server(SESSION_ROOT / "moto")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_root(s3_server, monkeypatch):
+    """``s3://<a new bucket>/root`` on the test S3 server, with its settings in the environment."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{s3_server.bucket()}/root"
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_root(request, tmp_path):
+    """A pipeline root on local disk and on the test S3 server (end-to-end tests run on both)."""
+    if request.param == "local":
+        return str(tmp_path / "artifacts")
+    return request.getfixturevalue("s3_root")

@@ -86,14 +86,14 @@ from jfx import Pipeline
 from jfx.orchestrators import LocalDagRunner
 import jfx_testlib as lib
 
-publish = launcher.publish_dirs
+publish = launcher.publish
 
 def publish_then_die(moves, *args, **kwargs):
     publish(moves, *args, **kwargs)
-    if any(dst.parts[-3] == "total" for _, dst in moves):
+    if any(dst.rstrip("/").split("/")[-3] == "total" for _, dst in moves):
         os.kill(os.getpid(), signal.SIGKILL)
 
-launcher.publish_dirs = publish_then_die
+launcher.publish = publish_then_die
 nums = lib.make_numbers()
 pipeline = Pipeline("killed", components=[nums, lib.total(numbers=nums.outputs["numbers"])],
                     pipeline_root=sys.argv[1], metadata_url=sys.argv[2])
