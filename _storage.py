@@ -186,9 +186,11 @@ def _explain(uri: str, err: BaseException) -> StorageError:
                                 "default credentials")):
         why = ("no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)" if scheme == "s3"
                else "no credentials found; set GOOGLE_APPLICATION_CREDENTIALS or log in with gcloud")
-    elif any(s in low for s in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "access denied",
-                                "forbidden", "403", "invalidtoken", "expiredtoken")):
-        why = "the credentials were refused (wrong key, secret or permissions)"
+    elif isinstance(err, PermissionError) or any(s in low for s in (
+            "invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "access denied", "forbidden", "403",
+            "invalidtoken", "expiredtoken", "not exist in our records")):
+        detail = str(err).splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        why = f"the credentials were refused ({detail}); check the key, secret and permissions"
     elif any(s in low for s in ("connect", "endpoint", "timed out", "name or service", "resolve")):
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "the default endpoint"
         why = f"cannot reach {endpoint} ({str(err).splitlines()[0][:160]}); check AWS_ENDPOINT_URL and the network"
@@ -206,9 +208,9 @@ def check_root(uri: str | Path) -> str:
     """
     text = check_uri(uri)
     if scheme_of(text) == "file":
-        path = Path(text).expanduser()
+        local = Path(text).expanduser()
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            local.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StorageError(f"{text}: cannot create the pipeline root ({err.strerror or err})") from err
         return text
@@ -218,7 +220,7 @@ def check_root(uri: str | Path) -> str:
         fs.ls(bucket, detail=False)
     except FileNotFoundError as err:
         raise StorageError(f"{text}: the bucket {bucket!r} does not exist; create it or fix the URI") from err
-    except Exception as err:  # noqa: BLE001 - the store's own error, explained in one line
+    except Exception as err:  # the store's own error, explained in one line
         raise _explain(text, err) from err
     return text
 
@@ -229,7 +231,7 @@ def _storage_errors(uri: str) -> Iterator[None]:
         yield
     except (FileNotFoundError, StorageError, JfxError):
         raise
-    except Exception as err:  # noqa: BLE001 - the store's own error, explained in one line
+    except Exception as err:  # the store's own error, explained in one line
         if scheme_of(uri) == "file" and isinstance(err, OSError):
             raise
         raise _explain(uri, err) from err
@@ -291,12 +293,13 @@ def open_uri(uri: str | Path, mode: str = "rb") -> IO[Any]:
     """Open a file under ``uri`` (``"rb"``, ``"wb"``, ``"r"``, ``"w"``)."""
     fs, path = filesystem(uri)
     with _storage_errors(str(uri)):
-        return fs.open(path, mode)  # type: ignore[no-any-return]
+        return fs.open(path, mode)
 
 
 def read_bytes(uri: str | Path) -> bytes:
     with open_uri(uri, "rb") as fh:
-        return fh.read()  # type: ignore[no-any-return]
+        data: bytes = fh.read()
+        return data
 
 
 def read_text(uri: str | Path) -> str:

@@ -40,6 +40,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -275,16 +276,23 @@ def discard_execution(pipeline_root: str | Path, pipeline: str, node_id: str, ex
                                               recorded)]
     if storage.is_remote(pipeline_root):
         journal = remote_journal(pipeline_root, pipeline, node_id, execution_id)
-        if recorded is not None:
-            try:
-                entries = json.loads(storage.read_bytes(journal))
-            except (OSError, ValueError):
-                entries = []
-            for entry in entries:
-                uri = str(entry["uri"])
-                if not recorded(uri) and storage.exists(uri):
-                    storage.remove(uri)
-                    removed.append(uri)
-        with contextlib.suppress(FileNotFoundError):
-            storage.remove(storage.parent(journal))
+        try:
+            if recorded is not None:
+                try:
+                    entries = json.loads(storage.read_bytes(journal))
+                except FileNotFoundError:
+                    entries = []  # died before publishing: nothing was uploaded
+                except ValueError:
+                    entries = []
+                for entry in entries:
+                    uri = str(entry["uri"])
+                    if not recorded(uri) and storage.exists(uri):
+                        storage.remove(uri)
+                        removed.append(uri)
+            with contextlib.suppress(FileNotFoundError):
+                storage.remove(storage.parent(journal))
+        except OSError as err:
+            # the store is unreachable now: what was uploaded stays unrecorded (no reader
+            # follows it), and the journal stays for the next reaping of a dead execution
+            print(f"jfx: could not clean up {storage.parent(journal)}: {err}", file=sys.stderr)
     return removed

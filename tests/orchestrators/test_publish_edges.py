@@ -36,10 +36,10 @@ def test_a_fingerprint_hashes_every_byte_of_every_file(tmp_path):
 
 
 def test_a_taken_final_uri_gets_a_suffix_and_never_overwrites(tmp_path):
-    first = final_uri(tmp_path, "p", "n", "out", 7)
+    first = Path(final_uri(tmp_path, "p", "n", "out", 7))
     assert first == tmp_path / "p" / "n" / "out" / "7"
     first.mkdir(parents=True)
-    second = final_uri(tmp_path, "p", "n", "out", 7)
+    second = Path(final_uri(tmp_path, "p", "n", "out", 7))
     assert second.parent == first.parent and second.name.startswith("7-") and not second.exists()
 
 
