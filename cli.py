@@ -150,7 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
     run.add_argument("--resume", metavar="RUN_ID", help="rerun only the nodes of RUN_ID that did not complete")
     _add_partial_run(run)
-    run.add_argument("--pipeline-root", metavar="DIR", help="where outputs go (default: the pipeline's, else $JFX_HOME/artifacts)")
+    run.add_argument("--pipeline-root", metavar="DIR|URI",
+                     help="where outputs go: a folder, s3://bucket/prefix or gs://bucket/prefix "
+                          "(default: the pipeline's, else $JFX_HOME/artifacts)")
     run.add_argument("--max-workers", type=int, metavar="N", help="nodes run at once (default: CPU count)")
     run.add_argument("--executor", choices=["thread", "process"], default="thread", help="run nodes on threads (default) or worker processes")
     run.add_argument("--progress", choices=["auto", "rich", "log", "none"], default="auto", help="progress display")

@@ -10,8 +10,11 @@ For a node it:
 3. on a hit (an earlier COMPLETE execution of this pipeline node with the same key,
    whose outputs still exist), records a CACHED execution that reuses those outputs;
 4. otherwise records a RUNNING execution, runs the component with its outputs in a
-   staging directory, publishes them atomically and records the execution COMPLETE
-   with its output artifacts in one transaction. If the component raises, the staging
+   local staging directory (and its inputs, when recorded on an object store, copied
+   into a local cache unless the component streams), publishes them (a rename on a
+   local root, an upload on an object store; see :mod:`jfx.orchestrators._publish`)
+   and records the execution COMPLETE with its output artifacts in one transaction:
+   that commit is what makes them visible. If the component raises, the staging
    directory is removed, nothing is published, and the execution is FAILED with the
    traceback. The one exception is HaltPipeline: the outputs are published, the
    execution is COMPLETE with the reason in its ``halted`` property, and the runner

@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from jfx.errors import InvalidArgumentError, NotFoundError
+from jfx import _storage as storage
 from jfx.metadata import (
     NODE,
     PIPELINE,
@@ -199,7 +199,7 @@ def _judge(store: MetadataStore, ir: PipelineIR, run_ctx: RunRecord,
             return None, (node_id, _WHY.get(e.state, f"it is {e.state.value}"))
         assert e.id is not None
         inputs, outputs = store.get_execution_artifacts(e.id)
-        gone = [a for arts in outputs.values() for a in arts if a.state != ArtifactState.LIVE or not Path(a.uri).exists()]
+        gone = [a for arts in outputs.values() for a in arts if a.state != ArtifactState.LIVE or not storage.exists(a.uri)]
         if gone:
             return None, (node_id, f"its output artifact {gone[0].id} ({gone[0].uri}) no longer exists")
         chosen[node_id] = (e, inputs, outputs)
