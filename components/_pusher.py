@@ -352,6 +352,7 @@ def push_to_store(src: Path, dest: FilesystemDestination) -> tuple[int, str]:
     """
     model_uri = dest.model_uri
     try:
+        storage.check_root(dest.base_directory)  # a missing bucket or bad credentials: one line naming it
         versions = _store_versions(model_uri)
         reap_abandoned_pushes(model_uri, versions)
         ctx = current_context()

@@ -161,6 +161,15 @@ def test_a_claim_of_a_live_process_is_not_reaped(models, s3_root):
     assert storage.exists(busy)
 
 
+def test_a_missing_bucket_fails_the_push_naming_it(models, s3_root):
+    from jfx.errors import ComponentError
+
+    with pytest.raises(ComponentError) as err:
+        push_to_filesystem(models[2.0], FilesystemDestination("s3://no-such-bucket-for-jfx/serving", "tiny"))
+    assert "the bucket 'no-such-bucket-for-jfx' does not exist" in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+
+
 def test_a_base_directory_with_an_unknown_scheme_is_refused():
     with pytest.raises(InvalidArgumentError, match=r"base_directory.*ftp://host/models: unknown storage scheme"):
         Pusher.fn(model=Model("/nonexistent"), pushed_model=PushedModel("/nonexistent/out"),

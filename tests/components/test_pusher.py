@@ -289,6 +289,8 @@ def test_a_pipeline_validates_then_pushes_a_blessed_model(tmp_path, any_root, jf
     assert infra.properties["blessed"] is True and infra.properties["latency_p99_ms"] > 0
     [model] = result.nodes["tiny_trainer"].outputs["model"]
     assert model.uri.startswith(any_root) and infra.properties["model_id"] == model.id
+    report = json.loads(storage.read_text(storage.join(infra.uri, "infra_blessing.json")))
+    assert report["model_uri"] == model.uri and report["blessed"] is True
     pushed = result.nodes["Pusher"].outputs["pushed_model"][0]
     assert pushed.properties["pushed"] is True and pushed.properties["version"] == 1
     folder = storage.join(storage.check_uri(serving) if storage.is_remote(serving) else
