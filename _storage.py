@@ -54,6 +54,7 @@ __all__ = [
     "read_bytes",
     "read_text",
     "write_bytes",
+    "create_exclusive",
     "upload_dir",
     "download_dir",
     "remove",
@@ -315,15 +316,57 @@ def write_bytes(uri: str | Path, data: bytes) -> None:
         fs.pipe_file(path, data)
 
 
-def upload_dir(local: str | Path, uri: str | Path) -> None:
-    """Copy the local directory ``local`` to ``uri`` (every file under it, in parallel on a store)."""
+def create_exclusive(uri: str | Path, data: bytes) -> bool:
+    """Write one file only if nothing is there yet; ``False`` (nothing written) if something is.
+
+    The check and the write are one step (``O_EXCL`` locally, a conditional ``PUT``
+    with ``If-None-Match: *`` on S3), so of two writers racing for one name exactly one
+    gets ``True``: a claim without a rename.
+    """
+    text = check_uri(uri)
+    fs, path = filesystem(text)
+    if scheme_of(text) == "file":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return True
+    with _storage_errors(text):
+        try:
+            fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
+            return False
+    return True
+
+
+def upload_dir(local: str | Path, uri: str | Path, last: tuple[str, ...] = ()) -> None:
+    """Copy the local directory ``local`` to ``uri`` (every file under it, in parallel on a store).
+
+    Files whose path relative to ``local`` is in ``last`` are copied only once every
+    other file is there (a marker a reader waits for, such as a model's ``signature.json``).
+    """
     text = check_uri(uri)
     src = Path(local)
     if scheme_of(text) == "file":
-        shutil.copytree(src, text, dirs_exist_ok=True)
+        shutil.copytree(src, text, dirs_exist_ok=True, ignore=_ignore_top(src, last))
+        for rel in last:
+            if (src / rel).is_file():
+                Path(text, rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src / rel, Path(text, rel))
         return
     fs, path = filesystem(text)
     pairs = [(str(p), f"{path}/{p.relative_to(src).as_posix()}") for p in sorted(src.rglob("*")) if p.is_file()]
+    if last:
+        late = [(a, b) for a, b in pairs if Path(a).relative_to(src).as_posix() in last]
+        early = [(a, b) for a, b in pairs if (a, b) not in late]
+        with _storage_errors(text):
+            for group in (early, late):
+                if group:
+                    fs.put([a for a, _ in group], [b for _, b in group])
+        return
     if not pairs:
         # an empty output still exists: a marker object keeps its prefix listable
         pairs = []
@@ -332,6 +375,15 @@ def upload_dir(local: str | Path, uri: str | Path) -> None:
         return
     with _storage_errors(text):
         fs.put([a for a, _ in pairs], [b for _, b in pairs])
+
+
+def _ignore_top(src: Path, names: tuple[str, ...]) -> Any:
+    wanted = {(src / n).resolve() for n in names}
+
+    def ignore(folder: str, entries: list[str]) -> set[str]:
+        return {e for e in entries if (Path(folder) / e).resolve() in wanted}
+
+    return ignore
 
 
 def download_dir(uri: str | Path, local: str | Path) -> None:

@@ -15,6 +15,10 @@ inputs; without examples, zero-valued rows made from the signature) and checks:
   (floats within rtol 1e-4 / atol 1e-5, integers exactly);
 * ``latency``: the p99 of one-row requests is at most ``max_latency_ms``.
 
+A Model recorded on an object store is served from the local copy the runner downloads
+its inputs into (the fingerprint-keyed cache of :mod:`jfx._storage`); the report names
+the recorded URI.
+
 The server is always stopped (also on an error or a timeout). A model that fails a check
 is not blessed — the node still completes, with the reasons (and, when the server failed,
 the tail of its stderr) in ``infra_blessing.json`` and the properties.
@@ -535,7 +539,7 @@ def InfraValidator(  # noqa: N802 - components are named like the TFX components
                 f"request_spec['split'] is {spec.split!r}, but the examples have splits {names}; "
                 f"pass request_spec={{'split': {names[0]!r}}} (or another of them)")
     report = validate_model(model.uri, examples, spec)
-    report["model_uri"] = model.uri
+    report["model_uri"] = model.stored_uri  # the recorded URI (an s3:// one), not the local copy served
     report["model_id"] = model.id
     infra_blessing.write_json(report, INFRA_BLESSING_FILE)
     latency = report.get("latency_ms") or {}

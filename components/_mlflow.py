@@ -5,6 +5,14 @@ Every Trainer execution is one MLflow run. By default runs are tracked in
 (nothing to start, nothing to configure); ``$MLFLOW_TRACKING_URI`` sends them elsewhere
 (another database, or a tracking server). The experiment is the pipeline's name.
 
+With a pipeline root on an object store (``s3://bucket/root``, ``gs://...``) the run's
+artifacts still go beside the pipeline's, under ``<root>/mlartifacts/<experiment>`` on
+that store (MLflow's S3 artifact repository, through boto3: ``AWS_ENDPOINT_URL`` is
+passed on as ``MLFLOW_S3_ENDPOINT_URL`` when only the former is set). The tracking
+database cannot live on a store, so it defaults to a local SQLite file under
+``$JFX_HOME/mlflow/<scheme>/<bucket>/<prefix>/mlflow.sqlite`` (one per root); set
+``MLFLOW_TRACKING_URI`` to share runs between machines.
+
 MLflow is imported only when a run starts (``import mlflow`` costs about 1–2 s, and a
 fresh SQLite store's schema 1–3 s more). The Trainer drives its run from a helper
 process (:class:`RemoteRun`), so that work runs on another core while the model trains
@@ -47,10 +55,13 @@ __all__ = [
     "TRACKING_DB",
     "RemoteRun",
     "TrackedRun",
+    "artifact_env",
     "default_artifact_location",
     "default_tracking_uri",
     "flatten_params",
     "import_mlflow",
+    "local_tracking_dir",
+    "pass_on_s3_endpoint",
     "redact_uri",
     "start_run",
     "start_run_in_subprocess",
@@ -80,6 +91,7 @@ def import_mlflow() -> Any:
         ComponentError: MLflow is not installed (the message says what to install).
     """
     os.environ.setdefault(TELEMETRY_ENV, "true")
+    pass_on_s3_endpoint()
     try:
         import mlflow
     except ImportError as err:
@@ -87,24 +99,99 @@ def import_mlflow() -> Any:
     return mlflow
 
 
+def local_tracking_dir(pipeline_root: str | Path) -> Path:
+    """The local folder of a pipeline root's default tracking database.
+
+    The root itself for a local root; for an object-store root (where a SQLite file
+    cannot live) ``$JFX_HOME/mlflow/<scheme>/<bucket>/<prefix>``.
+
+    Example:
+        >>> local_tracking_dir("s3://bucket/root").parts[-4:]
+        ('mlflow', 's3', 'bucket', 'root')
+    """
+    from jfx import _storage as storage
+
+    if not storage.is_remote(pipeline_root):
+        return Path(pipeline_root).expanduser().resolve()
+    from jfx._config import jfx_home
+
+    scheme, rest = storage.check_uri(pipeline_root).split("://", 1)
+    parts = [re.sub(r"[^\w.\-]", "_", p) for p in rest.split("/") if p and p not in (".", "..")]
+    return jfx_home().joinpath("mlflow", scheme, *parts)
+
+
 def default_tracking_uri(pipeline_root: str | Path) -> str:
-    """``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<pipeline_root>/mlflow.sqlite``."""
+    """``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<pipeline_root>/mlflow.sqlite``.
+
+    For a pipeline root on an object store the database is local instead, under
+    ``$JFX_HOME`` (see :func:`local_tracking_dir`): SQLite cannot live on a store.
+    """
     raw = os.environ.get(TRACKING_ENV, "").strip()
     if raw:
         return raw
-    root = Path(pipeline_root).expanduser().resolve()
+    root = local_tracking_dir(pipeline_root)
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / TRACKING_DB}"
 
 
 def default_artifact_location(pipeline_root: str | Path, experiment: str, tracking_uri: str | None = None) -> str | None:
     """Where a new experiment keeps run artifacts: ``<pipeline_root>/mlartifacts/<experiment>``
-    for a database-backed store; ``None`` (the server's choice) for a tracking server."""
+    for a database-backed store; ``None`` (the server's choice) for a tracking server.
+
+    On an object-store root that is a URI on the store (``s3://bucket/root/mlartifacts/<experiment>``).
+
+    Example:
+        >>> default_artifact_location("s3://bucket/root", "penguin pipeline")
+        's3://bucket/root/mlartifacts/penguin_pipeline'
+    """
+    from jfx import _storage as storage
+
     scheme = urlsplit(tracking_uri).scheme if tracking_uri else "sqlite"
     if scheme in ("http", "https", "databricks"):
         return None
     safe = re.sub(r"[^\w.\-]", "_", experiment) or "default"
+    if storage.is_remote(pipeline_root):
+        return storage.join(pipeline_root, ARTIFACTS_DIR, safe)
     return (Path(pipeline_root).expanduser().resolve() / ARTIFACTS_DIR / safe).as_uri()
+
+
+S3_ENDPOINT_ENV = "MLFLOW_S3_ENDPOINT_URL"
+
+
+def artifact_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with ``MLFLOW_S3_ENDPOINT_URL`` taken from ``AWS_ENDPOINT_URL_S3`` or
+    ``AWS_ENDPOINT_URL`` when only those are set (MLflow's S3 artifact repository reads its own).
+
+    Example:
+        >>> artifact_env({"AWS_ENDPOINT_URL": "http://127.0.0.1:9000"})["MLFLOW_S3_ENDPOINT_URL"]
+        'http://127.0.0.1:9000'
+    """
+    out = dict(env)
+    endpoint = out.get("AWS_ENDPOINT_URL_S3") or out.get("AWS_ENDPOINT_URL")
+    if endpoint and not out.get(S3_ENDPOINT_ENV):
+        out[S3_ENDPOINT_ENV] = endpoint
+    return out
+
+
+_PASSED_ON: str | None = None  # the MLFLOW_S3_ENDPOINT_URL this process set itself
+
+
+def pass_on_s3_endpoint() -> None:
+    """In this process, :func:`artifact_env` applied to ``os.environ`` (for in-process runs).
+
+    A value this process set earlier follows ``AWS_ENDPOINT_URL`` when that changes; one
+    the user set is left alone.
+    """
+    global _PASSED_ON
+    current = os.environ.get(S3_ENDPOINT_ENV)
+    if current and current != _PASSED_ON:
+        return  # the user's own
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        os.environ[S3_ENDPOINT_ENV] = _PASSED_ON = endpoint
+    elif current:
+        del os.environ[S3_ENDPOINT_ENV]
+        _PASSED_ON = None
 
 
 def redact_uri(uri: str) -> str:
@@ -347,7 +434,7 @@ class RemoteRun:
         self._started: TrackedRun | None = None  # only its ids are used
         self._start_error: ComponentError | None = None
         self.finished = False
-        env = dict(os.environ)
+        env = artifact_env(os.environ)
         env.setdefault(TELEMETRY_ENV, "true")
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept open for the worker's life; closed in close()

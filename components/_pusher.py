@@ -19,6 +19,18 @@ Destinations (``push_destination``; both may be given)::
   rename fails because the winner's folder is not empty; it takes the next number). A
   pusher killed mid-copy leaves the hidden folder only until the next start of a run on
   the same metadata store, which removes it.
+
+  ``base_directory`` may be an object-store URI (``s3://bucket/models``,
+  ``gs://bucket/models``). A store has no rename, so a version is claimed and completed
+  instead: the pusher lists the model's prefix once, claims ``<model_name>/<version>/``
+  by creating its ``.jfx-push.json`` object only if absent (a conditional write: of two
+  pushers racing for one number exactly one gets it, the other takes the next), uploads
+  every file of the model, and uploads ``signature.json`` last. ``jfx serve`` (like a
+  local server) loads a version only once its ``signature.json`` exists, so a version
+  being uploaded, or one whose pusher was killed, is never loaded. Such a leftover is
+  unambiguous (a claim naming its host, process and time, and no ``signature.json``):
+  the next push to the same model removes it once its process is gone (same host) or
+  its claim is a day old.
 * ``mlflow``: the model folder is logged as an artifact of an MLflow run (the Trainer's
   run when the Model has a ``mlflow_run_id`` in the same tracking store, else a new run),
   registered as a new version of the registered model ``model_name`` (created when
@@ -32,11 +44,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import re
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Mapping
@@ -44,18 +58,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from jfx.errors import ComponentError, InvalidArgumentError
+from jfx import _storage as storage
+from jfx.errors import ComponentError, InvalidArgumentError, JfxError
 from jfx.pipelines._artifacts import Artifact, InfraBlessing, Model, ModelBlessing, PushedModel
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.pipelines._context import current_context
 
-__all__ = ["PUSHED_FILE", "FilesystemDestination", "MlflowDestination", "Pusher", "blessing_verdict",
-           "parse_push_destination", "push_to_filesystem", "push_to_mlflow"]
+__all__ = ["CLAIM_FILE", "PUSHED_FILE", "FilesystemDestination", "MlflowDestination", "Pusher", "blessing_verdict",
+           "parse_push_destination", "push_to_filesystem", "push_to_mlflow", "push_to_store",
+           "reap_abandoned_pushes"]
 
 PUSHED_FILE = "pushed.json"
 SIGNATURE_FILE = "signature.json"  # a version folder is complete once this exists (jfx serve's rule)
 DEFAULT_ALIAS = "champion"
 _TMP_PREFIX = ".tmp-push-"
+CLAIM_FILE = ".jfx-push.json"  # on an object store: who claimed a version folder, and when
+STALE_CLAIM_S = 24 * 3600  # an unfinished claim this old is abandoned, whoever made it
 _MAX_RENAME_TRIES = 100
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
@@ -74,8 +92,21 @@ class FilesystemDestination:
     model_name: str
 
     @property
+    def remote(self) -> bool:
+        """Whether ``base_directory`` is on an object store."""
+        return storage.is_remote(self.base_directory)
+
+    @property
     def model_dir(self) -> Path:
+        """The local model folder (only for a local ``base_directory``)."""
         return Path(self.base_directory).expanduser().resolve() / self.model_name
+
+    @property
+    def model_uri(self) -> str:
+        """``<base_directory>/<model_name>``: a local path or an object-store URI."""
+        if self.remote:
+            return storage.join(self.base_directory, self.model_name)
+        return str(self.model_dir)
 
 
 @dataclass(frozen=True)
@@ -86,7 +117,11 @@ class MlflowDestination:
         model_name: the registered model's name.
         tracking_uri: the tracking store (default: the Model's ``mlflow_tracking_uri``
             when it has one without a redacted password, else ``$MLFLOW_TRACKING_URI``,
-            else ``sqlite:///<pipeline_root>/mlflow.sqlite`` as the Trainer uses).
+            else ``sqlite:///<pipeline_root>/mlflow.sqlite`` as the Trainer uses; for a
+            pipeline root on an object store a local SQLite file under ``$JFX_HOME``, see
+            :func:`jfx.components._mlflow.default_tracking_uri`). A run the Pusher starts
+            itself keeps the model under ``<pipeline_root>/mlartifacts/<pipeline>``, on the
+            store when the root is one.
         registry_uri: the registry (default: the tracking store).
         alias: the alias moved to the new version.
     """
@@ -140,7 +175,11 @@ def parse_push_destination(raw: Mapping[str, Any] | None) -> tuple[FilesystemDes
         if not _NAME_RE.match(f["model_name"]):
             raise InvalidArgumentError(f"push_destination['filesystem']['model_name'] {f['model_name']!r} must be "
                                        "a folder name: letters, digits, '_', '-', '.' (at most 128)")
-        fs = FilesystemDestination(f["base_directory"], f["model_name"])
+        try:
+            base = storage.check_uri(f["base_directory"])
+        except InvalidArgumentError as err:
+            raise InvalidArgumentError(f"push_destination['filesystem']['base_directory']: {err}") from None
+        fs = FilesystemDestination(base, f["model_name"])
     if raw.get("mlflow") is not None:
         m = _fields("mlflow", raw["mlflow"], {"model_name", "tracking_uri", "registry_uri", "alias"}, {"model_name"})
         ml = MlflowDestination(m["model_name"], m.get("tracking_uri") or None, m.get("registry_uri") or None,
@@ -195,11 +234,12 @@ def _fsync_tree(root: Path) -> None:
                 os.close(fd)
 
 
-def push_to_filesystem(model_uri: str | Path, dest: FilesystemDestination) -> tuple[int, Path]:
-    """Copies the model folder to the next version under ``dest.model_dir``, atomically.
+def push_to_filesystem(model_uri: str | Path, dest: FilesystemDestination) -> tuple[int, str]:
+    """Copies the model folder to the next version under ``dest.model_uri``, atomically.
 
     Returns:
-        ``(version, version folder)``.
+        ``(version, version folder)``: a local path, or a URI when ``base_directory`` is
+        on an object store (see :func:`push_to_store`).
 
     Raises:
         ComponentError: the model has no ``signature.json``, or the copy or rename failed.
@@ -207,6 +247,8 @@ def push_to_filesystem(model_uri: str | Path, dest: FilesystemDestination) -> tu
     src = Path(model_uri)
     if not (src / SIGNATURE_FILE).is_file():
         raise ComponentError(f"model {src} has no {SIGNATURE_FILE}; only an exported jfx model can be pushed")
+    if dest.remote:
+        return push_to_store(src, dest)
     model_dir = dest.model_dir
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = model_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
@@ -229,13 +271,111 @@ def push_to_filesystem(model_uri: str | Path, dest: FilesystemDestination) -> tu
                 if err.errno in (errno.EEXIST, errno.ENOTEMPTY) or isinstance(err, FileExistsError):
                     continue  # another pusher took this number first
                 raise
-            return version, target
+            return version, str(target)
         raise ComponentError(f"could not claim a version folder under {model_dir} after {_MAX_RENAME_TRIES} tries")
     except OSError as err:
         raise ComponentError(f"pushing {src} to {model_dir} failed: {err}") from err
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _store_versions(model_uri: str) -> dict[int, set[str]]:
+    """Each version folder under ``model_uri`` on a store, with the names of its files (one listing)."""
+    versions: dict[int, set[str]] = {}
+    try:
+        files = storage.list_files(model_uri)
+    except FileNotFoundError:
+        return versions
+    for f in files:
+        head, _, rest = f.rel.partition("/")
+        if head.isdigit():
+            versions.setdefault(int(head), set()).add(rest or head)
+    return versions
+
+
+def _claim_is_abandoned(claim: Mapping[str, Any], now: float) -> bool:
+    started = claim.get("started_at")
+    if not isinstance(started, (int, float)):
+        return False
+    if now - started > STALE_CLAIM_S:
+        return True
+    if claim.get("host") != socket.gethostname() or not isinstance(claim.get("pid"), int):
+        return False  # another machine's push: only its age tells
+    try:
+        os.kill(claim["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive (another user's process)
+    return False
+
+
+def reap_abandoned_pushes(model_uri: str, versions: Mapping[int, set[str]] | None = None) -> list[str]:
+    """Removes the version folders under ``model_uri`` (on a store) whose push was abandoned.
+
+    Such a folder has a claim (``.jfx-push.json``) and no ``signature.json``, and the
+    process named in the claim is gone (same host) or the claim is older than
+    :data:`STALE_CLAIM_S`. A folder without a claim (not made by a jfx pusher) is left alone.
+
+    Returns:
+        The URIs removed.
+    """
+    found = _store_versions(model_uri) if versions is None else versions
+    removed = []
+    now = time.time()
+    for version, names in sorted(found.items()):
+        if SIGNATURE_FILE in names or CLAIM_FILE not in names:
+            continue
+        folder = storage.join(model_uri, str(version))
+        try:
+            claim = json.loads(storage.read_bytes(storage.join(folder, CLAIM_FILE)))
+        except (OSError, ValueError, JfxError):
+            continue
+        if isinstance(claim, dict) and _claim_is_abandoned(claim, now):
+            with contextlib.suppress(OSError, JfxError):
+                storage.remove(folder)
+                removed.append(folder)
+    return removed
+
+
+def push_to_store(src: Path, dest: FilesystemDestination) -> tuple[int, str]:
+    """Uploads the model folder ``src`` as the next version under ``dest.model_uri`` (a store).
+
+    Claims ``<version>/`` with a conditional write of its :data:`CLAIM_FILE`, uploads the
+    model's files, then ``signature.json``: the version is complete, and loaded by a
+    server, only once that last object exists. On failure the version folder is removed.
+    Abandoned pushes to the same model are removed first (:func:`reap_abandoned_pushes`).
+
+    Returns:
+        ``(version, version URI)``.
+    """
+    model_uri = dest.model_uri
+    try:
+        storage.check_root(dest.base_directory)  # a missing bucket or bad credentials: one line naming it
+        versions = _store_versions(model_uri)
+        reap_abandoned_pushes(model_uri, versions)
+        ctx = current_context()
+        claim = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": time.time(),
+                 "model": str(src), "pipeline": getattr(ctx, "pipeline_name", None),
+                 "node_id": getattr(ctx, "node_id", None), "execution_id": getattr(ctx, "execution_id", None)}
+        version = max(versions, default=0)
+        for _ in range(_MAX_RENAME_TRIES):
+            version += 1
+            target = storage.join(model_uri, str(version))
+            if storage.create_exclusive(storage.join(target, CLAIM_FILE), json.dumps(claim).encode()):
+                break  # else another pusher claimed this number first
+        else:
+            raise ComponentError(f"could not claim a version folder under {model_uri} after {_MAX_RENAME_TRIES} tries")
+        try:
+            storage.upload_dir(src, target, last=(SIGNATURE_FILE,))
+        except BaseException:
+            with contextlib.suppress(OSError, JfxError):
+                storage.remove(target)
+            raise
+    except (OSError, storage.StorageError) as err:
+        raise ComponentError(f"pushing {src} to {model_uri} failed: {err}") from err
+    return version, target
 
 
 # ----------------------------------------------------------------------------- MLflow
@@ -305,7 +445,7 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
             experiment = ctx.pipeline_name if ctx is not None else "jfx"
             # never MLflow's default (./mlruns under whatever the working directory is)
             location = default_artifact_location(_pipeline_root(), experiment, tracking_uri)
-            tags: dict[str, Any] = {"jfx.component": "Pusher", "jfx.model_uri": model.uri}
+            tags: dict[str, Any] = {"jfx.component": "Pusher", "jfx.model_uri": model.stored_uri}
             if ctx is not None:
                 tags.update({"jfx.pipeline": ctx.pipeline_name, "jfx.run_id": ctx.run_id,
                              "jfx.node_id": ctx.node_id, "jfx.execution_id": ctx.execution_id})
@@ -325,7 +465,7 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
                 raise
         # the run's artifact location itself (as mlflow.register_model resolves runs:/ URIs)
         source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
-        tags = {"jfx.model_uri": model.uri}
+        tags = {"jfx.model_uri": model.stored_uri}
         if model.id is not None:
             tags["jfx.model_artifact_id"] = str(model.id)
         mv = client.create_model_version(dest.model_name, source, run_id=run_id, tags=tags)
@@ -372,7 +512,7 @@ def Pusher(  # noqa: N802 - components are named like the TFX components they mi
     started = time.time()
     reasons = blessing_verdict(model, model_blessing=model_blessing, infra_blessing=infra_blessing)
     doc: dict[str, Any] = {
-        "pushed": False, "reasons": reasons, "model_uri": model.uri, "model_id": model.id,
+        "pushed": False, "reasons": reasons, "model_uri": model.stored_uri, "model_id": model.id,
         "blessings": {k: (None if b is None else {"id": b.id, "uri": b.uri, "blessed": b.properties.get("blessed")})
                       for k, b in (("model_blessing", model_blessing), ("infra_blessing", infra_blessing))},
         "destinations": {},
@@ -383,8 +523,8 @@ def Pusher(  # noqa: N802 - components are named like the TFX components they mi
         if fs is not None:
             version, folder = push_to_filesystem(model.uri, fs)
             doc["destinations"]["filesystem"] = {"base_directory": fs.base_directory, "model_name": fs.model_name,
-                                                 "version": version, "uri": str(folder)}
-            props.update(version=version, pushed_uri=str(folder))
+                                                 "version": version, "uri": folder}
+            props.update(version=version, pushed_uri=folder)
             props["destinations"].append("filesystem")
         if ml is not None:
             try:

@@ -18,7 +18,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
                               description="Serve the versions under MODEL_BASE_PATH/<version>/ over HTTP "
                                           "in TensorFlow Serving's REST shape; new versions are picked up live.")
     p.add_argument("--model_base_path", "--model-base-path", dest="model_base_path", required=True, metavar="DIR",
-                   help="folder of version folders DIR/<version>/ (jfx model artifacts)")
+                   help="folder of version folders DIR/<version>/ (jfx model artifacts); may be an "
+                        "object-store prefix such as s3://bucket/models/NAME")
     p.add_argument("--model_name", "--model-name", dest="model_name", required=True, metavar="NAME",
                    help="the model's name in the URLs")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")

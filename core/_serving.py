@@ -5,7 +5,15 @@ The model base path holds one folder per version, TensorFlow Serving's layout::
     <model_base_path>/1/signature.json ...    a jfx model artifact (see jfx.core.export)
     <model_base_path>/2/...
 
-A version folder counts once its ``signature.json`` exists. A poller thread loads the
+The base path may be an object-store URI (``s3://bucket/models/taxi``, ``gs://...``), as
+with TensorFlow Serving: each poll is one listing of the prefix, a new complete version
+is downloaded into the local cache (:func:`jfx._storage.localize`, keyed by the listing's
+ETags, so a version is fetched once and a changed one again), then loaded and swapped in
+as below; the version serving meanwhile keeps serving. A bad URI, bucket, endpoint or
+credentials is one error at start.
+
+A version folder counts once its ``signature.json`` exists (a pusher writes it last,
+also on a store). A poller thread loads the
 newest version it finds, warms it up (compiles the batch sizes it will see), and only
 then makes it the default, in one assignment: requests already running finish on the
 version they started with, and the old version stays loaded (``max_loaded_versions``)
@@ -26,6 +34,7 @@ Routes (all JSON; every error is ``{"error": "..."}`` with a 4xx status for a ba
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import sys
@@ -37,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jfx import _storage as storage
 from jfx.core._batching import Batcher
 from jfx.core._http import HttpFrontEnd
 from jfx.core._export import LoadedModel, _bucket
@@ -129,7 +139,9 @@ class VersionStatus:
     version: int
     state: str
     error: str = ""
-    key: tuple[int, int] | None = None  # (mtime_ns, inode) of the signature.json last tried
+    # what was last tried: (mtime_ns, inode) of a local signature.json, a digest of a
+    # version's listing on a store; None: try again at the next poll
+    key: Any = None
     was_loaded: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -150,7 +162,9 @@ class VersionManager:
     """
 
     def __init__(self, model_base_path: str | Path, model_name: str, config: ServingConfig):
-        self.base_path = Path(model_base_path)
+        self.remote = storage.is_remote(model_base_path)
+        self.base_path: str | Path = (storage.check_uri(model_base_path).rstrip("/") if self.remote
+                                      else Path(model_base_path))
         self.model_name = model_name
         self.config = config
         self.latest: Servable | None = None
@@ -169,8 +183,10 @@ class VersionManager:
         return [s for s in items if version is None or s.version == version]
 
     # -- polling ---------------------------------------------------------------------------
-    def _scan(self) -> dict[int, tuple[Path, tuple[int, int]]]:
-        found = {}
+    def _scan(self) -> dict[int, tuple[str | Path, Any]]:
+        if self.remote:
+            return self._scan_store()
+        found: dict[int, tuple[str | Path, Any]] = {}
         try:
             entries = list(os.scandir(self.base_path))
         except FileNotFoundError:
@@ -184,6 +200,27 @@ class VersionManager:
             except OSError:
                 continue  # still being written: not a version yet
             found[int(entry.name)] = (Path(entry.path), (st.st_mtime_ns, st.st_ino))
+        return found
+
+    def _scan_store(self) -> dict[int, tuple[str | Path, Any]]:
+        """One listing of the prefix: the complete versions, each keyed by a digest of its files."""
+        groups: dict[int, list[storage.RemoteFile]] = {}
+        try:
+            files = storage.list_files(self.base_path)
+        except FileNotFoundError:
+            return {}
+        for f in files:
+            head, sep, _ = f.rel.partition("/")
+            if sep and head.isdigit():
+                groups.setdefault(int(head), []).append(f)
+        found: dict[int, tuple[str | Path, Any]] = {}
+        for version, group in groups.items():
+            if not any(f.rel == f"{version}/{_SIGNATURE}" for f in group):
+                continue  # still being uploaded (or abandoned): not a version yet
+            digest = hashlib.sha256()
+            for f in group:
+                digest.update(f"{f.rel}\0{f.size}\0{f.checksum}\n".encode())
+            found[version] = (storage.join(self.base_path, str(version)), digest.hexdigest()[:40])
         return found
 
     def poll(self) -> None:
@@ -214,10 +251,16 @@ class VersionManager:
             for v in sorted(self._loaded, reverse=True)[self.config.max_loaded_versions:]:
                 self._unload(v, "")
 
-    def _load(self, version: int, path: Path, key: tuple[int, int]) -> bool:
+    def _load(self, version: int, path: str | Path, key: Any) -> bool:
         self._status[version] = VersionStatus(version, "LOADING", key=key)
         started = time.perf_counter()
         try:
+            if self.remote:
+                try:  # into the local cache; the version serving now keeps serving meanwhile
+                    path = storage.localize(path, f"serve-{key}")
+                except (OSError, JfxError):
+                    key = None  # the store failed, not the version: try again at the next poll
+                    raise
             model = LoadedModel(path)
             for rows in self.config.warmup_sizes():
                 model.run_prepared(_warmup_inputs(model, rows))
@@ -253,6 +296,8 @@ class VersionManager:
         while not self._stop.wait(self.config.poll_interval_s):
             try:
                 self.poll()
+            except (OSError, JfxError) as err:  # e.g. the store is unreachable for a while: one line a poll
+                log.warning("polling %s failed: %s", self.base_path, err)
             except Exception:
                 log.exception("polling %s failed", self.base_path)
 
@@ -275,7 +320,8 @@ class ModelServer:
     """Serves the versions under ``model_base_path`` as model ``model_name`` over HTTP.
 
     Args:
-        model_base_path: the folder of numbered version folders.
+        model_base_path: the folder of numbered version folders, or such a prefix on an
+            object store (``s3://bucket/models/taxi``).
         model_name: the name in the URLs (``/v1/models/<model_name>``).
         host, port: where to listen (port 0: any free port; see :attr:`port`).
         config: batching, polling and warm-up (:class:`ServingConfig`).
@@ -290,10 +336,16 @@ class ModelServer:
                  port: int = 8501, config: ServingConfig | None = None):
         if not model_name or "/" in model_name or ":" in model_name:
             raise InvalidArgumentError(f"model_name {model_name!r} must be non-empty, without '/' or ':'")
-        self.model_base_path = Path(model_base_path)
-        if not self.model_base_path.is_dir():
-            raise NotFoundError(f"model base path {self.model_base_path} is not a folder; it should hold "
-                                f"version folders such as {self.model_base_path}/1/signature.json")
+        self.model_base_path: str | Path
+        if storage.is_remote(model_base_path):
+            # one listing proves the endpoint, the credentials and the bucket (one line if not);
+            # the prefix itself may still be empty: versions are picked up once pushed
+            self.model_base_path = storage.check_root(model_base_path).rstrip("/")
+        else:
+            self.model_base_path = Path(model_base_path)
+            if not self.model_base_path.is_dir():
+                raise NotFoundError(f"model base path {self.model_base_path} is not a folder; it should hold "
+                                    f"version folders such as {self.model_base_path}/1/signature.json")
         self.model_name = model_name
         self.config = config or ServingConfig()
         self.versions = VersionManager(self.model_base_path, model_name, self.config)

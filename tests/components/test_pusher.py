@@ -83,7 +83,7 @@ def test_the_next_version_follows_the_largest_existing_number(model_dir, tmp_pat
     (base / "tiny" / "41").mkdir(parents=True)  # e.g. pushed by an older system
     (base / "tiny" / "notes").mkdir()
     version, folder = push_to_filesystem(model_dir, FilesystemDestination(str(base), "tiny"))
-    assert version == 42 and folder == base.resolve() / "tiny" / "42"
+    assert version == 42 and folder == str(base.resolve() / "tiny" / "42")
 
 
 def test_a_model_without_a_blessing_is_pushed(model_dir, tmp_path):
@@ -265,27 +265,36 @@ def tiny_evaluator(model: Input[Model], blessing: Output[ModelBlessing], bless: 
     blessing.properties["blessed"] = bless
 
 
-def pipeline(tmp_path, bless=True):
+def pipeline(tmp_path, bless=True, root=None, serving=None):
     trainer = tiny_trainer()
     evaluator = tiny_evaluator(model=trainer.outputs["model"], bless=bless)
     infra = InfraValidator(model=trainer.outputs["model"], request_spec={"num_examples": 3, "max_latency_ms": 5000})
     pusher = Pusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-                    infra_blessing=infra.outputs["infra_blessing"], push_destination=fs_dest(tmp_path / "serving"))
-    return Pipeline("push", components=[trainer, evaluator, infra, pusher], pipeline_root=str(tmp_path / "root"),
-                    metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
+                    infra_blessing=infra.outputs["infra_blessing"],
+                    push_destination=fs_dest(serving or tmp_path / "serving"))
+    return Pipeline("push", components=[trainer, evaluator, infra, pusher],
+                    pipeline_root=str(root or tmp_path / "root"), metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
 
 
-def test_a_pipeline_validates_then_pushes_a_blessed_model(tmp_path):
-    result = LocalDagRunner(progress=False).run(pipeline(tmp_path))
+def test_a_pipeline_validates_then_pushes_a_blessed_model(tmp_path, any_root, jfx_home):
+    """On an object-store root the Model is recorded on the store: InfraValidator serves it
+    and the Pusher pushes it to a version folder on the store."""
+    from jfx import _storage as storage
+    from jfx.core import load
+
+    serving = storage.join(any_root, "serving")
+    result = LocalDagRunner(progress=False).run(pipeline(tmp_path, root=any_root, serving=serving))
     assert result.state == "COMPLETE", result
     infra = result.nodes["InfraValidator"].outputs["infra_blessing"][0]
     assert infra.properties["blessed"] is True and infra.properties["latency_p99_ms"] > 0
-    model_id = result.nodes["tiny_trainer"].outputs["model"][0].id
-    assert infra.properties["model_id"] == model_id
+    [model] = result.nodes["tiny_trainer"].outputs["model"]
+    assert model.uri.startswith(any_root) and infra.properties["model_id"] == model.id
+    report = json.loads(storage.read_text(storage.join(infra.uri, "infra_blessing.json")))
+    assert report["model_uri"] == model.uri and report["blessed"] is True
     pushed = result.nodes["Pusher"].outputs["pushed_model"][0]
     assert pushed.properties["pushed"] is True and pushed.properties["version"] == 1
-    folder = tmp_path / "serving" / "tiny" / "1"
-    assert set(os.listdir(folder)) == MODEL_FILES
-    from jfx.core import load
-
-    assert np.allclose(load(folder)({"x": [1.5]})["y"], [3.0])
+    folder = storage.join(storage.check_uri(serving) if storage.is_remote(serving) else
+                          str(Path(serving).resolve()), "tiny", "1")
+    assert pushed.properties["pushed_uri"] == folder
+    assert {f.rel for f in storage.list_files(folder)} - {".jfx-push.json"} == MODEL_FILES
+    assert np.allclose(load(storage.localize(folder))({"x": [1.5]})["y"], [3.0])

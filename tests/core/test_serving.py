@@ -522,7 +522,7 @@ def _wait_for(cond, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _hot_swap_under_load(port: int, base: Path, status_of) -> None:
+def _hot_swap_under_load(port: int, base, status_of, push=push) -> None:
     """Threads hammer predict while version 2 is pushed: every answer is 200 and from v1 or v2."""
     stop = threading.Event()
     seen: list[set] = []
@@ -670,10 +670,29 @@ def _serve_command() -> list[str]:
     return [sys.executable, "-m", "jfx.core._serving", "serve"]
 
 
-def test_jfx_serve_in_a_subprocess_with_a_hot_swap_under_load(tmp_path):
-    base = tmp_path / "m"
-    base.mkdir()
-    push(base, 1, 2.0)
+def push_to_store(base: str, version: int, w: float) -> str:
+    """Exports locally, then pushes to the store as the Pusher does (signature.json last)."""
+    from jfx import _storage as storage
+    from jfx.components._pusher import FilesystemDestination, push_to_filesystem
+
+    staging = Path(os.environ["JFX_CACHE_DIR"]).parent / f"staging-{version}"
+    export(_fn, {"w": jnp.float32(w)}, SIGNATURE, staging)
+    pushed, uri = push_to_filesystem(staging, FilesystemDestination(storage.parent(base), storage.basename(base)))
+    assert pushed == version, (pushed, version)
+    return uri
+
+
+def test_jfx_serve_in_a_subprocess_with_a_hot_swap_under_load(tmp_path, any_root, monkeypatch):
+    """``jfx serve`` on a local folder, and on an ``s3://`` prefix it polls and downloads from."""
+    from jfx import _storage as storage
+
+    monkeypatch.setenv("JFX_CACHE_DIR", str(tmp_path / "cache"))
+    if storage.is_remote(any_root):
+        base, pusher = storage.join(any_root, "models", "m"), push_to_store
+    else:
+        base, pusher = Path(any_root) / "m", push
+        base.mkdir(parents=True)
+    pusher(base, 1, 2.0)
     cmd = [*_serve_command(), "--model_base_path", str(base), "--model_name", "m", "--port", "0",
            "--max_batch_size", "8", "--poll_interval_s", "0.1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -686,10 +705,24 @@ def test_jfx_serve_in_a_subprocess_with_a_hot_swap_under_load(tmp_path):
         assert c.request("GET", "/v1/models/m")[1]["model_version_status"][0]["state"] == "AVAILABLE"
         assert c.predict({"instances": [{"x": 1}]})[0] == 400
         c.close()
-        _hot_swap_under_load(port, base, lambda: Client(port).request("GET", "/v1/models/m")[1]["model_version_status"])
+        _hot_swap_under_load(port, base, lambda: Client(port).request("GET", "/v1/models/m")[1]["model_version_status"],
+                             push=pusher)
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.mark.parametrize("where", ["missing bucket", "unknown scheme"])
+def test_jfx_serve_with_a_bad_model_base_path_on_a_store_is_one_line(s3_root, where):
+    base = ("s3://no-such-bucket-for-jfx/models/m" if where == "missing bucket" else "ftp://host/models/m")
+    proc = subprocess.run([*_serve_command(), "--model_base_path", base, "--model_name", "m", "--port", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and proc.stdout == ""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    needle = "the bucket 'no-such-bucket-for-jfx' does not exist" if where == "missing bucket" else \
+        "unknown storage scheme 'ftp'"
+    assert lines[0].startswith("jfx: error: ") and base in lines[0] and needle in lines[0], lines[0]
 
 
 def test_idle_keep_alive_connections_are_closed(tmp_path, monkeypatch):
