@@ -33,7 +33,7 @@ import sys
 from typing import Any
 
 from jfx._version import __version__
-from jfx.core._serve_flags import add_serve_parser
+from jfx.core._serve_flags import add_serve_parser, serve_options
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130  # an error and a failed run alike exit 1
 
@@ -218,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ui":
             return _cmd_ui(args)
         if args.command == "serve":
-            from jfx.core._serving import run_from_args
+            from jfx.core._serving import serve
 
-            return run_from_args(args)
+            return serve(**serve_options(args))
         return _cmd_lineage(args)
     except RunInterruptedError as err:
         print(f"jfx: {err}", file=sys.stderr)

@@ -1,7 +1,9 @@
 """The flags of ``jfx serve``, apart from the server so that ``jfx --help`` does not import JAX.
 
 Both the ``jfx`` command line and ``python -m jfx.core._serving`` build their ``serve``
-parser from :func:`add_serve_parser`.
+parser from :func:`add_serve_parser` and read it back with :func:`serve_options`, which
+turns the parsed flags into the typed keyword arguments of :func:`jfx.core._serving.serve`:
+nothing past this module sees an ``argparse.Namespace``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_serve_parser"]
+__all__ = ["add_serve_parser", "serve_options"]
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -43,6 +45,17 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
                    metavar="S", help="longest wait for a request's headers; a slower or silent connection is "
                                      "closed (default: 20)")
     return p
+
+
+def serve_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``serve(...)`` that the flags of :func:`add_serve_parser` set."""
+    return {
+        "model_base_path": str(args.model_base_path), "model_name": str(args.model_name), "host": str(args.host),
+        "port": int(args.port), "enable_batching": bool(args.enable_batching),
+        "max_batch_size": int(args.max_batch_size), "batch_timeout_ms": float(args.batch_timeout_ms),
+        "poll_interval_s": float(args.poll_interval_s), "max_loaded_versions": int(args.max_loaded_versions),
+        "warmup_batch_sizes": args.warmup_batch_sizes, "header_timeout_s": float(args.header_timeout_s),
+    }
 
 
 def _int_list(text: str) -> tuple[int, ...]:

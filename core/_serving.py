@@ -57,7 +57,7 @@ from jfx.core._rest import (
 )
 from jfx.errors import InvalidArgumentError, JfxError, NotFoundError
 
-__all__ = ["ModelServer", "ServingConfig", "build_parser", "main", "openapi_spec", "run_from_args", "serve"]
+__all__ = ["ModelServer", "ServingConfig", "build_parser", "main", "openapi_spec", "serve"]
 
 log = logging.getLogger("jfx.serve")
 
@@ -474,15 +474,6 @@ def build_parser(subparsers: Any) -> argparse.ArgumentParser:
     return add_serve_parser(subparsers)
 
 
-def run_from_args(args: argparse.Namespace) -> int:
-    """Runs ``jfx serve`` from the parsed arguments of :func:`build_parser`."""
-    return serve(args.model_base_path, args.model_name, args.host, args.port, enable_batching=args.enable_batching,
-                 max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
-                 poll_interval_s=args.poll_interval_s, max_loaded_versions=args.max_loaded_versions,
-                 warmup_batch_sizes=getattr(args, "warmup_batch_sizes", None),
-                 header_timeout_s=getattr(args, "header_timeout_s", 20.0))
-
-
 # Set by a process that starts a server for itself (InfraValidator): the server stops when
 # that process dies, even by SIGKILL, instead of outliving it.
 PARENT_PID_ENV = "JFX_SERVE_PARENT_PID"
@@ -519,7 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("jfx").addHandler(handler)
     logging.getLogger("jfx").setLevel(logging.INFO)
     try:
-        return run_from_args(args)
+        from jfx.core._serve_flags import serve_options
+
+        return serve(**serve_options(args))
     except JfxError as err:
         print(f"jfx: error: {err}", file=sys.stderr)
         return 1
