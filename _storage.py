@@ -49,6 +49,8 @@ __all__ = [
     "basename",
     "exists",
     "isdir",
+    "isfile",
+    "file_size",
     "list_files",
     "open_uri",
     "read_bytes",
@@ -218,7 +220,7 @@ def check_root(uri: str | Path) -> str:
         fs.ls(bucket, detail=False)
     except FileNotFoundError as err:
         raise StorageError(f"{text}: the bucket {bucket!r} does not exist; create it or fix the URI") from err
-    except Exception as err:  # noqa: BLE001 - the store's own error, explained in one line
+    except Exception as err:
         raise _explain(text, err) from err
     return text
 
@@ -229,7 +231,7 @@ def _storage_errors(uri: str) -> Iterator[None]:
         yield
     except (FileNotFoundError, StorageError, JfxError):
         raise
-    except Exception as err:  # noqa: BLE001 - the store's own error, explained in one line
+    except Exception as err:
         if scheme_of(uri) == "file" and isinstance(err, OSError):
             raise
         raise _explain(uri, err) from err
@@ -246,6 +248,20 @@ def isdir(uri: str | Path) -> bool:
     fs, path = filesystem(uri)
     with _storage_errors(str(uri)):
         return bool(fs.isdir(path))
+
+
+def isfile(uri: str | Path) -> bool:
+    """Whether ``uri`` is a file (on a store: an object)."""
+    fs, path = filesystem(uri)
+    with _storage_errors(str(uri)):
+        return bool(fs.isfile(path))
+
+
+def file_size(uri: str | Path) -> int:
+    """The size in bytes of the file ``uri``; :class:`FileNotFoundError` if there is none."""
+    fs, path = filesystem(uri)
+    with _storage_errors(str(uri)):
+        return int(fs.size(path) or 0)
 
 
 @dataclass(frozen=True)
