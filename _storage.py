@@ -49,6 +49,8 @@ __all__ = [
     "basename",
     "exists",
     "isdir",
+    "isfile",
+    "file_size",
     "list_files",
     "open_uri",
     "read_bytes",
@@ -249,6 +251,20 @@ def isdir(uri: str | Path) -> bool:
     fs, path = filesystem(uri)
     with _storage_errors(str(uri)):
         return bool(fs.isdir(path))
+
+
+def isfile(uri: str | Path) -> bool:
+    """Whether ``uri`` is a file (on a store: an object)."""
+    fs, path = filesystem(uri)
+    with _storage_errors(str(uri)):
+        return bool(fs.isfile(path))
+
+
+def file_size(uri: str | Path) -> int:
+    """The size in bytes of the file ``uri``; :class:`FileNotFoundError` if there is none."""
+    fs, path = filesystem(uri)
+    with _storage_errors(str(uri)):
+        return int(fs.size(path) or 0)
 
 
 @dataclass(frozen=True)

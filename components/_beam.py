@@ -4,20 +4,45 @@ A data component runs on Beam when it is given ``beam_pipeline_args`` or the pip
 sets them (``Pipeline(beam_pipeline_args=[...])``); otherwise it uses the in-process
 engine. jfx always names the runner (DirectRunner unless the args say otherwise): left
 unnamed, Beam may try to download its Prism runner, which fails without a network.
+
+Workers and the driver share no filesystem. Beam workers (a Dask cluster, Flink, Spark,
+Dataflow) may run on other machines, so nothing a worker writes to its own disk reaches
+the driver, and a local path of the driver (a component's staging directory, the local
+cache of its inputs) does not exist on a worker. So:
+
+* workers read their input through :mod:`jfx._storage`: a piece of an ``Examples``
+  artifact on an object store is read from the store, byte ranges of one Parquet row
+  group at a time (:mod:`jfx.components._engine_beam`);
+* what workers hand back to the driver (merged accumulators, a node's outcome) is written
+  through :mod:`jfx._storage` into a :func:`results_folder`: under ``--temp_location``
+  when the args give one (a local path or an ``s3://``/``gs://`` URI), else, inside a
+  node whose pipeline root is on an object store, under that execution's staging prefix
+  ``<root>/<pipeline>/<node>/.staging-<execution id>/`` (removed when the execution
+  ends, and by the reaping of a dead one), else in a local temporary folder (the
+  in-process and local multi-process runners);
+* output files a worker makes (ExampleGen's Parquet shards) are written into a
+  worker-local temporary folder and sent through the results folder
+  (:func:`worker_output`); the driver copies them into the component's local staging
+  directory (:func:`receive_files`), which publishing uploads; workers never write
+  into a path of the driver's. A run
+  whose results did not all come back fails, naming the folder, rather than computing
+  on a part of the data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+from jfx import _storage as storage
 from jfx.errors import DataValidationError
-
 from jfx.pipelines._context import current_context
 
 
@@ -48,10 +73,12 @@ def quiet_beam_import() -> None:
         root.removeFilter(drop)
         root.removeHandler(guard)
 
-__all__ = ["resolve_beam_args", "beam_options", "results_folder", "worker_error", "worker_errors",
+__all__ = ["resolve_beam_args", "beam_options", "results_folder", "write_result", "read_results", "worker_output",
+           "receive_files", "write_report", "read_reports", "worker_error", "worker_errors",
            "quiet_beam_import", "DEFAULT_RUNNER_ARGS"]
 
 _LOG = logging.getLogger(__name__)
+_FILES = "files"  # under a results folder: the output files workers sent
 
 DEFAULT_RUNNER_ARGS = ("--runner=DirectRunner",)
 
@@ -76,18 +103,33 @@ def beam_options(args: list[str]) -> Any:
     return PipelineOptions([*args] if named else [*DEFAULT_RUNNER_ARGS, *args])
 
 
-@contextlib.contextmanager
-def results_folder(options: Any, prefix: str) -> Iterator[str]:
-    """A folder where Beam workers leave results for the driver, removed afterwards.
-
-    Under ``--temp_location`` when the options give one (a location remote workers can
-    reach), else a local temporary directory (enough for the local runners).
-    """
-    from apache_beam.io.filesystems import FileSystems
-
+def _scratch_root(options: Any) -> tuple[str | None, bool]:
+    """Where workers may write results: ``(location, remote)``; ``None``: a local temp folder."""
     temp_root = options.get_all_options().get("temp_location")
-    local = temp_root is None
-    folder = tempfile.mkdtemp(prefix=prefix) if local else FileSystems.join(temp_root, f"{prefix}{uuid.uuid4().hex}")
+    if temp_root:
+        return str(temp_root), storage.is_remote(str(temp_root))
+    ctx = current_context()
+    if ctx is not None and ctx.pipeline_root and storage.is_remote(ctx.pipeline_root):
+        stage = storage.join(ctx.pipeline_root, ctx.pipeline_name, ctx.node_id, f".staging-{ctx.execution_id}")
+        return stage, True
+    return None, False
+
+
+@contextlib.contextmanager
+def results_folder(options: Any, prefix: str, root: str | None = None) -> Iterator[str]:
+    """A folder (a path or an object-store URI) where Beam workers leave results for the driver.
+
+    Under ``--temp_location`` when the options give one, else under ``root`` when given,
+    else (inside a component whose pipeline root is on an object store) under the
+    execution's staging prefix, else a local temporary directory. Write and read it with
+    :func:`write_result` and :func:`read_results`; it is removed afterwards.
+    """
+    base, _ = _scratch_root(options)
+    if base is None and root is not None:
+        base = root
+    local = base is None
+    name = f"{prefix}{uuid.uuid4().hex}"
+    folder = tempfile.mkdtemp(prefix=prefix) if local else storage.join(base, name)
     try:
         yield folder
     finally:
@@ -95,9 +137,61 @@ def results_folder(options: Any, prefix: str) -> Iterator[str]:
             shutil.rmtree(folder, ignore_errors=True)
         else:
             try:
-                FileSystems.delete([folder])
+                storage.remove(folder)
             except Exception as err:  # noqa: BLE001 - a leftover temp folder is worth a log line, not a failure
                 _LOG.warning("could not delete Beam temp folder %s: %s", folder, err)
+
+
+def write_result(folder: str, data: bytes) -> None:
+    """On a worker: leave ``data`` for the driver in ``folder`` (a new file, written whole)."""
+    storage.write_bytes(storage.join(folder, f"{uuid.uuid4().hex}.pkl"), data)
+
+
+def read_results(folder: str) -> list[bytes]:
+    """On the driver: every result the workers left in ``folder`` (none if it does not exist)."""
+    try:
+        found = storage.list_files(folder)
+    except FileNotFoundError:
+        return []
+    return [storage.read_bytes(f.uri) for f in found if f.rel.endswith(".pkl")]
+
+
+@contextlib.contextmanager
+def worker_output(folder: str) -> Iterator[Path]:
+    """On a worker: a local temporary folder whose files are sent to ``folder`` when the block ends.
+
+    The worker writes output files there as it would into the component's output; they
+    reach the driver through ``folder`` (see :func:`receive_files`), never through a
+    path of the driver's. Relative paths are kept: give each worker its own file names.
+    """
+    local = Path(tempfile.mkdtemp(prefix="jfx-worker-"))
+    try:
+        yield local
+        if any(p.is_file() for p in local.rglob("*")):
+            storage.upload_dir(local, storage.join(folder, _FILES))
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def receive_files(folder: str, local: str | Path) -> None:
+    """On the driver: copy every file the workers sent to ``folder`` into the local folder ``local``."""
+    sent = storage.join(folder, _FILES)
+    if storage.exists(sent):
+        storage.download_dir(sent, local)
+
+
+def write_report(folder: str, name: str, report: dict[str, Any]) -> None:
+    """On a worker: leave a JSON report named ``name`` for the driver (after its files are sent)."""
+    storage.write_bytes(storage.join(folder, f"{name}.json"), json.dumps(report).encode("utf-8"))
+
+
+def read_reports(folder: str) -> list[dict[str, Any]]:
+    """On the driver: the reports the workers left in ``folder``."""
+    try:
+        found = storage.list_files(folder)
+    except FileNotFoundError:
+        return []
+    return [json.loads(storage.read_bytes(f.uri)) for f in found if "/" not in f.rel and f.rel.endswith(".json")]
 
 
 @contextlib.contextmanager

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -512,6 +511,11 @@ def _beam_unify(found: list[tuple[int, str, Any]], fmt: str) -> dict[str, Any]:
 
 
 def _beam_convert(item: tuple[int, InputFile], plan: _Plan, types: dict[str, Any], results: str) -> None:
+    """On a worker: convert one file; its shards and report reach the driver through ``results``."""
+    from dataclasses import replace
+
+    from jfx.components._beam import worker_output, write_report
+
     i, f = item
     report: dict[str, Any] = {"index": i}
     if "__error__" in types:
@@ -519,23 +523,24 @@ def _beam_convert(item: tuple[int, InputFile], plan: _Plan, types: dict[str, Any
     else:
         try:
             table, bad = _convert_file(plan, f, types)
-            report.update(rows=_write_splits(plan, table, i, f.split), bad_rows=bad, types=types)
+            with worker_output(results) as local:
+                rows = _write_splits(replace(plan, out_uri=str(local)), table, i, f.split)
+            report.update(rows=rows, bad_rows=bad, types=types)
         except DataValidationError as err:
             report["error"] = str(err)
-    Path(results, f"{i:05d}.json").write_text(json.dumps(report), encoding="utf-8")
+    write_report(results, f"{i:05d}", report)
 
 
 def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[str, str], dict[str, int], int]:
     """The same conversion as a Beam pipeline: each input file an element."""
-    from jfx.components._beam import quiet_beam_import
+    from jfx.components._beam import quiet_beam_import, read_reports, receive_files, results_folder
 
     quiet_beam_import()
     import apache_beam as beam
 
-    results = Path(plan.out_uri) / "_jfx_results"
-    results.mkdir(parents=True)
-    try:
-        with beam.Pipeline(options=beam_options(args)) as p:
+    options = beam_options(args)
+    with results_folder(options, "jfx-examplegen-") as results:
+        with beam.Pipeline(options=options) as p:
             files = p | "Files" >> beam.Create(list(enumerate(sel.files)))
             types = (
                 files
@@ -543,12 +548,9 @@ def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[s
                 | "Collect" >> beam.combiners.ToList()
                 | "Unify" >> beam.Map(_beam_unify, plan.fmt)
             )
-            _ = files | "Convert" >> beam.Map(_beam_convert, plan, beam.pvalue.AsSingleton(types), str(results))
-        reports = sorted(
-            (json.loads(p.read_text(encoding="utf-8")) for p in results.glob("*.json")), key=lambda r: r["index"]
-        )
-    finally:
-        shutil.rmtree(results, ignore_errors=True)
+            _ = files | "Convert" >> beam.Map(_beam_convert, plan, beam.pvalue.AsSingleton(types), results)
+        reports = sorted(read_reports(results), key=lambda r: r["index"])
+        receive_files(results, plan.out_uri)
     if len(reports) != len(sel.files):
         raise DataValidationError(f"the Beam pipeline converted {len(reports)} of {len(sel.files)} input files")
     for r in reports:

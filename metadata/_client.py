@@ -16,8 +16,9 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
 from typing import Any
+
+from jfx import _storage as storage
 
 from jfx.errors import DataValidationError, InvalidArgumentError, NotFoundError
 from jfx.metadata._executions_info import ExecutionInfo
@@ -322,9 +323,10 @@ class ArtifactView:
             return self._read_statistics()
         files = {"Schema": SCHEMA_FILE, "ModelEvaluation": METRICS_FILE, "ModelBlessing": BLESSING_FILE}
         typed = files.get(self.type_name)
-        if typed is not None and (Path(self.uri, typed).exists() or not Path(self.uri, VALUE_FILE).is_file()):
+        if typed is not None and (storage.exists(storage.join(self.uri, typed))
+                                  or not storage.exists(storage.join(self.uri, VALUE_FILE))):
             return self._read_json(typed)
-        if Path(self.uri, VALUE_FILE).is_file():  # also e.g. a blessing written by a custom component
+        if storage.exists(storage.join(self.uri, VALUE_FILE)):  # also e.g. a blessing written by a custom component
             return self._read_json(VALUE_FILE)
         raise InvalidArgumentError(
             f"artifact {self.id} of type {self.type_name!r} has no reader: read() knows ExampleStatistics, "
@@ -332,9 +334,9 @@ class ArtifactView:
         )
 
     def _read_json(self, name: str) -> Any:
-        path = Path(self.uri, name)
+        path = storage.join(self.uri, name)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return json.loads(storage.read_text(path))
         except FileNotFoundError:
             raise DataValidationError(f"{self.type_name} artifact {self.id}: {path} does not exist") from None
         except json.JSONDecodeError as err:

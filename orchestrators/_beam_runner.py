@@ -12,12 +12,21 @@ Dataflow) runs them at the same time.
 A node whose upstream failed, or halted the pipeline (HaltPipeline), is not run: its
 stage emits a SKIPPED outcome, which skips its own downstream in turn. Each stage
 writes its node's outcome (a pickled :class:`NodeOutcome`) into a folder the driver
-reads back when the Beam pipeline ends; a node whose file is missing (e.g. workers on
-other machines with no shared ``--temp_location``) is rebuilt from the execution the
-launcher recorded in the metadata store.
+reads back when the Beam pipeline ends, through :mod:`jfx._storage`: under
+``--temp_location`` if given, else under ``<root>/<pipeline>/.beam/`` when the pipeline
+root is on an object store, else a local temporary folder. A node whose file is missing
+is rebuilt from the execution the launcher recorded in the metadata store.
+
+Workers need no filesystem shared with the driver or each other: with an object-store
+pipeline root, a node's launcher on a worker downloads its inputs from the store into
+that worker's local cache, writes outputs into a local staging directory there and
+uploads them on publish (see :mod:`jfx.orchestrators._publish`); logs go to the store
+too. What workers need is the store's credentials and the metadata database (a server
+such as PostgreSQL: a SQLite file is itself a shared filesystem).
 
 The data components inside the nodes run on Beam with the same arguments (unless the
-pipeline sets its own ``beam_pipeline_args``).
+pipeline sets its own ``beam_pipeline_args``); how their workers read and hand back
+results is in :mod:`jfx.components._beam`.
 """
 
 from __future__ import annotations
@@ -26,15 +35,14 @@ import logging
 import pickle
 import threading
 import traceback
-import uuid
 from dataclasses import replace
 from typing import Any
 
-from jfx.components._beam import beam_options, quiet_beam_import, results_folder
+from jfx import _storage as storage
+from jfx.components._beam import beam_options, quiet_beam_import, read_results, results_folder, write_result
 
 quiet_beam_import()
 import apache_beam as beam  # noqa: E402
-from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
 from jfx.errors import InvalidArgumentError  # noqa: E402 - after quiet_beam_import()
 from jfx.metadata import ExecutionRecord, ExecutionState, MetadataStore  # noqa: E402
@@ -63,10 +71,9 @@ class BeamDagRunner:
             "--dask_client_address=tcp://127.0.0.1:8786"]``. The runner defaults to
             the DirectRunner. The same args are given to the data components inside
             the nodes unless the pipeline sets its own ``beam_pipeline_args``.
-            With workers on other machines, the metadata database and the pipeline
-            root must be reachable from them; ``--temp_location`` (a shared folder)
-            carries the nodes' outcomes back exactly, else they are rebuilt from the
-            metadata store.
+            With workers on other machines, the metadata database (a server) and the
+            pipeline root (an object store, ``s3://`` or ``gs://``) must be reachable
+            from them; no shared filesystem is needed.
         metadata_url: overrides the pipeline's metadata URL.
         pipeline_root: overrides the pipeline's root for new runs.
         progress: ``"auto"``, ``"log"``, ``"rich"``, ``False``, or a :class:`Progress`
@@ -153,7 +160,8 @@ class BeamDagRunner:
                   done: dict[str, NodeOutcome]) -> tuple[dict[str, NodeOutcome], str | None]:
         """Build and run the Beam pipeline; return the outcomes it wrote and its error, if any."""
         options = beam_options(_dag_args(self.beam_pipeline_args))
-        with results_folder(options, f"jfx-dag-{run.run_id}-") as folder:
+        remote = storage.join(run.pipeline_root, ir.name, ".beam") if storage.is_remote(run.pipeline_root) else None
+        with results_folder(options, f"jfx-dag-{run.run_id}-", remote) as folder:
             error: str | None = None
             try:
                 p = beam.Pipeline(options=options)
@@ -250,8 +258,10 @@ class _LaunchNode(beam.DoFn):
         outcome = _skipped(node, ups)
         if outcome is None:
             outcome = _launch(self.url, ir, node, self.run)
-        with FileSystems.create(FileSystems.join(self.folder, f"{uuid.uuid4().hex}.pkl")) as fh:
-            fh.write(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            write_result(self.folder, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception as err:  # noqa: BLE001 - the driver then reads the outcome from the metadata store
+            _LOG.warning("node %s: could not leave its outcome in %s: %s", node_id, self.folder, err)
         yield outcome
 
 
@@ -296,12 +306,12 @@ def _secede_if_dask_inside(ir: PipelineIR) -> bool:
 def _read_outcomes(folder: str) -> dict[str, NodeOutcome]:
     found: dict[str, NodeOutcome] = {}
     try:
-        matches = FileSystems.match([FileSystems.join(folder, "*.pkl")])[0].metadata_list
-    except Exception:  # noqa: BLE001 - no folder: nothing was written
+        results = read_results(folder)
+    except Exception as err:  # noqa: BLE001 - the outcomes are then rebuilt from the metadata store
+        _LOG.warning("could not read the nodes' outcomes from %s: %s", folder, err)
         return found
-    for match in matches:
-        with FileSystems.open(match.path) as fh:
-            outcome = pickle.loads(fh.read())
+    for data in results:
+        outcome = pickle.loads(data)
         found[outcome.node_id] = outcome
     return found
 

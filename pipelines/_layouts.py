@@ -11,7 +11,7 @@ per split, ``<uri>/Split-<name>/``; statistics are ``Split-<name>/statistics.jso
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from jfx.errors import DataValidationError
@@ -46,7 +46,8 @@ def load_statistics(artifact_or_path: Any, splits: list[str] | None = None) -> d
     """Read an ``ExampleStatistics`` artifact: split name → its statistics document.
 
     Args:
-        artifact_or_path: the artifact (its ``uri`` is used) or its directory.
+        artifact_or_path: the artifact (its ``uri`` is used) or its directory (a local
+            path or an object-store URI).
         splits: the splits to read; default: the artifact's ``splits`` property when it
             has one, else every ``Split-*`` folder.
 
@@ -58,19 +59,24 @@ def load_statistics(artifact_or_path: Any, splits: list[str] | None = None) -> d
         >>> stats["train"]["columns"]["fare"]["numeric"]["mean"]    # doctest: +SKIP
         11.93
     """
-    root = Path(getattr(artifact_or_path, "uri", artifact_or_path))
+    from jfx import _storage as storage
+
+    root = str(getattr(artifact_or_path, "uri", artifact_or_path))
     if splits is None:
         props = getattr(artifact_or_path, "properties", None) or {}
         splits = list(props.get("splits") or [])
-        if not splits:
-            splits = sorted(p.name[len(SPLIT_PREFIX):] for p in root.glob(f"{SPLIT_PREFIX}*") if p.is_dir())
+        if not splits and storage.is_remote(root):
+            tops = {PurePosixPath(f.rel).parts[0] for f in storage.list_files(root) if "/" in f.rel}
+            splits = sorted(t[len(SPLIT_PREFIX):] for t in tops if t.startswith(SPLIT_PREFIX))
+        elif not splits:
+            splits = sorted(p.name[len(SPLIT_PREFIX):] for p in Path(root).glob(f"{SPLIT_PREFIX}*") if p.is_dir())
     if not splits:
         raise DataValidationError(f"{root}: no {SPLIT_PREFIX}<name>/{STATISTICS_FILE}; is it an ExampleStatistics artifact?")
     out = {}
     for split in splits:
-        path = split_folder(root, split) / STATISTICS_FILE
+        path = storage.join(root, f"{SPLIT_PREFIX}{split}", STATISTICS_FILE)
         try:
-            out[split] = json.loads(path.read_text(encoding="utf-8"))
+            out[split] = json.loads(storage.read_text(path))
         except FileNotFoundError:
             raise DataValidationError(f"{path}: split {split!r} has no statistics") from None
         except json.JSONDecodeError as err:

@@ -11,6 +11,7 @@ from jfx.errors import InvalidArgumentError, NotFoundError
 from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._records import ArtifactRecord, EventType, ExecutionRecord, ExecutionState, LineageGraph
 from jfx.metadata._store import MetadataStore
+from jfx.metadata.ui import _files as _files_mod
 from jfx.metadata.ui import _queries
 from jfx.metadata.ui._common import (
     ApiError,
@@ -51,24 +52,9 @@ def producer_of(store: MetadataStore, artifact_id: int) -> tuple[ExecutionRecord
     return producer, total - (1 if producer is not None else 0)
 
 
-def _files(root: Path) -> tuple[list[dict[str, Any]], bool]:
-    if root.is_file():
-        return [{"path": "", "size": root.stat().st_size}], False
-    listed: list[dict[str, Any]] = []
-    if not root.is_dir():
-        return listed, False
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath, name)
-            try:
-                size = path.stat().st_size
-            except OSError:
-                continue
-            listed.append({"path": path.relative_to(root).as_posix(), "size": size})
-            if len(listed) >= _MAX_FILES:
-                return listed, True
-    return listed, False
+def _files(root: str) -> tuple[list[dict[str, Any]], bool]:
+    found, truncated = _files_mod.listing(root, _MAX_FILES)
+    return [{"path": f.rel, "size": f.size} for f in found], truncated
 
 
 def artifact_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflow_url: str | None = None) -> dict[str, Any]:
@@ -79,14 +65,14 @@ def artifact_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflo
     assert a.id is not None
     producer, reused = producer_of(store, a.id)
     consumers, consumers_total = _queries.artifact_events(store, a.id, EventType.INPUT, _MAX_LISTED)
-    files, truncated = _files(Path(a.uri))
+    files, truncated = _files(a.uri)
     return {
         **artifact_summary(a), "properties": a.properties, "update_time": iso(a.update_time),
         "producer": execution_summary(producer) if producer else None, "cached_reuses": reused,
         "consumers": [{**execution_summary(e), "input": key} for key, e in consumers],
         "consumers_total": consumers_total,
         "runs": _queries.artifact_runs(store, a.id, _MAX_LISTED),
-        "files": files, "files_truncated": truncated, "exists": Path(a.uri).exists(),
+        "files": files, "files_truncated": truncated, "exists": bool(files) or _files_mod.exists(a.uri),
         "viewer": viewer_kind(a),
     }
 
@@ -241,12 +227,22 @@ def _inside(root: Path, target: Path) -> bool:
     return target == root or root in target.parents
 
 
-def artifact_file(store: MetadataStore, artifact_id: str, relpath: str) -> Path:
+def artifact_file(store: MetadataStore, artifact_id: str, relpath: str) -> Path | str:
     """The file ``relpath`` inside an artifact's URI; ApiError 403 for anything outside it.
 
-    ``..`` and symbolic links are resolved before the check, so neither can leave the URI.
+    Locally ``..`` and symbolic links are resolved before the check; on an object store
+    the key is normalised (see :mod:`jfx.metadata.ui._files`): neither can leave the URI.
+    Returns a local path or an object-store URI.
     """
     a = get_artifact(store, artifact_id)
+    if _files_mod.is_remote(a.uri):
+        root_uri = _files_mod.normalize(a.uri)
+        target_uri = _files_mod.normalize(_files_mod.child(root_uri, relpath) if relpath else root_uri)
+        if relpath.startswith("/") or not _files_mod.inside(root_uri, target_uri):
+            raise ApiError(403, f"{relpath!r} is outside the URI of artifact {a.id}")
+        if not _files_mod.exists(target_uri):
+            raise ApiError(404, f"artifact {a.id} has no file {relpath!r} ({target_uri} does not exist)")
+        return target_uri
     root = Path(a.uri).resolve()
     target = (root / relpath).resolve() if relpath else root
     if not _inside(root, target):
@@ -256,14 +252,28 @@ def artifact_file(store: MetadataStore, artifact_id: str, relpath: str) -> Path:
     return target
 
 
-def file_by_path(store: MetadataStore, path: str) -> Path:
-    """An absolute path that must lie under the URI of a recorded artifact (else ApiError 403)."""
+def file_by_path(store: MetadataStore, path: str) -> Path | str:
+    """An absolute path or object-store URI that must lie under the URI of a recorded artifact (else ApiError 403)."""
+    if path and "://" in path:
+        try:
+            target_uri = _files_mod.normalize(path)
+        except InvalidArgumentError as err:
+            raise ApiError(400, f"query parameter path={path!r}: {err}") from None
+        candidates = set(_files_mod.parents(target_uri))
+        for a in _queries.artifacts_with_uris(store, candidates | {c + "/" for c in candidates}):
+            if _files_mod.is_remote(a.uri) and _files_mod.inside(a.uri, target_uri):
+                if not _files_mod.exists(target_uri):
+                    raise ApiError(404, f"{path} does not exist")
+                return target_uri
+        raise ApiError(403, f"{path} is not under the URI of any artifact in the metadata store")
     if not path or not os.path.isabs(path):
-        raise ApiError(400, f"query parameter path={path!r}: expected an absolute path")
+        raise ApiError(400, f"query parameter path={path!r}: expected an absolute path or an s3:// or gs:// URI")
     given = Path(os.path.normpath(path))
     target = given.resolve()
     candidates = {str(p) for p in (given, *given.parents, target, *target.parents)}
     for a in _queries.artifacts_with_uris(store, candidates):
+        if _files_mod.is_remote(a.uri):
+            continue
         if _inside(Path(a.uri).resolve(), target):
             if not target.exists():
                 raise ApiError(404, f"{path} does not exist")

@@ -153,23 +153,26 @@ def execution_summary(e: ExecutionRecord) -> dict[str, Any]:
             "cached_from": info.source_execution}
 
 
-def read_json_file(path: Path, what: str) -> Any:
-    """A JSON file of an artifact; ApiError 404 when missing, 422 when it is not JSON."""
+def read_json_file(path: str | Path, what: str) -> Any:
+    """A JSON file of an artifact (a path or an object-store URI); ApiError 404 when missing, 422 when it is not JSON."""
+    from jfx import _storage as storage
+
     try:
-        if path.stat().st_size > _MAX_JSON_BYTES:
+        if storage.file_size(path) > _MAX_JSON_BYTES:
             raise ApiError(422, f"{what}: {path} is larger than {_MAX_JSON_BYTES // 2**20} MiB")
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(storage.read_text(path))
     except FileNotFoundError:
         raise ApiError(404, f"{what}: {path} does not exist") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ApiError(422, f"{what}: {path} is not valid JSON ({err})") from None
 
 
-def tail(path: Path, max_bytes: int = 64 * 1024) -> str:
-    """The last ``max_bytes`` of a text file (from a line start when cut)."""
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
+def tail(path: str | Path, max_bytes: int = 64 * 1024) -> str:
+    """The last ``max_bytes`` of a text file, local or on a store (from a line start when cut)."""
+    from jfx import _storage as storage
+
+    with storage.open_uri(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
         fh.seek(max(0, size - max_bytes))
         data = fh.read()
     if size > max_bytes:

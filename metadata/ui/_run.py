@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from jfx.errors import NotFoundError
+from jfx.errors import InvalidArgumentError, NotFoundError
 from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._records import ExecutionRecord, ExecutionState
 from jfx.metadata._runs import RunRecord, RunState
 from jfx.metadata._store import MetadataStore
-from jfx.metadata.ui import _queries
+from jfx.metadata.ui import _files, _queries
 from jfx.metadata.ui._common import (
     ApiError,
     Query,
@@ -100,25 +100,33 @@ def run_executions_json(store: MetadataStore, run_id: str, query: Query) -> dict
 
 
 def _logs(outputs: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """The log files an execution left in its output artifacts (e.g. the Trainer's trainer.log)."""
+    """The log files an execution left in its output artifacts (e.g. the Trainer's trainer.log).
+
+    Those at the top of an artifact's folder or one level down; on an object store
+    found with one listing of the artifact.
+    """
     found: list[dict[str, Any]] = []
     for key, arts in outputs.items():
         for a in arts:
-            root = Path(a.uri)
-            if not root.is_dir():
-                continue
-            candidates = sorted(p for pattern in ("*", "*/*") for p in root.glob(pattern)
-                                if p.is_file() and p.name.endswith(LOG_SUFFIXES))
-            for path in candidates:
+            if _files.is_remote(a.uri):
+                listed, _ = _files.listing(a.uri)
+                candidates = [f for f in listed if f.rel and f.rel.count("/") <= 1 and f.rel.endswith(LOG_SUFFIXES)]
+            else:
+                root = Path(a.uri)
+                if not root.is_dir():
+                    continue
+                paths = sorted(p for pattern in ("*", "*/*") for p in root.glob(pattern)
+                               if p.is_file() and p.name.endswith(LOG_SUFFIXES))
+                candidates = [_files.Entry(p.relative_to(root).as_posix(), str(p), p.stat().st_size) for p in paths]
+            for entry in candidates:
                 if len(found) >= _MAX_LOGS:
                     return found
-                rel = path.relative_to(root).as_posix()
-                found.append({"artifact_id": a.id, "output": key, "path": rel, "size": path.stat().st_size,
-                              "text": tail(path, _LOG_BYTES)})
+                found.append({"artifact_id": a.id, "output": key, "path": entry.rel, "size": entry.size,
+                              "text": tail(entry.location, _LOG_BYTES)})
     return found
 
 
-def execution_log_path(store: MetadataStore, execution_id: str) -> Path:
+def execution_log_path(store: MetadataStore, execution_id: str) -> Path | str:
     """``GET /api/executions/<id>/log``: the log the launcher captured for that execution."""
     wanted = parse_id(execution_id, "execution")
     try:
@@ -131,12 +139,22 @@ def execution_log_path(store: MetadataStore, execution_id: str) -> Path:
     return path
 
 
-def _log_file(e: ExecutionRecord) -> Path | None:
+def _log_file(e: ExecutionRecord) -> Path | str | None:
     """The execution's captured log, only where the launcher writes logs:
-    ``<pipeline_root>/<pipeline>/.logs/<node>/<execution id>.log``."""
+    ``<pipeline_root>/<pipeline>/.logs/<node>/<execution id>.log`` (a path, or a URI on a store)."""
     uri = ExecutionInfo.from_record(e).log_uri
-    if not isinstance(uri, str):
+    if not isinstance(uri, str) or not uri:
         return None
+    try:
+        remote = _files.is_remote(uri)
+    except InvalidArgumentError:
+        return None
+    if remote:
+        normalized = _files.normalize(uri)
+        key = PurePosixPath(normalized.split("://", 1)[1])
+        if key.name != f"{e.id}.log" or key.parent.name != e.node_id or key.parent.parent.name != ".logs":
+            return None
+        return normalized if _files.is_file(normalized) else None
     path = Path(uri).resolve()
     if path.name != f"{e.id}.log" or path.parent.name != e.node_id or path.parent.parent.name != ".logs":
         return None
@@ -148,8 +166,8 @@ def _execution_log(e: ExecutionRecord) -> list[dict[str, Any]]:
     path = _log_file(e)
     if path is None:
         return []
-    return [{"artifact_id": None, "execution_id": e.id, "output": "execution", "path": path.name,
-             "size": path.stat().st_size, "text": tail(path, _LOG_BYTES)}]
+    return [{"artifact_id": None, "execution_id": e.id, "output": "execution", "path": _files.name_of(path),
+             "size": _files.size(path), "text": tail(path, _LOG_BYTES)}]
 
 
 def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dict[str, Any]:

@@ -16,17 +16,17 @@ import mimetypes
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from jfx.errors import InvalidArgumentError, JfxError, NotFoundError
 from jfx.metadata._store import MetadataStore
-from jfx.metadata.ui import _artifact, _compare, _run, _runs, _viewers
+from jfx.metadata.ui import _artifact, _compare, _files, _run, _runs, _viewers
 from jfx.metadata.ui._common import ApiError, Query
 
 __all__ = ["UIApp", "UIServer", "STATIC_DIR", "API_ROUTES", "open_store_read_only"]
@@ -174,15 +174,20 @@ def to_json_bytes(payload: Any) -> bytes:
 
 @dataclass
 class Response:
+    """One answer. A large artifact file comes as ``body`` (its first chunk) then ``rest``,
+    read a chunk at a time while it is sent, never whole in memory; ``length`` is the total."""
+
     status: int
     body: bytes
     content_type: str
     headers: dict[str, str]
+    rest: Iterator[bytes] | None = None
+    length: int | None = None
 
 
 @dataclass(frozen=True)
 class _FileAnswer:
-    path: Path
+    path: Path | str  # a local path or an object-store URI
 
 
 class UIApp:
@@ -311,25 +316,30 @@ class UIApp:
             return Response(304, b"", ctype, headers)
         return Response(200, body, ctype, headers)
 
-    def _file(self, path: Path, headers: dict[str, str]) -> Response:
-        if path.is_dir():
-            listing = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
-            return Response(200, to_json_bytes({"directory": str(path), "entries": listing}), "application/json",
-                            headers)
-        ctype = mimetypes.guess_type(path.name)[0]
-        if path.suffix in _TEXT_SUFFIXES or (ctype is None and _looks_textual(path)):
-            ctype = "text/plain" if path.suffix != ".json" else "application/json"
+    def _file(self, path: Path | str, headers: dict[str, str]) -> Response:
+        """A file (streamed from disk or the object store) or a folder's listing."""
+        if not _files.is_file(path):
+            if not _files.is_dir(path):
+                raise ApiError(404, f"{path} does not exist")
+            return Response(200, to_json_bytes({"directory": str(path), "entries": _files.entries(path)}),
+                            "application/json", headers)
+        name = _files.name_of(path)
+        suffix = PurePosixPath(name).suffix
+        size, first, rest = _files.stream(path)
+        ctype = mimetypes.guess_type(name)[0]
+        if suffix in _TEXT_SUFFIXES or (ctype is None and _looks_textual(first)):
+            ctype = "text/plain" if suffix != ".json" else "application/json"
         ctype = ctype or "application/octet-stream"
         if ctype.startswith("text/") or ctype == "application/json":
             ctype += "; charset=utf-8"
-        return Response(200, path.read_bytes(), ctype,
+        return Response(200, first, ctype,
                         {**headers, "Content-Security-Policy": _FILE_CSP, "Cache-Control": "no-cache",
-                         "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.name)}"})
+                         "Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}"},
+                        rest=rest, length=size)
 
 
-def _looks_textual(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
+def _looks_textual(data: bytes) -> bool:
+    head = data[:4096]
     if b"\0" in head:
         return False
     try:
@@ -357,15 +367,23 @@ class _Handler(BaseHTTPRequestHandler):
             response = self.server.app.handle(self.command, self.path, headers)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        length = response.length if response.length is not None else len(response.body)
+        self.send_header("Content-Length", str(length))
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("X-Frame-Options", "DENY")
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+        try:
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+                for chunk in response.rest or ():
+                    self.wfile.write(chunk)
+        finally:
+            close = getattr(response.rest, "close", None)
+            if close is not None:
+                close()  # the artifact file, when the client went away or it was a HEAD
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _answer  # noqa: N815 - http.server dispatches on do_<METHOD>
 

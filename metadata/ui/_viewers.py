@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 from jfx.metadata._records import ArtifactRecord
 from jfx.metadata._store import MetadataStore
-from jfx.metadata.ui import _queries
+from jfx.metadata.ui import _files, _queries
 from jfx.metadata.ui._artifact import get_artifact, producer_of
 from jfx.metadata.ui._common import ApiError, Query, artifact_summary, read_json_file, tail
 from jfx.pipelines._layouts import ANOMALIES_FILE, SCHEMA_FILE, SPLIT_PREFIX, STATISTICS_FILE, VALUE_FILE
@@ -36,23 +36,19 @@ _PREVIEW_BYTES = 64 * 1024
 _PREVIEW_FILES = 3
 
 
-def _preview_files(root: Path) -> list[Path]:
-    if not root.is_dir():
+def _preview_files(root: str) -> list[_files.Entry]:
+    listed, truncated = _files.listing(root, 200)
+    if truncated:  # a folder of many files: not a small custom artifact
         return []
-    found = []
-    for i, path in enumerate(sorted(root.rglob("*"))):
-        if i > 200:  # a folder of many files: not a small custom artifact
-            return []
-        if path.is_file() and path.suffix.lower() in _PREVIEW_SUFFIXES:
-            found.append(path)
+    found = [f for f in listed if f.rel and PurePosixPath(f.rel).suffix.lower() in _PREVIEW_SUFFIXES]
     return found[:_PREVIEW_FILES]
 
 
 def viewer_kind(a: ArtifactRecord) -> str | None:
     kind = VIEWERS.get(a.type_name)
-    if kind is None and Path(a.uri, VALUE_FILE).is_file():
+    if kind is None and _files.is_file(_files.child(a.uri, VALUE_FILE)):
         return "value"
-    if kind is None and _preview_files(Path(a.uri)):
+    if kind is None and _preview_files(a.uri):
         return "files"
     return kind
 
@@ -82,9 +78,14 @@ def _siblings(store: MetadataStore, a: ArtifactRecord, type_name: str) -> list[A
 
 
 def _statistics(a: ArtifactRecord) -> dict[str, Any]:
-    root = Path(a.uri)
+    root = a.uri
     order = list(a.properties.get("splits") or [])
-    found = {p.parent.name.removeprefix(SPLIT_PREFIX): p for p in root.glob(f"{SPLIT_PREFIX}*/{STATISTICS_FILE}")}
+    listed, _ = _files.listing(root)
+    found = {}
+    for f in listed:
+        parts = PurePosixPath(f.rel).parts
+        if len(parts) == 2 and parts[0].startswith(SPLIT_PREFIX) and parts[1] == STATISTICS_FILE:
+            found[parts[0].removeprefix(SPLIT_PREFIX)] = f.location
     if not found:
         raise ApiError(404, f"ExampleStatistics artifact {a.id}: no {SPLIT_PREFIX}*/{STATISTICS_FILE} under {root}")
     names = [s for s in order if s in found] + sorted(s for s in found if s not in order)
@@ -92,8 +93,8 @@ def _statistics(a: ArtifactRecord) -> dict[str, Any]:
 
 
 def _history(run: ArtifactRecord) -> dict[str, Any] | None:
-    path = Path(run.uri, "history.json")
-    if not path.is_file():
+    path = _files.child(run.uri, "history.json")
+    if not _files.is_file(path):
         return None
     doc = read_json_file(path, f"ModelRun artifact {run.id}")
     return {"artifact": artifact_summary(run), "history": doc.get("history") or {}, "epochs": doc.get("epochs"),
@@ -102,10 +103,10 @@ def _history(run: ArtifactRecord) -> dict[str, Any] | None:
 
 
 def _model(store: MetadataStore, a: ArtifactRecord, mlflow_url: str | None) -> dict[str, Any]:
-    root = Path(a.uri)
-    signature = read_json_file(root / "signature.json", f"Model artifact {a.id}") if (root / "signature.json").is_file() else None
-    files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.as_posix()) if root.is_dir() else []
-    sizes = {p.relative_to(root).as_posix(): p.stat().st_size for p in files}
+    listed, _ = _files.listing(a.uri)
+    sizes = {f.rel: f.size for f in listed if f.rel}
+    signature = read_json_file(_files.child(a.uri, "signature.json"), f"Model artifact {a.id}") \
+        if "signature.json" in sizes else None
     runs = _siblings(store, a, "ModelRun")
     return {
         "signature": None if signature is None else {k: signature.get(k) for k in ("format", "version", "inputs",
@@ -117,15 +118,15 @@ def _model(store: MetadataStore, a: ArtifactRecord, mlflow_url: str | None) -> d
 
 
 def _evaluation(store: MetadataStore, a: ArtifactRecord) -> dict[str, Any]:
-    metrics = read_json_file(Path(a.uri, "metrics.json"), f"ModelEvaluation artifact {a.id}")
+    metrics = read_json_file(_files.child(a.uri, "metrics.json"), f"ModelEvaluation artifact {a.id}")
     blessing = None
     for b in _siblings(store, a, "ModelBlessing"):
-        path = Path(b.uri, "blessing.json")
-        if path.is_file():
+        path = _files.child(b.uri, "blessing.json")
+        if _files.is_file(path):
             blessing = {"artifact": artifact_summary(b), **read_json_file(path, f"ModelBlessing artifact {b.id}")}
     confusion = None
-    plots = Path(a.uri, "plots.json")
-    if plots.is_file():
+    plots = _files.child(a.uri, "plots.json")
+    if _files.is_file(plots):
         doc = read_json_file(plots, f"ModelEvaluation artifact {a.id}")
         confusion = [{"slice_name": s.get("slice_name"),
                       "candidate": ((s.get("candidate") or {}).get("confusion_matrix")),
@@ -134,13 +135,12 @@ def _evaluation(store: MetadataStore, a: ArtifactRecord) -> dict[str, Any]:
     return {"metrics": metrics, "blessing": blessing, "confusion": confusion}
 
 
-def _preview(root: Path, path: Path) -> dict[str, Any]:
+def _preview(file: _files.Entry) -> dict[str, Any]:
     """The start of a text file of a custom artifact (JSON parsed when it is whole and valid)."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        text = fh.read(_PREVIEW_BYTES).decode("utf-8", errors="replace")
-    entry: dict[str, Any] = {"path": path.relative_to(root).as_posix(), "size": size, "truncated": size > _PREVIEW_BYTES,
-                             "format": path.suffix.lower().lstrip("."), "text": text}
+    size = file.size
+    text = _files.read_head(file.location, _PREVIEW_BYTES).decode("utf-8", errors="replace")
+    entry: dict[str, Any] = {"path": file.rel, "size": size, "truncated": size > _PREVIEW_BYTES,
+                             "format": PurePosixPath(file.rel).suffix.lower().lstrip("."), "text": text}
     if entry["format"] == "json" and not entry["truncated"]:
         try:
             entry["json"] = json.loads(text)
@@ -158,34 +158,38 @@ def view_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflow_ur
     a = get_artifact(store, artifact_id)
     kind = viewer_kind(a) or "none"
     where = f"{a.type_name} artifact {a.id}"
-    root = Path(a.uri)
+    root = a.uri
+
+    def at(name: str) -> str:
+        return _files.child(root, name)
+
     data: Any
     if kind == "statistics":
         data = _statistics(a)
     elif kind == "schema":
-        data = read_json_file(root / SCHEMA_FILE, where)
+        data = read_json_file(at(SCHEMA_FILE), where)
     elif kind == "anomalies":
-        data = read_json_file(root / ANOMALIES_FILE, where)
+        data = read_json_file(at(ANOMALIES_FILE), where)
     elif kind == "evaluation":
         data = _evaluation(store, a)
     elif kind == "blessing":
-        data = read_json_file(root / "blessing.json", where)
+        data = read_json_file(at("blessing.json"), where)
     elif kind == "infra_blessing":
-        data = read_json_file(root / "infra_blessing.json", where)
+        data = read_json_file(at("infra_blessing.json"), where)
     elif kind == "pushed_model":
-        data = read_json_file(root / "pushed.json", where)
+        data = read_json_file(at("pushed.json"), where)
     elif kind == "model":
         data = _model(store, a, mlflow_url)
     elif kind == "model_run":
-        log = root / "trainer.log"
+        log = at("trainer.log")
         data = {"training": _history(a), "mlflow": mlflow_link(a.properties, mlflow_url),
-                "log": tail(log) if log.is_file() else None}
+                "log": tail(log) if _files.is_file(log) else None}
     elif kind == "transform_graph":
-        data = read_json_file(root / "transform.json", where) if (root / "transform.json").is_file() else None
+        data = read_json_file(at("transform.json"), where) if _files.is_file(at("transform.json")) else None
     elif kind == "value":
-        data = read_json_file(root / VALUE_FILE, where)
+        data = read_json_file(at(VALUE_FILE), where)
     elif kind == "files":
-        data = {"files": [_preview(root, p) for p in _preview_files(root)]}
+        data = {"files": [_preview(f) for f in _preview_files(root)]}
     else:
         data = None
     if kind == "examples":

@@ -251,3 +251,26 @@ def test_kernel_errors_propagate_from_the_workers(tmp_path):
     pq.write_table(pa.table({"x": np.arange(10_000, dtype=float)}), path, row_group_size=1_000)
     with pytest.raises(ValueError, match="kernel bug"):
         run_kernel(Exploding(), [path], batch_size=500)
+
+
+def test_beam_workers_read_pieces_on_a_store_and_a_lost_result_fails(s3_root, tmp_path, monkeypatch):
+    """Row groups of a Parquet object are read on the workers through the storage layer; a group
+    whose result never reaches the driver is an error, never a result from part of the data."""
+    from jfx import _storage as storage
+    from jfx.components import _engine_beam
+    from jfx.components._engine import _Read
+
+    table = pa.table({"x": list(range(1000)), "s": [str(i % 7) for i in range(1000)]})
+    local = tmp_path / "part.parquet"
+    pq.write_table(table, local, row_group_size=300)
+    uri = storage.join(s3_root, "data", "part.parquet")
+    storage.write_bytes(uri, local.read_bytes())
+    pieces = {"": [Piece(Source(uri, "parquet"), i) for i in range(4)]}
+    kernels = {"": RowCounter()}
+    reads = {"": _Read(RowCounter(), None)}
+    accs = _engine_beam.run_on_beam(kernels, pieces, ["--runner=DirectRunner"], reads)
+    assert RowCounter().finish(accs[""]) == {"rows": 1000, "sum": float(sum(range(1000)))}
+
+    monkeypatch.setattr(_engine_beam, "read_results", lambda folder: [])
+    with pytest.raises(DataValidationError, match="did not reach"):
+        _engine_beam.run_on_beam(kernels, pieces, ["--runner=DirectRunner"], reads)

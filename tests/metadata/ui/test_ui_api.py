@@ -332,7 +332,7 @@ def test_every_page_works_on_every_backend(backend_app):
     assert get(f"/api/artifacts/{fake.ids['stats']}/view")["kind"] == "statistics"
 
 
-def test_an_execution_shows_what_its_component_printed_and_logged(tmp_path):
+def test_an_execution_shows_what_its_component_printed_and_logged(tmp_path, any_root):
     import jfx_flow as flow
 
     from jfx import Pipeline
@@ -341,7 +341,7 @@ def test_an_execution_shows_what_its_component_printed_and_logged(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'md.sqlite'}"
     ok, bad = flow.chatty(text="fine").with_id("ok"), flow.chatty(text="broken", fail=True).with_id("bad")
-    result = LocalDagRunner(progress=False).run(Pipeline("logs", [ok, bad], pipeline_root=str(tmp_path / "root"),
+    result = LocalDagRunner(progress=False).run(Pipeline("logs", [ok, bad], pipeline_root=any_root,
                                                          metadata_url=url))
     store = open_store_read_only(url)
     try:
@@ -349,7 +349,9 @@ def test_an_execution_shows_what_its_component_printed_and_logged(tmp_path):
         for node, words in (("ok", "printed fine"), ("bad", "printed broken")):
             eid = result.nodes[node].execution_id
             r = app.handle("GET", f"/api/executions/{eid}", {})
-            logs = json.loads(r.body)["logs"]
+            body = json.loads(r.body)
+            assert body["properties"]["log_uri"].startswith(any_root)  # on the store for an s3:// root
+            logs = body["logs"]
             assert logs[0]["output"] == "execution" and words in logs[0]["text"]
             assert "WARNING jfx_flow: logged" in logs[0]["text"]
             whole = app.handle("GET", f"/api/executions/{eid}/log", {})
