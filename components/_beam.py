@@ -129,7 +129,7 @@ def results_folder(options: Any, prefix: str, root: str | None = None) -> Iterat
         base = root
     local = base is None
     name = f"{prefix}{uuid.uuid4().hex}"
-    folder = tempfile.mkdtemp(prefix=prefix) if local else storage.join(base, name)
+    folder = tempfile.mkdtemp(prefix=prefix) if base is None else storage.join(base, name)
     try:
         yield folder
     finally:

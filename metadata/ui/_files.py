@@ -167,7 +167,8 @@ def entries(folder: str | Path) -> list[str]:
 def read_head(location: str | Path, n: int) -> bytes:
     """The first ``n`` bytes of a file (one ranged read on a store)."""
     with storage.open_uri(str(location), "rb") as fh:
-        return fh.read(n)  # type: ignore[no-any-return]
+        data: bytes = fh.read(n)
+        return data
 
 
 def stream(location: str | Path) -> tuple[int, bytes, Iterator[bytes]]:
