@@ -294,13 +294,16 @@ def test_jfx_run_with_the_kfp_local_runner(tmp_path, any_root):
     assert resume.returncode == 1 and "drop --runner kfp-local" in resume.stderr
 
 
-def test_penguin_on_kfp_local_as_on_the_local_runner(tmp_path, jfx_home):
+def test_penguin_on_kfp_local_as_on_the_local_runner(tmp_path, jfx_home, any_root, monkeypatch):
     from jfx.pipelines import load_pipeline
+
+    monkeypatch.chdir(tmp_path)  # the tasks' working folder
 
     pipeline = load_pipeline(Path(__file__).resolve().parents[2] / "examples" / "penguin" / "pipeline.py")
     local = LocalDagRunner(progress=False, pipeline_root=str(tmp_path / "l"),
                            metadata_url=f"sqlite:///{tmp_path / 'l.sqlite'}").run(pipeline)
-    kfp = kfp_local(pipeline_root=str(tmp_path / "k"), metadata_url=f"sqlite:///{tmp_path / 'k.sqlite'}").run_local(
+    # on an S3 root the tasks fetch the uploaded module files (Transform's and Trainer's)
+    kfp = kfp_local(pipeline_root=any_root, metadata_url=f"sqlite:///{tmp_path / 'k.sqlite'}").run_local(
         pipeline, log=tmp_path / "kfp.log")
     assert kfp.state == local.state == RunState.COMPLETE
     assert states(kfp) == states(local) == {n: NodeState.COMPLETE for n in local.nodes} and len(local.nodes) == 12
@@ -313,6 +316,17 @@ def test_penguin_on_kfp_local_as_on_the_local_runner(tmp_path, jfx_home):
     assert {k: fingerprints(kfp)[k] for k in same} == {k: fingerprints(local)[k] for k in same}
     blessing = kfp.nodes["Evaluator"].outputs["blessing"][0].properties
     assert blessing["blessed"] is True
+    if any_root.startswith("s3://"):  # the module files ran from their uploaded, content-addressed copies
+        import hashlib
+
+        from jfx import _storage as storage
+
+        for name in ("model.py", "preprocessing.py"):
+            source = Path(__file__).resolve().parents[2] / "examples" / "penguin" / name
+            digest = hashlib.sha256(source.read_bytes()).hexdigest()
+            assert storage.exists(f"{any_root}/_jfx/code/{digest}/{name}")
+            assert (jfx_home / "cache" / "code" / digest / name).is_file()
+        assert kfp.nodes["Trainer"].outputs["model"][0].uri.startswith(any_root)
 
 
 def test_the_entrypoint_runs_one_node_at_a_time_from_a_shell(tmp_path):
