@@ -63,6 +63,14 @@ def add_compile_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="every task reads its metadata URL from this Kubernetes secret key")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="an environment variable for every task (repeatable)")
+    p.add_argument("--s3-secret", metavar="SECRET[:ACCESS_KEY_KEY:SECRET_KEY_KEY]",
+                   help="a Kubernetes secret whose keys (default AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) become "
+                        "every task's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (an s3:// pipeline root)")
+    p.add_argument("--s3-endpoint", metavar="URL",
+                   help="an S3-compatible endpoint the pods reach (MinIO, Ceph): every task's AWS_ENDPOINT_URL")
+    p.add_argument("--gcs-secret", metavar="SECRET[:KEY]",
+                   help="a Kubernetes secret holding a service-account key file (default key: key.json), mounted "
+                        "into every task as GOOGLE_APPLICATION_CREDENTIALS (a gs:// pipeline root)")
     p.add_argument("--local", action="store_true",
                    help="for kfp.local on this machine: local paths and SQLite are allowed")
     return p
@@ -210,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _kfp_cli.cmd_compile(
                     args.file, output=args.output, image=args.image, pipeline_root=args.pipeline_root,
                     metadata_url=args.metadata_url, volumes=args.volume, metadata_secret=args.metadata_secret,
-                    env=args.env, local=args.local)
+                    env=args.env, local=args.local, s3_secret=args.s3_secret, s3_endpoint=args.s3_endpoint,
+                    gcs_secret=args.gcs_secret)
             return _kfp_cli.cmd_submit(
                 args.package, host=args.host, params=args.param, experiment=args.experiment,
                 run_name=args.run_name, token=args.token, namespace=args.namespace, enable_cache=not args.no_cache,

@@ -3,6 +3,7 @@
     jfx compile PIPELINE_FILE --target kubeflow --image IMAGE -o pipeline.yaml
         [--pipeline-root DIR] [--metadata-url URL] [--volume MOUNT=PVC ...]
         [--metadata-secret SECRET:KEY] [--env K=V ...] [--local]
+        [--s3-secret SECRET[:ACCESS_KEY_KEY:SECRET_KEY_KEY]] [--s3-endpoint URL] [--gcs-secret SECRET[:KEY]]
     jfx submit pipeline.yaml --host URL [--experiment NAME] [--param k=v ...] [--run-name NAME]
         [--token TOKEN] [--namespace NS] [--no-cache] [--from NODE] [--to NODE] [--from-run RUN_ID]
 """
@@ -33,7 +34,8 @@ def _pairs(items: Sequence[str], flag: str, sep: str = "=") -> dict[str, str]:
 
 def cmd_compile(file: str, *, output: str, image: str | None = None, pipeline_root: str | None = None,
                 metadata_url: str | None = None, volumes: Sequence[str] = (), metadata_secret: str | None = None,
-                env: Sequence[str] = (), local: bool = False) -> int:
+                env: Sequence[str] = (), local: bool = False, s3_secret: str | None = None,
+                s3_endpoint: str | None = None, gcs_secret: str | None = None) -> int:
     """``jfx compile``: the flags' values, as given (``volumes`` and ``env`` as ``KEY=VALUE`` strings)."""
     from jfx.errors import InvalidArgumentError
     from jfx.orchestrators._kubeflow import KubeflowDagRunner
@@ -47,10 +49,25 @@ def cmd_compile(file: str, *, output: str, image: str | None = None, pipeline_ro
         if not ok or not name or not key:
             raise InvalidArgumentError(f"--metadata-secret {metadata_secret!r}: expected SECRET:KEY")
         secret = (name, key)
+    s3: str | tuple[str, str, str] | None = None
+    if s3_secret:
+        parts = s3_secret.split(":")
+        if len(parts) == 1 and parts[0]:
+            s3 = parts[0]
+        elif len(parts) == 3 and all(parts):
+            s3 = (parts[0], parts[1], parts[2])
+        else:
+            raise InvalidArgumentError(f"--s3-secret {s3_secret!r}: expected SECRET or SECRET:ACCESS_KEY_KEY:SECRET_KEY_KEY")
+    gcs: str | tuple[str, str] | None = None
+    if gcs_secret:
+        name, ok, key = gcs_secret.partition(":")
+        if not name or (ok and not key):
+            raise InvalidArgumentError(f"--gcs-secret {gcs_secret!r}: expected SECRET or SECRET:KEY")
+        gcs = (name, key) if ok else name
     runner = KubeflowDagRunner(image or LOCAL_IMAGE, pipeline_root=pipeline_root,
                                metadata_url=metadata_url, local=local,
                                volumes=_pairs(volumes, "--volume"), metadata_secret=secret,
-                               env=_pairs(env, "--env"))
+                               env=_pairs(env, "--env"), s3_secret=s3, s3_endpoint=s3_endpoint, gcs_secret=gcs)
     pipeline = load_pipeline(file)
     path = runner.compile(pipeline, output)
     ir = pipeline.compile()

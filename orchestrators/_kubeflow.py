@@ -10,6 +10,17 @@ tasks are ordered with ``.after()`` along the DAG, and Kubeflow's own caching is
 (jfx caches through its store, so a Kubeflow run and a local run against the same
 database share one cache). A final exit-handler task records the run's end.
 
+The pipeline root is a volume or an object store. On a volume (``volumes``: a
+PersistentVolumeClaim mounted into every task) the tasks share it as a local path, and
+the pipeline's own code is built into the image. On an object store (``s3://``,
+``gs://``) no volume is needed: each task reaches the store with credentials from a
+Kubernetes secret (``s3_secret``: env vars ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+``s3_endpoint``: ``AWS_ENDPOINT_URL``; ``gcs_secret``: a key file mounted and named by
+``GOOGLE_APPLICATION_CREDENTIALS``), and the user's code (component files, module files)
+is uploaded at compile time, content-addressed, under ``<root>/_jfx/code/`` and fetched
+by the task, so the stock jfx image runs any pipeline (see ``_kfp_code``). For a cluster,
+a node parameter that is a local path the pods cannot see is refused at compile time.
+
 Node options map to task settings: ``with_resources`` to CPU and memory requests and
 limits and an accelerator count, ``with_retry`` to the task's retry policy (the
 launcher then makes one attempt per try), ``with_timeout`` to the pod's
@@ -31,6 +42,7 @@ import linecache
 import math
 import os
 import re
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -38,6 +50,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from collections.abc import Callable, Iterator, Mapping
 
+from jfx import _storage as storage
 from jfx._config import resolve_metadata_url
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
 from jfx.orchestrators._run import RunResult, RunSession, RunState, as_ir
@@ -62,6 +75,9 @@ _KFP_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": b
 # around the component; the launcher itself times the component exactly.
 TIMEOUT_GRACE_S = 120
 
+# where a gcs_secret is mounted in every task
+GCS_KEY_MOUNT = "/var/secrets/jfx-gcs"
+
 LOCAL_TARGET_HELP = """\
 {what} {value!r} is on this machine; the pods of a Kubeflow cluster cannot reach it.
   {fix}
@@ -71,7 +87,9 @@ LOCAL_TARGET_HELP = """\
 METADATA_FIX = ("Use a database server the cluster reaches, e.g. "
                 "KubeflowDagRunner(image, metadata_url='postgresql+psycopg://jfx@db.example.internal/jfx'), "
                 "or metadata_secret=('jfx-db', 'url') to read it from a Kubernetes secret in each pod.")
-ROOT_FIX = ("Put the pipeline root on a volume every task mounts, e.g. "
+ROOT_FIX = ("Put the pipeline root on an object store (--pipeline-root s3://bucket/jfx --s3-secret SECRET; "
+            "KubeflowDagRunner(image, pipeline_root='s3://bucket/jfx', s3_secret='SECRET')) or on a volume every "
+            "task mounts, e.g. "
             "KubeflowDagRunner(image, pipeline_root='/mnt/jfx/artifacts', volumes={{'/mnt/jfx': 'jfx-pvc'}}) "
             "(jfx compile --volume /mnt/jfx=jfx-pvc --pipeline-root /mnt/jfx/artifacts).")
 
@@ -100,7 +118,8 @@ class KubeflowDagRunner:
         image: the container image of every task: jfx and the pipeline's code
             installed (see the Dockerfile at the root of the jfx repository).
         pipeline_root: where outputs go (overrides the pipeline's). On a cluster it
-            must lie on a volume every task mounts (``volumes``).
+            is an object store (``s3://bucket/prefix``, ``gs://bucket/prefix``) or lies
+            on a volume every task mounts (``volumes``).
         metadata_url: the metadata database (overrides the pipeline's). On a cluster
             it must be a server the pods reach (PostgreSQL or MySQL), not SQLite.
         local: the pipeline runs on this machine (kfp.local): local paths and SQLite
@@ -110,6 +129,15 @@ class KubeflowDagRunner:
             from this Kubernetes secret (``JFX_METADATA_URL``) instead of a URL compiled
             into the spec.
         env: environment variables for every task.
+        s3_secret: a Kubernetes secret holding S3 credentials, set on every task as
+            ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``: the secret's name (its
+            keys named like those variables), or ``(name, access key's key, secret
+            key's key)``, e.g. ``("mlpipeline-minio-artifact", "accesskey", "secretkey")``.
+        s3_endpoint: an S3-compatible endpoint (MinIO, Ceph) the pods reach, set on
+            every task as ``AWS_ENDPOINT_URL`` (and ``MLFLOW_S3_ENDPOINT_URL``).
+        gcs_secret: a Kubernetes secret holding a GCS service-account key file,
+            mounted into every task and named by ``GOOGLE_APPLICATION_CREDENTIALS``:
+            the secret's name (key ``key.json``) or ``(name, key)``.
         accelerator_type: the Kubernetes resource name for ``with_resources(gpu=N)``.
 
     Example:
@@ -133,6 +161,9 @@ class KubeflowDagRunner:
         metadata_secret: tuple[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         accelerator_type: str = "nvidia.com/gpu",
+        s3_secret: str | tuple[str, str, str] | None = None,
+        s3_endpoint: str | None = None,
+        gcs_secret: str | tuple[str, str] | None = None,
     ) -> None:
         if not isinstance(image, str) or not image.strip():
             raise InvalidArgumentError(f"KubeflowDagRunner(image) takes a container image name, got {image!r}")
@@ -152,6 +183,24 @@ class KubeflowDagRunner:
         self.metadata_secret = tuple(metadata_secret) if metadata_secret else None
         self.env = {"MLFLOW_DISABLE_TELEMETRY": "true", **dict(env or {})}
         self.accelerator_type = accelerator_type
+        if isinstance(s3_secret, str):
+            s3_secret = (s3_secret, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        if s3_secret is not None and (len(s3_secret) != 3 or not all(isinstance(x, str) and x for x in s3_secret)):
+            raise InvalidArgumentError(f"s3_secret takes a secret name or (name, access key's key, secret key's key), "
+                                       f"got {s3_secret!r}")
+        self.s3_secret = tuple(s3_secret) if s3_secret else None
+        if s3_endpoint is not None:
+            if not re.match(r"^https?://[^/\s]+", s3_endpoint):
+                raise InvalidArgumentError(f"s3_endpoint {s3_endpoint!r}: expected http(s)://host[:port]")
+            self.env = {"AWS_ENDPOINT_URL": s3_endpoint, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, **self.env}
+        self.s3_endpoint = s3_endpoint
+        if isinstance(gcs_secret, str):
+            gcs_secret = (gcs_secret, "key.json")
+        if gcs_secret is not None and (len(gcs_secret) != 2 or not all(isinstance(x, str) and x for x in gcs_secret)):
+            raise InvalidArgumentError(f"gcs_secret takes a secret name or (name, key), got {gcs_secret!r}")
+        self.gcs_secret = tuple(gcs_secret) if gcs_secret else None
+        if self.gcs_secret:
+            self.env = {"GOOGLE_APPLICATION_CREDENTIALS": f"{GCS_KEY_MOUNT}/{self.gcs_secret[1]}", **self.env}
 
     # ------------------------------------------------------------------ compile
 
@@ -185,6 +234,8 @@ class KubeflowDagRunner:
         if self.local:
             from jfx._config import default_pipeline_root
 
+            if root and storage.is_remote(root):
+                return resolve_metadata_url(url), storage.check_uri(root)
             return resolve_metadata_url(url), str(Path(root).resolve() if root else default_pipeline_root())
         if self.metadata_secret is not None:
             url = ""  # each pod reads JFX_METADATA_URL from the secret
@@ -196,8 +247,29 @@ class KubeflowDagRunner:
                 "the pipeline has no pipeline_root, and the default ($JFX_HOME/artifacts) is on this machine.\n  "
                 + ROOT_FIX.format()
             )
+        if storage.is_remote(root):
+            return url, storage.check_uri(root)  # reached with credentials, not through a volume
         _check_cluster_root(root, self.volumes)
         return url, root
+
+    def for_tasks(self, ir: PipelineIR, root: str) -> PipelineIR:
+        """The IR the tasks get: with an object-store root, the user's code uploaded under it and
+        named by its objects; for a cluster, node parameters that are local paths refused.
+
+        Raises:
+            InvalidArgumentError: a node parameter is a local path the pods cannot see (one
+                line naming the node and the parameter).
+            StorageError: an upload failed.
+        """
+        from jfx.orchestrators._kfp_code import prepare_for_cluster
+
+        def report(files: list[Any]) -> None:
+            sent = sum(f.uploaded for f in files)
+            print(f"jfx: user code under {storage.join(root, '_jfx', 'code')}: {sent} file(s) uploaded, "
+                  f"{len(files) - sent} already there", file=sys.stderr)
+
+        return prepare_for_cluster(ir, root, upload=storage.is_remote(root), check=not self.local,
+                                   volumes=self.volumes, report=report)
 
     def _pipeline_function(self, ir: PipelineIR) -> Any:
         """The ``@dsl.pipeline`` function for ``ir``: one task per node, all under an exit handler."""
@@ -212,6 +284,7 @@ class KubeflowDagRunner:
                     f"(reserved names: {', '.join(RESERVED_PARAMETERS)}, and Python keywords); rename it"
                 )
         url, root = self.targets(ir)
+        ir = self.for_tasks(ir, root)
         ir_json = json.dumps(ir.to_dict(), sort_keys=True, separators=(",", ":"))
         runner_name = "kfp-local" if self.local else "kubeflow"
         param_names = list(ir.parameters)
@@ -269,7 +342,7 @@ class KubeflowDagRunner:
     def _configure_pod(self, task: Any) -> None:
         for name, value in self.env.items():
             task.set_env_variable(name, value)
-        if self.volumes or self.metadata_secret:
+        if self.volumes or self.metadata_secret or self.s3_secret or self.gcs_secret:
             from kfp import kubernetes
 
             for mount, claim in self.volumes.items():
@@ -277,6 +350,12 @@ class KubeflowDagRunner:
             if self.metadata_secret:
                 secret, key = self.metadata_secret
                 kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env={key: "JFX_METADATA_URL"})
+            if self.s3_secret:
+                secret, access_key, secret_key = self.s3_secret
+                kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env={
+                    access_key: "AWS_ACCESS_KEY_ID", secret_key: "AWS_SECRET_ACCESS_KEY"})
+            if self.gcs_secret:
+                kubernetes.use_secret_as_volume(task, secret_name=self.gcs_secret[0], mount_path=GCS_KEY_MOUNT)
 
     def _configure_task(self, task: Any, node: NodeIR) -> None:
         task.set_caching_options(False)  # jfx caches through its metadata store

@@ -4,7 +4,9 @@ Every task of a compiled Kubeflow pipeline (see :class:`jfx.orchestrators.Kubefl
 is a lightweight Python component whose body calls :func:`run_node` (one per jfx node)
 or, in the run's exit handler, :func:`finish`. All tasks of one Kubeflow run join one
 jfx run, named after the Kubeflow job (``<pipeline>-kfp-<job id>``): the first task
-creates it, the others join it (:func:`jfx.orchestrators._run.join_run`).
+creates it, the others join it (:func:`jfx.orchestrators._run.join_run`). A node whose code was
+uploaded under an object-store root (``<root>/_jfx/code/<sha256>/<name>``) has it
+fetched and its hash checked before its component is loaded (``_kfp_code``).
 
 The same steps run from a shell, in the jfx image or anywhere jfx is installed::
 
@@ -34,6 +36,7 @@ from typing import Any
 
 from jfx.errors import ComponentError, InvalidArgumentError, JfxError
 from jfx.metadata import ExecutionState, MetadataStore
+from jfx.orchestrators._kfp_code import fetch_node_code
 from jfx.orchestrators._launcher import (
     NodeOutcome,
     NodeState,
@@ -152,6 +155,8 @@ def run_node(
             else:
                 outcome = NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
         else:
+            # user code uploaded at compile time (an object-store root): fetched, hash checked, loaded from here
+            node = fetch_node_code(node)
             one_attempt = dataclasses.replace(node, options=dataclasses.replace(node.options, retries=0))
             outcome = launch_node(store, pipeline, one_attempt, run, check_upstream=True)
     finally:

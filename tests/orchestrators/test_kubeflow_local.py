@@ -259,31 +259,51 @@ def test_partial_run_reuses_one_run_that_no_validator_halted(tmp_path):
         kfp_local().run_local(pipeline, parameters={"data": str(bad)}, from_nodes=["train"])
 
 
-def test_jfx_run_with_the_kfp_local_runner(tmp_path):
+def test_jfx_run_with_the_kfp_local_runner(tmp_path, any_root):
+    """On the default (local) root and on an S3 root, where the tasks fetch the uploaded pipeline file."""
+    import hashlib
+
+    from jfx import _storage as storage
+
     hello = Path(__file__).resolve().parents[2] / "examples" / "hello" / "pipeline.py"
-    env = {k: v for k, v in os.environ.items() if k != "JFX_METADATA_URL"}
+    env = {k: v for k, v in os.environ.items() if k != "JFX_METADATA_URL"}  # the S3 server's settings included
     env["JFX_HOME"] = str(tmp_path / "home")
-    cmd = [sys.executable, "-m", "jfx", "run", str(hello), "--runner", "kfp-local", "--param", "rows=30"]
+    remote = storage.is_remote(any_root)
+    root = any_root if remote else str(tmp_path / "home" / "artifacts")  # the default root
+    cmd = [sys.executable, "-m", "jfx", "run", str(hello), "--runner", "kfp-local", "--param", "rows=30",
+           *(["--pipeline-root", any_root] if remote else [])]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "of pipeline hello: COMPLETE" in proc.stdout
     assert "task logs:" in proc.stderr
     [log] = (tmp_path / "home" / "kfp-local").glob("hello-*.log")
     assert "jfx: run hello-" in log.read_text()
-    assert "30 rows." in next((tmp_path / "home" / "artifacts" / "hello" / "write_report" / "report").glob(
-        "*/report.md")).read_text()
+    [report] = [f for f in storage.list_files(storage.join(root, "hello", "write_report", "report"))
+                if f.rel.endswith("report.md")]
+    assert "30 rows." in storage.read_text(report.uri)
+    digest = hashlib.sha256(hello.read_bytes()).hexdigest()
+    if remote:  # the tasks loaded the pipeline file uploaded under the root, fetched into the code cache
+        assert "1 file(s) uploaded" in proc.stderr
+        assert storage.exists(f"{any_root}/_jfx/code/{digest}/pipeline.py")
+        assert (tmp_path / "home" / "cache" / "code" / digest / "pipeline.py").is_file()
+        assert not (tmp_path / "home" / "artifacts").exists()
+    else:
+        assert not (tmp_path / "home" / "cache" / "code").exists()
     resume = subprocess.run([*cmd[:5], "--runner", "kfp-local", "--resume", "x"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert resume.returncode == 1 and "drop --runner kfp-local" in resume.stderr
 
 
-def test_penguin_on_kfp_local_as_on_the_local_runner(tmp_path, jfx_home):
+def test_penguin_on_kfp_local_as_on_the_local_runner(tmp_path, jfx_home, any_root, monkeypatch):
     from jfx.pipelines import load_pipeline
+
+    monkeypatch.chdir(tmp_path)  # the tasks' working folder
 
     pipeline = load_pipeline(Path(__file__).resolve().parents[2] / "examples" / "penguin" / "pipeline.py")
     local = LocalDagRunner(progress=False, pipeline_root=str(tmp_path / "l"),
                            metadata_url=f"sqlite:///{tmp_path / 'l.sqlite'}").run(pipeline)
-    kfp = kfp_local(pipeline_root=str(tmp_path / "k"), metadata_url=f"sqlite:///{tmp_path / 'k.sqlite'}").run_local(
+    # on an S3 root the tasks fetch the uploaded module files (Transform's and Trainer's)
+    kfp = kfp_local(pipeline_root=any_root, metadata_url=f"sqlite:///{tmp_path / 'k.sqlite'}").run_local(
         pipeline, log=tmp_path / "kfp.log")
     assert kfp.state == local.state == RunState.COMPLETE
     assert states(kfp) == states(local) == {n: NodeState.COMPLETE for n in local.nodes} and len(local.nodes) == 12
@@ -296,6 +316,17 @@ def test_penguin_on_kfp_local_as_on_the_local_runner(tmp_path, jfx_home):
     assert {k: fingerprints(kfp)[k] for k in same} == {k: fingerprints(local)[k] for k in same}
     blessing = kfp.nodes["Evaluator"].outputs["blessing"][0].properties
     assert blessing["blessed"] is True
+    if any_root.startswith("s3://"):  # the module files ran from their uploaded, content-addressed copies
+        import hashlib
+
+        from jfx import _storage as storage
+
+        for name in ("model.py", "preprocessing.py"):
+            source = Path(__file__).resolve().parents[2] / "examples" / "penguin" / name
+            digest = hashlib.sha256(source.read_bytes()).hexdigest()
+            assert storage.exists(f"{any_root}/_jfx/code/{digest}/{name}")
+            assert (jfx_home / "cache" / "code" / digest / name).is_file()
+        assert kfp.nodes["Trainer"].outputs["model"][0].uri.startswith(any_root)
 
 
 def test_the_entrypoint_runs_one_node_at_a_time_from_a_shell(tmp_path):
