@@ -57,6 +57,9 @@ __all__ = [
     "upload_dir",
     "download_dir",
     "remove",
+    "arrow_filesystem",
+    "open_parquet",
+    "input_stream",
     "localize",
     "cache_dir",
 ]
@@ -218,7 +221,7 @@ def check_root(uri: str | Path) -> str:
         fs.ls(bucket, detail=False)
     except FileNotFoundError as err:
         raise StorageError(f"{text}: the bucket {bucket!r} does not exist; create it or fix the URI") from err
-    except Exception as err:  # noqa: BLE001 - the store's own error, explained in one line
+    except Exception as err:
         raise _explain(text, err) from err
     return text
 
@@ -229,7 +232,7 @@ def _storage_errors(uri: str) -> Iterator[None]:
         yield
     except (FileNotFoundError, StorageError, JfxError):
         raise
-    except Exception as err:  # noqa: BLE001 - the store's own error, explained in one line
+    except Exception as err:
         if scheme_of(uri) == "file" and isinstance(err, OSError):
             raise
         raise _explain(uri, err) from err
@@ -362,6 +365,52 @@ def remove(uri: str | Path) -> None:
     fs, path = filesystem(text)
     with contextlib.suppress(FileNotFoundError), _storage_errors(text):
         fs.rm(path, recursive=True)
+
+
+def arrow_filesystem(uri: str | Path) -> tuple[Any, str]:
+    """``(filesystem, path)`` for pyarrow's readers (``pq.ParquetFile(path, filesystem=fs)``).
+
+    Locally the filesystem is ``None``: pyarrow then opens the path itself (its native
+    reader, memory-mapped where it can). On a store it is the fsspec filesystem wrapped
+    for Arrow, which reads byte ranges of the object: nothing is downloaded first.
+    """
+    text = check_uri(uri)
+    if scheme_of(text) == "file":
+        return None, str(Path(text).expanduser())
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(text)
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+
+def open_parquet(uri: str | Path, **kwargs: Any) -> Any:
+    """``pyarrow.parquet.ParquetFile`` over the file ``uri`` (local or on a store).
+
+    A file that is not there raises :class:`FileNotFoundError`; ``kwargs`` go to
+    ``ParquetFile`` (``read_dictionary=``, ``metadata=``, ...).
+    """
+    import pyarrow.parquet as pq
+
+    fs, path = arrow_filesystem(uri)
+    if fs is None:
+        return pq.ParquetFile(path, **kwargs)
+    with _storage_errors(str(uri)):
+        return pq.ParquetFile(path, filesystem=fs, **kwargs)
+
+
+def input_stream(uri: str | Path) -> Any:
+    """A sequential ``pyarrow`` input stream of the file ``uri``, decompressed by its name
+    (``.gz``, ``.bz2``, ``.zst``) as ``pyarrow.input_stream(..., compression="detect")`` does."""
+    import pyarrow as pa
+
+    text = check_uri(uri)
+    if scheme_of(text) == "file":
+        return pa.input_stream(str(Path(text).expanduser()), compression="detect")
+    try:
+        codec: str | None = pa.Codec.detect(text).name
+    except (TypeError, ValueError, pa.ArrowException):
+        codec = None
+    return pa.input_stream(open_uri(text, "rb"), compression=codec)
 
 
 # ------------------------------------------------------------------ the local cache
