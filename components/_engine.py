@@ -246,6 +246,14 @@ def run_kernel(kernel: Kernel, sources: Sequence[Any] | Mapping[str, Sequence[An
     Raises:
         DataValidationError: a file is missing, corrupt or unreadable; the message names it.
     """
+    # Parquet footers on an object store are read once per file, not once per open
+    with storage.cached_footers():
+        return _run_kernel(kernel, sources, beam_pipeline_args, columns, batch_size, num_workers)
+
+
+def _run_kernel(kernel: Kernel, sources: Sequence[Any] | Mapping[str, Sequence[Any]],
+                beam_pipeline_args: list[str] | None, columns: Sequence[str] | None, batch_size: int,
+                num_workers: int | None) -> Any:
     grouped = isinstance(sources, Mapping)
     groups = {str(k): list(v) for k, v in sources.items()} if isinstance(sources, Mapping) else {"": list(sources)}
     pieces = {key: plan_pieces(files) for key, files in groups.items()}
