@@ -60,6 +60,9 @@ __all__ = [
     "upload_dir",
     "download_dir",
     "remove",
+    "open_parquet",
+    "cached_footers",
+    "input_stream",
     "localize",
     "cache_dir",
 ]
@@ -435,6 +438,74 @@ def remove(uri: str | Path) -> None:
         fs.rm(path, recursive=True)
 
 
+_FOOTER_LOCK = threading.Lock()
+_FOOTER_SCOPES = 0
+_FOOTERS: dict[str, tuple[int, Any]] = {}
+
+
+@contextlib.contextmanager
+def cached_footers() -> Iterator[None]:
+    """Within this block, :func:`open_parquet` sizes each Parquet object on a store and
+    reads its footer once, however often it is opened (a reader that plans row groups,
+    reads footer statistics, then each row group, would otherwise ask the store each
+    time). For readers of published artifacts, whose objects never change; the memory
+    goes when the last such block in the process ends.
+    """
+    global _FOOTER_SCOPES
+    with _FOOTER_LOCK:
+        _FOOTER_SCOPES += 1
+    try:
+        yield
+    finally:
+        with _FOOTER_LOCK:
+            _FOOTER_SCOPES -= 1
+            if not _FOOTER_SCOPES:
+                _FOOTERS.clear()
+
+
+def open_parquet(uri: str | Path, **kwargs: Any) -> Any:
+    """``pyarrow.parquet.ParquetFile`` over the file ``uri`` (local or on a store).
+
+    On a store the object is read by byte ranges as pyarrow asks for them (nothing is
+    downloaded first; see :func:`cached_footers`). A file that is not there raises
+    :class:`FileNotFoundError`; ``kwargs`` go to ``ParquetFile`` (``read_dictionary=``,
+    ``metadata=``, ...).
+    """
+    import pyarrow.parquet as pq
+
+    text = check_uri(uri)
+    if scheme_of(text) == "file":
+        return pq.ParquetFile(str(Path(text).expanduser()), **kwargs)
+    fs, path = filesystem(text)
+    with _FOOTER_LOCK:
+        known = _FOOTERS.get(text) if _FOOTER_SCOPES else None
+    with _storage_errors(text):
+        if known is not None:
+            kwargs.setdefault("metadata", known[1])
+            return pq.ParquetFile(fs.open(path, "rb", size=known[0]), **kwargs)
+        handle = fs.open(path, "rb")
+        pf = pq.ParquetFile(handle, **kwargs)
+    with _FOOTER_LOCK:
+        if _FOOTER_SCOPES:
+            _FOOTERS[text] = (int(handle.size), pf.metadata)
+    return pf
+
+
+def input_stream(uri: str | Path) -> Any:
+    """A sequential ``pyarrow`` input stream of the file ``uri``, decompressed by its name
+    (``.gz``, ``.bz2``, ``.zst``) as ``pyarrow.input_stream(..., compression="detect")`` does."""
+    import pyarrow as pa
+
+    text = check_uri(uri)
+    if scheme_of(text) == "file":
+        return pa.input_stream(str(Path(text).expanduser()), compression="detect")
+    try:
+        codec: str | None = pa.Codec.detect(text).name
+    except (TypeError, ValueError, pa.ArrowException):
+        codec = None
+    return pa.input_stream(open_uri(text, "rb"), compression=codec)
+
+
 # ------------------------------------------------------------------ the local cache
 
 
@@ -520,3 +591,4 @@ def _evict(root: Path, keep: Path) -> None:
             continue
         shutil.rmtree(p, ignore_errors=True)
         total -= size
+

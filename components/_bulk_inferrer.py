@@ -40,7 +40,8 @@ from jfx.components._engine import (
     read_piece,
 )
 from jfx.components._evaluator import load_model, model_features
-from jfx.components._examples import SPLIT_PREFIX, split_files, split_names
+from jfx import _storage as storage
+from jfx.components._examples import SPLIT_PREFIX, local_dir, split_files, split_names
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.pipelines._artifacts import Examples, InferenceResult, Model, ModelBlessing
@@ -92,7 +93,8 @@ def infer_piece(task: InferenceTask) -> int:
         arrays = [batch.column(batch.schema.names.index(c)) for c in task.key_columns]
         arrays += [_output_array(np.asarray(outputs[c]), model.outputs[c]) for c in task.output_columns]
         parts.append(pa.record_batch(arrays, names=[*task.key_columns, *task.output_columns]))
-    schema = pa.schema([*(pq.read_schema(task.piece.source.path).field(c) for c in task.key_columns),
+    source = storage.open_parquet(task.piece.source.path).schema_arrow if task.key_columns else None
+    schema = pa.schema([*(source.field(c) for c in task.key_columns),  # type: ignore[union-attr]
                         *(pa.field(c, _arrow_type(model.outputs[c])) for c in task.output_columns)])
     table = pa.Table.from_batches([b.cast(schema) if b.schema != schema else b for b in parts], schema=schema)
     Path(task.out_path).parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,7 @@ def _parse_data_spec(spec: dict | None) -> dict[str, Any]:
     return spec
 
 
-@component
+@component(streaming=True)
 def BulkInferrer(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Input[Model],
@@ -171,7 +173,8 @@ def BulkInferrer(  # noqa: N802 - components are named like the TFX components t
     unknown = [s for s in splits if s not in names]
     if unknown:
         raise InvalidArgumentError(f"data_spec['splits'] names {unknown}, but the examples have splits {names}")
-    loaded = load_model(model.uri)
+    model_dir = str(local_dir(model))  # the examples stream; the model is read from a local copy
+    loaded = load_model(model_dir)
     outputs = spec.get("output_columns") or list(loaded.outputs)
     bad = [c for c in outputs if c not in loaded.outputs]
     if bad:
@@ -186,14 +189,14 @@ def BulkInferrer(  # noqa: N802 - components are named like the TFX components t
     for split in splits:
         files = [str(p) for p in split_files(examples, split)]
         for path in files:
-            columns = pq.read_schema(path).names
+            columns = storage.open_parquet(path).schema_arrow.names
             for what, cols in (("key column", keys), ("model input column", list(loaded.inputs))):
                 missing = [c for c in cols if c not in columns]
                 if missing:
                     raise DataValidationError(f"the {what} {missing[0]!r} is not in split {split!r} "
                                               f"({path}; columns: {columns})")
         folder = Path(inference_result.uri) / f"{SPLIT_PREFIX}{split}"
-        tasks[split] = [InferenceTask(piece, str(model.uri), str(folder / f"part-{i:05d}.parquet"), tuple(keys),
+        tasks[split] = [InferenceTask(piece, model_dir, str(folder / f"part-{i:05d}.parquet"), tuple(keys),
                                       tuple(outputs), spec["batch_size"])
                         for i, piece in enumerate(plan_pieces(files))]
     everything = [t for group in tasks.values() for t in group]

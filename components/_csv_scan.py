@@ -33,11 +33,11 @@ import io
 import mmap
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from jfx import _storage as storage
 
 __all__ = [
     "CheckedStream",
@@ -46,6 +46,7 @@ __all__ = [
     "line_and_column",
     "longest_record",
     "record_start",
+    "streamed",
     "text_at",
     "unclosed_quote",
 ]
@@ -65,6 +66,17 @@ def compressed(path: str | os.PathLike[str]) -> bool:
     except (TypeError, ValueError, pa.ArrowException):
         return False
     return True
+
+
+def streamed(path: str | os.PathLike[str]) -> bool:
+    """Whether the file is read as one forward stream: compressed, or on an object store
+    (where a whole-file memory map would mean downloading it first)."""
+    return compressed(path) or storage.is_remote(str(path))
+
+
+def _open(path: str | os.PathLike[str]) -> Any:
+    """The file's (decompressed) bytes as a pyarrow input stream, local or on a store."""
+    return storage.input_stream(str(path))
 
 
 def _runs(win: np.ndarray, prev: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,10 +120,9 @@ def unclosed_quote(path: str | os.PathLike[str]) -> int | None:
     The offset is of the last quote that opened a value, which is the one still open at
     the end of the file (a compressed file's offset is into its decompressed bytes).
     """
-    path = Path(path)
-    if compressed(path):
+    if streamed(path):
         check = QuoteCheck()
-        with pa.input_stream(str(path), compression="detect") as raw:
+        with _open(path) as raw:
             while chunk := raw.read(_CHUNK):
                 check.feed(chunk)
         return check.finish()
@@ -218,7 +229,7 @@ class CheckedStream(io.RawIOBase):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
-        self._raw = pa.input_stream(str(path), compression="detect")
+        self._raw = _open(path)
         self.check = QuoteCheck()
 
     def readable(self) -> bool:
@@ -252,9 +263,9 @@ class _Forward:
         self.begin = 0  # of the first record: after a byte order mark
         self.prev = _LF
 
-    def ends(self, path: Path) -> Iterator[np.ndarray]:
+    def ends(self, path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
         """Yield arrays of the offsets of record-ending line breaks, in file order."""
-        with pa.input_stream(str(path), compression="detect") as raw:
+        with _open(path) as raw:
             carry = b""
             first = True
             while True:
@@ -294,7 +305,7 @@ def longest_record(path: str | os.PathLike[str]) -> tuple[int, int]:
     """``(length in bytes, start offset)`` of the file's longest record (line breaks included)."""
     best, best_start, start = 0, 0, None
     scan = _Forward()
-    for ends in scan.ends(Path(path)):
+    for ends in scan.ends(path):
         start = scan.begin if start is None else start
         if not len(ends):
             continue
@@ -314,7 +325,7 @@ def record_start(path: str | os.PathLike[str], record: int) -> int | None:
     are not records, as in pyarrow), or ``None`` past the last record."""
     seen, start = 0, None
     scan = _Forward()
-    for ends in scan.ends(Path(path)):
+    for ends in scan.ends(path):
         start = scan.begin if start is None else start
         starts = np.concatenate(([start], ends[:-1] + 1)) if len(ends) else _EMPTY
         nonempty = starts[ends > starts] if len(ends) else _EMPTY
@@ -332,7 +343,7 @@ def record_start(path: str | os.PathLike[str], record: int) -> int | None:
 def line_and_column(path: str | os.PathLike[str], offset: int) -> tuple[int, int]:
     """The 1-based line and character column (as an editor shows them) of byte ``offset``."""
     line, line_start, done = 1, 0, 0
-    with pa.input_stream(str(path), compression="detect") as raw:
+    with _open(path) as raw:
         while done < offset and (chunk := raw.read(min(_CHUNK, offset - done))):
             breaks = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == _LF)
             if len(breaks):
@@ -345,8 +356,8 @@ def line_and_column(path: str | os.PathLike[str], offset: int) -> tuple[int, int
 
 def text_at(path: str | os.PathLike[str], offset: int, limit: int) -> str:
     """Up to ``limit`` bytes of the file from ``offset``, decoded leniently (for messages)."""
-    with pa.input_stream(str(path), compression="detect") as raw:
-        if not compressed(Path(path)):
+    with _open(path) as raw:
+        if not streamed(path):
             raw.seek(offset)
         else:
             left = offset

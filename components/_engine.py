@@ -67,8 +67,7 @@ from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-
+from jfx import _storage as storage
 from jfx.errors import DataValidationError, InvalidArgumentError
 
 __all__ = [
@@ -156,13 +155,17 @@ def plan_pieces(sources: Sequence[Source | str | os.PathLike]) -> list[Piece]:
     pieces: list[Piece] = []
     for raw in sources:
         source = Source.of(raw)
-        if not Path(source.path).is_file():
+        remote = storage.is_remote(source.path)
+        if not (remote or Path(source.path).is_file()) or (
+                remote and source.format != "parquet" and not storage.exists(source.path)):
             raise DataValidationError(f"{source.path}: no such file")
         if source.format in ("csv", "arrow"):
             pieces.append(Piece(source))
             continue
         try:
-            meta = pq.ParquetFile(source.path).metadata
+            meta = storage.open_parquet(source.path).metadata
+        except FileNotFoundError:  # on a store: one request finds out
+            raise DataValidationError(f"{source.path}: no such file") from None
         except (pa.ArrowException, OSError) as err:
             raise DataValidationError(f"{source.path}: not a readable Parquet file ({err})") from err
         pieces.extend(Piece(source, i) for i in range(meta.num_row_groups))
@@ -193,16 +196,20 @@ def read_piece(piece: Piece, *, columns: Sequence[str] | None = None, batch_size
                                            auto_dict_encode=dictionary_strings,
                                            auto_dict_max_cardinality=_CSV_MAX_DICTIONARY)
             read = pacsv.ReadOptions(use_threads=use_threads, block_size=_CSV_BLOCK_SIZE)
-            yield from pacsv.open_csv(path, read_options=read, convert_options=convert)
+            if storage.is_remote(path):
+                with storage.input_stream(path) as stream:
+                    yield from pacsv.open_csv(stream, read_options=read, convert_options=convert)
+            else:
+                yield from pacsv.open_csv(path, read_options=read, convert_options=convert)
         elif piece.source.format == "arrow":
-            with pa.memory_map(path) as source:
+            with (storage.input_stream(path) if storage.is_remote(path) else pa.memory_map(path)) as source:
                 for batch in pa.ipc.open_stream(source):
                     if columns:
                         have = set(batch.schema.names)
                         batch = batch.select([c for c in columns if c in have or not skip_missing_columns])
                     yield batch
         else:
-            pf = pq.ParquetFile(path)
+            pf = storage.open_parquet(path)
             if columns and skip_missing_columns:
                 have = set(pf.schema_arrow.names)
                 columns = [c for c in columns if c in have]
@@ -212,7 +219,7 @@ def read_piece(piece: Piece, *, columns: Sequence[str] | None = None, batch_size
                 strings = [f.name for f in pf.schema_arrow
                            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
                 if strings:
-                    pf = pq.ParquetFile(path, read_dictionary=strings)
+                    pf = storage.open_parquet(path, read_dictionary=strings, metadata=pf.metadata)
             yield from pf.iter_batches(batch_size=batch_size, row_groups=[piece.row_group],
                                        columns=list(columns) if columns else None, use_threads=use_threads)
     except (pa.ArrowException, OSError) as err:
@@ -239,6 +246,14 @@ def run_kernel(kernel: Kernel, sources: Sequence[Any] | Mapping[str, Sequence[An
     Raises:
         DataValidationError: a file is missing, corrupt or unreadable; the message names it.
     """
+    # Parquet footers on an object store are read once per file, not once per open
+    with storage.cached_footers():
+        return _run_kernel(kernel, sources, beam_pipeline_args, columns, batch_size, num_workers)
+
+
+def _run_kernel(kernel: Kernel, sources: Sequence[Any] | Mapping[str, Sequence[Any]],
+                beam_pipeline_args: list[str] | None, columns: Sequence[str] | None, batch_size: int,
+                num_workers: int | None) -> Any:
     grouped = isinstance(sources, Mapping)
     groups = {str(k): list(v) for k, v in sources.items()} if isinstance(sources, Mapping) else {"": list(sources)}
     pieces = {key: plan_pieces(files) for key, files in groups.items()}

@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from jfx.components._beam import resolve_beam_args
 from jfx.components._engine import ENGINE_BEAM, ENGINE_IN_PROCESS, run_kernel
 from jfx.components._eval_metrics import (
@@ -56,7 +55,8 @@ from jfx.components._eval_metrics import (
     MetricInputs,
     RegressionMetrics,
 )
-from jfx.components._examples import split_files, split_names
+from jfx import _storage as storage
+from jfx.components._examples import local_dir, split_files, split_names
 from jfx.components._thresholds import Threshold, check_thresholds
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
@@ -563,7 +563,7 @@ def _artifact_ref(artifact: Any) -> dict[str, Any] | None:
     return {"id": artifact.id, "uri": str(artifact.uri)}
 
 
-@component(external_fingerprint=_custom_fingerprint)
+@component(external_fingerprint=_custom_fingerprint, streaming=True)
 def Evaluator(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Input[Model],
@@ -601,7 +601,7 @@ def Evaluator(  # noqa: N802 - components are named like the TFX components they
     if unknown:
         raise DataValidationError(f"eval_config['splits'] names {unknown}, but the examples have splits {names}")
     files = [str(p) for s in config.splits for p in split_files(examples, s)]
-    columns = pq.read_schema(files[0]).names
+    columns = storage.open_parquet(files[0]).schema_arrow.names
     needed = {"label column (eval_config['label_key'])": [config.label_key],
               "weight column (eval_config['example_weight_key'])": [config.example_weight_key]
               if config.example_weight_key else [],
@@ -611,9 +611,10 @@ def Evaluator(  # noqa: N802 - components are named like the TFX components they
         if missing:
             raise DataValidationError(f"the {what} {missing[0]!r} is not in the examples (splits {list(config.splits)}"
                                       f"; columns: {columns})")
-    models = {"candidate": resolve_model(model.uri, config, "model")}
+    # the examples stream from where they are recorded; the models are read from local copies
+    models = {"candidate": resolve_model(str(local_dir(model)), config, "model")}
     if baseline_model is not None:
-        models["baseline"] = resolve_model(baseline_model.uri, config, "baseline model")
+        models["baseline"] = resolve_model(str(local_dir(baseline_model)), config, "baseline model")
         cand, base = models["candidate"], models["baseline"]
         if (cand.model_type, cand.num_classes) != (base.model_type, base.num_classes):
             raise InvalidArgumentError(

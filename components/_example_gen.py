@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jfx import _storage as storage
 from jfx.components._beam import beam_options, resolve_beam_args
 from jfx.components._examples import SPLIT_PREFIX
 from jfx.components._readers import (
@@ -76,12 +77,15 @@ _REUSE_BYTES = 1 << 30
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input file: its path, its path relative to ``input_base`` (posix), and its
-    split when the input is pre-split with ``{SPLIT}``."""
+    """One input file: its path (a URI for an object on a store), its path relative to
+    ``input_base`` (posix), and its split when the input is pre-split with ``{SPLIT}``.
+    On a store, the listing's ``size`` and ``checksum`` (the ETag) come with it."""
 
-    path: Path
+    path: Path | str
     rel: str
     split: str | None = None
+    size: int | None = None
+    checksum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,17 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
+def _hidden(rel: str) -> bool:
+    return any(part.startswith((".", "_")) for part in rel.split("/"))
+
+
+def _list_remote(base: str) -> list[tuple[str, InputFile]]:
+    """Every object under the prefix ``base`` (one listing: sizes and ETags, nothing
+    downloaded), as :func:`_walk` sees a folder."""
+    return [(f.rel, InputFile(f.uri, f.rel, size=f.size, checksum=f.checksum))
+            for f in storage.list_files(base) if not _hidden(f.rel)]
+
+
 def _walk(base: Path) -> list[tuple[str, Path]]:
     """Every file under ``base`` (relative posix path, path), sorted; names starting with
     ``.`` or ``_`` (``_SUCCESS``, ``.ipynb_checkpoints``) are skipped."""
@@ -166,13 +181,22 @@ def select_inputs(
         InvalidArgumentError: a bad pattern, or a pin without its placeholder.
     """
     fmt = format_of(format)
-    base = Path(input_base)
-    if not base.is_dir():
-        what = "is a file, not a folder" if base.exists() else "does not exist"
-        raise DataValidationError(f"input_base {str(base)!r} {what}; give the folder that holds the {fmt} files")
     if input_pattern is not None and (input_pattern.startswith("/") or ".." in input_pattern.split("/")):
         raise InvalidArgumentError(f"input_pattern {input_pattern!r} must be relative to input_base, inside it")
-    files = _walk(base)
+    files: list[tuple[str, Any]]
+    if storage.is_remote(str(input_base)):
+        base: Any = storage.check_uri(str(input_base))
+        files = _list_remote(base)
+        if not files:
+            raise DataValidationError(
+                f"input_base {base!r}: no objects under this prefix (it does not exist or is empty); "
+                f"give the prefix that holds the {fmt} files")
+    else:
+        base = Path(input_base)
+        if not base.is_dir():
+            what = "is a file, not a folder" if base.exists() else "does not exist"
+            raise DataValidationError(f"input_base {str(base)!r} {what}; give the folder that holds the {fmt} files")
+        files = _walk(base)
     if input_pattern is None:
         if span is not None or version is not None:
             raise InvalidArgumentError("span and version need an input_pattern with {SPAN} (and {VERSION})")
@@ -220,19 +244,30 @@ def select_inputs(
         name = groups.get("split") if pre_split else None
         if name is not None and not _SPLIT_NAME_RE.match(name):
             raise DataValidationError(f"{rel}: split name {name!r} (from {{SPLIT}}) must be letters, digits, _ . -")
-        inputs.append(InputFile(p, rel, name))
+        if isinstance(p, InputFile):  # listed on a store
+            inputs.append(InputFile(p.path, rel, name, p.size, p.checksum))
+        else:
+            inputs.append(InputFile(p, rel, name))
     splits = tuple(_split_order([f.split for f in inputs if f.split])) if pre_split else None
     return InputSelection(tuple(inputs), sel_span, sel_version, splits)
 
 
 def fingerprint_files(files: Sequence[InputFile]) -> str:
-    """A blake2b hash of the files' relative paths, sizes and bytes (sorted by path)."""
+    """A blake2b hash of the files' relative paths, sizes and bytes (sorted by path).
+
+    An object on a store contributes its size and checksum (the ETag its listing gave,
+    which changes whenever the object is written again) instead of its bytes: nothing is
+    downloaded to fingerprint it.
+    """
     h = hashlib.blake2b(digest_size=20)
     for f in sorted(files, key=lambda f: f.rel):
         h.update(b"\0f")
         h.update(f.rel.encode())
         h.update(b"\0")
-        h.update(str(f.path.stat().st_size).encode())
+        if f.checksum is not None:
+            h.update(f"{f.size}\0etag:{f.checksum}".encode())
+            continue
+        h.update(str(Path(f.path).stat().st_size).encode())
         with open(f.path, "rb") as fh:
             while chunk := fh.read(_CHUNK):
                 h.update(chunk)
@@ -251,7 +286,8 @@ def fingerprint_inputs(
 
     It hashes the *contents* of the files :func:`select_inputs` chooses (one streaming read
     of each; sizes and mtimes are not enough: a file rewritten in the same second with the
-    same size must miss the cache), with their paths relative to ``input_base``, so a
+    same size must miss the cache; on an object store, each object's ETag from the one
+    listing stands for its bytes), with their paths relative to ``input_base``, so a
     changed, added, removed or renamed input file, or a new latest span or version, gives
     a different fingerprint. Raises what :func:`select_inputs` raises.
 
@@ -590,7 +626,9 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
 
     Args:
         examples: the output (see docs/artifacts.md).
-        input_base: the folder holding the input files.
+        input_base: the folder holding the input files, or a prefix on an object store
+            (``s3://bucket/data``, ``gs://...``): its objects are listed once (their
+            ETags fingerprint them) and read as streams.
         format: ``"csv"`` (header line required; values may hold line breaks when quoted;
             a record may be up to 256 MiB long), ``"parquet"`` or ``"jsonl"``.
         splits: split name → weight of a hash split (default ``{"train": 2, "eval": 1}``).

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from jfx.components._anomalies import Anomaly, ValidationResult, detect_anomalies, detect_drift, format_report
-from jfx.components._examples import split_files
+from jfx import _storage as storage
+from jfx.components._examples import localized, split_files
 from jfx.components._schema import _read_statistics, load_schema
 from jfx.errors import DataValidationError, HaltPipeline, InvalidArgumentError
 from jfx.pipelines._artifacts import ExampleAnomalies, ExampleStatistics, Examples, Schema
@@ -92,11 +93,9 @@ def _gx_context(docs_dir: Path) -> Any:
 
 
 def _read_split(examples: Examples, split: str) -> Any:
-    import pyarrow.parquet as pq
-
     import pyarrow as pa
 
-    tables = [pq.read_table(f) for f in split_files(examples, split)]
+    tables = [storage.open_parquet(f).read() for f in split_files(examples, split)]
     return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
@@ -272,7 +271,7 @@ def _expectations_fingerprint(params: dict[str, Any]) -> str:
         return "missing"
 
 
-@component(name="ExampleValidator", external_fingerprint=_expectations_fingerprint)
+@component(name="ExampleValidator", external_fingerprint=_expectations_fingerprint, streaming=True)
 def ExampleValidator(  # noqa: N802 - components are named like the TFX classes they replace
     statistics: Input[ExampleStatistics],
     schema: Input[Schema],
@@ -316,6 +315,9 @@ def ExampleValidator(  # noqa: N802 - components are named like the TFX classes 
         raise InvalidArgumentError(
             f"ExampleValidator: expectations={expectations!r} needs the rows to check; wire the Examples "
             "too: ExampleValidator(..., examples=example_gen.outputs['examples'], expectations=...)")
+    # the examples stream from where they are recorded; the small inputs are local copies
+    schema, statistics = localized(schema), localized(statistics)
+    baseline_statistics = None if baseline_statistics is None else localized(baseline_statistics)
     table_schema = load_schema(schema)
     stats = _read_statistics(statistics)
     skip = set(exclude_splits or [])

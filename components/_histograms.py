@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+from jfx import _storage as storage
 
 __all__ = ["NUM_BUCKETS", "equal_width_edges", "sorted_counts", "weighted_counts", "value_counts",
            "parquet_bounds"]
@@ -102,7 +102,7 @@ def parquet_bounds(paths: Iterable[str], kind_of: Callable[[pa.Field], str | Non
     unknown: set[str] = set()
     for path in dict.fromkeys(paths):
         try:
-            pf = pq.ParquetFile(path)
+            pf = storage.open_parquet(path)
         except (pa.ArrowException, OSError):
             return {}  # plan_pieces has named the file already; no hints from it
         meta, arrow = pf.metadata, pf.schema_arrow

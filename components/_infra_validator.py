@@ -47,7 +47,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from jfx.components._examples import split_files, split_names
+from jfx import _storage as storage
+from jfx.components._examples import local_dir, split_files, split_names
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._artifacts import Examples, InfraBlessing, Model
 from jfx.pipelines._component import Input, Output, Parameter, component
@@ -270,21 +271,22 @@ class ServerProcess:
 
 
 def _example_rows(examples: Examples, split: str, inputs: list[str], n: int) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
     names = split_names(examples)
     if split not in names:
         raise DataValidationError(f"request_spec['split'] is {split!r}, but the examples have splits {names}; "
                                   f"pass request_spec={{'split': {names[0]!r}}} (or another of them)")
     rows: list[dict[str, Any]] = []
     for f in split_files(examples, split):
-        schema_names = pq.read_schema(f).names
+        pf = storage.open_parquet(f)  # streamed: only the first rows are read
+        schema_names = pf.schema_arrow.names
         missing = [c for c in inputs if c not in schema_names]
         if missing:
             raise _NotServable(f"the examples ({f}) lack the model input column(s) {missing}; "
                                "the model cannot be queried with them")
-        table = pq.read_table(f, columns=inputs)
-        rows.extend(table.slice(0, n - len(rows)).to_pylist())
+        for batch in pf.iter_batches(batch_size=max(n - len(rows), 1), columns=inputs):
+            rows.extend(batch.slice(0, n - len(rows)).to_pylist())
+            if len(rows) >= n:
+                break
         if len(rows) >= n:
             break
     if not rows:
@@ -507,7 +509,7 @@ def _query(server: ServerProcess, signature: dict[str, Any], rows: list[dict[str
 # ----------------------------------------------------------------------------- the component
 
 
-@component
+@component(streaming=True)
 def InfraValidator(  # noqa: N802 - components are named like the TFX components they mirror
     model: Input[Model],
     infra_blessing: Output[InfraBlessing],
@@ -538,7 +540,8 @@ def InfraValidator(  # noqa: N802 - components are named like the TFX components
             raise DataValidationError(
                 f"request_spec['split'] is {spec.split!r}, but the examples have splits {names}; "
                 f"pass request_spec={{'split': {names[0]!r}}} (or another of them)")
-    report = validate_model(model.uri, examples, spec)
+    # the examples stream (a few rows are read); the server loads a local copy of the model
+    report = validate_model(str(local_dir(model)), examples, spec)
     report["model_uri"] = model.stored_uri  # the recorded URI (an s3:// one), not the local copy served
     report["model_id"] = model.id
     infra_blessing.write_json(report, INFRA_BLESSING_FILE)

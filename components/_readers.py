@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from jfx import _storage as storage
 from jfx.components import _csv_scan
 from jfx.errors import DataValidationError, InvalidArgumentError
 
@@ -233,7 +234,8 @@ def read_file(
     forced = {c: t for c, t in (forced or {}).items()}
     for t in forced.values():
         arrow_type(t)
-    ctx = _Ctx(Path(path), name or str(path), fmt, on_bad_rows == "skip")
+    ctx = _Ctx(str(path) if storage.is_remote(str(path)) else Path(path), name or str(path), fmt,
+               on_bad_rows == "skip")
     reader = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}[fmt]
     table, bad = reader(ctx, forced)
     if bad:
@@ -243,7 +245,7 @@ def read_file(
 
 @dataclass
 class _Ctx:
-    path: Path
+    path: Path | str  # a local path, or the URI of an object on a store (read as a stream)
     name: str
     fmt: str
     skip: bool
@@ -259,7 +261,7 @@ def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
     import pyarrow.csv as pcsv
 
     # pyarrow reads a quote that never closes as a value holding the rest of the file.
-    compressed = _csv_scan.compressed(ctx.path)
+    compressed = _csv_scan.streamed(ctx.path)  # compressed or remote: one forward stream
     if not compressed:
         open_at = _csv_scan.unclosed_quote(ctx.path)
         if open_at is not None:
@@ -375,7 +377,8 @@ def _csv_block_size(ctx: _Ctx, current: int, msg: str) -> int:
 def _csv_header(ctx: _Ctx, block_size: int = _CSV_BLOCK_SIZE) -> list[str]:
     import pyarrow.csv as pcsv
 
-    with pcsv.open_csv(ctx.path, read_options=pcsv.ReadOptions(block_size=block_size),
+    with pcsv.open_csv(storage.input_stream(ctx.path) if storage.is_remote(str(ctx.path)) else ctx.path,
+                       read_options=pcsv.ReadOptions(block_size=block_size),
                        parse_options=pcsv.ParseOptions(newlines_in_values=True),
                        convert_options=pcsv.ConvertOptions(column_types={}, strings_can_be_null=True)
                        ) as reader:  # reads the first block only
@@ -409,7 +412,8 @@ def _read_parquet(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(ctx.path)
+        table = (storage.open_parquet(ctx.path).read() if storage.is_remote(str(ctx.path))
+                 else pq.read_table(ctx.path))
     except (pa.ArrowException, OSError) as err:
         raise ctx.fail(f"cannot read the file as Parquet: {err}") from err
     _check_names(ctx, table.column_names)
@@ -441,7 +445,8 @@ def _read_jsonl(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
     import pyarrow.json as pj
 
     try:
-        table = pj.read_json(ctx.path, parse_options=pj.ParseOptions(unexpected_field_behavior="infer"))
+        source = storage.input_stream(ctx.path) if storage.is_remote(str(ctx.path)) else ctx.path
+        table = pj.read_json(source, parse_options=pj.ParseOptions(unexpected_field_behavior="infer"))
         table.validate(full=True)  # pyarrow's JSON reader does not check UTF-8 itself
         skipped = 0
     except pa.ArrowInvalid as err:
@@ -464,7 +469,7 @@ def _read_jsonl(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
 
 
 def _jsonl_lines(ctx: _Ctx):
-    with pa.input_stream(str(ctx.path), compression="detect") as raw:
+    with storage.input_stream(ctx.path) as raw:
         data = raw.read()
     try:
         text = data.decode("utf-8")
@@ -711,7 +716,7 @@ def _not_utf8(ctx: _Ctx) -> DataValidationError:
     """Locate the first byte that is not UTF-8 and word the error with its line."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, lines = 0, 1  # offset: bytes handed to the decoder before this chunk
-    with pa.input_stream(str(ctx.path), compression="detect") as raw:
+    with storage.input_stream(ctx.path) as raw:
         while chunk := raw.read(1 << 20):
             pending = len(decoder.getstate()[0])
             try:

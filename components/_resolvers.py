@@ -14,9 +14,9 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
+from jfx import _storage as storage
 from jfx.errors import InvalidPipelineError
 from jfx.metadata import ArtifactRecord, ArtifactState, EventType, ExecutionState, ListOptions
 from jfx.pipelines import Channel, Input, Output, Parameter, resolver
@@ -29,7 +29,7 @@ _SUCCESS = (ExecutionState.COMPLETE, ExecutionState.CACHED)
 
 
 def _usable(record: ArtifactRecord) -> bool:
-    return record.state == ArtifactState.LIVE and Path(record.uri).exists()
+    return record.state == ArtifactState.LIVE and storage.exists(record.uri)
 
 
 @resolver(name="LatestBlessedModel")

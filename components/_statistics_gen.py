@@ -19,7 +19,7 @@ from typing import Optional
 
 from jfx.components._beam import resolve_beam_args
 from jfx.components._engine import ENGINE_BEAM, ENGINE_IN_PROCESS, run_kernel
-from jfx.components._examples import split_files, split_names
+from jfx.components._examples import localized, split_files, split_names
 from jfx.components._statistics import COLUMN_TYPES, StatisticsKernel, write_statistics
 from jfx.errors import DataValidationError
 from jfx.pipelines._component import Input, Output, Parameter, component
@@ -54,7 +54,7 @@ def schema_column_types(schema: Schema) -> dict[str, str]:
     return types
 
 
-@component
+@component(streaming=True)
 def StatisticsGen(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     statistics: Output[ExampleStatistics],
@@ -63,6 +63,8 @@ def StatisticsGen(  # noqa: N802 - components are named like the TFX components 
     beam_pipeline_args: Parameter[list] | None = None,
 ):
     """Compute statistics of every split of ``examples`` (except ``exclude_splits``).
+
+    The examples are read where they are recorded, streamed from an object store.
 
     Args:
         examples: Parquet shards per split.
@@ -89,7 +91,7 @@ def StatisticsGen(  # noqa: N802 - components are named like the TFX components 
     if not splits:
         raise DataValidationError(f"every split of the examples ({names}) is excluded; nothing to compute")
     files = {split: [str(p) for p in split_files(examples, split)] for split in splits}
-    kernel = StatisticsKernel(schema_column_types(schema) if schema is not None else None)
+    kernel = StatisticsKernel(schema_column_types(localized(schema)) if schema is not None else None)
     args = resolve_beam_args(beam_pipeline_args)
     results = run_kernel(kernel, files, beam_pipeline_args=args)
     for split in splits:

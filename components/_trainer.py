@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jfx.components._examples import split_files, split_names
+from jfx.components._examples import ShardRef, localized, split_files, split_names
 from jfx.components._mlflow import (
     RemoteRun,
     TrackedRun,
@@ -196,7 +196,7 @@ def read_hyperparameters(artifact: HyperParameters | str | Path) -> dict[str, An
     return doc
 
 
-def _files(examples: Examples, splits: Sequence[str], where: str) -> tuple[Path, ...]:
+def _files(examples: Examples, splits: Sequence[str], where: str) -> tuple[ShardRef, ...]:
     names = split_names(examples)
     unknown = [s for s in splits if s not in names]
     if unknown:
@@ -243,7 +243,9 @@ class DataContext:
     Attributes:
         examples: the Examples artifact (Transform's ``transformed_examples`` when the
             pipeline has a Transform).
-        train_files, eval_files: the Parquet shards of the training and eval splits.
+        train_files, eval_files: the Parquet shards of the training and eval splits
+            (paths; URIs such as ``s3://...`` when the pipeline root is on an object
+            store, which ``train_dataset``/``eval_dataset`` stream from).
         transform: the fitted transform (``load_transform(transform_graph)``: ``.apply``,
             ``.serving_fn``, ``.constants``, ``.encoders``, ``.input_specs``,
             ``.output_specs``), or ``None`` without a ``transform_graph`` input.
@@ -253,8 +255,8 @@ class DataContext:
     """
 
     examples: Examples
-    train_files: tuple[Path, ...]
-    eval_files: tuple[Path, ...]
+    train_files: tuple[ShardRef, ...]
+    eval_files: tuple[ShardRef, ...]
     transform: Any
     transform_graph: TransformGraph | None
     schema: dict[str, Any] | None
@@ -457,7 +459,7 @@ def _history_of(result: Any, ref: FunctionRef) -> tuple[Any, dict[str, float]]:
                          "jfx.core.fit, a dict of final metrics, or nothing")
 
 
-@component(external_fingerprint=_trainer_fingerprint)
+@component(external_fingerprint=_trainer_fingerprint, streaming=True)
 def Trainer(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Output[Model],
@@ -505,6 +507,10 @@ def Trainer(  # noqa: N802 - components are named like the TFX components they m
         DataValidationError: a split named in the args does not exist.
     """
     ref = FunctionRef.parse(module_file, run_fn, default="run_fn", param="run_fn")
+    # the examples stream from where they are recorded; the small inputs are local copies
+    transform_graph = None if transform_graph is None else localized(transform_graph)
+    schema = None if schema is None else localized(schema)
+    hyperparameters = None if hyperparameters is None else localized(hyperparameters)
     targs = TrainArgs.from_dict(train_args)
     eargs = EvalArgs.from_dict(eval_args)
     train_files = _files(examples, targs.splits, "train_args")

@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,8 @@ from jfx.components._engine import (
     plan_pieces,
     read_piece,
 )
-from jfx.components._examples import split_dir, split_files, split_names
+from jfx import _storage as storage
+from jfx.components._examples import SPLIT_PREFIX, localized, split_files, split_names
 from jfx.components._statistics import arrow_column_type
 from jfx.components._statistics_gen import schema_column_types
 from jfx.components._user_code import FunctionRef
@@ -78,7 +80,7 @@ def _module_fingerprint(params: dict[str, Any]) -> str:
 def column_types(examples: Examples, schema: Schema | None = None) -> dict[str, str]:
     """Column → jfx type: the Parquet types, overridden by the schema's declared types."""
     files = split_files(examples, split_names(examples)[0])
-    arrow = pq.read_schema(files[0])
+    arrow = storage.open_parquet(files[0]).schema_arrow
     types = {f.name: arrow_column_type(f.type) or "unsupported" for f in arrow}
     if schema is not None:
         for name, kind in schema_column_types(schema).items():
@@ -113,7 +115,7 @@ def write_transformed(transform: Any, examples: Examples, output: Examples, spli
     rows: dict[str, int] = {}
     columns: dict[str, str] = {}
     for split in splits:
-        folder = split_dir(output, split)
+        folder = Path(output.uri) / f"{SPLIT_PREFIX}{split}"
         folder.mkdir(parents=True, exist_ok=True)
         count = 0
         for i, source in enumerate(split_files(examples, split)):
@@ -142,7 +144,7 @@ def write_transformed(transform: Any, examples: Examples, output: Examples, spli
     return rows
 
 
-@component(external_fingerprint=_module_fingerprint)
+@component(external_fingerprint=_module_fingerprint, streaming=True)
 def Transform(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     schema: Input[Schema],
@@ -176,6 +178,7 @@ def Transform(  # noqa: N802 - components are named like the TFX components they
         DataValidationError: an analyze split does not exist or a file is unreadable.
     """
     ref = preprocessing_ref(module_file, preprocessing_fn)
+    schema = localized(schema)
     names = split_names(examples)
     analyze = list(analyze_splits) if analyze_splits else ["train"]
     unknown = [s for s in analyze if s not in names]

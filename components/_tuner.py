@@ -63,6 +63,7 @@ from jfx.components._trainer import (
     _splits,
     call_user_fn,
 )
+from jfx.components._examples import localized
 from jfx.errors import ComponentError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.pipelines._context import current_context
@@ -217,7 +218,7 @@ def _tuner_fingerprint(params: Mapping[str, Any]) -> str:
                              param="tuner_fn").fingerprint()
 
 
-@component(external_fingerprint=_tuner_fingerprint)
+@component(external_fingerprint=_tuner_fingerprint, streaming=True)
 def Tuner(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     best_hyperparameters: Output[HyperParameters],
@@ -252,6 +253,9 @@ def Tuner(  # noqa: N802 - components are named like the TFX components they mir
     optuna = _import_optuna()
     ref = FunctionRef.parse(module_file, tuner_fn, default="tuner_fn", param="tuner_fn")
     args = TuneArgs.from_dict(tune_args)
+    # the examples stream from where they are recorded; the small inputs are local copies
+    transform_graph = None if transform_graph is None else localized(transform_graph)
+    schema = None if schema is None else localized(schema)
     ctx = TunerContext(
         examples=examples, train_files=_files(examples, args.train_splits, "tune_args['train_splits']"),
         eval_files=_files(examples, args.eval_splits, "tune_args['eval_splits']"),

@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jfx.core._encoding import encode_strings, validate_encoder
@@ -332,22 +331,37 @@ class Dataset:
     @classmethod
     def from_parquet(cls, files: str | Path | Sequence[str | Path], features: Sequence[str] | None = None,
                      label: str | None = None, *, read_rows: int = 65_536, **kwargs: Any) -> Dataset:
-        """A dataset over Parquet files (e.g. ``split_files(examples, "train")``)."""
-        paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
+        """A dataset over Parquet files (e.g. ``split_files(examples, "train")``): local paths,
+        or URIs on an object store (``s3://...``), read in batches as they are consumed."""
+        from jfx import _storage as storage
+
+        raw = [files] if isinstance(files, (str, Path)) else list(files)
+        paths = [str(f) if storage.is_remote(str(f)) else str(Path(f)) for f in raw]
         if not paths:
             raise InvalidArgumentError("from_parquet needs at least one file")
-        missing = [str(p) for p in paths if not p.is_file()]
+        missing = [p for p in paths if not storage.is_remote(p) and not Path(p).is_file()]
         if missing:
             raise DataValidationError(f"Parquet files not found: {missing}")
-        schema = pq.read_schema(paths[0])
-        num_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+        opened = []
+        for p in paths:
+            try:
+                opened.append(storage.open_parquet(p))
+            except FileNotFoundError:
+                missing.append(p)
+        if missing:
+            raise DataValidationError(f"Parquet files not found: {missing}")
+        schema = opened[0].schema_arrow
+        metas = [pf.metadata for pf in opened]
+        del opened
+        num_rows = sum(m.num_rows for m in metas)
         wanted = [c for c in [*(features or schema.names), label, kwargs.get("weight")] if c is not None]
         columns = list(dict.fromkeys(c for c in wanted if c in schema.names))
 
         def read(rng: np.random.Generator | None) -> Iterator[pa.RecordBatch]:
             order = rng.permutation(len(paths)) if rng is not None else range(len(paths))
             for i in order:
-                yield from pq.ParquetFile(paths[i]).iter_batches(batch_size=read_rows, columns=columns)
+                pf = storage.open_parquet(paths[i], metadata=metas[i])
+                yield from pf.iter_batches(batch_size=read_rows, columns=columns)
 
         return cls(read, schema, num_rows, features=features, label=label, **kwargs)
 
