@@ -480,10 +480,13 @@ def open_parquet(uri: str | Path, **kwargs: Any) -> Any:
     with _FOOTER_LOCK:
         known = _FOOTERS.get(text) if _FOOTER_SCOPES else None
     with _storage_errors(text):
+        # no read-ahead cache: pyarrow asks for exactly the column chunks it needs, and a
+        # file's row groups are read by different pieces (a 50 MB read-ahead per handle
+        # fetched a whole file once per row group)
         if known is not None:
             kwargs.setdefault("metadata", known[1])
-            return pq.ParquetFile(fs.open(path, "rb", size=known[0]), **kwargs)
-        handle = fs.open(path, "rb")
+            return pq.ParquetFile(fs.open(path, "rb", size=known[0], cache_type="none"), **kwargs)
+        handle = fs.open(path, "rb", cache_type="none")
         pf = pq.ParquetFile(handle, **kwargs)
     with _FOOTER_LOCK:
         if _FOOTER_SCOPES:
