@@ -57,14 +57,21 @@ _TYPES = {"float32": pa.float32(), "float64": pa.float64(), "float16": pa.float3
 
 @dataclass(frozen=True)
 class InferenceTask:
-    """One piece to predict and the shard it becomes (picklable: paths and names only)."""
+    """One piece to predict and the shard it becomes (picklable: URIs and names only).
+
+    ``model_uri`` is where the model is recorded (a folder or an object-store URI, read
+    through a local copy keyed by ``model_fingerprint``); ``out_rel`` is the shard's path
+    inside the output folder, which the in-process engine writes directly and a Beam
+    worker writes into a folder of its own, sent back to the driver.
+    """
 
     piece: Piece
-    model_path: str
-    out_path: str
+    model_uri: str
+    out_rel: str
     key_columns: tuple[str, ...]
     output_columns: tuple[str, ...]
     batch_size: int = DEFAULT_BATCH_SIZE
+    model_fingerprint: str = ""
 
 
 def _arrow_type(spec: dict[str, Any]) -> pa.DataType:
@@ -83,9 +90,9 @@ def _output_array(values: np.ndarray, spec: dict[str, Any]) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.reshape(-1), type=t.value_type))
 
 
-def infer_piece(task: InferenceTask) -> int:
-    """Predict one piece and write its shard; returns the number of rows written."""
-    model = load_model(task.model_path)
+def infer_piece(task: InferenceTask, out_root: str | Path) -> int:
+    """Predict one piece and write its shard under the local folder ``out_root``; returns its rows."""
+    model = load_model(str(storage.localize(task.model_uri, task.model_fingerprint)))
     columns = list(dict.fromkeys([*task.key_columns, *model.inputs]))
     parts = []
     for batch in read_piece(task.piece, columns=columns, batch_size=task.batch_size):
@@ -97,19 +104,39 @@ def infer_piece(task: InferenceTask) -> int:
     schema = pa.schema([*(source.field(c) for c in task.key_columns),  # type: ignore[union-attr]
                         *(pa.field(c, _arrow_type(model.outputs[c])) for c in task.output_columns)])
     table = pa.Table.from_batches([b.cast(schema) if b.schema != schema else b for b in parts], schema=schema)
-    Path(task.out_path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, task.out_path)
+    out = Path(out_root, task.out_rel)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out)
     return table.num_rows
 
 
-def _run_on_beam(tasks: list[InferenceTask], args: list[str]) -> None:
-    from jfx.components._beam import quiet_beam_import, worker_errors
+def _beam_infer(task: InferenceTask, results: str) -> None:
+    """On a Beam worker: predict one piece; its shard and row count reach the driver through ``results``."""
+    from jfx.components._beam import worker_output, write_report
+
+    with worker_output(results) as local:
+        rows = infer_piece(task, local)
+    write_report(results, task.out_rel.replace("/", "-"), {"shard": task.out_rel, "rows": rows})
+
+
+def _run_on_beam(tasks: list[InferenceTask], args: list[str], out_root: str) -> None:
+    """Every task on Beam; the workers' shards are copied into the local folder ``out_root``."""
+    from jfx.components._beam import quiet_beam_import, read_reports, receive_files, results_folder, worker_errors
 
     quiet_beam_import()
     import apache_beam as beam
 
-    with worker_errors(), beam.Pipeline(options=beam_options(args)) as p:
-        _ = p | "Pieces" >> beam.Create(tasks) | "Spread" >> beam.Reshuffle() | "Infer" >> beam.Map(infer_piece)
+    options = beam_options(args)
+    with worker_errors(), results_folder(options, "jfx-inference-") as results:
+        with beam.Pipeline(options=options) as p:
+            _ = (p | "Pieces" >> beam.Create(tasks) | "Spread" >> beam.Reshuffle()
+                 | "Infer" >> beam.Map(_beam_infer, results))
+        done = {r["shard"] for r in read_reports(results)}
+        missing = [t.out_rel for t in tasks if t.out_rel not in done]
+        if missing:
+            raise DataValidationError(f"the Beam pipeline wrote {len(done)} of {len(tasks)} inference shards "
+                                      f"(missing {missing[0]}) into {results}")
+        receive_files(results, out_root)
 
 
 def _parse_data_spec(spec: dict | None) -> dict[str, Any]:
@@ -173,8 +200,9 @@ def BulkInferrer(  # noqa: N802 - components are named like the TFX components t
     unknown = [s for s in splits if s not in names]
     if unknown:
         raise InvalidArgumentError(f"data_spec['splits'] names {unknown}, but the examples have splits {names}")
-    model_dir = str(local_dir(model))  # the examples stream; the model is read from a local copy
-    loaded = load_model(model_dir)
+    # the examples stream; the model is read from a local copy, made where it is used (on
+    # Beam, by each worker from the recorded URI)
+    loaded = load_model(str(local_dir(model)))
     outputs = spec.get("output_columns") or list(loaded.outputs)
     bad = [c for c in outputs if c not in loaded.outputs]
     if bad:
@@ -195,20 +223,20 @@ def BulkInferrer(  # noqa: N802 - components are named like the TFX components t
                 if missing:
                     raise DataValidationError(f"the {what} {missing[0]!r} is not in split {split!r} "
                                               f"({path}; columns: {columns})")
-        folder = Path(inference_result.uri) / f"{SPLIT_PREFIX}{split}"
-        tasks[split] = [InferenceTask(piece, model_dir, str(folder / f"part-{i:05d}.parquet"), tuple(keys),
-                                      tuple(outputs), spec["batch_size"])
+        tasks[split] = [InferenceTask(piece, model.stored_uri, f"{SPLIT_PREFIX}{split}/part-{i:05d}.parquet",
+                                      tuple(keys), tuple(outputs), spec["batch_size"], model.fingerprint)
                         for i, piece in enumerate(plan_pieces(files))]
     everything = [t for group in tasks.values() for t in group]
     args = resolve_beam_args(beam_pipeline_args)
     if args is None:
         for task in everything:
-            infer_piece(task)
+            infer_piece(task, inference_result.uri)
     else:
-        _run_on_beam(everything, args)
-    row_counts = {split: sum(pq.ParquetFile(t.out_path).metadata.num_rows for t in group)
+        _run_on_beam(everything, args, inference_result.uri)
+    out = Path(inference_result.uri)
+    row_counts = {split: sum(pq.ParquetFile(out / t.out_rel).metadata.num_rows for t in group)
                   for split, group in tasks.items()}
-    schema = pq.read_schema(everything[0].out_path) if everything else None
+    schema = pq.read_schema(out / everything[0].out_rel) if everything else None
     inference_result.properties.update({
         "skipped": False, "splits": list(splits), "row_counts": row_counts,
         "columns": {f.name: str(f.type) for f in schema} if schema is not None else {},

@@ -56,7 +56,7 @@ from jfx.components._eval_metrics import (
     RegressionMetrics,
 )
 from jfx import _storage as storage
-from jfx.components._examples import local_dir, split_files, split_names
+from jfx.components._examples import split_files, split_names
 from jfx.components._thresholds import Threshold, check_thresholds
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
@@ -166,11 +166,12 @@ class EvalConfig:
 class ModelSpec:
     """One model to evaluate, with everything resolved from its signature."""
 
-    path: str
+    path: str  # where the model is recorded: a folder, or an object-store URI read through a local copy
     prediction_key: str
     model_type: str
     num_classes: int = 0
     vocabulary: tuple | None = None
+    fingerprint: str = ""  # keys the local copy of a model on a store (on the driver and on each Beam worker)
 
     @property
     def class_names(self) -> list[str]:
@@ -186,9 +187,14 @@ _MODELS_LOCK = threading.Lock()
 _MODELS_MAX = 8
 
 
-def load_model(path: str | Path) -> Any:
-    """``jfx.core.load(path)``, cached per process (model artifacts never change)."""
-    key = str(Path(path).resolve())
+def load_model(path: str | Path, fingerprint: str = "") -> Any:
+    """``jfx.core.load(path)``, cached per process (model artifacts never change).
+
+    ``path`` may be an object-store URI: the model is loaded from a local copy (see
+    :func:`jfx._storage.localize`), made once per machine, so Beam workers that share no
+    filesystem with the driver each read it from the store.
+    """
+    key = str(storage.localize(str(path), fingerprint).resolve())
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
@@ -236,14 +242,14 @@ def model_features(model: Any, batch: pa.RecordBatch, where: str = "the examples
             for n, spec in model.inputs.items()}
 
 
-def resolve_model(path: str, config: EvalConfig, role: str = "model") -> ModelSpec:
+def resolve_model(path: str, config: EvalConfig, role: str = "model", fingerprint: str = "") -> ModelSpec:
     """Decide prediction key, model type and classes of one model from its signature.
 
     Raises:
         InvalidArgumentError: the prediction output is not there, or its shape does not
             fit the model type.
     """
-    model = load_model(path)
+    model = load_model(path, fingerprint)
     outputs = model.outputs
     key = config.prediction_key
     if key is None:
@@ -270,7 +276,7 @@ def resolve_model(path: str, config: EvalConfig, role: str = "model") -> ModelSp
         if shape not in ([], [1]):
             raise InvalidArgumentError(f"output {key!r} of the {role} has shape {shape}; a regressor's prediction "
                                        "must be one value per row (shape [] or [1])")
-        return ModelSpec(str(path), key, REGRESSION)
+        return ModelSpec(str(path), key, REGRESSION, fingerprint=fingerprint)
     if shape in ([], [1]):
         k = 2
     elif len(shape) == 1:
@@ -281,7 +287,7 @@ def resolve_model(path: str, config: EvalConfig, role: str = "model") -> ModelSp
     if vocab is not None and len(vocab) != k:
         raise InvalidArgumentError(f"the label vocabulary has {len(vocab)} values {list(vocab)}, but output {key!r} "
                                    f"of the {role} has {k} classes")
-    return ModelSpec(str(path), key, CLASSIFICATION, k, vocab)
+    return ModelSpec(str(path), key, CLASSIFICATION, k, vocab, fingerprint=fingerprint)
 
 
 # ----------------------------------------------------------------------------- custom metrics
@@ -407,7 +413,7 @@ class EvalKernel:
         groups = [(key, rows) for spec in config.slicing_specs for key, rows in self._slices(batch, spec)]
         custom = self._custom()
         for name, spec in self.models.items():
-            model = load_model(spec.path)
+            model = load_model(spec.path, spec.fingerprint)
             outputs = model(model_features(model, batch, "the eval examples"))
             predictions = np.asarray(outputs[spec.prediction_key])
             labels = self._labels(batch, spec)
@@ -611,17 +617,19 @@ def Evaluator(  # noqa: N802 - components are named like the TFX components they
         if missing:
             raise DataValidationError(f"the {what} {missing[0]!r} is not in the examples (splits {list(config.splits)}"
                                       f"; columns: {columns})")
-    # the examples stream from where they are recorded; the models are read from local copies
-    models = {"candidate": resolve_model(str(local_dir(model)), config, "model")}
+    # the examples stream from where they are recorded; the models are read from local
+    # copies, made where they are used (on Beam, by each worker from the recorded URI)
+    models = {"candidate": resolve_model(model.stored_uri, config, "model", model.fingerprint)}
     if baseline_model is not None:
-        models["baseline"] = resolve_model(str(local_dir(baseline_model)), config, "baseline model")
+        models["baseline"] = resolve_model(baseline_model.stored_uri, config, "baseline model",
+                                           baseline_model.fingerprint)
         cand, base = models["candidate"], models["baseline"]
         if (cand.model_type, cand.num_classes) != (base.model_type, base.num_classes):
             raise InvalidArgumentError(
                 f"the baseline model is a {base.model_type} ({base.num_classes or '-'} classes) but the candidate "
                 f"is a {cand.model_type} ({cand.num_classes or '-'} classes); they cannot be compared")
     for name, spec in models.items():
-        inputs = load_model(spec.path).inputs
+        inputs = load_model(spec.path, spec.fingerprint).inputs
         missing = [c for c in inputs if c not in columns]
         if missing:
             raise DataValidationError(f"the {name} model reads column {missing[0]!r}, which the examples do not have "
@@ -630,7 +638,7 @@ def Evaluator(  # noqa: N802 - components are named like the TFX components they
         load_custom_metric(metric_ref)  # fail before the pass, with the message naming the spec
     read = None
     if not config.custom_metrics:  # custom metrics may read any column
-        read = list(dict.fromkeys([c for s in models.values() for c in load_model(s.path).inputs]
+        read = list(dict.fromkeys([c for s in models.values() for c in load_model(s.path, s.fingerprint).inputs]
                                   + [c for cols in needed.values() for c in cols]))
     args = resolve_beam_args(beam_pipeline_args)
     kernel = EvalKernel(models, config)

@@ -109,3 +109,27 @@ def test_pipeline_infers_only_with_a_blessed_model(tmp_path):
     assert out.properties["skipped"] is False and out.properties["row_counts"] == {"eval": 200}
     result = LocalDagRunner(progress=False).run(build(0.99))
     assert result.nodes["BulkInferrer"].outputs["inference_result"][0].properties["skipped"] is True
+
+
+def test_on_beam_the_workers_get_the_recorded_uris_of_a_model_and_examples_on_a_store(tmp_path, s3_root, monkeypatch):
+    """Beam workers share no filesystem with the driver: what they are handed names the store, never a
+    local copy of the driver's, and the shards they write come back to the driver."""
+    import jfx.components._bulk_inferrer as bulk
+    from jfx import _storage as storage
+
+    tables, examples, model = setup(tmp_path)
+    remote_examples = storage.join(s3_root, "examples")
+    remote_model = storage.join(s3_root, "model")
+    storage.upload_dir(examples.uri, remote_examples)
+    storage.upload_dir(model.uri, remote_model)
+    on_store = Examples(remote_examples, properties=examples.properties)
+    stored_model = Model(remote_model, id=11, fingerprint="f" * 40)
+    handed: list = []
+    real = bulk._run_on_beam
+    monkeypatch.setattr(bulk, "_run_on_beam", lambda tasks, *a: (handed.extend(tasks), real(tasks, *a))[1])
+    monkeypatch.setenv("JFX_CACHE_DIR", str(tmp_path / "cache"))
+    beam = infer(tmp_path, "beam", on_store, stored_model, beam_pipeline_args=["--runner=DirectRunner"])
+    assert handed and all(t.model_uri == remote_model and t.piece.source.path.startswith("s3://") for t in handed)
+    local = infer(tmp_path, "local", examples, model)
+    for split in ("eval", "train"):
+        assert read_split(beam, split).equals(read_split(local, split))
