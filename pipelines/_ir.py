@@ -12,7 +12,8 @@ Shape (``ir_version`` 1)::
                   "beam_pipeline_args": null},
      "parameters": {"rows": {"type": "int", "default": 100, "required": false}},
      "nodes": [{"id": "make_data",
-                "component": {"name": ..., "module": ..., "qualname": ..., "file": ..., "code_version": ...},
+                "component": {"name": ..., "module": ..., "qualname": ..., "file": ..., "code_version": ...,
+                               "description": ..., "args": {name: text}},  # the last two only when documented
                 "parameters": {"rows": {"runtime": "rows"}, "seed": {"value": 0}},
                 "inputs": {"table": {"producer": "make_data", "key": "data", "type": "Dataset", "optional": false}},
                 "outputs": {"data": {"type": "Dataset", "type_path": ["Dataset", "Artifact"]}},
@@ -74,6 +75,8 @@ class ComponentRef:
     qualname: str
     file: str | None
     code_version: str
+    description: str = ""  # the docstring's summary, for readers of a run (the UI, a Kubeflow spec)
+    arg_docs: tuple[tuple[str, str], ...] = ()  # (input, output or parameter name, its Args: entry)
 
     @classmethod
     def of(cls, comp: Component) -> ComponentRef:
@@ -83,7 +86,11 @@ class ComponentRef:
             file = str(Path(inspect.getfile(comp.fn)).resolve())
         except (TypeError, OSError):
             file = None
-        return cls(comp.name, comp.fn.__module__, comp.fn.__qualname__, file, comp.code_version)
+        spec = comp.spec
+        docs = tuple((name, d.description) for group in (spec.inputs, spec.outputs, spec.parameters)
+                     for name, d in group.items() if d.description)
+        return cls(comp.name, comp.fn.__module__, comp.fn.__qualname__, file, comp.code_version,
+                   spec.description, docs)
 
 
 @dataclass(frozen=True)
@@ -275,6 +282,8 @@ class PipelineIR:
                         "qualname": n.component.qualname,
                         "file": n.component.file,
                         "code_version": n.component.code_version,
+                        **({"description": n.component.description} if n.component.description else {}),
+                        **({"args": dict(n.component.arg_docs)} if n.component.arg_docs else {}),
                     },
                     "parameters": {
                         k: ({"runtime": p.runtime} if p.runtime is not None else {"value": p.value})
@@ -322,7 +331,9 @@ class PipelineIR:
                 nodes.append(
                     NodeIR(
                         id=n["id"],
-                        component=ComponentRef(c["name"], c["module"], c["qualname"], c.get("file"), c["code_version"]),
+                        component=ComponentRef(c["name"], c["module"], c["qualname"], c.get("file"), c["code_version"],
+                                               str(c.get("description") or ""),
+                                               tuple((str(k), str(v)) for k, v in (c.get("args") or {}).items())),
                         parameters={
                             k: ParamIR(runtime=v["runtime"]) if "runtime" in v else ParamIR(value=v.get("value"))
                             for k, v in n.get("parameters", {}).items()

@@ -202,4 +202,18 @@ def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dic
         "external_inputs": external_inputs(e),
         "logs": _execution_log(e) + _logs(outputs),
         "properties": properties,
+        **_component_docs(store, info.run_id, e.node_id),
     }
+
+
+def _component_docs(store: MetadataStore, run_id: str | None, node_id: str) -> dict[str, Any]:
+    """The node's component description and its arguments' ``Args:`` entries, from the run's IR."""
+    ctx = _queries.run_context(store, run_id) if run_id else None
+    if ctx is None:
+        return {}
+    ir = RunRecord.from_properties(ctx["name"], ctx["properties"] or {}).ir or {}
+    for node in ir.get("nodes") or []:
+        if node.get("id") == node_id:
+            comp = node.get("component") or {}
+            return {"description": comp.get("description") or "", "arg_docs": comp.get("args") or {}}
+    return {}

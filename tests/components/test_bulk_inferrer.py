@@ -117,7 +117,7 @@ def test_on_beam_the_workers_get_the_recorded_uris_of_a_model_and_examples_on_a_
     import jfx.components._bulk_inferrer as bulk
     from jfx import _storage as storage
 
-    tables, examples, model = setup(tmp_path)
+    _, examples, model = setup(tmp_path)
     remote_examples = storage.join(s3_root, "examples")
     remote_model = storage.join(s3_root, "model")
     storage.upload_dir(examples.uri, remote_examples)

@@ -106,6 +106,12 @@ def exit_handled(name: str = "flow-exit", root=None, url=None) -> Pipeline:
 
 @component
 def chatty(out: Output[Metrics], text: Parameter[str] = "hello", fail: Parameter[bool] = False):
+    """Print, log and write ``text``.
+
+    Args:
+        text: what it prints and logs.
+        fail: raise after printing.
+    """
     import logging
     import sys
 

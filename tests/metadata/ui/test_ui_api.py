@@ -351,6 +351,9 @@ def test_an_execution_shows_what_its_component_printed_and_logged(tmp_path, any_
             r = app.handle("GET", f"/api/executions/{eid}", {})
             body = json.loads(r.body)
             assert body["properties"]["log_uri"].startswith(any_root)  # on the store for an s3:// root
+            # the component's docstring, carried in the run's IR, describes it and its arguments
+            assert body["description"] == "Print, log and write ``text``."
+            assert body["arg_docs"] == {"text": "what it prints and logs.", "fail": "raise after printing."}
             logs = body["logs"]
             assert logs[0]["output"] == "execution" and words in logs[0]["text"]
             assert "WARNING jfx_flow: logged" in logs[0]["text"]

@@ -1,6 +1,6 @@
 // One execution: parameters, input and output artifacts, cache outcome, timing, error and logs.
 // Shown in the run page's side panel and on its own page (/executions/<id>).
-import { fill, api, artifactHref, badge, details, executionHref, fileHref, fmtDuration, fmtTime, h, jsonBlock, kvTable, pre, runHref, setTitle,
+import { fill, api, artifactHref, badge, details, executionHref, fileHref, fmtDuration, fmtTime, fmtValue, h, jsonBlock, kvTable, pre, runHref, setTitle,
 } from "../lib/dom.js";
 
 function artifactList(byKey) {
@@ -28,6 +28,7 @@ export function executionView(e, { compact = false } = {}) {
   const parts = [
     h("div", { class: "exec-head" }, h("h2", {}, e.node_id), badge(e.node_state),
       h("a", { href: executionHref(e.id), class: "muted small" }, ` execution ${e.id}`)),
+    e.description ? h("p", { class: "description muted" }, e.description) : null,
     kvTable([
       ["component", e.component],
       ["run", e.run_id ? h("a", { href: runHref(e.run_id) }, e.run_id) : "–"],
@@ -42,7 +43,9 @@ export function executionView(e, { compact = false } = {}) {
     e.error_message ? h("div", { class: "error exec-error" }, h("strong", {}, "Error: "), e.error_message) : null,
     e.traceback ? details("Traceback", !compact, pre(e.traceback, "code traceback")) : null,
     h("h3", {}, "Parameters"),
-    Object.keys(e.parameters || {}).length ? kvTable(Object.entries(e.parameters)) : h("p", { class: "muted" }, "none"),
+    Object.keys(e.parameters || {}).length ? kvTable(Object.entries(e.parameters).map(([k, v]) =>
+      [k, (e.arg_docs || {})[k] ? h("div", {}, fmtValue(v), h("div", { class: "muted small arg-doc" }, e.arg_docs[k])) : v]))
+      : h("p", { class: "muted" }, "none"),
     h("h3", {}, "Inputs"), artifactList(e.inputs),
     (e.external_inputs || []).length ? [h("h3", {}, "External inputs"), h("ul", { class: "artifacts" }, e.external_inputs.map((x) =>
       h("li", {}, h("span", { class: "key" }, x.parameter), " ", h("code", {}, x.path), x.fingerprint ? h("span", { class: "muted small" }, ` fingerprint ${x.fingerprint.slice(0, 12)}`) : null)))] : null,
