@@ -137,10 +137,11 @@ def record_temporary(stage: str | Path, path: str | Path) -> None:
 
     ``path`` is outside the outputs and only this execution creates it (e.g. it has a
     random part); if the process dies before removing it, :func:`discard_staging` does.
+    It may be an object-store URI (``s3://...``): then that prefix is removed.
     """
-    target = Path(path).absolute()
-    name = _TEMPORARY + hashlib.sha256(str(target).encode()).hexdigest()[:20]
-    _write_atomic(Path(stage) / _JOURNAL / name, str(target))
+    target = storage.check_uri(path) if storage.is_remote(path) else str(Path(path).absolute())
+    name = _TEMPORARY + hashlib.sha256(target.encode()).hexdigest()[:20]
+    _write_atomic(Path(stage) / _JOURNAL / name, target)
 
 
 def publish(moves: list[tuple[Path, str]], stage: Path, journal: str | None) -> None:
@@ -209,7 +210,7 @@ def remove_tree(path: str | Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def discard_staging(stage: str | Path, recorded: Callable[[str], bool] | None = None) -> list[Path]:
+def discard_staging(stage: str | Path, recorded: Callable[[str], bool] | None = None) -> list[Path | str]:
     """Remove a staging directory and the temporary paths its execution registered.
 
     With ``recorded`` (for an execution whose process died while it was RUNNING), the
@@ -223,7 +224,7 @@ def discard_staging(stage: str | Path, recorded: Callable[[str], bool] | None = 
         The published folders and temporary paths that were removed.
     """
     journal = Path(stage) / _JOURNAL
-    removed: list[Path] = []
+    removed: list[Path | str] = []
     if recorded is not None:
         try:
             entries = json.loads((journal / _PUBLISHING).read_text(encoding="utf-8"))
@@ -247,9 +248,18 @@ def discard_staging(stage: str | Path, recorded: Callable[[str], bool] | None = 
         notes = []
     for note in notes:
         try:
-            target = Path(note.read_text(encoding="utf-8"))
+            text = note.read_text(encoding="utf-8")
         except OSError:
             continue
+        if storage.is_remote(text):
+            try:
+                if storage.exists(text):
+                    storage.remove(text)
+                    removed.append(text)
+            except OSError as err:
+                print(f"jfx: could not remove {text}: {err}", file=sys.stderr)
+            continue
+        target = Path(text)
         if target.is_dir() and not target.is_symlink():
             remove_tree(target)
         elif target.exists() or target.is_symlink():

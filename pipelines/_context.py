@@ -30,21 +30,22 @@ class ExecutionContext:
     beam_pipeline_args: tuple[str, ...] | None = None
     metadata_url: str = ""
     upstream_states: dict[str, str] | None = None
-    on_temporary: Callable[[Path], None] | None = field(default=None, repr=False, compare=False)
+    on_temporary: Callable[[str | Path], None] | None = field(default=None, repr=False, compare=False)
 
     def register_temporary(self, path: str | Path) -> None:
         """Say, before making it, that ``path`` (outside the outputs) is this execution's scratch.
 
         The component still removes it itself; but if its process is killed first, the
         next start of any run on this metadata store removes it. Register only a path
-        no one else creates (give it a random part). Nothing happens outside a runner.
+        no one else creates (give it a random part). It may be an object-store URI
+        (``s3://...``), whose prefix is then removed. Nothing happens outside a runner.
 
         Example:
             >>> tmp = Path("/srv/models/taxi") / f".tmp-push-{uuid.uuid4().hex}"   # doctest: +SKIP
             >>> current_context().register_temporary(tmp); shutil.copytree(model.uri, tmp)  # doctest: +SKIP
         """
         if self.on_temporary is not None:
-            self.on_temporary(Path(path))
+            self.on_temporary(path)
 
 
 _CURRENT: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar("jfx_execution", default=None)

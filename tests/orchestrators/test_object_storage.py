@@ -294,3 +294,41 @@ def test_five_concurrent_runs_on_one_bucket_and_store_lose_and_duplicate_nothing
     on_store = {p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)}
     recorded = {a.uri.rsplit("/", 1)[-1] for a in artifacts if a.type_name == "Dataset"}
     assert on_store == recorded, "every prefix on the store is a recorded artifact"
+
+
+SCRATCH = '''
+import sys
+from jfx import Pipeline
+from jfx.orchestrators import LocalDagRunner
+import jfx_storage_lib as slib
+LocalDagRunner(progress=False).run(Pipeline("scratchy", components=[
+    slib.scratch_on_store_then_wait(scratch=sys.argv[3], marker=sys.argv[4])],
+    pipeline_root=sys.argv[1], metadata_url=sys.argv[2]))
+'''
+
+
+def test_a_scratch_prefix_on_the_store_registered_by_a_killed_component_is_reaped(s3_root, tmp_path, monkeypatch):
+    import time
+
+    # the reaping runs on the same machine with the same JFX_HOME (its journal is in the local work folder)
+    monkeypatch.setenv("JFX_HOME", str(tmp_path / "home"))
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    scratch = storage.join(s3_root, "scratch", "tmp-1234abcd")
+    marker = tmp_path / "hold"
+    marker.write_text("")
+    script = tmp_path / "scratch.py"
+    script.write_text(SCRATCH)
+    proc = subprocess.Popen([sys.executable, str(script), s3_root, url, scratch, str(marker)],
+                            env=child_env(JFX_HOME=str(tmp_path / "home")))
+    try:
+        deadline = time.monotonic() + 90
+        while not Path(str(marker) + ".started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the component never started"
+            time.sleep(0.05)
+        assert storage.exists(storage.join(scratch, "part-0"))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert RUNNER.run(Pipeline("other", components=[lib.make_numbers()], pipeline_root=s3_root,
+                               metadata_url=url)).state == "COMPLETE"
+    assert not storage.exists(scratch), "the next start's reaping removed the registered prefix"

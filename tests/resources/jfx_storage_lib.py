@@ -32,3 +32,23 @@ def sum_table(table: Input[Dataset], result: Output[Metrics]):
     result.write_json({"sum": sum(total), "note": note, "input_is_local": os.path.isdir(table.uri),
                        "stored_uri": table.stored_uri})
     result.properties["sum"] = sum(total)
+
+
+@component
+def scratch_on_store_then_wait(out: Output[Metrics], scratch: Parameter[str] = "", marker: Parameter[str] = ""):
+    """Registers a scratch prefix on the store, writes into it, then waits for ``marker`` to vanish."""
+    import time
+
+    from jfx import _storage as storage
+    from jfx import current_context
+
+    ctx = current_context()
+    assert ctx is not None
+    ctx.register_temporary(scratch)
+    storage.write_bytes(storage.join(scratch, "part-0"), b"scratch")
+    with open(marker + ".started", "w") as fh:
+        fh.write("started")
+    while os.path.exists(marker):
+        time.sleep(0.05)
+    storage.remove(scratch)
+    out.write_json({"done": True})
