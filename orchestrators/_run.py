@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -285,6 +286,25 @@ def _abandon_if_dead(store: MetadataStore, run: RunRecord) -> None:
         latest = get_run(store, run.run_id)
         if latest is not None and latest.state == RunState.RUNNING:
             abandon_run(store, run.context_id)
+            _discard_run_scratch(latest)
+
+
+def _discard_run_scratch(run: RunRecord) -> None:
+    """Remove what a dead BeamDagRunner driver left on an object store for its run's outcomes
+    (``<root>/<pipeline>/.beam/jfx-dag-<run id>-*``; a local one is in a temporary folder)."""
+    root, pipeline = run.pipeline_root, run.pipeline or (run.ir or {}).get("pipeline", {}).get("name")
+    if not root or not pipeline or not storage.is_remote(root):
+        return
+    folder = storage.join(root, pipeline, ".beam")
+    try:
+        fs, path = storage.filesystem(folder)
+        for entry in fs.ls(path, detail=False):
+            if entry.rstrip("/").rsplit("/", 1)[-1].startswith(f"jfx-dag-{run.run_id}-"):
+                storage.remove(f"{storage.scheme_of(root)}://{entry}")
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        print(f"jfx: could not clean up {folder}: {err}", file=sys.stderr)
 
 
 def metadata_url_for(ir: PipelineIR, override: str | None) -> str:

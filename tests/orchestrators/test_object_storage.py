@@ -332,3 +332,23 @@ def test_a_scratch_prefix_on_the_store_registered_by_a_killed_component_is_reape
     assert RUNNER.run(Pipeline("other", components=[lib.make_numbers()], pipeline_root=s3_root,
                                metadata_url=url)).state == "COMPLETE"
     assert not storage.exists(scratch), "the next start's reaping removed the registered prefix"
+
+
+def test_the_outcome_folder_of_a_dead_beam_driver_on_the_store_is_reaped_with_its_run(s3_root, tmp_path):
+    import socket
+
+    from jfx.orchestrators._run import join_run, reap_abandoned
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    ir = _pipeline("beamy", s3_root, url).compile()
+    with MetadataStore(url) as store:
+        run = join_run(store, ir, "beamy-run-1", runner="beam", owner={"host": socket.gethostname(), "pid": pid})
+        mine = storage.join(s3_root, "beamy", ".beam", f"jfx-dag-{run.run_id}-0123abcd", "outcome.pkl")
+        other = storage.join(s3_root, "beamy", ".beam", "jfx-dag-beamy-run-2-4567ef01", "outcome.pkl")
+        for uri in (mine, other):
+            storage.write_bytes(uri, b"x")
+        reap_abandoned(store)
+    assert not storage.exists(mine), "the dead run's outcome folder is removed"
+    assert storage.exists(other), "another run's is kept"
