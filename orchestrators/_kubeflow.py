@@ -22,7 +22,8 @@ by the task, so the stock jfx image runs any pipeline (see ``_kfp_code``). For a
 a node parameter that is a local path the pods cannot see is refused at compile time.
 
 Node options map to task settings: ``with_resources`` to CPU and memory requests and
-limits and an accelerator count, ``with_retry`` to the task's retry policy (the
+limits, an accelerator count and type, node selectors and tolerations (kfp-kubernetes),
+``with_retry`` to the task's retry policy (the
 launcher then makes one attempt per try), ``with_timeout`` to the pod's
 ``activeDeadlineSeconds`` (the launcher also enforces it in-process, exactly), and a node
 whose IR trigger is ``all_done`` (an exit handler's node) to
@@ -370,7 +371,15 @@ class KubeflowDagRunner:
         except ValueError as err:
             raise InvalidPipelineError(f"node {node.id!r}: with_resources({res}): {err}") from None
         if res.get("gpu"):
-            task.set_accelerator_type(self.accelerator_type).set_accelerator_limit(int(res["gpu"]))
+            task.set_accelerator_type(str(res.get("accelerator") or self.accelerator_type))
+            task.set_accelerator_limit(int(res["gpu"]))
+        if res.get("node_selector") or res.get("tolerations"):
+            from kfp import kubernetes
+
+            for label, value in (res.get("node_selector") or {}).items():
+                kubernetes.add_node_selector(task, label_key=label, label_value=value)
+            for toleration in res.get("tolerations") or []:
+                kubernetes.add_toleration(task, **toleration)
         if node.options.retries:
             task.set_retry(num_retries=node.options.retries,
                            backoff_duration=f"{math.ceil(node.options.backoff_s)}s", backoff_factor=2.0)

@@ -497,14 +497,47 @@ class Node:
         return self
 
     def with_resources(self, *, cpu: float | str | None = None, memory: str | None = None,
-                       gpu: int | None = None) -> Node:
+                       gpu: int | None = None, accelerator: str | None = None,
+                       node_selector: dict[str, str] | None = None,
+                       tolerations: list[dict[str, Any]] | None = None) -> Node:
         """What the node needs where a scheduler places it (Kubeflow): CPUs, memory ("4Gi"), GPUs.
+
+        Args:
+            cpu: CPU request and limit (``2``, ``"500m"``).
+            memory: memory request and limit (``"4Gi"``).
+            gpu: how many accelerators.
+            accelerator: the accelerator's Kubernetes resource name for this node
+                (``"nvidia.com/gpu"``, ``"amd.com/gpu"``); default: the compiler's.
+            node_selector: node labels the pod must run on
+                (``{"cloud.google.com/gke-accelerator": "nvidia-l4"}``).
+            tolerations: taints the pod tolerates, as Kubernetes writes them
+                (``[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]``).
 
         The local runner records them in the IR and does not enforce them.
         """
-        resources = {k: v for k, v in (("cpu", cpu), ("memory", memory), ("gpu", gpu)) if v is not None}
+        where = f"node {self.id!r}: with_resources"
         if gpu is not None and (not isinstance(gpu, int) or isinstance(gpu, bool) or gpu < 0):
-            raise InvalidPipelineError(f"node {self.id!r}: with_resources(gpu) takes an int >= 0, got {gpu!r}")
+            raise InvalidPipelineError(f"{where}(gpu) takes an int >= 0, got {gpu!r}")
+        if accelerator is not None and (not isinstance(accelerator, str) or not accelerator.strip()):
+            raise InvalidPipelineError(f"{where}(accelerator) takes a resource name such as 'nvidia.com/gpu', "
+                                       f"got {accelerator!r}")
+        if node_selector is not None and not (isinstance(node_selector, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in node_selector.items())):
+            raise InvalidPipelineError(f"{where}(node_selector) takes a dict of label → value strings, "
+                                       f"got {node_selector!r}")
+        allowed = {"key", "operator", "value", "effect", "toleration_seconds"}
+        for t in tolerations or []:
+            if not isinstance(t, dict) or set(t) - allowed:
+                raise InvalidPipelineError(f"{where}(tolerations): each is a dict of {sorted(allowed)}, got {t!r}")
+            if t.get("operator", "Equal") not in ("Equal", "Exists"):
+                raise InvalidPipelineError(f"{where}(tolerations): operator is 'Equal' or 'Exists', got {t!r}")
+            if t.get("effect") not in (None, "NoExecute", "NoSchedule", "PreferNoSchedule"):
+                raise InvalidPipelineError(f"{where}(tolerations): effect is NoExecute, NoSchedule or "
+                                           f"PreferNoSchedule, got {t!r}")
+        resources = {k: v for k, v in (("cpu", cpu), ("memory", memory), ("gpu", gpu), ("accelerator", accelerator),
+                                       ("node_selector", dict(node_selector) if node_selector else None),
+                                       ("tolerations", [dict(t) for t in tolerations] if tolerations else None))
+                     if v is not None}
         self.options = dataclasses.replace(self.options, resources=resources)
         return self
 
