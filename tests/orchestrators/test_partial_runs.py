@@ -239,3 +239,18 @@ def test_a_run_still_going_is_not_a_source(env):
     part = partial(local, pipeline, good)
     assert part.state == RunState.COMPLETE
     assert {part.nodes[n].reused_from_run for n in REUSED} == {first.run_id}
+
+
+def test_the_source_is_found_past_a_page_of_newer_runs_that_do_not_match(tmp_path):
+    import jfx_testlib as lib
+
+    marker = tmp_path / "marker"
+    marker.write_text("ok")
+    pipeline = lib.chain(str(tmp_path / "root"), f"sqlite:///{tmp_path / 'md.sqlite'}", str(marker))
+    local = LocalDagRunner(progress=False)
+    first = local.run(pipeline, parameters={"rows": 3})
+    for _ in range(21):  # newer runs, with another value of a parameter the reused nodes read
+        assert local.run(pipeline, parameters={"rows": 4}).state == RunState.COMPLETE
+    part = local.run(pipeline, parameters={"rows": 3}, from_nodes=["fail_unless"])
+    assert part.state == RunState.COMPLETE
+    assert {part.nodes[n].reused_from_run for n in ("make_numbers", "total")} == {first.run_id}
