@@ -101,7 +101,7 @@ def test_no_usable_run_refuses_naming_the_node_and_starts_no_run(runner, env, tm
     # the refusal names the values of the parameters the reused nodes read, which an earlier run must share
     with pytest.raises(InvalidArgumentError, match="^" + re.escape(
             f"partial run: node 'ingest' has no usable output: no earlier run of pipeline 'penguinish' "
-            f"with the same data={str(good)!r}; run the whole pipeline first")):
+            f"with the same data={str(good)!r}; run the whole pipeline first, or include ingest in the run") + "$"):
         partial(runner, pipeline, good)
 
     rejected = runner.run(pipeline, parameters={"data": str(bad)})
