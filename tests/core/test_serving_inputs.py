@@ -202,3 +202,17 @@ def test_the_row_count_is_the_batch_not_a_features_width(tmp_path):
     rows = [{"v": [1.0, 2.0], "x": float(i)} for i in range(3)]
     kind, arrays, n = parse_predict_body(json.dumps({"instances": rows}).encode(), load(path))
     assert (kind, n) == ("rows", 3) and arrays["v"].shape == (3, 2)
+
+
+@pytest.mark.parametrize("error", [ValueError, TypeError, OverflowError, KeyError, IndexError, RecursionError])
+def test_a_reader_error_the_model_does_not_translate_is_still_a_400(models, monkeypatch, error):
+    model = models["floats"]
+
+    def prepare(data, strict=False):
+        raise error("unreadable")
+
+    monkeypatch.setattr(model, "prepare", prepare)
+    with pytest.raises(HttpError) as err:
+        parse_predict_body(json.dumps({"instances": [FLOATS_ROW]}).encode(), model)
+    assert err.value.status == 400
+    assert f"cannot be read: {error.__name__}: " in err.value.message

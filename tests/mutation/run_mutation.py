@@ -42,6 +42,9 @@ class Target:
     timeout_s: float = 120.0
 
 
+# the object-storage tests (uploads to moto's S3 server) without the two that take 6-7 s each
+_NOT_SLOW_S3 = "not five_concurrent_runs and not cannot_use"
+
 TARGETS = [
     Target("hashing", "core/_encoding.py", ("stable_hash",),
            ("tests/core/test_stable_hash.py",)),
@@ -51,10 +54,12 @@ TARGETS = [
     # tests only (the Beam and Kubeflow ones take 20 s a mutant)
     Target("partial", "orchestrators/_partial.py", ("reused_nodes", "_dag_order", "_parameters_used", "choose_source"),
            ("tests/orchestrators/test_partial_selection.py", "tests/orchestrators/test_partial_runs.py",
-            "tests/orchestrators/test_local_runner.py", "-k", "'partial and not beam and not kubeflow'")),
+            "tests/orchestrators/test_local_runner.py", "-k", "'partial and not beam and not kubeflow'"),
+           timeout_s=40.0),  # a mutant that never leaves the run-listing loop: the tests take 5 s
     Target("publish", "orchestrators/_publish.py", (),
            ("tests/orchestrators/test_publish.py", "tests/orchestrators/test_publish_edges.py",
-            "tests/orchestrators/test_publish_rollback.py", "tests/orchestrators/test_cache.py")),
+            "tests/orchestrators/test_publish_rollback.py", "tests/orchestrators/test_cache.py",
+            "tests/orchestrators/test_object_storage.py", "-k", f"'{_NOT_SLOW_S3}'")),
     # the cache key's material, the cache lookup and the miss reason
     Target("cache-key", "orchestrators/_cache.py", ("cache_material", "cache_key", "find_cached", "miss_reason"),
            ("tests/orchestrators/test_cache.py", "tests/orchestrators/test_cache_history.py",
@@ -62,7 +67,9 @@ TARGETS = [
     Target("launcher", "orchestrators/_launcher.py", ("launch", "check_control", "prepare", "from_cache", "execute",
                                                       "publish", "_attempt"),
            ("tests/orchestrators/test_cache.py", "tests/orchestrators/test_publish_rollback.py",
-            "tests/orchestrators/test_local_runner.py")),
+            "tests/orchestrators/test_local_runner.py", "tests/orchestrators/test_launcher.py",
+            "tests/orchestrators/test_node_options.py", "tests/orchestrators/test_control_flow.py",  # retries, If
+            "tests/orchestrators/test_object_storage.py", "-k", f"'{_NOT_SLOW_S3} and not beam'")),
     Target("serving-inputs", "core/_rest.py", ("parse_predict_body",),
            ("tests/core/test_serving_inputs.py",)),
 ]

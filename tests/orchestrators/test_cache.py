@@ -116,3 +116,52 @@ def test_the_miss_reason_names_only_what_changed(tmp_path):
     again = RUNNER.run(build()).nodes["read_file"]
     assert again.state == NodeState.COMPLETE
     assert again.cache_miss_reason == "earlier outputs no longer available"
+
+
+def test_an_input_or_parameter_added_to_a_component_is_named_in_its_miss_reason(tmp_path):
+    import textwrap
+
+    from jfx.pipelines import load_pipeline
+
+    source = textwrap.dedent('''
+        from jfx import Input, Output, Pipeline, component
+        from jfx.types import Dataset, Metrics
+
+        @component
+        def produce(data: Output[Dataset]):
+            data.write_json([1, 2, 3])
+
+        @component
+        def consume(data: Input[Dataset], out: Output[Metrics]):
+            out.write_json(sum(data.read_json()))
+
+        p = produce()
+        pipeline = Pipeline("grow", components=[p, consume(data=p.outputs["data"])],
+                            pipeline_root=ROOT, metadata_url=URL)
+    ''').replace("ROOT", repr(str(tmp_path / "a"))).replace("URL", repr(f"sqlite:///{tmp_path / 'md.sqlite'}"))
+    grown = (source.replace("def consume(data: Input[Dataset], out: Output[Metrics]",
+                            "def consume(data: Input[Dataset], extra: Input[Dataset], out: Output[Metrics], "
+                            "scale: Parameter[int] = 2")
+             .replace("from jfx import Input,", "from jfx import Parameter, Input,")
+             .replace('consume(data=p.outputs["data"])', 'consume(data=p.outputs["data"], extra=p.outputs["data"])'))
+    file = tmp_path / "grow_pipeline.py"
+    file.write_text(source)
+    RUNNER.run(load_pipeline(file))
+    file.write_text(grown)
+    consume = RUNNER.run(load_pipeline(file)).nodes["consume"]
+    assert consume.state == NodeState.COMPLETE
+    assert consume.cache_miss_reason == ("changed component source; new parameter value: scale None -> 2; "
+                                         "changed upstream artifact: extra")
+
+
+def test_an_exit_handlers_recorded_cache_material_holds_the_upstream_states_it_saw(tmp_path):
+    import jfx_flow as flow
+    from jfx.metadata._executions_info import ExecutionInfo
+
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    result = RUNNER.run(flow.exit_handled(root=str(tmp_path / "root"), url=url))
+    with MetadataStore(url) as store:  # the material is what the UI shows under an execution's "cache"
+        material = {k: ExecutionInfo.from_record(store.get_execution(o.execution_id)).cache_material
+                    for k, o in result.nodes.items() if k in ("report", "number")}
+    assert material["report"]["upstream_states"] == {"explode": "failed", "number": "complete", "publish": "skipped"}
+    assert "upstream_states" not in material["number"]

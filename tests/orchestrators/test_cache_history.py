@@ -36,3 +36,10 @@ def test_a_lowered_parameter_is_a_change_too(env):
     lowered = RUNNER.run(lib.chain(*env), parameters={"rows": 2})
     assert lowered.nodes["make_numbers"].cache_miss_reason == "new parameter value: rows 5 -> 2"
     assert lowered.nodes["total"].cache_miss_reason == "changed upstream artifact: numbers"
+
+
+def test_every_changed_upstream_artifact_is_named_whichever_way_it_changed(env):
+    RUNNER.run(lib.chain(*env), parameters={"rows": 1})
+    for rows in range(2, 8):
+        changed = RUNNER.run(lib.chain(*env), parameters={"rows": rows})
+        assert changed.nodes["total"].cache_miss_reason == "changed upstream artifact: numbers", rows

@@ -5,6 +5,8 @@ The same rule on the local and Beam runners (here) and on kfp.local (test_kubefl
 
 from __future__ import annotations
 
+import re
+
 import jfx_partial as flow
 import pytest
 from jfx.errors import InvalidArgumentError, NotFoundError
@@ -83,9 +85,23 @@ def test_from_run_chooses_the_run_and_the_default_is_the_newest(runner, env):
     assert outputs(later) == outputs(first)
 
 
+def other_pipeline_run(tmp_path, url, name):
+    import jfx_testlib as lib
+
+    marker = tmp_path / "marker"
+    marker.write_text("ok")
+    done = LocalDagRunner(progress=False).run(lib.chain(str(tmp_path / name), url, str(marker), name=name))
+    assert done.state == RunState.COMPLETE
+    return done
+
+
 def test_no_usable_run_refuses_naming_the_node_and_starts_no_run(runner, env, tmp_path):
     pipeline, good, bad = env
-    with pytest.raises(InvalidArgumentError, match=r"^partial run: node 'ingest' has no usable output: no earlier run"):
+    before = other_pipeline_run(tmp_path, pipeline.metadata_url, "before")
+    # the refusal names the values of the parameters the reused nodes read, which an earlier run must share
+    with pytest.raises(InvalidArgumentError, match="^" + re.escape(
+            f"partial run: node 'ingest' has no usable output: no earlier run of pipeline 'penguinish' "
+            f"with the same data={str(good)!r}; run the whole pipeline first, or include ingest in the run") + "$"):
         partial(runner, pipeline, good)
 
     rejected = runner.run(pipeline, parameters={"data": str(bad)})
@@ -99,10 +115,21 @@ def test_no_usable_run_refuses_naming_the_node_and_starts_no_run(runner, env, tm
         partial(runner, pipeline, good, from_run=rejected.run_id)
     with pytest.raises(NotFoundError, match="no run 'nope' of pipeline 'penguinish'"):
         partial(runner, pipeline, good, from_run="nope")
+    # a run that exists, but of another pipeline in the same store (made before or after this one), is no
+    # run of this one
+    for other in (before, other_pipeline_run(tmp_path, pipeline.metadata_url, "after")):
+        with pytest.raises(NotFoundError, match=f"no run '{other.run_id}' of pipeline 'penguinish'"):
+            partial(runner, pipeline, good, from_run=other.run_id)
     with pytest.raises(InvalidArgumentError, match="from_run needs from_nodes or to_nodes"):
         runner.run(pipeline, parameters={"data": str(good)}, from_run=rejected.run_id)
+    # with several unusable runs, the refusal names the newest of them
+    rejected_again = runner.run(pipeline, parameters={"data": str(bad)})
+    with pytest.raises(InvalidArgumentError, match=f"it halted the pipeline in run {rejected_again.run_id}, "
+                                                   "the newest earlier run"):
+        partial(runner, pipeline, bad)
     with MetadataStore(pipeline.metadata_url) as store:
-        assert [r.name for r in store.get_runs("penguinish")] == [rejected.run_id], "a refused run is not started"
+        assert sorted(r.name for r in store.get_runs("penguinish")) == sorted([rejected.run_id, rejected_again.run_id]), \
+            "a refused run is not started"
 
 
 def test_a_validator_halting_downstream_of_reused_nodes_rules_the_run_out(runner, env):
@@ -163,3 +190,67 @@ def test_a_resumed_partial_run_keeps_the_run_it_reuses(tmp_path):
     with MetadataStore(pipeline.metadata_url) as store:
         run_ctx = store.get_context_by_name(PIPELINE_RUN, part.run_id)
     assert run_ctx.properties["partial"]["reused_from_run"] == first.run_id
+
+
+def test_a_run_is_never_chosen_as_its_own_source(env):
+    from jfx.orchestrators._partial import choose_source
+
+    pipeline, good, _ = env
+    local = LocalDagRunner(progress=False)
+    first = local.run(pipeline, parameters={"data": str(good)})
+    second = local.run(pipeline, parameters={"data": str(good)}, enable_cache=False)
+    ir = pipeline.compile()
+    selected = ir.select(["train"], ["evaluate"])
+    params = ir.resolve_parameters({"data": str(good)})
+    with MetadataStore(pipeline.metadata_url) as store:
+        assert choose_source(store, ir, selected, params).run_id == second.run_id
+        # e.g. a resumed partial run, whose own reused nodes are live: it is passed over
+        excluded = "".join(second.run_id)  # an equal string, not the same object
+        assert choose_source(store, ir, selected, params, exclude_run=excluded).run_id == first.run_id
+
+
+def test_a_refusal_names_no_parameters_when_the_reused_nodes_read_none(tmp_path):
+    import jfx_testlib as lib
+    from jfx import Pipeline
+
+    nums = lib.make_numbers(rows=3, note="")
+    tot = lib.total(numbers=nums.outputs["numbers"])
+    pipeline = Pipeline("fixed", components=[nums, tot], pipeline_root=str(tmp_path / "root"),
+                        metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
+    with pytest.raises(InvalidArgumentError) as err:
+        LocalDagRunner(progress=False).run(pipeline, from_nodes=["total"])
+    assert str(err.value) == ("partial run: node 'make_numbers' has no usable output: no earlier run of pipeline "
+                              "'fixed'; run the whole pipeline first, or include make_numbers in the run")
+
+
+def test_a_run_still_going_is_not_a_source(env):
+    from jfx.orchestrators.entrypoint import run_node
+
+    pipeline, good, _ = env
+    local = LocalDagRunner(progress=False)
+    data = {"data": str(good)}
+    first = local.run(pipeline, parameters=data)
+    # a newer run (a Kubeflow one, task by task) has made the reused nodes' outputs but has not ended:
+    # a node after them may yet halt it
+    task = {"ir": pipeline.compile(), "run_id": "penguinish-going", "metadata_url": pipeline.metadata_url,
+            "parameters": data, "enable_cache": False}
+    for node_id in REUSED:
+        assert run_node(node_id=node_id, **task).succeeded
+    part = partial(local, pipeline, good)
+    assert part.state == RunState.COMPLETE
+    assert {part.nodes[n].reused_from_run for n in REUSED} == {first.run_id}
+
+
+def test_the_source_is_found_past_a_page_of_newer_runs_that_do_not_match(tmp_path):
+    import jfx_testlib as lib
+
+    marker = tmp_path / "marker"
+    marker.write_text("ok")
+    pipeline = lib.chain(str(tmp_path / "root"), f"sqlite:///{tmp_path / 'md.sqlite'}", str(marker))
+    local = LocalDagRunner(progress=False)
+    first = local.run(pipeline, parameters={"rows": 3})
+    for _ in range(21):  # newer runs, with another value of a parameter the reused nodes read
+        assert local.run(pipeline, parameters={"rows": 4}).state == RunState.COMPLETE
+    part = local.run(pipeline, parameters={"rows": 3}, from_nodes=["fail_unless"])
+    assert part.state == RunState.COMPLETE
+    assert {part.nodes[n].reused_from_run for n in ("make_numbers", "total")} == {first.run_id}
