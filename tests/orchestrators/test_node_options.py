@@ -43,6 +43,9 @@ def test_retries_run_out(tmp_path, runner):
     outcome = runner.run(pipeline(tmp_path, node)).nodes["flaky"]
     assert outcome.state == "failed"
     assert outcome.error == "ConnectionError: transient failure 2 (attempt 2)"
+    with MetadataStore(f"sqlite:///{tmp_path / 'md.sqlite'}") as store:
+        assert len(store.get_executions(node_id="flaky")) == 2, "one retry: exactly two attempts"
+    assert (tmp_path / "calls").read_text() == "2", "the component was called twice, no more"
 
 
 def test_a_timed_out_component_fails_and_publishes_nothing(tmp_path, runner):
