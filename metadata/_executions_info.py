@@ -123,6 +123,9 @@ class ExecutionInfo:
         log_uri: The log the launcher captured.
         attempt: Which attempt of the node this is (1 for the first).
         resolved: For a resolver node, output key → the artifact id it picked.
+        cleanup_pending: The execution failed while its object store was unreachable, so
+            what it had uploaded (never recorded, never read) is still there; the next
+            reaping removes it and clears this.
         extra: Properties jfx does not know (kept, and written back, as they are).
 
     Example:
@@ -150,6 +153,7 @@ class ExecutionInfo:
     log_uri: str | None = None
     attempt: int = 1
     resolved: dict[str, int | None] | None = None
+    cleanup_pending: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -158,6 +162,7 @@ class ExecutionInfo:
         known = {f.name for f in fields(cls)} - {"extra"}
         values = {k: v for k, v in properties.items() if k in known and v is not None}
         values["by_condition"] = bool(values.get("by_condition", False))
+        values["cleanup_pending"] = bool(values.get("cleanup_pending", False))
         attempt = values.get("attempt", 1)
         values["attempt"] = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 1
         return cls(**values, extra={k: v for k, v in properties.items() if k not in known})
@@ -172,7 +177,7 @@ class ExecutionInfo:
         props: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "extra" or value is None or (f.name == "by_condition" and not value) \
+            if f.name == "extra" or value is None or (f.name in ("by_condition", "cleanup_pending") and not value) \
                     or (f.name == "attempt" and value == 1):
                 continue
             props[f.name] = value

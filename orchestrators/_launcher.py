@@ -42,6 +42,7 @@ import functools
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -62,6 +63,7 @@ from jfx.metadata import (
     ArtifactState,
     ExecutionRecord,
     ExecutionState,
+    ListOptions,
     MetadataStore,
 )
 from jfx.metadata._executions_info import ExecutionInfo, NodeState
@@ -479,7 +481,14 @@ class NodeLaunch:
             info = replace(info, halted=ran.halted)
             outputs = self.publish(running, info, ran.artifacts, stage)
         except BaseException as err:
-            discard_execution(run.pipeline_root, ir.name, node.id, running.id)
+            try:
+                # what it uploaded before failing, listed in its journal, is never recorded
+                discard_execution(run.pipeline_root, ir.name, node.id, running.id, recorded=self._recorded,
+                                  strict=True)
+            except OSError as unreachable:
+                print(f"jfx: node {node.id!r}: could not remove what it uploaded ({unreachable}); "
+                      "the next start removes it", file=sys.stderr)
+                info = replace(info, cleanup_pending=True)
             interrupted = isinstance(err, (KeyboardInterrupt, SystemExit)) or (
                 self.cancel is not None and self.cancel.is_set())
             message = _one_line(err) + (f" (attempt {attempt})" if attempt > 1 else "")
@@ -489,6 +498,10 @@ class NodeLaunch:
                 raise
             return outcome
         return self._outcome(NodeState.COMPLETE, running, outputs, cache_miss_reason=reason, halted=ran.halted)
+
+    def _recorded(self, uri: str) -> bool:
+        """Whether an artifact record names ``uri`` (then it is never removed)."""
+        return bool(self.store.get_artifacts(uri=uri, options=ListOptions(limit=1)))
 
     def _upstream_states(self) -> dict[str, UpstreamState]:
         """How each upstream node's latest execution in this run ended (SKIPPED if it has none)."""

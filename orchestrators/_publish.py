@@ -272,7 +272,7 @@ def discard_staging(stage: str | Path, recorded: Callable[[str], bool] | None = 
 
 
 def discard_execution(pipeline_root: str | Path, pipeline: str, node_id: str, execution_id: int,
-                      recorded: Callable[[str], bool] | None = None) -> list[str]:
+                      recorded: Callable[[str], bool] | None = None, *, strict: bool = False) -> list[str]:
     """Remove what an execution that will not publish left behind, on a local root or a store.
 
     The local staging directory as :func:`discard_staging` does; for an object-store
@@ -281,6 +281,10 @@ def discard_execution(pipeline_root: str | Path, pipeline: str, node_id: str, ex
 
     Returns:
         What was removed (paths and URIs).
+
+    Raises:
+        OSError: with ``strict``, the store could not be reached to clean up (else that is
+            reported on stderr): what the execution uploaded is then still there.
     """
     removed = [str(p) for p in discard_staging(staging_dir(pipeline_root, pipeline, node_id, execution_id),
                                               recorded)]
@@ -303,6 +307,8 @@ def discard_execution(pipeline_root: str | Path, pipeline: str, node_id: str, ex
                 storage.remove(storage.parent(journal))
         except OSError as err:
             # the store is unreachable now: what was uploaded stays unrecorded (no reader
-            # follows it), and the journal stays for the next reaping of a dead execution
+            # follows it), and so does the journal, for a later reaping
+            if strict:
+                raise
             print(f"jfx: could not clean up {storage.parent(journal)}: {err}", file=sys.stderr)
     return removed

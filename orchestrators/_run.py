@@ -271,7 +271,33 @@ def reap_abandoned(store: MetadataStore) -> list[int]:
             _abandon_if_dead(store, run)
     for run in list_runs(store, options=ListOptions(limit=REAP_RECENT_RUNS, order_by="id", descending=True)):
         _abandon_if_dead(store, run)
+    _finish_pending_cleanups(store)
     return marked
+
+
+# Failed executions whose store was unreachable when they failed are among the newest.
+REAP_RECENT_FAILED = 200
+
+
+def _finish_pending_cleanups(store: MetadataStore) -> None:
+    """Remove what failed executions uploaded while their object store was unreachable
+    (:attr:`ExecutionInfo.cleanup_pending`), now that it may be reachable again."""
+    recent = store.get_executions(state=ExecutionState.FAILED,
+                                  options=ListOptions(limit=REAP_RECENT_FAILED, order_by="id", descending=True))
+    for execution in recent:
+        info = ExecutionInfo.from_record(execution)
+        if not info.cleanup_pending or not info.pipeline:
+            continue
+        assert execution.id is not None
+        run = get_run(store, info.run_id or "")
+        if run is None or not run.pipeline_root:
+            continue
+        try:
+            discard_execution(run.pipeline_root, info.pipeline, execution.node_id, execution.id,
+                              recorded=lambda uri: is_recorded(store, uri), strict=True)
+        except OSError:
+            continue  # still unreachable: the next start tries again
+        store.put_execution(replace(execution, properties=replace(info, cleanup_pending=False).to_properties()))
 
 
 def is_recorded(store: MetadataStore, uri: str) -> bool:

@@ -175,8 +175,9 @@ def test_gcs_uris_take_the_same_path(monkeypatch):
     assert str(err.value).startswith("gs://jfx-no-bucket/root: ") and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("back", ["before the failure is recorded", "only at the next start"])
 def test_a_store_that_dies_mid_upload_fails_the_node_records_nothing_and_a_rerun_completes(
-        s3_server, tmp_path, monkeypatch):
+        back, s3_server, tmp_path, monkeypatch):
     proxy = CuttableProxy(s3_server.port)
     bucket = s3_server.bucket()
     for k, v in {**s3_server.env(), "AWS_ENDPOINT_URL": proxy.endpoint, "AWS_MAX_ATTEMPTS": "2"}.items():
@@ -187,13 +188,13 @@ def test_a_store_that_dies_mid_upload_fails_the_node_records_nothing_and_a_rerun
     real = launcher.publish
 
     def publish_while_the_store_dies(moves, stage, journal):
-        if any("/sum_table/" not in dst and "/write_table/" in dst for _, dst in moves):
+        if any("/write_table/" in dst for _, dst in moves):
             proxy.cut_after(200_000)  # partway through the table's files
         try:
             return real(moves, stage, journal)
         finally:
-            if proxy.cut_count:
-                proxy.restore()  # the store is back before the failure is recorded
+            if proxy.cut_count and back == "before the failure is recorded":
+                proxy.restore()
 
     monkeypatch.setattr(launcher, "publish", publish_while_the_store_dies)
     first = RUNNER.run(_pipeline("dies", root, url, rows=20_000, files=8))
@@ -204,11 +205,22 @@ def test_a_store_that_dies_mid_upload_fails_the_node_records_nothing_and_a_rerun
         [failed] = store.get_executions(node_id="write_table")
         assert failed.state == ExecutionState.FAILED
     monkeypatch.setattr(launcher, "publish", real)
+    if back == "only at the next start":
+        assert ExecutionInfo.from_record(failed).cleanup_pending, "the failure says what is left to remove"
+        proxy.restore()
+    else:
+        assert not ExecutionInfo.from_record(failed).cleanup_pending
     second = RUNNER.run(_pipeline("dies", root, url, rows=20_000, files=8))
     assert second.state == "COMPLETE", second
     with MetadataStore(url) as store:
+        recorded = {a.uri for a in store.get_artifacts()}
         for a in store.get_artifacts():
             assert _stored_fingerprint(a.uri, a.type_name, a.properties, tmp_path) == a.fingerprint
+        assert not ExecutionInfo.from_record(store.get_execution(failed.id)).cleanup_pending
+    fs, path = storage.filesystem(storage.join(root, "dies", "write_table", "table"))
+    on_store = {f"s3://{p}" for p in fs.ls(path, detail=False)}
+    assert on_store == {u for u in recorded if "/write_table/" in u}, "the failed upload left nothing behind"
+    assert not storage.exists(storage.join(root, "dies", "write_table", f".staging-{failed.id}"))
 
 
 KILLED_AFTER_UPLOAD = '''
