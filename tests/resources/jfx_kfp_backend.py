@@ -1,0 +1,723 @@
+"""Runs a compiled Kubeflow Pipelines (v2) spec the way the KFP v2 backend runs it.
+
+``kfp.local`` and a stand-in HTTP server do not behave like a KFP backend: this harness
+is written from the backend's own source (kubeflow/pipelines, tag 2.17.0; the parts it
+models are unchanged in what they do for jfx's specs since 2.14.0) and runs each task
+of a compiled spec the way a cluster would:
+
+* the spec is compiled to an Argo Workflow as ``backend/src/v2/compiler/argocompiler``
+  builds it (``argo.go``: root defaults filled into the runtime config, component specs and
+  containers stored once as workflow arguments; ``dag.go``: one driver and one executor task
+  per KFP task, ``depends`` on ``<dep>.Succeeded``, and a task whose trigger policy is
+  ``ALL_UPSTREAM_TASKS_COMPLETED`` compiled into an exit *hook on each of its dependencies*,
+  not into a DAG task). The Workflow's size is checked against etcd's default request limit
+  (1.5 MiB) and its DAGs are checked as Argo checks them (a dependency must be a task of the
+  same DAG);
+* tasks start in dependency order as separate processes, ready tasks side by side, with
+  Argo's fail-fast: once a task of a DAG failed, no new task of that DAG starts (KFP never
+  sets ``failFast: false``); tasks downstream of a failure are omitted;
+* each task's ExecutorInput is built as the driver builds it (``driver/resolve.go``,
+  ``driver/container.go``: parameters resolved from the parent DAG's inputs and constants,
+  ``{{$.pipeline_job_uuid}}`` and friends substituted, non-strings given to STRING inputs
+  serialized, ``PipelineTaskFinalStatus`` from the MLMD state of the producer task: the
+  *execution* states ``COMPLETE``/``FAILED``/..., a DAG's state as
+  ``metadata/client.go:UpdateDAGExecutionsState`` computes it), serialized as Go's
+  protojson writes it (a whole float is written as an integer: 1.0 → ``1``);
+* the launcher (``component/launcher_v2.go``) adds the component's input defaults,
+  substitutes ``{{$}}`` and the other placeholders into the command and arguments and runs
+  them; each argument must fit Linux's MAX_ARG_STRLEN (128 KiB), the launcher's own
+  ``--executor_input`` argument included;
+* every task runs in a private mount namespace (``unshare --mount``) where the repository
+  checkout (and any checkout the environment's own ``jfx`` comes from) is hidden under an
+  empty tmpfs, the environment's Python is kept, and ``jfx`` is importable only from a wheel
+  built from the checkout. Volumes (``pvcMount``) are bind mounts of host folders at their
+  mount paths, secrets (``secretAsEnv``) come from a dict, and each pod has its own
+  ``HOME`` and ``TMPDIR``.
+
+What is not modelled: Kubernetes itself (images, resources, retries' back-off, timeouts),
+KFP's own caching (jfx turns it off), artifacts passed through KFP (jfx passes none),
+iterators and trigger conditions (refused with :class:`HarnessError`).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KFP_BACKEND_TAG = "2.17.0"
+# etcd's default --max-request-bytes: a Workflow larger than this is refused by the API server
+# (kubeflow/pipelines#9837).
+ETCD_REQUEST_LIMIT = 1536 * 1024
+# Linux's MAX_ARG_STRLEN (32 pages): the longest single argument execve accepts.
+MAX_ARG_STRLEN = 128 * 1024
+# Argo's templates that every compiled Workflow has (system-container-driver, -executor, -impl,
+# system-dag-driver), as JSON, measured on test_data/compiled-workflows/add_numbers.yaml at 2.17.0.
+SYSTEM_TEMPLATES_BYTES = 2264 + 390 + 1917 + 2076
+# launcher_v2.go: the executor output file when the pipeline root's scheme is not a bucket's
+OUTPUT_METADATA = "kfp_outputs/output_metadata.json"
+EXIT_STRATEGY = "ALL_UPSTREAM_TASKS_COMPLETED"
+
+
+class HarnessError(Exception):
+    """The spec uses something this harness does not model."""
+
+
+class BackendRefusedError(Exception):
+    """The backend (API server, Argo) refuses the run before any task starts."""
+
+
+# --------------------------------------------------------------------------- protojson
+
+def go_float(x: float) -> str:
+    """A float as Go's protojson writes it (``encoding/protojson``: like ``encoding/json``).
+
+    >>> [go_float(v) for v in (1.0, 200.0, 0.5, 1e21, 1e-7, -2.5e-8, 123456789.0)]
+    ['1', '200', '0.5', '1e+21', '1e-7', '-2.5e-8', '123456789']
+    """
+    if math.isnan(x):
+        return '"NaN"'
+    if math.isinf(x):
+        return '"Infinity"' if x > 0 else '"-Infinity"'
+    a = abs(x)
+    if a != 0 and (a < 1e-6 or a >= 1e21):
+        text = repr(x)  # shortest round-trip digits, exponent form
+        mant, _, exp = text.partition("e")
+        sign = exp[0] if exp[0] in "+-" else "+"
+        digits = exp.lstrip("+-").lstrip("0") or "0"
+        if len(digits) == 1 and sign == "+":
+            digits = "0" + digits  # Go: e+21, e+06 ... but e-7 (one digit after '-' is shortened)
+        return f"{mant}e{sign}{digits}"
+    text = format(Decimal(repr(x)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if text != "-0" else "-0"
+
+
+def protojson(value: Any) -> str:
+    """A ``google.protobuf.Value`` tree as Go's protojson marshals it (maps sorted, numbers as Go writes them).
+
+    >>> protojson({"b": [1.0, 2.5, True, None], "a": "x\\u00e9"})
+    '{"a":"xé","b":[1,2.5,true,null]}'
+    """
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (int, float)):
+        return go_float(float(value))
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{protojson(v)}"
+                              for k, v in sorted(value.items())) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(protojson(v) for v in value) + "]"
+    raise TypeError(f"not a protobuf Value: {value!r}")
+
+
+def go_json(value: Any) -> str:
+    """``encoding/json``'s Marshal of a decoded JSON document (keys sorted, HTML characters escaped)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def stably_marshal(msg: Any) -> str:
+    """argocompiler/proto.go ``stablyMarshalJSON``: protojson, then re-marshalled by encoding/json."""
+    return go_json(json.loads(protojson(msg)))
+
+
+# --------------------------------------------------------------------------- the spec
+
+def load_package(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pipeline spec, kubernetes platform spec) of a compiled package, as dicts."""
+    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    spec = next(d for d in docs if "pipelineInfo" in d)
+    platform = next((d for d in docs if "platforms" in d), {})
+    return spec, platform.get("platforms", {}).get("kubernetes", {})
+
+
+def _dependencies(task: dict[str, Any]) -> list[str]:
+    """dag.go ``addImplicitDependencies``: dependentTasks plus the producers of task outputs used."""
+    deps = list(task.get("dependentTasks") or [])
+    inputs = task.get("inputs", {})
+    for spec in list((inputs.get("parameters") or {}).values()) + list((inputs.get("artifacts") or {}).values()):
+        producer = (spec.get("taskOutputParameter") or spec.get("taskOutputArtifact") or {}).get("producerTask")
+        if producer and producer not in deps:
+            deps.append(producer)
+    return deps
+
+
+def _is_exit(task: dict[str, Any]) -> bool:
+    return (task.get("triggerPolicy") or {}).get("strategy") == EXIT_STRATEGY
+
+
+def _component(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return spec["root"] if name == "root" else spec["components"][name]
+
+
+def runtime_parameters(spec: dict[str, Any], values: dict[str, Any] | None) -> dict[str, Any]:
+    """argo.go ``Compile``: the run's parameter values, the root's defaults filled in."""
+    params = dict(values or {})
+    defs = (spec["root"].get("inputDefinitions") or {}).get("parameters") or {}
+    unknown = set(params) - set(defs)
+    if unknown:
+        raise BackendRefusedError(f"unknown pipeline parameter(s): {', '.join(sorted(unknown))}")
+    for name, d in defs.items():
+        if name not in params:
+            if "defaultValue" in d:
+                params[name] = d["defaultValue"]
+            elif d.get("isOptional"):
+                params[name] = None
+    return params
+
+
+# --------------------------------------------------------------------------- the Argo Workflow
+
+def argo_workflow(spec: dict[str, Any], k8s: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """The Argo Workflow the argocompiler (2.17.0) builds for ``spec``, as JSON-ready dicts.
+
+    Raises:
+        BackendRefusedError: a DAG task depends on a name that is not a task of its DAG (Argo's
+            validation), or an exit task has no dependency.
+    """
+    executors = spec["deploymentSpec"]["executors"]
+    k8s_executors = (k8s.get("deploymentSpec") or {}).get("executors") or {}
+    arguments: dict[str, str] = {}
+    templates: list[dict[str, Any]] = []
+
+    def comp_hash(name: str) -> str:
+        label = _component(spec, name).get("executorLabel")
+        if name == "root" or not label:
+            return name
+        return hashlib.sha256(go_json(executors[label]["container"]).encode()).hexdigest()
+
+    def save(key: str, value: Any) -> str:
+        arguments.setdefault(key, stably_marshal(value))
+        return f"{{{{workflow.parameters.{key}}}}}"
+
+    def param(name: str, value: str) -> dict[str, str]:
+        return {"name": name, "value": value}
+
+    def task(name: str, t: dict[str, Any], exit_template: str = "") -> list[dict[str, Any]]:
+        ref = t["componentRef"]["name"]
+        comp = _component(spec, ref)
+        comp_ph = save(f"components-{comp_hash(ref)}", comp)
+        if t.get("parameterIterator") or t.get("artifactIterator"):
+            raise HarnessError(f"task {name!r}: iterators are not modelled")
+        if (t.get("triggerPolicy") or {}).get("condition"):
+            raise HarnessError(f"task {name!r}: trigger conditions are not modelled")
+        hooks = {}
+        if exit_template:
+            hooks = {"hooks": {"exit": {"template": exit_template, "arguments": {"parameters": [
+                param("parent-dag-id", "{{inputs.parameters.parent-dag-id}}")]}}}}
+        depends = {} if _is_exit(t) else (
+            {"depends": " && ".join(f"{d}.Succeeded" for d in _dependencies(t))} if _dependencies(t) else {})
+        task_json = stably_marshal(t)
+        if "dag" in comp:
+            dag_template(ref, comp)
+            driver = {"name": f"{name}-driver", "template": "system-dag-driver", **depends, "arguments": {
+                "parameters": [param("component", comp_ph), param("parent-dag-id", "{{inputs.parameters.parent-dag-id}}"),
+                               param("task", task_json), param("task-name", name)]}}
+            body = {"name": name, "template": ref, "depends": f"{name}-driver.Succeeded", **hooks, "arguments": {
+                "parameters": [param("parent-dag-id", f"{{{{tasks.{name}-driver.outputs.parameters.execution-id}}}}"),
+                               param("condition", f"{{{{tasks.{name}-driver.outputs.parameters.condition}}}}")]}}
+            return [driver, body]
+        label = comp["executorLabel"]
+        container_ph = save(f"implementations-{comp_hash(ref)}", executors[label]["container"])
+        params = [param("component", comp_ph), param("task", task_json), param("container", container_ph),
+                  param("task-name", name), param("parent-dag-id", "{{inputs.parameters.parent-dag-id}}")]
+        if label in k8s_executors:
+            params.append(param("kubernetes-config", save(f"kubernetes-{ref}", k8s_executors[label])))
+        driver = {"name": f"{name}-driver", "template": "system-container-driver", **depends,
+                  "arguments": {"parameters": params}}
+        executor = {"name": name, "template": "system-container-executor", "depends": f"{name}-driver.Succeeded",
+                    **hooks, "arguments": {"parameters": [
+                        param("pod-spec-patch", f"{{{{tasks.{name}-driver.outputs.parameters.pod-spec-patch}}}}"),
+                        {"name": "cached-decision", "default": "false",
+                         "value": f"{{{{tasks.{name}-driver.outputs.parameters.cached-decision}}}}"}]}}
+        return [driver, executor]
+
+    done: set[str] = set()
+
+    def dag_template(name: str, comp: dict[str, Any]) -> None:
+        if name in done:
+            return
+        done.add(name)
+        save(f"components-{comp_hash(name)}", comp)
+        tasks = comp["dag"]["tasks"]
+        exit_of: dict[str, str] = {}
+        for key in sorted(tasks):
+            if not _is_exit(tasks[key]):
+                continue
+            deps = _dependencies(tasks[key])
+            if not deps:
+                raise BackendRefusedError(f"DAG {name}: exit task {key!r} has no dependent tasks")
+            hook = f"exit-hook-{name}-{key}"
+            for dep in deps:
+                exit_of[dep] = hook
+            templates.append({"name": hook, "inputs": {"parameters": [{"name": "parent-dag-id"}]},
+                              "dag": {"tasks": task(key, tasks[key])}})
+        dag_tasks: list[dict[str, Any]] = []
+        for key in sorted(tasks):
+            if not _is_exit(tasks[key]):
+                dag_tasks.extend(task(key, tasks[key], exit_of.get(key, "")))
+        if not dag_tasks:
+            raise BackendRefusedError(f"DAG {name} must contain one or more non-exit tasks")
+        names = {t["name"] for t in dag_tasks}
+        for t in dag_tasks:  # Argo validates every dependency against the DAG's own tasks
+            for dep in (d.split(".")[0].strip("( ") for d in t.get("depends", "").split("&&") if d.strip()):
+                if dep not in names:
+                    raise BackendRefusedError(f"templates.{name}.tasks.{t['name']} depends on a task that is not in "
+                                         f"the DAG: {dep!r} (an exit-hook task, ALL_UPSTREAM_TASKS_COMPLETED, "
+                                         "is not a DAG task)")
+        templates.append({"name": name, "inputs": {"parameters": [{"name": "parent-dag-id"}]},
+                          "dag": {"tasks": dag_tasks}})
+
+    dag_template("root", spec["root"])
+    runtime = {"parameterValues": parameters}
+    templates.append({"name": "entrypoint", "dag": {"tasks": [
+        {"name": "root-driver", "template": "system-dag-driver", "arguments": {"parameters": [
+            param("component", "{{workflow.parameters.components-root}}"),
+            param("runtime-config", stably_marshal(runtime)), param("driver-type", "ROOT_DAG")]}},
+        {"name": "root", "template": "root", "depends": "root-driver.Succeeded", "arguments": {"parameters": [
+            param("parent-dag-id", "{{tasks.root-driver.outputs.parameters.execution-id}}"),
+            param("condition", "")]}}]}})
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"generateName": spec["pipelineInfo"]["name"] + "-"},
+        "spec": {"arguments": {"parameters": [{"name": k, "value": v} for k, v in arguments.items()]},
+                 "entrypoint": "entrypoint", "serviceAccountName": "pipeline-runner",
+                 "podMetadata": {"annotations": {"pipelines.kubeflow.org/v2_component": "true"},
+                                 "labels": {"pipelines.kubeflow.org/v2_component": "true"}},
+                 "templates": templates},
+    }
+
+
+def workflow_bytes(workflow: dict[str, Any]) -> int:
+    """The size of the Workflow object the API server sends to Kubernetes (JSON, system templates included)."""
+    return len(go_json(workflow).encode()) + SYSTEM_TEMPLATES_BYTES
+
+
+# --------------------------------------------------------------------------- jfx from a wheel
+
+def checkout() -> Path:
+    """The repository checkout under test (the folder the ``jfx`` package is)."""
+    import jfx
+
+    return Path(jfx.__file__).resolve().parent
+
+
+@functools.cache
+def wheel_site() -> Path:
+    """A folder with jfx installed from a wheel of the checkout (built once per test session)."""
+    base = Path(os.environ.get("JFX_TEST_SESSION_ROOT") or os.environ.get("TMPDIR", "/tmp")) / "kfp-backend-wheel"
+    site = base / "site"
+    if (site / "jfx" / "__init__.py").is_file():
+        return site
+    shutil.rmtree(base, ignore_errors=True)
+    wheels = base / "wheels"
+    wheels.mkdir(parents=True)
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    env.pop("PYTHONPATH", None)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                            "-w", str(wheels), str(checkout())], capture_output=True, text=True, env=env,
+                           cwd=base, timeout=600)
+    if build.returncode != 0:
+        raise RuntimeError(f"building the jfx wheel failed:\n{build.stdout}\n{build.stderr}")
+    [wheel] = wheels.glob("jfx-*.whl")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q",
+                              "--target", str(site), str(wheel)], capture_output=True, text=True, env=env,
+                             cwd=base, timeout=600)
+    if install.returncode != 0:
+        raise RuntimeError(f"installing the jfx wheel failed:\n{install.stdout}\n{install.stderr}")
+    return site
+
+
+@functools.cache
+def hidden_folders() -> tuple[Path, ...]:
+    """The checkout, and the checkout this Python's own ``jfx`` (an editable install) points to."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1"}
+    probe = subprocess.run([sys.executable, "-c", "import importlib.util as u; s = u.find_spec('jfx'); "
+                            "print(s.origin if s and s.origin else '')"],
+                           capture_output=True, text=True, env=env, cwd="/", timeout=60)
+    found = {checkout()}
+    origin = probe.stdout.strip()
+    if origin:
+        found.add(Path(origin).resolve().parent)
+    return tuple(sorted(found))
+
+
+def unshare_available() -> str | None:
+    """None when ``unshare --mount`` works here, else why not."""
+    if not shutil.which("unshare"):
+        return "the unshare command is missing (util-linux)"
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return f"unshare --mount fails here (needs root or user namespaces): {proc.stderr.strip()}"
+    return None
+
+
+# --------------------------------------------------------------------------- a run
+
+@dataclass
+class TaskRun:
+    """One task's pod (a driver resolved it, the launcher ran it)."""
+
+    name: str                 # the KFP task name, e.g. "make-data"
+    dag: str                  # the component of the DAG it ran in, e.g. "comp-exit-handler-1"
+    hook_of: str | None       # the task whose exit hook started it, if any
+    phase: str                # Argo's: Succeeded, Failed, Error
+    executor_input: str       # the ExecutorInput JSON the launcher put in place of {{$}}
+    argv: list[str]
+    output: str
+    returncode: int
+    started: float
+    ended: float
+    state: str = ""           # the MLMD execution state: COMPLETE, FAILED
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return json.loads(self.executor_input)["inputs"].get("parameterValues", {})
+
+
+@dataclass
+class Run:
+    run_id: str
+    run_name: str
+    workflow: dict[str, Any]
+    workflow_bytes: int
+    tasks: list[TaskRun] = field(default_factory=list)
+    omitted: list[str] = field(default_factory=list)  # "<dag>/<task>" never started
+    phase: str = "Running"
+
+    def of(self, name: str) -> list[TaskRun]:
+        """The pods of KFP task ``name``, in start order."""
+        return [t for t in self.tasks if t.name == name]
+
+    def log(self) -> str:
+        return "\n".join(f"--- {t.dag}/{t.name} ({t.phase}, hook of {t.hook_of}) argv[-1][:200]="
+                         f"{t.argv[-1][:200]!r}\n{t.output}" for t in self.tasks)
+
+
+class Backend:
+    """A KFP v2 backend on this machine (see the module docstring).
+
+    Args:
+        workdir: where pods' private folders go.
+        volumes: PersistentVolumeClaim name → host folder, bind-mounted at each task's mount path.
+        secrets: Kubernetes secret name → {key: value}, for ``secretAsEnv``.
+        parallelism: how many pods run at once.
+    """
+
+    def __init__(self, workdir: str | Path, *, volumes: dict[str, str | Path] | None = None,
+                 secrets: dict[str, dict[str, str]] | None = None, parallelism: int = 2) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.volumes = {k: Path(v) for k, v in (volumes or {}).items()}
+        self.secrets = dict(secrets or {})
+        self.parallelism = parallelism
+        self.site = wheel_site()
+        self._lock = threading.Lock()
+        self._pods = 0
+
+    # ---------------------------------------------------------------- submit
+    def run(self, package: str | Path, parameters: dict[str, Any] | None = None, *, execute: bool = True,
+            enforce_size: bool = True) -> Run:
+        """Create and run a run of ``package``; returns when the Workflow ended.
+
+        With ``execute=False`` every task is resolved and its command line built and
+        checked, but nothing runs (each task then counts as succeeded); with
+        ``enforce_size=False`` a Workflow over etcd's limit is run anyway.
+
+        Raises:
+            BackendRefusedError: the API server or Argo refuses it (too large, invalid DAG).
+        """
+        spec, k8s = load_package(package)
+        params = runtime_parameters(spec, parameters)
+        workflow = argo_workflow(spec, k8s, params)
+        size = workflow_bytes(workflow)
+        if enforce_size and size > ETCD_REQUEST_LIMIT:
+            raise BackendRefusedError(f"the Argo Workflow is {size} bytes: over etcd's request limit "
+                                 f"({ETCD_REQUEST_LIMIT} bytes); Kubernetes refuses to store it")
+        self._execute = execute
+        run_id = str(uuid.uuid4())
+        run = Run(run_id, f"{workflow['metadata']['generateName']}{run_id[:5]}", workflow, size)
+        self._spec, self._k8s, self._run = spec, k8s, run
+        with ThreadPoolExecutor(max_workers=64) as pool:  # nested DAGs and hooks wait inside it
+            self._pool = pool
+            dag = _Dag(self, "root", params, parent=None)
+            ok = dag.run()
+        run.phase = "Succeeded" if ok else "Failed"
+        return run
+
+    # ---------------------------------------------------------------- one pod
+    def _resolve(self, name: str, t: dict[str, Any], dag: _Dag) -> dict[str, Any]:
+        """driver/resolve.go ``resolveInputs`` for parameters: the task's input values."""
+        comp = _component(self._spec, t["componentRef"]["name"])
+        defs = (comp.get("inputDefinitions") or {}).get("parameters") or {}
+        values: dict[str, Any] = {}
+        for key, ps in ((t.get("inputs") or {}).get("parameters") or {}).items():
+            if "componentInputParameter" in ps:
+                src = ps["componentInputParameter"]
+                if src not in dag.inputs:
+                    raise HarnessError(f"task {name}: parent DAG does not have input parameter {src}")
+                value = dag.inputs[src]
+                if value is None:
+                    if defs.get(key, {}).get("isOptional"):
+                        continue
+                    raise HarnessError(f"task {name}: parameter {key} resolved to null")
+            elif "runtimeValue" in ps:
+                value = ps["runtimeValue"].get("constant")
+                value = {"{{$.pipeline_job_name}}": self._run.run_name,
+                         "{{$.pipeline_job_resource_name}}": self._run.run_name,
+                         "{{$.pipeline_job_uuid}}": self._run.run_id,
+                         "{{$.pipeline_task_name}}": name,
+                         "{{$.pipeline_task_uuid}}": str(dag.execution_id)}.get(value, value) \
+                    if isinstance(value, str) else value
+            elif "taskFinalStatus" in ps:
+                deps = t.get("dependentTasks") or []
+                if not deps:
+                    raise HarnessError(f"task {name} has no dependent tasks")
+                producer = deps[0]
+                if producer not in dag.states:
+                    raise HarnessError(f"producer task, {producer}, not in tasks")
+                value = {"state": dag.states[producer], "pipelineTaskName": producer,
+                         "pipelineJobResourceName": self._run.run_name, "error": {}}
+            else:
+                raise HarnessError(f"task {name}: input parameter {key}: {sorted(ps)} is not modelled")
+            kind = defs.get(key, {}).get("parameterType", "STRING")
+            if kind == "STRING" and not isinstance(value, str):
+                value = _pb_text(value)  # metadata.PbValueToText
+            values[key] = value
+        return values
+
+    def _pod(self, name: str, t: dict[str, Any], dag: _Dag, hook_of: str | None) -> TaskRun:
+        ref = t["componentRef"]["name"]
+        comp = _component(self._spec, ref)
+        label = comp["executorLabel"]
+        container = self._spec["deploymentSpec"]["executors"][label]["container"]
+        k8s = ((self._k8s.get("deploymentSpec") or {}).get("executors") or {}).get(label, {})
+        with self._lock:
+            self._pods += 1
+            pod = self.workdir / f"pod-{self._pods:03d}-{name}"
+        started = time.monotonic()
+        try:
+            values = self._resolve(name, t, dag)
+        except HarnessError as err:  # the driver fails: the task fails without a pod
+            return TaskRun(name, dag.component, hook_of, "Failed", "{}", [], f"driver: {err}", 1, started,
+                           time.monotonic(), "FAILED")
+        output_file = str(pod / "tmp" / OUTPUT_METADATA)
+        executor_input = {"inputs": {"parameterValues": values}, "outputs": {"outputFile": output_file}}
+        # launcher_v2.go addDefaultParams: the component's defaults for inputs without a value
+        with_defaults = copy.deepcopy(executor_input)
+        for key, d in ((comp.get("inputDefinitions") or {}).get("parameters") or {}).items():
+            if "defaultValue" in d and key not in with_defaults["inputs"]["parameterValues"]:
+                with_defaults["inputs"]["parameterValues"][key] = d["defaultValue"]
+        ei_json = _executor_input_json(with_defaults)
+        placeholders = {f"{{{{$.inputs.parameters['{k}']}}}}": _pb_text(v)
+                        for k, v in with_defaults["inputs"]["parameterValues"].items()}
+        placeholders["{{$.outputs.output_file}}"] = output_file  # not used by lightweight components
+
+        def fill(arg: str) -> str:
+            arg = arg.replace("{{$}}", ei_json)
+            for ph, rep in placeholders.items():
+                arg = arg.replace(ph, rep)
+            return arg
+
+        argv = [fill(a) for a in container.get("command", [])] + [fill(a) for a in container.get("args", [])]
+        launcher_argv = ["/kfp-launcher/launch", "--executor_input", _executor_input_json(executor_input),
+                         "--component_spec", stably_marshal(comp)]
+        too_long = [a for a in launcher_argv + argv if len(a.encode()) > MAX_ARG_STRLEN]
+        if too_long:
+            return TaskRun(name, dag.component, hook_of, "Error", ei_json, argv,
+                           f"exec: argument list too long (an argument of {len(too_long[0].encode())} bytes; "
+                           f"Linux takes at most {MAX_ARG_STRLEN})", 126, started, time.monotonic(), "FAILED")
+        if not self._execute:
+            return TaskRun(name, dag.component, hook_of, "Succeeded", ei_json, argv, "", 0, started,
+                           time.monotonic(), "COMPLETE")
+        env = self._pod_env(pod, container, k8s)
+        proc = subprocess.run(self._namespace(k8s, pod) + argv, env=env, cwd=pod, capture_output=True, text=True,
+                              timeout=900)
+        phase = "Succeeded" if proc.returncode == 0 else "Failed"
+        return TaskRun(name, dag.component, hook_of, phase, ei_json, argv, proc.stdout + proc.stderr,
+                       proc.returncode, started, time.monotonic(), "COMPLETE" if phase == "Succeeded" else "FAILED")
+
+    def _pod_env(self, pod: Path, container: dict[str, Any], k8s: dict[str, Any]) -> dict[str, str]:
+        for sub in ("home", "tmp", "tmp/kfp_outputs"):
+            (pod / sub).mkdir(parents=True, exist_ok=True)
+        env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "HOME": str(pod / "home"), "TMPDIR": str(pod / "tmp"), "PYTHONPATH": str(self.site),
+               "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "KFP_POD_NAME": pod.name,
+               "KFP_POD_UID": str(uuid.uuid4())}
+        for e in container.get("env") or []:
+            env[e["name"]] = e.get("value", "")
+        for s in k8s.get("secretAsEnv") or []:
+            secret = self.secrets.get(s["secretName"])
+            if secret is None:
+                raise HarnessError(f"secret {s['secretName']!r} does not exist (pods would not start)")
+            for pair in s["keyToEnv"]:
+                env[pair["envVar"]] = secret[pair["secretKey"]]
+        return env
+
+    def _namespace(self, k8s: dict[str, Any], pod: Path) -> list[str]:
+        """``unshare --mount`` and a shell that hides the checkouts, keeps this Python, mounts the volumes."""
+        prefix = Path(sys.prefix).resolve()
+        lines = ["set -e"]
+        stash = pod / "python-stash"
+        keep = [h for h in hidden_folders() if prefix == h or h in prefix.parents]
+        if keep:
+            stash.mkdir(parents=True, exist_ok=True)
+            lines.append(f"mount --bind {shlex.quote(str(prefix))} {shlex.quote(str(stash))}")
+        for folder in hidden_folders():
+            lines.append(f"mount -t tmpfs -o size=1m,mode=0755 jfx-hidden {shlex.quote(str(folder))}")
+        if keep:
+            lines.append(f"mkdir -p {shlex.quote(str(prefix))}")
+            lines.append(f"mount --bind {shlex.quote(str(stash))} {shlex.quote(str(prefix))}")
+        covered: set[str] = set()
+        for m in k8s.get("pvcMount") or []:
+            claim = m.get("constant") or m.get("taskOutputParameter") or m.get("componentInputParameter")
+            if claim not in self.volumes:
+                raise HarnessError(f"PersistentVolumeClaim {claim!r} does not exist (pods would not start)")
+            target = Path(m["mountPath"])
+            if not target.exists():
+                top = next(p for p in [*reversed(target.parents), target] if not p.exists()).parent
+                if str(top) not in covered and top != Path("/"):
+                    lines.append(f"mount -t tmpfs -o mode=0755 jfx-pod {shlex.quote(str(top))}")
+                    covered.add(str(top))
+                lines.append(f"mkdir -p {shlex.quote(str(target))}")
+            lines.append(f"mount --bind {shlex.quote(str(self.volumes[claim]))} {shlex.quote(str(target))}")
+        lines.append('exec "$@"')
+        return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", "\n".join(lines), "pod"]
+
+    def probe(self, code: str) -> subprocess.CompletedProcess[str]:
+        """Run ``python -c code`` in a pod of this backend (no volumes, no secrets)."""
+        pod = self.workdir / f"probe-{uuid.uuid4().hex[:8]}"
+        env = self._pod_env(pod, {}, {})
+        return subprocess.run([*self._namespace({}, pod), sys.executable, "-c", code], env=env, cwd=pod,
+                              capture_output=True, text=True, timeout=120)
+
+
+def _pb_text(value: Any) -> str:
+    """metadata.PbValueToText: a string as is, anything else as its protojson."""
+    return value if isinstance(value, str) else protojson(value)
+
+
+def _executor_input_json(ei: dict[str, Any]) -> str:
+    """protojson of an ExecutorInput: fields in proto order (inputs, outputs), maps sorted."""
+    inputs = "{" + (f'"parameterValues":{protojson(ei["inputs"]["parameterValues"])}'
+                    if ei["inputs"]["parameterValues"] else "") + "}"
+    return f'{{"inputs":{inputs},"outputs":{{"outputFile":{json.dumps(ei["outputs"]["outputFile"])}}}}}'
+
+
+class _Dag:
+    """One DAG execution: its tasks started as Argo starts them (dag.go, Argo's DAG fail-fast)."""
+
+    def __init__(self, backend: Backend, component: str, inputs: dict[str, Any], parent: _Dag | None) -> None:
+        self.b = backend
+        self.component = component
+        self.inputs = inputs
+        self.parent = parent
+        self.execution_id = id(self)
+        self.tasks = dict(_component(backend._spec, component)["dag"]["tasks"])
+        self.states: dict[str, str] = {}   # task name -> MLMD state (GetExecutionsInDAG: one per name)
+        self.phases: dict[str, str] = {}   # task name -> Argo phase of the DAG task
+        self.lock = threading.Lock()
+
+    def state(self) -> str:
+        """metadata/client.go UpdateDAGExecutionsState: COMPLETE when every task completed, FAILED when one failed."""
+        values = list(self.states.values())
+        done = sum(s in ("COMPLETE", "CACHED", "CANCELED") for s in values)
+        if done == len(self.tasks):
+            return "COMPLETE"
+        if "FAILED" in values:
+            return "FAILED"
+        return "RUNNING"
+
+    def run(self) -> bool:
+        """Run the DAG to its end; True when Argo marks it Succeeded."""
+        exits = {k: t for k, t in self.tasks.items() if _is_exit(t)}
+        hooks: dict[str, str] = {}
+        for key in sorted(exits):
+            for dep in _dependencies(exits[key]):
+                hooks[dep] = key  # one exit template per dependency (dag.go: taskToExitTemplate)
+        normal = {k: t for k, t in self.tasks.items() if k not in exits}
+        deps = {k: _dependencies(t) for k, t in normal.items()}
+        pending = set(normal)
+        running: dict[Future[Any], tuple[str, str | None]] = {}
+        failed = False
+        hook_failed = False
+        while pending or running:
+            if not failed:
+                for key in sorted(pending):
+                    if all(self.phases.get(d) == "Succeeded" for d in deps[key]) and \
+                            sum(1 for _, h in running.values() if h is None) < self.b.parallelism:
+                        pending.discard(key)
+                        running[self.b._pool.submit(self._start, key, normal[key], None)] = (key, None)
+            for key in sorted(pending):  # a dependency ended but did not succeed: omitted
+                if any(self.phases.get(d) not in (None, "Succeeded") for d in deps[key]):
+                    pending.discard(key)
+                    self.phases[key] = "Omitted"
+                    self.b._run.omitted.append(f"{self.component}/{key}")
+            if not running:
+                for key in sorted(pending):  # fail-fast: nothing new starts after a failure
+                    self.phases[key] = "Omitted"
+                    self.b._run.omitted.append(f"{self.component}/{key}")
+                pending.clear()
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                key, hook_of = running.pop(fut)
+                phase = fut.result()
+                if hook_of is None:
+                    self.phases[key] = phase
+                    failed = failed or phase != "Succeeded"
+                    if key in hooks:  # the exit hook runs once the task ended, whatever its phase
+                        h = hooks[key]
+                        running[self.b._pool.submit(self._start, h, exits[h], key)] = (h, key)
+                else:
+                    hook_failed = hook_failed or phase != "Succeeded"
+        return not failed and not hook_failed
+
+    def _start(self, key: str, t: dict[str, Any], hook_of: str | None) -> str:
+        comp = _component(self.b._spec, t["componentRef"]["name"])
+        if "dag" in comp:
+            try:
+                values = self.b._resolve(key, t, self)
+            except HarnessError:
+                with self.lock:
+                    self.states[key] = "FAILED"
+                return "Failed"
+            child = _Dag(self.b, t["componentRef"]["name"], values, self)
+            ok = child.run()
+            with self.lock:
+                self.states[key] = child.state()
+            return "Succeeded" if ok else "Failed"
+        with self.lock:
+            self.states[key] = "RUNNING"
+        tr = self.b._pod(key, t, self, hook_of)
+        with self.lock:
+            self.states[key] = tr.state
+            self.b._run.tasks.append(tr)
+        # the launcher updates the DAG's state after publishing (launcher_v2.go -> UpdateDAGExecutionsState),
+        # and the update propagates to the parent DAGs
+        return tr.phase
