@@ -13,7 +13,7 @@ The same steps run from a shell, in the jfx image or anywhere jfx is installed::
     python -m jfx.orchestrators.entrypoint node --ir ir.json --node Trainer --run-id RUN \\
         [--metadata-url URL] [--pipeline-root DIR] [--param k=v ...] [--no-cache] [--from N] [--to N]
         [--from-run RUN_ID]
-    python -m jfx.orchestrators.entrypoint finish --ir ir.json --run-id RUN [...]
+    python -m jfx.orchestrators.entrypoint finish --ir ir.json --run-id RUN [--failed | --final-state STATE] [...]
 
 A node that FAILED (or was cancelled) exits non-zero, so its task fails and Kubeflow
 retries it (``with_retry``) or stops its downstream; a node that was skipped or that
@@ -426,7 +426,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in (("node", "run one node through the launcher"), ("finish", "record the run's end")):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--ir", required=True, metavar="FILE|JSON", help="the pipeline IR: a JSON file or document")
+        p.add_argument("--ir", required=True, metavar="FILE|JSON",
+                       help="the pipeline IR: a JSON file or document, or the spec's jfx_ir value")
         if name == "node":
             p.add_argument("--node", required=True, metavar="NODE_ID")
         p.add_argument("--run-id", required=True)
@@ -441,6 +442,8 @@ def _parser() -> argparse.ArgumentParser:
                                                                 "usable one)")
         if name == "finish":
             p.add_argument("--failed", action="store_true", help="the orchestrator saw a task fail")
+            p.add_argument("--final-state", metavar="STATE",
+                           help="the orchestrator's final state of the tasks (COMPLETE, FAILED, RUNNING, ...)")
     return parser
 
 
@@ -449,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         text = args.ir
-        if not text.lstrip().startswith("{"):
+        if not text.lstrip().startswith(("{", IR_ZLIB_PREFIX)):
             text = Path(text).read_text()
         params: dict[str, Any] = {}
         for item in args.param:
@@ -463,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "node":
             run_node(node_id=args.node, from_run=args.from_run, **common)
             return 0
-        state = finish(tasks_succeeded=not args.failed, **common)
+        state = finish(tasks_succeeded=not args.failed, final_state=args.final_state, **common)
         return 0 if state == RunState.COMPLETE else 1
     except (JfxError, ComponentError, OSError, ValueError) as err:
         print(f"jfx: error: {err}", file=sys.stderr)

@@ -353,7 +353,7 @@ def test_the_entrypoint_runs_one_node_at_a_time_from_a_shell(tmp_path):
     assert entrypoint(["node", "--node", "total", *common]) == 0
     assert not stage.exists()
     assert entrypoint(["node", "--node", "fail_unless", *common]) == 1  # the marker is missing: the node fails
-    assert entrypoint(["finish", "--failed", *common]) == 1
+    assert entrypoint(["finish", "--final-state", "FAILED", *common]) == 1
     props, executions = recorded(url, "by-hand")
     assert props["state"] == "FAILED" and props["parameters"] == {"rows": 4, "note": ""}
     assert props["node_states"] == {"make_numbers": "complete", "total": "complete", "fail_unless": "failed",
