@@ -1,14 +1,23 @@
 """``KubeflowDagRunner``: compile a pipeline to a Kubeflow Pipelines (v2) spec, submit it, or run it locally.
 
-The compiled pipeline has one task per jfx node. Each task is a lightweight Python
-component (``base_image`` = the jfx image) whose body imports jfx and runs the shared
-launcher for that one node (:func:`jfx.orchestrators.entrypoint.run_node`); the IR, the
-node id and the Kubeflow job id are its inputs, and every jfx runtime parameter is a
+The compiled pipeline has one task per jfx node, all of one lightweight Python component
+(``base_image`` = the jfx image) whose body imports jfx and runs the shared launcher for
+the node the task names (:func:`jfx.orchestrators.entrypoint.run_node`). The IR is passed
+once, as the pipeline parameter ``jfx_ir`` (compressed), that every task references, so
+the spec grows linearly with the nodes and each task's ExecutorInput stays small; the
+node id is each task's one constant input, and every jfx runtime parameter is a
 Kubeflow pipeline parameter passed to every task. Artifacts do not travel through
 Kubeflow: the launcher resolves a node's inputs from the jfx metadata store, so the
 tasks are ordered with ``.after()`` along the DAG, and Kubeflow's own caching is off
 (jfx caches through its store, so a Kubeflow run and a local run against the same
-database share one cache). A final exit-handler task records the run's end.
+database share one cache). A final exit-handler task records the run's end, once, after
+everything (a ``dsl.ExitHandler`` group around every node's task).
+
+Backend: a Kubeflow Pipelines backend 2.14.0 or later (:data:`MIN_BACKEND_VERSION`,
+:func:`check_backend_version`): before 2.14 the Argo compiler refuses the finish task's
+``PipelineTaskFinalStatus`` ("task final status not supported yet",
+backend/src/v2/compiler/argocompiler/dag.go at 2.0.5 to 2.5.0) and drops retries of tasks
+inside a sub-DAG.
 
 The pipeline root is a volume or an object store. On a volume (``volumes``: a
 PersistentVolumeClaim mounted into every task) the tasks share it as a local path, and
@@ -25,9 +34,21 @@ Node options map to task settings: ``with_resources`` to CPU and memory requests
 limits, an accelerator count and type, node selectors and tolerations (kfp-kubernetes),
 ``with_retry`` to the task's retry policy (the
 launcher then makes one attempt per try), ``with_timeout`` to the pod's
-``activeDeadlineSeconds`` (the launcher also enforces it in-process, exactly), and a node
-whose IR trigger is ``all_done`` (an exit handler's node) to
-``ignore_upstream_failure()``.
+``activeDeadlineSeconds`` (the launcher also enforces it in-process, exactly).
+
+A node whose IR trigger is ``all_done`` (a ``jfx.ExitHandler``'s node) is an ordinary
+task after its block, not ``ignore_upstream_failure()``: the Argo compiler turns a task
+with ``ALL_UPSTREAM_TASKS_COMPLETED`` into an exit hook on each of its dependencies
+(argocompiler/dag.go, ``taskToExitTemplate``, tags 2.4.0 to 2.17.0), so it would run once
+per upstream task, the first as soon as that one ends, and a task after it would depend
+on a task missing from the Argo DAG (refused). When a node of its block fails, Argo
+starts no further task, and the run's finish task (which runs once, after everything)
+runs the exit node in its own pod (:func:`jfx.orchestrators.entrypoint.finish`). Nodes
+Argo never started after a failure are recorded SKIPPED with the reason.
+
+A metadata URL with a password is refused for a cluster: it would land in the spec, the
+Kubeflow UI and every task's log. Give it through a Kubernetes secret
+(``metadata_secret``): every task reads it as ``JFX_METADATA_URL``.
 
 Compiling imports kfp (about a second), so ``import jfx`` never does.
 """
@@ -57,10 +78,14 @@ from jfx.errors import InvalidArgumentError, InvalidPipelineError
 from jfx.orchestrators._run import RunResult, RunSession, RunState, as_ir
 from jfx.pipelines import NodeIR, Pipeline, PipelineIR
 
-__all__ = ["KubeflowDagRunner", "SubmittedRun", "RESERVED_PARAMETERS"]
+__all__ = ["KubeflowDagRunner", "SubmittedRun", "RESERVED_PARAMETERS", "MIN_BACKEND_VERSION", "check_backend_version"]
+
+# The oldest Kubeflow Pipelines backend that runs a compiled spec (see the module's docstring).
+MIN_BACKEND_VERSION = "2.14.0"
 
 # Pipeline parameters every compiled pipeline has besides the jfx runtime parameters.
 RESERVED_PARAMETERS = {
+    "jfx_ir": str,             # the pipeline's IR, compressed (entrypoint.encode_ir); every task reads it
     "jfx_metadata_url": str,   # the metadata database (default: compiled in; empty: $JFX_METADATA_URL in the pod)
     "jfx_pipeline_root": str,  # where outputs go (default: compiled in)
     "jfx_enable_cache": bool,  # False: run every node (jfx run --no-cache)
@@ -84,6 +109,11 @@ LOCAL_TARGET_HELP = """\
   {fix}
   To run the compiled pipeline on this machine with kfp.local instead, compile with
   KubeflowDagRunner(..., local=True) (jfx compile --local, or jfx run --runner kfp-local)."""
+
+METADATA_PASSWORD_HELP = (
+    "the metadata URL {url} has a password; it would be written into the spec, the Kubeflow UI and every task's "
+    "log. Put the URL in a Kubernetes secret and compile with --metadata-secret SECRET:KEY "
+    "(KubeflowDagRunner(image, metadata_secret=(SECRET, KEY))): every task reads it as JFX_METADATA_URL.")
 
 METADATA_FIX = ("Use a database server the cluster reaches, e.g. "
                 "KubeflowDagRunner(image, metadata_url='postgresql+psycopg://jfx@db.example.internal/jfx'), "
@@ -126,9 +156,10 @@ class KubeflowDagRunner:
         local: the pipeline runs on this machine (kfp.local): local paths and SQLite
             are fine.
         volumes: mount path → PersistentVolumeClaim name, mounted into every task.
-        metadata_secret: ``(secret name, key)``: every task reads its metadata URL
-            from this Kubernetes secret (``JFX_METADATA_URL``) instead of a URL compiled
-            into the spec.
+        metadata_secret: a Kubernetes secret holding the metadata URL: ``(secret name,
+            key)``, or the name alone (key ``url``). Every task reads the URL from it as
+            ``JFX_METADATA_URL``, and none is compiled into the spec: the way to use a
+            database with a password (a URL with one is refused for a cluster).
         env: environment variables for every task.
         s3_secret: a Kubernetes secret holding S3 credentials, set on every task as
             ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``: the secret's name (its
@@ -159,7 +190,7 @@ class KubeflowDagRunner:
         *,
         local: bool = False,
         volumes: Mapping[str, str] | None = None,
-        metadata_secret: tuple[str, str] | None = None,
+        metadata_secret: str | tuple[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         accelerator_type: str = "nvidia.com/gpu",
         s3_secret: str | tuple[str, str, str] | None = None,
@@ -179,8 +210,11 @@ class KubeflowDagRunner:
                     f"volumes: {mount!r} -> {claim!r}: expected an absolute mount path and a PVC name, "
                     "e.g. {'/mnt/jfx': 'jfx-pvc'}"
                 )
-        if metadata_secret is not None and (len(metadata_secret) != 2 or not all(metadata_secret)):
-            raise InvalidArgumentError(f"metadata_secret takes (secret name, key), got {metadata_secret!r}")
+        if isinstance(metadata_secret, str) and metadata_secret:
+            metadata_secret = (metadata_secret, "url")
+        if metadata_secret is not None and (isinstance(metadata_secret, str) or len(metadata_secret) != 2
+                                            or not all(isinstance(x, str) and x for x in metadata_secret)):
+            raise InvalidArgumentError(f"metadata_secret takes (secret name, key) or a secret name, got {metadata_secret!r}")
         self.metadata_secret = tuple(metadata_secret) if metadata_secret else None
         self.env = {"MLFLOW_DISABLE_TELEMETRY": "true", **dict(env or {})}
         self.accelerator_type = accelerator_type
@@ -223,6 +257,7 @@ class KubeflowDagRunner:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # kfp's notices about future defaults
             compiler.Compiler().compile(graph, str(output))
+        _share_components(output)
         return str(output)
 
     def targets(self, ir: PipelineIR) -> tuple[str, str]:
@@ -279,19 +314,20 @@ class KubeflowDagRunner:
         if not ir.nodes:
             raise InvalidPipelineError(f"pipeline {ir.name!r} has no nodes; there is nothing to compile")
         for name in ir.parameters:
-            if name in RESERVED_PARAMETERS or keyword.iskeyword(name):
+            if name in RESERVED_PARAMETERS or name in _TASK_ARGS or keyword.iskeyword(name):
                 raise InvalidPipelineError(
                     f"pipeline {ir.name!r}: runtime parameter {name!r} cannot be a Kubeflow pipeline parameter "
-                    f"(reserved names: {', '.join(RESERVED_PARAMETERS)}, and Python keywords); rename it"
+                    f"(reserved names: {', '.join([*RESERVED_PARAMETERS, *_TASK_ARGS])}, and Python keywords); "
+                    "rename it"
                 )
+        from jfx.orchestrators.entrypoint import encode_ir
+
         url, root = self.targets(ir)
         ir = self.for_tasks(ir, root)
-        ir_json = json.dumps(ir.to_dict(), sort_keys=True, separators=(",", ":"))
         runner_name = "kfp-local" if self.local else "kubeflow"
         param_names = list(ir.parameters)
-        names = _function_names(ir)
-        node_components = {n.id: _node_component(names[n.id], param_names, ir.parameters, self.image)
-                           for n in ir.nodes}
+        # one component for every node's task (the node id is the task's input), one for the finish
+        node_component = _node_component(param_names, ir.parameters, self.image)
         finish_component = _finish_component(param_names, ir.parameters, self.image)
 
         signature_params = []
@@ -301,7 +337,7 @@ class KubeflowDagRunner:
             default = inspect.Parameter.empty if p.required else p.default
             signature_params.append(inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                                       default=default, annotation=_KFP_TYPES[p.type]))
-        reserved_defaults = {"jfx_metadata_url": url, "jfx_pipeline_root": root, "jfx_enable_cache": ir.enable_cache,
+        reserved_defaults = {"jfx_ir": encode_ir(ir), "jfx_metadata_url": url, "jfx_pipeline_root": root, "jfx_enable_cache": ir.enable_cache,
                              "jfx_from_nodes": [], "jfx_to_nodes": [], "jfx_from_run": "", "jfx_run_id": ""}
         for name, typ in RESERVED_PARAMETERS.items():
             signature_params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -312,7 +348,6 @@ class KubeflowDagRunner:
         def body(*args: Any) -> None:
             values = dict(zip(order, args, strict=True))
             common = {
-                "jfx_ir": ir_json,
                 "jfx_job_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                 "jfx_runner": runner_name,
                 **{k: values[k] for k in RESERVED_PARAMETERS},
@@ -322,16 +357,18 @@ class KubeflowDagRunner:
             exit_task.set_display_name("jfx-finish-run").set_caching_options(False)
             self._configure_pod(exit_task)
             tasks: dict[str, Any] = {}
+            # The finish runs once, after every node's task, whatever happened: Argo runs it as the
+            # exit hook of the group's one sub-DAG (argocompiler/dag.go, 2.14.0 to 2.17.0).
             with dsl.ExitHandler(exit_task, name="jfx-run"):
                 for node in ir.nodes:
-                    task = node_components[node.id](jfx_node=node.id, **common)
+                    task = node_component(jfx_node=node.id, **common)
                     task.set_display_name(node.id)
                     self._configure_task(task, node)
                     upstream = [tasks[u] for u in node.upstream]
                     if upstream:
                         task.after(*upstream)
-                    if node.trigger == "all_done":
-                        task.ignore_upstream_failure()
+                    # An exit handler's node (trigger all_done) stays an ordinary task: see the module's
+                    # docstring; the finish task runs it when Argo does not.
                     tasks[node.id] = task
 
         body.__signature__ = signature  # type: ignore[attr-defined]
@@ -600,7 +637,14 @@ def _read_spec(package: str) -> dict[str, Any]:
 
 
 def _spec_ir(spec: Mapping[str, Any], package: str) -> PipelineIR:
-    """The jfx IR a compiled spec carries (every node task has it as an input)."""
+    """The jfx IR a compiled spec carries: the default of its ``jfx_ir`` parameter (specs compiled
+    by earlier jfx versions: a constant input of every node's task)."""
+    from jfx.orchestrators.entrypoint import decode_ir
+
+    params = (spec.get("root", {}).get("inputDefinitions", {}) or {}).get("parameters", {}) or {}
+    encoded = (params.get("jfx_ir") or {}).get("defaultValue")
+    if isinstance(encoded, str) and encoded:
+        return decode_ir(encoded)
     for comp in spec.get("components", {}).values():
         for task in (comp.get("dag", {}).get("tasks") or {}).values():
             constant = task.get("inputs", {}).get("parameters", {}).get("jfx_ir", {}).get("runtimeValue", {})
@@ -630,6 +674,37 @@ def _parse_kfp_value(name: str, value: Any, kind: str) -> Any:
     return value
 
 
+# ---------------------------------------------------------------------- backend version
+
+def check_backend_version(version: str) -> None:
+    """Refuse a Kubeflow Pipelines backend older than :data:`MIN_BACKEND_VERSION`, in one line.
+
+    ``version`` is what the server reports (its healthz ``commit``/``tag_name``, e.g.
+    ``"2.14.3"``, ``"v2.15.0"``, ``"2.16.0-rc.1"``; a pre-release counts as its release).
+
+    >>> check_backend_version("2.15.0")
+    >>> check_backend_version("2.5.0")
+    Traceback (most recent call last):
+    ...
+    jfx.errors.InvalidArgumentError: the Kubeflow Pipelines server runs 2.5.0; jfx needs 2.14.0 or later ...
+
+    Raises:
+        InvalidArgumentError: an older backend, or a version that names no release.
+    """
+    found = re.match(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+.].*)?\s*$", str(version or ""))
+    if found is None:
+        raise InvalidArgumentError(
+            f"the Kubeflow Pipelines server reports version {version!r}, which names no release; jfx needs "
+            f"{MIN_BACKEND_VERSION} or later")
+    have = (int(found[1]), int(found[2]), int(found[3] or 0))
+    need = tuple(int(x) for x in MIN_BACKEND_VERSION.split("."))
+    if have < need:
+        raise InvalidArgumentError(
+            f"the Kubeflow Pipelines server runs {version.strip()}; jfx needs {MIN_BACKEND_VERSION} or later "
+            "(before it the backend refuses the run's finish task: task final status not supported); "
+            "upgrade Kubeflow Pipelines, or run the pipeline with jfx run")
+
+
 # ---------------------------------------------------------------------- target checks
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]"}
@@ -642,7 +717,11 @@ def _check_cluster_url(url: str) -> None:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise InvalidArgumentError(f"metadata URL {url!r} is not a database URL") from None
+        raise InvalidArgumentError("the metadata URL is not a database URL (expected e.g. "
+                                   "postgresql+psycopg://user@host/db)") from None
+    if parsed.password:
+        raise InvalidArgumentError(METADATA_PASSWORD_HELP.format(url=parsed.render_as_string(hide_password=True)))
+    url = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() == "sqlite":
         raise InvalidArgumentError(LOCAL_TARGET_HELP.format(what="the metadata database (SQLite)", value=url,
                                                             fix=METADATA_FIX))
@@ -676,34 +755,20 @@ def _kfp_name(name: str) -> str:
     return (cleaned or "jfx-pipeline")[:128]
 
 
-def _function_names(ir: PipelineIR) -> dict[str, str]:
-    """A distinct Python identifier per node (it names the Kubeflow task and component)."""
-    names: dict[str, str] = {}
-    used: set[str] = {"jfx_finish_run"}
-    for node in ir.nodes:
-        base = re.sub(r"\W", "_", node.id)
-        if not base or base[0].isdigit() or keyword.iskeyword(base):
-            base = f"node_{base}"
-        name, i = base, 2
-        while name in used:
-            name, i = f"{base}_{i}", i + 1
-        used.add(name)
-        names[node.id] = name
-    return names
-
-
 _COMMON_ARGS = ("jfx_ir: str, jfx_job_id: str, jfx_runner: str, jfx_metadata_url: str, jfx_pipeline_root: str, "
                 "jfx_enable_cache: bool, jfx_from_nodes: list, jfx_to_nodes: list, jfx_from_run: str, jfx_run_id: str")
 
+NODE_FUNCTION = "jfx_node_task"
+# the tasks' own arguments besides RESERVED_PARAMETERS (not pipeline parameters)
+_TASK_ARGS = ("jfx_node", "jfx_job_id", "jfx_runner", "status")
+
 _NODE_SOURCE = '''\
-def {fn}(jfx_node: str, {common}{params}):
-    """Runs jfx node {node_doc} through the jfx launcher."""
-    import json
+def jfx_node_task(jfx_node: str, {common}{params}):
+    """Runs one jfx node (jfx_node) through the jfx launcher."""
+    from jfx.orchestrators.entrypoint import decode_ir, kfp_run_id, run_node
 
-    from jfx.orchestrators.entrypoint import kfp_run_id, run_node
-
-    ir = json.loads(jfx_ir)
-    run_node(ir=ir, node_id=jfx_node, run_id=jfx_run_id or kfp_run_id(ir["pipeline"]["name"], jfx_job_id),
+    ir = decode_ir(jfx_ir)
+    run_node(ir=ir, node_id=jfx_node, run_id=jfx_run_id or kfp_run_id(ir.name, jfx_job_id),
              metadata_url=jfx_metadata_url, pipeline_root=jfx_pipeline_root, parameters={param_dict},
              enable_cache=jfx_enable_cache, from_nodes=jfx_from_nodes, to_nodes=jfx_to_nodes, runner=jfx_runner,
              from_run=jfx_from_run or None)
@@ -712,15 +777,13 @@ def {fn}(jfx_node: str, {common}{params}):
 _FINISH_SOURCE = '''\
 def jfx_finish_run({common}{params}, status: PipelineTaskFinalStatus):
     """Records the end of the jfx run: each node's state and the run's state."""
-    import json
+    from jfx.orchestrators.entrypoint import decode_ir, finish, kfp_run_id
 
-    from jfx.orchestrators.entrypoint import finish, kfp_run_id
-
-    ir = json.loads(jfx_ir)
-    finish(ir=ir, run_id=jfx_run_id or kfp_run_id(ir["pipeline"]["name"], jfx_job_id),
+    ir = decode_ir(jfx_ir)
+    finish(ir=ir, run_id=jfx_run_id or kfp_run_id(ir.name, jfx_job_id),
            metadata_url=jfx_metadata_url, pipeline_root=jfx_pipeline_root, parameters={param_dict},
            enable_cache=jfx_enable_cache, from_nodes=jfx_from_nodes, to_nodes=jfx_to_nodes,
-           tasks_succeeded=status.state == "SUCCEEDED", error=status.error_message, runner=jfx_runner)
+           final_state=status.state, error=status.error_message, runner=jfx_runner)
 '''
 
 
@@ -741,15 +804,14 @@ def _define(source: str, fn_name: str) -> Callable[..., Any]:
     return namespace[fn_name]
 
 
-def _node_component(fn_name: str, param_names: list[str], params: Mapping[str, Any], image: str) -> Any:
+def _node_component(param_names: list[str], params: Mapping[str, Any], image: str) -> Any:
     from kfp import dsl
 
     sig, mapping = _param_parts(param_names, params)
-    source = _NODE_SOURCE.format(fn=fn_name, common=_COMMON_ARGS, params=sig, param_dict=mapping,
-                                 node_doc=fn_name)
+    source = _NODE_SOURCE.format(common=_COMMON_ARGS, params=sig, param_dict=mapping)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return dsl.component(base_image=image, install_kfp_package=False)(_define(source, fn_name))
+        return dsl.component(base_image=image, install_kfp_package=False)(_define(source, NODE_FUNCTION))
 
 
 def _finish_component(param_names: list[str], params: Mapping[str, Any], image: str) -> Any:
@@ -760,6 +822,55 @@ def _finish_component(param_names: list[str], params: Mapping[str, Any], image: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return dsl.component(base_image=image, install_kfp_package=False)(_define(source, "jfx_finish_run"))
+
+
+def _share_components(path: Path) -> None:
+    """Rewrite the compiled spec at ``path`` so that tasks with the same settings share one
+    component, one executor and one Kubernetes executor config.
+
+    kfp's compiler gives every task its own copy of the component (the task's body, a few KB,
+    with its resources and Kubernetes settings), so a spec would grow by that much per node.
+    Copies that are equal (the same container, the same platform settings) are merged: a
+    spec then holds one node component per distinct ``with_resources``/``with_timeout``
+    setting, and each node adds only its task (its inputs and dependencies).
+    """
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    spec = docs[0]
+    platform = docs[1] if len(docs) > 1 else {}
+    k8s = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
+
+    def key(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    first_executor: dict[str, str] = {}
+    executor_as: dict[str, str] = {}
+    for label in sorted(executors):
+        executor_as[label] = first_executor.setdefault(key([executors[label], k8s.get(label)]), label)
+    first_component: dict[str, str] = {}
+    component_as: dict[str, str] = {}
+    components = spec.get("components", {})
+    for name in sorted(components):
+        comp = components[name]
+        if "executorLabel" in comp:
+            comp["executorLabel"] = executor_as.get(comp["executorLabel"], comp["executorLabel"])
+            component_as[name] = first_component.setdefault(key(comp), name)
+    dags = [spec.get("root", {}).get("dag", {})] + [c.get("dag", {}) for c in components.values()]
+    for dag in dags:
+        for task in (dag.get("tasks") or {}).values():
+            ref = task.get("componentRef", {})
+            if ref.get("name") in component_as:
+                ref["name"] = component_as[ref["name"]]
+    for name, canonical in component_as.items():
+        if name != canonical:
+            del components[name]
+    for label, canonical in executor_as.items():
+        if label != canonical:
+            del executors[label]
+            k8s.pop(label, None)
+    path.write_text("---\n".join(yaml.safe_dump(d, sort_keys=True) for d in docs))
 
 
 def node_task_names(spec: Mapping[str, Any]) -> dict[str, str]:

@@ -13,22 +13,43 @@ The same steps run from a shell, in the jfx image or anywhere jfx is installed::
     python -m jfx.orchestrators.entrypoint node --ir ir.json --node Trainer --run-id RUN \\
         [--metadata-url URL] [--pipeline-root DIR] [--param k=v ...] [--no-cache] [--from N] [--to N]
         [--from-run RUN_ID]
-    python -m jfx.orchestrators.entrypoint finish --ir ir.json --run-id RUN [...]
+    python -m jfx.orchestrators.entrypoint finish --ir ir.json --run-id RUN [--failed | --final-state STATE] [...]
 
 A node that FAILED (or was cancelled) exits non-zero, so its task fails and Kubeflow
 retries it (``with_retry``) or stops its downstream; a node that was skipped or that
 halted the pipeline succeeds, so the downstream tasks still start and the launcher
 skips them.
+
+What the backend does around a failure, and what :func:`finish` makes of it:
+
+* Argo stops scheduling new tasks of a DAG once one has failed (KFP never sets
+  ``failFast: false``), so nodes that were due but never started have no execution:
+  they are recorded SKIPPED, "not started: Argo stops scheduling after node X failed".
+* An ``ExitHandler``'s node (IR trigger ``all_done``) is an ordinary task after its
+  block; when Argo never starts it (a block node failed), :func:`finish`, which runs
+  once after everything, runs it in its own pod, so it still runs exactly once.
+* ``PipelineTaskFinalStatus.state`` is the MLMD state of the run's DAG execution on a
+  backend (``COMPLETE``, ``FAILED``, ...), ``SUCCEEDED``/``FAILED`` under kfp.local; see
+  :func:`tasks_succeeded_from_state`.
+* Go's protojson writes whole floats as integers (``1.0`` as ``1``) in the task's
+  ExecutorInput: :func:`normalize_parameters` restores them against the declared types,
+  so a Kubeflow run's cache keys equal a local run's.
+
+The IR reaches a task once, as the pipeline parameter ``jfx_ir``: JSON, or JSON
+compressed (:func:`encode_ir` / :func:`decode_ir`), which keeps every task's
+ExecutorInput small whatever the pipeline's size.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import json
 import os
 import socket
 import sys
+import zlib
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,7 +76,8 @@ from jfx.orchestrators._run import (
 from jfx.orchestrators._run import run_state as _run_state
 from jfx.pipelines import NodeIR, PipelineIR
 
-__all__ = ["run_node", "finish", "join_run", "kfp_run_id", "outcomes_from_store", "run_state", "OWNER_PID_ENV", "main"]
+__all__ = ["run_node", "finish", "join_run", "kfp_run_id", "outcomes_from_store", "run_state", "OWNER_PID_ENV", "main",
+           "encode_ir", "decode_ir", "normalize_parameters", "tasks_succeeded_from_state"]
 
 # A local Kubeflow run (kfp.local) sets this to the pid of the process that drives it,
 # so the run is judged alive (and reaped if it dies) by that process, not by the task's.
@@ -73,12 +95,113 @@ def kfp_run_id(pipeline_name: str, job_id: str) -> str:
     return f"{pipeline_name}-kfp-{job_id}"
 
 
+# A compressed IR: this prefix, then base64 of the zlib-compressed JSON document.
+IR_ZLIB_PREFIX = "jfx-ir-zlib:"
+
+
+def encode_ir(ir: PipelineIR) -> str:
+    """The IR as one short string for a pipeline parameter (compressed JSON).
+
+    >>> from jfx.pipelines import PipelineIR
+    >>> ir = PipelineIR.from_dict({"ir_version": 1, "pipeline": {"name": "p"}, "parameters": {}, "nodes": []})
+    >>> text = encode_ir(ir)
+    >>> text.startswith("jfx-ir-zlib:"), decode_ir(text).name
+    (True, 'p')
+    """
+    doc = json.dumps(ir.to_dict(), sort_keys=True, separators=(",", ":"))
+    return IR_ZLIB_PREFIX + base64.b64encode(zlib.compress(doc.encode(), 9)).decode("ascii")
+
+
+def decode_ir(text: str) -> PipelineIR:
+    """The IR from a JSON document or from :func:`encode_ir`'s string."""
+    if text.startswith(IR_ZLIB_PREFIX):
+        try:
+            text = zlib.decompress(base64.b64decode(text[len(IR_ZLIB_PREFIX):], validate=True)).decode()
+        except (ValueError, zlib.error) as err:
+            raise InvalidArgumentError(f"the pipeline IR is corrupted ({err}); compile the pipeline again") from None
+    return PipelineIR.from_dict(json.loads(text))
+
+
 def _ir(doc: str | dict[str, Any] | PipelineIR) -> PipelineIR:
     if isinstance(doc, PipelineIR):
         return doc
     if isinstance(doc, str):
-        doc = json.loads(doc)
-    return PipelineIR.from_dict(doc)  # type: ignore[arg-type]
+        return decode_ir(doc)
+    return PipelineIR.from_dict(doc)
+
+
+def _like(value: Any, template: Any) -> Any:
+    """``value`` with whole numbers made floats where ``template`` (the declared default) holds floats."""
+    if isinstance(template, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(template, dict) and isinstance(value, dict):
+        return {k: _like(v, template[k]) if k in template else v for k, v in value.items()}
+    if isinstance(template, list) and isinstance(value, list) and template:
+        if len(template) == len(value):
+            return [_like(v, t) for v, t in zip(value, template, strict=True)]
+        numbers = [t for t in template if isinstance(t, (int, float)) and not isinstance(t, bool)]
+        if len(numbers) == len(template) and any(isinstance(t, float) for t in numbers):
+            return [_like(v, 0.0) for v in value]  # a list of floats of another length
+        if all(isinstance(t, dict) for t in template) and len({json.dumps(sorted(t)) for t in template}) == 1:
+            return [_like(v, template[0]) for v in value]  # a list of records of one shape
+    return value
+
+
+def normalize_parameters(ir: PipelineIR, values: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Runtime parameter values as a local run has them, from what a Kubeflow task received.
+
+    The backend's launcher builds the task's ExecutorInput with Go's protojson, which
+    writes a whole float as an integer (``{"lr": 1.0}`` arrives as ``{"lr": 1}``). A
+    ``float`` parameter's whole numbers become floats again, and inside ``dict`` and
+    ``list`` parameters so do whole numbers where the parameter's default holds a float
+    (the declared shape), so the cache key is the one a local run computes.
+
+    >>> from jfx.pipelines import PipelineIR
+    >>> ir = PipelineIR.from_dict({"ir_version": 1, "pipeline": {"name": "p"}, "nodes": [], "parameters": {
+    ...     "opt": {"type": "dict", "default": {"lr": 0.5, "steps": 10}}, "w": {"type": "float", "default": 0.5}}})
+    >>> normalize_parameters(ir, {"opt": {"lr": 1, "steps": 20}, "w": 2})
+    {'opt': {'lr': 1.0, 'steps': 20}, 'w': 2.0}
+    """
+    if values is None:
+        return None
+    fixed = dict(values)
+    for name, value in values.items():
+        declared = ir.parameters.get(name)
+        if declared is None:
+            continue
+        if declared.type == "float":
+            fixed[name] = _like(value, 0.0)
+        elif declared.type in ("dict", "list") and declared.default is not None:
+            fixed[name] = _like(value, declared.default)
+    return fixed
+
+
+# ``PipelineTaskFinalStatus.state`` as each orchestrator sends it to the run's exit task.
+# A KFP backend (>= 2.14) sends the MLMD state of the exit handler's DAG execution,
+# ``producer.GetExecution().GetLastKnownState().String()`` (backend/src/v2/driver/resolve.go,
+# tags 2.14.0 to 2.17.0): one of ml_metadata's Execution.State names UNKNOWN, NEW, RUNNING,
+# COMPLETE, FAILED, CACHED, CANCELED. The DAG's state is set by each task's launcher
+# (metadata/client.go UpdateDAGExecutionsState): COMPLETE once every task is COMPLETE, CACHED
+# or CANCELED (not triggered), FAILED once one failed; it stays RUNNING when a task's pod
+# ended without its launcher recording it (killed, out of memory). kfp.local sends
+# SUCCEEDED or FAILED (the SDK documents SUCCEEDED, FAILED, CANCELLED).
+FINAL_STATES_SUCCEEDED = frozenset({"COMPLETE", "CACHED", "SUCCEEDED"})
+FINAL_STATES_FAILED = frozenset({"FAILED", "CANCELED", "CANCELLED"})
+
+
+def tasks_succeeded_from_state(state: str | None) -> bool | None:
+    """Whether the orchestrator saw every task succeed: True, False, or None when ``state`` is
+    not a final state (RUNNING, NEW, UNKNOWN: the metadata store alone then decides).
+
+    >>> [tasks_succeeded_from_state(s) for s in ("COMPLETE", "SUCCEEDED", "FAILED", "CANCELED", "RUNNING")]
+    [True, True, False, False, None]
+    """
+    name = (state or "").strip().upper()
+    if name in FINAL_STATES_SUCCEEDED:
+        return True
+    if name in FINAL_STATES_FAILED:
+        return False
+    return None
 
 
 def _owner() -> dict[str, Any]:
@@ -142,6 +265,7 @@ def run_node(
     """
     pipeline = _ir(ir)
     node = pipeline.node(node_id)
+    parameters = normalize_parameters(pipeline, parameters)
     store = MetadataStore(metadata_url or None)
     try:
         run = _join(store, pipeline, run_id, runner, parameters, enable_cache, pipeline_root)
@@ -185,35 +309,64 @@ def outcomes_from_store(store: MetadataStore, ir: PipelineIR, run: RunInfo,
                         selected: set[str] | None = None) -> dict[str, NodeOutcome]:
     """Each node's outcome in ``run``, rebuilt from the latest execution the launcher recorded.
 
-    A node with no execution is SKIPPED: outside the partial run, or because an
-    upstream node did not succeed (so its task never started).
+    A node with no execution is SKIPPED: outside the partial run, because an upstream
+    node did not succeed, or because a node failed and Argo then stopped scheduling new
+    tasks (fail-fast). It is FAILED only when no node failed yet its task never recorded
+    anything (its pod did not start, or died before the launcher ran).
     """
     latest = store.latest_executions(run.run_context_id)
-    outcomes: dict[str, NodeOutcome] = {}
+    recorded: dict[str, NodeOutcome] = {}
     for node in ir.nodes:
         e = latest.get(node.id)
-        if e is None:
-            outcomes[node.id] = _not_run(node, outcomes, selected)
-            continue
-        assert e.id is not None
-        _, outputs = store.get_execution_artifacts(e.id)
-        outcomes[node.id] = NodeOutcome.from_execution(e, outputs, run_over=True)
+        if e is not None:
+            assert e.id is not None
+            _, outputs = store.get_execution_artifacts(e.id)
+            recorded[node.id] = NodeOutcome.from_execution(e, outputs, run_over=True)
+    failed = [k for k, o in recorded.items() if NodeState(o.state).failed]
+    outcomes: dict[str, NodeOutcome] = {}
+    for node in ir.nodes:
+        outcomes[node.id] = recorded.get(node.id) or _not_run(node, outcomes, selected, failed)
     return outcomes
 
 
-def _not_run(node: NodeIR, outcomes: dict[str, NodeOutcome], selected: set[str] | None) -> NodeOutcome:
+def _not_run(node: NodeIR, outcomes: dict[str, NodeOutcome], selected: set[str] | None,
+             failed: list[str]) -> NodeOutcome:
     if selected is not None and node.id not in selected:
         return NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
     blocked = [outcomes[u] for u in node.upstream if u in outcomes and not outcomes[u].succeeded]
-    if blocked:
+    if blocked and node.trigger != "all_done":
         return skipped_by_upstream(node.id, blocked)
+    if failed:
+        return NodeOutcome(node.id, NodeState.SKIPPED,
+                           error=f"not started: Argo stops scheduling after node {failed[0]} failed")
     return NodeOutcome(node.id, NodeState.FAILED, error="its Kubeflow task did not run")
 
 
-def run_state(outcomes: dict[str, NodeOutcome], selected: set[str] | None, tasks_succeeded: bool = True) -> RunState:
+def run_state(outcomes: dict[str, NodeOutcome], selected: set[str] | None,
+              tasks_succeeded: bool | None = True) -> RunState:
     """The run's state (as the local runner judges it); FAILED also when the orchestrator saw a task fail."""
     left_out = set() if selected is None else set(outcomes) - selected
-    return _run_state(outcomes, left_out) if tasks_succeeded else RunState.FAILED
+    return RunState.FAILED if tasks_succeeded is False else _run_state(outcomes, left_out)
+
+
+def _run_exit_nodes(store: MetadataStore, pipeline: PipelineIR, run: RunInfo, selected: set[str] | None) -> None:
+    """Run the ``ExitHandler`` nodes whose task never started, in this (the finish task's) pod.
+
+    An exit node is compiled as an ordinary task after its block (a KFP task with
+    ``ALL_UPSTREAM_TASKS_COMPLETED`` becomes an exit hook on *each* of its dependencies in
+    the Argo compiler, backend/src/v2/compiler/argocompiler/dag.go, tags 2.4.0 to 2.17.0:
+    it would run once per dependency, and no task can depend on it). When a node of its
+    block fails, Argo starts neither it nor anything else, so the run's finish, which
+    Kubeflow runs once after everything, runs it here: once, after everything.
+    """
+    latest = store.latest_executions(run.run_context_id)
+    for node in pipeline.nodes:
+        if node.trigger != "all_done" or node.id in latest or (selected is not None and node.id not in selected):
+            continue
+        node = fetch_node_code(node)
+        outcome = launch_node(store, pipeline, node, run, check_upstream=True)
+        print(f"jfx: run {run.run_id} node {node.id} (its task was not started): {_describe(outcome)}", flush=True)
+        latest = store.latest_executions(run.run_context_id)
 
 
 def finish(
@@ -226,26 +379,36 @@ def finish(
     enable_cache: bool = True,
     from_nodes: Sequence[str] | None = None,
     to_nodes: Sequence[str] | None = None,
-    tasks_succeeded: bool = True,
+    tasks_succeeded: bool | None = True,
+    final_state: str | None = None,
     error: str | None = None,
     runner: str = "kubeflow",
 ) -> str:
     """Record the run's end: each node's state and the run's state. Returns the run state.
 
+    Exit handlers' nodes whose tasks never started run first (see ``_run_exit_nodes``).
+
     Args:
-        tasks_succeeded: whether the orchestrator saw every task succeed (Kubeflow's
-            final status of the run's body); ``False`` makes the run FAILED.
+        tasks_succeeded: whether the orchestrator saw every task succeed; ``False`` makes
+            the run FAILED, ``None`` leaves it to the metadata store.
+        final_state: the orchestrator's final state of the run's tasks
+            (``PipelineTaskFinalStatus.state``); when given, it decides ``tasks_succeeded``
+            (:func:`tasks_succeeded_from_state`).
         error: the orchestrator's error message, recorded with the run.
     """
     pipeline = _ir(ir)
+    parameters = normalize_parameters(pipeline, parameters)
+    if final_state is not None:
+        tasks_succeeded = tasks_succeeded_from_state(final_state)
     store = MetadataStore(metadata_url or None)
     try:
         run = _join(store, pipeline, run_id, runner, parameters, enable_cache, pipeline_root)
         _abandon_leftovers(store, run)
         selected = _selection(pipeline, from_nodes, to_nodes)
+        _run_exit_nodes(store, pipeline, run, selected)
         outcomes = outcomes_from_store(store, pipeline, run, selected)
         state = run_state(outcomes, selected, tasks_succeeded)
-        finish_run(store, run, state, outcomes, error if not tasks_succeeded else None)
+        finish_run(store, run, state, outcomes, (error or None) if state == RunState.FAILED else None)
     finally:
         store.close()
     width = max((len(k) for k in outcomes), default=4)
@@ -263,7 +426,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in (("node", "run one node through the launcher"), ("finish", "record the run's end")):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--ir", required=True, metavar="FILE|JSON", help="the pipeline IR: a JSON file or document")
+        p.add_argument("--ir", required=True, metavar="FILE|JSON",
+                       help="the pipeline IR: a JSON file or document, or the spec's jfx_ir value")
         if name == "node":
             p.add_argument("--node", required=True, metavar="NODE_ID")
         p.add_argument("--run-id", required=True)
@@ -278,6 +442,8 @@ def _parser() -> argparse.ArgumentParser:
                                                                 "usable one)")
         if name == "finish":
             p.add_argument("--failed", action="store_true", help="the orchestrator saw a task fail")
+            p.add_argument("--final-state", metavar="STATE",
+                           help="the orchestrator's final state of the tasks (COMPLETE, FAILED, RUNNING, ...)")
     return parser
 
 
@@ -286,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         text = args.ir
-        if not text.lstrip().startswith("{"):
+        if not text.lstrip().startswith(("{", IR_ZLIB_PREFIX)):
             text = Path(text).read_text()
         params: dict[str, Any] = {}
         for item in args.param:
@@ -300,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "node":
             run_node(node_id=args.node, from_run=args.from_run, **common)
             return 0
-        state = finish(tasks_succeeded=not args.failed, **common)
+        state = finish(tasks_succeeded=not args.failed, final_state=args.final_state, **common)
         return 0 if state == RunState.COMPLETE else 1
     except (JfxError, ComponentError, OSError, ValueError) as err:
         print(f"jfx: error: {err}", file=sys.stderr)

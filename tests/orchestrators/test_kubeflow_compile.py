@@ -20,7 +20,13 @@ from jfx.errors import InvalidArgumentError, InvalidPipelineError
 importorskip("kfp", hint="pip install kfp", allow_module_level=True)
 
 from jfx.orchestrators import KubeflowDagRunner
-from jfx.orchestrators._kubeflow import RESERVED_PARAMETERS, node_task_names
+from jfx.orchestrators._kubeflow import (
+    MIN_BACKEND_VERSION,
+    RESERVED_PARAMETERS,
+    _spec_ir,
+    check_backend_version,
+    node_task_names,
+)
 
 IMAGE = "registry.example/jfx:0.1"
 ROOT = "/mnt/jfx/artifacts"
@@ -80,17 +86,18 @@ def test_the_spec_loads_back_with_one_task_per_node_edges_and_parameters(tmp_pat
     assert params["note"] == {"parameterType": "STRING"}
     assert set(params) == {"rows", "note", *RESERVED_PARAMETERS}
     assert params["jfx_metadata_url"]["defaultValue"] == DB and params["jfx_pipeline_root"]["defaultValue"] == ROOT
+    # the IR is passed once, as a pipeline parameter every task references
+    ir = _spec_ir(spec, path)
+    assert ir.name == "Opts_demo" and [n.id for n in ir.nodes] == ["make_numbers", "total", "whoami"]
     for task in tasks.values():
         inputs = task["inputs"]["parameters"]
         assert inputs["rows"] == {"componentInputParameter": "pipelinechannel--rows"}
         assert inputs["jfx_job_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
-        ir = json.loads(inputs["jfx_ir"]["runtimeValue"]["constant"])
-        assert ir["pipeline"]["name"] == "Opts_demo" and [n["id"] for n in ir["nodes"]] == \
-            ["make_numbers", "total", "whoami"]
+        assert inputs["jfx_ir"] == {"componentInputParameter": "pipelinechannel--jfx_ir"}
         assert task.get("cachingOptions", {}).get("enableCache", False) is False  # jfx caches, not Kubeflow
         executor = spec["deploymentSpec"]["executors"][executor_of(spec, task)]["container"]
         assert executor["image"] == IMAGE
-        assert "from jfx.orchestrators.entrypoint import kfp_run_id, run_node" in executor["command"][-1]
+        assert "from jfx.orchestrators.entrypoint import decode_ir, kfp_run_id, run_node" in executor["command"][-1]
         assert {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"} in executor["env"]
     # the exit task records the run's end, whatever happened inside
     finish = spec["root"]["dag"]["tasks"]["jfx-finish-run"]
@@ -119,19 +126,128 @@ def test_node_options_become_task_settings(tmp_path):
         assert executor["pvcMount"][0]["mountPath"] == "/mnt/jfx"
         assert executor["pvcMount"][0]["pvcNameParameter"]["runtimeValue"]["constant"] == "jfx-pvc"
         assert executor["secretAsEnv"][0]["keyToEnv"] == [{"secretKey": "url", "envVar": "JFX_METADATA_URL"}]
-    assert len(k8s) == 4
+    assert len(k8s) == 3  # make_numbers' settings, the other nodes' (shared), the finish's
+    assert executor_of(spec, tasks["total"]) == executor_of(spec, tasks["whoami"])
     # with the URL in a secret, none is compiled in
     assert spec["root"]["inputDefinitions"]["parameters"]["jfx_metadata_url"]["defaultValue"] == ""
     env = executors[executor_of(spec, tasks["total"])]["container"]["env"]
     assert {"name": "EXTRA", "value": "1"} in env
 
 
-def test_an_exit_handlers_node_runs_whatever_happened_upstream(tmp_path):
-    spec, _ = load(cluster_runner().compile(flow.exit_handled(), tmp_path / "p.yaml"))
+def argo_exit_hooks(spec):
+    """What the backend's Argo compiler does with ALL_UPSTREAM_TASKS_COMPLETED tasks
+    (backend/src/v2/compiler/argocompiler/dag.go, 2.4.0 to 2.17.0): each becomes an exit hook
+    on *each* of its dependencies and leaves the Argo DAG. Returns {task: hook count}, and
+    asserts no task depends on a hook (Argo refuses a dependency missing from the DAG)."""
+    hooks = {}
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    for dag in dags:
+        tasks = dag.get("tasks", {})
+        exits = {n for n, t in tasks.items()
+                 if t.get("triggerPolicy", {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED"}
+        for name in exits:
+            hooks[name] = len(tasks[name].get("dependentTasks", []))
+        for name, task in tasks.items():
+            assert not set(task.get("dependentTasks", [])) & exits, f"{name} depends on an exit hook"
+    return hooks
+
+
+def test_an_exit_handlers_node_is_a_task_argo_runs_once_and_nodes_may_follow_it(tmp_path):
+    pipe = flow.exit_handled()
+    after = lib.whoami().after(next(n for n in pipe.components if n.id == "report"))
+    pipe = Pipeline("flow-exit", components=[*pipe.components, after])
+    spec, _ = load(cluster_runner().compile(pipe, tmp_path / "p.yaml"))
     tasks = node_tasks(spec)
-    assert tasks["report"]["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
-    assert "triggerPolicy" not in tasks["publish"]
-    assert len(tasks["report"]["dependentTasks"]) == 3
+    names = {node: name for name, node in node_task_names(spec).items()}
+    # an ordinary task after its block (the finish task runs it when a block node failed) ...
+    assert "triggerPolicy" not in tasks["report"]
+    assert sorted(tasks["report"]["dependentTasks"]) == sorted(names[n] for n in ("number", "explode", "publish"))
+    # ... so a node may follow it, and the only exit hook is the run's finish, once, on the node group
+    assert tasks["whoami"]["dependentTasks"] == [names["report"]]
+    assert argo_exit_hooks(spec) == {"jfx-finish-run": 1}
+    assert spec["root"]["dag"]["tasks"]["jfx-finish-run"]["dependentTasks"] == ["exit-handler-1"]
+
+
+def executor_inputs(spec):
+    """Each node task's ExecutorInput parameters as the driver builds them: constants, and
+    pipeline parameters at their defaults, serialized as the launcher's argument."""
+    root = spec["root"]["inputDefinitions"]["parameters"]
+    sizes = {}
+    for node, task in node_tasks(spec).items():
+        values = {}
+        for name, value in task["inputs"]["parameters"].items():
+            if "componentInputParameter" in value:
+                values[name] = root[value["componentInputParameter"].removeprefix("pipelinechannel--")].get(
+                    "defaultValue")
+            else:
+                values[name] = value["runtimeValue"]["constant"]
+        sizes[node] = len(json.dumps({"inputs": {"parameterValues": values}}))
+    return sizes
+
+
+def wide(n):
+    """n nodes: a chain of make_numbers -> total pairs, with a few distinct task settings."""
+    nodes = []
+    for i in range(n // 2):
+        first = lib.make_numbers().with_id(f"make-{i}")
+        if nodes:
+            first.after(nodes[-1])
+        if i % 5 == 0:
+            first.with_resources(cpu=2, memory="1Gi")
+        nodes += [first, lib.total(numbers=first.outputs["numbers"]).with_id(f"total-{i}")]
+    return Pipeline("wide", components=nodes)
+
+
+def test_the_spec_grows_linearly_and_tasks_share_one_component(tmp_path):
+    runner = cluster_runner(metadata_secret="jfx-db", s3_secret="jfx-s3")
+    sizes = {}
+    for n in (50, 100, 200):
+        path = runner.compile(wide(n), tmp_path / f"p{n}.yaml")
+        sizes[n] = (tmp_path / f"p{n}.yaml").stat().st_size
+        spec, platform = load(path)
+        # one node component per distinct setting (with_resources), the finish, the run's group
+        assert len(spec["components"]) == 4 and len(spec["deploymentSpec"]["executors"]) == 3
+        assert len(platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]) == 3
+    per_node = [(sizes[b] - sizes[a]) / (b - a) for a, b in ((50, 100), (100, 200))]
+    assert max(per_node) < 2500 and max(per_node) / min(per_node) < 1.1
+    path = runner.compile(wide(500), tmp_path / "p500.yaml")
+    spec, _ = load(path)
+    assert len(node_tasks(spec)) == 500
+    assert (tmp_path / "p500.yaml").stat().st_size < 1024 * 1024  # the Argo workflow must fit etcd's 1.5 MiB
+    assert max(executor_inputs(spec).values()) < 32 * 1024  # far under Linux's 128 KiB for one argument
+    assert len(_spec_ir(spec, path).nodes) == 500
+
+
+def test_a_metadata_url_with_a_password_is_refused_in_one_line_without_the_password(tmp_path):
+    runner = KubeflowDagRunner(IMAGE, pipeline_root=ROOT, volumes={"/mnt/jfx": "jfx-pvc"},
+                               metadata_url="postgresql+psycopg://jfx:s3cr3t@db.example.internal/jfx")
+    with pytest.raises(InvalidArgumentError) as err:
+        runner.compile(options_pipeline(), tmp_path / "p.yaml")
+    message = str(err.value)
+    assert "\n" not in message and "s3cr3t" not in message and "has a password" in message
+    assert "--metadata-secret SECRET:KEY" in message and "***" in message
+    assert not (tmp_path / "p.yaml").exists()
+    # the secret's name alone: its key "url" becomes JFX_METADATA_URL in every task, no URL in the spec
+    spec, platform = load(cluster_runner(metadata_secret="jfx-db").compile(options_pipeline(), tmp_path / "p.yaml"))
+    assert "s3cr3t" not in (tmp_path / "p.yaml").read_text()
+    for executor in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+        assert executor["secretAsEnv"][0]["keyToEnv"] == [{"secretKey": "url", "envVar": "JFX_METADATA_URL"}]
+        assert executor["secretAsEnv"][0]["secretName"] == "jfx-db"
+    assert spec["root"]["inputDefinitions"]["parameters"]["jfx_metadata_url"]["defaultValue"] == ""
+
+
+@pytest.mark.parametrize("version, ok", [
+    ("2.14.0", True), ("2.14.3", True), ("v2.15.0", True), ("2.17.0-rc.1", True), ("3.0", True),
+    ("2.5.0", False), ("2.13.9", False), ("1.8.5", False), ("", False), ("dev", False),
+])
+def test_backends_older_than_the_minimum_are_refused_in_one_line(version, ok):
+    assert MIN_BACKEND_VERSION == "2.14.0"
+    if ok:
+        check_backend_version(version)
+        return
+    with pytest.raises(InvalidArgumentError) as err:
+        check_backend_version(version)
+    assert "\n" not in str(err.value) and "2.14.0 or later" in str(err.value)
 
 
 def test_for_each_copies_are_ordinary_tasks(tmp_path):
@@ -177,7 +293,7 @@ def test_bad_runner_arguments_and_unexpressible_pipelines(tmp_path):
         KubeflowDagRunner("")
     with pytest.raises(InvalidArgumentError, match="expected an absolute mount path and a PVC name"):
         KubeflowDagRunner(IMAGE, volumes={"mnt": "pvc"})
-    with pytest.raises(InvalidArgumentError, match="metadata_secret takes \\(secret name, key\\)"):
+    with pytest.raises(InvalidArgumentError, match="metadata_secret takes \\(secret name, key\\) or a secret name"):
         KubeflowDagRunner(IMAGE, metadata_secret=("only-name",))
     reserved = Pipeline("r", components=[lib.make_numbers(rows=RuntimeParameter("jfx_run_id", int, default=1))])
     with pytest.raises(InvalidPipelineError, match="runtime parameter 'jfx_run_id' cannot be a Kubeflow"):

@@ -13,7 +13,8 @@ import jfx_testlib as lib
 import pytest
 from jfx_requires import importorskip
 
-from jfx import Pipeline
+from jfx import Output, Parameter, Pipeline, RuntimeParameter, component
+from jfx.types import Metrics
 from jfx.metadata import PIPELINE_RUN, ExecutionState, MetadataStore
 importorskip("kfp", hint="pip install kfp", allow_module_level=True)
 
@@ -352,11 +353,11 @@ def test_the_entrypoint_runs_one_node_at_a_time_from_a_shell(tmp_path):
     assert entrypoint(["node", "--node", "total", *common]) == 0
     assert not stage.exists()
     assert entrypoint(["node", "--node", "fail_unless", *common]) == 1  # the marker is missing: the node fails
-    assert entrypoint(["finish", "--failed", *common]) == 1
+    assert entrypoint(["finish", "--final-state", "FAILED", *common]) == 1
     props, executions = recorded(url, "by-hand")
     assert props["state"] == "FAILED" and props["parameters"] == {"rows": 4, "note": ""}
     assert props["node_states"] == {"make_numbers": "complete", "total": "complete", "fail_unless": "failed",
-                                    "maybe_extra": "failed"}  # its task never ran
+                                    "maybe_extra": "skipped"}  # Argo started no task after the failure
     assert executions == {"make_numbers": [ExecutionState.COMPLETE],
                           "total": [ExecutionState.ABANDONED, ExecutionState.COMPLETE],
                           "fail_unless": [ExecutionState.FAILED]}
@@ -378,3 +379,89 @@ def test_a_run_whose_tasks_never_started_is_recorded_failed(where, monkeypatch):
         "maybe_extra": ("failed", "its Kubeflow task did not run")}
     props, executions = recorded(where[1], result.run_id)
     assert props["state"] == "FAILED" and executions == {}
+
+
+# --------------------------------------------------------------------- what a KFP backend sends the tasks
+
+@component
+def use_options(out: Output[Metrics], opt: Parameter[dict] = None, weights: Parameter[list] = None):
+    out.write_json({"opt": opt, "weights": weights})
+
+
+def options_flow(root, url):
+    node = use_options(opt=RuntimeParameter("opt", dict, default={"lr": 0.5, "steps": 10}),
+                       weights=RuntimeParameter("weights", list, default=[0.5, 0.25]))
+    return Pipeline("floats", components=[node], pipeline_root=root, metadata_url=url)
+
+
+def test_whole_floats_delivered_as_ints_give_the_local_runs_cache_key(where):
+    from jfx.orchestrators.entrypoint import run_node
+
+    values = {"opt": {"lr": 1.0, "steps": 3}, "weights": [1.0, 2.0, 0.5]}
+    local = LocalDagRunner(progress=False).run(options_flow(*where), parameters=values)
+    assert local.nodes["use_options"].state == NodeState.COMPLETE
+    # the backend's launcher writes the ExecutorInput with Go's protojson: 1.0 arrives as 1
+    delivered = {"opt": {"lr": 1, "steps": 3}, "weights": [1, 2, 0.5]}
+    outcome = run_node(ir=options_flow(*where).compile(), node_id="use_options", run_id="kfp-floats",
+                       metadata_url=where[1], parameters=delivered)
+    assert outcome.state == NodeState.CACHED and outcome.cached_from == local.nodes["use_options"].execution_id
+    props, _ = recorded(where[1], "kfp-floats")
+    assert props["parameters"] == values
+
+
+@pytest.mark.parametrize("final_state, expected", [
+    ("COMPLETE", RunState.COMPLETE),   # a KFP backend: the MLMD state of the run's DAG
+    ("SUCCEEDED", RunState.COMPLETE),  # kfp.local
+    ("FAILED", RunState.FAILED),
+    ("CANCELED", RunState.FAILED),
+    ("RUNNING", RunState.COMPLETE),    # no final state: the store decides
+])
+def test_the_finish_reads_the_backends_final_states(tmp_path, final_state, expected):
+    from jfx.orchestrators.entrypoint import finish, run_node
+
+    marker = tmp_path / "marker"
+    marker.write_text("ok")
+    root, url = str(tmp_path / "root"), f"sqlite:///{tmp_path / 'md.sqlite'}"
+    ir = lib.chain(root, url, str(marker)).compile()
+    for node in ir.nodes:
+        run_node(ir=ir, node_id=node.id, run_id="r", metadata_url=url)
+    assert finish(ir=ir, run_id="r", metadata_url=url, final_state=final_state) == expected
+    props, _ = recorded(url, "r")
+    assert props["state"] == str(expected).upper()
+
+
+def test_nodes_argo_never_started_after_a_failure_are_skipped_with_the_reason(where, capsys):
+    from jfx.orchestrators.entrypoint import NodeFailedError, finish, outcomes_from_store, run_node
+
+    ir = lib.chain(*where, marker="/nonexistent/marker").compile()
+    for node_id in ("make_numbers", "total"):
+        run_node(ir=ir, node_id=node_id, run_id="ff", metadata_url=where[1])
+    with pytest.raises(NodeFailedError):
+        run_node(ir=ir, node_id="fail_unless", run_id="ff", metadata_url=where[1])
+    # maybe_extra was due, but Argo schedules nothing new once a task failed
+    assert finish(ir=ir, run_id="ff", metadata_url=where[1], final_state="FAILED") == RunState.FAILED
+    assert "not started: Argo stops scheduling after node fail_unless failed" in capsys.readouterr().out
+    with MetadataStore(where[1]) as store:
+        from jfx.orchestrators._run import join_run
+
+        run = join_run(store, ir, "ff", runner="kubeflow")
+        outcomes = outcomes_from_store(store, ir, run)
+    assert (outcomes["maybe_extra"].state, outcomes["maybe_extra"].error) == (
+        NodeState.SKIPPED, "not started: Argo stops scheduling after node fail_unless failed")
+    assert outcomes["fail_unless"].state == NodeState.FAILED
+
+
+def test_the_finish_runs_an_exit_node_argo_never_started_once(where):
+    from jfx.orchestrators.entrypoint import NodeFailedError, finish, run_node
+
+    ir = flow.exit_handled(root=where[0], url=where[1]).compile()
+    run_node(ir=ir, node_id="number", run_id="ex", metadata_url=where[1])
+    with pytest.raises(NodeFailedError):
+        run_node(ir=ir, node_id="explode", run_id="ex", metadata_url=where[1])
+    # Argo starts neither publish nor report; the finish task (once, after everything) runs report
+    assert finish(ir=ir, run_id="ex", metadata_url=where[1], final_state="FAILED") == RunState.FAILED
+    assert finish(ir=ir, run_id="ex", metadata_url=where[1], final_state="FAILED") == RunState.FAILED
+    props, executions = recorded(where[1], "ex")
+    assert executions["report"] == [ExecutionState.COMPLETE]  # once, though the finish ran twice
+    assert props["node_states"] == {"number": "complete", "explode": "failed", "publish": "skipped",
+                                    "report": "complete"}
