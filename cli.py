@@ -81,15 +81,29 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "submit", help="run a compiled pipeline on a Kubeflow Pipelines server",
         description="Create a run of a compiled pipeline (jfx compile) on a Kubeflow Pipelines server. "
-                    "Authentication: --token, else the token file in $KF_PIPELINES_SA_TOKEN_PATH, else "
-                    "the kfp client's own settings.")
+                    "Refuses a server older than Kubeflow Pipelines 2.14. Authentication: --token-file, "
+                    "else $KF_PIPELINES_TOKEN, else the token file in $KF_PIPELINES_SA_TOKEN_PATH, else the kfp "
+                    "client's own settings; cookies from --cookies-file or $KF_PIPELINES_COOKIES.")
     p.add_argument("package", help="the compiled pipeline (pipeline.yaml)")
     p.add_argument("--host", required=True, metavar="URL", help="the Kubeflow Pipelines API, e.g. http://localhost:8080")
     p.add_argument("--experiment", metavar="NAME", help="the experiment (created if missing; default: Default)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a pipeline parameter (repeatable)")
     p.add_argument("--run-name", metavar="NAME", help="the run's name in the Kubeflow UI")
-    p.add_argument("--token", metavar="TOKEN", help="a bearer token for the Kubeflow Pipelines API")
-    p.add_argument("--namespace", metavar="NS", help="the Kubeflow namespace (multi-user installations)")
+    p.add_argument("--token-file", metavar="FILE", help="a file holding a bearer token for the Kubeflow Pipelines API")
+    p.add_argument("--token", metavar="TOKEN", help="a bearer token (shows in process lists: prefer --token-file or "
+                                                    "$KF_PIPELINES_TOKEN)")
+    p.add_argument("--cookies-file", metavar="FILE", help="a file holding session cookies (name=value; ...), e.g. "
+                                                          "the authservice_session cookie of a Kubeflow login")
+    p.add_argument("--cookies", metavar="COOKIES", help="session cookies (shows in process lists: prefer "
+                                                        "--cookies-file or $KF_PIPELINES_COOKIES)")
+    p.add_argument("--ssl-ca-cert", metavar="FILE", help="a CA bundle that signs the server's TLS certificate")
+    p.add_argument("--namespace", metavar="NS", help="your profile's namespace (required by multi-user "
+                                                     "installations; sent only when given)")
+    p.add_argument("--pipeline-name", metavar="NAME",
+                   help="upload the spec as a version of this Kubeflow pipeline (created if missing) and run that "
+                        "version, so runs group under it and can be scheduled (default name: the pipeline's)")
+    p.add_argument("--pipeline-version", metavar="NAME",
+                   help="the uploaded version's name (default: the run's name); implies the upload")
     p.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
     _add_partial_run(p)
     return p
@@ -223,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             return _kfp_cli.cmd_submit(
                 args.package, host=args.host, params=args.param, experiment=args.experiment,
                 run_name=args.run_name, token=args.token, namespace=args.namespace, enable_cache=not args.no_cache,
-                from_nodes=args.from_nodes, to_nodes=args.to_nodes, from_run=args.from_run)
+                from_nodes=args.from_nodes, to_nodes=args.to_nodes, from_run=args.from_run,
+                token_file=args.token_file, cookies=args.cookies, cookies_file=args.cookies_file,
+                ssl_ca_cert=args.ssl_ca_cert, pipeline_name=args.pipeline_name,
+                pipeline_version=args.pipeline_version)
         if args.command == "ui":
             return _cmd_ui(args)
         if args.command == "serve":

@@ -38,7 +38,9 @@ for a cluster, one line naming the node and the parameter; allowed with ``local=
   this Python's prefix, ...).
 
 A path under a volume mounted into every task (``volumes``) is visible to the pods and
-never refused. A runtime parameter is checked by its default value.
+never refused. A runtime parameter is checked by its default value. For a cluster, jfx's own
+components are named by module only (the image imports them): the file they were found in on
+this machine is left out of the IR.
 """
 
 from __future__ import annotations
@@ -236,7 +238,10 @@ class _Prepare:
 
     def node(self, node: NodeIR) -> NodeIR:
         component = node.component
-        if self.upload and component.file and not _is_jfx_module(component.module) and os.path.isfile(component.file):
+        if component.file and _is_jfx_module(component.module) and self.check:
+            # the image imports jfx's own modules by name; this checkout's path means nothing in a pod
+            component = dataclasses.replace(component, file=None)
+        elif self.upload and component.file and not _is_jfx_module(component.module) and os.path.isfile(component.file):
             component = dataclasses.replace(component, file=self.send(component.file))
         params = {name: self.param(node, name, p) for name, p in node.parameters.items()}
         return dataclasses.replace(node, component=component, parameters=params)

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import io
 import json
 import keyword
 import linecache
@@ -580,46 +579,12 @@ def _output_to(log: str | Path | None) -> Iterator[None]:
         yield
 
 
-def submit_package(package: str, host: str, *, experiment: str | None = None, params: Mapping[str, Any] | None = None,
-                   run_name: str | None = None, token: str | None = None, namespace: str | None = None) -> SubmittedRun:
-    """Create a run of a compiled spec on the Kubeflow Pipelines server at ``host`` (see ``submit``)."""
-    import kfp
-    from kfp.client import set_volume_credentials
+def submit_package(package: str, host: str, **options: Any) -> SubmittedRun:
+    """Create a run of a compiled spec on the Kubeflow Pipelines server at ``host``
+    (:func:`jfx.orchestrators._kfp_cli.submit_package`, which takes the options)."""
+    from jfx.orchestrators._kfp_cli import submit_package as submit
 
-    if not host or not re.match(r"^https?://", host):
-        raise InvalidArgumentError(f"--host {host!r}: expected the Kubeflow Pipelines address, e.g. http://localhost:8080")
-    spec = _read_spec(package)
-    pipeline_name = spec.get("pipelineInfo", {}).get("displayName") or spec.get("pipelineInfo", {}).get("name", "")
-    inputs = (spec.get("root", {}).get("inputDefinitions", {}) or {}).get("parameters", {}) or {}
-    arguments = dict(params or {})
-    unknown = set(arguments) - set(inputs)
-    if unknown:
-        raise InvalidArgumentError(
-            f"{package}: the pipeline has no parameter(s) {', '.join(sorted(unknown))}; its parameters: "
-            f"{', '.join(k for k in inputs if k not in RESERVED_PARAMETERS) or '(none)'}"
-        )
-    arguments = {k: _parse_kfp_value(k, v, inputs[k].get("parameterType", "STRING")) for k, v in arguments.items()}
-    if arguments.get("jfx_from_nodes") or arguments.get("jfx_to_nodes"):
-        _spec_ir(spec, package).select(list(arguments.get("jfx_from_nodes") or []),
-                                       list(arguments.get("jfx_to_nodes") or []))  # unknown node ids raise here
-    elif arguments.get("jfx_from_run"):
-        raise InvalidArgumentError("--from-run needs --from or --to: only a partial run reuses an earlier run")
-    options: dict[str, Any] = {"host": host.rstrip("/")}
-    if token:
-        options["existing_token"] = token
-    elif os.environ.get("KF_PIPELINES_SA_TOKEN_PATH"):
-        options["credentials"] = set_volume_credentials.ServiceAccountTokenVolumeCredentials()
-    if namespace:
-        options["namespace"] = namespace
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # kfp prints its own links
-        warnings.simplefilter("ignore", FutureWarning)
-        client = kfp.Client(**options)
-        result = client.create_run_from_pipeline_package(
-            package, arguments=arguments, run_name=run_name, experiment_name=experiment, namespace=namespace,
-        )
-    url = f"{client._get_url_prefix()}/#/runs/details/{result.run_id}"  # noqa: SLF001 - kfp.Client has no public accessor for its UI address
-    jfx_run_id = str(arguments.get("jfx_run_id") or "") or f"{pipeline_name}-kfp-{result.run_id}"
-    return SubmittedRun(result.run_id, url, jfx_run_id, getattr(result.run_info, "experiment_id", None))
+    return submit(package, host, **options)
 
 
 def _read_spec(package: str) -> dict[str, Any]:

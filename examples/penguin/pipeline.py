@@ -14,10 +14,22 @@ server loads and answers with is pushed to ``serving_dir/penguin/<version>/``.
     jfx run examples/penguin/pipeline.py --param new_data=/path/to/folder/with/penguins.csv
     jfx run examples/penguin/pipeline.py --beam-arg=--runner=DirectRunner   # data work on Beam
     jfx serve --model_base_path ~/.jfx/serving/penguin --model_name penguin
+
+Where the data comes from and where the model goes are settings, read when the pipeline is
+created: ``create_pipeline(data_dir=..., serving_dir=...)``, else the environment variables
+``JFX_PENGUIN_DATA`` (a folder holding ``penguins.csv``: a local folder or ``s3://``/``gs://``;
+default: the ``palmerpenguins`` package's data) and ``JFX_PENGUIN_SERVING_DIR`` (default:
+``$JFX_HOME/serving``). A Kubeflow cluster sees neither default, so compile it for a cluster with
+both on the object store (docs/kubeflow.md)::
+
+    JFX_PENGUIN_DATA=s3://my-bucket/penguin/data JFX_PENGUIN_SERVING_DIR=s3://my-bucket/serving \
+        jfx compile examples/penguin/pipeline.py --target kubeflow --image IMAGE \
+        --pipeline-root s3://my-bucket/jfx --s3-secret jfx-s3 --metadata-secret jfx-db:url
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from jfx import Pipeline, RuntimeParameter
@@ -36,6 +48,9 @@ from jfx.components import (
 )
 
 HERE = Path(__file__).resolve().parent
+
+DATA_ENV = "JFX_PENGUIN_DATA"
+SERVING_ENV = "JFX_PENGUIN_SERVING_DIR"
 
 EVAL_CONFIG = {
     "label_key": "species",
@@ -65,8 +80,10 @@ def create_pipeline(
     metadata_url: str | None = None,
     beam_pipeline_args: list[str] | None = None,
     serving_dir: str | None = None,
+    data_dir: str | None = None,
 ) -> Pipeline:
-    data = penguins_dir()
+    data = data_dir or os.environ.get(DATA_ENV) or penguins_dir()
+    serving_dir = serving_dir or os.environ.get(SERVING_ENV) or str(jfx_home() / "serving")
     splits = {"train": 2, "eval": 1}
     # the reference data: its statistics and the schema inferred from them
     examples = ExampleGen(input_base=data, input_pattern="penguins.csv", splits=splits)
@@ -107,7 +124,7 @@ def create_pipeline(
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=infra.outputs["infra_blessing"],
         push_destination={"filesystem": {
-            "base_directory": serving_dir or str(jfx_home() / "serving"),
+            "base_directory": serving_dir,
             "model_name": "penguin",
         }},
     )

@@ -1,12 +1,9 @@
-"""KubeflowDagRunner: the compiled spec (read back with kfp's own loader), the checks on where
-a cluster can reach, and submit against an in-test Kubeflow Pipelines API server."""
+"""KubeflowDagRunner: the compiled spec (read back with kfp's own loader) and the checks on where
+a cluster can reach (submit: test_kubeflow_submit.py)."""
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import jfx_flow as flow
 import jfx_testlib as lib
@@ -15,7 +12,6 @@ from jfx_requires import importorskip
 from google.protobuf import json_format
 
 from jfx import Pipeline, RuntimeParameter
-from jfx.cli import main as jfx_main
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
 importorskip("kfp", hint="pip install kfp", allow_module_level=True)
 
@@ -310,162 +306,3 @@ def test_node_ids_that_are_not_identifiers_get_distinct_tasks(tmp_path):
     spec, _ = load(cluster_runner().compile(Pipeline("ids", components=[a, b, c]), tmp_path / "p.yaml"))
     assert sorted(node_tasks(spec)) == ["3sum", "load-v1", "load.v1"]
     assert len(set(node_task_names(spec))) == 3
-
-
-# --------------------------------------------------------------------- submit
-
-class FakeKfp:
-    """A Kubeflow Pipelines API server (v2beta1) that records what the kfp client sends."""
-
-    def __init__(self):
-        self.requests: list[tuple[str, str, dict, dict]] = []
-        self.experiments: dict[str, str] = {"Default": "exp-default"}
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, body, status=200):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _record(self, body):
-                url = urlparse(self.path)
-                outer.requests.append((self.command, url.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                return url
-
-            def do_GET(self):
-                url = self._record({})
-                if url.path == "/apis/v2beta1/healthz":
-                    return self._reply({"multi_user": False})
-                if url.path == "/apis/v2beta1/experiments":
-                    wanted = json.loads(parse_qs(url.query)["filter"][0])["predicates"][0]["stringValue"]
-                    if wanted in outer.experiments:
-                        return self._reply({"experiments": [{"experiment_id": outer.experiments[wanted],
-                                                             "display_name": wanted}], "total_size": 1})
-                    return self._reply({})
-                return self._reply({"error": "not found"}, 404)
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
-                url = self._record(body)
-                if url.path == "/apis/v2beta1/experiments":
-                    outer.experiments[body["display_name"]] = f"exp-{len(outer.experiments)}"
-                    return self._reply({"experiment_id": outer.experiments[body["display_name"]],
-                                        "display_name": body["display_name"]})
-                if url.path == "/apis/v2beta1/runs":
-                    return self._reply({"run_id": "run-123", "display_name": body.get("display_name"),
-                                        "experiment_id": body.get("experiment_id"), "state": "PENDING"})
-                return self._reply({"error": "not found"}, 404)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def posts(self, path):
-        return [r for r in self.requests if r[0] == "POST" and r[1] == path]
-
-
-@pytest.fixture
-def kfp_server():
-    server = FakeKfp()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
-
-
-def test_submit_creates_a_run_with_the_spec_and_parameters(kfp_server, tmp_path, monkeypatch):
-    monkeypatch.delenv("KF_PIPELINES_SA_TOKEN_PATH", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # no kfp context file from the machine
-    run = cluster_runner().submit(options_pipeline(), kfp_server.url, experiment="nightly",
-                                  params={"rows": "5", "note": "hi"}, run_name="first", token="s3cret")
-    assert run.run_id == "run-123" and run.experiment_id == "exp-1"
-    assert run.url == f"{kfp_server.url}/#/runs/details/run-123"
-    assert run.jfx_run_id == "Opts_demo-kfp-run-123"
-    [(_, _, headers, experiment)] = kfp_server.posts("/apis/v2beta1/experiments")
-    assert experiment["display_name"] == "nightly"
-    [(_, _, headers, body)] = kfp_server.posts("/apis/v2beta1/runs")
-    assert headers["authorization"] == "Bearer s3cret"
-    assert body["display_name"] == "first" and body["experiment_id"] == "exp-1"
-    assert body["runtime_config"]["parameters"] == {"rows": 5, "note": "hi"}  # typed as the spec declares
-    spec, platform = body["pipeline_spec"]["pipeline_spec"], body["pipeline_spec"]["platform_spec"]
-    assert spec["pipelineInfo"]["name"] == "opts-demo"
-    assert {e["pvcMount"][0]["mountPath"] for e in platform["platforms"]["kubernetes"]["deploymentSpec"]
-            ["executors"].values()} == {"/mnt/jfx"}
-    assert set(node_task_names(spec).values()) == {"make_numbers", "total", "whoami"}
-    assert spec["root"]["inputDefinitions"]["parameters"]["rows"]["parameterType"] == "NUMBER_INTEGER"
-
-
-def test_submit_reads_a_service_account_token_and_checks_parameters(kfp_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    token = tmp_path / "token"
-    token.write_text("from-the-volume\n")
-    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
-    runner = cluster_runner()
-    package = runner.compile(options_pipeline(), tmp_path / "p.yaml")
-    run = runner.submit(package, kfp_server.url, params={"note": "x"})
-    assert run.jfx_run_id == "Opts_demo-kfp-run-123"
-    [(_, _, headers, body)] = kfp_server.posts("/apis/v2beta1/runs")
-    assert headers["authorization"] == "Bearer from-the-volume"
-    assert body["experiment_id"] == "exp-default"  # no experiment: Kubeflow's Default
-    with pytest.raises(InvalidArgumentError, match="has no parameter\\(s\\) colour; its parameters: note, rows"):
-        runner.submit(package, kfp_server.url, params={"colour": "red"})
-    with pytest.raises(InvalidArgumentError, match="pipeline parameter 'rows' expects number_integer, got 'many'"):
-        runner.submit(package, kfp_server.url, params={"rows": "many"})
-    with pytest.raises(InvalidArgumentError, match="expected the Kubeflow Pipelines address"):
-        runner.submit(package, "localhost:8080")
-    with pytest.raises(InvalidArgumentError, match="has no node 'Trainer'; nodes: make_numbers, total, whoami"):
-        runner.submit(package, kfp_server.url, params={"jfx_from_nodes": ["Trainer"]})
-    with pytest.raises(InvalidArgumentError, match=r"nope.yaml: no such compiled pipeline file"):
-        runner.submit(tmp_path / "nope.yaml", kfp_server.url)
-    (tmp_path / "other.yaml").write_text("name: not-a-pipeline\n")
-    with pytest.raises(InvalidArgumentError, match=r"other.yaml: not a Kubeflow pipeline spec"):
-        runner.submit(tmp_path / "other.yaml", kfp_server.url)
-    assert len(kfp_server.posts("/apis/v2beta1/runs")) == 1
-
-
-PIPELINE_FILE = '''
-import jfx_testlib as lib
-from jfx import Pipeline, RuntimeParameter
-
-nums = lib.make_numbers(rows=RuntimeParameter("rows", int, default=3))
-pipeline = Pipeline("cli_kfp", components=[nums, lib.total(numbers=nums.outputs["numbers"])])
-'''
-
-
-def test_cli_compile_then_submit(kfp_server, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("KF_PIPELINES_SA_TOKEN_PATH", raising=False)
-    source = tmp_path / "pipe.py"
-    source.write_text(PIPELINE_FILE)
-    out = tmp_path / "pipeline.yaml"
-    args = ["compile", str(source), "--target", "kubeflow", "--image", IMAGE, "-o", str(out),
-            "--metadata-url", DB, "--pipeline-root", ROOT, "--volume", "/mnt/jfx=jfx-pvc"]
-    assert jfx_main(args) == 0
-    assert f"compiled pipeline cli_kfp (2 nodes) for Kubeflow Pipelines: {out}" in capsys.readouterr().out
-    spec, _platform = load(str(out))
-    assert set(node_tasks(spec)) == {"make_numbers", "total"}
-    assert jfx_main(["submit", str(out), "--host", kfp_server.url, "--experiment", "cli", "--param", "rows=9",
-                     "--token", "t", "--from", "total", "--from-run", "cli_kfp-earlier", "--no-cache"]) == 0
-    printed = capsys.readouterr().out
-    assert "submitted run run-123" in printed and f"{kfp_server.url}/#/runs/details/run-123" in printed
-    assert "jfx run: cli_kfp-kfp-run-123" in printed
-    [(_, _, _, body)] = kfp_server.posts("/apis/v2beta1/runs")
-    assert body["runtime_config"]["parameters"] == {"rows": 9, "jfx_enable_cache": False, "jfx_from_nodes": ["total"],
-                                                    "jfx_from_run": "cli_kfp-earlier"}
-    assert jfx_main(["submit", str(out), "--host", kfp_server.url, "--token", "t", "--from-run", "cli_kfp-earlier"]) == 1
-    assert "--from-run needs --from or --to" in capsys.readouterr().err
-    # a local store is refused for a cluster, with the way out
-    assert jfx_main(["compile", str(source), "--image", IMAGE, "-o", str(out), "--pipeline-root", ROOT,
-                     "--volume", "/mnt/jfx=jfx-pvc", "--metadata-url", "sqlite:////tmp/x.sqlite"]) == 1
-    assert "cannot reach it" in capsys.readouterr().err
-    assert jfx_main(["compile", str(source), "-o", str(out)]) == 1
-    assert "needs --image IMAGE" in capsys.readouterr().err
