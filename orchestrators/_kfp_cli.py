@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jfx.orchestrators._kubeflow import SubmittedRun
 
-__all__ = ["LOCAL_IMAGE", "MIN_BACKEND_VERSION", "KfpLocalRunner", "cmd_compile", "cmd_submit", "submit_package",
+__all__ = ["LOCAL_IMAGE", "KfpLocalRunner", "cmd_compile", "cmd_submit", "submit_package",
            "server_info", "check_backend_version", "check_submitted_values", "check_no_password"]
 
 # The image named in a spec compiled for kfp.local: tasks run in this Python, not in it.
@@ -125,13 +125,6 @@ def cmd_submit(package: str, *, host: str, params: Sequence[str] = (), experimen
 
 # ---------------------------------------------------------------------- submit
 
-# The oldest Kubeflow Pipelines backend that runs a spec jfx compiles: the exit task's
-# PipelineTaskFinalStatus input is refused before 2.14 ("task final status not supported
-# yet"), {{$.pipeline_job_uuid}} resolves only from 2.5, and retries of tasks inside a
-# sub-DAG are dropped before 2.14 (kubeflow/pipelines backend/src/v2/compiler/argocompiler,
-# tags 2.5.0 and 2.14.0).
-MIN_BACKEND_VERSION = (2, 14, 0)
-
 TOKEN_ENV = "KF_PIPELINES_TOKEN"               # a bearer token for the Kubeflow Pipelines API
 COOKIES_ENV = "KF_PIPELINES_COOKIES"           # session cookies (name=value; name2=value2)
 SA_TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"    # kfp's own: a service-account token file, read per request
@@ -153,37 +146,11 @@ def read_secret_file(path: str, flag: str) -> str:
     return text
 
 
-def _check_backend_version(version: str) -> None:
-    """Refuse a Kubeflow Pipelines backend older than :data:`MIN_BACKEND_VERSION` (one line).
-
-    Example:
-        >>> _check_backend_version("2.14.3")
-        >>> _check_backend_version("2.5.0")
-        Traceback (most recent call last):
-        ...
-        jfx.errors.InvalidArgumentError: the Kubeflow Pipelines backend is 2.5.0; jfx pipelines need 2.14.0 or later ...
-    """
-    import re
-
-    from jfx.errors import InvalidArgumentError
-
-    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", version.strip())
-    if m is None:
-        raise InvalidArgumentError(f"the Kubeflow Pipelines backend reports version {version!r}, which is not a "
-                                   "version number")
-    found = (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
-    if found < MIN_BACKEND_VERSION:
-        need = ".".join(map(str, MIN_BACKEND_VERSION))
-        raise InvalidArgumentError(
-            f"the Kubeflow Pipelines backend is {version}; jfx pipelines need {need} or later (the run's exit task "
-            "uses PipelineTaskFinalStatus): upgrade Kubeflow Pipelines")
-
-
 def check_backend_version(version: str) -> None:
-    """The backend check of ``_kubeflow`` (where the spec's requirements are), else the one here."""
-    from jfx.orchestrators import _kubeflow
+    """Refuse a backend older than the spec needs (see :func:`jfx.orchestrators._kubeflow.check_backend_version`)."""
+    from jfx.orchestrators._kubeflow import check_backend_version as check
 
-    getattr(_kubeflow, "check_backend_version", _check_backend_version)(version)
+    check(version)
 
 
 def server_info(host: str, *, token: str | None = None, cookies: str | None = None,
@@ -250,7 +217,7 @@ def submit_package(package: str, host: str, *, experiment: str | None = None,
 
     Before anything is created: the parameters are checked against the spec (an
     overridden pipeline root, metadata URL or path parameter is checked as at compile
-    time), the server is asked its version (older than :data:`MIN_BACKEND_VERSION`:
+    time), the server is asked its version (older than ``_kubeflow.MIN_BACKEND_VERSION``:
     refused) and whether it is multi-user (then ``namespace`` is required).
 
     Args:
@@ -323,8 +290,10 @@ def submit_package(package: str, host: str, *, experiment: str | None = None,
     if version and version != "unknown":
         check_backend_version(version)
     else:
+        from jfx.orchestrators._kubeflow import MIN_BACKEND_VERSION
+
         print(f"jfx: warning: the Kubeflow Pipelines server at {host} does not say its version; jfx pipelines need "
-              f"{'.'.join(map(str, MIN_BACKEND_VERSION))} or later", file=sys.stderr)
+              f"{MIN_BACKEND_VERSION} or later", file=sys.stderr)
     if about.get("multi_user") and not namespace:
         raise InvalidArgumentError(
             f"the Kubeflow Pipelines server at {host} runs in multi-user mode: give your profile's namespace with "

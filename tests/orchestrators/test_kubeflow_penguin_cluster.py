@@ -54,7 +54,16 @@ def test_penguin_compiles_for_a_cluster_with_no_local_path_in_the_spec(s3_root, 
     monkeypatch.setenv("JFX_PENGUIN_SERVING_DIR", f"{s3_root}/serving")
     assert jfx_main(args) == 0, capsys.readouterr().err
     assert "compiled pipeline penguin (12 nodes)" in capsys.readouterr().out
-    text = out.read_text()
+    # the spec and the IR it carries (compressed in its jfx_ir parameter), as text
+    import json
+
+    import yaml
+
+    from jfx.orchestrators._kubeflow import _spec_ir
+
+    spec_text = out.read_text()
+    spec = next(d for d in yaml.safe_load_all(spec_text) if d and "root" in d)
+    text = spec_text + json.dumps(_spec_ir(spec, str(out)).to_dict())
     for path in sorted(machine_paths(tmp_path)):
         assert path not in text, f"{path} is in the spec"
     # nothing else that looks like an absolute path of a user's files either

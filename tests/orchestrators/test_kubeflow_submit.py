@@ -233,7 +233,7 @@ def test_an_older_backend_is_refused_in_one_line_before_anything_is_created(kfp_
     assert jfx_main(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "the Kubeflow Pipelines backend is 2.5.0; jfx pipelines need 2.14.0 or later" in err
+    assert "the Kubeflow Pipelines server runs 2.5.0; jfx needs 2.14.0 or later" in err
     assert kfp_server.created() == []
     kfp_server.version = "2.14.0"
     assert jfx_main(args) == 0
