@@ -285,7 +285,20 @@ class KubeflowDagRunner:
         if storage.is_remote(root):
             return url, storage.check_uri(root)  # reached with credentials, not through a volume
         _check_cluster_root(root, self.volumes)
+        self._warn_mlflow_on_volume(ir, root)
         return url, root
+
+    def _warn_mlflow_on_volume(self, ir: PipelineIR, root: str) -> None:
+        """A Trainer or Tuner would track its MLflow runs in SQLite on the shared volume, which
+        network file systems corrupt (SQLite's locks and WAL need a local disk): say so once."""
+        if "MLFLOW_TRACKING_URI" in (self.env or {}):
+            return
+        trackers = [n.id for n in ir.nodes if n.component.name in ("Trainer", "Tuner")]
+        if trackers:
+            print(f"jfx: warning: node {trackers[0]!r} tracks its MLflow runs in SQLite on the volume "
+                  f"({root}/mlflow.sqlite), which breaks over NFS; give the tasks an MLflow server with "
+                  "--env MLFLOW_TRACKING_URI=http://... (or use an s3:// or gs:// pipeline root for the artifacts "
+                  "and a server for tracking)", file=sys.stderr)
 
     def for_tasks(self, ir: PipelineIR, root: str) -> PipelineIR:
         """The IR the tasks get: with an object-store root, the user's code uploaded under it and

@@ -66,3 +66,18 @@ def test_a_wrong_placement_names_the_node_and_the_argument(kwargs, message):
     with pytest.raises(InvalidPipelineError, match="node 'make_numbers': with_resources") as err:
         lib.make_numbers().with_resources(**kwargs)
     assert message in str(err.value)
+
+
+def test_a_trainer_tracking_mlflow_in_sqlite_on_a_volume_is_warned_about(tmp_path, monkeypatch, capsys):
+    from jfx.examples.penguin.pipeline import create_pipeline
+
+    monkeypatch.setenv("JFX_PENGUIN_DATA", "/mnt/jfx/data")
+    monkeypatch.setenv("JFX_PENGUIN_SERVING_DIR", "/mnt/jfx/serving")
+    penguin = create_pipeline()
+    for env, warned in (({}, True), ({"MLFLOW_TRACKING_URI": "http://mlflow.example:5000"}, False)):
+        KubeflowDagRunner("registry.example/jfx:0.1", pipeline_root="/mnt/jfx/artifacts", volumes={"/mnt/jfx": "jfx-pvc"},
+                          metadata_url="postgresql+psycopg://jfx@db.example.internal/jfx", env=env,
+                          ).compile(penguin, tmp_path / "p.yaml")
+        err = capsys.readouterr().err
+        assert ("node 'Trainer' tracks its MLflow runs in SQLite on the volume (/mnt/jfx/artifacts/mlflow.sqlite)"
+                in err) is warned, err
