@@ -28,8 +28,9 @@ def default_metadata_url() -> str:
     raw = os.environ.get("JFX_METADATA_URL", "").strip()
     if raw:
         if "://" not in raw:
+            # the value is not repeated: it may hold a password
             raise InvalidArgumentError(
-                f"JFX_METADATA_URL={raw!r} is not a database URL; expected e.g. "
+                "JFX_METADATA_URL is not a database URL (it has no '://'); expected e.g. "
                 "'sqlite:////path/metadata.sqlite' or 'postgresql+psycopg://user@host/db'"
             )
         return raw

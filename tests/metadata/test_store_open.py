@@ -63,3 +63,12 @@ def test_errors_after_opening_mask_the_password_too(sqlite_url, monkeypatch):
         store._tx(broken, write=False)
     assert "s3cret" not in str(info.value) and "u:***@h" in str(info.value)
     store.close()
+
+
+def test_a_jfx_metadata_url_that_is_not_a_url_is_named_without_its_value(monkeypatch):
+    from jfx._config import default_metadata_url
+
+    monkeypatch.setenv("JFX_METADATA_URL", "postgres:u:hunter2secret@db")
+    with pytest.raises(InvalidArgumentError, match="JFX_METADATA_URL is not a database URL") as info:
+        default_metadata_url()
+    assert "hunter2secret" not in str(info.value)
