@@ -3,8 +3,8 @@
 Every task is a separate process in its own mount namespace where the checkout is hidden and jfx
 comes from a wheel; the ExecutorInput is built as the driver builds it (Go protojson), exit
 handlers are expanded as the Argo compiler expands them, Argo's fail-fast holds, and the spec's
-size limits are checked. Tests marked ``xfail(strict=True)`` reproduce a break listed in issue 14
-(their reason names it): they pass once it is fixed, and then the mark must go.
+size limits are checked. Tasks are found by their display name (``taskInfo.name``: the node id,
+what the KFP UI shows); their KFP (and Argo) task names are ``jfx-node-task-N``.
 """
 
 from __future__ import annotations
@@ -36,16 +36,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWa
 IMAGE = "registry.example/jfx:0.1"
 REPO = Path(__file__).resolve().parents[2]
 FLOW = REPO / "tests" / "resources" / "jfx_flow.py"
-
-ITEM1 = "issue 14 item 1: the backend sends PipelineTaskFinalStatus.state COMPLETE, the finish task expects SUCCEEDED"
-ITEM2 = ("issue 14 item 2: an ExitHandler node (ALL_UPSTREAM_TASKS_COMPLETED) becomes an exit hook on each of its "
-         "dependencies: it runs once per upstream task, early, and a node after it is not in the Argo DAG")
-ITEM4 = "issue 14 item 4: paths of this machine (the checkout, site-packages) are compiled into the spec"
-ITEM6 = ("issue 14 item 6: the IR is a constant input of every task: the Workflow passes etcd's 1.5 MiB "
-         "request limit and a task's ExecutorInput Linux's 128 KiB argument limit")
-FAIL_FAST = ("issue 14 (fail-fast): nodes Argo never starts after a failure are recorded FAILED "
-             "('its Kubeflow task did not run'), not SKIPPED with the reason")
-
 
 def project(folder: Path, source: Path, tail: str = "") -> Path:
     """A copy of ``source`` outside the checkout (the user's own project), with ``tail`` appended."""
@@ -121,15 +111,19 @@ def hello_local(tmp_path_factory):
 
 def test_hello_local_root_every_node_runs_in_its_own_pod(hello_local):
     run, url, run_id = hello_local
-    assert [t.name for t in run.tasks] == ["make-data", "summarize", "write-report", "jfx-finish-run"], run.log()
+    # one component for every node: KFP task names jfx-node-task-N, the node id as each one's display name
+    assert [t.name for t in run.tasks] == ["jfx-node-task", "jfx-node-task-2", "jfx-node-task-3",
+                                           "jfx-finish-run"], run.log()
+    assert [t.display_name for t in run.tasks] == ["make_data", "summarize", "write_report", "jfx-finish-run"]
     assert all(t.phase == "Succeeded" for t in run.tasks), run.log()
     assert node_executions(url, run_id) == {n: ["complete"] for n in ("make_data", "summarize", "write_report")}
     with MetadataStore(url) as store:
         [report] = [a for a in store.get_artifacts_by_type("Report")]
     assert "50 rows." in storage.read_text(storage.join(report.uri, "report.md"))
     # the driver's ExecutorInput: a whole number is written as Go writes it, the job id substituted
-    make_data = run.of("make-data")[0]
+    make_data = run.of("make_data")[0]
     assert re.search(r'"rows":50[,}]', make_data.executor_input) and make_data.parameters["jfx_job_id"] == run.run_id
+    assert make_data.parameters["jfx_node"] == "make_data"
     assert run.workflow_bytes < kb.ETCD_REQUEST_LIMIT
 
 
@@ -141,7 +135,6 @@ def test_hello_finish_task_gets_the_backend_final_status(hello_local):
                                            "pipelineJobResourceName": run.run_name, "error": {}}
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_hello_local_root_run_is_recorded_complete(hello_local):
     _, url, run_id = hello_local
     record = recorded(url, run_id)
@@ -191,13 +184,11 @@ def test_hello_s3_root_nodes_write_to_the_store_from_pods(hello_s3):
         mp.undo()
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_hello_s3_root_run_is_recorded_complete(hello_s3):
     _, url, run_id, _, _ = hello_s3
     assert value(recorded(url, run_id).state) == "complete"
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_hello_from_the_image_on_a_volume_root(tmp_path):
     volume = tmp_path / "pvc"
     volume.mkdir()
@@ -238,6 +229,7 @@ def test_exit_handler_around_a_failure_records_the_failure(exit_failing):
     assert run.phase == "Failed"
     assert [t.phase for t in run.of("explode")] == ["Failed"]
     assert "comp-exit-handler-1/publish" in run.omitted and not run.of("publish")
+    # the finish gets the state of the DAG the node tasks ran in, as the backend computes it
     [finish] = run.of("jfx-finish-run")
     assert finish.parameters["status"]["state"] == "FAILED"
     record = recorded(url, run_id)
@@ -246,22 +238,31 @@ def test_exit_handler_around_a_failure_records_the_failure(exit_failing):
     assert states["explode"] == "failed" and states["publish"] == "skipped" and states["number"] == "complete"
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM2)
 def test_exit_handler_node_runs_once_after_every_node_it_guards(exit_failing):
-    run, url, _run_id = exit_failing
-    [report] = run.of("report")
-    assert report.started >= max(t.ended for t in run.tasks if t.name in ("number", "explode"))
+    run, url, run_id = exit_failing
+    # its task comes after the block, so Argo does not start it once explode failed: the finish task,
+    # which runs once after everything, runs it
+    assert not run.of("report") and "comp-exit-handler-1/report" in run.omitted
+    assert not any(t.hook_of for t in run.tasks if t.name != "jfx-finish-run")
+    [finish] = run.of("jfx-finish-run")
+    assert finish.started >= max(t.ended for t in run.tasks if t.display_name in ("number", "explode"))
+    assert node_executions(url, run_id)["report"] == ["complete"]
+    assert "node report (its task was not started): complete" in finish.output
     with MetadataStore(url) as store:
         [art] = [a for a in store.get_artifacts_by_type("Metrics") if "states" in a.properties]
     assert art.properties["states"] == {"number": "complete", "explode": "failed", "publish": "skipped"}
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ITEM1}; {ITEM2}")
 def test_exit_handler_around_a_success_runs_once_and_the_run_completes(tmp_path):
     package, url = flow_package(tmp_path, "exit_handled()")
     run = kb.Backend(tmp_path / "pods").run(package, {"fail": False})
-    assert len(run.of("report")) == 1, [t.hook_of for t in run.of("report")]
-    assert value(recorded(url, jfx_run_id("flow-exit", run)).state) == "complete"
+    assert run.phase == "Succeeded", run.log()
+    [report] = run.of("report")
+    assert report.hook_of is None and report.started >= max(t.ended for t in run.tasks if t.display_name in
+                                                            ("number", "explode", "publish"))
+    run_id = jfx_run_id("flow-exit", run)
+    assert node_executions(url, run_id)["report"] == ["complete"]
+    assert value(recorded(url, run_id).state) == "complete"
 
 
 AFTER_EXIT = '''
@@ -274,12 +275,17 @@ def after_exit():
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM2)
 def test_a_node_after_an_exit_handler_node_is_accepted_by_argo(tmp_path):
     source = project(tmp_path / "project", FLOW, AFTER_EXIT + "\n\npipeline = after_exit()\n")
     runner = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp_path / "a"), metadata_url="sqlite:///x", local=True)
     spec, k8s = kb.load_package(runner.compile(load_pipeline(source), tmp_path / "p.yaml"))
-    kb.argo_workflow(spec, k8s, kb.runtime_parameters(spec, {}))
+    workflow = kb.argo_workflow(spec, k8s, kb.runtime_parameters(spec, {}))
+    # the exit node is a DAG task (no exit hook but the run's finish), and the node after it waits for it
+    assert [t["name"] for t in workflow["spec"]["templates"] if "hooks" in json.dumps(t)] == ["root"]
+    [dag] = [t["dag"]["tasks"] for t in workflow["spec"]["templates"] if t["name"] == "comp-exit-handler-1"]
+    drivers = {json.loads(next(p["value"] for p in t["arguments"]["parameters"] if p["name"] == "task"))
+               ["taskInfo"]["name"]: t for t in dag if t["name"].endswith("-driver")}
+    assert drivers["tail"]["depends"] == f"{drivers['report']['name'].removesuffix('-driver')}.Succeeded"
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +307,6 @@ def test_foreach_and_if_run_through_the_backend(fan):
     assert re.search(r'"threshold":10[,}]', judge.executor_input)  # the root default, written as Go writes it
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM1)
 def test_foreach_and_if_run_is_recorded_complete(fan):
     _, url, run_id = fan
     assert value(recorded(url, run_id).state) == "complete"
@@ -317,14 +322,13 @@ def fail_first():
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=FAIL_FAST)
 def test_after_a_failure_no_task_starts_and_those_nodes_are_skipped(tmp_path):
     source = project(tmp_path / "project", FLOW, FAIL_FIRST + "\n\npipeline = fail_first()\n")
     url = f"sqlite:///{tmp_path / 'md.sqlite'}"
     runner = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp_path / "a"), metadata_url=url, local=True)
     package = runner.compile(load_pipeline(source), tmp_path / "p.yaml")
     run = kb.Backend(tmp_path / "pods", parallelism=1).run(package)
-    assert [t.name for t in run.tasks][:2] == ["number", "bad"] and not run.of("later"), run.log()
+    assert [t.display_name for t in run.tasks][:2] == ["number", "bad"] and not run.of("later"), run.log()
     states = node_states(recorded(url, jfx_run_id("flow-fail-fast", run)))
     assert states["bad"] == "failed"
     assert states["other"] == states["later"] == "skipped", states
@@ -343,7 +347,6 @@ def wide_package(tmp_path_factory):
     return runner.compile(load_pipeline(source), tmp / "wide.yaml"), tmp
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM6)
 def test_a_40_node_workflow_fits_etcd_request_limit(wide_package):
     package, _ = wide_package
     spec, k8s = kb.load_package(package)
@@ -351,7 +354,6 @@ def test_a_40_node_workflow_fits_etcd_request_limit(wide_package):
     assert size <= kb.ETCD_REQUEST_LIMIT
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM6)
 def test_every_task_command_line_fits_linux_argument_limit(wide_package):
     package, tmp = wide_package
     run = kb.Backend(tmp / "pods").run(package, execute=False, enforce_size=False)  # every task resolved, none run
@@ -361,17 +363,20 @@ def test_every_task_command_line_fits_linux_argument_limit(wide_package):
 
 # ------------------------------------------------------------------------------ penguin
 
-@pytest.mark.xfail(strict=True, reason=f"{ITEM4}; issue 14 item 5 (the Pusher's destination); {ITEM1}")
-def test_penguin_compiled_for_a_cluster_runs_on_an_s3_root(tmp_path, s3_root, s3_server):
-    from jfx.examples.penguin.pipeline import create_pipeline
+def test_penguin_compiled_for_a_cluster_runs_on_an_s3_root(tmp_path, s3_root, s3_server, monkeypatch):
+    from jfx.examples.penguin.pipeline import create_pipeline, penguins_dir
 
+    # compiled as docs/kubeflow.md tells a user to: the data and the push destination on the store
+    storage.write_bytes(f"{s3_root}/penguin/data/penguins.csv", (Path(penguins_dir()) / "penguins.csv").read_bytes())
+    monkeypatch.setenv("JFX_PENGUIN_DATA", f"{s3_root}/penguin/data")
+    monkeypatch.setenv("JFX_PENGUIN_SERVING_DIR", f"{s3_root}/serving")
     env = s3_server.env()
     volume = tmp_path / "pvc"
     volume.mkdir()
-    runner = KubeflowDagRunner(IMAGE, pipeline_root=s3_root, metadata_secret=("jfx-db", "url"), s3_secret="jfx-s3",
-                               s3_endpoint=env["AWS_ENDPOINT_URL"], volumes={"/mnt/jfx": "jfx-pvc"},
-                               env={"AWS_DEFAULT_REGION": env["AWS_DEFAULT_REGION"]})
-    package = runner.compile(create_pipeline(serving_dir=f"{s3_root}/serving"), tmp_path / "penguin.yaml")
+    runner = KubeflowDagRunner(IMAGE, pipeline_root=f"{s3_root}/jfx", metadata_secret=("jfx-db", "url"),
+                               s3_secret="jfx-s3", s3_endpoint=env["AWS_ENDPOINT_URL"],
+                               volumes={"/mnt/jfx": "jfx-pvc"}, env={"AWS_DEFAULT_REGION": env["AWS_DEFAULT_REGION"]})
+    package = runner.compile(create_pipeline(), tmp_path / "penguin.yaml")
     run = kb.Backend(tmp_path / "pods", volumes={"jfx-pvc": volume}, secrets={
         "jfx-db": {"url": "sqlite:////mnt/jfx/metadata.sqlite"},
         "jfx-s3": {k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}}).run(package)

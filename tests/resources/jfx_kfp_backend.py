@@ -167,6 +167,11 @@ def _dependencies(task: dict[str, Any]) -> list[str]:
     return deps
 
 
+def _display_name(key: str, task: dict[str, Any]) -> str:
+    """A task's taskInfo.name (its display name), else its key."""
+    return (task.get("taskInfo") or {}).get("name") or key
+
+
 def _is_exit(task: dict[str, Any]) -> bool:
     return (task.get("triggerPolicy") or {}).get("strategy") == EXIT_STRATEGY
 
@@ -383,7 +388,7 @@ def unshare_available() -> str | None:
 class TaskRun:
     """One task's pod (a driver resolved it, the launcher ran it)."""
 
-    name: str                 # the KFP task name, e.g. "make-data"
+    name: str                 # the KFP task name (the Argo DAG task's), e.g. "jfx-node-task-2"
     dag: str                  # the component of the DAG it ran in, e.g. "comp-exit-handler-1"
     hook_of: str | None       # the task whose exit hook started it, if any
     phase: str                # Argo's: Succeeded, Failed, Error
@@ -394,6 +399,9 @@ class TaskRun:
     started: float
     ended: float
     state: str = ""           # the MLMD execution state: COMPLETE, FAILED
+    # taskInfo.name: the execution's display_name in MLMD and the name the KFP UI shows
+    # (driver/container.go at 2.17.0: ``ecfg.DisplayName = opts.Task.GetTaskInfo().GetName()``)
+    display_name: str = ""
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -407,15 +415,15 @@ class Run:
     workflow: dict[str, Any]
     workflow_bytes: int
     tasks: list[TaskRun] = field(default_factory=list)
-    omitted: list[str] = field(default_factory=list)  # "<dag>/<task>" never started
+    omitted: list[str] = field(default_factory=list)  # "<dag>/<task display name>" never started
     phase: str = "Running"
 
-    def of(self, name: str) -> list[TaskRun]:
-        """The pods of KFP task ``name``, in start order."""
-        return [t for t in self.tasks if t.name == name]
+    def of(self, display_name: str) -> list[TaskRun]:
+        """The pods of the task the KFP UI shows as ``display_name`` (its taskInfo.name), in start order."""
+        return [t for t in self.tasks if t.display_name == display_name]
 
     def log(self) -> str:
-        return "\n".join(f"--- {t.dag}/{t.name} ({t.phase}, hook of {t.hook_of}) argv[-1][:200]="
+        return "\n".join(f"--- {t.dag}/{t.name} [{t.display_name}] ({t.phase}, hook of {t.hook_of}) argv[-1][:200]="
                          f"{t.argv[-1][:200]!r}\n{t.output}" for t in self.tasks)
 
 
@@ -677,11 +685,11 @@ class _Dag:
                 if any(self.phases.get(d) not in (None, "Succeeded") for d in deps[key]):
                     pending.discard(key)
                     self.phases[key] = "Omitted"
-                    self.b._run.omitted.append(f"{self.component}/{key}")
+                    self.b._run.omitted.append(f"{self.component}/{_display_name(key, normal[key])}")
             if not running:
                 for key in sorted(pending):  # fail-fast: nothing new starts after a failure
                     self.phases[key] = "Omitted"
-                    self.b._run.omitted.append(f"{self.component}/{key}")
+                    self.b._run.omitted.append(f"{self.component}/{_display_name(key, normal[key])}")
                 pending.clear()
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -715,6 +723,7 @@ class _Dag:
         with self.lock:
             self.states[key] = "RUNNING"
         tr = self.b._pod(key, t, self, hook_of)
+        tr.display_name = _display_name(key, t)
         with self.lock:
             self.states[key] = tr.state
             self.b._run.tasks.append(tr)
