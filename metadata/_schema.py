@@ -27,7 +27,7 @@ __all__ = [
 
 # The newest migration in migrations/versions; opening a store compares against it
 # without loading alembic (a test pins it to alembic's own head).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 VERSION_TABLE = "jfx_alembic_version"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -78,6 +78,7 @@ artifacts = sa.Table(
     sa.Index("ix_jfx_artifacts_type_name", "type_name"),
     sa.Index("ix_jfx_artifacts_uri", "uri", mysql_length=255),
     sa.Index("ix_jfx_artifacts_create_time", "create_time"),
+    sa.Index("ix_jfx_artifacts_name_id", "name", "id"),
     **_TABLE_ARGS,
 )
 
@@ -98,6 +99,9 @@ executions = sa.Table(
     sa.Index("ix_jfx_executions_node_id_state", "node_id", "state"),
     sa.Index("ix_jfx_executions_cache_key", "cache_key"),
     sa.Index("ix_jfx_executions_start_time", "start_time"),
+    # the reaper's RUNNING executions, newest FAILED ones; a node's newest executions
+    sa.Index("ix_jfx_executions_state_id", "state", "id"),
+    sa.Index("ix_jfx_executions_node_id_id", "node_id", "id"),
     **_TABLE_ARGS,
 )
 
@@ -118,6 +122,10 @@ contexts = sa.Table(
     sa.UniqueConstraint("type_name", "name", name="uq_jfx_contexts_type_name_name"),
     sa.Index("ix_jfx_contexts_parent_id", "parent_id"),
     sa.Index("ix_jfx_contexts_create_time", "create_time"),
+    # runs newest first (by time or id); a pipeline's runs, counted from the index alone
+    sa.Index("ix_jfx_contexts_type_name_create_time", "type_name", "create_time", "id"),
+    sa.Index("ix_jfx_contexts_type_name_id", "type_name", "id"),
+    sa.Index("ix_jfx_contexts_parent_id_type_name", "parent_id", "type_name", "create_time"),
     **_TABLE_ARGS,
 )
 

@@ -236,12 +236,15 @@ class MetadataStore:
         """Executions matching all the filters given; ``state`` may be one state or several.
 
         ``context_id`` keeps those associated with that context (e.g. one pipeline node's),
-        in the same query.
+        in the same query: a check per execution (EXISTS), so that a node's newest
+        executions are read newest first from an index and the walk stops at the limit,
+        however many executions the context has.
         """
         stmt = sa.select(executions_t)
         if context_id is not None:
-            stmt = stmt.join(associations_t, associations_t.c.execution_id == executions_t.c.id).where(
-                associations_t.c.context_id == check_id(context_id, "context_id"))
+            stmt = stmt.where(sa.exists().where(
+                associations_t.c.execution_id == executions_t.c.id,
+                associations_t.c.context_id == check_id(context_id, "context_id")))
         if ids is not None:
             stmt = stmt.where(executions_t.c.id.in_(check_ids(ids, "ids")))
         if type_name is not None:

@@ -101,3 +101,27 @@ def test_database_from_a_newer_jfx_is_refused(store_url):
         engine.dispose()
     with pytest.raises(MetadataError, match="newer jfx"):
         MetadataStore(store_url)
+
+
+def test_a_store_at_0001_is_upgraded_with_its_records_and_gets_the_scale_indexes(store_url):
+    from alembic import command
+
+    with MetadataStore(store_url) as store:
+        [art_id] = store.put_artifacts([ArtifactRecord("X", "/x", name="n.out")])
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0001")
+        with engine.connect() as conn:
+            assert current_revision(conn) == "0001"
+        assert "ix_jfx_executions_state_id" not in {i["name"] for i in sa.inspect(engine).get_indexes("jfx_executions")}
+        with MetadataStore(store_url) as store:  # opening upgrades it
+            assert [a.id for a in store.get_artifacts()] == [art_id]
+        with engine.connect() as conn:
+            assert current_revision(conn) == HEAD_REVISION
+        inspector = sa.inspect(engine)
+        assert {"ix_jfx_executions_state_id", "ix_jfx_executions_node_id_id"} <= {
+            i["name"] for i in inspector.get_indexes("jfx_executions")}
+        assert "ix_jfx_contexts_type_name_create_time" in {i["name"] for i in inspector.get_indexes("jfx_contexts")}
+    finally:
+        engine.dispose()

@@ -1,0 +1,99 @@
+"""The hot queries of a long-lived store read through indexes, never every execution or run.
+
+Checked on SQLite with EXPLAIN QUERY PLAN on a small store analysed as a large one is
+(most contexts are runs, most executions share a node): a plan step ``SCAN jfx_executions``
+or ``SCAN jfx_contexts`` (a whole-table read, no index) fails the test.
+``tests/benchmarks/bench_store_scale.py`` times the same queries at a million executions.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from jfx.metadata import ArtifactRecord, ContextRecord, ExecutionRecord, ExecutionState, ListOptions, MetadataStore
+from jfx.metadata._records import PIPELINE, PIPELINE_RUN
+from jfx.metadata._runs import list_runs
+from jfx.orchestrators._run import reap_abandoned
+
+
+@pytest.fixture
+def history(tmp_path):
+    """A store with 30 runs of a 3-node pipeline, and the SQL each hot call sends."""
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    with MetadataStore(url) as store:
+        pipeline = store.get_or_create_context(PIPELINE, "p")
+        nodes = {n: store.get_or_create_context("node", f"p.{n}", parent_id=pipeline.id) for n in ("a", "b", "c")}
+        for r in range(30):
+            [run_id] = store.put_contexts([ContextRecord(PIPELINE_RUN, f"r{r}", parent_id=pipeline.id,
+                                                         properties={"state": "COMPLETE"})])
+            for n, ctx in nodes.items():
+                store.put_execution(ExecutionRecord("C", n, state=ExecutionState.COMPLETE, cache_key=f"{n}{r}"),
+                                    contexts=[pipeline.id, run_id, ctx.id],
+                                    outputs={"out": [ArtifactRecord("D", f"/x/{n}/{r}", name=f"{n}.out")]})
+        with store._engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+        yield store, nodes
+
+
+def plans_of(store: MetadataStore, call) -> list[tuple[str, list[str]]]:
+    """(SQL, plan steps) of every SELECT that ``call`` sends."""
+    sent: list[tuple[str, tuple]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            sent.append((statement, parameters))
+
+    engine = store._engine
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        call()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    with engine.connect() as conn:
+        return [(sql, [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)])
+                for sql, params in sent if "jfx_alembic_version" not in sql]
+
+
+def full_scans(plans: list[tuple[str, list[str]]]) -> list[str]:
+    return [f"{step}  <-  {sql}" for sql, steps in plans for step in steps
+            if step.startswith(("SCAN jfx_executions", "SCAN jfx_contexts")) and "INDEX" not in step]
+
+
+def test_cache_lookup_and_miss_reason_use_indexes(history):
+    store, nodes = history
+    calls = [
+        lambda: store.get_executions(node_id="b", state=ExecutionState.COMPLETE, cache_key="b3",
+                                     context_id=nodes["b"].id, options=ListOptions(limit=20, order_by="id",
+                                                                                    descending=True)),
+        lambda: store.get_executions(node_id="b", state=[ExecutionState.COMPLETE, ExecutionState.CACHED],
+                                     context_id=nodes["b"].id, options=ListOptions(limit=1, order_by="id",
+                                                                                    descending=True)),
+    ]
+    for call in calls:
+        plans = plans_of(store, call)
+        assert plans and full_scans(plans) == []
+        # newest first straight from an index: no sort of every execution of the node
+        assert not any("TEMP B-TREE FOR ORDER BY" in step for _, steps in plans for step in steps), plans
+
+
+def test_reaping_and_run_lists_use_indexes(history):
+    store, _ = history
+    for call in (lambda: reap_abandoned(store),
+                 lambda: list_runs(store, options=ListOptions(limit=50, order_by="id", descending=True)),
+                 lambda: store.get_pipelines(),
+                 lambda: store.get_artifacts(options=ListOptions(limit=5))):
+        plans = plans_of(store, call)
+        assert plans and full_scans(plans) == [], full_scans(plans)
+
+
+def test_the_ui_run_list_and_pipelines_use_indexes(history):
+    from jfx.metadata.ui import _queries
+
+    store, _ = history
+    for call in (lambda: _queries.run_page(store, pipeline=None, state=None, search=None, limit=50, offset=0),
+                 lambda: _queries.run_page(store, pipeline="p", state=None, search=None, limit=50, offset=0),
+                 lambda: _queries.pipeline_summaries(store),
+                 lambda: _queries.artifact_page(store, type_name=None, name="b.out", limit=50, offset=0)):
+        plans = plans_of(store, call)
+        assert plans and full_scans(plans) == [], full_scans(plans)
