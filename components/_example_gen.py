@@ -73,6 +73,8 @@ __all__ = [
 DEFAULT_SPLITS = {"train": 2, "eval": 1}
 _SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _CHUNK = 1 << 20
+#: Rows per Parquet row group ExampleGen writes (blocks are gathered per split up to this).
+ROW_GROUP_ROWS = 131_072
 
 
 # ------------------------------------------------------------------ input files
@@ -535,9 +537,19 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
                   columns: Mapping[str, str] | None, rplan: ReadPlan) -> tuple[dict[str, str | None], dict[str, int], int]:
     written: dict[str, str | None] | None = None
     writers: dict[str, pq.ParquetWriter] = {}
+    pending: dict[str, list[pa.Table]] = {}
     rows: dict[str, int] = {}
     bad = 0
     done = False
+
+    def flush(name: str) -> None:
+        group = pa.concat_tables(pending.pop(name))
+        if name not in writers:
+            target = _shard_path(plan.out_uri, name, index)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            writers[name] = pq.ParquetWriter(target, group.schema)
+        writers[name].write_table(group, row_group_size=group.num_rows)
+
     try:
         for block in iter_blocks(f.path, plan.fmt, forced=forced, on_bad_rows=plan.on_bad_rows,
                                  name=f.rel, plan=rplan):
@@ -549,7 +561,7 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
                 w = written.get(col)
                 if t is None or t == w:
                     continue
-                if w is None and not writers:
+                if w is None and not writers and not pending:
                     written[col] = t
                     continue
                 raise Restart(rplan.widen(col, _widen(w, t) if w is not None else t))
@@ -560,12 +572,12 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
             for name, part in _split_parts(plan, table, f.split).items():
                 if not part.num_rows:
                     continue
-                if name not in writers:
-                    target = _shard_path(plan.out_uri, name, index)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    writers[name] = pq.ParquetWriter(target, part.schema)
-                writers[name].write_table(part, row_group_size=part.num_rows)
+                pending.setdefault(name, []).append(part)
                 rows[name] = rows.get(name, 0) + part.num_rows
+                if sum(t.num_rows for t in pending[name]) >= ROW_GROUP_ROWS:
+                    flush(name)
+        for name in list(pending):
+            flush(name)
         done = True
     finally:
         for w in writers.values():

@@ -742,7 +742,7 @@ def _not_utf8(ctx: _Ctx) -> DataValidationError:
 
 #: Bytes of CSV text (or Parquet rows) read per block when streaming; ``JFX_READ_BLOCK_BYTES``
 #: overrides it (tests force small blocks, so the multi-block paths run on small files).
-STREAM_BLOCK_BYTES = 16 << 20
+STREAM_BLOCK_BYTES = 2 << 20  # larger blocks pile up in pyarrow's CSV read-ahead (measured)
 
 
 def stream_block_bytes() -> int:
