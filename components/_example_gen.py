@@ -47,6 +47,11 @@ from jfx.components._readers import (
     conform,
     format_of,
     read_file,
+    ReadPlan,
+    Restart,
+    _widen,
+    iter_blocks,
+    stream_block_bytes,
     unify_types,
 )
 from jfx.errors import DataValidationError, InvalidArgumentError
@@ -68,8 +73,8 @@ __all__ = [
 DEFAULT_SPLITS = {"train": 2, "eval": 1}
 _SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _CHUNK = 1 << 20
-# In-process, tables read while inferring types are kept (not re-read) up to this size.
-_REUSE_BYTES = 1 << 30
+#: Rows per Parquet row group ExampleGen writes (blocks are gathered per split up to this).
+ROW_GROUP_ROWS = 131_072
 
 
 # ------------------------------------------------------------------ input files
@@ -498,27 +503,108 @@ def _needs_reread(table: pa.Table, types: Mapping[str, str]) -> bool:
     return any(t is not None and t != types[col] for col, t in column_types(table).items())
 
 
+def _split_parts(plan: _Plan, table: pa.Table, split: str | None) -> dict[str, pa.Table]:
+    if split is not None:
+        return {split: table}
+    assert plan.weights is not None
+    if plan.split_key is not None and plan.split_key not in table.column_names:
+        raise DataValidationError(
+            f"split_key {plan.split_key!r} is not a column; columns: {', '.join(table.column_names)}"
+        )
+    names, idx = assign_splits(row_hashes(table, [plan.split_key] if plan.split_key else None), plan.weights)
+    return {name: table.filter(pa.array(idx == i)) for i, name in enumerate(names)}
+
+
+def _stream_file(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, str],
+                 columns: Mapping[str, str] | None = None) -> tuple[dict[str, str | None], dict[str, int], int]:
+    """Convert one file block by block into its split shards (one row group per block and
+    split, so memory holds a block, never the file).
+
+    ``columns``: the unified types, when the file is converted again with them (its shards
+    then have their columns, in their order). Returns the types the file was written with (``None``: a column with no value, written
+    as string), rows per split and bad rows skipped. A block whose column type differs from
+    the first block's makes the file be read again with that column widened.
+    """
+    rplan = ReadPlan(stream_block_bytes())
+    while True:
+        try:
+            return _write_blocks(plan, f, index, forced, columns, rplan)
+        except Restart as again:
+            rplan = again.plan
+
+
+def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, str],
+                  columns: Mapping[str, str] | None, rplan: ReadPlan) -> tuple[dict[str, str | None], dict[str, int], int]:
+    written: dict[str, str | None] | None = None
+    writers: dict[str, pq.ParquetWriter] = {}
+    pending: dict[str, list[pa.Table]] = {}
+    rows: dict[str, int] = {}
+    bad = 0
+    done = False
+
+    def flush(name: str) -> None:
+        group = pa.concat_tables(pending.pop(name))
+        if name not in writers:
+            target = _shard_path(plan.out_uri, name, index)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            writers[name] = pq.ParquetWriter(target, group.schema)
+        writers[name].write_table(group, row_group_size=group.num_rows)
+
+    try:
+        for block in iter_blocks(f.path, plan.fmt, forced=forced, on_bad_rows=plan.on_bad_rows,
+                                 name=f.rel, plan=rplan):
+            bad += block.bad_rows
+            types = column_types(block.table)
+            if written is None:
+                written = dict(types)
+            for col, t in types.items():
+                w = written.get(col)
+                if t is None or t == w:
+                    continue
+                if w is None and not writers and not pending:
+                    written[col] = t
+                    continue
+                raise Restart(rplan.widen(col, _widen(w, t) if w is not None else t))
+            if not block.table.num_rows:
+                continue
+            # Converted again with the unified types: in their column order, every column.
+            table = conform(block.table, columns or {c: t or "string" for c, t in written.items()})
+            for name, part in _split_parts(plan, table, f.split).items():
+                if not part.num_rows:
+                    continue
+                pending.setdefault(name, []).append(part)
+                rows[name] = rows.get(name, 0) + part.num_rows
+                if sum(t.num_rows for t in pending[name]) >= ROW_GROUP_ROWS:
+                    flush(name)
+        for name in list(pending):
+            flush(name)
+        done = True
+    finally:
+        for w in writers.values():
+            w.close()
+        if not done:  # read again, or failed: what this file wrote is void
+            for name in writers:
+                _shard_path(plan.out_uri, name, index).unlink(missing_ok=True)
+    assert written is not None
+    return written, rows, bad
+
+
 def _run_in_process(plan: _Plan, sel: InputSelection) -> tuple[dict[str, str], dict[str, int], int]:
-    """Convert every file in this process: infer types per file, unify, write shards."""
-    kept: list[tuple[pa.Table, int] | None] = []
-    per_file, size = [], 0
-    for f in sel.files:
-        table, bad = _infer_file(plan, f)
-        per_file.append((f.rel, column_types(table)))
-        size += table.nbytes
-        kept.append((table, bad) if size <= _REUSE_BYTES else None)
-    types = unify_types(per_file, plan.fmt)
+    """Convert every file in this process, streaming: each file is written in blocks with
+    the types it has; the files whose types differ from the types unified over all files
+    (or that lack a column, or have them in another order) are converted again with those types."""
+    done = [_stream_file(plan, f, i, plan.forced) for i, f in enumerate(sel.files)]
+    types = unify_types([(f.rel, d[0]) for f, d in zip(sel.files, done, strict=True)], plan.fmt)
     rows: dict[str, int] = {}
     bad_total = 0
     for i, f in enumerate(sel.files):
-        got = kept[i]
-        kept[i] = None  # free it once written
-        if got is None or _needs_reread(got[0], types):
-            table, bad = _convert_file(plan, f, types)
-        else:
-            table, bad = conform(got[0], types), got[1]
+        written, got, bad = done[i]
+        if [(c, t or "string") for c, t in written.items()] != list(types.items()):  # types or order
+            for name in got:  # its rows may fall in other splits with other types
+                _shard_path(plan.out_uri, name, i).unlink(missing_ok=True)
+            written, got, bad = _stream_file(plan, f, i, {**types, **plan.forced}, types)
         bad_total += bad
-        for name, n in _write_splits(plan, table, i, f.split).items():
+        for name, n in got.items():
             rows[name] = rows.get(name, 0) + n
     return types, rows, bad_total
 

@@ -56,7 +56,12 @@ __all__ = [
     "CSV_MAX_RECORD_BYTES",
     "FORMATS",
     "JFX_TYPES",
+    "ReadPlan",
     "ReadResult",
+    "Restart",
+    "STREAM_BLOCK_BYTES",
+    "iter_blocks",
+    "stream_block_bytes",
     "read_file",
     "column_types",
     "unify_types",
@@ -731,3 +736,268 @@ def _not_utf8(ctx: _Ctx) -> DataValidationError:
             lines += chunk.count(b"\n")
             offset += len(chunk)
     return ctx.fail(f"the file is not valid UTF-8 text; {_NOT_UTF8_HINT}")
+
+
+# ------------------------------------------------------------------ streaming in blocks
+
+#: Bytes of CSV text (or Parquet rows) read per block when streaming; ``JFX_READ_BLOCK_BYTES``
+#: overrides it (tests force small blocks, so the multi-block paths run on small files).
+STREAM_BLOCK_BYTES = 2 << 20  # larger blocks pile up in pyarrow's CSV read-ahead (measured)
+
+
+def stream_block_bytes() -> int:
+    import os
+
+    value = os.environ.get("JFX_READ_BLOCK_BYTES")
+    return max(int(value), 1 << 10) if value else STREAM_BLOCK_BYTES
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How one file is read in blocks; a :class:`Restart` carries a changed one.
+
+    ``widened``: columns read as text and converted to the given type (``None``: inferred per
+    block), because a later block did not fit the type the first block had. ``demoted``:
+    columns of a forced type that pyarrow could not convert, read as text so that the rows
+    whose value does not convert are found. ``serial``: parse on one thread (row numbers).
+    """
+
+    block_size: int
+    widened: tuple[tuple[str, str | None], ...] = ()
+    demoted: frozenset[str] = frozenset()
+    serial: bool = False
+    grown: bool = False  # block_size was set to hold the file's longest CSV record
+
+    def widen(self, column: str, jfx_type: str | None) -> ReadPlan:
+        from dataclasses import replace
+
+        w = dict(self.widened)
+        w[column] = jfx_type
+        return replace(self, widened=tuple(w.items()))
+
+
+class Restart(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The file must be read again from its start with ``plan`` (what was read is void)."""
+
+    def __init__(self, plan: ReadPlan) -> None:
+        super().__init__("read again")
+        self.plan = plan
+
+
+def iter_blocks(
+    path: str | Path,
+    fmt: str,
+    *,
+    forced: Mapping[str, str] | None = None,
+    on_bad_rows: str = "error",
+    name: str | None = None,
+    plan: ReadPlan | None = None,
+) -> Any:
+    """Read one file as a sequence of blocks of bounded size: :func:`read_file`'s tables, in pieces.
+
+    Each block is a :class:`ReadResult` whose columns have the type that block's values
+    infer (or the forced type; ``null`` where the block has no value), so blocks of one file
+    may disagree: the caller checks and raises :class:`Restart` with a plan that widens the
+    column, as this generator does when pyarrow meets a value that does not fit the type it
+    inferred from the first block. Bad rows and whole-file problems raise as in
+    :func:`read_file`, naming the file and line. JSON Lines files are read whole (one block).
+    """
+    format_of(fmt)
+    forced = dict(forced or {})
+    plan = plan or ReadPlan(stream_block_bytes())
+    ctx = _Ctx(str(path) if storage.is_remote(str(path)) else Path(path), name or str(path), fmt,
+               on_bad_rows == "skip")
+    if fmt == "csv":
+        yield from _stream_csv(ctx, forced, plan)
+    elif fmt == "parquet":
+        yield from _stream_parquet(ctx, forced, plan)
+    else:
+        table, bad = _read_jsonl(ctx, forced)
+        if bad:
+            log.warning("%s: skipped %d bad row(s)", ctx.name, bad)
+        yield ReadResult(table, bad)
+
+
+def _infer_text(arr: pa.Array) -> pa.Array:
+    """Text read as-is → the narrowest jfx type all its values parse as (CSV inference's order)."""
+    if arr.null_count == len(arr):
+        return pa.nulls(len(arr))
+    for target in ("int", "bool", "timestamp", "float"):
+        try:
+            return _caster(arr.type, target)(arr)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return arr
+
+
+def _fit_widened(arr: pa.Array, target: str | None) -> pa.Array | None:
+    """A text column's block as ``target`` (``None``: as inferred), or ``None`` if it does not fit."""
+    inferred = _infer_text(arr)
+    got = _jfx_type(inferred.type)
+    if target is None:
+        return inferred
+    if got is None:
+        return pa.nulls(len(arr), arrow_type(target))
+    if got == target:
+        return inferred
+    if _widen(target, got) != target:
+        return None
+    if target == "string":
+        return arr
+    return pc.cast(inferred, arrow_type(target))  # int → float
+
+
+def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
+    import pyarrow.csv as pcsv
+
+    compressed = _csv_scan.streamed(ctx.path)
+    if not compressed:
+        open_at = _csv_scan.unclosed_quote(ctx.path)
+        if open_at is not None:
+            raise _unclosed_quote(ctx, open_at)
+    widened = dict(plan.widened)
+    typed = {c: arrow_type(t) for c, t in forced.items()
+             if t in ("int", "float", "bool") and c not in plan.demoted and c not in widened}
+    as_string = {c for c, t in forced.items() if t in ("string", "timestamp") or c in plan.demoted} | set(widened)
+    bad: list[Any] = []
+    # Blocks hold whole records: a record over half the limit straddles one and is measured.
+    block_size = plan.block_size if plan.grown else min(plan.block_size, CSV_MAX_RECORD_BYTES // 2)
+
+    def on_invalid(row: Any) -> str:
+        bad.append((row.number, row.expected_columns, row.actual_columns, row.text))
+        return "skip"
+
+    options = {
+        "read_options": pcsv.ReadOptions(use_threads=not plan.serial, block_size=block_size),
+        "parse_options": pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+        "convert_options": pcsv.ConvertOptions(
+            column_types={**typed, **{c: pa.string() for c in as_string}}, strings_can_be_null=True),
+    }
+    stream = _csv_scan.CheckedStream(ctx.path) if compressed else None
+    reader = None
+
+    def fail(err: pa.ArrowInvalid) -> Exception:
+        msg = str(err)
+        if stream is not None and (open_at := stream.open_quote()) is not None:
+            return _unclosed_quote(ctx, open_at)
+        if "Empty CSV file" in msg:
+            return ctx.fail("the file is empty; expected a header line with the column names")
+        if "UTF8" in msg or "UTF-8" in msg:
+            return _not_utf8(ctx)
+        if "straddling object" in msg:  # a record longer than a block
+            from dataclasses import replace
+
+            return Restart(replace(plan, block_size=_csv_block_size(ctx, block_size, msg), grown=True))
+        m = re.search(r"In CSV column #(\d+)", msg)
+        if m is None:
+            return ctx.fail(f"cannot parse the file as CSV: {msg}")
+        names = reader.schema.names if reader is not None else _csv_header(ctx, block_size)
+        col = names[int(m.group(1))]
+        if col in typed:  # a forced type: find the values that do not convert ourselves
+            from dataclasses import replace
+
+            return Restart(replace(plan, demoted=plan.demoted | {col}))
+        if reader is None:  # pragma: no cover - the first block's values infer its types
+            return ctx.fail(f"cannot parse the file as CSV: {msg}")
+        # A value that does not fit the type pyarrow inferred from the first block.
+        # Read it as text from now on, its type inferred per block; the caller widens it.
+        return Restart(plan.widen(col, None))
+
+    try:
+        try:
+            reader = pcsv.open_csv(stream if stream is not None else ctx.path, **options)
+        except pa.ArrowInvalid as err:
+            raise fail(err) from None
+        _check_names(ctx, reader.schema.names)
+        records = 1  # the header; records (rows read or skipped) before the current block
+        any_block = False
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as err:
+                raise fail(err) from None
+            if bad and not ctx.skip:
+                number = bad[0][0]
+                if number is None:  # not known when parsed by several threads
+                    from dataclasses import replace
+
+                    raise Restart(replace(plan, serial=True))
+                _, expected, actual, text = bad[0]
+                raise ctx.fail(f"line {_csv_line(ctx, number)}: expected {expected} fields, got {actual}: "
+                               f"{_clip(text)!r}; {_BAD_ROW_HINT}")
+            skipped = len(bad)
+            bad.clear()
+            base = records + skipped  # approximately: bad rows are counted as they are met
+            records += batch.num_rows + skipped
+            yield ReadResult(*_finish_csv_block(ctx, pa.Table.from_batches([batch]), forced, as_string,
+                                                widened, plan, base, skipped))
+            any_block = True
+        if stream is not None and (open_at := stream.open_quote()) is not None:
+            raise _unclosed_quote(ctx, open_at)
+        if bad and not ctx.skip:  # met after the last block was read
+            if bad[0][0] is None:
+                from dataclasses import replace
+
+                raise Restart(replace(plan, serial=True))
+            _, expected, actual, text = bad[0]
+            raise ctx.fail(f"line {_csv_line(ctx, bad[0][0])}: expected {expected} fields, got {actual}: "
+                           f"{_clip(text)!r}; {_BAD_ROW_HINT}")
+        if bad or not any_block:  # an empty block (no types) carries what is left
+            yield ReadResult(pa.table({n: pa.nulls(0) for n in reader.schema.names}), len(bad))
+    finally:
+        if reader is not None:
+            reader.close()
+        if stream is not None:
+            stream.close()
+
+
+def _finish_csv_block(ctx: _Ctx, table: pa.Table, forced: Mapping[str, str], as_string: set[str],
+                      widened: Mapping[str, str | None], plan: ReadPlan, base: int,
+                      skipped: int) -> tuple[pa.Table, int]:
+    columns: dict[str, pa.Array] = {}
+    bad_mask = np.zeros(table.num_rows, dtype=bool)
+    for col in table.column_names:
+        arr = table.column(col).combine_chunks() if table.num_rows else pa.array([], table.column(col).type)
+        if col in widened:
+            fitted = _fit_widened(arr, widened[col])
+            if fitted is None:
+                raise Restart(plan.widen(col, _widen(widened[col], _jfx_type(_infer_text(arr).type))))
+            arr = fitted
+        elif col in forced and col in as_string and forced[col] != "string":
+            arr, rows = _convert(ctx, arr, col, forced[col], lambda i: f"line {_csv_line(ctx, base + i + 1)}")
+            bad_mask[rows] = True
+        else:
+            arr = _normalise(ctx, arr, col, infer=col not in forced)
+        columns[col] = arr
+    table = pa.Table.from_pydict(columns) if columns else table
+    table, dropped = _drop_bad(table, bad_mask)
+    return table, skipped + dropped
+
+
+def _stream_parquet(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = storage.open_parquet(ctx.path) if storage.is_remote(str(ctx.path)) else pq.ParquetFile(ctx.path)
+        names = pf.schema_arrow.names
+    except (pa.ArrowException, OSError) as err:
+        raise ctx.fail(f"cannot read the file as Parquet: {err}") from err
+    _check_names(ctx, names)
+    batch_rows = max(1024, plan.block_size // (16 * max(1, len(names))))
+    done = 0
+    any_block = False
+    try:
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            offset = done
+            table, bad = _finish_typed(ctx, pa.Table.from_batches([batch]), forced,
+                                       lambda i, offset=offset: f"row {offset + i + 1}")
+            done += batch.num_rows
+            any_block = True
+            yield ReadResult(table, bad)
+    except (pa.ArrowException, OSError) as err:
+        raise ctx.fail(f"cannot read the file as Parquet: {err}") from err
+    if not any_block:
+        table, bad = _finish_typed(ctx, pf.schema_arrow.empty_table(), forced, lambda i: f"row {i + 1}")
+        yield ReadResult(table, bad)
