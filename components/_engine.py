@@ -268,7 +268,7 @@ def _run_kernel(kernel: Kernel, sources: Sequence[Any] | Mapping[str, Sequence[A
     def run(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], spill: str | None = None) -> dict[str, Any]:
         reads = {key: _Read(k, columns) for key, k in kernels.items()}
         if beam_pipeline_args is None:
-            return _run_in_process(kernels, pieces, reads, batch_size, num_workers or _default_workers(pieces),
+            return _run_in_process(kernels, pieces, reads, batch_size, num_workers or os.cpu_count() or 1,
                                    spill, copies)
         from jfx.components._engine_beam import run_on_beam
 
@@ -294,15 +294,6 @@ def _run_kernel(kernel: Kernel, sources: Sequence[Any] | Mapping[str, Sequence[A
         if spill_dir is not None:
             shutil.rmtree(spill_dir, ignore_errors=True)
     return results if grouped else results[""]
-
-
-def _default_workers(pieces: Mapping[str, Sequence[Piece]]) -> int:
-    """Threads for the in-process engine: one per CPU; four per CPU when pieces are on an
-    object store, whose reads wait on the network (the GIL is released meanwhile), so that
-    reading the next pieces overlaps computing on the current ones."""
-    cpus = os.cpu_count() or 1
-    remote = any(storage.is_remote(p.source.path) for group in pieces.values() for p in group)
-    return cpus * 4 if remote else cpus
 
 
 class _Copy:

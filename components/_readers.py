@@ -207,6 +207,11 @@ def conform(table: pa.Table, types: Mapping[str, str]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema([(c, arrow_type(t)) for c, t in types.items()]))
 
 
+def _row_namer(offset: int) -> Callable[[int], str]:
+    """Names row ``i`` of a batch that starts after ``offset`` rows of the file (1-based)."""
+    return lambda i: f"row {offset + i + 1}"
+
+
 def read_file(
     path: str | Path,
     fmt: str,
@@ -990,9 +995,7 @@ def _stream_parquet(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any
     any_block = False
     try:
         for batch in pf.iter_batches(batch_size=batch_rows):
-            offset = done
-            table, bad = _finish_typed(ctx, pa.Table.from_batches([batch]), forced,
-                                       lambda i, offset=offset: f"row {offset + i + 1}")
+            table, bad = _finish_typed(ctx, pa.Table.from_batches([batch]), forced, _row_namer(done))
             done += batch.num_rows
             any_block = True
             yield ReadResult(table, bad)
