@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jfx.metadata._store as store_module
 import jfx_testlib as lib
+import pytest
 from jfx import Pipeline
 from jfx.metadata import EventType, ExecutionState, MetadataStore
 from jfx.metadata._schema import artifacts as artifacts_t
@@ -107,3 +108,52 @@ def test_a_complete_record_failing_inside_its_transaction_writes_nothing(tmp_pat
     monkeypatch.undo()
     _rerun_publishes_both(tmp_path)
 
+
+
+def test_on_an_object_store_a_failed_complete_record_or_upload_leaves_no_object(tmp_path, s3_root):
+    """On a store publishing is an upload, and the metadata commit makes it visible: when either fails,
+    no object of the node's outputs stays on the store and no artifact is recorded."""
+    from jfx import _storage as storage
+
+    def pipeline() -> Pipeline:
+        two = lib.two_outputs(value=7)
+        return Pipeline("pub", components=[two], pipeline_root=s3_root, metadata_url=f"sqlite:///{tmp_path / 'md.sqlite'}")
+
+    def objects_left() -> list[str]:
+        fs, path = storage.filesystem(storage.join(s3_root, "pub", "two_outputs"))
+        try:
+            return sorted(fs.find(path))
+        except FileNotFoundError:
+            return []
+
+    real_put = MetadataStore.put_execution
+
+    def put_execution(self, execution, **kwargs):
+        if execution.state == ExecutionState.COMPLETE and execution.node_id == "two_outputs":
+            raise ConnectionError("the database went away")
+        return real_put(self, execution, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:  # the fixture's own monkeypatch holds the store's settings
+        mp.setattr(MetadataStore, "put_execution", put_execution)
+        result = RUNNER.run(pipeline())
+    assert "the database went away" in result.nodes["two_outputs"].error
+    assert objects_left() == [], "the uploads were removed"
+
+    import jfx._storage as storage_module
+
+    real_upload = storage_module.upload_dir
+
+    def upload_dir(local, uri, *args, **kwargs):
+        if str(uri).rstrip("/").split("/")[-2] == "second":
+            raise OSError(28, "the store refused the upload")
+        return real_upload(local, uri, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(storage_module, "upload_dir", upload_dir)
+        result = RUNNER.run(pipeline())
+    assert "the store refused the upload" in result.nodes["two_outputs"].error
+    assert objects_left() == [], "the first output's upload was removed"
+    with MetadataStore(f"sqlite:///{tmp_path / 'md.sqlite'}") as store:
+        assert store.get_artifacts() == []
+    assert RUNNER.run(pipeline()).state == RunState.COMPLETE
+    assert len(objects_left()) == 2
