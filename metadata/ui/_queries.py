@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from jfx.metadata._queries import chunks
 from jfx.metadata._records import MAX_SQL_INT, PIPELINE, PIPELINE_RUN, ArtifactRecord, EventType, ExecutionRecord
-from jfx.metadata._rows import to_artifact, to_execution
-from jfx.metadata._runs import PARAMETERS_KEY, RUN_LIST_FIELDS, STATE_KEY
+from jfx.metadata._rows import RUN_COLUMNS, to_artifact, to_execution
+from jfx.metadata._runs import PARAMETERS_KEY, RUN_LIST_FIELDS
 from jfx.metadata._schema import artifacts as artifacts_t
 from jfx.metadata._schema import associations as associations_t
 from jfx.metadata._schema import attributions as attributions_t
@@ -89,7 +89,7 @@ def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, s
     columns = [contexts_t.c.id, contexts_t.c.name, contexts_t.c.create_time, parent.c.name.label("pipeline"),
                contexts_t.c.run_state.label("state"), contexts_t.c.run_start_time.label("start_time"),
                contexts_t.c.run_end_time.label("end_time"), props[PARAMETERS_KEY].label("parameters")]
-    columns += [props[f].as_string().label(f) for f in RUN_FIELDS if f not in (STATE_KEY, "start_time", "end_time")]
+    columns += [props[f].as_string().label(f) for f in RUN_FIELDS if f not in RUN_COLUMNS.values()]
     stmt = (sa.select(*columns)
             .select_from(page_ids.join(contexts_t, contexts_t.c.id == page_ids.c.id)
                          .outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
