@@ -10,6 +10,7 @@ from typing import Any
 from jfx.errors import InvalidArgumentError
 from jfx.metadata._records import (
     MAX_SQL_INT,
+    PIPELINE_RUN,
     ArtifactRecord,
     ArtifactState,
     ContextRecord,
@@ -19,6 +20,13 @@ from jfx.metadata._records import (
     ExecutionState,
     coerce_enum,
 )
+
+# A run's state and times live in its context's properties (see _runs.py) and are copied
+# to indexed columns of jfx_contexts (migration 0003), which the run lists filter on:
+# column -> property key. Every write of a run context's properties refreshes them.
+RUN_COLUMNS = {"run_state": "state", "run_start_time": "start_time", "run_end_time": "end_time"}
+# _runs.RunState's values (a test keeps them equal); any other stored state reads as RUNNING.
+RUN_STATE_VALUES = ("RUNNING", "COMPLETE", "FAILED", "CANCELLED", "ABANDONED")
 
 
 def now() -> datetime:
@@ -131,6 +139,32 @@ def context_row(c: ContextRecord, now: datetime) -> dict[str, Any]:
         "parent_id": None if c.parent_id is None else check_id(c.parent_id, "ContextRecord.parent_id"),
         "properties": check_dict(c.properties, "ContextRecord.properties"),
         "create_time": check_time(c.create_time, "ContextRecord.create_time") or now,
+        **run_columns(c.type_name, c.properties if isinstance(c.properties, Mapping) else {}),
+    }
+
+
+def _run_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value)) if value else None
+        except ValueError:
+            return None  # unreadable: unknown, as RunRecord reads it
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+def run_columns(type_name: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The promoted run columns of a context: a run's state and times; ``None`` for other contexts."""
+    if type_name != PIPELINE_RUN:
+        return dict.fromkeys(RUN_COLUMNS)
+    state = properties.get(RUN_COLUMNS["run_state"])
+    return {
+        "run_state": state if state in RUN_STATE_VALUES else RUN_STATE_VALUES[0],
+        "run_start_time": _run_time(properties.get(RUN_COLUMNS["run_start_time"])),
+        "run_end_time": _run_time(properties.get(RUN_COLUMNS["run_end_time"])),
     }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from jfx.errors import InvalidArgumentError
 from jfx.metadata._records import PIPELINE, PIPELINE_RUN, ContextRecord, ListOptions
+from jfx.metadata._rows import RUN_COLUMNS
 from jfx.metadata._store import MetadataStore
 
 __all__ = [
@@ -40,12 +41,13 @@ __all__ = [
     "reopen_run",
 ]
 
-# The property keys. The UI's SQL filters on STATE_KEY and reads the RUN_LIST_FIELDS
-# columns by JSON path, so these names are the stored format: renaming one needs a migration.
-STATE_KEY = "state"
+# The property keys. The store copies a run's state and times to indexed columns
+# (_rows.RUN_COLUMNS, migration 0003) and the UI's SQL reads the other RUN_LIST_FIELDS by
+# JSON path, so these names are the stored format: renaming one needs a migration.
+STATE_KEY = RUN_COLUMNS["run_state"]
 PARAMETERS_KEY = "parameters"
 IR_KEY = "ir"
-_START, _END, _RESUMED = "start_time", "end_time", "resumed_time"
+_START, _END, _RESUMED = RUN_COLUMNS["run_start_time"], RUN_COLUMNS["run_end_time"], "resumed_time"
 _ROOT, _CACHE, _ATTEMPTS = "pipeline_root", "enable_cache", "attempts"
 _HOST, _PID, _RUNNER = "host", "pid", "runner"
 _NODE_STATES, _ERROR, _PARTIAL = "node_states", "error", "partial"

@@ -27,7 +27,7 @@ __all__ = [
 
 # The newest migration in migrations/versions; opening a store compares against it
 # without loading alembic (a test pins it to alembic's own head).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 VERSION_TABLE = "jfx_alembic_version"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -119,6 +119,10 @@ contexts = sa.Table(
     ),
     sa.Column("properties", sa.JSON, nullable=False),
     sa.Column("create_time", UtcMillis, nullable=False),
+    # a run's state and times, copied from its properties (NULL for other contexts)
+    sa.Column("run_state", sa.String(16), nullable=True),
+    sa.Column("run_start_time", UtcMillis, nullable=True),
+    sa.Column("run_end_time", UtcMillis, nullable=True),
     sa.UniqueConstraint("type_name", "name", name="uq_jfx_contexts_type_name_name"),
     sa.Index("ix_jfx_contexts_parent_id", "parent_id"),
     sa.Index("ix_jfx_contexts_create_time", "create_time"),
@@ -126,6 +130,9 @@ contexts = sa.Table(
     sa.Index("ix_jfx_contexts_type_name_create_time", "type_name", "create_time", "id"),
     sa.Index("ix_jfx_contexts_type_name_id", "type_name", "id"),
     sa.Index("ix_jfx_contexts_parent_id_type_name", "parent_id", "type_name", "create_time"),
+    # runs of one state newest first, of all pipelines or of one
+    sa.Index("ix_jfx_contexts_type_name_run_state", "type_name", "run_state", "create_time", "id"),
+    sa.Index("ix_jfx_contexts_parent_id_run_state", "parent_id", "type_name", "run_state", "create_time"),
     **_TABLE_ARGS,
 )
 

@@ -50,6 +50,7 @@ from jfx.metadata._records import (
     coerce_enum,
 )
 from jfx.metadata._rows import (
+    RUN_COLUMNS,
     artifact_row,
     check_dict,
     check_id,
@@ -60,6 +61,7 @@ from jfx.metadata._rows import (
     execution_row,
     missing,
     now,
+    run_columns,
     stamp_artifact,
     stamp_execution,
     to_artifact,
@@ -83,7 +85,7 @@ _FIRST_DELAY_S = 0.02
 _MAX_DELAY_S = 1.0
 _ARTIFACT_UPDATES = ("name", "uri", "state", "fingerprint", "properties", "update_time")
 _EXECUTION_UPDATES = ("state", "error", "properties", "end_time", "cache_key", "parameters")
-_CONTEXT_UPDATES = ("properties",)
+_CONTEXT_UPDATES = ("properties", *RUN_COLUMNS)
 
 
 class MetadataStore:
@@ -385,7 +387,8 @@ class MetadataStore:
             record = to_context(row)
             record.properties = {**record.properties, **properties}
             conn.execute(
-                sa.update(contexts_t).where(contexts_t.c.id == context_id).values(properties=record.properties)
+                sa.update(contexts_t).where(contexts_t.c.id == context_id)
+                .values(properties=record.properties, **run_columns(record.type_name, record.properties))
             )
             return record
 

@@ -14,9 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from jfx.metadata._queries import chunks
-from jfx.metadata._records import PIPELINE, PIPELINE_RUN, ArtifactRecord, EventType, ExecutionRecord
-from jfx.metadata._rows import to_artifact, to_execution
-from jfx.metadata._runs import PARAMETERS_KEY, RUN_LIST_FIELDS, STATE_KEY
+from jfx.metadata._records import MAX_SQL_INT, PIPELINE, PIPELINE_RUN, ArtifactRecord, EventType, ExecutionRecord
+from jfx.metadata._rows import RUN_COLUMNS, to_artifact, to_execution
+from jfx.metadata._runs import PARAMETERS_KEY, RUN_LIST_FIELDS
 from jfx.metadata._schema import artifacts as artifacts_t
 from jfx.metadata._schema import associations as associations_t
 from jfx.metadata._schema import attributions as attributions_t
@@ -26,6 +26,7 @@ from jfx.metadata._schema import executions as executions_t
 from jfx.metadata._store import MetadataStore
 
 __all__ = [
+    "COUNT_CAP",
     "RUN_FIELDS",
     "pipeline_summaries",
     "run_page",
@@ -48,6 +49,10 @@ def _read(store: MetadataStore, fn: Any) -> Any:
     return store._tx(fn, write=False)  # noqa: SLF001 - the UI reads through the store's transactions
 
 
+# Counts stop here (a page says "10000+"): counting every matching run would read them all.
+COUNT_CAP = 10_000
+
+
 def _run_filters(stmt: sa.Select, pipeline: str | None, state: str | None, search: str | None) -> sa.Select:
     stmt = stmt.where(contexts_t.c.type_name == PIPELINE_RUN)
     if pipeline:
@@ -55,46 +60,78 @@ def _run_filters(stmt: sa.Select, pipeline: str | None, state: str | None, searc
         ids = sa.select(parent.c.id).where(parent.c.type_name == PIPELINE, parent.c.name == pipeline)
         stmt = stmt.where(contexts_t.c.parent_id.in_(ids.scalar_subquery()))
     if state:
-        stmt = stmt.where(contexts_t.c.properties[STATE_KEY].as_string() == state)
+        stmt = stmt.where(contexts_t.c.run_state == state)  # an indexed column (migration 0003)
     if search:
         escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(contexts_t.c.name.like(f"%{escaped}%", escape="\\"))
     return stmt
 
 
+def _capped_count(stmt: sa.Select, cap: int) -> sa.Select:
+    """The number of rows ``stmt`` (one id column) returns, reading at most ``cap`` of them."""
+    return sa.select(sa.func.count()).select_from(stmt.limit(cap).subquery())
+
+
 def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, search: str | None,
-             limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """One page of runs, newest first, and the number of runs matching the filters."""
+             limit: int, offset: int) -> tuple[list[dict[str, Any]], int, bool]:
+    """One page of runs, newest first; the number of runs matching the filters, and whether it is exact.
+
+    The count stops past :data:`COUNT_CAP` runs (or past this page, if deeper): the number
+    is then a lower bound (``exact`` is false) that still tells whether an older page exists.
+    The page's ids come from the indexes alone, so a deep page skips index entries, not rows.
+    """
+    ids = _run_filters(sa.select(contexts_t.c.id), pipeline, state, search)
+    # a derived table, not IN (...): MariaDB refuses LIMIT inside IN
+    page_ids = (ids.order_by(contexts_t.c.create_time.desc(), contexts_t.c.id.desc())
+                .limit(limit).offset(offset).subquery("page"))
     parent = contexts_t.alias("parent")
     props = contexts_t.c.properties
     columns = [contexts_t.c.id, contexts_t.c.name, contexts_t.c.create_time, parent.c.name.label("pipeline"),
-               props[PARAMETERS_KEY].label("parameters")]
-    columns += [props[f].as_string().label(f) for f in RUN_FIELDS]
-    stmt = sa.select(*columns).select_from(contexts_t.outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
-    stmt = _run_filters(stmt, pipeline, state, search)
-    stmt = stmt.order_by(contexts_t.c.create_time.desc(), contexts_t.c.id.desc()).limit(limit).offset(offset)
-    count = _run_filters(sa.select(sa.func.count()).select_from(contexts_t), pipeline, state, search)
+               contexts_t.c.run_state.label("state"), contexts_t.c.run_start_time.label("start_time"),
+               contexts_t.c.run_end_time.label("end_time"), props[PARAMETERS_KEY].label("parameters")]
+    columns += [props[f].as_string().label(f) for f in RUN_FIELDS if f not in RUN_COLUMNS.values()]
+    stmt = (sa.select(*columns)
+            .select_from(page_ids.join(contexts_t, contexts_t.c.id == page_ids.c.id)
+                         .outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
+            .order_by(contexts_t.c.create_time.desc(), contexts_t.c.id.desc()))
+    cap = min(max(COUNT_CAP, offset + limit), MAX_SQL_INT - 1) + 1
+    count = _capped_count(ids, cap)
 
-    def read(conn: sa.Connection) -> tuple[list[dict[str, Any]], int]:
+    def read(conn: sa.Connection) -> tuple[list[dict[str, Any]], int, bool]:
         rows = [dict(r._mapping) for r in conn.execute(stmt)]
-        return rows, int(conn.execute(count).scalar() or 0)
+        total = int(conn.execute(count).scalar() or 0)
+        return rows, min(total, cap - 1), total < cap
 
     return _read(store, read)
 
 
 def pipeline_summaries(store: MetadataStore) -> list[dict[str, Any]]:
-    """Every pipeline with its number of runs and the time of its latest run."""
-    runs = contexts_t.alias("run")
-    stmt = (
-        sa.select(contexts_t.c.id, contexts_t.c.name, sa.func.count(runs.c.id).label("runs"),
-                  sa.func.max(runs.c.create_time).label("last_run_time"))
-        .select_from(contexts_t.outerjoin(runs, (runs.c.parent_id == contexts_t.c.id)
-                                          & (runs.c.type_name == PIPELINE_RUN)))
-        .where(contexts_t.c.type_name == PIPELINE)
-        .group_by(contexts_t.c.id, contexts_t.c.name)
-        .order_by(contexts_t.c.name)
-    )
-    return _read(store, lambda conn: [dict(r._mapping) for r in conn.execute(stmt)])
+    """Every pipeline with its number of runs (exact up to :data:`COUNT_CAP`) and the time of its latest run.
+
+    Each pipeline costs two index lookups: its newest run, and a count that stops at the cap.
+    """
+    pipelines = (sa.select(contexts_t.c.id, contexts_t.c.name)
+                 .where(contexts_t.c.type_name == PIPELINE).order_by(contexts_t.c.name))
+
+    def of(pipeline_id: Any) -> sa.Select:
+        return sa.select(contexts_t.c.id).where(contexts_t.c.parent_id == pipeline_id,
+                                                 contexts_t.c.type_name == PIPELINE_RUN)
+
+    pid = sa.bindparam("pipeline_id")
+    newest = (sa.select(contexts_t.c.create_time).where(contexts_t.c.parent_id == pid,
+                                                        contexts_t.c.type_name == PIPELINE_RUN)
+              .order_by(contexts_t.c.create_time.desc()).limit(1))
+    count = _capped_count(of(pid), COUNT_CAP + 1)
+
+    def read(conn: sa.Connection) -> list[dict[str, Any]]:
+        found = []
+        for p_id, name in conn.execute(pipelines).all():
+            runs = int(conn.execute(count, {"pipeline_id": p_id}).scalar() or 0)
+            found.append({"id": p_id, "name": name, "runs": min(runs, COUNT_CAP), "runs_exact": runs <= COUNT_CAP,
+                          "last_run_time": conn.execute(newest, {"pipeline_id": p_id}).scalar()})
+        return found
+
+    return _read(store, read)
 
 
 def run_context(store: MetadataStore, run_id: str) -> dict[str, Any] | None:
@@ -167,7 +204,7 @@ def artifact_runs(store: MetadataStore, artifact_id: int, limit: int) -> list[di
     parent = contexts_t.alias("parent")
     stmt = (
         sa.select(contexts_t.c.name.label("id"), parent.c.name.label("pipeline"),
-                  contexts_t.c.properties[STATE_KEY].as_string().label("state"))
+                  contexts_t.c.run_state.label("state"))
         .select_from(attributions_t.join(contexts_t, contexts_t.c.id == attributions_t.c.context_id)
                      .outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
         .where(attributions_t.c.artifact_id == artifact_id, contexts_t.c.type_name == PIPELINE_RUN)

@@ -16,14 +16,21 @@ MAX_PAGE = 500
 
 
 def pipelines_json(store: MetadataStore, query: Query) -> dict[str, Any]:
-    """``GET /api/pipelines``: every pipeline, its number of runs and when it last ran."""
+    """``GET /api/pipelines``: every pipeline, its number of runs and when it last ran.
+
+    ``runs`` stops at :data:`~jfx.metadata.ui._queries.COUNT_CAP`; ``runs_exact`` is false when it did.
+    """
     rows = _queries.pipeline_summaries(store)
-    return {"pipelines": [{"name": r["name"], "runs": r["runs"], "last_run_time": iso(r["last_run_time"])}
-                          for r in rows]}
+    return {"pipelines": [{"name": r["name"], "runs": r["runs"], "runs_exact": r["runs_exact"],
+                           "last_run_time": iso(r["last_run_time"])} for r in rows]}
 
 
 def runs_json(store: MetadataStore, query: Query) -> dict[str, Any]:
-    """``GET /api/runs?pipeline=&state=&q=&limit=&offset=``: one page of runs, newest first."""
+    """``GET /api/runs?pipeline=&state=&q=&limit=&offset=``: one page of runs, newest first.
+
+    ``total`` counts the matching runs up to :data:`~jfx.metadata.ui._queries.COUNT_CAP` (or
+    to this page's end, if deeper); ``total_exact`` is false when there are more.
+    """
     state = query.str("state")
     if state is not None:
         state = state.upper()
@@ -32,12 +39,13 @@ def runs_json(store: MetadataStore, query: Query) -> dict[str, Any]:
     limit = query.int("limit", 50, lo=1, hi=MAX_PAGE)
     offset = query.int("offset", 0)
     pipeline, search = query.str("pipeline"), query.str("q")
-    rows, total = _queries.run_page(store, pipeline=pipeline, state=state, search=search, limit=limit, offset=offset)
+    rows, total, exact = _queries.run_page(store, pipeline=pipeline, state=state, search=search, limit=limit,
+                                           offset=offset)
     runs = [{
         "id": r["name"], "pipeline": r["pipeline"], "state": r["state"] or "",
-        "start_time": r["start_time"] or iso(r["create_time"]), "end_time": r["end_time"],
+        "start_time": iso(r["start_time"] or r["create_time"]), "end_time": iso(r["end_time"]),
         "duration_s": duration_s(r["start_time"], r["end_time"]), "parameters": r["parameters"] or {},
         "runner": r["runner"], "attempts": int(r["attempts"]) if r["attempts"] else 1,
     } for r in rows]
-    return {"runs": runs, "total": total, "limit": limit, "offset": offset,
+    return {"runs": runs, "total": total, "total_exact": exact, "limit": limit, "offset": offset,
             "filters": {"pipeline": pipeline, "state": state, "q": search}, "states": list(RUN_STATES)}

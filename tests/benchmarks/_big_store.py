@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from jfx import Input, Output, Pipeline, component
 from jfx.metadata import MetadataStore
 from jfx.metadata._backend import normalize_url
+from jfx.metadata._rows import run_columns
 from jfx.metadata._runs import RunRecord, RunState
 from jfx.metadata._schema import artifacts, associations, attributions, contexts, events, executions
 from jfx.types import Dataset
@@ -189,7 +190,8 @@ def build(url: str, root: Path, executions_wanted: int = 1_000_000, nodes: int =
                            host=HOST, pid=1000 + r % 30000, runner="local", node_states=node_states)
         rows.setdefault(contexts, []).append({"id": run_ctx, "type_name": "pipeline_run", "name": run_id,
                                               "parent_id": 1, "properties": record.to_properties(),
-                                              "create_time": start})
+                                              "create_time": start,
+                                              **run_columns("pipeline_run", record.to_properties())})
         # a node's input is the previous node's output, attributed to the run already: one row per pair
         if (r + 1) % runs_per_tx == 0 or r == runs - 1:
             attr = rows.get(attributions, [])

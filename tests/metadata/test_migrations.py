@@ -125,3 +125,33 @@ def test_a_store_at_0001_is_upgraded_with_its_records_and_gets_the_scale_indexes
         assert "ix_jfx_contexts_type_name_create_time" in {i["name"] for i in inspector.get_indexes("jfx_contexts")}
     finally:
         engine.dispose()
+
+
+def test_a_store_at_0002_gets_its_runs_state_and_times_as_indexed_columns(store_url):
+    from alembic import command
+
+    from jfx.metadata._runs import RunRecord, RunState, create_run, finish_run, list_runs
+    from jfx.metadata.ui import _queries
+
+    with MetadataStore(store_url) as store:
+        done = create_run(store, "p", RunRecord("p-1", runner="local"))
+        finish_run(store, done.context_id, RunState.FAILED, {"a": "failed"})
+        create_run(store, "p", RunRecord("p-2", runner="local"))
+        before = list_runs(store, "p")
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0002")
+        assert "run_state" not in {c["name"] for c in sa.inspect(engine).get_columns("jfx_contexts")}
+        with MetadataStore(store_url) as store:  # opening upgrades it, filling the columns from the properties
+            assert list_runs(store, "p") == before
+            rows, total, exact = _queries.run_page(store, pipeline="p", state="FAILED", search=None, limit=50,
+                                                   offset=0)
+            assert [(r["name"], r["state"]) for r in rows] == [("p-1", "FAILED")] and (total, exact) == (1, True)
+            failed = next(r for r in before if r.run_id == "p-1")
+            assert (rows[0]["start_time"], rows[0]["end_time"]) == (failed.start_time, failed.end_time)
+            running = _queries.run_page(store, pipeline=None, state="RUNNING", search=None, limit=50, offset=0)[0]
+            assert [(r["name"], r["end_time"]) for r in running] == [("p-2", None)]
+        assert "ix_jfx_contexts_type_name_run_state" in {i["name"] for i in sa.inspect(engine).get_indexes("jfx_contexts")}
+    finally:
+        engine.dispose()

@@ -97,3 +97,27 @@ def test_the_ui_run_list_and_pipelines_use_indexes(history):
                  lambda: _queries.artifact_page(store, type_name=None, name="b.out", limit=50, offset=0)):
         plans = plans_of(store, call)
         assert plans and full_scans(plans) == [], full_scans(plans)
+
+
+def test_run_lists_by_state_and_capped_counts_use_indexes(history, monkeypatch):
+    from jfx.metadata.ui import _queries
+
+    store, _ = history
+    monkeypatch.setattr(_queries, "COUNT_CAP", 5)
+    calls = [lambda: _queries.run_page(store, pipeline=None, state="FAILED", search=None, limit=50, offset=0),
+             lambda: _queries.run_page(store, pipeline="p", state="COMPLETE", search=None, limit=10, offset=20),
+             lambda: _queries.run_page(store, pipeline=None, state=None, search=None, limit=10, offset=20)]
+    for call in calls:
+        plans = plans_of(store, call)
+        assert plans and full_scans(plans) == [], full_scans(plans)
+        # newest first straight from an index, filtered by state in it: no sort of the runs
+        # newest first straight from an index, filtered by state in it: the only sort is of the page's rows
+        for _, steps in plans:
+            inner = steps[:steps.index("SCAN page")] if "SCAN page" in steps else steps
+            assert not any("TEMP B-TREE" in step for step in inner), steps
+        assert any("ix_jfx_contexts_type_name_run_state" in step or "ix_jfx_contexts_parent_id_run_state" in step
+                   for _, steps in plans for step in steps) or call is calls[2], plans
+    assert _queries.run_page(store, pipeline="p", state="COMPLETE", search=None, limit=3, offset=0)[1:] == (5, False)
+    assert _queries.run_page(store, pipeline="p", state="COMPLETE", search=None, limit=10, offset=20)[1:] == (30, True)
+    [summary] = _queries.pipeline_summaries(store)
+    assert (summary["runs"], summary["runs_exact"]) == (5, False)

@@ -89,3 +89,34 @@ def test_every_runner_records_the_same_run(tmp_path, runner):
     assert record.node_order == list(result.nodes)
     with Client(url) as client:  # the Client reads the same record
         assert client.run(result.run_id).record == record
+
+
+def _run_columns(store: MetadataStore, run_id: str) -> tuple:
+    import sqlalchemy as sa
+
+    from jfx.metadata._schema import contexts
+
+    with store._engine.connect() as conn:
+        return conn.execute(sa.select(contexts.c.run_state, contexts.c.run_start_time, contexts.c.run_end_time)
+                            .where(contexts.c.name == run_id)).one()
+
+
+def test_every_state_change_updates_the_indexed_run_columns(store):
+    from jfx.metadata._rows import RUN_STATE_VALUES
+
+    assert tuple(s.value for s in RunState) == RUN_STATE_VALUES
+    made = create_run(store, "p", RunRecord("p-1", host="h", pid=1, runner="local"))
+    assert _run_columns(store, "p-1") == ("RUNNING", made.start_time, None)
+    finish_run(store, made.context_id, RunState.FAILED, {"a": "failed"})
+    done = get_run(store, "p-1")
+    assert _run_columns(store, "p-1") == ("FAILED", done.start_time, done.end_time) and done.end_time is not None
+    reopen_run(store, done, host="h", pid=2, runner="local")
+    assert _run_columns(store, "p-1") == ("RUNNING", done.start_time, None)
+    abandon_run(store, made.context_id)
+    assert _run_columns(store, "p-1") == ("ABANDONED", done.start_time, get_run(store, "p-1").end_time)
+    # other contexts have none; a run context written directly gets them from its properties
+    assert _run_columns(store, "p") == (None, None, None)
+    [ctx] = store.put_contexts([ContextRecord(PIPELINE_RUN, "p-2", properties={"state": "odd", "start_time": "x"})])
+    assert _run_columns(store, "p-2") == ("RUNNING", None, None)  # as RunRecord reads it
+    store.put_contexts([ContextRecord(PIPELINE_RUN, "p-2", id=ctx, properties={"state": "COMPLETE"})])
+    assert _run_columns(store, "p-2")[0] == "COMPLETE"

@@ -36,6 +36,20 @@ def test_runs_list_filters_by_pipeline_state_and_id_and_pages(get, fake):
     assert [(p["name"], p["runs"]) for p in pipelines] == [("demo", 2), ("other", 1)]
 
 
+def test_counts_stop_at_the_cap_and_say_so(get, monkeypatch):
+    from jfx.metadata.ui import _queries
+
+    monkeypatch.setattr(_queries, "COUNT_CAP", 1)
+    body = get("/api/runs")[1]
+    assert len(body["runs"]) == 3 and (body["total"], body["total_exact"]) == (3, True)  # this page counts
+    body = get("/api/runs?limit=1")[1]
+    assert [r["id"] for r in body["runs"]] == ["other-run-1"] and (body["total"], body["total_exact"]) == (1, False)
+    body = get("/api/runs?limit=1&offset=1&state=failed")[1]
+    assert body["runs"] == [] and (body["total"], body["total_exact"]) == (1, True)
+    pipelines = get("/api/pipelines")[1]["pipelines"]
+    assert [(p["name"], p["runs"], p["runs_exact"]) for p in pipelines] == [("demo", 1, False), ("other", 1, True)]
+
+
 @pytest.mark.parametrize("target, code, words", [
     ("/api/runs?limit=abc", 400, "limit='abc'"),
     ("/api/runs?limit=0", 400, "between 1 and 500"),

@@ -2,6 +2,8 @@
 import { fill, api, badge, fmtDuration, fmtTime, fmtValue, h, runHref, setTitle } from "../lib/dom.js";
 
 const PAGE = 50;
+// The server stops counting at a cap: an inexact count is a lower bound, shown as "10,000+".
+const count = (n, exact) => `${Number(n).toLocaleString("en-US")}${exact === false ? "+" : ""}`;
 
 export async function render(main) {
   setTitle("Runs");
@@ -14,7 +16,7 @@ export async function render(main) {
 
   const form = h("form", { class: "filters", method: "get", action: "/runs", role: "search" },
     h("label", {}, "Pipeline ", h("select", { name: "pipeline" }, h("option", { value: "" }, "all"),
-      pipelines.pipelines.map((p) => h("option", { value: p.name, selected: p.name === filters.pipeline }, `${p.name} (${p.runs})`)))),
+      pipelines.pipelines.map((p) => h("option", { value: p.name, selected: p.name === filters.pipeline }, `${p.name} (${count(p.runs, p.runs_exact)})`)))),
     h("label", {}, "State ", h("select", { name: "state" }, h("option", { value: "" }, "any"),
       page.states.map((s) => h("option", { value: s, selected: s === filters.state }, s.toLowerCase())))),
     h("label", {}, "Run id ", h("input", { name: "q", type: "search", value: filters.q, placeholder: "search by id", autocomplete: "off" })),
@@ -41,14 +43,14 @@ export async function render(main) {
       h("td", { class: "params", title: paramText }, paramText || "–"));
   });
   const nav = h("div", { class: "pager" },
-    h("span", { class: "muted" }, page.total ? `runs ${offset + 1}–${offset + page.runs.length} of ${page.total}` : "no runs"),
+    h("span", { class: "muted" }, page.total ? `runs ${offset + 1}–${offset + page.runs.length} of ${count(page.total, page.total_exact)}` : "no runs"),
     offset > 0 ? h("a", { href: pageHref(params, Math.max(0, offset - PAGE)) }, "← newer") : null,
     offset + PAGE < page.total ? h("a", { href: pageHref(params, offset + PAGE) }, "older →") : null);
   fill(main, 
     h("div", { class: "page-head" }, h("h1", {}, "Runs"), compare),
     h("div", { class: "pipelines" }, pipelines.pipelines.map((p) =>
       h("a", { class: `chip${p.name === filters.pipeline ? " active" : ""}`, href: `/runs?pipeline=${encodeURIComponent(p.name)}` },
-        h("strong", {}, p.name), ` ${p.runs} run${p.runs === 1 ? "" : "s"}`))),
+        h("strong", {}, p.name), ` ${count(p.runs, p.runs_exact)} run${p.runs === 1 && p.runs_exact !== false ? "" : "s"}`))),
     form,
     h("table", { class: "grid runs", id: "runs" },
       h("thead", {}, h("tr", {}, ["", "Run", "Pipeline", "State", "Started", "Duration", "Parameters"].map((c) => h("th", {}, c)))),
