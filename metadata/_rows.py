@@ -144,6 +144,7 @@ def context_row(c: ContextRecord, now: datetime) -> dict[str, Any]:
 
 
 def _run_time(value: Any) -> datetime | None:
+    parsed: datetime | None
     if isinstance(value, datetime):
         parsed = value
     else:

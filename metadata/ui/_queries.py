@@ -117,7 +117,7 @@ def pipeline_summaries(store: MetadataStore) -> list[dict[str, Any]]:
         return sa.select(contexts_t.c.id).where(contexts_t.c.parent_id == pipeline_id,
                                                  contexts_t.c.type_name == PIPELINE_RUN)
 
-    pid = sa.bindparam("pipeline_id")
+    pid: sa.BindParameter[Any] = sa.bindparam("pipeline_id")
     newest = (sa.select(contexts_t.c.create_time).where(contexts_t.c.parent_id == pid,
                                                         contexts_t.c.type_name == PIPELINE_RUN)
               .order_by(contexts_t.c.create_time.desc()).limit(1))
