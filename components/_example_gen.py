@@ -356,7 +356,7 @@ def _column_hash(arr: pa.Array) -> np.ndarray:
     """uint64 per value from the value alone (nulls all hash alike)."""
     t = arr.type
     n = len(arr)
-    if pa.types.is_null(t):
+    if pa.types.is_null(t) or arr.null_count == n:
         return np.full(n, _NULL_HASH, dtype=np.uint64)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         # Hash each distinct value once (categorical columns have few).
@@ -559,6 +559,11 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
                 written = dict(types)
             for col, t in types.items():
                 w = written.get(col)
+                if col not in written:  # a JSON Lines field first met in a later block
+                    if not writers and not pending:
+                        written[col] = t
+                        continue
+                    raise Restart(rplan.widen(col, t))
                 if t is None or t == w:
                     continue
                 if w is None and not writers and not pending:
