@@ -50,6 +50,14 @@ def _peak_kb(step: str, data: Path, work: Path, fmt: str) -> int:
     return int(done.stdout.strip().splitlines()[-1])
 
 
+def _write_jsonl(table, path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    with path.open("w", encoding="utf-8") as f:
+        for batch in table.to_batches(50_000):
+            f.write(batch.to_pandas().to_json(orient="records", lines=True, date_format="iso", date_unit="us"))
+            f.write("\n")
+
+
 @pytest.fixture(scope="module")
 def taxi(tmp_path_factory) -> dict[int, Path]:
     root = tmp_path_factory.mktemp("taxi")
@@ -57,11 +65,12 @@ def taxi(tmp_path_factory) -> dict[int, Path]:
     for n in (SMALL, LARGE):
         write(generate(n, seed=1), root / str(n) / "csv", "csv")
         write(generate(n, seed=1), root / str(n) / "parquet", "parquet", row_group_size=16_384)
+        _write_jsonl(generate(n, seed=1), root / str(n) / "jsonl" / "taxi.jsonl")
         out[n] = root / str(n)
     return out
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
 def test_example_gen_and_statistics_gen_peak_memory_does_not_grow_with_rows(taxi, tmp_path, fmt):
     peaks: dict[str, dict[int, int]] = {"ExampleGen": {}, "StatisticsGen": {}}
     for n in (SMALL, LARGE):
