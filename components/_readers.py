@@ -1082,7 +1082,7 @@ def _stream_parquet(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any
     done = 0
     any_block = False
     try:
-        for batch in pf.iter_batches(batch_size=batch_rows):
+        for batch in storage.iter_parquet_batches(pf, batch_rows):
             table, bad = _finish_typed(ctx, pa.Table.from_batches([batch]), forced, _row_namer(done))
             done += batch.num_rows
             any_block = True
