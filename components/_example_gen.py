@@ -73,8 +73,15 @@ __all__ = [
 DEFAULT_SPLITS = {"train": 2, "eval": 1}
 _SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _CHUNK = 1 << 20
-#: Rows per Parquet row group ExampleGen writes (blocks are gathered per split up to this).
+#: Rows per Parquet row group ExampleGen writes (blocks are gathered per split up to this);
+#: ``JFX_ROW_GROUP_ROWS`` overrides it (tests force small row groups, so that the readers
+#: downstream run over many pieces on small data).
 ROW_GROUP_ROWS = 131_072
+
+
+def row_group_rows() -> int:
+    value = os.environ.get("JFX_ROW_GROUP_ROWS")
+    return max(int(value), 1) if value else ROW_GROUP_ROWS
 
 
 # ------------------------------------------------------------------ input files
@@ -541,6 +548,7 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
     rows: dict[str, int] = {}
     bad = 0
     done = False
+    group_rows = row_group_rows()
 
     def flush(name: str) -> None:
         group = pa.concat_tables(pending.pop(name))
@@ -579,7 +587,7 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
                     continue
                 pending.setdefault(name, []).append(part)
                 rows[name] = rows.get(name, 0) + part.num_rows
-                if sum(t.num_rows for t in pending[name]) >= ROW_GROUP_ROWS:
+                if sum(t.num_rows for t in pending[name]) >= group_rows:
                     flush(name)
         for name in list(pending):
             flush(name)
