@@ -549,6 +549,17 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
     bad = 0
     done = False
     group_rows = row_group_rows()
+    # Row groups are encoded and compressed on a thread of their own (pyarrow lets go of the
+    # GIL), while the next blocks are parsed and split: one group at a time, so memory holds
+    # at most the group being written and the ones being gathered.
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jfx-example-gen-write")
+    writing: list[Future] = []
+
+    def wait() -> None:
+        while writing:
+            writing.pop().result()
 
     def flush(name: str) -> None:
         group = pa.concat_tables(pending.pop(name))
@@ -556,7 +567,8 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
             target = _shard_path(plan.out_uri, name, index)
             target.parent.mkdir(parents=True, exist_ok=True)
             writers[name] = pq.ParquetWriter(target, group.schema)
-        writers[name].write_table(group, row_group_size=group.num_rows)
+        wait()
+        writing.append(encoder.submit(writers[name].write_table, group, row_group_size=group.num_rows))
 
     try:
         for block in iter_blocks(f.path, plan.fmt, forced=forced, on_bad_rows=plan.on_bad_rows,
@@ -591,8 +603,12 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
                     flush(name)
         for name in list(pending):
             flush(name)
+        wait()
         done = True
     finally:
+        for future in writing:  # failed: let a write under way finish before closing its file
+            future.exception()
+        encoder.shutdown()
         for w in writers.values():
             w.close()
         if not done:  # read again, or failed: what this file wrote is void
