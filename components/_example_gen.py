@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -271,6 +272,11 @@ def fingerprint_files(files: Sequence[InputFile]) -> str:
     which changes whenever the object is written again) instead of its bytes: nothing is
     downloaded to fingerprint it.
     """
+    return _fingerprint(files)
+
+
+def _fingerprint(files: Sequence[InputFile], stop: threading.Event | None = None) -> str:
+    """:func:`fingerprint_files`; ``stop`` set: give up between chunks (returns ``""``)."""
     h = hashlib.blake2b(digest_size=20)
     for f in sorted(files, key=lambda f: f.rel):
         h.update(b"\0f")
@@ -282,6 +288,8 @@ def fingerprint_files(files: Sequence[InputFile]) -> str:
         h.update(str(Path(f.path).stat().st_size).encode())
         with open(f.path, "rb") as fh:
             while chunk := fh.read(_CHUNK):
+                if stop is not None and stop.is_set():
+                    return ""
                 h.update(chunk)
     return h.hexdigest()
 
@@ -774,10 +782,28 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
     forced = _schema_types(schema)
     plan = _Plan(fmt, examples.uri, on_bad_rows, forced, None if sel.splits else weights, split_key)
     args = resolve_beam_args(beam_pipeline_args)
-    if args is None:
-        types, rows, bad = _run_in_process(plan, sel)
-    else:
-        types, rows, bad = _run_beam(plan, sel, args)
+    # The input's fingerprint is hashed on a thread of its own while the files are converted
+    # (hashlib lets go of the GIL); a failed conversion stops it at its next chunk.
+    fingerprint: list[str] = []
+    stop = threading.Event()
+    def hash_inputs() -> None:
+        try:
+            fingerprint.append(_fingerprint(sel.files, stop))
+        except OSError:  # hashed again below, where the error is raised
+            pass
+
+    hasher = threading.Thread(target=hash_inputs, name="jfx-example-gen-fingerprint", daemon=True)
+    hasher.start()
+    try:
+        if args is None:
+            types, rows, bad = _run_in_process(plan, sel)
+        else:
+            types, rows, bad = _run_beam(plan, sel, args)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        hasher.join(None if not stop.is_set() else 5)
     names = list(sel.splits) if sel.splits else _split_order(weights)
     total = sum(rows.values())
     if total == 0:
@@ -797,7 +823,7 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
         row_counts={name: rows.get(name, 0) for name in names},
         columns=dict(types),
         format=fmt,
-        input_fingerprint=fingerprint_files(sel.files),
+        input_fingerprint=fingerprint[0] if fingerprint else fingerprint_files(sel.files),
         span=sel.span,
         version=sel.version,
         bad_rows_skipped=bad,
