@@ -22,11 +22,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
-import threading
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,16 +326,20 @@ def fingerprint_inputs(
 
 _M1, _M2, _GOLD = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
 _NULL_HASH = np.uint64(0x6A09E667F3BCC908)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _STRING_BLOCK_BYTES = 1 << 23
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a bijective, well-mixing map of uint64 arrays."""
     with np.errstate(over="ignore"):
-        z = x + _GOLD
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        return z ^ (z >> np.uint64(31))
+        z = x + _GOLD  # a new array: the steps below work in place
+        z ^= z >> _S30
+        z *= _M1
+        z ^= z >> _S27
+        z *= _M2
+        z ^= z >> _S31
+        return z
 
 
 def _hash_strings(arr: pa.Array) -> np.ndarray:
@@ -379,7 +384,9 @@ def _column_hash(arr: pa.Array) -> np.ndarray:
         h = _hash_strings(enc.dictionary)[enc.indices.fill_null(0).to_numpy(zero_copy_only=False)]
     elif t == pa.float64():
         v = arr.fill_null(0.0).to_numpy(zero_copy_only=False) + 0.0  # -0.0 → 0.0
-        v = np.where(np.isnan(v), np.nan, v)  # one NaN
+        nan = np.isnan(v)
+        if nan.any():
+            v[nan] = np.nan  # one NaN
         h = _mix(v.view(np.uint64) ^ np.uint64(1))
     elif t == pa.bool_():
         h = _mix(arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint64) ^ np.uint64(2))
@@ -393,6 +400,7 @@ def _column_hash(arr: pa.Array) -> np.ndarray:
     return h
 
 
+@functools.lru_cache(maxsize=4096)
 def _name_salt(name: str) -> np.uint64:
     return np.uint64(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little"))
 
@@ -413,7 +421,11 @@ def row_hashes(table: pa.Table, columns: Sequence[str] | None = None) -> np.ndar
         col = table.column(name)
         arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
         with np.errstate(over="ignore"):
-            acc = _mix(acc * _M1 + (_column_hash(arr) ^ _name_salt(name)))
+            acc *= _M1
+            h = _column_hash(arr)
+            h ^= _name_salt(name)
+            acc += h
+            acc = _mix(acc)
     return acc
 
 
