@@ -372,6 +372,11 @@ def _hash_strings(arr: pa.Array) -> np.ndarray:
     return out
 
 
+def _filled(arr: pa.Array, value: Any) -> np.ndarray:
+    """``arr`` as NumPy with nulls as ``value`` (no fill pass over a column without nulls)."""
+    return (arr.fill_null(value) if arr.null_count else arr).to_numpy(zero_copy_only=False)
+
+
 def _column_hash(arr: pa.Array) -> np.ndarray:
     """uint64 per value from the value alone (nulls all hash alike)."""
     t = arr.type
@@ -381,18 +386,18 @@ def _column_hash(arr: pa.Array) -> np.ndarray:
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         # Hash each distinct value once (categorical columns have few).
         enc = arr.dictionary_encode()
-        h = _hash_strings(enc.dictionary)[enc.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+        h = _hash_strings(enc.dictionary)[_filled(enc.indices, 0)]
     elif t == pa.float64():
-        v = arr.fill_null(0.0).to_numpy(zero_copy_only=False) + 0.0  # -0.0 → 0.0
+        v = _filled(arr, 0.0) + 0.0  # -0.0 → 0.0 (and a copy of its own)
         nan = np.isnan(v)
         if nan.any():
             v[nan] = np.nan  # one NaN
         h = _mix(v.view(np.uint64) ^ np.uint64(1))
     elif t == pa.bool_():
-        h = _mix(arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint64) ^ np.uint64(2))
+        h = _mix(_filled(arr, False).astype(np.uint64) ^ np.uint64(2))
     elif t == pa.int64() or pa.types.is_timestamp(t):
         v = arr.cast(pa.int64()) if t != pa.int64() else arr
-        h = _mix(v.fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64) ^ np.uint64(3))
+        h = _mix(_filled(v, 0).view(np.uint64) ^ np.uint64(3))
     else:
         raise AssertionError(f"unexpected column type {t}")
     if arr.null_count:
