@@ -38,6 +38,7 @@ from jfx.errors import InvalidArgumentError, JfxError
 
 __all__ = [
     "StorageError",
+    "iter_parquet_batches",
     "RemoteFile",
     "is_remote",
     "scheme_of",
@@ -492,6 +493,34 @@ def open_parquet(uri: str | Path, **kwargs: Any) -> Any:
         if _FOOTER_SCOPES:
             _FOOTERS[text] = (int(handle.size), pf.metadata)
     return pf
+
+
+def iter_parquet_batches(pf: Any, batch_size: int, columns: Any = None) -> Any:
+    """The batches ``pf.iter_batches(batch_size=..., columns=...)`` gives (the same rows in the
+    same batches, which may span row groups), read one row group at a time.
+
+    pyarrow's reader over a whole file keeps what it read of earlier row groups until it
+    ends (with pyarrow 25, 200 MB more at 3.2M rows of 18 columns): memory that grows with
+    the file. Row group by row group it stays at one row group and one batch.
+    """
+    import pyarrow as pa
+
+    carry: list[Any] = []  # rows read and not yet given, fewer than batch_size
+    held = 0
+    for group in range(pf.metadata.num_row_groups):
+        for batch in pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns):
+            if not held and batch.num_rows == batch_size:
+                yield batch
+                continue
+            carry.append(batch)
+            held += batch.num_rows
+            if held >= batch_size:
+                table = pa.Table.from_batches(carry)
+                yield from table.slice(0, batch_size).combine_chunks().to_batches()
+                carry = table.slice(batch_size).to_batches()
+                held -= batch_size
+    if held:
+        yield from pa.Table.from_batches(carry).combine_chunks().to_batches()
 
 
 def input_stream(uri: str | Path) -> Any:

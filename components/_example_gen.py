@@ -22,10 +22,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +75,15 @@ __all__ = [
 DEFAULT_SPLITS = {"train": 2, "eval": 1}
 _SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _CHUNK = 1 << 20
-#: Rows per Parquet row group ExampleGen writes (blocks are gathered per split up to this).
+#: Rows per Parquet row group ExampleGen writes (blocks are gathered per split up to this);
+#: ``JFX_ROW_GROUP_ROWS`` overrides it (tests force small row groups, so that the readers
+#: downstream run over many pieces on small data).
 ROW_GROUP_ROWS = 131_072
+
+
+def row_group_rows() -> int:
+    value = os.environ.get("JFX_ROW_GROUP_ROWS")
+    return max(int(value), 1) if value else ROW_GROUP_ROWS
 
 
 # ------------------------------------------------------------------ input files
@@ -264,6 +273,11 @@ def fingerprint_files(files: Sequence[InputFile]) -> str:
     which changes whenever the object is written again) instead of its bytes: nothing is
     downloaded to fingerprint it.
     """
+    return _fingerprint(files)
+
+
+def _fingerprint(files: Sequence[InputFile], stop: threading.Event | None = None) -> str:
+    """:func:`fingerprint_files`; ``stop`` set: give up between chunks (returns ``""``)."""
     h = hashlib.blake2b(digest_size=20)
     for f in sorted(files, key=lambda f: f.rel):
         h.update(b"\0f")
@@ -275,6 +289,8 @@ def fingerprint_files(files: Sequence[InputFile]) -> str:
         h.update(str(Path(f.path).stat().st_size).encode())
         with open(f.path, "rb") as fh:
             while chunk := fh.read(_CHUNK):
+                if stop is not None and stop.is_set():
+                    return ""
                 h.update(chunk)
     return h.hexdigest()
 
@@ -310,16 +326,20 @@ def fingerprint_inputs(
 
 _M1, _M2, _GOLD = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
 _NULL_HASH = np.uint64(0x6A09E667F3BCC908)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _STRING_BLOCK_BYTES = 1 << 23
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a bijective, well-mixing map of uint64 arrays."""
     with np.errstate(over="ignore"):
-        z = x + _GOLD
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        return z ^ (z >> np.uint64(31))
+        z = x + _GOLD  # a new array: the steps below work in place
+        z ^= z >> _S30
+        z *= _M1
+        z ^= z >> _S27
+        z *= _M2
+        z ^= z >> _S31
+        return z
 
 
 def _hash_strings(arr: pa.Array) -> np.ndarray:
@@ -352,25 +372,32 @@ def _hash_strings(arr: pa.Array) -> np.ndarray:
     return out
 
 
+def _filled(arr: pa.Array, value: Any) -> np.ndarray:
+    """``arr`` as NumPy with nulls as ``value`` (no fill pass over a column without nulls)."""
+    return (arr.fill_null(value) if arr.null_count else arr).to_numpy(zero_copy_only=False)
+
+
 def _column_hash(arr: pa.Array) -> np.ndarray:
     """uint64 per value from the value alone (nulls all hash alike)."""
     t = arr.type
     n = len(arr)
-    if pa.types.is_null(t):
+    if pa.types.is_null(t) or arr.null_count == n:
         return np.full(n, _NULL_HASH, dtype=np.uint64)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         # Hash each distinct value once (categorical columns have few).
         enc = arr.dictionary_encode()
-        h = _hash_strings(enc.dictionary)[enc.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+        h = _hash_strings(enc.dictionary)[_filled(enc.indices, 0)]
     elif t == pa.float64():
-        v = arr.fill_null(0.0).to_numpy(zero_copy_only=False) + 0.0  # -0.0 → 0.0
-        v = np.where(np.isnan(v), np.nan, v)  # one NaN
+        v = _filled(arr, 0.0) + 0.0  # -0.0 → 0.0 (and a copy of its own)
+        nan = np.isnan(v)
+        if nan.any():
+            v[nan] = np.nan  # one NaN
         h = _mix(v.view(np.uint64) ^ np.uint64(1))
     elif t == pa.bool_():
-        h = _mix(arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint64) ^ np.uint64(2))
+        h = _mix(_filled(arr, False).astype(np.uint64) ^ np.uint64(2))
     elif t == pa.int64() or pa.types.is_timestamp(t):
         v = arr.cast(pa.int64()) if t != pa.int64() else arr
-        h = _mix(v.fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64) ^ np.uint64(3))
+        h = _mix(_filled(v, 0).view(np.uint64) ^ np.uint64(3))
     else:
         raise AssertionError(f"unexpected column type {t}")
     if arr.null_count:
@@ -378,6 +405,7 @@ def _column_hash(arr: pa.Array) -> np.ndarray:
     return h
 
 
+@functools.lru_cache(maxsize=4096)
 def _name_salt(name: str) -> np.uint64:
     return np.uint64(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little"))
 
@@ -398,7 +426,11 @@ def row_hashes(table: pa.Table, columns: Sequence[str] | None = None) -> np.ndar
         col = table.column(name)
         arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
         with np.errstate(over="ignore"):
-            acc = _mix(acc * _M1 + (_column_hash(arr) ^ _name_salt(name)))
+            acc *= _M1
+            h = _column_hash(arr)
+            h ^= _name_salt(name)
+            acc += h
+            acc = _mix(acc)
     return acc
 
 
@@ -541,6 +573,18 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
     rows: dict[str, int] = {}
     bad = 0
     done = False
+    group_rows = row_group_rows()
+    # Row groups are encoded and compressed on a thread of their own (pyarrow lets go of the
+    # GIL), while the next blocks are parsed and split: one group at a time, so memory holds
+    # at most the group being written and the ones being gathered.
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jfx-example-gen-write")
+    writing: list[Future] = []
+
+    def wait() -> None:
+        while writing:
+            writing.pop().result()
 
     def flush(name: str) -> None:
         group = pa.concat_tables(pending.pop(name))
@@ -548,7 +592,8 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
             target = _shard_path(plan.out_uri, name, index)
             target.parent.mkdir(parents=True, exist_ok=True)
             writers[name] = pq.ParquetWriter(target, group.schema)
-        writers[name].write_table(group, row_group_size=group.num_rows)
+        wait()
+        writing.append(encoder.submit(writers[name].write_table, group, row_group_size=group.num_rows))
 
     try:
         for block in iter_blocks(f.path, plan.fmt, forced=forced, on_bad_rows=plan.on_bad_rows,
@@ -559,6 +604,11 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
                 written = dict(types)
             for col, t in types.items():
                 w = written.get(col)
+                if col not in written:  # a JSON Lines field first met in a later block
+                    if not writers and not pending:
+                        written[col] = t
+                        continue
+                    raise Restart(rplan.widen(col, t))
                 if t is None or t == w:
                     continue
                 if w is None and not writers and not pending:
@@ -574,12 +624,16 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
                     continue
                 pending.setdefault(name, []).append(part)
                 rows[name] = rows.get(name, 0) + part.num_rows
-                if sum(t.num_rows for t in pending[name]) >= ROW_GROUP_ROWS:
+                if sum(t.num_rows for t in pending[name]) >= group_rows:
                     flush(name)
         for name in list(pending):
             flush(name)
+        wait()
         done = True
     finally:
+        for future in writing:  # failed: let a write under way finish before closing its file
+            future.exception()
+        encoder.shutdown()
         for w in writers.values():
             w.close()
         if not done:  # read again, or failed: what this file wrote is void
@@ -745,10 +799,28 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
     forced = _schema_types(schema)
     plan = _Plan(fmt, examples.uri, on_bad_rows, forced, None if sel.splits else weights, split_key)
     args = resolve_beam_args(beam_pipeline_args)
-    if args is None:
-        types, rows, bad = _run_in_process(plan, sel)
-    else:
-        types, rows, bad = _run_beam(plan, sel, args)
+    # The input's fingerprint is hashed on a thread of its own while the files are converted
+    # (hashlib lets go of the GIL); a failed conversion stops it at its next chunk.
+    fingerprint: list[str] = []
+    stop = threading.Event()
+    def hash_inputs() -> None:
+        try:
+            fingerprint.append(_fingerprint(sel.files, stop))
+        except OSError:  # hashed again below, where the error is raised
+            pass
+
+    hasher = threading.Thread(target=hash_inputs, name="jfx-example-gen-fingerprint", daemon=True)
+    hasher.start()
+    try:
+        if args is None:
+            types, rows, bad = _run_in_process(plan, sel)
+        else:
+            types, rows, bad = _run_beam(plan, sel, args)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        hasher.join(None if not stop.is_set() else 5)
     names = list(sel.splits) if sel.splits else _split_order(weights)
     total = sum(rows.values())
     if total == 0:
@@ -768,7 +840,7 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
         row_counts={name: rows.get(name, 0) for name in names},
         columns=dict(types),
         format=fmt,
-        input_fingerprint=fingerprint_files(sel.files),
+        input_fingerprint=fingerprint[0] if fingerprint else fingerprint_files(sel.files),
         span=sel.span,
         version=sel.version,
         bad_rows_skipped=bad,

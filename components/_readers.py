@@ -497,12 +497,13 @@ def _jsonl_line(ctx: _Ctx, row: int) -> int:
     return row + 1
 
 
-def _jsonl_slow(ctx: _Ctx) -> tuple[pa.Table, int]:
+def _jsonl_slow(ctx: _Ctx, lines: Any = None, text: frozenset[str] = frozenset()) -> tuple[pa.Table, int]:
     """Parse JSON Lines in Python: finds bad lines exactly, and types each field over the
-    whole file (a field holding numbers and text becomes a string column)."""
+    lines given (default: the whole file; a field holding numbers and text becomes a string
+    column). ``text``: columns read as text whatever they hold (numbers as JSON writes them)."""
     rows: list[dict[str, Any]] = []
     skipped = 0
-    for number, line in _jsonl_lines(ctx):
+    for number, line in (_jsonl_lines(ctx) if lines is None else lines):
         try:
             value = json.loads(line)
             problem = None if isinstance(value, dict) else f"a JSON {type(value).__name__}, not an object"
@@ -528,6 +529,10 @@ def _jsonl_slow(ctx: _Ctx) -> tuple[pa.Table, int]:
             )
         if not kinds:
             columns[col] = pa.nulls(len(values))
+        elif col in text:
+            columns[col] = pa.array(
+                [v if v is None or isinstance(v, str) else json.dumps(v) for v in values], pa.string()
+            )
         elif kinds == {"int"}:
             columns[col] = pa.array(values, pa.int64())
         elif kinds <= {"int", "float"}:
@@ -805,7 +810,8 @@ def iter_blocks(
     may disagree: the caller checks and raises :class:`Restart` with a plan that widens the
     column, as this generator does when pyarrow meets a value that does not fit the type it
     inferred from the first block. Bad rows and whole-file problems raise as in
-    :func:`read_file`, naming the file and line. JSON Lines files are read whole (one block).
+    :func:`read_file`, naming the file and line. JSON Lines blocks are whole lines; a field
+    first met in a later block is widened like a type (every block then has the column).
     """
     format_of(fmt)
     forced = dict(forced or {})
@@ -817,10 +823,7 @@ def iter_blocks(
     elif fmt == "parquet":
         yield from _stream_parquet(ctx, forced, plan)
     else:
-        table, bad = _read_jsonl(ctx, forced)
-        if bad:
-            log.warning("%s: skipped %d bad row(s)", ctx.name, bad)
-        yield ReadResult(table, bad)
+        yield from _stream_jsonl(ctx, forced, plan)
 
 
 def _infer_text(arr: pa.Array) -> pa.Array:
@@ -981,6 +984,91 @@ def _finish_csv_block(ctx: _Ctx, table: pa.Table, forced: Mapping[str, str], as_
     return table, skipped + dropped
 
 
+def _jsonl_chunks(ctx: _Ctx, block_size: int) -> Any:
+    """``(line number of its first line, bytes)`` of whole lines, about ``block_size`` bytes
+    each (more where one line is longer). A line break byte never occurs inside a UTF-8
+    character, so cutting at one keeps every character whole."""
+    line = 1
+    pieces: list[bytes] = []  # the start of a line not yet ended
+    with storage.input_stream(ctx.path) as raw:
+        while chunk := raw.read(block_size):
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                pieces.append(chunk)
+                continue
+            data = b"".join([*pieces, chunk[: cut + 1]]) if pieces else chunk[: cut + 1]
+            pieces = [chunk[cut + 1:]] if cut + 1 < len(chunk) else []
+            yield line, data
+            line += data.count(b"\n")
+    if pieces:
+        yield line, b"".join(pieces)
+
+
+def _block_lines(data: bytes, first: int) -> Any:
+    """The non-blank lines of a block of JSON Lines, with their line numbers."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return [(first + i, line) for i, line in enumerate(text.split("\n")) if line.strip()]
+
+
+def _stream_jsonl(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
+    import pyarrow.json as pj
+
+    widened = dict(plan.widened)
+    text = frozenset(c for c, t in widened.items() if t == "string")
+    targets = {**forced, **{c: t for c, t in widened.items() if t is not None and c not in text}}
+    targets.update({c: "string" for c in text})
+    any_bytes = False
+    for first, data in _jsonl_chunks(ctx, plan.block_size):
+        any_bytes = True
+        lines: Any = None
+        table = None
+        skipped = 0
+        try:
+            table = pj.read_json(pa.BufferReader(data),
+                                 read_options=pj.ReadOptions(use_threads=False,
+                                                             block_size=max(len(data) + 1, 1 << 20)),
+                                 parse_options=pj.ParseOptions(unexpected_field_behavior="infer"))
+            table.validate(full=True)  # pyarrow's JSON reader does not check UTF-8 itself
+        except pa.ArrowInvalid as err:
+            msg = str(err)
+            if "UTF8" in msg or "UTF-8" in msg or "utf8" in msg.lower():
+                raise _not_utf8(ctx) from None
+            table = None  # a line that is not a JSON object, or a field whose type changes
+        if table is not None and any(c in table.column_names and table.schema.field(c).type != pa.string()
+                                     for c in text):
+            table = None  # a text column holding numbers here: written as JSON writes them
+        if table is None:
+            lines = _block_lines(data, first)
+            if lines is None:
+                raise _not_utf8(ctx)
+            table, skipped = _jsonl_slow(ctx, lines, text)
+        for f in table.schema:
+            if pa.types.is_struct(f.type) or pa.types.is_list(f.type) or pa.types.is_large_list(f.type):
+                raise ctx.fail(
+                    f"column {f.name!r} holds nested values ({f.type}); Examples hold flat columns "
+                    "(int, float, string, bool, timestamp): flatten it first"
+                )
+        _check_names(ctx, table.column_names)
+
+        def where(i: int, data: bytes = data, first: int = first) -> str:
+            found = _block_lines(data, first) or []
+            return f"line {found[i][0] if i < len(found) else first + i}"
+
+        table, dropped = _finish_typed(ctx, table, {c: t for c, t in targets.items() if c in table.column_names},
+                                       where)
+        for col, t in widened.items():  # a field first met in a later block: in every block
+            if col not in table.column_names:
+                table = table.append_column(col, pa.nulls(table.num_rows, arrow_type(t) if t else pa.null()))
+        if skipped + dropped:
+            log.warning("%s: skipped %d bad row(s)", ctx.name, skipped + dropped)
+        yield ReadResult(table, skipped + dropped)
+    if not any_bytes:
+        raise ctx.fail("the file is empty; expected one JSON object per line")
+
+
 def _stream_parquet(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
     import pyarrow.parquet as pq
 
@@ -994,7 +1082,7 @@ def _stream_parquet(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any
     done = 0
     any_block = False
     try:
-        for batch in pf.iter_batches(batch_size=batch_rows):
+        for batch in storage.iter_parquet_batches(pf, batch_rows):
             table, bad = _finish_typed(ctx, pa.Table.from_batches([batch]), forced, _row_namer(done))
             done += batch.num_rows
             any_block = True

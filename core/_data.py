@@ -361,7 +361,7 @@ class Dataset:
             order = rng.permutation(len(paths)) if rng is not None else range(len(paths))
             for i in order:
                 pf = storage.open_parquet(paths[i], metadata=metas[i])
-                yield from pf.iter_batches(batch_size=read_rows, columns=columns)
+                yield from storage.iter_parquet_batches(pf, read_rows, columns)
 
         return cls(read, schema, num_rows, features=features, label=label, **kwargs)
 

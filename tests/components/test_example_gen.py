@@ -196,6 +196,37 @@ def test_parquet_and_jsonl_inputs(tmp_path):
     assert row_set(ex, "train") == row_set(js, "train")
 
 
+def test_jsonl_read_in_small_blocks_gives_what_the_whole_file_gives(tmp_path, monkeypatch):
+    # Types that change after the first blocks (int, then floats, then text), a field first met
+    # near the end, one null until late, and timestamps that turn out to be text.
+    rows = []
+    for i in range(3000):
+        r = {"id": i, "x": i if i < 2000 else i + 0.5, "code": i if i < 2500 else f"c{i}",
+             "when": "2024-01-02" if i < 2900 else "soon", "gone": None if i < 2800 else True}
+        if i > 2950:
+            r["late"] = i
+        rows.append(r)
+    (tmp_path / "js").mkdir()
+    (tmp_path / "js" / "d.jsonl").write_text("".join(json.dumps(r) + "\n\n" for r in rows))
+    whole = run(tmp_path, input_base=str(tmp_path / "js"), format="jsonl")
+    monkeypatch.setenv("JFX_READ_BLOCK_BYTES", "1024")
+    blocks = list(readers.iter_blocks(tmp_path / "js" / "d.jsonl", "jsonl"))
+    assert len(blocks) > 100
+    small = run(tmp_path, input_base=str(tmp_path / "js"), format="jsonl")
+    assert small.properties["columns"] == whole.properties["columns"] == {
+        "id": "int", "x": "float", "code": "string", "when": "string", "gone": "bool", "late": "int"}
+    assert small.properties["row_counts"] == whole.properties["row_counts"]
+    for split in ("train", "eval"):
+        assert rows_of(small, split) == rows_of(whole, split)
+    codes = {r["code"] for split in ("train", "eval") for r in rows_of(small, split)}
+    assert {"7", "c2999"} <= codes
+    # a bad line deep in the file is named by its line, read in blocks too
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:2000]) + "{oops\n")
+    with pytest.raises(DataValidationError, match=r"d\.jsonl: line 2001: not valid JSON"):
+        run(tmp_path, input_base=str(tmp_path / "bad"), format="jsonl")
+
+
 def test_types_are_unified_across_files(tmp_path):
     write_csv(tmp_path / "in" / "a.csv", "n,code", ["1,007", "2,8"])
     write_csv(tmp_path / "in" / "b.csv", "n,code", ["2.5,x9"])
