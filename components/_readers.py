@@ -357,6 +357,13 @@ def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
         else:
             arr = _normalise(ctx, arr, col, infer=col not in forced)
         columns[col] = arr
+    return _assembled(table, columns, bad_mask, skipped)
+
+
+def _assembled(table: pa.Table, columns: dict[str, pa.Array], bad_mask: np.ndarray,
+               skipped: int) -> tuple[pa.Table, int]:
+    """The converted ``columns`` as a table without the rows ``bad_mask`` marks, and the rows
+    left out in all (``skipped`` before, plus those)."""
     table = pa.Table.from_pydict(columns) if columns else table
     table, dropped = _drop_bad(table, bad_mask)
     return table, skipped + dropped
@@ -979,9 +986,7 @@ def _finish_csv_block(ctx: _Ctx, table: pa.Table, forced: Mapping[str, str], as_
         else:
             arr = _normalise(ctx, arr, col, infer=col not in forced)
         columns[col] = arr
-    table = pa.Table.from_pydict(columns) if columns else table
-    table, dropped = _drop_bad(table, bad_mask)
-    return table, skipped + dropped
+    return _assembled(table, columns, bad_mask, skipped)
 
 
 def _jsonl_chunks(ctx: _Ctx, block_size: int) -> Any:
