@@ -80,3 +80,19 @@ def test_options_travel_in_the_ir_and_are_checked():
         lib.make_numbers().with_retry(-1)
     with pytest.raises(InvalidPipelineError, match="with_timeout takes seconds > 0"):
         lib.make_numbers().with_timeout(0)
+
+
+def test_retries_wait_the_backoff_doubling_each_time_and_stop_at_the_first_success(tmp_path, monkeypatch):
+    import time
+    import types
+
+    import jfx.orchestrators._launcher as launcher
+
+    waits: list[float] = []
+    # the launcher's own clock: its sleeps are recorded, not slept (no other module's sleep changes)
+    monkeypatch.setattr(launcher, "time", types.SimpleNamespace(sleep=waits.append, perf_counter=time.perf_counter))
+    node = lib.flaky(counter=str(tmp_path / "calls"), failures=3).with_retry(4, backoff_s=0.5)
+    outcome = LocalDagRunner(progress=False).run(pipeline(tmp_path, node)).nodes["flaky"]
+    assert outcome.state == "complete"
+    assert waits == [0.5, 1.0, 2.0], "0.5 s, then twice as long before each later attempt"
+    assert (tmp_path / "calls").read_text() == "4", "no attempt after the one that succeeded"
