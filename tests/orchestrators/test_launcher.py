@@ -73,3 +73,24 @@ def test_an_abandoned_node_shows_one_state_to_the_runners_and_the_ui(tmp_path):
     assert outcome.state == shown["gen"] == "abandoned"
     assert not outcome.succeeded and outcome.outputs == {}
     assert outcome.error == "the process running it (pid 1) exited while it ran"
+
+
+def test_a_pod_that_sees_only_the_store_skips_a_node_whose_upstream_failed_and_says_which(tmp_path):
+    """Kubeflow's tasks launch one node each (check_upstream=True): the launcher itself skips a
+    node whose upstream node failed in this run, naming it, and runs one whose upstream succeeded."""
+    import jfx_flow as flow
+
+    from jfx.orchestrators._launcher import launch_node
+    from jfx.orchestrators._run import join_run
+
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    ir = flow.exit_handled(root=str(tmp_path / "root"), url=url).compile()
+    with MetadataStore(url) as store:
+        run = join_run(store, ir, "pods-1", runner="kubeflow", parameters={"fail": True})
+        outcomes = {nid: launch_node(store, ir, ir.node(nid), run, check_upstream=True)
+                    for nid in ("number", "explode", "publish")}
+    assert outcomes["number"].state == NodeState.COMPLETE, "its upstream (none) succeeded: it runs"
+    assert outcomes["explode"].state == NodeState.FAILED
+    skipped = outcomes["publish"]
+    assert skipped.state == NodeState.SKIPPED and skipped.error == "upstream node explode failed"
+    assert not skipped.by_condition
