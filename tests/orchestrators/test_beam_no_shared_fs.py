@@ -77,7 +77,14 @@ def private_cluster(tmp_path, s3_root):
     _check_unshare(tmp_path)
     home = tmp_path / "home"
     home.mkdir()
-    hidden = _private_dirs(Path("/tmp"), Path(tempfile.gettempdir()), tmp_path, home)
+    # every folder the driver writes: the suite's own temporary root (HOME, TMPDIR and each
+    # test's folder are inside it), this test's folder and JFX_HOME; not all of /tmp, where a
+    # checkout (and the virtualenv the workers run from) may live
+    session = Path(os.environ.get("JFX_TEST_SESSION_ROOT") or tempfile.gettempdir())
+    hidden = _private_dirs(session, Path(tempfile.gettempdir()), tmp_path, home)
+    for needed in (Path(__file__).resolve().parents[2], Path(sys.prefix).resolve()):
+        assert not any(needed == Path(d) or Path(d) in needed.parents for d in hidden), \
+            f"{needed} is inside a folder hidden from the workers ({hidden})"
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = child_env(JFX_HOME=str(home))
