@@ -421,3 +421,14 @@ def test_ctrl_c_delivered_to_a_node_thread_still_stops_the_run(tmp_path):
     with MetadataStore(url) as store:
         [execution] = store.get_executions()
         assert execution.state == ExecutionState.CANCELLED
+
+
+def test_a_nan_property_fails_the_node_naming_the_output(tmp_path):
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    result = RUNNER.run(Pipeline("nan", components=[lib.nan_property()], pipeline_root=str(tmp_path),
+                                 metadata_url=url))
+    outcome = result.nodes["nan_property"]
+    assert outcome.state == "failed"
+    assert "node 'nan_property' output 'out': properties must be JSON-serialisable" in outcome.error
+    with MetadataStore(url) as store:
+        assert store.get_artifacts() == [], "nothing is recorded with a property JSON cannot hold"

@@ -244,3 +244,9 @@ def two_outputs(first: Output[Metrics], second: Output[Metrics], value: Paramete
     """Writes ``value`` into two outputs: publishing renames two folders."""
     first.write_json({"first": value})
     second.write_json({"second": value})
+
+
+@component
+def nan_property(out: Output[Metrics]):
+    """A property JSON cannot hold: a float NaN."""
+    out.properties["score"] = float("nan")
