@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 STATS = ("median", "best")
@@ -61,3 +62,14 @@ class Targets:
             return 1
         print(f"all {self.checked} targets met")
         return 0
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    """Median milliseconds of ``repeat`` calls of ``fn``, after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)

@@ -28,16 +28,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from _big_store import PIPELINE, BigStore, build, chain
-from _bench import Targets
+from _bench import Targets, median_ms
 
 from jfx import cli
 from jfx.metadata import ListOptions, MetadataStore
@@ -53,17 +52,6 @@ PG_URL = "postgresql+psycopg://root@127.0.0.1:5432/{db}"
 
 TARGETS_MS = {"cache": 20.0, "cached node": 20.0, "runs list": 1000.0, "api": 100.0, "browser": 300.0,
               "lineage": 50.0, "reap": 1000.0}
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    """Median milliseconds of ``repeat`` calls after one warm-up."""
-    fn()
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 @contextlib.contextmanager
@@ -126,27 +114,27 @@ def measure(big: BigStore, repeat: int, root: Path, browser: bool) -> dict[str, 
     node = next(n for n in ir.nodes if n.id == "n10")
     node_ctx = big.node_ctx_ids["n10"]
     with MetadataStore(big.url) as store:
-        found["cache lookup (find_cached, a miss)"] = timed(lambda: find_cached(store, node, node_ctx, "0" * 64), repeat)
+        found["cache lookup (find_cached, a miss)"] = median_ms(lambda: find_cached(store, node, node_ctx, "0" * 64), repeat)
         before = store.get_executions(node_id="n10", context_id=node_ctx,
                                       options=ListOptions(limit=1, order_by="id", descending=True))[0]
         material = {**before.properties["cache_material"], "parameters": {"changed": 1}}
-        found["cache lookup (miss_reason)"] = timed(lambda: miss_reason(store, node, node_ctx, material), repeat)
-        found["lineage (20 steps up)"] = timed(lambda: store.lineage(big.last_output_id, "upstream"), repeat)
-        found["reap_abandoned"] = timed(lambda: reap_abandoned(store), repeat)
-        found["list_runs (50 newest)"] = timed(
+        found["cache lookup (miss_reason)"] = median_ms(lambda: miss_reason(store, node, node_ctx, material), repeat)
+        found["lineage (20 steps up)"] = median_ms(lambda: store.lineage(big.last_output_id, "upstream"), repeat)
+        found["reap_abandoned"] = median_ms(lambda: reap_abandoned(store), repeat)
+        found["list_runs (50 newest)"] = median_ms(
             lambda: list_runs(store, options=ListOptions(limit=50, order_by="id", descending=True)), repeat)
 
         def runs_list() -> None:
             with contextlib.redirect_stdout(io.StringIO()):
                 assert cli.main(["runs", "list", "--metadata-url", big.url]) == 0
 
-        found["jfx runs list"] = timed(runs_list, repeat)
+        found["jfx runs list"] = median_ms(runs_list, repeat)
         app = UIApp(store)
         for name, target in api_pages(big).items():
             def call(target: str = target) -> None:
                 response = app.handle("GET", target, {})
                 assert response.status == 200, (target, response.status, response.body[:300])
-            found[name] = timed(call, repeat)
+            found[name] = median_ms(call, repeat)
     # the pipeline this history is of, run for real, then rerun from cache
     runner = LocalDagRunner(executor="thread", progress=False)
     pipeline = chain(str(root), big.url)
@@ -159,7 +147,7 @@ def measure(big: BigStore, repeat: int, root: Path, browser: bool) -> dict[str, 
         rerun = runner.run(pipeline)
         assert {o.state for o in rerun.nodes.values()} == {"cached"}, rerun.nodes
 
-    found["cached node (ms/node)"] = timed(cached_run, repeat) / len(pipeline.nodes)
+    found["cached node (ms/node)"] = median_ms(cached_run, repeat) / len(pipeline.nodes)
     if browser:
         from bench_ui import browser_times
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
+from _bench import median_ms
 
 from jfx.metadata import MetadataStore
 from jfx.metadata._schema import artifacts, associations, attributions, contexts, events, executions
@@ -126,16 +126,6 @@ def fill(url: str, root: Path, runs: int, nodes: int) -> dict:
             "execution": exec_rows[-5]["id"], "artifact": art_rows[-1]["id"], "shared_artifact": first_outputs[node_ids[0]]}
 
 
-def timed(fn, repeat: int) -> float:
-    fn()  # warm
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
-
-
 def get(url: str) -> bytes:
     with urllib.request.urlopen(url) as r:
         return r.read()
@@ -196,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         with UIServer(url, port=0) as ui:
             base = ui.url.rstrip("/")
             for name, (html, calls, _) in pages.items():
-                t_html = timed(lambda: get(base + html), args.repeat) if html else 0.0  # noqa: B023 - called within this iteration
-                t_json = timed(lambda: [get(base + c) for c in calls], args.repeat)  # noqa: B023 - called within this iteration
-                t_base = timed(baselines[name], args.repeat)
+                t_html = median_ms(lambda: get(base + html), args.repeat) if html else 0.0  # noqa: B023 - called within this iteration
+                t_json = median_ms(lambda: [get(base + c) for c in calls], args.repeat)  # noqa: B023 - called within this iteration
+                t_base = median_ms(baselines[name], args.repeat)
                 results.append((name, t_html, t_json, t_base))
             browser = browser_times(base, pages, args.repeat)
         print(f"\nevery figure: the median of {args.repeat} (browser: of {max(3, args.repeat // 3)}), after one warm-up")
@@ -244,7 +234,7 @@ def browser_times(base: str, pages: dict, repeat: int) -> dict[str, float]:
                 page.goto(base + html, wait_until="commit")  # noqa: B023 - called within this iteration
                 page.wait_for_selector(ready, state="attached")  # noqa: B023 - called within this iteration
 
-            found[name] = timed(load, max(3, repeat // 3))
+            found[name] = median_ms(load, max(3, repeat // 3))
         b.close()
     return found
 
