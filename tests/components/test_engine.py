@@ -274,3 +274,66 @@ def test_beam_workers_read_pieces_on_a_store_and_a_lost_result_fails(s3_root, tm
     monkeypatch.setattr(_engine_beam, "read_results", lambda folder: [])
     with pytest.raises(DataValidationError, match="did not reach"):
         _engine_beam.run_on_beam(kernels, pieces, ["--runner=DirectRunner"], reads)
+
+
+class BatchOrder(RowCounter):
+    """Records the first ``x`` of every batch, in the order the batches reached the kernel."""
+
+    def create(self):
+        return []
+
+    def add_batch(self, acc, batch):
+        return [*acc, (batch.num_rows, batch.column("x")[0].as_py())]
+
+    def merge(self, accs):
+        return [item for acc in accs for item in acc]
+
+    def finish(self, acc):
+        return acc
+
+
+def test_row_groups_on_a_store_are_read_ahead_without_changing_results_or_order(s3_root, tmp_path, monkeypatch):
+    """Remote row groups are fetched ahead of the workers; the statistics, and which batches
+    each worker folds in which order, are those of the same files on local disk."""
+    import threading
+
+    from jfx import _storage as storage
+    from jfx.components import _engine
+
+    table = pa.table({"x": list(range(20_000)), "s": [f"v{i % 13}" for i in range(20_000)]})
+    local, remote = [], []
+    for i in range(3):
+        path = tmp_path / f"part-{i}.parquet"
+        pq.write_table(table.slice(i * 6_000, 6_000 + 2_000 * (i == 2)), path, row_group_size=1_000)
+        local.append(str(path))
+        remote.append(storage.join(s3_root, "ahead", path.name))
+        storage.write_bytes(remote[-1], path.read_bytes())
+    fetched: list[int] = []
+    real = _engine._Prefetch._read_whole
+    monkeypatch.setattr(_engine._Prefetch, "_read_whole",
+                        lambda self, key, piece: (fetched.append(piece.row_group), real(self, key, piece))[1])
+    for workers in (1, 2, 3):
+        kw = {"batch_size": 400, "num_workers": workers}
+        assert run_kernel(BatchOrder(), remote, **kw) == run_kernel(BatchOrder(), local, **kw)
+        assert run_kernel(StatisticsKernel(), remote, **kw) == run_kernel(StatisticsKernel(), local, **kw)
+    assert len(fetched) == 2 * 3 * 20  # every remote row group, each fetched once per run
+    assert not [t for t in threading.enumerate() if t.name.startswith("jfx-engine-prefetch")]
+
+
+def test_a_corrupt_row_group_on_a_store_fails_at_its_turn_naming_the_object(s3_root, tmp_path):
+    import threading
+
+    from jfx import _storage as storage
+
+    path = tmp_path / "part.parquet"
+    pq.write_table(pa.table({"x": list(range(5_000))}), path, row_group_size=1_000)
+    data = bytearray(path.read_bytes())
+    meta = pq.ParquetFile(path).metadata
+    chunk = meta.row_group(3).column(0)
+    start = chunk.data_page_offset
+    data[start:start + 64] = b"\xff" * 64  # the fourth row group's first page
+    uri = storage.join(s3_root, "bad", "part.parquet")
+    storage.write_bytes(uri, bytes(data))
+    with pytest.raises(DataValidationError, match=r"part\.parquet row group 3"):
+        run_kernel(RowCounter(), [uri], batch_size=500, num_workers=2)
+    assert not [t for t in threading.enumerate() if t.name.startswith("jfx-engine-prefetch")]
