@@ -362,8 +362,8 @@ class _Read:
 
 _DONE = object()
 # Remote Parquet row groups read ahead of the one being handed out: each is one request
-# whose latency would otherwise stall the workers (with 2 in flight, StatisticsGen over
-# S3 went from 0.6x to 0.9x the local rate). Memory: this many decoded row groups.
+# whose latency would otherwise stall the workers while the reader waits on it
+# (tests/benchmarks/bench_s3_statistics.py). Memory: this many more decoded row groups.
 REMOTE_READ_AHEAD = 2
 
 
