@@ -8,7 +8,7 @@ from jfx_api import assert_public_surface
 import jfx.components
 
 EXPECTED = {
-    "BulkInferrer", "Evaluator", "ExampleGen", "ExampleValidator", "ImportSchemaGen", "InfraValidator",
+    "BulkInferrer", "Evaluator", "ExampleGen", "ExampleValidator", "ImportSchemaGen", "Importer", "InfraValidator",
     "LatestArtifact", "LatestBlessedModel", "Pusher", "SchemaGen", "StatisticsGen", "Trainer",
     "TrainerContext", "Transform", "Tuner", "TunerSpec",
 }
