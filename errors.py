@@ -90,3 +90,17 @@ class HaltPipeline(JfxError):  # noqa: N818 - a signal to stop, not an error; pu
     the run ends FAILED. ExampleValidator raises it when it finds anomalies
     (``halt_on_anomalies=True``). The message is shown to the user as the reason.
     """
+
+
+def unknown_keys_message(what: str, unknown: list[str], known: list[str] | tuple[str, ...]) -> str:
+    """``"<what> has unknown key(s) [...] (did you mean ...?); known keys: [...]"``.
+
+    Example:
+        >>> unknown_keys_message("eval_config", ["slicing_spec"], ["label_key", "slicing_specs"])
+        "eval_config has unknown key(s) ['slicing_spec'] (did you mean 'slicing_specs'?); known keys: ['label_key', 'slicing_specs']"
+    """
+    import difflib
+
+    hints = [repr(m[0]) for u in unknown if (m := difflib.get_close_matches(u, list(known), n=1))]
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    return f"{what} has unknown key(s) {sorted(unknown)}{hint}; known keys: {list(known)}"

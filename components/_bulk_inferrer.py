@@ -42,7 +42,7 @@ from jfx.components._engine import (
 from jfx.components._evaluator import load_model, model_features
 from jfx import _storage as storage
 from jfx.components._examples import SPLIT_PREFIX, local_dir, split_files, split_names
-from jfx.errors import DataValidationError, InvalidArgumentError
+from jfx.errors import DataValidationError, InvalidArgumentError, unknown_keys_message
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.pipelines._artifacts import Examples, InferenceResult, Model, ModelBlessing
 
@@ -143,7 +143,7 @@ def _parse_data_spec(spec: dict | None) -> dict[str, Any]:
     spec = dict(spec or {})
     unknown = sorted(set(spec) - set(_DATA_SPEC_KEYS))
     if unknown:
-        raise InvalidArgumentError(f"data_spec has unknown keys {unknown}; known keys: {list(_DATA_SPEC_KEYS)}")
+        raise InvalidArgumentError(unknown_keys_message("data_spec", unknown, _DATA_SPEC_KEYS))
     for key in ("splits", "key_columns", "output_columns"):
         value = spec.get(key)
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
@@ -155,7 +155,7 @@ def _parse_data_spec(spec: dict | None) -> dict[str, Any]:
     return spec
 
 
-@component(streaming=True)
+@component(streaming=True, checks={"data_spec": _parse_data_spec})
 def BulkInferrer(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Input[Model],

@@ -58,7 +58,7 @@ from jfx.components._eval_metrics import (
 from jfx import _storage as storage
 from jfx.components._examples import split_files, split_names
 from jfx.components._thresholds import Threshold, check_thresholds
-from jfx.errors import DataValidationError, InvalidArgumentError
+from jfx.errors import DataValidationError, InvalidArgumentError, unknown_keys_message
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.pipelines._layouts import BLESSING_FILE, METRICS_FILE
 from jfx.pipelines._artifacts import Examples, Model, ModelBlessing, ModelEvaluation
@@ -120,7 +120,7 @@ class EvalConfig:
         config = dict(config or {})
         unknown = sorted(set(config) - set(_CONFIG_KEYS))
         if unknown:
-            raise InvalidArgumentError(f"eval_config has unknown keys {unknown}; known keys: {list(_CONFIG_KEYS)}")
+            raise InvalidArgumentError(unknown_keys_message("eval_config", unknown, _CONFIG_KEYS))
         label = config.get("label_key")
         if not isinstance(label, str) or not label:
             raise InvalidArgumentError(
@@ -569,7 +569,7 @@ def _artifact_ref(artifact: Any) -> dict[str, Any] | None:
     return {"id": artifact.id, "uri": str(artifact.uri)}
 
 
-@component(external_fingerprint=_custom_fingerprint, streaming=True)
+@component(external_fingerprint=_custom_fingerprint, streaming=True, checks={"eval_config": EvalConfig.parse})
 def Evaluator(  # noqa: N802 - components are named like the TFX components they mirror
     examples: Input[Examples],
     model: Input[Model],

@@ -748,7 +748,7 @@ def _input_fingerprint(params: dict[str, Any]) -> str:
                               params.get("span"), params.get("version"))
 
 
-@component(external_fingerprint=_input_fingerprint)
+@component(external_fingerprint=_input_fingerprint, checks={"splits": _check_weights})
 def ExampleGen(  # noqa: N802 - components are named like classes; the node id is "ExampleGen"
     examples: Output[Examples],
     input_base: Parameter[str],

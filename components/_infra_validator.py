@@ -509,7 +509,7 @@ def _query(server: ServerProcess, signature: dict[str, Any], rows: list[dict[str
 # ----------------------------------------------------------------------------- the component
 
 
-@component(streaming=True)
+@component(streaming=True, checks={"request_spec": RequestSpec.from_dict})
 def InfraValidator(  # noqa: N802 - components are named like the TFX components they mirror
     model: Input[Model],
     infra_blessing: Output[InfraBlessing],

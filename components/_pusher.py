@@ -482,7 +482,7 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the component
 
 
-@component
+@component(checks={"push_destination": parse_push_destination})
 def Pusher(  # noqa: N802 - components are named like the TFX components they mirror
     model: Input[Model],
     pushed_model: Output[PushedModel],

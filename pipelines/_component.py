@@ -683,10 +683,12 @@ class Component(Generic[_P, _R]):
         external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
         kind: str = "component",
         streaming: bool = False,
+        checks: Mapping[str, Callable[[Any], object]] | None = None,
     ) -> None:
         self.fn = fn
         self.external_fingerprint = external_fingerprint
         self.streaming = streaming
+        self.checks = dict(checks or {})
         self.kind = kind
         self.__wrapped__ = fn
         self.__doc__ = fn.__doc__
@@ -749,6 +751,7 @@ def component(
     name: str | None = None,
     external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
     streaming: bool = False,
+    checks: Mapping[str, Callable[[Any], object]] | None = None,
 ) -> Component[_P, _R]: ...
 
 
@@ -759,6 +762,7 @@ def component(
     name: str | None = None,
     external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
     streaming: bool = False,
+    checks: Mapping[str, Callable[[Any], object]] | None = None,
 ) -> Callable[[Callable[_P, _R]], Component[_P, _R]]: ...
 
 
@@ -768,6 +772,7 @@ def component(
     name: str | None = None,
     external_fingerprint: Callable[[dict[str, Any]], str] | None = None,
     streaming: bool = False,
+    checks: Mapping[str, Callable[[Any], object]] | None = None,
 ) -> Component[_P, _R] | Callable[[Callable[_P, _R]], Component[_P, _R]]:
     """Turn a typed function into a :class:`Component` (see the module docstring).
 
@@ -784,6 +789,12 @@ def component(
             (Arrow datasets take its filesystems). By default an input recorded on an
             object store is copied into a local cache first, so ``open(inp.uri ...)``
             works unchanged. Outputs are local directories either way.
+        checks: parameter name → a function that checks a value given for it (a
+            dict-shaped config, say) and raises ``InvalidArgumentError`` (or
+            ``ValueError``/``TypeError``) naming the bad key. Building a
+            :class:`~jfx.Pipeline` runs them, so a typo fails before any node runs,
+            with the node's id in the message. A runtime parameter's value is not
+            known then: the component sees it when it runs.
 
     Returns:
         A :class:`Component`; ``component.fn`` is the undecorated function, with its
@@ -796,10 +807,10 @@ def component(
     """
     if fn is None:
         def decorate(f: Callable[_P, _R]) -> Component[_P, _R]:
-            return Component(f, name, external_fingerprint, streaming=streaming)
+            return Component(f, name, external_fingerprint, streaming=streaming, checks=checks)
 
         return decorate
-    return Component(fn, name, external_fingerprint, streaming=streaming)
+    return Component(fn, name, external_fingerprint, streaming=streaming, checks=checks)
 
 
 def resolver(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jfx import _storage as storage
-from jfx.errors import InvalidPipelineError
+from jfx.errors import InvalidArgumentError, InvalidPipelineError
 from jfx.pipelines._component import (
     Component,
     InputSpec,
@@ -120,6 +120,7 @@ class Pipeline:
             by_id[item.id] = item
         members = {id(n) for n in self.components}
         for node in self.components:
+            self._check_parameters(node)
             for iname, ispec in node.component.spec.inputs.items():
                 value = node.inputs.get(iname)
                 check_wiring(node, iname, ispec, value)
@@ -141,6 +142,17 @@ class Pipeline:
                     raise InvalidPipelineError(
                         f"node {node.id!r} runs .after({up.id!r}), but {up.id!r} is not in pipeline {self.name!r}"
                     )
+
+    def _check_parameters(self, node: Node) -> None:
+        """Run the component's parameter checks (``@component(checks=...)``) on the values given."""
+        for pname, check in node.component.checks.items():
+            value = node.parameters.get(pname)
+            if value is None or isinstance(value, RuntimeParameter):
+                continue
+            try:
+                check(value)
+            except (InvalidArgumentError, ValueError, TypeError) as err:
+                raise InvalidPipelineError(f"pipeline {self.name!r}: node {node.id!r} parameter {pname!r}: {err}") from None
 
     def _topological_order(self) -> list[Node]:
         # Depth-first search; a back edge is a cycle, reported as the path around it.

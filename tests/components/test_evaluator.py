@@ -280,7 +280,7 @@ def test_bad_inputs_are_named(tmp_path):
                  beam_pipeline_args=["--runner=DirectRunner"])
     with pytest.raises(InvalidArgumentError, match="label_key"):
         evaluate(tmp_path, ex, model_path, name="f")
-    with pytest.raises(InvalidArgumentError, match="unknown keys \\['slices'\\]"):
+    with pytest.raises(InvalidArgumentError, match="unknown key\\(s\\) \\['slices'\\]"):
         evaluate(tmp_path, ex, model_path, name="g", label_key="label", slices=[])
     with pytest.raises(DataValidationError, match="names \\['test'\\]"):
         evaluate(tmp_path, ex, model_path, name="h", label_key="label", splits=["test"])
