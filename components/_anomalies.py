@@ -380,7 +380,7 @@ def _as_histogram(hist: Mapping[str, Any] | None, numeric: Mapping[str, Any] | N
     if width_zero.any():  # zero-width buckets: point masses, outside the rebucketing (TFDV)
         keep = ~width_zero
         edges = np.concatenate([edges[:-1][keep], edges[1:][keep][-1:]]) if keep.any() else np.empty(0)
-        counts = [c for c, k in zip(counts, keep) if k]
+        counts = [c for c, k in zip(counts, keep, strict=True) if k]
     return _Histogram(edges, np.asarray(counts, dtype=np.float64), points)
 
 

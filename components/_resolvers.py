@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from jfx import _storage as storage
-from jfx.errors import InvalidPipelineError
+from jfx.errors import InvalidPipelineError, NotFoundError
 from jfx.metadata import PIPELINE, ArtifactRecord, ArtifactState, EventType, ExecutionState, ListOptions
 from jfx.pipelines import Channel, Input, Output, Parameter, resolver
 from jfx.pipelines._artifacts import Artifact, Model
@@ -74,12 +74,13 @@ def LatestBlessedModel(ctx: Any, baseline: Output[Model], candidate: Optional[In
 
 @resolver(name="LatestArtifact")
 def _latest_artifact(ctx: Any, artifact: Output[Artifact], producer: Parameter[str] = "",
-                     key: Parameter[str] = "", pipeline: Parameter[str] = "") -> dict[str, ArtifactRecord | None]:
+                     key: Parameter[str] = "", pipeline: Parameter[str] = "",
+                     required: Parameter[bool] = False) -> dict[str, ArtifactRecord | None]:
     store = ctx.store
     if pipeline and pipeline != ctx.pipeline_name:
         context = store.get_context_by_name(PIPELINE, pipeline)
         if context is None:  # that pipeline never ran against this store: nothing to resolve
-            return {"artifact": None}
+            return _nothing(required, pipeline, producer, key)
         context_id = context.id
     else:
         context_id = ctx.pipeline_context_id
@@ -92,6 +93,14 @@ def _latest_artifact(ctx: Any, artifact: Output[Artifact], producer: Parameter[s
         for record in outputs.get(key, []):
             if _usable(record):
                 return {"artifact": record}
+    return _nothing(required, pipeline or ctx.pipeline_name, producer, key)
+
+
+def _nothing(required: bool, pipeline: str, producer: str, key: str) -> dict[str, ArtifactRecord | None]:
+    if required:
+        raise NotFoundError(f"no successful run of pipeline {pipeline!r} in this metadata store has published "
+                            f"output {key!r} of node {producer!r}; run that pipeline first (against the same "
+                            "metadata store)")
     return {"artifact": None}
 
 
@@ -109,20 +118,22 @@ def LatestArtifact(channel: Channel) -> Node:  # noqa: N802 - reads like the nod
 
 
 def LatestPipelineArtifact(pipeline: str, producer: str, key: str,  # noqa: N802 - reads like the node it makes
-                           artifact_type: type[Artifact]) -> Node:
+                           artifact_type: type[Artifact], *, required: bool = True) -> Node:
     """A node whose output ``artifact`` is the newest artifact that node ``producer`` of
     pipeline ``pipeline`` published as output ``key`` (in the same metadata store).
 
     For a pipeline that builds on another's results: a monitoring pipeline validating
     request logs against the training pipeline's schema and statistics. Runs that failed
     are passed over; an artifact whose files are gone is skipped. Nothing published yet:
-    the output is empty.
+    the node fails saying so (``required=False``: the output is empty, and an
+    ``Optional`` input wired to it receives ``None``).
 
     Args:
         pipeline: the other pipeline's name (``Pipeline(name, ...)``).
         producer: the id of its node (``"SchemaGen"``, or the id given by ``.with_id``).
         key: the node's output key (``"schema"``).
         artifact_type: the output's type (``Schema``), so the graph is checked as usual.
+        required: fail when there is nothing to resolve (default).
 
     Example:
         >>> from jfx.types import Schema
@@ -136,5 +147,6 @@ def LatestPipelineArtifact(pipeline: str, producer: str, key: str,  # noqa: N802
     if not (isinstance(artifact_type, type) and issubclass(artifact_type, Artifact)):
         raise InvalidPipelineError(f"LatestPipelineArtifact: artifact_type must be an artifact type such as "
                                    f"jfx.types.Schema, got {artifact_type!r}")
-    node = _latest_artifact(producer=producer, key=key, pipeline=pipeline, _output_types={"artifact": artifact_type})
+    node = _latest_artifact(producer=producer, key=key, pipeline=pipeline, required=bool(required),
+                            _output_types={"artifact": artifact_type})
     return node.with_id(f"latest_{pipeline}_{producer}_{key}")

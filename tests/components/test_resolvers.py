@@ -69,13 +69,17 @@ def test_latest_artifact_gives_the_previous_runs_output(tmp_path):
 def test_latest_pipeline_artifact_reads_another_pipelines_newest_output(tmp_path):
     store = {"pipeline_root": str(tmp_path / "root"), "metadata_url": f"sqlite:///{tmp_path / 'md.sqlite'}"}
 
-    def monitor():
-        latest = LatestPipelineArtifact("training", "make_numbers", "numbers", Dataset)
+    def monitor(**required):
+        latest = LatestPipelineArtifact("training", "make_numbers", "numbers", Dataset, **required)
         return Pipeline("monitor", components=[latest, lib.total(numbers=latest.outputs["artifact"])], **store)
 
     first = RUNNER.run(monitor())  # the training pipeline never ran: nothing to resolve
-    assert first.nodes["latest_training_make_numbers_numbers"].outputs == {}
-    assert first.nodes["total"].state == "failed"
+    resolver = first.nodes["latest_training_make_numbers_numbers"]
+    assert resolver.state == "failed" and first.nodes["total"].state != "complete"
+    assert "no successful run of pipeline 'training' in this metadata store has published output " \
+        "'numbers' of node 'make_numbers'; run that pipeline first" in resolver.error
+    optional = RUNNER.run(monitor(required=False))
+    assert optional.nodes["latest_training_make_numbers_numbers"].outputs == {}
     for rows in (3, 5):
         RUNNER.run(Pipeline("training", components=[lib.make_numbers(rows=rows)], **store))
     # a node of the same id in another pipeline is not the training pipeline's

@@ -79,7 +79,7 @@ def oracle_js(a: np.ndarray, b: np.ndarray) -> float:
 
     def rebucket(counts, edges):
         out = np.zeros(len(union) - 1)
-        for c, lo, hi in zip(counts, edges[:-1], edges[1:]):
+        for c, lo, hi in zip(counts, edges[:-1], edges[1:], strict=True):
             for i in range(len(union) - 1):
                 overlap = min(hi, union[i + 1]) - max(lo, union[i])
                 if overlap > 0:
@@ -235,7 +235,7 @@ def run_validator(tmp_path, schema, serving_table, **params):
 def test_validator_passes_normal_traffic_and_ignores_log_columns(tmp_path):
     table = with_log_columns(synthetic(1, 600, loc=4200.0, scale=800.0, probs=[0.5, 0.35, 0.15, 0.0],
                                        with_label=False))
-    out, doc = run_validator(tmp_path, serving_schema(tmp_path), table, environment=SERVING)
+    _, doc = run_validator(tmp_path, serving_schema(tmp_path), table, environment=SERVING)
     assert doc["passed"] is True and doc["splits"] == {"serving": []}, doc["splits"]
     assert doc["environment"] == "SERVING"
     assert set(doc["skew"]["serving"]) == {"body_mass_g", "flipper_length_mm", "island"}  # no label, no _jfx_
@@ -271,5 +271,5 @@ def test_a_schema_without_environments_expects_every_column_in_serving(tmp_path)
     with_envs = serving_schema(tmp_path)
     schema = TableSchema({n: replace(c, not_in_environment=()) for n, c in with_envs.columns.items()})
     table = synthetic(1, 300, loc=4200.0, scale=800.0, probs=[0.5, 0.35, 0.15, 0.0], with_label=False)
-    out, doc = run_validator(tmp_path, schema, table, environment=SERVING, halt_on_anomalies=False)
+    _, doc = run_validator(tmp_path, schema, table, environment=SERVING, halt_on_anomalies=False)
     assert [(a["column"], a["kind"]) for a in doc["splits"]["serving"]] == [("species", "missing_column")]
