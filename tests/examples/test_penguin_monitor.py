@@ -107,3 +107,15 @@ def test_the_monitor_fails_clearly_before_any_training_run(tmp_path):
     assert "no successful run of pipeline 'penguin' in this metadata store has published output 'schema' " \
         "of node 'SchemaGen'; run that pipeline first" in proc.stdout
     assert node_states(proc.stdout)["SkewValidator"] == "skipped"
+
+
+def test_request_logs_under_an_s3_prefix(trained, tmp_path, s3_root):
+    from jfx import _storage as storage
+
+    home, rows = trained
+    write_request_log(tmp_path / "log", rows.take(np.random.default_rng(4).permutation(rows.num_rows)[:120]))
+    storage.upload_dir(tmp_path / "log", f"{s3_root}/request_log/penguin")
+    proc = run_jfx("run", str(MONITOR), "--param", f"request_log={s3_root}/request_log/penguin", home=home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = anomalies_of(home, proc)
+    assert doc["passed"] is True and set(doc["skew"]["serving"]) == set(FEATURES)
