@@ -27,6 +27,7 @@ _EXPORTS = {
     "LatestBlessedModel": "jfx.components._resolvers",
     "LatestArtifact": "jfx.components._resolvers",
     "Importer": "jfx.components._importer",
+    "LatestPipelineArtifact": "jfx.components._resolvers",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,33 +1,38 @@
-"""Anomaly detection: a split's statistics against a schema, and drift against a baseline.
+"""Anomaly detection: a split's statistics against a schema, and skew and drift against a baseline.
 
 Every check works on ExampleStatistics documents (docs/artifacts.md), never on the data,
 so it costs the same for a hundred rows or a billion.
 
 Anomaly kinds: ``missing_column``, ``new_column``, ``type_change``, ``out_of_domain``,
-``out_of_range``, ``low_presence``, ``drift``, ``expectation_failed``.
+``out_of_range``, ``low_presence``, ``drift``, ``skew``, ``expectation_failed``.
 
-Drift distances:
+Environments (TFDV's): validated as data of an ``environment`` (e.g. ``"SERVING"``), a
+column the schema puts outside it is not required, and is reported if present (a label
+in serving data). Columns named ``_jfx_...`` (request-log metadata) are never new columns.
 
-* categorical columns (string, bool): the L-infinity distance between the two
-  frequency vectors of ``top_values``, each count divided by the column's number of
-  present values; a value absent from one side counts 0 there.
-* numeric columns (int, float, timestamp, bool): the Jensen–Shannon divergence (base-2
-  logarithms, so it lies in [0, 1]) of the two distributions over a common set of bins.
-  Each side's cumulative distribution function is rebuilt from its 101 quantiles
-  (ranks 0.00 … 1.00), piecewise linear between quantiles, with repeated quantiles as
-  point masses (a quantile value repeated over ranks r..s holds mass s - r). Without
-  quantiles the equal-width histogram is used the same way (uniform within a bucket).
-  The common bins are 20 equal-mass bins of both sides pooled (cut at the quantiles of
-  the two sides' quantile values together): coarse enough that sampling noise in the
-  sketches scores near 0, fine enough to see a shift of half a standard deviation. The
-  first bin holds the mass at or below the lowest edge. Identical statistics give
-  exactly 0; disjoint supports give 1.
+Comparators (TFDV's ``drift_comparator`` and ``skew_comparator``) measure, as TFDV does:
+
+* ``linf`` (``infinity_norm``; string and bool columns): the L-infinity distance between
+  the two value distributions of ``top_values``, each normalised by the sum of its own
+  listed counts (TFDV normalises its rank histogram the same way); a value listed on one
+  side only has frequency 0 on the other. With at most 100 distinct values (all listed)
+  this is the exact distance between the value frequencies.
+* ``js`` (``jensen_shannon_divergence``): the Jensen–Shannon divergence with base-2
+  logarithms (0 to 1). For numeric columns, from the two equal-width ``histogram`` blocks
+  (TFDV's standard histograms): both are re-bucketed onto the union of their bucket
+  boundaries, assuming values spread uniformly within a bucket, and a constant column
+  (min = max) is a point mass kept in a bucket of its own; for string columns, from the
+  ``top_values`` counts. Identical statistics give 0, disjoint ones 1.
 
 Example:
     >>> linf_distance({"a": 6, "b": 4}, {"a": 3, "b": 5, "c": 2})
     0.3
     >>> round(js_divergence([1.0, 0.0], [0.0, 1.0]), 6)
     1.0
+    >>> a = {"boundaries": [1.0, 2.0, 3.0], "counts": [2, 2]}
+    >>> b = {"boundaries": [2.0, 4.0, 6.0], "counts": [2, 2]}
+    >>> round(histogram_js_divergence(a, b), 6)  # TFDV's own worked example
+    0.655639
 """
 
 from __future__ import annotations
@@ -43,26 +48,28 @@ from jfx.components._schema import COLUMN_TYPES, DOMAIN_TYPES, RANGE_TYPES, Colu
 
 __all__ = [
     "ANOMALY_KINDS",
+    "LOG_COLUMN_PREFIX",
     "Anomaly",
     "ValidationResult",
     "detect_anomalies",
+    "detect_comparator",
     "detect_drift",
     "linf_distance",
     "js_divergence",
-    "numeric_bins",
+    "histogram_js_divergence",
     "format_report",
 ]
 
 ANOMALY_KINDS = ("missing_column", "new_column", "type_change", "out_of_domain", "out_of_range",
-                 "low_presence", "drift", "expectation_failed")
+                 "low_presence", "drift", "skew", "expectation_failed")
+# Columns a request log adds beside the model's features (time, model version, prediction):
+# never features, so never flagged as columns the schema does not know.
+LOG_COLUMN_PREFIX = "_jfx_"
 ERROR, WARNING = "error", "warning"
 _PRESENCE_TOLERANCE = 1e-9
 _LISTED_VALUES = 10  # out-of-domain values named in a description
-# Common bins for the JS divergence. Finer bins measure sketch noise: two samples of one
-# normal distribution (500 and 1,000 rows) scored 0.052 with bins at every quantile of
-# both sides but 0.011 with 20 bins, where a shift of half a standard deviation scores
-# 0.054 (true value 0.044).
-JS_BINS = 20
+_METRIC_LABEL = {"linf": "L-infinity distance", "js": "Jensen-Shannon divergence"}
+_METRIC_FIELD = {"linf": "infinity_norm", "js": "jensen_shannon_divergence"}
 
 
 @dataclass(frozen=True)
@@ -100,11 +107,15 @@ class ValidationResult:
         drift: split → column → ``{"metric", "value", "threshold", "baseline_split"}``
             for every column whose drift could be measured (threshold ``None``: not checked).
         expectations: split → summary of the Great Expectations suite run on it.
+        skew: like ``drift``, against the training statistics.
+        environment: the environment the splits were validated as (``None``: any).
     """
 
     splits: dict[str, list[Anomaly]] = field(default_factory=dict)
     drift: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     expectations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skew: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    environment: str | None = None
 
     @property
     def anomaly_count(self) -> int:
@@ -120,8 +131,12 @@ class ValidationResult:
             "anomaly_count": self.anomaly_count,
             "splits": {s: [a.to_dict() for a in v] for s, v in self.splits.items()},
         }
+        if self.environment is not None:
+            doc["environment"] = self.environment
         if self.drift:
             doc["drift"] = self.drift
+        if self.skew:
+            doc["skew"] = self.skew
         if self.expectations:
             doc["expectations"] = self.expectations
         return doc
@@ -191,13 +206,17 @@ def _range_anomaly(name: str, col: Mapping[str, Any], spec: ColumnSchema, where:
                    "in the schema.", details=details)
 
 
-def detect_anomalies(stats: Mapping[str, Any], schema: TableSchema, *, split: str | None = None) -> list[Anomaly]:
+def detect_anomalies(stats: Mapping[str, Any], schema: TableSchema, *, split: str | None = None,
+                     environment: str | None = None) -> list[Anomaly]:
     """Compare one split's statistics document with ``schema``.
 
     Args:
         stats: the split's statistics (``{"num_rows", "columns": {...}}``).
         schema: the schema to check against.
         split: the split's name, for descriptions (default: ``stats["split"]``).
+        environment: the environment the data comes from (``"TRAINING"``, ``"SERVING"``):
+            a column the schema puts outside it is not required, and is an anomaly if
+            present; ``None``: every column is expected.
 
     Returns:
         The anomalies, in the schema's column order, then new columns.
@@ -216,16 +235,26 @@ def detect_anomalies(stats: Mapping[str, Any], schema: TableSchema, *, split: st
     for name, spec in schema.columns.items():
         where = f"split {split!r}, column {name!r}"
         col = columns.get(name)
+        expected = schema.in_environment(name, environment)
         if col is None:
-            if spec.required or spec.min_presence > 0 or spec.min_count > 0:
+            if expected and (spec.required or spec.min_presence > 0 or spec.min_count > 0):
                 why = ("marks it required" if spec.required else
                        f"sets its min_presence to {_fmt(spec.min_presence)}" if spec.min_presence > 0 else
                        f"sets its min_count to {spec.min_count}")
+                env = f" in environment {environment}" if environment is not None else ""
                 found.append(Anomaly(name, "missing_column",
-                                     f"{where}: the column is missing; the schema {why}. "
+                                     f"{where}: the column is missing; the schema {why}{env}. "
                                      "Add it to the data, or make it optional in the schema "
-                                     "(\"required\": false, \"min_presence\": 0, \"min_count\": 0)."))
+                                     "(\"required\": false, \"min_presence\": 0, \"min_count\": 0)"
+                                     + (f", or list {environment!r} in its \"not_in_environment\"."
+                                        if environment is not None else ".")))
             continue
+        if not expected:
+            found.append(Anomaly(name, "new_column",
+                                 f"{where}: the column is present, but the schema says it is not in environment "
+                                 f"{environment} (a label in serving data?). Drop it from the {environment} data, "
+                                 f"or add {environment!r} to the column's \"in_environment\" in the schema.",
+                                 details={"environment": environment}))
         seen = col.get("type")
         if not _type_matches(spec.type, seen):
             found.append(Anomaly(name, "type_change",
@@ -258,7 +287,7 @@ def detect_anomalies(stats: Mapping[str, Any], schema: TableSchema, *, split: st
             if anomaly:
                 found.append(anomaly)
     for name, col in columns.items():
-        if name in schema.columns:
+        if name in schema.columns or name.startswith(LOG_COLUMN_PREFIX):
             continue
         if col.get("type") not in COLUMN_TYPES:  # SchemaGen leaves such columns out: only a warning
             found.append(Anomaly(name, "new_column",
@@ -273,24 +302,31 @@ def detect_anomalies(stats: Mapping[str, Any], schema: TableSchema, *, split: st
     return found
 
 
-# ----------------------------------------------------------------------------- drift
+# ----------------------------------------------------------------------------- skew and drift
+
+
+def _linf(counts_a: Mapping[str, float], counts_b: Mapping[str, float],
+          total_a: float | None = None, total_b: float | None = None) -> tuple[str | None, float]:
+    """(the value with the largest difference, the L-infinity distance) between two count maps."""
+    ta = float(total_a if total_a is not None else sum(counts_a.values()))
+    tb = float(total_b if total_b is not None else sum(counts_b.values()))
+    best: tuple[str | None, float] = (None, 0.0)
+    for value in sorted(set(counts_a) | set(counts_b)):
+        fa = counts_a.get(value, 0) / ta if ta > 0 else 0.0
+        fb = counts_b.get(value, 0) / tb if tb > 0 else 0.0
+        if abs(fa - fb) > best[1]:
+            best = (value, abs(fa - fb))
+    return best
 
 
 def linf_distance(counts_a: Mapping[str, float], counts_b: Mapping[str, float],
                   total_a: float | None = None, total_b: float | None = None) -> float:
     """L-infinity distance between two value → count maps, as frequencies.
 
-    Each count is divided by its side's total (default: the sum of its counts); a value
-    missing on one side has frequency 0 there.
+    Each count is divided by its side's total (default: the sum of its counts, TFDV's
+    normalisation); a value missing on one side has frequency 0 there.
     """
-    ta = float(total_a if total_a is not None else sum(counts_a.values()))
-    tb = float(total_b if total_b is not None else sum(counts_b.values()))
-    best = 0.0
-    for value in set(counts_a) | set(counts_b):
-        fa = counts_a.get(value, 0) / ta if ta > 0 else 0.0
-        fb = counts_b.get(value, 0) / tb if tb > 0 else 0.0
-        best = max(best, abs(fa - fb))
-    return best
+    return _linf(counts_a, counts_b, total_a, total_b)[1]
 
 
 def js_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
@@ -314,117 +350,165 @@ def js_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarr
     return min(1.0, max(0.0, (kl(pv) + kl(qv)) / 2))
 
 
-def _cdf_points(numeric: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
-    """(x, F(x)) points of a column's distribution: from quantiles, else the histogram."""
-    quantiles = numeric.get("quantiles")
-    if quantiles and len(quantiles) >= 2:
-        x = np.asarray(quantiles, dtype=np.float64)
-        return x, np.linspace(0.0, 1.0, len(x))
-    hist = numeric.get("histogram") or {}
+@dataclass(frozen=True)
+class _Histogram:
+    """A histogram as TFDV aligns it: contiguous buckets (``edges``, ``counts``) and point masses."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    points: dict[float, float]
+
+
+def _as_histogram(hist: Mapping[str, Any] | None, numeric: Mapping[str, Any] | None = None,
+                  count: float = 0.0) -> _Histogram | None:
+    numeric = numeric or {}
+    hist = hist or {}
     bounds, counts = hist.get("boundaries"), hist.get("counts")
-    if bounds and counts and len(bounds) == len(counts) + 1 and sum(counts) > 0:
-        cum = np.concatenate([[0.0], np.cumsum(np.asarray(counts, dtype=np.float64))])
-        return np.asarray(bounds, dtype=np.float64), cum / cum[-1]
-    if numeric.get("min") is not None and numeric.get("min") == numeric.get("max"):
-        return np.array([numeric["min"], numeric["min"]], dtype=np.float64), np.array([0.0, 1.0])
-    return None
-
-
-def _cdf(x: np.ndarray, f: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """The right-continuous, piecewise-linear CDF through points (x, f), evaluated at ``at``.
-
-    Repeated x values make a jump (a point mass): the last of them gives F there.
-    """
-    j = np.searchsorted(x, at, side="right") - 1
-    out = np.empty_like(at)
-    below, above = j < 0, j >= len(x) - 1
-    out[below] = 0.0
-    out[above] = f[-1]
-    mid = ~(below | above)
-    jm = j[mid]
-    x0, x1 = x[jm], x[jm + 1]
-    out[mid] = f[jm] + (at[mid] - x0) / (x1 - x0) * (f[jm + 1] - f[jm])
-    return out
-
-
-def numeric_bins(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Two numeric columns' distributions over common bins (see the module docstring).
-
-    Args:
-        a, b: the ``numeric`` sections of two columns' statistics.
-
-    Returns:
-        ``(p, q, edges)``: the masses of each side in each bin (bin 0 is ``<= edges[0]``,
-        bin i is ``(edges[i-1], edges[i]]``), or ``None`` when either side has neither
-        quantiles nor a histogram.
-    """
-    pa, pb = _cdf_points(a), _cdf_points(b)
-    if pa is None or pb is None:
+    total = float(sum(counts)) if counts else float(count)
+    lo, hi = numeric.get("min"), numeric.get("max")
+    if lo is not None and lo == hi and total > 0:
+        # A constant column: StatisticsGen spreads it over a unit-wide span (numpy's rule),
+        # TFDV keeps it as one zero-width bucket, a point mass. The point mass it is.
+        return _Histogram(np.empty(0), np.empty(0), {float(lo): total})
+    if not bounds or not counts or len(bounds) != len(counts) + 1 or total <= 0:
         return None
-    pooled = np.concatenate([pa[0], pb[0]])
-    edges = np.unique(np.quantile(pooled, np.linspace(0.0, 1.0, JS_BINS + 1)))
-    fa, fb = _cdf(*pa, edges), _cdf(*pb, edges)
-    p = np.diff(np.concatenate([[0.0], fa]))
-    q = np.diff(np.concatenate([[0.0], fb]))
-    return np.clip(p, 0.0, None), np.clip(q, 0.0, None), edges
+    edges = np.asarray(bounds, dtype=np.float64)
+    width_zero = edges[1:] == edges[:-1]
+    points: dict[float, float] = {}
+    for j in np.flatnonzero(width_zero):
+        points[float(edges[j])] = points.get(float(edges[j]), 0.0) + float(counts[j])
+    if width_zero.any():  # zero-width buckets: point masses, outside the rebucketing (TFDV)
+        keep = ~width_zero
+        edges = np.concatenate([edges[:-1][keep], edges[1:][keep][-1:]]) if keep.any() else np.empty(0)
+        counts = [c for c, k in zip(counts, keep, strict=True) if k]
+    return _Histogram(edges, np.asarray(counts, dtype=np.float64), points)
+
+
+def _rebucket(h: _Histogram, boundaries: np.ndarray) -> np.ndarray:
+    """``h``'s mass in each interval between ``boundaries`` (which include all of its edges),
+    spread uniformly within each of its buckets; 0 outside them."""
+    if len(boundaries) < 2:
+        return np.empty(0)
+    if len(h.edges) < 2:
+        return np.zeros(len(boundaries) - 1)
+    cumulative = np.concatenate([[0.0], np.cumsum(h.counts)])
+    return np.diff(np.interp(boundaries, h.edges, cumulative))
+
+
+def _aligned(a: _Histogram, b: _Histogram) -> tuple[np.ndarray, np.ndarray]:
+    """Two histograms over common buckets, as TFDV aligns them before the JS divergence:
+    the union of both sides' bucket boundaries (uniform mass within a bucket), then one
+    bucket per distinct point mass of either side."""
+    boundaries = np.union1d(a.edges, b.edges)
+    p, q = _rebucket(a, boundaries), _rebucket(b, boundaries)
+    points = sorted(set(a.points) | set(b.points))
+    p = np.concatenate([p, [a.points.get(x, 0.0) for x in points]])
+    q = np.concatenate([q, [b.points.get(x, 0.0) for x in points]])
+    return p, q
+
+
+def histogram_js_divergence(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    """TFDV's approximate Jensen–Shannon divergence of two ``histogram`` blocks
+    (``{"boundaries", "counts"}``; zero-width buckets are point masses).
+
+    Raises:
+        ValueError: either histogram is empty or malformed.
+    """
+    ha, hb = _as_histogram(a), _as_histogram(b)
+    if ha is None or hb is None:
+        raise ValueError("histogram_js_divergence needs two non-empty histograms (boundaries, counts)")
+    return js_divergence(*_aligned(ha, hb))
 
 
 def _top_counts(col: Mapping[str, Any]) -> dict[str, float]:
     return {t["value"]: t["count"] for t in (col.get("string") or {}).get("top_values") or []}
 
 
-def _measure(col: Mapping[str, Any], base: Mapping[str, Any], spec: ColumnSchema) -> tuple[str, float] | None:
-    """(metric, distance) for a column, by its schema's threshold, else by its type."""
-    metric = next(iter(spec.drift), None)
-    if metric is None:
-        metric = "linf" if spec.type in ("string", "bool") else "js"
+def _numeric_histogram(col: Mapping[str, Any]) -> _Histogram | None:
+    numeric = col.get("numeric")
+    if not numeric:
+        return None
+    return _as_histogram(numeric.get("histogram"), numeric, float(col.get("count") or 0))
+
+
+def _measure(col: Mapping[str, Any], base: Mapping[str, Any], metric: str) -> tuple[float, str | None] | None:
+    """(distance, the value that differs most, for ``linf``) of a column from its baseline,
+    or ``None`` when the statistics cannot give it (no values on a side)."""
     if metric == "linf":
         if not (col.get("string") and base.get("string")):
             return None
-        return metric, linf_distance(_top_counts(col), _top_counts(base), col.get("count") or None,
-                                     base.get("count") or None)
-    if not (col.get("numeric") and base.get("numeric")):
+        value, distance = _linf(_top_counts(base), _top_counts(col))
+        return distance, value
+    top, base_top = _top_counts(col), _top_counts(base)
+    if top and base_top:  # TFDV: value counts first (string and bool columns), else histograms
+        keys = sorted(set(top) | set(base_top))
+        return js_divergence([base_top.get(k, 0.0) for k in keys], [top.get(k, 0.0) for k in keys]), None
+    ha, hb = _numeric_histogram(base), _numeric_histogram(col)
+    if ha is None or hb is None:
         return None
-    bins = numeric_bins(col["numeric"], base["numeric"])
-    if bins is None:
-        return None
-    p, q, _ = bins
-    return metric, js_divergence(p, q)
+    return js_divergence(*_aligned(ha, hb)), None
 
 
-def detect_drift(stats: Mapping[str, Any], baseline: Mapping[str, Any], schema: TableSchema, *,
-                 split: str, baseline_split: str) -> tuple[dict[str, dict[str, Any]], list[Anomaly]]:
-    """Measure drift of every schema column between a split and its baseline.
+def _default_metric(spec: ColumnSchema) -> str:
+    return "linf" if spec.type in ("string", "bool") else "js"
 
-    Columns with a ``drift`` threshold in the schema are checked against it (an
-    anomaly when the distance exceeds it); the others are measured and reported only.
+
+def detect_comparator(stats: Mapping[str, Any], baseline: Mapping[str, Any], schema: TableSchema, kind: str, *,
+                      split: str, baseline_split: str,
+                      environment: str | None = None) -> tuple[dict[str, dict[str, Any]], list[Anomaly]]:
+    """Measure ``kind`` (``"drift"`` or ``"skew"``) of every schema column between a split
+    and its baseline (the previous span for drift, the training data for skew).
+
+    Columns whose ``<kind>_comparator`` sets a threshold are checked against it (an
+    anomaly when the distance is above it); the others are measured on their type's
+    metric and reported only. Columns the schema puts outside ``environment``, or
+    missing on either side, are left out.
 
     Returns:
         ``(measurements, anomalies)``: column → ``{"metric", "value", "threshold",
-        "baseline_split"}``, and the drift anomalies.
+        "baseline_split"}`` (plus ``"value_with_largest_difference"`` for ``linf``), and
+        the anomalies, which name the column, the distance and the threshold.
     """
     cols, base_cols = stats.get("columns") or {}, baseline.get("columns") or {}
     measured: dict[str, dict[str, Any]] = {}
     found: list[Anomaly] = []
+    against = ("the training statistics" if kind == "skew" else "the baseline") + f" (split {baseline_split!r})"
     for name, spec in schema.columns.items():
-        if name not in cols or name not in base_cols:
+        if name not in cols or name not in base_cols or not schema.in_environment(name, environment):
             continue
-        result = _measure(cols[name], base_cols[name], spec)
+        thresholds = spec.comparator(kind)
+        metric = next(iter(thresholds), None) or _default_metric(spec)
+        result = _measure(cols[name], base_cols[name], metric)
         if result is None:
             continue
-        metric, value = result
-        threshold = spec.drift.get(metric)
-        measured[name] = {"metric": metric, "value": value, "threshold": threshold,
-                          "baseline_split": baseline_split}
-        if threshold is not None and value > threshold:
-            label = "L-infinity distance" if metric == "linf" else "Jensen-Shannon divergence"
-            found.append(Anomaly(name, "drift",
-                                 f"split {split!r}, column {name!r}: drifted from the baseline split "
-                                 f"{baseline_split!r}: {label} {value:.4f} is above the schema's threshold "
-                                 f"{_fmt(threshold)}. Check the data, or raise \"drift\": {{\"{metric}\": ...}} "
-                                 "in the schema.",
-                                 details={"metric": metric, "value": value, "threshold": threshold}))
+        value, top = result
+        threshold = thresholds.get(metric)
+        entry: dict[str, Any] = {"metric": metric, "value": value, "threshold": threshold,
+                                 "baseline_split": baseline_split}
+        if top is not None:
+            entry["value_with_largest_difference"] = top
+        measured[name] = entry
+        if threshold is None or value <= threshold:
+            continue
+        most = f"; the value that differs most is {top!r}" if top is not None else ""
+        verb = "differs from" if kind == "skew" else "drifted from"
+        found.append(Anomaly(name, kind,
+                             f"split {split!r}, column {name!r}: {verb} {against}: {_METRIC_LABEL[metric]} "
+                             f"{value:.4f} is above the schema's {kind}_comparator threshold {_fmt(threshold)}{most}. "
+                             f"Check the data, or raise \"{kind}_comparator\": {{\"{_METRIC_FIELD[metric]}\": "
+                             "{\"threshold\": ...}} in the schema.",
+                             details={"metric": metric, "value": value, "threshold": threshold,
+                                      "baseline_split": baseline_split,
+                                      **({"value_with_largest_difference": top} if top is not None else {})}))
     return measured, found
+
+
+def detect_drift(stats: Mapping[str, Any], baseline: Mapping[str, Any], schema: TableSchema, *,
+                 split: str, baseline_split: str,
+                 environment: str | None = None) -> tuple[dict[str, dict[str, Any]], list[Anomaly]]:
+    """:func:`detect_comparator` for the ``drift_comparator`` thresholds."""
+    return detect_comparator(stats, baseline, schema, "drift", split=split, baseline_split=baseline_split,
+                             environment=environment)
 
 
 # ----------------------------------------------------------------------------- the report
@@ -442,7 +526,9 @@ def format_report(result: ValidationResult, *, title: str = "ExampleValidator") 
     """The readable report: per split, per column, what was found and how to fix it."""
     n, splits = result.anomaly_count, len(result.splits)
     verdict = "passed" if result.passed else "FAILED"
-    lines = [f"{title}: {verdict}: {n} anomal{'y' if n == 1 else 'ies'} in {splits} split{'s' if splits != 1 else ''}"]
+    env = f" (environment {result.environment})" if result.environment is not None else ""
+    lines = [f"{title}: {verdict}: {n} anomal{'y' if n == 1 else 'ies'} in {splits} split{'s' if splits != 1 else ''}"
+             f"{env}"]
     for split, anomalies in result.splits.items():
         lines.append("")
         if not anomalies:
@@ -455,14 +541,17 @@ def format_report(result: ValidationResult, *, title: str = "ExampleValidator") 
                 tag = "" if a.severity == ERROR else f" [{a.severity}]"
                 lines.append(f"  {(a.column or '(table)'):<{width}}  {a.kind}{tag}")
                 lines.append(f"    {_strip_where(a.description, split, a.column)}")
-        drift = result.drift.get(split) or {}
-        if drift:
-            lines.append(f"  drift against baseline split {next(iter(drift.values()))['baseline_split']!r}:")
-            width = max(len(c) for c in drift)
-            for column, m in drift.items():
+        for heading, measured, flag_word in (("drift against baseline", result.drift, "DRIFTED"),
+                                             ("skew against training", result.skew, "SKEWED")):
+            found = measured.get(split) or {}
+            if not found:
+                continue
+            lines.append(f"  {heading} split {next(iter(found.values()))['baseline_split']!r}:")
+            width = max(len(c) for c in found)
+            for column, m in found.items():
                 label = "L-inf" if m["metric"] == "linf" else "JS"
                 limit = f"threshold {_fmt(m['threshold'])}" if m["threshold"] is not None else "no threshold"
-                flag = "  DRIFTED" if m["threshold"] is not None and m["value"] > m["threshold"] else ""
+                flag = f"  {flag_word}" if m["threshold"] is not None and m["value"] > m["threshold"] else ""
                 lines.append(f"    {column:<{width}}  {label} {m['value']:.4f} ({limit}){flag}")
         exp = result.expectations.get(split)
         if exp:

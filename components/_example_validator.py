@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from jfx.components._anomalies import Anomaly, ValidationResult, detect_anomalies, detect_drift, format_report
+from jfx.components._anomalies import Anomaly, ValidationResult, detect_anomalies, detect_comparator, format_report
 from jfx import _storage as storage
 from jfx.components._examples import localized, split_files
 from jfx.components._schema import _read_statistics, load_schema
@@ -281,17 +281,22 @@ def ExampleValidator(  # noqa: N802 - components are named like the TFX classes 
     examples: Optional[Input[Examples]] = None,  # noqa: UP045 - the DSL reads Optional[...]
     halt_on_anomalies: Parameter[bool] = True,
     exclude_splits: Parameter[list] | None = None,
+    environment: Parameter[str] | None = None,
+    training_statistics: Optional[Input[ExampleStatistics]] = None,  # noqa: UP045 - the DSL reads Optional[...]
 ):
-    """Validate each split: schema anomalies, drift from a baseline, expectation suites.
+    """Validate each split: schema anomalies, skew and drift, expectation suites.
 
     Schema checks (per split and column): missing required column, new column, type
     change, values outside the string domain, values outside the numeric range,
-    presence below ``min_presence`` or ``min_count``. Drift (with ``baseline_statistics``, against the
-    baseline split of the same name, else its first split): L-infinity distance for
+    presence below ``min_presence`` or ``min_count``; with ``environment``, as TFDV's
+    environments say (a column not in it is not required, and is reported if present).
+    Columns named ``_jfx_...`` (request-log metadata) are never new columns.
+    Drift (with ``baseline_statistics``) and skew (with ``training_statistics``), each
+    against the split of the same name, else the first split: L-infinity distance for
     categorical columns, Jensen–Shannon divergence for numeric ones, checked where the
-    schema sets ``drift`` thresholds and reported for every column. Expectations: a
-    Great Expectations suite file run on each split's rows (needs ``examples``), with
-    offline Data Docs under ``data_docs/``.
+    schema's ``drift_comparator`` / ``skew_comparator`` sets a threshold and reported for
+    every column. Expectations: a Great Expectations suite file run on each split's rows
+    (needs ``examples``), with offline Data Docs under ``data_docs/``.
 
     Args:
         statistics: the splits' statistics (StatisticsGen).
@@ -304,12 +309,17 @@ def ExampleValidator(  # noqa: N802 - components are named like the TFX classes 
         halt_on_anomalies: raise HaltPipeline (after writing the outputs) when anything
             is found, so that the nodes downstream are skipped.
         exclude_splits: split names not to validate.
+        environment: the environment the data comes from, e.g. ``"SERVING"`` for request
+            logs (which hold no label); ``None``: every schema column is expected.
+        training_statistics: the training data's statistics, for the skew check of
+            serving data (the schema's ``skew_comparator`` thresholds).
 
     Raises:
         HaltPipeline: anomalies were found and ``halt_on_anomalies`` is set; its message
             is the readable report.
         DataValidationError: the schema or the expectation suite is malformed.
-        InvalidArgumentError: ``expectations`` without ``examples``.
+        InvalidArgumentError: ``expectations`` without ``examples``, or an ``environment``
+            the schema does not name.
     """
     if expectations and examples is None:
         raise InvalidArgumentError(
@@ -318,21 +328,32 @@ def ExampleValidator(  # noqa: N802 - components are named like the TFX classes 
     # the examples stream from where they are recorded; the small inputs are local copies
     schema, statistics = localized(schema), localized(statistics)
     baseline_statistics = None if baseline_statistics is None else localized(baseline_statistics)
+    training_statistics = None if training_statistics is None else localized(training_statistics)
     table_schema = load_schema(schema)
+    known = table_schema.environments
+    if environment is not None and known and environment not in known:
+        raise InvalidArgumentError(
+            f"ExampleValidator: environment={environment!r} is not one the schema names "
+            f"({', '.join(known)}); environment names are case-sensitive")
     stats = _read_statistics(statistics)
     skip = set(exclude_splits or [])
     splits = [s for s in stats if s not in skip]
-    baseline = _read_statistics(baseline_statistics) if baseline_statistics is not None else {}
+    baselines = {
+        "drift": _read_statistics(baseline_statistics) if baseline_statistics is not None else {},
+        "skew": _read_statistics(training_statistics) if training_statistics is not None else {},
+    }
 
-    result = ValidationResult()
+    result = ValidationResult(environment=environment)
     for split in splits:
-        result.splits[split] = detect_anomalies(stats[split], table_schema, split=split)
-        if baseline:
+        result.splits[split] = detect_anomalies(stats[split], table_schema, split=split, environment=environment)
+        for kind, baseline in baselines.items():
+            if not baseline:
+                continue
             base_split = split if split in baseline else next(iter(baseline))
-            measured, drifted = detect_drift(stats[split], baseline[base_split], table_schema,
-                                             split=split, baseline_split=base_split)
-            result.drift[split] = measured
-            result.splits[split].extend(drifted)
+            measured, found = detect_comparator(stats[split], baseline[base_split], table_schema, kind,
+                                                split=split, baseline_split=base_split, environment=environment)
+            getattr(result, kind)[split] = measured
+            result.splits[split].extend(found)
     if expectations:
         docs = Path(anomalies.uri) / DATA_DOCS_DIR
         assert examples is not None  # checked above

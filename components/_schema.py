@@ -3,10 +3,23 @@
 A schema is ``<uri>/schema.json`` (see docs/artifacts.md)::
 
     {"version": 1,
+     "default_environment": ["TRAINING", "SERVING"],
      "columns": {"species": {"type": "string", "required": true, "min_presence": 1.0,
-                             "domain": ["Adelie", "Chinstrap", "Gentoo"], "drift": {"linf": 0.2}},
+                             "domain": ["Adelie", "Chinstrap", "Gentoo"],
+                             "not_in_environment": ["SERVING"],
+                             "drift_comparator": {"infinity_norm": {"threshold": 0.2}}},
                  "bill_length_mm": {"type": "float", "required": false, "min_presence": 0.0,
-                                    "min_count": 1, "range": {"min": 32.1, "max": 59.6}, "drift": {"js": 0.1}}}}
+                                    "min_count": 1, "range": {"min": 32.1, "max": 59.6},
+                                    "skew_comparator": {"jensen_shannon_divergence": {"threshold": 0.1}}}}}
+
+Environments and comparators follow TFDV's schema: ``default_environment`` lists the
+environments every column is in, a column's ``in_environment``/``not_in_environment``
+adds or removes it (so the label can be required in ``TRAINING`` and absent in
+``SERVING``); a schema without ``default_environment`` puts every column in every
+environment. ``drift_comparator`` (against a previous span) and ``skew_comparator``
+(serving against training) hold an ``infinity_norm`` threshold (categorical columns)
+and/or a ``jensen_shannon_divergence`` threshold; the older ``"drift": {"linf": t}`` /
+``{"js": t}`` form still loads, as a drift comparator.
 
 :func:`infer_schema` derives one from ExampleStatistics; :func:`load_schema` reads and
 validates one (errors name the file, the column and the field at fault);
@@ -26,8 +39,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +60,11 @@ __all__ = [
     "save_schema",
     "infer_schema",
     "with_drift",
+    "with_comparators",
+    "with_environments",
+    "COMPARATORS",
+    "TRAINING",
+    "SERVING",
 ]
 
 SCHEMA_VERSION = 1
@@ -54,16 +72,25 @@ COLUMN_TYPES = ("int", "float", "string", "bool", "timestamp")
 RANGE_TYPES = ("int", "float", "timestamp")  # types whose values can be bounded by a range
 DOMAIN_TYPES = ("string",)  # types whose values can be listed in a domain
 DRIFT_METRICS = {"linf": ("string", "bool"), "js": ("int", "float", "timestamp", "bool")}
+# TFDV's comparator thresholds: the schema.json name of each metric and the column types
+# it applies to. Jensen-Shannon also reads string columns (their value counts), as TFDV does.
+COMPARATOR_METRICS = {"infinity_norm": "linf", "jensen_shannon_divergence": "js"}
+COMPARATOR_TYPES = {"linf": ("string", "bool"), "js": ("int", "float", "timestamp", "bool", "string")}
+COMPARATORS = ("drift", "skew")  # drift: against a previous span; skew: serving against training
+TRAINING, SERVING = "TRAINING", "SERVING"
 MAX_DOMAIN_SIZE = 100  # a string column with more distinct values gets no inferred domain
 
-_COLUMN_FIELDS = ("type", "required", "min_presence", "min_count", "domain", "range", "drift", "description")
+_COLUMN_FIELDS = ("type", "required", "min_presence", "min_count", "domain", "range", "drift", "drift_comparator",
+                  "skew_comparator", "in_environment", "not_in_environment", "description")
 
 _SCHEMA_EXAMPLE = """\
 Right:
-  {"version": 1, "columns": {
-     "species": {"type": "string", "required": true, "domain": ["Adelie", "Gentoo"]},
+  {"version": 1, "default_environment": ["TRAINING", "SERVING"], "columns": {
+     "species": {"type": "string", "required": true, "domain": ["Adelie", "Gentoo"],
+                 "not_in_environment": ["SERVING"]},
      "bill_length_mm": {"type": "float", "required": false, "min_presence": 0.95,
-                        "range": {"min": 30, "max": 60}, "drift": {"js": 0.1}}}}"""
+                        "range": {"min": 30, "max": 60},
+                        "drift_comparator": {"jensen_shannon_divergence": {"threshold": 0.1}}}}}"""
 
 
 @dataclass(frozen=True)
@@ -79,9 +106,15 @@ class ColumnSchema:
             ``presence.min_count``; 1: the column may not be entirely missing).
         domain: the allowed values of a string column (``None``: any value).
         range: ``(min, max)`` allowed for a numeric column; either end may be ``None``.
-        drift: drift thresholds against a baseline: ``{"linf": x}`` for categorical
-            columns, ``{"js": x}`` for numeric ones (absent: no drift check).
+        drift: the drift comparator's thresholds against a previous span, by metric:
+            ``"linf"`` (TFDV's ``infinity_norm``; categorical columns) and/or ``"js"``
+            (``jensen_shannon_divergence``); empty: no drift check.
         description: free text kept for the user.
+        min_count: see above.
+        skew: the skew comparator's thresholds (serving data against the training
+            statistics), keyed like ``drift``.
+        in_environment: environments the column is in, whatever ``default_environment`` says.
+        not_in_environment: environments the column is not in (the label: ``("SERVING",)``).
     """
 
     type: str
@@ -92,14 +125,53 @@ class ColumnSchema:
     drift: dict[str, float] = field(default_factory=dict)
     description: str | None = None
     min_count: int = 0
+    skew: dict[str, float] = field(default_factory=dict)
+    in_environment: tuple[str, ...] = ()
+    not_in_environment: tuple[str, ...] = ()
+
+    def comparator(self, kind: str) -> dict[str, float]:
+        """The thresholds of the ``"drift"`` or ``"skew"`` comparator, by metric."""
+        return self.skew if kind == "skew" else self.drift
 
 
 @dataclass(frozen=True)
 class TableSchema:
-    """The expected columns of every split, by name."""
+    """The expected columns of every split, by name.
+
+    ``default_environment``: the environments every column is in unless it says
+    otherwise (TFDV's rule); ``None`` (a schema that names none): every column is in
+    every environment.
+    """
 
     columns: dict[str, ColumnSchema]
     version: int = SCHEMA_VERSION
+    default_environment: tuple[str, ...] | None = None
+
+    def in_environment(self, name: str, environment: str | None) -> bool:
+        """Whether column ``name`` belongs in data of ``environment`` (``None``: any data).
+
+        Example:
+            >>> s = TableSchema({"label": ColumnSchema("string", not_in_environment=("SERVING",)),
+            ...                  "x": ColumnSchema("float")}, default_environment=("TRAINING", "SERVING"))
+            >>> s.in_environment("label", "SERVING"), s.in_environment("label", "TRAINING"), s.in_environment("x", "SERVING")
+            (False, True, True)
+        """
+        if environment is None:
+            return True
+        col = self.columns[name]
+        if environment in col.in_environment:
+            return True
+        if environment in col.not_in_environment:
+            return False
+        return self.default_environment is None or environment in self.default_environment
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        """Every environment the schema names (empty: it names none)."""
+        names = list(self.default_environment or ())
+        for col in self.columns.values():
+            names += [*col.in_environment, *col.not_in_environment]
+        return tuple(dict.fromkeys(names))
 
 
 # ----------------------------------------------------------------------------- (de)serialising
@@ -175,11 +247,64 @@ def _column_from_dict(name: str, doc: Any, source: str) -> ColumnSchema:
                         f"columns; this column is {ctype}")
         if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
             raise _fail(source, where, f"field 'drift.{metric}' must be a number from 0 to 1, got {threshold!r}")
+    drift = {k: float(v) for k, v in drift.items()}
+    if "drift_comparator" in doc:
+        if drift:
+            raise _fail(source, where, "fields 'drift' and 'drift_comparator' both set drift thresholds; "
+                        "keep 'drift_comparator' (the older 'drift' form reads the same)")
+        drift = _comparator_from_dict(doc["drift_comparator"], "drift_comparator", ctype, source, where)
+    skew = _comparator_from_dict(doc.get("skew_comparator"), "skew_comparator", ctype, source, where)
+    in_env = _environments(doc.get("in_environment"), "in_environment", source, where)
+    not_in_env = _environments(doc.get("not_in_environment"), "not_in_environment", source, where)
+    both = sorted(set(in_env) & set(not_in_env))
+    if both:
+        raise _fail(source, where, f"environment {both[0]!r} is in both 'in_environment' and 'not_in_environment'")
     description = doc.get("description")
     if description is not None and not isinstance(description, str):
         raise _fail(source, where, f"field 'description' must be a string, got {description!r}")
-    return ColumnSchema(ctype, required, float(presence), domain, bounds,
-                        {k: float(v) for k, v in drift.items()}, description, min_count)
+    return ColumnSchema(ctype, required, float(presence), domain, bounds, drift, description, min_count,
+                        skew, in_env, not_in_env)
+
+
+def _comparator_from_dict(doc: Any, key: str, ctype: str, source: str, where: str) -> dict[str, float]:
+    """TFDV's FeatureComparator: ``{"infinity_norm": {"threshold": t}, "jensen_shannon_divergence": {...}}``."""
+    if doc is None:
+        return {}
+    names = ", ".join(f'"{n}"' for n in COMPARATOR_METRICS)
+    if not isinstance(doc, dict):
+        raise _fail(source, where, f"field {key!r} must be an object like "
+                    f"{{\"infinity_norm\": {{\"threshold\": 0.1}}}}, got {doc!r}")
+    if len(doc) > 1:
+        raise _fail(source, where, f"field {key!r} takes one metric (jfx checks one per comparator), "
+                    f"got {', '.join(map(repr, doc))}")
+    thresholds: dict[str, float] = {}
+    for name, spec in doc.items():
+        metric = COMPARATOR_METRICS.get(name)
+        if metric is None:
+            raise _fail(source, where, f"field '{key}': unknown metric {name!r}; use {names}")
+        if not isinstance(spec, dict) or set(spec) != {"threshold"}:
+            raise _fail(source, where, f"field '{key}.{name}' must be an object {{\"threshold\": t}}, got {spec!r}")
+        threshold = spec["threshold"]
+        if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
+            raise _fail(source, where, f"field '{key}.{name}.threshold' must be a number from 0 to 1, got {threshold!r}")
+        if ctype not in COMPARATOR_TYPES[metric]:
+            raise _fail(source, where, f"field '{key}.{name}' applies to {', '.join(COMPARATOR_TYPES[metric])} "
+                        f"columns; this column is {ctype}")
+        thresholds[metric] = float(threshold)
+    return thresholds
+
+
+def _comparator_to_dict(thresholds: Mapping[str, float]) -> dict[str, Any]:
+    names = {metric: name for name, metric in COMPARATOR_METRICS.items()}
+    return {names[m]: {"threshold": t} for m, t in thresholds.items()}
+
+
+def _environments(value: Any, key: str, source: str, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(source, where, f"field {key!r} must be a list of environment names like [\"SERVING\"], got {value!r}")
+    return tuple(dict.fromkeys(value))
 
 
 def schema_from_dict(doc: Any, source: str = "<dict>") -> TableSchema:
@@ -195,17 +320,20 @@ def schema_from_dict(doc: Any, source: str = "<dict>") -> TableSchema:
     """
     if not isinstance(doc, dict):
         raise _fail(source, "", f"expected a JSON object with \"version\" and \"columns\", got {type(doc).__name__}")
-    unknown = sorted(set(doc) - {"version", "columns"})
+    unknown = sorted(set(doc) - {"version", "columns", "default_environment"})
     if unknown:
         raise _fail(source, "", f"unknown top-level field(s) {', '.join(map(repr, unknown))}; "
-                    "known fields: version, columns")
+                    "known fields: version, default_environment, columns")
     version = doc.get("version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise _fail(source, "", f"field 'version': this jfx reads schema version {SCHEMA_VERSION}, got {version!r}")
     columns = doc.get("columns")
     if not isinstance(columns, dict):
         raise _fail(source, "", f"field 'columns' must be an object of column name → column schema, got {columns!r}")
-    return TableSchema({name: _column_from_dict(name, col, source) for name, col in columns.items()}, version)
+    default_env = doc.get("default_environment")
+    default = None if default_env is None else _environments(default_env, "default_environment", source, "")
+    return TableSchema({name: _column_from_dict(name, col, source) for name, col in columns.items()}, version,
+                       default)
 
 
 def _number(value: float | None) -> float | int | None:
@@ -226,12 +354,22 @@ def schema_to_dict(schema: TableSchema) -> dict[str, Any]:
         if col.range is not None:
             lo, hi = col.range
             doc["range"] = {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
+        if col.in_environment:
+            doc["in_environment"] = list(col.in_environment)
+        if col.not_in_environment:
+            doc["not_in_environment"] = list(col.not_in_environment)
         if col.drift:
-            doc["drift"] = dict(col.drift)
+            doc["drift_comparator"] = _comparator_to_dict(col.drift)
+        if col.skew:
+            doc["skew_comparator"] = _comparator_to_dict(col.skew)
         if col.description is not None:
             doc["description"] = col.description
         columns[name] = doc
-    return {"version": schema.version, "columns": columns}
+    out: dict[str, Any] = {"version": schema.version}
+    if schema.default_environment is not None:
+        out["default_environment"] = list(schema.default_environment)
+    out["columns"] = columns
+    return out
 
 
 def _schema_path(where: str | Path | Artifact) -> Path:
@@ -409,24 +547,28 @@ def infer_schema(stats: Mapping[str, Mapping[str, Any]], *, infer_feature_shape:
 
 
 def _default_metric(ctype: str) -> str:
-    """The drift metric ExampleValidator measures for a column of this type."""
+    """The metric ExampleValidator measures for a column of this type."""
     return "linf" if ctype in ("string", "bool") else "js"
 
 
-def with_drift(schema: TableSchema, threshold: float | None = None,
-               per_column: Mapping[str, Any] | None = None, *, source: str = "SchemaGen") -> TableSchema:
-    """``schema`` with drift thresholds set, for ExampleValidator to check against a baseline.
+def with_comparators(schema: TableSchema, kind: str, threshold: float | None = None,
+                     per_column: Mapping[str, Any] | None = None, *, source: str = "SchemaGen") -> TableSchema:
+    """``schema`` with ``drift`` or ``skew`` comparator thresholds set.
 
     Args:
         schema: the schema to extend.
-        threshold: a threshold for every column, on its type's metric (``linf`` for
-            string and bool columns, ``js`` for int, float and timestamp ones).
+        kind: ``"drift"`` (checked against ExampleValidator's ``baseline_statistics``) or
+            ``"skew"`` (checked against its ``training_statistics``).
+        threshold: a threshold for every column, on its type's metric (``linf``, TFDV's
+            ``infinity_norm``, for string and bool columns; ``js``, TFDV's
+            ``jensen_shannon_divergence``, for int, float and timestamp ones).
         per_column: column → a threshold on its type's metric, ``{"metric": t}`` to
-            name the metric, or ``None`` for no drift check; it wins over ``threshold``.
+            name the metric(s) (``linf``/``infinity_norm``, ``js``/``jensen_shannon_divergence``),
+            or ``None`` for no check; it wins over ``threshold``.
         source: who asks, for error messages.
 
     Returns:
-        A new schema; columns not given a threshold keep the drift they had.
+        A new schema; columns not given a threshold keep the thresholds they had.
 
     Raises:
         DataValidationError: an unknown column, a metric that does not fit the column's
@@ -434,29 +576,87 @@ def with_drift(schema: TableSchema, threshold: float | None = None,
 
     Example:
         >>> s = TableSchema({"fare": ColumnSchema("float"), "kind": ColumnSchema("string")})
-        >>> {n: c.drift for n, c in with_drift(s, 0.1, {"fare": 0.05}).columns.items()}
+        >>> {n: c.skew for n, c in with_comparators(s, "skew", 0.1, {"fare": 0.05}).columns.items()}
         {'fare': {'js': 0.05}, 'kind': {'linf': 0.1}}
     """
+    if kind not in COMPARATORS:
+        raise ValueError(f"comparator kind must be one of {COMPARATORS}, got {kind!r}")
     per_column = {} if per_column is None else per_column
+    param = f"{kind}_thresholds"
     if not isinstance(per_column, Mapping):
-        raise DataValidationError(f"{source}: drift_thresholds must be an object of column → threshold "
+        raise DataValidationError(f"{source}: {param} must be an object of column → threshold "
                                   f"(e.g. {{\"fare\": 0.1}}), got {per_column!r}")
     unknown = sorted(set(per_column) - set(schema.columns))
     if unknown:
-        raise DataValidationError(f"{source}: drift_thresholds names column {unknown[0]!r}, which the "
+        raise DataValidationError(f"{source}: {param} names column {unknown[0]!r}, which the "
                                   f"schema does not have; its columns: {', '.join(schema.columns)}")
+    short = {**{m: m for m in COMPARATOR_METRICS.values()}, **COMPARATOR_METRICS}
+    names = {metric: name for name, metric in COMPARATOR_METRICS.items()}
     columns: dict[str, ColumnSchema] = {}
     for name, col in schema.columns.items():
-        drift: Any = col.drift
+        thresholds: Any = col.comparator(kind)
         if name in per_column:
             given = per_column[name]
-            drift = given if isinstance(given, Mapping) or given is None else {_default_metric(col.type): given}
+            if isinstance(given, Mapping):
+                bad = sorted(set(given) - set(short))
+                if bad:
+                    raise DataValidationError(f"{source}: {param}[{name!r}]: unknown metric {bad[0]!r}; use "
+                                              "linf (infinity_norm) or js (jensen_shannon_divergence)")
+                thresholds = {short[m]: t for m, t in given.items()}
+            else:
+                thresholds = {} if given is None else {_default_metric(col.type): given}
         elif threshold is not None:
-            drift = {_default_metric(col.type): threshold}
+            thresholds = {_default_metric(col.type): threshold}
         # Through the schema's own validation, so a bad value reads like a bad schema file.
         doc = schema_to_dict(TableSchema({name: col}))["columns"][name]
-        doc.pop("drift", None)
-        if drift:
-            doc["drift"] = dict(drift)
+        doc.pop(f"{kind}_comparator", None)
+        if thresholds:
+            doc[f"{kind}_comparator"] = {names[m]: {"threshold": t} for m, t in thresholds.items()}
         columns[name] = _column_from_dict(name, doc, source)
-    return TableSchema(columns, schema.version)
+    return TableSchema(columns, schema.version, schema.default_environment)
+
+
+def with_drift(schema: TableSchema, threshold: float | None = None,
+               per_column: Mapping[str, Any] | None = None, *, source: str = "SchemaGen") -> TableSchema:
+    """``schema`` with drift thresholds set: :func:`with_comparators` for ``"drift"``.
+
+    Example:
+        >>> s = TableSchema({"fare": ColumnSchema("float"), "kind": ColumnSchema("string")})
+        >>> {n: c.drift for n, c in with_drift(s, 0.1, {"fare": 0.05}).columns.items()}
+        {'fare': {'js': 0.05}, 'kind': {'linf': 0.1}}
+    """
+    return with_comparators(schema, "drift", threshold, per_column, source=source)
+
+
+def with_environments(schema: TableSchema, not_in_serving: Sequence[str], *, source: str = "SchemaGen") -> TableSchema:
+    """``schema`` with TFDV's ``TRAINING``/``SERVING`` environments: the columns named are
+    required in training data (as inferred) and expected absent from serving data.
+
+    The schema's ``default_environment`` becomes ``["TRAINING", "SERVING"]`` and each
+    named column gets ``not_in_environment: ["SERVING"]`` (the label, and any column the
+    model does not take as input).
+
+    Raises:
+        DataValidationError: a name the schema does not have, or not a list of names.
+
+    Example:
+        >>> s = with_environments(TableSchema({"label": ColumnSchema("string"), "x": ColumnSchema("float")}), ["label"])
+        >>> s.default_environment, s.in_environment("label", SERVING), s.in_environment("x", SERVING)
+        (('TRAINING', 'SERVING'), False, True)
+    """
+    if isinstance(not_in_serving, str) or not isinstance(not_in_serving, Sequence) or \
+            not all(isinstance(n, str) for n in not_in_serving):
+        raise DataValidationError(f"{source}: not_in_serving must be a list of column names like [\"species\"], "
+                                  f"got {not_in_serving!r}")
+    unknown = [n for n in not_in_serving if n not in schema.columns]
+    if unknown:
+        raise DataValidationError(f"{source}: not_in_serving names column {unknown[0]!r}, which the schema "
+                                  f"does not have; its columns: {', '.join(schema.columns)}")
+    default = tuple(dict.fromkeys([*(schema.default_environment or ()), TRAINING, SERVING]))
+    columns = {}
+    for name, col in schema.columns.items():
+        if name in not_in_serving:
+            col = replace(col, in_environment=tuple(e for e in col.in_environment if e != SERVING),
+                          not_in_environment=tuple(dict.fromkeys([*col.not_in_environment, SERVING])))
+        columns[name] = col
+    return TableSchema(columns, schema.version, default)

@@ -18,7 +18,8 @@ from jfx.components._schema import (
     infer_schema,
     load_schema,
     save_schema,
-    with_drift,
+    with_comparators,
+    with_environments,
 )
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.pipelines._artifacts import ExampleStatistics, Schema
@@ -41,13 +42,17 @@ def SchemaGen(  # noqa: N802 - components are named like the TFX classes they re
     infer_feature_shape: Parameter[bool] = True,
     drift_threshold: Parameter[float] | None = None,
     drift_thresholds: Parameter[dict] | None = None,
+    skew_threshold: Parameter[float] | None = None,
+    skew_thresholds: Parameter[dict] | None = None,
+    not_in_serving: Parameter[list] | None = None,
 ):
     """Infer ``schema.json`` from ExampleStatistics (see :func:`infer_schema`).
 
     Per column: its type; required and ``min_presence`` 1.0 when never missing in any
     split, else presence left loose (``min_count`` 1: it must not vanish); a string
     domain for low-cardinality strings; the observed range of int and float columns;
-    drift thresholds when asked for.
+    drift and skew thresholds, and TFDV's ``TRAINING``/``SERVING`` environments, when
+    asked for.
 
     Args:
         statistics: StatisticsGen's output.
@@ -61,19 +66,33 @@ def SchemaGen(  # noqa: N802 - components are named like the TFX classes they re
         drift_thresholds: per column, overriding ``drift_threshold``: a threshold
             (``{"fare": 0.1}``), a metric and threshold (``{"fare": {"js": 0.1}}``), or
             ``None`` for no check.
+        skew_threshold, skew_thresholds: the same for the skew comparator, which
+            ExampleValidator checks between serving data and ``training_statistics``.
+        not_in_serving: columns absent from serving data (the label, and any column
+            the model does not take): the schema gets ``default_environment``
+            ``["TRAINING", "SERVING"]`` and these columns ``not_in_environment:
+            ["SERVING"]``, so ExampleValidator(environment="SERVING") does not ask for
+            them. Nothing is guessed: without it the schema names no environments and
+            every column is expected everywhere.
 
     Raises:
-        DataValidationError: ``drift_thresholds`` names an unknown column, a metric
-            that does not fit the column, or a threshold outside 0..1.
+        DataValidationError: ``drift_thresholds``, ``skew_thresholds`` or
+            ``not_in_serving`` names an unknown column, a metric that does not fit the
+            column, or a threshold outside 0..1.
 
     Example:
         >>> schema = SchemaGen(statistics=stats.outputs["statistics"],  # doctest: +SKIP
-        ...                    drift_threshold=0.1, drift_thresholds={"fare": 0.05})
+        ...                    drift_threshold=0.1, drift_thresholds={"fare": 0.05},
+        ...                    skew_threshold=0.2, not_in_serving=["tips"])
     """
     inferred = infer_schema(_read_statistics(statistics), infer_feature_shape=infer_feature_shape)
-    if drift_threshold is not None or drift_thresholds is not None:
-        inferred = with_drift(inferred, drift_threshold, drift_thresholds,
-                              source="inferred by SchemaGen (drift_threshold, drift_thresholds)")
+    for kind, threshold, per_column in (("drift", drift_threshold, drift_thresholds),
+                                        ("skew", skew_threshold, skew_thresholds)):
+        if threshold is not None or per_column is not None:
+            inferred = with_comparators(inferred, kind, threshold, per_column,
+                                        source=f"inferred by SchemaGen ({kind}_threshold, {kind}_thresholds)")
+    if not_in_serving is not None:
+        inferred = with_environments(inferred, not_in_serving, source="SchemaGen (not_in_serving)")
     save_schema(inferred, schema)
     _summarise(schema, inferred)
 

@@ -9,7 +9,7 @@ import jfx.components
 
 EXPECTED = {
     "BulkInferrer", "Evaluator", "ExampleGen", "ExampleValidator", "ImportSchemaGen", "Importer", "InfraValidator",
-    "LatestArtifact", "LatestBlessedModel", "Pusher", "SchemaGen", "StatisticsGen", "Trainer",
+    "LatestArtifact", "LatestBlessedModel", "LatestPipelineArtifact", "Pusher", "SchemaGen", "StatisticsGen", "Trainer",
     "TrainerContext", "Transform", "Tuner", "TunerSpec",
 }
 

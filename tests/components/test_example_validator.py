@@ -16,9 +16,9 @@ from jfx.components._anomalies import (
     detect_anomalies,
     detect_drift,
     format_report,
+    histogram_js_divergence,
     js_divergence,
     linf_distance,
-    numeric_bins,
     ValidationResult,
 )
 from jfx.components._example_validator import ExampleValidator, load_expectation_suite
@@ -181,41 +181,37 @@ def test_js_divergence_matches_a_direct_numpy_computation():
     assert js_divergence(p, p) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_js_from_quantiles_on_a_hand_example():
-    # U[0, 1] against U[0.5, 1.5]; the exact bin masses of each uniform are computed directly.
-    a = {"min": 0.0, "max": 1.0, "quantiles": np.linspace(0, 1, 101).tolist()}
-    b = {"min": 0.5, "max": 1.5, "quantiles": np.linspace(0.5, 1.5, 101).tolist()}
-    p, q, edges = numeric_bins(a, b)
-    lo = np.concatenate([[-np.inf], edges[:-1]])
-    exact_p = np.clip(edges, 0, 1) - np.clip(lo, 0, 1)
-    exact_q = np.clip(edges, 0.5, 1.5) - np.clip(lo, 0.5, 1.5)
-    np.testing.assert_allclose(p, exact_p, atol=1e-12)
-    np.testing.assert_allclose(q, exact_q, atol=1e-12)
-    m = (exact_p + exact_q) / 2
-    kl = lambda x: np.sum(x[x > 0] * np.log2(x[x > 0] / m[x > 0]))  # noqa: E731
-    assert js_divergence(p, q) == pytest.approx((kl(exact_p) + kl(exact_q)) / 2, abs=1e-9)
-    assert 0.4 < js_divergence(p, q) <= 0.5  # the continuous value is 0.5; bins can only blur it
-    assert len(edges) <= 21
-    # Point masses (repeated quantiles): two different constants are fully apart.
-    const = lambda v: {"min": v, "max": v, "quantiles": [v] * 101}  # noqa: E731
-    assert js_divergence(*numeric_bins(const(1.0), const(2.0))[:2]) == pytest.approx(1.0)
-    assert js_divergence(*numeric_bins(const(1.0), const(1.0))[:2]) == pytest.approx(0.0)
+def test_js_from_histograms_on_tfdv_worked_examples():
+    # TFDV's own examples (anomalies/metrics_test.cc): different bucket boundaries are
+    # re-bucketed onto their union, uniform within a bucket.
+    a = {"boundaries": [1.0, 2.0, 3.0], "counts": [2, 2]}
+    b = {"boundaries": [2.0, 4.0, 6.0], "counts": [2, 2]}
+    assert histogram_js_divergence(a, b) == pytest.approx(0.65563906222, abs=1e-9)
+    disjoint = {"boundaries": [3.0, 4.0, 6.0], "counts": [2, 2]}
+    assert histogram_js_divergence({"boundaries": [0.0, 1.0, 2.0], "counts": [2, 2]}, disjoint) == pytest.approx(1.0)
+    # a zero-width bucket is a point mass of its own, apart from any interval
+    assert histogram_js_divergence({"boundaries": [1.0, 1.0], "counts": [4]}, b) == pytest.approx(1.0)
+    assert histogram_js_divergence(a, a) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_js_separates_sampling_noise_from_a_shift():
     rng = np.random.default_rng(7)
-    base = num_col(rng.normal(0, 1, 1000))["numeric"]
-    same = num_col(rng.normal(0, 1, 500))["numeric"]
-    moved = num_col(rng.normal(1, 1, 500))["numeric"]
-    assert js_divergence(*numeric_bins(same, base)[:2]) < 0.03
-    assert js_divergence(*numeric_bins(moved, base)[:2]) > 0.1
+    base = num_col(rng.normal(0, 1, 1000))["numeric"]["histogram"]
+    same = num_col(rng.normal(0, 1, 500))["numeric"]["histogram"]
+    moved = num_col(rng.normal(1, 1, 500))["numeric"]["histogram"]
+    assert histogram_js_divergence(same, base) < 0.04
+    assert histogram_js_divergence(moved, base) > 0.1
 
 
-def test_js_falls_back_to_histograms():
-    a = {"min": 0.0, "max": 2.0, "histogram": {"boundaries": [0.0, 1.0, 2.0], "counts": [10, 0]}}
-    b = {"min": 0.0, "max": 2.0, "histogram": {"boundaries": [0.0, 1.0, 2.0], "counts": [0, 10]}}
-    assert js_divergence(*numeric_bins(a, b)[:2]) == pytest.approx(1.0)
-    assert js_divergence(*numeric_bins(a, a)[:2]) == pytest.approx(0.0)
+def test_constant_columns_are_point_masses():
+    one, two = num_col([1.0] * 5), num_col([2.0] * 5)
+    schema = TableSchema({"x": ColumnSchema("float", drift={"js": 0.5})})
+    measured, found = detect_drift({"columns": {"x": one}}, {"columns": {"x": two}}, schema,
+                                   split="a", baseline_split="b")
+    assert measured["x"]["value"] == pytest.approx(1.0) and [a.kind for a in found] == ["drift"]
+    measured, found = detect_drift({"columns": {"x": one}}, {"columns": {"x": num_col([1.0] * 9)}}, schema,
+                                   split="a", baseline_split="b")
+    assert measured["x"]["value"] == pytest.approx(0.0) and found == []
 
 
 def test_identical_distributions_do_not_drift(sv_run):
@@ -240,9 +236,11 @@ def test_shifted_distributions_drift_above_threshold(sv_run):
     assert doc["drift"]["serving"]["species"]["value"] == pytest.approx(0.3)  # Adelie/Chinstrap .5 -> .2/.5
     assert doc["drift"]["serving"]["bill"]["value"] > 0.1
     assert doc["drift"]["serving"]["year"]["value"] == pytest.approx(1.0)
-    assert "baseline split 'train'" in drifted["bill"]["description"]
+    assert "drifted from the baseline (split 'train')" in drifted["bill"]["description"]
     assert "Jensen-Shannon divergence" in drifted["bill"]["description"]
-    assert "L-infinity distance 0.3000 is above the schema's threshold 0.2" in drifted["species"]["description"]
+    assert "L-infinity distance 0.3000 is above the schema's drift_comparator threshold 0.2; the value that " \
+        "differs most is " in drifted["species"]["description"]
+    assert drifted["species"]["details"]["value_with_largest_difference"] in ("Adelie", "Chinstrap")  # both by .3
     report = Path(out.uri, "report.txt").read_text()
     assert "drift against baseline split 'train'" in report and "DRIFTED" in report
 

@@ -6,9 +6,10 @@ import jfx_testlib as lib
 import pytest
 
 from jfx import Pipeline
-from jfx.components import LatestArtifact, LatestBlessedModel
+from jfx.components import LatestArtifact, LatestBlessedModel, LatestPipelineArtifact
 from jfx.errors import InvalidPipelineError
 from jfx.metadata import MetadataStore
+from jfx.types import Dataset
 from jfx.orchestrators import LocalDagRunner
 
 RUNNER = LocalDagRunner(progress=False)
@@ -63,6 +64,32 @@ def test_latest_artifact_gives_the_previous_runs_output(tmp_path):
     pipeline, _ = build(3)
     result = RUNNER.run(pipeline)
     assert lib.read(result.nodes["total"].outputs["result"][0].uri) == {"total": 6}
+
+
+def test_latest_pipeline_artifact_reads_another_pipelines_newest_output(tmp_path):
+    store = {"pipeline_root": str(tmp_path / "root"), "metadata_url": f"sqlite:///{tmp_path / 'md.sqlite'}"}
+
+    def monitor(**required):
+        latest = LatestPipelineArtifact("training", "make_numbers", "numbers", Dataset, **required)
+        return Pipeline("monitor", components=[latest, lib.total(numbers=latest.outputs["artifact"])], **store)
+
+    first = RUNNER.run(monitor())  # the training pipeline never ran: nothing to resolve
+    resolver = first.nodes["latest_training_make_numbers_numbers"]
+    assert resolver.state == "failed" and first.nodes["total"].state != "complete"
+    assert "no successful run of pipeline 'training' in this metadata store has published output " \
+        "'numbers' of node 'make_numbers'; run that pipeline first" in resolver.error
+    optional = RUNNER.run(monitor(required=False))
+    assert optional.nodes["latest_training_make_numbers_numbers"].outputs == {}
+    for rows in (3, 5):
+        RUNNER.run(Pipeline("training", components=[lib.make_numbers(rows=rows)], **store))
+    # a node of the same id in another pipeline is not the training pipeline's
+    RUNNER.run(Pipeline("other", components=[lib.make_numbers(rows=100)], **store))
+    result = RUNNER.run(monitor())
+    assert lib.read(result.nodes["total"].outputs["result"][0].uri) == {"total": 10}  # rows=5, the newest
+    with pytest.raises(InvalidPipelineError, match="artifact_type must be an artifact type"):
+        LatestPipelineArtifact("training", "make_numbers", "numbers", dict)  # type: ignore[arg-type]
+    with pytest.raises(InvalidPipelineError, match="pipeline must be a non-empty string"):
+        LatestPipelineArtifact("", "make_numbers", "numbers", Dataset)
 
 
 def test_latest_artifact_takes_the_channel_type_and_rejects_non_channels():

@@ -230,12 +230,17 @@ def test_schema_gen_per_column_drift_alone(tmp_path, penguin_stats):
 
 @pytest.mark.parametrize("params, needle", [
     ({"drift_thresholds": {"bil": 0.1}}, "drift_thresholds names column 'bil'"),
-    ({"drift_thresholds": {"bill": {"linf": 0.1}}}, "column 'bill': field 'drift.linf' applies to"),
-    ({"drift_thresholds": {"bill": 1.5}}, "column 'bill': field 'drift.js' must be a number from 0 to 1"),
-    ({"drift_threshold": -0.1}, "field 'drift.linf' must be a number from 0 to 1"),
+    ({"drift_thresholds": {"bill": {"linf": 0.1}}}, "column 'bill': field 'drift_comparator.infinity_norm' applies to"),
+    ({"drift_thresholds": {"bill": 1.5}},
+     "column 'bill': field 'drift_comparator.jensen_shannon_divergence.threshold' must be a number from 0 to 1"),
+    ({"drift_threshold": -0.1}, "field 'drift_comparator.infinity_norm.threshold' must be a number from 0 to 1"),
     ({"drift_thresholds": ["bill"]}, "drift_thresholds must be an object"),
+    ({"skew_thresholds": {"bill": {"kl": 0.1}}}, "skew_thresholds['bill']: unknown metric 'kl'"),
+    ({"skew_threshold": 2}, "field 'skew_comparator.infinity_norm.threshold' must be a number from 0 to 1"),
+    ({"not_in_serving": ["specie"]}, "not_in_serving names column 'specie'"),
+    ({"not_in_serving": "species"}, "not_in_serving must be a list of column names"),
 ])
-def test_schema_gen_rejects_bad_drift_parameters(tmp_path, penguin_stats, params, needle):
+def test_schema_gen_rejects_bad_drift_skew_and_environment_parameters(tmp_path, penguin_stats, params, needle):
     with pytest.raises(DataValidationError) as err:
         _schema_gen(tmp_path, penguin_stats, **params)
     assert needle in str(err.value)

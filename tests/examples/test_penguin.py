@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,34 +12,15 @@ import pytest
 
 import jfx
 
+from jfx_penguin import node_states, output_dir, run_jfx
+
 PENGUIN = Path(jfx.__file__).parent / "examples" / "penguin" / "pipeline.py"
-
-
-def run_jfx(*args: str, home: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "JFX_METADATA_URL"}
-    env["JFX_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "jfx", *args], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=home.parent)
 
 
 def penguins_csv() -> Path:
     import palmerpenguins
 
     return Path(palmerpenguins.__file__).parent / "data" / "penguins.csv"
-
-
-def run_id_of(proc: subprocess.CompletedProcess) -> str:
-    found = re.search(r"^run (\S+) of pipeline penguin", proc.stdout, re.MULTILINE)
-    assert found, proc.stdout + proc.stderr
-    return found.group(1)
-
-
-def output_dir(home: Path, proc: subprocess.CompletedProcess, node: str, key: str) -> Path:
-    """The folder of ``node``'s output ``key`` in the run ``proc`` made (whatever other runs left in ``home``)."""
-    from jfx.metadata import Client
-
-    with Client(f"sqlite:///{home / 'metadata.sqlite'}") as client:
-        return Path(client.run(run_id_of(proc)).nodes[node].outputs[key].uri)
 
 
 def statistics_of(home: Path, proc: subprocess.CompletedProcess, node: str) -> dict[str, dict]:
@@ -78,12 +57,6 @@ def test_penguin_runs_end_to_end(clean_run):
     # this run's report, not whichever folder another test's run left first in the listing
     anomalies_dir = output_dir(home, proc, "ExampleValidator", "anomalies")
     assert json.loads((anomalies_dir / "anomalies.json").read_text())["passed"] is True
-
-
-def node_states(stdout: str) -> dict[str, str]:
-    return {line.split()[0]: line.split()[1] for line in stdout.splitlines()
-            if line.startswith("  ") and len(line.split()) > 1 and line.split()[0][0].isupper()
-            and line.split()[1] in ("complete", "cached", "failed", "skipped")}
 
 
 def test_the_model_is_accurate_blessed_and_pushed(clean_run):

@@ -122,3 +122,18 @@ def test_running_run_updates_without_a_reload(page, fresh_fake):
         expect(gen).to_have_class(re.compile(r"\bstate-complete\b"), timeout=10_000)
         expect(page.locator(".run-head .badge").first).to_have_text("complete")
         assert page.evaluate("window.__same_document") is True  # no reload happened
+
+
+def test_schema_viewer_shows_environments_and_comparators(page, penguin_home):
+    home, (run1, _) = penguin_home
+    with UIServer(f"sqlite:///{home / 'metadata.sqlite'}", port=0) as ui:
+        page.goto(f"{ui.url.rstrip('/')}/runs/{run1}?node=SchemaGen")
+        page.locator('#node-panel a.artifact-link[data-key="schema"]').click()
+        viewer = page.locator('#viewer[data-kind="schema"]')
+        expect(viewer).to_contain_text("Environments: TRAINING, SERVING")
+        species = viewer.locator("tr", has=page.locator("strong", has_text="species"))
+        expect(species).to_contain_text("not in SERVING")
+        island = viewer.locator("tr", has=page.locator("strong", has_text="island"))
+        expect(island).to_contain_text("infinity_norm ≤ 0.15")
+        expect(viewer.locator("tr", has=page.locator("strong", has_text="body_mass_g"))).to_contain_text(
+            "jensen_shannon_divergence ≤ 0.15")

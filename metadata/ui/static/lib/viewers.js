@@ -106,14 +106,28 @@ async function statisticsViewer(view) {
 
 // ---------------------------------------------------------------- other kinds
 
+// TFDV's comparator form ({"infinity_norm": {"threshold": t}}), or the older {"linf": t}
+function comparatorText(comparator) {
+  if (!comparator) return "–";
+  return Object.entries(comparator).map(([k, v]) => `${k} ≤ ${v && typeof v === "object" ? v.threshold : v}`).join(", ") || "–";
+}
+
+function environmentText(c) {
+  const parts = [...(c.in_environment || []).map((e) => `in ${e}`), ...(c.not_in_environment || []).map((e) => `not in ${e}`)];
+  return parts.length ? parts.join(", ") : "–";
+}
+
 function schemaViewer(view) {
   const cols = view.data.columns || {};
-  return table(["Column", "Type", "Required", "Min presence", "Domain", "Range", "Drift", "Description"],
+  const out = [];
+  if (view.data.default_environment) out.push(h("p", {}, `Environments: ${view.data.default_environment.join(", ")}`));
+  out.push(table(["Column", "Type", "Required", "Min presence", "Domain", "Range", "Environments", "Drift", "Skew", "Description"],
     Object.entries(cols).map(([name, c]) => [h("strong", {}, name), c.type, c.required === false ? "no" : "yes", c.min_presence,
       c.domain ? h("span", { title: c.domain.join(", ") }, c.domain.slice(0, 8).join(", ") + (c.domain.length > 8 ? ` … (${c.domain.length})` : "")) : "–",
       c.range ? `${fmtValue(c.range.min)} … ${fmtValue(c.range.max)}` : "–",
-      c.drift ? Object.entries(c.drift).map(([k, v]) => `${k} ≤ ${v}`).join(", ") : "–", c.description || ""]),
-    { class: "grid schema" });
+      environmentText(c), comparatorText(c.drift_comparator || c.drift), comparatorText(c.skew_comparator), c.description || ""]),
+    { class: "grid schema" }));
+  return out;
 }
 
 function anomaliesViewer(view) {
@@ -125,15 +139,18 @@ function anomaliesViewer(view) {
   }
   out.push(rows.length ? table(["Split (where)", "Column (where)", "What", "Severity", "Why"], rows, { class: "grid anomalies" })
     : h("p", { class: "muted" }, "No anomalies."));
-  const drift = [];
-  for (const [split, cols] of Object.entries(d.drift || {})) {
-    for (const [col, m] of Object.entries(cols)) {
-      const over = m.threshold !== null && m.threshold !== undefined && m.value > m.threshold;
-      drift.push(h("tr", { class: over ? "bad" : "" }, h("td", {}, split), h("td", {}, col), h("td", {}, m.metric),
-        h("td", { class: "num" }, fmtNumber(m.value)), h("td", { class: "num" }, fmtValue(m.threshold)), h("td", {}, m.baseline_split || "")));
+  if (d.environment) out.push(h("p", {}, `Validated as ${d.environment} data`));
+  for (const [key, title] of [["drift", "Drift against the baseline"], ["skew", "Skew against the training data"]]) {
+    const rows = [];
+    for (const [split, cols] of Object.entries(d[key] || {})) {
+      for (const [col, m] of Object.entries(cols)) {
+        const over = m.threshold !== null && m.threshold !== undefined && m.value > m.threshold;
+        rows.push(h("tr", { class: over ? "bad" : "" }, h("td", {}, split), h("td", {}, col), h("td", {}, m.metric),
+          h("td", { class: "num" }, fmtNumber(m.value)), h("td", { class: "num" }, fmtValue(m.threshold)), h("td", {}, m.baseline_split || "")));
+      }
     }
+    if (rows.length) out.push(h("h3", {}, title), table(["Split", "Column", "Metric", "Value", "Threshold", "Baseline split"], rows));
   }
-  if (drift.length) out.push(h("h3", {}, "Drift against the baseline"), table(["Split", "Column", "Metric", "Value", "Threshold", "Baseline split"], drift));
   if (d.expectations) out.push(h("h3", {}, "Expectations"), jsonBlock(d.expectations));
   return out;
 }
@@ -252,7 +269,7 @@ function filesViewer(view) {
 export async function renderViewer(view) {
   switch (view.kind) {
     case "statistics": return statisticsViewer(view);
-    case "schema": return [schemaViewer(view)];
+    case "schema": return schemaViewer(view);
     case "anomalies": return anomaliesViewer(view);
     case "evaluation": return evaluationViewer(view);
     case "blessing": return [blessingBox(view.data), details("JSON", false, jsonBlock(view.data))];
