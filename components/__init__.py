@@ -26,6 +26,7 @@ _EXPORTS = {
     "Pusher": "jfx.components._pusher",
     "LatestBlessedModel": "jfx.components._resolvers",
     "LatestArtifact": "jfx.components._resolvers",
+    "Notifier": "jfx.components._notifier",
 }
 
 __all__ = sorted(_EXPORTS)

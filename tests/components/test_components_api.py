@@ -9,7 +9,7 @@ import jfx.components
 
 EXPECTED = {
     "BulkInferrer", "Evaluator", "ExampleGen", "ExampleValidator", "ImportSchemaGen", "InfraValidator",
-    "LatestArtifact", "LatestBlessedModel", "Pusher", "SchemaGen", "StatisticsGen", "Trainer",
+    "LatestArtifact", "LatestBlessedModel", "Notifier", "Pusher", "SchemaGen", "StatisticsGen", "Trainer",
     "TrainerContext", "Transform", "Tuner", "TunerSpec",
 }
 
