@@ -73,6 +73,9 @@ def add_compile_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--gcs-secret", metavar="SECRET[:KEY]",
                    help="a Kubernetes secret holding a service-account key file (default key: key.json), mounted "
                         "into every task as GOOGLE_APPLICATION_CREDENTIALS (a gs:// pipeline root)")
+    p.add_argument("--secret-env", action="append", default=[], metavar="ENV=SECRET:KEY",
+                   help="an environment variable of every task from a Kubernetes secret's key (repeatable), e.g. "
+                        "JFX_SMTP_PASSWORD=jfx-notify:smtp-password: its value is not in the spec")
     p.add_argument("--local", action="store_true",
                    help="for kfp.local on this machine: local paths and SQLite are allowed")
     return p
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.file, output=args.output, image=args.image, pipeline_root=args.pipeline_root,
                     metadata_url=args.metadata_url, volumes=args.volume, metadata_secret=args.metadata_secret,
                     env=args.env, local=args.local, s3_secret=args.s3_secret, s3_endpoint=args.s3_endpoint,
-                    gcs_secret=args.gcs_secret)
+                    gcs_secret=args.gcs_secret, secret_env=args.secret_env)
             return _kfp_cli.cmd_submit(
                 args.package, host=args.host, params=args.param, experiment=args.experiment,
                 run_name=args.run_name, token=args.token, namespace=args.namespace, enable_cache=not args.no_cache,

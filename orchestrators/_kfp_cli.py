@@ -4,6 +4,7 @@
         [--pipeline-root DIR] [--metadata-url URL] [--volume MOUNT=PVC ...]
         [--metadata-secret SECRET:KEY] [--env K=V ...] [--local]
         [--s3-secret SECRET[:ACCESS_KEY_KEY:SECRET_KEY_KEY]] [--s3-endpoint URL] [--gcs-secret SECRET[:KEY]]
+        [--secret-env ENV=SECRET:KEY ...]
     jfx submit pipeline.yaml --host URL [--experiment NAME] [--param k=v ...] [--run-name NAME]
         [--token-file FILE] [--cookies-file FILE] [--ssl-ca-cert FILE] [--namespace NS]
         [--pipeline-name NAME] [--pipeline-version NAME]
@@ -46,8 +47,9 @@ def _pairs(items: Sequence[str], flag: str, sep: str = "=") -> dict[str, str]:
 def cmd_compile(file: str, *, output: str, image: str | None = None, pipeline_root: str | None = None,
                 metadata_url: str | None = None, volumes: Sequence[str] = (), metadata_secret: str | None = None,
                 env: Sequence[str] = (), local: bool = False, s3_secret: str | None = None,
-                s3_endpoint: str | None = None, gcs_secret: str | None = None) -> int:
-    """``jfx compile``: the flags' values, as given (``volumes`` and ``env`` as ``KEY=VALUE`` strings)."""
+                s3_endpoint: str | None = None, gcs_secret: str | None = None,
+                secret_env: Sequence[str] = ()) -> int:
+    """``jfx compile``: the flags' values, as given (``volumes``, ``env`` and ``secret_env`` as ``KEY=VALUE``)."""
     from jfx.errors import InvalidArgumentError
     from jfx.orchestrators._kubeflow import KubeflowDagRunner
     from jfx.pipelines import load_pipeline
@@ -75,10 +77,17 @@ def cmd_compile(file: str, *, output: str, image: str | None = None, pipeline_ro
         if not name or (ok and not key):
             raise InvalidArgumentError(f"--gcs-secret {gcs_secret!r}: expected SECRET or SECRET:KEY")
         gcs = (name, key) if ok else name
+    from_secrets: dict[str, tuple[str, str]] = {}
+    for variable, source in _pairs(secret_env, "--secret-env").items():
+        name, ok, key = source.partition(":")
+        if not ok or not name or not key:
+            raise InvalidArgumentError(f"--secret-env {variable}={source}: expected ENV=SECRET:KEY")
+        from_secrets[variable] = (name, key)
     runner = KubeflowDagRunner(image or LOCAL_IMAGE, pipeline_root=pipeline_root,
                                metadata_url=metadata_url, local=local,
                                volumes=_pairs(volumes, "--volume"), metadata_secret=secret,
-                               env=_pairs(env, "--env"), s3_secret=s3, s3_endpoint=s3_endpoint, gcs_secret=gcs)
+                               env=_pairs(env, "--env"), s3_secret=s3, s3_endpoint=s3_endpoint, gcs_secret=gcs,
+                               secret_env=from_secrets)
     pipeline = load_pipeline(file)
     path = runner.compile(pipeline, output)
     ir = pipeline.compile()
