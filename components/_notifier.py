@@ -279,7 +279,7 @@ def _text(value: bytes | str) -> str:
 
 def _is_loopback(host: str) -> bool:
     try:
-        return all(info[4][0] in ("127.0.0.1", "::1") or info[4][0].startswith("127.")
+        return all(str(info[4][0]) == "::1" or str(info[4][0]).startswith("127.")
                    for info in socket.getaddrinfo(host, None))
     except OSError:
         return False
