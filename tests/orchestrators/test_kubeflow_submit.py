@@ -1,5 +1,5 @@
-"""jfx submit / KubeflowDagRunner.submit against an in-test Kubeflow Pipelines API server (v2beta1)
-that answers as the backend does where jfx depends on it: healthz with the release's tag_name and
+"""jfx submit / KubeflowDagRunner.submit against a Kubeflow Pipelines API server (v2beta1) on loopback
+(tests/resources/jfx_kfp_api.py) that answers as the backend does where jfx depends on it: healthz with the release's tag_name and
 multi_user (backend/src/apiserver/main.go), experiments refused without a namespace in multi-user
 mode (backend/src/apiserver/server/experiment_server.go), pipelines and uploaded versions, runs."""
 
