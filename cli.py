@@ -10,6 +10,8 @@
     jfx compile PIPELINE_FILE --target kubeflow --image IMAGE -o pipeline.yaml
                                                               a Kubeflow Pipelines spec
     jfx submit pipeline.yaml --host URL [--experiment NAME]   run it on a Kubeflow Pipelines server
+    jfx submit pipeline.yaml --host URL --schedule CRON       ... or a Kubeflow recurring run of it
+    jfx schedule list|pause|resume|delete [ID] --host URL     manage the recurring runs
     jfx runs list [--pipeline NAME]                           runs, newest first
     jfx runs show RUN_ID                                      one run, node by node
     jfx lineage ARTIFACT_ID [--direction D] [--depth N]       what made an artifact
@@ -71,6 +73,9 @@ def add_compile_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--gcs-secret", metavar="SECRET[:KEY]",
                    help="a Kubernetes secret holding a service-account key file (default key: key.json), mounted "
                         "into every task as GOOGLE_APPLICATION_CREDENTIALS (a gs:// pipeline root)")
+    p.add_argument("--secret-env", action="append", default=[], metavar="ENV=SECRET:KEY",
+                   help="an environment variable of every task from a Kubernetes secret's key (repeatable), e.g. "
+                        "JFX_SMTP_PASSWORD=jfx-notify:smtp-password: its value is not in the spec")
     p.add_argument("--local", action="store_true",
                    help="for kfp.local on this machine: local paths and SQLite are allowed")
     return p
@@ -85,10 +90,35 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "else $KF_PIPELINES_TOKEN, else the token file in $KF_PIPELINES_SA_TOKEN_PATH, else the kfp "
                     "client's own settings; cookies from --cookies-file or $KF_PIPELINES_COOKIES.")
     p.add_argument("package", help="the compiled pipeline (pipeline.yaml)")
-    p.add_argument("--host", required=True, metavar="URL", help="the Kubeflow Pipelines API, e.g. http://localhost:8080")
+    _add_kfp_connection(p)
     p.add_argument("--experiment", metavar="NAME", help="the experiment (created if missing; default: Default)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a pipeline parameter (repeatable)")
-    p.add_argument("--run-name", metavar="NAME", help="the run's name in the Kubeflow UI")
+    p.add_argument("--run-name", metavar="NAME", help="the run's name in the Kubeflow UI (with --schedule: the "
+                                                      "recurring run's)")
+    p.add_argument("--pipeline-name", metavar="NAME",
+                   help="upload the spec as a version of this Kubeflow pipeline (created if missing) and run that "
+                        "version, so runs group under it and can be scheduled (default name: the pipeline's)")
+    p.add_argument("--pipeline-version", metavar="NAME",
+                   help="the uploaded version's name (default: the run's name; with --schedule: "
+                        "<pipeline>-<hash of the spec>, reused while the spec is the same); implies the upload")
+    p.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
+    _add_partial_run(p)
+    g = p.add_argument_group("recurring runs", "with --schedule, a Kubeflow recurring run of an uploaded pipeline "
+                                               "version instead of one run (jfx schedule list|pause|resume|delete)")
+    g.add_argument("--schedule", metavar="CRON",
+                   help='a cron expression: standard 5 fields ("0 2 * * *": 02:00 every day; seconds are added '
+                        "for Kubeflow), Kubeflow's 6 fields (seconds first), or @hourly, @daily, \"@every 6h\"")
+    g.add_argument("--max-concurrency", type=int, metavar="N", help="runs of the schedule at once, 1-10 (default: 1)")
+    g.add_argument("--no-catchup", action="store_true",
+                   help="after a pause, start only the latest missed run (default: one per missed time)")
+    g.add_argument("--start-time", metavar="ISO", help="start no run before this time (ISO 8601; no zone: UTC)")
+    g.add_argument("--end-time", metavar="ISO", help="start no run after this time (ISO 8601; no zone: UTC)")
+    return p
+
+
+def _add_kfp_connection(p: argparse.ArgumentParser) -> None:
+    """The flags that reach a Kubeflow Pipelines server (``submit`` and ``schedule``)."""
+    p.add_argument("--host", required=True, metavar="URL", help="the Kubeflow Pipelines API, e.g. http://localhost:8080")
     p.add_argument("--token-file", metavar="FILE", help="a file holding a bearer token for the Kubeflow Pipelines API")
     p.add_argument("--token", metavar="TOKEN", help="a bearer token (shows in process lists: prefer --token-file or "
                                                     "$KF_PIPELINES_TOKEN)")
@@ -99,13 +129,24 @@ def add_submit_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--ssl-ca-cert", metavar="FILE", help="a CA bundle that signs the server's TLS certificate")
     p.add_argument("--namespace", metavar="NS", help="your profile's namespace (required by multi-user "
                                                      "installations; sent only when given)")
-    p.add_argument("--pipeline-name", metavar="NAME",
-                   help="upload the spec as a version of this Kubeflow pipeline (created if missing) and run that "
-                        "version, so runs group under it and can be scheduled (default name: the pipeline's)")
-    p.add_argument("--pipeline-version", metavar="NAME",
-                   help="the uploaded version's name (default: the run's name); implies the upload")
-    p.add_argument("--no-cache", action="store_true", help="run every node, even if an identical execution exists")
-    _add_partial_run(p)
+
+
+def add_schedule_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds ``schedule`` (list, pause, resume and delete Kubeflow recurring runs)."""
+    p = subparsers.add_parser(
+        "schedule", help="list, pause, resume or delete Kubeflow recurring runs (jfx submit --schedule makes them)",
+        description="Manage the recurring runs on a Kubeflow Pipelines server; create one with "
+                    "jfx submit pipeline.yaml --host URL --schedule CRON. Authentication as for jfx submit.")
+    actions = p.add_subparsers(dest="schedule_command", metavar="ACTION")
+    ls = actions.add_parser("list", help="every recurring run, newest first")
+    _add_kfp_connection(ls)
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    for action, what in (("pause", "stop starting runs (the schedule stays)"),
+                         ("resume", "start runs again"),
+                         ("delete", "delete the recurring run (the runs it started stay)")):
+        a = actions.add_parser(action, help=what)
+        a.add_argument("recurring_run_id", metavar="RECURRING_RUN_ID", help="its id (jfx schedule list)")
+        _add_kfp_connection(a)
     return p
 
 
@@ -203,6 +244,7 @@ def _parser() -> argparse.ArgumentParser:
     add_ui_parser(sub)
     add_compile_parser(sub)
     add_submit_parser(sub)
+    add_schedule_parser(sub)
     return parser
 
 
@@ -210,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    if args.command is None or (args.command == "runs" and args.runs_command is None):
+    if args.command is None or (args.command == "runs" and args.runs_command is None) or (
+            args.command == "schedule" and args.schedule_command is None):
         parser.print_help()
         return 2
     handler = logging.StreamHandler(sys.stderr)
@@ -233,14 +276,24 @@ def main(argv: list[str] | None = None) -> int:
                     args.file, output=args.output, image=args.image, pipeline_root=args.pipeline_root,
                     metadata_url=args.metadata_url, volumes=args.volume, metadata_secret=args.metadata_secret,
                     env=args.env, local=args.local, s3_secret=args.s3_secret, s3_endpoint=args.s3_endpoint,
-                    gcs_secret=args.gcs_secret)
+                    gcs_secret=args.gcs_secret, secret_env=args.secret_env)
             return _kfp_cli.cmd_submit(
                 args.package, host=args.host, params=args.param, experiment=args.experiment,
                 run_name=args.run_name, token=args.token, namespace=args.namespace, enable_cache=not args.no_cache,
                 from_nodes=args.from_nodes, to_nodes=args.to_nodes, from_run=args.from_run,
                 token_file=args.token_file, cookies=args.cookies, cookies_file=args.cookies_file,
                 ssl_ca_cert=args.ssl_ca_cert, pipeline_name=args.pipeline_name,
-                pipeline_version=args.pipeline_version)
+                pipeline_version=args.pipeline_version, schedule=args.schedule,
+                max_concurrency=args.max_concurrency, no_catchup=args.no_catchup, start_time=args.start_time,
+                end_time=args.end_time)
+        if args.command == "schedule":
+            from jfx.orchestrators._kfp_schedule import cmd_schedule
+
+            return cmd_schedule(
+                args.schedule_command, host=args.host, recurring_run_id=getattr(args, "recurring_run_id", None),
+                as_json=getattr(args, "json", False), namespace=args.namespace, token=args.token,
+                token_file=args.token_file, cookies=args.cookies, cookies_file=args.cookies_file,
+                ssl_ca_cert=args.ssl_ca_cert)
         if args.command == "ui":
             return _cmd_ui(args)
         if args.command == "serve":

@@ -28,6 +28,7 @@ _EXPORTS = {
     "LatestArtifact": "jfx.components._resolvers",
     "Importer": "jfx.components._importer",
     "LatestPipelineArtifact": "jfx.components._resolvers",
+    "Notifier": "jfx.components._notifier",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,24 +4,29 @@
         [--pipeline-root DIR] [--metadata-url URL] [--volume MOUNT=PVC ...]
         [--metadata-secret SECRET:KEY] [--env K=V ...] [--local]
         [--s3-secret SECRET[:ACCESS_KEY_KEY:SECRET_KEY_KEY]] [--s3-endpoint URL] [--gcs-secret SECRET[:KEY]]
+        [--secret-env ENV=SECRET:KEY ...]
     jfx submit pipeline.yaml --host URL [--experiment NAME] [--param k=v ...] [--run-name NAME]
         [--token-file FILE] [--cookies-file FILE] [--ssl-ca-cert FILE] [--namespace NS]
         [--pipeline-name NAME] [--pipeline-version NAME]
         [--no-cache] [--from NODE] [--to NODE] [--from-run RUN_ID]
+        [--schedule CRON [--max-concurrency N] [--no-catchup] [--start-time ISO] [--end-time ISO]]
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jfx.orchestrators._kubeflow import SubmittedRun
 
-__all__ = ["LOCAL_IMAGE", "KfpLocalRunner", "cmd_compile", "cmd_submit", "submit_package",
-           "server_info", "check_backend_version", "check_submitted_values", "check_no_password"]
+__all__ = ["LOCAL_IMAGE", "CheckedPackage", "KfpLocalRunner", "check_backend_version", "check_no_password",
+           "check_package", "check_submitted_values", "cmd_compile", "cmd_submit", "connect", "credentials",
+           "server_info", "submit_package"]
 
 # The image named in a spec compiled for kfp.local: tasks run in this Python, not in it.
 LOCAL_IMAGE = f"python:{sys.version_info.major}.{sys.version_info.minor}"
@@ -42,8 +47,9 @@ def _pairs(items: Sequence[str], flag: str, sep: str = "=") -> dict[str, str]:
 def cmd_compile(file: str, *, output: str, image: str | None = None, pipeline_root: str | None = None,
                 metadata_url: str | None = None, volumes: Sequence[str] = (), metadata_secret: str | None = None,
                 env: Sequence[str] = (), local: bool = False, s3_secret: str | None = None,
-                s3_endpoint: str | None = None, gcs_secret: str | None = None) -> int:
-    """``jfx compile``: the flags' values, as given (``volumes`` and ``env`` as ``KEY=VALUE`` strings)."""
+                s3_endpoint: str | None = None, gcs_secret: str | None = None,
+                secret_env: Sequence[str] = ()) -> int:
+    """``jfx compile``: the flags' values, as given (``volumes``, ``env`` and ``secret_env`` as ``KEY=VALUE``)."""
     from jfx.errors import InvalidArgumentError
     from jfx.orchestrators._kubeflow import KubeflowDagRunner
     from jfx.pipelines import load_pipeline
@@ -71,10 +77,17 @@ def cmd_compile(file: str, *, output: str, image: str | None = None, pipeline_ro
         if not name or (ok and not key):
             raise InvalidArgumentError(f"--gcs-secret {gcs_secret!r}: expected SECRET or SECRET:KEY")
         gcs = (name, key) if ok else name
+    from_secrets: dict[str, tuple[str, str]] = {}
+    for variable, source in _pairs(secret_env, "--secret-env").items():
+        name, ok, key = source.partition(":")
+        if not ok or not name or not key:
+            raise InvalidArgumentError(f"--secret-env {variable}={source}: expected ENV=SECRET:KEY")
+        from_secrets[variable] = (name, key)
     runner = KubeflowDagRunner(image or LOCAL_IMAGE, pipeline_root=pipeline_root,
                                metadata_url=metadata_url, local=local,
                                volumes=_pairs(volumes, "--volume"), metadata_secret=secret,
-                               env=_pairs(env, "--env"), s3_secret=s3, s3_endpoint=s3_endpoint, gcs_secret=gcs)
+                               env=_pairs(env, "--env"), s3_secret=s3, s3_endpoint=s3_endpoint, gcs_secret=gcs,
+                               secret_env=from_secrets)
     pipeline = load_pipeline(file)
     path = runner.compile(pipeline, output)
     ir = pipeline.compile()
@@ -89,9 +102,22 @@ def cmd_submit(package: str, *, host: str, params: Sequence[str] = (), experimen
                to_nodes: Sequence[str] | None = None, from_run: str | None = None,
                token_file: str | None = None, cookies: str | None = None, cookies_file: str | None = None,
                ssl_ca_cert: str | None = None, pipeline_name: str | None = None,
-               pipeline_version: str | None = None) -> int:
-    """``jfx submit``: the flags' values, as given (``params`` as ``KEY=VALUE`` strings)."""
+               pipeline_version: str | None = None, schedule: str | None = None,
+               max_concurrency: int | None = None, no_catchup: bool = False, start_time: str | None = None,
+               end_time: str | None = None) -> int:
+    """``jfx submit``: the flags' values, as given (``params`` as ``KEY=VALUE`` strings).
+
+    With ``schedule`` (a cron expression) it creates a recurring run instead of a run
+    (:func:`jfx.orchestrators._kfp_schedule.create_schedule`).
+    """
     from jfx.errors import InvalidArgumentError
+
+    if not schedule:
+        given = [flag for flag, value in (("--max-concurrency", max_concurrency is not None),
+                                          ("--no-catchup", no_catchup), ("--start-time", start_time),
+                                          ("--end-time", end_time)) if value]
+        if given:
+            raise InvalidArgumentError(f"{', '.join(given)}: for a recurring run; add --schedule CRON")
 
     values: dict[str, Any] = _pairs(params, "--param")
     if not enable_cache:
@@ -102,18 +128,16 @@ def cmd_submit(package: str, *, host: str, params: Sequence[str] = (), experimen
         values["jfx_to_nodes"] = list(to_nodes)
     if from_run:
         values["jfx_from_run"] = from_run
-    if token and token_file:
-        raise InvalidArgumentError("--token and --token-file: give one of them")
-    if cookies and cookies_file:
-        raise InvalidArgumentError("--cookies and --cookies-file: give one of them")
-    for flag, value, instead in (("--token", token, f"--token-file FILE or ${TOKEN_ENV}"),
-                                 ("--cookies", cookies, f"--cookies-file FILE or ${COOKIES_ENV}")):
-        if value:
-            print(f"jfx: warning: {flag} shows in process lists and shell history; use {instead}", file=sys.stderr)
-    if token_file:
-        token = read_secret_file(token_file, "--token-file")
-    if cookies_file:
-        cookies = read_secret_file(cookies_file, "--cookies-file")
+    token, cookies = credentials(token=token, token_file=token_file, cookies=cookies, cookies_file=cookies_file)
+    if schedule:
+        from jfx.orchestrators._kfp_schedule import cmd_submit_schedule
+
+        return cmd_submit_schedule(
+            package, schedule, host=host, values=values, experiment=experiment, name=run_name,
+            pipeline_name=pipeline_name, pipeline_version=pipeline_version,
+            max_concurrency=1 if max_concurrency is None else max_concurrency, no_catchup=no_catchup,
+            start_time=start_time, end_time=end_time, token=token, namespace=namespace, cookies=cookies,
+            ssl_ca_cert=ssl_ca_cert)
     run = submit_package(package, host, experiment=experiment, params=values, run_name=run_name, token=token,
                          namespace=namespace, cookies=cookies, ssl_ca_cert=ssl_ca_cert,
                          pipeline_name=pipeline_name, pipeline_version=pipeline_version)
@@ -129,6 +153,26 @@ TOKEN_ENV = "KF_PIPELINES_TOKEN"               # a bearer token for the Kubeflow
 COOKIES_ENV = "KF_PIPELINES_COOKIES"           # session cookies (name=value; name2=value2)
 SA_TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"    # kfp's own: a service-account token file, read per request
 EXPERIMENT_ENV = "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME"  # kfp's own
+
+
+def credentials(*, token: str | None = None, token_file: str | None = None, cookies: str | None = None,
+                cookies_file: str | None = None) -> tuple[str | None, str | None]:
+    """The token and cookies that the connection flags give (a file's content; a warning for a value on the line)."""
+    from jfx.errors import InvalidArgumentError
+
+    if token and token_file:
+        raise InvalidArgumentError("--token and --token-file: give one of them")
+    if cookies and cookies_file:
+        raise InvalidArgumentError("--cookies and --cookies-file: give one of them")
+    for flag, value, instead in (("--token", token, f"--token-file FILE or ${TOKEN_ENV}"),
+                                 ("--cookies", cookies, f"--cookies-file FILE or ${COOKIES_ENV}")):
+        if value:
+            print(f"jfx: warning: {flag} shows in process lists and shell history; use {instead}", file=sys.stderr)
+    if token_file:
+        token = read_secret_file(token_file, "--token-file")
+    if cookies_file:
+        cookies = read_secret_file(cookies_file, "--cookies-file")
+    return token, cookies
 
 
 def read_secret_file(path: str, flag: str) -> str:
@@ -235,32 +279,49 @@ def submit_package(package: str, host: str, *, experiment: str | None = None,
     Returns:
         the run's Kubeflow id, its UI address, its jfx run id and its experiment.
     """
-    import contextlib
-    import io
-    import os
-    import re
-    import warnings
     from datetime import datetime, timezone
+
+    from jfx.orchestrators._kubeflow import SubmittedRun
+
+    checked = check_package(package, params)
+    run_name = run_name or f"{checked.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    with connect(host, token=token, cookies=cookies, ssl_ca_cert=ssl_ca_cert, namespace=namespace) as client:
+        experiment_id = experiment_id_for(client, experiment, namespace)
+        run_options: dict[str, Any] = {"pipeline_package_path": package}
+        if pipeline_name or pipeline_version:
+            pipeline_id = _pipeline_id(client, pipeline_name or checked.name, namespace)
+            uploaded = client.upload_pipeline_version(package, pipeline_version or run_name, pipeline_id=pipeline_id)
+            run_options = {"pipeline_id": pipeline_id, "version_id": uploaded.pipeline_version_id}
+        result = client.run_pipeline(experiment_id, run_name, params=checked.arguments, **run_options)
+    url = f"{ui_prefix(client)}/#/runs/details/{result.run_id}"
+    jfx_run_id = str(checked.arguments.get("jfx_run_id") or "") or f"{checked.name}-kfp-{result.run_id}"
+    return SubmittedRun(result.run_id, url, jfx_run_id, getattr(result, "experiment_id", None) or experiment_id)
+
+
+@dataclass(frozen=True)
+class CheckedPackage:
+    """A compiled spec and the values given for a run of it, checked (:func:`check_package`)."""
+
+    spec: dict[str, Any]
+    name: str  # the pipeline's name (its display name)
+    arguments: dict[str, Any]  # parameter values, typed as the spec declares
+
+
+def check_package(package: str, params: Mapping[str, Any] | None) -> CheckedPackage:
+    """Read the compiled spec at ``package`` and check the values given for its parameters.
+
+    Raises:
+        InvalidArgumentError: no such file, not a spec, an unknown parameter, a value of
+            the wrong type, an unknown node of a partial run, or a value the pods could
+            not use (:func:`check_submitted_values`).
+    """
     from pathlib import Path
 
     from jfx.errors import InvalidArgumentError
-    from jfx.orchestrators._kubeflow import (
-        RESERVED_PARAMETERS,
-        SubmittedRun,
-        _parse_kfp_value,
-        _read_spec,
-        _spec_ir,
-    )
+    from jfx.orchestrators._kubeflow import RESERVED_PARAMETERS, _parse_kfp_value, _read_spec, _spec_ir
 
-    if not host or not re.match(r"^https?://", host):
-        raise InvalidArgumentError(f"--host {host!r}: expected the Kubeflow Pipelines address, e.g. http://localhost:8080")
-    host = host.rstrip("/")
     if not Path(package).is_file():
         raise InvalidArgumentError(f"{package}: no such compiled pipeline file")
-    if ssl_ca_cert and not Path(ssl_ca_cert).is_file():
-        raise InvalidArgumentError(f"--ssl-ca-cert {ssl_ca_cert}: no such file")
-    if namespace is not None and not namespace.strip():
-        raise InvalidArgumentError("--namespace '': name a namespace, or leave the flag out")
     spec = _read_spec(package)
     info = spec.get("pipelineInfo", {})
     name = info.get("displayName") or info.get("name", "")
@@ -279,8 +340,43 @@ def submit_package(package: str, host: str, *, experiment: str | None = None,
     elif arguments.get("jfx_from_run"):
         raise InvalidArgumentError("--from-run needs --from or --to: only a partial run reuses an earlier run")
     check_submitted_values(package, spec, arguments)
-    run_name = run_name or f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    return CheckedPackage(spec, name, arguments)
 
+
+@contextlib.contextmanager
+def connect(host: str, *, token: str | None = None, cookies: str | None = None, ssl_ca_cert: str | None = None,
+            namespace: str | None = None) -> Iterator[Any]:
+    """A ``kfp.Client`` for the server at ``host``, once the server has said it is one jfx can use.
+
+    The server is asked its version first (older than ``MIN_BACKEND_VERSION``: refused)
+    and whether it is multi-user (then ``namespace`` is required). Inside the block,
+    kfp's printed links and FutureWarnings are silenced, and a refusal by the server
+    (``kfp_server_api.ApiException``) becomes one line naming ``--host``.
+
+    Args:
+        token: default ``$KF_PIPELINES_TOKEN``, else the service-account token file named
+            by ``$KF_PIPELINES_SA_TOKEN_PATH``, else kfp's own settings.
+        cookies: default ``$KF_PIPELINES_COOKIES``.
+
+    Raises:
+        InvalidArgumentError: a malformed ``--host``, a missing CA file, an empty namespace,
+            an unreachable, old or multi-user server (without a namespace), or the
+            server's refusal of a request made in the block.
+    """
+    import io
+    import re
+    import warnings
+    from pathlib import Path
+
+    from jfx.errors import InvalidArgumentError
+
+    if not host or not re.match(r"^https?://", host):
+        raise InvalidArgumentError(f"--host {host!r}: expected the Kubeflow Pipelines address, e.g. http://localhost:8080")
+    host = host.rstrip("/")
+    if ssl_ca_cert and not Path(ssl_ca_cert).is_file():
+        raise InvalidArgumentError(f"--ssl-ca-cert {ssl_ca_cert}: no such file")
+    if namespace is not None and not namespace.strip():
+        raise InvalidArgumentError("--namespace '': name a namespace, or leave the flag out")
     token = token or os.environ.get(TOKEN_ENV) or None
     cookies = cookies or os.environ.get(COOKIES_ENV) or None
     sa_token_path = os.environ.get(SA_TOKEN_ENV) if not token else None
@@ -313,21 +409,19 @@ def submit_package(package: str, host: str, *, experiment: str | None = None,
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # kfp prints its own links
             warnings.simplefilter("ignore", FutureWarning)
-            client = kfp.Client(**options)
-            experiment_id = _experiment_id(client, experiment or os.environ.get(EXPERIMENT_ENV) or "Default",
-                                           namespace)
-            run_options: dict[str, Any] = {"pipeline_package_path": package}
-            if pipeline_name or pipeline_version:
-                pipeline_id = _pipeline_id(client, pipeline_name or name, namespace)
-                uploaded = client.upload_pipeline_version(package, pipeline_version or run_name,
-                                                          pipeline_id=pipeline_id)
-                run_options = {"pipeline_id": pipeline_id, "version_id": uploaded.pipeline_version_id}
-            result = client.run_pipeline(experiment_id, run_name, params=arguments, **run_options)
+            yield kfp.Client(**options)
     except kfp_server_api.ApiException as err:
         raise InvalidArgumentError(f"--host {host}: the server refused: {_api_error(err)}") from None
-    url = f"{client._get_url_prefix()}/#/runs/details/{result.run_id}"  # noqa: SLF001 - kfp.Client has no public accessor for its UI address
-    jfx_run_id = str(arguments.get("jfx_run_id") or "") or f"{name}-kfp-{result.run_id}"
-    return SubmittedRun(result.run_id, url, jfx_run_id, getattr(result, "experiment_id", None) or experiment_id)
+
+
+def ui_prefix(client: Any) -> str:
+    """The Kubeflow Pipelines UI's address, for links to runs and recurring runs."""
+    return str(client._get_url_prefix())  # noqa: SLF001 - kfp.Client has no public accessor for its UI address
+
+
+def experiment_id_for(client: Any, experiment: str | None, namespace: str | None) -> str:
+    """The id of the experiment ``experiment`` (default ``$KF_PIPELINES_DEFAULT_EXPERIMENT_NAME``, else Default)."""
+    return _experiment_id(client, experiment or os.environ.get(EXPERIMENT_ENV) or "Default", namespace)
 
 
 def _name_filter(name: str) -> str:

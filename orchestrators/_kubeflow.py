@@ -170,6 +170,9 @@ class KubeflowDagRunner:
             mounted into every task and named by ``GOOGLE_APPLICATION_CREDENTIALS``:
             the secret's name (key ``key.json``) or ``(name, key)``.
         accelerator_type: the Kubernetes resource name for ``with_resources(gpu=N)``.
+        secret_env: environment variable → ``(secret name, key)``: set on every task from a
+            Kubernetes secret, so that no value lands in the spec, e.g.
+            ``{"JFX_SMTP_PASSWORD": ("jfx-notify", "smtp-password")}`` for the Notifier.
 
     Example:
         >>> runner = KubeflowDagRunner("registry.example/jfx:0.1", pipeline_root="/mnt/jfx/artifacts",
@@ -195,6 +198,7 @@ class KubeflowDagRunner:
         s3_secret: str | tuple[str, str, str] | None = None,
         s3_endpoint: str | None = None,
         gcs_secret: str | tuple[str, str] | None = None,
+        secret_env: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         if not isinstance(image, str) or not image.strip():
             raise InvalidArgumentError(f"KubeflowDagRunner(image) takes a container image name, got {image!r}")
@@ -235,6 +239,17 @@ class KubeflowDagRunner:
         self.gcs_secret = tuple(gcs_secret) if gcs_secret else None
         if self.gcs_secret:
             self.env = {"GOOGLE_APPLICATION_CREDENTIALS": f"{GCS_KEY_MOUNT}/{self.gcs_secret[1]}", **self.env}
+        self.secret_env: dict[str, tuple[str, str]] = {}
+        for variable, source in dict(secret_env or {}).items():
+            if not isinstance(variable, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", variable) \
+                    or not isinstance(source, (tuple, list)) or len(source) != 2 \
+                    or not all(isinstance(x, str) and x for x in source):
+                raise InvalidArgumentError(f"secret_env {variable!r}: {source!r}: expected an environment variable "
+                                           "name and (secret name, key), e.g. {'JFX_SMTP_PASSWORD': "
+                                           "('jfx-notify', 'smtp-password')}")
+            if variable in self.env:
+                raise InvalidArgumentError(f"secret_env {variable!r}: also given as a plain environment variable")
+            self.secret_env[variable] = (source[0], source[1])
 
     # ------------------------------------------------------------------ compile
 
@@ -392,7 +407,7 @@ class KubeflowDagRunner:
     def _configure_pod(self, task: Any) -> None:
         for name, value in self.env.items():
             task.set_env_variable(name, value)
-        if self.volumes or self.metadata_secret or self.s3_secret or self.gcs_secret:
+        if self.volumes or self.metadata_secret or self.s3_secret or self.gcs_secret or self.secret_env:
             from kfp import kubernetes
 
             for mount, claim in self.volumes.items():
@@ -406,6 +421,11 @@ class KubeflowDagRunner:
                     access_key: "AWS_ACCESS_KEY_ID", secret_key: "AWS_SECRET_ACCESS_KEY"})
             if self.gcs_secret:
                 kubernetes.use_secret_as_volume(task, secret_name=self.gcs_secret[0], mount_path=GCS_KEY_MOUNT)
+            by_secret: dict[str, dict[str, str]] = {}
+            for variable, (secret, key) in self.secret_env.items():
+                by_secret.setdefault(secret, {})[key] = variable
+            for secret, keys in by_secret.items():
+                kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=keys)
 
     def _configure_task(self, task: Any, node: NodeIR) -> None:
         task.set_caching_options(False)  # jfx caches through its metadata store

@@ -33,7 +33,8 @@ Before all that, control flow: a node whose ``condition`` (``jfx.If``) is false 
 recorded SKIPPED, and so is its downstream; a runner that cannot see the other nodes'
 outcomes (a Kubeflow pod) passes ``check_upstream=True`` and the launcher skips a node
 whose upstream did not succeed in this run. An ``all_done`` node (``jfx.ExitHandler``)
-gets its upstream nodes' states in ``current_context().upstream_states``.
+gets its upstream nodes' states in ``current_context().upstream_states`` (and why the ones that did not
+succeed ended so in ``upstream_reasons``).
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ class UpstreamState:
     state: NodeState
     halted: str | None = None
     by_condition: bool = False
+    reason: str | None = None  # a failure's one-line error, or why it was skipped
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,7 @@ class Prepared:
     material: dict[str, Any]
     cache_key: str
     upstream_states: dict[str, str] | None
+    upstream_reasons: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -290,10 +293,10 @@ class NodeLaunch:
     def launch(self) -> NodeOutcome:
         """Every phase in order; the node's outcome."""
         try:
-            skip, upstream_states = self.check_control()
+            skip, upstream = self.check_control()
             if skip is not None:
                 return self.skip(skip)
-            prepared = self.prepare(upstream_states)
+            prepared = self.prepare(upstream)
         except Exception as err:  # noqa: BLE001 - an unloadable component (even a SyntaxError) fails the node
             return self.fail(err, message=str(err) if isinstance(err, JfxError) else _one_line(err))
         if prepared.component.kind == "resolver":
@@ -309,14 +312,14 @@ class NodeLaunch:
             reason = "cache disabled" if self.node.options.cache else "cache disabled for this node"
         return self.execute(prepared, reason)
 
-    def check_control(self) -> tuple[Skip | None, dict[str, str] | None]:
-        """Conditions and upstream outcomes: (why the node is skipped or None, upstream states for all_done)."""
+    def check_control(self) -> tuple[Skip | None, dict[str, UpstreamState] | None]:
+        """Conditions and upstream outcomes: (why the node is skipped or None, upstream outcomes for all_done)."""
         node = self.node
         if not (node.trigger == "all_done" or self.check_upstream or node.condition is not None):
             return None, None
         states = self._upstream_states()
         if node.trigger == "all_done":
-            return self._condition(), {k: str(v.state) for k, v in states.items()}
+            return self._condition(), states
         if self.check_upstream:
             blocked = [u for u in node.upstream if not states[u].state.succeeded or states[u].halted]
             if blocked:
@@ -325,9 +328,12 @@ class NodeLaunch:
                 return Skip(f"upstream node {up} {why}", all(states[u].by_condition for u in blocked)), None
         return self._condition(), None
 
-    def prepare(self, upstream_states: dict[str, str] | None) -> Prepared:
+    def prepare(self, upstream: dict[str, UpstreamState] | None) -> Prepared:
         """Load the component, resolve parameters and inputs, and compute the cache key."""
         node, run = self.node, self.run
+        upstream_states = None if upstream is None else {k: str(v.state) for k, v in upstream.items()}
+        upstream_reasons = None if upstream is None else {
+            k: f"halted: {v.halted}" if v.halted else str(v.reason) for k, v in upstream.items() if v.halted or v.reason}
         comp = load_component(node.component)
         params = node.resolve_parameters(run.parameters)
         inputs = self._resolve_inputs(lenient=node.trigger == "all_done")
@@ -340,7 +346,7 @@ class NodeLaunch:
                           for k, r in inputs.items() if r is not None}
         self.base = replace(self.base, parameters=params, cache_key=key)
         self.info = replace(self.info, code_version=comp.code_version, cache_material=material)
-        return Prepared(comp, params, inputs, self.input_ids, material, key, upstream_states)
+        return Prepared(comp, params, inputs, self.input_ids, material, key, upstream_states, upstream_reasons)
 
     def from_cache(self, hit: CacheHit) -> NodeOutcome:
         """Record a CACHED execution that reuses ``hit``'s outputs."""
@@ -469,7 +475,8 @@ class NodeLaunch:
         info = replace(info, log_uri=remote_log or str(log_file))
         try:
             ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
-                                   self.store.url, prepared.upstream_states, functools.partial(record_temporary, stage))
+                                   self.store.url, prepared.upstream_states, functools.partial(record_temporary, stage),
+                                   upstream_reasons=prepared.upstream_reasons)
             try:
                 ran = run_component(prepared.component, node, prepared.inputs, prepared.parameters, stage, ctx,
                                     log_file)
@@ -510,11 +517,25 @@ class NodeLaunch:
         for nid in self.node.upstream:
             e = latest.get(nid)
             if e is None:
-                states[nid] = UpstreamState(NodeState.SKIPPED)
+                states[nid] = UpstreamState(NodeState.SKIPPED, reason=self._not_run_reason(nid, latest))
             else:
                 info = ExecutionInfo.from_record(e)
-                states[nid] = UpstreamState(info.node_state(e), info.halted, info.by_condition)
+                state = info.node_state(e)
+                reason = info.error_line(e) if state.failed else info.skip_reason
+                states[nid] = UpstreamState(state, info.halted, info.by_condition, reason)
         return states
+
+    def _not_run_reason(self, node_id: str, latest: dict[str, ExecutionRecord]) -> str | None:
+        """Why a node has no execution in this run: its first upstream node that did not succeed (as the runners say)."""
+        for up in sorted(self.ir.node(node_id).upstream):
+            e = latest.get(up)
+            if e is None:
+                return f"upstream node {up} skipped"
+            info = ExecutionInfo.from_record(e)
+            state = info.node_state(e)
+            if info.halted or not state.succeeded:
+                return f"upstream node {up} {'halted the pipeline' if info.halted else state}"
+        return None
 
     def _condition(self) -> Skip | None:
         """A Skip when the node's ``jfx.If`` condition is false."""

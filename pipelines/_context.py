@@ -20,6 +20,9 @@ class ExecutionContext:
         metadata_url: the metadata store's URL (any password masked), for links to it.
         upstream_states: for an ``ExitHandler``'s node, each upstream node's state in
             this run (``complete``, ``cached``, ``failed``, ``skipped``, ...); else ``None``.
+        upstream_reasons: for an ``ExitHandler``'s node, why each upstream node that did
+            not simply succeed ended as it did: a failed node's one-line error, a skipped
+            node's reason, a halting node's report (``halted: ...``); else ``None``.
     """
 
     pipeline_name: str
@@ -31,6 +34,7 @@ class ExecutionContext:
     metadata_url: str = ""
     upstream_states: dict[str, str] | None = None
     on_temporary: Callable[[str | Path], None] | None = field(default=None, repr=False, compare=False)
+    upstream_reasons: dict[str, str] | None = None
 
     def register_temporary(self, path: str | Path) -> None:
         """Say, before making it, that ``path`` (outside the outputs) is this execution's scratch.

@@ -18,7 +18,8 @@ so a condition means the same on the local runner, on Beam and in a Kubeflow pod
   list of JSON values.
 * ``with ExitHandler(node):`` — ``node`` runs after every node made inside the block,
   whatever happened to them (failed, skipped); it reads their states from
-  ``current_context().upstream_states``. Its IR ``trigger`` is ``"all_done"``.
+  ``current_context().upstream_states`` (and why from ``upstream_reasons``). Its IR
+  ``trigger`` is ``"all_done"``. ``jfx.components.Notifier`` is such a node.
 """
 
 from __future__ import annotations

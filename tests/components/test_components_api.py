@@ -8,9 +8,25 @@ from jfx_api import assert_public_surface
 import jfx.components
 
 EXPECTED = {
-    "BulkInferrer", "Evaluator", "ExampleGen", "ExampleValidator", "ImportSchemaGen", "Importer", "InfraValidator",
-    "LatestArtifact", "LatestBlessedModel", "LatestPipelineArtifact", "Pusher", "SchemaGen", "StatisticsGen", "Trainer",
-    "TrainerContext", "Transform", "Tuner", "TunerSpec",
+    "BulkInferrer",
+    "Evaluator",
+    "ExampleGen",
+    "ExampleValidator",
+    "ImportSchemaGen",
+    "Importer",
+    "InfraValidator",
+    "LatestArtifact",
+    "LatestBlessedModel",
+    "LatestPipelineArtifact",
+    "Notifier",
+    "Pusher",
+    "SchemaGen",
+    "StatisticsGen",
+    "Trainer",
+    "TrainerContext",
+    "Transform",
+    "Tuner",
+    "TunerSpec",
 }
 
 

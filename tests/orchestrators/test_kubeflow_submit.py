@@ -1,18 +1,15 @@
-"""jfx submit / KubeflowDagRunner.submit against an in-test Kubeflow Pipelines API server (v2beta1)
-that answers as the backend does where jfx depends on it: healthz with the release's tag_name and
+"""jfx submit / KubeflowDagRunner.submit against a Kubeflow Pipelines API server (v2beta1) on loopback
+(tests/resources/jfx_kfp_api.py) that answers as the backend does where jfx depends on it: healthz with the release's tag_name and
 multi_user (backend/src/apiserver/main.go), experiments refused without a namespace in multi-user
 mode (backend/src/apiserver/server/experiment_server.go), pipelines and uploaded versions, runs."""
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import jfx_testlib as lib
 import pytest
+from jfx_kfp_api import KFP_ENV, FakeKfp
 from jfx_requires import importorskip
 
 from jfx import Pipeline, RuntimeParameter
@@ -44,131 +41,17 @@ def options_pipeline():
     return Pipeline("Opts_demo", components=[nums, tot, who])
 
 
-class FakeKfp:
-    """A Kubeflow Pipelines API server (v2beta1) that records what the kfp client sends.
-
-    ``version`` is the healthz ``tag_name``; ``multi_user`` makes it refuse an experiment
-    without a namespace as the backend does; ``credentials`` (a set of Authorization or Cookie
-    header values) makes every route answer 401 without one of them.
-    """
-
-    def __init__(self):
-        self.requests: list[tuple[str, str, dict, dict]] = []
-        self.queries: list[tuple[str, dict]] = []
-        self.experiments: dict[str, str] = {"Default": "exp-default"}
-        self.pipelines: dict[str, str] = {}
-        self.versions: list[dict] = []
-        self.version = "2.14.3"
-        self.multi_user = False
-        self.credentials: set[str] | None = None
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, body, status=200):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _record(self, body):
-                url = urlparse(self.path)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                outer.requests.append((self.command, url.path, headers, body))
-                outer.queries.append((url.path, parse_qs(url.query)))
-                return url
-
-            def _refused(self):
-                if outer.credentials is None:
-                    return False
-                sent = {self.headers.get("Authorization"), self.headers.get("Cookie")}
-                if sent & outer.credentials:
-                    return False
-                self._reply({"error": "unauthenticated", "code": 16}, 401)
-                return True
-
-            def do_GET(self):
-                url = self._record({})
-                if self._refused():
-                    return None
-                query = parse_qs(url.query)
-                if url.path == "/apis/v2beta1/healthz":
-                    return self._reply({"commit_sha": "0123abc", "tag_name": outer.version,
-                                        "multi_user": outer.multi_user, "pipeline_store": "database"})
-                wanted = json.loads(query["filter"][0])["predicates"][0]["stringValue"] if "filter" in query else None
-                if url.path == "/apis/v2beta1/experiments":
-                    if wanted in outer.experiments:
-                        return self._reply({"experiments": [{"experiment_id": outer.experiments[wanted],
-                                                             "display_name": wanted}], "total_size": 1})
-                    return self._reply({})
-                if url.path == "/apis/v2beta1/pipelines":
-                    if wanted in outer.pipelines:
-                        return self._reply({"pipelines": [{"pipeline_id": outer.pipelines[wanted],
-                                                           "display_name": wanted}], "total_size": 1})
-                    return self._reply({})
-                return self._reply({"error": "not found"}, 404)
-
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                multipart = self.headers.get("Content-Type", "").startswith("multipart/form-data")
-                body = {"multipart": raw.decode(errors="replace")} if multipart else json.loads(raw or b"{}")
-                url = self._record(body)
-                if self._refused():
-                    return None
-                if url.path == "/apis/v2beta1/experiments":
-                    if outer.multi_user and not body.get("namespace"):
-                        return self._reply({"error": "Invalid input error: An experiment cannot have an empty "
-                                                     "namespace in multi-user mode", "code": 3}, 400)
-                    outer.experiments[body["display_name"]] = f"exp-{len(outer.experiments)}"
-                    return self._reply({"experiment_id": outer.experiments[body["display_name"]],
-                                        "display_name": body["display_name"], "namespace": body.get("namespace")})
-                if url.path == "/apis/v2beta1/pipelines":
-                    outer.pipelines[body["display_name"]] = f"pipe-{len(outer.pipelines) + 1}"
-                    return self._reply({"pipeline_id": outer.pipelines[body["display_name"]],
-                                        "display_name": body["display_name"]})
-                if url.path == "/apis/v2beta1/pipelines/upload_version":
-                    query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                    if any(v["name"] == query["name"] and v["pipelineid"] == query["pipelineid"]
-                           for v in outer.versions):
-                        return self._reply({"error": "Already exist error: a version of that name exists",
-                                            "message": "a version of that name exists", "code": 6}, 409)
-                    version = {**query, "id": f"ver-{len(outer.versions) + 1}", "file": body["multipart"]}
-                    outer.versions.append(version)
-                    return self._reply({"pipeline_id": query["pipelineid"], "pipeline_version_id": version["id"],
-                                        "display_name": query["name"]})
-                if url.path == "/apis/v2beta1/runs":
-                    return self._reply({"run_id": "run-123", "display_name": body.get("display_name"),
-                                        "experiment_id": body.get("experiment_id"), "state": "PENDING"})
-                return self._reply({"error": "not found"}, 404)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def posts(self, path):
-        return [r for r in self.requests if r[0] == "POST" and r[1] == path]
-
-    def created(self):
-        return [r for r in self.requests if r[0] == "POST"]
-
-
 @pytest.fixture
 def kfp_server(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # no kfp context file from the machine
-    for name in ("KF_PIPELINES_SA_TOKEN_PATH", "KF_PIPELINES_TOKEN", "KF_PIPELINES_COOKIES",
-                 "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME", "KF_PIPELINES_UI_ENDPOINT"):
+    for name in KFP_ENV:
         monkeypatch.delenv(name, raising=False)
     server = FakeKfp()
     server.thread.start()
     try:
         yield server
     finally:
-        server.server.shutdown()
-        server.server.server_close()
+        server.close()
 
 
 @pytest.fixture
