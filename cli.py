@@ -425,7 +425,7 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 def _run_report(store: Any, run_id: str) -> dict[str, Any]:
     from jfx.errors import NotFoundError
     from jfx.metadata._executions_info import ExecutionInfo
-    from jfx.metadata._runs import get_run
+    from jfx.metadata._runs import get_run, node_attempts
 
     run = get_run(store, run_id)
     if run is None:
@@ -448,6 +448,14 @@ def _run_report(store: Any, run_id: str) -> dict[str, Any]:
                 halted=info.halted,
                 outputs={k: [{"id": a.id, "type": a.type_name, "uri": a.uri} for a in v] for k, v in outputs.items()},
             )
+            tries = node_attempts(store, run.context_id, node_id)
+            if len(tries) > 1:
+                entry["attempts"] = [
+                    {"execution_id": x.id, "attempt": xi.attempt, "state": x.state.value,
+                     "duration": (x.end_time - x.start_time).total_seconds() if x.end_time and x.start_time else None,
+                     "error": xi.error_message}
+                    for x in tries for xi in [ExecutionInfo.from_record(x)]
+                ]
         nodes.append(entry)
     if run.pipeline_context_id is not None:
         run = dataclasses.replace(run, pipeline=store.get_context(run.pipeline_context_id).name)
@@ -472,6 +480,10 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
             f"reused from run {n['reused_from_run']}" if n.get("reused_from_run") else
             f"cached from execution {n['cached_from']}" if n.get("cached_from") else n.get("cache_miss_reason") or "")
         print(f"  {n['node']:<24} {n['state']:<10} {dur:>8}  {note}")
+        for t in n.get("attempts") or []:
+            took = f"{t['duration']:.2f}s" if t.get("duration") is not None else ""
+            print(f"      attempt {t['attempt'] or '?'}: execution {t['execution_id']} {t['state']:<9} {took:>8}  "
+                  f"{t.get('error') or ''}".rstrip())
         for key, arts in (n.get("outputs") or {}).items():
             for a in arts:
                 print(f"      {key}: artifact {a['id']} {a['type']} {a['uri']}")

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Any
 
 from jfx.errors import InvalidArgumentError
-from jfx.metadata._records import PIPELINE, PIPELINE_RUN, ContextRecord, ListOptions
+from jfx.metadata._records import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionRecord, ListOptions
 from jfx.metadata._rows import RUN_COLUMNS
 from jfx.metadata._store import MetadataStore
 
@@ -212,6 +212,12 @@ class RunRecord:
             "host": self.host, "pid": self.pid, "resumed_time": _iso(self.resumed_time),
             "node_states": dict(self.node_states), "error": self.error, "partial": dict(self.partial),
         }
+
+
+def node_attempts(store: MetadataStore, run_context_id: int, node_id: str) -> list[ExecutionRecord]:
+    """Every execution of ``node_id`` in one run, oldest first: a retried node's attempts
+    (and a resumed run's reruns), each its own execution."""
+    return store.get_executions(node_id=node_id, context_id=run_context_id, options=ListOptions(order_by="id"))
 
 
 def get_run(store: MetadataStore, run_id: str) -> RunRecord | None:

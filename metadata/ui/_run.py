@@ -8,7 +8,7 @@ from typing import Any
 from jfx.errors import InvalidArgumentError, NotFoundError
 from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._records import ExecutionRecord, ExecutionState
-from jfx.metadata._runs import RunRecord, RunState
+from jfx.metadata._runs import RunRecord, RunState, get_run, node_attempts
 from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _files, _queries
 from jfx.metadata.ui._common import (
@@ -202,8 +202,24 @@ def execution_json(store: MetadataStore, execution_id: str, query: Query) -> dic
         "external_inputs": external_inputs(e),
         "logs": _execution_log(e) + _logs(outputs),
         "properties": properties,
+        "attempts": _attempts(store, info.run_id, e.node_id),
         **_component_docs(store, info.run_id, e.node_id),
     }
+
+
+def _attempts(store: MetadataStore, run_id: str | None, node_id: str) -> list[dict[str, Any]]:
+    """Every execution of the node in the run (a retried node's attempts), oldest first; [] for one."""
+    run = get_run(store, run_id) if run_id else None
+    if run is None or run.context_id is None:
+        return []
+    found = node_attempts(store, run.context_id, node_id)
+    if len(found) < 2:
+        return []
+    out = []
+    for x in found:
+        xi = ExecutionInfo.from_record(x)
+        out.append({**execution_summary(x), "attempt": xi.attempt, "error_message": xi.error_line(x)})
+    return out
 
 
 def _component_docs(store: MetadataStore, run_id: str | None, node_id: str) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jfx_testlib as lib
 import pytest
 
@@ -96,3 +98,27 @@ def test_retries_wait_the_backoff_doubling_each_time_and_stop_at_the_first_succe
     assert outcome.state == "complete"
     assert waits == [0.5, 1.0, 2.0], "0.5 s, then twice as long before each later attempt"
     assert (tmp_path / "calls").read_text() == "4", "no attempt after the one that succeeded"
+
+
+def test_every_attempt_is_shown_by_runs_show_and_the_ui(tmp_path, capsys):
+    from jfx.cli import main
+    from jfx.metadata.ui._common import Query
+    from jfx.metadata.ui._run import execution_json
+
+    node = lib.flaky(counter=str(tmp_path / "calls"), failures=2).with_retry(2, backoff_s=0.0)
+    result = LocalDagRunner(progress=False).run(pipeline(tmp_path, node))
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    assert main(["runs", "show", result.run_id, "--metadata-url", url]) == 0
+    text = capsys.readouterr().out
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("attempt ")]
+    assert len(lines) == 3
+    assert lines[0].startswith("attempt 1: execution") and "FAILED" in lines[0] and "transient failure 1" in lines[0]
+    assert "transient failure 2 (attempt 2)" in lines[1]
+    assert lines[2].startswith("attempt 3:") and "COMPLETE" in lines[2]
+    assert main(["runs", "show", result.run_id, "--metadata-url", url, "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["nodes"]
+    assert [(t["attempt"], t["state"]) for t in entry["attempts"]] == [(1, "FAILED"), (2, "FAILED"), (3, "COMPLETE")]
+    with MetadataStore(url) as store:
+        shown = execution_json(store, str(result.nodes["flaky"].execution_id), Query({}))
+    assert [(t["attempt"], t["node_state"]) for t in shown["attempts"]] == [(1, "failed"), (2, "failed"), (3, "complete")]
+    assert shown["attempts"][0]["error_message"].startswith("ConnectionError: transient failure 1")

@@ -42,6 +42,12 @@ export function executionView(e, { compact = false } = {}) {
     e.skip_reason ? h("div", { class: "cache halted" }, h("strong", {}, "Skipped: "), e.skip_reason) : null,
     e.error_message ? h("div", { class: "error exec-error" }, h("strong", {}, "Error: "), e.error_message) : null,
     e.traceback ? details("Traceback", !compact, pre(e.traceback, "code traceback")) : null,
+    (e.attempts || []).length > 1 ? [h("h3", {}, "Attempts"), h("table", { class: "grid attempts" },
+      h("thead", {}, h("tr", {}, ["attempt", "execution", "state", "started", "duration", "error"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, e.attempts.map((t) => h("tr", { class: t.id === e.id ? "current" : null },
+        h("td", {}, String(t.attempt)), h("td", {}, t.id === e.id ? `#${t.id}` : h("a", { href: executionHref(t.id) }, `#${t.id}`)),
+        h("td", {}, badge(t.node_state)), h("td", {}, fmtTime(t.start_time)), h("td", {}, fmtDuration(t.duration_s)),
+        h("td", { class: "small" }, t.error_message || "")))))] : null,
     h("h3", {}, "Parameters"),
     Object.keys(e.parameters || {}).length ? kvTable(Object.entries(e.parameters).map(([k, v]) =>
       [k, (e.arg_docs || {})[k] ? h("div", {}, fmtValue(v), h("div", { class: "muted small arg-doc" }, e.arg_docs[k])) : v]))
