@@ -10,12 +10,12 @@ from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
 from jfx.metadata.ui._common import ApiError, Query, iso, node_state
 
-__all__ = ["compare_json", "MAX_RUNS"]
+__all__ = ["compare_json", "numbers", "MAX_RUNS"]
 
 MAX_RUNS = 10
 
 
-def _numbers(props: dict[str, Any]) -> dict[str, float]:
+def numbers(props: dict[str, Any]) -> dict[str, float]:
     """The numeric properties of an artifact (one level of nesting, as ``outer.inner``)."""
     found: dict[str, float] = {}
     for key, value in props.items():
@@ -102,16 +102,31 @@ def compare_json(store: MetadataStore, query: Query) -> dict[str, Any]:
             artifacts.append({"node": node, "output": key, "type": next(a.type_name for a in arts if a),
                               "ids": [a.id if a else None for a in arts], "fingerprints": prints,
                               "changed": not _same(prints)})
-            numbers = [_numbers(a.properties) if a else {} for a in arts]
+            per_run_numbers = [numbers(a.properties) if a else {} for a in arts]
             metric_names: list[str] = []
-            for nums in numbers:
+            for nums in per_run_numbers:
                 metric_names += [m for m in nums if m not in metric_names]
             for name in metric_names:
-                values = [found.get(name) for found in numbers]
+                values = [found.get(name) for found in per_run_numbers]
                 first = values[0]
                 deltas = [None if v is None or first is None else v - first for v in values]
                 metrics.append({"node": node, "output": key, "name": name, "values": values, "deltas": deltas,
                                 "differs": not _same(values)})
     return {"runs": runs, "parameters": parameters, "node_parameters": node_parameters,
             "same_node_parameters": same_node_parameters, "metrics": metrics, "artifacts": artifacts,
-            "nodes": nodes}
+            "nodes": nodes, "training": _training(latest_by_run, outputs)}
+
+
+def _training(latest_by_run: list[dict[str, Any]], outputs: dict[int, list[tuple[str, Any]]]) -> list[dict[str, Any]]:
+    """Per trainer node, each run's training history (``history.json`` of its ModelRun), for overlaid curves."""
+    from jfx.metadata.ui._viewers import history
+
+    found: dict[str, list[Any]] = {}
+    for i, latest in enumerate(latest_by_run):
+        for node, e in latest.items():
+            for _key, artifact in outputs.get(e.stored_id, []):
+                if artifact.type_name == "ModelRun":
+                    doc = history(artifact)
+                    if doc is not None:
+                        found.setdefault(node, [None] * len(latest_by_run))[i] = doc
+    return [{"node": node, "runs": docs} for node, docs in found.items()]

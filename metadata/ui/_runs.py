@@ -9,10 +9,12 @@ from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
 from jfx.metadata.ui._common import ApiError, Query, duration_s, iso
 
-__all__ = ["RUN_STATES", "pipelines_json", "runs_json"]
+__all__ = ["RUN_STATES", "METRIC_TYPES", "pipelines_json", "runs_json", "run_metrics"]
 
 RUN_STATES = tuple(s.value for s in RunState)
 MAX_PAGE = 500
+# The artifact types whose numeric properties are a run's metrics (the runs list's columns)
+METRIC_TYPES = ("ModelEvaluation", "Model", "ModelRun", "Metrics")
 
 
 def pipelines_json(store: MetadataStore, query: Query) -> dict[str, Any]:
@@ -47,5 +49,32 @@ def runs_json(store: MetadataStore, query: Query) -> dict[str, Any]:
         "duration_s": duration_s(r["start_time"], r["end_time"]), "parameters": r["parameters"] or {},
         "runner": r["runner"], "attempts": int(r["attempts"]) if r["attempts"] else 1,
     } for r in rows]
+    names: dict[str, int] = {}
+    if query.str("metrics", "1") != "0":
+        found = run_metrics(store, [int(r["id"]) for r in rows])
+        for run, r in zip(runs, rows, strict=True):
+            run["metrics"] = found.get(int(r["id"]), {})
+            for name in run["metrics"]:
+                names[name] = names.get(name, 0) + 1
     return {"runs": runs, "total": total, "total_exact": exact, "limit": limit, "offset": offset,
-            "filters": {"pipeline": pipeline, "state": state, "q": search}, "states": list(RUN_STATES)}
+            "filters": {"pipeline": pipeline, "state": state, "q": search}, "states": list(RUN_STATES),
+            "metric_names": sorted(names, key=lambda n: (-names[n], n))}
+
+
+def run_metrics(store: MetadataStore, run_context_ids: list[int]) -> dict[int, dict[str, float]]:
+    """Run context id → ``{"<node>.<property>": value}``: the numeric properties of the
+    evaluations, models and metrics its nodes' latest executions produced (a cache hit's too)."""
+    from jfx.metadata.ui._compare import numbers
+
+    latest = {ctx: store.latest_executions(ctx) for ctx in run_context_ids}
+    outputs = _queries.run_outputs(store, [e.stored_id for by_node in latest.values() for e in by_node.values()])
+    found: dict[int, dict[str, float]] = {}
+    for ctx, by_node in latest.items():
+        metrics: dict[str, float] = {}
+        for node, e in by_node.items():
+            for _key, artifact in outputs.get(e.stored_id, []):
+                if artifact.type_name in METRIC_TYPES:
+                    for name, value in numbers(artifact.properties).items():
+                        metrics.setdefault(f"{node}.{name}", value)
+        found[ctx] = metrics
+    return found

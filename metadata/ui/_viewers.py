@@ -13,7 +13,7 @@ from jfx.metadata.ui._artifact import get_artifact, producer_of
 from jfx.metadata.ui._common import ApiError, Query, artifact_summary, read_json_file, tail
 from jfx.pipelines._layouts import ANOMALIES_FILE, SCHEMA_FILE, SPLIT_PREFIX, STATISTICS_FILE, VALUE_FILE
 
-__all__ = ["VIEWERS", "viewer_kind", "view_json", "mlflow_link"]
+__all__ = ["VIEWERS", "viewer_kind", "view_json", "mlflow_link", "history"]
 
 # Artifact type → viewer. Anything else with a value.json gets the "value" viewer.
 VIEWERS = {
@@ -92,7 +92,7 @@ def _statistics(a: ArtifactRecord) -> dict[str, Any]:
     return {"splits": {s: read_json_file(found[s], f"ExampleStatistics artifact {a.id}") for s in names}}
 
 
-def _history(run: ArtifactRecord) -> dict[str, Any] | None:
+def history(run: ArtifactRecord) -> dict[str, Any] | None:
     path = _files.child(run.uri, "history.json")
     if not _files.is_file(path):
         return None
@@ -113,7 +113,7 @@ def _model(store: MetadataStore, a: ArtifactRecord, mlflow_url: str | None) -> d
                                                                                   "outputs", "metadata")},
         "files": sizes, "size_bytes": sum(sizes.values()),
         "mlflow": mlflow_link(a.properties, mlflow_url),
-        "training": _history(runs[0]) if runs else None,
+        "training": history(runs[0]) if runs else None,
     }
 
 
@@ -182,7 +182,7 @@ def view_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflow_ur
         data = _model(store, a, mlflow_url)
     elif kind == "model_run":
         log = at("trainer.log")
-        data = {"training": _history(a), "mlflow": mlflow_link(a.properties, mlflow_url),
+        data = {"training": history(a), "mlflow": mlflow_link(a.properties, mlflow_url),
                 "log": tail(log) if _files.is_file(log) else None}
     elif kind == "transform_graph":
         data = read_json_file(at("transform.json"), where) if _files.is_file(at("transform.json")) else None

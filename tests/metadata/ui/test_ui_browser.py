@@ -137,3 +137,42 @@ def test_schema_viewer_shows_environments_and_comparators(page, penguin_home):
         expect(island).to_contain_text("infinity_norm ≤ 0.15")
         expect(viewer.locator("tr", has=page.locator("strong", has_text="body_mass_g"))).to_contain_text(
             "jensen_shannon_divergence ≤ 0.15")
+
+
+def test_metric_columns_chart_and_overlaid_training_curves(page, penguin_home):
+    """MLflow-style comparison: metric columns in the runs list (sortable, filterable), a chart of
+    a metric across a pipeline's runs, and both runs' training curves on one chart."""
+    home, (run1, run2) = penguin_home
+    with UIServer(f"sqlite:///{home / 'metadata.sqlite'}", port=0) as ui:
+        base = ui.url.rstrip("/")
+        with MetadataStore(f"sqlite:///{home / 'metadata.sqlite'}") as store:
+            from jfx.metadata.ui._common import Query
+            from jfx.metadata.ui._runs import runs_json
+
+            listed = runs_json(store, Query({}))
+        by_id = {r["id"]: r["metrics"] for r in listed["runs"]}
+        accuracy = {run: by_id[run]["Evaluator.accuracy"] for run in (run1, run2)}
+        assert "Evaluator.accuracy" in listed["metric_names"]
+        low, high = sorted((run1, run2), key=lambda r: accuracy[r])
+
+        page.goto(base + "/runs?pipeline=penguin&metrics=Evaluator.accuracy,Trainer.val_accuracy&sort=-Evaluator.accuracy")
+        expect(page.locator("#runs thead th.metric")).to_have_count(2)
+        expect(page.locator("tr.run-row").first).to_have_attribute("data-run", high)
+        expect(page.locator('tr.run-row td[data-metric="Evaluator.accuracy"]').first).to_have_text(
+            re.compile(f"^{str(round(accuracy[high], 4))[:5]}"))
+        page.locator("#runs thead th.metric a").first.click()  # the other direction
+        expect(page.locator("tr.run-row").first).to_have_attribute("data-run", low if accuracy[low] != accuracy[high] else high)
+        expect(page.locator("#metric-chart svg.chart")).to_have_count(2)
+        expect(page.locator("#metric-chart svg.chart path.series").first).to_be_visible()
+        # a filter keeps only the runs it matches; a malformed one says how to write it
+        page.goto(base + f"/runs?pipeline=penguin&metrics=Evaluator.accuracy&where=Evaluator.accuracy%20%3E%20{accuracy[low]}")
+        expect(page.locator("tr.run-row")).to_have_count(1 if accuracy[low] != accuracy[high] else 0)
+        page.goto(base + "/runs?where=accuracy%20is%20high")
+        expect(page.locator(".error")).to_contain_text("write <metric> <op> <number>")
+
+        page.goto(base + f"/compare?runs={run1},{run2}")
+        curves = page.locator("#training-curves")
+        expect(curves).to_contain_text("Trainer")
+        loss = curves.locator("figure").filter(has=page.locator("svg[aria-label='loss']"))
+        expect(loss.locator("path.series")).to_have_count(4)  # loss and val_loss of each run
+        expect(loss.locator(".legend")).to_contain_text("run 2 val_loss")

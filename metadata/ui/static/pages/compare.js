@@ -1,5 +1,19 @@
 // The compare page: two or more runs side by side — parameter diff, metric diff, changed fingerprints.
 import { fill, api, artifactHref, badge, fmtDuration, fmtNumber, fmtTime, fmtValue, h, runHref, setTitle } from "../lib/dom.js";
+import { lineChart } from "../lib/charts.js";
+
+/** Each trainer's curves with one line per run (and per run's validation curve), metric by metric. */
+function trainingCurves(runs, training) {
+  if (!training || !training.length) return h("p", { class: "muted" }, "No training history in these runs.");
+  return training.map((t) => {
+    const names = [...new Set(t.runs.flatMap((doc) => Object.keys((doc && doc.history) || {})).map((k) => k.replace(/^val_/, "")))];
+    return [h("h3", {}, t.node), h("div", { class: "charts" }, names.map((name) => lineChart(
+      t.runs.flatMap((doc, i) => (doc ? [name, `val_${name}`].filter((k) => doc.history[k]).map((k) => ({
+        label: `run ${i + 1} ${k}`, points: doc.history[k].map((v, j) => [(doc.epochs || [])[j] ?? j, v]),
+      })) : [])),
+      { title: name, xLabel: "epoch" })))];
+  });
+}
 
 async function picker(main, chosen) {
   const page = await api("/api/runs?limit=100");
@@ -49,6 +63,7 @@ export async function render(main) {
         diffTable(runs, c.artifacts, (r, i) => r.ids[i] ? h("a", { href: artifactHref(r.ids[i]), title: r.fingerprints[i] || "" },
           h("code", {}, (r.fingerprints[i] || "").slice(0, 10) || "–"), ` #${r.ids[i]}`) : "–",
         { label: (r) => h("span", {}, `${r.node}.${r.output} `, h("span", { class: "muted small" }, r.type), r.changed ? h("span", { class: "tag" }, "changed") : null), onlyDiff: od })),
+      h("section", { class: "card", id: "training-curves" }, h("h2", {}, "Training curves"), trainingCurves(runs, c.training)),
       h("section", { class: "card" }, h("h2", {}, "Node states"),
         diffTable(runs, c.nodes.map((n) => ({ ...n, differs: new Set(n.states).size > 1 })), (r, i) => (r.states[i] ? badge(r.states[i]) : "–"), { label: (r) => r.node })));
   };
