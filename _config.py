@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jfx.errors import InvalidArgumentError
 
-__all__ = ["jfx_home", "default_metadata_url", "default_pipeline_root", "resolve_metadata_url"]
+__all__ = ["jfx_home", "default_metadata_url", "default_pipeline_root", "resolve_metadata_url", "gc_pause_after"]
 
 
 def jfx_home() -> Path:
@@ -45,3 +45,14 @@ def default_pipeline_root() -> Path:
 def resolve_metadata_url(url: str | None) -> str:
     """The URL to use: the one given, else the default from the environment."""
     return url if url else default_metadata_url()
+
+
+def gc_pause_after() -> int | None:
+    """``$JFX_GC_PAUSE_AFTER``: ``jfx gc`` stops for good after removing this many artifacts' files
+    (before recording them DELETED), to prove what a gc killed there leaves; unset: never."""
+    raw = os.environ.get("JFX_GC_PAUSE_AFTER", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidArgumentError(f"JFX_GC_PAUSE_AFTER={raw!r}: expected a whole number of artifacts, at least 1")
+    return int(raw)
