@@ -137,9 +137,13 @@ contexts = sa.Table(
     sa.Index("ix_jfx_contexts_type_name_create_time", "type_name", "create_time", "id"),
     sa.Index("ix_jfx_contexts_type_name_id", "type_name", "id"),
     sa.Index("ix_jfx_contexts_parent_id_type_name", "parent_id", "type_name", "create_time"),
-    # runs of one state newest first, of all pipelines or of one
-    sa.Index("ix_jfx_contexts_type_name_run_state", "type_name", "run_state", "create_time", "id"),
-    sa.Index("ix_jfx_contexts_parent_id_run_state", "parent_id", "type_name", "run_state", "create_time"),
+    # runs of one state (not deleted by gc) newest first, of all pipelines or of one
+    sa.Index("ix_jfx_contexts_type_name_run_state", "type_name", "run_state", "run_deleted_time", "create_time", "id"),
+    sa.Index("ix_jfx_contexts_parent_id_run_state", "parent_id", "type_name", "run_state", "run_deleted_time",
+             "create_time"),
+    # runs not deleted by gc newest first, of all pipelines or of one (migration 0004)
+    sa.Index("ix_jfx_contexts_type_name_deleted", "type_name", "run_deleted_time", "create_time", "id"),
+    sa.Index("ix_jfx_contexts_parent_id_deleted", "parent_id", "type_name", "run_deleted_time", "create_time"),
     **_TABLE_ARGS,
 )
 

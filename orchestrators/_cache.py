@@ -118,7 +118,7 @@ def miss_reason(store: MetadataStore, node: NodeIR, node_ctx_id: int, material: 
         return "; ".join(reasons)
     assert earlier[0].id is not None
     _, outputs = store.get_execution_artifacts(earlier[0].id)
-    deleted = [a for recs in outputs.values() for a in recs if a.state.deleted]
+    deleted = [a for recs in outputs.values() for a in recs if a.state.deleted and a.deleted_time is not None]
     if deleted:
         return f"earlier outputs were {deleted[0].deleted_note()}"
     return "earlier outputs no longer available"
