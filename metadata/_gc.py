@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -346,9 +347,9 @@ def _plan(conn: sa.Connection, policy: RetentionPolicy, at: datetime, *, lock: b
     """Select the runs and split their artifacts into deleted and kept; ``lock``: for the marking transaction."""
     runs, skipped = _select_runs(conn, policy, at)
     if lock and runs:  # a run resumed since it was read is running again: it stays
-        states = dict(_pairs(conn, lambda ids: sa.select(contexts_t.c.id, contexts_t.c.run_state)
-                             .where(contexts_t.c.id.in_(ids)).order_by(contexts_t.c.id).with_for_update(),
-                             [r.context_id for r in runs]))
+        states: dict[int, str] = {row.id: row.run_state for row in _pairs(
+            conn, lambda ids: sa.select(contexts_t.c.id, contexts_t.c.run_state).where(contexts_t.c.id.in_(ids))
+            .order_by(contexts_t.c.id).with_for_update(), [r.context_id for r in runs])}
         for r in [r for r in runs if states.get(r.context_id) == "RUNNING"]:
             runs.remove(r)
             skipped.append(SkippedRun(r.run_id, "still running"))
@@ -379,8 +380,9 @@ def _plan(conn: sa.Connection, policy: RetentionPolicy, at: datetime, *, lock: b
     events = _pairs(conn, lambda ids: sa.select(events_t.c.artifact_id, events_t.c.execution_id, events_t.c.type,
                                                 events_t.c.key).where(events_t.c.artifact_id.in_(ids)), candidates)
     exec_ids = {e.execution_id for e in events}
-    exec_state = dict(_pairs(conn, lambda ids: sa.select(executions_t.c.id, executions_t.c.state)
-                             .where(executions_t.c.id.in_(ids)), exec_ids))
+    exec_state: dict[int, str] = {row.id: row.state for row in _pairs(
+        conn, lambda ids: sa.select(executions_t.c.id, executions_t.c.state).where(executions_t.c.id.in_(ids)),
+        exec_ids)}
     outside = exec_ids - set(run_of)
     for e_id, _c_id, name in _pairs(conn, lambda ids: sa.select(associations_t.c.execution_id, contexts_t.c.id,
                                                                   contexts_t.c.name)
@@ -403,8 +405,8 @@ def _plan(conn: sa.Connection, policy: RetentionPolicy, at: datetime, *, lock: b
             if ev.artifact_id in why:
                 continue
             if ev.execution_id not in run_of:
-                run = run_names.get(ev.execution_id)
-                why[ev.artifact_id] = (f"used by run {run} (execution {ev.execution_id})" if run
+                user = run_names.get(ev.execution_id)
+                why[ev.artifact_id] = (f"used by run {user} (execution {ev.execution_id})" if user
                                        else f"used by execution {ev.execution_id}, outside the deleted runs")
             elif ev.type == EventType.INPUT.value and exec_state.get(ev.execution_id) == ExecutionState.RUNNING.value:
                 why[ev.artifact_id] = f"read by running execution {ev.execution_id}"
@@ -487,10 +489,16 @@ def _mark(conn: sa.Connection, plan: _Plan, policy: RetentionPolicy, at: datetim
         merge_context_properties(conn, run.context_id, deletion_properties(at, f"gc: {reason}"))
 
 
+def _mark_deleted(conn: sa.Connection, *, artifact_id: int) -> None:
+    conn.execute(sa.update(artifacts_t).where(artifacts_t.c.id == artifact_id,
+                                              artifacts_t.c.state == ArtifactState.DELETING.value)
+                 .values(state=ArtifactState.DELETED.value, update_time=now()))
+
+
 def _finish(store: MetadataStore, report: GcReport, fresh: set[int], pause_after: int | None) -> None:
     """Remove the files of every DELETING artifact (this gc's and any an earlier one left), then mark it DELETED."""
     pending = store.get_artifacts(state=ArtifactState.DELETING, options=ListOptions(order_by="id"))
-    origin = {a.id: a.run_id for a in report.artifacts}
+    origin: dict[int, str | None] = {a.id: a.run_id for a in report.artifacts}
     done: dict[int, GcArtifact] = {}
     removed = 0
     for a in pending:
@@ -502,7 +510,7 @@ def _finish(store: MetadataStore, report: GcReport, fresh: set[int], pause_after
         except OSError as err:
             report.errors.append(f"artifact {a.id} ({a.uri}): could not remove its files: {err}; it stays "
                                  "DELETING and the next jfx gc tries again")
-            done[a.stored_id] = GcArtifact(a.stored_id, a.type_name, a.uri, origin.get(a.id), size, str(err))
+            done[a.stored_id] = GcArtifact(a.stored_id, a.type_name, a.uri, origin.get(a.stored_id), size, str(err))
             continue
         removed += 1
         if pause_after is not None and removed >= pause_after:
@@ -510,11 +518,8 @@ def _finish(store: MetadataStore, report: GcReport, fresh: set[int], pause_after
                   file=sys.stderr, flush=True)
             while True:
                 time.sleep(3600)
-        store._tx(lambda conn, a_id=a.stored_id: conn.execute(  # noqa: SLF001 - the store's own package
-            sa.update(artifacts_t).where(artifacts_t.c.id == a_id,
-                                         artifacts_t.c.state == ArtifactState.DELETING.value)
-            .values(state=ArtifactState.DELETED.value, update_time=now())), write=True)
-        done[a.stored_id] = GcArtifact(a.stored_id, a.type_name, a.uri, origin.get(a.id), size, error)
+        store._tx(functools.partial(_mark_deleted, artifact_id=a.stored_id), write=True)  # noqa: SLF001
+        done[a.stored_id] = GcArtifact(a.stored_id, a.type_name, a.uri, origin.get(a.stored_id), size, error)
     report.artifacts = [done.get(a.id, a) for a in report.artifacts]
     report.finished = [x for i, x in done.items() if i not in fresh]
 
