@@ -151,13 +151,21 @@ class ArtifactRecord(_Stored):
     delete_reason: str | None = None
 
     def deleted_note(self) -> str:
-        """``"deleted by gc on <date> (<reason>)"``, or ``""`` for an artifact gc did not delete."""
+        """``"deleted by gc on <date> (<reason>)"`` for an artifact gc deleted, ``""`` for a live one.
+
+        Example:
+            >>> from datetime import datetime, timezone
+            >>> ArtifactRecord("Examples", "/x", state=ArtifactState.DELETED, delete_reason="run r1 older than 30d",
+            ...                deleted_time=datetime(2026, 12, 6, 1, 2, tzinfo=timezone.utc)).deleted_note()
+            'deleted by gc on 2026-12-06 01:02 UTC (run r1 older than 30d)'
+        """
         if not self.state.deleted:
             return ""
-        when = f" on {self.deleted_time.strftime('%Y-%m-%d %H:%M UTC')}" if self.deleted_time else ""
-        why = f" ({self.delete_reason})" if self.delete_reason else ""
         going = ", its files still being removed" if self.state == ArtifactState.DELETING else ""
-        return f"deleted by gc{when}{why}{going}"
+        if self.deleted_time is None:  # marked by hand, not by gc
+            return f"deleted{going}"
+        why = f" ({self.delete_reason})" if self.delete_reason else ""
+        return f"deleted by gc on {self.deleted_time.strftime('%Y-%m-%d %H:%M UTC')}{why}{going}"
 
 
 @dataclass
