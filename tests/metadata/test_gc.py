@@ -256,3 +256,17 @@ def test_an_unknown_pipeline_is_an_error(store, history):
     history.run("r", 40)
     with pytest.raises(NotFoundError, match="no pipeline 'nope'"):
         gc(store, keep_last=1, pipeline="nope")
+
+
+def test_the_client_leaves_deleted_runs_out_and_refuses_to_read_a_deleted_artifact(store, history):
+    from jfx.metadata import Client
+
+    old, new = history.run("r-old", 40), history.run("r-new", 1)
+    value = history.make(old, "make")
+    Path(value.uri, "value.json").write_text("3")
+    history.make(new, "make")
+    gc(store, older_than=timedelta(days=30))
+    with Client(store.url) as client:  # the test databases have no password to mask
+        assert [r.id for r in client.runs()] == ["r-new"]
+        with pytest.raises(ArtifactDeletedError, match=rf"artifact {value.id} .* was deleted by gc on "):
+            client.artifact(value.stored_id).read()
