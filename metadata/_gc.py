@@ -439,6 +439,7 @@ def _protect_models(conn: sa.Connection, candidates: dict[int, ArtifactRecord], 
     if not readers:
         return
     verdicts: dict[int, tuple[str, int]] = {}  # execution -> (verdict, the verdict artifact's id)
+
     def outputs_of(ids: list[int]) -> sa.Select:
         return (sa.select(events_t.c.execution_id, artifacts_t)
                 .join(artifacts_t, artifacts_t.c.id == events_t.c.artifact_id)
