@@ -246,7 +246,7 @@ class _Plan:
     kept: list[KeptArtifact]
 
 
-def _run_rows(conn: sa.Connection, policy: RetentionPolicy) -> list[sa.Row]:
+def _run_rows(conn: sa.Connection, policy: RetentionPolicy, at: datetime) -> list[sa.Row]:
     parent = contexts_t.alias("pipeline")
     c = contexts_t.c
     stmt = (sa.select(c.id, c.name, c.parent_id, c.create_time, c.run_state, c.run_start_time, c.run_deleted_time,
@@ -258,6 +258,9 @@ def _run_rows(conn: sa.Connection, policy: RetentionPolicy) -> list[sa.Row]:
     if policy.run_ids:
         return [row for chunk in _text_chunks(policy.run_ids) for row in conn.execute(stmt.where(c.name.in_(chunk)))]
     stmt = stmt.where(c.run_deleted_time.is_(None)).order_by(c.parent_id, c.create_time.desc(), c.id.desc())
+    if policy.keep_last is None and policy.older_than is not None:  # by age alone: only the old runs are read
+        cutoff = at - policy.older_than
+        stmt = stmt.where(sa.or_(c.run_start_time < cutoff, sa.and_(c.run_start_time.is_(None), c.create_time < cutoff)))
     return list(conn.execute(stmt))
 
 
@@ -273,7 +276,7 @@ def _select_runs(conn: sa.Connection, policy: RetentionPolicy, at: datetime) -> 
                                                                contexts_t.c.name == policy.pipeline)).first()
         if known is None:
             raise NotFoundError(f"no pipeline {policy.pipeline!r} in the metadata store")
-    rows = _run_rows(conn, policy)
+    rows = _run_rows(conn, policy, at)
     chosen: list[sa.Row] = []
     skipped: list[SkippedRun] = []
     if policy.run_ids:
