@@ -270,3 +270,44 @@ def test_the_client_leaves_deleted_runs_out_and_refuses_to_read_a_deleted_artifa
         assert [r.id for r in client.runs()] == ["r-new"]
         with pytest.raises(ArtifactDeletedError, match=rf"artifact {value.id} .* was deleted by gc on "):
             client.artifact(value.stored_id).read()
+
+
+def test_gc_racing_cache_hits_never_leaves_a_reused_artifact_deleted(store, history):
+    import threading
+
+    from jfx.metadata._schema import events as events_t
+
+    old = history.run("r-old", 40)
+    shared = history.make(old, "make")
+    readers = [history.run(f"r-new-{i}", 1) for i in range(12)]
+    outcomes: list[str] = []
+    start = threading.Barrier(2)
+
+    def hits():
+        with MetadataStore(store.url) as own:
+            mine = History(own, history.root)
+            start.wait()
+            for run in readers:  # each a cache lookup that saw the artifact LIVE, then records its hit
+                try:
+                    mine.reuse(run, "make", ArtifactRecord("Dataset", shared.uri, id=shared.id, name=shared.name))
+                    outcomes.append("hit")
+                except ArtifactDeletedError:
+                    outcomes.append("refused")
+
+    thread = threading.Thread(target=hits)
+    thread.start()
+    start.wait()
+    with MetadataStore(store.url) as own:
+        report = collect_garbage(own, RetentionPolicy(run_ids=("r-old",)), at=NOW)
+    thread.join(60)
+    final = store.get_artifact(shared.stored_id)
+    with store._engine.connect() as conn:
+        users = conn.execute(events_t.select().where(events_t.c.artifact_id == shared.id).order_by(events_t.c.id)).all()
+    outside = [e for e in users if e.execution_id != users[0].execution_id]
+    if final.state == ArtifactState.DELETED:  # gc went first: every later hit was refused
+        assert outside == [] and set(outcomes) == {"refused"} and not Path(shared.uri).exists()
+        assert [a.id for a in report.artifacts] == [shared.id]
+    else:  # a hit went first: gc saw it and kept the artifact, and every hit was recorded
+        assert final.state == ArtifactState.LIVE and Path(shared.uri).is_dir()
+        assert "hit" in outcomes and "used by run r-new-" in report.kept[0].why
+        assert outcomes.count("hit") == len(outside)
