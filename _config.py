@@ -12,7 +12,8 @@ from pathlib import Path
 from jfx.errors import InvalidArgumentError
 
 __all__ = ["jfx_home", "default_metadata_url", "default_pipeline_root", "resolve_metadata_url", "ui_url",
-           "notify_webhook_url", "smtp_login", "UI_URL_ENV", "WEBHOOK_URL_ENV", "SMTP_USER_ENV", "SMTP_PASSWORD_ENV"]
+           "notify_webhook_url", "smtp_login", "UI_URL_ENV", "WEBHOOK_URL_ENV", "SMTP_USER_ENV", "SMTP_PASSWORD_ENV",
+           "gc_pause_after"]
 
 UI_URL_ENV = "JFX_UI_URL"                    # where `jfx ui` is reached: links to runs in notifications
 WEBHOOK_URL_ENV = "JFX_NOTIFY_WEBHOOK_URL"   # the Notifier's webhook when its parameter is empty (a secret)
@@ -78,3 +79,12 @@ def smtp_login() -> tuple[str | None, str | None]:
     user = os.environ.get(SMTP_USER_ENV, "").strip() or None
     password = os.environ.get(SMTP_PASSWORD_ENV) or None
     return user, password
+def gc_pause_after() -> int | None:
+    """``$JFX_GC_PAUSE_AFTER``: ``jfx gc`` stops for good after removing this many artifacts' files
+    (before recording them DELETED), to prove what a gc killed there leaves; unset: never."""
+    raw = os.environ.get("JFX_GC_PAUSE_AFTER", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidArgumentError(f"JFX_GC_PAUSE_AFTER={raw!r}: expected a whole number of artifacts, at least 1")
+    return int(raw)

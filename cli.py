@@ -12,8 +12,10 @@
     jfx submit pipeline.yaml --host URL [--experiment NAME]   run it on a Kubeflow Pipelines server
     jfx submit pipeline.yaml --host URL --schedule CRON       ... or a Kubeflow recurring run of it
     jfx schedule list|pause|resume|delete [ID] --host URL     manage the recurring runs
-    jfx runs list [--pipeline NAME]                           runs, newest first
+    jfx runs list [--pipeline NAME] [--deleted]               runs, newest first
     jfx runs show RUN_ID                                      one run, node by node
+    jfx gc --older-than 30d | --keep-last N | --run RUN_ID    delete old runs and the artifacts only they use
+        [--pipeline NAME] [--dry-run] [--force]
     jfx lineage ARTIFACT_ID [--direction D] [--depth N]       what made an artifact
     jfx serve --model_base_path DIR --model_name NAME         serve models over HTTP (TF Serving REST)
     jfx ui [--port 8080] [--host 127.0.0.1] [--token T]     browse runs, lineage and artifacts in a browser
@@ -195,6 +197,32 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_gc_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds ``gc`` (retention: delete old runs and the artifacts only they use)."""
+    p = subparsers.add_parser(
+        "gc", help="delete old runs and the artifacts only they use",
+        description="Delete runs (by age, by count per pipeline, or by id) and the artifacts they made. An artifact "
+                    "stays while a kept run uses it (cache hits reuse artifacts across runs), a running execution "
+                    "reads it, or a pushed or blessed model needs it (the model, its blessings and the push "
+                    "record), unless --force. Running runs and files outside a run's pipeline root are never "
+                    "deleted. Records are marked deleted, not removed, so lineage still shows what was there; "
+                    "a gc that was interrupted is finished by the next one.")
+    p.add_argument("--older-than", metavar="AGE", help="runs that started longer ago than AGE: a number and a "
+                                                       "unit, m, h, d or w (e.g. 30d, 12h, 2w)")
+    p.add_argument("--keep-last", type=int, metavar="N", help="runs beyond the newest N of each pipeline "
+                                                               "(with --older-than: only runs both select)")
+    p.add_argument("--run", dest="run_ids", action="append", default=[], metavar="RUN_ID",
+                   help="this run (repeatable)")
+    p.add_argument("--pipeline", metavar="NAME", help="only runs of this pipeline")
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted and the bytes freed; "
+                                                          "change nothing")
+    p.add_argument("--force", action="store_true", help="also delete artifacts that kept runs, running executions "
+                                                        "or pushed and blessed models depend on")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_metadata_url(p)
+    return p
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jfx", description="Declarative ML pipelines: run, inspect runs, walk lineage.")
     parser.add_argument("--version", action="version", version=f"jfx {__version__}")
@@ -226,12 +254,15 @@ def _parser() -> argparse.ArgumentParser:
     ls = runs_sub.add_parser("list", help="runs, newest first")
     ls.add_argument("--pipeline", help="only runs of this pipeline")
     ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--deleted", action="store_true", help="also list the runs jfx gc deleted")
     ls.add_argument("--json", action="store_true", help="print JSON")
     _add_metadata_url(ls)
     show = runs_sub.add_parser("show", help="one run, node by node")
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true", help="print JSON")
     _add_metadata_url(show)
+
+    add_gc_parser(sub)
 
     lin = sub.add_parser("lineage", help="the executions and artifacts upstream or downstream of an artifact")
     lin.add_argument("artifact_id", type=int)
@@ -296,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                 ssl_ca_cert=args.ssl_ca_cert)
         if args.command == "ui":
             return _cmd_ui(args)
+        if args.command == "gc":
+            return _cmd_gc(args)
         if args.command == "serve":
             from jfx.core._serving import serve
 
@@ -347,6 +380,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resumed = get_run(store, args.resume)
             if resumed is None or not resumed.ir:
                 raise InvalidArgumentError(f"no run {args.resume!r} in the metadata store {store.url}")
+            if resumed.deleted:
+                raise InvalidArgumentError(f"run {args.resume!r} was deleted by jfx gc on {_iso(resumed.deleted_time)}; "
+                                           "run the pipeline file again instead")
             ir = PipelineIR.from_dict(resumed.ir)
     else:
         raise InvalidArgumentError("jfx run needs a PIPELINE_FILE (or --resume RUN_ID)")
@@ -401,12 +437,13 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
     from jfx.metadata._runs import list_runs
 
     with MetadataStore(args.metadata_url) as store:
-        runs = list_runs(store, args.pipeline, ListOptions(limit=args.limit, order_by="id", descending=True))
+        runs = list_runs(store, args.pipeline, ListOptions(limit=args.limit, order_by="id", descending=True),
+                         include_deleted=args.deleted)
         pipelines = {c.id: c.name for c in store.get_pipelines()}
     rows: list[dict[str, Any]] = [
         {"run_id": r.run_id, "pipeline": pipelines.get(r.pipeline_context_id, ""), "state": r.state.value,
          "start_time": _iso(r.start_time), "duration": _duration(r.duration_s),
-         "parameters": r.parameters}
+         "parameters": r.parameters, **({"deleted_time": _iso(r.deleted_time)} if args.deleted else {})}
         for r in runs
     ]
     if args.json:
@@ -416,9 +453,10 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
         print("no runs")
         return 0
     w = max(len(r["run_id"]) for r in rows)
-    print(f"{'RUN':<{w}}  {'STATE':<10} {'STARTED':<24} {'DURATION':>9}")
+    print(f"{'RUN':<{w}}  {'STATE':<10} {'STARTED':<24} {'DURATION':>9}" + ("  DELETED" if args.deleted else ""))
     for r in rows:
-        print(f"{r['run_id']:<{w}}  {r['state']:<10} {r['start_time'][:23]:<24} {r['duration']:>9}")
+        deleted = f"  {r['deleted_time'][:16]}" if r.get("deleted_time") else ""
+        print(f"{r['run_id']:<{w}}  {r['state']:<10} {r['start_time'][:23]:<24} {r['duration']:>9}{deleted}")
     return 0
 
 
@@ -446,7 +484,8 @@ def _run_report(store: Any, run_id: str) -> dict[str, Any]:
                 cache_miss_reason=info.cache_miss_reason, cached_from=info.cached_from,
                 reused_from_run=info.reused_from_run, error=info.error_message or info.skip_reason,
                 halted=info.halted,
-                outputs={k: [{"id": a.id, "type": a.type_name, "uri": a.uri} for a in v] for k, v in outputs.items()},
+                outputs={k: [{"id": a.id, "type": a.type_name, "uri": a.uri, "state": a.state.value,
+                              "deleted": a.deleted_note() or None} for a in v] for k, v in outputs.items()},
             )
             tries = node_attempts(store, run.context_id, node_id)
             if len(tries) > 1:
@@ -472,6 +511,8 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
         return 0
     print(f"run {report['run_id']}: {report.get('state')}  started {report.get('start_time')}  "
           f"took {_duration(report.get('duration_s')) or '-'}")
+    if report.get("deleted_time"):
+        print(f"deleted by jfx gc on {report['deleted_time']}: {report.get('delete_reason') or ''}".rstrip(": "))
     if report.get("parameters"):
         print("parameters: " + ", ".join(f"{k}={v!r}" for k, v in report["parameters"].items()))
     for n in report["nodes"]:
@@ -486,8 +527,52 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
                   f"{t.get('error') or ''}".rstrip())
         for key, arts in (n.get("outputs") or {}).items():
             for a in arts:
-                print(f"      {key}: artifact {a['id']} {a['type']} {a['uri']}")
+                gone = f"  [{a['deleted']}]" if a.get("deleted") else ""
+                print(f"      {key}: artifact {a['id']} {a['type']} {a['uri']}{gone}")
     return 0
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from jfx.metadata import MetadataStore, RetentionPolicy, collect_garbage, parse_age
+
+    policy = RetentionPolicy(older_than=parse_age(args.older_than) if args.older_than is not None else None,
+                             keep_last=args.keep_last, run_ids=tuple(args.run_ids), pipeline=args.pipeline,
+                             force=args.force)
+    with MetadataStore(args.metadata_url) as store:
+        report = collect_garbage(store, policy, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return EXIT_FAILED if report.errors else 0
+    would = "would delete" if report.dry_run else "deleted"
+    print(f"jfx gc{' (dry run: nothing changed)' if report.dry_run else ''}: runs {report.policy}")
+    for run in report.runs:
+        print(f"  {would} run {run.run_id} ({run.pipeline or '?'}, {run.state}, started {_iso(run.start_time)[:16]})")
+    for skipped in report.skipped_runs:
+        print(f"  kept run {skipped.run_id}: {skipped.why}")
+    for a in report.artifacts:
+        size = _bytes(a.size_bytes) if a.size_bytes is not None else f"size unknown: {a.error}"
+        print(f"  {would} artifact {a.id} {a.type_name} {a.uri} ({size})")
+    for k in report.kept:
+        print(f"  kept artifact {k.id} {k.type_name} {k.uri}: {k.why}")
+    if report.finished:
+        verb = "would finish deleting" if report.dry_run else "finished deleting"
+        for a in report.finished:
+            print(f"  {verb} artifact {a.id} {a.type_name} {a.uri} (an earlier gc was interrupted)")
+    for error in report.errors:
+        print(f"jfx gc: {error}", file=sys.stderr)
+    count = len(report.artifacts) + len(report.finished)
+    print(f"{len(report.runs)} run(s), {count} artifact(s), {_bytes(report.bytes_freed)} "
+          f"{'would be freed' if report.dry_run else 'freed'}; {len(report.kept)} artifact(s) kept")
+    return EXIT_FAILED if report.errors else 0
 
 
 def _cmd_lineage(args: argparse.Namespace) -> int:
@@ -513,7 +598,8 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
             consumed_by.setdefault(ev.artifact_id, []).append(ev.execution_id)
 
     def art_line(a: Any) -> str:
-        return f"artifact {a.id} {a.type_name} {a.name} {a.uri}"
+        gone = f"  [{a.deleted_note()}]" if a.state.deleted else ""
+        return f"artifact {a.id} {a.type_name} {a.name} {a.uri}{gone}"
 
     def walk(artifact_id: int, indent: int, up: bool, seen: set[int]) -> None:
         found = [execs[eid] for eid in sorted((produced_by if up else consumed_by).get(artifact_id, [])) if eid in execs]

@@ -13,6 +13,7 @@ __all__ = [
     "PipelineFileError",
     "InvalidArgumentError",
     "NotFoundError",
+    "ArtifactDeletedError",
     "AlreadyExistsError",
     "MetadataError",
     "ComponentError",
@@ -56,6 +57,10 @@ class InvalidArgumentError(JfxError, ValueError):
 
 class NotFoundError(JfxError, LookupError):
     """A requested record (artifact, execution, context, run) does not exist."""
+
+
+class ArtifactDeletedError(NotFoundError):
+    """An artifact was deleted by ``jfx gc``: its record stays, its files are gone."""
 
 
 class AlreadyExistsError(JfxError):

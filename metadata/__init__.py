@@ -24,6 +24,7 @@ from jfx.metadata._records import (
 )
 from jfx.metadata._client import ArtifactView, Client, NodeView, RunView
 from jfx.metadata._store import MetadataStore
+from jfx.metadata._gc import GcReport, RetentionPolicy, collect_garbage, parse_age
 
 __all__ = [
     "MetadataStore",
@@ -43,4 +44,8 @@ __all__ = [
     "PIPELINE",
     "PIPELINE_RUN",
     "NODE",
+    "RetentionPolicy",
+    "GcReport",
+    "collect_garbage",
+    "parse_age",
 ]

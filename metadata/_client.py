@@ -20,7 +20,7 @@ from typing import Any
 
 from jfx import _storage as storage
 
-from jfx.errors import DataValidationError, InvalidArgumentError, NotFoundError
+from jfx.errors import ArtifactDeletedError, DataValidationError, InvalidArgumentError, NotFoundError
 from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._records import (
     PIPELINE_RUN,
@@ -113,7 +113,7 @@ class Client:
         return [c.name for c in self.store.get_pipelines()]
 
     def runs(self, pipeline: str | None = None) -> list[RunView]:
-        """The runs (of one pipeline, if named), newest first.
+        """The runs (of one pipeline, if named), newest first; runs ``jfx gc`` deleted are left out.
 
         Example:
             >>> [r.id for r in client.runs("chain")]        # doctest: +SKIP
@@ -318,7 +318,11 @@ class ArtifactView:
         Raises:
             InvalidArgumentError: The type has no reader (and no ``value.json``).
             DataValidationError: The file is missing or is not valid JSON.
+            ArtifactDeletedError: ``jfx gc`` deleted the artifact (its files are gone).
         """
+        if self.record.state.deleted:
+            raise ArtifactDeletedError(f"artifact {self.id} ({self.type_name} {self.uri}) was "
+                                       f"{self.record.deleted_note()}; its files are gone")
         if self.type_name == "ExampleStatistics":
             return self._read_statistics()
         files = {"Schema": SCHEMA_FILE, "ModelEvaluation": METRICS_FILE, "ModelBlessing": BLESSING_FILE}

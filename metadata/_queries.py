@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from jfx.errors import InvalidArgumentError, NotFoundError
-from jfx.metadata._records import ArtifactRecord, ContextRecord, EventType, ListOptions
-from jfx.metadata._rows import missing, to_artifact, to_context
+from jfx.errors import ArtifactDeletedError, InvalidArgumentError, NotFoundError
+from jfx.metadata._records import ArtifactRecord, ArtifactState, ContextRecord, EventType, ListOptions
+from jfx.metadata._rows import missing, run_columns, to_artifact, to_context
 from jfx.metadata._schema import artifacts as artifacts_t
 from jfx.metadata._schema import contexts as contexts_t
 from jfx.metadata._schema import events as events_t
@@ -66,6 +66,34 @@ def require_ids(conn: sa.Connection, table: sa.Table, ids: Iterable[int], what: 
         raise NotFoundError(missing(what, sorted(wanted - found)))
 
 
+_GONE = (ArtifactState.DELETING.value, ArtifactState.DELETED.value)
+
+
+def refuse_deleted(conn: sa.Connection, updated: Mapping[int, str], read: Iterable[int]) -> None:
+    """Raise ArtifactDeletedError if a write would revive or reference an artifact gc deleted.
+
+    ``updated``: artifact id -> the state a write gives it; ``read``: ids an event will
+    name. DELETING and DELETED are final: the files are gone, so a record must not turn
+    LIVE again (a cache hit re-recording outputs it read before gc marked them) and no new
+    execution may read one. The rows are locked (updated ones for update, read ones
+    shared) so that gc, which locks them for update before marking them, either waits
+    for this write or is waited for and then seen.
+    """
+    wanted_update = {i: s for i, s in updated.items() if s not in _GONE}
+    wanted_read = set(read) - set(wanted_update)
+    gone: list[ArtifactRecord] = []
+    for ids, shared in ((wanted_update, False), (wanted_read, True)):
+        for chunk in chunks(ids):
+            stmt = (sa.select(artifacts_t).where(artifacts_t.c.id.in_(chunk)).order_by(artifacts_t.c.id)
+                    .with_for_update(read=shared))
+            gone += [a for a in map(to_artifact, conn.execute(stmt)) if a.state.deleted]
+    if gone:
+        first = gone[0]
+        more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
+        raise ArtifactDeletedError(f"artifact {first.id} ({first.type_name} {first.uri}) was {first.deleted_note()}{more}; "
+                                   "its files are gone: rerun the node that made it")
+
+
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
     """Insert rows and return their new ids, in order."""
     if len(rows) > 1 and conn.dialect.insert_executemany_returning_sort_by_parameter_order:
@@ -91,6 +119,25 @@ def find_context(conn: sa.Connection, type_name: str, name: str) -> ContextRecor
     stmt = sa.select(contexts_t).where(contexts_t.c.type_name == type_name, contexts_t.c.name == name)
     row = conn.execute(stmt).first()
     return None if row is None else to_context(row)
+
+
+def merge_context_properties(conn: sa.Connection, context_id: int, properties: Mapping[str, Any]) -> ContextRecord:
+    """Merge ``properties`` into a context's (one locked read-modify-write); a run's columns follow.
+
+    Raises:
+        NotFoundError: No context has this id.
+    """
+    # FOR UPDATE on PostgreSQL/MySQL; SQLite's BEGIN IMMEDIATE already locks.
+    row = conn.execute(sa.select(contexts_t).where(contexts_t.c.id == context_id).with_for_update()).first()
+    if row is None:
+        raise NotFoundError(missing("context", [context_id]))
+    record = to_context(row)
+    record.properties = {**record.properties, **properties}
+    conn.execute(
+        sa.update(contexts_t).where(contexts_t.c.id == context_id)
+        .values(properties=record.properties, **run_columns(record.type_name, record.properties))
+    )
+    return record
 
 
 def split_ids(ids: Sequence[int], by_key: Mapping[str, Sequence[Any]]) -> dict[str, list[int]]:

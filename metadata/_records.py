@@ -65,7 +65,14 @@ class ArtifactState(str, enum.Enum):
     PENDING = "PENDING"
     LIVE = "LIVE"
     ABANDONED = "ABANDONED"
-    DELETED = "DELETED"
+    # gc: recorded deleted, its files being removed (ML Metadata's MARKED_FOR_DELETION)
+    DELETING = "DELETING"
+    DELETED = "DELETED"  # gc removed its files; the record stays for lineage
+
+    @property
+    def deleted(self) -> bool:
+        """Whether gc deleted the artifact (DELETING or DELETED): its files are gone or going."""
+        return self in (ArtifactState.DELETING, ArtifactState.DELETED)
 
 
 class EventType(str, enum.Enum):
@@ -123,6 +130,9 @@ class _Stored(_ToDict):
 class ArtifactRecord(_Stored):
     """One artifact: a typed piece of data at a URI.
 
+    ``deleted_time`` and ``delete_reason`` say when and why ``jfx gc`` deleted it (state
+    DELETING or DELETED); only gc writes them.
+
     Example:
         >>> ArtifactRecord("Examples", "/tmp/ex/1").state
         <ArtifactState.LIVE: 'LIVE'>
@@ -137,6 +147,25 @@ class ArtifactRecord(_Stored):
     properties: dict = field(default_factory=dict)
     create_time: datetime | None = None
     update_time: datetime | None = None
+    deleted_time: datetime | None = None
+    delete_reason: str | None = None
+
+    def deleted_note(self) -> str:
+        """``"deleted by gc on <date> (<reason>)"`` for an artifact gc deleted, ``""`` for a live one.
+
+        Example:
+            >>> from datetime import datetime, timezone
+            >>> ArtifactRecord("Examples", "/x", state=ArtifactState.DELETED, delete_reason="run r1 older than 30d",
+            ...                deleted_time=datetime(2026, 12, 6, 1, 2, tzinfo=timezone.utc)).deleted_note()
+            'deleted by gc on 2026-12-06 01:02 UTC (run r1 older than 30d)'
+        """
+        if not self.state.deleted:
+            return ""
+        going = ", its files still being removed" if self.state == ArtifactState.DELETING else ""
+        if self.deleted_time is None:  # marked by hand, not by gc
+            return f"deleted{going}"
+        why = f" ({self.delete_reason})" if self.delete_reason else ""
+        return f"deleted by gc on {self.deleted_time.strftime('%Y-%m-%d %H:%M UTC')}{why}{going}"
 
 
 @dataclass

@@ -24,7 +24,8 @@ from jfx.metadata._records import (
 # A run's state and times live in its context's properties (see _runs.py) and are copied
 # to indexed columns of jfx_contexts (migration 0003), which the run lists filter on:
 # column -> property key. Every write of a run context's properties refreshes them.
-RUN_COLUMNS = {"run_state": "state", "run_start_time": "start_time", "run_end_time": "end_time"}
+RUN_COLUMNS = {"run_state": "state", "run_start_time": "start_time", "run_end_time": "end_time",
+               "run_deleted_time": "deleted_time"}  # migration 0004: when gc deleted the run
 # _runs.RunState's values (a test keeps them equal); any other stored state reads as RUNNING.
 RUN_STATE_VALUES = ("RUNNING", "COMPLETE", "FAILED", "CANCELLED", "ABANDONED")
 
@@ -166,6 +167,7 @@ def run_columns(type_name: str, properties: Mapping[str, Any]) -> dict[str, Any]
         "run_state": state if state in RUN_STATE_VALUES else RUN_STATE_VALUES[0],
         "run_start_time": _run_time(properties.get(RUN_COLUMNS["run_start_time"])),
         "run_end_time": _run_time(properties.get(RUN_COLUMNS["run_end_time"])),
+        "run_deleted_time": _run_time(properties.get(RUN_COLUMNS["run_deleted_time"])),
     }
 
 
@@ -212,6 +214,8 @@ def to_artifact(row: Any) -> ArtifactRecord:
         properties=m["properties"] or {},
         create_time=m["create_time"],
         update_time=m["update_time"],
+        deleted_time=m.get("deleted_time"),
+        delete_reason=m.get("delete_reason"),
     )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "RunState",
     "abandon_run",
     "create_run",
+    "deletion_properties",
     "finish_run",
     "get_run",
     "list_runs",
@@ -51,6 +52,7 @@ _START, _END, _RESUMED = RUN_COLUMNS["run_start_time"], RUN_COLUMNS["run_end_tim
 _ROOT, _CACHE, _ATTEMPTS = "pipeline_root", "enable_cache", "attempts"
 _HOST, _PID, _RUNNER = "host", "pid", "runner"
 _NODE_STATES, _ERROR, _PARTIAL = "node_states", "error", "partial"
+_DELETED, _DELETE_REASON = RUN_COLUMNS["run_deleted_time"], "delete_reason"
 # The run properties a run list shows (never the IR, which can be large).
 RUN_LIST_FIELDS = (STATE_KEY, _START, _END, _RUNNER, _ATTEMPTS)
 
@@ -130,6 +132,8 @@ class RunRecord:
         partial: A partial run's selection and the run it reuses (``selected``,
             ``reused_from_run``); empty for a full run.
         create_time: The context's creation time.
+        deleted_time: When ``jfx gc`` deleted the run (``None``: not deleted).
+        delete_reason: Why gc deleted it (the policy that selected it).
     """
 
     run_id: str
@@ -152,6 +156,8 @@ class RunRecord:
     error: str | None = None
     partial: dict[str, Any] = field(default_factory=dict)
     create_time: datetime | None = None
+    deleted_time: datetime | None = None
+    delete_reason: str | None = None
 
     @classmethod
     def from_context(cls, ctx: ContextRecord, pipeline: str | None = None) -> RunRecord:
@@ -174,7 +180,8 @@ class RunRecord:
             attempts=attempts,
             host=props.get(_HOST), pid=pid if isinstance(pid, int) else None, runner=props.get(_RUNNER),
             node_states=dict(props.get(_NODE_STATES) or {}), error=props.get(_ERROR),
-            partial=dict(props.get(_PARTIAL) or {}), **ids,
+            partial=dict(props.get(_PARTIAL) or {}), deleted_time=_time(props.get(_DELETED)),
+            delete_reason=props.get(_DELETE_REASON), **ids,
         )
 
     def to_properties(self) -> dict[str, Any]:
@@ -185,7 +192,8 @@ class RunRecord:
             IR_KEY: self.ir, _ATTEMPTS: self.attempts, _HOST: self.host, _PID: self.pid, _RUNNER: self.runner,
         }
         optional = {_RESUMED: _iso(self.resumed_time), _NODE_STATES: self.node_states or None,
-                    _ERROR: self.error, _PARTIAL: self.partial or None}
+                    _ERROR: self.error, _PARTIAL: self.partial or None, _DELETED: _iso(self.deleted_time),
+                    _DELETE_REASON: self.delete_reason}
         props.update({k: v for k, v in optional.items() if v is not None})
         return props
 
@@ -211,7 +219,13 @@ class RunRecord:
             "enable_cache": self.enable_cache, "attempts": self.attempts, "runner": self.runner,
             "host": self.host, "pid": self.pid, "resumed_time": _iso(self.resumed_time),
             "node_states": dict(self.node_states), "error": self.error, "partial": dict(self.partial),
+            "deleted_time": _iso(self.deleted_time), "delete_reason": self.delete_reason,
         }
+
+    @property
+    def deleted(self) -> bool:
+        """Whether ``jfx gc`` deleted the run."""
+        return self.deleted_time is not None
 
 
 def node_attempts(store: MetadataStore, run_context_id: int, node_id: str) -> list[ExecutionRecord]:
@@ -226,9 +240,19 @@ def get_run(store: MetadataStore, run_id: str) -> RunRecord | None:
     return None if ctx is None else RunRecord.from_context(ctx)
 
 
-def list_runs(store: MetadataStore, pipeline: str | None = None, options: ListOptions | None = None) -> list[RunRecord]:
-    """The runs (of one pipeline, if named), newest first unless ``options`` say otherwise."""
-    return [RunRecord.from_context(c, pipeline) for c in store.get_runs(pipeline, options)]
+def list_runs(store: MetadataStore, pipeline: str | None = None, options: ListOptions | None = None, *,
+              include_deleted: bool = False) -> list[RunRecord]:
+    """The runs (of one pipeline, if named), newest first unless ``options`` say otherwise.
+
+    Runs that ``jfx gc`` deleted are left out unless ``include_deleted``.
+    """
+    return [RunRecord.from_context(c, pipeline) for c in store.get_runs(pipeline, options,
+                                                                         include_deleted=include_deleted)]
+
+
+def deletion_properties(when: datetime, reason: str) -> dict[str, Any]:
+    """The run properties that record ``jfx gc`` deleting a run (merged into its context's)."""
+    return {_DELETED: _iso(when), _DELETE_REASON: reason}
 
 
 def create_run(store: MetadataStore, pipeline: str, record: RunRecord) -> RunRecord:

@@ -27,7 +27,7 @@ __all__ = [
 
 # The newest migration in migrations/versions; opening a store compares against it
 # without loading alembic (a test pins it to alembic's own head).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 VERSION_TABLE = "jfx_alembic_version"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -75,10 +75,15 @@ artifacts = sa.Table(
     sa.Column("properties", sa.JSON, nullable=False),
     sa.Column("create_time", UtcMillis, nullable=False),
     sa.Column("update_time", UtcMillis, nullable=False),
+    # when and why gc deleted it (state DELETING, then DELETED); NULL for a live artifact
+    sa.Column("deleted_time", UtcMillis, nullable=True),
+    sa.Column("delete_reason", sa.String(255), nullable=True),
     sa.Index("ix_jfx_artifacts_type_name", "type_name"),
     sa.Index("ix_jfx_artifacts_uri", "uri", mysql_length=255),
     sa.Index("ix_jfx_artifacts_create_time", "create_time"),
     sa.Index("ix_jfx_artifacts_name_id", "name", "id"),
+    # gc's unfinished deletions (state DELETING)
+    sa.Index("ix_jfx_artifacts_state_id", "state", "id"),
     **_TABLE_ARGS,
 )
 
@@ -123,6 +128,8 @@ contexts = sa.Table(
     sa.Column("run_state", sa.String(16), nullable=True),
     sa.Column("run_start_time", UtcMillis, nullable=True),
     sa.Column("run_end_time", UtcMillis, nullable=True),
+    # when gc deleted the run (NULL: not deleted); default run lists leave deleted runs out
+    sa.Column("run_deleted_time", UtcMillis, nullable=True),
     sa.UniqueConstraint("type_name", "name", name="uq_jfx_contexts_type_name_name"),
     sa.Index("ix_jfx_contexts_parent_id", "parent_id"),
     sa.Index("ix_jfx_contexts_create_time", "create_time"),
@@ -130,9 +137,13 @@ contexts = sa.Table(
     sa.Index("ix_jfx_contexts_type_name_create_time", "type_name", "create_time", "id"),
     sa.Index("ix_jfx_contexts_type_name_id", "type_name", "id"),
     sa.Index("ix_jfx_contexts_parent_id_type_name", "parent_id", "type_name", "create_time"),
-    # runs of one state newest first, of all pipelines or of one
-    sa.Index("ix_jfx_contexts_type_name_run_state", "type_name", "run_state", "create_time", "id"),
-    sa.Index("ix_jfx_contexts_parent_id_run_state", "parent_id", "type_name", "run_state", "create_time"),
+    # runs of one state (not deleted by gc) newest first, of all pipelines or of one
+    sa.Index("ix_jfx_contexts_type_name_run_state", "type_name", "run_state", "run_deleted_time", "create_time", "id"),
+    sa.Index("ix_jfx_contexts_parent_id_run_state", "parent_id", "type_name", "run_state", "run_deleted_time",
+             "create_time"),
+    # runs not deleted by gc newest first, of all pipelines or of one (migration 0004)
+    sa.Index("ix_jfx_contexts_type_name_deleted", "type_name", "run_deleted_time", "create_time", "id"),
+    sa.Index("ix_jfx_contexts_parent_id_deleted", "parent_id", "type_name", "run_deleted_time", "create_time"),
     **_TABLE_ARGS,
 )
 

@@ -30,7 +30,9 @@ from jfx.metadata._queries import (
     execution_artifacts,
     fetch,
     find_context,
+    merge_context_properties,
     page,
+    refuse_deleted,
     require_ids,
     save,
     split_ids,
@@ -61,7 +63,6 @@ from jfx.metadata._rows import (
     execution_row,
     missing,
     now,
-    run_columns,
     stamp_artifact,
     stamp_execution,
     to_artifact,
@@ -153,11 +154,18 @@ class MetadataStore:
 
         Raises:
             NotFoundError: An artifact's id does not exist.
+            ArtifactDeletedError: An update would make an artifact that gc deleted live again.
         """
         stamp = now()
         records = list(artifacts)
         rows = [artifact_row(a, stamp) for a in records]
-        ids = self._tx(lambda conn: save(conn, artifacts_t, records, rows, _ARTIFACT_UPDATES), write=True)
+        updated = {r.id: row["state"] for r, row in zip(records, rows, strict=True) if r.id is not None}
+
+        def write(conn: sa.Connection) -> list[int]:
+            refuse_deleted(conn, updated, ())
+            return save(conn, artifacts_t, records, rows, _ARTIFACT_UPDATES)
+
+        ids = self._tx(write, write=True)
         for record, row, new_id in zip(records, rows, ids, strict=True):
             stamp_artifact(record, row, new_id)
         return ids
@@ -378,21 +386,7 @@ class MetadataStore:
             NotFoundError: No context has this id.
         """
         check_dict(properties, "properties")
-
-        def write(conn: sa.Connection) -> ContextRecord:
-            # FOR UPDATE on PostgreSQL/MySQL; SQLite's BEGIN IMMEDIATE already locks.
-            row = conn.execute(sa.select(contexts_t).where(contexts_t.c.id == context_id).with_for_update()).first()
-            if row is None:
-                raise NotFoundError(missing("context", [context_id]))
-            record = to_context(row)
-            record.properties = {**record.properties, **properties}
-            conn.execute(
-                sa.update(contexts_t).where(contexts_t.c.id == context_id)
-                .values(properties=record.properties, **run_columns(record.type_name, record.properties))
-            )
-            return record
-
-        return self._tx(write, write=True)
+        return self._tx(lambda conn: merge_context_properties(conn, context_id, properties), write=True)
 
     def get_contexts_by_execution(self, execution_id: int) -> list[ContextRecord]:
         """The contexts an execution is associated with, by id."""
@@ -463,6 +457,8 @@ class MetadataStore:
         Raises:
             NotFoundError: A context, input artifact, output artifact or execution id
                 does not exist (nothing is written).
+            ArtifactDeletedError: An input or an already stored output was deleted by gc
+                (nothing is written; a cache hit on it must run the node instead).
 
         Example:
             >>> run = store.get_or_create_context("pipeline_run", "r1")  # doctest: +SKIP
@@ -482,6 +478,8 @@ class MetadataStore:
         def write(conn: sa.Connection) -> tuple[int, list[int]]:
             require_ids(conn, contexts_t, context_ids, "context")
             require_ids(conn, artifacts_t, [i for ids in input_ids.values() for i in ids], "artifact")
+            refuse_deleted(conn, {a.id: row["state"] for a, row in zip(flat_outputs, output_rows, strict=True)
+                                  if a.id is not None}, [i for ids in input_ids.values() for i in ids])
             [execution_id] = save(conn, executions_t, [execution], [exec_row], _EXECUTION_UPDATES)
             output_ids = save(conn, artifacts_t, flat_outputs, output_rows, _ARTIFACT_UPDATES)
             event_rows = [
@@ -520,9 +518,15 @@ class MetadataStore:
         """The pipeline contexts, by id."""
         return self.get_contexts(PIPELINE)
 
-    def get_runs(self, pipeline_name: str | None = None, options: ListOptions | None = None) -> list[ContextRecord]:
-        """Pipeline-run contexts (of one pipeline, if named), newest first unless ``options`` say otherwise."""
+    def get_runs(self, pipeline_name: str | None = None, options: ListOptions | None = None, *,
+                 include_deleted: bool = False) -> list[ContextRecord]:
+        """Pipeline-run contexts (of one pipeline, if named), newest first unless ``options`` say otherwise.
+
+        Runs that ``jfx gc`` deleted are left out unless ``include_deleted``.
+        """
         stmt = sa.select(contexts_t).where(contexts_t.c.type_name == PIPELINE_RUN)
+        if not include_deleted:
+            stmt = stmt.where(contexts_t.c.run_deleted_time.is_(None))
         if pipeline_name is not None:
             parent = contexts_t.alias("pipeline")
             stmt = stmt.join(parent, contexts_t.c.parent_id == parent.c.id).where(

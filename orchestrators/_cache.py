@@ -4,7 +4,7 @@ The key hashes the *material*: the component's name and code version, the parame
 values, the input artifacts' fingerprints, the output types and, for a component that
 reads external data, that data's fingerprint (an ExitHandler's node adds its upstream
 nodes' states). A hit is an earlier COMPLETE execution of the same pipeline node with
-the same key whose outputs still exist; each lookup is one indexed query for the
+the same key whose outputs still exist (LIVE: never one ``jfx gc`` deleted); each lookup is one indexed query for the
 candidates (filtered by the node's context in the query) plus one per candidate whose
 outputs are checked, newest first.
 """
@@ -114,4 +114,11 @@ def miss_reason(store: MetadataStore, node: NodeIR, node_ctx_id: int, material: 
         reasons.append("changed external input")
     if before.get("outputs") != material["outputs"]:
         reasons.append("changed output types")
-    return "; ".join(reasons) or "earlier outputs no longer available"
+    if reasons:
+        return "; ".join(reasons)
+    assert earlier[0].id is not None
+    _, outputs = store.get_execution_artifacts(earlier[0].id)
+    deleted = [a for recs in outputs.values() for a in recs if a.state.deleted and a.deleted_time is not None]
+    if deleted:
+        return f"earlier outputs were {deleted[0].deleted_note()}"
+    return "earlier outputs no longer available"

@@ -54,6 +54,7 @@ from typing import Any
 
 from jfx import _storage as storage
 from jfx.errors import (
+    ArtifactDeletedError,
     ComponentError,
     InvalidPipelineError,
     JfxError,
@@ -306,7 +307,10 @@ class NodeLaunch:
         elif self.ir.enable_cache and self.run.enable_cache and self.node.options.cache:
             hit = find_cached(self.store, self.node, self.node_ctx_id, prepared.cache_key)
             if hit is not None:
-                return self.from_cache(hit)
+                try:
+                    return self.from_cache(hit)
+                except ArtifactDeletedError:
+                    pass  # gc deleted the outputs since the lookup saw them: the node runs
             reason = miss_reason(self.store, self.node, self.node_ctx_id, prepared.material)
         else:
             reason = "cache disabled" if self.node.options.cache else "cache disabled for this node"

@@ -201,7 +201,8 @@ def _judge(store: MetadataStore, ir: PipelineIR, run_ctx: RunRecord,
         inputs, outputs = store.get_execution_artifacts(e.id)
         gone = [a for arts in outputs.values() for a in arts if a.state != ArtifactState.LIVE or not storage.exists(a.uri)]
         if gone:
-            return None, (node_id, f"its output artifact {gone[0].id} ({gone[0].uri}) no longer exists")
+            what = f"was {gone[0].deleted_note()}" if gone[0].state.deleted else "no longer exists"
+            return None, (node_id, f"its output artifact {gone[0].id} ({gone[0].uri}) {what}")
         chosen[node_id] = (e, inputs, outputs)
     known = {n.id for n in ir.nodes}
     for halter, e in latest.items():

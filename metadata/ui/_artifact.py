@@ -25,11 +25,17 @@ from jfx.metadata.ui._common import (
 )
 
 __all__ = ["artifact_json", "artifacts_json", "lineage_json", "artifact_file", "file_by_path", "get_artifact", "producer_of",
-           "MAX_GRAPH_NODES"]
+           "refuse_deleted", "MAX_GRAPH_NODES"]
 
 MAX_GRAPH_NODES = 600
 _MAX_LISTED = 100
 _MAX_FILES = 500
+
+
+def refuse_deleted(a: ArtifactRecord) -> None:
+    """ApiError 410 for an artifact jfx gc deleted: its files are gone, or going."""
+    if a.state.deleted:
+        raise ApiError(410, f"artifact {a.id} was {a.deleted_note()}")
 
 
 def get_artifact(store: MetadataStore, artifact_id: str) -> ArtifactRecord:
@@ -65,14 +71,16 @@ def artifact_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflo
     assert a.id is not None
     producer, reused = producer_of(store, a.id)
     consumers, consumers_total = _queries.artifact_events(store, a.id, EventType.INPUT, _MAX_LISTED)
-    files, truncated = _files(a.uri)
+    # gc deleted it: no file is offered (a DELETING one's files are being removed)
+    files, truncated = ([], False) if a.state.deleted else _files(a.uri)
     return {
         **artifact_summary(a), "properties": a.properties, "update_time": iso(a.update_time),
         "producer": execution_summary(producer) if producer else None, "cached_reuses": reused,
         "consumers": [{**execution_summary(e), "input": key} for key, e in consumers],
         "consumers_total": consumers_total,
         "runs": _queries.artifact_runs(store, a.id, _MAX_LISTED),
-        "files": files, "files_truncated": truncated, "exists": bool(files) or _files_mod.exists(a.uri),
+        "files": files, "files_truncated": truncated,
+        "exists": not a.state.deleted and (bool(files) or _files_mod.exists(a.uri)),
         "viewer": viewer_kind(a),
     }
 
@@ -176,7 +184,8 @@ def _graph(arts: dict[int, ArtifactRecord], execs: dict[int, ExecutionRecord], e
     nodes: dict[str, dict[str, Any]] = {}
     for a in arts.values():
         nodes[f"a{a.id}"] = {"id": f"a{a.id}", "kind": "artifact", "ref": a.id, "label": a.type_name,
-                             "sub": f"{a.name or 'artifact'} #{a.id}", "state": a.state.value, "uri": a.uri}
+                             "sub": f"{a.name or 'artifact'} #{a.id}", "state": a.state.value, "uri": a.uri,
+                             "deleted": a.deleted_note() or None}
     edges: list[dict[str, Any]] = []
     for e in execs.values():
         key = f"e{e.id}"
@@ -235,6 +244,7 @@ def artifact_file(store: MetadataStore, artifact_id: str, relpath: str) -> Path 
     Returns a local path or an object-store URI.
     """
     a = get_artifact(store, artifact_id)
+    refuse_deleted(a)
     if _files_mod.is_remote(a.uri):
         root_uri = _files_mod.normalize(a.uri)
         target_uri = _files_mod.normalize(_files_mod.child(root_uri, relpath) if relpath else root_uri)
@@ -262,6 +272,7 @@ def file_by_path(store: MetadataStore, path: str) -> Path | str:
         candidates = set(_files_mod.parents(target_uri))
         for a in _queries.artifacts_with_uris(store, candidates | {c + "/" for c in candidates}):
             if _files_mod.is_remote(a.uri) and _files_mod.inside(a.uri, target_uri):
+                refuse_deleted(a)
                 if not _files_mod.exists(target_uri):
                     raise ApiError(404, f"{path} does not exist")
                 return target_uri
@@ -275,6 +286,7 @@ def file_by_path(store: MetadataStore, path: str) -> Path | str:
         if _files_mod.is_remote(a.uri):
             continue
         if _inside(Path(a.uri).resolve(), target):
+            refuse_deleted(a)
             if not target.exists():
                 raise ApiError(404, f"{path} does not exist")
             return target

@@ -141,7 +141,9 @@ def node_state(execution: ExecutionRecord) -> str:
 def artifact_summary(a: ArtifactRecord) -> dict[str, Any]:
     """The fields of an artifact that lists and graphs show."""
     return {"id": a.id, "type": a.type_name, "name": a.name, "uri": a.uri, "state": a.state.value,
-            "fingerprint": a.fingerprint, "create_time": iso(a.create_time)}
+            "fingerprint": a.fingerprint, "create_time": iso(a.create_time),
+            # set when jfx gc deleted it: the page shows the note and links to no file
+            "deleted": a.deleted_note() or None, "deleted_time": iso(a.deleted_time), "delete_reason": a.delete_reason}
 
 
 def execution_summary(e: ExecutionRecord) -> dict[str, Any]:

@@ -53,8 +53,11 @@ def _read(store: MetadataStore, fn: Any) -> Any:
 COUNT_CAP = 10_000
 
 
-def _run_filters(stmt: sa.Select, pipeline: str | None, state: str | None, search: str | None) -> sa.Select:
+def _run_filters(stmt: sa.Select, pipeline: str | None, state: str | None, search: str | None,
+                 deleted: bool = False) -> sa.Select:
     stmt = stmt.where(contexts_t.c.type_name == PIPELINE_RUN)
+    if not deleted:  # runs jfx gc deleted are shown only when asked for
+        stmt = stmt.where(contexts_t.c.run_deleted_time.is_(None))
     if pipeline:
         parent = contexts_t.alias("pipeline")
         ids = sa.select(parent.c.id).where(parent.c.type_name == PIPELINE, parent.c.name == pipeline)
@@ -73,14 +76,15 @@ def _capped_count(stmt: sa.Select, cap: int) -> sa.Select:
 
 
 def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, search: str | None,
-             limit: int, offset: int) -> tuple[list[dict[str, Any]], int, bool]:
+             limit: int, offset: int, deleted: bool = False) -> tuple[list[dict[str, Any]], int, bool]:
     """One page of runs, newest first; the number of runs matching the filters, and whether it is exact.
 
     The count stops past :data:`COUNT_CAP` runs (or past this page, if deeper): the number
     is then a lower bound (``exact`` is false) that still tells whether an older page exists.
     The page's ids come from the indexes alone, so a deep page skips index entries, not rows.
+    Runs that jfx gc deleted are left out unless ``deleted``.
     """
-    ids = _run_filters(sa.select(contexts_t.c.id), pipeline, state, search)
+    ids = _run_filters(sa.select(contexts_t.c.id), pipeline, state, search, deleted)
     # a derived table, not IN (...): MariaDB refuses LIMIT inside IN
     page_ids = (ids.order_by(contexts_t.c.create_time.desc(), contexts_t.c.id.desc())
                 .limit(limit).offset(offset).subquery("page"))
@@ -88,7 +92,8 @@ def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, s
     props = contexts_t.c.properties
     columns = [contexts_t.c.id, contexts_t.c.name, contexts_t.c.create_time, parent.c.name.label("pipeline"),
                contexts_t.c.run_state.label("state"), contexts_t.c.run_start_time.label("start_time"),
-               contexts_t.c.run_end_time.label("end_time"), props[PARAMETERS_KEY].label("parameters")]
+               contexts_t.c.run_end_time.label("end_time"), contexts_t.c.run_deleted_time.label("deleted_time"),
+               props[PARAMETERS_KEY].label("parameters")]
     columns += [props[f].as_string().label(f) for f in RUN_FIELDS if f not in RUN_COLUMNS.values()]
     stmt = (sa.select(*columns)
             .select_from(page_ids.join(contexts_t, contexts_t.c.id == page_ids.c.id)
@@ -106,7 +111,8 @@ def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, s
 
 
 def pipeline_summaries(store: MetadataStore) -> list[dict[str, Any]]:
-    """Every pipeline with its number of runs (exact up to :data:`COUNT_CAP`) and the time of its latest run.
+    """Every pipeline with its number of runs (exact up to :data:`COUNT_CAP`; runs jfx gc deleted are not
+    counted) and the time of its latest run.
 
     Each pipeline costs two index lookups: its newest run, and a count that stops at the cap.
     """
@@ -115,11 +121,13 @@ def pipeline_summaries(store: MetadataStore) -> list[dict[str, Any]]:
 
     def of(pipeline_id: Any) -> sa.Select:
         return sa.select(contexts_t.c.id).where(contexts_t.c.parent_id == pipeline_id,
-                                                 contexts_t.c.type_name == PIPELINE_RUN)
+                                                 contexts_t.c.type_name == PIPELINE_RUN,
+                                                 contexts_t.c.run_deleted_time.is_(None))
 
     pid: sa.BindParameter[Any] = sa.bindparam("pipeline_id")
     newest = (sa.select(contexts_t.c.create_time).where(contexts_t.c.parent_id == pid,
-                                                        contexts_t.c.type_name == PIPELINE_RUN)
+                                                        contexts_t.c.type_name == PIPELINE_RUN,
+                                                        contexts_t.c.run_deleted_time.is_(None))
               .order_by(contexts_t.c.create_time.desc()).limit(1))
     count = _capped_count(of(pid), COUNT_CAP + 1)
 

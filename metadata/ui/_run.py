@@ -88,6 +88,7 @@ def run_json(store: MetadataStore, run_id: str, query: Query) -> dict[str, Any]:
         "runner": run.runner, "attempts": run.attempts, "host": run.host, "pid": run.pid,
         "enable_cache": run.enable_cache, "live": run.state == RunState.RUNNING, "nodes": nodes, "edges": edges,
         "state_counts": counts, "executions_total": sum(attempts.values()),
+        "deleted_time": iso(run.deleted_time), "delete_reason": run.delete_reason,
     }
 
 

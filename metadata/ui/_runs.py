@@ -28,7 +28,9 @@ def pipelines_json(store: MetadataStore, query: Query) -> dict[str, Any]:
 
 
 def runs_json(store: MetadataStore, query: Query) -> dict[str, Any]:
-    """``GET /api/runs?pipeline=&state=&q=&limit=&offset=``: one page of runs, newest first.
+    """``GET /api/runs?pipeline=&state=&q=&deleted=&limit=&offset=``: one page of runs, newest first.
+
+    ``deleted=1`` includes the runs jfx gc deleted (each with its ``deleted_time``).
 
     ``total`` counts the matching runs up to :data:`~jfx.metadata.ui._queries.COUNT_CAP` (or
     to this page's end, if deeper); ``total_exact`` is false when there are more.
@@ -41,13 +43,15 @@ def runs_json(store: MetadataStore, query: Query) -> dict[str, Any]:
     limit = query.int("limit", 50, lo=1, hi=MAX_PAGE)
     offset = query.int("offset", 0)
     pipeline, search = query.str("pipeline"), query.str("q")
+    deleted = query.choice("deleted", ("0", "1"), "0") == "1"
     rows, total, exact = _queries.run_page(store, pipeline=pipeline, state=state, search=search, limit=limit,
-                                           offset=offset)
+                                           offset=offset, deleted=deleted)
     runs = [{
         "id": r["name"], "pipeline": r["pipeline"], "state": r["state"] or "",
         "start_time": iso(r["start_time"] or r["create_time"]), "end_time": iso(r["end_time"]),
         "duration_s": duration_s(r["start_time"], r["end_time"]), "parameters": r["parameters"] or {},
         "runner": r["runner"], "attempts": int(r["attempts"]) if r["attempts"] else 1,
+        "deleted_time": iso(r["deleted_time"]),
     } for r in rows]
     names: dict[str, int] = {}
     if query.str("metrics", "1") != "0":
@@ -57,7 +61,8 @@ def runs_json(store: MetadataStore, query: Query) -> dict[str, Any]:
             for name in run["metrics"]:
                 names[name] = names.get(name, 0) + 1
     return {"runs": runs, "total": total, "total_exact": exact, "limit": limit, "offset": offset,
-            "filters": {"pipeline": pipeline, "state": state, "q": search}, "states": list(RUN_STATES),
+            "filters": {"pipeline": pipeline, "state": state, "q": search, "deleted": deleted},
+            "states": list(RUN_STATES),
             "metric_names": sorted(names, key=lambda n: (-names[n], n))}
 
 

@@ -156,6 +156,8 @@ def view_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflow_ur
     :data:`VIEWERS`' values, ``value`` or ``none``.
     """
     a = get_artifact(store, artifact_id)
+    if a.state.deleted:  # its files are gone: nothing to view
+        return {"kind": "none", "artifact": artifact_summary(a), "data": None}
     kind = viewer_kind(a) or "none"
     where = f"{a.type_name} artifact {a.id}"
     root = a.uri

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from jfx.errors import MetadataError
-from jfx.metadata import ArtifactRecord, MetadataStore
+from jfx.metadata import ArtifactRecord, ExecutionRecord, ExecutionState, MetadataStore
 from jfx.metadata import _store as store_module
 from jfx.metadata._backend import normalize_url
 from jfx.metadata._migrate import alembic_config, current_revision
@@ -153,5 +153,38 @@ def test_a_store_at_0002_gets_its_runs_state_and_times_as_indexed_columns(store_
             running = _queries.run_page(store, pipeline=None, state="RUNNING", search=None, limit=50, offset=0)[0]
             assert [(r["name"], r["end_time"]) for r in running] == [("p-2", None)]
         assert "ix_jfx_contexts_type_name_run_state" in {i["name"] for i in sa.inspect(engine).get_indexes("jfx_contexts")}
+    finally:
+        engine.dispose()
+
+
+def test_a_store_at_0003_gets_the_gc_columns_and_keeps_its_records(store_url, tmp_path):
+    from alembic import command
+
+    from jfx.metadata import ArtifactState, RetentionPolicy, collect_garbage
+    from jfx.metadata._runs import RunRecord, RunState, create_run, list_runs
+
+    with MetadataStore(store_url) as store:
+        run = create_run(store, "p", RunRecord("p-1", state=RunState.COMPLETE, pipeline_root=str(tmp_path)))
+        (tmp_path / "p" / "out").mkdir(parents=True)
+        made = ArtifactRecord("X", str(tmp_path / "p" / "out"), name="n.out")
+        store.put_execution(ExecutionRecord("C", "n", state=ExecutionState.COMPLETE),
+                            contexts=[run.context_id], outputs={"out": [made]})
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0003")
+        inspector = sa.inspect(engine)
+        assert "deleted_time" not in {c["name"] for c in inspector.get_columns("jfx_artifacts")}
+        assert "run_deleted_time" not in {c["name"] for c in inspector.get_columns("jfx_contexts")}
+        with MetadataStore(store_url) as store:  # opening upgrades it
+            [again] = store.get_artifacts()
+            assert (again.id, again.state, again.deleted_time, again.delete_reason) == (
+                made.id, ArtifactState.LIVE, None, None)
+            assert [r.run_id for r in list_runs(store)] == ["p-1"]
+            report = collect_garbage(store, RetentionPolicy(run_ids=("p-1",)))
+            assert [a.id for a in report.artifacts] == [made.id]
+            assert store.get_artifact(made.stored_id).state == ArtifactState.DELETED and list_runs(store) == []
+        inspector = sa.inspect(engine)
+        assert "ix_jfx_artifacts_state_id" in {i["name"] for i in inspector.get_indexes("jfx_artifacts")}
     finally:
         engine.dispose()

@@ -47,13 +47,17 @@ def test_public_api_is_pinned():
             "PIPELINE",
             "PIPELINE_RUN",
             "NODE",
+            "RetentionPolicy",
+            "GcReport",
+            "collect_garbage",
+            "parse_age",
         ]
     )
     assert (PIPELINE, PIPELINE_RUN, NODE) == ("pipeline", "pipeline_run", "node")
     assert [s.value for s in ExecutionState] == [
         "NEW", "RUNNING", "COMPLETE", "FAILED", "CACHED", "CANCELLED", "ABANDONED", "SKIPPED"
     ]
-    assert [s.value for s in ArtifactState] == ["PENDING", "LIVE", "ABANDONED", "DELETED"]
+    assert [s.value for s in ArtifactState] == ["PENDING", "LIVE", "ABANDONED", "DELETING", "DELETED"]
 
 
 def _counts(store: MetadataStore) -> tuple[int, int, int, int]:

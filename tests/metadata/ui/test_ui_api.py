@@ -395,3 +395,45 @@ def test_an_execution_log_outside_the_launchers_log_folders_is_not_served(fresh_
         assert all(log["output"] != "execution" for log in body["logs"])
     finally:
         store.close()
+
+
+def test_what_gc_deleted_is_marked_and_its_files_are_not_served(backend_app):
+    from jfx.metadata import RetentionPolicy, collect_garbage
+
+    fake, app = backend_app
+    with MetadataStore(fake.url) as store:
+        report = collect_garbage(store, RetentionPolicy(run_ids=("demo-run-1",)))
+        model_uri = store.get_artifact(fake.ids["model"]).uri
+    deleted = {a.id for a in report.artifacts}
+    # the examples and statistics stay: run 2 reused them from the cache
+    assert fake.ids["model"] in deleted and {fake.ids["examples"], fake.ids["stats"]}.isdisjoint(deleted)
+
+    def get(target):
+        r = app.handle("GET", target, {})
+        return r.status, json.loads(r.body)
+
+    status, model = get(f"/api/artifacts/{fake.ids['model']}")
+    assert status == 200 and model["state"] == "DELETED" and model["deleted"].startswith("deleted by gc on ")
+    assert "run demo-run-1 named for deletion" in model["deleted"] and model["deleted_time"]
+    assert model["files"] == [] and model["exists"] is False
+    for target in (f"/api/artifacts/{fake.ids['model']}/files/signature.json",
+                   f"/api/files?path={model_uri}/signature.json"):
+        status, body = get(target)
+        assert status == 410 and f"artifact {fake.ids['model']} was deleted by gc on" in body["error"]["message"]
+    assert get(f"/api/artifacts/{fake.ids['model']}/view")[1]["kind"] == "none"
+    status, kept = get(f"/api/artifacts/{fake.ids['stats']}")
+    assert kept["state"] == "LIVE" and kept["deleted"] is None and kept["files"]
+    outputs = get(f"/api/executions/{fake.ids['train']}")[1]["outputs"]
+    assert outputs["model"][0]["deleted"].startswith("deleted by gc on ")
+    lineage = get(f"/api/lineage?artifact={fake.ids['stats']}&up=0&down=1")[1]
+    node = next(n for n in lineage["nodes"] if n["id"] == f"a{fake.ids['model']}")
+    assert node["state"] == "DELETED" and node["deleted"].startswith("deleted by gc on ")
+    # the run is hidden from the default list and counts, shown when asked for and on its own page
+    assert [r["id"] for r in get("/api/runs")[1]["runs"]] == ["other-run-1", "demo-run-2"]
+    with_deleted = get("/api/runs?deleted=1")[1]["runs"]
+    assert [(r["id"], bool(r["deleted_time"])) for r in with_deleted] == [
+        ("other-run-1", False), ("demo-run-2", False), ("demo-run-1", True)]
+    assert [(p["name"], p["runs"]) for p in get("/api/pipelines")[1]["pipelines"]] == [("demo", 1), ("other", 1)]
+    run = get("/api/runs/demo-run-1")[1]
+    assert run["deleted_time"] and run["delete_reason"] == "gc: named for deletion"
+    assert get("/api/runs?deleted=yes")[0] == 400

@@ -176,3 +176,23 @@ def test_metric_columns_chart_and_overlaid_training_curves(page, penguin_home):
         loss = curves.locator("figure").filter(has=page.locator("svg[aria-label='loss']"))
         expect(loss.locator("path.series")).to_have_count(4)  # loss and val_loss of each run
         expect(loss.locator(".legend")).to_contain_text("run 2 val_loss")
+def test_what_gc_deleted_shows_as_deleted_with_no_file_links(page, fresh_fake):
+    from jfx.metadata import RetentionPolicy, collect_garbage
+
+    fake = fresh_fake
+    with MetadataStore(fake.url) as store:
+        collect_garbage(store, RetentionPolicy(run_ids=("demo-run-1",)))
+    with UIServer(fake.url, port=0) as ui:
+        page.goto(ui.url + f"artifacts/{fake.ids['model_run']}")
+        expect(page.locator(".page-head .deleted-marker")).to_contain_text("deleted by gc on ")
+        expect(page.locator("#files-deleted")).to_be_visible()
+        expect(page.locator("a.file-link")).to_have_count(0)
+        page.goto(ui.url + f"executions/{fake.ids['train']}")
+        expect(page.locator(".artifacts .deleted-marker").first).to_contain_text("deleted by gc on ")
+        page.goto(ui.url + "runs")
+        expect(page.locator('tr.run-row[data-run="demo-run-1"]')).to_have_count(0)
+        page.locator("#show-deleted").check()
+        page.locator("form.filters button[type=submit]").click()
+        expect(page.locator('tr.run-row.deleted[data-run="demo-run-1"] .badge.state-deleted')).to_have_text("deleted")
+        page.goto(ui.url + "runs/demo-run-1")
+        expect(page.locator("#run-deleted")).to_contain_text("deleted by gc on ")

@@ -73,7 +73,7 @@ async function statisticsViewer(view) {
   try {
     const same = await api(`/api/artifacts?type=${encodeURIComponent(a.type)}&name=${encodeURIComponent(a.name)}&limit=20`);
     for (const o of same.artifacts) {
-      if (o.id === a.id) continue;
+      if (o.id === a.id || o.deleted) continue; // gc deleted its files: nothing to compare with
       other.append(h("option", { value: `artifact:${o.id}` }, `#${o.id} ${o.name} of run ${o.run_id || fmtTime(o.create_time)}`));
     }
   } catch (err) { /* listing other runs is optional */ }

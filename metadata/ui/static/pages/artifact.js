@@ -109,6 +109,7 @@ class Lineage {
       h("div", { class: "lin-title" }, h("strong", {}, n.label), " ", h("span", { class: "muted" }, n.sub), " ", badge(n.state)),
       n.kind === "external" ? h("p", {}, h("code", {}, n.path), n.fingerprint ? h("span", { class: "muted small" }, ` fingerprint ${n.fingerprint.slice(0, 16)}`) : null) : null,
       n.kind === "artifact" ? h("p", { class: "small" }, h("code", {}, n.uri)) : null,
+      n.kind === "artifact" && n.deleted ? h("p", { class: "small deleted-marker" }, n.deleted) : null,
       n.kind === "execution" && n.run_id ? h("p", { class: "small" }, "run ", h("a", { href: runHref(n.run_id) }, n.run_id)) : null,
       h("div", { class: "actions" },
         n.kind !== "external" ? act("Expand", () => this.expand(n), "primary expand") : null,
@@ -129,12 +130,16 @@ export async function render(main, id) {
   const summary = kvTable([
     ["type", h("strong", {}, a.type)], ["name", a.name || "–"], ["URI", h("code", {}, a.uri)],
     ["state", badge(a.state)], ["fingerprint", h("code", {}, a.fingerprint || "–")], ["created", fmtTime(a.create_time)],
-    !a.exists ? ["on disk", h("span", { class: "warn" }, "the URI no longer exists")] : null,
+    a.deleted ? ["deleted", deletedMarker(a)] : null,
+    !a.exists && !a.deleted ? ["on disk", h("span", { class: "warn" }, "the URI no longer exists")] : null,
   ]);
   const props = Object.entries(a.properties || {});
-  const files = a.files.length
-    ? table(["File", "Size"], a.files.map((f) => [h("a", { href: fileHref(a.id, f.path), class: "file-link" }, f.path || "(the artifact)"), fmtBytes(f.size)]))
-    : h("p", { class: "muted" }, "No files.");
+  // a deleted artifact's files are gone: no link to them
+  const files = a.deleted
+    ? h("p", { class: "muted", id: "files-deleted" }, `No files: the artifact was ${a.deleted}.`)
+    : a.files.length
+      ? table(["File", "Size"], a.files.map((f) => [h("a", { href: fileHref(a.id, f.path), class: "file-link" }, f.path || "(the artifact)"), fmtBytes(f.size)]))
+      : h("p", { class: "muted" }, "No files.");
 
   let viewer = null;
   if (view.error) viewer = section2("Viewer", errorBox(view.error));
@@ -159,7 +164,8 @@ export async function render(main, id) {
   fill(main, 
     h("div", { class: "crumbs" }, producer && producer.run_id ? [h("a", { href: runHref(producer.run_id) }, producer.run_id), " / ",
       h("a", { href: `${runHref(producer.run_id)}?node=${encodeURIComponent(producer.node_id)}` }, producer.node_id), " / "] : null, `${a.type} #${a.id}`),
-    h("div", { class: "page-head" }, h("h1", {}, `${a.type} #${a.id}`), h("span", { class: "muted" }, a.name)),
+    h("div", { class: "page-head" }, h("h1", {}, `${a.type} #${a.id}`), h("span", { class: "muted" }, a.name),
+      a.deleted ? deletedMarker(a) : null),
     h("div", { class: "two" },
       section2("Artifact", summary, props.length ? details("Properties", true, kvTable(props.map(([k, v]) => [k, propValue(v)]))) : null),
       section2("Made by and used by",
@@ -174,6 +180,11 @@ export async function render(main, id) {
       h("div", { class: "lineage-wrap" }, graphBox, info)),
     section2(`Files${a.files_truncated ? " (first 500)" : ""}`, files));
   await reload(first);
+}
+
+/** "deleted by gc on <date> (why)": the artifact's record stays for lineage, its files are gone. */
+export function deletedMarker(a) {
+  return h("span", { class: "deleted-marker", title: a.delete_reason || "" }, a.deleted);
 }
 
 function section2(title, ...children) {

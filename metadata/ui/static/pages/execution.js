@@ -9,7 +9,8 @@ function artifactList(byKey) {
   return h("ul", { class: "artifacts" }, keys.flatMap((key) => byKey[key].map((a) =>
     h("li", {}, h("span", { class: "key" }, key), " ",
       h("a", { href: artifactHref(a.id), class: "artifact-link", "data-key": key }, `${a.type} #${a.id}`),
-      h("span", { class: "muted small" }, ` ${a.name}`)))));
+      h("span", { class: "muted small" }, ` ${a.name}`),
+      a.deleted ? h("span", { class: "small deleted-marker" }, ` ${a.deleted}`) : null))));
 }
 
 function cacheBlock(e) {

@@ -58,6 +58,8 @@ export async function render(main, runId) {
       h("div", { class: "crumbs" }, h("a", { href: `/runs?pipeline=${encodeURIComponent(run.pipeline || "")}` }, run.pipeline || "runs"), " / run"),
       h("div", { class: "page-head" }, h("h1", {}, run.id), badge(run.state), live,
         h("a", { class: "button", href: `/compare?runs=${encodeURIComponent(run.id)}` }, "Compare with…")),
+      run.deleted_time ? h("p", { class: "deleted-marker", id: "run-deleted" },
+        `deleted by gc on ${fmtTime(run.deleted_time)}${run.delete_reason ? ` (${run.delete_reason})` : ""}: its artifacts that no kept run uses are gone`) : null,
       h("div", { class: "run-meta" },
         kvTable([["started", fmtTime(run.start_time)], ["duration", run.live ? "running" : fmtDuration(run.duration_s)],
           ["runner", run.runner], ["pipeline root", run.pipeline_root], run.attempts > 1 ? ["attempts", run.attempts] : null]),

@@ -9,7 +9,8 @@ const count = (n, exact) => `${Number(n).toLocaleString("en-US")}${exact === fal
 export async function render(main) {
   setTitle("Runs");
   const params = new URLSearchParams(location.search);
-  const filters = { pipeline: params.get("pipeline") || "", state: params.get("state") || "", q: params.get("q") || "" };
+  const filters = { pipeline: params.get("pipeline") || "", state: params.get("state") || "", q: params.get("q") || "",
+    deleted: params.get("deleted") === "1" ? "1" : "" };
   const offset = Math.max(0, parseInt(params.get("offset") || "0", 10) || 0);
   const query = new URLSearchParams({ limit: PAGE, offset });
   for (const [k, v] of Object.entries(filters)) if (v) query.set(k, v);
@@ -21,6 +22,8 @@ export async function render(main) {
     h("label", {}, "State ", h("select", { name: "state" }, h("option", { value: "" }, "any"),
       page.states.map((s) => h("option", { value: s, selected: s === filters.state }, s.toLowerCase())))),
     h("label", {}, "Run id ", h("input", { name: "q", type: "search", value: filters.q, placeholder: "search by id", autocomplete: "off" })),
+    h("label", {}, h("input", { name: "deleted", type: "checkbox", value: "1", checked: filters.deleted === "1", id: "show-deleted" }),
+      " show runs deleted by gc"),
     h("button", { type: "submit" }, "Filter"));
 
   // Metric columns (as MLflow's runs table): chosen in the URL (?metrics=a,b), sortable, filterable.
@@ -47,11 +50,11 @@ export async function render(main) {
       compare.textContent = selected.size >= 2 ? `Compare ${selected.size} runs` : "Compare selected";
     });
     const paramText = Object.entries(r.parameters || {}).map(([k, v]) => `${k}=${fmtValue(v)}`).join(", ");
-    return h("tr", { class: "run-row", "data-run": r.id },
+    return h("tr", { class: `run-row${r.deleted_time ? " deleted" : ""}`, "data-run": r.id },
       h("td", {}, box),
       h("td", {}, h("a", { href: runHref(r.id), class: "run-link" }, r.id)),
       h("td", {}, r.pipeline || "–"),
-      h("td", {}, badge(r.state)),
+      h("td", {}, badge(r.state), r.deleted_time ? [" ", h("span", { class: "badge state-deleted", title: `deleted by gc on ${fmtTime(r.deleted_time)}` }, "deleted")] : null),
       h("td", {}, fmtTime(r.start_time)),
       h("td", { class: "num" }, r.state === "RUNNING" ? "running" : fmtDuration(r.duration_s)),
       h("td", { class: "params", title: paramText }, paramText || "–"),
