@@ -73,6 +73,9 @@ META_COLUMNS: dict[str, pa.DataType] = {
 _ARROW = {"float32": pa.float32(), "float16": pa.float16(), "bfloat16": pa.float32(), "int32": pa.int32(),
           "int8": pa.int8(), "uint8": pa.uint8(), "bool": pa.bool_(), "string": pa.string()}
 _REPORT_EVERY_S = 60.0
+# the writer wakes this often (or when the queue is half full): many requests per Arrow batch,
+# and no wake-up call on the request path
+_WRITE_EVERY_S = 0.1
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -199,10 +202,20 @@ def _feature_array(spec: TensorSpec, values: Any, t: pa.DataType) -> pa.Array:
     return leaf
 
 
-def _predictions(outputs: Mapping[str, np.ndarray], rows: int) -> list[str]:
-    from jfx.core._rest import format_predictions
+_ENCODE = json.JSONEncoder(allow_nan=False).encode
 
-    return [json.dumps(p, allow_nan=False) for p in format_predictions("rows", outputs, rows)["predictions"]]
+
+def _predictions(entries: list[_Entry]) -> list[str]:
+    """Each row's outputs as JSON, as a row of the REST answer's ``predictions`` gives them
+    (see :func:`jfx.core._rest.format_predictions`): the bare value of a one-output model,
+    else an object in the model's output order; a non-finite number is null."""
+    from jfx.core._rest import _json_values
+
+    names = list(entries[0].outputs)
+    cols = [_json_values(np.concatenate([e.outputs[n] for e in entries])) for n in names]
+    if len(cols) == 1:
+        return [_ENCODE(v) for v in cols[0]]
+    return [_ENCODE(dict(zip(names, values, strict=True))) for values in zip(*cols, strict=True)]
 
 
 def _batch(entries: list[_Entry], schema: pa.Schema) -> pa.RecordBatch:
@@ -223,10 +236,7 @@ def _batch(entries: list[_Entry], schema: pa.Schema) -> pa.RecordBatch:
     columns.append(pa.array(np.repeat(np.array([e.time_us for e in entries], np.int64), counts),
                             type=META_COLUMNS["_jfx_time"]))
     columns.append(pa.array(np.repeat(np.array([e.version for e in entries], np.int64), counts), pa.int64()))
-    predictions: list[str] = []
-    for e in entries:
-        predictions.extend(_predictions(e.outputs, e.rows))
-    columns.append(pa.array(predictions, pa.string()))
+    columns.append(pa.array(_predictions(entries), pa.string()))
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
@@ -316,16 +326,18 @@ class RequestLogger:
             if queued:
                 self._pending.append(entry)
                 self._queued_rows += rows
+            hurry = self._queued_rows * 2 > self.config.queue_rows
         if not queued:
             self.metrics.log_dropped.labels(self.model_name, "queue_full").inc()
             return False
-        self._wake.set()
+        if hurry:  # else the writer comes within _WRITE_EVERY_S
+            self._wake.set()
         return True
 
     # -- the writer thread -----------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            timeout = 0.5
+            timeout = _WRITE_EVERY_S
             if self._rows:
                 timeout = max(0.0, min(timeout, self._opened_at + self.config.rotate_s - time.monotonic()))
             self._wake.wait(timeout)
