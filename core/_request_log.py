@@ -271,7 +271,15 @@ class RequestLogger:
         self.model_name = model_name
         self.metrics = metrics
         self.remote = storage.is_remote(config.path)
-        self.path = storage.check_root(config.path).rstrip("/") if self.remote else storage.check_root(config.path)
+        if self.remote:  # one listing proves the endpoint, the credentials and the bucket
+            self.path = storage.check_root(config.path).rstrip("/")
+        else:
+            self.path = str(Path(storage.check_uri(config.path)).expanduser())
+            try:
+                Path(self.path).mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise storage.StorageError(f"request log {self.path}: cannot create the folder "
+                                           f"({err.strerror or err})") from err
         self._random = random.Random(config.seed)
         self._pending: list[_Entry] = []
         self._queued_rows = 0

@@ -424,3 +424,11 @@ def test_jfx_serve_logs_requests_and_publishes_its_shard_on_sigterm(model_base, 
         proc.stderr.close()
     assert shards(folder), (err, list(folder.iterdir()) if folder.exists() else None)
     assert read_log(folder).column("x").to_pylist() == [1.0, 2.0]
+
+
+def test_a_request_log_folder_that_cannot_be_made_fails_the_start(model_base, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    server = ModelServer(model_base, "m", port=0, request_log=RequestLogConfig(str(tmp_path / "file" / "log")))
+    with pytest.raises(storage.StorageError, match=r"request log .*file/log: cannot create the folder"):
+        server.start()
+    assert server.request_log is None and server.versions.latest is None  # nothing left running
