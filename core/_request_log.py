@@ -327,6 +327,8 @@ class RequestLogger:
         """
         if rows <= 0:
             return False
+        if raw is None and any(s.dtype == "string" for s in model.inputs.values()):
+            raise InvalidArgumentError("the model has string inputs: give raw=, the strings as sent")
         entry = _Entry(time.time_ns() // 1000, int(version), model.inputs, arrays, outputs, rows,
                        _RawCache(raw) if raw is not None else None)
         with self._lock:

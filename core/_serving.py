@@ -46,7 +46,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -419,14 +419,24 @@ class ModelServer:
         }
 
     def log_request(self, servable: Servable, arrays: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
-                    rows: int, body: bytes) -> None:
-        """Hands an answered REST predict request to the request log, if it is sampled (never blocks)."""
+                    rows: int, body: bytes | None = None,
+                    raw: Callable[[], Mapping[str, list[Any]]] | None = None) -> None:
+        """Hands an answered predict request to the request log, if it is sampled (never blocks).
+
+        Args:
+            servable: the version that answered.
+            arrays: the inputs as :meth:`LoadedModel.prepare` made them.
+            outputs: the model's outputs for them.
+            rows: how many rows.
+            body: a REST request's body, for the string features as sent; or
+            raw: returns them (feature → list of values), for another front end. Either is
+                read later, on the log's writer thread, and only when the model has string inputs.
+        """
         request_log = self.request_log
         if request_log is None or not request_log.sample():
             return
         model = servable.model
-        raw = None
-        if any(s.dtype == "string" for s in model.inputs.values()):
+        if raw is None and body is not None and any(s.dtype == "string" for s in model.inputs.values()):
             def raw() -> dict[str, list[Any]]:
                 return raw_string_columns(body, model)
         request_log.submit(servable.version, model, arrays, outputs, rows, raw)
