@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         feature_spec_from_json,
         feature_spec_to_json,
     )
+    from jfx.core._request_log import RequestLogConfig, request_log_schema
     from jfx.core._serving import ModelServer, ServingConfig, serve
     from jfx.core._train import PRECISIONS, Callback, EarlyStopping, History, Trainer, evaluate, fit
 
@@ -62,6 +63,8 @@ _EXPORTS = {
     'WideAndDeep': 'jfx.core._models',
     'feature_spec_from_json': 'jfx.core._models',
     'feature_spec_to_json': 'jfx.core._models',
+    'RequestLogConfig': 'jfx.core._request_log',
+    'request_log_schema': 'jfx.core._request_log',
     'ModelServer': 'jfx.core._serving',
     'ServingConfig': 'jfx.core._serving',
     'serve': 'jfx.core._serving',
@@ -89,6 +92,7 @@ __all__ = [
     "Metric",
     "Numeric",
     "PRECISIONS",
+    "RequestLogConfig",
     "TensorSpec",
     "ServingConfig",
     "Trainer",
@@ -110,6 +114,7 @@ __all__ = [
     "mae",
     "mse",
     "replicated_sharding",
+    "request_log_schema",
     "serve",
     "signature_from_dataset",
     "stable_hash",

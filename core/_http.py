@@ -27,6 +27,7 @@ import os
 import re
 import socket
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -65,10 +66,23 @@ class _BadRequest(Exception):  # noqa: N818 - answered 400; never leaves this mo
 
 
 class _Request:
-    __slots__ = ("method", "target", "version", "headers", "body")
+    __slots__ = ("method", "target", "version", "headers", "body", "started", "model", "api", "model_version")
 
     def __init__(self, method: str, target: str, version: str, headers: dict[str, str], body: bytes):
         self.method, self.target, self.version, self.headers, self.body = method, target, version, headers, body
+        # for the metrics: when it arrived whole, and what dispatch found out about it
+        self.started = time.perf_counter()
+        self.model, self.api = "", "none"
+        self.model_version: int | None = None
+
+
+class RawBody:
+    """An answer that is not JSON (the Prometheus metrics' text)."""
+
+    __slots__ = ("data", "content_type")
+
+    def __init__(self, data: bytes, content_type: str):
+        self.data, self.content_type = data, content_type
 
 
 def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
@@ -183,6 +197,7 @@ class _Connection(asyncio.Protocol):
                 request = self._take_request()
             except _BadRequest as err:
                 self._respond(err.status, {"error": err.message}, close=True)
+                self.front.app.metrics.record_request("", None, "none", err.status, 0.0)
                 return
             if request is None:
                 break
@@ -263,14 +278,18 @@ class _Connection(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             self.closing = True
             return
+        content_type = b"application/json"
         try:
-            body = json.dumps(payload, allow_nan=False).encode()  # RFC 8259: no NaN, no Infinity
+            if isinstance(payload, RawBody):
+                body, content_type = payload.data, payload.content_type.encode("latin-1")
+            else:
+                body = json.dumps(payload, allow_nan=False).encode()  # RFC 8259: no NaN, no Infinity
         except ValueError as err:  # a bug upstream (answers null their non-finite outputs)
             log.error("an answer with status %d is not RFC 8259 JSON: %s", status, err)
             status, close = 500, True
             body = json.dumps({"error": f"internal error: the answer is not valid JSON: {err}"}).encode()
         head = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} \r\n".encode("latin-1"),
-                b"Server: jfx-serve\r\nContent-Type: application/json\r\nContent-Length: ",
+                b"Server: jfx-serve\r\nContent-Type: ", content_type, b"\r\nContent-Length: ",
                 str(len(body)).encode(), b"\r\n"]
         for k, v in (headers or {}).items():
             head.append(f"{k}: {v}\r\n".encode("latin-1"))
@@ -291,6 +310,8 @@ class _Connection(asyncio.Protocol):
         conn = request.headers.get("connection", "").lower()
         close = close or conn == "close" or (request.version == "HTTP/1.0" and conn != "keep-alive")
         self._respond(status, payload, headers, close=close, version=request.version)
+        self.front.app.metrics.record_request(request.model, request.model_version, request.api, status,
+                                              time.perf_counter() - request.started)
         self.busy = False
         if not self.closing:
             self._next()
@@ -306,9 +327,11 @@ class _Queue:
     ``max_batch_size``), or ``batch_timeout_ms`` has passed.
     """
 
-    def __init__(self, front: HttpFrontEnd, batcher: Batcher):
-        self.front, self.batcher = front, batcher
-        self.waiting: deque[tuple[Mapping[str, np.ndarray], int, Callable[[Any, BaseException | None], None]]] = deque()
+    def __init__(self, front: HttpFrontEnd, batcher: Batcher, version: int):
+        self.front, self.batcher, self.version = front, batcher, version
+        # (columns, rows, done, when queued)
+        self.waiting: deque[tuple[Mapping[str, np.ndarray], int, Callable[[Any, BaseException | None], None],
+                                  float]] = deque()
         self.rows = 0
         self.running = False
         self.target = 0  # rows to wait for before the next batch (0: go at once)
@@ -316,7 +339,7 @@ class _Queue:
 
     def add(self, columns: Mapping[str, np.ndarray], rows: int,
             done: Callable[[Any, BaseException | None], None]) -> None:
-        self.waiting.append((columns, rows, done))
+        self.waiting.append((columns, rows, done, time.perf_counter()))
         self.rows += rows
         if self.running:
             return
@@ -340,6 +363,8 @@ class _Queue:
             total += taken[-1][1]
         self.rows -= total
         self.running = True
+        now = time.perf_counter()
+        front.app.metrics.record_batch(front.app.model_name, self.version, total, [now - t[3] for t in taken])
         future = front.model_pool.submit(batcher.run_batch, [t[0] for t in taken], [t[1] for t in taken])
         future.add_done_callback(lambda f: front.loop.call_soon_threadsafe(self._done, taken, f))
 
@@ -348,10 +373,10 @@ class _Queue:
         try:
             results = future.result()
         except BaseException as err:  # noqa: BLE001 - every request of the batch gets it
-            for _, _, done in taken:
+            for _, _, done, _ in taken:
                 done(None, err)
         else:
-            for (_, _, done), result in zip(taken, results, strict=True):
+            for (_, _, done, _), result in zip(taken, results, strict=True):
                 done(result, None)
         batcher = self.batcher
         expected = min(batcher.max_batch_size, self.rows + len(taken))
@@ -382,6 +407,9 @@ class HttpFrontEnd:
         self._server: asyncio.base_events.Server | None = None
         self._thread = threading.Thread(target=self._run, name="jfx-serve-http", daemon=True)
         self._ready = threading.Event()
+        # set when the loop has ended. Waiting on it, not on Thread.join: a join that a signal
+        # interrupts (Ctrl-C, SIGTERM) marks the thread as ended while it still runs (CPython 3.11)
+        self._finished = threading.Event()
         self._error: BaseException | None = None
         self._host, self._port = host, port
         self._thread.start()
@@ -401,6 +429,7 @@ class HttpFrontEnd:
                 lambda: _Connection(self), self._host, self._port, backlog=1024, reuse_address=True))
         except BaseException as err:  # noqa: BLE001 - raised in the starting thread
             self._error = err
+            self._finished.set()
             self._ready.set()
             return
         self._ready.set()
@@ -408,9 +437,12 @@ class HttpFrontEnd:
         try:
             self.loop.run_forever()
         finally:
-            self._server.close()
-            self.loop.run_until_complete(self._server.wait_closed())
-            self.loop.close()
+            try:
+                self._server.close()
+                self.loop.run_until_complete(self._server.wait_closed())
+                self.loop.close()
+            finally:
+                self._finished.set()
 
     def _sweep(self) -> None:
         """Close the connections that hold resources for nothing (one sweep, not a timer per request).
@@ -435,15 +467,16 @@ class HttpFrontEnd:
         self.loop.call_later(self._sweep_s, self._sweep)
 
     def is_alive(self) -> bool:
-        return self._thread.is_alive()
+        return not self._finished.is_set()
 
     def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+        self._finished.wait(timeout)
 
     def close(self) -> None:
-        if self._thread.is_alive():
+        """Stops the loop; returns once it has answered what it was answering and ended."""
+        if not self._finished.is_set():
             self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
+            self._finished.wait(10)
         self.model_pool.shutdown(wait=False, cancel_futures=True)
 
     # -- routing ---------------------------------------------------------------------------
@@ -461,18 +494,24 @@ class HttpFrontEnd:
             if handler is None:
                 allow = ", ".join(methods)
                 raise HttpError(405, f"{template} takes {allow}, not {request.method}", {"Allow": allow})
+            request.api = handler
             groups = m.groupdict()
             if handler == "openapi":
                 conn.finish(request, 200, app.openapi)
                 return
+            if handler == "metrics":
+                conn.finish(request, 200, RawBody(*app.metrics.exposition()))
+                return
             name = unquote(groups["name"])
             if name != app.model_name:
                 raise HttpError(404, f"no model named {name!r}; this server serves {app.model_name!r}")
+            request.model = name
             version = groups.get("version")
             if handler == "status":
                 conn.finish(request, 200, app.status_json(version))
                 return
             servable = app.servable(version)
+            request.model_version = servable.version
             if handler == "metadata":
                 conn.finish(request, 200, app.metadata_json(servable))
                 return
@@ -498,15 +537,21 @@ class HttpFrontEnd:
                 conn.finish(request, 500, {"error": f"internal error: {type(err).__name__}: {err}"}, close=True)
                 return
             try:
-                conn.finish(request, 200, format_predictions(kind, outputs, n))
+                answer = format_predictions(kind, outputs, n)
             except Exception as exc:
                 log.exception("formatting the predictions failed")
                 conn.finish(request, 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}, close=True)
+                return
+            try:  # queued (never waited for) before the answer goes: a client that has it finds it logged
+                self.app.log_request(servable, arrays, outputs, n, request.body)
+            except Exception:  # the log is never the request's problem
+                log.exception("logging a request failed")
+            conn.finish(request, 200, answer)
 
         if servable.batcher is not None:
             queue = self._queues.get(servable)
             if queue is None:
-                queue = self._queues[servable] = _Queue(self, servable.batcher)
+                queue = self._queues[servable] = _Queue(self, servable.batcher, servable.version)
             queue.add(arrays, n, done)
             return
         def deliver(f: Future) -> None:

@@ -228,6 +228,7 @@ ROUTES: list[tuple[str, re.Pattern[str], dict[str, str]]] = [
      re.compile(rf"/v1/models/{_SEG}/versions/{_VER}:predict"), {"POST": "predict"}),
     ("/v1/openapi.json", re.compile(r"/v1/openapi\.json"), {"GET": "openapi"}),
     ("/openapi.json", re.compile(r"/openapi\.json"), {"GET": "openapi"}),
+    ("/monitoring/prometheus/metrics", re.compile(r"/monitoring/prometheus/metrics"), {"GET": "metrics"}),
 ]
 
 
@@ -259,7 +260,12 @@ def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
     }
     openapi_op = {"summary": "This description", "tags": ["meta"],
                   "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": {"type": "object"}}}}}}
-    ops = {"status": status_op, "metadata": metadata_op, "predict": predict_op, "openapi": openapi_op}
+    metrics_op = {"summary": "Prometheus metrics (TF Serving's monitoring path)", "tags": ["meta"],
+                  "responses": {"200": {"description": "requests, latencies, batches, loads and the request log's "
+                                                       "counts in Prometheus' text format",
+                                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}
+    ops = {"status": status_op, "metadata": metadata_op, "predict": predict_op, "openapi": openapi_op,
+           "metrics": metrics_op}
     paths: dict[str, Any] = {}
     for template, _, methods in ROUTES:
         params = [p for p in (name_param, version_param) if "{" + p["name"] + "}" in template]

@@ -44,6 +44,19 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--header_timeout_s", "--header-timeout-s", dest="header_timeout_s", type=float, default=20.0,
                    metavar="S", help="longest wait for a request's headers; a slower or silent connection is "
                                      "closed (default: 20)")
+    p.add_argument("--request_log", "--request-log", dest="request_log", default=None, metavar="PATH",
+                   help="log sampled predict requests and their predictions as Parquet shards "
+                        "PATH/requests-<UTC time>-<pid>-<seq>.parquet in the model's raw feature schema "
+                        "(a folder, or an object-store prefix such as s3://bucket/prefix)")
+    p.add_argument("--request_log_sample_rate", "--request-log-sample-rate", dest="request_log_sample_rate",
+                   type=_sample_rate, default=1.0, metavar="R",
+                   help="share of requests logged, 0 < R <= 1 (default: 1)")
+    p.add_argument("--request_log_max_rows", "--request-log-max-rows", dest="request_log_max_rows",
+                   type=_positive_int, default=100_000, metavar="N",
+                   help="a request log shard is closed at N rows (default: 100000)")
+    p.add_argument("--request_log_rotate_s", "--request-log-rotate-s", dest="request_log_rotate_s",
+                   type=_positive_float, default=300.0, metavar="S",
+                   help="a request log shard is closed S seconds after its first row (default: 300)")
     return p
 
 
@@ -55,6 +68,10 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_batch_size": int(args.max_batch_size), "batch_timeout_ms": float(args.batch_timeout_ms),
         "poll_interval_s": float(args.poll_interval_s), "max_loaded_versions": int(args.max_loaded_versions),
         "warmup_batch_sizes": args.warmup_batch_sizes, "header_timeout_s": float(args.header_timeout_s),
+        "request_log": None if args.request_log is None else str(args.request_log),
+        "request_log_sample_rate": float(args.request_log_sample_rate),
+        "request_log_max_rows": int(args.request_log_max_rows),
+        "request_log_rotate_s": float(args.request_log_rotate_s),
     }
 
 
@@ -66,3 +83,33 @@ def _int_list(text: str) -> tuple[int, ...]:
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected comma-separated positive ints, got {text!r}")
     return values
+
+
+def _sample_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"expected a share of requests, 0 < R <= 1, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value

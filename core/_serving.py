@@ -29,6 +29,11 @@ Routes (all JSON; every error is ``{"error": "..."}`` with a 4xx status for a ba
     GET  /v1/models/<name>/metadata                    the signature
     GET  /v1/models/<name>/versions/<v>/metadata
     GET  /v1/openapi.json, /openapi.json              the OpenAPI 3 description
+    GET  /monitoring/prometheus/metrics                Prometheus metrics (see jfx.core._monitoring)
+
+With a request log (:class:`~jfx.core._request_log.RequestLogConfig`), sampled predict
+requests and their predictions are written as Parquet shards in the model's raw feature
+schema (see :mod:`jfx.core._request_log` for the shard contract), off the request path.
 """
 
 from __future__ import annotations
@@ -37,10 +42,11 @@ import argparse
 import hashlib
 import logging
 import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +56,8 @@ from jfx import _storage as storage
 from jfx.core._batching import Batcher
 from jfx.core._http import HttpFrontEnd
 from jfx.core._export import LoadedModel, _bucket
+from jfx.core._monitoring import ServingMetrics
+from jfx.core._request_log import RequestLogConfig, RequestLogger, raw_string_columns
 from jfx.core._rest import (
     _SIGNATURE_NAME,
     HttpError,
@@ -161,7 +169,9 @@ class VersionManager:
     by one assignment once a newer version has loaded and warmed up.
     """
 
-    def __init__(self, model_base_path: str | Path, model_name: str, config: ServingConfig):
+    def __init__(self, model_base_path: str | Path, model_name: str, config: ServingConfig,
+                 metrics: ServingMetrics | None = None):
+        self.metrics = metrics if metrics is not None else ServingMetrics()
         self.remote = storage.is_remote(model_base_path)
         self.base_path: str | Path = (storage.check_uri(model_base_path).rstrip("/") if self.remote
                                       else Path(model_base_path))
@@ -269,10 +279,13 @@ class VersionManager:
             msg = f"{type(err).__name__}: {err}"
             log.warning("could not load %s version %d from %s: %s", self.model_name, version, path, msg)
             self._status[version] = VersionStatus(version, "END", msg, key)
+            self.metrics.record_load_failure(self.model_name, version)
             return False
         self._loaded = {**self._loaded, version: servable}
         self._status[version] = VersionStatus(version, "AVAILABLE", key=key)
-        log.info("loaded %s version %d in %.2fs", self.model_name, version, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.metrics.record_load(self.model_name, version, seconds)
+        log.info("loaded %s version %d in %.2fs", self.model_name, version, seconds)
         return True
 
     def _unload(self, version: int, why: str) -> None:
@@ -283,6 +296,7 @@ class VersionManager:
             self.latest = self._loaded[newest] if newest is not None else None
         self._status[version] = VersionStatus(version, "END", why, was_loaded=True)
         servable.close()  # queued requests are answered first; late ones run inline
+        self.metrics.forget_version(self.model_name, version)
         log.info("unloaded %s version %d%s", self.model_name, version, f" ({why})" if why else "")
 
     def start(self) -> None:
@@ -325,6 +339,13 @@ class ModelServer:
         model_name: the name in the URLs (``/v1/models/<model_name>``).
         host, port: where to listen (port 0: any free port; see :attr:`port`).
         config: batching, polling and warm-up (:class:`ServingConfig`).
+        request_log: log sampled requests and their predictions as Parquet shards
+            (:class:`~jfx.core._request_log.RequestLogConfig`); its folder or store is
+            checked when the server starts.
+
+    Attributes:
+        metrics: the server's :class:`~jfx.core._monitoring.ServingMetrics`, served at
+            ``/monitoring/prometheus/metrics``; other front ends record their requests there.
 
     Example:
         >>> with ModelServer("/models/taxi", "taxi", port=0) as server:  # doctest: +SKIP
@@ -333,7 +354,8 @@ class ModelServer:
     """
 
     def __init__(self, model_base_path: str | Path, model_name: str, *, host: str = "127.0.0.1",
-                 port: int = 8501, config: ServingConfig | None = None):
+                 port: int = 8501, config: ServingConfig | None = None,
+                 request_log: RequestLogConfig | None = None):
         if not model_name or "/" in model_name or ":" in model_name:
             raise InvalidArgumentError(f"model_name {model_name!r} must be non-empty, without '/' or ':'")
         self.model_base_path: str | Path
@@ -348,7 +370,10 @@ class ModelServer:
                                     f"version folders such as {self.model_base_path}/1/signature.json")
         self.model_name = model_name
         self.config = config or ServingConfig()
-        self.versions = VersionManager(self.model_base_path, model_name, self.config)
+        self.metrics = ServingMetrics()
+        self.versions = VersionManager(self.model_base_path, model_name, self.config, self.metrics)
+        self.request_log_config = request_log
+        self.request_log: RequestLogger | None = None
         self.openapi = openapi_spec(model_name)
         self._host, self._port = host, port
         self._http: HttpFrontEnd | None = None
@@ -393,6 +418,29 @@ class ModelServer:
                 "inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict"}}}},
         }
 
+    def log_request(self, servable: Servable, arrays: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
+                    rows: int, body: bytes | None = None,
+                    raw: Callable[[], Mapping[str, list[Any]]] | None = None) -> None:
+        """Hands an answered predict request to the request log, if it is sampled (never blocks).
+
+        Args:
+            servable: the version that answered.
+            arrays: the inputs as :meth:`LoadedModel.prepare` made them.
+            outputs: the model's outputs for them.
+            rows: how many rows.
+            body: a REST request's body, for the string features as sent; or
+            raw: returns them (feature → list of values), for another front end. Either is
+                read later, on the log's writer thread, and only when the model has string inputs.
+        """
+        request_log = self.request_log
+        if request_log is None or not request_log.sample():
+            return
+        model = servable.model
+        if raw is None and body is not None and any(s.dtype == "string" for s in model.inputs.values()):
+            def raw() -> dict[str, list[Any]]:
+                return raw_string_columns(body, model)
+        request_log.submit(servable.version, model, arrays, outputs, rows, raw)
+
     # -- life cycle ------------------------------------------------------------------------
     @property
     def port(self) -> int:
@@ -404,12 +452,19 @@ class ModelServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> ModelServer:
-        """Loads the newest version, starts polling and serves in a background thread."""
-        self.versions.start()
+        """Loads the newest version, starts polling and serves in a background thread.
+
+        Raises:
+            StorageError: the request log's folder or store cannot be used.
+        """
+        if self.request_log_config is not None and self.request_log is None:
+            self.request_log = RequestLogger(self.request_log_config, self.model_name, self.metrics)
         try:
+            self.versions.start()
             self._http = HttpFrontEnd(self, self._host, self._port)
         except BaseException:
             self.versions.close()
+            self._close_request_log()
             raise
         return self
 
@@ -418,10 +473,17 @@ class ModelServer:
         self.versions.poll()
 
     def close(self) -> None:
+        """Stops serving; the request log's open shard is published first."""
         if self._http is not None:
             self._http.close()
             self._http = None
+        self._close_request_log()
         self.versions.close()
+
+    def _close_request_log(self) -> None:
+        if self.request_log is not None:
+            self.request_log.close()
+            self.request_log = None
 
     def wait(self) -> None:
         """Blocks until :meth:`close` (or Ctrl-C)."""
@@ -440,28 +502,53 @@ class ModelServer:
 def serve(model_base_path: str | Path, model_name: str, host: str = "127.0.0.1", port: int = 8501, *,
           enable_batching: bool = True, max_batch_size: int = 64, batch_timeout_ms: float = 2.0,
           poll_interval_s: float = 1.0, max_loaded_versions: int = 2,
-          warmup_batch_sizes: Sequence[int] | None = None, header_timeout_s: float = 20.0) -> int:
+          warmup_batch_sizes: Sequence[int] | None = None, header_timeout_s: float = 20.0,
+          request_log: str | None = None, request_log_sample_rate: float = 1.0,
+          request_log_max_rows: int = 100_000, request_log_rotate_s: float = 300.0) -> int:
     """Serves a model until interrupted (what ``jfx serve`` runs). Returns the exit code.
 
-    Prints one line with the URL once the first version (if any) has loaded.
+    Prints one line with the URL once the first version (if any) has loaded. With
+    ``request_log`` (a folder or ``s3://bucket/prefix``), sampled requests are logged as
+    Parquet shards there (see :class:`~jfx.core._request_log.RequestLogConfig`).
     """
     config = ServingConfig(enable_batching=enable_batching, max_batch_size=max_batch_size,
                            batch_timeout_ms=batch_timeout_ms, poll_interval_s=poll_interval_s,
                            max_loaded_versions=max_loaded_versions,
                            warmup_batch_sizes=tuple(warmup_batch_sizes) if warmup_batch_sizes else None,
                            header_timeout_s=header_timeout_s)
-    server = ModelServer(model_base_path, model_name, host=host, port=port, config=config).start()
-    latest = server.versions.latest
-    print(f"jfx serve: model {model_name!r} "
-          f"{'version ' + str(latest.version) if latest else '(no version loaded yet)'} "
-          f"at {server.url}/v1/models/{model_name}", flush=True)
+    log_config = None
+    if request_log is not None:
+        log_config = RequestLogConfig(request_log, sample_rate=request_log_sample_rate,
+                                      max_rows=request_log_max_rows, rotate_s=request_log_rotate_s)
+    server = ModelServer(model_base_path, model_name, host=host, port=port, config=config, request_log=log_config)
+    previous = _stop_on_sigterm()  # before the URL is printed: a client may stop it as soon as it reads it
     try:
+        server.start()
+        latest = server.versions.latest
+        print(f"jfx serve: model {model_name!r} "
+              f"{'version ' + str(latest.version) if latest else '(no version loaded yet)'} "
+              f"at {server.url}/v1/models/{model_name}", flush=True)
         server.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        server.close()
+        if previous is not None:  # a second SIGTERM stops at once
+            signal.signal(signal.SIGTERM, previous)
+        server.close()  # publishes the request log's open shard
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (``docker stop``, Kubernetes, a parent's death) stops the server as Ctrl-C does,
+    closing it cleanly; returns the handler it replaced (``None`` off the main thread)."""
+    try:
+        return signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
 
 
 def build_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -485,7 +572,6 @@ def _die_with_parent() -> None:
     if not expected or not sys.platform.startswith("linux"):
         return
     import ctypes
-    import signal
 
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG

@@ -63,6 +63,8 @@ class Client:
         self.conn.request(method, path, body, headers or {})
         resp = self.conn.getresponse()
         raw = resp.read()
+        if raw and not (resp.getheader("Content-Type") or "").startswith("application/json"):
+            return resp.status, raw, resp  # the Prometheus metrics' text
         return resp.status, (strict_json(raw) if raw else None), resp
 
     def predict(self, payload, version=None, name="m"):
