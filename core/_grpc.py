@@ -42,6 +42,7 @@ from jfx.core._tfs_proto import (
     prediction_service_pb2_grpc,
     regression_pb2,
     tensor_pb2,
+    tensor_shape_pb2,
     types_pb2,
 )
 from jfx.errors import InvalidArgumentError
@@ -167,7 +168,7 @@ def array_to_tensor(values: np.ndarray) -> tensor_pb2.TensorProto:
     """A NumPy array as a TensorProto in its typed field (strings as UTF-8 ``DT_STRING``)."""
     arr = np.asarray(values)
     tensor = tensor_pb2.TensorProto()
-    tensor.tensor_shape.dim.extend(tensor_pb2.TensorShapeProto.Dim(size=int(d)) for d in arr.shape)
+    tensor.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in arr.shape)
     flat = arr.reshape(-1)
     if arr.dtype == object or arr.dtype.kind in "US":
         tensor.dtype = DT.DT_STRING
@@ -411,7 +412,7 @@ class GrpcFrontEnd:
                 info = target[name]
                 info.name = name
                 info.dtype = _DTYPES.get(str(spec["dtype"]), DT.DT_INVALID)
-                info.tensor_shape.dim.extend(tensor_pb2.TensorShapeProto.Dim(size=int(d))
+                info.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=int(d))
                                              for d in (-1, *spec["shape"]))
         sig_map = get_model_metadata_pb2.SignatureDefMap()
         sig_map.signature_def[_SIGNATURE_NAME].CopyFrom(signature)
