@@ -185,8 +185,8 @@ def array_to_tensor(values: np.ndarray) -> tensor_pb2.TensorProto:
     return tensor
 
 
-def _column(name: str, tensor: tensor_pb2.TensorProto, spec: Any) -> Any:
-    """One input tensor as the values :meth:`LoadedModel.prepare` checks (as REST's JSON values)."""
+def _checked(name: str, tensor: tensor_pb2.TensorProto, spec: Any) -> np.ndarray:
+    """One input tensor as an array, its shape and kind checked against the model's input."""
     arr = tensor_to_array(name, tensor)
     if arr.ndim != 1 + len(spec.shape):
         want = [-1, *spec.shape]
@@ -197,19 +197,68 @@ def _column(name: str, tensor: tensor_pb2.TensorProto, spec: Any) -> Any:
             raise InvalidArgumentError(f"input {name!r} is a {_dt_name(tensor.dtype)} tensor; the model takes "
                                        "strings (DT_STRING)")
         try:
-            return np.vectorize(bytes.decode, otypes=[object])(arr).tolist() if arr.size else arr.tolist()
+            text = np.empty(arr.size, dtype=object)
+            text[:] = [v.decode() for v in arr.reshape(-1).tolist()]
         except UnicodeDecodeError:
             raise InvalidArgumentError(f"input {name!r} holds a value that is not UTF-8 text") from None
+        return text.reshape(arr.shape)
     if tensor.dtype == DT.DT_STRING:
         raise InvalidArgumentError(f"input {name!r} is a DT_STRING tensor; the model takes {spec.dtype} numbers "
                                    "(DT_FLOAT, DT_DOUBLE, DT_INT32 or DT_INT64)")
+    return arr
+
+
+_CASTS = ("float32", "float16", "int32", "int8", "uint8")
+
+
+def _cast(arr: np.ndarray, spec: Any) -> np.ndarray | None:
+    """``arr`` as the input's dtype when every value fits it exactly as the REST API would take
+    it (a NaN is a missing value); None otherwise: the checked path then names the culprit."""
+    if arr.dtype.kind == "O":
+        return arr  # strings: encoded by the model's own reader
+    if spec.dtype not in _CASTS or spec.source_type is not None or arr.dtype.kind not in "fiu":
+        return None
+    target = np.dtype(spec.dtype)
+    if target.kind == "f":
+        with np.errstate(all="ignore"):
+            out = arr.astype(target)
+        finite = np.isfinite(out)
+        if not finite.all() and (~finite & ~np.isnan(arr)).any():
+            return None  # an infinity, or a value beyond the dtype's range
+        return out
+    info = np.iinfo(target)
+    if arr.size:
+        if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.floor(arr)).all()):
+            return None
+        if arr.min() < info.min or arr.max() > info.max:
+            return None
+    return arr.astype(target)
+
+
+def _json_like(arr: np.ndarray) -> Any:
+    """An input array as the JSON-like values the REST API's checks take (a NaN is a missing value)."""
     if arr.dtype.kind == "f":
         missing = np.isnan(arr)
-        if missing.any():  # a missing value, as REST's null
+        if missing.any():
             obj = arr.astype(object)
             obj[missing] = None
             return obj.tolist()
     return arr.tolist()
+
+
+def prepare_tensors(model: Any, inputs: Mapping[str, tensor_pb2.TensorProto]) -> dict[str, np.ndarray]:
+    """A Predict request's tensors checked and encoded for ``model``, as the REST API checks its JSON.
+
+    Raises:
+        InvalidArgumentError: naming the input (and the instance, for a value that does not fit).
+    """
+    arrays = {name: _checked(name, inputs[name], spec) for name, spec in model.inputs.items()}
+    cast = {name: _cast(arr, model.inputs[name]) for name, arr in arrays.items()}
+    with np.errstate(all="ignore"):
+        if all(c is not None for c in cast.values()):
+            return model.prepare(cast)  # every value fits: the model's reader only encodes and checks shapes
+        # some value does not fit its input: the REST API's checks name it and its instance
+        return model.prepare({name: _json_like(arr) for name, arr in arrays.items()}, strict=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -344,10 +393,8 @@ class GrpcFrontEnd:
             if name not in servable.outputs:
                 raise _invalid(f"output_filter names {name!r}, which is not an output; the outputs are "
                                f"{sorted(servable.outputs)}")
-        columns = {name: _column(name, request.inputs[name], spec) for name, spec in model.inputs.items()}
         try:
-            with np.errstate(all="ignore"):
-                arrays = model.prepare(columns, strict=True)
+            arrays = prepare_tensors(model, request.inputs)
         except InvalidArgumentError:
             raise
         except (ValueError, TypeError, OverflowError, KeyError, IndexError) as err:
