@@ -371,7 +371,8 @@ def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
                 "type": "array", "items": {"type": "number", "nullable": True}}}},
             "PredictResponse": {"type": "object", "properties": {
                 "predictions": {"type": "array", "items": any_json,
-                                "description": "one entry per row: an object of outputs, or the bare value for one output"},
+                                "description": "one entry per row: an object of outputs, or the bare value for one output; "
+                                               "a classifier with label names also answers classes, the predicted label"},
                 "outputs": {"description": "output → list of values (the bare list for one output)", **any_json}}},
         }},
     }

@@ -554,3 +554,21 @@ def test_openapi_describes_classify_and_regress(penguin):
         for which in ("", "/versions/{version}", "/labels/{label}"):
             assert "post" in spec["paths"][f"/v1/models/{{model_name}}{which}:{verb}"]
     assert json.dumps(spec)  # plain JSON
+
+
+def test_the_serve_flags_give_grpc_port_and_version_labels():
+    import argparse
+
+    from jfx.core._serve_flags import add_serve_parser, serve_options
+
+    parser = argparse.ArgumentParser(prog="jfx")
+    add_serve_parser(parser.add_subparsers(dest="command"))
+    base = ["serve", "--model_base_path", "/m", "--model_name", "m"]
+    options = serve_options(parser.parse_args([*base, "--grpc_port", "0", "--version_labels", "stable=1, canary=2"]))
+    assert options["grpc_port"] == 0 and options["version_labels"] == {"stable": 1, "canary": 2}
+    assert serve_options(parser.parse_args(base))["grpc_port"] is None  # no gRPC unless asked
+    for bad in ("stable", "stable=x", "=1", "a/b=1"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, "--version_labels", bad])
+    with pytest.raises(InvalidArgumentError, match="version label 'x:y'"):
+        ServingConfig(version_labels={"x:y": 1})
