@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -127,7 +128,7 @@ def tensor_to_array(name: str, tensor: tensor_pb2.TensorProto) -> np.ndarray:
     dims = [int(d.size) for d in shape.dim]
     if shape.unknown_rank or any(d < 0 for d in dims):
         raise InvalidArgumentError(f"input {name!r} has an unknown shape {dims}; give every dimension's size")
-    count = int(np.prod(dims)) if dims else 1
+    count = math.prod(dims)
     if tensor.dtype == DT.DT_STRING:
         if tensor.tensor_content:
             try:
