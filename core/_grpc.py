@@ -21,6 +21,7 @@ feature), ``UNAVAILABLE`` while no version has loaded, ``INTERNAL`` for a failur
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 import time
@@ -318,7 +319,7 @@ class GrpcFrontEnd:
         if self._server is not None and self.http.is_alive():
             try:
                 asyncio.run_coroutine_threadsafe(self._server.stop(1.0), self.http.loop).result(10)
-            except (RuntimeError, TimeoutError):  # the loop is stopping: its server goes with it
+            except (RuntimeError, concurrent.futures.TimeoutError):  # the loop is stopping: its server goes with it
                 pass
         self._server = None
 
