@@ -333,10 +333,15 @@ def _answer_columns(answer: Any, outputs: Mapping[str, Any], n: int) -> dict[str
         cols = {k: [p[k] for p in preds] for k in names}
     out = {}
     for k, values in cols.items():
-        try:
-            arr = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise _NotServable(f"output {k!r} is not numeric: {err}") from err
+        if outputs[k]["dtype"] == "string":  # a label output (``classes``)
+            arr = np.asarray(values, dtype=object)
+            if not all(isinstance(v, str) for v in arr.reshape(-1)):
+                raise _NotServable(f"output {k!r} is not strings: {str(values)[:200]}")
+        else:
+            try:
+                arr = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                raise _NotServable(f"output {k!r} is not numeric: {err}") from err
         want = (n, *[int(d) for d in outputs[k].get("shape") or []])
         if arr.shape != want:
             raise _NotServable(f"output {k!r} has shape {list(arr.shape)}; expected {list(want)}")
@@ -352,6 +357,10 @@ def _compare(server: Mapping[str, np.ndarray], local: Mapping[str, np.ndarray],
              outputs: Mapping[str, Any]) -> list[str]:
     problems = []
     for k, got in server.items():
+        if outputs[k]["dtype"] == "string":
+            if not np.array_equal(got, np.asarray(local[k], dtype=object)):
+                problems.append(f"output {k!r} differs from the in-process prediction")
+            continue
         want = np.asarray(local[k], dtype=np.float64)
         integral = np.dtype(outputs[k]["dtype"]).kind in "iub"
         ok = np.array_equal(got, want) if integral else np.allclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=False)
@@ -374,6 +383,7 @@ def validate_model(model_uri: str | Path, rows_from: Any, spec: RequestSpec) -> 
         (the content of ``infra_blessing.json``).
     """
     from jfx.core import load
+    from jfx.core._inference import head_of, output_specs
 
     checks: dict[str, dict[str, Any]] = {}
     reasons: list[str] = []
@@ -419,7 +429,9 @@ def validate_model(model_uri: str | Path, rows_from: Any, spec: RequestSpec) -> 
             if isinstance(prepared, _NotServable):
                 raise prepared
             assert prepared is not None  # prepared whenever there is a local model
-            _query(server, signature, *prepared, spec, check, report)
+            # the outputs the server answers: the signature's, and a labelled classifier's ``classes``
+            answered = {**signature, "outputs": output_specs(local_model, head_of(local_model))}
+            _query(server, answered, *prepared, spec, check, report)
     except _NotServable as err:
         check("requests", False, str(err))
     finally:
@@ -441,8 +453,11 @@ def _request_rows(local_model: Any, signature: dict[str, Any], rows_from: Any,
         rows = _example_rows(rows_from, spec.split, inputs, spec.num_examples)
     else:
         rows = _synthetic_rows(signature, spec.num_examples)
+    from jfx.core._inference import add_labels, head_of
+
     try:
-        expected = local_model(rows)
+        # what the server answers: the model's outputs, and a labelled classifier's ``classes``
+        expected = dict(add_labels(head_of(local_model), local_model(rows)))
     except Exception as err:  # the rows do not fit the model
         raise _NotServable(f"the in-process model rejects the request rows: {type(err).__name__}: {err}") from err
     return rows, expected
@@ -494,7 +509,7 @@ def _query(server: ServerProcess, signature: dict[str, Any], rows: list[dict[str
             shape_problems.append(str(err))
             continue
         for k, arr in cols.items():
-            if not np.all(np.isfinite(arr)):
+            if arr.dtype != object and not np.all(np.isfinite(arr)):
                 finite_problems.append(f"output {k!r} has non-finite values for rows {idx[:5]}")
         consistency.extend(_compare(cols, {k: np.asarray(v)[idx] for k, v in expected.items()}, outputs))
     check("outputs", not shape_problems, "; ".join(dict.fromkeys(shape_problems)))

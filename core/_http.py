@@ -37,7 +37,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import numpy as np
-from jfx.core._rest import ROUTES, HttpError, _empty_outputs, format_predictions, parse_predict_body
+from jfx.core._inference import add_labels, classify_results, regress_results
+from jfx.core._rest import (
+    ROUTES,
+    HttpError,
+    _empty_outputs,
+    format_classify,
+    format_predictions,
+    format_regress,
+    parse_examples_body,
+    parse_predict_body,
+)
 
 if TYPE_CHECKING:
     from jfx.core._batching import Batcher
@@ -506,28 +516,43 @@ class HttpFrontEnd:
             if name != app.model_name:
                 raise HttpError(404, f"no model named {name!r}; this server serves {app.model_name!r}")
             request.model = name
-            version = groups.get("version")
+            version, label = groups.get("version"), groups.get("label")
             if handler == "status":
-                conn.finish(request, 200, app.status_json(version))
+                conn.finish(request, 200, app.status_json(version, None if label is None else unquote(label)))
                 return
-            servable = app.servable(version)
+            servable = app.servable(version, None if label is None else unquote(label))
             request.model_version = servable.version
             if handler == "metadata":
                 conn.finish(request, 200, app.metadata_json(servable))
                 return
-            kind, arrays, n = parse_predict_body(request.body, servable.model)
+            answer: Callable[[Mapping[str, np.ndarray]], Any]
+            head = servable.head
+            if handler == "predict":
+                kind, arrays, n = parse_predict_body(request.body, servable.model)
+
+                def answer(outputs: Mapping[str, np.ndarray]) -> Any:
+                    return format_predictions(kind, add_labels(head, outputs), n)
+            else:
+                app.require(servable, handler)
+                arrays, n = parse_examples_body(request.body, servable.model)
+                if handler == "classify":
+                    def answer(outputs: Mapping[str, np.ndarray]) -> Any:
+                        return format_classify(classify_results(head, outputs))
+                else:
+                    def answer(outputs: Mapping[str, np.ndarray]) -> Any:
+                        return format_regress(regress_results(outputs))
             if n == 0:
-                conn.finish(request, 200, format_predictions(kind, _empty_outputs(servable.model), 0))
+                conn.finish(request, 200, answer(_empty_outputs(servable.model)))
                 return
-            self._predict(conn, request, servable, kind, arrays, n)
+            self._predict(conn, request, servable, arrays, n, answer)
         except HttpError as err:
             conn.finish(request, err.status, {"error": err.message}, err.headers)
         except Exception as err:  # answered 500, logged
             log.exception("%s %s failed", request.method, request.target)
             conn.finish(request, 500, {"error": f"internal error: {type(err).__name__}: {err}"}, close=True)
 
-    def _predict(self, conn: _Connection, request: _Request, servable: Servable, kind: str,
-                 arrays: Mapping[str, np.ndarray], n: int) -> None:
+    def _predict(self, conn: _Connection, request: _Request, servable: Servable, arrays: Mapping[str, np.ndarray],
+                 n: int, answer: Callable[[Mapping[str, np.ndarray]], Any]) -> None:
         def done(outputs: Any, err: BaseException | None) -> None:
             if err is not None:
                 if isinstance(err, HttpError):
@@ -537,23 +562,32 @@ class HttpFrontEnd:
                 conn.finish(request, 500, {"error": f"internal error: {type(err).__name__}: {err}"}, close=True)
                 return
             try:
-                answer = format_predictions(kind, outputs, n)
+                payload = answer(outputs)
             except Exception as exc:
-                log.exception("formatting the predictions failed")
+                log.exception("formatting the answer failed")
                 conn.finish(request, 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}, close=True)
                 return
-            try:  # queued (never waited for) before the answer goes: a client that has it finds it logged
-                self.app.log_request(servable, arrays, outputs, n, request.body)
-            except Exception:  # the log is never the request's problem
-                log.exception("logging a request failed")
-            conn.finish(request, 200, answer)
+            if request.api == "predict":  # the request log holds predict bodies' rows
+                try:  # queued (never waited for) before the answer goes: a client that has it finds it logged
+                    self.app.log_request(servable, arrays, outputs, n, request.body)
+                except Exception:  # the log is never the request's problem
+                    log.exception("logging a request failed")
+            conn.finish(request, 200, payload)
 
+        self.submit(servable, arrays, n, done)
+
+    def submit(self, servable: Servable, arrays: Mapping[str, np.ndarray], n: int,
+               done: Callable[[Any, BaseException | None], None]) -> None:
+        """Runs ``n`` prepared rows on ``servable`` (in its next batch, with batching on);
+        ``done(outputs, error)`` is called on the loop. Call on the loop: the REST and gRPC
+        front ends both send their rows here, so their requests share batches."""
         if servable.batcher is not None:
             queue = self._queues.get(servable)
             if queue is None:
                 queue = self._queues[servable] = _Queue(self, servable.batcher, servable.version)
             queue.add(arrays, n, done)
             return
+
         def deliver(f: Future) -> None:
             err = f.exception()
             if err is not None:
@@ -563,3 +597,18 @@ class HttpFrontEnd:
 
         future = self.model_pool.submit(servable.model.run_prepared, arrays)
         future.add_done_callback(lambda f: self.loop.call_soon_threadsafe(deliver, f))
+
+    async def run(self, servable: Servable, arrays: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        """:meth:`submit` for a coroutine on the loop (the gRPC front end): the outputs of ``n`` rows."""
+        result: asyncio.Future[dict[str, np.ndarray]] = self.loop.create_future()
+
+        def done(outputs: Any, err: BaseException | None) -> None:
+            if result.done():
+                return  # the call was cancelled meanwhile
+            if err is not None:
+                result.set_exception(err)
+            else:
+                result.set_result(outputs)
+
+        self.submit(servable, arrays, n, done)
+        return await result

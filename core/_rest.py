@@ -4,6 +4,7 @@ the routes, and their OpenAPI description (see :mod:`jfx.core._serving`)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -11,12 +12,16 @@ from typing import Any
 import numpy as np
 
 from jfx.core._export import LoadedModel
+from jfx.core._inference import prepare_examples
 from jfx.errors import InvalidArgumentError, JfxError
 
 _SIGNATURE_NAME = "serving_default"
 
 _PREDICT_HELP = ('send {"instances": [{"feature": value, ...}, ...]} (one object per row) '
                  'or {"inputs": {"feature": [value, ...], ...}} (one list per feature)')
+
+_EXAMPLES_HELP = ('send {"examples": [{"feature": value or [values], ...}, ...]} (one object per example), '
+                  'optionally with a "context" object of features shared by every example')
 
 # --------------------------------------------------------------------------------------
 # Requests
@@ -45,28 +50,7 @@ def parse_predict_body(body: bytes, model: LoadedModel) -> tuple[str, dict[str, 
     Raises:
         HttpError: 400, naming the field at fault.
     """
-    if not body.strip():
-        raise _bad(f"the request body is empty; {_PREDICT_HELP}")
-    try:
-        # what json.loads does with bytes, with one decoder made once (loads with a
-        # keyword argument would build a decoder for every request)
-        req = _STRICT.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
-    except _NotJsonNumberError as err:
-        raise _bad(f"{_where_constant(body, err.token)} {err.token}, which is not a JSON number (RFC 8259 has no "
-                   "NaN or Infinity); send a finite number (null marks a missing value of a float or string "
-                   "feature)") from None
-    except RecursionError as err:
-        raise _bad("the request body's JSON is nested too deeply") from err
-    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
-        raise _bad(f"the request body is not valid JSON: {err}") from err
-    if not isinstance(req, dict):
-        raise _bad(f"the request body must be a JSON object, got {type(req).__name__}; {_PREDICT_HELP}")
-    unknown = sorted(set(req) - {"instances", "inputs", "signature_name"})
-    if unknown:
-        raise _bad(f"unknown field {unknown[0]!r} in the request; {_PREDICT_HELP}")
-    sig = req.get("signature_name", _SIGNATURE_NAME)
-    if sig != _SIGNATURE_NAME:
-        raise _bad(f"signature_name {sig!r} is unknown; the only signature is {_SIGNATURE_NAME!r}")
+    req = _load_object(body, _PREDICT_HELP, {"instances", "inputs", "signature_name"})
     if ("instances" in req) == ("inputs" in req):
         raise _bad(("give only one of \"instances\" and \"inputs\"" if "instances" in req
                     else "the request has neither \"instances\" nor \"inputs\"") + f"; {_PREDICT_HELP}")
@@ -108,6 +92,71 @@ def parse_predict_body(body: bytes, model: LoadedModel) -> tuple[str, dict[str, 
         raise _bad(f"{_culprit(model, data)}cannot be read: {type(err).__name__}: {err}") from err
     n = int(next(iter(arrays.values())).shape[0])
     return kind, arrays, n
+
+
+def _load_object(body: bytes, help_text: str, fields: set[str]) -> dict[str, Any]:
+    """The request body as a JSON object with only ``fields``, and the default signature."""
+    if not body.strip():
+        raise _bad(f"the request body is empty; {help_text}")
+    try:
+        # what json.loads does with bytes, with one decoder made once (loads with a
+        # keyword argument would build a decoder for every request)
+        req = _STRICT.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+    except _NotJsonNumberError as err:
+        raise _bad(f"{_where_constant(body, err.token)} {err.token}, which is not a JSON number (RFC 8259 has no "
+                   "NaN or Infinity); send a finite number (null marks a missing value of a float or string "
+                   "feature)") from None
+    except RecursionError as err:
+        raise _bad("the request body's JSON is nested too deeply") from err
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        raise _bad(f"the request body is not valid JSON: {err}") from err
+    if not isinstance(req, dict):
+        raise _bad(f"the request body must be a JSON object, got {type(req).__name__}; {help_text}")
+    unknown = sorted(set(req) - fields)
+    if unknown:
+        raise _bad(f"unknown field {unknown[0]!r} in the request; {help_text}")
+    sig = req.get("signature_name", _SIGNATURE_NAME)
+    if sig != _SIGNATURE_NAME:
+        raise _bad(f"signature_name {sig!r} is unknown; the only signature is {_SIGNATURE_NAME!r}")
+    return req
+
+
+def parse_examples_body(body: bytes, model: LoadedModel) -> tuple[dict[str, np.ndarray], int]:
+    """Parses and checks a classify or regress request body (TF Serving's Example list).
+
+    Returns:
+        ``(prepared arrays, number of examples)``.
+
+    Raises:
+        HttpError: 400, naming the example and the feature at fault.
+    """
+    req = _load_object(body, _EXAMPLES_HELP, {"examples", "context", "signature_name"})
+    examples, context = req.get("examples"), req.get("context")
+    if not isinstance(examples, list):
+        raise _bad(("\"examples\" must be a list, got " + type(examples).__name__ if "examples" in req
+                    else "the request has no \"examples\"") + f"; {_EXAMPLES_HELP}")
+    if context is not None and not isinstance(context, dict):
+        raise _bad(f"\"context\" must be an object of features, got {type(context).__name__}")
+    try:
+        return prepare_examples(examples, context, model)
+    except InvalidArgumentError as err:
+        raise _bad(str(err)) from err
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError, RecursionError) as err:
+        raise _bad(f"the examples cannot be read: {type(err).__name__}: {err}") from err
+
+
+def format_classify(results: list[list[tuple[str, float]]]) -> dict[str, Any]:
+    """TF Serving's classify answer: ``{"result": [[[label, score], ...], ...]}`` (a non-finite score is null)."""
+    return {"result": [[[label, _finite(score)] for label, score in row] for row in results]}
+
+
+def format_regress(results: list[float]) -> dict[str, Any]:
+    """TF Serving's regress answer: ``{"result": [value, ...]}`` (a non-finite value is null)."""
+    return {"result": [_finite(v) for v in results]}
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 class _NotJsonNumberError(ValueError):
@@ -215,21 +264,19 @@ def _empty_outputs(model: LoadedModel) -> dict[str, np.ndarray]:
 
 _SEG = r"(?P<name>[^/:]+)"
 _VER = r"(?P<version>[^/:]+)"
-# (OpenAPI path template, regex, {method: handler name})
-ROUTES: list[tuple[str, re.Pattern[str], dict[str, str]]] = [
-    ("/v1/models/{model_name}", re.compile(rf"/v1/models/{_SEG}"), {"GET": "status"}),
-    ("/v1/models/{model_name}/versions/{version}", re.compile(rf"/v1/models/{_SEG}/versions/{_VER}"),
-     {"GET": "status"}),
-    ("/v1/models/{model_name}/metadata", re.compile(rf"/v1/models/{_SEG}/metadata"), {"GET": "metadata"}),
-    ("/v1/models/{model_name}/versions/{version}/metadata",
-     re.compile(rf"/v1/models/{_SEG}/versions/{_VER}/metadata"), {"GET": "metadata"}),
-    ("/v1/models/{model_name}:predict", re.compile(rf"/v1/models/{_SEG}:predict"), {"POST": "predict"}),
-    ("/v1/models/{model_name}/versions/{version}:predict",
-     re.compile(rf"/v1/models/{_SEG}/versions/{_VER}:predict"), {"POST": "predict"}),
-    ("/v1/openapi.json", re.compile(r"/v1/openapi\.json"), {"GET": "openapi"}),
-    ("/openapi.json", re.compile(r"/openapi\.json"), {"GET": "openapi"}),
-    ("/monitoring/prometheus/metrics", re.compile(r"/monitoring/prometheus/metrics"), {"GET": "metrics"}),
-]
+_LABEL = r"(?P<label>[^/:]+)"
+# (OpenAPI path template, regex, {method: handler name}); every model route also takes
+# /versions/<v> or /labels/<label> (a version label of --version_labels), as TF Serving's do
+ROUTES: list[tuple[str, re.Pattern[str], dict[str, str]]] = []
+for _t, _r in (("", ""), ("/versions/{version}", f"/versions/{_VER}"), ("/labels/{label}", f"/labels/{_LABEL}")):
+    _base_t, _base_r = "/v1/models/{model_name}" + _t, rf"/v1/models/{_SEG}{_r}"
+    ROUTES.append((_base_t, re.compile(_base_r), {"GET": "status"}))
+    ROUTES.append((_base_t + "/metadata", re.compile(_base_r + "/metadata"), {"GET": "metadata"}))
+    for _verb in ("predict", "classify", "regress"):
+        ROUTES.append((f"{_base_t}:{_verb}", re.compile(f"{_base_r}:{_verb}"), {"POST": _verb}))
+ROUTES.append(("/v1/openapi.json", re.compile(r"/v1/openapi\.json"), {"GET": "openapi"}))
+ROUTES.append(("/openapi.json", re.compile(r"/openapi\.json"), {"GET": "openapi"}))
+ROUTES.append(("/monitoring/prometheus/metrics", re.compile(r"/monitoring/prometheus/metrics"), {"GET": "metrics"}))
 
 
 def _resp(description: str, schema: str) -> dict[str, Any]:
@@ -242,6 +289,8 @@ def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
                   "description": f"the served model's name ({model_name!r} on this server)"}
     version_param: dict[str, Any] = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"},
                      "description": "a loaded version (a folder name under the model base path)"}
+    label_param: dict[str, Any] = {"name": "label", "in": "path", "required": True, "schema": {"type": "string"},
+                                   "description": "a version label (jfx serve --version_labels LABEL=VERSION)"}
     errors = {"400": _resp("a malformed request; the message names the field", "Error"),
               "404": _resp("no such model or version", "Error"),
               "405": _resp("the route does not take this method", "Error"),
@@ -258,17 +307,35 @@ def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
         "responses": {"200": _resp("row requests get predictions, columnar requests get outputs", "PredictResponse"),
                       **errors},
     }
+    examples_body = {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/ExamplesRequest"},
+        "examples": {"examples": {"value": {"context": {"island": "Biscoe"},
+                                            "examples": [{"bill_length_mm": 39.1}, {"bill_length_mm": 47.5}]}}}}}}
+    classify_op = {
+        "summary": "Classify (TF Serving's REST classify): every class's label and score per example",
+        "tags": ["predict"], "requestBody": examples_body,
+        "responses": {"200": _resp("per example, [label, score] for every class", "ClassifyResponse"),
+                      "400": _resp("a malformed request, or the model is not a classifier", "Error"),
+                      **{k: v for k, v in errors.items() if k != "400"}},
+    }
+    regress_op = {
+        "summary": "Regress (TF Serving's REST regress): one value per example", "tags": ["predict"],
+        "requestBody": examples_body,
+        "responses": {"200": _resp("one value per example", "RegressResponse"),
+                      "400": _resp("a malformed request, or the model is not a regressor", "Error"),
+                      **{k: v for k, v in errors.items() if k != "400"}},
+    }
     openapi_op = {"summary": "This description", "tags": ["meta"],
                   "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": {"type": "object"}}}}}}
     metrics_op = {"summary": "Prometheus metrics (TF Serving's monitoring path)", "tags": ["meta"],
                   "responses": {"200": {"description": "requests, latencies, batches, loads and the request log's "
                                                        "counts in Prometheus' text format",
                                         "content": {"text/plain": {"schema": {"type": "string"}}}}}}
-    ops = {"status": status_op, "metadata": metadata_op, "predict": predict_op, "openapi": openapi_op,
-           "metrics": metrics_op}
+    ops = {"status": status_op, "metadata": metadata_op, "predict": predict_op, "classify": classify_op,
+           "regress": regress_op, "openapi": openapi_op, "metrics": metrics_op}
     paths: dict[str, Any] = {}
     for template, _, methods in ROUTES:
-        params = [p for p in (name_param, version_param) if "{" + p["name"] + "}" in template]
+        params = [p for p in (name_param, version_param, label_param) if "{" + p["name"] + "}" in template]
         item: dict[str, Any] = {m.lower(): {**ops[h], "operationId": f"{h}_{m.lower()}_{_op_suffix(template)}"}
                                 for m, h in methods.items()}
         if params:
@@ -297,9 +364,20 @@ def openapi_spec(model_name: str = "{model_name}") -> dict[str, Any]:
                 "instances": {"type": "array", "items": any_json,
                               "description": "rows: one object of features per row (or bare values for a one-input model)"},
                 "inputs": {"description": "columns: feature → list of values, one per row", **any_json}}},
+            "ExamplesRequest": {"type": "object", "required": ["examples"], "properties": {
+                "signature_name": {"type": "string", "enum": [_SIGNATURE_NAME]},
+                "context": {"type": "object", "description": "features shared by every example"},
+                "examples": {"type": "array", "items": {"type": "object"},
+                             "description": "one object per example: feature → a value or a list of values"}}},
+            "ClassifyResponse": {"type": "object", "properties": {"result": {
+                "type": "array", "description": "per example, [label, score] for every class, in class id order",
+                "items": {"type": "array", "items": {"type": "array", "items": any_json}}}}},
+            "RegressResponse": {"type": "object", "properties": {"result": {
+                "type": "array", "items": {"type": "number", "nullable": True}}}},
             "PredictResponse": {"type": "object", "properties": {
                 "predictions": {"type": "array", "items": any_json,
-                                "description": "one entry per row: an object of outputs, or the bare value for one output"},
+                                "description": "one entry per row: an object of outputs, or the bare value for one output; "
+                                               "a classifier with label names also answers classes, the predicted label"},
                 "outputs": {"description": "output → list of values (the bare list for one output)", **any_json}}},
         }},
     }

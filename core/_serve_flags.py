@@ -26,6 +26,12 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="the model's name in the URLs")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port (default: 8501; 0: any free port)")
+    p.add_argument("--grpc_port", "--grpc-port", dest="grpc_port", type=int, default=None, metavar="N",
+                   help="also serve TensorFlow Serving's gRPC API (PredictionService, ModelService) on --host at "
+                        "port N (0: any free port; default: no gRPC); needs the grpc extra: pip install 'jfx[grpc]'")
+    p.add_argument("--version_labels", "--version-labels", dest="version_labels", type=_labels, default=None,
+                   metavar="LABEL=V,...", help="version labels, e.g. stable=1,canary=2: /v1/models/NAME/labels/LABEL "
+                                               "and gRPC's model_spec.version_label answer with version V")
     p.add_argument("--no_batching", "--no-batching", dest="enable_batching", action="store_false",
                    help="run every request on its own (no dynamic batching)")
     p.add_argument("--max_batch_size", "--max-batch-size", dest="max_batch_size", type=int, default=64, metavar="N",
@@ -72,6 +78,8 @@ def serve_options(args: argparse.Namespace) -> dict[str, Any]:
         "request_log_sample_rate": float(args.request_log_sample_rate),
         "request_log_max_rows": int(args.request_log_max_rows),
         "request_log_rotate_s": float(args.request_log_rotate_s),
+        "grpc_port": None if args.grpc_port is None else int(args.grpc_port),
+        "version_labels": dict(args.version_labels or {}),
     }
 
 
@@ -113,3 +121,16 @@ def _positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
+
+
+def _labels(text: str) -> dict[str, int]:
+    labels: dict[str, int] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        name, sep, version = item.partition("=")
+        name = name.strip()
+        if not sep or not name or "/" in name or ":" in name or not version.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"expected LABEL=VERSION,... (e.g. stable=1,canary=2), got {item!r}")
+        labels[name] = int(version)
+    if not labels:
+        raise argparse.ArgumentTypeError(f"expected LABEL=VERSION,... (e.g. stable=1,canary=2), got {text!r}")
+    return labels

@@ -20,20 +20,24 @@ version they started with, and the old version stays loaded (``max_loaded_versio
 so ``/versions/<old>`` still answers. A version that fails to load is reported in the
 status with its error, and the version serving before it keeps serving.
 
-Routes (all JSON; every error is ``{"error": "..."}`` with a 4xx status for a bad request):
+Routes (all JSON; every error is ``{"error": "..."}`` with a 4xx status for a bad request);
+each model route also takes ``/versions/<v>`` or ``/labels/<label>`` after the name:
 
     POST /v1/models/<name>:predict                     {"instances": [...]} or {"inputs": {...}}
-    POST /v1/models/<name>/versions/<v>:predict
+    POST /v1/models/<name>:classify                    {"examples": [...], "context": {...}}
+    POST /v1/models/<name>:regress                     {"examples": [...], "context": {...}}
     GET  /v1/models/<name>                             model_version_status
-    GET  /v1/models/<name>/versions/<v>
     GET  /v1/models/<name>/metadata                    the signature
-    GET  /v1/models/<name>/versions/<v>/metadata
     GET  /v1/openapi.json, /openapi.json              the OpenAPI 3 description
     GET  /monitoring/prometheus/metrics                Prometheus metrics (see jfx.core._monitoring)
 
 With a request log (:class:`~jfx.core._request_log.RequestLogConfig`), sampled predict
 requests and their predictions are written as Parquet shards in the model's raw feature
 schema (see :mod:`jfx.core._request_log` for the shard contract), off the request path.
+
+A classifier with label names (see :mod:`jfx.core._inference`) also answers ``classes``,
+each row's predicted label. With ``grpc_port``, TF Serving's gRPC PredictionService and
+ModelService are served beside (:mod:`jfx.core._grpc`), on the same versions and batches.
 """
 
 from __future__ import annotations
@@ -47,15 +51,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from jfx import _storage as storage
 from jfx.core._batching import Batcher
 from jfx.core._http import HttpFrontEnd
 from jfx.core._export import LoadedModel, _bucket
+from jfx.core._inference import CLASSIFIER, REGRESSOR, Head, head_of, output_specs
 from jfx.core._monitoring import ServingMetrics
 from jfx.core._request_log import RequestLogConfig, RequestLogger, raw_string_columns
 from jfx.core._rest import (
@@ -64,6 +69,9 @@ from jfx.core._rest import (
     openapi_spec,
 )
 from jfx.errors import InvalidArgumentError, JfxError, NotFoundError
+
+if TYPE_CHECKING:
+    from jfx.core._grpc import GrpcFrontEnd
 
 __all__ = ["ModelServer", "ServingConfig", "build_parser", "main", "openapi_spec", "serve"]
 
@@ -91,6 +99,8 @@ class ServingConfig:
             and from the first byte for a later one; then the connection is answered
             408 and closed (a client that connects and sends nothing is just closed),
             so slow or silent clients cannot hold connections open.
+        version_labels: version label → version number, for ``/labels/<label>`` routes and
+            gRPC's ``model_spec.version_label`` (e.g. ``{"stable": 1, "canary": 2}``).
     """
 
     enable_batching: bool = True
@@ -100,8 +110,13 @@ class ServingConfig:
     max_loaded_versions: int = 2
     warmup_batch_sizes: tuple[int, ...] | None = None
     header_timeout_s: float = 20.0
+    version_labels: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name, version in self.version_labels.items():
+            if not name or "/" in name or ":" in name or not isinstance(version, int) or version < 0:
+                raise InvalidArgumentError(f"version label {name!r}={version!r}: a label is a name without '/' or "
+                                           "':' and its version a whole number >= 0")
         if self.max_batch_size < 1:
             raise InvalidArgumentError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
         if self.batch_timeout_ms < 0:
@@ -130,6 +145,8 @@ class Servable:
     def __init__(self, version: int, model: LoadedModel, config: ServingConfig):
         self.version = version
         self.model = model
+        self.head: Head = head_of(model)
+        self.outputs = output_specs(model, self.head)  # what it answers: the model's outputs (+ classes)
         self.batcher: Batcher | None = None
         if config.enable_batching:
             self.batcher = Batcher(model.run_prepared, max_batch_size=config.max_batch_size,
@@ -339,6 +356,8 @@ class ModelServer:
         model_name: the name in the URLs (``/v1/models/<model_name>``).
         host, port: where to listen (port 0: any free port; see :attr:`port`).
         config: batching, polling and warm-up (:class:`ServingConfig`).
+        grpc_port: also serve TF Serving's gRPC API on ``host`` at this port (0: any free
+            port; see :attr:`grpc_port`); None: no gRPC. Needs the ``grpc`` extra.
         request_log: log sampled requests and their predictions as Parquet shards
             (:class:`~jfx.core._request_log.RequestLogConfig`); its folder or store is
             checked when the server starts.
@@ -354,7 +373,7 @@ class ModelServer:
     """
 
     def __init__(self, model_base_path: str | Path, model_name: str, *, host: str = "127.0.0.1",
-                 port: int = 8501, config: ServingConfig | None = None,
+                 port: int = 8501, config: ServingConfig | None = None, grpc_port: int | None = None,
                  request_log: RequestLogConfig | None = None):
         if not model_name or "/" in model_name or ":" in model_name:
             raise InvalidArgumentError(f"model_name {model_name!r} must be non-empty, without '/' or ':'")
@@ -376,10 +395,27 @@ class ModelServer:
         self.request_log: RequestLogger | None = None
         self.openapi = openapi_spec(model_name)
         self._host, self._port = host, port
+        self._grpc_port = grpc_port
         self._http: HttpFrontEnd | None = None
+        self._grpc: GrpcFrontEnd | None = None
 
     # -- answers ---------------------------------------------------------------------------
-    def servable(self, version: str | None) -> Servable:
+    def _labelled(self, label: str) -> str:
+        version = self.config.version_labels.get(label)
+        if version is None:
+            known = ", ".join(f"{k}={v}" for k, v in sorted(self.config.version_labels.items())) or "none"
+            raise HttpError(404, f"model {self.model_name!r} has no version label {label!r}; its labels: {known} "
+                            "(jfx serve --version_labels LABEL=VERSION,...)")
+        return str(version)
+
+    def servable(self, version: str | None, label: str | None = None) -> Servable:
+        """The version a request names (by number or label; the newest when neither).
+
+        Raises:
+            HttpError: 404 for an unknown model version or label, 503 when none has loaded.
+        """
+        if label is not None:
+            version = self._labelled(label)
         if version is None:
             servable = self.versions.latest
             if servable is None:
@@ -398,7 +434,9 @@ class ModelServer:
                             f"loaded versions: {loaded}")
         return servable
 
-    def status_json(self, version: str | None) -> dict[str, Any]:
+    def status_json(self, version: str | None, label: str | None = None) -> dict[str, Any]:
+        if label is not None:
+            version = self._labelled(label)
         if version is not None:
             items = self.versions.status(int(version)) if version.isdigit() else []
             if not items:
@@ -411,7 +449,7 @@ class ModelServer:
         model = servable.model
         inputs = {n: {"dtype": s.dtype, "shape": [-1, *s.shape], **({"encoder": s.encoder} if s.encoder else {})}
                   for n, s in model.inputs.items()}
-        outputs = {n: {"dtype": o["dtype"], "shape": [-1, *o["shape"]]} for n, o in model.outputs.items()}
+        outputs = {n: {"dtype": o["dtype"], "shape": [-1, *o["shape"]]} for n, o in servable.outputs.items()}
         return {
             "model_spec": {"name": self.model_name, "signature_name": "", "version": str(servable.version)},
             "metadata": {"signature_def": {"signature_def": {_SIGNATURE_NAME: {
@@ -441,15 +479,40 @@ class ModelServer:
                 return raw_string_columns(body, model)
         request_log.submit(servable.version, model, arrays, outputs, rows, raw)
 
+    def require(self, servable: Servable, api: str) -> None:
+        """Refuses classify on a version that is not a classifier, and regress on one that is not a regressor.
+
+        Raises:
+            HttpError: 400, naming the model, its version and what it is.
+        """
+        wanted = {"classify": CLASSIFIER, "regress": REGRESSOR}[api]
+        if servable.head.kind != wanted:
+            other = {"classify": ":regress or :predict", "regress": ":classify or :predict"}[api]
+            if servable.head.kind not in (CLASSIFIER, REGRESSOR):
+                other = ":predict"
+            raise HttpError(400, f"model {self.model_name!r} version {servable.version} is "
+                            f"{servable.head.describe(servable.outputs)}, not a {wanted}, so it cannot {api}; "
+                            f"use {other}")
+
     # -- life cycle ------------------------------------------------------------------------
     @property
     def port(self) -> int:
         return self._http.port if self._http else self._port
 
     @property
+    def grpc_port(self) -> int | None:
+        """The gRPC port (the one bound, once started), or None without gRPC."""
+        return self._grpc.port if self._grpc else self._grpc_port
+
+    @property
     def url(self) -> str:
+        return f"http://{self.grpc_address.rpartition(':')[0]}:{self.port}"
+
+    @property
+    def grpc_address(self) -> str:
+        """``host:port`` of the gRPC server, as a gRPC channel takes it."""
         host = self._host if ":" not in self._host else f"[{self._host}]"
-        return f"http://{host}:{self.port}"
+        return f"{host}:{self.grpc_port}"
 
     def start(self) -> ModelServer:
         """Loads the newest version, starts polling and serves in a background thread.
@@ -462,9 +525,15 @@ class ModelServer:
         try:
             self.versions.start()
             self._http = HttpFrontEnd(self, self._host, self._port)
+            if self._grpc_port is not None:
+                try:
+                    from jfx.core._grpc import GrpcFrontEnd
+                except ImportError as err:
+                    raise InvalidArgumentError(f"gRPC (--grpc_port) needs the grpc extra: pip install 'jfx[grpc]' "
+                                               f"(grpcio and protobuf): {err}") from err
+                self._grpc = GrpcFrontEnd(self, self._http, self._host, self._grpc_port)
         except BaseException:
-            self.versions.close()
-            self._close_request_log()
+            self.close()
             raise
         return self
 
@@ -474,6 +543,9 @@ class ModelServer:
 
     def close(self) -> None:
         """Stops serving; the request log's open shard is published first."""
+        if self._grpc is not None:
+            self._grpc.close()
+            self._grpc = None
         if self._http is not None:
             self._http.close()
             self._http = None
@@ -504,30 +576,34 @@ def serve(model_base_path: str | Path, model_name: str, host: str = "127.0.0.1",
           poll_interval_s: float = 1.0, max_loaded_versions: int = 2,
           warmup_batch_sizes: Sequence[int] | None = None, header_timeout_s: float = 20.0,
           request_log: str | None = None, request_log_sample_rate: float = 1.0,
-          request_log_max_rows: int = 100_000, request_log_rotate_s: float = 300.0) -> int:
+          request_log_max_rows: int = 100_000, request_log_rotate_s: float = 300.0,
+          grpc_port: int | None = None, version_labels: Mapping[str, int] | None = None) -> int:
     """Serves a model until interrupted (what ``jfx serve`` runs). Returns the exit code.
 
-    Prints one line with the URL once the first version (if any) has loaded. With
-    ``request_log`` (a folder or ``s3://bucket/prefix``), sampled requests are logged as
-    Parquet shards there (see :class:`~jfx.core._request_log.RequestLogConfig`).
+    Prints one line with the URL (and the gRPC address, with ``grpc_port``) once the first
+    version (if any) has loaded. With ``request_log`` (a folder or ``s3://bucket/prefix``),
+    sampled requests are logged as Parquet shards there (see
+    :class:`~jfx.core._request_log.RequestLogConfig`).
     """
     config = ServingConfig(enable_batching=enable_batching, max_batch_size=max_batch_size,
                            batch_timeout_ms=batch_timeout_ms, poll_interval_s=poll_interval_s,
                            max_loaded_versions=max_loaded_versions,
                            warmup_batch_sizes=tuple(warmup_batch_sizes) if warmup_batch_sizes else None,
-                           header_timeout_s=header_timeout_s)
+                           header_timeout_s=header_timeout_s, version_labels=dict(version_labels or {}))
     log_config = None
     if request_log is not None:
         log_config = RequestLogConfig(request_log, sample_rate=request_log_sample_rate,
                                       max_rows=request_log_max_rows, rotate_s=request_log_rotate_s)
-    server = ModelServer(model_base_path, model_name, host=host, port=port, config=config, request_log=log_config)
+    server = ModelServer(model_base_path, model_name, host=host, port=port, config=config, request_log=log_config,
+                         grpc_port=grpc_port)
     previous = _stop_on_sigterm()  # before the URL is printed: a client may stop it as soon as it reads it
     try:
         server.start()
         latest = server.versions.latest
+        grpc_at = f"; gRPC at {server.grpc_address}" if server.grpc_port is not None else ""
         print(f"jfx serve: model {model_name!r} "
               f"{'version ' + str(latest.version) if latest else '(no version loaded yet)'} "
-              f"at {server.url}/v1/models/{model_name}", flush=True)
+              f"at {server.url}/v1/models/{model_name}{grpc_at}", flush=True)
         server.wait()
     except KeyboardInterrupt:
         pass

@@ -6,6 +6,7 @@ prints (which is built from the host it was asked for, whatever it bound).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -21,11 +22,13 @@ import jax.numpy as jnp
 import pytest
 from jfx.core import TensorSpec, export
 from jfx.metadata import MetadataStore
+from jfx_requires import importorskip
 from jfx_sockets import can_read_proc_net, listening_addresses
 
 pytestmark = pytest.mark.skipif(not can_read_proc_net(), reason="needs Linux's /proc/net/tcp")
 
 _URL = re.compile(r"http://\S+?:(\d+)/")
+_GRPC = re.compile(r"gRPC at (\S+):(\d+)")
 
 
 class Server:
@@ -45,6 +48,7 @@ class Server:
                 if sel.select(timeout=0.5):
                     line = self.proc.stdout.readline()
                     if m := _URL.search(line):
+                        self.line = line
                         return int(m.group(1))
                     if not line:  # stdout closed: the process ended
                         break
@@ -93,6 +97,13 @@ def model_base(tmp_path_factory) -> Path:
     return base
 
 
+def _as_ipv4(address: str) -> str:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return "0.0.0.0" if ip.is_unspecified else str(ip.ipv4_mapped or ip)
+    return address
+
+
 @pytest.fixture(scope="module")
 def store_url(tmp_path_factory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'metadata.sqlite'}"
@@ -103,7 +114,7 @@ def store_url(tmp_path_factory) -> str:
 @pytest.mark.parametrize("host,bound", [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0")], ids=["default", "all"])
 def test_jfx_serve_binds_the_address_it_is_given(model_base, host, bound):
     server = Server(["serve", "--model_base_path", str(model_base), "--model_name", "m", "--port", "0",
-                     "--poll_interval_s", "0", *(["--host", host] if host else [])])
+                     "--grpc_port", "0", "--poll_interval_s", "0", *(["--host", host] if host else [])])
     try:
         status, body = server.get("/v1/models/m")
         assert status == 200 and json.loads(body)["model_version_status"][0]["state"] == "AVAILABLE"
@@ -112,6 +123,19 @@ def test_jfx_serve_binds_the_address_it_is_given(model_base, host, bound):
                                      data=json.dumps({"instances": [{"x": 1.5}]}).encode(), method="POST")
         with urllib.request.urlopen(req, timeout=30) as resp:
             assert json.loads(resp.read()) == {"predictions": [3.0]}
+        # TF Serving's gRPC API beside it (--grpc_port), on the same address
+        grpc = importorskip("grpc", hint="pip install 'jfx[grpc]'")
+        from jfx.core._tfs_proto import get_model_status_pb2, model_service_pb2_grpc
+
+        grpc_host, grpc_port = _GRPC.search(server.line).groups()
+        # gRPC listens on a dual-stack socket: 127.0.0.1 as ::ffff:127.0.0.1, 0.0.0.0 as :: (every address)
+        assert grpc_host == bound and {_as_ipv4(a) for a in listening_addresses(int(grpc_port))} == {bound}
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            request = get_model_status_pb2.GetModelStatusRequest()
+            request.model_spec.name = "m"
+            status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=30)
+        assert [(s.version, s.state) for s in status.model_version_status] == [
+            (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
     finally:
         server.stop()
 

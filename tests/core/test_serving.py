@@ -23,7 +23,7 @@ from jfx.errors import NotFoundError
 
 CITY = {"vocabulary": ["paris", "oslo", "lima"], "oov_buckets": 1}
 SIGNATURE = {"x": TensorSpec("float32"), "v": TensorSpec("float32", (2,)), "city": TensorSpec("string", encoder=CITY)}
-CONFIG = ServingConfig(max_batch_size=16, batch_timeout_ms=5, poll_interval_s=0.1)
+CONFIG = ServingConfig(max_batch_size=16, batch_timeout_ms=5, poll_interval_s=0.1, version_labels={"stable": 1})
 
 
 def _fn(p, f):
@@ -234,7 +234,7 @@ def test_bad_bodies_get_4xx_naming_the_field(client, body, status, needle):
     ("POST", "/v1/models/m/versions/abc:predict", 404),
     ("GET", "/v1/models/m/versions/9", 404),
     ("GET", "/v1/models/m/versions/9/metadata", 404),
-    ("POST", "/v1/models/m:classify", 404),
+    ("POST", "/v1/models/m:explain", 404),
     ("GET", "/v1/nothing", 404),
     ("GET", "/", 404),
     ("GET", "/v1/models/m:predict", 405),
@@ -409,9 +409,14 @@ def test_openapi_matches_the_routes_answered(served, client):
     assert spec == json.loads(json.dumps(openapi_spec("m")))
     described = {(path, method.upper()) for path, item in spec["paths"].items()
                  for method in item if method != "parameters"}
-    # every described operation answers (not 404/405) with real values filled in
+    # every described operation answers (not 404/405) with real values filled in; this
+    # model is neither a classifier nor a regressor, so classify and regress say so
     for path, method in described:
-        concrete = path.replace("{model_name}", "m").replace("{version}", "1")
+        concrete = path.replace("{model_name}", "m").replace("{version}", "1").replace("{label}", "stable")
+        if concrete.endswith((":classify", ":regress")):
+            got, data, _ = client.request(method, concrete, {"examples": [row(1)]})
+            assert got == 400 and "version 1 is neither a classifier" in data["error"], (concrete, got, data)
+            continue
         body = {"instances": [row(1)]} if method == "POST" else None
         got = client.request(method, concrete, body)[0]
         assert got == 200, (method, concrete, got)

@@ -83,6 +83,35 @@ def test_the_model_is_accurate_blessed_and_pushed(clean_run):
     assert vocab[ids[0]] == "Adelie"
 
 
+
+def test_the_served_model_answers_species_names(clean_run):
+    """The exported label vocabulary reaches jfx serve's answers: predict's classes and :classify's labels."""
+    import http.client
+
+    from jfx.core._serving import ModelServer, ServingConfig
+
+    home, _ = clean_run
+    row = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0,
+           "island": "Torgersen", "sex": "male"}
+    answers = {}
+    with ModelServer(home / "serving" / "penguin", "penguin", port=0,
+                     config=ServingConfig(poll_interval_s=0, warmup_batch_sizes=(1,))) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:
+            for verb, body in (("predict", {"instances": [row]}), ("classify", {"examples": [row]})):
+                conn.request("POST", f"/v1/models/penguin:{verb}", json.dumps(body))
+                resp = conn.getresponse()
+                answers[verb] = (resp.status, json.loads(resp.read()))
+        finally:
+            conn.close()
+    assert answers["predict"][0] == 200 and answers["predict"][1]["predictions"][0]["classes"] == "Adelie"
+    status, classified = answers["classify"]
+    vocab = json.loads((home / "serving" / "penguin" / "1" / "signature.json").read_text())["metadata"]["label_vocabulary"]
+    assert sorted(vocab) == ["Adelie", "Chinstrap", "Gentoo"]
+    assert status == 200 and [label for label, _ in classified["result"][0]] == vocab  # in class id order
+    assert max(classified["result"][0], key=lambda pair: pair[1])[0] == "Adelie"
+
+
 def test_an_unchanged_rerun_is_fully_cached(clean_run):
     home, _ = clean_run
     proc = run_jfx("run", str(PENGUIN), home=home)

@@ -71,7 +71,7 @@ TARGETS = [
             "tests/orchestrators/test_node_options.py", "tests/orchestrators/test_control_flow.py",  # retries, If
             "tests/components/test_resolvers.py",  # resolver nodes
             "tests/orchestrators/test_object_storage.py", "-k", f"'{_NOT_SLOW_S3} and not beam'")),
-    Target("serving-inputs", "core/_rest.py", ("parse_predict_body",),
+    Target("serving-inputs", "core/_rest.py", ("parse_predict_body", "_load_object"),
            ("tests/core/test_serving_inputs.py",)),
 ]
 
