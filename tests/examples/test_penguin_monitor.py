@@ -119,3 +119,82 @@ def test_request_logs_under_an_s3_prefix(trained, tmp_path, s3_root):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = anomalies_of(home, proc)
     assert doc["passed"] is True and set(doc["skew"]["serving"]) == set(FEATURES)
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory):
+    """A store where the whole penguin pipeline ran: a model pushed to $JFX_HOME/serving/penguin."""
+    home = tmp_path_factory.mktemp("monitor-e2e") / "home"
+    proc = run_jfx("run", str(PENGUIN), home=home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    examples = output_dir(home, proc, "ExampleGen", "examples")
+    rows = pa.concat_tables(pq.read_table(p) for p in sorted(examples.glob("Split-*/*.parquet")))
+    assert list((home / "serving" / "penguin").iterdir()), "the pipeline pushed no model"
+    return home, rows
+
+
+def serve_and_send(home: Path, log: Path, batches: list[list[dict]]) -> None:
+    """Start a real ``jfx serve --request_log`` on the pushed model, send each batch as one
+    REST predict request, then stop it with SIGTERM (which publishes the open shard)."""
+    import http.client
+    import queue
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    env = {k: v for k, v in os.environ.items() if k != "JFX_METADATA_URL"}
+    env["JFX_HOME"] = str(home)
+    proc = subprocess.Popen([sys.executable, "-m", "jfx", "serve", "--model_base_path", str(home / "serving" / "penguin"),
+                             "--model_name", "penguin", "--port", "0", "--request_log", str(log),
+                             "--request_log_max_rows", "64"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    try:
+        seen, found = [], None
+        while found is None:  # its log lines first, then the one with the URL
+            try:
+                seen.append(lines.get(timeout=120))
+            except queue.Empty:
+                raise AssertionError("jfx serve printed no URL in 120 s:\n" + "".join(seen)) from None
+            found = re.search(r"at http://127\.0\.0\.1:(\d+)/", seen[-1])
+        conn = http.client.HTTPConnection("127.0.0.1", int(found.group(1)), timeout=60)
+        for batch in batches:
+            conn.request("POST", "/v1/models/penguin:predict", json.dumps({"instances": batch}))
+            answer = conn.getresponse()
+            assert answer.status == 200, answer.read()
+            assert len(json.loads(answer.read())["predictions"]) == len(batch)
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+
+
+def requests_of(rows: pa.Table, size: int = 10) -> list[list[dict]]:
+    """Raw penguin rows as a client sends them (the features only, missing values as null)."""
+    records = rows.select(FEATURES).to_pylist()
+    return [records[i:i + size] for i in range(0, len(records), size)]
+
+
+def test_a_real_server_logs_its_requests_and_the_monitor_checks_them(pushed, tmp_path):
+    home, rows = pushed
+    normal = rows.take(np.random.default_rng(5).permutation(rows.num_rows)[:150])
+    serve_and_send(home, tmp_path / "normal", requests_of(normal))
+    shards = sorted((tmp_path / "normal").glob("requests-*.parquet"))
+    assert len(shards) >= 2 and sum(pq.read_metadata(s).num_rows for s in shards) == 150
+    proc = run_jfx("run", str(MONITOR), "--param", f"request_log={tmp_path / 'normal'}", home=home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = anomalies_of(home, proc)
+    assert doc["passed"] is True and set(doc["skew"]["serving"]) == set(FEATURES)
+
+    # the traffic mix shifts: only one island's penguins, as a new client might send
+    shifted = rows.filter(pc.equal(rows["island"], "Dream"))
+    serve_and_send(home, tmp_path / "shifted", requests_of(shifted))
+    proc = run_jfx("run", str(MONITOR), "--param", f"request_log={tmp_path / 'shifted'}", home=home)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "SkewValidator halted the pipeline" in proc.stdout
+    skewed = {a["column"] for a in anomalies_of(home, proc)["splits"]["serving"] if a["kind"] == "skew"}
+    assert "island" in skewed, proc.stdout
+    assert not skewed & {"species", "year"}
