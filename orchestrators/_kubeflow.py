@@ -46,6 +46,11 @@ starts no further task, and the run's finish task (which runs once, after everyt
 runs the exit node in its own pod (:func:`jfx.orchestrators.entrypoint.finish`). Nodes
 Argo never started after a failure are recorded SKIPPED with the reason.
 
+A ``jfx.If`` condition on runtime parameters is compiled into the task's
+``triggerPolicy.condition`` (:func:`cel_condition`): the backend's driver decides it before a
+pod starts, and the finish task records the nodes it skipped (and those after them, which
+Argo omits) SKIPPED. A condition on an output value stays in the pod (the launcher decides).
+
 A metadata URL with a password is refused for a cluster: it would land in the spec, the
 Kubeflow UI and every task's log. Give it through a Kubernetes secret
 (``metadata_secret``): every task reads it as ``JFX_METADATA_URL``.
@@ -256,7 +261,7 @@ class KubeflowDagRunner:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # kfp's notices about future defaults
             compiler.Compiler().compile(graph, str(output))
-        _share_components(output)
+        _share_components(output, trigger_conditions(ir))
         return str(output)
 
     def targets(self, ir: PipelineIR) -> tuple[str, str]:
@@ -802,9 +807,135 @@ def _finish_component(param_names: list[str], params: Mapping[str, Any], image: 
         return dsl.component(base_image=image, install_kfp_package=False)(_define(source, "jfx_finish_run"))
 
 
-def _share_components(path: Path) -> None:
+# ---------------------------------------------------------------------- trigger conditions
+
+_CEL_OPS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def _cel_string(text: str) -> str:
+    """A CEL string literal (single-quoted, escaped), which Python also reads back as ``text``."""
+    out = []
+    for ch in text:
+        if ch in ("\\", "'"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "'" + "".join(out) + "'"
+
+
+def _cel_comparison(op: str, args: list[dict[str, Any]], params: Mapping[str, Any]) -> str | None:
+    """One comparison as CEL over the task's inputs, or None when the driver could not decide it
+    as the launcher does (an output value, a dict/list/null operand, mismatched types)."""
+    if op not in _CEL_OPS:
+        return None
+    kinds: list[str] = []
+    for a in args:
+        if "param" in a:
+            p = params.get(a["param"])
+            if p is None or p.type not in ("int", "float", "str", "bool") or (p.default is None and not p.required):
+                return None  # a parameter that may be null: the in-pod check decides
+            kinds.append(p.type)
+        elif "value" in a:
+            v = a["value"]
+            if isinstance(v, bool):
+                kinds.append("bool")
+            elif isinstance(v, int):
+                kinds.append("int")
+            elif isinstance(v, float) and math.isfinite(v):
+                kinds.append("float")
+            elif isinstance(v, str):
+                kinds.append("str")
+            else:
+                return None
+        else:
+            return None  # an output artifact's property: only the pod can read it
+    numeric = {"int", "float"}
+    if not (kinds[0] == kinds[1] or set(kinds) <= numeric):
+        return None
+    if "bool" in kinds and op not in ("==", "!="):
+        return None
+    as_int = kinds == ["int", "int"]  # whole numbers compared as CEL ints; else as doubles
+    sides = []
+    for a, kind in zip(args, kinds, strict=True):
+        if "param" in a:
+            # a parameter arrives as a protobuf Value: a number is a double (the SDK's own form for ints)
+            ref = f"inputs.parameter_values[{_cel_string(a['param'])}]"
+            sides.append(f"int({ref})" if as_int else ref)
+        else:
+            v = a["value"]
+            if kind == "bool":
+                sides.append("true" if v else "false")
+            elif kind == "str":
+                sides.append(_cel_string(v))
+            elif as_int:
+                sides.append(str(int(v)))
+            else:
+                sides.append(repr(float(v)))  # 10.0, 1e-07, 1e+21: CEL double literals
+    if not any("inputs." in side for side in sides):
+        return None  # two constants: nothing for the driver to decide
+    return f"{sides[0]} {op} {sides[1]}"
+
+
+def cel_condition(cond: dict[str, Any] | None, params: Mapping[str, Any], *, exact: bool = False) -> str | None:
+    """A node's ``jfx.If`` condition as its task's ``triggerPolicy.condition``, or None.
+
+    The backend's driver evaluates the condition (CEL, ``backend/src/v2/expression``) on the
+    task's ExecutorInput before any pod starts; when it is false the task is not triggered
+    (its execution is CANCELED, Argo skips the pod and omits the tasks after it). Only what
+    the driver decides as the launcher does is compiled: comparisons of runtime parameters
+    (int, float, str, bool, never null) with constants or with each other, joined by and, or
+    and not. Where the compiled condition is false so is the node's, so no node is skipped
+    that the launcher would run; the parts of an ``and`` that only the pod can decide (an
+    output artifact's property) are left out, and the launcher checks the whole condition
+    in the pod. ``exact``: the whole condition, or None.
+
+    >>> from jfx.pipelines import PipelineIR
+    >>> ir = PipelineIR.from_dict({"ir_version": 1, "pipeline": {"name": "p"}, "nodes": [], "parameters": {
+    ...     "push": {"type": "bool", "default": True}, "rows": {"type": "int", "default": 3}}})
+    >>> cel_condition({"op": "and", "args": [{"op": "==", "args": [{"param": "push"}, {"value": True}]},
+    ...     {"op": ">", "args": [{"param": "rows"}, {"value": 10}]}]}, ir.parameters)
+    "(inputs.parameter_values['push'] == true) && (int(inputs.parameter_values['rows']) > 10)"
+    """
+    if not cond:
+        return None
+    op, args = cond["op"], cond["args"]
+    if op in ("and", "or"):
+        parts = [cel_condition(a, params, exact=exact) for a in args]
+        if (exact or op == "or") and any(p is None for p in parts):
+            return None  # a part that may hold: the pod decides
+        kept = [p for p in parts if p is not None]
+        if not kept:
+            return None
+        joiner = " && " if op == "and" else " || "
+        return kept[0] if len(kept) == 1 else joiner.join(f"({p})" for p in kept)
+    if op == "not":
+        inner = cel_condition(args[0], params, exact=True)  # "not" of a weaker condition would skip too much
+        return None if inner is None else f"!({inner})"
+    return _cel_comparison(op, args, params)
+
+
+def trigger_conditions(ir: PipelineIR) -> dict[str, str]:
+    """Node id → the ``triggerPolicy.condition`` of its task (nodes whose condition the driver can decide)."""
+    found: dict[str, str] = {}
+    for node in ir.nodes:
+        cel = cel_condition(node.condition, ir.parameters)
+        if cel is not None:
+            found[node.id] = cel
+    return found
+
+
+def _share_components(path: Path, triggers: Mapping[str, str] | None = None) -> None:
     """Rewrite the compiled spec at ``path`` so that tasks with the same settings share one
-    component, one executor and one Kubernetes executor config.
+    component, one executor and one Kubernetes executor config; and give each node's task
+    its trigger condition (``triggers``: node id → CEL, see :func:`cel_condition`).
 
     kfp's compiler gives every task its own copy of the component (the task's body, a few KB,
     with its resources and Kubernetes settings), so a spec would grow by that much per node.
@@ -841,6 +972,10 @@ def _share_components(path: Path) -> None:
             ref = task.get("componentRef", {})
             if ref.get("name") in component_as:
                 ref["name"] = component_as[ref["name"]]
+            node = (task.get("inputs", {}).get("parameters", {}).get("jfx_node", {})
+                    .get("runtimeValue", {}).get("constant"))
+            if triggers and node in triggers:
+                task.setdefault("triggerPolicy", {})["condition"] = triggers[node]
     for name, canonical in component_as.items():
         if name != canonical:
             del components[name]

@@ -28,6 +28,9 @@ What the backend does around a failure, and what :func:`finish` makes of it:
 * An ``ExitHandler``'s node (IR trigger ``all_done``) is an ordinary task after its
   block; when Argo never starts it (a block node failed), :func:`finish`, which runs
   once after everything, runs it in its own pod, so it still runs exactly once.
+* A task whose ``triggerPolicy.condition`` (a ``jfx.If`` on runtime parameters) the driver
+  found false starts no pod, and Argo omits the tasks after it: :func:`finish` records those
+  nodes SKIPPED as the launcher would (``_record_untriggered``).
 * ``PipelineTaskFinalStatus.state`` is the MLMD state of the run's DAG execution on a
   backend (``COMPLETE``, ``FAILED``, ...), ``SUCCEEDED``/``FAILED`` under kfp.local; see
   :func:`tasks_succeeded_from_state`.
@@ -59,6 +62,7 @@ from jfx.errors import ComponentError, InvalidArgumentError, JfxError
 from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators._kfp_code import fetch_node_code
 from jfx.orchestrators._launcher import (
+    NodeLaunch,
     NodeOutcome,
     NodeState,
     RunInfo,
@@ -349,6 +353,30 @@ def run_state(outcomes: dict[str, NodeOutcome], selected: set[str] | None,
     return RunState.FAILED if tasks_succeeded is False else _run_state(outcomes, left_out)
 
 
+def _record_untriggered(store: MetadataStore, pipeline: PipelineIR, run: RunInfo, selected: set[str] | None) -> None:
+    """Record SKIPPED, as the launcher would, the nodes whose task never started because a false
+    condition skipped them: a task whose ``triggerPolicy.condition`` the driver found false (no
+    pod starts), and the tasks after it, which Argo then omits.
+
+    Only nodes with no execution are looked at, in the pipeline's order, and only a skip
+    that the launcher's own control check decides from a false condition (here or upstream)
+    is recorded; a node that never started for another reason (Argo's fail-fast after a
+    failure) is left to :func:`outcomes_from_store`.
+    """
+    latest = store.latest_executions(run.run_context_id)
+    for node in pipeline.nodes:
+        if node.id in latest or (selected is not None and node.id not in selected):
+            continue
+        launch = NodeLaunch(store, pipeline, node, run, check_upstream=True)
+        try:
+            skip, _ = launch.check_control()
+        except JfxError:
+            continue  # a condition on an output that was never made: not a skip by condition
+        if skip is not None and skip.by_condition:
+            outcome = launch.skip(skip)
+            print(f"jfx: run {run.run_id} node {node.id} (not triggered): {_describe(outcome)}", flush=True)
+
+
 def _run_exit_nodes(store: MetadataStore, pipeline: PipelineIR, run: RunInfo, selected: set[str] | None) -> None:
     """Run the ``ExitHandler`` nodes whose task never started, in this (the finish task's) pod.
 
@@ -405,6 +433,7 @@ def finish(
         run = _join(store, pipeline, run_id, runner, parameters, enable_cache, pipeline_root)
         _abandon_leftovers(store, run)
         selected = _selection(pipeline, from_nodes, to_nodes)
+        _record_untriggered(store, pipeline, run, selected)
         _run_exit_nodes(store, pipeline, run, selected)
         outcomes = outcomes_from_store(store, pipeline, run, selected)
         state = run_state(outcomes, selected, tasks_succeeded)

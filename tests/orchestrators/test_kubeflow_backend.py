@@ -312,6 +312,83 @@ def test_foreach_and_if_run_is_recorded_complete(fan):
     assert value(recorded(url, run_id).state) == "complete"
 
 
+@pytest.mark.parametrize("push", [False, True])
+def test_a_false_parameter_condition_starts_no_pod_and_the_nodes_are_recorded_skipped(tmp_path, push):
+    package, url = flow_package(tmp_path, "gated()")
+    run = kb.Backend(tmp_path / "pods").run(package, {"push": push})
+    assert run.phase == "Succeeded", run.log()
+    ran, skipped = (["publish", "scaled"], ["other"]) if push else (["other"], ["publish", "scaled"])
+    # the driver decides the condition: no process starts for a skipped node
+    assert [t.display_name for t in run.tasks] == ["number", *ran, "jfx-finish-run"], run.log()
+    assert not any(run.of(n) for n in skipped)
+    if push:
+        assert run.not_triggered == ["comp-exit-handler-1/other"]
+    else:  # scaled depends on publish, whose executor Argo skipped: omitted, its driver never ran
+        assert run.not_triggered == ["comp-exit-handler-1/publish"] and run.omitted == ["comp-exit-handler-1/scaled"]
+    run_id = jfx_run_id("flow-gate", run)
+    # the finish task records them SKIPPED, as the launcher does in a pod (an execution with the reason)
+    assert node_executions(url, run_id) == {**{n: ["complete"] for n in ["number", *ran]},
+                                            **{n: ["skipped"] for n in skipped}}
+    [finish] = run.of("jfx-finish-run")
+    for node in skipped:
+        assert f"node {node} (not triggered): skipped" in finish.output
+    record = recorded(url, run_id)
+    assert value(record.state) == "complete" and {n: node_states(record)[n] for n in skipped} == \
+        dict.fromkeys(skipped, "skipped")
+    if not push:
+        # an omitted task has no execution, so the backend's DAG never reaches COMPLETE: the finish
+        # gets RUNNING, and the jfx store decides
+        assert finish.parameters["status"]["state"] == "RUNNING"
+
+
+CONDITIONS = [
+    ("push", "==", True), ("push", "!=", False), ("rows", ">", 10), ("rows", "<=", 2.5), ("ratio", ">=", 0.25),
+    ("ratio", "==", 1), ("name", "==", "it's \\ \"a\"\n é"), ("name", "<", "b"), ("rows", "==", "3"),
+    ("push", "<", True),
+]
+VALUES = [{"push": p, "rows": r, "ratio": f, "name": n} for p in (True, False) for r in (-3, 2, 3, 11)
+          for f in (0.25, 1.0, 0.1) for n in ("it's \\ \"a\"\n é", "a", "c")]
+
+
+def test_compiled_trigger_conditions_decide_as_the_launcher_does():
+    from jfx.orchestrators._kubeflow import cel_condition
+    from jfx.pipelines import PipelineIR
+    from jfx.pipelines._control import evaluate_condition
+
+    ir = PipelineIR.from_dict({"ir_version": 1, "pipeline": {"name": "p"}, "nodes": [], "parameters": {
+        "push": {"type": "bool", "default": True}, "rows": {"type": "int", "default": 3},
+        "ratio": {"type": "float", "default": 0.5}, "name": {"type": "str", "default": "a"},
+        "maybe": {"type": "str"}}})
+
+    def cmp(name, op, constant):
+        return {"op": op, "args": [{"param": name}, {"value": constant}]}
+
+    on_output = {"op": "==", "args": [{"output": {"producer": "e", "key": "b", "property": "ok"}}, {"value": True}]}
+    comparisons = [cmp(*c) for c in CONDITIONS]
+    compiled = [c for c in comparisons if cel_condition(c, ir.parameters)]
+    # mismatched types (int == "3") and ordered booleans stay with the launcher, as do outputs and a null parameter
+    assert len(compiled) == len(comparisons) - 2
+    assert cel_condition(on_output, ir.parameters) is None
+    assert cel_condition(cmp("maybe", "==", "x"), ir.parameters) is None
+    conditions = [
+        *compiled,
+        {"op": "not", "args": [compiled[0]]},
+        {"op": "and", "args": [compiled[1], compiled[2], {"op": "not", "args": [compiled[6]]}]},
+        {"op": "or", "args": [compiled[3], {"op": "not", "args": [compiled[4]]}]},
+    ]
+    for cond in conditions:
+        cel = cel_condition(cond, ir.parameters)
+        for values in VALUES:
+            assert kb.evaluate_condition(cel, values) == evaluate_condition(cond, values, None), (cel, values)
+    # a part on an output: the compiled condition is weaker, never false where the node runs
+    partial = {"op": "and", "args": [compiled[2], on_output]}
+    assert cel_condition(partial, ir.parameters) == cel_condition(compiled[2], ir.parameters)
+    assert cel_condition({"op": "not", "args": [partial]}, ir.parameters) is None
+    assert cel_condition({"op": "or", "args": [compiled[2], on_output]}, ir.parameters) is None
+    with pytest.raises(kb.ConditionError, match="no such key"):
+        kb.evaluate_condition("inputs.parameter_values['gone'] == 1", {})
+
+
 FAIL_FIRST = '''
 def fail_first():
     first = number(value=1)
