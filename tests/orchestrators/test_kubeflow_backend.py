@@ -215,11 +215,23 @@ def flow_package(tmp: Path, expression: str, **runner_args) -> tuple[Path, str]:
     return Path(runner.compile(load_pipeline(source), tmp / "flow.yaml")), url
 
 
+EXIT_WITH_RESOURCES = '''
+def exit_with_resources():
+    pipe = exit_handled()
+    [notify] = [n for n in pipe.components if n.id == "report"]
+    notify.with_resources(cpu=2, memory="3Gi", node_selector={"pool": "exit"})
+    return pipe
+'''
+
+
 @pytest.fixture(scope="module")
 def exit_failing(tmp_path_factory):
-    """ExitHandler(report) around number -> explode(fail) -> publish."""
+    """ExitHandler(report, with its own resources) around number -> explode(fail) -> publish."""
     tmp = tmp_path_factory.mktemp("flow-exit")
-    package, url = flow_package(tmp, "exit_handled()")
+    source = project(tmp / "project", FLOW, EXIT_WITH_RESOURCES + "\n\npipeline = exit_with_resources()\n")
+    url = f"sqlite:///{tmp / 'md.sqlite'}"
+    runner = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp / "artifacts"), metadata_url=url, local=True)
+    package = runner.compile(load_pipeline(source), tmp / "flow.yaml")
     run = kb.Backend(tmp / "pods").run(package, {"fail": True})
     return run, url, jfx_run_id("flow-exit", run)
 
@@ -228,7 +240,7 @@ def test_exit_handler_around_a_failure_records_the_failure(exit_failing):
     run, url, run_id = exit_failing
     assert run.phase == "Failed"
     assert [t.phase for t in run.of("explode")] == ["Failed"]
-    assert "comp-exit-handler-1/publish" in run.omitted and not run.of("publish")
+    assert "comp-jfx-exit-block-1/publish" in run.omitted and not run.of("publish")
     # the finish gets the state of the DAG the node tasks ran in, as the backend computes it
     [finish] = run.of("jfx-finish-run")
     assert finish.parameters["status"]["state"] == "FAILED"
@@ -238,16 +250,20 @@ def test_exit_handler_around_a_failure_records_the_failure(exit_failing):
     assert states["explode"] == "failed" and states["publish"] == "skipped" and states["number"] == "complete"
 
 
-def test_exit_handler_node_runs_once_after_every_node_it_guards(exit_failing):
+def test_exit_handler_node_runs_once_after_every_node_it_guards_in_its_own_pod(exit_failing):
     run, url, run_id = exit_failing
-    # its task comes after the block, so Argo does not start it once explode failed: the finish task,
-    # which runs once after everything, runs it
-    assert not run.of("report") and "comp-exit-handler-1/report" in run.omitted
-    assert not any(t.hook_of for t in run.tasks if t.name != "jfx-finish-run")
-    [finish] = run.of("jfx-finish-run")
-    assert finish.started >= max(t.ended for t in run.tasks if t.display_name in ("number", "explode"))
+    # Argo starts nothing after explode failed; the exit node is the hook of the node tasks' group,
+    # which runs once after it, failed or not
+    [report] = run.of("report")
+    assert report.hook_of == "jfx-exit-block-1" and report.phase == "Succeeded", run.log()
+    assert report.started >= max(t.ended for t in run.tasks if t.display_name in ("number", "explode"))
     assert node_executions(url, run_id)["report"] == ["complete"]
-    assert "node report (its task was not started): complete" in finish.output
+    # ... with the node's own pod settings, not the finish task's
+    assert report.resources["cpuLimit"] == 2 and report.resources["memoryLimit"] == pytest.approx(3.221225472)
+    assert report.kubernetes["nodeSelector"]["labels"] == {"pool": "exit"}
+    [finish] = run.of("jfx-finish-run")
+    assert "cpuLimit" not in finish.resources and "nodeSelector" not in finish.kubernetes
+    assert finish.started >= report.ended and "node report" not in finish.output.split("of pipeline")[0]
     with MetadataStore(url) as store:
         [art] = [a for a in store.get_artifacts_by_type("Metrics") if "states" in a.properties]
     assert art.properties["states"] == {"number": "complete", "explode": "failed", "publish": "skipped"}
@@ -258,8 +274,8 @@ def test_exit_handler_around_a_success_runs_once_and_the_run_completes(tmp_path)
     run = kb.Backend(tmp_path / "pods").run(package, {"fail": False})
     assert run.phase == "Succeeded", run.log()
     [report] = run.of("report")
-    assert report.hook_of is None and report.started >= max(t.ended for t in run.tasks if t.display_name in
-                                                            ("number", "explode", "publish"))
+    assert report.hook_of == "jfx-exit-block-1" and report.started >= max(
+        t.ended for t in run.tasks if t.display_name in ("number", "explode", "publish"))
     run_id = jfx_run_id("flow-exit", run)
     assert node_executions(url, run_id)["report"] == ["complete"]
     assert value(recorded(url, run_id).state) == "complete"
@@ -270,22 +286,33 @@ def after_exit():
     notify = report()
     with ExitHandler(notify):
         base = number(value=3)
-    tail = publish(x=notify.outputs["out"]).with_id("tail")
+    tail = chatty(text="after").with_id("tail").after(notify)
     return Pipeline("flow-after-exit", [notify, base, tail])
 '''
 
 
-def test_a_node_after_an_exit_handler_node_is_accepted_by_argo(tmp_path):
+def test_a_node_after_an_exit_handler_node_is_accepted_by_argo_and_the_node_runs_once(tmp_path):
     source = project(tmp_path / "project", FLOW, AFTER_EXIT + "\n\npipeline = after_exit()\n")
-    runner = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp_path / "a"), metadata_url="sqlite:///x", local=True)
-    spec, k8s = kb.load_package(runner.compile(load_pipeline(source), tmp_path / "p.yaml"))
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    runner = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp_path / "a"), metadata_url=url, local=True)
+    package = runner.compile(load_pipeline(source), tmp_path / "p.yaml")
+    spec, k8s = kb.load_package(package)
     workflow = kb.argo_workflow(spec, k8s, kb.runtime_parameters(spec, {}))
-    # the exit node is a DAG task (no exit hook but the run's finish), and the node after it waits for it
-    assert [t["name"] for t in workflow["spec"]["templates"] if "hooks" in json.dumps(t)] == ["root"]
-    [dag] = [t["dag"]["tasks"] for t in workflow["spec"]["templates"] if t["name"] == "comp-exit-handler-1"]
+    # the exit node is a DAG task of the group, and the node after it waits for it; the hooks are
+    # the exit node's (on the group) and the run's finish
+    assert sorted(t["name"] for t in workflow["spec"]["templates"] if "hooks" in json.dumps(t)) == \
+        ["comp-exit-handler-1", "root"]
+    [dag] = [t["dag"]["tasks"] for t in workflow["spec"]["templates"] if t["name"] == "comp-jfx-exit-block-1"]
     drivers = {json.loads(next(p["value"] for p in t["arguments"]["parameters"] if p["name"] == "task"))
                ["taskInfo"]["name"]: t for t in dag if t["name"].endswith("-driver")}
     assert drivers["tail"]["depends"] == f"{drivers['report']['name'].removesuffix('-driver')}.Succeeded"
+    run = kb.Backend(tmp_path / "pods").run(package)
+    assert run.phase == "Succeeded", run.log()
+    ordinary, hook = run.of("report")  # the node's own task ran it; its hook found it done
+    assert ordinary.hook_of is None and hook.hook_of == "jfx-exit-block-1"
+    assert "node report: ran in its own task already (complete" in hook.output
+    assert node_executions(url, jfx_run_id("flow-after-exit", run)) == {n: ["complete"] for n in
+                                                                        ("report", "number", "tail")}
 
 
 @pytest.fixture(scope="module")

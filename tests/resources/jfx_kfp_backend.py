@@ -640,6 +640,10 @@ class TaskRun:
     # taskInfo.name: the execution's display_name in MLMD and the name the KFP UI shows
     # (driver/container.go at 2.17.0: ``ecfg.DisplayName = opts.Task.GetTaskInfo().GetName()``)
     display_name: str = ""
+    # the pod's settings: the container's resources (PipelineContainerSpec.resources: CPU, memory,
+    # accelerator) and the task's Kubernetes executor config (node selector, tolerations, ...)
+    resources: dict[str, Any] = field(default_factory=dict)
+    kubernetes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -758,6 +762,13 @@ class Backend:
                 value = _pb_text(value)  # metadata.PbValueToText
             values[key] = value
         return values
+
+    def pod_settings(self, t: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The settings of the pod a container task runs in: (container resources, Kubernetes config)."""
+        label = _component(self._spec, t["componentRef"]["name"])["executorLabel"]
+        container = self._spec["deploymentSpec"]["executors"][label]["container"]
+        k8s = ((self._k8s.get("deploymentSpec") or {}).get("executors") or {}).get(label, {})
+        return copy.deepcopy(container.get("resources") or {}), copy.deepcopy(k8s)
 
     @staticmethod
     def _triggered(t: dict[str, Any], values: dict[str, Any]) -> bool:
@@ -1000,6 +1011,7 @@ class _Dag:
             self.states[key] = "RUNNING"
         tr = self.b._pod(key, t, self, hook_of)
         tr.display_name = _display_name(key, t)
+        tr.resources, tr.kubernetes = self.b.pod_settings(t)
         with self.lock:
             self.states[key] = tr.state
             if tr.phase == "Skipped":
