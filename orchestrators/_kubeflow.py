@@ -950,7 +950,7 @@ def _rewrite_spec(path: Path, ir: PipelineIR, triggers: Mapping[str, str]) -> No
     for dag in _dags(docs[0]):
         for task in (dag.get("tasks") or {}).values():
             node = _task_node(task)
-            if node in triggers:
+            if node is not None and node in triggers:
                 task.setdefault("triggerPolicy", {})["condition"] = triggers[node]
     path.write_text("---\n".join(yaml.safe_dump(d, sort_keys=True) for d in docs))
 
