@@ -183,6 +183,7 @@ def kfp_server(tmp_path, monkeypatch):
 @pytest.fixture
 def tls_server(tmp_path, monkeypatch):
     """The API server over https on 127.0.0.1, its certificate signed by a CA made here; (server, CA file)."""
+    importorskip("cryptography", hint="pip install cryptography")
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
