@@ -137,3 +137,36 @@ def test_schema_viewer_shows_environments_and_comparators(page, penguin_home):
         expect(island).to_contain_text("infinity_norm ≤ 0.15")
         expect(viewer.locator("tr", has=page.locator("strong", has_text="body_mass_g"))).to_contain_text(
             "jensen_shannon_divergence ≤ 0.15")
+
+
+def test_evaluation_viewer_draws_intervals_fairness_and_plots(page, penguin_home):
+    home, (_, run2) = penguin_home  # the second run has a baseline: the first run's blessed model
+    with UIServer(f"sqlite:///{home / 'metadata.sqlite'}", port=0) as ui:
+        page.goto(f"{ui.url.rstrip('/')}/runs/{run2}?node=Evaluator")
+        page.locator('#node-panel a.artifact-link[data-key="evaluation"]').click()
+        viewer = page.locator('#viewer[data-kind="evaluation"]')
+        # every metric of every slice has its 95% interval under it
+        overall = viewer.locator('table.metrics tr[data-slice="Overall"]')
+        expect(overall.locator('td[data-metric="accuracy"] .ci')).to_have_text(re.compile(r"^\[0\.\d+, [01](\.\d+)?\]$"))
+        expect(viewer).to_contain_text("95% confidence interval (Poisson bootstrap, 20 samples, seed 0)")
+        bucket = viewer.locator('table.metrics tr[data-slice^="bill_length_mm=(-inf, "]')
+        expect(bucket).to_have_count(1)
+        # fairness rates one-vs-rest per class, with the gap against the overall slice
+        fairness = viewer.locator(".eval-fairness")
+        expect(fairness.locator("thead th")).to_have_count(1 + 4 * 3)
+        expect(fairness.locator('tr[data-slice="island=Biscoe"] .gap').first).to_have_text(re.compile(r"^[+-]\d"))
+        page.select_option("#fairness-class", "Gentoo")
+        expect(fairness.locator('tr[data-slice="island=Biscoe"] .gap').first).to_have_text(re.compile(r"^[+-]\d"))
+        # plots: ROC and PR curves of candidate and baseline, and the confusion matrix as a heat map
+        plots = viewer.locator(".eval-plots")
+        expect(plots.locator("svg.roc path.series")).to_have_count(2)
+        expect(plots.locator("svg.pr path.series")).to_have_count(2)
+        expect(plots.locator("svg.heatmap rect.cell")).to_have_count(9)
+        d = plots.locator("svg.roc path.series").first.get_attribute("d")
+        assert d.startswith("M") and d.count("L") >= 2, d
+        # another slice and class redraw them
+        page.select_option("#plot-slice", label="island=Dream")
+        page.select_option("#plot-class", "Chinstrap")
+        expect(plots.locator("svg.roc .chart-title")).to_have_text("ROC (Chinstrap vs rest)")
+        expect(plots.locator("svg.roc path.series")).to_have_count(2)
+        assert plots.locator("svg.roc path.series").first.get_attribute("d") != d
