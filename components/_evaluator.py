@@ -805,8 +805,9 @@ class EvalKernel:
             return
         names = batch.schema.names
         codes = np.zeros(batch.num_rows, dtype=np.int64)
-        dictionaries = []
+        dictionaries: list[list[Any]] = []
         for c in columns:
+            values: list[Any]
             column = batch.column(names.index(column_name(c)))
             if isinstance(c, Bucketing):
                 values, idx = _bucket_codes(column, c)
@@ -821,9 +822,9 @@ class EvalKernel:
         bounds = np.cumsum(np.bincount(inverse, minlength=len(uniq)))[:-1]
         for code, rows in zip(uniq, np.split(order, bounds), strict=True):
             parts = []
-            for values in reversed(dictionaries):
-                code, i = divmod(int(code), len(values))
-                parts.append(values[i])
+            for dictionary in reversed(dictionaries):
+                code, i = divmod(int(code), len(dictionary))
+                parts.append(dictionary[i])
             yield (tuple((column_name(c), _json_value(v)) for c, v in zip(columns, reversed(parts), strict=True)),
                    rows)
 
