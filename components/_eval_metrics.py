@@ -40,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -605,6 +606,7 @@ def poisson_counts(piece_index: int, rows: np.ndarray, seed: int, replicates: in
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def t_quantile(confidence_level: float, dof: int) -> float:
     """The t with P(|T| < t) = ``confidence_level`` for Student's t with ``dof`` (integer)
     degrees of freedom (the closed form of its CDF for integer dof, inverted by bisection)."""
