@@ -291,3 +291,23 @@ def test_fairness_gaps_get_paired_bootstrap_intervals(tmp_path):
     assert overall["intervals"]["candidate"]["fairness_gap/positive_rate@0.5"]["std_error"] == 0.0
     gap = first["intervals"]["candidate"]["fairness_gap/positive_rate@0.5"]
     assert gap["std_error"] > 0 and gap["lower"] < first["candidate"]["fairness_gap"]["positive_rate@0.5"] < gap["upper"]
+
+
+def test_regressor_intervals_cover_its_mse_and_fairness_needs_a_classifier(tmp_path):
+    import jax.numpy as jnp
+    from jfx.core import TensorSpec, export
+
+    rng = np.random.default_rng(6)
+    table = pa.table({"x": rng.normal(size=400).astype(np.float32), "label": rng.normal(size=400)})
+    model = export(lambda prm, f: {"predictions": f["x"] * prm["w"]}, {"w": jnp.float32(0.5)},
+                   {"x": TensorSpec("float32")}, tmp_path / "reg")
+    doc, _ = evaluate(tmp_path, table, str(model), confidence_intervals={"num_bootstrap_samples": 10},
+                      slicing_specs=[{"column": "x", "boundaries": [0.0]}])
+    assert [s["slice_name"] for s in doc["slices"]] == ["Overall", "x=(-inf, 0)", "x=[0, inf)"]
+    overall = doc["slices"][0]
+    mse = overall["intervals"]["candidate"]["mse"]
+    assert mse["lower"] < overall["candidate"]["mse"] < mse["upper"]
+    pred = load(str(model))({"x": table.column("x").to_numpy()})["predictions"]
+    assert overall["candidate"]["mse"] == pytest.approx(skm.mean_squared_error(table.column("label"), pred), abs=1e-6)
+    with pytest.raises(InvalidArgumentError, match=r"'fairness'\] needs a classifier"):
+        evaluate(tmp_path, table, str(model), name="fair", fairness={"thresholds": [0.5]})

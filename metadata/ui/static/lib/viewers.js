@@ -158,7 +158,7 @@ function anomaliesViewer(view) {
 function blessingBox(b) {
   if (!b) return null;
   const checks = (b.checks || []).map((c) => h("tr", { class: c.passed === false ? "bad" : "" },
-    h("td", {}, c.metric), h("td", {}, c.kind), h("td", { class: "num" }, fmtNumber(c.value)),
+    h("td", {}, c.metric), h("td", {}, c.kind, c.on && c.on !== "value" ? ` (${c.on === "ci_lower" ? "interval's lower" : "interval's upper"} end)` : ""), h("td", { class: "num" }, fmtNumber(c.value)),
     h("td", { class: "num" }, c.kind === "change" ? `baseline ${fmtValue(c.baseline)}` : fmtValue(c.bound)),
     h("td", {}, c.passed === null ? "skipped" : c.passed ? "passed" : "FAILED"), h("td", {}, c.reason)));
   return h("div", { class: `blessing ${b.blessed ? "blessed" : "not-blessed"}` },
