@@ -76,9 +76,11 @@ def test_interval_coverage_of_a_known_accuracy():
     """A fixed classifier on Bernoulli data: its true accuracy is known (0.8); the 95 %
     intervals of 200 independent data sets must cover it about 95 % of the time.
 
-    Covered ~ Binomial(200, c). With the nominal c = 0.95 the test passes with
-    probability > 0.999 (P(X < 180) ≈ 6e-4, P(X == 200) ≈ 4e-5); an interval whose real
-    coverage were 0.85 or less would pass with probability < 1e-3.
+    Covered ~ Binomial(200, c). At the nominal c = 0.95 the test passes with probability
+    0.9988 (P(X < 180) ≈ 1.2e-3, P(X = 200) ≈ 4e-5); an interval whose real coverage were
+    0.85 would pass with probability 0.025, one of 0.80 with 1e-4 (and one that always
+    covers, e.g. far too wide, fails). The data sets and seeds are fixed, so the test is
+    deterministic.
     """
     trials, n, truth = 200, 150, 0.8
     covered = 0
