@@ -125,14 +125,18 @@ def _evaluation(store: MetadataStore, a: ArtifactRecord) -> dict[str, Any]:
         if _files.is_file(path):
             blessing = {"artifact": artifact_summary(b), **read_json_file(path, f"ModelBlessing artifact {b.id}")}
     confusion = None
-    plots = _files.child(a.uri, "plots.json")
-    if _files.is_file(plots):
-        doc = read_json_file(plots, f"ModelEvaluation artifact {a.id}")
+    plots = None
+    path = _files.child(a.uri, "plots.json")
+    if _files.is_file(path):
+        doc = read_json_file(path, f"ModelEvaluation artifact {a.id}")
         confusion = [{"slice_name": s.get("slice_name"),
                       "candidate": ((s.get("candidate") or {}).get("confusion_matrix")),
                       "baseline": ((s.get("baseline") or {}).get("confusion_matrix"))}
                      for s in doc.get("slices") or []]
-    return {"metrics": metrics, "blessing": blessing, "confusion": confusion}
+        # per slice: ROC and PR curves, calibration and the confusion matrix, drawn by the viewer
+        plots = [{"slice": s.get("slice"), "slice_name": s.get("slice_name"), "candidate": s.get("candidate"),
+                  "baseline": s.get("baseline")} for s in doc.get("slices") or []]
+    return {"metrics": metrics, "blessing": blessing, "confusion": confusion, "plots": plots}
 
 
 def _preview(file: _files.Entry) -> dict[str, Any]:
