@@ -227,6 +227,38 @@ def test_jsonl_read_in_small_blocks_gives_what_the_whole_file_gives(tmp_path, mo
         run(tmp_path, input_base=str(tmp_path / "bad"), format="jsonl")
 
 
+def test_csv_read_in_small_blocks_gives_what_the_whole_file_gives(tmp_path, monkeypatch):
+    # Types that change after the first blocks (int, then floats, then text), a column empty
+    # until late, timestamps that turn out to be text, quoted values with line breaks; the
+    # stream is given the first block's types and read ahead on a thread of its own.
+    rows = [f'{i},{i if i < 2000 else i + 0.5},{i if i < 2500 else f"c{i}"},'
+            f'{"2024-01-02" if i < 2900 else "soon"},{"" if i < 2800 else "true"},"a\nb {i % 5}"'
+            for i in range(3000)]
+    write_csv(tmp_path / "csv" / "d.csv", "id,x,code,when,gone,note", rows)
+    whole = readers.read_file(tmp_path / "csv" / "d.csv", "csv")
+    monkeypatch.setenv("JFX_READ_BLOCK_BYTES", "1024")
+    assert (tmp_path / "csv" / "d.csv").stat().st_size > 50 * 1024  # over 50 blocks
+    small = run(tmp_path, input_base=str(tmp_path / "csv"))
+    assert small.properties["columns"] == readers.column_types(whole.table) == {
+        "id": "int", "x": "float", "code": "string", "when": "string", "gone": "bool", "note": "string"}
+    got = sorted((r for split in ("train", "eval") for r in rows_of(small, split)), key=lambda r: r["id"])
+    assert got == whole.table.to_pylist()
+    assert {"7", "c2999"} <= {r["code"] for r in got}
+    # a short row deep in the file, and a value the schema's type refuses: named by their line
+    write_csv(tmp_path / "bad" / "d.csv", "id,x", [f"{i},{i}" for i in range(2000)] + ["2000"])
+    with pytest.raises(DataValidationError, match=r"d\.csv: line 2002: expected 2 fields, got 1"):
+        run(tmp_path, input_base=str(tmp_path / "bad"))
+    skipped = run(tmp_path, input_base=str(tmp_path / "bad"), on_bad_rows="skip")
+    assert skipped.properties["bad_rows_skipped"] == 1 and sum(skipped.properties["row_counts"].values()) == 2000
+    write_csv(tmp_path / "typed" / "d.csv", "id,x", [f"{i},{i}" for i in range(2000)] + ["2000,many"])
+    schema_dir = tmp_path / "schema"
+    schema_dir.mkdir()
+    (schema_dir / "schema.json").write_text(json.dumps(
+        {"version": 1, "columns": {"id": {"type": "int"}, "x": {"type": "int"}}}))
+    with pytest.raises(DataValidationError, match=r"d\.csv: line 2002, column 'x': cannot convert 'many' to int"):
+        run(tmp_path, input_base=str(tmp_path / "typed"), schema=Schema(schema_dir))
+
+
 def test_types_are_unified_across_files(tmp_path):
     write_csv(tmp_path / "in" / "a.csv", "n,code", ["1,007", "2,8"])
     write_csv(tmp_path / "in" / "b.csv", "n,code", ["2.5,x9"])
