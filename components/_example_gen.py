@@ -59,6 +59,7 @@ from jfx.components._readers import (
 )
 from jfx.errors import DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
+from jfx.pipelines._context import check_cancelled
 from jfx.pipelines._artifacts import Examples, Schema
 
 __all__ = [
@@ -621,6 +622,7 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
     try:
         for block in iter_blocks(f.path, plan.fmt, forced=forced, on_bad_rows=plan.on_bad_rows,
                                  name=f.rel, plan=rplan):
+            check_cancelled()  # Ctrl-C: stop at this block, before writing more
             bad += block.bad_rows
             types = column_types(block.table)
             if written is None:

@@ -469,7 +469,8 @@ class NodeLaunch:
         info = replace(info, log_uri=remote_log or str(log_file))
         try:
             ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
-                                   self.store.url, prepared.upstream_states, functools.partial(record_temporary, stage))
+                                   self.store.url, prepared.upstream_states, functools.partial(record_temporary, stage),
+                                   cancel=self.cancel)
             try:
                 ran = run_component(prepared.component, node, prepared.inputs, prepared.parameters, stage, ctx,
                                     log_file)
