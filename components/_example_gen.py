@@ -49,7 +49,6 @@ from jfx.components._readers import (
     column_types,
     conform,
     format_of,
-    read_file,
     ReadPlan,
     Restart,
     _widen,
@@ -521,44 +520,6 @@ def _shard_path(out_uri: str, split: str, index: int) -> Path:
     return Path(out_uri) / f"{SPLIT_PREFIX}{split}" / f"part-{index:05d}.parquet"
 
 
-def _write_splits(plan: _Plan, table: pa.Table, index: int, split: str | None) -> dict[str, int]:
-    """Write one converted file's rows into its split shards; rows per split."""
-    if split is not None:
-        parts = {split: table}
-    else:
-        assert plan.weights is not None
-        if plan.split_key is not None and plan.split_key not in table.column_names:
-            raise DataValidationError(
-                f"split_key {plan.split_key!r} is not a column; columns: {', '.join(table.column_names)}"
-            )
-        names, idx = assign_splits(
-            row_hashes(table, [plan.split_key] if plan.split_key else None), plan.weights
-        )
-        parts = {name: table.filter(pa.array(idx == i)) for i, name in enumerate(names)}
-    counts = {}
-    for name, part in parts.items():
-        counts[name] = part.num_rows
-        if part.num_rows:
-            target = _shard_path(plan.out_uri, name, index)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(part, target, use_dictionary=_dictionary_columns(part.schema))
-    return counts
-
-
-def _infer_file(plan: _Plan, f: InputFile) -> tuple[pa.Table, int]:
-    result = read_file(f.path, plan.fmt, forced=plan.forced, on_bad_rows=plan.on_bad_rows, name=f.rel)
-    return result.table, result.bad_rows
-
-
-def _convert_file(plan: _Plan, f: InputFile, types: Mapping[str, str]) -> tuple[pa.Table, int]:
-    result = read_file(f.path, plan.fmt, forced=types, on_bad_rows=plan.on_bad_rows, name=f.rel)
-    return conform(result.table, types), result.bad_rows
-
-
-def _needs_reread(table: pa.Table, types: Mapping[str, str]) -> bool:
-    return any(t is not None and t != types[col] for col, t in column_types(table).items())
-
-
 def _split_parts(plan: _Plan, table: pa.Table, split: str | None) -> dict[str, pa.Table]:
     if split is not None:
         return {split: table}
@@ -572,25 +533,28 @@ def _split_parts(plan: _Plan, table: pa.Table, split: str | None) -> dict[str, p
 
 
 def _stream_file(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, str],
-                 columns: Mapping[str, str] | None = None) -> tuple[dict[str, str | None], dict[str, int], int]:
-    """Convert one file block by block into its split shards (one row group per block and
-    split, so memory holds a block, never the file).
+                 columns: Mapping[str, str] | None = None,
+                 *, write: bool = True) -> tuple[dict[str, str | None], dict[str, int], int]:
+    """Convert one file block by block into its split shards (row groups gathered per split
+    up to :func:`row_group_rows`, so memory holds a few blocks, never the file).
 
     ``columns``: the unified types, when the file is converted again with them (its shards
     then have their columns, in their order). Returns the types the file was written with (``None``: a column with no value, written
     as string), rows per split and bad rows skipped. A block whose column type differs from
-    the first block's makes the file be read again with that column widened.
+    the first block's makes the file be read again with that column widened. ``write=False``:
+    only read it, for its types (rows per split are then not counted).
     """
     rplan = ReadPlan(stream_block_bytes())
     while True:
         try:
-            return _write_blocks(plan, f, index, forced, columns, rplan)
+            return _write_blocks(plan, f, index, forced, columns, rplan, write)
         except Restart as again:
             rplan = again.plan
 
 
 def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, str],
-                  columns: Mapping[str, str] | None, rplan: ReadPlan) -> tuple[dict[str, str | None], dict[str, int], int]:
+                  columns: Mapping[str, str] | None, rplan: ReadPlan,
+                  write: bool = True) -> tuple[dict[str, str | None], dict[str, int], int]:
     written: dict[str, str | None] | None = None
     writers: dict[str, pq.ParquetWriter] = {}
     pending: dict[str, list[pa.Table]] = {}
@@ -640,7 +604,7 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
                     written[col] = t
                     continue
                 raise Restart(rplan.widen(col, _widen(w, t) if w is not None else t))
-            if not block.table.num_rows:
+            if not block.table.num_rows or not write:
                 continue
             # Converted again with the unified types: in their column order, every column.
             table = conform(block.table, columns or {c: t or "string" for c, t in written.items()})
@@ -692,10 +656,11 @@ def _run_in_process(plan: _Plan, sel: InputSelection) -> tuple[dict[str, str], d
 
 
 def _beam_infer(item: tuple[int, InputFile], plan: _Plan) -> tuple[int, str, Any]:
+    """On a worker: one file's types, read in blocks as the in-process engine's first pass reads it."""
     i, f = item
     try:
-        table, _ = _infer_file(plan, f)
-        return i, f.rel, column_types(table)
+        types, _, _ = _stream_file(plan, f, i, plan.forced, write=False)
+        return i, f.rel, types
     except DataValidationError as err:  # reported by the driver, first file first, as in-process
         return i, f.rel, {"__error__": str(err)}
 
@@ -723,9 +688,8 @@ def _beam_convert(item: tuple[int, InputFile], plan: _Plan, types: dict[str, Any
         report["error"] = types["__error__"]
     else:
         try:
-            table, bad = _convert_file(plan, f, types)
-            with worker_output(results) as local:
-                rows = _write_splits(replace(plan, out_uri=str(local)), table, i, f.split)
+            with worker_output(results) as local:  # read and written in blocks, as in-process
+                _, rows, bad = _stream_file(replace(plan, out_uri=str(local)), f, i, {**types, **plan.forced}, types)
             report.update(rows=rows, bad_rows=bad, types=types)
         except DataValidationError as err:
             report["error"] = str(err)

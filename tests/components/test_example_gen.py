@@ -362,6 +362,25 @@ def test_beam_gives_the_same_rows_in_the_same_splits(tmp_path):
         run(tmp_path, input_base=str(tmp_path / "in"), beam_pipeline_args=[])
 
 
+def test_beam_reads_a_file_bigger_than_a_block_in_pieces(tmp_path, monkeypatch):
+    # 3,000 rows (about 45 KB) read in 1 KiB blocks and written in row groups of 256 rows,
+    # with a column that turns to text late: the same rows, splits and types as in-process.
+    rows = [f"{i},{i * 0.5},{i if i < 2500 else f'c{i}'}" for i in range(3000)]
+    write_csv(tmp_path / "in" / "a.csv", "id,x,code", rows)
+    monkeypatch.setenv("JFX_READ_BLOCK_BYTES", "1024")
+    monkeypatch.setenv("JFX_ROW_GROUP_ROWS", "256")
+    local = run(tmp_path, input_base=str(tmp_path / "in"))
+    beam = run(tmp_path, input_base=str(tmp_path / "in"), beam_pipeline_args=["--runner=DirectRunner"])
+    assert beam.properties["columns"] == local.properties["columns"] == {"id": "int", "x": "float", "code": "string"}
+    assert beam.properties["row_counts"] == local.properties["row_counts"]
+    for split in ("train", "eval"):
+        assert rows_of(beam, split) == rows_of(local, split)
+        # written in row groups as it was read, as the local engine writes them
+        [shard], [local_shard] = split_files(beam, split), split_files(local, split)
+        groups = pq.ParquetFile(shard).metadata.num_row_groups
+        assert groups > 2 and groups == pq.ParquetFile(local_shard).metadata.num_row_groups
+
+
 # ------------------------------------------------------------------ a real run
 
 
