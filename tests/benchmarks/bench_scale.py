@@ -11,7 +11,8 @@ Per size: generates the CSV in chunks (the generator is kept, not the data), the
 ExampleGen → StatisticsGen → SchemaGen → Transform (z-scores and vocabularies) → Trainer (a
 small DNN, ``--train-steps`` steps: its input pipeline and export at that size, not a
 full epoch) → Evaluator (the trained model over the whole eval split), each step in its own
-process, and prints its wall time, rows/s and peak memory (RSS of the step's process tree).
+process, and prints its wall time, rows/s, peak memory (RSS of the step's process tree) and
+CPU seconds (which other work on the machine moves less than wall time).
 The baseline, in the same run and also in a process of its own: pyarrow's streaming CSV
 parse of the same file (``pyarrow.csv.open_csv``, every batch read, nothing kept), which
 ExampleGen's time is printed against. Then how each step's time per row and peak memory
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     module.write_text(_MODULE)
     env = {**os.environ, "JFX_HOME": str(root / "home")}  # the Trainer's MLflow store
     results: dict[int, dict[str, tuple[float, int]]] = {}
+    cpus: dict[int, dict[str, float]] = {}
     try:
         for n in sizes:
             free = shutil.disk_usage(root).free
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             data = make_csv(n, root / f"data-{n}")
             print(f"{n:,} rows: CSV of {data.stat().st_size / 1e6:.0f} MB generated in "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
-            runs: dict[str, list[tuple[float, int]]] = {step: [] for step in (BASELINE, *STEPS)}
+            runs: dict[str, list[tuple[float, int, float]]] = {step: [] for step in (BASELINE, *STEPS)}
             for r in range(args.repeat):
                 work = root / f"work-{n}-{r}"
                 work.mkdir()
@@ -206,28 +208,36 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(work)
             results[n] = {}
             for step in (BASELINE, *STEPS):
-                seconds = summarise([t for t, _ in runs[step]], args.stat)
-                peak = int(summarise([float(p) for _, p in runs[step]], args.stat))
+                seconds = summarise([t for t, _, _ in runs[step]], args.stat)
+                peak = int(summarise([float(p) for _, p, _ in runs[step]], args.stat))
+                cpu = summarise([c for _, _, c in runs[step]], args.stat)
                 results[n][step] = (seconds, peak)
+                cpus.setdefault(n, {})[step] = cpu
                 rate = (f"{args.train_steps:>7} steps  " if step == "Trainer"
                         else f"{n / seconds:>12,.0f} rows/s")
-                print(f"  {step:<18} {seconds:7.1f} s  {rate}  peak {peak:>6,} MB  ({how})", flush=True)
+                print(f"  {step:<18} {seconds:7.1f} s  {rate}  peak {peak:>6,} MB  cpu {cpu:7.1f} s  ({how})",
+                      flush=True)
             shutil.rmtree(data.parent)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+    for n, by_step in cpus.items():  # CPU seconds: less moved than wall time by other work on the machine
+        print(f"ExampleGen / {BASELINE} in CPU seconds at {n:,} rows: "
+              f"{by_step['ExampleGen'] / by_step[BASELINE]:.2f}x ({how})")
     return report(results, how)
 
 
 def run_isolated(step: str, data: Path, work: Path, module: Path, train_steps: int,
-                 env: dict[str, str]) -> tuple[float, int]:
-    """Runs the step through a small parent process so that its RUSAGE_CHILDREN peak is the step's alone."""
+                 env: dict[str, str]) -> tuple[float, int, float]:
+    """Runs the step through a small parent process so that its RUSAGE_CHILDREN peak is the
+    step's alone; returns its wall seconds, peak MB and CPU seconds (imports included)."""
     wrapper = (
         "import json, resource, subprocess, sys\n"
         "done = subprocess.run([sys.executable, '-c', sys.argv[1], *sys.argv[2:]], capture_output=True, text=True)\n"
         "sys.stderr.write(done.stderr)\n"
         "out = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None\n"
-        "print(json.dumps({'out': out, 'peak_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n"
+        "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(json.dumps({'out': out, 'peak_kb': usage.ru_maxrss, 'cpu': usage.ru_utime + usage.ru_stime}))\n"
         "sys.exit(done.returncode)\n"
     )
     done = subprocess.run([sys.executable, "-c", wrapper, _STEP, step, str(data), str(work), str(module),
@@ -235,7 +245,7 @@ def run_isolated(step: str, data: Path, work: Path, module: Path, train_steps: i
     if done.returncode != 0:
         sys.exit(f"{step} failed:\n{done.stderr[-3000:]}")
     got = json.loads(done.stdout.strip().splitlines()[-1])
-    return got["out"]["seconds"], got["peak_kb"] >> 10
+    return got["out"]["seconds"], got["peak_kb"] >> 10, got["cpu"]
 
 
 def report(results: dict[int, dict[str, tuple[float, int]]], how: str) -> int:
