@@ -480,7 +480,7 @@ class NodeLaunch:
         try:
             ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
                                    self.store.url, prepared.upstream_states, functools.partial(record_temporary, stage),
-                                   upstream_reasons=prepared.upstream_reasons)
+                                   upstream_reasons=prepared.upstream_reasons, cancel=self.cancel)
             try:
                 ran = run_component(prepared.component, node, prepared.inputs, prepared.parameters, stage, ctx,
                                     log_file)
