@@ -68,6 +68,10 @@ def _execute(client: Any, run_id: str, cmd: dict[str, Any]) -> None:
                          tags=[RunTag(k, v) for k, v in cmd.get("tags", [])])
     elif op == "log_artifacts":
         client.log_artifacts(run_id, cmd["local_dir"], cmd.get("artifact_path"))
+    elif op == "log_jfx_model":
+        from jfx.components._mlflow_model import log_jfx_model
+
+        log_jfx_model(client, run_id, cmd["model_dir"], cmd.get("artifact_path") or "model")
     elif op == "terminate":
         client.set_terminated(run_id, cmd.get("status", "FINISHED"))
     else:

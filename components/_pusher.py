@@ -31,8 +31,10 @@ Destinations (``push_destination``; both may be given)::
   unambiguous (a claim naming its host, process and time, and no ``signature.json``):
   the next push to the same model removes it once its process is gone (same host) or
   its claim is a day old.
-* ``mlflow``: the model folder is logged as an artifact of an MLflow run (the Trainer's
-  run when the Model has a ``mlflow_run_id`` in the same tracking store, else a new run),
+* ``mlflow``: the model is logged as an MLflow Model (``python_function`` flavor, signature,
+  input example: ``mlflow.pyfunc.load_model("models:/<name>@champion").predict(df)``
+  runs it) of an MLflow run (the Trainer's run, which logged it already, when the Model
+  has a ``mlflow_run_id`` in the same tracking store, else a new run),
   registered as a new version of the registered model ``model_name`` (created when
   missing), and the alias (default ``champion``) is moved to that version.
 
@@ -79,6 +81,7 @@ __all__ = ["CLAIM_FILE", "PUSHED_FILE", "FilesystemDestination", "MlflowDestinat
 
 PUSHED_FILE = "pushed.json"
 SIGNATURE_FILE = "signature.json"  # a version folder is complete once this exists (jfx serve's rule)
+MLMODEL_FILE = "MLmodel"  # an MLflow Model folder's description
 DEFAULT_ALIAS = "champion"
 _TMP_PREFIX = ".tmp-push-"
 CLAIM_FILE = ".jfx-push.json"  # on an object store: who claimed a version folder, and when
@@ -554,13 +557,15 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
                              "jfx.node_id": ctx.node_id, "jfx.execution_id": ctx.execution_id})
             run = start_run(tracking_uri, experiment, run_name=f"push-{dest.model_name}", tags=tags,
                             artifact_location=location)
-            run.log_artifacts(model.uri, artifact_path)
+            run.log_jfx_model(model.uri, artifact_path)
             run.finish()
             run_id = run.run_id
         else:
             logged = {Path(a.path).name for a in client.list_artifacts(run_id, artifact_path)}
-            if SIGNATURE_FILE not in logged:  # the Trainer logs the model as "model"; else log it now
-                client.log_artifacts(run_id, model.uri, artifact_path)
+            if MLMODEL_FILE not in logged:  # the Trainer logs the MLflow Model as "model"; else log it now
+                from jfx.components._mlflow_model import log_jfx_model
+
+                log_jfx_model(client, run_id, model.uri, artifact_path)
         try:
             client.create_registered_model(dest.model_name, description="pushed by jfx")
         except MlflowException as err:

@@ -226,10 +226,28 @@ def test_mlflow_registers_versions_and_moves_the_champion_alias(model_dir, tmp_p
     champion = client.get_model_version_by_alias("tiny-registry", "champion")
     assert str(champion.version) == "2" and champion.run_id == out2.properties["mlflow_run_id"]
     assert champion.tags["jfx.model_artifact_id"] == "5"
-    files = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "model")}
+    files = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "model/artifacts/jfx_model")}
     assert files == MODEL_FILES
     source = client.get_model_version_download_uri("tiny-registry", "2")
-    assert source.startswith(f"file://{jfx_home}") and set(os.listdir(source[len("file://"):])) == MODEL_FILES
+    assert source.startswith(f"file://{jfx_home}")
+    assert set(os.listdir(Path(source[len("file://"):]) / "artifacts" / "jfx_model")) == MODEL_FILES
+
+
+def test_the_registered_model_is_an_mlflow_model_that_pyfunc_loads_by_alias(model_dir, tmp_path, mlflow_store,
+                                                                            jfx_home, monkeypatch):
+    import mlflow
+    import pandas as pd
+
+    from jfx.core import load
+
+    push(Model(model_dir, id=7), tmp_path, {"mlflow": {"model_name": "tiny-pyfunc", "tracking_uri": mlflow_store}})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
+    pyfunc = mlflow.pyfunc.load_model("models:/tiny-pyfunc@champion")
+    assert pyfunc.metadata.get_input_schema().input_names() == ["x"]
+    assert [c.name for c in pyfunc.metadata.get_output_schema().inputs] == ["y"]
+    got = pyfunc.predict(pd.DataFrame({"x": [1.5, -2.0, None]}))
+    want = load(model_dir)({"x": [1.5, -2.0, None]})["y"]
+    np.testing.assert_array_equal(got["y"].to_numpy(), want)  # NaN in, NaN out, as jfx serve
 
 
 def test_mlflow_reuses_the_trainers_run_and_pushes_to_both_destinations(model_dir, tmp_path, mlflow_store, jfx_home):
