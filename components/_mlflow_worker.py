@@ -22,9 +22,11 @@ copy of the original stdout; anything printed by libraries goes to stderr.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
+import threading
 from typing import Any, TextIO
 
 
@@ -78,6 +80,13 @@ def _execute(client: Any, run_id: str, cmd: dict[str, Any]) -> None:
         raise ValueError(f"unknown command {op!r}")
 
 
+def _import_quietly(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - the command that needs it reports the error
+        pass
+
+
 def serve(commands: TextIO, replies: TextIO) -> int:
     """Starts the run described by the first line of ``commands``, then executes the rest."""
 
@@ -94,6 +103,9 @@ def serve(commands: TextIO, replies: TextIO) -> int:
         reply(_error(err))
         return 1
     reply({"ok": True, "run_id": run_id, "experiment_id": experiment_id})
+    # the run's model is logged as an MLflow Model when training ends; import what that
+    # needs (mlflow.pyfunc, pandas: ≈1–2 s) now, while the caller trains
+    threading.Thread(target=_import_quietly, args=("jfx.components._mlflow_model",), daemon=True).start()
     for line in commands:
         if not line.strip():
             continue

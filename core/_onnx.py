@@ -340,7 +340,7 @@ class OnnxModel(LoadedModel):
         onnx_file = path if path.suffix == ".onnx" else path / ONNX_FILE
         if doc is None:
             try:
-                doc = json.loads((path / SIGNATURE_FILE).read_text())
+                doc = json.loads((onnx_file.parent / SIGNATURE_FILE).read_text())
             except FileNotFoundError as err:
                 raise DataValidationError(f"{path} is not a jfx ONNX export: {err.filename} is missing") from err
             if doc.get("format") != FORMAT or doc.get("version", 0) > FORMAT_VERSION:
@@ -369,7 +369,7 @@ class OnnxModel(LoadedModel):
 
 
 def load_onnx(path: str | Path) -> OnnxModel:
-    """Loads a directory written by :func:`export_onnx` for onnxruntime.
+    """Loads a directory written by :func:`export_onnx` (or its ``model.onnx``) for onnxruntime.
 
     Example:
         >>> load_onnx("/tmp/model_onnx")([{"x": 1.0}])["probabilities"].shape   # doctest: +SKIP

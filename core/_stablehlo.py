@@ -213,8 +213,10 @@ class _Module:
         block = func.regions[0].blocks[0]
         return self.run_block(block, args, name)
 
-    def run_block(self, block: Any, args: Sequence[Any], where: str) -> list[Any]:
-        env: dict[Any, Any] = {}
+    def run_block(self, block: Any, args: Sequence[Any], where: str,
+                  outer: dict[Any, Any] | None = None) -> list[Any]:
+        # a region (a case's branch) sees the values of the block around it
+        env: dict[Any, Any] = dict(outer) if outer else {}
         for a, v in zip(block.arguments, args, strict=True):
             env[a] = v
         for op in block.operations:
@@ -222,12 +224,12 @@ class _Module:
             name = op.name
             if name in ("func.return", "stablehlo.return"):
                 return [env[v] for v in op.operands]
-            outs = self._op(op, [env[v] for v in op.operands], where)
+            outs = self._op(op, [env[v] for v in op.operands], where, env)
             for r, v in zip(op.results, outs, strict=True):
                 env[r] = v
         raise UnsupportedOperationError(f"@{where} has no return")
 
-    def _op(self, op: Any, xs: list[Any], where: str) -> list[Any]:
+    def _op(self, op: Any, xs: list[Any], where: str, env: dict[Any, Any]) -> list[Any]:
         name = op.name
         short = name.split(".", 1)[1] if name.startswith("stablehlo.") else None
         here = f"{name} in @{where}"
@@ -382,7 +384,7 @@ class _Module:
             if not _is_host(index):
                 raise UnsupportedOperationError(f"{here}: a branch chosen by the data")
             branch = op.regions[int(index)]
-            return self.run_block(branch.blocks[0], [], where)
+            return self.run_block(branch.blocks[0], [], where, env)
         raise UnsupportedOperationError(f"operation {here} is not supported by the ONNX conversion")
 
     def _lazy_elementwise(self, short: str, op: Any, xs: list[Any], results: list[Any]) -> Any:

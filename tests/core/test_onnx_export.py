@@ -191,3 +191,16 @@ def test_an_operation_outside_the_covered_set_is_named(tmp_path):
     with pytest.raises(UnsupportedOperationError, match=r"stablehlo\.sort"):
         export_onnx(tmp_path / "m", tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_model_lowered_for_several_platforms_converts_its_cpu_branch(tmp_path):
+    import jax.numpy as jnp
+
+    # a model exported on a GPU machine holds one branch per platform, chosen by an argument
+    w = np.arange(6, dtype=np.float32).reshape(3, 2) / 6
+    export(lambda p, f: {"y": jnp.tanh(f["x"] @ p["w"])}, {"w": w}, {"x": TensorSpec("float32", (3,))},
+           tmp_path / "m", platforms=["cpu", "cuda"])
+    assert load(tmp_path / "m")._exported.platforms == ("cpu", "cuda")
+    export_onnx(tmp_path / "m", tmp_path / "o")
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_allclose(load_onnx(tmp_path / "o")({"x": x})["y"], np.tanh(x @ w), rtol=1e-5, atol=1e-6)
