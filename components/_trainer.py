@@ -621,7 +621,7 @@ def Trainer(  # noqa: N802 - components are named like the TFX components they m
             "run_fn": ref.describe(),
         })
         handler.flush()
-        tracked.log_artifacts(model_dir, "model")
+        tracked.log_jfx_model(model_dir, "model")  # an MLflow Model: mlflow.pyfunc.load_model runs it
         tracked.log_artifacts(run_dir, "run")
         tracked.finish()
     except BaseException as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -63,7 +64,10 @@ def mlflow_link(props: dict[str, Any], mlflow_url: str | None) -> dict[str, Any]
     link = None
     if mlflow_url:
         link = f"{mlflow_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
-    command = f"mlflow ui --backend-store-uri {tracking}" if tracking else None
+    # what runs where jfx is installed: mlflow-skinny has the CLI and the tracking API,
+    # not the web UI's pages (that is the full `mlflow` package's `mlflow ui`)
+    command = (f"MLFLOW_TRACKING_URI={shlex.quote(tracking)} mlflow runs describe --run-id {shlex.quote(run_id)}"
+               if tracking else None)
     return {"run_id": run_id, "experiment_id": experiment, "tracking_uri": tracking, "url": link,
             "command": command}
 

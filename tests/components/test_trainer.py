@@ -125,6 +125,40 @@ def test_trainer_exports_a_loadable_model_with_metrics_and_links(env, trained):
     assert out["class_ids"].tolist() == [1, 0]
 
 
+def test_the_logged_model_is_an_mlflow_model_that_pyfunc_runs(env, trained, monkeypatch):
+    import mlflow
+    import pandas as pd
+
+    from jfx.core import load
+
+    [model] = trained.nodes["Trainer"].outputs["model"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{Path(env['root']).resolve() / 'mlflow.sqlite'}")
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{model.properties['mlflow_run_id']}/model")
+    schema = pyfunc.metadata.get_input_schema()
+    assert {c.name: c.type.name for c in schema.inputs} == {"x1": "double", "x2": "double", "c": "string"}
+    assert pyfunc.metadata.saved_input_example_info["type"] == "dataframe"
+    df = pd.DataFrame({"x1": [2.0, -2.0, 0.1], "x2": [2.0, -2.0, None], "c": ["a", "zzz", None]})
+    got = pyfunc.predict(df)
+    want = load(model.uri)([{"x1": 2.0, "x2": 2.0, "c": "a"}, {"x1": -2.0, "x2": -2.0, "c": "zzz"},
+                            {"x1": 0.1, "x2": None, "c": None}])
+    assert got["class_ids"].tolist() == want["class_ids"].tolist() == [1, 0, want["class_ids"][2]]
+    np.testing.assert_allclose(np.stack(got["probabilities"]), want["probabilities"], rtol=1e-6)
+
+
+def test_the_mlflow_hint_of_the_ui_runs_on_this_install(env, trained):
+    from jfx.metadata.ui._viewers import mlflow_link
+
+    [model] = trained.nodes["Trainer"].outputs["model"]
+    hint = mlflow_link(model.properties, None)["command"]
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    proc = subprocess.run(["bash", "-c", hint], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": path})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = json.loads(proc.stdout)
+    assert run["info"]["run_id"] == model.properties["mlflow_run_id"] and run["info"]["status"] == "FINISHED"
+    assert run["data"]["params"]["hidden"] == "8"
+
+
 def test_the_mlflow_run_holds_params_metrics_tags_and_artifacts(env, trained):
     outcome = trained.nodes["Trainer"]
     [model] = outcome.outputs["model"]
@@ -144,7 +178,9 @@ def test_the_mlflow_run_holds_params_metrics_tags_and_artifacts(env, trained):
     assert run.data.metrics["final_val_accuracy"] == pytest.approx(model.properties["val_accuracy"])
     assert run.data.tags["jfx.metrics_epoch"] == "2"
     model_files = {f.path for f in client.list_artifacts(run.info.run_id, "model")}
-    assert {"model/signature.json", "model/model.stablehlo", "model/weights.npz"} <= model_files
+    assert {"model/MLmodel", "model/input_example.json", "model/artifacts"} <= model_files
+    jfx_files = {f.path for f in client.list_artifacts(run.info.run_id, "model/artifacts/jfx_model")}
+    assert jfx_files == {f"model/artifacts/jfx_model/{n}" for n in ("signature.json", "model.stablehlo", "weights.npz")}
     assert "run/history.json" in {f.path for f in client.list_artifacts(run.info.run_id, "run")}
     # artifacts live under <pipeline_root>/mlartifacts
     assert Path(env["root"]).resolve().as_uri() + "/mlartifacts/" in run.info.artifact_uri

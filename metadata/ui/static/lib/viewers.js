@@ -298,7 +298,7 @@ function mlflowBox(m) {
   return kvTable([
     ["MLflow run", m.url ? h("a", { href: m.url, target: "_blank", rel: "noopener", class: "mlflow-link" }, m.run_id) : h("code", {}, m.run_id)],
     ["experiment", m.experiment_id], ["tracking URI", m.tracking_uri],
-    !m.url && m.command ? ["open with", h("code", {}, m.command)] : null,
+    !m.url && m.command ? ["show with", h("code", {}, m.command)] : null,
   ]);
 }
 
