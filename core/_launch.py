@@ -85,7 +85,8 @@ def _stop(procs: Sequence[subprocess.Popen], grace: float = 3.0) -> None:
 
 def run_processes(argv: Callable[[int], Sequence[str]], num_processes: int, *,
                   env: Mapping[str, str] | None = None, log_dir: str | Path | None = None,
-                  timeout: float | None = None, what: str = "training process") -> list[str]:
+                  timeout: float | None = None, what: str = "training process",
+                  log_prefix: str = "process") -> list[str]:
     """Runs ``num_processes`` processes of one training and waits for them all.
 
     Args:
@@ -93,7 +94,7 @@ def run_processes(argv: Callable[[int], Sequence[str]], num_processes: int, *,
         num_processes: how many.
         env: the environment (default: this process's), to which each process's
             ``JFX_NUM_PROCESSES``/``JFX_PROCESS_ID``/``JFX_COORDINATOR_ADDRESS`` are added.
-        log_dir: where each process's output goes (``process-<i>.log``); default a
+        log_dir: where each process's output goes (``<log_prefix>-<i>.log``); default a
             temporary folder, removed afterwards.
         timeout: seconds before every process is stopped and an error raised.
         what: how errors name a process.
@@ -111,7 +112,7 @@ def run_processes(argv: Callable[[int], Sequence[str]], num_processes: int, *,
     if log_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="jfx-workers-")
         log_dir = tmp.name
-    logs = [Path(log_dir) / f"process-{i}.log" for i in range(num_processes)]
+    logs = [Path(log_dir) / f"{log_prefix}-{i}.log" for i in range(num_processes)]
     procs: list[subprocess.Popen] = []
     files = []
     try:
@@ -130,8 +131,10 @@ def run_processes(argv: Callable[[int], Sequence[str]], num_processes: int, *,
                 i = failed[0]
                 _stop(procs)
                 out = _read(logs[i])
-                raise WorkerFailedError(f"{what} {i} of {num_processes} failed (exit code {codes[i]}); the others "
-                                        f"were stopped. Its output ends with:\n{out[-_TAIL:]}", i, codes[i] or 0, out)
+                last = next((line.strip() for line in reversed(out.splitlines()) if line.strip()), "no output")
+                raise WorkerFailedError(f"{what} {i} of {num_processes} failed (exit code {codes[i]}): {last}; the "
+                                        f"others were stopped. Its output ends with:\n{out[-_TAIL:]}", i,
+                                        codes[i] or 0, out)
             if all(c == 0 for c in codes):
                 return [_read(p) for p in logs]
             if deadline is not None and time.monotonic() > deadline:

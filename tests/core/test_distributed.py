@@ -116,7 +116,7 @@ def test_a_crashed_process_stops_the_others(tmp_path):
 def test_shards_split_the_rows_once(parquet_writer):
     data = make_classification(700)
     files = parquet_writer(data, shards=3)
-    ds = Dataset.from_parquet(files, ["x"], "y", batch_size=8, shuffle_buffer=0, remainder="pad")
+    ds = Dataset.from_parquet(files, ["x"], "y", batch_size=6, shuffle_buffer=0, remainder="pad")
     shards = [ds.shard(3, i) for i in range(3)]
     got = np.concatenate([np.concatenate([b[0] for b in s.host_batches()])[: s.num_rows] for s in shards])
     np.testing.assert_array_equal(got, np.asarray(data["x"], np.float32))
