@@ -12,6 +12,7 @@ shard them (:meth:`Dataset.feed_batches`): far cheaper than ``jax.device_put``.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -473,11 +474,11 @@ class Dataset:
                                        "from_table or from_arrays")
         bounds = [self.num_rows * k // num_shards for k in range(num_shards + 1)]
         out = copy.copy(self)
-        out._reader = self._range_reader(bounds[index], bounds[index + 1])
-        out._range_reader = None
+        out._reader = self._range_reader(bounds[index], bounds[index + 1])  # noqa: SLF001 - a copy of self
+        out._range_reader = None  # noqa: SLF001 - a copy of self
         out.num_rows = bounds[index + 1] - bounds[index]
         out.batch_size = self.batch_size // num_shards
-        out.shard_rows = tuple(b - a for a, b in zip(bounds, bounds[1:], strict=False))
+        out.shard_rows = tuple(b - a for a, b in itertools.pairwise(bounds))
         return out
 
     def shard_batches(self, group: int = 1, *, most: bool = False) -> int:

@@ -432,8 +432,8 @@ def test_workers_train_one_model_over_two_processes(env):
 def test_a_crashed_worker_fails_the_node_and_leaves_no_process(env):
     pids = env["base"] / "worker-pids"
     pids.mkdir(exist_ok=True)
-    body = ("import os; open(f'{pids}/{{ctx.process_id}}', 'w').write(str(os.getpid()))\n"
-            "    if ctx.process_id == 1: raise ValueError('worker one cannot go on')").format(pids=pids)
+    body = (f"import os; open(f'{pids}/{{ctx.process_id}}', 'w').write(str(os.getpid()))\n"
+            "    if ctx.process_id == 1: raise ValueError('worker one cannot go on')")
     module = write_module(env["base"] / "model_crash.py", body=body)
     result = RUNNER.run(trainer_pipeline(env, "trainer-crash", module_file=str(module),
                                          train_args={"num_epochs": 50}, workers=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from jfx.errors import InvalidArgumentError
 
 from .conftest import make_classification, write_parquet
 
-ROWS, BATCH = 512, 64  # 2 shards of 256 rows; 4 global steps of 64 rows an epoch... (see reference_order)
+ROWS, BATCH = 512, 64  # 2 shards of 256 rows: 8 global steps of 64 rows (32 from each shard) an epoch
 
 WORKER = textwrap.dedent("""
     import json, sys
@@ -48,7 +49,7 @@ def reference_order(n: int, shards: int, local: int) -> np.ndarray:
     """The row order whose consecutive ``local * shards`` rows are the global batches of the
     shards read in order: shard 0's next ``local`` rows, then shard 1's, ..."""
     bounds = [n * k // shards for k in range(shards + 1)]
-    steps = min(b - a for a, b in zip(bounds, bounds[1:])) // local
+    steps = min(b - a for a, b in itertools.pairwise(bounds)) // local
     return np.concatenate([np.arange(bounds[s] + k * local, bounds[s] + (k + 1) * local)
                            for k in range(steps) for s in range(shards)])
 
@@ -103,7 +104,7 @@ def test_a_crashed_process_stops_the_others(tmp_path):
             raise SystemExit("worker 1: bad things happened")
         time.sleep(120)  # would wait for process 1 in a collective
     """))
-    with pytest.raises(WorkerFailedError, match="(?s)process 1 of 2 failed.*bad things happened") as info:
+    with pytest.raises(WorkerFailedError, match=r"(?s)process 1 of 2 failed.*bad things happened") as info:
         run_processes(lambda i: [sys.executable, str(script), str(tmp_path)], 2, timeout=60)
     assert info.value.process_id == 1
     survivor = int((tmp_path / "pid-0").read_text())
@@ -131,9 +132,9 @@ def test_distributed_spec_from_the_environment():
     jaxjob = {"NUM_PROCESSES": "4", "PROCESS_ID": "3", "COORDINATOR_ADDRESS": "job-worker-0", "COORDINATOR_PORT": "6666"}
     assert Distributed.from_env(jaxjob) == Distributed(4, 3, "job-worker-0:6666")
     assert Distributed.from_env({}) is None
-    with pytest.raises(InvalidArgumentError, match="not.*JFX_COORDINATOR_ADDRESS"):
+    with pytest.raises(InvalidArgumentError, match=r"not.*JFX_COORDINATOR_ADDRESS"):
         Distributed.from_env({"JFX_NUM_PROCESSES": "2", "JFX_PROCESS_ID": "0"})
-    with pytest.raises(InvalidArgumentError, match="process_id must be in 0..1"):
+    with pytest.raises(InvalidArgumentError, match=r"process_id must be in 0\.\.1"):
         Distributed(2, 2, "h:1")
 
 
