@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -461,16 +462,25 @@ def _run_workers(ctx: TrainerContext, workers: int, module_file: str | None, run
     from jfx.core import History
     from jfx.core._launch import WorkerFailedError, run_processes
 
-    with tempfile.TemporaryDirectory(prefix="jfx-trainer-") as tmp:
+    from jfx.orchestrators._jaxjob import LAUNCHER_ENV, run_jaxjob
+
+    on_kubernetes = os.environ.get(LAUNCHER_ENV) == "jaxjob"
+    # A JAXJob's pods see the pipeline root's volume, where the outputs are staged: the
+    # workers' folder goes there too (and is removed before the outputs are published).
+    with tempfile.TemporaryDirectory(prefix=".jfx-workers-", dir=ctx.run_dir if on_kubernetes else None) as tmp:
         work = Path(tmp)
         (work / _WORKER_SPEC).write_text(json.dumps(_json_safe(worker_spec(ctx, module_file, run_fn))),
                                          encoding="utf-8")
-        logger.info("starting %d worker processes", workers)
-        try:
-            run_processes(lambda i: [sys.executable, "-m", "jfx.components._trainer_worker", str(work)], workers,
-                          log_dir=ctx.run_dir, what="Trainer worker", log_prefix="worker")
-        except WorkerFailedError as err:
-            raise ComponentError(f"{ctx.run_fn}: {err}") from err
+        if on_kubernetes:
+            logger.info("running %d workers as a JAXJob", workers)
+            run_jaxjob(work, workers, node_id=ctx.node_id)
+        else:
+            logger.info("starting %d worker processes", workers)
+            try:
+                run_processes(lambda i: [sys.executable, "-m", "jfx.components._trainer_worker", str(work)],
+                              workers, log_dir=ctx.run_dir, what="Trainer worker", log_prefix="worker")
+            except WorkerFailedError as err:
+                raise ComponentError(f"{ctx.run_fn}: {err}") from err
         logged = work / _WORKER_LOGGED
         if logged.is_file():
             for line in logged.read_text(encoding="utf-8").splitlines():
