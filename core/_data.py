@@ -607,14 +607,8 @@ class Dataset:
         self._check_mesh(mesh)
         return self._host_feed(epoch, start_batch, group)
 
-    def _host_feed(self, epoch: int, start_batch: int, group: int) -> Iterator[_Rows]:
-        segments: Iterator[tuple[_Rows, np.ndarray | None]] = self._shuffled_rows(epoch)
-        if self.prefetch:
-            segments = _Prefetcher(segments, 1)
-        try:
-            yield from self._cut(segments, start_batch, group)
-        finally:
-            getattr(segments, "close", lambda: None)()
+    def _host_feed(self, epoch: int, start_batch: int, group: int) -> _HostFeed:
+        return _HostFeed(self, epoch, start_batch, group)
 
     def epoch(self, epoch: int = 0, *, start_batch: int = 0) -> Iterator[Batch]:
         """The :class:`Batch` values of one epoch, on device and sharded."""
@@ -623,6 +617,31 @@ class Dataset:
 
     def __iter__(self) -> Iterator[Batch]:
         return self.epoch(0)
+
+
+class _HostFeed:
+    """The packed host batches of one epoch (:meth:`Dataset.feed_batches` on CPU).
+
+    The read-ahead thread (when ``prefetch`` > 0) starts when the feed is made, not at
+    the first batch: the engine opens the first epoch's feed before it builds and
+    compiles its step, so reading the first chunk overlaps the compile.
+    """
+
+    def __init__(self, data: Dataset, epoch: int, start_batch: int, group: int):
+        segments: Iterator[tuple[_Rows, np.ndarray | None]] = data._shuffled_rows(epoch)  # noqa: SLF001
+        self._prefetcher = _Prefetcher(segments, 1) if data.prefetch else None
+        self._batches = data._cut(self._prefetcher or segments, start_batch, group)  # noqa: SLF001
+
+    def __iter__(self) -> _HostFeed:
+        return self
+
+    def __next__(self) -> _Rows:
+        return next(self._batches)
+
+    def close(self) -> None:
+        self._batches.close()  # type: ignore[attr-defined]  # a generator
+        if self._prefetcher is not None:
+            self._prefetcher.close()
 
 
 def _closing(prefetcher: _Prefetcher) -> Iterator[Any]:

@@ -25,6 +25,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from jfx.core._checkpoint import latest_checkpoint
 from jfx.core._callbacks import Callback, EarlyStopping, History, _Checkpointer, _EarlyStopper, _Loop, _WriteBack
 from jfx.core._data import Dataset, _Layout, batch_sharding, data_mesh, replicated_sharding
 from jfx.core._distributed import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID, Distributed, initialize
@@ -154,8 +155,9 @@ class Trainer:
         params, variables = jax.tree.map(lambda x: jnp.array(x, copy=True), (params, variables))
         model_state = (params, optimizer.init(params), variables)
         self._model_state_def = jax.tree.structure(model_state)
-        self._train_metric_zero = self._zero_metrics(self.train_metrics, params, variables)
-        self._metric_zero = self._zero_metrics(self.metrics, params, variables)
+        # One abstract trace of the model gives both groups' accumulator shapes.
+        self._train_metric_zero, self._metric_zero = self._zero_metrics((self.train_metrics, self.metrics), params,
+                                                                        variables)
         state = self._put(TrainState(*model_state, metrics=self._train_metric_zero, step=np.zeros((), np.int32)))
         # The compiled step takes and returns the state's leaves, one flat tuple of the
         # TrainState's structure: jit flattens its arguments and unflattens its results on
@@ -250,9 +252,9 @@ class Trainer:
         return self._update_metrics(metrics, logits, label, weight, self._weighted_loss(logits, label, weight),
                                     self.metrics)
 
-    def _zero_metrics(self, metrics: Sequence[Metric], params: Any, variables: Any) -> Any:
-        """Zeroed accumulators of ``metrics`` (host arrays), shaped by ``jax.eval_shape``
-        from the data layout: no batch needs to be read first."""
+    def _zero_metrics(self, groups: Sequence[Sequence[Metric]], params: Any, variables: Any) -> Any:
+        """Zeroed accumulators of each group of metrics (host arrays), shaped by one
+        ``jax.eval_shape`` from the data layout: no batch needs to be read first."""
         layout, n = self.layout, _SHAPE_ROWS
         batch = (jax.ShapeDtypeStruct((n, layout.n_float), jnp.float32),
                  jax.ShapeDtypeStruct((n, layout.n_int), jnp.int32),
@@ -262,8 +264,8 @@ class Trainer:
         def first_update(params: Any, variables: Any, floats: Any, ints: Any, label: Any, weight: Any) -> Any:
             logits, _ = self._forward(self.eval_graphdef, params, variables, floats, ints)
             zero = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
-            return self._update_metrics((zero, *[m.init() for m in metrics]), logits, label, weight,
-                                        jnp.zeros((), jnp.float32), metrics)
+            return tuple(self._update_metrics((zero, *[m.init() for m in metrics]), logits, label, weight,
+                                              jnp.zeros((), jnp.float32), metrics) for metrics in groups)
 
         shapes = jax.eval_shape(first_update, params, variables, *batch)
         # On the host: each device_put makes fresh device buffers, which the steps may donate.
@@ -501,8 +503,41 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
         train_data = train_data.shard(spec.num_processes, spec.process_id)
         if eval_data is not None:
             eval_data = eval_data.shard(spec.num_processes, spec.process_id)
-    trainer = Trainer(model, optimizer, loss, train_data.layout, metrics=metrics, train_metrics=train_metrics,
-                      precision=precision, grad_accum_steps=grad_accum_steps)
+    # In one process, with nothing to resume from, the first epoch's feed opens first: its
+    # read-ahead thread reads and shuffles the first chunk while the step is built and
+    # compiled (the first step then waits for the longer of the two, not for both).
+    early = None
+    if (jax.process_count() == 1 and train_data.num_batches(grad_accum_steps) > 0
+            and (checkpoint_dir is None or latest_checkpoint(checkpoint_dir) is None)):
+        early = train_data.feed_batches(0, group=grad_accum_steps, mesh=data_mesh())
+    try:
+        trainer = Trainer(model, optimizer, loss, train_data.layout, metrics=metrics, train_metrics=train_metrics,
+                          precision=precision, grad_accum_steps=grad_accum_steps)
+    except BaseException:
+        getattr(early, "close", lambda: None)()
+        raise
+    return _fit(trainer, early, train_data, eval_data, epochs=epochs, steps=steps, callbacks=callbacks,
+                grad_accum_steps=grad_accum_steps, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                keep_checkpoints=keep_checkpoints, early_stopping=early_stopping, progress=progress)
+
+
+def _fit(trainer: Trainer, early: Iterator[Any] | None, train_data: Dataset, eval_data: Dataset | None, *,
+         epochs: int | None, steps: int | None, callbacks: Iterable[Callback], grad_accum_steps: int,
+         checkpoint_dir: str | Path | None, checkpoint_every: int | None, keep_checkpoints: int,
+         early_stopping: EarlyStopping | None, progress: bool | None) -> History:
+    try:
+        return _loop(trainer, early, train_data, eval_data, epochs=epochs, steps=steps, callbacks=callbacks,
+                     grad_accum_steps=grad_accum_steps, checkpoint_dir=checkpoint_dir,
+                     checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+                     early_stopping=early_stopping, progress=progress)
+    finally:
+        getattr(early, "close", lambda: None)()  # unused (an error came first) or already closed
+
+
+def _loop(trainer: Trainer, early: Iterator[Any] | None, train_data: Dataset, eval_data: Dataset | None, *,
+          epochs: int | None, steps: int | None, callbacks: Iterable[Callback], grad_accum_steps: int,
+          checkpoint_dir: str | Path | None, checkpoint_every: int | None, keep_checkpoints: int,
+          early_stopping: EarlyStopping | None, progress: bool | None) -> History:
     if eval_data is not None and eval_data.layout.columns != train_data.layout.columns:
         raise InvalidArgumentError("eval_data's features differ from train_data's; build both the same way")
     group = grad_accum_steps
@@ -539,8 +574,11 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
             task = None
             if bar is not None:
                 task = bar.add_task(f"epoch {loop.epoch + 1}", total=per_epoch, completed=loop.batch, logs="")
-            batches = trainer.feed(train_data, loop.epoch, start_batch=loop.batch, group=group,
-                                   count=(per_epoch - loop.batch) if trainer.processes > 1 else None)
+            if early is not None and loop.epoch == 0 and loop.batch == 0:
+                batches, early = early, None
+            else:
+                batches = trainer.feed(train_data, loop.epoch, start_batch=loop.batch, group=group,
+                                       count=(per_epoch - loop.batch) if trainer.processes > 1 else None)
             try:
                 for rows in batches:
                     trainer.step(rows)
