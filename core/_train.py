@@ -319,7 +319,7 @@ class Trainer:
                 yield tuple(jax.make_array_from_process_local_data(sharding, a) for a in empty)
                 given += 1
         finally:
-            host.close()  # type: ignore[attr-defined]  # a generator
+            host.close()
 
     def fresh_metrics(self, train: bool = True) -> Any:
         """Zeroed metric accumulators (of the train or eval metrics) on the devices."""
@@ -422,7 +422,7 @@ class Trainer:
 def _host_copy(x: Any) -> Any:
     """A host copy of a (replicated) array, its own memory; PRNG keys stay keys."""
     if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        return jax.random.wrap_key_data(np.array(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+        return jax.random.wrap_key_data(np.array(jax.random.key_data(x)), impl=jax.random.key_impl(x))  # type: ignore[arg-type]  # NumPy data is accepted
     return np.array(x)
 
 
