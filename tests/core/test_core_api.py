@@ -8,7 +8,7 @@ EXPECTED = {
     "WideAndDeep", "accuracy", "auc", "batch_sharding", "data_mesh", "encode_strings", "evaluate", "export",
     "export_model", "feature_spec_from_json", "feature_spec_to_json", "fit", "latest_checkpoint",
     "list_checkpoints", "load", "mae", "mse", "replicated_sharding", "signature_from_dataset", "stable_hash",
-    "validate_encoder", "vocab_size", "ModelServer", "ServingConfig", "serve",
+    "validate_encoder", "vocab_size", "ModelServer", "ServingConfig", "serve", "Distributed", "initialize_distributed",
 }
 
 
