@@ -483,7 +483,8 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
             :class:`~jfx.core.Distributed` spec, or None (the default) to take the one a
             launcher put in the environment (``JFX_NUM_PROCESSES``, ``JFX_PROCESS_ID``,
             ``JFX_COORDINATOR_ADDRESS``; the Trainer's ``workers=``, a JAXJob), if any;
-            False trains in this process alone. Every process calls ``fit`` with the
+            False joins none (a training JAX already runs over several processes,
+            e.g. joined with ``jax.distributed`` by hand, is still sharded). Every process calls ``fit`` with the
             same arguments; each reads its shard of ``train_data`` and ``eval_data``
             (:meth:`~jfx.core.Dataset.shard`; ``batch_size`` is the global batch), and
             the gradients are all-reduced, so the result equals one process's training
@@ -516,9 +517,12 @@ def fit(model: nnx.Module, optimizer: optax.GradientTransformation, loss: str | 
                                    f"({ENV_NUM_PROCESSES}, {ENV_PROCESS_ID}, {ENV_COORDINATOR})")
     if spec is not None and spec.num_processes > 1:
         initialize(spec)
-        train_data = train_data.shard(spec.num_processes, spec.process_id)
+    # JAX's own view decides (it may have been joined by hand with jax.distributed): every
+    # step is a collective over all its processes, so each must feed its own shard.
+    if jax.process_count() > 1:
+        train_data = train_data.shard(jax.process_count(), jax.process_index())
         if eval_data is not None:
-            eval_data = eval_data.shard(spec.num_processes, spec.process_id)
+            eval_data = eval_data.shard(jax.process_count(), jax.process_index())
     # In one process, with nothing to resume from, the first epoch's feed opens first: its
     # read-ahead thread reads and shuffles the first chunk while the step is built and
     # compiled (the first step then waits for the longer of the two, not for both).
