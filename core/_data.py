@@ -254,6 +254,10 @@ class _Prefetcher:
     def __iter__(self) -> _Prefetcher:
         return self
 
+    def finished(self) -> bool:
+        """Whether the thread has produced everything (or stopped)."""
+        return not self._thread.is_alive()
+
     def __next__(self) -> Any:
         item = self._q.get()
         if item is self._DONE:
@@ -637,6 +641,10 @@ class _HostFeed:
 
     def __next__(self) -> _Rows:
         return next(self._batches)
+
+    def read_all(self) -> bool:
+        """Whether the read-ahead thread has read the whole epoch (False without one)."""
+        return self._prefetcher is not None and self._prefetcher.finished()
 
     def close(self) -> None:
         self._batches.close()  # type: ignore[attr-defined]  # a generator
