@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jfx.core._checkpoint import latest_checkpoint, list_checkpoints
+    from jfx.core._distributed import Distributed, initialize_distributed
     from jfx.core._data import Batch, Dataset, batch_sharding, data_mesh, replicated_sharding
     from jfx.core._encoding import encode_strings, stable_hash, validate_encoder, vocab_size
     from jfx.core._export import LoadedModel, TensorSpec, export, export_model, load, signature_from_dataset
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 _EXPORTS = {
     'latest_checkpoint': 'jfx.core._checkpoint',
     'list_checkpoints': 'jfx.core._checkpoint',
+    'Distributed': 'jfx.core._distributed',
+    'initialize_distributed': 'jfx.core._distributed',
     'Batch': 'jfx.core._data',
     'Dataset': 'jfx.core._data',
     'batch_sharding': 'jfx.core._data',
@@ -90,6 +93,7 @@ __all__ = [
     "DNNClassifier",
     "DNNRegressor",
     "Dataset",
+    "Distributed",
     "EarlyStopping",
     "FeatureInput",
     "History",
@@ -117,6 +121,7 @@ __all__ = [
     "feature_spec_from_json",
     "feature_spec_to_json",
     "fit",
+    "initialize_distributed",
     "latest_checkpoint",
     "list_checkpoints",
     "load",

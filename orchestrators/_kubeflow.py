@@ -358,6 +358,12 @@ class KubeflowDagRunner:
         from jfx.orchestrators.entrypoint import encode_ir
 
         url, root = self.targets(ir)
+        for node in ir.nodes:
+            workers = self._workers_of(node)
+            if workers > 1 and storage.is_remote(root):
+                raise InvalidPipelineError(
+                    f"node {node.id!r}: a Trainer with workers={workers} runs its workers as a JAXJob whose pods "
+                    f"share the pipeline root as a volume; give a pipeline root on a volume (volumes=...), not {root}")
         ir = self.for_tasks(ir, root)
         runner_name = "kfp-local" if self.local else "kubeflow"
         param_names = list(ir.parameters)
@@ -435,10 +441,48 @@ class KubeflowDagRunner:
             for secret, keys in by_secret.items():
                 kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=keys)
 
+    def _workers_of(self, node: NodeIR) -> int:
+        """The ``workers`` of a Trainer node (1 for other nodes)."""
+        if node.component.module != "jfx.components._trainer" or "workers" not in node.parameters:
+            return 1
+        param = node.parameters["workers"]
+        if param.runtime is not None:
+            raise InvalidPipelineError(f"node {node.id!r}: workers cannot be a runtime parameter on Kubeflow (the "
+                                       "JAXJob's size is compiled into the spec); give a number")
+        return int(param.value or 1)
+
+    def _configure_workers(self, task: Any, node: NodeIR, workers: int) -> None:
+        """A Trainer with ``workers``: its pod creates a JAXJob of ``workers`` pods (see
+        :mod:`jfx.orchestrators._jaxjob`), which get the node's resources, each."""
+        from jfx.orchestrators._jaxjob import LAUNCHER_ENV, TEMPLATE_ENV, worker_template
+
+        template = worker_template(self.image, env=self.env, secret_env=self._all_secret_env(),
+                                   volumes=self.volumes, resources=node.options.resources,
+                                   accelerator_type=self.accelerator_type)
+        task.set_env_variable(LAUNCHER_ENV, "jaxjob")
+        task.set_env_variable(TEMPLATE_ENV, json.dumps(template, sort_keys=True))
+
+    def _all_secret_env(self) -> dict[str, tuple[str, str]]:
+        """Every environment variable a task reads from a secret: variable → (secret, key)."""
+        out = dict(self.secret_env)
+        if self.metadata_secret:
+            out["JFX_METADATA_URL"] = tuple(self.metadata_secret)  # type: ignore[assignment]
+        if self.s3_secret:
+            secret, access_key, secret_key = self.s3_secret
+            out["AWS_ACCESS_KEY_ID"] = (secret, access_key)
+            out["AWS_SECRET_ACCESS_KEY"] = (secret, secret_key)
+        return out
+
     def _configure_task(self, task: Any, node: NodeIR) -> None:
         task.set_caching_options(False)  # jfx caches through its metadata store
         self._configure_pod(task)
-        res = node.options.resources
+        workers = self._workers_of(node)
+        if workers > 1:
+            # the node's resources are each worker's; the Trainer's own pod only waits for them
+            self._configure_workers(task, node, workers)
+            res: Mapping[str, Any] = {}
+        else:
+            res = node.options.resources
         try:
             if res.get("cpu") is not None:
                 cpu = str(res["cpu"])

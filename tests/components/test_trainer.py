@@ -438,3 +438,45 @@ def test_component_errors_are_component_errors(tmp_path):
     ref = FunctionRef.parse(str(tmp_path / "nope.py"), None, default="run_fn", param="run_fn")
     with pytest.raises(ComponentError, match=r"nope.py cannot be read"):
         ref.fingerprint()
+
+
+# ------------------------------------------------------------------------ workers
+
+
+def test_workers_train_one_model_over_two_processes(env):
+    module = write_module(env["base"] / "model_workers.py",
+                          body="assert ctx.num_processes == 2, ctx.num_processes")
+    result = RUNNER.run(trainer_pipeline(env, "trainer-workers", module_file=str(module),
+                                         train_args={"num_epochs": 2}, workers=2))
+    outcome = result.nodes["Trainer"]
+    assert result.state == "COMPLETE", outcome.traceback
+    model = outcome.outputs["model"][0]
+    run = outcome.outputs["model_run"][0]
+    assert run.properties["workers"] == 2 and run.properties["epochs"] == 2
+    assert 0.0 <= model.properties["val_accuracy"] <= 1.0 and model.properties["with_transform"] is False
+    from jfx.core import load
+
+    assert set(load(model.uri).outputs) >= {"probabilities"}
+    logs = sorted(p.name for p in Path(run.uri).glob("worker-*.log"))
+    assert logs == ["worker-0.log", "worker-1.log"]
+    # what run_fn logged in process 0 reached the MLflow run
+    client = mlflow_client(env)
+    mlrun = client.get_run(model.properties["mlflow_run_id"])
+    assert mlrun.data.metrics["custom"] == 1.5 and mlrun.data.params["hidden"] == "8"
+
+
+def test_a_crashed_worker_fails_the_node_and_leaves_no_process(env):
+    pids = env["base"] / "worker-pids"
+    pids.mkdir(exist_ok=True)
+    body = (f"import os; open(f'{pids}/{{ctx.process_id}}', 'w').write(str(os.getpid()))\n"
+            "    if ctx.process_id == 1: raise ValueError('worker one cannot go on')")
+    module = write_module(env["base"] / "model_crash.py", body=body)
+    result = RUNNER.run(trainer_pipeline(env, "trainer-crash", module_file=str(module),
+                                         train_args={"num_epochs": 50}, workers=2))
+    outcome = result.nodes["Trainer"]
+    assert result.state == "FAILED" and outcome.state == "failed"
+    assert "Trainer worker 1 of 2 failed" in outcome.error and "worker one cannot go on" in outcome.error
+    assert str(module) in outcome.error
+    for f in pids.iterdir():  # both workers are gone (process 0 was waiting for process 1)
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(f.read_text()), 0)

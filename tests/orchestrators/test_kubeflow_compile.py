@@ -346,3 +346,46 @@ def test_conditions_on_parameters_are_trigger_conditions_and_conditions_on_outpu
     # a condition on an output value alone: no trigger at all
     tasks = node_tasks(load(cluster_runner().compile(flow.fan_out(), tmp_path / "f.yaml"))[0])
     assert not [n for n, t in tasks.items() if "triggerPolicy" in t]
+
+
+def test_a_trainer_with_workers_compiles_to_a_jaxjob_of_its_pods(tmp_path):
+    from jfx.components import Trainer
+    from jfx.components._example_gen import ExampleGen
+    from jfx.orchestrators._jaxjob import LAUNCHER_ENV, TEMPLATE_ENV, jaxjob_manifest
+
+    def pipeline(root=None, **runner_args):
+        gen = ExampleGen(input_base="/mnt/jfx/data")
+        trainer = Trainer(examples=gen.outputs["examples"], module_file="/mnt/jfx/model.py", workers=4)
+        trainer.with_resources(cpu=8, memory="16Gi", gpu=1)
+        return Pipeline("Dist", components=[gen, trainer], pipeline_root=root)
+
+    runner = cluster_runner(metadata_secret=("jfx-db", "url"))
+    spec, _ = load(runner.compile(pipeline(), tmp_path / "p.yaml"))
+    tasks = node_tasks(spec)
+    executors = spec["deploymentSpec"]["executors"]
+    container = executors[executor_of(spec, tasks["Trainer"])]["container"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[LAUNCHER_ENV] == "jaxjob"
+    assert "resources" not in container  # the Trainer's pod waits; the workers get the resources
+    template = json.loads(env[TEMPLATE_ENV])
+    pod = template["spec"]
+    [worker] = pod["containers"]
+    assert worker["name"] == "jax" and worker["image"] == IMAGE  # the container the operator configures
+    assert worker["ports"] == [{"name": "jaxjob-port", "containerPort": 6666}]
+    assert worker["resources"]["limits"] == {"cpu": "8", "memory": "16Gi", "nvidia.com/gpu": "1"}
+    assert {"name": "JFX_METADATA_URL", "valueFrom": {"secretKeyRef": {"name": "jfx-db", "key": "url"}}} \
+        in worker["env"]
+    assert pod["volumes"] == [{"name": "jfx-volume-0", "persistentVolumeClaim": {"claimName": "jfx-pvc"}}]
+    assert worker["volumeMounts"] == [{"name": "jfx-volume-0", "mountPath": "/mnt/jfx"}]
+    other = executors[executor_of(spec, tasks["ExampleGen"])]["container"]
+    assert LAUNCHER_ENV not in {e["name"] for e in other.get("env", [])}
+    # what the Trainer's pod creates at run time from it
+    job = jaxjob_manifest("jfx-trainer-1", template, 4, ["python", "-m", "jfx.components._trainer_worker", "/x"])
+    assert job["apiVersion"] == "kubeflow.org/v1" and job["kind"] == "JAXJob"
+    replicas = job["spec"]["jaxReplicaSpecs"]["Worker"]
+    assert replicas["replicas"] == 4 and replicas["template"]["spec"]["containers"][0]["command"][-1] == "/x"
+
+    # the workers share the pipeline root as a volume: an object-store root is refused
+    s3 = KubeflowDagRunner(IMAGE, pipeline_root="s3://bucket/root", metadata_url=DB, s3_secret=("s", "a", "b"))
+    with pytest.raises(InvalidPipelineError, match="workers=4 runs its workers as a JAXJob"):
+        s3.compile(pipeline(), tmp_path / "s3.yaml")
