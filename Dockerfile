@@ -1,17 +1,33 @@
 # The jfx image: jfx and what a task needs, the image every task of a compiled Kubeflow
 # pipeline runs in (jfx compile --target kubeflow --image IMAGE).
 #
-#   docker build -t registry.example/jfx:0.1.0 .                                  # CPU (the runtime extra)
-#   docker build -t registry.example/jfx:0.1.0-gpu --build-arg VARIANT=gpu .      # + jax[cuda12]
-#   docker build -t registry.example/jfx:0.1.0-full --build-arg EXTRAS=runtime,beam,expectations,tune,examples .
+#   docker build -t registry.example/jfx:0.1.0 --build-arg PYTHON_DIGEST=sha256:<digest> .    # CPU (runtime extra)
+#   docker build ... --build-arg VARIANT=gpu .                                      # + jax[cuda12]
+#   docker build ... --build-arg EXTRAS=runtime,beam,expectations,tune,examples .
 #
-# The base image. Pin it by digest for a release: the digest of the tag below, as the
-# registry reports it, e.g.
-#   docker buildx imagetools inspect python:3.11.7-slim-bookworm     (the "Digest:" line)
-#   docker build --build-arg PYTHON_IMAGE=python:3.11.7-slim-bookworm@sha256:<digest> ...
+# The base image, pinned by digest: the build refuses to go on without PYTHON_DIGEST, the
+# digest of the tag below as the registry reports it (the "Digest:" line of
+#   docker buildx imagetools inspect python:3.11.7-slim-bookworm
+# run where the registry is reachable), unless --build-arg ALLOW_UNPINNED_BASE=1 says that
+# the tag alone is wanted (a trial build).
 # The tag is the tested environment's Python (3.11.7); docker/constraints.txt is generated from it.
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
-FROM ${PYTHON_IMAGE}
+ARG PYTHON_DIGEST
+FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST}
+ARG PYTHON_IMAGE
+ARG PYTHON_DIGEST
+ARG ALLOW_UNPINNED_BASE=0
+RUN set -eu; \
+    if [ -z "${PYTHON_DIGEST}" ]; then \
+      if [ "${ALLOW_UNPINNED_BASE}" != "1" ]; then \
+        echo "jfx image: the base image ${PYTHON_IMAGE} is not pinned: build with --build-arg PYTHON_DIGEST=sha256:<digest> (the Digest: line of 'docker buildx imagetools inspect ${PYTHON_IMAGE}'), or --build-arg ALLOW_UNPINNED_BASE=1 for a build from the tag alone" >&2; \
+        exit 2; \
+      fi; \
+      echo "jfx image: warning: the base image ${PYTHON_IMAGE} is not pinned by digest (ALLOW_UNPINNED_BASE=1)" >&2; \
+    elif ! printf '%s\n' "${PYTHON_DIGEST}" | grep -Eq '^sha256:[0-9a-f]{64}$'; then \
+      echo "jfx image: PYTHON_DIGEST=${PYTHON_DIGEST}: expected sha256: and 64 hex digits" >&2; \
+      exit 2; \
+    fi
 
 # runtime: kfp (its executor runs each task), PostgreSQL and MySQL drivers, S3. Add gcs for
 # gs:// roots, beam, expectations, tune or examples for the components that use them.

@@ -32,6 +32,7 @@ from jfx.pipelines import (
     Parameter,
     Pipeline,
     RuntimeParameter,
+    check_cancelled,
     component,
     current_context,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "Pipeline",
     "RuntimeParameter",
     "__version__",
+    "check_cancelled",
     "component",
     "current_context",
     "errors",

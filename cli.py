@@ -19,6 +19,8 @@
     jfx lineage ARTIFACT_ID [--direction D] [--depth N]       what made an artifact
     jfx serve --model_base_path DIR --model_name NAME         serve models over HTTP (TF Serving REST)
     jfx ui [--port 8080] [--host 127.0.0.1] [--token T]     browse runs, lineage and artifacts in a browser
+    jfx export MODEL_DIR --format onnx -o OUT                 the model as ONNX (transform included)
+        [--quantize int8 --eval-examples FILE]                int8 weights, and what they cost in accuracy
     jfx --version
 
 Every command takes ``--metadata-url`` (default: ``$JFX_METADATA_URL``, else
@@ -223,6 +225,45 @@ def add_gc_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``jfx export``: a model artifact in a portable format."""
+    p = subparsers.add_parser(
+        "export", help="write a model as ONNX (the serving function, transform included)",
+        description="Converts a jfx model folder (a Trainer's model or a pushed version) to ONNX: "
+                    "model.onnx with a symbolic batch dimension and signature.json (inputs, string "
+                    "vocabularies, outputs, label names). Run it with jfx.core.load_onnx or any ONNX runtime.")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="the model folder (signature.json, model.stablehlo, ...)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="the format (onnx)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the folder to write (must not exist, or be empty)")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="int8 weights (onnxruntime dynamic quantization): a smaller, usually faster model")
+    p.add_argument("--eval-examples", metavar="PATH", default=None,
+                   help="labelled raw examples (CSV, Parquet, or a folder of Parquet files) to measure the "
+                        "quantized model's accuracy against the float one's")
+    p.add_argument("--label-key", metavar="COLUMN", default=None,
+                   help="the label column of --eval-examples (default: the model's label_key)")
+    p.add_argument("--max-degradation", type=float, default=None, metavar="X",
+                   help="fail, writing nothing, when quantization costs more than X accuracy (MAE for a regressor)")
+    return p
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from jfx.core._onnx import export_onnx
+    from jfx.errors import InvalidArgumentError
+
+    if args.eval_examples and not args.quantize:
+        raise InvalidArgumentError("--eval-examples measures a quantization; add --quantize int8")
+    if args.max_degradation is not None and not args.eval_examples:
+        raise InvalidArgumentError("--max-degradation needs --eval-examples to measure the change on")
+    result = export_onnx(args.model_dir, args.output, quantize=args.quantize, eval_examples=args.eval_examples,
+                         label_key=args.label_key, max_degradation=args.max_degradation)
+    print(result.describe())
+    print(f"signature: {Path(args.output) / 'signature.json'}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jfx", description="Declarative ML pipelines: run, inspect runs, walk lineage.")
     parser.add_argument("--version", action="version", version=f"jfx {__version__}")
@@ -273,6 +314,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)
     add_ui_parser(sub)
+    add_export_parser(sub)
     add_compile_parser(sub)
     add_submit_parser(sub)
     add_schedule_parser(sub)
@@ -329,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_ui(args)
         if args.command == "gc":
             return _cmd_gc(args)
+        if args.command == "export":
+            return _cmd_export(args)
         if args.command == "serve":
             from jfx.core._serving import serve
 

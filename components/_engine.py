@@ -20,6 +20,13 @@ A kernel may also have any of three optional hooks, which both engines honour:
   columns read; a file without one of them is read without it);
 * ``complete(result, follow_up_result) -> result``: fold the second pass in.
 
+A kernel that needs to know where its rows are (e.g. to draw the same bootstrap weights
+for a row whatever the engine or number of workers) has ``add_batch_at(acc, batch,
+piece_index, first_row) -> acc`` as well: both engines then call it instead of
+``add_batch``, with the piece's index in its group (the order :func:`plan_pieces` gives)
+and the offset of the batch's first row in that piece. ``(piece_index, first_row + i)``
+names row ``i`` of the batch the same way on every engine, worker count and batch size.
+
 A kernel with a ``follow_up`` may name, with ``follow_up_columns(schema) -> names``,
 the columns its second pass could read: the in-process engine then keeps a copy of
 those columns from CSV files as it parses them (an Arrow stream file in a temporary
@@ -79,6 +86,7 @@ __all__ = [
     "plan_pieces",
     "read_piece",
     "DEFAULT_BATCH_SIZE",
+    "fold_batch",
     "ENGINE_IN_PROCESS",
     "ENGINE_BEAM",
 ]
@@ -118,6 +126,15 @@ class Kernel(Protocol[Acc, Out]):
     def merge(self, accs: list[Acc]) -> Acc: ...
 
     def finish(self, acc: Acc) -> Out: ...
+
+
+def fold_batch(kernel: Any, acc: Any, batch: pa.RecordBatch, piece_index: int, first_row: int) -> Any:
+    """``kernel.add_batch_at(acc, batch, piece_index, first_row)`` when the kernel has it, else
+    ``kernel.add_batch(acc, batch)`` (what both engines call for each batch)."""
+    at = getattr(kernel, "add_batch_at", None)
+    if at is not None:
+        return at(acc, batch, piece_index, first_row)
+    return kernel.add_batch(acc, batch)
 
 
 @dataclass(frozen=True)
@@ -450,16 +467,18 @@ def _run_in_process(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], 
             i = 0
             for key, group in pieces.items():
                 columns_of = getattr(kernels[key], "follow_up_columns", None)
-                for piece in group:
+                for index, piece in enumerate(group):
                     copy = None
+                    first_row = 0
                     if spill is not None and columns_of is not None and piece.source.format == "csv":
                         copy = _Copy(os.path.join(spill, f"{next(names)}.arrows"), columns_of)
                     for batch in ahead.batches(key, piece):
                         if copy is not None:
                             copy.write(batch)
-                        if not put(queues[i % num_workers], (key, batch)):
+                        if not put(queues[i % num_workers], (key, batch, index, first_row)):
                             return
                         i += 1
+                        first_row += batch.num_rows
                     if copy is not None and copies is not None:
                         done = copy.close()
                         copies[piece] = piece if copy.failed else done
@@ -482,10 +501,10 @@ def _run_in_process(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], 
                     continue
                 if item is _DONE:
                     break
-                key, batch = item
+                key, batch, index, first_row = item
                 acc = accs.get(key)
                 kernel = kernels[key]
-                accs[key] = kernel.add_batch(kernel.create() if acc is None else acc, batch)
+                accs[key] = fold_batch(kernel, kernel.create() if acc is None else acc, batch, index, first_row)
         except BaseException as err:  # noqa: BLE001 - handed to the caller, which raises it
             errors.append(err)
             stop.set()

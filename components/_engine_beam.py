@@ -41,7 +41,7 @@ from jfx.errors import DataValidationError
 quiet_beam_import()
 import apache_beam as beam  # noqa: E402
 
-from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, Source, _Read  # noqa: E402 - after quiet_beam_import()
+from jfx.components._engine import DEFAULT_BATCH_SIZE, Kernel, Piece, Source, _Read, fold_batch  # noqa: E402 - after quiet_beam_import()
 
 __all__ = ["AccumulatorCombineFn", "ReadAndAccumulate", "run_on_beam"]
 
@@ -84,19 +84,22 @@ class AccumulatorCombineFn(beam.CombineFn):
 
 
 class ReadAndAccumulate(beam.DoFn):
-    """``(key, piece)`` → ``(key, (key, accumulator of every batch in the piece))``."""
+    """``(key, piece, index)`` → ``(key, (key, accumulator of every batch in the piece))``;
+    ``index`` is the piece's position in its group (see ``add_batch_at`` in the engine)."""
 
     def __init__(self, kernels: dict[str, Kernel], reads: dict[str, _Read], batch_size: int) -> None:
         self.kernels = kernels
         self.reads = reads
         self.batch_size = batch_size
 
-    def process(self, element: tuple[str, Piece]):
-        key, piece = element
+    def process(self, element: tuple[str, Piece, int]):
+        key, piece, index = element
         kernel = self.kernels[key]
         acc = kernel.create()
+        first_row = 0
         for batch in piece_batches(self.reads[key], piece, self.batch_size):
-            acc = kernel.add_batch(acc, batch)
+            acc = fold_batch(kernel, acc, batch, index, first_row)
+            first_row += batch.num_rows
         yield key, (key, acc)
 
 
@@ -166,7 +169,7 @@ def _with_dask_partitions(args: list[str], n: int) -> list[str]:
 def run_on_beam(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], args: list[str],
                 reads: dict[str, _Read], batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
     """Run each key's kernel over its pieces on Beam; return key → merged accumulator."""
-    elements = [(key, piece) for key, group in pieces.items() for piece in group]
+    elements = [(key, piece, index) for key, group in pieces.items() for index, piece in enumerate(group)]
     options = beam_options(_with_dask_partitions(args, len(elements)))
     with worker_errors(), results_folder(options, "jfx-beam-") as folder:
         if elements:

@@ -40,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ import numpy as np
 
 __all__ = [
     "EXACT_MAX_SCORES",
+    "FAIRNESS_RATES",
     "ROUND_BITS",
     "ClassificationMetrics",
     "MetricInputs",
@@ -57,9 +59,14 @@ __all__ = [
     "ScoreCurve",
     "ScoreTable",
     "average_precision",
+    "confidence_interval",
+    "poisson_counts",
     "roc_auc",
+    "scalar_metrics",
+    "t_quantile",
 ]
 
+FAIRNESS_RATES = ("false_positive_rate", "false_negative_rate", "positive_rate", "precision")
 EXACT_MAX_SCORES = 1_000_000
 ROUND_BITS = 20
 _CONSOLIDATE_MIN = 65_536
@@ -291,6 +298,9 @@ class ClassificationAcc:
     calibration: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (buckets, 3): Σw, Σw·p, Σw·y of the positive class
     curves: list[ScoreCurve] = field(default_factory=list)  # binary: [class 1]; else per class + micro
     weighted: bool = False
+    # (classes, thresholds, 4): weighted tp, fp, tn, fn of "score > threshold" per fairness
+    # threshold; binary: the positive class only, else each class one-vs-rest
+    fairness: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 4)))
 
 
 class ClassificationMetrics(MetricKernel[ClassificationAcc, dict[str, Any]]):
@@ -308,6 +318,13 @@ class ClassificationMetrics(MetricKernel[ClassificationAcc, dict[str, Any]]):
     ``precision``, ``recall``, ``auc``, ``auc_pr``, ``mean_prediction``, ``mean_label``.
     Both: ``example_count``, ``weighted_example_count``, ``exact_curves``.
 
+    With ``fairness_thresholds``, ``fairness`` holds TFMA's fairness-indicator rates at
+    each threshold t, a row being predicted positive when its score is above t:
+    ``false_positive_rate@t``, ``false_negative_rate@t``, ``positive_rate@t`` and
+    ``precision@t`` (0 with nothing predicted positive, as ``precision`` above). A binary
+    model has them for the positive class (class id 1); a multi-class model has them
+    one-vs-rest per class: ``fairness`` → class name → rates.
+
     The predicted class is the argmax of the probabilities (the first on a tie); a
     precision with nothing predicted is 0, as scikit-learn's default. Log loss clips
     probabilities to [eps, 1 − eps] with eps of the prediction dtype, as scikit-learn.
@@ -317,7 +334,7 @@ class ClassificationMetrics(MetricKernel[ClassificationAcc, dict[str, Any]]):
 
     def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, *,
                  calibration_buckets: int = 10, curve_points: int = 101,
-                 exact_max_scores: int = EXACT_MAX_SCORES) -> None:
+                 exact_max_scores: int = EXACT_MAX_SCORES, fairness_thresholds: Sequence[float] = ()) -> None:
         if num_classes < 2:
             raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
         self.k = int(num_classes)
@@ -327,6 +344,7 @@ class ClassificationMetrics(MetricKernel[ClassificationAcc, dict[str, Any]]):
         self.buckets = int(calibration_buckets)
         self.points = int(curve_points)
         self.max_scores = int(exact_max_scores)
+        self.fairness_thresholds = np.asarray([float(t) for t in fairness_thresholds], dtype=np.float64)
 
     @property
     def binary(self) -> bool:
@@ -338,6 +356,7 @@ class ClassificationMetrics(MetricKernel[ClassificationAcc, dict[str, Any]]):
             count=np.zeros((self.k, self.k), np.int64), weight=np.zeros((self.k, self.k)),
             prob_sum=np.zeros(self.k), calibration=np.zeros((self.buckets, 3)),
             curves=[ScoreCurve(self.max_scores) for _ in range(n_curves)],
+            fairness=np.zeros((1 if self.binary else self.k, len(self.fairness_thresholds), 4)),
         )
 
     def add(self, acc: ClassificationAcc, inputs: MetricInputs) -> ClassificationAcc:
@@ -374,6 +393,13 @@ class ClassificationMetrics(MetricKernel[ClassificationAcc, dict[str, Any]]):
             onehot = np.zeros_like(p64, dtype=bool)
             onehot[np.arange(len(y)), y] = True
             acc.curves[self.k].add(p64.reshape(-1), onehot.reshape(-1), np.repeat(w, self.k))
+        if len(self.fairness_thresholds):
+            for i, c in enumerate([1] if self.binary else range(self.k)):
+                predicted = (p64[:, c, None] > self.fairness_thresholds[None, :]).astype(np.float64)
+                wp = np.where(y == c, w, 0.0)
+                wn = w - wp
+                tp, fp = wp @ predicted, wn @ predicted
+                acc.fairness[i] += np.stack([tp, fp, wn.sum() - fp, wp.sum() - tp], axis=1)
         return acc
 
     def merge(self, accs: list[ClassificationAcc]) -> ClassificationAcc:
@@ -384,6 +410,7 @@ class ClassificationMetrics(MetricKernel[ClassificationAcc, dict[str, Any]]):
             out.log_loss += a.log_loss
             out.prob_sum += a.prob_sum
             out.calibration += a.calibration
+            out.fairness += a.fairness
             out.weighted = out.weighted or a.weighted
         out.curves = [ScoreCurve.merge([a.curves[i] for a in accs] or [ScoreCurve(self.max_scores)])
                       for i in range(len(out.curves))]
@@ -458,8 +485,23 @@ class ClassificationMetrics(MetricKernel[ClassificationAcc, dict[str, Any]]):
             for c, name in enumerate(self.class_names):
                 curves = _curves(tables[c], self.points)
                 plots["roc_curve"][name], plots["pr_curve"][name] = curves["roc"], curves["pr"]
+        if len(self.fairness_thresholds):
+            rates = [self._fairness(counts) for counts in acc.fairness]
+            metrics["fairness"] = rates[0] if self.binary else dict(zip(self.class_names, rates, strict=True))
         metrics["exact_curves"] = not any(t.rounded for t in tables)
         return {"metrics": metrics, "plots": plots}
+
+    def _fairness(self, counts: np.ndarray) -> dict[str, float | None]:
+        """The rates of one class from its (thresholds, 4) tp, fp, tn, fn."""
+        out: dict[str, float | None] = {}
+        for t, (tp, fp, tn, fn) in zip(self.fairness_thresholds, counts, strict=True):
+            total = tp + fp + tn + fn
+            at = f"@{t:g}"
+            out["false_positive_rate" + at] = _ratio(fp, fp + tn)
+            out["false_negative_rate" + at] = _ratio(fn, fn + tp)
+            out["positive_rate" + at] = _ratio(tp + fp, total)
+            out["precision" + at] = (_ratio(tp, tp + fp) or 0.0) if total else None
+        return out
 
 
 # ----------------------------------------------------------------------------- regression
@@ -523,3 +565,96 @@ class RegressionMetrics(MetricKernel[RegressionAcc, dict[str, Any]]):
             "mean_label": _ratio(acc.label, acc.weight),
             "mean_prediction": _ratio(acc.pred, acc.weight),
         }, "plots": {}}
+
+
+# ----------------------------------------------------------------------------- bootstrap
+
+# P(K <= k) of K ~ Poisson(1), k = 0..19 (the rest of the mass, < 1e-19, is k = 20)
+_POISSON_CDF = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(20)])
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: a bijective 64-bit hash (uint64 arrays, wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def poisson_counts(piece_index: int, rows: np.ndarray, seed: int, replicates: int) -> np.ndarray:
+    """How often each row is drawn in each bootstrap replicate: (replicates, n) Poisson(1) counts.
+
+    A row is named by ``(piece_index, row)`` (the engine's position of the row, see
+    ``add_batch_at`` in :mod:`jfx.components._engine`); its count in replicate r is a hash
+    of that name, ``seed`` and r mapped through Poisson(1)'s inverse CDF. So a row gets the
+    same counts whichever worker, engine or batch reads it: the replicates, and the
+    intervals, are the same on every run over the same data (TFMA's Poisson bootstrap
+    draws from a worker-local generator instead, which is seeded but not reproducible on
+    more than one worker).
+    """
+    rows = np.asarray(rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        name = _mix64((np.uint64(piece_index) << np.uint64(40)) ^ rows)
+        base = _mix64(name ^ _mix64(np.asarray([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)))
+        out = np.empty((replicates, len(rows)), dtype=np.int64)
+        for r in range(replicates):
+            h = _mix64(base + _GOLDEN * np.uint64(r + 1))
+            uniform = (h >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+            out[r] = np.searchsorted(_POISSON_CDF, uniform, side="right")
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def t_quantile(confidence_level: float, dof: int) -> float:
+    """The t with P(|T| < t) = ``confidence_level`` for Student's t with ``dof`` (integer)
+    degrees of freedom (the closed form of its CDF for integer dof, inverted by bisection)."""
+
+    def central(t: float) -> float:  # P(|T| < t), Abramowitz & Stegun 26.7.3-4
+        theta = math.atan(t / math.sqrt(dof))
+        c2, s = math.cos(theta) ** 2, math.sin(theta)
+        if dof % 2:
+            term, total = math.cos(theta), 0.0
+            for k in range(1, (dof - 1) // 2 + 1):
+                total += term
+                term *= c2 * (2 * k) / (2 * k + 1)
+            return (2 / math.pi) * (theta + s * total) if dof > 1 else 2 * theta / math.pi
+        term, total = 1.0, 0.0
+        for k in range(1, dof // 2 + 1):
+            total += term
+            term *= c2 * (2 * k - 1) / (2 * k)
+        return s * total
+
+    lo, hi = 0.0, 1.0
+    while central(hi) < confidence_level:
+        hi *= 2.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if central(mid) < confidence_level else (lo, mid)
+    return (lo + hi) / 2
+
+
+def scalar_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float | None]:
+    """Every numeric metric by its threshold name (nested dicts joined with ``/``, e.g.
+    ``per_class/Adelie/recall``); booleans are not metrics."""
+    out: dict[str, float | None] = {}
+    for k, v in metrics.items():
+        if isinstance(v, Mapping):
+            out.update(scalar_metrics(v, f"{prefix}{k}/"))
+        elif v is None or (isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))):
+            out[prefix + k] = None if v is None else _num(v)
+    return out
+
+
+def confidence_interval(value: float | None, samples: Sequence[float | None], confidence_level: float,
+                        num_samples: int) -> dict[str, float] | None:
+    """TFMA's interval: ``value`` ± t · (the standard deviation of the replicates' values),
+    t of Student's t with (replicates − 1) degrees of freedom. ``None`` when the value, or
+    any replicate's value, is undefined (e.g. AUC of a replicate that drew one class)."""
+    xs = [s for s in samples if s is not None]
+    if value is None or len(xs) < num_samples or len(xs) < 2:
+        return None
+    se = float(np.std(np.asarray(xs, dtype=np.float64), ddof=1))
+    half = t_quantile(confidence_level, len(xs) - 1) * se
+    return {"lower": value - half, "upper": value + half, "std_error": se}

@@ -14,13 +14,38 @@ kernel (:class:`EvalKernel`), so it runs in-process or on Beam like StatisticsGe
       "label_vocabulary": ["Adelie", ...],    # default: the model's metadata["label_vocabulary"]
       "example_weight_key": null,             # a weight column
       "splits": ["eval"],                     # evaluated together, as one data set
-      "slicing_specs": [[], ["island"], ["island", "sex"]],   # [] = overall (always computed)
-      "thresholds": {"accuracy": {"lower_bound": 0.9, "upper_bound": 1.0,
+      "slicing_specs": [[], ["island"], ["island", "sex"],    # [] = overall (always computed)
+                        [{"column": "bill_length_mm", "quantiles": 4}],          # numeric buckets
+                        [{"column": "body_mass_g", "boundaries": [3500, 4500]}, "sex"]],
+      "thresholds": {"accuracy": {"lower_bound": 0.9, "upper_bound": 1.0, "on": "value",
                                   "change": {"higher_is_better": true, "absolute": 0.0, "relative": 0.0}}},
+      "confidence_intervals": {"num_bootstrap_samples": 20, "confidence_level": 0.95, "seed": 0},
+      "fairness": {"thresholds": [0.25, 0.5, 0.75]},
       "custom_metrics": ["my_pkg.metrics:make_metric", "/path/metrics.py:make_metric"],
       "batch_size": 16384, "calibration_buckets": 10, "curve_points": 101,
       "exact_max_scores": 1000000
     }
+
+A slicing spec lists columns; a column given as ``{"column", "quantiles": k}`` or
+``{"column", "boundaries": [b1, ...]}`` is sliced by numeric bucket (``[39.2, 44.5)``,
+the first ``(-inf, b1)``, the last ``[bk, inf)``; a missing value is its own slice)
+instead of by value. Quantile boundaries come from a first pass over the eval data:
+NumPy's default (linear) quantiles of the column, exact up to ``exact_max_scores``
+distinct values (then on the fixed 20-bit grid of :mod:`jfx.components._eval_metrics`),
+so they are the same on every engine; equal boundaries merge into one. A dict on its
+own is a one-column spec.
+
+``confidence_intervals`` adds, per slice and model, an interval for every metric from a
+Poisson bootstrap (``num_bootstrap_samples`` replicates, each row drawn Poisson(1)
+times; see :func:`jfx.components._eval_metrics.poisson_counts` for why it is the same on
+every engine): ``value ± t · std_error``, as TFMA. A threshold's ``"on"`` is ``"value"``
+(default), ``"interval"`` (``lower_bound`` checks the interval's lower end,
+``upper_bound`` its upper end: the whole interval must lie within the bounds),
+``"ci_lower"`` or ``"ci_upper"`` (both bounds check that end).
+
+``fairness`` adds TFMA's fairness-indicator rates at each decision threshold per slice
+(see :class:`~jfx.components._eval_metrics.ClassificationMetrics`) and, under
+``fairness_gap``, each rate minus its overall value.
 
 See docs/artifacts.md ("ModelEvaluation and ModelBlessing") for the outputs.
 
@@ -35,12 +60,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import itertools
 import importlib.util
 import json
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +80,10 @@ from jfx.components._eval_metrics import (
     ClassificationMetrics,
     MetricInputs,
     RegressionMetrics,
+    ScoreTable,
+    confidence_interval,
+    poisson_counts,
+    scalar_metrics,
 )
 from jfx import _storage as storage
 from jfx.components._examples import split_files, split_names
@@ -65,12 +95,15 @@ from jfx.pipelines._artifacts import Examples, Model, ModelBlessing, ModelEvalua
 
 __all__ = [
     "BLESSING_FILE",
+    "Bucketing",
+    "ConfidenceIntervals",
     "METRICS_FILE",
     "PLOTS_FILE",
     "EvalConfig",
     "EvalKernel",
     "Evaluator",
     "ModelSpec",
+    "QuantileKernel",
     "Threshold",
     "check_thresholds",
     "load_custom_metric",
@@ -83,7 +116,9 @@ CLASSIFICATION = "classification"
 REGRESSION = "regression"
 _CONFIG_KEYS = ("label_key", "prediction_key", "model_type", "label_vocabulary", "example_weight_key", "splits",
                 "slicing_specs", "thresholds", "custom_metrics", "batch_size", "calibration_buckets",
-                "curve_points", "exact_max_scores")
+                "curve_points", "exact_max_scores", "confidence_intervals", "fairness")
+_CI_KEYS = ("method", "num_bootstrap_samples", "confidence_level", "seed")
+_BUCKET_KEYS = ("column", "quantiles", "boundaries")
 _CUSTOM_METRICS_HELP = (
     "a custom metric is 'module.path:factory' or '/path/to/file.py:factory', where factory() returns an "
     "object with create(), add(acc, inputs), merge(accs) and finish(acc) (see jfx.components._eval_metrics)"
@@ -91,6 +126,151 @@ _CUSTOM_METRICS_HELP = (
 
 
 # ----------------------------------------------------------------------------- configuration
+
+@dataclass(frozen=True)
+class Bucketing:
+    """A numeric slicing column: by quantile buckets (``quantiles``, resolved into
+    ``boundaries`` by a first pass) or by explicit ``boundaries``."""
+
+    column: str
+    quantiles: int | None = None
+    boundaries: tuple[float, ...] | None = None
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any], where: str) -> Bucketing:
+        unknown = sorted(set(spec) - set(_BUCKET_KEYS))
+        if unknown:
+            raise InvalidArgumentError(unknown_keys_message(where, unknown, _BUCKET_KEYS))
+        column = spec.get("column")
+        if not isinstance(column, str) or not column:
+            raise InvalidArgumentError(f"{where} needs 'column', the numeric column to bucket; got {dict(spec)!r}")
+        quantiles, boundaries = spec.get("quantiles"), spec.get("boundaries")
+        if (quantiles is None) == (boundaries is None):
+            raise InvalidArgumentError(f"{where} needs exactly one of 'quantiles' (a number of buckets) or "
+                                       f"'boundaries' (a sorted list of numbers); got {dict(spec)!r}")
+        if quantiles is not None:
+            if isinstance(quantiles, bool) or not isinstance(quantiles, int) or quantiles < 2:
+                raise InvalidArgumentError(f"{where}['quantiles'] must be an integer >= 2, got {quantiles!r}")
+            return cls(column, quantiles=quantiles)
+        if (not isinstance(boundaries, list) or not boundaries
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
+                           for b in boundaries)
+                or any(a >= b for a, b in itertools.pairwise(boundaries))):
+            raise InvalidArgumentError(f"{where}['boundaries'] must be a non-empty, strictly increasing list of "
+                                       f"finite numbers, got {boundaries!r}")
+        return cls(column, boundaries=tuple(float(b) for b in boundaries))
+
+    def labels(self) -> list[str]:
+        """The bucket names, lowest first: ``(-inf, b1)``, ``[b1, b2)``, ..., ``[bk, inf)``."""
+        edges = list(self.boundaries or ())
+        if not edges:
+            return ["(-inf, inf)"]
+        lows = ["(-inf"] + [f"[{b:.6g}" for b in edges]
+        highs = [f"{b:.6g})" for b in edges] + ["inf)"]
+        return [f"{lo}, {hi}" for lo, hi in zip(lows, highs, strict=True)]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"column": self.column, "boundaries": list(self.boundaries or ())}
+        if self.quantiles is not None:
+            out["quantiles"] = self.quantiles
+        return out
+
+
+SliceColumn = str | Bucketing
+
+
+def column_name(column: SliceColumn) -> str:
+    return column.column if isinstance(column, Bucketing) else column
+
+
+@dataclass(frozen=True)
+class ConfidenceIntervals:
+    """``eval_config["confidence_intervals"]``: a Poisson bootstrap (TFMA's POISSON_BOOTSTRAP)."""
+
+    num_bootstrap_samples: int = 20
+    confidence_level: float = 0.95
+    seed: int = 0
+    method: str = "poisson_bootstrap"
+
+    @classmethod
+    def parse(cls, spec: Any) -> ConfidenceIntervals | None:
+        where = "eval_config['confidence_intervals']"
+        if spec is None or spec is False:
+            return None
+        if spec is True:
+            return cls()
+        if not isinstance(spec, Mapping):
+            raise InvalidArgumentError(f"{where} must be true or a dict like {{'num_bootstrap_samples': 20, "
+                                       f"'confidence_level': 0.95, 'seed': 0}}, got {spec!r}")
+        unknown = sorted(set(spec) - set(_CI_KEYS))
+        if unknown:
+            raise InvalidArgumentError(unknown_keys_message(where, unknown, _CI_KEYS))
+        method = spec.get("method", "poisson_bootstrap")
+        if method != "poisson_bootstrap":
+            raise InvalidArgumentError(f"{where}['method'] is {method!r}; the method is 'poisson_bootstrap'")
+        n = spec.get("num_bootstrap_samples", 20)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            raise InvalidArgumentError(f"{where}['num_bootstrap_samples'] must be an integer >= 2, got {n!r}")
+        level = spec.get("confidence_level", 0.95)
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+            raise InvalidArgumentError(f"{where}['confidence_level'] must be a number in (0, 1), got {level!r}")
+        seed = spec.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InvalidArgumentError(f"{where}['seed'] must be an integer, got {seed!r}")
+        return cls(n, float(level), seed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "num_bootstrap_samples": self.num_bootstrap_samples,
+                "confidence_level": self.confidence_level, "seed": self.seed}
+
+
+def _parse_fairness(spec: Any) -> tuple[float, ...]:
+    where = "eval_config['fairness']"
+    if spec is None:
+        return ()
+    if not isinstance(spec, Mapping):
+        raise InvalidArgumentError(f"{where} must be a dict like {{'thresholds': [0.25, 0.5, 0.75]}}, got {spec!r}")
+    unknown = sorted(set(spec) - {"thresholds"})
+    if unknown:
+        raise InvalidArgumentError(unknown_keys_message(where, unknown, ("thresholds",)))
+    thresholds = spec.get("thresholds", [0.5])
+    if (not isinstance(thresholds, list) or not thresholds
+            or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1 for t in thresholds)):
+        raise InvalidArgumentError(f"{where}['thresholds'] must be a non-empty list of decision thresholds in "
+                                   f"[0, 1], got {thresholds!r}")
+    return tuple(sorted({float(t) for t in thresholds}))
+
+
+def _parse_slicing(specs: Any) -> tuple[tuple[SliceColumn, ...], ...]:
+    where = "eval_config['slicing_specs']"
+    help_ = ("a list of slicing specs, each a list of columns, a column being a name or a numeric bucketing "
+             "like {'column': 'x', 'quantiles': 4} or {'column': 'x', 'boundaries': [0, 10]}, e.g. "
+             "[[], ['island'], [{'column': 'bill_length_mm', 'quantiles': 4}]]")
+    if specs is None:
+        return ((),)
+    if not isinstance(specs, list):
+        raise InvalidArgumentError(f"{where} must be {help_}; got {specs!r}")
+    out: list[tuple[SliceColumn, ...]] = [()]
+    for i, spec in enumerate(specs):
+        if isinstance(spec, Mapping):
+            spec = [spec]
+        if not isinstance(spec, list):
+            raise InvalidArgumentError(f"{where}[{i}] is {spec!r}; {where} must be {help_}")
+        columns: list[SliceColumn] = []
+        for j, column in enumerate(spec):
+            if isinstance(column, str) and column:
+                columns.append(column)
+            elif isinstance(column, Mapping):
+                columns.append(Bucketing.parse(column, f"{where}[{i}][{j}]"))
+            else:
+                raise InvalidArgumentError(f"{where}[{i}][{j}] is {column!r}; {where} must be {help_}")
+        names = [column_name(c) for c in columns]
+        if len(set(names)) != len(names):
+            raise InvalidArgumentError(f"{where}[{i}] names a column twice: {names}")
+        if columns:
+            out.append(tuple(columns))
+    return tuple(dict.fromkeys(out))
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -102,13 +282,15 @@ class EvalConfig:
     label_vocabulary: tuple | None = None
     example_weight_key: str | None = None
     splits: tuple[str, ...] = ("eval",)
-    slicing_specs: tuple[tuple[str, ...], ...] = ((),)
+    slicing_specs: tuple[tuple[SliceColumn, ...], ...] = ((),)
     thresholds: tuple[Threshold, ...] = ()
     custom_metrics: tuple[str, ...] = ()
     batch_size: int = 16_384
     calibration_buckets: int = 10
     curve_points: int = 101
     exact_max_scores: int = EXACT_MAX_SCORES
+    confidence_intervals: ConfidenceIntervals | None = None
+    fairness_thresholds: tuple[float, ...] = ()
 
     @classmethod
     def parse(cls, config: Mapping[str, Any] | None) -> EvalConfig:
@@ -131,13 +313,9 @@ class EvalConfig:
             raise InvalidArgumentError(f"eval_config['model_type'] is {model_type!r}; expected auto, "
                                        "classification or regression")
         splits = config.get("splits") or ["eval"]
-        specs = config.get("slicing_specs")
-        specs = [[]] if specs is None else specs
-        if not isinstance(specs, list) or not all(isinstance(s, list) and all(isinstance(c, str) for c in s)
-                                                  for s in specs):
-            raise InvalidArgumentError(
-                f"eval_config['slicing_specs'] must be a list of column lists, e.g. [[], ['island']]; got {specs!r}")
-        slicing = [()] + [tuple(s) for s in specs if s]
+        slicing = _parse_slicing(config.get("slicing_specs"))
+        intervals = ConfidenceIntervals.parse(config.get("confidence_intervals"))
+        fairness = _parse_fairness(config.get("fairness"))
         thresholds = config.get("thresholds") or {}
         if not isinstance(thresholds, Mapping):
             raise InvalidArgumentError(f"eval_config['thresholds'] must be a dict metric -> bounds, got {thresholds!r}")
@@ -152,14 +330,37 @@ class EvalConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
                 raise InvalidArgumentError(f"eval_config[{key!r}] must be an integer >= 2, got {value!r}")
             ints[key] = value
+        parsed = tuple(Threshold.parse(str(m), s) for m, s in thresholds.items())
+        for t in parsed:
+            if t.on != "value" and intervals is None:
+                raise InvalidArgumentError(
+                    f"eval_config['thresholds'][{t.metric!r}] checks the confidence interval (on={t.on!r}), but "
+                    "eval_config has no 'confidence_intervals'; add e.g. {'num_bootstrap_samples': 20}")
         return cls(
             label_key=label, prediction_key=config.get("prediction_key"), model_type=model_type,
             label_vocabulary=tuple(vocab) if vocab is not None else None,
             example_weight_key=config.get("example_weight_key"), splits=tuple(str(s) for s in splits),
-            slicing_specs=tuple(dict.fromkeys(slicing)),
-            thresholds=tuple(Threshold.parse(str(m), s) for m, s in thresholds.items()),
-            custom_metrics=tuple(custom), **ints,
+            slicing_specs=slicing, thresholds=parsed, custom_metrics=tuple(custom), **ints,
+            confidence_intervals=intervals, fairness_thresholds=fairness,
         )
+
+    @property
+    def slicing_columns(self) -> list[str]:
+        """Every column the slicing specs read."""
+        return list(dict.fromkeys(column_name(c) for spec in self.slicing_specs for c in spec))
+
+    @property
+    def quantile_columns(self) -> list[str]:
+        """The columns bucketed by quantiles, whose boundaries a first pass computes."""
+        return list(dict.fromkeys(c.column for spec in self.slicing_specs for c in spec
+                                  if isinstance(c, Bucketing) and c.quantiles is not None))
+
+    def with_boundaries(self, boundaries: Mapping[str, tuple[float, ...]]) -> EvalConfig:
+        """The config with quantile bucketings resolved to ``boundaries`` (column → edges)."""
+        specs = tuple(tuple(replace(c, boundaries=tuple(boundaries[c.column]))
+                            if isinstance(c, Bucketing) and c.quantiles is not None else c for c in spec)
+                      for spec in self.slicing_specs)
+        return replace(self, slicing_specs=specs)
 
 
 @dataclass(frozen=True)
@@ -365,7 +566,8 @@ def slice_name(key: SliceKey) -> str:
     return ", ".join(f"{c}={v}" for c, v in key) if key else "Overall"
 
 
-# The evaluation's accumulator: model name → slice → [built-in metrics' state, *custom metrics' states].
+# The evaluation's accumulator: model name → slice → [built-in metrics' state, *custom metrics'
+# states] and, with confidence intervals, one more item: that list for each bootstrap replicate.
 EvalAcc = dict[str, dict[SliceKey, list[Any]]]
 
 
@@ -373,12 +575,20 @@ class EvalKernel:
     """The engine kernel of one evaluation: models × slices × metrics per RecordBatch.
 
     Picklable by value (paths and names only); models and custom metrics are loaded
-    once per process when first needed.
+    once per process when first needed. With confidence intervals each slice also folds
+    every bootstrap replicate: the rows repeated as often as :func:`poisson_counts` draws
+    them for the row's engine position (``add_batch_at``), so the replicates are the same
+    whatever the engine, worker count or batch size.
     """
 
     def __init__(self, models: Mapping[str, ModelSpec], config: EvalConfig) -> None:
         self.models = dict(models)
         self.config = config
+
+    @property
+    def replicates(self) -> int:
+        ci = self.config.confidence_intervals
+        return ci.num_bootstrap_samples if ci is not None else 0
 
     # The metric kernels are rebuilt from the config (cheap) rather than pickled.
     def _builtin(self, spec: ModelSpec) -> Any:
@@ -387,7 +597,8 @@ class EvalKernel:
         return ClassificationMetrics(spec.num_classes, spec.class_names,
                                      calibration_buckets=self.config.calibration_buckets,
                                      curve_points=self.config.curve_points,
-                                     exact_max_scores=self.config.exact_max_scores)
+                                     exact_max_scores=self.config.exact_max_scores,
+                                     fairness_thresholds=self.config.fairness_thresholds)
 
     def _custom(self) -> list[Any]:
         return [load_custom_metric(s) for s in self.config.custom_metrics]
@@ -396,15 +607,26 @@ class EvalKernel:
         return {name: {} for name in self.models}
 
     def _slice_acc(self, builtin: Any, custom: list[Any]) -> list[Any]:
-        return [builtin.create(), *(m.create() for m in custom)]
+        state = [builtin.create(), *(m.create() for m in custom)]
+        if self.replicates:
+            state.append([[builtin.create(), *(m.create() for m in custom)] for _ in range(self.replicates)])
+        return state
 
     def add_batch(self, acc: EvalAcc, batch: pa.RecordBatch) -> EvalAcc:
+        """Fold one batch (without confidence intervals: the bootstrap needs row positions)."""
+        if self.replicates:
+            raise InvalidArgumentError("the bootstrap of eval_config['confidence_intervals'] needs each row's "
+                                       "position: run the kernel with jfx.components._engine.run_kernel "
+                                       "(add_batch_at)")
+        return self.add_batch_at(acc, batch, 0, 0)
+
+    def add_batch_at(self, acc: EvalAcc, batch: pa.RecordBatch, piece_index: int, first_row: int) -> EvalAcc:
         if batch.num_rows == 0:
             return acc
         config = self.config
         names = batch.schema.names
         needed = [config.label_key, *([config.example_weight_key] if config.example_weight_key else []),
-                  *(c for spec in config.slicing_specs for c in spec)]
+                  *config.slicing_columns]
         for column in needed:
             if column not in names:
                 raise DataValidationError(f"the eval examples have no column {column!r} (named in eval_config); "
@@ -412,6 +634,12 @@ class EvalKernel:
         weights = self._weights(batch)
         groups = [(key, rows) for spec in config.slicing_specs for key, rows in self._slices(batch, spec)]
         custom = self._custom()
+        counts = None
+        if self.replicates:
+            ci = config.confidence_intervals
+            assert ci is not None
+            counts = poisson_counts(piece_index, first_row + np.arange(batch.num_rows), ci.seed, self.replicates)
+        kept = len(custom) + 1
         for name, spec in self.models.items():
             model = load_model(spec.path, spec.fingerprint)
             outputs = model(model_features(model, batch, "the eval examples"))
@@ -421,21 +649,27 @@ class EvalKernel:
                 p = predictions.reshape(-1)
                 predictions = np.stack([1 - p, p], axis=1)
             builtin = self._builtin(spec)
+            kernels = [builtin, *custom]
             slices = acc[name]
+            everything = MetricInputs(labels, predictions, weights, outputs, batch)
+
             for key, rows in groups:
                 state = slices.get(key)
                 if state is None:
                     state = slices[key] = self._slice_acc(builtin, custom)
-                everything = rows is None
-                inputs = MetricInputs(
-                    labels if everything else labels[rows], predictions if everything else predictions[rows],
-                    weights if everything else weights[rows],
-                    outputs if everything else {k: v[rows] for k, v in outputs.items()},
-                    batch if everything else batch.take(pa.array(rows)),
-                )
-                state[0] = builtin.add(state[0], inputs)
-                for i, metric in enumerate(custom, start=1):
-                    state[i] = metric.add(state[i], inputs)
+                inputs = _inputs(everything, rows)
+                for i, kernel in enumerate(kernels):
+                    state[i] = kernel.add(state[i], inputs)
+                if counts is None:
+                    continue
+                at = np.arange(batch.num_rows) if rows is None else rows
+                for r, replicate in enumerate(state[kept]):
+                    drawn = np.repeat(at, counts[r][at])
+                    if not len(drawn):
+                        continue
+                    sample = _inputs(everything, drawn, bool(custom))
+                    for i, kernel in enumerate(kernels):
+                        replicate[i] = kernel.add(replicate[i], sample)
         return acc
 
     def merge(self, accs: list[EvalAcc]) -> EvalAcc:
@@ -447,38 +681,75 @@ class EvalKernel:
             keys = list(dict.fromkeys(k for a in accs for k in a.get(name, {})))
             for key in keys:
                 parts = [a[name][key] for a in accs if key in a.get(name, {})]
-                out[name][key] = [kernels[i].merge([p[i] for p in parts]) for i in range(len(kernels))]
+                merged = [kernels[i].merge([p[i] for p in parts]) for i in range(len(kernels))]
+                if self.replicates:
+                    merged.append([[kernels[i].merge([p[-1][r][i] for p in parts]) for i in range(len(kernels))]
+                                   for r in range(self.replicates)])
+                out[name][key] = merged
         return out
+
+    def _metrics(self, builtin: Any, custom: list[Any], state: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(metrics, plots) of one slice's (or replicate's) states."""
+        done = builtin.finish(state[0])
+        metrics = dict(done["metrics"])
+        for metric, value in zip(custom, state[1:len(custom) + 1], strict=True):
+            value = metric.finish(value)
+            if isinstance(value, Mapping):
+                metrics.update({f"{metric.name}/{k}": _metric_value(v) for k, v in value.items()})
+            else:
+                metrics[metric.name] = _metric_value(value)
+        return metrics, done["plots"]
 
     def finish(self, acc: EvalAcc) -> dict[str, list[dict[str, Any]]]:
         """Model name → slices (overall first, then per spec, values sorted), each
-        ``{"slice": {...}, "slice_name", "metrics", "plots"}``."""
+        ``{"slice": {...}, "slice_name", "metrics", "plots"}`` and, with confidence
+        intervals, ``"intervals"``: metric name (``/``-joined) → ``{"lower", "upper",
+        "std_error"}`` or ``None``."""
         custom = self._custom()
+        ci = self.config.confidence_intervals
         result = {}
         for name, spec in self.models.items():
             builtin = self._builtin(spec)
             slices = dict(acc.get(name, {}))
             slices.setdefault((), self._slice_acc(builtin, custom))
+            keys = sorted(slices, key=self._order)
+            done = {key: self._metrics(builtin, custom, slices[key]) for key in keys}
+            samples = {key: [self._metrics(builtin, custom, rep)[0] for rep in slices[key][-1]]
+                       for key in keys} if self.replicates else {}
+            if self.config.fairness_thresholds:
+                overall = done[()][0].get("fairness")
+                for key in keys:
+                    done[key][0]["fairness_gap"] = _gap(done[key][0].get("fairness"), overall)
+                    for r, sample in enumerate(samples.get(key, [])):
+                        sample["fairness_gap"] = _gap(sample.get("fairness"), samples[()][r].get("fairness"))
             out = []
-            for key in sorted(slices, key=self._order):
-                state = slices[key]
-                done = builtin.finish(state[0])
-                metrics = dict(done["metrics"])
-                for metric, value in zip(custom, state[1:], strict=True):
-                    value = metric.finish(value)
-                    if isinstance(value, Mapping):
-                        metrics.update({f"{metric.name}/{k}": _metric_value(v) for k, v in value.items()})
-                    else:
-                        metrics[metric.name] = _metric_value(value)
-                out.append({"slice": {c: v for c, v in key}, "slice_name": slice_name(key),
-                            "metrics": metrics, "plots": done["plots"]})
+            for key in keys:
+                metrics, plots = done[key]
+                entry = {"slice": {c: v for c, v in key}, "slice_name": slice_name(key), "metrics": metrics,
+                         "plots": plots}
+                if ci is not None:
+                    flat = [scalar_metrics(m) for m in samples[key]]
+                    entry["intervals"] = {
+                        metric: confidence_interval(value, [f.get(metric) for f in flat], ci.confidence_level,
+                                                    ci.num_bootstrap_samples)
+                        for metric, value in scalar_metrics(metrics).items()}
+                out.append(entry)
             result[name] = out
         return result
 
     def _order(self, key: SliceKey) -> tuple:
         columns = tuple(c for c, _ in key)
-        spec_index = self.config.slicing_specs.index(columns) if columns in self.config.slicing_specs else 1 << 30
-        return (spec_index, [(v is None, type(v).__name__, v) for _, v in key])
+        names = [tuple(column_name(c) for c in spec) for spec in self.config.slicing_specs]
+        spec_index = names.index(columns) if columns in names else 1 << 30
+        spec = self.config.slicing_specs[spec_index] if spec_index < len(names) else ()
+        order = []
+        for i, (_, v) in enumerate(key):
+            column = spec[i] if i < len(spec) else None
+            if isinstance(column, Bucketing) and v in column.labels():
+                order.append((False, "bucket", column.labels().index(v)))
+            else:
+                order.append((v is None, type(v).__name__, v))
+        return (spec_index, order)
 
     def _weights(self, batch: pa.RecordBatch) -> np.ndarray:
         key = self.config.example_weight_key
@@ -527,19 +798,23 @@ class EvalKernel:
         return values.astype(np.int64)
 
     @staticmethod
-    def _slices(batch: pa.RecordBatch, columns: tuple[str, ...]):
+    def _slices(batch: pa.RecordBatch, columns: tuple[SliceColumn, ...]):
         """(slice key, row indices or None for all rows) for one slicing spec."""
         if not columns:
             yield (), None
             return
         names = batch.schema.names
         codes = np.zeros(batch.num_rows, dtype=np.int64)
-        dictionaries = []
+        dictionaries: list[list[Any]] = []
         for c in columns:
-            column = batch.column(names.index(c))
-            encoded = column if pa.types.is_dictionary(column.type) else column.dictionary_encode()
-            values = encoded.dictionary.to_pylist()
-            idx = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.int64)
+            values: list[Any]
+            column = batch.column(names.index(column_name(c)))
+            if isinstance(c, Bucketing):
+                values, idx = _bucket_codes(column, c)
+            else:
+                encoded = column if pa.types.is_dictionary(column.type) else column.dictionary_encode()
+                values = encoded.dictionary.to_pylist()
+                idx = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.int64)
             dictionaries.append([*values, None])
             codes = codes * (len(values) + 1) + idx
         uniq, inverse = np.unique(codes, return_inverse=True)
@@ -547,10 +822,110 @@ class EvalKernel:
         bounds = np.cumsum(np.bincount(inverse, minlength=len(uniq)))[:-1]
         for code, rows in zip(uniq, np.split(order, bounds), strict=True):
             parts = []
-            for values in reversed(dictionaries):
-                code, i = divmod(int(code), len(values))
-                parts.append(values[i])
-            yield tuple((c, _json_value(v)) for c, v in zip(columns, reversed(parts), strict=True)), rows
+            for dictionary in reversed(dictionaries):
+                code, i = divmod(int(code), len(dictionary))
+                parts.append(dictionary[i])
+            yield (tuple((column_name(c), _json_value(v)) for c, v in zip(columns, reversed(parts), strict=True)),
+                   rows)
+
+
+def _inputs(everything: MetricInputs, rows: np.ndarray | None, features: bool = True) -> MetricInputs:
+    """The metric inputs of some rows of a batch (all of them for ``None``; rows may repeat)."""
+    if rows is None:
+        return everything
+    assert everything.weights is not None
+    return MetricInputs(everything.labels[rows], everything.predictions[rows], everything.weights[rows],
+                        {k: np.asarray(v)[rows] for k, v in everything.outputs.items()},
+                        everything.features.take(pa.array(rows)) if features else None)
+
+
+def _numeric(column: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
+    """A numeric column as float64 with NaN for missing values.
+
+    Raises:
+        DataValidationError: the column is not numeric (named).
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    t = column.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)):
+        raise DataValidationError(f"the slicing column {name!r} is {t}, not numeric: only numeric columns can be "
+                                  "bucketed by 'quantiles' or 'boundaries' in eval_config['slicing_specs']")
+    return pc.cast(column, pa.float64()).fill_null(math.nan).to_numpy(zero_copy_only=False)
+
+
+def _bucket_codes(column: pa.Array | pa.ChunkedArray, bucketing: Bucketing) -> tuple[list[str], np.ndarray]:
+    """(bucket labels, each row's bucket index; len(labels) for a missing value)."""
+    values = _numeric(column, bucketing.column)
+    labels = bucketing.labels()
+    idx = np.searchsorted(np.asarray(bucketing.boundaries or (), dtype=np.float64), values, side="right")
+    return labels, np.where(np.isnan(values), len(labels), idx).astype(np.int64)
+
+
+def _gap(rates: Any, overall: Any) -> Any:
+    """``rates`` minus ``overall``, leaf by leaf (``None`` where either is undefined)."""
+    if isinstance(rates, Mapping):
+        return {k: _gap(v, overall.get(k) if isinstance(overall, Mapping) else None) for k, v in rates.items()}
+    if rates is None or overall is None:
+        return None
+    return float(rates) - float(overall)
+
+
+class QuantileKernel:
+    """The first pass of quantile bucketing: a :class:`ScoreTable` of each column's values
+    (value → count; union on merge, so any partitioning gives the same table), and from it
+    NumPy's default (linear) quantiles at 1/k, ..., (k−1)/k."""
+
+    def __init__(self, quantiles: Mapping[str, int], max_values: int = EXACT_MAX_SCORES) -> None:
+        self.quantiles = dict(quantiles)
+        self.max_values = max_values
+
+    @property
+    def read_columns(self) -> list[str]:
+        return list(self.quantiles)
+
+    def create(self) -> dict[str, ScoreTable]:
+        return {c: ScoreTable.empty() for c in self.quantiles}
+
+    def add_batch(self, acc: dict[str, ScoreTable], batch: pa.RecordBatch) -> dict[str, ScoreTable]:
+        names = batch.schema.names
+        for c in self.quantiles:
+            if c not in names:
+                raise DataValidationError(f"the eval examples have no column {c!r} (bucketed in "
+                                          f"eval_config['slicing_specs']); columns: {names}")
+            values = _numeric(batch.column(names.index(c)), c)
+            values = values[~np.isnan(values)]
+            if len(values):
+                ones = np.ones(len(values))
+                acc[c] = ScoreTable.union([acc[c], ScoreTable.of(values, ones.astype(bool), ones)], self.max_values)
+        return acc
+
+    def merge(self, accs: list[dict[str, ScoreTable]]) -> dict[str, ScoreTable]:
+        return {c: ScoreTable.union([a[c] for a in accs], self.max_values) for c in self.quantiles}
+
+    def finish(self, acc: dict[str, ScoreTable]) -> dict[str, tuple[float, ...]]:
+        return {c: quantile_boundaries(acc[c], k) for c, k in self.quantiles.items()}
+
+
+def quantile_boundaries(table: ScoreTable, k: int) -> tuple[float, ...]:
+    """The distinct values of ``np.quantile(values, [1/k, ..., (k-1)/k])`` (linear method)
+    from a value → count table."""
+    n = float(table.pos.sum())
+    if n <= 0:
+        return ()
+    ends = np.cumsum(table.pos)  # the order statistics 0..ends[i]-1 hold value i
+
+    def order_stat(j: int) -> float:
+        return float(table.scores[np.searchsorted(ends, j, side="right")])
+
+    out = []
+    for q in range(1, k):
+        h = (n - 1) * q / k
+        lo = math.floor(h)
+        a, b = order_stat(lo), order_stat(min(lo + 1, int(n) - 1))
+        t = h - lo  # NumPy's lerp, exact at both ends
+        out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+    return tuple(dict.fromkeys(out))
 
 
 def _metric_value(value: Any) -> Any:
@@ -611,7 +986,7 @@ def Evaluator(  # noqa: N802 - components are named like the TFX components they
     needed = {"label column (eval_config['label_key'])": [config.label_key],
               "weight column (eval_config['example_weight_key'])": [config.example_weight_key]
               if config.example_weight_key else [],
-              "slicing column (eval_config['slicing_specs'])": [c for s in config.slicing_specs for c in s]}
+              "slicing column (eval_config['slicing_specs'])": config.slicing_columns}
     for what, cols in needed.items():
         missing = [c for c in cols if c not in columns]
         if missing:
@@ -640,7 +1015,15 @@ def Evaluator(  # noqa: N802 - components are named like the TFX components they
     if not config.custom_metrics:  # custom metrics may read any column
         read = list(dict.fromkeys([c for s in models.values() for c in load_model(s.path, s.fingerprint).inputs]
                                   + [c for cols in needed.values() for c in cols]))
+    if config.fairness_thresholds and any(m.model_type != CLASSIFICATION for m in models.values()):
+        raise InvalidArgumentError("eval_config['fairness'] needs a classifier (rates at decision thresholds), "
+                                   "but the model is a regressor")
     args = resolve_beam_args(beam_pipeline_args)
+    if config.quantile_columns:  # a first pass: the quantile boundaries, the same on every engine
+        quantiles = {c.column: c.quantiles for spec in config.slicing_specs for c in spec
+                     if isinstance(c, Bucketing) and c.quantiles is not None}
+        config = config.with_boundaries(run_kernel(QuantileKernel(quantiles, config.exact_max_scores), files,
+                                                   beam_pipeline_args=args, batch_size=config.batch_size))
     kernel = EvalKernel(models, config)
     results = run_kernel(kernel, files, beam_pipeline_args=args, columns=read, batch_size=config.batch_size)
 
@@ -653,12 +1036,18 @@ def Evaluator(  # noqa: N802 - components are named like the TFX components they
         base_entry = next((b for b in results.get("baseline", []) if b["slice"] == entry["slice"]), None)
         slices.append({"slice": entry["slice"], "slice_name": entry["slice_name"], "candidate": entry["metrics"],
                        "baseline": base_entry["metrics"] if base_entry else None})
+        if config.confidence_intervals is not None:
+            slices[-1]["intervals"] = {"candidate": entry["intervals"],
+                                       "baseline": base_entry["intervals"] if base_entry else None}
         plots.append({"slice": entry["slice"], "slice_name": entry["slice_name"], "candidate": entry["plots"],
                       "baseline": base_entry["plots"] if base_entry else None})
     header = {
         "version": 1, "model_type": cand.model_type, "label_key": config.label_key,
         "prediction_key": cand.prediction_key, "classes": cand.class_names if cand.num_classes else None,
-        "splits": list(config.splits), "slicing_specs": [list(s) for s in config.slicing_specs],
+        "splits": list(config.splits),
+        "slicing_specs": [[c.to_json() if isinstance(c, Bucketing) else c for c in s] for s in config.slicing_specs],
+        "confidence_intervals": config.confidence_intervals.to_json() if config.confidence_intervals else None,
+        "fairness_thresholds": list(config.fairness_thresholds) or None,
         "models": {"candidate": _artifact_ref(model), "baseline": _artifact_ref(baseline_model)},
     }
     Path(evaluation.uri, METRICS_FILE).write_text(json.dumps({**header, "slices": slices}, indent=1, allow_nan=False))
@@ -670,7 +1059,7 @@ def Evaluator(  # noqa: N802 - components are named like the TFX components they
                                   "engine": ENGINE_IN_PROCESS if args is None else ENGINE_BEAM,
                                   "num_slices": len(slices)})
 
-    checks = check_thresholds(config.thresholds, overall, base_overall)
+    checks = check_thresholds(config.thresholds, overall, base_overall, results["candidate"][0].get("intervals"))
     blessed = all(c["passed"] is not False for c in checks)
     reasons = [c["reason"] for c in checks] or ["no thresholds configured: blessed"]
     doc = {"blessed": blessed, "reasons": reasons, "checks": checks, "model": _artifact_ref(model),

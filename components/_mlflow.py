@@ -292,6 +292,14 @@ class TrackedRun:
         with self._lock:
             self._client.log_artifacts(self.run_id, str(local_dir), artifact_path)
 
+    def log_jfx_model(self, model_dir: str | Path, artifact_path: str = "model") -> None:
+        """Logs a jfx model folder as an MLflow Model (``python_function`` flavor, signature,
+        input example; see :mod:`jfx.components._mlflow_model`) under ``artifact_path``."""
+        from jfx.components._mlflow_model import log_jfx_model
+
+        with self._lock:
+            log_jfx_model(self._client, self.run_id, model_dir, artifact_path)
+
     def finish(self, failed: bool = False) -> None:
         """Ends the run as FINISHED (or FAILED); later calls do nothing."""
         with self._lock:
@@ -570,6 +578,10 @@ class RemoteRun:
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
         """As :meth:`TrackedRun.log_artifacts`."""
         self._call({"op": "log_artifacts", "local_dir": str(local_dir), "artifact_path": artifact_path})
+
+    def log_jfx_model(self, model_dir: str | Path, artifact_path: str = "model") -> None:
+        """As :meth:`TrackedRun.log_jfx_model` (built in the helper process)."""
+        self._call({"op": "log_jfx_model", "model_dir": str(model_dir), "artifact_path": artifact_path})
 
     def _started_or_none(self) -> TrackedRun | None:
         try:

@@ -22,9 +22,11 @@ copy of the original stdout; anything printed by libraries goes to stderr.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
+import threading
 from typing import Any, TextIO
 
 
@@ -68,10 +70,21 @@ def _execute(client: Any, run_id: str, cmd: dict[str, Any]) -> None:
                          tags=[RunTag(k, v) for k, v in cmd.get("tags", [])])
     elif op == "log_artifacts":
         client.log_artifacts(run_id, cmd["local_dir"], cmd.get("artifact_path"))
+    elif op == "log_jfx_model":
+        from jfx.components._mlflow_model import log_jfx_model
+
+        log_jfx_model(client, run_id, cmd["model_dir"], cmd.get("artifact_path") or "model")
     elif op == "terminate":
         client.set_terminated(run_id, cmd.get("status", "FINISHED"))
     else:
         raise ValueError(f"unknown command {op!r}")
+
+
+def _import_quietly(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - the command that needs it reports the error
+        pass
 
 
 def serve(commands: TextIO, replies: TextIO) -> int:
@@ -90,6 +103,9 @@ def serve(commands: TextIO, replies: TextIO) -> int:
         reply(_error(err))
         return 1
     reply({"ok": True, "run_id": run_id, "experiment_id": experiment_id})
+    # the run's model is logged as an MLflow Model when training ends; import what that
+    # needs (mlflow.pyfunc, pandas: ≈1–2 s) now, while the caller trains
+    threading.Thread(target=_import_quietly, args=("jfx.components._mlflow_model",), daemon=True).start()
     for line in commands:
         if not line.strip():
             continue

@@ -31,10 +31,21 @@ Destinations (``push_destination``; both may be given)::
   unambiguous (a claim naming its host, process and time, and no ``signature.json``):
   the next push to the same model removes it once its process is gone (same host) or
   its claim is a day old.
-* ``mlflow``: the model folder is logged as an artifact of an MLflow run (the Trainer's
-  run when the Model has a ``mlflow_run_id`` in the same tracking store, else a new run),
+* ``mlflow``: the model is logged as an MLflow Model (``python_function`` flavor, signature,
+  input example: ``mlflow.pyfunc.load_model("models:/<name>@champion").predict(df)``
+  runs it) of an MLflow run (the Trainer's run, which logged it already, when the Model
+  has a ``mlflow_run_id`` in the same tracking store, else a new run),
   registered as a new version of the registered model ``model_name`` (created when
   missing), and the alias (default ``champion``) is moved to that version.
+
+With ``onnx={...}`` the Pusher also converts the model to ONNX (:func:`jfx.core.export_onnx`:
+the serving function, transform included) into its ``PushedModel`` artifact's ``onnx/``
+folder, and the pushed version folder gets the same ``onnx/`` beside the StableHLO model.
+``onnx={"quantize": "int8", "max_degradation": 0.01}`` with ``examples`` (raw, labelled)
+quantizes it and measures the int8 model against the float one on the ``eval`` split:
+when the accuracy drops (a regressor's mean absolute error rises) by more than
+``max_degradation`` the model is not pushed, like an unblessed one, and the reason names
+both figures.
 
 Example:
     >>> pusher = Pusher(model=trainer.outputs["model"],                              # doctest: +SKIP
@@ -60,16 +71,17 @@ from typing import Any, Optional
 
 from jfx import _storage as storage
 from jfx.errors import ComponentError, InvalidArgumentError, JfxError
-from jfx.pipelines._artifacts import Artifact, InfraBlessing, Model, ModelBlessing, PushedModel
+from jfx.pipelines._artifacts import Artifact, Examples, InfraBlessing, Model, ModelBlessing, PushedModel
 from jfx.pipelines._component import Input, Output, Parameter, component
 from jfx.pipelines._context import current_context
 
-__all__ = ["CLAIM_FILE", "PUSHED_FILE", "FilesystemDestination", "MlflowDestination", "Pusher", "blessing_verdict",
-           "parse_push_destination", "push_to_filesystem", "push_to_mlflow", "push_to_store",
+__all__ = ["CLAIM_FILE", "PUSHED_FILE", "FilesystemDestination", "MlflowDestination", "OnnxOption", "Pusher",
+           "blessing_verdict", "parse_onnx_option", "parse_push_destination", "push_to_filesystem", "push_to_mlflow", "push_to_store",
            "reap_abandoned_pushes"]
 
 PUSHED_FILE = "pushed.json"
 SIGNATURE_FILE = "signature.json"  # a version folder is complete once this exists (jfx serve's rule)
+MLMODEL_FILE = "MLmodel"  # an MLflow Model folder's description
 DEFAULT_ALIAS = "champion"
 _TMP_PREFIX = ".tmp-push-"
 CLAIM_FILE = ".jfx-push.json"  # on an object store: who claimed a version folder, and when
@@ -189,6 +201,87 @@ def parse_push_destination(raw: Mapping[str, Any] | None) -> tuple[FilesystemDes
     return fs, ml
 
 
+@dataclass(frozen=True)
+class OnnxOption:
+    """The Pusher's ``onnx`` parameter.
+
+    Attributes:
+        quantize: ``"int8"`` or None (float).
+        max_degradation: with ``quantize``: the most accuracy the int8 model may lose
+            against the float one (for a regressor: the most its mean absolute error may
+            rise); beyond it the model is not pushed. None: measured (with ``examples``)
+            but never refused.
+        split: the ``examples`` split measured (default ``eval``).
+        label_key: the label column (default: the model's ``label_key`` metadata).
+    """
+
+    quantize: str | None = None
+    max_degradation: float | None = None
+    split: str = "eval"
+    label_key: str | None = None
+
+
+_ONNX_HELP = 'e.g. onnx={} (float), or onnx={"quantize": "int8", "max_degradation": 0.01} with examples=...'
+
+
+def parse_onnx_option(raw: Mapping[str, Any] | None, has_examples: bool) -> OnnxOption | None:
+    """Checks the Pusher's ``onnx`` parameter (None: no ONNX export).
+
+    Raises:
+        InvalidArgumentError: an unknown key or a bad value, or a ``max_degradation``
+            without ``examples`` to measure it on.
+
+    Example:
+        >>> parse_onnx_option({"quantize": "int8"}, has_examples=False).quantize
+        'int8'
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise InvalidArgumentError(f"onnx must be a dict, got {raw!r}; {_ONNX_HELP}")
+    unknown = sorted(set(raw) - {"quantize", "max_degradation", "split", "label_key"})
+    if unknown:
+        raise InvalidArgumentError(f"onnx has unknown key(s) {unknown}; it takes quantize, max_degradation, split, "
+                                   f"label_key; {_ONNX_HELP}")
+    quantize = raw.get("quantize")
+    if quantize not in (None, "int8"):
+        raise InvalidArgumentError(f"onnx['quantize'] must be 'int8' or None, got {quantize!r}")
+    limit = raw.get("max_degradation")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0):
+        raise InvalidArgumentError(f"onnx['max_degradation'] must be a number >= 0, got {limit!r}")
+    if limit is not None and (quantize is None or not has_examples):
+        raise InvalidArgumentError("onnx['max_degradation'] limits what int8 quantization costs: give "
+                                   "onnx['quantize']='int8' and the Pusher's examples (raw, labelled) to measure it on")
+    for key in ("split", "label_key"):
+        if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key]):
+            raise InvalidArgumentError(f"onnx[{key!r}] must be a non-empty string, got {raw[key]!r}")
+    return OnnxOption(quantize, None if limit is None else float(limit), raw.get("split") or "eval",
+                      raw.get("label_key"))
+
+
+def export_onnx_for_push(model: Model, option: OnnxOption, out: Path, examples: Examples | None) -> tuple[
+        dict[str, Any], str | None]:
+    """Writes the model's ONNX export to ``out``; returns (its record, why not to push or None)."""
+    from jfx.components._examples import split_dir, split_names
+    from jfx.core._onnx import check_threshold, export_onnx
+
+    eval_dir = None
+    if examples is not None and option.quantize:
+        if option.split not in split_names(examples):
+            raise InvalidArgumentError(f"onnx['split'] {option.split!r} is not a split of the examples "
+                                       f"({split_names(examples)})")
+        eval_dir = split_dir(examples, option.split)
+    result = export_onnx(model.uri, out, quantize=option.quantize, eval_examples=eval_dir,
+                         label_key=option.label_key)
+    record: dict[str, Any] = {"uri": str(out), "quantize": option.quantize, "bytes": result.size_bytes,
+                              "float_bytes": result.float_size_bytes,
+                              "check": None if result.check is None else result.check.to_json()}
+    reason = None
+    if result.check is not None and option.max_degradation is not None:
+        reason = check_threshold(result.check, option.max_degradation)
+    return record, reason
+
+
 def blessing_verdict(model: Model, **blessings: Artifact | None) -> list[str]:
     """Why the model must not be pushed (empty: push it).
 
@@ -234,8 +327,12 @@ def _fsync_tree(root: Path) -> None:
                 os.close(fd)
 
 
-def push_to_filesystem(model_uri: str | Path, dest: FilesystemDestination) -> tuple[int, str]:
+def push_to_filesystem(model_uri: str | Path, dest: FilesystemDestination,
+                       extra: Mapping[str, Path] | None = None) -> tuple[int, str]:
     """Copies the model folder to the next version under ``dest.model_uri``, atomically.
+
+    ``extra`` maps sub-folder names to folders copied into the version with the model
+    (the ONNX export as ``onnx/``).
 
     Returns:
         ``(version, version folder)``: a local path, or a URI when ``base_directory`` is
@@ -247,6 +344,15 @@ def push_to_filesystem(model_uri: str | Path, dest: FilesystemDestination) -> tu
     src = Path(model_uri)
     if not (src / SIGNATURE_FILE).is_file():
         raise ComponentError(f"model {src} has no {SIGNATURE_FILE}; only an exported jfx model can be pushed")
+    if extra:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="jfx-push-") as staging:
+            staged = Path(staging) / "model"
+            shutil.copytree(src, staged)
+            for name, folder in extra.items():
+                shutil.copytree(folder, staged / name)
+            return push_to_filesystem(staged, dest)
     if dest.remote:
         return push_to_store(src, dest)
     model_dir = dest.model_dir
@@ -257,7 +363,7 @@ def push_to_filesystem(model_uri: str | Path, dest: FilesystemDestination) -> tu
         ctx.register_temporary(tmp)
     try:
         # signature.json last: even the temporary folder holds a complete model once it has one
-        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(SIGNATURE_FILE))
+        shutil.copytree(src, tmp, ignore=storage._ignore_top(src, (SIGNATURE_FILE,)))  # noqa: SLF001 - the same rule as uploads
         shutil.copy2(src / SIGNATURE_FILE, tmp / SIGNATURE_FILE)
         _fsync_tree(tmp)
         for _ in range(_MAX_RENAME_TRIES):
@@ -451,13 +557,15 @@ def push_to_mlflow(model: Model, dest: MlflowDestination) -> dict[str, Any]:
                              "jfx.node_id": ctx.node_id, "jfx.execution_id": ctx.execution_id})
             run = start_run(tracking_uri, experiment, run_name=f"push-{dest.model_name}", tags=tags,
                             artifact_location=location)
-            run.log_artifacts(model.uri, artifact_path)
+            run.log_jfx_model(model.uri, artifact_path)
             run.finish()
             run_id = run.run_id
         else:
             logged = {Path(a.path).name for a in client.list_artifacts(run_id, artifact_path)}
-            if SIGNATURE_FILE not in logged:  # the Trainer logs the model as "model"; else log it now
-                client.log_artifacts(run_id, model.uri, artifact_path)
+            if MLMODEL_FILE not in logged:  # the Trainer logs the MLflow Model as "model"; else log it now
+                from jfx.components._mlflow_model import log_jfx_model
+
+                log_jfx_model(client, run_id, model.uri, artifact_path)
         try:
             client.create_registered_model(dest.model_name, description="pushed by jfx")
         except MlflowException as err:
@@ -488,7 +596,9 @@ def Pusher(  # noqa: N802 - components are named like the TFX components they mi
     pushed_model: Output[PushedModel],
     model_blessing: Optional[Input[ModelBlessing]] = None,  # noqa: UP045 - the DSL reads Optional[...]
     infra_blessing: Optional[Input[InfraBlessing]] = None,  # noqa: UP045
+    examples: Optional[Input[Examples]] = None,  # noqa: UP045
     push_destination: Parameter[dict] | None = None,
+    onnx: Parameter[dict] | None = None,
 ):
     """Push ``model`` to ``push_destination`` if every blessing given says it is blessed.
 
@@ -501,16 +611,31 @@ def Pusher(  # noqa: N802 - components are named like the TFX components they mi
             ``mlflow_model_name``, ``mlflow_run_id``.
         model_blessing: optional; the Evaluator's verdict.
         infra_blessing: optional; InfraValidator's verdict.
+        examples: optional; raw labelled examples (ExampleGen's) on which ``onnx``'s
+            int8 quantization is measured.
         push_destination: ``{"filesystem": {"base_directory", "model_name"}}`` and/or
             ``{"mlflow": {"model_name", "tracking_uri"?, "registry_uri"?, "alias"?}}``.
+        onnx: optional; also export the model as ONNX, into ``pushed_model``'s ``onnx/``
+            folder and the pushed version's: ``{}`` (float), or ``{"quantize": "int8",
+            "max_degradation": 0.01, "split": "eval", "label_key": ...}`` (see
+            :class:`OnnxOption`). Properties ``onnx_uri``, ``onnx_bytes``,
+            ``onnx_float_bytes``, ``onnx_quantize``, ``onnx_check``.
 
     Raises:
-        InvalidArgumentError: a bad ``push_destination`` (checked before anything is pushed).
+        InvalidArgumentError: a bad ``push_destination`` or ``onnx`` (checked before
+            anything is pushed), or a model the ONNX conversion cannot convert (named).
         ComponentError: a copy, rename or registry operation failed.
     """
     fs, ml = parse_push_destination(push_destination)
+    onnx_option = parse_onnx_option(onnx, examples is not None)
     started = time.time()
     reasons = blessing_verdict(model, model_blessing=model_blessing, infra_blessing=infra_blessing)
+    onnx_record = None
+    onnx_dir = Path(pushed_model.uri) / "onnx"
+    if onnx_option is not None and not reasons:
+        onnx_record, refused = export_onnx_for_push(model, onnx_option, onnx_dir, examples)
+        if refused:
+            reasons.append(refused)
     doc: dict[str, Any] = {
         "pushed": False, "reasons": reasons, "model_uri": model.stored_uri, "model_id": model.id,
         "blessings": {k: (None if b is None else {"id": b.id, "uri": b.uri, "blessed": b.properties.get("blessed")})
@@ -519,9 +644,14 @@ def Pusher(  # noqa: N802 - components are named like the TFX components they mi
     }
     props: dict[str, Any] = {"pushed": False, "reasons": reasons, "destinations": [], "version": None,
                              "pushed_uri": None, "mlflow_model_version": None}
+    if onnx_record is not None:
+        doc["onnx"] = onnx_record
+        props.update(onnx_uri=onnx_record["uri"], onnx_bytes=onnx_record["bytes"],
+                     onnx_float_bytes=onnx_record["float_bytes"], onnx_quantize=onnx_record["quantize"],
+                     onnx_check=onnx_record["check"])
     if not reasons:
         if fs is not None:
-            version, folder = push_to_filesystem(model.uri, fs)
+            version, folder = push_to_filesystem(model.uri, fs, {"onnx": onnx_dir} if onnx_record else None)
             doc["destinations"]["filesystem"] = {"base_directory": fs.base_directory, "model_name": fs.model_name,
                                                  "version": version, "uri": folder}
             props.update(version=version, pushed_uri=folder)

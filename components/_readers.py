@@ -862,6 +862,83 @@ def _fit_widened(arr: pa.Array, target: str | None) -> pa.Array | None:
     return pc.cast(inferred, arrow_type(target))  # int → float
 
 
+class _Prefetch:
+    """Calls ``read_next`` on a thread of its own, up to ``depth`` results ahead of
+    :meth:`next`: pyarrow's streaming CSV reader parses on the thread that asks for a batch
+    (one core) and lets go of the GIL meanwhile, so the next block is parsed while the caller
+    converts, hashes and writes the last one. Memory holds at most ``depth + 1`` blocks."""
+
+    def __init__(self, read_next: Callable[[], Any], depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self._queue: Any = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(read_next,), name="jfx-csv-read", daemon=True)
+        self._thread.start()
+
+    def _run(self, read_next: Callable[[], Any]) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                item: tuple[str, Any] = ("batch", read_next())
+            except StopIteration:
+                item = ("end", None)
+            except BaseException as err:  # noqa: BLE001 - handed to the caller, raised there
+                item = ("error", err)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.05)
+                    break
+                except queue.Full:
+                    continue
+            if item[0] != "batch":
+                return
+
+    def next(self) -> Any:
+        """The next result; raises what ``read_next`` raised (``StopIteration`` at the end)."""
+        kind, value = self._queue.get()
+        if kind == "end":
+            self._stop.set()
+            raise StopIteration
+        if kind == "error":
+            self._stop.set()
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Stop reading ahead; returns once the thread has left ``read_next``."""
+        self._stop.set()
+        self._thread.join()
+
+
+def _first_block_types(ctx: _Ctx, block_size: int, skip: set[str]) -> dict[str, pa.DataType]:
+    """The types pyarrow infers from the file's first block, for the columns not in ``skip``
+    and with a value there (``{}`` when that block does not read).
+
+    pyarrow's streaming reader infers each column's type from the first block and keeps it,
+    but converts every later block through its inferring decoder, which costs about a
+    third more than converting to a type it is given; so the first block is read twice
+    and the stream is given these types. A later value that does not fit fails the same
+    way (a conversion error naming the column) and the column is widened as before.
+    """
+    import pyarrow.csv as pcsv
+
+    try:
+        with pcsv.open_csv(storage.input_stream(ctx.path) if storage.is_remote(str(ctx.path)) else ctx.path,
+                           read_options=pcsv.ReadOptions(block_size=block_size, use_threads=False),
+                           parse_options=pcsv.ParseOptions(newlines_in_values=True,
+                                                           invalid_row_handler=lambda row: "skip"),
+                           convert_options=pcsv.ConvertOptions(strings_can_be_null=True)) as reader:
+            schema = reader.schema
+    except (pa.ArrowException, OSError):  # the stream itself meets it again and words it
+        return {}
+    if len(set(schema.names)) != len(schema.names):
+        return {}
+    return {f.name: f.type for f in schema if f.name not in skip and not pa.types.is_null(f.type)}
+
+
 def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
     import pyarrow.csv as pcsv
 
@@ -886,10 +963,13 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
         "read_options": pcsv.ReadOptions(use_threads=not plan.serial, block_size=block_size),
         "parse_options": pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
         "convert_options": pcsv.ConvertOptions(
-            column_types={**typed, **{c: pa.string() for c in as_string}}, strings_can_be_null=True),
+            column_types={**_first_block_types(ctx, block_size, skip=set(typed) | as_string),
+                          **typed, **{c: pa.string() for c in as_string}},
+            strings_can_be_null=True),
     }
     stream = _csv_scan.CheckedStream(ctx.path) if compressed else None
     reader = None
+    ahead: _Prefetch | None = None
 
     def fail(err: pa.ArrowInvalid) -> Exception:
         msg = str(err)
@@ -926,9 +1006,10 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
         _check_names(ctx, reader.schema.names)
         records = 1  # the header; records (rows read or skipped) before the current block
         any_block = False
+        ahead = _Prefetch(reader.read_next_batch)
         while True:
             try:
-                batch = reader.read_next_batch()
+                batch = ahead.next()
             except StopIteration:
                 break
             except pa.ArrowInvalid as err:
@@ -942,8 +1023,8 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
                 _, expected, actual, text = bad[0]
                 raise ctx.fail(f"line {_csv_line(ctx, number)}: expected {expected} fields, got {actual}: "
                                f"{_clip(text)!r}; {_BAD_ROW_HINT}")
-            skipped = len(bad)
-            bad.clear()
+            skipped = len(bad)  # the reader's thread may add rows of the next block meanwhile
+            del bad[:skipped]
             base = records + skipped  # approximately: bad rows are counted as they are met
             records += batch.num_rows + skipped
             yield ReadResult(*_finish_csv_block(ctx, pa.Table.from_batches([batch]), forced, as_string,
@@ -962,6 +1043,8 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
         if bad or not any_block:  # an empty block (no types) carries what is left
             yield ReadResult(pa.table({n: pa.nulls(0) for n in reader.schema.names}), len(bad))
     finally:
+        if ahead is not None:
+            ahead.close()
         if reader is not None:
             reader.close()
         if stream is not None:

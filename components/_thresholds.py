@@ -1,4 +1,13 @@
-"""Evaluator thresholds: absolute bounds on a metric, and change against a baseline."""
+"""Evaluator thresholds: absolute bounds on a metric, and change against a baseline.
+
+A bound checks the metric's value, or with ``"on"`` an end of its confidence interval
+(``eval_config["confidence_intervals"]``): ``"interval"`` checks ``lower_bound`` against
+the interval's lower end and ``upper_bound`` against its upper end, so the whole
+interval must lie within the bounds ("the lower end of the 95% interval of accuracy is
+at least 0.9": ``{"accuracy": {"lower_bound": 0.9, "on": "interval"}}``); ``"ci_lower"``
+and ``"ci_upper"`` check both bounds against that end. A change threshold always compares
+values.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jfx.errors import InvalidArgumentError
+from jfx.errors import InvalidArgumentError, unknown_keys_message
 
-__all__ = ["LOWER_IS_BETTER", "Threshold", "check_thresholds"]
+__all__ = ["LOWER_IS_BETTER", "ON", "Threshold", "check_thresholds"]
 
 LOWER_IS_BETTER = frozenset({"log_loss", "mse", "rmse", "mae"})
+ON = ("value", "interval", "ci_lower", "ci_upper")
+_KEYS = ("lower_bound", "upper_bound", "change", "on")
 
 
 @dataclass(frozen=True)
@@ -25,16 +36,19 @@ class Threshold:
     higher_is_better: bool = True
     absolute: float | None = None
     relative: float | None = None
+    on: str = "value"
 
     @classmethod
     def parse(cls, metric: str, spec: Any) -> Threshold:
         where = f"eval_config['thresholds'][{metric!r}]"
         if not isinstance(spec, Mapping):
             raise InvalidArgumentError(f"{where} must be a dict like {{'lower_bound': 0.9}}, got {spec!r}")
-        unknown = set(spec) - {"lower_bound", "upper_bound", "change"}
+        unknown = sorted(set(spec) - set(_KEYS))
         if unknown:
-            raise InvalidArgumentError(f"{where} has unknown keys {sorted(unknown)}; "
-                                       "expected lower_bound, upper_bound, change")
+            raise InvalidArgumentError(unknown_keys_message(where, unknown, _KEYS))
+        on = spec.get("on", "value")
+        if on not in ON:
+            raise InvalidArgumentError(f"{where}['on'] is {on!r}; expected one of {list(ON)}")
         change = spec.get("change")
         kwargs: dict[str, Any] = {}
         if change is not None:
@@ -48,7 +62,7 @@ class Threshold:
             if kwargs["absolute"] is None and kwargs["relative"] is None:
                 kwargs["absolute"] = 0.0
         out = cls(metric, _opt_float(spec.get("lower_bound"), f"{where}['lower_bound']"),
-                  _opt_float(spec.get("upper_bound"), f"{where}['upper_bound']"), **kwargs)
+                  _opt_float(spec.get("upper_bound"), f"{where}['upper_bound']"), on=on, **kwargs)
         if out.lower_bound is None and out.upper_bound is None and not out.change:
             raise InvalidArgumentError(f"{where} sets no bound and no change; give lower_bound, upper_bound or change")
         return out
@@ -83,14 +97,30 @@ def _scalar_names(metrics: Mapping[str, Any], prefix: str = "") -> list[str]:
     return names
 
 
+def _checked_end(t: Threshold, kind: str) -> str | None:
+    """Which end of the interval a bound checks (``None``: the value)."""
+    if t.on == "value":
+        return None
+    if t.on == "interval":
+        return "lower" if kind == "lower_bound" else "upper"
+    return "lower" if t.on == "ci_lower" else "upper"
+
+
 def check_thresholds(thresholds: Sequence[Threshold], candidate: Mapping[str, Any],
-                     baseline: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+                     baseline: Mapping[str, Any] | None,
+                     intervals: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Check thresholds on the overall slice's metrics.
+
+    Args:
+        intervals: the candidate's confidence intervals, metric name (``/``-joined) →
+            ``{"lower", "upper", "std_error"}`` or ``None``; needed by bounds ``on`` an
+            interval.
 
     Returns:
         One check per bound: ``{"metric", "kind" (lower_bound, upper_bound, change),
-        "passed" (True, False, or None when skipped), "value", "baseline", "bound",
-        "reason"}``. A metric that could not be computed (e.g. AUC with one class)
+        "on" (value, or the interval's lower / upper end), "passed" (True, False, or
+        None when skipped), "value" (what was checked), "baseline", "bound", "reason"}``.
+        A metric (or interval) that could not be computed (e.g. AUC with one class)
         fails its bounds.
 
     Raises:
@@ -107,14 +137,20 @@ def check_thresholds(thresholds: Sequence[Threshold], candidate: Mapping[str, An
         for kind, bound in (("lower_bound", t.lower_bound), ("upper_bound", t.upper_bound)):
             if bound is None:
                 continue
-            if value is None:
-                passed, reason = False, f"{t.metric} could not be computed (no value), so {kind} {bound:g} fails"
+            end = _checked_end(t, kind)
+            checked, what = value, t.metric
+            if end is not None:
+                interval = (intervals or {}).get(t.metric)
+                checked = interval[end] if interval else None
+                what = f"{t.metric} (the {end} end of its confidence interval)"
+            if checked is None:
+                passed, reason = False, f"{what} could not be computed (no value), so {kind} {bound:g} fails"
             else:
-                passed = value >= bound if kind == "lower_bound" else value <= bound
+                passed = checked >= bound if kind == "lower_bound" else checked <= bound
                 op = (">=" if passed else "<") if kind == "lower_bound" else ("<=" if passed else ">")
-                reason = f"{t.metric} {value:.6g} {op} {kind.replace('_', ' ')} {bound:g}: {'passed' if passed else 'FAILED'}"
-            checks.append({"metric": t.metric, "kind": kind, "passed": passed, "value": value, "bound": bound,
-                           "baseline": None, "reason": reason})
+                reason = f"{what} {checked:.6g} {op} {kind.replace('_', ' ')} {bound:g}: {'passed' if passed else 'FAILED'}"
+            checks.append({"metric": t.metric, "kind": kind, "on": "value" if end is None else f"ci_{end}",
+                           "passed": passed, "value": checked, "bound": bound, "baseline": None, "reason": reason})
         if not t.change:
             continue
         check = {"metric": t.metric, "kind": "change", "value": value, "higher_is_better": t.higher_is_better,

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -305,7 +306,12 @@ class TrainerContext(DataContext):
         pipeline_name, run_id, node_id, execution_id: the jfx execution (``None``
             when the Trainer function is called outside a pipeline).
         mlflow_run_id, mlflow_experiment_id, mlflow_tracking_uri: the MLflow run (the
-            Trainer starts it while ``run_fn`` begins; reading an id waits until it exists).
+            Trainer starts it while ``run_fn`` begins; reading an id waits until it exists;
+            None in the processes of a training with ``workers``).
+        process_id, num_processes: this process's place when the Trainer runs ``run_fn``
+            in ``workers`` processes (0 and 1 otherwise). Every process runs ``run_fn``;
+            ``fit`` trains them together; :meth:`export_model` and
+            :meth:`log_metrics`/:meth:`log_params` act in process 0 only.
     """
 
     hyperparameters: dict[str, Any]
@@ -319,20 +325,27 @@ class TrainerContext(DataContext):
     run_id: str | None = None
     node_id: str | None = None
     execution_id: int | None = None
-    _tracker: TrackedRun | RemoteRun | None = field(default=None, repr=False, compare=False)
+    process_id: int = 0
+    num_processes: int = 1
+    _tracker: TrackedRun | RemoteRun | _ChiefLog | None = field(default=None, repr=False, compare=False)
     _exported: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def mlflow_run_id(self) -> str | None:
-        return self._tracker.run_id if self._tracker is not None else None
+        return getattr(self._tracker, "run_id", None)
 
     @property
     def mlflow_experiment_id(self) -> str | None:
-        return self._tracker.experiment_id if self._tracker is not None else None
+        return getattr(self._tracker, "experiment_id", None)
 
     @property
     def mlflow_tracking_uri(self) -> str | None:
-        return self._tracker.tracking_uri if self._tracker is not None else None
+        return getattr(self._tracker, "tracking_uri", None)
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this is process 0 (always, without ``workers``)."""
+        return self.process_id == 0
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Logs metric values to the MLflow run at ``step`` (e.g. the epoch)."""
@@ -365,7 +378,12 @@ class TrainerContext(DataContext):
 
         Returns:
             :attr:`model_dir`.
+
+        With ``workers``, only process 0 exports (every process holds the same trained
+        weights); in the others this returns :attr:`model_dir` and writes nothing.
         """
+        if not self.is_chief:
+            return self.model_dir
         from jfx.core import export_model, signature_from_dataset
 
         metadata = {**self._label_metadata(data), **(metadata or {})}
@@ -392,6 +410,90 @@ class TrainerContext(DataContext):
         if encoder and "vocabulary" in encoder:
             return {"label_key": sources[0], "label_vocabulary": list(encoder["vocabulary"])}
         return {}
+
+
+# ------------------------------------------------------------------------ workers
+
+
+class _ChiefLog:
+    """What ``ctx.log_metrics``/``ctx.log_params`` do in process 0 of ``workers``: lines
+    of a JSON file that the Trainer replays into its MLflow run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(_json_safe(doc)) + "\n")
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._write({"metrics": {k: float(v) for k, v in metrics.items()}, "step": step})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._write({"params": dict(params)})
+
+
+_WORKER_SPEC = "worker-spec.json"
+_WORKER_RESULT = "worker-result.json"
+_WORKER_LOGGED = "worker-logged.jsonl"
+
+
+def worker_spec(ctx: TrainerContext, module_file: str | None, run_fn: str | None) -> dict[str, Any]:
+    """What a worker process needs to rebuild ``ctx`` (JSON)."""
+    return {
+        "module_file": module_file, "run_fn": run_fn,
+        "examples": {"uri": ctx.examples.uri, "properties": ctx.examples.properties},
+        "train_files": [str(f) for f in ctx.train_files], "eval_files": [str(f) for f in ctx.eval_files],
+        "transform_graph": None if ctx.transform_graph is None else ctx.transform_graph.uri,
+        "schema": ctx.schema, "custom_config": ctx.custom_config, "hyperparameters": ctx.hyperparameters,
+        "train_args": ctx.train_args.to_json(), "eval_args": ctx.eval_args.to_json(),
+        "model_dir": str(ctx.model_dir), "run_dir": str(ctx.run_dir), "run_fn_name": ctx.run_fn,
+        "pipeline_name": ctx.pipeline_name, "run_id": ctx.run_id, "node_id": ctx.node_id,
+        "execution_id": ctx.execution_id,
+    }
+
+
+def _run_workers(ctx: TrainerContext, workers: int, module_file: str | None, run_fn: str | None,
+                 tracked: Any, logger: logging.Logger) -> Any:
+    """Runs ``run_fn`` in ``workers`` processes training together; returns process 0's result."""
+    import sys
+    import tempfile
+
+    from jfx.core import History
+    from jfx.core._launch import WorkerFailedError, run_processes
+
+    from jfx.orchestrators._jaxjob import LAUNCHER_ENV, run_jaxjob
+
+    on_kubernetes = os.environ.get(LAUNCHER_ENV) == "jaxjob"
+    # A JAXJob's pods see the pipeline root's volume, where the outputs are staged: the
+    # workers' folder goes there too (and is removed before the outputs are published).
+    with tempfile.TemporaryDirectory(prefix=".jfx-workers-", dir=ctx.run_dir if on_kubernetes else None) as tmp:
+        work = Path(tmp)
+        (work / _WORKER_SPEC).write_text(json.dumps(_json_safe(worker_spec(ctx, module_file, run_fn))),
+                                         encoding="utf-8")
+        if on_kubernetes:
+            logger.info("running %d workers as a JAXJob", workers)
+            run_jaxjob(work, workers, node_id=ctx.node_id)
+        else:
+            logger.info("starting %d worker processes", workers)
+            try:
+                run_processes(lambda i: [sys.executable, "-m", "jfx.components._trainer_worker", str(work)],
+                              workers, log_dir=ctx.run_dir, what="Trainer worker", log_prefix="worker")
+            except WorkerFailedError as err:
+                raise ComponentError(f"{ctx.run_fn}: {err}") from err
+        logged = work / _WORKER_LOGGED
+        if logged.is_file():
+            for line in logged.read_text(encoding="utf-8").splitlines():
+                doc = json.loads(line)
+                if "metrics" in doc:
+                    tracked.log_metrics(doc["metrics"], doc["step"])
+                else:
+                    tracked.log_params(doc["params"])
+        result = json.loads((work / _WORKER_RESULT).read_text(encoding="utf-8"))
+    ctx._exported.update(result["exported"])  # noqa: SLF001 - the context this module made
+    if result["history"] is not None:
+        return History(**result["history"])
+    return result["metrics"]
 
 
 # ------------------------------------------------------------------------ the component
@@ -472,6 +574,7 @@ def Trainer(  # noqa: N802 - components are named like the TFX components they m
     train_args: Parameter[dict] | None = None,
     eval_args: Parameter[dict] | None = None,
     custom_config: Parameter[dict] | None = None,
+    workers: Parameter[int] | None = None,
 ):
     """Train a model with the user's ``run_fn(ctx)`` and track the run in MLflow.
 
@@ -499,6 +602,14 @@ def Trainer(  # noqa: N802 - components are named like the TFX components they m
         train_args: ``{"splits": ["train"], "num_epochs": int, "num_steps": int}``.
         eval_args: ``{"splits": ["eval"], "num_steps": int}``.
         custom_config: any JSON dict, handed to ``run_fn`` as ``ctx.custom_config``.
+        workers: train in this many processes, data parallel (``jax.distributed``): the
+            Trainer starts and supervises them, each runs ``run_fn`` with its
+            ``ctx.process_id``, and ``jfx.core.fit`` shards the data and all-reduces the
+            gradients (see :func:`jfx.core.fit`'s ``distributed``). A failed process
+            stops the others and fails the execution with its error; their output is
+            kept as ``worker-<i>.log`` in the ModelRun. On Kubeflow the processes are
+            the pods of a JAXJob (see docs/kubeflow.md). None or 1: ``run_fn`` runs in
+            the Trainer's own process.
 
     Raises:
         ComponentError: the module cannot be imported, ``run_fn`` raises, or it exported
@@ -513,6 +624,8 @@ def Trainer(  # noqa: N802 - components are named like the TFX components they m
     hyperparameters = None if hyperparameters is None else localized(hyperparameters)
     targs = TrainArgs.from_dict(train_args)
     eargs = EvalArgs.from_dict(eval_args)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InvalidArgumentError(f"workers must be a positive int or None, got {workers!r}")
     train_files = _files(examples, targs.splits, "train_args")
     eval_files = _files(examples, eargs.splits, "eval_args")
     exec_ctx = current_context()
@@ -552,7 +665,8 @@ def Trainer(  # noqa: N802 - components are named like the TFX components they m
     t0 = time.perf_counter()
     try:
         fn = ref.load()
-        transform = _load_transform(transform_graph)
+        # with workers, each process loads the transform itself
+        transform = _load_transform(transform_graph) if (workers or 1) == 1 else None
         schema_doc = _schema_doc(schema)
         ctx = TrainerContext(
             examples=examples, train_files=train_files, eval_files=eval_files, transform=transform,
@@ -564,7 +678,10 @@ def Trainer(  # noqa: N802 - components are named like the TFX components they m
             _tracker=tracked,
         )
         logger.info("calling %s (MLflow run at %s)", ref.describe(), tracked.tracking_uri)
-        result = call_user_fn(ref, fn, ctx)
+        if (workers or 1) > 1:
+            result = _run_workers(ctx, workers or 1, module_file, run_fn, tracked, logger)
+        else:
+            result = call_user_fn(ref, fn, ctx)
         history, explicit = _history_of(result, ref)
         duration = time.perf_counter() - t0
         loaded = _check_export(model_dir, ref)
@@ -606,7 +723,7 @@ def Trainer(  # noqa: N802 - components are named like the TFX components they m
             "inputs": list(loaded.inputs),
             "outputs": list(loaded.outputs),
             # known when run_fn exported through ctx.export_model; None when it exported by hand
-            "with_transform": ctx._exported.get("with_transform", False if transform is None else None),  # noqa: SLF001 - the context this module made
+            "with_transform": ctx._exported.get("with_transform", False if transform_graph is None else None),  # noqa: SLF001 - the context this module made
             "metrics_epoch": metrics_epoch,
             "run_fn": ref.describe(),
             **links,
@@ -616,12 +733,13 @@ def Trainer(  # noqa: N802 - components are named like the TFX components they m
             "epochs": epochs,
             "steps": steps,
             "duration_s": round(duration, 3),
+            "workers": workers or 1,
             "final_metrics": final,
             "metrics_epoch": metrics_epoch,
             "run_fn": ref.describe(),
         })
         handler.flush()
-        tracked.log_artifacts(model_dir, "model")
+        tracked.log_jfx_model(model_dir, "model")  # an MLflow Model: mlflow.pyfunc.load_model runs it
         tracked.log_artifacts(run_dir, "run")
         tracked.finish()
     except BaseException as err:

@@ -4,7 +4,8 @@ Data: :class:`Dataset` (Parquet / Arrow → shuffled, batched, sharded device ar
 Models: :class:`DNNClassifier`, :class:`DNNRegressor`, :class:`WideAndDeep` on Flax NNX
 (any ``nnx.Module`` mapping a feature dict to logits works). Training: :func:`fit`
 (:class:`Trainer` underneath), :func:`evaluate`. Strings: :func:`encode_strings`.
-Export and serving: :func:`export`, :func:`export_model`, :func:`load`.
+Export and serving: :func:`export`, :func:`export_model`, :func:`load`; ONNX:
+:func:`export_onnx`, :func:`load_onnx`.
 """
 
 import importlib
@@ -12,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jfx.core._checkpoint import latest_checkpoint, list_checkpoints
+    from jfx.core._distributed import Distributed, initialize_distributed
     from jfx.core._data import Batch, Dataset, batch_sharding, data_mesh, replicated_sharding
     from jfx.core._encoding import encode_strings, stable_hash, validate_encoder, vocab_size
     from jfx.core._export import LoadedModel, TensorSpec, export, export_model, load, signature_from_dataset
     from jfx.core._metrics import Metric, accuracy, auc, mae, mse
+    from jfx.core._onnx import OnnxExport, OnnxModel, export_onnx, load_onnx
     from jfx.core._models import (
         Categorical,
         DNNClassifier,
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 _EXPORTS = {
     'latest_checkpoint': 'jfx.core._checkpoint',
     'list_checkpoints': 'jfx.core._checkpoint',
+    'Distributed': 'jfx.core._distributed',
+    'initialize_distributed': 'jfx.core._distributed',
     'Batch': 'jfx.core._data',
     'Dataset': 'jfx.core._data',
     'batch_sharding': 'jfx.core._data',
@@ -50,6 +55,10 @@ _EXPORTS = {
     'export_model': 'jfx.core._export',
     'load': 'jfx.core._export',
     'signature_from_dataset': 'jfx.core._export',
+    'OnnxExport': 'jfx.core._onnx',
+    'OnnxModel': 'jfx.core._onnx',
+    'export_onnx': 'jfx.core._onnx',
+    'load_onnx': 'jfx.core._onnx',
     'Metric': 'jfx.core._metrics',
     'accuracy': 'jfx.core._metrics',
     'auc': 'jfx.core._metrics',
@@ -84,6 +93,7 @@ __all__ = [
     "DNNClassifier",
     "DNNRegressor",
     "Dataset",
+    "Distributed",
     "EarlyStopping",
     "FeatureInput",
     "History",
@@ -91,6 +101,8 @@ __all__ = [
     "ModelServer",
     "Metric",
     "Numeric",
+    "OnnxExport",
+    "OnnxModel",
     "PRECISIONS",
     "RequestLogConfig",
     "TensorSpec",
@@ -105,12 +117,15 @@ __all__ = [
     "evaluate",
     "export",
     "export_model",
+    "export_onnx",
     "feature_spec_from_json",
     "feature_spec_to_json",
     "fit",
+    "initialize_distributed",
     "latest_checkpoint",
     "list_checkpoints",
     "load",
+    "load_onnx",
     "mae",
     "mse",
     "replicated_sharding",

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jax
+import numpy as np
 
-from jfx.core._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from jfx.errors import InvalidArgumentError
+from jfx.core._checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from jfx.errors import DataValidationError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from jfx.core._train import Trainer
@@ -192,6 +193,10 @@ class _EarlyStopper(Callback):
             self.best_state = self.loop.trainer.model_state_from_leaves(groups["best"])
 
 
+def _step_of(ckpt: Path) -> int:
+    return int(ckpt.name.rsplit("-", 1)[1])
+
+
 class _WriteBack(Callback):
     """Puts the trained weights into the model, before user callbacks see the end."""
 
@@ -225,10 +230,19 @@ class _Checkpointer(Callback):
 
     def resume(self) -> None:
         """Restores the newest checkpoint in the directory, if there is one."""
+        loop, trainer = self.loop, self.loop.trainer
         ckpt = latest_checkpoint(self.directory)
+        if trainer.processes > 1:
+            # Every process resumes from the checkpoint process 0 sees as the newest.
+            from jax.experimental import multihost_utils
+
+            found = int(multihost_utils.broadcast_one_to_all(np.int64(-1 if ckpt is None else _step_of(ckpt))))
+            ckpt = None if found < 0 else checkpoint_path(self.directory, found)
+            if ckpt is not None and not (ckpt / "meta.json").is_file():
+                raise DataValidationError(f"process {jax.process_index()} cannot read checkpoint {ckpt}, which "
+                                          "process 0 resumes from; checkpoint_dir must be shared by every process")
         if ckpt is None:
             return
-        loop, trainer = self.loop, self.loop.trainer
         groups, doc = load_checkpoint(ckpt, trainer.state_paths)
         trainer.set_model_state(trainer.model_state_from_leaves(groups["state"]), step=doc["step"])
         if "metrics" in groups:
@@ -242,6 +256,8 @@ class _Checkpointer(Callback):
 
     def _save(self, epoch: int, batch: int, with_metrics: bool) -> None:
         loop, trainer = self.loop, self.loop.trainer
+        if trainer.processes > 1 and jax.process_index() != 0:
+            return  # process 0 writes; the state is the same in every process
         meta: dict[str, Any] = {"epoch": epoch, "batch": batch, "history": loop.history.to_json()}
         extra: dict[str, Sequence[Any]] = {}
         if self.stopper is not None:

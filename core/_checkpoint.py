@@ -44,6 +44,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def checkpoint_path(checkpoint_dir: str | Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` is (or would be) in ``checkpoint_dir``."""
+    return Path(checkpoint_dir) / f"{_PREFIX}{step:09d}"
+
+
 def list_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
     """Complete checkpoints in ``checkpoint_dir``, oldest first."""
     root = Path(checkpoint_dir)
@@ -78,7 +83,7 @@ def save_checkpoint(checkpoint_dir: str | Path, step: int, leaves: Sequence[Any]
     """
     root = Path(checkpoint_dir)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{_PREFIX}{step:09d}"
+    final = checkpoint_path(root, step)
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)

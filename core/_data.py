@@ -12,6 +12,7 @@ shard them (:meth:`Dataset.feed_batches`): far cheaper than ``jax.device_put``.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -253,6 +254,10 @@ class _Prefetcher:
     def __iter__(self) -> _Prefetcher:
         return self
 
+    def finished(self) -> bool:
+        """Whether the thread has produced everything (or stopped)."""
+        return not self._thread.is_alive()
+
     def __next__(self) -> Any:
         item = self._q.get()
         if item is self._DONE:
@@ -326,6 +331,10 @@ class Dataset:
         self.seed = seed
         self.remainder = remainder
         self.prefetch = prefetch
+        # (start, stop) -> a reader of those rows only (set by the constructors that can
+        # read a row range without reading the rest); used by :meth:`shard`.
+        self._range_reader: Callable[[int, int], Callable[[np.random.Generator | None], Iterable[Any]]] | None = None
+        self.shard_rows: tuple[int, ...] | None = None  # rows of every shard, when this is one
 
     # -- constructors -------------------------------------------------------------
     @classmethod
@@ -363,7 +372,40 @@ class Dataset:
                 pf = storage.open_parquet(paths[i], metadata=metas[i])
                 yield from storage.iter_parquet_batches(pf, read_rows, columns)
 
-        return cls(read, schema, num_rows, features=features, label=label, **kwargs)
+        # Every row group of every file, in order: (file, row group, first row, rows).
+        groups = []
+        first = 0
+        for i, m in enumerate(metas):
+            for g in range(m.num_row_groups):
+                rows = m.row_group(g).num_rows
+                groups.append((i, g, first, rows))
+                first += rows
+
+        def range_reader(start: int, stop: int) -> Callable[[np.random.Generator | None], Iterator[Any]]:
+            # Only the row groups that hold rows of [start, stop) are read; a shard's
+            # file order is shuffled per epoch as a whole dataset's is.
+            pieces = [(i, g, max(start - f, 0), min(stop - f, n)) for i, g, f, n in groups
+                      if f < stop and f + n > start]
+
+            def read_range(rng: np.random.Generator | None) -> Iterator[pa.RecordBatch]:
+                order = rng.permutation(len(pieces)) if rng is not None else range(len(pieces))
+                for k in order:
+                    i, g, lo, hi = pieces[k]
+                    pf = storage.open_parquet(paths[i], metadata=metas[i])
+                    at = 0
+                    for batch in pf.iter_batches(batch_size=read_rows, row_groups=[g], columns=columns):
+                        a, b = max(lo - at, 0), min(hi - at, batch.num_rows)
+                        if a < b:
+                            yield batch.slice(a, b - a)
+                        at += batch.num_rows
+                        if at >= hi:
+                            break
+
+            return read_range
+
+        ds = cls(read, schema, num_rows, features=features, label=label, **kwargs)
+        ds._range_reader = range_reader
+        return ds
 
     @classmethod
     def from_table(cls, table: pa.Table, features: Sequence[str] | None = None, label: str | None = None,
@@ -373,7 +415,15 @@ class Dataset:
         def read(rng: np.random.Generator | None) -> Iterator[pa.RecordBatch]:
             yield from table.to_batches(max_chunksize=read_rows)
 
-        return cls(read, table.schema, table.num_rows, features=features, label=label, **kwargs)
+        def range_reader(start: int, stop: int) -> Callable[[np.random.Generator | None], Iterator[Any]]:
+            def read_range(rng: np.random.Generator | None) -> Iterator[pa.RecordBatch]:
+                yield from table.slice(start, stop - start).to_batches(max_chunksize=read_rows)
+
+            return read_range
+
+        ds = cls(read, table.schema, table.num_rows, features=features, label=label, **kwargs)
+        ds._range_reader = range_reader
+        return ds
 
     @classmethod
     def from_arrays(cls, columns: Mapping[str, Any], features: Sequence[str] | None = None,
@@ -397,6 +447,52 @@ class Dataset:
 
     def __len__(self) -> int:
         return self.num_batches()
+
+    # -- sharding over processes ------------------------------------------------------
+    def shard(self, num_shards: int, index: int) -> Dataset:
+        """Shard ``index`` of ``num_shards``: what one of ``num_shards`` processes training
+        together reads (:func:`jfx.core.fit` with ``distributed=``).
+
+        The rows are split into ``num_shards`` contiguous ranges of (within one) equal
+        size, in file and row-group order; a shard reads only the Parquet row groups
+        that hold its range. Its ``batch_size`` is this dataset's divided by
+        ``num_shards``, so the shards' batches together make one global batch of
+        ``batch_size`` rows. Shuffling (seeded by ``(seed, epoch)``) stays within a shard.
+        :attr:`shard_rows` lists every shard's rows, which every process knows from the
+        Parquet footers alone.
+
+        Raises:
+            InvalidArgumentError: ``batch_size`` is not a multiple of ``num_shards``, the
+                index is out of range, or the dataset was not made by ``from_parquet``,
+                ``from_table`` or ``from_arrays``.
+        """
+        import copy
+
+        if num_shards < 1 or not 0 <= index < num_shards:
+            raise InvalidArgumentError(f"shard {index} of {num_shards} does not exist")
+        if self.batch_size % num_shards:
+            raise InvalidArgumentError(f"batch_size {self.batch_size} is not divisible by the {num_shards} processes; "
+                                       f"use a multiple of {num_shards}")
+        if self._range_reader is None:
+            raise InvalidArgumentError("this Dataset cannot be sharded over processes: build it with from_parquet, "
+                                       "from_table or from_arrays")
+        bounds = [self.num_rows * k // num_shards for k in range(num_shards + 1)]
+        out = copy.copy(self)
+        out._reader = self._range_reader(bounds[index], bounds[index + 1])  # noqa: SLF001 - a copy of self
+        out._range_reader = None  # noqa: SLF001 - a copy of self
+        out.num_rows = bounds[index + 1] - bounds[index]
+        out.batch_size = self.batch_size // num_shards
+        out.shard_rows = tuple(b - a for a, b in itertools.pairwise(bounds))
+        return out
+
+    def shard_batches(self, group: int = 1, *, most: bool = False) -> int:
+        """Batches per epoch that every shard has (the fewest; with ``most``, the most
+        any shard has); :meth:`num_batches` when this is not a shard."""
+        if self.shard_rows is None:
+            return self.num_batches(group)
+        size = self.batch_size * group
+        counts = [n // size + (1 if n % size and self.remainder == "pad" else 0) for n in self.shard_rows]
+        return max(counts) if most else min(counts)
 
     @property
     def feature_shapes(self) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -515,14 +611,8 @@ class Dataset:
         self._check_mesh(mesh)
         return self._host_feed(epoch, start_batch, group)
 
-    def _host_feed(self, epoch: int, start_batch: int, group: int) -> Iterator[_Rows]:
-        segments: Iterator[tuple[_Rows, np.ndarray | None]] = self._shuffled_rows(epoch)
-        if self.prefetch:
-            segments = _Prefetcher(segments, 1)
-        try:
-            yield from self._cut(segments, start_batch, group)
-        finally:
-            getattr(segments, "close", lambda: None)()
+    def _host_feed(self, epoch: int, start_batch: int, group: int) -> _HostFeed:
+        return _HostFeed(self, epoch, start_batch, group)
 
     def epoch(self, epoch: int = 0, *, start_batch: int = 0) -> Iterator[Batch]:
         """The :class:`Batch` values of one epoch, on device and sharded."""
@@ -531,6 +621,35 @@ class Dataset:
 
     def __iter__(self) -> Iterator[Batch]:
         return self.epoch(0)
+
+
+class _HostFeed:
+    """The packed host batches of one epoch (:meth:`Dataset.feed_batches` on CPU).
+
+    The read-ahead thread (when ``prefetch`` > 0) starts when the feed is made, not at
+    the first batch: the engine opens the first epoch's feed before it builds and
+    compiles its step, so reading the first chunk overlaps the compile.
+    """
+
+    def __init__(self, data: Dataset, epoch: int, start_batch: int, group: int):
+        segments: Iterator[tuple[_Rows, np.ndarray | None]] = data._shuffled_rows(epoch)  # noqa: SLF001
+        self._prefetcher = _Prefetcher(segments, 1) if data.prefetch else None
+        self._batches = data._cut(self._prefetcher or segments, start_batch, group)  # noqa: SLF001
+
+    def __iter__(self) -> _HostFeed:
+        return self
+
+    def __next__(self) -> _Rows:
+        return next(self._batches)
+
+    def read_all(self) -> bool:
+        """Whether the read-ahead thread has read the whole epoch (False without one)."""
+        return self._prefetcher is not None and self._prefetcher.finished()
+
+    def close(self) -> None:
+        self._batches.close()  # type: ignore[attr-defined]  # a generator
+        if self._prefetcher is not None:
+            self._prefetcher.close()
 
 
 def _closing(prefetcher: _Prefetcher) -> Iterator[Any]:

@@ -301,14 +301,19 @@ class LoadedModel:
         if doc.get("format") != FORMAT or doc.get("version", 0) > FORMAT_VERSION:
             raise DataValidationError(f"{path}: unsupported model format {doc.get('format')!r} v{doc.get('version')}")
         self.path = path
-        self.inputs = {n: TensorSpec(s["dtype"], tuple(s["shape"]), s.get("encoder"), s.get("source_type"))
-                       for n, s in doc["inputs"].items()}
-        self.outputs = doc["outputs"]
-        self.metadata = doc.get("metadata") or {}
+        self._read_signature(doc)
         self._exported = jax.export.deserialize(bytearray(blob))
         with np.load(path / _WEIGHTS, allow_pickle=False) as npz:
             self._params = {k: jnp.asarray(npz[k]) for k in doc["params"]}
         self._call = jax.jit(self._exported.call)
+
+    def _read_signature(self, doc: Mapping[str, Any]) -> None:
+        """Sets ``inputs``, ``outputs`` and ``metadata`` from a signature document (the
+        input checks and string encoders of :meth:`prepare` follow from them)."""
+        self.inputs = {n: TensorSpec(s["dtype"], tuple(s["shape"]), s.get("encoder"), s.get("source_type"))
+                       for n, s in doc["inputs"].items()}
+        self.outputs = doc["outputs"]
+        self.metadata = doc.get("metadata") or {}
         # scalar float features: rows of them are read as one matrix (one NumPy call
         # instead of one per feature), the model server's per-request path
         self._float_scalars = [n for n, s in self.inputs.items()

@@ -225,7 +225,12 @@ def server_info(host: str, *, token: str | None = None, cookies: str | None = No
         headers["Cookie"] = cookies
     handlers: list[Any] = [urllib.request.ProxyHandler({})]  # as kfp's client: no proxy from the environment
     if ssl_ca_cert:
-        handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ssl_ca_cert)))
+        try:
+            context = ssl.create_default_context(cafile=ssl_ca_cert)
+        except (ssl.SSLError, ValueError) as err:
+            raise InvalidArgumentError(f"--ssl-ca-cert {ssl_ca_cert}: not a PEM bundle of CA certificates "
+                                       f"({getattr(err, 'reason', None) or err})") from None
+        handlers.append(urllib.request.HTTPSHandler(context=context))
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(urllib.request.Request(url, headers=headers), timeout=timeout_s) as response:
@@ -240,6 +245,13 @@ def server_info(host: str, *, token: str | None = None, cookies: str | None = No
         raise InvalidArgumentError(f"--host {host}: {url} answered HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", None) or err
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            why = getattr(reason, "verify_message", None) or reason.reason or "certificate verify failed"
+            fix = (f"is it the CA that signed the server's certificate, for this host name? (--ssl-ca-cert "
+                   f"{ssl_ca_cert})" if ssl_ca_cert else
+                   "if a private CA signed it, give that CA's certificate with --ssl-ca-cert FILE")
+            raise InvalidArgumentError(f"--host {host}: certificate verify failed: the server's TLS certificate is "
+                                       f"not trusted ({why}); {fix}") from None
         raise InvalidArgumentError(f"--host {host}: cannot reach the Kubeflow Pipelines API ({reason})") from None
     try:
         info = json.loads(body)

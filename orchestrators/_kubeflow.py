@@ -36,15 +36,21 @@ limits, an accelerator count and type, node selectors and tolerations (kfp-kuber
 launcher then makes one attempt per try), ``with_timeout`` to the pod's
 ``activeDeadlineSeconds`` (the launcher also enforces it in-process, exactly).
 
-A node whose IR trigger is ``all_done`` (a ``jfx.ExitHandler``'s node) is an ordinary
-task after its block, not ``ignore_upstream_failure()``: the Argo compiler turns a task
-with ``ALL_UPSTREAM_TASKS_COMPLETED`` into an exit hook on each of its dependencies
+A node whose IR trigger is ``all_done`` (a ``jfx.ExitHandler``'s node) is not
+``ignore_upstream_failure()`` after its block: the Argo compiler turns a task with
+``ALL_UPSTREAM_TASKS_COMPLETED`` into an exit hook on each of its dependencies
 (argocompiler/dag.go, ``taskToExitTemplate``, tags 2.4.0 to 2.17.0), so it would run once
-per upstream task, the first as soon as that one ends, and a task after it would depend
-on a task missing from the Argo DAG (refused). When a node of its block fails, Argo
-starts no further task, and the run's finish task (which runs once, after everything)
-runs the exit node in its own pod (:func:`jfx.orchestrators.entrypoint.finish`). Nodes
-Argo never started after a failure are recorded SKIPPED with the reason.
+per upstream task, the first as soon as that one ends. Its task is instead the exit hook of
+one sub-DAG that holds every node's task (:func:`_add_exit_hooks`): it runs once, after
+everything, failed or not, in its own pod with its own settings. An exit node that other
+nodes depend on also keeps an ordinary task after its block (nothing can depend on a hook),
+and its hook then runs it only if that task never started. After a failure Argo starts no
+further task: those nodes are recorded SKIPPED with the reason.
+
+A ``jfx.If`` condition on runtime parameters is compiled into the task's
+``triggerPolicy.condition`` (:func:`cel_condition`): the backend's driver decides it before a
+pod starts, and the finish task records the nodes it skipped (and those after them, which
+Argo omits) SKIPPED. A condition on an output value stays in the pod (the launcher decides).
 
 A metadata URL with a password is refused for a cluster: it would land in the spec, the
 Kubeflow UI and every task's log. Give it through a Kubernetes secret
@@ -271,7 +277,9 @@ class KubeflowDagRunner:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # kfp's notices about future defaults
             compiler.Compiler().compile(graph, str(output))
-        _share_components(output)
+        # kfp.local evaluates a trigger condition by pasting the values into Python source, a
+        # string unescaped: for kfp.local, conditions on string parameters stay in the pod
+        _rewrite_spec(output, ir, trigger_conditions(ir, strings=not self.local))
         return str(output)
 
     def targets(self, ir: PipelineIR) -> tuple[str, str]:
@@ -350,6 +358,12 @@ class KubeflowDagRunner:
         from jfx.orchestrators.entrypoint import encode_ir
 
         url, root = self.targets(ir)
+        for node in ir.nodes:
+            workers = self._workers_of(node)
+            if workers > 1 and storage.is_remote(root):
+                raise InvalidPipelineError(
+                    f"node {node.id!r}: a Trainer with workers={workers} runs its workers as a JAXJob whose pods "
+                    f"share the pipeline root as a volume; give a pipeline root on a volume (volumes=...), not {root}")
         ir = self.for_tasks(ir, root)
         runner_name = "kfp-local" if self.local else "kubeflow"
         param_names = list(ir.parameters)
@@ -394,8 +408,8 @@ class KubeflowDagRunner:
                     upstream = [tasks[u] for u in node.upstream]
                     if upstream:
                         task.after(*upstream)
-                    # An exit handler's node (trigger all_done) stays an ordinary task: see the module's
-                    # docstring; the finish task runs it when Argo does not.
+                    # An exit handler's node (trigger all_done) becomes an exit hook when the spec is
+                    # rewritten (_add_exit_hooks); its task here gives the hook its settings.
                     tasks[node.id] = task
 
         body.__signature__ = signature  # type: ignore[attr-defined]
@@ -427,10 +441,48 @@ class KubeflowDagRunner:
             for secret, keys in by_secret.items():
                 kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=keys)
 
+    def _workers_of(self, node: NodeIR) -> int:
+        """The ``workers`` of a Trainer node (1 for other nodes)."""
+        if node.component.module != "jfx.components._trainer" or "workers" not in node.parameters:
+            return 1
+        param = node.parameters["workers"]
+        if param.runtime is not None:
+            raise InvalidPipelineError(f"node {node.id!r}: workers cannot be a runtime parameter on Kubeflow (the "
+                                       "JAXJob's size is compiled into the spec); give a number")
+        return int(param.value or 1)
+
+    def _configure_workers(self, task: Any, node: NodeIR, workers: int) -> None:
+        """A Trainer with ``workers``: its pod creates a JAXJob of ``workers`` pods (see
+        :mod:`jfx.orchestrators._jaxjob`), which get the node's resources, each."""
+        from jfx.orchestrators._jaxjob import LAUNCHER_ENV, TEMPLATE_ENV, worker_template
+
+        template = worker_template(self.image, env=self.env, secret_env=self._all_secret_env(),
+                                   volumes=self.volumes, resources=node.options.resources,
+                                   accelerator_type=self.accelerator_type)
+        task.set_env_variable(LAUNCHER_ENV, "jaxjob")
+        task.set_env_variable(TEMPLATE_ENV, json.dumps(template, sort_keys=True))
+
+    def _all_secret_env(self) -> dict[str, tuple[str, str]]:
+        """Every environment variable a task reads from a secret: variable → (secret, key)."""
+        out = dict(self.secret_env)
+        if self.metadata_secret:
+            out["JFX_METADATA_URL"] = tuple(self.metadata_secret)  # type: ignore[assignment]
+        if self.s3_secret:
+            secret, access_key, secret_key = self.s3_secret
+            out["AWS_ACCESS_KEY_ID"] = (secret, access_key)
+            out["AWS_SECRET_ACCESS_KEY"] = (secret, secret_key)
+        return out
+
     def _configure_task(self, task: Any, node: NodeIR) -> None:
         task.set_caching_options(False)  # jfx caches through its metadata store
         self._configure_pod(task)
-        res = node.options.resources
+        workers = self._workers_of(node)
+        if workers > 1:
+            # the node's resources are each worker's; the Trainer's own pod only waits for them
+            self._configure_workers(task, node, workers)
+            res: Mapping[str, Any] = {}
+        else:
+            res = node.options.resources
         try:
             if res.get("cpu") is not None:
                 cpu = str(res["cpu"])
@@ -758,18 +810,18 @@ _COMMON_ARGS = ("jfx_ir: str, jfx_job_id: str, jfx_runner: str, jfx_metadata_url
 
 NODE_FUNCTION = "jfx_node_task"
 # the tasks' own arguments besides RESERVED_PARAMETERS (not pipeline parameters)
-_TASK_ARGS = ("jfx_node", "jfx_job_id", "jfx_runner", "status")
+_TASK_ARGS = ("jfx_node", "jfx_job_id", "jfx_runner", "jfx_exit_hook", "status")
 
 _NODE_SOURCE = '''\
-def jfx_node_task(jfx_node: str, {common}{params}):
-    """Runs one jfx node (jfx_node) through the jfx launcher."""
+def jfx_node_task(jfx_node: str, {common}{params}, jfx_exit_hook: bool = False):
+    """Runs one jfx node (jfx_node) through the jfx launcher (as an exit hook: unless it already ran)."""
     from jfx.orchestrators.entrypoint import decode_ir, kfp_run_id, run_node
 
     ir = decode_ir(jfx_ir)
     run_node(ir=ir, node_id=jfx_node, run_id=jfx_run_id or kfp_run_id(ir.name, jfx_job_id),
              metadata_url=jfx_metadata_url, pipeline_root=jfx_pipeline_root, parameters={param_dict},
              enable_cache=jfx_enable_cache, from_nodes=jfx_from_nodes, to_nodes=jfx_to_nodes, runner=jfx_runner,
-             from_run=jfx_from_run or None)
+             from_run=jfx_from_run or None, exit_hook=jfx_exit_hook)
 '''
 
 _FINISH_SOURCE = '''\
@@ -822,9 +874,214 @@ def _finish_component(param_names: list[str], params: Mapping[str, Any], image: 
         return dsl.component(base_image=image, install_kfp_package=False)(_define(source, "jfx_finish_run"))
 
 
-def _share_components(path: Path) -> None:
-    """Rewrite the compiled spec at ``path`` so that tasks with the same settings share one
-    component, one executor and one Kubernetes executor config.
+# ---------------------------------------------------------------------- trigger conditions
+
+_CEL_OPS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def _cel_string(text: str) -> str:
+    """A CEL string literal (single-quoted, escaped), which Python also reads back as ``text``."""
+    out = []
+    for ch in text:
+        if ch in ("\\", "'"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "'" + "".join(out) + "'"
+
+
+def _cel_comparison(op: str, args: list[dict[str, Any]], params: Mapping[str, Any]) -> str | None:
+    """One comparison as CEL over the task's inputs, or None when the driver could not decide it
+    as the launcher does (an output value, a dict/list/null operand, mismatched types)."""
+    if op not in _CEL_OPS:
+        return None
+    kinds: list[str] = []
+    for a in args:
+        if "param" in a:
+            p = params.get(a["param"])
+            if p is None or p.type not in ("int", "float", "str", "bool") or (p.default is None and not p.required):
+                return None  # a parameter that may be null: the in-pod check decides
+            kinds.append(p.type)
+        elif "value" in a:
+            v = a["value"]
+            if isinstance(v, bool):
+                kinds.append("bool")
+            elif isinstance(v, int):
+                kinds.append("int")
+            elif isinstance(v, float) and math.isfinite(v):
+                kinds.append("float")
+            elif isinstance(v, str):
+                kinds.append("str")
+            else:
+                return None
+        else:
+            return None  # an output artifact's property: only the pod can read it
+    numeric = {"int", "float"}
+    if not (kinds[0] == kinds[1] or set(kinds) <= numeric):
+        return None
+    if "bool" in kinds and op not in ("==", "!="):
+        return None
+    as_int = kinds == ["int", "int"]  # whole numbers compared as CEL ints; else as doubles
+    sides = []
+    for a, kind in zip(args, kinds, strict=True):
+        if "param" in a:
+            # a parameter arrives as a protobuf Value: a number is a double (the SDK's own form for ints)
+            ref = f"inputs.parameter_values[{_cel_string(a['param'])}]"
+            sides.append(f"int({ref})" if as_int else ref)
+        else:
+            v = a["value"]
+            if kind == "bool":
+                sides.append("true" if v else "false")
+            elif kind == "str":
+                sides.append(_cel_string(v))
+            elif as_int:
+                sides.append(str(int(v)))
+            else:
+                sides.append(repr(float(v)))  # 10.0, 1e-07, 1e+21: CEL double literals
+    if not any("inputs." in side for side in sides):
+        return None  # two constants: nothing for the driver to decide
+    return f"{sides[0]} {op} {sides[1]}"
+
+
+def cel_condition(cond: dict[str, Any] | None, params: Mapping[str, Any], *, exact: bool = False) -> str | None:
+    """A node's ``jfx.If`` condition as its task's ``triggerPolicy.condition``, or None.
+
+    The backend's driver evaluates the condition (CEL, ``backend/src/v2/expression``) on the
+    task's ExecutorInput before any pod starts; when it is false the task is not triggered
+    (its execution is CANCELED, Argo skips the pod and omits the tasks after it). Only what
+    the driver decides as the launcher does is compiled: comparisons of runtime parameters
+    (int, float, str, bool, never null) with constants or with each other, joined by and, or
+    and not. Where the compiled condition is false so is the node's, so no node is skipped
+    that the launcher would run; the parts of an ``and`` that only the pod can decide (an
+    output artifact's property) are left out, and the launcher checks the whole condition
+    in the pod. ``exact``: the whole condition, or None.
+
+    >>> from jfx.pipelines import PipelineIR
+    >>> ir = PipelineIR.from_dict({"ir_version": 1, "pipeline": {"name": "p"}, "nodes": [], "parameters": {
+    ...     "push": {"type": "bool", "default": True}, "rows": {"type": "int", "default": 3}}})
+    >>> cel_condition({"op": "and", "args": [{"op": "==", "args": [{"param": "push"}, {"value": True}]},
+    ...     {"op": ">", "args": [{"param": "rows"}, {"value": 10}]}]}, ir.parameters)
+    "(inputs.parameter_values['push'] == true) && (int(inputs.parameter_values['rows']) > 10)"
+    """
+    if not cond:
+        return None
+    op, args = cond["op"], cond["args"]
+    if op in ("and", "or"):
+        parts = [cel_condition(a, params, exact=exact) for a in args]
+        if (exact or op == "or") and any(p is None for p in parts):
+            return None  # a part that may hold: the pod decides
+        kept = [p for p in parts if p is not None]
+        if not kept:
+            return None
+        joiner = " && " if op == "and" else " || "
+        return kept[0] if len(kept) == 1 else joiner.join(f"({p})" for p in kept)
+    if op == "not":
+        inner = cel_condition(args[0], params, exact=True)  # "not" of a weaker condition would skip too much
+        return None if inner is None else f"!({inner})"
+    return _cel_comparison(op, args, params)
+
+
+def trigger_conditions(ir: PipelineIR, *, strings: bool = True) -> dict[str, str]:
+    """Node id → the ``triggerPolicy.condition`` of its task (nodes whose condition the driver can
+    decide); ``strings=False`` leaves out comparisons of string parameters."""
+    params = ir.parameters if strings else {k: p for k, p in ir.parameters.items() if p.type != "str"}
+    found: dict[str, str] = {}
+    for node in ir.nodes:
+        cel = cel_condition(node.condition, params)
+        if cel is not None:
+            found[node.id] = cel
+    return found
+
+
+def _rewrite_spec(path: Path, ir: PipelineIR, triggers: Mapping[str, str]) -> None:
+    """Rewrite the compiled spec at ``path``: tasks with the same settings share one component
+    (:func:`_share_components`), each exit node runs as an exit hook around the node tasks
+    (:func:`_add_exit_hooks`), and each node's task gets its trigger condition (``triggers``:
+    node id → CEL, :func:`trigger_conditions`)."""
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    _share_components(docs)
+    _add_exit_hooks(docs[0], ir)
+    for dag in _dags(docs[0]):
+        for task in (dag.get("tasks") or {}).values():
+            node = _task_node(task)
+            if node is not None and node in triggers:
+                task.setdefault("triggerPolicy", {})["condition"] = triggers[node]
+    path.write_text("---\n".join(yaml.safe_dump(d, sort_keys=True) for d in docs))
+
+
+def _dags(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The DAGs of a spec: the root's and each DAG component's."""
+    return [spec.get("root", {}).get("dag", {})] + [c["dag"] for c in spec.get("components", {}).values() if "dag" in c]
+
+
+def _task_node(task: Mapping[str, Any]) -> str | None:
+    """The jfx node a task runs (its constant ``jfx_node`` input), if it is a node's task."""
+    node = (task.get("inputs", {}).get("parameters", {}).get("jfx_node", {})
+            .get("runtimeValue", {}).get("constant"))
+    return node if isinstance(node, str) else None
+
+
+def _add_exit_hooks(spec: dict[str, Any], ir: PipelineIR) -> None:
+    """Run each ``jfx.ExitHandler`` node as an exit hook around every node's task, in its own pod.
+
+    The node tasks' group is moved into a new sub-DAG component, and the exit node's task
+    (its component: its resources, accelerator, node selector, timeout, retries) becomes a
+    task after it with ``ALL_UPSTREAM_TASKS_COMPLETED``: the backend's Argo compiler makes
+    that an exit hook on its one dependency, the sub-DAG (argocompiler/dag.go, 2.14.0 to
+    2.17.0), so it runs once, after every node's task, whether they failed or not (after a
+    failure Argo starts no other task). kfp's SDK refuses an ExitHandler inside another, so
+    the groups are nested here, in the spec: one level per exit node, the exit node that
+    comes last in the pipeline outermost.
+
+    An exit node that other nodes depend on also keeps its ordinary task after its block, so
+    that they can wait for it (nothing can depend on a hook); its hook then runs the node only
+    when that task never did (``run_node(exit_hook=True)``).
+    """
+    import copy
+
+    exit_nodes = [n for n in ir.nodes if n.trigger == "all_done"]
+    if not exit_nodes:
+        return
+    depended_on = {u for n in ir.nodes for u in n.upstream}
+    components = spec["components"]
+    holder = next(name for name, comp in components.items()
+                  if any(_task_node(t) for t in (comp.get("dag") or {}).get("tasks", {}).values()))
+    for level, node in enumerate(reversed(exit_nodes), start=1):
+        outer = components[holder]
+        tasks = outer["dag"]["tasks"]
+        [(key, task)] = [(k, t) for k, t in tasks.items() if _task_node(t) == node.id]
+        hook = copy.deepcopy(task)
+        if node.id not in depended_on:
+            del tasks[key]
+        block_comp, block_task = f"comp-jfx-exit-block-{level}", f"jfx-exit-block-{level}"
+        inputs = copy.deepcopy(outer.get("inputDefinitions") or {})
+        components[block_comp] = {"dag": {"tasks": tasks}, **({"inputDefinitions": inputs} if inputs else {})}
+        hook["dependentTasks"] = [block_task]
+        hook["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+        hook["inputs"]["parameters"]["jfx_exit_hook"] = {"runtimeValue": {"constant": True}}
+        hook["taskInfo"] = {"name": node.id}
+        outer["dag"]["tasks"] = {
+            block_task: {"componentRef": {"name": block_comp}, "taskInfo": {"name": block_task},
+                         "inputs": {"parameters": {name: {"componentInputParameter": name}
+                                                   for name in inputs.get("parameters", {})}}},
+            f"jfx-exit-{level}": hook,
+        }
+        holder = block_comp
+
+
+def _share_components(docs: list[dict[str, Any]]) -> None:
+    """Make tasks with the same settings share one component, one executor and one Kubernetes
+    executor config, in the compiled spec ``docs`` (the pipeline spec, the platform spec).
 
     kfp's compiler gives every task its own copy of the component (the task's body, a few KB,
     with its resources and Kubernetes settings), so a spec would grow by that much per node.
@@ -832,9 +1089,6 @@ def _share_components(path: Path) -> None:
     spec then holds one node component per distinct ``with_resources``/``with_timeout``
     setting, and each node adds only its task (its inputs and dependencies).
     """
-    import yaml
-
-    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
     spec = docs[0]
     platform = docs[1] if len(docs) > 1 else {}
     k8s = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
@@ -868,7 +1122,6 @@ def _share_components(path: Path) -> None:
         if label != canonical:
             del executors[label]
             k8s.pop(label, None)
-    path.write_text("---\n".join(yaml.safe_dump(d, sort_keys=True) for d in docs))
 
 
 def node_task_names(spec: Mapping[str, Any]) -> dict[str, str]:

@@ -93,7 +93,7 @@ from jfx.pipelines import NodeIR, PipelineIR, load_component
 from jfx.pipelines._artifacts import Artifact
 from jfx.pipelines._component import Component
 from jfx.pipelines._context import ExecutionContext
-from jfx.pipelines._control import describe_condition, evaluate_condition
+from jfx.pipelines._control import condition_refs, describe_condition, evaluate_condition
 
 __all__ = [
     "NodeLaunch",
@@ -480,7 +480,7 @@ class NodeLaunch:
         try:
             ctx = ExecutionContext(ir.name, run.run_id, node.id, running.id, run.pipeline_root, ir.beam_pipeline_args,
                                    self.store.url, prepared.upstream_states, functools.partial(record_temporary, stage),
-                                   upstream_reasons=prepared.upstream_reasons)
+                                   upstream_reasons=prepared.upstream_reasons, cancel=self.cancel)
             try:
                 ran = run_component(prepared.component, node, prepared.inputs, prepared.parameters, stage, ctx,
                                     log_file)
@@ -521,7 +521,10 @@ class NodeLaunch:
         for nid in self.node.upstream:
             e = latest.get(nid)
             if e is None:
-                states[nid] = UpstreamState(NodeState.SKIPPED, reason=self._not_run_reason(nid, latest))
+                # never started: an orchestrator that decides parameter conditions itself (a Kubeflow
+                # trigger condition) starts nothing for a node whose condition is false
+                states[nid] = UpstreamState(NodeState.SKIPPED, by_condition=self._false_by_parameters(nid),
+                                            reason=self._not_run_reason(nid, latest))
             else:
                 info = ExecutionInfo.from_record(e)
                 state = info.node_state(e)
@@ -540,6 +543,16 @@ class NodeLaunch:
             if info.halted or not state.succeeded:
                 return f"upstream node {up} {'halted the pipeline' if info.halted else state}"
         return None
+
+    def _false_by_parameters(self, node_id: str) -> bool:
+        """Whether node ``node_id``'s condition reads only runtime parameters and is false in this run."""
+        cond = self.ir.node(node_id).condition
+        if not cond or condition_refs(cond):
+            return False
+        try:
+            return not evaluate_condition(cond, self.run.parameters, self._output_value)
+        except (InvalidPipelineError, KeyError):
+            return False
 
     def _condition(self) -> Skip | None:
         """A Skip when the node's ``jfx.If`` condition is false."""

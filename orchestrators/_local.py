@@ -20,6 +20,9 @@ __all__ = ["LocalDagRunner"]
 
 EXECUTORS = ("thread", "process")
 _SIGNAL_POLL_S = 0.2
+#: How long Ctrl-C waits for the running nodes' components to see the cancel flag and stop
+#: (one that never checks it is left to the process's exit).
+_CANCEL_GRACE_S = 5.0
 
 
 class LocalDagRunner:
@@ -148,6 +151,11 @@ class LocalDagRunner:
                     progress.node_finished(outcome)
         except BaseException:
             cancel.set()  # before anything else: a node finishing now must not publish
+            if running and self.executor != "process":
+                # Ctrl-C reached this thread, not the nodes' threads: a component that checks
+                # the flag (ExampleGen does between blocks) stops at its next check, and its
+                # launcher removes its staging output once nothing writes there any more.
+                wait(running, timeout=_CANCEL_GRACE_S)
             raise
 
 

@@ -25,9 +25,13 @@ What the backend does around a failure, and what :func:`finish` makes of it:
 * Argo stops scheduling new tasks of a DAG once one has failed (KFP never sets
   ``failFast: false``), so nodes that were due but never started have no execution:
   they are recorded SKIPPED, "not started: Argo stops scheduling after node X failed".
-* An ``ExitHandler``'s node (IR trigger ``all_done``) is an ordinary task after its
-  block; when Argo never starts it (a block node failed), :func:`finish`, which runs
-  once after everything, runs it in its own pod, so it still runs exactly once.
+* An ``ExitHandler``'s node (IR trigger ``all_done``) runs in its own pod, as an exit
+  hook around every node's task (``_kubeflow._add_exit_hooks``): once, after everything,
+  whatever failed. If other nodes depend on it, it also has an ordinary task after its
+  block; the hook then runs it only when that task never started (``exit_hook=True``).
+* A task whose ``triggerPolicy.condition`` (a ``jfx.If`` on runtime parameters) the driver
+  found false starts no pod, and Argo omits the tasks after it: :func:`finish` records those
+  nodes SKIPPED as the launcher would (``_record_untriggered``).
 * ``PipelineTaskFinalStatus.state`` is the MLMD state of the run's DAG execution on a
   backend (``COMPLETE``, ``FAILED``, ...), ``SUCCEEDED``/``FAILED`` under kfp.local; see
   :func:`tasks_succeeded_from_state`.
@@ -59,6 +63,7 @@ from jfx.errors import ComponentError, InvalidArgumentError, JfxError
 from jfx.metadata import ExecutionState, MetadataStore
 from jfx.orchestrators._kfp_code import fetch_node_code
 from jfx.orchestrators._launcher import (
+    NodeLaunch,
     NodeOutcome,
     NodeState,
     RunInfo,
@@ -252,8 +257,13 @@ def run_node(
     to_nodes: Sequence[str] | None = None,
     runner: str = "kubeflow",
     from_run: str | None = None,
+    exit_hook: bool = False,
 ) -> NodeOutcome:
     """Run one node of run ``run_id`` (joining or creating the run) and return its outcome.
+
+    ``exit_hook``: the task is an exit node's hook, which runs after every node's task; when
+    the node already has an execution in this run (its ordinary task ran it), that is its
+    outcome and nothing runs again.
 
     Retries are the orchestrator's (Kubeflow's retry policy), so the launcher makes
     one attempt here; each attempt is its own execution. In a partial run, a node the
@@ -271,6 +281,13 @@ def run_node(
         run = _join(store, pipeline, run_id, runner, parameters, enable_cache, pipeline_root)
         _abandon_leftovers(store, run, node.id)
         selected = _selection(pipeline, from_nodes, to_nodes)
+        done = store.latest_executions(run.run_context_id).get(node.id) if exit_hook else None
+        if done is not None:
+            assert done.id is not None
+            _, outputs = store.get_execution_artifacts(done.id)
+            outcome = NodeOutcome.from_execution(done, outputs, run_over=True)
+            print(f"jfx: run {run_id} node {node.id}: ran in its own task already ({_describe(outcome)})", flush=True)
+            return outcome
         if selected is not None and node.id not in selected:
             if node.id in reused_nodes(pipeline, selected):
                 source = source_for_run(store, pipeline, run, selected, from_run)
@@ -333,8 +350,10 @@ def _not_run(node: NodeIR, outcomes: dict[str, NodeOutcome], selected: set[str] 
              failed: list[str]) -> NodeOutcome:
     if selected is not None and node.id not in selected:
         return NodeOutcome(node.id, NodeState.SKIPPED, error="outside the partial run")
+    if node.trigger == "all_done":  # its exit hook always runs: its pod did not start, or died early
+        return NodeOutcome(node.id, NodeState.FAILED, error="its Kubeflow task did not run")
     blocked = [outcomes[u] for u in node.upstream if u in outcomes and not outcomes[u].succeeded]
-    if blocked and node.trigger != "all_done":
+    if blocked:
         return skipped_by_upstream(node.id, blocked)
     if failed:
         return NodeOutcome(node.id, NodeState.SKIPPED,
@@ -349,24 +368,32 @@ def run_state(outcomes: dict[str, NodeOutcome], selected: set[str] | None,
     return RunState.FAILED if tasks_succeeded is False else _run_state(outcomes, left_out)
 
 
-def _run_exit_nodes(store: MetadataStore, pipeline: PipelineIR, run: RunInfo, selected: set[str] | None) -> None:
-    """Run the ``ExitHandler`` nodes whose task never started, in this (the finish task's) pod.
+def _record_untriggered(store: MetadataStore, pipeline: PipelineIR, run: RunInfo, selected: set[str] | None) -> None:
+    """Record SKIPPED, as the launcher would, the nodes whose task never started because a false
+    condition skipped them: a task whose ``triggerPolicy.condition`` the driver found false (no
+    pod starts), and the tasks after it, which Argo then omits.
 
-    An exit node is compiled as an ordinary task after its block (a KFP task with
-    ``ALL_UPSTREAM_TASKS_COMPLETED`` becomes an exit hook on *each* of its dependencies in
-    the Argo compiler, backend/src/v2/compiler/argocompiler/dag.go, tags 2.4.0 to 2.17.0:
-    it would run once per dependency, and no task can depend on it). When a node of its
-    block fails, Argo starts neither it nor anything else, so the run's finish, which
-    Kubeflow runs once after everything, runs it here: once, after everything.
+    Only nodes with no execution are looked at, in the pipeline's order, and only a skip
+    that the launcher's own control check decides from a false condition (here or upstream)
+    is recorded; a node that never started for another reason (Argo's fail-fast after a
+    failure) is left to :func:`outcomes_from_store`.
     """
     latest = store.latest_executions(run.run_context_id)
+    skipped = {nid for nid, e in latest.items() if e.state == ExecutionState.SKIPPED}
     for node in pipeline.nodes:
-        if node.trigger != "all_done" or node.id in latest or (selected is not None and node.id not in selected):
+        if node.id in latest or (selected is not None and node.id not in selected):
             continue
-        node = fetch_node_code(node)
-        outcome = launch_node(store, pipeline, node, run, check_upstream=True)
-        print(f"jfx: run {run.run_id} node {node.id} (its task was not started): {_describe(outcome)}", flush=True)
-        latest = store.latest_executions(run.run_context_id)
+        if node.condition is None and not skipped.intersection(node.upstream):
+            continue  # neither a condition of its own nor a skipped node before it
+        launch = NodeLaunch(store, pipeline, node, run, check_upstream=True)
+        try:
+            skip, _ = launch.check_control()
+        except JfxError:
+            continue  # a condition on an output that was never made: not a skip by condition
+        if skip is not None and skip.by_condition:
+            outcome = launch.skip(skip)
+            skipped.add(node.id)
+            print(f"jfx: run {run.run_id} node {node.id} (not triggered): {_describe(outcome)}", flush=True)
 
 
 def finish(
@@ -386,7 +413,7 @@ def finish(
 ) -> str:
     """Record the run's end: each node's state and the run's state. Returns the run state.
 
-    Exit handlers' nodes whose tasks never started run first (see ``_run_exit_nodes``).
+    Nodes that a false trigger condition skipped are recorded first (``_record_untriggered``).
 
     Args:
         tasks_succeeded: whether the orchestrator saw every task succeed; ``False`` makes
@@ -405,7 +432,7 @@ def finish(
         run = _join(store, pipeline, run_id, runner, parameters, enable_cache, pipeline_root)
         _abandon_leftovers(store, run)
         selected = _selection(pipeline, from_nodes, to_nodes)
-        _run_exit_nodes(store, pipeline, run, selected)
+        _record_untriggered(store, pipeline, run, selected)
         outcomes = outcomes_from_store(store, pipeline, run, selected)
         state = run_state(outcomes, selected, tasks_succeeded)
         finish_run(store, run, state, outcomes, (error or None) if state == RunState.FAILED else None)

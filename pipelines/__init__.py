@@ -19,7 +19,7 @@ from jfx.pipelines._component import (
     resolver,
 )
 from jfx.pipelines._control import ForEach, If
-from jfx.pipelines._context import ExecutionContext, current_context
+from jfx.pipelines._context import ExecutionContext, check_cancelled, current_context
 from jfx.pipelines._ir import (
     IR_VERSION,
     ComponentRef,
@@ -54,6 +54,7 @@ __all__ = [
     "Pipeline",
     "PipelineIR",
     "RuntimeParameter",
+    "check_cancelled",
     "component",
     "current_context",
     "load_component",

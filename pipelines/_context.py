@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ExecutionContext", "current_context"]
+__all__ = ["ExecutionContext", "check_cancelled", "current_context"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class ExecutionContext:
         upstream_reasons: for an ``ExitHandler``'s node, why each upstream node that did
             not simply succeed ended as it did: a failed node's one-line error, a skipped
             node's reason, a halting node's report (``halted: ...``); else ``None``.
+        cancel: set when the run is cancelled (Ctrl-C) while the component runs on a
+            node thread; :meth:`check_cancelled` reads it.
     """
 
     pipeline_name: str
@@ -35,6 +38,18 @@ class ExecutionContext:
     upstream_states: dict[str, str] | None = None
     on_temporary: Callable[[str | Path], None] | None = field(default=None, repr=False, compare=False)
     upstream_reasons: dict[str, str] | None = None
+    cancel: threading.Event | None = field(default=None, repr=False, compare=False)
+
+    def check_cancelled(self) -> None:
+        """Raise ``KeyboardInterrupt`` if the run was cancelled since the component started.
+
+        Ctrl-C reaches the runner's main thread, not the node's thread that runs the
+        component: a long component calls this between pieces of its work (ExampleGen
+        does per block), so that it stops there, its staging output is removed after it
+        stopped writing, and the run ends within a few seconds.
+        """
+        if self.cancel is not None and self.cancel.is_set():
+            raise KeyboardInterrupt("run cancelled")
 
     def register_temporary(self, path: str | Path) -> None:
         """Say, before making it, that ``path`` (outside the outputs) is this execution's scratch.
@@ -63,6 +78,17 @@ def current_context() -> ExecutionContext | None:
         True
     """
     return _CURRENT.get()
+
+
+def check_cancelled() -> None:
+    """:meth:`ExecutionContext.check_cancelled` of the running component (nothing outside a run).
+
+    Example:
+        >>> check_cancelled()   # not inside a component: never cancelled
+    """
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.check_cancelled()
 
 
 def set_context(ctx: ExecutionContext | None) -> contextvars.Token[ExecutionContext | None]:

@@ -124,7 +124,6 @@ def test_the_dockerfile_runs_as_a_non_root_user_from_a_pinned_base_with_a_gpu_va
     text = (CHECKOUT / "Dockerfile").read_text()
     base = re.search(r"^ARG PYTHON_IMAGE=python:(\d+\.\d+\.\d+)-slim", text, re.M)
     assert base and base.group(1) == ".".join(map(str, sys.version_info[:3]))  # the tested Python
-    assert re.search(r"^FROM \$\{PYTHON_IMAGE\}$", text, re.M)
     assert "--constraint /tmp/constraints.txt" in text and "COPY docker/constraints.txt" in text
     assert re.search(r"^ARG EXTRAS=runtime$", text, re.M) and re.search(r"^ARG VARIANT=cpu$", text, re.M)
     assert 'gpu) extras="${EXTRAS},gpu"' in text
@@ -132,3 +131,53 @@ def test_the_dockerfile_runs_as_a_non_root_user_from_a_pinned_base_with_a_gpu_va
     assert user == ["10001:10001"]
     assert text.index("USER 10001") > text.index('chown -R 10001:10001 "${JFX_HOME}"')
 
+
+
+def dockerfile_instructions() -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments left out."""
+    instructions: list[str] = []
+    pending = ""
+    for line in (CHECKOUT / "Dockerfile").read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        instructions.append((pending + line).strip())
+        pending = ""
+    return instructions
+
+
+def shell(script: str, **build_args: str) -> subprocess.CompletedProcess[str]:
+    """``script`` as a RUN (or a FROM's ${...} expansion) sees the build arguments: POSIX sh, args as env."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **build_args}
+    return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_the_base_image_is_pinned_by_digest_and_the_build_refuses_to_run_without_one():
+    """docker build cannot run here: the FROM line's expansion and the check's RUN are run in sh."""
+    steps = dockerfile_instructions()
+    froms = [s for s in steps if s.startswith("FROM ")]
+    assert froms == ["FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST}"]
+    before = steps[:steps.index(froms[0])]
+    assert "ARG PYTHON_DIGEST" in before  # a build argument with no default: the digest is always chosen
+    [check] = [s for s in steps if s.startswith("RUN ") and "PYTHON_DIGEST" in s]
+    assert steps.index(check) < min(steps.index(s) for s in steps if "pip" in s and s.startswith("RUN "))
+    image = "python:3.11.7-slim-bookworm"
+    base = froms[0].removeprefix("FROM ")
+    assert shell(f"printf %s {base}", PYTHON_IMAGE=image, PYTHON_DIGEST=DIGEST).stdout == f"{image}@{DIGEST}"
+    assert shell(f"printf %s {base}", PYTHON_IMAGE=image, PYTHON_DIGEST="").stdout == image
+
+    script = check.removeprefix("RUN ")
+    refused = shell(script, PYTHON_IMAGE=image, PYTHON_DIGEST="", ALLOW_UNPINNED_BASE="0")
+    assert refused.returncode != 0
+    assert "--build-arg PYTHON_DIGEST=sha256:<digest>" in refused.stderr
+    assert f"docker buildx imagetools inspect {image}" in refused.stderr and "ALLOW_UNPINNED_BASE=1" in refused.stderr
+    assert shell(script, PYTHON_IMAGE=image, PYTHON_DIGEST=DIGEST, ALLOW_UNPINNED_BASE="0").returncode == 0
+    allowed = shell(script, PYTHON_IMAGE=image, PYTHON_DIGEST="", ALLOW_UNPINNED_BASE="1")
+    assert allowed.returncode == 0 and "not pinned by digest" in allowed.stderr
+    bad = shell(script, PYTHON_IMAGE=image, PYTHON_DIGEST="latest", ALLOW_UNPINNED_BASE="0")
+    assert bad.returncode != 0 and "PYTHON_DIGEST=latest: expected sha256:" in bad.stderr

@@ -58,7 +58,10 @@ SKEW_THRESHOLD = 0.15
 
 EVAL_CONFIG = {
     "label_key": "species",
-    "slicing_specs": [[], ["island"], ["island", "sex"]],
+    "slicing_specs": [[], ["island"], ["island", "sex"], [{"column": "bill_length_mm", "quantiles": 4}]],
+    # every metric per slice gets a 95% interval (Poisson bootstrap); rates at decision thresholds per class
+    "confidence_intervals": {"num_bootstrap_samples": 20, "confidence_level": 0.95, "seed": 0},
+    "fairness": {"thresholds": [0.25, 0.5, 0.75]},
     "thresholds": {
         # a new model must be accurate, and no worse than the last blessed one by more than 0.02
         "accuracy": {"lower_bound": 0.9, "change": {"higher_is_better": True, "absolute": 0.02}},

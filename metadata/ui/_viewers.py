@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -63,7 +64,10 @@ def mlflow_link(props: dict[str, Any], mlflow_url: str | None) -> dict[str, Any]
     link = None
     if mlflow_url:
         link = f"{mlflow_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
-    command = f"mlflow ui --backend-store-uri {tracking}" if tracking else None
+    # what runs where jfx is installed: mlflow-skinny has the CLI and the tracking API,
+    # not the web UI's pages (that is the full `mlflow` package's `mlflow ui`)
+    command = (f"MLFLOW_TRACKING_URI={shlex.quote(tracking)} mlflow runs describe --run-id {shlex.quote(run_id)}"
+               if tracking else None)
     return {"run_id": run_id, "experiment_id": experiment, "tracking_uri": tracking, "url": link,
             "command": command}
 
@@ -125,14 +129,18 @@ def _evaluation(store: MetadataStore, a: ArtifactRecord) -> dict[str, Any]:
         if _files.is_file(path):
             blessing = {"artifact": artifact_summary(b), **read_json_file(path, f"ModelBlessing artifact {b.id}")}
     confusion = None
-    plots = _files.child(a.uri, "plots.json")
-    if _files.is_file(plots):
-        doc = read_json_file(plots, f"ModelEvaluation artifact {a.id}")
+    plots = None
+    path = _files.child(a.uri, "plots.json")
+    if _files.is_file(path):
+        doc = read_json_file(path, f"ModelEvaluation artifact {a.id}")
         confusion = [{"slice_name": s.get("slice_name"),
                       "candidate": ((s.get("candidate") or {}).get("confusion_matrix")),
                       "baseline": ((s.get("baseline") or {}).get("confusion_matrix"))}
                      for s in doc.get("slices") or []]
-    return {"metrics": metrics, "blessing": blessing, "confusion": confusion}
+        # per slice: ROC and PR curves, calibration and the confusion matrix, drawn by the viewer
+        plots = [{"slice": s.get("slice"), "slice_name": s.get("slice_name"), "candidate": s.get("candidate"),
+                  "baseline": s.get("baseline")} for s in doc.get("slices") or []]
+    return {"metrics": metrics, "blessing": blessing, "confusion": confusion, "plots": plots}
 
 
 def _preview(file: _files.Entry) -> dict[str, Any]:

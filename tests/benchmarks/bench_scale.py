@@ -1,13 +1,26 @@
 """Benchmark: the data path at scale, from the synthetic taxi CSV (1M and 10M rows by default).
 
-    python tests/benchmarks/bench_scale.py [--sizes 1000000,10000000] [--repeat 1] [--stat median|best] [--keep]
+    python tests/benchmarks/bench_scale.py [--sizes 1000000,10000000] [--repeat 1] [--stat median|best]
+                                           [--train-steps 100] [--keep]
+
+Sizes: ``--sizes``, else ``JFX_BENCH_SCALE_SIZES`` (comma-separated row counts), else 1M and
+10M. 100M rows (a 14 GB CSV, about half an hour on 2 CPUs) runs only when asked:
+``JFX_BENCH_SCALE_100M=1`` adds it to the sizes (or name it in ``--sizes``).
 
 Per size: generates the CSV in chunks (the generator is kept, not the data), then runs
-ExampleGen → StatisticsGen → SchemaGen, each step in its own process, and prints its wall
-time, rows/s and peak memory (RSS of the step's process tree). Then the ratios the scale
-targets are about, and exit 1 on a miss:
+ExampleGen → StatisticsGen → SchemaGen → Transform (z-scores and vocabularies) → Trainer (a
+small DNN, ``--train-steps`` steps: its input pipeline and export at that size, not a
+full epoch) → Evaluator (the trained model over the whole eval split), each step in its own
+process, and prints its wall time, rows/s, peak memory (RSS of the step's process tree) and
+CPU seconds (which other work on the machine moves less than wall time).
+The baseline, in the same run and also in a process of its own: pyarrow's streaming CSV
+parse of the same file (``pyarrow.csv.open_csv``, every batch read, nothing kept), which
+ExampleGen's time is printed against. Then how each step's time per row and peak memory
+grow from one size to the next, and the ratios the scale targets are about, with exit 1 on
+a miss:
 
-- peak memory at the largest size at most 1.5 GB, and within 1.3x of the 1M-row peak;
+- peak memory of every step at the largest size at most 1.5 GB, and within 1.3x of the
+  smallest size's peak;
 - ExampleGen + StatisticsGen together at least 1M rows/s end to end from CSV, at every size;
 - time per row of those two at the largest size within 1.3x of the size before (linear).
 
@@ -20,7 +33,9 @@ run takes minutes.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,19 +50,63 @@ from _bench import Targets, add_stat_argument, label, summarise
 from jfx.examples.taxi.generate import generate
 
 CSV_BYTES_PER_ROW = 143  # measured on the taxi generator's CSV
+PARQUET_BYTES_PER_ROW = 130  # the examples, the transformed examples, with room
 PEAK_LIMIT_MB = 1536
 PEAK_RATIO = 1.3
 RATE_TARGET = 1_000_000
 LINEAR_RATIO = 1.3
-STEPS = ("ExampleGen", "StatisticsGen", "SchemaGen")
+DEFAULT_SIZES = "1000000,10000000"
+SIZES_ENV = "JFX_BENCH_SCALE_SIZES"
+OPT_IN_ENV = "JFX_BENCH_SCALE_100M"
+HUNDRED_MILLION = 100_000_000
+BASELINE = "pyarrow CSV parse"
+STEPS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator")
+
+_MODULE = '''
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jfx.components import transform as jt
+from jfx.core import Categorical, DNNClassifier, Numeric, fit, vocab_size
+
+NUMERIC = ["trip_miles", "trip_seconds", "fare"]
+CATEGORICAL = ["company", "payment_type"]
+
+
+def preprocessing_fn(inputs):
+    out = {name: jnp.nan_to_num(jt.scale_to_z_score(inputs[name]), nan=0.0) for name in NUMERIC}
+    for name in CATEGORICAL:
+        out[name] = jt.compute_and_apply_vocabulary(inputs[name], top_k=100, num_oov_buckets=1)
+    out["big_tipper"] = inputs["big_tipper"]
+    return out
+
+
+def run_fn(ctx):
+    spec = {name: Numeric() for name in NUMERIC}
+    for name in CATEGORICAL:
+        spec[name] = Categorical(vocab_size(ctx.transform.encoders[name]))
+    model = nnx.jit(lambda: DNNClassifier(spec, hidden_units=(32, 16), n_classes=2, rngs=nnx.Rngs(0)))()
+    train = ctx.train_dataset(batch_size=256, features=NUMERIC + CATEGORICAL, label="big_tipper")
+    history = fit(model, optax.adam(0.01), "sparse_categorical_crossentropy", train,
+                  steps=ctx.train_args.num_steps, progress=False)
+    ctx.export_model(model, train)
+    return history
+'''
 
 _STEP = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
-from jfx.types import Examples, ExampleStatistics, Schema
-step, data, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+from jfx.types import (Examples, ExampleStatistics, Model, ModelBlessing, ModelEvaluation, ModelRun, Schema,
+                       TransformGraph)
+step, data, work, module, steps = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+examples = lambda name: Examples(work / name, properties=json.loads((work / f"{name}.json").read_text()))
 start = time.perf_counter()
-if step == "ExampleGen":
+if step == "pyarrow CSV parse":
+    import pyarrow.csv as pcsv
+    with pcsv.open_csv(Path(data) / "taxi.csv", parse_options=pcsv.ParseOptions(newlines_in_values=True)) as reader:
+        for _ in reader:
+            pass
+elif step == "ExampleGen":
     from jfx.components._example_gen import ExampleGen
     (work / "ex").mkdir(parents=True)
     ex = Examples(work / "ex")
@@ -57,14 +116,31 @@ elif step == "StatisticsGen":
     from jfx.components._statistics_gen import StatisticsGen
     (work / "st").mkdir()
     st = ExampleStatistics(work / "st")
-    StatisticsGen.fn(examples=Examples(work / "ex", properties=json.loads((work / "ex.json").read_text())),
-                     statistics=st)
+    StatisticsGen.fn(examples=examples("ex"), statistics=st)
     (work / "st.json").write_text(json.dumps(st.properties))
-else:
+elif step == "SchemaGen":
     from jfx.components._schema_gen import SchemaGen
     (work / "schema").mkdir()
     SchemaGen.fn(statistics=ExampleStatistics(work / "st", properties=json.loads((work / "st.json").read_text())),
                  schema=Schema(work / "schema"))
+elif step == "Transform":
+    from jfx.components._transform import Transform
+    (work / "tx").mkdir(); (work / "tg").mkdir()
+    tx = Examples(work / "tx")
+    Transform.fn(examples=examples("ex"), schema=Schema(work / "schema"), transformed_examples=tx,
+                 transform_graph=TransformGraph(work / "tg"), module_file=module)
+    (work / "tx.json").write_text(json.dumps(tx.properties))
+elif step == "Trainer":
+    from jfx.components._trainer import Trainer
+    (work / "model").mkdir(); (work / "run").mkdir()
+    Trainer.fn(examples=examples("tx"), model=Model(work / "model"), model_run=ModelRun(work / "run"),
+               transform_graph=TransformGraph(work / "tg"), module_file=module, train_args={"num_steps": steps})
+else:
+    from jfx.components._evaluator import Evaluator
+    (work / "ev").mkdir(); (work / "bl").mkdir()
+    Evaluator.fn(examples=examples("ex"), model=Model(work / "model", id=1), evaluation=ModelEvaluation(work / "ev"),
+                 blessing=ModelBlessing(work / "bl"),
+                 eval_config={"label_key": "big_tipper", "slicing_specs": [[], ["payment_type"]]})
 print(json.dumps({"seconds": time.perf_counter() - start}))
 """
 
@@ -84,22 +160,38 @@ def make_csv(rows: int, folder: Path, chunk: int = 1_000_000) -> Path:
     return path
 
 
+def sizes_from(flag: str | None, env: dict[str, str]) -> list[int]:
+    """The row counts to run: ``--sizes``, else ``JFX_BENCH_SCALE_SIZES``, else 1M and 10M;
+    100M added when ``JFX_BENCH_SCALE_100M`` is set to anything but ``""``/``0``."""
+    text = flag or env.get(SIZES_ENV) or DEFAULT_SIZES
+    sizes = {int(s) for s in text.split(",") if s.strip()}
+    if env.get(OPT_IN_ENV, "") not in ("", "0"):
+        sizes.add(HUNDRED_MILLION)
+    return sorted(sizes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="1000000,10000000",
-                        help="comma-separated row counts (default 1M and 10M; add 100000000 if the disk allows)")
+    parser.add_argument("--sizes", default=None,
+                        help=f"comma-separated row counts (default: ${SIZES_ENV}, else {DEFAULT_SIZES}; "
+                             f"${OPT_IN_ENV}=1 adds 100M)")
+    parser.add_argument("--train-steps", type=int, default=100, help="the Trainer's optimiser steps (default 100)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
     parser.add_argument("--repeat", type=int, default=1, help="runs of the steps per size (default: 1)")
     add_stat_argument(parser)
     args = parser.parse_args(argv)
     how = label(args.stat, args.repeat)
-    sizes = sorted(int(s) for s in args.sizes.split(","))
+    sizes = sizes_from(args.sizes, dict(os.environ))
     root = Path(tempfile.mkdtemp(prefix="jfx-bench-scale-"))
+    module = root / "taxi_module.py"
+    module.write_text(_MODULE)
+    env = {**os.environ, "JFX_HOME": str(root / "home")}  # the Trainer's MLflow store
     results: dict[int, dict[str, tuple[float, int]]] = {}
+    cpus: dict[int, dict[str, float]] = {}
     try:
         for n in sizes:
             free = shutil.disk_usage(root).free
-            need = n * CSV_BYTES_PER_ROW * 2  # the CSV and the Parquet examples, with room
+            need = n * (CSV_BYTES_PER_ROW + 2 * PARQUET_BYTES_PER_ROW)
             if need > free // 2:
                 print(f"{n:,} rows: skipped; needs about {need / 1e9:.1f} GB of disk, {free / 1e9:.1f} GB free")
                 continue
@@ -107,43 +199,53 @@ def main(argv: list[str] | None = None) -> int:
             data = make_csv(n, root / f"data-{n}")
             print(f"{n:,} rows: CSV of {data.stat().st_size / 1e6:.0f} MB generated in "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
-            runs: dict[str, list[tuple[float, int]]] = {step: [] for step in STEPS}
+            runs: dict[str, list[tuple[float, int, float]]] = {step: [] for step in (BASELINE, *STEPS)}
             for r in range(args.repeat):
                 work = root / f"work-{n}-{r}"
                 work.mkdir()
-                for step in STEPS:
-                    runs[step].append(run_isolated(step, data.parent, work))
+                for step in (BASELINE, *STEPS):
+                    runs[step].append(run_isolated(step, data.parent, work, module, args.train_steps, env))
                 shutil.rmtree(work)
             results[n] = {}
-            for step in STEPS:
-                seconds = summarise([t for t, _ in runs[step]], args.stat)
-                peak = int(summarise([float(p) for _, p in runs[step]], args.stat))
+            for step in (BASELINE, *STEPS):
+                seconds = summarise([t for t, _, _ in runs[step]], args.stat)
+                peak = int(summarise([float(p) for _, p, _ in runs[step]], args.stat))
+                cpu = summarise([c for _, _, c in runs[step]], args.stat)
                 results[n][step] = (seconds, peak)
-                print(f"  {step:<14} {seconds:7.1f} s  {n / seconds:>12,.0f} rows/s  peak {peak:>6,} MB  ({how})",
+                cpus.setdefault(n, {})[step] = cpu
+                rate = (f"{args.train_steps:>7} steps  " if step == "Trainer"
+                        else f"{n / seconds:>12,.0f} rows/s")
+                print(f"  {step:<18} {seconds:7.1f} s  {rate}  peak {peak:>6,} MB  cpu {cpu:7.1f} s  ({how})",
                       flush=True)
             shutil.rmtree(data.parent)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+    for n, by_step in cpus.items():  # CPU seconds: less moved than wall time by other work on the machine
+        print(f"ExampleGen / {BASELINE} in CPU seconds at {n:,} rows: "
+              f"{by_step['ExampleGen'] / by_step[BASELINE]:.2f}x ({how})")
     return report(results, how)
 
 
-def run_isolated(step: str, data: Path, work: Path) -> tuple[float, int]:
-    """Runs the step through a small parent process so that its RUSAGE_CHILDREN peak is the step's alone."""
+def run_isolated(step: str, data: Path, work: Path, module: Path, train_steps: int,
+                 env: dict[str, str]) -> tuple[float, int, float]:
+    """Runs the step through a small parent process so that its RUSAGE_CHILDREN peak is the
+    step's alone; returns its wall seconds, peak MB and CPU seconds (imports included)."""
     wrapper = (
         "import json, resource, subprocess, sys\n"
         "done = subprocess.run([sys.executable, '-c', sys.argv[1], *sys.argv[2:]], capture_output=True, text=True)\n"
         "sys.stderr.write(done.stderr)\n"
         "out = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None\n"
-        "print(json.dumps({'out': out, 'peak_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n"
+        "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(json.dumps({'out': out, 'peak_kb': usage.ru_maxrss, 'cpu': usage.ru_utime + usage.ru_stime}))\n"
         "sys.exit(done.returncode)\n"
     )
-    done = subprocess.run([sys.executable, "-c", wrapper, _STEP, step, str(data), str(work)],
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", wrapper, _STEP, step, str(data), str(work), str(module),
+                           str(train_steps)], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         sys.exit(f"{step} failed:\n{done.stderr[-3000:]}")
     got = json.loads(done.stdout.strip().splitlines()[-1])
-    return got["out"]["seconds"], got["peak_kb"] >> 10
+    return got["out"]["seconds"], got["peak_kb"] >> 10, got["cpu"]
 
 
 def report(results: dict[int, dict[str, tuple[float, int]]], how: str) -> int:
@@ -152,7 +254,18 @@ def report(results: dict[int, dict[str, tuple[float, int]]], how: str) -> int:
         print("no size ran")
         return 1
     sizes = sorted(results)
-    peak = {n: max(p for _, p in results[n].values()) for n in sizes}
+    for n in sizes:
+        ratio = results[n]["ExampleGen"][0] / results[n][BASELINE][0]
+        print(f"ExampleGen / {BASELINE} of the same CSV at {n:,} rows: {ratio:.2f}x ({how}; the parse alone, "
+              "in the same run, is the floor)")
+    for before, after in itertools.pairwise(sizes):
+        print(f"growth from {before:,} to {after:,} rows (time per row, peak memory):")
+        for step in STEPS:
+            (t0, p0), (t1, p1) = results[before][step], results[after][step]
+            per_row = (t1 / after) / (t0 / before)
+            print(f"  {step:<18} time per row {per_row:5.2f}x  peak {p1 / p0:5.2f}x"
+                  + ("  (fixed steps: time per row falls as rows grow)" if step == "Trainer" else ""))
+    peak = {n: max(p for step, (_, p) in results[n].items() if step != BASELINE) for n in sizes}
     eg_sg = {n: results[n]["ExampleGen"][0] + results[n]["StatisticsGen"][0] for n in sizes}
     largest = sizes[-1]
     print(f"peak memory at {largest:,} rows: {peak[largest]:,} MB ({how}) "

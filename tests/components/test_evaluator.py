@@ -191,7 +191,7 @@ def test_thresholds_bounds_and_change_against_baseline():
     assert check_thresholds([lower], {"accuracy": None}, None)[0]["passed"] is False
     with pytest.raises(InvalidArgumentError, match=r"'acurracy'.*metrics: .*accuracy"):
         check_thresholds([Threshold.parse("acurracy", {"lower_bound": 0.5})], {"accuracy": 0.9}, None)
-    with pytest.raises(InvalidArgumentError, match="unknown keys"):
+    with pytest.raises(InvalidArgumentError, match=r"unknown key\(s\) \[.lower.\] \(did you mean .lower_bound.\?\)"):
         Threshold.parse("accuracy", {"lower": 0.5})
 
 

@@ -101,6 +101,21 @@ def evaluation(tmp_path: Path) -> Case:
     return Case(kernel, _slices(lib.eval_table(160, seed=1), [40, 40, 0, 50, 30]), _add_batch)
 
 
+def evaluation_with_analysis(tmp_path: Path) -> Case:
+    """Bootstrap replicates, fairness rates and a bucketed slice: rows added at their positions."""
+    model = lib.export_binary_model(str(tmp_path / "model"), bias=0.05)
+    config = EvalConfig.parse({"label_key": "label", "slicing_specs": [[], ["island"],
+                                                                        [{"column": "x", "boundaries": [0.3, 0.6]}]],
+                               "confidence_intervals": {"num_bootstrap_samples": 5},
+                               "fairness": {"thresholds": [0.3, 0.7]}})
+    kernel = EvalKernel({"candidate": resolve_model(model, config)}, config)
+    batches, first = [], 0
+    for batch in _slices(lib.eval_table(160, seed=1), [40, 40, 0, 50, 30]):
+        batches.append((batch, 0, first))
+        first += batch.num_rows
+    return Case(kernel, batches, lambda k, acc, item: k.add_batch_at(acc, *item))
+
+
 def _inputs(labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray) -> MetricInputs:
     return MetricInputs(labels, predictions, weights)
 
@@ -123,7 +138,7 @@ def regression_metrics(tmp_path: Path) -> Case:
     return Case(RegressionMetrics(), batches, _add_inputs)
 
 
-KERNELS = [statistics, analysis, evaluation, classification_metrics, regression_metrics]
+KERNELS = [statistics, analysis, evaluation, evaluation_with_analysis, classification_metrics, regression_metrics]
 
 
 def _same(a: Any, b: Any, where: str = "") -> None:

@@ -233,7 +233,9 @@ def test_mlflow_artifacts_land_on_the_bucket_when_the_root_is_s3(s3_root, tmp_pa
     location = f"{s3_root}/mlartifacts/mlflow-s3"
     assert client.get_run(run_id).info.artifact_uri == f"{location}/{run_id}/artifacts"
     keys = bucket_keys(location)
-    assert {f"{run_id}/artifacts/model/{name}" for name in MODEL_FILES} <= set(keys)
+    # an MLflow Model whose jfx model is one of its artifacts
+    assert {f"{run_id}/artifacts/model/artifacts/jfx_model/{name}" for name in MODEL_FILES} <= set(keys)
+    assert f"{run_id}/artifacts/model/MLmodel" in keys
     assert f"{run_id}/artifacts/run/history.json" in keys
     pushed = result.nodes["Pusher"].outputs["pushed_model"][0]
     assert pushed.properties["pushed_uri"] == f"{serving}/tiny/1"

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import jax.numpy as jnp
+import jfx_requires
 import numpy as np
 import pytest
 
@@ -225,10 +226,28 @@ def test_mlflow_registers_versions_and_moves_the_champion_alias(model_dir, tmp_p
     champion = client.get_model_version_by_alias("tiny-registry", "champion")
     assert str(champion.version) == "2" and champion.run_id == out2.properties["mlflow_run_id"]
     assert champion.tags["jfx.model_artifact_id"] == "5"
-    files = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "model")}
+    files = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "model/artifacts/jfx_model")}
     assert files == MODEL_FILES
     source = client.get_model_version_download_uri("tiny-registry", "2")
-    assert source.startswith(f"file://{jfx_home}") and set(os.listdir(source[len("file://"):])) == MODEL_FILES
+    assert source.startswith(f"file://{jfx_home}")
+    assert set(os.listdir(Path(source[len("file://"):]) / "artifacts" / "jfx_model")) == MODEL_FILES
+
+
+def test_the_registered_model_is_an_mlflow_model_that_pyfunc_loads_by_alias(model_dir, tmp_path, mlflow_store,
+                                                                            jfx_home, monkeypatch):
+    import mlflow
+    import pandas as pd
+
+    from jfx.core import load
+
+    push(Model(model_dir, id=7), tmp_path, {"mlflow": {"model_name": "tiny-pyfunc", "tracking_uri": mlflow_store}})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
+    pyfunc = mlflow.pyfunc.load_model("models:/tiny-pyfunc@champion")
+    assert pyfunc.metadata.get_input_schema().input_names() == ["x"]
+    assert [c.name for c in pyfunc.metadata.get_output_schema().inputs] == ["y"]
+    got = pyfunc.predict(pd.DataFrame({"x": [1.5, -2.0, None]}))
+    want = load(model_dir)({"x": [1.5, -2.0, None]})["y"]
+    np.testing.assert_array_equal(got["y"].to_numpy(), want)  # NaN in, NaN out, as jfx serve
 
 
 def test_mlflow_reuses_the_trainers_run_and_pushes_to_both_destinations(model_dir, tmp_path, mlflow_store, jfx_home):
@@ -298,3 +317,106 @@ def test_a_pipeline_validates_then_pushes_a_blessed_model(tmp_path, any_root, jf
     assert pushed.properties["pushed_uri"] == folder
     assert {f.rel for f in storage.list_files(folder)} - {".jfx-push.json"} == MODEL_FILES
     assert np.allclose(load(storage.localize(folder))({"x": [1.5]})["y"], [3.0])
+
+
+# ----------------------------------------------------------------------------- ONNX
+
+
+def export_boundary_classifier(path):
+    """A linear 2-class model; its two scores differ by about 1e-3 of their size on the rows below,
+    so int8 weights flip many of its decisions."""
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(3,)).astype(np.float32)
+    w = jnp.asarray(np.stack([w0, w0 * 1.001 + 1e-3], axis=1))
+
+    def fn(p, f):
+        x = jnp.stack([f["a"], f["b"], f["c"]], axis=-1)
+        logits = x @ p["w"]
+        probs = jax_softmax(logits)
+        return {"logits": logits, "probabilities": probs, "class_ids": jnp.argmax(logits, -1).astype(jnp.int32)}
+
+    spec = {k: TensorSpec("float32") for k in "abc"}
+    return export(fn, {"w": w}, spec, path, metadata={"label_key": "label"})
+
+
+def jax_softmax(x):
+    import jax
+
+    return jax.nn.softmax(x, axis=-1)
+
+
+def boundary_examples(tmp_path, model_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jfx.core import load
+    from jfx.types import Examples
+
+    rng = np.random.default_rng(1)
+    cols = {k: rng.normal(size=400).astype(np.float32) for k in "abc"}
+    labels = load(model_path)(cols)["class_ids"]  # the float model is right on every row
+    folder = tmp_path / "examples" / "Split-eval"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({**cols, "label": labels.astype(np.int64)}), folder / "part-00000.parquet")
+    return Examples(tmp_path / "examples", id=3, properties={"splits": ["eval"]})
+
+
+def push_onnx(model, tmp_path, destination, onnx, examples=None):
+    out = PushedModel(tmp_path / f"pushed-{len(list(tmp_path.glob('pushed-*')))}")
+    Pusher.fn(model=model, pushed_model=out, push_destination=destination, onnx=onnx, examples=examples)
+    return out, json.loads(Path(out.uri, PUSHED_FILE).read_text())
+
+
+def test_the_pushed_version_carries_an_onnx_export_with_the_same_outputs(tmp_path):
+    jfx_requires.importorskip("jax2onnx", hint="pip install 'jfx[onnx]'")
+    from jfx.core import load, load_onnx
+
+    model_path = export_boundary_classifier(tmp_path / "model")
+    out, doc = push_onnx(Model(model_path, id=9), tmp_path, fs_dest(tmp_path / "serving"), onnx={})
+    assert out.properties["pushed"] is True
+    version = Path(out.properties["pushed_uri"])
+    assert {p.name for p in (version / "onnx").iterdir()} == {"model.onnx", "signature.json"}
+    assert Path(out.properties["onnx_uri"]) == Path(out.uri) / "onnx"  # the PushedModel artifact keeps it too
+    assert out.properties["onnx_quantize"] is None and doc["onnx"]["bytes"] == out.properties["onnx_bytes"]
+    rows = [{"a": 0.5, "b": -1.0, "c": 2.0}, {"a": -0.1, "b": 0.3, "c": 0.0}]
+    want, got = load(version)(rows), load_onnx(version / "onnx")(rows)
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-5)
+    assert got["class_ids"].tolist() == want["class_ids"].tolist()
+
+
+def test_an_int8_model_that_loses_accuracy_beyond_the_threshold_is_not_pushed(tmp_path):
+    jfx_requires.importorskip("jax2onnx", hint="pip install 'jfx[onnx]'")
+    model_path = export_boundary_classifier(tmp_path / "model")
+    examples = boundary_examples(tmp_path, model_path)
+    model = Model(model_path, id=9)
+    serving = tmp_path / "serving"
+    out, doc = push_onnx(model, tmp_path, fs_dest(serving), {"quantize": "int8", "max_degradation": 0.01}, examples)
+    check = out.properties["onnx_check"]
+    assert check["metric"] == "accuracy" and check["float"] == 1.0 and check["rows"] == 400
+    assert check["degradation"] > 0.01
+    assert out.properties["pushed"] is False and not serving.exists()
+    [reason] = out.properties["reasons"]
+    assert "int8 quantization drops accuracy by" in reason and "beyond the allowed 0.01" in reason
+    assert doc["onnx"]["quantize"] == "int8" and doc["onnx"]["bytes"] == out.properties["onnx_bytes"]
+    # a looser threshold lets the same model through
+    out, _ = push_onnx(model, tmp_path, fs_dest(serving), {"quantize": "int8", "max_degradation": 1.0}, examples)
+    assert out.properties["pushed"] is True and (serving / "tiny" / "1" / "onnx" / "model.onnx").is_file()
+    sig = json.loads((serving / "tiny" / "1" / "onnx" / "signature.json").read_text())
+    assert sig["quantization"]["type"] == "int8" and sig["quantization"]["check"]["degradation"] > 0.01
+
+
+@pytest.mark.parametrize("onnx,examples,match", [
+    ({"quantise": "int8"}, False, "unknown key"),
+    ({"quantize": "int4"}, False, "must be 'int8' or None"),
+    ({"quantize": "int8", "max_degradation": 0.1}, False, "examples"),
+    ({"max_degradation": 0.1}, True, "quantize"),
+    ({"quantize": "int8", "max_degradation": -1}, True, "a number >= 0"),
+    ("int8", False, "must be a dict"),
+])
+def test_a_bad_onnx_option_is_refused_before_anything_is_pushed(tmp_path, model_dir, onnx, examples, match):
+    from jfx.types import Examples
+
+    ex = Examples(tmp_path / "ex") if examples else None
+    with pytest.raises(InvalidArgumentError, match=match):
+        push_onnx(Model(model_dir, id=1), tmp_path, fs_dest(tmp_path / "serving"), onnx, ex)
+    assert not (tmp_path / "serving").exists()

@@ -125,6 +125,40 @@ def test_trainer_exports_a_loadable_model_with_metrics_and_links(env, trained):
     assert out["class_ids"].tolist() == [1, 0]
 
 
+def test_the_logged_model_is_an_mlflow_model_that_pyfunc_runs(env, trained, monkeypatch):
+    import mlflow
+    import pandas as pd
+
+    from jfx.core import load
+
+    [model] = trained.nodes["Trainer"].outputs["model"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{Path(env['root']).resolve() / 'mlflow.sqlite'}")
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{model.properties['mlflow_run_id']}/model")
+    schema = pyfunc.metadata.get_input_schema()
+    assert {c.name: c.type.name for c in schema.inputs} == {"x1": "double", "x2": "double", "c": "string"}
+    assert pyfunc.metadata.saved_input_example_info["type"] == "dataframe"
+    df = pd.DataFrame({"x1": [2.0, -2.0, 0.1], "x2": [2.0, -2.0, None], "c": ["a", "zzz", None]})
+    got = pyfunc.predict(df)
+    want = load(model.uri)([{"x1": 2.0, "x2": 2.0, "c": "a"}, {"x1": -2.0, "x2": -2.0, "c": "zzz"},
+                            {"x1": 0.1, "x2": None, "c": None}])
+    assert got["class_ids"].tolist() == want["class_ids"].tolist() == [1, 0, want["class_ids"][2]]
+    np.testing.assert_allclose(np.stack(got["probabilities"]), want["probabilities"], rtol=1e-6)
+
+
+def test_the_mlflow_hint_of_the_ui_runs_on_this_install(env, trained):
+    from jfx.metadata.ui._viewers import mlflow_link
+
+    [model] = trained.nodes["Trainer"].outputs["model"]
+    hint = mlflow_link(model.properties, None)["command"]
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    proc = subprocess.run(["bash", "-c", hint], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": path})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = json.loads(proc.stdout)
+    assert run["info"]["run_id"] == model.properties["mlflow_run_id"] and run["info"]["status"] == "FINISHED"
+    assert run["data"]["params"]["hidden"] == "8"
+
+
 def test_the_mlflow_run_holds_params_metrics_tags_and_artifacts(env, trained):
     outcome = trained.nodes["Trainer"]
     [model] = outcome.outputs["model"]
@@ -144,7 +178,9 @@ def test_the_mlflow_run_holds_params_metrics_tags_and_artifacts(env, trained):
     assert run.data.metrics["final_val_accuracy"] == pytest.approx(model.properties["val_accuracy"])
     assert run.data.tags["jfx.metrics_epoch"] == "2"
     model_files = {f.path for f in client.list_artifacts(run.info.run_id, "model")}
-    assert {"model/signature.json", "model/model.stablehlo", "model/weights.npz"} <= model_files
+    assert {"model/MLmodel", "model/input_example.json", "model/artifacts"} <= model_files
+    jfx_files = {f.path for f in client.list_artifacts(run.info.run_id, "model/artifacts/jfx_model")}
+    assert jfx_files == {f"model/artifacts/jfx_model/{n}" for n in ("signature.json", "model.stablehlo", "weights.npz")}
     assert "run/history.json" in {f.path for f in client.list_artifacts(run.info.run_id, "run")}
     # artifacts live under <pipeline_root>/mlartifacts
     assert Path(env["root"]).resolve().as_uri() + "/mlartifacts/" in run.info.artifact_uri
@@ -402,3 +438,45 @@ def test_component_errors_are_component_errors(tmp_path):
     ref = FunctionRef.parse(str(tmp_path / "nope.py"), None, default="run_fn", param="run_fn")
     with pytest.raises(ComponentError, match=r"nope.py cannot be read"):
         ref.fingerprint()
+
+
+# ------------------------------------------------------------------------ workers
+
+
+def test_workers_train_one_model_over_two_processes(env):
+    module = write_module(env["base"] / "model_workers.py",
+                          body="assert ctx.num_processes == 2, ctx.num_processes")
+    result = RUNNER.run(trainer_pipeline(env, "trainer-workers", module_file=str(module),
+                                         train_args={"num_epochs": 2}, workers=2))
+    outcome = result.nodes["Trainer"]
+    assert result.state == "COMPLETE", outcome.traceback
+    model = outcome.outputs["model"][0]
+    run = outcome.outputs["model_run"][0]
+    assert run.properties["workers"] == 2 and run.properties["epochs"] == 2
+    assert 0.0 <= model.properties["val_accuracy"] <= 1.0 and model.properties["with_transform"] is False
+    from jfx.core import load
+
+    assert set(load(model.uri).outputs) >= {"probabilities"}
+    logs = sorted(p.name for p in Path(run.uri).glob("worker-*.log"))
+    assert logs == ["worker-0.log", "worker-1.log"]
+    # what run_fn logged in process 0 reached the MLflow run
+    client = mlflow_client(env)
+    mlrun = client.get_run(model.properties["mlflow_run_id"])
+    assert mlrun.data.metrics["custom"] == 1.5 and mlrun.data.params["hidden"] == "8"
+
+
+def test_a_crashed_worker_fails_the_node_and_leaves_no_process(env):
+    pids = env["base"] / "worker-pids"
+    pids.mkdir(exist_ok=True)
+    body = (f"import os; open(f'{pids}/{{ctx.process_id}}', 'w').write(str(os.getpid()))\n"
+            "    if ctx.process_id == 1: raise ValueError('worker one cannot go on')")
+    module = write_module(env["base"] / "model_crash.py", body=body)
+    result = RUNNER.run(trainer_pipeline(env, "trainer-crash", module_file=str(module),
+                                         train_args={"num_epochs": 50}, workers=2))
+    outcome = result.nodes["Trainer"]
+    assert result.state == "FAILED" and outcome.state == "failed"
+    assert "Trainer worker 1 of 2 failed" in outcome.error and "worker one cannot go on" in outcome.error
+    assert str(module) in outcome.error
+    for f in pids.iterdir():  # both workers are gone (process 0 was waiting for process 1)
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(f.read_text()), 0)

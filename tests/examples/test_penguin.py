@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,41 @@ def test_the_served_model_answers_species_names(clean_run):
     assert sorted(vocab) == ["Adelie", "Chinstrap", "Gentoo"]
     assert status == 200 and [label for label, _ in classified["result"][0]] == vocab  # in class id order
     assert max(classified["result"][0], key=lambda pair: pair[1])[0] == "Adelie"
+
+
+def penguin_rows() -> list[dict]:
+    """Every row of the penguins CSV as a client sends it: numbers, strings, None for "NA"."""
+    numeric = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
+    with open(penguins_csv(), newline="") as fh:
+        return [{k: None if v == "NA" else float(v) if k in numeric else v for k, v in row.items()}
+                for row in csv.DictReader(fh)]
+
+
+def test_the_pushed_model_runs_in_onnxruntime_with_the_same_outputs(clean_run, tmp_path):
+    import jfx_requires
+    import numpy as np
+
+    jfx_requires.importorskip("jax2onnx", hint="pip install 'jfx[onnx]'")
+    from jfx.core import export_onnx, load, load_onnx
+
+    home, _ = clean_run
+    version = home / "serving" / "penguin" / "1"
+    export_onnx(version, tmp_path / "onnx")
+    rows = penguin_rows()  # missing measurements and a missing sex included
+    assert any(r["sex"] is None for r in rows) and any(r["bill_length_mm"] is None for r in rows)
+    want, got = load(version)(rows), load_onnx(tmp_path / "onnx")(rows)
+    for k in ("logits", "probabilities", "class_ids"):
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-5, err_msg=k)
+    sig = json.loads((tmp_path / "onnx" / "signature.json").read_text())
+    assert sig["label_names"] == load(version).metadata["label_vocabulary"]
+    assert "Torgersen" in sig["inputs"]["island"]["encoder"]["vocabulary"]
+    # the command line, quantized, measured on the labelled rows
+    proc = run_jfx("export", str(version), "--format", "onnx", "-o", str(tmp_path / "int8"), "--quantize", "int8",
+                   "--eval-examples", str(penguins_csv()), home=home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"size: float [\d.]+ KiB → int8 [\d.]+ KiB", proc.stdout), proc.stdout
+    assert re.search(r"accuracy on 344 examples: float 0\.9\d+, int8 0\.\d+ \(change [+-]\d\.\d+\)", proc.stdout)
+    assert (tmp_path / "int8" / "model.onnx").is_file()
 
 
 def test_an_unchanged_rerun_is_fully_cached(clean_run):

@@ -215,11 +215,23 @@ def flow_package(tmp: Path, expression: str, **runner_args) -> tuple[Path, str]:
     return Path(runner.compile(load_pipeline(source), tmp / "flow.yaml")), url
 
 
+EXIT_WITH_RESOURCES = '''
+def exit_with_resources():
+    pipe = exit_handled()
+    [notify] = [n for n in pipe.components if n.id == "report"]
+    notify.with_resources(cpu=2, memory="3Gi", node_selector={"pool": "exit"})
+    return pipe
+'''
+
+
 @pytest.fixture(scope="module")
 def exit_failing(tmp_path_factory):
-    """ExitHandler(report) around number -> explode(fail) -> publish."""
+    """ExitHandler(report, with its own resources) around number -> explode(fail) -> publish."""
     tmp = tmp_path_factory.mktemp("flow-exit")
-    package, url = flow_package(tmp, "exit_handled()")
+    source = project(tmp / "project", FLOW, EXIT_WITH_RESOURCES + "\n\npipeline = exit_with_resources()\n")
+    url = f"sqlite:///{tmp / 'md.sqlite'}"
+    runner = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp / "artifacts"), metadata_url=url, local=True)
+    package = runner.compile(load_pipeline(source), tmp / "flow.yaml")
     run = kb.Backend(tmp / "pods").run(package, {"fail": True})
     return run, url, jfx_run_id("flow-exit", run)
 
@@ -228,7 +240,7 @@ def test_exit_handler_around_a_failure_records_the_failure(exit_failing):
     run, url, run_id = exit_failing
     assert run.phase == "Failed"
     assert [t.phase for t in run.of("explode")] == ["Failed"]
-    assert "comp-exit-handler-1/publish" in run.omitted and not run.of("publish")
+    assert "comp-jfx-exit-block-1/publish" in run.omitted and not run.of("publish")
     # the finish gets the state of the DAG the node tasks ran in, as the backend computes it
     [finish] = run.of("jfx-finish-run")
     assert finish.parameters["status"]["state"] == "FAILED"
@@ -238,16 +250,20 @@ def test_exit_handler_around_a_failure_records_the_failure(exit_failing):
     assert states["explode"] == "failed" and states["publish"] == "skipped" and states["number"] == "complete"
 
 
-def test_exit_handler_node_runs_once_after_every_node_it_guards(exit_failing):
+def test_exit_handler_node_runs_once_after_every_node_it_guards_in_its_own_pod(exit_failing):
     run, url, run_id = exit_failing
-    # its task comes after the block, so Argo does not start it once explode failed: the finish task,
-    # which runs once after everything, runs it
-    assert not run.of("report") and "comp-exit-handler-1/report" in run.omitted
-    assert not any(t.hook_of for t in run.tasks if t.name != "jfx-finish-run")
-    [finish] = run.of("jfx-finish-run")
-    assert finish.started >= max(t.ended for t in run.tasks if t.display_name in ("number", "explode"))
+    # Argo starts nothing after explode failed; the exit node is the hook of the node tasks' group,
+    # which runs once after it, failed or not
+    [report] = run.of("report")
+    assert report.hook_of == "jfx-exit-block-1" and report.phase == "Succeeded", run.log()
+    assert report.started >= max(t.ended for t in run.tasks if t.display_name in ("number", "explode"))
     assert node_executions(url, run_id)["report"] == ["complete"]
-    assert "node report (its task was not started): complete" in finish.output
+    # ... with the node's own pod settings, not the finish task's
+    assert report.resources["cpuLimit"] == 2 and report.resources["memoryLimit"] == pytest.approx(3.221225472)
+    assert report.kubernetes["nodeSelector"]["labels"] == {"pool": "exit"}
+    [finish] = run.of("jfx-finish-run")
+    assert "cpuLimit" not in finish.resources and "nodeSelector" not in finish.kubernetes
+    assert finish.started >= report.ended and "node report" not in finish.output.split("of pipeline")[0]
     with MetadataStore(url) as store:
         [art] = [a for a in store.get_artifacts_by_type("Metrics") if "states" in a.properties]
     assert art.properties["states"] == {"number": "complete", "explode": "failed", "publish": "skipped"}
@@ -258,8 +274,8 @@ def test_exit_handler_around_a_success_runs_once_and_the_run_completes(tmp_path)
     run = kb.Backend(tmp_path / "pods").run(package, {"fail": False})
     assert run.phase == "Succeeded", run.log()
     [report] = run.of("report")
-    assert report.hook_of is None and report.started >= max(t.ended for t in run.tasks if t.display_name in
-                                                            ("number", "explode", "publish"))
+    assert report.hook_of == "jfx-exit-block-1" and report.started >= max(
+        t.ended for t in run.tasks if t.display_name in ("number", "explode", "publish"))
     run_id = jfx_run_id("flow-exit", run)
     assert node_executions(url, run_id)["report"] == ["complete"]
     assert value(recorded(url, run_id).state) == "complete"
@@ -270,22 +286,33 @@ def after_exit():
     notify = report()
     with ExitHandler(notify):
         base = number(value=3)
-    tail = publish(x=notify.outputs["out"]).with_id("tail")
+    tail = chatty(text="after").with_id("tail").after(notify)
     return Pipeline("flow-after-exit", [notify, base, tail])
 '''
 
 
-def test_a_node_after_an_exit_handler_node_is_accepted_by_argo(tmp_path):
+def test_a_node_after_an_exit_handler_node_is_accepted_by_argo_and_the_node_runs_once(tmp_path):
     source = project(tmp_path / "project", FLOW, AFTER_EXIT + "\n\npipeline = after_exit()\n")
-    runner = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp_path / "a"), metadata_url="sqlite:///x", local=True)
-    spec, k8s = kb.load_package(runner.compile(load_pipeline(source), tmp_path / "p.yaml"))
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    runner = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp_path / "a"), metadata_url=url, local=True)
+    package = runner.compile(load_pipeline(source), tmp_path / "p.yaml")
+    spec, k8s = kb.load_package(package)
     workflow = kb.argo_workflow(spec, k8s, kb.runtime_parameters(spec, {}))
-    # the exit node is a DAG task (no exit hook but the run's finish), and the node after it waits for it
-    assert [t["name"] for t in workflow["spec"]["templates"] if "hooks" in json.dumps(t)] == ["root"]
-    [dag] = [t["dag"]["tasks"] for t in workflow["spec"]["templates"] if t["name"] == "comp-exit-handler-1"]
+    # the exit node is a DAG task of the group, and the node after it waits for it; the hooks are
+    # the exit node's (on the group) and the run's finish
+    assert sorted(t["name"] for t in workflow["spec"]["templates"] if "hooks" in json.dumps(t)) == \
+        ["comp-exit-handler-1", "root"]
+    [dag] = [t["dag"]["tasks"] for t in workflow["spec"]["templates"] if t["name"] == "comp-jfx-exit-block-1"]
     drivers = {json.loads(next(p["value"] for p in t["arguments"]["parameters"] if p["name"] == "task"))
                ["taskInfo"]["name"]: t for t in dag if t["name"].endswith("-driver")}
     assert drivers["tail"]["depends"] == f"{drivers['report']['name'].removesuffix('-driver')}.Succeeded"
+    run = kb.Backend(tmp_path / "pods").run(package)
+    assert run.phase == "Succeeded", run.log()
+    ordinary, hook = run.of("report")  # the node's own task ran it; its hook found it done
+    assert ordinary.hook_of is None and hook.hook_of == "jfx-exit-block-1"
+    assert "node report: ran in its own task already (complete" in hook.output
+    assert node_executions(url, jfx_run_id("flow-after-exit", run)) == {n: ["complete"] for n in
+                                                                        ("report", "number", "tail")}
 
 
 @pytest.fixture(scope="module")
@@ -310,6 +337,83 @@ def test_foreach_and_if_run_through_the_backend(fan):
 def test_foreach_and_if_run_is_recorded_complete(fan):
     _, url, run_id = fan
     assert value(recorded(url, run_id).state) == "complete"
+
+
+@pytest.mark.parametrize("push", [False, True])
+def test_a_false_parameter_condition_starts_no_pod_and_the_nodes_are_recorded_skipped(tmp_path, push):
+    package, url = flow_package(tmp_path, "gated()")
+    run = kb.Backend(tmp_path / "pods").run(package, {"push": push})
+    assert run.phase == "Succeeded", run.log()
+    ran, skipped = (["publish", "scaled"], ["other"]) if push else (["other"], ["publish", "scaled"])
+    # the driver decides the condition: no process starts for a skipped node
+    assert [t.display_name for t in run.tasks] == ["number", *ran, "jfx-finish-run"], run.log()
+    assert not any(run.of(n) for n in skipped)
+    if push:
+        assert run.not_triggered == ["comp-exit-handler-1/other"]
+    else:  # scaled depends on publish, whose executor Argo skipped: omitted, its driver never ran
+        assert run.not_triggered == ["comp-exit-handler-1/publish"] and run.omitted == ["comp-exit-handler-1/scaled"]
+    run_id = jfx_run_id("flow-gate", run)
+    # the finish task records them SKIPPED, as the launcher does in a pod (an execution with the reason)
+    assert node_executions(url, run_id) == {**{n: ["complete"] for n in ["number", *ran]},
+                                            **{n: ["skipped"] for n in skipped}}
+    [finish] = run.of("jfx-finish-run")
+    for node in skipped:
+        assert f"node {node} (not triggered): skipped" in finish.output
+    record = recorded(url, run_id)
+    assert value(record.state) == "complete" and {n: node_states(record)[n] for n in skipped} == \
+        dict.fromkeys(skipped, "skipped")
+    if not push:
+        # an omitted task has no execution, so the backend's DAG never reaches COMPLETE: the finish
+        # gets RUNNING, and the jfx store decides
+        assert finish.parameters["status"]["state"] == "RUNNING"
+
+
+CONDITIONS = [
+    ("push", "==", True), ("push", "!=", False), ("rows", ">", 10), ("rows", "<=", 2.5), ("ratio", ">=", 0.25),
+    ("ratio", "==", 1), ("name", "==", "it's \\ \"a\"\n é"), ("name", "<", "b"), ("rows", "==", "3"),
+    ("push", "<", True),
+]
+VALUES = [{"push": p, "rows": r, "ratio": f, "name": n} for p in (True, False) for r in (-3, 2, 3, 11)
+          for f in (0.25, 1.0, 0.1) for n in ("it's \\ \"a\"\n é", "a", "c")]
+
+
+def test_compiled_trigger_conditions_decide_as_the_launcher_does():
+    from jfx.orchestrators._kubeflow import cel_condition
+    from jfx.pipelines import PipelineIR
+    from jfx.pipelines._control import evaluate_condition
+
+    ir = PipelineIR.from_dict({"ir_version": 1, "pipeline": {"name": "p"}, "nodes": [], "parameters": {
+        "push": {"type": "bool", "default": True}, "rows": {"type": "int", "default": 3},
+        "ratio": {"type": "float", "default": 0.5}, "name": {"type": "str", "default": "a"},
+        "maybe": {"type": "str"}}})
+
+    def cmp(name, op, constant):
+        return {"op": op, "args": [{"param": name}, {"value": constant}]}
+
+    on_output = {"op": "==", "args": [{"output": {"producer": "e", "key": "b", "property": "ok"}}, {"value": True}]}
+    comparisons = [cmp(*c) for c in CONDITIONS]
+    compiled = [c for c in comparisons if cel_condition(c, ir.parameters)]
+    # mismatched types (int == "3") and ordered booleans stay with the launcher, as do outputs and a null parameter
+    assert len(compiled) == len(comparisons) - 2
+    assert cel_condition(on_output, ir.parameters) is None
+    assert cel_condition(cmp("maybe", "==", "x"), ir.parameters) is None
+    conditions = [
+        *compiled,
+        {"op": "not", "args": [compiled[0]]},
+        {"op": "and", "args": [compiled[1], compiled[2], {"op": "not", "args": [compiled[6]]}]},
+        {"op": "or", "args": [compiled[3], {"op": "not", "args": [compiled[4]]}]},
+    ]
+    for cond in conditions:
+        cel = cel_condition(cond, ir.parameters)
+        for values in VALUES:
+            assert kb.evaluate_condition(cel, values) == evaluate_condition(cond, values, None), (cel, values)
+    # a part on an output: the compiled condition is weaker, never false where the node runs
+    partial = {"op": "and", "args": [compiled[2], on_output]}
+    assert cel_condition(partial, ir.parameters) == cel_condition(compiled[2], ir.parameters)
+    assert cel_condition({"op": "not", "args": [partial]}, ir.parameters) is None
+    assert cel_condition({"op": "or", "args": [compiled[2], on_output]}, ir.parameters) is None
+    with pytest.raises(kb.ConditionError, match="no such key"):
+        kb.evaluate_condition("inputs.parameter_values['gone'] == 1", {})
 
 
 FAIL_FIRST = '''

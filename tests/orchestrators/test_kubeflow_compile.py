@@ -148,19 +148,39 @@ def argo_exit_hooks(spec):
     return hooks
 
 
-def test_an_exit_handlers_node_is_a_task_argo_runs_once_and_nodes_may_follow_it(tmp_path):
+def test_an_exit_handlers_node_is_a_hook_argo_runs_once_in_its_own_pod_and_nodes_may_follow_it(tmp_path):
     pipe = flow.exit_handled()
-    after = lib.whoami().after(next(n for n in pipe.components if n.id == "report"))
-    pipe = Pipeline("flow-exit", components=[*pipe.components, after])
+    report = next(n for n in pipe.components if n.id == "report")
+    report.with_resources(cpu=2, memory="3Gi")
     spec, _ = load(cluster_runner().compile(pipe, tmp_path / "p.yaml"))
-    tasks = node_tasks(spec)
-    names = {node: name for name, node in node_task_names(spec).items()}
-    # an ordinary task after its block (the finish task runs it when a block node failed) ...
-    assert "triggerPolicy" not in tasks["report"]
-    assert sorted(tasks["report"]["dependentTasks"]) == sorted(names[n] for n in ("number", "explode", "publish"))
-    # ... so a node may follow it, and the only exit hook is the run's finish, once, on the node group
-    assert tasks["whoami"]["dependentTasks"] == [names["report"]]
-    assert argo_exit_hooks(spec) == {"jfx-finish-run": 1}
+    components = spec["components"]
+    outer = components["comp-exit-handler-1"]["dag"]["tasks"]
+    # the node tasks' group, and the exit node's task as its exit hook: once, after every node's task
+    assert sorted(outer) == ["jfx-exit-1", "jfx-exit-block-1"]
+    hook = outer["jfx-exit-1"]
+    assert hook["dependentTasks"] == ["jfx-exit-block-1"] and hook["taskInfo"]["name"] == "report"
+    assert hook["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    assert hook["inputs"]["parameters"]["jfx_exit_hook"] == {"runtimeValue": {"constant": True}}
+    block = {"components": {"c": components["comp-jfx-exit-block-1"]}}
+    assert sorted(node_task_names(block).values()) == ["explode", "number", "publish"]  # no other task runs it
+    # its component carries the node's own settings (the finish's does not)
+    resources = executor_of(spec, hook)
+    assert spec["deploymentSpec"]["executors"][resources]["container"]["resources"]["cpuLimit"] == 2
+    assert argo_exit_hooks(spec) == {"jfx-finish-run": 1, "jfx-exit-1": 1}
+
+    # a node after the exit node: its ordinary task stays after its block, so the node can wait for it
+    after = lib.whoami().after(report)
+    spec, _ = load(cluster_runner().compile(Pipeline("flow-exit", components=[*pipe.components, after]),
+                                            tmp_path / "q.yaml"))
+    block = spec["components"]["comp-jfx-exit-block-1"]["dag"]["tasks"]
+    names = {node: name for name, node in node_task_names({"components": {"c": {"dag": {"tasks": block}}}}).items()}
+    ordinary = block[names["report"]]
+    assert "triggerPolicy" not in ordinary
+    assert sorted(ordinary["dependentTasks"]) == sorted(names[n] for n in ("number", "explode", "publish"))
+    assert block[names["whoami"]]["dependentTasks"] == [names["report"]]
+    assert spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]["jfx-exit-1"]["componentRef"] == \
+        ordinary["componentRef"]  # the hook runs with the same settings
+    assert argo_exit_hooks(spec) == {"jfx-finish-run": 1, "jfx-exit-1": 1}
     assert spec["root"]["dag"]["tasks"]["jfx-finish-run"]["dependentTasks"] == ["exit-handler-1"]
 
 
@@ -306,3 +326,66 @@ def test_node_ids_that_are_not_identifiers_get_distinct_tasks(tmp_path):
     spec, _ = load(cluster_runner().compile(Pipeline("ids", components=[a, b, c]), tmp_path / "p.yaml"))
     assert sorted(node_tasks(spec)) == ["3sum", "load-v1", "load.v1"]
     assert len(set(node_task_names(spec))) == 3
+
+
+def test_conditions_on_parameters_are_trigger_conditions_and_conditions_on_outputs_are_not(tmp_path):
+    from jfx import If
+
+    mode = RuntimeParameter("mode", str, default="it's")
+    base = flow.number(value=1)
+    with If((mode == "it's") & (base.outputs["out"].value > 0)):
+        gated = flow.publish(x=base.outputs["out"])
+    pipe = Pipeline("cond", components=[base, gated])
+    tasks = node_tasks(load(cluster_runner().compile(pipe, tmp_path / "c.yaml"))[0])
+    # the part on the parameter is decided by the driver; the launcher checks the whole condition in the pod
+    assert tasks["publish"]["triggerPolicy"] == {"condition": "inputs.parameter_values['mode'] == 'it\\'s'"}
+    assert "triggerPolicy" not in tasks["number"]
+    # kfp.local pastes a string value into Python source unescaped: for it, the pod decides
+    local = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp_path / "r"), metadata_url=DB, local=True)
+    assert "triggerPolicy" not in node_tasks(load(local.compile(pipe, tmp_path / "l.yaml"))[0])["publish"]
+    # a condition on an output value alone: no trigger at all
+    tasks = node_tasks(load(cluster_runner().compile(flow.fan_out(), tmp_path / "f.yaml"))[0])
+    assert not [n for n, t in tasks.items() if "triggerPolicy" in t]
+
+
+def test_a_trainer_with_workers_compiles_to_a_jaxjob_of_its_pods(tmp_path):
+    from jfx.components import Trainer
+    from jfx.components._example_gen import ExampleGen
+    from jfx.orchestrators._jaxjob import LAUNCHER_ENV, TEMPLATE_ENV, jaxjob_manifest
+
+    def pipeline(root=None, **runner_args):
+        gen = ExampleGen(input_base="/mnt/jfx/data")
+        trainer = Trainer(examples=gen.outputs["examples"], module_file="/mnt/jfx/model.py", workers=4)
+        trainer.with_resources(cpu=8, memory="16Gi", gpu=1)
+        return Pipeline("Dist", components=[gen, trainer], pipeline_root=root)
+
+    runner = cluster_runner(metadata_secret=("jfx-db", "url"))
+    spec, _ = load(runner.compile(pipeline(), tmp_path / "p.yaml"))
+    tasks = node_tasks(spec)
+    executors = spec["deploymentSpec"]["executors"]
+    container = executors[executor_of(spec, tasks["Trainer"])]["container"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[LAUNCHER_ENV] == "jaxjob"
+    assert "resources" not in container  # the Trainer's pod waits; the workers get the resources
+    template = json.loads(env[TEMPLATE_ENV])
+    pod = template["spec"]
+    [worker] = pod["containers"]
+    assert worker["name"] == "jax" and worker["image"] == IMAGE  # the container the operator configures
+    assert worker["ports"] == [{"name": "jaxjob-port", "containerPort": 6666}]
+    assert worker["resources"]["limits"] == {"cpu": "8", "memory": "16Gi", "nvidia.com/gpu": "1"}
+    assert {"name": "JFX_METADATA_URL", "valueFrom": {"secretKeyRef": {"name": "jfx-db", "key": "url"}}} \
+        in worker["env"]
+    assert pod["volumes"] == [{"name": "jfx-volume-0", "persistentVolumeClaim": {"claimName": "jfx-pvc"}}]
+    assert worker["volumeMounts"] == [{"name": "jfx-volume-0", "mountPath": "/mnt/jfx"}]
+    other = executors[executor_of(spec, tasks["ExampleGen"])]["container"]
+    assert LAUNCHER_ENV not in {e["name"] for e in other.get("env", [])}
+    # what the Trainer's pod creates at run time from it
+    job = jaxjob_manifest("jfx-trainer-1", template, 4, ["python", "-m", "jfx.components._trainer_worker", "/x"])
+    assert job["apiVersion"] == "kubeflow.org/v1" and job["kind"] == "JAXJob"
+    replicas = job["spec"]["jaxReplicaSpecs"]["Worker"]
+    assert replicas["replicas"] == 4 and replicas["template"]["spec"]["containers"][0]["command"][-1] == "/x"
+
+    # the workers share the pipeline root as a volume: an object-store root is refused
+    s3 = KubeflowDagRunner(IMAGE, pipeline_root="s3://bucket/root", metadata_url=DB, s3_secret=("s", "a", "b"))
+    with pytest.raises(InvalidPipelineError, match="workers=4 runs its workers as a JAXJob"):
+        s3.compile(pipeline(), tmp_path / "s3.yaml")

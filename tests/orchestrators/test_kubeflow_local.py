@@ -451,17 +451,27 @@ def test_nodes_argo_never_started_after_a_failure_are_skipped_with_the_reason(wh
     assert outcomes["fail_unless"].state == NodeState.FAILED
 
 
-def test_the_finish_runs_an_exit_node_argo_never_started_once(where):
+def test_an_exit_nodes_hook_runs_it_once_and_the_finish_runs_no_node(where, capsys):
     from jfx.orchestrators.entrypoint import NodeFailedError, finish, run_node
 
     ir = flow.exit_handled(root=where[0], url=where[1]).compile()
     run_node(ir=ir, node_id="number", run_id="ex", metadata_url=where[1])
     with pytest.raises(NodeFailedError):
         run_node(ir=ir, node_id="explode", run_id="ex", metadata_url=where[1])
-    # Argo starts neither publish nor report; the finish task (once, after everything) runs report
-    assert finish(ir=ir, run_id="ex", metadata_url=where[1], final_state="FAILED") == RunState.FAILED
+    # Argo starts no ordinary task after the failure; the exit node's hook (once, after everything) runs it
+    assert run_node(ir=ir, node_id="report", run_id="ex", metadata_url=where[1], exit_hook=True).state == "complete"
+    # a hook finds a node that already ran (its ordinary task) and runs nothing
+    again = run_node(ir=ir, node_id="report", run_id="ex", metadata_url=where[1], exit_hook=True)
+    assert again.state == "complete" and "node report: ran in its own task already" in capsys.readouterr().out
     assert finish(ir=ir, run_id="ex", metadata_url=where[1], final_state="FAILED") == RunState.FAILED
     props, executions = recorded(where[1], "ex")
-    assert executions["report"] == [ExecutionState.COMPLETE]  # once, though the finish ran twice
+    assert executions["report"] == [ExecutionState.COMPLETE]
     assert props["node_states"] == {"number": "complete", "explode": "failed", "publish": "skipped",
                                     "report": "complete"}
+
+    # an exit node whose hook never ran (its pod did not start): FAILED, and the finish does not run it
+    ir = flow.exit_handled(name="flow-exit-2", root=where[0], url=where[1]).compile()
+    run_node(ir=ir, node_id="number", run_id="ex2", metadata_url=where[1], parameters={"fail": False})
+    assert finish(ir=ir, run_id="ex2", metadata_url=where[1], final_state="RUNNING") == RunState.FAILED
+    props, executions = recorded(where[1], "ex2")
+    assert "report" not in executions and props["node_states"]["report"] == "failed"

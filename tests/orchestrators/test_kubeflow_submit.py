@@ -5,6 +5,8 @@ mode (backend/src/apiserver/server/experiment_server.go), pipelines and uploaded
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import re
 
 import jfx_testlib as lib
@@ -52,6 +54,55 @@ def kfp_server(tmp_path, monkeypatch):
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path, monkeypatch):
+    """The API server over https on 127.0.0.1, its certificate signed by a CA made here; (server, CA file)."""
+    importorskip("cryptography", hint="pip install cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("KF_PIPELINES_SA_TOKEN_PATH", "KF_PIPELINES_TOKEN", "KF_PIPELINES_COOKIES",
+                 "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME", "KF_PIPELINES_UI_ENDPOINT", "SSL_CERT_FILE", "SSL_CERT_DIR",
+                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(subject, issuer, key, signer, *, ca, san=None):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
+                decipher_only=False), critical=True)
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jfx test CA")])
+    ca_cert = cert(ca_name, ca_name, ca_key, ca_key, ca=True)
+    server_cert = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), ca_name, server_key,
+                       ca_key, ca=False, san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
+    (tmp_path / "server.pem").write_bytes(server_cert.public_bytes(pem))
+    (tmp_path / "server.key").write_bytes(server_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    server = FakeKfp(tls=(str(tmp_path / "server.pem"), str(tmp_path / "server.key")))
+    server.thread.start()
+    try:
+        yield server, tmp_path / "ca.pem"
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
 
 
 @pytest.fixture
@@ -197,6 +248,26 @@ def test_the_token_and_cookies_come_from_files_or_the_environment(kfp_server, pa
     assert "--token-file " + str(tmp_path / "missing") + ": cannot be read" in capsys.readouterr().err
     assert jfx_main([*host, "--ssl-ca-cert", str(tmp_path / "ca.pem")]) == 1
     assert "--ssl-ca-cert " + str(tmp_path / "ca.pem") + ": no such file" in capsys.readouterr().err
+
+
+def test_submit_over_tls_trusts_the_ca_given_with_ssl_ca_cert(tls_server, package, tmp_path, capsys):
+    server, ca = tls_server
+    args = ["submit", package, "--host", server.url]
+    # without the CA: refused before anything is created, in one line naming the host and the flag
+    assert jfx_main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"--host {server.url}: certificate verify failed" in err and "--ssl-ca-cert FILE" in err
+    assert server.requests == []  # the TLS handshake failed: no request reached the server
+    # with it: the version probe and kfp's client both verify the server with that CA
+    assert jfx_main([*args, "--ssl-ca-cert", str(ca)]) == 0
+    assert "submitted run run-123" in capsys.readouterr().out
+    assert server.requests[0][1] == "/apis/v2beta1/healthz" and len(server.posts("/apis/v2beta1/runs")) == 1
+    # a file that is no CA bundle: one line naming it
+    (tmp_path / "not-a-ca.pem").write_text("hello\n")
+    assert jfx_main([*args, "--ssl-ca-cert", str(tmp_path / "not-a-ca.pem")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--ssl-ca-cert {tmp_path / 'not-a-ca.pem'}: not a PEM bundle" in err
 
 
 def test_values_given_at_submit_are_checked_as_at_compile_time(kfp_server, tmp_path, capsys):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import _thread
 import time
 from pathlib import Path
 
@@ -15,10 +16,12 @@ import jfx_testlib as lib
 from jfx_proc import SIGINT_AS_CTRL_C, child_env
 import pytest
 
-from jfx import Pipeline
+from jfx import Output, Pipeline, check_cancelled, component
+from jfx.errors import RunInterruptedError
 from jfx.metadata import PIPELINE_RUN, ArtifactState, EventType, ExecutionState, MetadataStore
 from jfx.orchestrators import LocalDagRunner, NodeState, RunState
 from jfx.pipelines import load_pipeline
+from jfx.types import Dataset
 
 RUNNER = LocalDagRunner(progress=False)
 
@@ -287,6 +290,40 @@ def test_ctrl_c_cancels_the_running_node(tmp_path):
         [run_ctx] = store.get_runs()
         assert run_ctx.properties["state"] == "CANCELLED"
         assert json.dumps(run_ctx.properties["node_states"]) == '{"sleep_then_write": "cancelled"}'
+
+
+@component
+def writes_in_pieces(data: Output[Dataset]):
+    """Writes a file every 10 ms for 3 s, checking for a cancelled run before each; Ctrl-C after the fifth."""
+    for i in range(300):
+        if i == 5:
+            _thread.interrupt_main()  # as Ctrl-C: KeyboardInterrupt in the main thread
+        check_cancelled()
+        Path(data.uri, f"piece-{i}").write_text("x")
+        time.sleep(0.01)
+
+
+def test_ctrl_c_stops_a_component_that_checks_for_it_before_its_staging_is_removed(tmp_path):
+    # Ctrl-C reaches the main thread; the component runs on a node thread and keeps writing
+    # into its staging folder until it checks the cancel flag. The runner waits for it to
+    # stop, so nothing is written there after the folder is removed.
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    started = time.perf_counter()
+    # SIGINT as Ctrl-C here too, whatever this process inherited (see jfx_proc.SIGINT_AS_CTRL_C)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(RunInterruptedError):
+            RUNNER.run(Pipeline("pieces", components=[writes_in_pieces()], pipeline_root=str(tmp_path / "root"),
+                                metadata_url=url))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert time.perf_counter() - started < 2.5, "the component did not stop at its next check"
+    time.sleep(0.3)  # a component still writing would have made its folders again by now
+    node_dir = tmp_path / "root" / "pieces" / "writes_in_pieces"
+    assert not list(node_dir.glob(".staging-*")) and not (node_dir / "data").exists()
+    with MetadataStore(url) as store:
+        [execution] = store.get_executions()
+        assert execution.state == ExecutionState.CANCELLED
 
 
 def test_halt_publishes_outputs_and_skips_downstream(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -26,13 +27,14 @@ _VERSIONS = re.compile(r"^/apis/v2beta1/pipelines/([^/]+)/versions$")
 class FakeKfp:
     """A Kubeflow Pipelines API server (v2beta1) that records what the kfp client sends.
 
-    ``version`` is the healthz ``tag_name``; ``multi_user`` makes it refuse an experiment or a
+    ``tls`` (certificate file, key file) serves https. ``version`` is the healthz
+    ``tag_name``; ``multi_user`` makes it refuse an experiment or a
     recurring run without a namespace as the backend does; ``credentials`` (a set of
     Authorization or Cookie header values) makes every route answer 401 without one of them.
     ``recurring`` holds the recurring runs by id, as the server would answer them.
     """
 
-    def __init__(self):
+    def __init__(self, tls: tuple[str, str] | None = None):
         self.requests: list[tuple[str, str, dict, dict]] = []
         self.queries: list[tuple[str, dict]] = []
         self.experiments: dict[str, str] = {"Default": "exp-default"}
@@ -197,7 +199,13 @@ class FakeKfp:
                 return self._reply({"error": "not found"}, 404)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:  # (certificate chain file, key file): serve https
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def posts(self, path):

@@ -19,7 +19,10 @@ of a compiled spec the way a cluster would:
 * each task's ExecutorInput is built as the driver builds it (``driver/resolve.go``,
   ``driver/container.go``: parameters resolved from the parent DAG's inputs and constants,
   ``{{$.pipeline_job_uuid}}`` and friends substituted, non-strings given to STRING inputs
-  serialized, ``PipelineTaskFinalStatus`` from the MLMD state of the producer task: the
+  serialized, a ``triggerPolicy.condition`` evaluated on the resolved inputs as
+  ``expression.Condition`` does (false: the execution is CANCELED and no pod starts; Argo's
+  ``when`` skips the executor and omits the tasks that depend on it),
+  ``PipelineTaskFinalStatus`` from the MLMD state of the producer task: the
   *execution* states ``COMPLETE``/``FAILED``/..., a DAG's state as
   ``metadata/client.go:UpdateDAGExecutionsState`` computes it), serialized as Go's
   protojson writes it (a whole float is written as an integer: 1.0 → ``1``);
@@ -36,7 +39,8 @@ of a compiled spec the way a cluster would:
 
 What is not modelled: Kubernetes itself (images, resources, retries' back-off, timeouts),
 KFP's own caching (jfx turns it off), artifacts passed through KFP (jfx passes none),
-iterators and trigger conditions (refused with :class:`HarnessError`).
+iterators (refused with :class:`HarnessError`), and of CEL only the subset jfx generates for
+trigger conditions (:func:`parse_condition`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -146,6 +151,236 @@ def stably_marshal(msg: Any) -> str:
     return go_json(json.loads(protojson(msg)))
 
 
+# --------------------------------------------------------------------------- trigger conditions (CEL)
+
+class ConditionError(Exception):
+    """The driver cannot evaluate a trigger condition: the task fails in its driver, no pod starts."""
+
+
+_CEL_TOKEN = re.compile(r"""\s*(?:
+    (?P<double>\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)
+  | (?P<int>\d+)
+  | (?P<string>'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")
+  | (?P<op>==|!=|<=|>=|&&|\|\||[<>!()\[\].-])
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+)""", re.X)
+_CEL_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "`": "`", "?": "?", "n": "\n", "r": "\r", "t": "\t",
+                "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+
+
+def _cel_unquote(literal: str) -> str:
+    body, out, i = literal[1:-1], [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch != "\\":
+            out.append(ch)
+            i += 1
+            continue
+        nxt = body[i + 1]
+        if nxt in _CEL_ESCAPES:
+            out.append(_CEL_ESCAPES[nxt])
+            i += 2
+        elif nxt in "xX":
+            out.append(chr(int(body[i + 2:i + 4], 16)))
+            i += 4
+        elif nxt == "u":
+            out.append(chr(int(body[i + 2:i + 6], 16)))
+            i += 6
+        elif nxt == "U":
+            out.append(chr(int(body[i + 2:i + 10], 16)))
+            i += 10
+        else:
+            raise HarnessError(f"CEL escape \\{nxt} is not modelled")
+    return "".join(out)
+
+
+def parse_condition(text: str) -> Any:
+    """A trigger condition as a small tree, for the CEL subset the harness models: the task's
+    ``inputs.parameter_values['k']``, int/double/string/bool/null literals, ``int()``, ``!``,
+    unary ``-``, ``== != < <= > >=``, ``&&``, ``||`` and parentheses.
+
+    Raises:
+        HarnessError: anything else (CEL the harness does not evaluate, or not CEL).
+    """
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _CEL_TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise HarnessError(f"trigger condition {text!r}: cannot read it from {text[pos:]!r}")
+        kind = m.lastgroup or ""
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    at = 0
+
+    def peek() -> tuple[str, str]:
+        return tokens[at] if at < len(tokens) else ("end", "")
+
+    def take(value: str | None = None) -> tuple[str, str]:
+        nonlocal at
+        tok = peek()
+        if value is not None and tok[1] != value:
+            raise HarnessError(f"trigger condition {text!r}: expected {value!r}, found {tok[1]!r}")
+        at += 1
+        return tok
+
+    def disjunction() -> Any:
+        node = conjunction()
+        while peek()[1] == "||":
+            take()
+            node = ("||", node, conjunction())
+        return node
+
+    def conjunction() -> Any:
+        node = relation()
+        while peek()[1] == "&&":
+            take()
+            node = ("&&", node, relation())
+        return node
+
+    def relation() -> Any:
+        node = unary()
+        if peek()[1] in ("==", "!=", "<", "<=", ">", ">="):
+            op = take()[1]
+            node = (op, node, unary())
+        return node
+
+    def unary() -> Any:
+        if peek()[1] == "!":
+            take()
+            return ("!", unary())
+        if peek()[1] == "-":
+            take()
+            return ("neg", unary())
+        return primary()
+
+    def primary() -> Any:
+        kind, value = take()
+        if value == "(" and kind == "op":
+            node = disjunction()
+            take(")")
+            return node
+        if kind == "int":
+            return ("lit", int(value))
+        if kind == "double":
+            return ("lit", float(value))
+        if kind == "string":
+            return ("lit", _cel_unquote(value))
+        if kind == "ident" and value in ("true", "false", "null"):
+            return ("lit", {"true": True, "false": False, "null": None}[value])
+        if kind == "ident" and value == "int":
+            take("(")
+            node = disjunction()
+            take(")")
+            return ("int", node)
+        if kind == "ident" and value == "inputs":
+            take(".")
+            if take()[1] != "parameter_values":
+                raise HarnessError(f"trigger condition {text!r}: only inputs.parameter_values is modelled")
+            take("[")
+            key_kind, key = take()
+            if key_kind != "string":
+                raise HarnessError(f"trigger condition {text!r}: a parameter is named by a string literal")
+            take("]")
+            return ("param", _cel_unquote(key))
+        raise HarnessError(f"trigger condition {text!r}: {value!r} is not modelled")
+
+    tree = disjunction()
+    if at != len(tokens):
+        raise HarnessError(f"trigger condition {text!r}: unexpected {peek()[1]!r}")
+    return tree
+
+
+def _cel_value(value: Any) -> Any:
+    """A google.protobuf.Value as CEL sees it: every number a double."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _cel_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cel_value(v) for v in value]
+    raise TypeError(value)
+
+
+def _cel_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    return {int: "int", float: "double", str: "string", dict: "map", list: "list"}[type(value)]
+
+
+def evaluate_condition(text: str, parameter_values: dict[str, Any]) -> bool:
+    """expression.go ``Condition``: the condition over the task's ExecutorInput (cel-go 0.27's
+    defaults: equality across types is false, ordering across types has no overload).
+
+    >>> evaluate_condition("int(inputs.parameter_values['n']) > 2 && !(inputs.parameter_values['s'] == 'a')",
+    ...                    {"n": 3, "s": "b"})
+    True
+
+    Raises:
+        ConditionError: an evaluation error (a missing parameter, no such overload, not a bool).
+    """
+    def ev(node: Any) -> Any:
+        op = node[0]
+        if op == "lit":
+            return node[1]
+        if op == "param":
+            if node[1] not in parameter_values:
+                raise ConditionError(f"no such key: {node[1]}")
+            return _cel_value(parameter_values[node[1]])
+        if op == "int":
+            v = ev(node[1])
+            if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                raise ConditionError(f"found no matching overload for 'int' applied to '({_cel_type(v)})'")
+            if isinstance(v, str):
+                try:
+                    return int(v)
+                except ValueError:
+                    raise ConditionError(f"cannot convert {v!r} to int") from None
+            if isinstance(v, float) and (not math.isfinite(v) or not -(2 ** 63) <= v < 2 ** 63):
+                raise ConditionError("double out of int range")
+            return int(v)  # toward zero
+        if op == "neg":
+            v = ev(node[1])
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConditionError(f"found no matching overload for '-_' applied to '({_cel_type(v)})'")
+            return -v
+        if op == "!":
+            v = ev(node[1])
+            if not isinstance(v, bool):
+                raise ConditionError(f"found no matching overload for '!_' applied to '({_cel_type(v)})'")
+            return not v
+        if op in ("&&", "||"):
+            left = ev(node[1])
+            if not isinstance(left, bool):
+                raise ConditionError(f"found no matching overload for '_{op}_'")
+            if (op == "&&" and not left) or (op == "||" and left):
+                return left
+            right = ev(node[2])
+            if not isinstance(right, bool):
+                raise ConditionError(f"found no matching overload for '_{op}_'")
+            return right
+        left, right = ev(node[1]), ev(node[2])
+        lt, rt = _cel_type(left), _cel_type(right)
+        numeric = {"int", "double"}
+        if op in ("==", "!="):
+            same = (lt == rt or {lt, rt} <= numeric) and left == right
+            return same if op == "==" else not same
+        if lt != rt or lt not in ("int", "double", "string", "bool"):
+            raise ConditionError(f"found no matching overload for '_{op}_' applied to '({lt}, {rt})'")
+        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+
+    result = ev(parse_condition(text))
+    if not isinstance(result, bool):
+        raise ConditionError(f"evaluation error: return type is not bool, got {result!r}")
+    return result
+
+
 # --------------------------------------------------------------------------- the spec
 
 def load_package(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -229,8 +464,10 @@ def argo_workflow(spec: dict[str, Any], k8s: dict[str, Any], parameters: dict[st
         comp_ph = save(f"components-{comp_hash(ref)}", comp)
         if t.get("parameterIterator") or t.get("artifactIterator"):
             raise HarnessError(f"task {name!r}: iterators are not modelled")
-        if (t.get("triggerPolicy") or {}).get("condition"):
-            raise HarnessError(f"task {name!r}: trigger conditions are not modelled")
+        condition = (t.get("triggerPolicy") or {}).get("condition")
+        if condition:
+            parse_condition(condition)  # the driver compiles it (CEL) before anything runs
+        when = {"when": f"{{{{tasks.{name}-driver.outputs.parameters.condition}}}} != false"} if condition else {}
         hooks = {}
         if exit_template:
             hooks = {"hooks": {"exit": {"template": exit_template, "arguments": {"parameters": [
@@ -243,7 +480,8 @@ def argo_workflow(spec: dict[str, Any], k8s: dict[str, Any], parameters: dict[st
             driver = {"name": f"{name}-driver", "template": "system-dag-driver", **depends, "arguments": {
                 "parameters": [param("component", comp_ph), param("parent-dag-id", "{{inputs.parameters.parent-dag-id}}"),
                                param("task", task_json), param("task-name", name)]}}
-            body = {"name": name, "template": ref, "depends": f"{name}-driver.Succeeded", **hooks, "arguments": {
+            body = {"name": name, "template": ref, "depends": f"{name}-driver.Succeeded", **when, **hooks,
+                    "arguments": {
                 "parameters": [param("parent-dag-id", f"{{{{tasks.{name}-driver.outputs.parameters.execution-id}}}}"),
                                param("condition", f"{{{{tasks.{name}-driver.outputs.parameters.condition}}}}")]}}
             return [driver, body]
@@ -256,7 +494,7 @@ def argo_workflow(spec: dict[str, Any], k8s: dict[str, Any], parameters: dict[st
         driver = {"name": f"{name}-driver", "template": "system-container-driver", **depends,
                   "arguments": {"parameters": params}}
         executor = {"name": name, "template": "system-container-executor", "depends": f"{name}-driver.Succeeded",
-                    **hooks, "arguments": {"parameters": [
+                    **when, **hooks, "arguments": {"parameters": [
                         param("pod-spec-patch", f"{{{{tasks.{name}-driver.outputs.parameters.pod-spec-patch}}}}"),
                         {"name": "cached-decision", "default": "false",
                          "value": f"{{{{tasks.{name}-driver.outputs.parameters.cached-decision}}}}"}]}}
@@ -402,6 +640,10 @@ class TaskRun:
     # taskInfo.name: the execution's display_name in MLMD and the name the KFP UI shows
     # (driver/container.go at 2.17.0: ``ecfg.DisplayName = opts.Task.GetTaskInfo().GetName()``)
     display_name: str = ""
+    # the pod's settings: the container's resources (PipelineContainerSpec.resources: CPU, memory,
+    # accelerator) and the task's Kubernetes executor config (node selector, tolerations, ...)
+    resources: dict[str, Any] = field(default_factory=dict)
+    kubernetes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -416,6 +658,8 @@ class Run:
     workflow_bytes: int
     tasks: list[TaskRun] = field(default_factory=list)
     omitted: list[str] = field(default_factory=list)  # "<dag>/<task display name>" never started
+    # "<dag>/<task display name>" whose trigger condition the driver found false: no pod started
+    not_triggered: list[str] = field(default_factory=list)
     phase: str = "Running"
 
     def of(self, display_name: str) -> list[TaskRun]:
@@ -519,6 +763,19 @@ class Backend:
             values[key] = value
         return values
 
+    def pod_settings(self, t: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The settings of the pod a container task runs in: (container resources, Kubernetes config)."""
+        label = _component(self._spec, t["componentRef"]["name"])["executorLabel"]
+        container = self._spec["deploymentSpec"]["executors"][label]["container"]
+        k8s = ((self._k8s.get("deploymentSpec") or {}).get("executors") or {}).get(label, {})
+        return copy.deepcopy(container.get("resources") or {}), copy.deepcopy(k8s)
+
+    @staticmethod
+    def _triggered(t: dict[str, Any], values: dict[str, Any]) -> bool:
+        """driver.go: the task's trigger condition over its resolved inputs (true without one)."""
+        condition = (t.get("triggerPolicy") or {}).get("condition")
+        return True if not condition else evaluate_condition(condition, values)
+
     def _pod(self, name: str, t: dict[str, Any], dag: _Dag, hook_of: str | None) -> TaskRun:
         ref = t["componentRef"]["name"]
         comp = _component(self._spec, ref)
@@ -531,9 +788,13 @@ class Backend:
         started = time.monotonic()
         try:
             values = self._resolve(name, t, dag)
-        except HarnessError as err:  # the driver fails: the task fails without a pod
+            triggered = self._triggered(t, values)
+        except (HarnessError, ConditionError) as err:  # the driver fails: the task fails without a pod
             return TaskRun(name, dag.component, hook_of, "Failed", "{}", [], f"driver: {err}", 1, started,
                            time.monotonic(), "FAILED")
+        if not triggered:  # driver/container.go: execution CANCELED, the executor's `when` false: no pod
+            return TaskRun(name, dag.component, hook_of, "Skipped", "{}", [], "not triggered", 0, started,
+                           time.monotonic(), "CANCELED")
         output_file = str(pod / "tmp" / OUTPUT_METADATA)
         executor_input = {"inputs": {"parameterValues": values}, "outputs": {"outputFile": output_file}}
         # launcher_v2.go addDefaultParams: the component's defaults for inputs without a value
@@ -649,7 +910,24 @@ class _Dag:
         self.tasks = dict(_component(backend._spec, component)["dag"]["tasks"])
         self.states: dict[str, str] = {}   # task name -> MLMD state (GetExecutionsInDAG: one per name)
         self.phases: dict[str, str] = {}   # task name -> Argo phase of the DAG task
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.key = ""                      # this DAG's task name in its parent
+        self.recorded = "RUNNING"          # the DAG execution's state in MLMD
+
+    def update_state(self) -> None:
+        """metadata/client.go UpdateDAGExecutionsState, which a launcher calls once it published: the
+        DAG's state is COMPLETE or FAILED from its tasks' executions as they are then, else left as it
+        was; a change propagates to the parent DAG. A task the driver did not trigger runs no
+        launcher, so it updates nothing, and a task Argo omitted has no execution: such a DAG stays
+        RUNNING."""
+        with self.lock:
+            state = self.state()
+            if state == "RUNNING" or self.parent is None:
+                return
+            self.recorded = state
+        with self.parent.lock:
+            self.parent.states[self.key] = state
+        self.parent.update_state()
 
     def state(self) -> str:
         """metadata/client.go UpdateDAGExecutionsState: COMPLETE when every task completed, FAILED when one failed."""
@@ -698,12 +976,12 @@ class _Dag:
                 phase = fut.result()
                 if hook_of is None:
                     self.phases[key] = phase
-                    failed = failed or phase != "Succeeded"
+                    failed = failed or phase not in ("Succeeded", "Skipped")
                     if key in hooks:  # the exit hook runs once the task ended, whatever its phase
                         h = hooks[key]
                         running[self.b._pool.submit(self._start, h, exits[h], key)] = (h, key)
                 else:
-                    hook_failed = hook_failed or phase != "Succeeded"
+                    hook_failed = hook_failed or phase not in ("Succeeded", "Skipped")
         return not failed and not hook_failed
 
     def _start(self, key: str, t: dict[str, Any], hook_of: str | None) -> str:
@@ -711,22 +989,37 @@ class _Dag:
         if "dag" in comp:
             try:
                 values = self.b._resolve(key, t, self)
-            except HarnessError:
+                triggered = self.b._triggered(t, values)
+            except (HarnessError, ConditionError):
                 with self.lock:
                     self.states[key] = "FAILED"
                 return "Failed"
+            if not triggered:  # driver/dag.go: the sub-DAG's execution CANCELED, its template skipped
+                with self.lock:
+                    self.states[key] = "CANCELED"
+                    self.b._run.not_triggered.append(f"{self.component}/{_display_name(key, t)}")
+                return "Skipped"
             child = _Dag(self.b, t["componentRef"]["name"], values, self)
+            child.key = key
+            with self.lock:
+                self.states[key] = "RUNNING"
             ok = child.run()
             with self.lock:
-                self.states[key] = child.state()
+                self.states[key] = child.recorded
             return "Succeeded" if ok else "Failed"
         with self.lock:
             self.states[key] = "RUNNING"
         tr = self.b._pod(key, t, self, hook_of)
         tr.display_name = _display_name(key, t)
+        tr.resources, tr.kubernetes = self.b.pod_settings(t)
         with self.lock:
             self.states[key] = tr.state
+            if tr.phase == "Skipped":
+                self.b._run.not_triggered.append(f"{self.component}/{tr.display_name}")
+                return tr.phase
             self.b._run.tasks.append(tr)
-        # the launcher updates the DAG's state after publishing (launcher_v2.go -> UpdateDAGExecutionsState),
-        # and the update propagates to the parent DAGs
+        if not tr.output.startswith("driver:"):
+            # the launcher updates the DAG's state after publishing (launcher_v2.go -> UpdateDAGExecutionsState),
+            # and the update propagates to the parent DAGs
+            self.update_state()
         return tr.phase

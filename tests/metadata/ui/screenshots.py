@@ -87,6 +87,10 @@ def shoot(home: Path, out: Path) -> list[Path]:
         page.goto(f"{base}/artifacts/{ev['outputs']['evaluation'][0]['id']}")
         page.wait_for_selector('#viewer[data-kind="evaluation"]')
         save("ui-evaluation.png", page.locator("#viewer"), max_height=900)
+        # the plots of one slice: ROC, precision-recall, the confusion matrix (README's evaluation.png)
+        page.select_option("#plot-slice", label="island=Biscoe")
+        page.wait_for_selector(".eval-plots svg.roc path.series")
+        save("evaluation.png", page.locator(".eval-plots"))
 
         page.goto(f"{base}/compare?runs={older},{newest}")
         page.wait_for_selector("#artifact-diff")

@@ -196,3 +196,72 @@ def test_what_gc_deleted_shows_as_deleted_with_no_file_links(page, fresh_fake):
         expect(page.locator('tr.run-row.deleted[data-run="demo-run-1"] .badge.state-deleted')).to_have_text("deleted")
         page.goto(ui.url + "runs/demo-run-1")
         expect(page.locator("#run-deleted")).to_contain_text("deleted by gc on ")
+
+
+def test_evaluation_viewer_draws_intervals_fairness_and_plots(page, penguin_home):
+    home, (_, run2) = penguin_home  # the second run has a baseline: the first run's blessed model
+    with UIServer(f"sqlite:///{home / 'metadata.sqlite'}", port=0) as ui:
+        page.goto(f"{ui.url.rstrip('/')}/runs/{run2}?node=Evaluator")
+        page.locator('#node-panel a.artifact-link[data-key="evaluation"]').click()
+        viewer = page.locator('#viewer[data-kind="evaluation"]')
+        # every metric of every slice has its 95% interval under it
+        overall = viewer.locator('table.metrics tr[data-slice="Overall"]')
+        expect(overall.locator('td[data-metric="accuracy"] .ci')).to_have_text(re.compile(r"^\[0\.\d+, [01](\.\d+)?\]$"))
+        expect(viewer).to_contain_text("95% confidence interval (Poisson bootstrap, 20 samples, seed 0)")
+        bucket = viewer.locator('table.metrics tr[data-slice^="bill_length_mm=(-inf, "]')
+        expect(bucket).to_have_count(1)
+        # fairness rates one-vs-rest per class, with the gap against the overall slice
+        fairness = viewer.locator(".eval-fairness")
+        expect(fairness.locator("thead th")).to_have_count(1 + 4 * 3)
+        expect(fairness.locator('tr[data-slice="island=Biscoe"] .gap').first).to_have_text(re.compile(r"^[+-]\d"))
+        page.select_option("#fairness-class", "Gentoo")
+        expect(fairness.locator('tr[data-slice="island=Biscoe"] .gap').first).to_have_text(re.compile(r"^[+-]\d"))
+        # plots: ROC and PR curves of candidate and baseline, and the confusion matrix as a heat map
+        plots = viewer.locator(".eval-plots")
+        expect(plots.locator("svg.roc path.series")).to_have_count(2)
+        expect(plots.locator("svg.pr path.series")).to_have_count(2)
+        expect(plots.locator("svg.heatmap rect.cell")).to_have_count(9)
+        d = plots.locator("svg.roc path.series").first.get_attribute("d")
+        assert d.startswith("M") and d.count("L") >= 2, d
+        # another slice and class redraw them
+        page.select_option("#plot-slice", label="island=Dream")
+        page.select_option("#plot-class", "Chinstrap")
+        expect(plots.locator("svg.roc .chart-title")).to_have_text("ROC (Chinstrap vs rest)")
+        expect(plots.locator("svg.roc path.series")).to_have_count(2)
+        assert plots.locator("svg.roc path.series").first.get_attribute("d") != d
+
+
+def test_binary_evaluation_draws_calibration_and_interval_checks(page, tmp_path):
+    """A real binary evaluation (a pipeline of the test helpers): calibration dots, one
+    ROC curve per model, a 2 x 2 confusion matrix, and a bound checked on the interval."""
+    import jfx_testlib as lib
+
+    from jfx import Pipeline
+    from jfx.components import Evaluator
+    from jfx.orchestrators import LocalDagRunner
+
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    data, model = lib.make_eval_examples(rows=300), lib.make_eval_model(bias=0.05)
+    evaluator = Evaluator(examples=data.outputs["examples"], model=model.outputs["model"], eval_config={
+        "label_key": "label", "slicing_specs": [["island"], {"column": "x", "boundaries": [0.5]}],
+        "confidence_intervals": {"num_bootstrap_samples": 10}, "fairness": {"thresholds": [0.5]},
+        "thresholds": {"accuracy": {"lower_bound": 0.5, "on": "interval"}}})
+    result = LocalDagRunner(progress=False).run(Pipeline(
+        "binary", components=[data, model, evaluator], pipeline_root=str(tmp_path / "root"), metadata_url=url))
+    assert result.state == "COMPLETE", result.nodes["Evaluator"].error
+    evaluation_id = result.nodes["Evaluator"].outputs["evaluation"][0].id
+    with UIServer(url, port=0) as ui:
+        page.goto(f"{ui.url.rstrip('/')}/artifacts/{evaluation_id}")
+        viewer = page.locator('#viewer[data-kind="evaluation"]')
+        expect(viewer.locator(".blessing")).to_contain_text("lower_bound (interval's lower end)")
+        expect(viewer.locator(".blessing")).to_contain_text("the lower end of its confidence interval")
+        expect(viewer.locator('table.metrics tr[data-slice="x=[0.5, inf)"]')).to_have_count(1)
+        expect(viewer.locator(".eval-fairness thead th")).to_have_count(1 + 4)
+        plots = viewer.locator(".eval-plots")
+        expect(page.locator("#plot-class")).to_have_count(0)  # binary: the positive class
+        expect(plots.locator("svg.roc path.series")).to_have_count(1)
+        expect(plots.locator("svg.calibration .chart-title")).to_have_text("Calibration (yes)")
+        expect(plots.locator("svg.calibration circle.dot")).to_have_count(10)
+        expect(plots.locator("svg.heatmap rect.cell")).to_have_count(4)
+        page.select_option("#plot-slice", label="x=(-inf, 0.5)")
+        expect(plots.locator("svg.calibration circle.dot")).not_to_have_count(10)

@@ -124,3 +124,60 @@ export function topValues(series, { limit = 10 } = {}) {
           h("small", {}, `${counts[si].get(name) ?? 0}`));
       })))));
 }
+
+/**
+ * A chart on the unit square (ROC, precision-recall, calibration). series: [{label, points: [[x, y], ...],
+ * dots}]; diagonal: draw y = x (chance for ROC, perfect calibration). Each series is an SVG path.
+ */
+export function unitChart(series, { width = 300, height = 260, title = "", xLabel = "", yLabel = "", diagonal = false, kind = "" } = {}) {
+  const valid = series.filter((s) => s.points && s.points.some((p) => p[0] !== null && p[1] !== null));
+  const left = 40, right = 10, top = title ? 20 : 8, bottom = 32;
+  const pw = width - left - right, ph = height - top - bottom;
+  const X = (x) => left + x * pw;
+  const Y = (y) => top + ph - y * ph;
+  const root = svg("svg", { class: `chart unit-chart${kind ? ` ${kind}` : ""}`, width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title || "chart" });
+  if (title) root.append(axisText(left, 13, title, "start", "chart-title"));
+  for (let i = 0; i <= 4; i++) {
+    const v = i / 4;
+    root.append(svg("line", { x1: left, x2: left + pw, y1: Y(v), y2: Y(v), class: "grid-line" }), axisText(left - 4, Y(v) + 3, fmtNumber(v), "end"),
+      axisText(X(v), top + ph + 12, fmtNumber(v)));
+  }
+  root.append(svg("rect", { x: left, y: top, width: pw, height: ph, fill: "none", class: "axis-line", stroke: "#b9c2cf" }));
+  if (xLabel) root.append(axisText(left + pw / 2, height - 3, xLabel));
+  if (yLabel) root.append(svg("text", { x: 10, y: top + ph / 2, "text-anchor": "middle", class: "axis", transform: `rotate(-90 10 ${top + ph / 2})` }, yLabel));
+  if (diagonal) root.append(svg("line", { x1: X(0), y1: Y(0), x2: X(1), y2: Y(1), class: "diagonal", stroke: "#b9c2cf", "stroke-dasharray": "4 3" }));
+  if (!valid.length) root.append(axisText(left + pw / 2, top + ph / 2, "no data"));
+  valid.forEach((s, si) => {
+    const color = SERIES_COLORS[si % SERIES_COLORS.length];
+    const pts = s.points.filter((p) => p[0] !== null && p[1] !== null && p[0] !== undefined && p[1] !== undefined);
+    const d = pts.map((p, i) => `${i ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ");
+    root.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 2, class: "series" }, svg("title", {}, s.label)));
+    if (s.dots) pts.forEach((p) => root.append(svg("circle", { cx: X(p[0]), cy: Y(p[1]), r: 3, fill: color, class: "dot" },
+      svg("title", {}, `${s.label}: ${fmtNumber(p[0])}, ${fmtNumber(p[1])}`))));
+  });
+  const legend = valid.length > 1 ? h("div", { class: "legend" }, valid.map((s, si) =>
+    h("span", {}, h("i", { class: "swatch", style: `background:${SERIES_COLORS[si % SERIES_COLORS.length]}` }), s.label))) : null;
+  return h("figure", { class: "figure" }, root, legend);
+}
+
+/** A confusion matrix as a heat map: labels [k], counts [k][k] (rows actual, columns predicted). */
+export function heatmap(labels, counts, { title = "", cell = 44 } = {}) {
+  const k = labels.length;
+  const left = 90, top = (title ? 20 : 4) + 30, bottom = 22;
+  const width = left + k * cell + 10, height = top + k * cell + bottom;
+  const max = Math.max(1e-12, ...counts.flat());
+  const root = svg("svg", { class: "chart heatmap", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title || "confusion matrix" });
+  if (title) root.append(axisText(4, 13, title, "start", "chart-title"));
+  root.append(axisText(left + (k * cell) / 2, top - 20, "predicted"), axisText(4, top + k * cell + 16, "rows: actual", "start"));
+  counts.forEach((row, i) => {
+    root.append(axisText(left - 6, top + i * cell + cell / 2 + 3, String(labels[i]), "end"));
+    row.forEach((c, j) => {
+      const shade = c / max;
+      root.append(svg("rect", { x: left + j * cell, y: top + i * cell, width: cell - 2, height: cell - 2, class: "cell",
+        fill: `rgba(43,108,176,${(0.08 + 0.92 * shade).toFixed(3)})` }, svg("title", {}, `actual ${labels[i]}, predicted ${labels[j]}: ${fmtNumber(c)}`)),
+      svg("text", { x: left + j * cell + cell / 2 - 1, y: top + i * cell + cell / 2 + 3, "text-anchor": "middle", class: "cell-text", fill: shade > 0.55 ? "#fff" : "#1a2433" }, fmtNumber(c, 3)));
+    });
+  });
+  labels.forEach((l, j) => root.append(axisText(left + j * cell + cell / 2 - 1, top - 6, String(l))));
+  return root;
+}

@@ -1,7 +1,7 @@
 // Typed viewers: one renderer per artifact kind (the data comes from /api/artifacts/<id>/view).
 import { fill, api, artifactHref, badge, details, fileHref, fmtBytes, fmtTime, fmtNumber, fmtValue, h, jsonBlock, kvTable, pre, section, table,
 } from "./dom.js";
-import { SERIES_COLORS, histogram, lineChart, topValues } from "./charts.js";
+import { SERIES_COLORS, heatmap, histogram, lineChart, topValues, unitChart } from "./charts.js";
 
 const PERCENTILES = [0, 1, 5, 25, 50, 75, 95, 99, 100];
 
@@ -158,7 +158,7 @@ function anomaliesViewer(view) {
 function blessingBox(b) {
   if (!b) return null;
   const checks = (b.checks || []).map((c) => h("tr", { class: c.passed === false ? "bad" : "" },
-    h("td", {}, c.metric), h("td", {}, c.kind), h("td", { class: "num" }, fmtNumber(c.value)),
+    h("td", {}, c.metric), h("td", {}, c.kind, c.on && c.on !== "value" ? ` (${c.on === "ci_lower" ? "interval's lower" : "interval's upper"} end)` : ""), h("td", { class: "num" }, fmtNumber(c.value)),
     h("td", { class: "num" }, c.kind === "change" ? `baseline ${fmtValue(c.baseline)}` : fmtValue(c.bound)),
     h("td", {}, c.passed === null ? "skipped" : c.passed ? "passed" : "FAILED"), h("td", {}, c.reason)));
   return h("div", { class: `blessing ${b.blessed ? "blessed" : "not-blessed"}` },
@@ -167,26 +167,113 @@ function blessingBox(b) {
     checks.length ? table(["Metric", "Threshold", "Value", "Bound", "Result", "Why"], checks) : null);
 }
 
-function evaluationViewer(view) {
-  const m = view.data.metrics;
+/** "[lower, upper]" of a confidence interval, or null. */
+function ciText(ci) {
+  return ci ? `[${fmtNumber(ci.lower)}, ${fmtNumber(ci.upper)}]` : null;
+}
+
+function metricsTable(m) {
   const slices = m.slices || [];
   const overall = (slices[0] && slices[0].candidate) || {};
   const names = Object.keys(overall).filter((k) => typeof overall[k] === "number");
   const hasBaseline = slices.some((s) => s.baseline);
-  const rows = slices.map((s) => h("tr", {}, h("th", {}, s.slice_name), names.map((n) => {
+  const rows = slices.map((s) => h("tr", { "data-slice": s.slice_name }, h("th", {}, s.slice_name), names.map((n) => {
     const c = s.candidate ? s.candidate[n] : null, b = s.baseline ? s.baseline[n] : null;
-    return h("td", { class: "num" }, fmtNumber(c), hasBaseline ? h("span", { class: "muted small" }, ` (${fmtNumber(b)})`) : null);
+    const ci = s.intervals && s.intervals.candidate ? s.intervals.candidate[n] : null;
+    return h("td", { class: "num", "data-metric": n }, fmtNumber(c), hasBaseline ? h("span", { class: "muted small" }, ` (${fmtNumber(b)})`) : null,
+      ci ? h("div", { class: "ci muted small", title: `${Math.round(m.confidence_intervals.confidence_level * 100)}% interval, std error ${fmtNumber(ci.std_error)}` }, ciText(ci)) : null);
   })));
-  const cm = (view.data.confusion || [])[0];
-  const matrix = cm && cm.candidate ? h("div", {}, h("h3", {}, `Confusion matrix, ${cm.slice_name} (rows: actual, columns: predicted)`),
-    table(["", ...cm.candidate.labels], cm.candidate.counts.map((row, i) => [h("strong", {}, cm.candidate.labels[i]), ...row]), { class: "grid compact" })) : null;
+  return h("div", { class: "scroll" }, h("table", { class: "grid compact metrics" }, h("thead", {}, h("tr", {}, h("th", {}, "slice"), names.map((n) => h("th", {}, n)))), h("tbody", {}, rows)));
+}
+
+const FAIRNESS_RATES = [["false_positive_rate", "FPR"], ["false_negative_rate", "FNR"], ["positive_rate", "positive rate"], ["precision", "precision"]];
+
+/** Fairness indicators: each rate at each threshold per slice, with its gap against the overall slice. */
+function fairnessSection(m) {
+  const thresholds = m.fairness_thresholds || [];
+  const slices = (m.slices || []).filter((s) => s.candidate && s.candidate.fairness);
+  if (!thresholds.length || !slices.length) return null;
+  const multi = !Object.keys(slices[0].candidate.fairness).some((k) => k.includes("@"));
+  const classes = multi ? Object.keys(slices[0].candidate.fairness) : [null];
+  const body = h("div", {});
+  const pick = (obj, cls) => (obj && cls !== null ? obj[cls] : obj) || {};
+  const draw = (cls) => {
+    const columns = FAIRNESS_RATES.flatMap(([rate, label]) => thresholds.map((t) => [`${rate}@${fmtNumber(t)}`, `${label} @${fmtNumber(t)}`]));
+    const rows = slices.map((s) => h("tr", { "data-slice": s.slice_name }, h("th", {}, s.slice_name), columns.map(([key]) => {
+      const v = pick(s.candidate.fairness, cls)[key], gap = pick(s.candidate.fairness_gap, cls)[key];
+      const big = typeof gap === "number" && Math.abs(gap) >= 0.1;
+      return h("td", { class: "num" }, fmtNumber(v), s.slice_name !== "Overall" && typeof gap === "number"
+        ? h("div", { class: `gap small ${big ? "big" : "muted"}` }, `${gap >= 0 ? "+" : ""}${fmtNumber(gap, 3)}`) : null);
+    })));
+    fill(body, h("div", { class: "scroll" }, h("table", { class: "grid compact fairness" },
+      h("thead", {}, h("tr", {}, h("th", {}, "slice"), columns.map(([, label]) => h("th", {}, label)))), h("tbody", {}, rows))));
+  };
+  const chooser = multi ? h("select", { id: "fairness-class", "aria-label": "class" }, classes.map((c) => h("option", { value: c }, c))) : null;
+  if (chooser) chooser.addEventListener("change", () => draw(chooser.value));
+  draw(classes[0]);
+  return h("div", { class: "eval-fairness" }, h("h3", {}, "Fairness indicators"),
+    h("p", { class: "muted small" }, "A row is predicted positive when its score is above the threshold",
+      multi ? ["; one class against the rest: ", chooser] : " (the positive class)",
+      ". Under each rate: its gap against the overall slice."), body);
+}
+
+function curveSeries(plots, key, cls, x, y) {
+  return ["candidate", "baseline"].map((role) => {
+    const p = plots[role] && plots[role][key];
+    const c = p && cls !== null ? p[cls] : p;
+    return c && c[x] ? { label: role, points: c[x].map((v, i) => [v, c[y][i]]) } : null;
+  }).filter(Boolean);
+}
+
+/** Per slice: ROC and precision-recall curves, calibration and the confusion matrix (from plots.json). */
+function plotsSection(all) {
+  const slices = (all || []).filter((s) => s.candidate && Object.keys(s.candidate).length);
+  if (!slices.length) return null;
+  const roc = slices[0].candidate.roc_curve;
+  const multi = roc && !("fpr" in roc) && Object.keys(roc).length > 0;
+  const classes = multi ? Object.keys(roc) : [null];
+  const sliceSelect = h("select", { id: "plot-slice", "aria-label": "slice" }, slices.map((s, i) => h("option", { value: i }, s.slice_name)));
+  const classSelect = multi ? h("select", { id: "plot-class", "aria-label": "class" }, classes.map((c) => h("option", { value: c }, c))) : null;
+  const body = h("div", { class: "charts" });
+  const draw = () => {
+    const s = slices[Number(sliceSelect.value)];
+    const cls = classSelect ? classSelect.value : null;
+    const of = cls ? ` (${cls} vs rest)` : "";
+    const charts = [
+      unitChart(curveSeries(s, "roc_curve", cls, "fpr", "tpr"), { title: `ROC${of}`, xLabel: "false positive rate", yLabel: "true positive rate", diagonal: true, kind: "roc" }),
+      unitChart(curveSeries(s, "pr_curve", cls, "recall", "precision"), { title: `Precision-recall${of}`, xLabel: "recall", yLabel: "precision", kind: "pr" }),
+    ];
+    const cal = s.candidate.calibration;
+    if (cal) {
+      const series = ["candidate", "baseline"].map((role) => s[role] && s[role].calibration ? {
+        label: role, dots: true,
+        points: s[role].calibration.buckets.filter((b) => b.weight > 0).map((b) => [b.mean_prediction, b.mean_label]),
+      } : null).filter(Boolean);
+      charts.push(unitChart(series, { title: `Calibration (${cal.class})`, xLabel: "mean prediction", yLabel: "mean label", diagonal: true, kind: "calibration" }));
+    }
+    const cm = s.candidate.confusion_matrix;
+    if (cm) charts.push(h("figure", { class: "figure" }, heatmap(cm.labels, cm.weighted || cm.counts, { title: `Confusion matrix${cm.weighted ? " (weighted)" : ""}` })));
+    fill(body, ...charts);
+  };
+  sliceSelect.addEventListener("change", draw);
+  if (classSelect) classSelect.addEventListener("change", draw);
+  draw();
+  return h("div", { class: "eval-plots" }, h("h3", {}, "Plots"),
+    h("p", { class: "muted small" }, "slice ", sliceSelect, classSelect ? [" class ", classSelect] : null), body);
+}
+
+function evaluationViewer(view) {
+  const m = view.data.metrics;
+  const ci = m.confidence_intervals;
   return [
     blessingBox(view.data.blessing),
     h("p", { class: "muted" }, `${m.model_type}, label ${m.label_key}, splits ${(m.splits || []).join(", ")}`,
       m.models && m.models.candidate ? [" · candidate ", h("a", { href: artifactHref(m.models.candidate.id) }, `model #${m.models.candidate.id}`)] : null,
-      m.models && m.models.baseline ? [" · baseline ", h("a", { href: artifactHref(m.models.baseline.id) }, `model #${m.models.baseline.id}`), " (in brackets)"] : null),
-    h("div", { class: "scroll" }, h("table", { class: "grid compact metrics" }, h("thead", {}, h("tr", {}, h("th", {}, "slice"), names.map((n) => h("th", {}, n)))), h("tbody", {}, rows))),
-    matrix,
+      m.models && m.models.baseline ? [" · baseline ", h("a", { href: artifactHref(m.models.baseline.id) }, `model #${m.models.baseline.id}`), " (in brackets)"] : null,
+      ci ? ` · under each value: its ${Math.round(ci.confidence_level * 100)}% confidence interval (Poisson bootstrap, ${ci.num_bootstrap_samples} samples, seed ${ci.seed})` : null),
+    metricsTable(m),
+    fairnessSection(m),
+    plotsSection(view.data.plots),
   ];
 }
 
@@ -211,7 +298,7 @@ function mlflowBox(m) {
   return kvTable([
     ["MLflow run", m.url ? h("a", { href: m.url, target: "_blank", rel: "noopener", class: "mlflow-link" }, m.run_id) : h("code", {}, m.run_id)],
     ["experiment", m.experiment_id], ["tracking URI", m.tracking_uri],
-    !m.url && m.command ? ["open with", h("code", {}, m.command)] : null,
+    !m.url && m.command ? ["show with", h("code", {}, m.command)] : null,
   ]);
 }
 
