@@ -43,7 +43,7 @@ from jfx.components._analyzers import (
     raw_input_arrays,
 )
 from jfx.core import TensorSpec, export
-from jfx.core._export import stable_export
+from jfx.core._export import INT_INPUTS_KEY, stable_export
 from jfx.errors import AlreadyExistsError, DataValidationError, InvalidArgumentError
 
 __all__ = [
@@ -328,4 +328,8 @@ def export_with_transform(transform: LoadedTransform | Any, model_serving_fn: Ca
     # model server takes the true/false that clients send for it
     served = {c: dataclasses.replace(specs[c], source_type="bool") if transform.source_types.get(c) == "bool"
               else specs[c] for c in raw_inputs}
-    return export(serving_fn, params, served, path, platforms=platforms, metadata=metadata)
+    # an int column is a float to the transform and the model; the request log writes it back as
+    # the training data has it, so that serving data and training data compare column for column
+    ints = [c for c in raw_inputs if transform.source_types.get(c) == "int"]
+    metadata = {**(metadata or {}), **({INT_INPUTS_KEY: ints} if ints else {})}
+    return export(serving_fn, params, served, path, platforms=platforms, metadata=metadata or None)

@@ -36,6 +36,9 @@ from jfx.errors import AlreadyExistsError, DataValidationError, InvalidArgumentE
 if TYPE_CHECKING:
     from flax import nnx
 
+# signature.json metadata: the raw inputs that are int columns in the training data (a float to the model)
+INT_INPUTS_KEY = "int_inputs"
+
 __all__ = ["TensorSpec", "export", "export_model", "load", "LoadedModel", "signature_from_dataset"]
 
 FORMAT = "jfx-model"

@@ -24,6 +24,8 @@ a gRPC code's name):
     jfx_serving_request_log_dropped_total{model,reason}                  counter (requests not logged:
                                                                          queue_full, write_error)
     jfx_serving_request_log_write_errors_total{model}                    counter (shards that failed)
+    jfx_serving_request_log_values_not_whole_total{model}                counter (values of int columns
+                                                                         that were not whole: logged null)
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ class ServingMetrics:
                                    registry=r)
         self.log_write_errors = Counter("jfx_serving_request_log_write_errors",
                                         "Request log shards that could not be written", ("model",), registry=r)
+        self.log_not_whole = Counter("jfx_serving_request_log_values_not_whole",
+                                     "Values sent for an int column of the training data that were not whole "
+                                     "numbers (logged as null)", ("model",), registry=r)
         # label values -> (counter child, histogram child): one dict lookup per request
         self._request_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self._batch_children: dict[tuple[str, str], tuple[Any, Any]] = {}

@@ -40,7 +40,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jfx import _storage as storage
-from jfx.core._export import TensorSpec
+from jfx.core._export import INT_INPUTS_KEY, TensorSpec
 from jfx.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -88,14 +88,17 @@ def _feature_type(spec: TensorSpec) -> pa.DataType:
     return t
 
 
-def request_log_schema(inputs: Mapping[str, TensorSpec]) -> pa.Schema:
+def request_log_schema(inputs: Mapping[str, TensorSpec], int_inputs: Collection[str] = ()) -> pa.Schema:
     """The columns of a model's request log shards: its inputs, then :data:`META_COLUMNS`.
 
     A feature's type follows its signature: ``float32``/``float16`` → float32/float16 (a
     missing value is null), ``bfloat16`` → float32, ``int32``/``int8``/``uint8`` and ``bool``
     as they are, ``string`` → string (the raw text, not the encoded id), a float column read
     from booleans (``source_type="bool"``) → bool, and a vector feature of shape ``(k,)`` a
-    fixed-size list of ``k`` such values.
+    fixed-size list of ``k`` such values. A float input named in ``int_inputs`` (an int
+    column of the training data; the model's ``signature.json`` metadata ``int_inputs``) is
+    int64, as ExampleGen read it: a value that is not a whole number is written as null and
+    counted (``..._request_log_values_not_whole_total``).
 
     Example:
         >>> request_log_schema({"x": TensorSpec("float32"), "city": TensorSpec("string", encoder={"hash_buckets": 4})})
@@ -105,7 +108,8 @@ def request_log_schema(inputs: Mapping[str, TensorSpec]) -> pa.Schema:
         _jfx_model_version: int64
         _jfx_prediction: string
     """
-    fields = [pa.field(name, _feature_type(spec)) for name, spec in inputs.items()]
+    fields = [pa.field(name, pa.int64() if name in int_inputs and spec.dtype in _WHOLE_FROM and not spec.shape
+                       else _feature_type(spec)) for name, spec in inputs.items()]
     return pa.schema(fields + [pa.field(n, t) for n, t in META_COLUMNS.items()])
 
 
@@ -165,6 +169,7 @@ class _Entry(NamedTuple):
     outputs: Mapping[str, np.ndarray]
     rows: int
     raw: Callable[[], Mapping[str, list[Any]]] | None  # the string features as sent, read on the writer
+    int_inputs: tuple[str, ...] = ()  # inputs that are int columns of the training data
 
 
 def raw_string_columns(body: bytes, model: LoadedModel) -> dict[str, list[Any]]:
@@ -184,11 +189,30 @@ def raw_string_columns(body: bytes, model: LoadedModel) -> dict[str, list[Any]]:
     return {n: list(data[n]) for n in names}
 
 
-def _feature_array(spec: TensorSpec, values: Any, t: pa.DataType) -> pa.Array:
+_WHOLE_FROM = ("float32", "float16", "bfloat16")
+
+
+def _whole_numbers(values: np.ndarray) -> tuple[pa.Array, int]:
+    """Floats as int64 (NaN: null); a value that is not a whole number is null too. Returns
+    the column and how many values were not whole."""
+    flat = values.reshape(-1).astype(np.float64)
+    missing = np.isnan(flat)
+    whole = ~missing & (np.floor(flat) == flat) & (np.abs(flat) < 2.0 ** 63)
+    bad = int((~missing & ~whole).sum())
+    return pa.array(np.where(whole, flat, 0).astype(np.int64), type=pa.int64(), mask=~whole), bad
+
+
+def _feature_array(spec: TensorSpec, values: Any, t: pa.DataType, on_not_whole: Callable[[int], None] | None = None,
+                   ) -> pa.Array:
     """One feature's column for the log, from the prepared array (or the raw strings)."""
     if spec.dtype == "string":
         return pa.array(values, type=t)
     arr = np.asarray(values)
+    if pa.types.is_int64(t) and spec.dtype in _WHOLE_FROM:  # an int column of the training data
+        column, bad = _whole_numbers(arr)
+        if bad and on_not_whole is not None:
+            on_not_whole(bad)
+        return column
     if spec.source_type == "bool":  # 0/1 floats, NaN for null
         flat = arr.reshape(-1)
         leaf: pa.Array = pa.array(flat == 1, type=pa.bool_(), mask=np.isnan(flat))
@@ -218,7 +242,8 @@ def _predictions(entries: list[_Entry]) -> list[str]:
     return [_ENCODE(dict(zip(names, values, strict=True))) for values in zip(*cols, strict=True)]
 
 
-def _batch(entries: list[_Entry], schema: pa.Schema) -> pa.RecordBatch:
+def _batch(entries: list[_Entry], schema: pa.Schema, on_not_whole: Callable[[int], None] | None = None,
+           ) -> pa.RecordBatch:
     """One Arrow batch of entries that share a signature."""
     inputs = entries[0].inputs
     columns: list[pa.Array] = []
@@ -231,7 +256,7 @@ def _batch(entries: list[_Entry], schema: pa.Schema) -> pa.RecordBatch:
                 values.extend(e.raw()[name])
             columns.append(_feature_array(spec, values, t))
         else:
-            columns.append(_feature_array(spec, np.concatenate([e.arrays[name] for e in entries]), t))
+            columns.append(_feature_array(spec, np.concatenate([e.arrays[name] for e in entries]), t, on_not_whole))
     counts = np.array([e.rows for e in entries])
     columns.append(pa.array(np.repeat(np.array([e.time_us for e in entries], np.int64), counts),
                             type=META_COLUMNS["_jfx_time"]))
@@ -330,7 +355,8 @@ class RequestLogger:
         if raw is None and any(s.dtype == "string" for s in model.inputs.values()):
             raise InvalidArgumentError("the model has string inputs: give raw=, the strings as sent")
         entry = _Entry(time.time_ns() // 1000, int(version), model.inputs, arrays, outputs, rows,
-                       _RawCache(raw) if raw is not None else None)
+                       _RawCache(raw) if raw is not None else None,
+                       tuple((model.metadata or {}).get(INT_INPUTS_KEY) or ()))
         with self._lock:
             queued = self._queued_rows + rows <= self.config.queue_rows and not self._stop.is_set()
             if queued:
@@ -379,9 +405,10 @@ class RequestLogger:
                 self._discard()
             try:
                 if self._inputs is None:
-                    self._inputs, self._schema = inputs, request_log_schema(inputs)
+                    ints = group[0].int_inputs
+                    self._inputs, self._schema = inputs, request_log_schema(inputs, ints)
                 assert self._schema is not None
-                batch = _batch(group, self._schema)
+                batch = _batch(group, self._schema, self._not_whole)
             except Exception as err:  # noqa: BLE001 - these requests are not logged; reported and counted
                 self.metrics.log_dropped.labels(self.model_name, "write_error").inc(len(group))
                 self._report(f"request log: {len(group)} request(s) could not be converted: "
@@ -483,6 +510,10 @@ class RequestLogger:
         detail = str(err).splitlines()[0][:300] if str(err).strip() else ""
         self._report(f"request log: a shard under {self.path} could not be written, {lost} request(s) lost: "
                      f"{type(err).__name__}: {detail}")
+
+    def _not_whole(self, count: int) -> None:
+        self.metrics.log_not_whole.labels(self.model_name).inc(count)
+        self._report(f"request log: {count} value(s) of int columns were not whole numbers; logged as null")
 
     def _report(self, message: str) -> None:
         """Logs a problem when it appears, then at most once a minute while it lasts."""

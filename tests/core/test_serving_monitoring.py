@@ -352,9 +352,9 @@ def test_shard_types_follow_the_signature_and_a_new_signature_opens_a_new_shard(
 
         arrays = {"v": np.array([[1, 2], [3, np.nan]], np.float32), "b": np.array([0.5, 2], ml_dtypes.bfloat16)}
         outputs = {"y": np.array([1.0, np.inf], np.float32)}
-        assert logger.submit(3, SimpleNamespace(inputs=vec), arrays, outputs, 2,
+        assert logger.submit(3, SimpleNamespace(inputs=vec, metadata={}), arrays, outputs, 2,
                              lambda: {"t": [["a", "b"], ["c", None]]})
-        assert logger.submit(4, SimpleNamespace(inputs=flat), {"x": np.array([5.0], np.float32)},
+        assert logger.submit(4, SimpleNamespace(inputs=flat, metadata={}), {"x": np.array([5.0], np.float32)},
                              {"y": np.array([6.0], np.float32)}, 1)
     finally:
         logger.close()
@@ -432,3 +432,22 @@ def test_a_request_log_folder_that_cannot_be_made_fails_the_start(model_base, tm
     with pytest.raises(storage.StorageError, match=r"request log .*file/log: cannot create the folder"):
         server.start()
     assert server.request_log is None and server.versions.latest is None  # nothing left running
+
+
+def test_an_int_column_of_the_training_data_is_logged_as_int64_and_a_fraction_is_counted(tmp_path):
+    from jfx.core._export import INT_INPUTS_KEY
+    from jfx.core._monitoring import ServingMetrics
+    from jfx.core._request_log import RequestLogConfig, RequestLogger
+
+    metrics = ServingMetrics()
+    logger = RequestLogger(RequestLogConfig(str(tmp_path / "log")), "m", metrics)
+    model = SimpleNamespace(inputs={"mass": TensorSpec("float32"), "x": TensorSpec("float32")},
+                            metadata={INT_INPUTS_KEY: ["mass"]})
+    arrays = {"mass": np.array([3750.0, np.nan, 3800.5], np.float32), "x": np.array([0.5, 1.5, 2.5], np.float32)}
+    assert logger.submit(1, model, arrays, {"y": np.zeros(3, np.float32)}, 3)
+    logger.close()
+    [shard] = sorted((tmp_path / "log").glob("requests-*.parquet"))
+    table = pq.read_table(shard)
+    assert table.schema.field("mass").type == pa.int64() and table.schema.field("x").type == pa.float32()
+    assert table.column("mass").to_pylist() == [3750, None, None]
+    assert metrics.log_not_whole.labels("m")._value.get() == 1
