@@ -7,7 +7,8 @@ as real reruns do). The baseline, measured in the same run, is that recording: m
 Then ``collect_garbage`` with ``keep_last`` keeps the newest tenth of the runs: a dry run
 (planning and sizing every artifact) and the real one (marking, removing the folders,
 marking DELETED), each as ms per deleted run and as a ratio to the recording. The work is
-repeated on fresh copies of the store and the root (``--repeat``), and summarised.
+repeated on fresh copies of the store and the root (``--repeat``): the median of the repeats
+(``--stat best`` for the best).
 Target: the real gc costs under 3 recordings per run.
 
     .venv/bin/python tests/benchmarks/bench_gc.py [--runs 200] [--repeat 3] [--stat best]

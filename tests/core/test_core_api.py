@@ -9,7 +9,8 @@ EXPECTED = {
     "export_model", "feature_spec_from_json", "feature_spec_to_json", "fit", "latest_checkpoint",
     "list_checkpoints", "load", "mae", "mse", "replicated_sharding", "signature_from_dataset", "stable_hash",
     "validate_encoder", "vocab_size", "ModelServer", "ServingConfig", "serve", "RequestLogConfig",
-    "request_log_schema", "Distributed", "initialize_distributed",
+    "request_log_schema", "Distributed", "initialize_distributed", "OnnxExport", "OnnxModel", "export_onnx",
+    "load_onnx",
 }
 
 

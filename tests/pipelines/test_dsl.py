@@ -226,8 +226,8 @@ def test_artifact_types_and_json_helpers(tmp_path):
 def test_public_api_is_pinned():
     assert sorted(jfx.__all__) == sorted([
         "Channel", "Collected", "Component", "ExitHandler", "ForEach", "If", "Input", "Node", "Output",
-        "Parameter", "Pipeline", "RuntimeParameter", "__version__", "component", "current_context", "errors",
-        "types",
+        "Parameter", "Pipeline", "RuntimeParameter", "__version__", "check_cancelled", "component", "current_context",
+        "errors", "types",
     ])
     import jfx.types as types_module
 

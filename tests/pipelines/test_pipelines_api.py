@@ -11,7 +11,7 @@ EXPECTED = {
     "Channel", "Collected", "Component", "ComponentRef", "ComponentSpec", "ExecutionContext", "ExitHandler",
     "ForEach", "IR_VERSION", "If", "Input", "InputSpec", "Node", "NodeIR", "NodeOptions", "Output",
     "OutputSpec", "Parameter", "ParameterSpec", "Pipeline", "PipelineIR", "RuntimeParameter", "component",
-    "current_context", "load_component", "load_module_from_file", "load_pipeline", "resolver",
+    "current_context", "load_component", "load_module_from_file", "load_pipeline", "resolver", "check_cancelled"
 }
 
 
