@@ -438,7 +438,7 @@ def remove(uri: str | Path) -> None:
 
 _FOOTER_LOCK = threading.Lock()
 _FOOTER_SCOPES = 0
-_FOOTERS: dict[str, tuple[int, Any]] = {}
+_FOOTERS: dict[str, tuple[int, Any, Any]] = {}  # uri -> (size, Parquet metadata, the store's details)
 
 
 @contextlib.contextmanager
@@ -483,12 +483,18 @@ def open_parquet(uri: str | Path, **kwargs: Any) -> Any:
         # fetched a whole file once per row group)
         if known is not None:
             kwargs.setdefault("metadata", known[1])
-            return pq.ParquetFile(fs.open(path, "rb", size=known[0], cache_type="none"), **kwargs)
+            handle = fs.open(path, "rb", size=known[0], cache_type="none")
+            if known[2] is not None:
+                # what the first open learnt (size, ETag): a file object asks the store for
+                # it again (a HEAD per open, that is per row group) before its first read
+                handle.details = known[2]
+            return pq.ParquetFile(handle, **kwargs)
         handle = fs.open(path, "rb", cache_type="none")
         pf = pq.ParquetFile(handle, **kwargs)
     with _FOOTER_LOCK:
         if _FOOTER_SCOPES:
-            _FOOTERS[text] = (int(handle.size), pf.metadata)
+            details = getattr(handle, "details", None)
+            _FOOTERS[text] = (int(handle.size), pf.metadata, dict(details) if isinstance(details, dict) else None)
     return pf
 
 
