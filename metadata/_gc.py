@@ -16,8 +16,8 @@ later is a user) are deleted, except — unless ``force`` — one that:
   serves and re-evaluates without the examples, statistics or transform graph it was
   trained from, which are the bulk of a pipeline root and go with their runs.
 
-Whatever ``force`` says, gc never deletes a RUNNING run, nor files outside the deleting
-run's pipeline root (it only removes what jfx wrote).
+Whatever ``force`` says, gc never deletes a RUNNING run, the data an ``Importer`` registered,
+nor files outside the deleting run's pipeline root (it only removes what jfx wrote).
 
 Nothing is removed from the database. The order makes a crash harmless: one transaction
 marks the runs deleted and their artifacts DELETING (with when and why), locking the
@@ -424,6 +424,8 @@ def _plan(conn: sa.Connection, policy: RetentionPolicy, at: datetime, *, lock: b
     kept = []
     for a_id, a in sorted(candidates.items()):
         run = run_of.get(maker.get(a_id, -1))
+        if a.properties.get("imported") is True:  # whatever force says: the data is not jfx's
+            why[a_id] = "registered by an Importer: data made outside the pipeline, which gc never removes"
         if a_id not in why and (run is None or not _under_root(a.uri, run.root)):
             root = run.root if run is not None else None
             why[a_id] = (f"outside the pipeline root {root} (gc removes only what jfx wrote there)" if root

@@ -87,3 +87,19 @@ def test_bad_arguments_are_refused_when_the_pipeline_is_built():
         Importer("/data", "Dataset")  # type: ignore[arg-type]
     with pytest.raises(InvalidPipelineError, match="non-empty"):
         Importer(" ", Dataset)
+
+
+def test_gc_never_removes_imported_data_even_inside_the_root_and_forced(tmp_path):
+    from jfx.metadata import RetentionPolicy, collect_garbage
+
+    data = tmp_path / "root" / "external"  # under the pipeline root: only the Importer's mark protects it
+    data.mkdir(parents=True)
+    (data / "numbers.json").write_text(json.dumps([1, 2]))
+    result = RUNNER.run(importing(tmp_path, str(data)))
+    with MetadataStore(f"sqlite:///{tmp_path / 'md.sqlite'}") as store:
+        report = collect_garbage(store, RetentionPolicy(run_ids=[result.run_id], force=True))
+    [kept] = [k for k in report.kept if k.uri == str(data)]
+    assert "Importer" in kept.why
+    assert (data / "numbers.json").is_file()
+    made = result.nodes["total"].outputs["result"][0]
+    assert made.id in {a.id for a in report.artifacts}  # what the run made does go
