@@ -39,7 +39,9 @@ again. On Beam the second pass reads the files again, on the workers.
   RecordBatches (pyarrow decodes columns on its own thread pool) into a bounded queue,
   and one worker thread per core folds them into its own accumulator; the workers'
   accumulators are merged at the end. pyarrow and NumPy release the GIL, so the workers
-  run in parallel; or
+  run in parallel. Row groups of objects on a store are read ahead, two at a time
+  (:data:`REMOTE_READ_AHEAD`), so a request's latency does not stall the workers; the
+  batches still go out in the plan's order; or
 * **on Beam** (``beam_pipeline_args`` given): ``Create(pieces) | Reshuffle |
   ParDo(read a piece and fold its batches into one accumulator) | CombinePerKey(merge
   accumulators)``. A *piece* is one Parquet row group or one CSV file. Only
