@@ -449,6 +449,11 @@ def _run_in_process(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], 
     # Batch i goes to worker i % n and the workers' accumulators merge in worker order, so
     # a rerun over the same files gives byte-identical results (downstream caches hold).
     queues: list[queue.Queue] = [queue.Queue(maxsize=2) for _ in range(num_workers)]
+    # the running component's context, read here: the reader's thread has none of its own.
+    # Each piece starts with a check, so Ctrl-C stops every kernel-based component there.
+    from jfx.pipelines._context import current_context
+
+    running = current_context()
     names = itertools.count()
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -470,6 +475,8 @@ def _run_in_process(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], 
             for key, group in pieces.items():
                 columns_of = getattr(kernels[key], "follow_up_columns", None)
                 for index, piece in enumerate(group):
+                    if running is not None:
+                        running.check_cancelled()
                     copy = None
                     first_row = 0
                     if spill is not None and columns_of is not None and piece.source.format == "csv":

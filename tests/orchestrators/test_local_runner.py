@@ -16,7 +16,7 @@ import jfx_testlib as lib
 from jfx_proc import SIGINT_AS_CTRL_C, child_env
 import pytest
 
-from jfx import Output, Pipeline, check_cancelled, component
+from jfx import Output, Parameter, Pipeline, check_cancelled, component
 from jfx.errors import RunInterruptedError
 from jfx.metadata import PIPELINE_RUN, ArtifactState, EventType, ExecutionState, MetadataStore
 from jfx.orchestrators import LocalDagRunner, NodeState, RunState
@@ -321,6 +321,54 @@ def test_ctrl_c_stops_a_component_that_checks_for_it_before_its_staging_is_remov
     time.sleep(0.3)  # a component still writing would have made its folders again by now
     node_dir = tmp_path / "root" / "pieces" / "writes_in_pieces"
     assert not list(node_dir.glob(".staging-*")) and not (node_dir / "data").exists()
+    with MetadataStore(url) as store:
+        [execution] = store.get_executions()
+        assert execution.state == ExecutionState.CANCELLED
+
+
+class _InterruptingCounter:
+    """A kernel that counts rows and sends Ctrl-C at its first batch (slowly, as a real one)."""
+
+    def create(self):
+        return 0
+
+    def add_batch(self, acc, batch):
+        if acc == 0:
+            _thread.interrupt_main()
+        time.sleep(0.02)
+        return acc + batch.num_rows
+
+    def merge(self, accs):
+        return sum(accs)
+
+    def finish(self, acc):
+        return acc
+
+
+@component
+def counts_many_pieces(data: Output[Dataset], source: Parameter[str] = ""):
+    from jfx.components._engine import run_kernel
+
+    data.write_json({"rows": run_kernel(_InterruptingCounter(), [source], batch_size=100, num_workers=1)})
+
+
+def test_ctrl_c_stops_a_kernel_based_component_at_its_next_piece(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "many.parquet"
+    pq.write_table(pa.table({"x": list(range(20_000))}), source, row_group_size=100)  # 200 pieces
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    started = time.perf_counter()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(RunInterruptedError):
+            RUNNER.run(Pipeline("kernel", components=[counts_many_pieces(source=str(source))],
+                                pipeline_root=str(tmp_path / "root"), metadata_url=url))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    # all 200 pieces take 4 s; the reader checks before each, so the node stops within a few
+    assert time.perf_counter() - started < 2.5, "the kernel's reader did not stop at the next piece"
     with MetadataStore(url) as store:
         [execution] = store.get_executions()
         assert execution.state == ExecutionState.CANCELLED
