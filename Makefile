@@ -7,10 +7,13 @@ STAMP  := $(VENV)/.jfx-installed
 
 .PHONY: run test lint bench mutation install browser clean
 
-$(STAMP): pyproject.toml
+# docker/constraints.txt pins what the image installs to the versions the tests passed with
+# (docker/constraints.py writes it from this environment): installing under it keeps the two
+# the same whatever the index has published since.
+$(STAMP): pyproject.toml docker/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c docker/constraints.txt -e ".[test]"
 	@touch $(STAMP)
 
 install: $(STAMP)
