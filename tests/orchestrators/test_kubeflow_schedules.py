@@ -9,7 +9,6 @@ import re
 
 import jfx_testlib as lib
 import pytest
-from jfx_kfp_api import KFP_ENV, FakeKfp
 from jfx_requires import importorskip
 
 from jfx import Pipeline, RuntimeParameter
@@ -26,19 +25,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWa
 IMAGE = "registry.example/jfx:0.1"
 DB = "postgresql+psycopg://jfx@db.example.internal/jfx"
 RECURRING = "/apis/v2beta1/recurringruns"
-
-
-@pytest.fixture
-def kfp_server(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))  # no kfp context file from the machine
-    for name in KFP_ENV:
-        monkeypatch.delenv(name, raising=False)
-    server = FakeKfp()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import re
 
 import jfx_testlib as lib
 import pytest
-from jfx_kfp_api import KFP_ENV, FakeKfp
+from jfx_kfp_api import FakeKfp
 from jfx_requires import importorskip
 
 from jfx import Pipeline, RuntimeParameter
@@ -41,19 +41,6 @@ def options_pipeline():
     tot = lib.total(numbers=nums.outputs["numbers"]).with_cache(False)
     who = lib.whoami().after(tot)
     return Pipeline("Opts_demo", components=[nums, tot, who])
-
-
-@pytest.fixture
-def kfp_server(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))  # no kfp context file from the machine
-    for name in KFP_ENV:
-        monkeypatch.delenv(name, raising=False)
-    server = FakeKfp()
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
