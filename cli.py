@@ -613,6 +613,8 @@ def _cmd_gc(args: argparse.Namespace) -> int:
             print(f"  {verb} artifact {a.id} {a.type_name} {a.uri} (an earlier gc was interrupted)")
     for error in report.errors:
         print(f"jfx gc: {error}", file=sys.stderr)
+    if report.logs:
+        print(f"  {would} {len(report.logs)} execution log(s) of those runs ({_bytes(report.log_bytes)})")
     count = len(report.artifacts) + len(report.finished)
     print(f"{len(report.runs)} run(s), {count} artifact(s), {_bytes(report.bytes_freed)} "
           f"{'would be freed' if report.dry_run else 'freed'}; {len(report.kept)} artifact(s) kept")

@@ -19,6 +19,10 @@ later is a user) are deleted, except — unless ``force`` — one that:
 Whatever ``force`` says, gc never deletes a RUNNING run, the data an ``Importer`` registered,
 nor files outside the deleting run's pipeline root (it only removes what jfx wrote).
 
+The logs the launcher captured for the deleted runs' executions (``<root>/<pipeline>/.logs/``,
+one file per execution) go with them, once their artifacts' files are gone; a log an
+execution outside the deleted runs shares is kept.
+
 Nothing is removed from the database. The order makes a crash harmless: one transaction
 marks the runs deleted and their artifacts DELETING (with when and why), locking the
 artifact rows and checking the rules again under the lock; only after it commits are
@@ -198,8 +202,10 @@ class GcReport:
     """What one gc did (or, with ``dry_run``, would do).
 
     ``artifacts`` are those of the runs deleted now; ``finished`` those an interrupted gc
-    had marked deleted and this one removed the files of; ``errors`` the artifacts whose
-    files could not be removed (they stay DELETING, for the next gc).
+    had marked deleted and this one removed the files of; ``logs`` the execution logs of the
+    deleted runs removed (or that would be), ``log_bytes`` their size; ``errors`` the
+    artifacts whose files could not be removed (they stay DELETING, for the next gc) and
+    the logs that could not be.
     """
 
     dry_run: bool
@@ -209,12 +215,14 @@ class GcReport:
     artifacts: list[GcArtifact] = field(default_factory=list)
     kept: list[KeptArtifact] = field(default_factory=list)
     finished: list[GcArtifact] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    log_bytes: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def bytes_freed(self) -> int:
-        """The bytes of the artifacts removed (or that would be), of those whose size is known."""
-        return sum(a.size_bytes or 0 for a in (*self.artifacts, *self.finished))
+        """The bytes of the artifacts and logs removed (or that would be), of those whose size is known."""
+        return sum(a.size_bytes or 0 for a in (*self.artifacts, *self.finished)) + self.log_bytes
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (times as ISO 8601)."""
@@ -244,6 +252,7 @@ class _Plan:
     skipped: list[SkippedRun]
     delete: list[tuple[ArtifactRecord, _Run]]
     kept: list[KeptArtifact]
+    logs: list[str] = field(default_factory=list)
 
 
 def _run_rows(conn: sa.Connection, policy: RetentionPolicy, at: datetime) -> list[sa.Row]:
@@ -371,6 +380,7 @@ def _plan(conn: sa.Connection, policy: RetentionPolicy, at: datetime, *, lock: b
         if c_id not in by_ctx:
             run_of.pop(e_id, None)
             run_names[e_id] = name
+    logs = _logs(conn, run_of)
     made = {a_id for (a_id,) in _pairs(conn, lambda ids: sa.select(events_t.c.artifact_id).where(
         events_t.c.execution_id.in_(ids), events_t.c.type == EventType.OUTPUT.value), run_of)}
 
@@ -435,7 +445,20 @@ def _plan(conn: sa.Connection, policy: RetentionPolicy, at: datetime, *, lock: b
         else:
             assert run is not None
             plan_delete.append((a, run))
-    return _Plan(runs, skipped, plan_delete, kept)
+    return _Plan(runs, skipped, plan_delete, kept, logs)
+
+
+def _logs(conn: sa.Connection, run_of: dict[int, _Run]) -> list[str]:
+    """The captured logs of the executions only the deleted runs hold, that lie in their run's root."""
+    log_uri = executions_t.c.properties["log_uri"].as_string()
+    found = []
+    for e_id, uri in _pairs(conn, lambda ids: sa.select(executions_t.c.id, log_uri).where(
+            executions_t.c.id.in_(ids), log_uri.is_not(None)).order_by(executions_t.c.id), run_of):
+        # only what the launcher wrote: <root>/<pipeline>/.logs/<node>/<execution id>.log
+        if uri and _under_root(uri, run_of[e_id].root) and f"{e_id}.log" == storage.basename(uri) \
+                and "/.logs/" in uri.replace(os.sep, "/"):
+            found.append(uri)
+    return found
 
 
 def _protect_models(conn: sa.Connection, candidates: dict[int, ArtifactRecord], events: list[sa.Row],
@@ -528,6 +551,26 @@ def _finish(store: MetadataStore, report: GcReport, fresh: set[int], pause_after
         done[a.stored_id] = GcArtifact(a.stored_id, a.type_name, a.uri, origin.get(a.stored_id), size, error)
     report.artifacts = [done.get(a.id, a) for a in report.artifacts]
     report.finished = [x for i, x in done.items() if i not in fresh]
+    removed_logs = []
+    for uri in report.logs:
+        size = _file_size(uri)
+        if size is None:  # gone already
+            continue
+        try:
+            storage.remove(uri)
+        except OSError as err:
+            report.errors.append(f"log {uri}: could not remove it: {err}")
+            continue
+        removed_logs.append(uri)
+        report.log_bytes += size
+    report.logs = removed_logs
+
+
+def _file_size(uri: str) -> int | None:
+    try:
+        return storage.file_size(uri)
+    except OSError:
+        return None
 
 
 def _report(plan: _Plan, policy: RetentionPolicy, dry_run: bool) -> GcReport:
@@ -537,6 +580,7 @@ def _report(plan: _Plan, policy: RetentionPolicy, dry_run: bool) -> GcReport:
         skipped_runs=plan.skipped,
         artifacts=[GcArtifact(a.stored_id, a.type_name, a.uri, run.run_id) for a, run in plan.delete],
         kept=plan.kept,
+        logs=list(plan.logs),
     )
 
 
@@ -565,6 +609,9 @@ def collect_garbage(store: MetadataStore, policy: RetentionPolicy, *, dry_run: b
         report.artifacts = [GcArtifact(a.id, a.type_name, a.uri, a.run_id, *_size(a.uri)) for a in report.artifacts]
         left = store.get_artifacts(state=ArtifactState.DELETING, options=ListOptions(order_by="id"))
         report.finished = [GcArtifact(a.stored_id, a.type_name, a.uri, None, *_size(a.uri)) for a in left]
+        sizes = {uri: _file_size(uri) for uri in report.logs}
+        report.logs = [uri for uri, size in sizes.items() if size is not None]
+        report.log_bytes = sum(size or 0 for size in sizes.values())
         return report
     pause_after = gc_pause_after()
 

@@ -15,6 +15,7 @@ from jfx_proc import child_env
 
 from jfx import _storage as storage
 from jfx.metadata import ArtifactState, MetadataStore, RetentionPolicy, collect_garbage
+from jfx.metadata._executions_info import ExecutionInfo
 from jfx.metadata._runs import get_run, list_runs
 from jfx.orchestrators import LocalDagRunner, NodeState
 
@@ -35,6 +36,17 @@ def _marker(tmp_path: Path) -> str:
     return str(tmp_path / "marker")
 
 
+def _logs(store: MetadataStore, run) -> list[str]:
+    """The captured logs of the nodes ``run`` executed (cache hits run nothing and log nothing)."""
+    found = []
+    for outcome in run.nodes.values():
+        if outcome.execution_id is not None:
+            uri = ExecutionInfo.from_record(store.get_execution(outcome.execution_id)).log_uri
+            if uri and outcome.state == NodeState.COMPLETE:
+                found.append(uri)
+    return sorted(found)
+
+
 def _live_without_files(store: MetadataStore) -> list[int]:
     return [a.stored_id for a in store.get_artifacts() if a.state == ArtifactState.LIVE and not storage.isdir(a.uri)]
 
@@ -51,12 +63,19 @@ def test_gc_removes_a_runs_own_outputs_keeps_what_a_later_run_reused_and_the_cac
     own = [first.nodes[n].outputs[k][0] for n, k in (("make_numbers", "numbers"), ("total", "result"),
                                                       ("fail_unless", "checked"))]
     with MetadataStore(url) as store:
+        first_logs, second_logs = _logs(store, first), _logs(store, second)
+        assert first_logs and second_logs and all(storage.exists(u) for u in first_logs + second_logs)
         dry = collect_garbage(store, RetentionPolicy(run_ids=(first.run_id,)), dry_run=True)
         assert {a.id for a in dry.artifacts} == {a.id for a in own}
+        assert sorted(dry.logs) == first_logs and all(storage.exists(u) for u in first_logs)
+        assert dry.log_bytes == sum(storage.file_size(u) for u in first_logs)
         assert all(a.size_bytes and a.size_bytes > 0 for a in dry.artifacts), dry.artifacts  # listed on s3 too
         assert storage.isdir(numbers.uri)
         report = collect_garbage(store, RetentionPolicy(run_ids=(first.run_id,)))
         assert report.bytes_freed == dry.bytes_freed and report.errors == []
+        # the deleted run's execution logs go with it; the kept run's stay
+        assert sorted(report.logs) == first_logs and not any(storage.exists(u) for u in first_logs)
+        assert all(storage.exists(u) for u in second_logs)
         assert [(k.id, k.why.split(" (")[0]) for k in report.kept] == [(reused.id, f"used by run {second.run_id}")]
         assert not storage.exists(numbers.uri) and storage.isdir(reused.uri)
         assert store.get_artifact(numbers.stored_id).state == ArtifactState.DELETED
