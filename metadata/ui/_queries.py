@@ -85,9 +85,7 @@ def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, s
     Runs that jfx gc deleted are left out unless ``deleted``.
     """
     ids = _run_filters(sa.select(contexts_t.c.id), pipeline, state, search, deleted)
-    # a derived table, not IN (...): MariaDB refuses LIMIT inside IN
-    page_ids = (ids.order_by(contexts_t.c.create_time.desc(), contexts_t.c.id.desc())
-                .limit(limit).offset(offset).subquery("page"))
+    newest_first = (contexts_t.c.create_time.desc(), contexts_t.c.id.desc())
     parent = contexts_t.alias("parent")
     props = contexts_t.c.properties
     columns = [contexts_t.c.id, contexts_t.c.name, contexts_t.c.create_time, parent.c.name.label("pipeline"),
@@ -95,11 +93,31 @@ def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, s
                contexts_t.c.run_end_time.label("end_time"), contexts_t.c.run_deleted_time.label("deleted_time"),
                props[PARAMETERS_KEY].label("parameters")]
     columns += [props[f].as_string().label(f) for f in RUN_FIELDS if f not in RUN_COLUMNS.values()]
-    stmt = (sa.select(*columns)
-            .select_from(page_ids.join(contexts_t, contexts_t.c.id == page_ids.c.id)
-                         .outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
-            .order_by(contexts_t.c.create_time.desc(), contexts_t.c.id.desc()))
     cap = min(max(COUNT_CAP, offset + limit), MAX_SQL_INT - 1) + 1
+
+    def rows_of(source: Any, where: Any = None) -> sa.Select:
+        stmt = (sa.select(*columns).select_from(source.outerjoin(parent, contexts_t.c.parent_id == parent.c.id))
+                .order_by(*newest_first))
+        return stmt if where is None else stmt.where(where)
+
+    if search:
+        # No index serves a substring: the filter reads every run's name once, so the matches'
+        # ids (up to the cap, newest first) are read in that one pass and give both the page
+        # and the count, instead of a second pass to count.
+        matches = ids.order_by(*newest_first).limit(cap)
+
+        def read_matching(conn: sa.Connection) -> tuple[list[dict[str, Any]], int, bool]:
+            found = list(conn.execute(matches).scalars())
+            page = found[offset:offset + limit]
+            rows = [dict(r._mapping) for r in conn.execute(rows_of(contexts_t, contexts_t.c.id.in_(page)))] \
+                if page else []
+            return rows, min(len(found), cap - 1), len(found) < cap
+
+        return _read(store, read_matching)
+
+    # a derived table, not IN (...): MariaDB refuses LIMIT inside IN
+    page_ids = ids.order_by(*newest_first).limit(limit).offset(offset).subquery("page")
+    stmt = rows_of(page_ids.join(contexts_t, contexts_t.c.id == page_ids.c.id))
     count = _capped_count(ids, cap)
 
     def read(conn: sa.Connection) -> tuple[list[dict[str, Any]], int, bool]:

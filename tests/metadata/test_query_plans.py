@@ -121,3 +121,21 @@ def test_run_lists_by_state_and_capped_counts_use_indexes(history, monkeypatch):
     assert _queries.run_page(store, pipeline="p", state="COMPLETE", search=None, limit=10, offset=20)[1:] == (30, True)
     [summary] = _queries.pipeline_summaries(store)
     assert (summary["runs"], summary["runs_exact"]) == (5, False)
+
+
+def test_a_run_id_search_pages_and_counts_from_one_pass_over_the_runs(history, monkeypatch):
+    from jfx.metadata.ui import _queries
+
+    store, _ = history
+    # r1, r10..r19: 11 matches, newest first
+    rows, total, exact = _queries.run_page(store, pipeline="p", state="COMPLETE", search="r1", limit=4, offset=2)
+    assert [r["name"] for r in rows] == ["r17", "r16", "r15", "r14"] and (total, exact) == (11, True)
+    assert all(r["pipeline"] == "p" and r["state"] == "COMPLETE" for r in rows)
+    assert _queries.run_page(store, pipeline=None, state=None, search="r1", limit=4, offset=20)[:2] == ([], 11)
+    assert _queries.run_page(store, pipeline=None, state=None, search="nothing", limit=4, offset=0)[1:] == (0, True)
+    monkeypatch.setattr(_queries, "COUNT_CAP", 5)  # the count stops at the cap, or at the page's end if deeper
+    assert _queries.run_page(store, pipeline=None, state=None, search="r1", limit=4, offset=0)[1:] == (5, False)
+    assert _queries.run_page(store, pipeline=None, state=None, search="r1", limit=4, offset=4)[1:] == (8, False)
+    assert _queries.run_page(store, pipeline=None, state=None, search="r1", limit=4, offset=8)[1:] == (11, True)
+    plans = plans_of(store, lambda: _queries.run_page(store, pipeline=None, state=None, search="r", limit=5, offset=0))
+    assert sum("LIKE" in sql for sql, _ in plans) == 1, [sql for sql, _ in plans]
