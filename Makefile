@@ -65,7 +65,7 @@ lint: $(STAMP)
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	@status=0; for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || status=1; echo; done; exit $$status
 
 # Mutation testing (cosmic-ray) of the launcher, publishing, cache key, partial runs, serving
