@@ -149,6 +149,7 @@ def test_a_form_row_and_the_penguins_csv_predict_in_chromium_what_jfx_serve_answ
         for name in NUMERIC:
             page.fill(f"#f-{name}", str(ROW[name]))
         page.select_option("#f-island", "Dream")
+        page.evaluate("document.activeElement.blur()")
         page.screenshot(path=str(REPO / "docs" / "img" / "web_export.png"), clip={"x": 0, "y": 0, "width": 1100,
                                                                                      "height": 900})
 
