@@ -202,3 +202,50 @@ def test_without_onnxruntime_web_the_export_fails_in_one_line_and_writes_nothing
     assert len(err) == 1 and err[0].startswith("jfx: error: "), err
     assert "ort-wasm-simd-threaded.wasm" in err[0] and "make install" in err[0]
     assert not (tmp_path / "web").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["vendor"]
+
+
+def test_vector_integer_and_hashed_features_predict_in_the_page_as_in_onnxruntime(chromium, tmp_path):  # noqa: F811
+    import optax
+    from flax import nnx
+
+    from jfx.core import (Categorical, Dataset, Numeric, WideAndDeep, export_model, fit, load_onnx,
+                          signature_from_dataset, vocab_size)
+    from jfx.core._web_export import export_web
+
+    city, tag = {"vocabulary": ["paris", "oslo", "lima"], "oov_buckets": 2}, {"hash_buckets": 8}
+    rng = np.random.default_rng(0)
+    n = 96
+    cols = {"x": rng.normal(size=(n, 3)).astype(np.float32), "n": rng.integers(0, 4, n).astype(np.int64),
+            "city": rng.choice(["paris", "oslo", "lima", "rome"], n).astype(object),
+            "tag": rng.choice(["a", "b", "c"], n).astype(object)}
+    cols["y"] = (cols["x"][:, 0] + (cols["city"] == "oslo") > 0.3).astype(np.int64)
+    ds = Dataset.from_arrays(cols, label="y", batch_size=32, encoders={"city": city, "tag": tag})
+    model = WideAndDeep({"n": Categorical(4), "city": Categorical(vocab_size(city))},
+                        {"x": Numeric(3), "city": Categorical(vocab_size(city), 3), "tag": Categorical(8, 2)},
+                        hidden_units=(8,), n_classes=2, rngs=nnx.Rngs(0))
+    fit(model, optax.adam(1e-2), "sparse_categorical_crossentropy", ds, epochs=1, progress=False)
+    export_model(model, signature_from_dataset(ds), tmp_path / "model")
+    web = export_web(tmp_path / "model", tmp_path / "web")
+    rows = [{"x": [float(v) for v in rng.normal(size=3)], "n": int(i % 4),
+             "city": ["paris", "kyiv", "São Paulo", None, "oslo", "rome"][i % 6], "tag": ["a", "zzz", "東京", None][i % 4]}
+            for i in range(24)]
+    want = load_onnx(web.path)(rows)
+    text = "n,tag,x,city\n" + "".join(
+        f'{r["n"]},{"NA" if r["tag"] is None else r["tag"]},"{", ".join(repr(v) for v in r["x"])}",'
+        f'{"" if r["city"] is None else r["city"]}\n' for r in rows)
+    with static_server(web.path) as url:
+        page = chromium.new_page()
+        page.goto(url)
+        page.evaluate("window.jfxReady")
+        assert page.locator("#f-x").get_attribute("type") == "text"  # a vector: numbers separated by commas
+        assert page.locator("#f-n").get_attribute("step") == "1"
+        assert page.locator("#f-tag").get_attribute("type") == "text"  # hash buckets: any string
+        direct = page.evaluate("(rows) => window.jfxPredict(rows)", rows)
+        page.set_input_files("#csv", files=[{"name": "rows.csv", "mimeType": "text/csv", "buffer": text.encode()}])
+        from_csv = result_of(page)
+        bad = error_of(page, "n,tag,x,city\n1.5,a,\"1, 2, 3\",oslo\n")
+        page.close()
+    for got in (direct, from_csv):
+        assert got["outputs"]["class_ids"] == want["class_ids"].tolist()
+        np.testing.assert_allclose(np.array(got["outputs"]["probabilities"]), want["probabilities"], rtol=TOL, atol=TOL)
+    assert "feature 'n' of row 0 is 1.5; a int32 feature takes whole numbers" in bad
