@@ -6,8 +6,11 @@
                                          CSV file input (many rows) and a results table
     <path>/jfx-web.js, jfx-web.css       the page's script and style (no CDN, no web fonts)
     <path>/model.onnx, signature.json    what :func:`jfx.core.export_onnx` writes
-    <path>/ort.wasm.bundle.min.mjs       onnxruntime-web's WebAssembly build (JavaScript and
-    <path>/ort-wasm-simd-threaded.wasm   WebAssembly binary), shipped with the jfx package
+    <path>/ort.wasm.bundle.min.js        onnxruntime-web's WebAssembly build (its ES module
+    <path>/ort-wasm-simd-threaded.wasm   ``ort.wasm.bundle.min.mjs`` and the binary), shipped
+                                         with the jfx package; the module is written as ``.js``,
+                                         which every static server sends as JavaScript (a
+                                         module script must be sent so), unlike ``.mjs``
 
 Any static file server serves it (``python -m http.server -d <path>``); the page fetches
 only files of its own folder. Its script prepares raw rows as :func:`jfx.core.load_onnx`
@@ -47,6 +50,7 @@ VENDOR_DIR = WEB_DIR / "vendor"
 PAGE_FILES = ("index.html", "jfx-web.js", "jfx-web.css")
 # onnxruntime-web's wasm-only ES module bundle (its Emscripten glue inside) and its binary
 VENDOR_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
+EXPORTED_NAMES = {"ort.wasm.bundle.min.mjs": "ort.wasm.bundle.min.js"}
 # what onnxruntime-web's wasm backend takes as an input tensor
 WEB_DTYPES = ("float32", "int32", "int8", "uint8", "bool")
 
@@ -128,7 +132,7 @@ def export_web(model: str | Path | LoadedModel, path: str | Path, *, quantize: s
         onnx = export_onnx(loaded, tmp, quantize=quantize, eval_examples=eval_examples, label_key=label_key,
                            max_degradation=max_degradation)
         for f in (*page, *vendor):
-            shutil.copyfile(f, tmp / f.name)
+            shutil.copyfile(f, tmp / EXPORTED_NAMES.get(f.name, f.name))
         size = sum(f.stat().st_size for f in tmp.iterdir())
         if path.exists():
             path.rmdir()

@@ -64,6 +64,9 @@ def exported(tmp_path_factory):
     proc = run_jfx("export", str(version), "--format", "web", "-o", str(out), home=home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"wrote {out / 'index.html'} with onnxruntime-web" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "jfx-web.css", "jfx-web.js", "model.onnx",
+                                                     "ort-wasm-simd-threaded.wasm", "ort.wasm.bundle.min.js",
+                                                     "signature.json"]
     return version, out
 
 
@@ -202,7 +205,7 @@ def test_without_onnxruntime_web_the_export_fails_in_one_line_and_writes_nothing
     version, folder = exported
     vendor = tmp_path / "vendor"
     vendor.mkdir()
-    shutil.copy(folder / "ort.wasm.bundle.min.mjs", vendor)  # the .wasm is missing
+    shutil.copy(folder / "ort.wasm.bundle.min.js", vendor / "ort.wasm.bundle.min.mjs")  # the .wasm is missing
     monkeypatch.setattr(_web_export, "VENDOR_DIR", vendor)
     assert cli.main(["export", str(version), "--format", "web", "-o", str(tmp_path / "web")]) == 1
     err = capsys.readouterr().err.strip().splitlines()

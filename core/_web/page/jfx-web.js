@@ -7,7 +7,7 @@
 // For scripts and tests: window.jfxReady (a promise, resolved once the model is loaded),
 // window.jfxPredict(rows) (rows: objects of raw values; resolves to a result), window.jfxResult
 // (the last result the page showed), window.jfxError (the last error message, or null).
-import * as ort from "./ort.wasm.bundle.min.mjs";
+import * as ort from "./ort.wasm.bundle.min.js"; // onnxruntime-web's ort.wasm.bundle.min.mjs
 
 // ------------------------------------------------------------------ stable hash (BLAKE2b, 8-byte digest)
 
