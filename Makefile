@@ -4,19 +4,33 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.jfx-installed
+# onnxruntime-web for `jfx export --format web`: npm installs the version core/_web/package-lock.json
+# pins (integrity hashes checked), and the files the page needs are copied into the package.
+WEB    := core/_web
+WEB_VENDOR := $(WEB)/vendor/.installed
+ORT_DIST   := $(WEB)/node_modules/onnxruntime-web/dist
 
 .PHONY: run test lint bench mutation install browser clean
 
 # docker/constraints.txt pins what the image installs to the versions the tests passed with
 # (docker/constraints.py writes it from this environment): installing under it keeps the two
 # the same whatever the index has published since.
-$(STAMP): pyproject.toml docker/constraints.txt
+$(STAMP): pyproject.toml docker/constraints.txt | $(WEB_VENDOR)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c docker/constraints.txt -e ".[test]"
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# npm comes from apt when it is missing (Debian's nodejs), as the browser does; --ignore-scripts:
+# no package's install script runs.
+$(WEB_VENDOR): $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	cd $(WEB) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@rm -rf $(WEB)/vendor && mkdir -p $(WEB)/vendor
+	cp $(ORT_DIST)/ort.wasm.bundle.min.mjs $(ORT_DIST)/ort-wasm-simd-threaded.wasm $(WEB)/vendor/
+	@touch $@
 
 run: $(STAMP)
 	$(BIN)/jfx run examples/penguin/pipeline.py
@@ -51,7 +65,7 @@ lint: $(STAMP)
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	@status=0; for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || status=1; echo; done; exit $$status
 
 # Mutation testing (cosmic-ray) of the launcher, publishing, cache key, partial runs, serving
@@ -62,4 +76,4 @@ mutation: $(STAMP)
 	$(BIN)/python tests/mutation/run_mutation.py $(if $(NAMES),--only $(NAMES))
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(WEB)/node_modules $(WEB)/vendor

@@ -20,6 +20,7 @@
     jfx serve --model_base_path DIR --model_name NAME         serve models over HTTP (TF Serving REST)
     jfx ui [--port 8080] [--host 127.0.0.1] [--token T]     browse runs, lineage and artifacts in a browser
     jfx export MODEL_DIR --format onnx -o OUT                 the model as ONNX (transform included)
+    jfx export MODEL_DIR --format web -o OUT                  a static page predicting in the browser
         [--quantize int8 --eval-examples FILE]                int8 weights, and what they cost in accuracy
     jfx --version
 
@@ -228,12 +229,15 @@ def add_gc_parser(subparsers: Any) -> argparse.ArgumentParser:
 def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``jfx export``: a model artifact in a portable format."""
     p = subparsers.add_parser(
-        "export", help="write a model as ONNX (the serving function, transform included)",
+        "export", help="write a model as ONNX, or as a static web page that predicts in the browser",
         description="Converts a jfx model folder (a Trainer's model or a pushed version) to ONNX: "
                     "model.onnx with a symbolic batch dimension and signature.json (inputs, string "
-                    "vocabularies, outputs, label names). Run it with jfx.core.load_onnx or any ONNX runtime.")
+                    "vocabularies, outputs, label names). Run it with jfx.core.load_onnx or any ONNX runtime. "
+                    "--format web adds index.html and onnxruntime-web: serve the folder with any static file "
+                    "server and predict on a form's row or a CSV file in the browser, offline.")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="the model folder (signature.json, model.stablehlo, ...)")
-    p.add_argument("--format", choices=["onnx"], default="onnx", help="the format (onnx)")
+    p.add_argument("--format", choices=["onnx", "web"], default="onnx",
+                   help="onnx (default), or web: the ONNX files plus a page running them with onnxruntime-web")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the folder to write (must not exist, or be empty)")
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="int8 weights (onnxruntime dynamic quantization): a smaller, usually faster model")
@@ -251,14 +255,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from jfx.core._onnx import export_onnx
+    from jfx.core._web_export import export_web
     from jfx.errors import InvalidArgumentError
 
     if args.eval_examples and not args.quantize:
         raise InvalidArgumentError("--eval-examples measures a quantization; add --quantize int8")
     if args.max_degradation is not None and not args.eval_examples:
         raise InvalidArgumentError("--max-degradation needs --eval-examples to measure the change on")
-    result = export_onnx(args.model_dir, args.output, quantize=args.quantize, eval_examples=args.eval_examples,
-                         label_key=args.label_key, max_degradation=args.max_degradation)
+    options = {"quantize": args.quantize, "eval_examples": args.eval_examples, "label_key": args.label_key,
+               "max_degradation": args.max_degradation}
+    if args.format == "web":
+        print(export_web(args.model_dir, args.output, **options).describe())
+        return 0
+    result = export_onnx(args.model_dir, args.output, **options)
     print(result.describe())
     print(f"signature: {Path(args.output) / 'signature.json'}")
     return 0

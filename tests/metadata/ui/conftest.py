@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# Chromium is shared with the web export's tests (tests/resources/jfx_browser.py): `chromium` is the
+# module-scoped fixture, CHROMIUM and CHROMIUM_ARGS are what screenshots.py launches
+from jfx_browser import CHROMIUM, CHROMIUM_ARGS, chromium, launch_chromium  # noqa: F401
+
 from jfx.metadata import (
     NODE,
     PIPELINE,
@@ -240,9 +244,6 @@ def get(app):
 
 # ------------------------------------------------------------------ browser tests
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PENGUIN = Path(__file__).resolve().parents[3] / "examples" / "penguin" / "pipeline.py"
 
 
@@ -277,26 +278,6 @@ def build_penguin_home(home: Path) -> list[str]:
     (fewer / "penguins.csv").write_text(lines[0] + "".join(x for i, x in enumerate(lines[1:], 1) if i % 7))
     second = _jfx("run", str(PENGUIN), "--progress", "log", "--param", f"new_data={fewer}", home=home)
     return [re.search(r"^run (\S+) of pipeline", out, re.M).group(1) for out in (first, second)]
-
-
-def launch_chromium(playwright):
-    """Debian's Chromium, headless; a missing browser skips, or fails under CI=true."""
-    from jfx_requires import unavailable
-
-    if not Path(CHROMIUM).exists():
-        unavailable(f"{CHROMIUM} is missing (apt-get install chromium; make test installs it)")
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """A headless Chromium for one test module (Playwright's sync API)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))  # jfx_browser, which conftest imports
 from conftest import CHROMIUM, CHROMIUM_ARGS, build_penguin_home  # this folder's conftest.py
 
 from jfx.metadata import MetadataStore
