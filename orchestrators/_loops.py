@@ -20,34 +20,54 @@ from jfx.orchestrators._run import done_earlier
 from jfx.pipelines import PipelineIR
 from jfx.pipelines._expand import instantiate, loop_sources, templates_of
 
-__all__ = ["expand_ready"]
+__all__ = ["expand_loop", "expand_ready"]
 
 
-def expand_ready(store: MetadataStore, ir: PipelineIR, run: RunInfo,
-                 outcomes: dict[str, NodeOutcome]) -> tuple[PipelineIR, dict[str, NodeOutcome]]:
+def expand_ready(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome], *,
+                 record: bool = True) -> tuple[PipelineIR, dict[str, NodeOutcome]]:
     """Expand every dynamic loop whose source node succeeded (in ``outcomes``).
+
+    Args:
+        record: record what is decided here (the default, for the process that schedules
+            the run); ``False`` only rebuilds the expanded IR, e.g. in a Beam worker that
+            launches one copy: a loop whose items are not a list is then left as it is.
 
     Returns:
         The IR (the same object if nothing was expanded), and the outcomes of nodes
-        decided here: a failed loop's templates, and the copies that completed in an
-        earlier attempt of a resumed run. The expanded IR is recorded on the run.
+        decided here: a failed loop's templates (each recorded FAILED), and the copies
+        that completed in an earlier attempt of a resumed run. The expanded IR is
+        recorded on the run.
     """
     decided: dict[str, NodeOutcome] = {}
     expanded = False
     for source in loop_sources(ir):
-        producer = outcomes.get(source["producer"])
-        templates = templates_of(ir, source)
-        if producer is None or not producer.succeeded or all(t.id in outcomes for t in templates):
-            continue  # not run yet, or it failed or was skipped (then its templates are skipped as usual)
-        before = {n.id for n in ir.nodes}
-        try:
-            ir = instantiate(ir, source, read_loop_items(store, run, source))
-        except InvalidPipelineError as err:
-            for t in templates:
-                decided[t.id] = NodeLaunch(store, ir, t, run).fail(err, message=str(err))
-            continue
-        expanded = True
-        decided.update(done_earlier(store, run, [n.id for n in ir.nodes if n.id not in before]))
-    if expanded:
+        ir, found, copied = expand_loop(store, ir, run, source, outcomes, record=record)
+        decided.update(found)
+        expanded = expanded or copied is not None
+    if expanded and record:
         record_ir(store, run.run_context_id, ir.to_dict())
     return ir, decided
+
+
+def expand_loop(store: MetadataStore, ir: PipelineIR, run: RunInfo, source: dict[str, str],
+                outcomes: dict[str, NodeOutcome], *,
+                record: bool = True) -> tuple[PipelineIR, dict[str, NodeOutcome], int | None]:
+    """Expand the loops over ``source`` if its node succeeded (see :func:`expand_ready`).
+
+    Returns:
+        The IR, the outcomes decided here, and the number of items (``None`` when the
+        loops were not expanded).
+    """
+    producer = outcomes.get(source["producer"])
+    templates = templates_of(ir, source)
+    if producer is None or not producer.succeeded or not templates or all(t.id in outcomes for t in templates):
+        return ir, {}, None  # not run yet, or it failed or was skipped (then its templates are skipped as usual)
+    before = {n.id for n in ir.nodes}
+    try:
+        items = read_loop_items(store, run, source)
+        ir = instantiate(ir, source, items)
+    except InvalidPipelineError as err:
+        if not record:
+            return ir, {}, None
+        return ir, {t.id: NodeLaunch(store, ir, t, run).fail(err, message=str(err)) for t in templates}, None
+    return ir, done_earlier(store, run, [n.id for n in ir.nodes if n.id not in before]) if record else {}, len(items)
