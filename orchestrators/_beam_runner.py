@@ -379,18 +379,18 @@ class _ExpandLoop(beam.DoFn):
             return
         store = MetadataStore(self.url)
         try:
-            ir, decided, count = expand_loop(store, ir, self.run, self.source, ups)
-            if count is not None:
+            ir, decided, items = expand_loop(store, ir, self.run, self.source, ups)
+            if items is not None:
                 record_ir(store, self.run.run_context_id, ir.to_dict())
         finally:
             store.close()
-        if count is None:  # not a list: the templates failed
+        if items is None:  # not a list: the templates failed
             for outcome in decided.values():
                 _leave(self.folder, outcome)
                 yield outcome
             return
         yield producer
-        for i in range(count):
+        for i in range(len(items)):
             yield beam.pvalue.TaggedOutput(_COPIES, (i, {**ups, **decided}))
 
 

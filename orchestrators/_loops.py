@@ -12,6 +12,8 @@ loop are skipped; an empty list makes no copies, and a ``Collected`` input gets 
 
 from __future__ import annotations
 
+from typing import Any
+
 from jfx.errors import InvalidPipelineError
 from jfx.metadata import MetadataStore
 from jfx.metadata._runs import record_ir
@@ -20,7 +22,7 @@ from jfx.orchestrators._run import done_earlier
 from jfx.pipelines import PipelineIR
 from jfx.pipelines._expand import instantiate, loop_sources, templates_of
 
-__all__ = ["expand_loop", "expand_ready"]
+__all__ = ["expand_loop", "expand_ready", "expand_recorded"]
 
 
 def expand_ready(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome], *,
@@ -51,12 +53,12 @@ def expand_ready(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: d
 
 def expand_loop(store: MetadataStore, ir: PipelineIR, run: RunInfo, source: dict[str, str],
                 outcomes: dict[str, NodeOutcome], *,
-                record: bool = True) -> tuple[PipelineIR, dict[str, NodeOutcome], int | None]:
+                record: bool = True) -> tuple[PipelineIR, dict[str, NodeOutcome], list[Any] | None]:
     """Expand the loops over ``source`` if its node succeeded (see :func:`expand_ready`).
 
     Returns:
-        The IR, the outcomes decided here, and the number of items (``None`` when the
-        loops were not expanded).
+        The IR, the outcomes decided here, and the items (``None`` when the loops were
+        not expanded).
     """
     producer = outcomes.get(source["producer"])
     templates = templates_of(ir, source)
@@ -70,4 +72,21 @@ def expand_loop(store: MetadataStore, ir: PipelineIR, run: RunInfo, source: dict
         if not record:
             return ir, {}, None
         return ir, {t.id: NodeLaunch(store, ir, t, run).fail(err, message=str(err)) for t in templates}, None
-    return ir, done_earlier(store, run, [n.id for n in ir.nodes if n.id not in before]) if record else {}, len(items)
+    return ir, done_earlier(store, run, [n.id for n in ir.nodes if n.id not in before]) if record else {}, items
+
+
+def expand_recorded(store: MetadataStore, ir: PipelineIR, run: RunInfo) -> PipelineIR:
+    """The IR with every dynamic loop whose source node has outputs in this run expanded.
+
+    For a process that sees only the store (a Kubeflow task): a loop whose source made no
+    output (it failed, was skipped or has not run) or whose value is not a list is left as
+    it is.
+    """
+    for source in loop_sources(ir):
+        if store.get_node_outputs(run.run_context_id, source["producer"]) is None:
+            continue
+        try:
+            ir = instantiate(ir, source, read_loop_items(store, run, source))
+        except InvalidPipelineError:
+            continue
+    return ir

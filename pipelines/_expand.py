@@ -19,7 +19,7 @@ from jfx.pipelines._component import PARAMETER_TYPES, Channel, Collected, Node, 
 from jfx.pipelines._control import LoopItem
 from jfx.pipelines._ir import InputIR, NodeIR, ParamIR, PipelineIR
 
-__all__ = ["expand_loops", "instantiate", "loop_sources", "templates_of"]
+__all__ = ["expand_loops", "instantiate", "loop_groups", "loop_sources", "templates_of"]
 
 
 def expand_loops(nodes: list[Node]) -> list[Node]:
@@ -148,6 +148,39 @@ def loop_sources(ir: PipelineIR) -> list[dict[str, str]]:
 def templates_of(ir: PipelineIR, source: dict[str, str]) -> list[NodeIR]:
     """The template nodes of the dynamic loops over ``source``."""
     return [n for n in ir.nodes if n.loop is not None and _key(n.loop) == _key(source)]
+
+
+def loop_groups(ir: PipelineIR) -> list[list[NodeIR]]:
+    """The IR's nodes in a topological order, in groups: a dynamic loop's templates are one
+    group (in IR order) after every node any of them waits for; every other node is a group
+    of its own. For runners that build each loop as one unit (a Beam stage chain, a
+    Kubeflow ``ParallelFor``).
+
+    Raises:
+        InvalidPipelineError: a loop waits for a node that waits for the loop (a node
+            after the loop that a template of the same loop reads).
+    """
+    group_of: dict[str, tuple[str, str, str]] = {n.id: _key(n.loop) for n in ir.nodes if n.loop is not None}
+    members: dict[tuple[str, str, str], list[NodeIR]] = {}
+    for n in ir.nodes:
+        if n.loop is not None:
+            members.setdefault(_key(n.loop), []).append(n)
+    placed: set[str] = set()
+    groups: list[list[NodeIR]] = []
+    pending = [n for n in ir.nodes if n.loop is None or members[_key(n.loop)][0] is n]
+    while pending:
+        for n in pending:
+            group = members[group_of[n.id]] if n.id in group_of else [n]
+            ids = {m.id for m in group}
+            if all(u in placed or u in ids for m in group for u in m.upstream):
+                pending.remove(n)
+                placed |= ids
+                groups.append(group)
+                break
+        else:
+            raise InvalidPipelineError(f"pipeline {ir.name!r}: the ForEach of {pending[0].id!r} waits for a node that "
+                                       "waits for the loop; this runner cannot order it")
+    return groups
 
 
 def instantiate(ir: PipelineIR, source: dict[str, str], items: list[Any]) -> PipelineIR:
