@@ -613,7 +613,7 @@ class KubeflowDagRunner:
         from kfp import components
 
         from jfx.orchestrators._loops import expand_recorded
-        from jfx.orchestrators.entrypoint import OWNER_PID_ENV, outcomes_from_store
+        from jfx.orchestrators.entrypoint import KFP_LOCAL_ENV, OWNER_PID_ENV, outcomes_from_store
 
         if not self.local:
             raise InvalidArgumentError("run_local needs a runner made with local=True (a local pipeline root and store)")
@@ -634,6 +634,7 @@ class KubeflowDagRunner:
                          "jfx_from_run": session.source.run_id if session.source is not None else ""}
             previous = os.environ.get(OWNER_PID_ENV)
             os.environ[OWNER_PID_ENV] = str(owner["pid"])
+            os.environ[KFP_LOCAL_ENV] = "1"  # the tasks run under kfp.local (see entrypoint.loop_list)
             try:
                 with warnings.catch_warnings(), _output_to(log), _inputs_kept_verbatim():
                     warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
@@ -641,6 +642,7 @@ class KubeflowDagRunner:
                     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
                     loaded(**arguments)
             finally:
+                os.environ.pop(KFP_LOCAL_ENV, None)
                 if previous is None:
                     os.environ.pop(OWNER_PID_ENV, None)
                 else:

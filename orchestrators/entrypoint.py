@@ -85,12 +85,14 @@ from jfx.orchestrators._run import run_state as _run_state
 from jfx.pipelines import NodeIR, PipelineIR
 from jfx.pipelines._expand import loop_sources
 
-__all__ = ["run_node", "loop_list", "finish", "join_run", "kfp_run_id", "outcomes_from_store", "run_state", "OWNER_PID_ENV", "main",
-           "encode_ir", "decode_ir", "normalize_parameters", "tasks_succeeded_from_state"]
+__all__ = ["run_node", "loop_list", "finish", "join_run", "kfp_run_id", "outcomes_from_store", "run_state", "OWNER_PID_ENV",
+           "KFP_LOCAL_ENV", "main", "encode_ir", "decode_ir", "normalize_parameters", "tasks_succeeded_from_state"]
 
 # A local Kubeflow run (kfp.local) sets this to the pid of the process that drives it,
 # so the run is judged alive (and reaped if it dies) by that process, not by the task's.
 OWNER_PID_ENV = "JFX_RUN_OWNER_PID"
+# Set ("1") for the tasks of a run under kfp.local (KubeflowDagRunner.run), see loop_list.
+KFP_LOCAL_ENV = "JFX_KFP_LOCAL"
 
 
 class NodeFailedError(JfxError):
@@ -339,7 +341,7 @@ def loop_list(
     One ``{"jfx_index": i, "item": item}`` per item of the loops over an output of
     ``node_id`` (the tasks inside the loop run copy ``i``); none when the node made no
     output (it was skipped, or it halted the pipeline: the copies would be skipped too).
-    Under kfp.local (``runner="kfp-local"``) no items is one ``{"jfx_index": -1}``, whose
+    Under kfp.local (:data:`KFP_LOCAL_ENV` set) no items is one ``{"jfx_index": -1}``, whose
     tasks run nothing: kfp.local (2.17) cannot collect the outputs of a ParallelFor that had
     no iteration ("task ... not found").
 
@@ -350,7 +352,7 @@ def loop_list(
     pipeline = _ir(ir)
     parameters = normalize_parameters(pipeline, parameters)
     sources = [s for s in loop_sources(pipeline) if s["producer"] == node_id]
-    none = [{"jfx_index": -1}] if runner == "kfp-local" else []
+    none = [{"jfx_index": -1}] if os.environ.get(KFP_LOCAL_ENV) == "1" else []
     if not sources:
         return none
     store = MetadataStore(metadata_url or None)
