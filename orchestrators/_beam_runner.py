@@ -142,8 +142,13 @@ class BeamDagRunner:
                 watcher.stop()
                 raise session.interrupt() from None
             watcher.stop()
-            ir = _gather(store, ir, run, outcomes, collected, watermark, error)
-            session.ir = ir
+            expanded = _gather(store, ir, run, outcomes, collected, watermark, error)
+            if expanded is not ir:
+                now = {n.id for n in expanded.nodes}
+                was = {n.id for n in ir.nodes}
+                progress.nodes_replaced([n.id for n in ir.nodes if n.id not in now],
+                                        [n.id for n in expanded.nodes if n.id not in was])
+            session.ir = ir = expanded
             for node in ir.nodes:
                 if node.id not in done_before and node.id not in watcher.reported:
                     if outcomes[node.id].execution_id is not None and node.id not in watcher.started:

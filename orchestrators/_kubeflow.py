@@ -52,6 +52,11 @@ A ``jfx.If`` condition on runtime parameters is compiled into the task's
 pod starts, and the finish task records the nodes it skipped (and those after them, which
 Argo omits) SKIPPED. A condition on an output value stays in the pod (the launcher decides).
 
+A dynamic ``jfx.ForEach`` (over a list a node makes at run time) is a ``ParallelFor`` over the
+source task's list output parameter, one task per template inside it, and the nodes after
+it take the loop's outputs as ``dsl.Collected`` list inputs (:func:`_loop_component`;
+docs/kubeflow.md says how the backend runs it).
+
 A metadata URL with a password is refused for a cluster: it would land in the spec, the
 Kubeflow UI and every task's log. Give it through a Kubernetes secret
 (``metadata_secret``): every task reads it as ``JFX_METADATA_URL``.

@@ -13,6 +13,7 @@ from jfx.errors import InvalidArgumentError
 from jfx.metadata import MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
 from jfx.orchestrators._loops import expand_ready
+from jfx.orchestrators._progress import Progress
 from jfx.orchestrators._run import RunResult, RunSession, skipped_by_upstream
 from jfx.pipelines import NodeIR, Pipeline, PipelineIR
 
@@ -136,6 +137,7 @@ class LocalDagRunner:
                 if any(n.loop is not None for n in pending):
                     expanded, decided = expand_ready(store, ir, run, outcomes)
                     if expanded is not ir:
+                        _report_copies(progress, ir, expanded)
                         ir, ir_doc, generation = expanded, None, generation + 1
                         session.ir = ir
                     for outcome in decided.values():
@@ -175,6 +177,14 @@ class LocalDagRunner:
                 # launcher removes its staging output once nothing writes there any more.
                 wait(running, timeout=_CANCEL_GRACE_S)
             raise
+
+
+def _report_copies(progress: Progress, before: PipelineIR, after: PipelineIR) -> None:
+    """Tell the progress display which templates became which copies."""
+    now = {n.id for n in after.nodes}
+    old = [n.id for n in before.nodes if n.id not in now]
+    was = {n.id for n in before.nodes}
+    progress.nodes_replaced(old, [n.id for n in after.nodes if n.id not in was])
 
 
 def _in_daemon_thread(fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:

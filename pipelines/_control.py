@@ -26,8 +26,11 @@ so a condition means the same on the local runner, on Beam and in a Kubeflow pod
   An empty list makes no copies (``Collected`` gives ``[]``, as kfp does); a value that
   is not a list fails the loop's nodes with a message naming the node, output, property
   and the value's type, and the nodes after the loop are skipped. Resuming a run reruns
-  only the copies that did not complete. Loops do not nest (static or dynamic), the
-  source node must be made outside every loop, and an ``If`` cannot read a copy's output.
+  only the copies that did not complete. A partial run (``--from``/``--to``) takes a
+  dynamic loop whole: it can start at a template (the loop runs again), not after the
+  loop (the templates have no outputs of their own to reuse). Loops do not nest (static
+  or dynamic), the source node must be made outside every loop, and an ``If`` cannot
+  read a copy's output.
   See :mod:`jfx.orchestrators._loops` (local and Beam runners) and the Kubeflow backend.
 * ``with ExitHandler(node):`` — ``node`` runs after every node made inside the block,
   whatever happened to them (failed, skipped); it reads their states from

@@ -28,6 +28,13 @@ decides when the node is due, e.g. ``{"op": "==", "args": [{"output": {"producer
 "key": "blessing", "property": "blessed"}}, {"value": true}]}`` (operands: ``value``, ``param``,
 ``output``; ops: ``== != < <= > >=``, ``and``, ``or``, ``not``). ``trigger`` is ``all_done`` for
 an ``ExitHandler``'s node: it runs once its upstream nodes are done, whatever their outcome.
+
+A dynamic ``ForEach`` (over an output value) stays in the IR as templates: each node made
+inside has ``"loop": {"producer": ..., "key": ..., "property": ...}`` (the list's source, among
+its upstream nodes), a parameter that takes the item is ``{"item": [path...], "type": "int"}``,
+and a ``Collected`` input of a template is ``{"producer": <template>, "key": ..., "collected":
+true}``. A runner replaces the templates with their copies once the source has run
+(:func:`jfx.pipelines._expand.instantiate`); the copies are ordinary nodes.
 """
 
 from __future__ import annotations

@@ -82,6 +82,13 @@ def test_a_value_that_is_not_a_list_fails_the_loop_with_its_source_and_type(runn
         assert get_run(store, result.run_id).state == RunState.FAILED
 
 
+def test_an_item_without_the_key_a_parameter_reads_fails_the_loop_naming_the_copy(where):
+    result = LocalDagRunner(progress=False).run(flow.dynamic_fan_out(root=where[0], url=where[1]),
+                                                parameters={"items": '[{"n": 1}, {"m": 2}]'})
+    assert result.state == RunState.FAILED
+    assert result.nodes["number"].error == "node number-1 parameter 'value' (ForEach item 1): item {'m': 2} has no ['n']"
+
+
 def test_resume_reruns_only_the_copies_that_did_not_complete(runner, where, tmp_path):
     block = tmp_path / "refuse"
     block.write_text("")
@@ -98,6 +105,19 @@ def test_resume_reruns_only_the_copies_that_did_not_complete(runner, where, tmp_
     assert resumed.nodes["picky-1"].state == NodeState.COMPLETE and resumed.nodes["picky-1"].execution_id != \
         first.nodes["picky-1"].execution_id
     assert props(resumed, "total")["values"] == [10, 20, 30]
+
+
+def test_the_progress_display_shows_the_copies_in_place_of_the_templates(where, caplog):
+    from jfx.orchestrators._progress import RichProgress
+
+    caplog.set_level("INFO", logger="jfx.run")
+    LocalDagRunner(progress="log").run(flow.dynamic_fan_out(root=where[0], url=where[1]),
+                                       parameters={"items": '[{"n": 1}, {"n": 2}]'})
+    assert "ForEach: number, picky, scale made into 6 node(s): number-0, number-1, picky-0" in caplog.text
+    table = RichProgress()
+    table._states = dict.fromkeys(["listing", "number", "picky", "total"], NodeState.PENDING)
+    table.nodes_replaced(["number", "picky"], ["number-0", "picky-0"])
+    assert list(table._states) == ["listing", "number-0", "picky-0", "total"]
 
 
 def test_the_process_executor_runs_the_copies(where):

@@ -37,9 +37,20 @@ of a compiled spec the way a cluster would:
   mount paths, secrets (``secretAsEnv``) come from a dict, and each pod has its own
   ``HOME`` and ``TMPDIR``.
 
+* output parameters (``driver.go provisionOutputs``: one file per output parameter, here
+  under the pod's own ``tmp`` as the executor output file is) are collected as
+  ``launcher_v2.go collectOutputParameters`` does (the executor output's ``parameterValues``
+  first, else the parameter's file) and resolved for later tasks (``taskOutputParameter``);
+* a ``parameterIterator`` task (a ``ParallelFor``) is compiled as ``dag.go iteratorTask``
+  builds it and run as its drivers do: the items resolved from the task's inputs
+  (``getItems``: a list, or a string holding JSON), one iteration DAG per item with the item
+  as its ``itemInput``, the iterations side by side, and the loop DAG's outputs
+  (``valueFromParameter``) gathered from every iteration in order (``resolve.go
+  CollectInputs``); no items, no iteration, and the loop succeeds.
+
 What is not modelled: Kubernetes itself (images, resources, retries' back-off, timeouts),
 KFP's own caching (jfx turns it off), artifacts passed through KFP (jfx passes none),
-iterators (refused with :class:`HarnessError`), and of CEL only the subset jfx generates for
+artifact iterators and raw iterator items, and of CEL only the subset jfx generates for
 trigger conditions (:func:`parse_condition`).
 """
 
