@@ -28,7 +28,9 @@ def expand_loops(nodes: list[Node]) -> list[Node]:
     The user's nodes are left as they were: every node is copied and rewired. A copy's
     inputs from templates of the same loop point at the same copy; an input wired with
     ``Collected`` gets every copy's channel; nodes that wait for a template (``.after``,
-    an ExitHandler) wait for all its copies.
+    an ExitHandler) wait for all its copies. A dynamic loop's templates stay one node
+    each (they also wait for the loop's source node), and a ``Collected`` of one stays a
+    ``Collected``: :func:`instantiate` makes the copies when the pipeline runs.
     """
     if not any(n.loop is not None or _has_collected(n) for n in nodes):
         return nodes

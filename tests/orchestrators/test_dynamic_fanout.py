@@ -120,6 +120,21 @@ def test_the_progress_display_shows_the_copies_in_place_of_the_templates(where, 
     assert list(table._states) == ["listing", "number-0", "picky-0", "total"]
 
 
+@pytest.mark.parametrize("on", ["local", "beam"])
+def test_the_copies_run_at_the_same_time(where, tmp_path, on):
+    # each copy waits until all three have started: a runner that ran them one by one would fail
+    pipe = flow.dynamic_rendezvous(str(tmp_path), root=where[0], url=where[1])
+    if on == "local":
+        result = LocalDagRunner(3, progress=False).run(pipe)
+    else:
+        from jfx.orchestrators import BeamDagRunner
+
+        result = BeamDagRunner(["--runner=DirectRunner", "--direct_running_mode=multi_threading",
+                                "--direct_num_workers=3"], progress=False).run(pipe)
+    assert result.state == RunState.COMPLETE, {k: o.error for k, o in result.nodes.items()}
+    assert props(result, "total")["values"] == [0, 1, 2]
+
+
 def test_the_process_executor_runs_the_copies(where):
     result = LocalDagRunner(2, executor="process", progress=False).run(flow.dynamic_fan_out(root=where[0], url=where[1]))
     assert result.state == RunState.COMPLETE, states(result)

@@ -166,3 +166,28 @@ def dynamic_fan_out(name: str = "flow-dyn", root=None, url=None, refuse_if: str 
         scaled = scale(x=checked.outputs["out"], factor=10)
     tot = total(parts=Collected(scaled.outputs["out"]))
     return Pipeline(name, [made, base, checked, scaled, tot], pipeline_root=root, metadata_url=url)
+
+
+@component
+def rendezvous(out: Output[Metrics], n: Parameter[int] = 0, folder: Parameter[str] = "", parties: Parameter[int] = 1):
+    """Arrive in ``folder`` and wait (10 s at most) until ``parties`` nodes arrived: passes only when they run at once."""
+    import time
+    from pathlib import Path
+
+    Path(folder, f"{n}.arrived").write_text("")
+    deadline = time.monotonic() + 10
+    while len(list(Path(folder).glob("*.arrived"))) < parties:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(list(Path(folder).glob('*.arrived')))} of {parties} arrived")
+        time.sleep(0.02)
+    out.properties["value"] = n
+    out.write_json(n)
+
+
+def dynamic_rendezvous(folder: str, name: str = "flow-meet", root=None, url=None) -> Pipeline:
+    """listing(items) -> ForEach: rendezvous(n=item, parties=len(items)) -> total(Collected)."""
+    made = listing(items=RuntimeParameter("items", str, default="[0, 1, 2]"))
+    with ForEach(made.outputs["out"].items) as item:
+        met = rendezvous(n=item, folder=folder, parties=3)
+    tot = total(parts=Collected(met.outputs["out"]))
+    return Pipeline(name, [made, met, tot], pipeline_root=root, metadata_url=url)
