@@ -1166,8 +1166,9 @@ def _add_exit_hooks(spec: dict[str, Any], ir: PipelineIR) -> None:
         return
     depended_on = {u for n in ir.nodes for u in n.upstream}
     components = spec["components"]
+    # the group that holds the node tasks (not a ParallelFor's DAG, which holds a dynamic loop's)
     holder = next(name for name, comp in components.items()
-                  if any(_task_node(t) for t in (comp.get("dag") or {}).get("tasks", {}).values()))
+                  if any(_task_node(t) == exit_nodes[-1].id for t in (comp.get("dag") or {}).get("tasks", {}).values()))
     for level, node in enumerate(reversed(exit_nodes), start=1):
         outer = components[holder]
         tasks = outer["dag"]["tasks"]

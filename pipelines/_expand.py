@@ -16,7 +16,7 @@ from typing import Any
 
 from jfx.errors import InvalidPipelineError
 from jfx.pipelines._component import PARAMETER_TYPES, Channel, Collected, Node, check_parameter_value
-from jfx.pipelines._control import LoopItem
+from jfx.pipelines._control import ForEach, LoopItem, OutputValue
 from jfx.pipelines._ir import InputIR, NodeIR, ParamIR, PipelineIR
 
 __all__ = ["expand_loops", "instantiate", "loop_groups", "loop_sources", "templates_of"]
@@ -44,7 +44,7 @@ def expand_loops(nodes: list[Node]) -> list[Node]:
         for i, item in enumerate(loop.items if loop is not None and loop.items is not None else [None]):
             c = Node.__new__(Node)
             c.__dict__.update(t.__dict__)
-            c.loop = loop if id(t) in dynamic else None
+            c.loop = None  # a dynamic template's is set below
             if id(t) in dynamic:
                 for k, v in t.parameters.items():
                     if isinstance(v, LoopItem) and v.loop is not loop:
@@ -67,6 +67,24 @@ def expand_loops(nodes: list[Node]) -> list[Node]:
     for n in nodes:
         if any(isinstance(v, LoopItem) for v in n.parameters.values()) and n.loop is None:
             raise InvalidPipelineError(f"node {n.id!r} uses a ForEach item but was made outside the ForEach block")
+    # A dynamic loop's copied templates get a copy of the loop, over the copied source node: the
+    # returned nodes refer only to each other (a pipeline built again from them expands alike).
+    clones: dict[int, ForEach] = {}
+    for t in nodes:
+        if id(t) not in dynamic:
+            continue
+        loop = t.loop
+        assert loop is not None and loop.source is not None
+        producer = loop.source.channel.producer
+        _check_source(t, producer, copies)
+        clone = clones.get(id(loop))
+        if clone is None:
+            source = copies[id(producer)][0].outputs[loop.source.channel.key]
+            clone = clones[id(loop)] = ForEach(OutputValue(source, loop.source.prop))
+        [c] = copies[id(t)]
+        c.loop = clone
+        clone.nodes.append(c)
+        c.parameters = {k: LoopItem(clone, v.path) if isinstance(v, LoopItem) else v for k, v in t.parameters.items()}
 
     def one(ch: Channel, source: Node, index: int, where: str) -> Channel:
         made = copies.get(id(ch.producer))
@@ -106,9 +124,7 @@ def expand_loops(nodes: list[Node]) -> list[Node]:
                 same_loop = t.loop is not None and up.loop is t.loop
                 after.extend([made[i]] if same_loop else made)
             if t.loop is not None and t.loop.source is not None:  # a dynamic template waits for its items
-                producer = t.loop.source.channel.producer
-                _check_source(t, producer, copies)
-                after.append(copies[id(producer)][0])
+                after.append(copies[id(t.loop.source.channel.producer)][0])
             c.upstream_nodes = after
             c.condition_nodes = [copies.get(id(up), [up])[0] for up in t.condition_nodes]
             for cond in t.conditions:

@@ -209,3 +209,9 @@ def test_the_source_node_must_be_in_the_pipeline_and_items_an_output_value():
         Pipeline("no-source", [n])
     with pytest.raises(InvalidPipelineError, match="ForEach takes a list, or an output value"):
         ForEach(RuntimeParameter("xs", list, default=[1]))
+
+
+def test_a_pipeline_built_again_from_another_ones_nodes_keeps_the_loop():
+    first = flow.dynamic_fan_out()
+    again = Pipeline(first.name, list(first.components))
+    assert again.to_ir()["nodes"] == first.to_ir()["nodes"]

@@ -545,3 +545,28 @@ def test_a_dynamic_foreach_over_a_value_that_is_not_a_list_fails_the_source_task
     states = node_states(recorded(url, jfx_run_id("flow-dyn", run)))
     assert states == {"listing": "complete", "number": "failed", "picky": "failed", "scale": "failed",
                       "total": "skipped"}, states
+
+
+DYNAMIC_WITH_EXIT = '''
+def dynamic_with_exit():
+    from jfx import ExitHandler
+    notify = report()
+    with ExitHandler(notify):
+        first = number(value=1).with_id("first")
+    pipe = dynamic_fan_out()
+    return Pipeline("flow-dyn-exit", [notify, first, *pipe.components], pipeline_root=pipe.pipeline_root,
+                    metadata_url=pipe.metadata_url)
+'''
+
+
+def test_a_dynamic_foreach_next_to_an_exit_handler(tmp_path):
+    source = project(tmp_path / "project", FLOW, DYNAMIC_WITH_EXIT + "\n\npipeline = dynamic_with_exit()\n")
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    runner = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp_path / "artifacts"), metadata_url=url, local=True)
+    package = runner.compile(load_pipeline(source), tmp_path / "flow.yaml")
+    run = kb.Backend(tmp_path / "pods").run(package, {"items": '[{"n": 2}]'})
+    assert run.phase == "Succeeded", run.log()
+    assert len(run.of("report")) == 1 and len(run.of("number")) == 1
+    states = node_states(recorded(url, jfx_run_id("flow-dyn-exit", run)))
+    assert states == dict.fromkeys(["report", "first", "listing", "number-0", "picky-0", "scale-0", "total"],
+                                   "complete"), states
