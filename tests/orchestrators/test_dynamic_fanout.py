@@ -215,3 +215,19 @@ def test_a_pipeline_built_again_from_another_ones_nodes_keeps_the_loop():
     first = flow.dynamic_fan_out()
     again = Pipeline(first.name, list(first.components))
     assert again.to_ir()["nodes"] == first.to_ir()["nodes"]
+
+
+def test_resume_from_the_recorded_ir_as_jfx_run_resume_does(where, tmp_path):
+    from jfx.pipelines import PipelineIR
+
+    block = tmp_path / "refuse"
+    block.write_text("")
+    first = LocalDagRunner(progress=False).run(flow.dynamic_fan_out(root=where[0], url=where[1], refuse_if=str(block)))
+    assert first.state == RunState.FAILED
+    block.unlink()
+    with MetadataStore(where[1]) as store:
+        ir = PipelineIR.from_dict(get_run(store, first.run_id).ir)  # the copies, as the run made them
+    resumed = LocalDagRunner(progress=False).run(ir, resume_run_id=first.run_id)
+    assert resumed.state == RunState.COMPLETE
+    assert {k for k, o in resumed.nodes.items() if o.cache_miss_reason != "completed in an earlier attempt of this run"} \
+        == {"picky-1", "scale-1", "total"}
