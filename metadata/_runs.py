@@ -300,6 +300,11 @@ def finish_run(store: MetadataStore, context_id: int, state: RunState, node_stat
     store.update_context_properties(context_id, update)
 
 
+def record_ir(store: MetadataStore, context_id: int, ir: dict[str, Any]) -> None:
+    """Record the IR a run now runs: its dynamic ForEach loops expanded into their copies."""
+    store.update_context_properties(context_id, {IR_KEY: ir})
+
+
 def abandon_run(store: MetadataStore, context_id: int) -> None:
     """Record that a run's process died before it recorded an end."""
     store.update_context_properties(context_id, {STATE_KEY: RunState.ABANDONED.value, _END: _iso(_now())})

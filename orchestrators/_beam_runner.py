@@ -52,8 +52,11 @@ from jfx.orchestrators._launcher import (  # noqa: E402
     RunInfo,
     launch_node,
 )
+from jfx.metadata._runs import record_ir  # noqa: E402
+from jfx.orchestrators._loops import expand_loop, expand_ready  # noqa: E402
 from jfx.orchestrators._run import RunResult, RunSession, as_ir, skipped_by_upstream  # noqa: E402
 from jfx.pipelines import Pipeline, PipelineIR  # noqa: E402
+from jfx.pipelines._expand import loop_sources, templates_of  # noqa: E402
 
 __all__ = ["BeamDagRunner"]
 
@@ -139,16 +142,13 @@ class BeamDagRunner:
                 watcher.stop()
                 raise session.interrupt() from None
             watcher.stop()
-            for node in _topological(ir):  # a missing node's upstream are known before it
-                if node.id in outcomes:
-                    continue
-                outcome = collected.get(node.id) or _outcome_from_store(store, run, node.id, watermark)
-                if outcome is None:
-                    outcome = _skipped(node, outcomes) or NodeOutcome(
-                        node.id, NodeState.FAILED,
-                        error=f"the Beam pipeline reported no outcome for this node{f': {error}' if error else ''}",
-                    )
-                outcomes[node.id] = outcome
+            expanded = _gather(store, ir, run, outcomes, collected, watermark, error)
+            if expanded is not ir:
+                now = {n.id for n in expanded.nodes}
+                was = {n.id for n in ir.nodes}
+                progress.nodes_replaced([n.id for n in ir.nodes if n.id not in now],
+                                        [n.id for n in expanded.nodes if n.id not in was])
+            session.ir = ir = expanded
             for node in ir.nodes:
                 if node.id not in done_before and node.id not in watcher.reported:
                     if outcomes[node.id].execution_id is not None and node.id not in watcher.started:
@@ -165,11 +165,16 @@ class BeamDagRunner:
             error: str | None = None
             try:
                 p = beam.Pipeline(options=options)
-                launch = _LaunchNode(url, ir.to_dict(), run, folder)
+                ir_doc = ir.to_dict()
+                launch = _LaunchNode(url, ir_doc, run, folder)
                 stages: dict[str, Any] = {}
+                loops: dict[tuple[str, ...], tuple[Any, Any]] = {}  # a dynamic loop: (decided, elements)
                 for node in _topological(ir):
                     if node.id in done:
                         stages[node.id] = p | f"{node.id}/Done" >> beam.Create([done[node.id]])
+                        continue
+                    if node.loop is not None:
+                        stages[node.id] = _copies_stage(p, ir, ir_doc, node, run, url, folder, stages, loops)
                         continue
                     if not node.upstream:
                         start = p | f"{node.id}/Start" >> beam.Create([(node.id, [])])
@@ -197,6 +202,33 @@ class BeamDagRunner:
             return _read_outcomes(folder), error
 
 
+def _gather(store: MetadataStore, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
+            collected: dict[str, NodeOutcome], watermark: int, error: str | None) -> PipelineIR:
+    """Every node's outcome, into ``outcomes``: what the stages wrote, else what the store holds.
+
+    Returns the IR with the dynamic loops whose source node succeeded expanded (the
+    workers recorded it on the run): their copies' outcomes are gathered too.
+    """
+    while True:
+        for node in _topological(ir):  # a missing node's upstream are known before it
+            if node.id in outcomes:
+                continue
+            if node.loop is not None:
+                expanded, _ = expand_ready(store, ir, run, outcomes, record=False)
+                if expanded is not ir:
+                    ir = expanded
+                    break  # again, over the copies
+            outcome = collected.get(node.id) or _outcome_from_store(store, run, node.id, watermark)
+            if outcome is None:
+                outcome = _skipped(node, outcomes) or NodeOutcome(
+                    node.id, NodeState.FAILED,
+                    error=f"the Beam pipeline reported no outcome for this node{f': {error}' if error else ''}",
+                )
+            outcomes[node.id] = outcome
+        else:
+            return ir
+
+
 def _dag_args(args: list[str]) -> list[str]:
     """The DAG pipeline's args: on Dask, one bag partition per node unless the args choose."""
     if any(_DASK_RUNNER in a for a in args if a.startswith("--runner")) and not any(
@@ -206,13 +238,57 @@ def _dag_args(args: list[str]) -> list[str]:
     return list(args)
 
 
+def _copies_stage(p: Any, ir: PipelineIR, ir_doc: dict[str, Any], node: Any, run: RunInfo, url: str, folder: str,
+                  stages: dict[str, Any], loops: dict[tuple[str, ...], tuple[Any, Any]]) -> Any:
+    """The stage of a dynamic ForEach's template: its copies, one element per item.
+
+    The loop's first template adds the stage that waits for every node the loop's
+    templates wait for and emits one element per item (after a reshuffle, so that
+    workers take them at once); each template then launches its copy of each element's
+    item, in the loop's order. The template's stage yields the loop's decided outcomes
+    (the source's, or the templates' if the loop failed or was skipped) and its copies'.
+    """
+    assert node.loop is not None
+    key = (node.loop["producer"], node.loop["key"], node.loop["property"])
+    label = f"ForEach[{'.'.join(key)}]"
+    if key not in loops:
+        templates = templates_of(ir, node.loop)
+        ids = {t.id for t in templates}
+        outside = list(dict.fromkeys(u for t in templates for u in t.upstream if u not in ids))
+        start = (
+            [stages[u] for u in outside]
+            | f"{label}/Upstream" >> beam.Flatten()
+            | f"{label}/Key" >> beam.Map(_keyed, label)
+            | f"{label}/WaitForUpstream" >> beam.GroupByKey()
+        )
+        expanded = start | f"{label}/Expand" >> beam.ParDo(_ExpandLoop(url, ir_doc, run, folder, node.loop)).with_outputs(
+            _COPIES, main="decided")
+        loops[key] = (expanded.decided, expanded[_COPIES] | f"{label}/Spread" >> beam.Reshuffle())
+    decided, elements = loops[key]
+    launched = elements | f"{node.id}/LaunchCopies" >> beam.ParDo(
+        _LaunchCopy(url, ir_doc, run, folder, node.id)).with_outputs(_OUTCOMES, main="elements")
+    loops[key] = (decided, launched.elements)
+    return (decided, launched[_OUTCOMES]) | f"{node.id}/Outcomes" >> beam.Flatten()
+
+
 def _topological(ir: PipelineIR) -> list[Any]:
-    """The nodes, each after its upstream nodes (the IR's order where it already is)."""
+    """The nodes, each after its upstream nodes (the IR's order where it already is).
+
+    A dynamic ForEach's template comes after every node that any template of its loop
+    waits for (the loop's copies start together, see :func:`_copies_stage`).
+    """
     placed: set[str] = set()
     order: list[Any] = []
     pending = list(ir.nodes)
+    waits: dict[str, set[str]] = {}
+    for source in loop_sources(ir):
+        templates = templates_of(ir, source)
+        ids = {t.id for t in templates}
+        outside = {u for t in templates for u in t.upstream if u not in ids}
+        for t in templates:
+            waits[t.id] = outside | set(t.upstream)
     while pending:
-        ready = [n for n in pending if all(u in placed for u in n.upstream)]
+        ready = [n for n in pending if all(u in placed for u in waits.get(n.id, n.upstream))]
         if not ready:
             raise InvalidArgumentError(f"pipeline {ir.name!r} has a cycle among {', '.join(n.id for n in pending)}")
         for n in ready:
@@ -254,15 +330,98 @@ class _LaunchNode(beam.DoFn):
         node_id, upstream = element
         ups = {o.node_id: o for o in upstream}
         ir = PipelineIR.from_dict(self.ir_doc)
+        if any(ir.node(u).loop is not None for u in ir.node(node_id).upstream):
+            ir = _expanded(self.url, ir, self.run, ups)  # a Collected input lists the copies
         node = ir.node(node_id)
         outcome = _skipped(node, ups)
         if outcome is None:
             outcome = _launch(self.url, ir, node, self.run)
-        try:
-            write_result(self.folder, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
-        except Exception as err:  # noqa: BLE001 - the driver then reads the outcome from the metadata store
-            _LOG.warning("node %s: could not leave its outcome in %s: %s", node_id, self.folder, err)
+        _leave(self.folder, outcome)
         yield outcome
+
+
+_COPIES, _OUTCOMES = "copies", "outcomes"
+
+
+def _leave(folder: str, outcome: NodeOutcome) -> None:
+    """Write a node's outcome for the driver."""
+    try:
+        write_result(folder, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception as err:  # noqa: BLE001 - the driver then reads the outcome from the metadata store
+        _LOG.warning("node %s: could not leave its outcome in %s: %s", outcome.node_id, folder, err)
+
+
+def _expanded(url: str, ir: PipelineIR, run: RunInfo, ups: dict[str, NodeOutcome]) -> PipelineIR:
+    """The IR with the dynamic loops whose source succeeded (in ``ups``) expanded, as the driver's was."""
+    store = MetadataStore(url)
+    try:
+        return expand_ready(store, ir, run, ups, record=False)[0]
+    finally:
+        store.close()
+
+
+class _ExpandLoop(beam.DoFn):
+    """``(loop, upstream outcomes)`` → one element ``(index, outcomes)`` per item, on the ``copies`` output.
+
+    The main output is what the loop decided for its templates: the source node's outcome
+    when the copies were made; the templates' outcomes when the source did not succeed
+    (skipped) or its value is not a list (failed, recorded in the store).
+    """
+
+    def __init__(self, url: str, ir_doc: dict[str, Any], run: RunInfo, folder: str, source: dict[str, str]) -> None:
+        self.url, self.ir_doc, self.run, self.folder, self.source = url, ir_doc, run, folder, source
+
+    def process(self, element: tuple[str, Any]):
+        _, upstream = element
+        ups = {o.node_id: o for o in upstream}
+        ir = PipelineIR.from_dict(self.ir_doc)
+        producer = ups.get(self.source["producer"])
+        if producer is None or not producer.succeeded:
+            for t in templates_of(ir, self.source):
+                outcome = _skipped(t, ups) or NodeOutcome(t.id, NodeState.SKIPPED, error="the loop's source did not run")
+                _leave(self.folder, outcome)
+                yield outcome
+            return
+        store = MetadataStore(self.url)
+        try:
+            ir, decided, items = expand_loop(store, ir, self.run, self.source, ups)
+            if items is not None:
+                record_ir(store, self.run.run_context_id, ir.to_dict())
+        finally:
+            store.close()
+        if items is None:  # not a list: the templates failed
+            for outcome in decided.values():
+                _leave(self.folder, outcome)
+                yield outcome
+            return
+        yield producer
+        for i in range(len(items)):
+            yield beam.pvalue.TaggedOutput(_COPIES, (i, {**ups, **decided}))
+
+
+class _LaunchCopy(beam.DoFn):
+    """``(index, outcomes so far)`` → the same with the outcome of the template's copy ``index``.
+
+    The copy's outcome also goes to the ``outcomes`` output. A copy that completed in an
+    earlier attempt of a resumed run is already among the outcomes and is not launched.
+    """
+
+    def __init__(self, url: str, ir_doc: dict[str, Any], run: RunInfo, folder: str, template: str) -> None:
+        self.url, self.ir_doc, self.run, self.folder, self.template = url, ir_doc, run, folder, template
+        self._ir: PipelineIR | None = None
+
+    def process(self, element: tuple[int, dict[str, NodeOutcome]]):
+        index, ups = element
+        copy_id = f"{self.template}-{index}"
+        outcome = ups.get(copy_id)
+        if outcome is None:
+            if self._ir is None:  # one run's items never change: expanded once per worker
+                self._ir = _expanded(self.url, PipelineIR.from_dict(self.ir_doc), self.run, ups)
+            node = self._ir.node(copy_id)
+            outcome = _skipped(node, ups) or _launch(self.url, self._ir, node, self.run)
+        _leave(self.folder, outcome)
+        yield index, {**ups, copy_id: outcome}
+        yield beam.pvalue.TaggedOutput(_OUTCOMES, outcome)
 
 
 def _launch(url: str, ir: PipelineIR, node: Any, run: RunInfo) -> NodeOutcome:

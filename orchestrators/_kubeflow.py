@@ -52,6 +52,11 @@ A ``jfx.If`` condition on runtime parameters is compiled into the task's
 pod starts, and the finish task records the nodes it skipped (and those after them, which
 Argo omits) SKIPPED. A condition on an output value stays in the pod (the launcher decides).
 
+A dynamic ``jfx.ForEach`` (over a list a node makes at run time) is a ``ParallelFor`` over the
+source task's list output parameter, one task per template inside it, and the nodes after
+it take the loop's outputs as ``dsl.Collected`` list inputs (:func:`_loop_component`;
+docs/kubeflow.md says how the backend runs it).
+
 A metadata URL with a password is refused for a cluster: it would land in the spec, the
 Kubeflow UI and every task's log. Give it through a Kubernetes secret
 (``metadata_secret``): every task reads it as ``JFX_METADATA_URL``.
@@ -82,6 +87,7 @@ from jfx._config import resolve_metadata_url
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
 from jfx.orchestrators._run import RunResult, RunSession, RunState, as_ir
 from jfx.pipelines import NodeIR, Pipeline, PipelineIR
+from jfx.pipelines._expand import loop_groups, loop_sources
 
 __all__ = ["KubeflowDagRunner", "SubmittedRun", "RESERVED_PARAMETERS", "MIN_BACKEND_VERSION", "check_backend_version"]
 
@@ -365,11 +371,24 @@ class KubeflowDagRunner:
                     f"node {node.id!r}: a Trainer with workers={workers} runs its workers as a JAXJob whose pods "
                     f"share the pipeline root as a volume; give a pipeline root on a volume (volumes=...), not {root}")
         ir = self.for_tasks(ir, root)
+        _check_loops(ir)
         runner_name = "kfp-local" if self.local else "kubeflow"
         param_names = list(ir.parameters)
-        # one component for every node's task (the node id is the task's input), one for the finish
+        # one component for every node's task (the node id is the task's input), one for the finish;
+        # a dynamic ForEach's source, copies and collectors have their own (see _loop_component)
         node_component = _node_component(param_names, ir.parameters, self.image)
         finish_component = _finish_component(param_names, ir.parameters, self.image)
+        sources = {s["producer"] for s in loop_sources(ir)}
+        templates = {n.id for n in ir.nodes if n.loop is not None}
+        variants: dict[tuple[bool, bool, int], Any] = {}
+
+        def component_of(node: NodeIR, collected: int) -> Any:
+            kind = (node.id in sources, node.loop is not None, collected)
+            if kind == (False, False, 0):
+                return node_component
+            if kind not in variants:
+                variants[kind] = _loop_component(param_names, ir.parameters, self.image, *kind)
+            return variants[kind]
 
         signature_params = []
         required = [p for p in ir.parameters.values() if p.required]
@@ -400,17 +419,33 @@ class KubeflowDagRunner:
             tasks: dict[str, Any] = {}
             # The finish runs once, after every node's task, whatever happened: Argo runs it as the
             # exit hook of the group's one sub-DAG (argocompiler/dag.go, 2.14.0 to 2.17.0).
+            def add(node: NodeIR, item: Any = None) -> None:
+                # a node after a dynamic ForEach waits for the copies through a Collected input
+                # (kfp refuses .after() on a task inside a ParallelFor): the loop DAG's outputs
+                collected = [u for u in node.upstream if u in templates and node.loop is None]
+                extra = {f"jfx_collected_{i}": dsl.Collected(tasks[u].output) for i, u in enumerate(collected)}
+                if item is not None:
+                    extra["jfx_loop_item"] = item
+                task = component_of(node, len(collected))(jfx_node=node.id, **extra, **common)
+                task.set_display_name(node.id)
+                self._configure_task(task, node)
+                upstream = [tasks[u] for u in node.upstream
+                            if u not in collected and not (node.loop is not None and u == node.loop["producer"])]
+                if upstream:
+                    task.after(*upstream)
+                # An exit handler's node (trigger all_done) becomes an exit hook when the spec is
+                # rewritten (_add_exit_hooks); its task here gives the hook its settings.
+                tasks[node.id] = task
+
             with dsl.ExitHandler(exit_task, name="jfx-run"):
-                for node in ir.nodes:
-                    task = node_component(jfx_node=node.id, **common)
-                    task.set_display_name(node.id)
-                    self._configure_task(task, node)
-                    upstream = [tasks[u] for u in node.upstream]
-                    if upstream:
-                        task.after(*upstream)
-                    # An exit handler's node (trigger all_done) becomes an exit hook when the spec is
-                    # rewritten (_add_exit_hooks); its task here gives the hook its settings.
-                    tasks[node.id] = task
+                for group in loop_groups(ir):
+                    if group[0].loop is None:
+                        add(group[0])
+                        continue
+                    # a dynamic ForEach: a ParallelFor over its source task's list output parameter
+                    with dsl.ParallelFor(tasks[group[0].loop["producer"]].output) as item:
+                        for node in group:
+                            add(node, item)
 
         body.__signature__ = signature  # type: ignore[attr-defined]
         body.__name__ = _kfp_name(ir.name).replace("-", "_")
@@ -582,7 +617,8 @@ class KubeflowDagRunner:
         import kfp.local
         from kfp import components
 
-        from jfx.orchestrators.entrypoint import OWNER_PID_ENV, outcomes_from_store
+        from jfx.orchestrators._loops import expand_recorded
+        from jfx.orchestrators.entrypoint import KFP_LOCAL_ENV, OWNER_PID_ENV, outcomes_from_store
 
         if not self.local:
             raise InvalidArgumentError("run_local needs a runner made with local=True (a local pipeline root and store)")
@@ -603,6 +639,7 @@ class KubeflowDagRunner:
                          "jfx_from_run": session.source.run_id if session.source is not None else ""}
             previous = os.environ.get(OWNER_PID_ENV)
             os.environ[OWNER_PID_ENV] = str(owner["pid"])
+            os.environ[KFP_LOCAL_ENV] = "1"  # the tasks run under kfp.local (see entrypoint.loop_list)
             try:
                 with warnings.catch_warnings(), _output_to(log), _inputs_kept_verbatim():
                     warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
@@ -610,10 +647,13 @@ class KubeflowDagRunner:
                     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
                     loaded(**arguments)
             finally:
+                os.environ.pop(KFP_LOCAL_ENV, None)
                 if previous is None:
                     os.environ.pop(OWNER_PID_ENV, None)
                 else:
                     os.environ[OWNER_PID_ENV] = previous
+            # the dynamic loops' copies, as the tasks made them
+            session.ir = ir = expand_recorded(session.store, ir, session.run)
             session.outcomes.update(outcomes_from_store(session.store, ir, session.run, session.selected))
             state = session.record().state
             if state in (RunState.COMPLETE, RunState.FAILED):  # recorded by the run's exit task
@@ -864,6 +904,78 @@ def _node_component(param_names: list[str], params: Mapping[str, Any], image: st
         return dsl.component(base_image=image, install_kfp_package=False)(_define(source, NODE_FUNCTION))
 
 
+_LOOP_SOURCE = '''\
+def {name}(jfx_node: str, {common}{params}{extra}, jfx_exit_hook: bool = False){returns}:
+    """{doc}"""
+    from jfx.orchestrators.entrypoint import decode_ir, kfp_run_id, loop_list, run_node
+{guard}
+    ir = decode_ir(jfx_ir)
+    run_id = jfx_run_id or kfp_run_id(ir.name, jfx_job_id)
+    outcome = run_node(ir=ir, node_id=jfx_node, run_id=run_id,
+                       metadata_url=jfx_metadata_url, pipeline_root=jfx_pipeline_root, parameters={param_dict},
+                       enable_cache=jfx_enable_cache, from_nodes=jfx_from_nodes, to_nodes=jfx_to_nodes,
+                       runner=jfx_runner, from_run=jfx_from_run or None, exit_hook=jfx_exit_hook{loop_index})
+{tail}
+'''
+
+
+def _loop_component(param_names: list[str], params: Mapping[str, Any], image: str, source: bool, copy: bool,
+                    collected: int) -> Any:
+    """The component of a node's task in a dynamic ForEach's part: its ``source`` node's task
+    (which also outputs the loop's list), a ``copy`` (a template's task inside the loop's
+    ParallelFor: the item is an input, the copy's node id its output), or a node after the
+    loop that ``collected`` templates' outputs (one list input each, unused: the launcher
+    reads the copies' outputs from the store; the inputs order the task after the loop)."""
+    from kfp import dsl
+
+    sig, mapping = _param_parts(param_names, params)
+    extra = "".join(f", jfx_collected_{i}: list" for i in range(collected))
+    guard = ""
+    if copy:
+        name, doc = "jfx_loop_copy_task", "Runs one copy of a jfx ForEach template: copy jfx_loop_item['jfx_index']."
+        extra += ", jfx_loop_item: dict"
+        returns, loop_index = " -> str", ", loop_index=int(jfx_loop_item['jfx_index'])"
+        tail = "    return outcome.node_id"
+        guard = "    if int(jfx_loop_item['jfx_index']) < 0:  # kfp.local's stand-in for no items\n        return ''\n"
+    elif source:
+        name, doc = "jfx_loop_source_task", "Runs one jfx node, then outputs the list its dynamic ForEach iterates."
+        returns, loop_index = " -> list", ""
+        tail = ("    return loop_list(ir=ir, node_id=jfx_node, run_id=run_id, metadata_url=jfx_metadata_url,\n"
+                f"                     pipeline_root=jfx_pipeline_root, parameters={mapping},\n"
+                "                     enable_cache=jfx_enable_cache, runner=jfx_runner)")
+    else:
+        name, doc = "jfx_collect_task", "Runs one jfx node after a ForEach (its Collected inputs order it after the loop)."
+        returns, loop_index, tail = "", "", "    del outcome"
+    if source and not copy and collected:
+        name = "jfx_loop_source_collect_task"
+    source_text = _LOOP_SOURCE.format(name=name, doc=doc, common=_COMMON_ARGS, params=sig, extra=extra,
+                                      returns=returns, param_dict=mapping, loop_index=loop_index, tail=tail,
+                                      guard=guard)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return dsl.component(base_image=image, install_kfp_package=False)(_define(source_text, name))
+
+
+def _check_loops(ir: PipelineIR) -> None:
+    """Refuse the dynamic ForEach shapes a Kubeflow spec cannot express (one line naming the node)."""
+    by_producer: dict[str, set[tuple[str, str]]] = {}
+    for source in loop_sources(ir):
+        by_producer.setdefault(source["producer"], set()).add((source["key"], source["property"]))
+    for producer, values in by_producer.items():
+        if len(values) > 1:
+            raise InvalidPipelineError(f"node {producer!r}: on Kubeflow, a node is the source of one dynamic ForEach "
+                                       f"value at most (its task outputs one list), got {len(values)}")
+    templates = {n.id: n for n in ir.nodes if n.loop is not None}
+    for node in ir.nodes:
+        after = [u for u in node.upstream if u in templates]
+        if node.trigger == "all_done" and after:
+            raise InvalidPipelineError(f"node {node.id!r}: on Kubeflow, a jfx.ExitHandler cannot guard a dynamic "
+                                       f"ForEach ({after[0]!r}); put the loop outside the block")
+        if node.loop is not None and any(templates[u].loop != node.loop for u in after):
+            raise InvalidPipelineError(f"node {node.id!r}: on Kubeflow, a node inside a dynamic ForEach cannot collect "
+                                       "another loop's outputs")
+
+
 def _finish_component(param_names: list[str], params: Mapping[str, Any], image: str) -> Any:
     from kfp import dsl
 
@@ -1054,8 +1166,9 @@ def _add_exit_hooks(spec: dict[str, Any], ir: PipelineIR) -> None:
         return
     depended_on = {u for n in ir.nodes for u in n.upstream}
     components = spec["components"]
+    # the group that holds the node tasks (not a ParallelFor's DAG, which holds a dynamic loop's)
     holder = next(name for name, comp in components.items()
-                  if any(_task_node(t) for t in (comp.get("dag") or {}).get("tasks", {}).values()))
+                  if any(_task_node(t) == exit_nodes[-1].id for t in (comp.get("dag") or {}).get("tasks", {}).values()))
     for level, node in enumerate(reversed(exit_nodes), start=1):
         outer = components[holder]
         tasks = outer["dag"]["tasks"]

@@ -93,7 +93,7 @@ from jfx.pipelines import NodeIR, PipelineIR, load_component
 from jfx.pipelines._artifacts import Artifact
 from jfx.pipelines._component import Component
 from jfx.pipelines._context import ExecutionContext
-from jfx.pipelines._control import condition_refs, describe_condition, evaluate_condition
+from jfx.pipelines._control import condition_refs, describe_condition, evaluate_condition, loop_items
 
 __all__ = [
     "NodeLaunch",
@@ -103,6 +103,7 @@ __all__ = [
     "RunInfo",
     "launch_node",
     "node_context_name",
+    "read_loop_items",
 ]
 
 
@@ -265,6 +266,26 @@ def launch_node(
     return NodeLaunch(store, ir, node, run, cancel=cancel, check_upstream=check_upstream).launch()
 
 
+def read_loop_items(store: MetadataStore, run: RunInfo, source: dict[str, str]) -> list[Any]:
+    """The items of a dynamic ForEach in this run: its source output's property, a JSON list.
+
+    Raises:
+        InvalidPipelineError: the source node has no such output or property in this run,
+            or the value is not a list (the message names the node, output, property and
+            the value's type).
+    """
+    producer, key, prop = source["producer"], source["key"], source["property"]
+    where = f"ForEach over {producer}.outputs[{key!r}].{prop}"
+    records = (store.get_node_outputs(run.run_context_id, producer) or {}).get(key) or []
+    if not records:
+        raise InvalidPipelineError(f"{where}: {producer!r} has no output {key!r} in run {run.run_id}")
+    props = records[0].properties
+    if prop not in props:
+        raise InvalidPipelineError(
+            f"{where}: the artifact has no property {prop!r}; its properties: {', '.join(sorted(props)) or '(none)'}")
+    return loop_items(props[prop], source)
+
+
 class NodeLaunch:
     """One launch of one node: the per-node state, and the phases that use it.
 
@@ -338,6 +359,11 @@ class NodeLaunch:
         upstream_states = None if upstream is None else {k: str(v.state) for k, v in upstream.items()}
         upstream_reasons = None if upstream is None else {
             k: f"halted: {v.halted}" if v.halted else str(v.reason) for k, v in upstream.items() if v.halted or v.reason}
+        if node.loop is not None:
+            src = node.loop
+            raise InvalidPipelineError(
+                f"node {node.id!r} is the template of a ForEach over {src['producer']}.outputs[{src['key']!r}]."
+                f"{src['property']}; the runner runs its copies ({node.id}-0, ...) once {src['producer']!r} has run")
         comp = load_component(node.component)
         params = node.resolve_parameters(run.parameters)
         inputs = self._resolve_inputs(lenient=node.trigger == "all_done")
@@ -589,7 +615,7 @@ class NodeLaunch:
                 resolved[key] = None
                 continue
             found = []
-            for producer, out_key in spec.sources or ((spec.producer, spec.key),):
+            for producer, out_key in spec.sources if spec.many else ((spec.producer, spec.key),):
                 outputs = self.store.get_node_outputs(run.run_context_id, producer)
                 records = (outputs or {}).get(out_key) or []
                 if not records and (lenient or (spec.optional and outputs is not None)):

@@ -12,9 +12,10 @@ from typing import Any
 from jfx.errors import InvalidArgumentError
 from jfx.metadata import MetadataStore
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo, launch_node
+from jfx.orchestrators._loops import expand_ready
 from jfx.orchestrators._progress import Progress
 from jfx.orchestrators._run import RunResult, RunSession, skipped_by_upstream
-from jfx.pipelines import Pipeline, PipelineIR
+from jfx.pipelines import NodeIR, Pipeline, PipelineIR
 
 __all__ = ["LocalDagRunner"]
 
@@ -105,26 +106,45 @@ class LocalDagRunner:
         ) as session:
             cancel = threading.Event()
             try:
-                self._schedule(session.store, session.url, session.ir, session.run, session.outcomes,
-                               session.progress, cancel)
+                self._schedule(session, cancel)
             except (KeyboardInterrupt, SystemExit):
                 if self.executor == "process":
                     _shutdown_pool()
                 raise session.interrupt() from None
             return session.finish()
 
-    def _schedule(self, store: MetadataStore, url: str, ir: PipelineIR, run: RunInfo, outcomes: dict[str, NodeOutcome],
-                  progress: Progress, cancel: threading.Event) -> None:
+    def _schedule(self, session: RunSession, cancel: threading.Event) -> None:
+        """Run the nodes not done yet, each once its upstream nodes are; a dynamic ForEach's
+        copies join the DAG (and ``session.ir``) once its source node has run."""
+        store, url, ir, run = session.store, session.url, session.ir, session.run
+        outcomes, progress = session.outcomes, session.progress
         pending = [n for n in ir.nodes if n.id not in outcomes]
         running: dict[Future[NodeOutcome], str] = {}
-        if self.executor == "process":
-            pool = _process_pool(self.max_workers)
-            ir_doc = ir.to_dict()
-            submit = lambda node: pool.submit(_launch_in_worker, url, ir_doc, node.id, run)  # noqa: E731
-        else:
-            submit = lambda node: _in_daemon_thread(launch_node, store, ir, node, run, cancel=cancel)  # noqa: E731
+        pool = _process_pool(self.max_workers) if self.executor == "process" else None
+        ir_doc: dict[str, Any] | None = None
+        generation = 0  # the IR's version: a dynamic loop's expansion makes a new one
+
+        def submit(node: NodeIR) -> Future[NodeOutcome]:
+            nonlocal ir_doc
+            if pool is None:
+                return _in_daemon_thread(launch_node, store, ir, node, run, cancel=cancel)
+            if ir_doc is None:
+                ir_doc = ir.to_dict()
+            return pool.submit(_launch_in_worker, url, ir_doc, f"{run.run_id}#{generation}", node.id, run)
+
         try:
             while True:
+                if any(n.loop is not None for n in pending):
+                    expanded, decided = expand_ready(store, ir, run, outcomes)
+                    if expanded is not ir:
+                        _report_copies(progress, ir, expanded)
+                        ir, ir_doc, generation = expanded, None, generation + 1
+                        session.ir = ir
+                    for outcome in decided.values():
+                        outcomes[outcome.node_id] = outcome
+                        progress.node_finished(outcome)
+                    busy = set(running.values())
+                    pending = [n for n in ir.nodes if n.id not in outcomes and n.id not in busy]
                 for node in list(pending):
                     blocked = [] if node.trigger == "all_done" else [
                         u for u in node.upstream if u in outcomes and not outcomes[u].succeeded]
@@ -157,6 +177,14 @@ class LocalDagRunner:
                 # launcher removes its staging output once nothing writes there any more.
                 wait(running, timeout=_CANCEL_GRACE_S)
             raise
+
+
+def _report_copies(progress: Progress, before: PipelineIR, after: PipelineIR) -> None:
+    """Tell the progress display which templates became which copies."""
+    now = {n.id for n in after.nodes}
+    old = [n.id for n in before.nodes if n.id not in now]
+    was = {n.id for n in before.nodes}
+    progress.nodes_replaced(old, [n.id for n in after.nodes if n.id not in was])
 
 
 def _in_daemon_thread(fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -210,13 +238,13 @@ _WORKER_STORES: dict[str, MetadataStore] = {}
 _WORKER_IRS: dict[str, PipelineIR] = {}
 
 
-def _launch_in_worker(url: str, ir_doc: dict[str, Any], node_id: str, run: RunInfo) -> NodeOutcome:
+def _launch_in_worker(url: str, ir_doc: dict[str, Any], ir_key: str, node_id: str, run: RunInfo) -> NodeOutcome:
     store = _WORKER_STORES.get(url)
     if store is None:
         store = _WORKER_STORES[url] = MetadataStore(url)
-    ir = _WORKER_IRS.get(run.run_id)
+    ir = _WORKER_IRS.get(ir_key)
     if ir is None:
         if len(_WORKER_IRS) >= 8:
             _WORKER_IRS.clear()
-        ir = _WORKER_IRS[run.run_id] = PipelineIR.from_dict(ir_doc)
+        ir = _WORKER_IRS[ir_key] = PipelineIR.from_dict(ir_doc)
     return launch_node(store, ir, ir.node(node_id), run)

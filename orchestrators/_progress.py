@@ -38,6 +38,9 @@ class Progress:
     def node_finished(self, outcome: NodeOutcome) -> None:
         pass
 
+    def nodes_replaced(self, old: list[str], new: list[str]) -> None:
+        """A dynamic ForEach was expanded: its templates ``old`` are now the copies ``new``."""
+
     def finish(self, state: str) -> None:
         pass
 
@@ -57,6 +60,9 @@ class LogProgress(Progress):
     def node_finished(self, outcome: NodeOutcome) -> None:
         detail = f" ({outcome.error})" if outcome.error else " (halted the pipeline)" if outcome.halted else ""
         log.info("%s: %s in %.2fs%s", outcome.node_id, outcome.state, outcome.duration_s, detail)
+
+    def nodes_replaced(self, old: list[str], new: list[str]) -> None:
+        log.info("ForEach: %s made into %d node(s)%s", ", ".join(old), len(new), f": {', '.join(new)}" if new else "")
 
     def finish(self, state: str) -> None:
         log.info("run finished: %s", state)
@@ -108,6 +114,15 @@ class RichProgress(Progress):
         self._notes[f"{outcome.node_id}:t"] = f"{outcome.duration_s:.2f}s" if outcome.duration_s else ""
         if outcome.error or outcome.halted:
             self._notes[outcome.node_id] = (outcome.error or "halted the pipeline")[:100]
+
+    def nodes_replaced(self, old: list[str], new: list[str]) -> None:
+        states: dict[str, str] = {}
+        for node_id, state in self._states.items():
+            if old and node_id == old[0]:
+                states.update({n: self._states.get(n, NodeState.PENDING) for n in new})
+            if node_id not in old:
+                states[node_id] = state
+        self._states = states
 
     def finish(self, state: str) -> None:
         if self._live is not None:

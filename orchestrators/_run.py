@@ -140,20 +140,30 @@ def start_run(
         raise InvalidArgumentError("a resumed run keeps its parameters; do not pass --param with --resume")
     record = reopen_run(store, record, **_owner(runner))
     info = _run_info(ir, record, str(default_pipeline_root()))
+    return info, done_earlier(store, info, [n.id for n in ir.nodes])
+
+
+def done_earlier(store: MetadataStore, run: RunInfo, node_ids: list[str]) -> dict[str, NodeOutcome]:
+    """Which of ``node_ids`` completed (or were reused) in an earlier attempt of this run.
+
+    For a resumed run: its nodes when it starts, and the copies of a dynamic ForEach when
+    the loop is expanded.
+    """
     done: dict[str, NodeOutcome] = {}
-    infos = [(e.node_id, ExecutionInfo.from_record(e)) for e in store.get_executions_by_context(info.run_context_id)]
+    infos = [(e.node_id, ExecutionInfo.from_record(e)) for e in store.get_executions_by_context(run.run_context_id)]
+    ran = {node_id for node_id, _ in infos}
     halted = {node_id for node_id, x in infos if x.halted}
     reused = {node_id: x for node_id, x in infos if x.is_reused}  # by a partial run
-    for node in ir.nodes:
-        outputs = store.get_node_outputs(info.run_context_id, node.id)
-        if outputs is not None and node.id in reused:
-            source = reused[node.id]
-            done[node.id] = NodeOutcome(node.id, NodeState.REUSED, outputs=outputs, cached_from=source.reused_from,
+    for node_id in node_ids:
+        outputs = store.get_node_outputs(run.run_context_id, node_id) if node_id in ran else None
+        if outputs is not None and node_id in reused:
+            source = reused[node_id]
+            done[node_id] = NodeOutcome(node_id, NodeState.REUSED, outputs=outputs, cached_from=source.reused_from,
                                         reused_from_run=source.reused_from_run)
-        elif outputs is not None and node.id not in halted:  # a halting node is judged again
-            done[node.id] = NodeOutcome(node.id, NodeState.COMPLETE, outputs=outputs,
+        elif outputs is not None and node_id not in halted:  # a halting node is judged again
+            done[node_id] = NodeOutcome(node_id, NodeState.COMPLETE, outputs=outputs,
                                         cache_miss_reason="completed in an earlier attempt of this run")
-    return info, done
+    return done
 
 
 def join_run(

@@ -61,6 +61,8 @@ from typing import Any
 
 from jfx.errors import ComponentError, InvalidArgumentError, JfxError
 from jfx.metadata import ExecutionState, MetadataStore
+from jfx.metadata._executions_info import ExecutionInfo
+from jfx.metadata._runs import record_ir
 from jfx.orchestrators._kfp_code import fetch_node_code
 from jfx.orchestrators._launcher import (
     NodeLaunch,
@@ -69,6 +71,7 @@ from jfx.orchestrators._launcher import (
     RunInfo,
     launch_node,
 )
+from jfx.orchestrators._loops import expand_loop, expand_recorded
 from jfx.orchestrators._partial import reuse_from, reused_nodes, source_for_run
 from jfx.orchestrators._publish import discard_execution
 from jfx.orchestrators._run import (
@@ -80,13 +83,16 @@ from jfx.orchestrators._run import (
 )
 from jfx.orchestrators._run import run_state as _run_state
 from jfx.pipelines import NodeIR, PipelineIR
+from jfx.pipelines._expand import loop_sources
 
-__all__ = ["run_node", "finish", "join_run", "kfp_run_id", "outcomes_from_store", "run_state", "OWNER_PID_ENV", "main",
-           "encode_ir", "decode_ir", "normalize_parameters", "tasks_succeeded_from_state"]
+__all__ = ["run_node", "loop_list", "finish", "join_run", "kfp_run_id", "outcomes_from_store", "run_state", "OWNER_PID_ENV",
+           "KFP_LOCAL_ENV", "main", "encode_ir", "decode_ir", "normalize_parameters", "tasks_succeeded_from_state"]
 
 # A local Kubeflow run (kfp.local) sets this to the pid of the process that drives it,
 # so the run is judged alive (and reaped if it dies) by that process, not by the task's.
 OWNER_PID_ENV = "JFX_RUN_OWNER_PID"
+# Set ("1") for the tasks of a run under kfp.local (KubeflowDagRunner.run), see loop_list.
+KFP_LOCAL_ENV = "JFX_KFP_LOCAL"
 
 
 class NodeFailedError(JfxError):
@@ -258,8 +264,14 @@ def run_node(
     runner: str = "kubeflow",
     from_run: str | None = None,
     exit_hook: bool = False,
+    loop_index: int | None = None,
 ) -> NodeOutcome:
     """Run one node of run ``run_id`` (joining or creating the run) and return its outcome.
+
+    ``loop_index``: ``node_id`` is a dynamic ForEach's template, and the task runs its copy
+    ``<node_id>-<loop_index>`` (a task of Kubeflow's ``ParallelFor``). A pipeline with dynamic
+    loops is expanded from the store first (:func:`~jfx.orchestrators._loops.expand_recorded`),
+    so a copy and a node after the loop (its ``Collected`` input) see the copies.
 
     ``exit_hook``: the task is an exit node's hook, which runs after every node's task; when
     the node already has an execution in this run (its ordinary task ran it), that is its
@@ -279,6 +291,9 @@ def run_node(
     store = MetadataStore(metadata_url or None)
     try:
         run = _join(store, pipeline, run_id, runner, parameters, enable_cache, pipeline_root)
+        if any(n.loop is not None for n in pipeline.nodes):
+            pipeline = expand_recorded(store, pipeline, run)
+            node = pipeline.node(node_id if loop_index is None else f"{node_id}-{loop_index}")
         _abandon_leftovers(store, run, node.id)
         selected = _selection(pipeline, from_nodes, to_nodes)
         done = store.latest_executions(run.run_context_id).get(node.id) if exit_hook else None
@@ -308,6 +323,56 @@ def run_node(
             print(outcome.traceback, file=sys.stderr, flush=True)
         raise NodeFailedError(f"node {node.id!r} {outcome.state}: {outcome.error}")
     return outcome
+
+
+def loop_list(
+    *,
+    ir: str | dict[str, Any] | PipelineIR,
+    node_id: str,
+    run_id: str,
+    metadata_url: str | None = None,
+    pipeline_root: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    enable_cache: bool = True,
+    runner: str = "kubeflow",
+) -> list[dict[str, Any]]:
+    """What the task of a dynamic ForEach's source node outputs for Kubeflow's ``ParallelFor``.
+
+    One ``{"jfx_index": i, "item": item}`` per item of the loops over an output of
+    ``node_id`` (the tasks inside the loop run copy ``i``); none when the node made no
+    output (it was skipped, or it halted the pipeline: the copies would be skipped too).
+    Under kfp.local (:data:`KFP_LOCAL_ENV` set) no items is one ``{"jfx_index": -1}``, whose
+    tasks run nothing: kfp.local (2.17) cannot collect the outputs of a ParallelFor that had
+    no iteration ("task ... not found").
+
+    Raises:
+        NodeFailedError: the value is not a list; the loop's templates are recorded FAILED
+            with the reason first (the task fails, and Argo starts nothing after it).
+    """
+    pipeline = _ir(ir)
+    parameters = normalize_parameters(pipeline, parameters)
+    sources = [s for s in loop_sources(pipeline) if s["producer"] == node_id]
+    none = [{"jfx_index": -1}] if os.environ.get(KFP_LOCAL_ENV) == "1" else []
+    if not sources:
+        return none
+    store = MetadataStore(metadata_url or None)
+    try:
+        run = _join(store, pipeline, run_id, runner, parameters, enable_cache, pipeline_root)
+        latest = store.latest_executions(run.run_context_id).get(node_id)
+        outputs = store.get_node_outputs(run.run_context_id, node_id)
+        if latest is None or outputs is None or ExecutionInfo.from_record(latest).halted:
+            return none
+        done = {node_id: NodeOutcome(node_id, NodeState.COMPLETE, outputs=outputs)}
+        _, failed, items = expand_loop(store, pipeline, run, sources[0], done)
+    finally:
+        store.close()
+    if items is None:
+        error = next(iter(failed.values())).error if failed else "the loop's items could not be read"
+        for template in failed:
+            print(f"jfx: run {run_id} node {template}: failed: {error}", flush=True)
+        raise NodeFailedError(str(error))
+    print(f"jfx: run {run_id} node {node_id}: {len(items)} ForEach item(s)", flush=True)
+    return [{"jfx_index": i, "item": item} for i, item in enumerate(items)] or none
 
 
 def _describe(o: NodeOutcome) -> str:
@@ -431,6 +496,9 @@ def finish(
     try:
         run = _join(store, pipeline, run_id, runner, parameters, enable_cache, pipeline_root)
         _abandon_leftovers(store, run)
+        if any(n.loop is not None for n in pipeline.nodes):  # the run's nodes: the dynamic loops' copies
+            pipeline = expand_recorded(store, pipeline, run)
+            record_ir(store, run.run_context_id, pipeline.to_dict())
         selected = _selection(pipeline, from_nodes, to_nodes)
         _record_untriggered(store, pipeline, run, selected)
         outcomes = outcomes_from_store(store, pipeline, run, selected)

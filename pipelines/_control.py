@@ -14,8 +14,24 @@ so a condition means the same on the local runner, on Beam and in a Kubeflow pod
   when the pipeline is built into one copy per item (ids ``<id>-0``, ``<id>-1``, ...).
   ``item`` (or ``item["key"]`` for dict items) stands for the item in parameters.
   Downstream of the loop, ``Collected(node.outputs["x"])`` feeds every copy's output to
-  an ``Input[list[T]]`` (the fan-in). Items are known when the pipeline is built: a
+  an ``Input[list[T]]`` (the fan-in). Items known when the pipeline is built are a
   list of JSON values.
+* ``with ForEach(node.outputs["x"].items) as item:`` — a dynamic fan-out (kfp's
+  ``ParallelFor`` over a task output): the items are an output value whose value when
+  the pipeline runs must be a JSON list. The nodes inside stay one template each in the
+  IR (``loop`` names the source; an ``item`` parameter is ``{"item": [path], "type": T}``);
+  once ``node`` has run, the runner makes the copies ``<id>-0``, ``<id>-1``, ... as
+  ordinary nodes (so the cache, retries, ``jfx runs show`` and the UI see them, and a
+  copy's cache key holds its item), and ``Collected`` gets their outputs in item order.
+  An empty list makes no copies (``Collected`` gives ``[]``, as kfp does); a value that
+  is not a list fails the loop's nodes with a message naming the node, output, property
+  and the value's type, and the nodes after the loop are skipped. Resuming a run reruns
+  only the copies that did not complete. A partial run (``--from``/``--to``) takes a
+  dynamic loop whole: it can start at a template (the loop runs again), not after the
+  loop (the templates have no outputs of their own to reuse). Loops do not nest (static
+  or dynamic), the source node must be made outside every loop, and an ``If`` cannot
+  read a copy's output.
+  See :mod:`jfx.orchestrators._loops` (local and Beam runners) and the Kubeflow backend.
 * ``with ExitHandler(node):`` — ``node`` runs after every node made inside the block,
   whatever happened to them (failed, skipped); it reads their states from
   ``current_context().upstream_states`` (and why from ``upstream_reasons``). Its IR
@@ -36,7 +52,7 @@ if TYPE_CHECKING:
     from jfx.pipelines._component import Channel, Node
 
 __all__ = ["Block", "ForEach", "If", "LoopItem", "OutputValue", "ParameterRef", "Predicate", "condition_refs",
-           "describe_condition", "evaluate_condition", "register_node"]
+           "describe_condition", "evaluate_condition", "loop_items", "register_node"]
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -363,10 +379,22 @@ class ForEach(Block):
     as a parameter value. Fan in with :class:`Collected` on an ``Input[list[T]]``.
 
     Args:
-        items: a non-empty list of JSON values (numbers, strings, dicts ...).
+        items: a non-empty list of JSON values (numbers, strings, dicts ...), known
+            when the pipeline is built; or an output value
+            (``node.outputs["x"].prop``) whose value when the pipeline runs is a JSON
+            list: the copies are then made once ``node`` has run.
     """
 
-    def __init__(self, items: list[Any]) -> None:
+    def __init__(self, items: list[Any] | OutputValue) -> None:
+        self.source: OutputValue | None = None
+        self.items: list[Any] | None = None
+        self.nodes: list[Node] = []
+        if isinstance(items, OutputValue):
+            self.source = items
+            return
+        if isinstance(items, (ParameterRef, LoopItem, Predicate)):
+            raise InvalidPipelineError(
+                f"ForEach takes a list, or an output value such as node.outputs['x'].items; got {items!r}")
         if not isinstance(items, (list, tuple)) or not items:
             raise InvalidPipelineError(f"ForEach takes a non-empty list of items, got {items!r}")
         try:
@@ -374,7 +402,18 @@ class ForEach(Block):
         except (TypeError, ValueError) as err:
             raise InvalidPipelineError(f"ForEach items must be JSON values: {err}") from None
         self.items = list(items)
-        self.nodes: list[Node] = []
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the items come from an output value, known only when the pipeline runs."""
+        return self.source is not None
+
+    def source_ir(self) -> dict[str, str] | None:
+        """The IR of a dynamic loop's source: ``{"producer", "key", "property"}``."""
+        if self.source is None:
+            return None
+        return {"producer": self.source.channel.producer.id, "key": self.source.channel.key,
+                "property": self.source.prop}
 
     def __enter__(self) -> LoopItem:
         super().__enter__()
@@ -385,6 +424,16 @@ class ForEach(Block):
             raise InvalidPipelineError(f"node {node.id!r}: nested ForEach blocks are not supported")
         node.loop = self
         self.nodes.append(node)
+
+
+def loop_items(value: Any, source: dict[str, str]) -> list[Any]:
+    """The items of a dynamic ForEach, from its source's value; raise if it is not a list."""
+    if not isinstance(value, list):
+        raise InvalidPipelineError(
+            f"ForEach over {source['producer']}.outputs[{source['key']!r}].{source['property']}: the value is "
+            f"{type(value).__name__} ({json.dumps(value, default=str)[:80]}), not a list"
+        )
+    return value
 
 
 def register_node(node: Node) -> None:

@@ -28,6 +28,13 @@ decides when the node is due, e.g. ``{"op": "==", "args": [{"output": {"producer
 "key": "blessing", "property": "blessed"}}, {"value": true}]}`` (operands: ``value``, ``param``,
 ``output``; ops: ``== != < <= > >=``, ``and``, ``or``, ``not``). ``trigger`` is ``all_done`` for
 an ``ExitHandler``'s node: it runs once its upstream nodes are done, whatever their outcome.
+
+A dynamic ``ForEach`` (over an output value) stays in the IR as templates: each node made
+inside has ``"loop": {"producer": ..., "key": ..., "property": ...}`` (the list's source, among
+its upstream nodes), a parameter that takes the item is ``{"item": [path...], "type": "int"}``,
+and a ``Collected`` input of a template is ``{"producer": <template>, "key": ..., "collected":
+true}``. A runner replaces the templates with their copies once the source has run
+(:func:`jfx.pipelines._expand.instantiate`); the copies are ordinary nodes.
 """
 
 from __future__ import annotations
@@ -100,10 +107,11 @@ class InputIR:
     type: str
     optional: bool = False
     sources: tuple[tuple[str, str], ...] = ()  # set for a list input: every (producer, key)
+    collected: bool = False  # jfx.Collected of a dynamic ForEach's template: its copies, listed at run time
 
     @property
     def many(self) -> bool:
-        return bool(self.sources)
+        return bool(self.sources) or self.collected
 
 
 @dataclass(frozen=True)
@@ -114,10 +122,13 @@ class OutputIR:
 
 @dataclass(frozen=True)
 class ParamIR:
-    """A node parameter: a literal ``value`` or a reference to a ``runtime`` parameter."""
+    """A node parameter: a literal ``value``, a reference to a ``runtime`` parameter, or
+    (in a dynamic ForEach's template) the loop's ``item`` (a path into it) of type ``type``."""
 
     value: Any = None
     runtime: str | None = None
+    item: tuple[Any, ...] | None = None
+    type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,7 @@ class NodeIR:
     options: NodeOptions = NodeOptions()  # noqa: RUF009 - NodeOptions is frozen: one shared default is safe
     condition: dict[str, Any] | None = None
     trigger: str = "all_success"
+    loop: dict[str, str] | None = None  # a dynamic ForEach's template: its items' source (producer, key, property)
 
     def resolve_parameters(self, values: dict[str, Any]) -> dict[str, Any]:
         """This node's parameter values, with runtime parameters taken from ``values``."""
@@ -285,14 +297,12 @@ class PipelineIR:
                         **({"description": n.component.description} if n.component.description else {}),
                         **({"args": dict(n.component.arg_docs)} if n.component.arg_docs else {}),
                     },
-                    "parameters": {
-                        k: ({"runtime": p.runtime} if p.runtime is not None else {"value": p.value})
-                        for k, p in n.parameters.items()
-                    },
+                    "parameters": {k: _param_doc(p) for k, p in n.parameters.items()},
                     "inputs": {
                         k: (None if i is None else {
                             "producer": i.producer, "key": i.key, "type": i.type, "optional": i.optional,
                             **({"sources": [list(x) for x in i.sources]} if i.sources else {}),
+                            **({"collected": True} if i.collected else {}),
                         })
                         for k, i in n.inputs.items()
                     },
@@ -301,6 +311,7 @@ class PipelineIR:
                     "options": n.options.to_dict(),
                     "condition": n.condition,
                     "trigger": n.trigger,
+                    **({"loop": dict(n.loop)} if n.loop is not None else {}),
                 }
                 for n in self.nodes
             ],
@@ -334,14 +345,11 @@ class PipelineIR:
                         component=ComponentRef(c["name"], c["module"], c["qualname"], c.get("file"), c["code_version"],
                                                str(c.get("description") or ""),
                                                tuple((str(k), str(v)) for k, v in (c.get("args") or {}).items())),
-                        parameters={
-                            k: ParamIR(runtime=v["runtime"]) if "runtime" in v else ParamIR(value=v.get("value"))
-                            for k, v in n.get("parameters", {}).items()
-                        },
+                        parameters={k: _param_ir(v) for k, v in n.get("parameters", {}).items()},
                         inputs={
                             k: None if v is None else InputIR(
                                 v["producer"], v["key"], v["type"], bool(v.get("optional")),
-                                tuple((str(p), str(q)) for p, q in v.get("sources") or ()))
+                                tuple((str(p), str(q)) for p, q in v.get("sources") or ()), bool(v.get("collected")))
                             for k, v in n.get("inputs", {}).items()
                         },
                         outputs={k: OutputIR(v["type"], tuple(v["type_path"])) for k, v in n.get("outputs", {}).items()},
@@ -349,6 +357,7 @@ class PipelineIR:
                         options=NodeOptions.from_dict(n.get("options")),
                         condition=n.get("condition"),
                         trigger=n.get("trigger") or "all_success",
+                        loop=_loop_ir(n.get("loop"), n["id"]),
                     )
                 )
         except (KeyError, TypeError, AttributeError) as err:
@@ -370,6 +379,12 @@ class PipelineIR:
                     raise InvalidPipelineError(
                         f"IR node {n.id!r} parameter {pname!r} refers to unknown runtime parameter {prm.runtime!r}"
                     )
+                if prm.item is not None and n.loop is None:
+                    raise InvalidPipelineError(f"IR node {n.id!r} parameter {pname!r} is a ForEach item, but the "
+                                               "node is in no dynamic ForEach")
+            if n.loop is not None and n.loop["producer"] not in n.upstream:
+                raise InvalidPipelineError(f"IR node {n.id!r} loops over an output of {n.loop['producer']!r}, which is "
+                                           "not among its upstream nodes")
             if n.trigger not in TRIGGERS:
                 raise InvalidPipelineError(f"IR node {n.id!r} has unknown trigger {n.trigger!r}")
             if n.condition is not None:
@@ -386,6 +401,32 @@ class PipelineIR:
                         )
             known.add(n.id)
         return ir
+
+
+def _param_doc(p: ParamIR) -> dict[str, Any]:
+    if p.runtime is not None:
+        return {"runtime": p.runtime}
+    if p.item is not None:
+        return {"item": list(p.item), "type": p.type}
+    return {"value": p.value}
+
+
+def _param_ir(doc: dict[str, Any]) -> ParamIR:
+    if "runtime" in doc:
+        return ParamIR(runtime=doc["runtime"])
+    if "item" in doc:
+        if doc.get("type") not in PARAMETER_TYPES:
+            raise InvalidPipelineError(f"IR ForEach item parameter has unknown type {doc.get('type')!r}")
+        return ParamIR(item=tuple(doc["item"]), type=doc["type"])
+    return ParamIR(value=doc.get("value"))
+
+
+def _loop_ir(doc: Any, node_id: str) -> dict[str, str] | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("producer", "key", "property")):
+        raise InvalidPipelineError(f"IR node {node_id!r}: malformed loop {doc!r} (needs producer, key and property)")
+    return {k: doc[k] for k in ("producer", "key", "property")}
 
 
 # Modules executed from a file by name, and one lock per name. The import system's

@@ -20,6 +20,7 @@ from typing import Any
 from jfx import _storage as storage
 from jfx.errors import InvalidArgumentError, InvalidPipelineError
 from jfx.pipelines._component import (
+    Collected,
     Component,
     InputSpec,
     Node,
@@ -29,6 +30,7 @@ from jfx.pipelines._component import (
     input_channels,
     parameter_type_name,
 )
+from jfx.pipelines._control import LoopItem
 from jfx.pipelines._expand import expand_loops
 from jfx.pipelines._ir import ComponentRef, InputIR, NodeIR, OutputIR, ParamIR, PipelineIR, RuntimeParamIR
 
@@ -220,16 +222,14 @@ class Pipeline:
                 NodeIR(
                     id=node.id,
                     component=ComponentRef.of(node.component),
-                    parameters={
-                        k: ParamIR(runtime=v.name) if isinstance(v, RuntimeParameter) else ParamIR(value=v)
-                        for k, v in node.parameters.items()
-                    },
+                    parameters={k: _param_ir(node, k, v) for k, v in node.parameters.items()},
                     inputs={k: _input_ir(spec.inputs[k], ch) for k, ch in node.inputs.items()},
                     outputs={k: OutputIR(ch.type.TYPE_NAME, ch.type.type_path()) for k, ch in node.outputs.items()},
                     upstream=tuple(dep.id for dep in node.dependencies()),
                     options=node.options,
                     condition=_condition_ir(node),
                     trigger=node.trigger,
+                    loop=node.loop.source_ir() if node.loop is not None else None,
                 )
             )
         params = {
@@ -249,9 +249,20 @@ class Pipeline:
         return f"Pipeline({self.name!r}, nodes={[n.id for n in self.nodes]})"
 
 
+def _param_ir(node: Node, name: str, value: Any) -> ParamIR:
+    if isinstance(value, RuntimeParameter):
+        return ParamIR(runtime=value.name)
+    if isinstance(value, LoopItem):  # a dynamic ForEach's item: a static one was replaced when expanded
+        return ParamIR(item=value.path, type=parameter_type_name(node.component.spec.parameters[name].type))
+    return ParamIR(value=value)
+
+
 def _input_ir(spec: InputSpec, value: Any) -> InputIR | None:
     if value is None:
         return None
+    if isinstance(value, Collected):  # of a dynamic ForEach's template: its copies are known at run time
+        ch = value.channel
+        return InputIR(ch.producer.id, ch.key, spec.type.TYPE_NAME, spec.optional, collected=True)
     if spec.many:
         sources = tuple((ch.producer.id, ch.key) for ch in input_channels(value))
         return InputIR(sources[0][0], sources[0][1], spec.type.TYPE_NAME, spec.optional, sources=sources)

@@ -488,3 +488,85 @@ def test_penguin_compiled_for_a_cluster_runs_on_an_s3_root(tmp_path, s3_root, s3
     record = recorded(f"sqlite:///{volume / 'metadata.sqlite'}", jfx_run_id("penguin", run))
     assert value(record.state) == "complete", node_states(record)
     assert any(f.rel.endswith(".json") for f in storage.list_files(f"{s3_root}/serving/penguin"))
+
+
+# ------------------------------------------------------------------------------ a dynamic ForEach
+
+@pytest.fixture(scope="module")
+def dyn(tmp_path_factory):
+    """listing(items) -> ForEach over its items: number -> picky -> scale -> total(Collected), compiled once."""
+    tmp = tmp_path_factory.mktemp("flow-dyn")
+    package, url = flow_package(tmp, "dynamic_fan_out()")
+    return tmp, package, url
+
+
+def test_a_dynamic_foreach_runs_one_iteration_per_item_and_collects_them_in_order(dyn, tmp_path):
+    _, package, url = dyn
+    run = kb.Backend(tmp_path / "pods").run(package, {"items": '[{"n": 3}, {"n": 1}, {"n": 2}]'})
+    assert run.phase == "Succeeded" and all(t.phase == "Succeeded" for t in run.tasks), run.log()
+    [loop] = [k for k in run.iterations]
+    assert run.iterations[loop] == 3  # a ParallelFor over the source task's output parameter
+    [source] = run.of("listing")
+    assert [x["jfx_index"] for x in source.outputs["Output"]] == [0, 1, 2]
+    assert sorted(json.loads(t.executor_input)["inputs"]["parameterValues"]["jfx_loop_item"]["item"]["n"]
+                  for t in run.of("number")) == [1, 2, 3]
+    [total] = run.of("total")
+    assert sorted(total.parameters["jfx_collected_0"]) == ["scale-0", "scale-1", "scale-2"]  # the loop DAG's outputs
+    run_id = jfx_run_id("flow-dyn", run)
+    executions = node_executions(url, run_id)
+    assert [executions[n] for n in ("number-0", "scale-2", "total")] == [["complete"]] * 3
+    with MetadataStore(url) as store:
+        ctx = store.get_context_by_name("pipeline_run", run_id)
+        [e] = [e for e in store.get_executions_by_context(ctx.id) if e.node_id == "total"]
+        _, outputs = store.get_execution_artifacts(e.id)
+    assert outputs["out"][0].properties["values"] == [30, 10, 20]  # in item order, whatever order the pods ran
+    record = recorded(url, run_id)
+    assert value(record.state) == "complete"
+    assert [n["id"] for n in record.ir["nodes"]][:4] == ["listing", "number-0", "number-1", "number-2"]
+
+
+def test_a_dynamic_foreach_over_an_empty_list_runs_no_iteration_and_collects_nothing(dyn, tmp_path):
+    _, package, url = dyn
+    run = kb.Backend(tmp_path / "pods").run(package, {"items": "[]"})
+    assert run.phase == "Succeeded", run.log()
+    assert list(run.iterations.values()) == [0] and not run.of("number")
+    [total] = run.of("total")
+    assert total.parameters["jfx_collected_0"] == []
+    record = recorded(url, jfx_run_id("flow-dyn", run))
+    assert value(record.state) == "complete" and set(node_states(record)) == {"listing", "total"}
+
+
+def test_a_dynamic_foreach_over_a_value_that_is_not_a_list_fails_the_source_task(dyn, tmp_path):
+    _, package, url = dyn
+    run = kb.Backend(tmp_path / "pods").run(package, {"items": '{"n": 1}'})
+    assert run.phase == "Failed" and not run.iterations and not run.of("number") and not run.of("total")
+    [source] = run.of("listing")
+    assert source.phase == "Failed" and "the value is dict" in source.output
+    states = node_states(recorded(url, jfx_run_id("flow-dyn", run)))
+    assert states == {"listing": "complete", "number": "failed", "picky": "failed", "scale": "failed",
+                      "total": "skipped"}, states
+
+
+DYNAMIC_WITH_EXIT = '''
+def dynamic_with_exit():
+    from jfx import ExitHandler
+    notify = report()
+    with ExitHandler(notify):
+        first = number(value=1).with_id("first")
+    pipe = dynamic_fan_out()
+    return Pipeline("flow-dyn-exit", [notify, first, *pipe.components], pipeline_root=pipe.pipeline_root,
+                    metadata_url=pipe.metadata_url)
+'''
+
+
+def test_a_dynamic_foreach_next_to_an_exit_handler(tmp_path):
+    source = project(tmp_path / "project", FLOW, DYNAMIC_WITH_EXIT + "\n\npipeline = dynamic_with_exit()\n")
+    url = f"sqlite:///{tmp_path / 'md.sqlite'}"
+    runner = KubeflowDagRunner(IMAGE, pipeline_root=str(tmp_path / "artifacts"), metadata_url=url, local=True)
+    package = runner.compile(load_pipeline(source), tmp_path / "flow.yaml")
+    run = kb.Backend(tmp_path / "pods").run(package, {"items": '[{"n": 2}]'})
+    assert run.phase == "Succeeded", run.log()
+    assert len(run.of("report")) == 1 and len(run.of("number")) == 1
+    states = node_states(recorded(url, jfx_run_id("flow-dyn-exit", run)))
+    assert states == dict.fromkeys(["report", "first", "listing", "number-0", "picky-0", "scale-0", "total"],
+                                   "complete"), states

@@ -389,3 +389,40 @@ def test_a_trainer_with_workers_compiles_to_a_jaxjob_of_its_pods(tmp_path):
     s3 = KubeflowDagRunner(IMAGE, pipeline_root="s3://bucket/root", metadata_url=DB, s3_secret=("s", "a", "b"))
     with pytest.raises(InvalidPipelineError, match="workers=4 runs its workers as a JAXJob"):
         s3.compile(pipeline(), tmp_path / "s3.yaml")
+
+
+def test_a_dynamic_foreach_compiles_to_a_parallel_for_over_its_source_tasks_output(tmp_path):
+    spec, _ = load(cluster_runner().compile(flow.dynamic_fan_out(), tmp_path / "p.yaml"))
+    tasks = node_tasks(spec)
+    dags = {name: c["dag"] for name, c in spec["components"].items() if "dag" in c}
+    [(loop_key, loop)] = [(k, t) for d in dags.values() for k, t in d["tasks"].items() if "parameterIterator" in t]
+    source_output = loop["parameterIterator"]["items"]["inputParameter"]
+    assert loop["inputs"]["parameters"][source_output]["taskOutputParameter"]["outputParameterKey"] == "Output"
+    body = dags[loop["componentRef"]["name"]]
+    assert sorted(t["taskInfo"]["name"] for t in body["tasks"].values()) == ["number", "picky", "scale"]
+    item = tasks["number"]["inputs"]["parameters"]["jfx_loop_item"]["componentInputParameter"]
+    assert item == loop["parameterIterator"]["itemInput"]
+    # the fan-in: total's list input is the loop DAG's output, gathered from each iteration's scale task
+    collected = tasks["total"]["inputs"]["parameters"]["jfx_collected_0"]["taskOutputParameter"]
+    assert collected["producerTask"] == loop_key
+    selector = body["outputs"]["parameters"][collected["outputParameterKey"]]["valueFromParameter"]
+    assert body["tasks"][selector["producerSubtask"]]["taskInfo"]["name"] == "scale"
+
+
+def test_dynamic_foreach_shapes_kubeflow_cannot_express_are_refused(tmp_path):
+    from jfx import Collected, ExitHandler, ForEach
+
+    made = flow.listing(items="[1]")
+    with ForEach(made.outputs["out"].items) as item:
+        a = flow.number(value=item).with_id("a")
+    with ForEach(made.outputs["out"].count) as item:
+        b = flow.number(value=item).with_id("b")
+    with pytest.raises(InvalidPipelineError, match="'listing': on Kubeflow, a node is the source of one dynamic"):
+        cluster_runner().compile(Pipeline("two-values", [made, a, b]), tmp_path / "a.yaml")
+    made = flow.listing(items="[1]")
+    notify = flow.report()
+    with ExitHandler(notify), ForEach(made.outputs["out"].items) as item:
+        a = flow.number(value=item).with_id("a")
+    gathered = flow.total(parts=Collected(a.outputs["out"]))
+    with pytest.raises(InvalidPipelineError, match=r"'report': on Kubeflow, a jfx\.ExitHandler cannot guard"):
+        cluster_runner().compile(Pipeline("guarded", [notify, made, a, gathered]), tmp_path / "b.yaml")

@@ -182,6 +182,18 @@ def test_for_each_and_a_condition_on_an_output_as_on_the_local_runner(tmp_path):
     assert states(passing)["total"] == NodeState.CACHED
 
 
+@pytest.mark.parametrize("items", ['[{"n": 3}, {"n": 1}]', "[]"])
+def test_a_dynamic_foreach_as_on_the_local_runner(tmp_path, items):
+    local = LocalDagRunner(progress=False).run(
+        flow.dynamic_fan_out(root=str(tmp_path / "l"), url=f"sqlite:///{tmp_path / 'l.sqlite'}"), parameters={"items": items})
+    where = str(tmp_path / "k"), f"sqlite:///{tmp_path / 'k.sqlite'}"
+    result = kfp_local().run(flow.dynamic_fan_out(root=where[0], url=where[1]), parameters={"items": items})
+    assert result.state == local.state == RunState.COMPLETE
+    assert states(result) == states(local)  # the copies, in the same order
+    assert fingerprints(result) == fingerprints(local)
+    assert value(result, "total") == value(local, "total") == (40 if items != "[]" else 0)
+
+
 @pytest.mark.parametrize("push", [True, False])
 def test_a_condition_on_a_parameter_and_its_negation(where, push):
     result = kfp_local().run_local(flow.gated(root=where[0], url=where[1]), parameters={"push": push})

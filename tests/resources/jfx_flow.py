@@ -39,6 +39,7 @@ def total(parts: Input[list[Metrics]], out: Output[Metrics]):
     values = [p.properties["value"] for p in parts]
     out.properties["value"] = sum(values)
     out.properties["count"] = len(values)
+    out.properties["values"] = values
     out.write_json(values)
 
 
@@ -134,3 +135,59 @@ def two_chains(root=None, url=None, name: str = "sel") -> Pipeline:
     x = number(value=11).with_id("x")
     y = scale(x=x.outputs["out"], factor=13).with_id("y")
     return Pipeline(name, [a, b, c, d, e, x, y], pipeline_root=root, metadata_url=url)
+
+
+@component
+def listing(out: Output[Metrics], items: Parameter[str] = "[1, 2, 3]"):
+    """Publish ``items`` (JSON text) as the ``items`` property: a list decided when the pipeline runs."""
+    import json
+
+    out.properties["items"] = json.loads(items)
+    out.write_json(out.properties["items"])
+
+
+@component
+def picky(x: Input[Metrics], out: Output[Metrics], refuse_if: Parameter[str] = ""):
+    """Pass ``x`` on, unless the file ``refuse_if`` exists and ``x``'s value is 2."""
+    import os
+
+    if refuse_if and os.path.exists(refuse_if) and x.properties["value"] == 2:
+        raise RuntimeError(f"picky refuses 2 while {refuse_if} exists")
+    out.properties["value"] = x.properties["value"]
+    out.write_json(x.properties["value"])
+
+
+def dynamic_fan_out(name: str = "flow-dyn", root=None, url=None, refuse_if: str = "") -> Pipeline:
+    """listing(items=param) -> ForEach over its items: number(value=item["n"]) -> picky -> scale -> total(Collected)."""
+    made = listing(items=RuntimeParameter("items", str, default='[{"n": 1}, {"n": 2}, {"n": 3}]'))
+    with ForEach(made.outputs["out"].items) as item:
+        base = number(value=item["n"])
+        checked = picky(x=base.outputs["out"], refuse_if=refuse_if)
+        scaled = scale(x=checked.outputs["out"], factor=10)
+    tot = total(parts=Collected(scaled.outputs["out"]))
+    return Pipeline(name, [made, base, checked, scaled, tot], pipeline_root=root, metadata_url=url)
+
+
+@component
+def rendezvous(out: Output[Metrics], n: Parameter[int] = 0, folder: Parameter[str] = "", parties: Parameter[int] = 1):
+    """Arrive in ``folder`` and wait (10 s at most) until ``parties`` nodes arrived: passes only when they run at once."""
+    import time
+    from pathlib import Path
+
+    Path(folder, f"{n}.arrived").write_text("")
+    deadline = time.monotonic() + 10
+    while len(list(Path(folder).glob("*.arrived"))) < parties:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(list(Path(folder).glob('*.arrived')))} of {parties} arrived")
+        time.sleep(0.02)
+    out.properties["value"] = n
+    out.write_json(n)
+
+
+def dynamic_rendezvous(folder: str, name: str = "flow-meet", root=None, url=None) -> Pipeline:
+    """listing(items) -> ForEach: rendezvous(n=item, parties=len(items)) -> total(Collected)."""
+    made = listing(items=RuntimeParameter("items", str, default="[0, 1, 2]"))
+    with ForEach(made.outputs["out"].items) as item:
+        met = rendezvous(n=item, folder=folder, parties=3)
+    tot = total(parts=Collected(met.outputs["out"]))
+    return Pipeline(name, [made, met, tot], pipeline_root=root, metadata_url=url)

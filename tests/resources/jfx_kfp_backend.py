@@ -37,9 +37,20 @@ of a compiled spec the way a cluster would:
   mount paths, secrets (``secretAsEnv``) come from a dict, and each pod has its own
   ``HOME`` and ``TMPDIR``.
 
+* output parameters (``driver.go provisionOutputs``: one file per output parameter, here
+  under the pod's own ``tmp`` as the executor output file is) are collected as
+  ``launcher_v2.go collectOutputParameters`` does (the executor output's ``parameterValues``
+  first, else the parameter's file) and resolved for later tasks (``taskOutputParameter``);
+* a ``parameterIterator`` task (a ``ParallelFor``) is compiled as ``dag.go iteratorTask``
+  builds it and run as its drivers do: the items resolved from the task's inputs
+  (``getItems``: a list, or a string holding JSON), one iteration DAG per item with the item
+  as its ``itemInput``, the iterations side by side, and the loop DAG's outputs
+  (``valueFromParameter``) gathered from every iteration in order (``resolve.go
+  CollectInputs``); no items, no iteration, and the loop succeeds.
+
 What is not modelled: Kubernetes itself (images, resources, retries' back-off, timeouts),
 KFP's own caching (jfx turns it off), artifacts passed through KFP (jfx passes none),
-iterators (refused with :class:`HarnessError`), and of CEL only the subset jfx generates for
+artifact iterators and raw iterator items, and of CEL only the subset jfx generates for
 trigger conditions (:func:`parse_condition`).
 """
 
@@ -462,8 +473,10 @@ def argo_workflow(spec: dict[str, Any], k8s: dict[str, Any], parameters: dict[st
         ref = t["componentRef"]["name"]
         comp = _component(spec, ref)
         comp_ph = save(f"components-{comp_hash(ref)}", comp)
-        if t.get("parameterIterator") or t.get("artifactIterator"):
-            raise HarnessError(f"task {name!r}: iterators are not modelled")
+        if t.get("artifactIterator"):
+            raise BackendRefusedError(f"task {name!r}: ArtifactIterator is not implemented")
+        if t.get("parameterIterator"):
+            return iterator_task(name, t, ref, comp, comp_ph)
         condition = (t.get("triggerPolicy") or {}).get("condition")
         if condition:
             parse_condition(condition)  # the driver compiles it (CEL) before anything runs
@@ -499,6 +512,41 @@ def argo_workflow(spec: dict[str, Any], k8s: dict[str, Any], parameters: dict[st
                         {"name": "cached-decision", "default": "false",
                          "value": f"{{{{tasks.{name}-driver.outputs.parameters.cached-decision}}}}"}]}}
         return [driver, executor]
+
+    def iterator_task(name: str, t: dict[str, Any], ref: str, comp: dict[str, Any], comp_ph: str) -> list[dict[str, Any]]:
+        """dag.go ``iteratorTask``/``iterationItemTask``: a loop template (a DAG driver that counts the
+        items, then ``withSequence`` over the count), each iteration a DAG driver and the loop's DAG."""
+        dag_template(ref, comp)
+        task_json = stably_marshal(t)
+        condition = (t.get("triggerPolicy") or {}).get("condition")
+        when = {"when": "{{tasks.iteration-driver.outputs.parameters.condition}} != false"} if condition else {}
+        item_template = f"{ref}-iteration"
+        if item_template not in done:
+            done.add(item_template)
+            templates.append({"name": item_template, "inputs": {"parameters": [{"name": "parent-dag-id"},
+                                                                             {"name": "iteration-index"}]},
+                              "dag": {"tasks": [
+                {"name": "iteration-item-driver", "template": "system-dag-driver", "arguments": {"parameters": [
+                    param("component", comp_ph), param("parent-dag-id", "{{inputs.parameters.parent-dag-id}}"),
+                    param("task", task_json), param("task-name", name),
+                    param("iteration-index", "{{inputs.parameters.iteration-index}}")]}},
+                {"name": "iteration-item", "template": ref, "depends": "iteration-item-driver.Succeeded",
+                 "arguments": {"parameters": [
+                     param("parent-dag-id", "{{tasks.iteration-item-driver.outputs.parameters.execution-id}}"),
+                     param("condition", "{{tasks.iteration-item-driver.outputs.parameters.condition}}")]}}]}})
+        loop_template = f"{ref}-{name}-iterator"
+        templates.append({"name": loop_template, "inputs": {"parameters": [{"name": "parent-dag-id"}]}, "dag": {"tasks": [
+            {"name": "iteration-driver", "template": "system-dag-driver", "arguments": {"parameters": [
+                param("component", comp_ph), param("parent-dag-id", "{{inputs.parameters.parent-dag-id}}"),
+                param("task", task_json), param("task-name", name)]}},
+            {"name": "iteration-iterations", "template": item_template, "depends": "iteration-driver.Succeeded", **when,
+             "arguments": {"parameters": [
+                 param("parent-dag-id", "{{tasks.iteration-driver.outputs.parameters.execution-id}}"),
+                 param("iteration-index", "{{item}}")]},
+             "withSequence": {"count": "{{tasks.iteration-driver.outputs.parameters.iteration-count}}"}}]}})
+        depends = {"depends": " && ".join(f"{d}.Succeeded" for d in _dependencies(t))} if _dependencies(t) else {}
+        return [{"name": name, "template": loop_template, **depends, "arguments": {"parameters": [
+            param("parent-dag-id", "{{inputs.parameters.parent-dag-id}}")]}}]
 
     done: set[str] = set()
 
@@ -644,6 +692,8 @@ class TaskRun:
     # accelerator) and the task's Kubernetes executor config (node selector, tolerations, ...)
     resources: dict[str, Any] = field(default_factory=dict)
     kubernetes: dict[str, Any] = field(default_factory=dict)
+    # the output parameters the launcher collected (launcher_v2.go collectOutputParameters)
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -660,6 +710,8 @@ class Run:
     omitted: list[str] = field(default_factory=list)  # "<dag>/<task display name>" never started
     # "<dag>/<task display name>" whose trigger condition the driver found false: no pod started
     not_triggered: list[str] = field(default_factory=list)
+    iterations: dict[str, int] = field(default_factory=dict)  # "<dag>/<loop task>" -> its iteration count
+    loop_errors: list[str] = field(default_factory=list)  # a loop's driver failed: "<task>: <error>"
     phase: str = "Running"
 
     def of(self, display_name: str) -> list[TaskRun]:
@@ -746,6 +798,12 @@ class Backend:
                          "{{$.pipeline_task_name}}": name,
                          "{{$.pipeline_task_uuid}}": str(dag.execution_id)}.get(value, value) \
                     if isinstance(value, str) else value
+            elif "taskOutputParameter" in ps:  # resolve.go resolveUpstreamParameters
+                producer = ps["taskOutputParameter"]["producerTask"]
+                key_ = ps["taskOutputParameter"]["outputParameterKey"]
+                if key_ not in dag.task_outputs.get(producer, {}):
+                    raise HarnessError(f"task {name}: producer task {producer} has no output parameter {key_}")
+                value = dag.task_outputs[producer][key_]
             elif "taskFinalStatus" in ps:
                 deps = t.get("dependentTasks") or []
                 if not deps:
@@ -796,7 +854,12 @@ class Backend:
             return TaskRun(name, dag.component, hook_of, "Skipped", "{}", [], "not triggered", 0, started,
                            time.monotonic(), "CANCELED")
         output_file = str(pod / "tmp" / OUTPUT_METADATA)
-        executor_input = {"inputs": {"parameterValues": values}, "outputs": {"outputFile": output_file}}
+        # driver.go provisionOutputs: each output parameter's file is /tmp/kfp/outputs/<name> (here under the
+        # pod's own tmp, as the executor output file is)
+        out_params = {k: {"outputFile": str(pod / "tmp" / "kfp" / "outputs" / k)}
+                      for k in ((comp.get("outputDefinitions") or {}).get("parameters") or {})}
+        executor_input = {"inputs": {"parameterValues": values},
+                          "outputs": {"parameters": out_params, "outputFile": output_file}}
         # launcher_v2.go addDefaultParams: the component's defaults for inputs without a value
         with_defaults = copy.deepcopy(executor_input)
         for key, d in ((comp.get("inputDefinitions") or {}).get("parameters") or {}).items():
@@ -806,6 +869,8 @@ class Backend:
         placeholders = {f"{{{{$.inputs.parameters['{k}']}}}}": _pb_text(v)
                         for k, v in with_defaults["inputs"]["parameterValues"].items()}
         placeholders["{{$.outputs.output_file}}"] = output_file  # not used by lightweight components
+        for k, op in out_params.items():
+            placeholders[f"{{{{$.outputs.parameters['{k}'].output_file}}}}"] = op["outputFile"]
 
         def fill(arg: str) -> str:
             arg = arg.replace("{{$}}", ei_json)
@@ -825,11 +890,20 @@ class Backend:
             return TaskRun(name, dag.component, hook_of, "Succeeded", ei_json, argv, "", 0, started,
                            time.monotonic(), "COMPLETE")
         env = self._pod_env(pod, container, k8s)
+        for op in out_params.values():  # launcher_v2.go prepareOutputFolders
+            Path(op["outputFile"]).parent.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(self._namespace(k8s, pod) + argv, env=env, cwd=pod, capture_output=True, text=True,
                               timeout=900)
         phase = "Succeeded" if proc.returncode == 0 else "Failed"
+        outputs: dict[str, Any] = {}
+        if phase == "Succeeded" and out_params:
+            try:
+                outputs = _collect_output_parameters(comp, out_params, output_file)
+            except HarnessError as err:  # the launcher fails the task
+                phase, proc = "Failed", subprocess.CompletedProcess(proc.args, 1, proc.stdout, f"{proc.stderr}\n{err}")
         return TaskRun(name, dag.component, hook_of, phase, ei_json, argv, proc.stdout + proc.stderr,
-                       proc.returncode, started, time.monotonic(), "COMPLETE" if phase == "Succeeded" else "FAILED")
+                       proc.returncode, started, time.monotonic(), "COMPLETE" if phase == "Succeeded" else "FAILED",
+                       outputs=outputs)
 
     def _pod_env(self, pod: Path, container: dict[str, Any], k8s: dict[str, Any]) -> dict[str, str]:
         for sub in ("home", "tmp", "tmp/kfp_outputs"):
@@ -886,6 +960,44 @@ class Backend:
                               capture_output=True, text=True, timeout=120)
 
 
+def _collect_output_parameters(comp: dict[str, Any], out_params: dict[str, dict[str, str]],
+                               output_file: str) -> dict[str, Any]:
+    """launcher_v2.go ``collectOutputParameters``: the executor output file's ``parameterValues`` first,
+    else each parameter's own file, read as its declared type (metadata.TextToPbValue)."""
+    written: dict[str, Any] = {}
+    if Path(output_file).exists():
+        written = json.loads(Path(output_file).read_text()).get("parameterValues") or {}
+    defs = (comp.get("outputDefinitions") or {}).get("parameters") or {}
+    found: dict[str, Any] = {}
+    for name, op in out_params.items():
+        if name in written:
+            found[name] = written[name]
+            continue
+        kind = defs.get(name, {}).get("parameterType", "STRING")
+        try:
+            text = Path(op["outputFile"]).read_text()
+        except OSError as err:
+            raise HarnessError(f"failed to read output parameter name={name!r} type={kind!r}: {err}") from None
+        try:
+            found[name] = text if kind == "STRING" else json.loads(text)
+        except ValueError as err:
+            raise HarnessError(f"failed to read output parameter name={name!r} type={kind!r}: {err}") from None
+    return found
+
+
+def _iteration_items(value: Any) -> list[Any]:
+    """driver/util.go ``getItems``: a list value, or a string holding JSON (not a list: no items)."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError as err:
+            raise HarnessError(f"iterating: {err}") from None
+        return parsed if isinstance(parsed, list) else []
+    raise HarnessError(f"value of type {type(value).__name__} cannot be iterated")
+
+
 def _pb_text(value: Any) -> str:
     """metadata.PbValueToText: a string as is, anything else as its protojson."""
     return value if isinstance(value, str) else protojson(value)
@@ -895,7 +1007,10 @@ def _executor_input_json(ei: dict[str, Any]) -> str:
     """protojson of an ExecutorInput: fields in proto order (inputs, outputs), maps sorted."""
     inputs = "{" + (f'"parameterValues":{protojson(ei["inputs"]["parameterValues"])}'
                     if ei["inputs"]["parameterValues"] else "") + "}"
-    return f'{{"inputs":{inputs},"outputs":{{"outputFile":{json.dumps(ei["outputs"]["outputFile"])}}}}}'
+    params = ei["outputs"].get("parameters") or {}
+    files = ",".join(f'{json.dumps(k)}:{{"outputFile":{json.dumps(v["outputFile"])}}}' for k, v in sorted(params.items()))
+    outputs = f'"parameters":{{{files}}},' if params else ""
+    return f'{{"inputs":{inputs},"outputs":{{{outputs}"outputFile":{json.dumps(ei["outputs"]["outputFile"])}}}}}'
 
 
 class _Dag:
@@ -910,6 +1025,7 @@ class _Dag:
         self.tasks = dict(_component(backend._spec, component)["dag"]["tasks"])
         self.states: dict[str, str] = {}   # task name -> MLMD state (GetExecutionsInDAG: one per name)
         self.phases: dict[str, str] = {}   # task name -> Argo phase of the DAG task
+        self.task_outputs: dict[str, dict[str, Any]] = {}  # task name -> its output parameters
         self.lock = threading.RLock()
         self.key = ""                      # this DAG's task name in its parent
         self.recorded = "RUNNING"          # the DAG execution's state in MLMD
@@ -986,6 +1102,8 @@ class _Dag:
 
     def _start(self, key: str, t: dict[str, Any], hook_of: str | None) -> str:
         comp = _component(self.b._spec, t["componentRef"]["name"])
+        if t.get("parameterIterator"):
+            return self._loop(key, t, comp)
         if "dag" in comp:
             try:
                 values = self.b._resolve(key, t, self)
@@ -1006,6 +1124,7 @@ class _Dag:
             ok = child.run()
             with self.lock:
                 self.states[key] = child.recorded
+                self.task_outputs[key] = child.dag_outputs()
             return "Succeeded" if ok else "Failed"
         with self.lock:
             self.states[key] = "RUNNING"
@@ -1014,6 +1133,7 @@ class _Dag:
         tr.resources, tr.kubernetes = self.b.pod_settings(t)
         with self.lock:
             self.states[key] = tr.state
+            self.task_outputs[key] = tr.outputs
             if tr.phase == "Skipped":
                 self.b._run.not_triggered.append(f"{self.component}/{tr.display_name}")
                 return tr.phase
@@ -1023,3 +1143,61 @@ class _Dag:
             # and the update propagates to the parent DAGs
             self.update_state()
         return tr.phase
+
+    def dag_outputs(self) -> dict[str, Any]:
+        """This DAG's output parameters (``valueFromParameter``: one of its tasks' outputs)."""
+        specs = ((_component(self.b._spec, self.component)["dag"].get("outputs") or {}).get("parameters")) or {}
+        found: dict[str, Any] = {}
+        for name, spec in specs.items():
+            sel = spec.get("valueFromParameter")
+            if sel is None:
+                raise HarnessError(f"DAG {self.component} output {name}: {sorted(spec)} is not modelled")
+            outputs = self.task_outputs.get(sel["producerSubtask"], {})
+            if sel["outputParameterKey"] in outputs:
+                found[name] = outputs[sel["outputParameterKey"]]
+        return found
+
+    def _loop(self, key: str, t: dict[str, Any], comp: dict[str, Any]) -> str:
+        """A ParallelFor (dag.go): the loop's DAG driver resolves the items and counts them (an error fails
+        the loop); each iteration is a DAG execution with the item as its ``itemInput`` (resolve.go), the
+        iterations side by side; the loop's outputs gather each iteration's, in iteration order
+        (resolve.go ``CollectInputs``). No items: no iteration, and the loop succeeds (Argo's
+        ``withSequence`` of count 0)."""
+        iterator = t["parameterIterator"]
+        try:
+            values = self.b._resolve(key, t, self)
+            triggered = self.b._triggered(t, values)
+            if triggered:
+                source = (iterator.get("items") or {}).get("inputParameter")
+                if source is None:
+                    raise HarnessError(f"task {key}: raw iterator items are not modelled")
+                if source not in values:
+                    raise HarnessError(f"task {key}: iterating on item input {iterator['itemInput']!r} failed: "
+                                       "cannot find input parameter")
+                items = _iteration_items(values[source])
+        except (HarnessError, ConditionError) as err:
+            with self.lock:
+                self.states[key] = "FAILED"
+                self.b._run.loop_errors.append(f"{key}: {err}")
+            return "Failed"
+        if not triggered:
+            with self.lock:
+                self.states[key] = "CANCELED"
+                self.b._run.not_triggered.append(f"{self.component}/{_display_name(key, t)}")
+            return "Skipped"
+        with self.lock:
+            self.states[key] = "RUNNING"
+            self.b._run.iterations[f"{self.component}/{_display_name(key, t)}"] = len(items)
+        inputs = {k: v for k, v in values.items() if k != source}
+        children = [_Dag(self.b, t["componentRef"]["name"], {**inputs, iterator["itemInput"]: item}, None)
+                    for item in items]
+        results = [self.b._pool.submit(child.run) for child in children]
+        ok = all(r.result() for r in results)
+        outputs: dict[str, list[Any]] = {}
+        for name in ((comp["dag"].get("outputs") or {}).get("parameters")) or {}:
+            outputs[name] = [child.dag_outputs().get(name) for child in children]
+        with self.lock:
+            self.states[key] = "COMPLETE" if ok else "FAILED"
+            self.task_outputs[key] = outputs
+        self.update_state()
+        return "Succeeded" if ok else "Failed"
