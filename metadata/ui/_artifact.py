@@ -86,13 +86,17 @@ def artifact_json(store: MetadataStore, artifact_id: str, query: Query, *, mlflo
 
 
 def artifacts_json(store: MetadataStore, query: Query) -> dict[str, Any]:
-    """``GET /api/artifacts?type=&name=&limit=&offset=``: artifacts newest first (e.g. one node's outputs in every run)."""
+    """``GET /api/artifacts?type=&name=&limit=&offset=``: artifacts newest first (e.g. one node's outputs in every run).
+
+    ``total`` counts them up to :data:`~jfx.metadata.ui._queries.COUNT_CAP` (or to this page's
+    end, if deeper); ``total_exact`` is false when there are more.
+    """
     limit, offset = query.int("limit", 50, lo=1, hi=500), query.int("offset", 0)
-    found, total = _queries.artifact_page(store, type_name=query.str("type"), name=query.str("name"), limit=limit,
+    found, total, exact = _queries.artifact_page(store, type_name=query.str("type"), name=query.str("name"), limit=limit,
                                           offset=offset)
     runs = _queries.first_runs(store, [a.stored_id for a in found])
     return {"artifacts": [{**artifact_summary(a), "run_id": runs.get(a.stored_id)} for a in found], "total": total,
-            "limit": limit, "offset": offset}
+            "total_exact": exact, "limit": limit, "offset": offset}
 
 
 # ------------------------------------------------------------------------ lineage

@@ -39,6 +39,7 @@ __all__ = [
     "artifacts_with_uris",
     "artifact_page",
     "first_runs",
+    "latest_execution_ids",
 ]
 
 # The run properties the run list shows (never the IR).
@@ -240,8 +241,10 @@ def artifact_runs(store: MetadataStore, artifact_id: int, limit: int) -> list[di
     return _read(store, lambda conn: [dict(r._mapping) for r in conn.execute(stmt)])
 
 
-def run_outputs(store: MetadataStore, execution_ids: Sequence[int]) -> dict[int, list[tuple[str, ArtifactRecord]]]:
-    """Execution id → its (output key, artifact) pairs, in event order."""
+def run_outputs(store: MetadataStore, execution_ids: Sequence[int],
+                type_names: Iterable[str] | None = None) -> dict[int, list[tuple[str, ArtifactRecord]]]:
+    """Execution id → its (output key, artifact) pairs, in event order (only artifacts of ``type_names``, if given)."""
+    wanted = sorted(set(type_names)) if type_names is not None else None
     found: dict[int, list[tuple[str, ArtifactRecord]]] = {i: [] for i in execution_ids}
 
     def read(conn: sa.Connection) -> None:
@@ -253,6 +256,8 @@ def run_outputs(store: MetadataStore, execution_ids: Sequence[int]) -> dict[int,
                 .where(events_t.c.execution_id.in_(chunk), events_t.c.type == EventType.OUTPUT.value)
                 .order_by(events_t.c.execution_id, events_t.c.key, events_t.c.idx)
             )
+            if wanted is not None:
+                stmt = stmt.where(artifacts_t.c.type_name.in_(wanted))
             for row in conn.execute(stmt):
                 found[row._mapping["event_execution"]].append((row._mapping["event_key"], to_artifact(row)))
 
@@ -261,20 +266,43 @@ def run_outputs(store: MetadataStore, execution_ids: Sequence[int]) -> dict[int,
 
 
 def artifact_page(store: MetadataStore, *, type_name: str | None, name: str | None, limit: int,
-                  offset: int) -> tuple[list[ArtifactRecord], int]:
-    """One page of artifacts (of a type and/or name), newest first, and their total."""
-    stmt = sa.select(artifacts_t)
-    count = sa.select(sa.func.count()).select_from(artifacts_t)
-    if type_name:
-        stmt, count = stmt.where(artifacts_t.c.type_name == type_name), count.where(artifacts_t.c.type_name == type_name)
-    if name:
-        stmt, count = stmt.where(artifacts_t.c.name == name), count.where(artifacts_t.c.name == name)
-    stmt = stmt.order_by(artifacts_t.c.id.desc()).limit(limit).offset(offset)
+                  offset: int) -> tuple[list[ArtifactRecord], int, bool]:
+    """One page of artifacts (of a type and/or name), newest first; their number and whether it is exact.
 
-    def read(conn: sa.Connection) -> tuple[list[ArtifactRecord], int]:
-        return [to_artifact(r) for r in conn.execute(stmt)], int(conn.execute(count).scalar() or 0)
+    As for runs, the count stops past :data:`COUNT_CAP` (or past this page, if deeper).
+    """
+    ids = sa.select(artifacts_t.c.id)
+    stmt = sa.select(artifacts_t)
+    if type_name:
+        stmt, ids = stmt.where(artifacts_t.c.type_name == type_name), ids.where(artifacts_t.c.type_name == type_name)
+    if name:
+        stmt, ids = stmt.where(artifacts_t.c.name == name), ids.where(artifacts_t.c.name == name)
+    stmt = stmt.order_by(artifacts_t.c.id.desc()).limit(limit).offset(offset)
+    cap = min(max(COUNT_CAP, offset + limit), MAX_SQL_INT - 1) + 1
+    count = _capped_count(ids, cap)
+
+    def read(conn: sa.Connection) -> tuple[list[ArtifactRecord], int, bool]:
+        total = int(conn.execute(count).scalar() or 0)
+        return [to_artifact(r) for r in conn.execute(stmt)], min(total, cap - 1), total < cap
 
     return _read(store, read)
+
+
+def latest_execution_ids(store: MetadataStore, context_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Context id → node id → the id of that node's latest execution in it: one query for a page of runs."""
+    found: dict[int, dict[str, int]] = {ctx: {} for ctx in context_ids}
+
+    def read(conn: sa.Connection) -> None:
+        for chunk in chunks(list(context_ids)):
+            stmt = (sa.select(associations_t.c.context_id, executions_t.c.node_id, sa.func.max(executions_t.c.id))
+                    .join(associations_t, associations_t.c.execution_id == executions_t.c.id)
+                    .where(associations_t.c.context_id.in_(chunk))
+                    .group_by(associations_t.c.context_id, executions_t.c.node_id))
+            for ctx, node, e_id in conn.execute(stmt):
+                found[ctx][node] = int(e_id)
+
+    _read(store, read)
+    return found
 
 
 def first_runs(store: MetadataStore, artifact_ids: Sequence[int]) -> dict[int, str]:

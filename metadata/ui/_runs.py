@@ -71,13 +71,13 @@ def run_metrics(store: MetadataStore, run_context_ids: list[int]) -> dict[int, d
     evaluations, models and metrics its nodes' latest executions produced (a cache hit's too)."""
     from jfx.metadata.ui._compare import numbers
 
-    latest = {ctx: store.latest_executions(ctx) for ctx in run_context_ids}
-    outputs = _queries.run_outputs(store, [e.stored_id for by_node in latest.values() for e in by_node.values()])
+    latest = _queries.latest_execution_ids(store, run_context_ids)
+    outputs = _queries.run_outputs(store, [e_id for by_node in latest.values() for e_id in by_node.values()], METRIC_TYPES)
     found: dict[int, dict[str, float]] = {}
     for ctx, by_node in latest.items():
         metrics: dict[str, float] = {}
-        for node, e in by_node.items():
-            for _key, artifact in outputs.get(e.stored_id, []):
+        for node, e_id in sorted(by_node.items(), key=lambda item: item[1]):
+            for _key, artifact in outputs.get(e_id, []):
                 if artifact.type_name in METRIC_TYPES:
                     for name, value in numbers(artifact.properties).items():
                         metrics.setdefault(f"{node}.{name}", value)

@@ -121,6 +121,11 @@ def test_run_lists_by_state_and_capped_counts_use_indexes(history, monkeypatch):
     assert _queries.run_page(store, pipeline="p", state="COMPLETE", search=None, limit=10, offset=20)[1:] == (30, True)
     [summary] = _queries.pipeline_summaries(store)
     assert (summary["runs"], summary["runs_exact"]) == (5, False)
+    # the artifact list counts the same way: to the cap, or to the page's end if deeper
+    assert _queries.artifact_page(store, type_name=None, name="b.out", limit=3, offset=0)[1:] == (5, False)
+    assert _queries.artifact_page(store, type_name="D", name="b.out", limit=10, offset=20)[1:] == (30, True)
+    plans = plans_of(store, lambda: _queries.artifact_page(store, type_name=None, name=None, limit=3, offset=0))
+    assert any("LIMIT" in sql and "count" in sql for sql, _ in plans), [sql for sql, _ in plans]
 
 
 def test_a_run_id_search_pages_and_counts_from_one_pass_over_the_runs(history, monkeypatch):
@@ -139,3 +144,16 @@ def test_a_run_id_search_pages_and_counts_from_one_pass_over_the_runs(history, m
     assert _queries.run_page(store, pipeline=None, state=None, search="r1", limit=4, offset=8)[1:] == (11, True)
     plans = plans_of(store, lambda: _queries.run_page(store, pipeline=None, state=None, search="r", limit=5, offset=0))
     assert sum("LIKE" in sql for sql, _ in plans) == 1, [sql for sql, _ in plans]
+
+
+def test_the_run_list_reads_its_runs_latest_executions_in_one_query(history):
+    from jfx.metadata.ui import _queries
+    from jfx.metadata.ui._runs import run_metrics
+
+    store, nodes = history
+    runs = [r["id"] for r in _queries.run_page(store, pipeline=None, state=None, search=None, limit=20, offset=0)[0]]
+    latest = _queries.latest_execution_ids(store, runs)
+    assert all(set(by_node) == set(nodes) for by_node in latest.values())
+    assert all(latest[ctx] == {n: e.id for n, e in store.latest_executions(ctx).items()} for ctx in runs)
+    plans = plans_of(store, lambda: run_metrics(store, runs))
+    assert len(plans) == 2 and full_scans(plans) == [], plans  # the latest executions, then their outputs
