@@ -120,6 +120,9 @@ class NumericAccumulator:
     sketch: KllSketch = field(default_factory=KllSketch)
     edges: np.ndarray | None = None
     hist: np.ndarray | None = None
+    # Whether batches are worth sorting through their distinct values (see _sorted): a
+    # hint only, which changes how a batch is sorted, never the result.
+    repeats: bool = True
 
     def count_sorted(self, ordered: np.ndarray) -> None:
         if self.hist is not None and self.edges is not None:
@@ -473,7 +476,7 @@ def _add_numbers(col: ColumnAccumulator, values: np.ndarray) -> None:
             # Few distinct ints (areas, flags, seconds): count them instead of sorting.
             _add_small_ints(acc, values, lo, hi)
             return
-    ordered = np.sort(values)  # one sort serves the sketch, the extremes and the zeros
+    ordered = _sorted(acc, values)  # one sort serves the sketch, the extremes and the zeros
     lo, hi = ordered[0].item(), ordered[-1].item()
     acc.min = lo if acc.min is None else min(acc.min, lo)
     acc.max = hi if acc.max is None else max(acc.max, hi)
@@ -486,6 +489,30 @@ def _add_numbers(col: ColumnAccumulator, values: np.ndarray) -> None:
     acc.add_part(n, mean, float(centred.sum()))
     acc.sketch.add(as_float, is_sorted=True)
     acc.count_sorted(as_float)
+
+
+#: A batch is sorted through its distinct values while they are at most this share of it.
+_REPEATS_SHARE = 8
+_REPEATS_MIN_ROWS = 4096
+
+
+def _sorted(acc: NumericAccumulator, values: np.ndarray) -> np.ndarray:
+    """``np.sort(values)``. Where a column repeats its values (prices, distances, wide-range
+    ints), the same array comes from its distinct values: hashed by pyarrow, only those
+    sorted, each repeated by its count; on the taxi table's fares that costs about a third
+    of sorting the batch. A column whose batch turns out to be mostly distinct is sorted
+    directly from then on."""
+    n = len(values)
+    if not acc.repeats or n < _REPEATS_MIN_ROWS:
+        return np.sort(values)
+    encoded = pc.dictionary_encode(pa.array(values))
+    distinct = np.asarray(encoded.dictionary)
+    if len(distinct) * _REPEATS_SHARE > n:
+        acc.repeats = False
+        return np.sort(values)
+    counts = np.bincount(np.asarray(encoded.indices), minlength=len(distinct))
+    order = np.argsort(distinct)
+    return np.repeat(distinct[order], counts[order])
 
 
 def _add_small_ints(acc: NumericAccumulator, values: np.ndarray, lo: int, hi: int) -> None:
