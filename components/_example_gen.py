@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jfx import _storage as storage
+from jfx.components._arrays import from_numpy, to_numpy
 from jfx.components._beam import beam_options, resolve_beam_args
 from jfx.components._examples import SPLIT_PREFIX
 from jfx.components._readers import (
@@ -380,7 +381,7 @@ def _hash_strings(arr: pa.Array) -> np.ndarray:
 
 def _filled(arr: pa.Array, value: Any) -> np.ndarray:
     """``arr`` as NumPy with nulls as ``value`` (no fill pass over a column without nulls)."""
-    return (arr.fill_null(value) if arr.null_count else arr).to_numpy(zero_copy_only=False)
+    return to_numpy(arr.fill_null(value) if arr.null_count else arr)
 
 
 def _values(arr: pa.Array, dtype: type) -> np.ndarray:
@@ -417,7 +418,7 @@ def _column_hash(arr: pa.Array) -> np.ndarray:
     else:
         raise AssertionError(f"unexpected column type {t}")
     if arr.null_count:
-        h[arr.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
+        h[to_numpy(arr.is_null())] = _NULL_HASH
     return h
 
 
@@ -529,7 +530,7 @@ def _split_parts(plan: _Plan, table: pa.Table, split: str | None) -> dict[str, p
             f"split_key {plan.split_key!r} is not a column; columns: {', '.join(table.column_names)}"
         )
     names, idx = assign_splits(row_hashes(table, [plan.split_key] if plan.split_key else None), plan.weights)
-    return {name: table.filter(pa.array(idx == i)) for i, name in enumerate(names)}
+    return {name: table.filter(from_numpy(idx == i)) for i, name in enumerate(names)}
 
 
 def _stream_file(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, str],

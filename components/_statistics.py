@@ -51,6 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jfx.components._arrays import from_numpy, to_numpy
 from jfx.components._histograms import (
     NUM_BUCKETS,
     equal_width_edges,
@@ -447,7 +448,7 @@ def _as_numbers(array: pa.Array, kind: str | None) -> np.ndarray:
         array = array.cast(pa.int64())
     elif kind == "float" and not pa.types.is_floating(t):
         array = array.cast(pa.float64())
-    values = array.to_numpy(zero_copy_only=False)
+    values = to_numpy(array)
     if values.dtype.kind == "f":
         # -0.0 is 0.0 (+ 0.0 folds it): which of the two a sort puts first is arbitrary
         values = values.astype(np.float64, copy=False) + 0.0
@@ -514,11 +515,11 @@ def _sorted(acc: NumericAccumulator, values: np.ndarray) -> np.ndarray:
     if len(np.unique(sample)) > _REPEATS_SAMPLE_DISTINCT * len(sample):
         acc.repeats = False
         return np.sort(values)
-    encoded = pc.dictionary_encode(pa.array(values))
-    distinct = np.asarray(encoded.dictionary)
+    encoded = pc.dictionary_encode(from_numpy(values))
+    distinct = to_numpy(encoded.dictionary)
     if len(distinct) * _REPEATS_SHARE > n:
         acc.repeats = False
-    counts = np.bincount(np.asarray(encoded.indices), minlength=len(distinct))
+    counts = np.bincount(to_numpy(encoded.indices), minlength=len(distinct))
     order = np.argsort(distinct)
     return np.repeat(distinct[order], counts[order])
 
@@ -583,17 +584,17 @@ def _add_dictionary_strings(col: ColumnAccumulator, array: pa.DictionaryArray) -
     indices = array.indices
     if indices.null_count:
         indices = indices.drop_null()
-    counts = np.bincount(indices.to_numpy(zero_copy_only=False), minlength=len(array.dictionary))
+    counts = np.bincount(to_numpy(indices), minlength=len(array.dictionary))
     used = np.flatnonzero(counts)
-    values = array.dictionary.take(pa.array(used))
+    values = array.dictionary.take(from_numpy(used))
     counts = counts[used].astype(np.int64)
     if values.null_count:  # a null in the dictionary itself is a missing value too
-        valid = np.asarray(values.is_valid())
+        valid = to_numpy(values.is_valid())
         col.count -= int(counts[~valid].sum())
-        values, counts = values.filter(pa.array(valid)), counts[valid]
+        values, counts = values.filter(from_numpy(valid)), counts[valid]
     acc = col.string
     assert acc is not None  # called for string columns only
-    lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
+    lengths = to_numpy(pc.utf8_length(values))
     acc.total_length += int((lengths.astype(np.int64) * counts).sum())
     acc.frequent.add_counts(values, counts)
     acc.hll.add_hashes(hash_strings(values))
