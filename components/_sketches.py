@@ -35,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jfx.components._arrays import from_numpy, to_numpy
+
 __all__ = [
     "KllSketch",
     "HyperLogLog",
@@ -403,7 +405,7 @@ class FrequentValues:
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = int(capacity)
-        self.values: pa.Array = pa.array([], type=pa.large_string())
+        self.values: pa.Array = pa.nulls(0, pa.large_string())
         self.counts = np.empty(0, dtype=np.int64)
         self.exact = True
 
@@ -420,10 +422,11 @@ class FrequentValues:
             return
         values = values.cast(pa.large_string()) if values.type != pa.large_string() else values
         if len(self.values) or len(pc.unique(values)) != len(values):
-            table = pa.table({"v": pa.concat_arrays([self.values, values]),
-                              "c": np.concatenate([self.counts, np.asarray(counts, dtype=np.int64)])})
-            table = table.group_by("v").aggregate([("c", "sum")])
-            values, counts = table.column("v").combine_chunks(), table.column("c_sum").to_numpy()
+            # The counts summed per distinct value (exact: float64 holds integers to 2**53).
+            encoded = pc.dictionary_encode(pa.concat_arrays([self.values, values]))
+            weights = np.concatenate([self.counts, np.asarray(counts, dtype=np.int64)]).astype(np.float64)
+            summed = np.bincount(to_numpy(encoded.indices), weights=weights, minlength=len(encoded.dictionary))
+            values, counts = encoded.dictionary, summed.astype(np.int64)
         self.values, self.counts = values, np.asarray(counts, dtype=np.int64)
         self._reduce()
 
@@ -440,7 +443,7 @@ class FrequentValues:
         threshold = np.partition(self.counts, len(self.counts) - self.capacity - 1)[len(self.counts) - self.capacity - 1]
         reduced = self.counts - threshold
         keep = reduced > 0
-        self.values = self.values.filter(pa.array(keep))
+        self.values = self.values.filter(from_numpy(keep))
         self.counts = reduced[keep]
         self.exact = False
 
@@ -461,6 +464,6 @@ def string_counts(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     if values.null_count:
         values = values.drop_null()
     if not len(values):
-        return pa.array([], type=pa.large_string()), np.empty(0, dtype=np.int64)
+        return pa.nulls(0, pa.large_string()), np.empty(0, dtype=np.int64)
     vc = pc.value_counts(values)
-    return vc.field("values"), vc.field("counts").to_numpy().astype(np.int64)
+    return vc.field("values"), to_numpy(vc.field("counts")).astype(np.int64)

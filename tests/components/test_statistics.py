@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from jfx import Output, Parameter, Pipeline, component
-from jfx.components._statistics import StatisticsKernel, load_statistics, write_statistics
+from jfx.components._statistics import StatisticsKernel, StatsAccumulator, load_statistics, write_statistics
 from jfx.components._statistics_gen import StatisticsGen
 from jfx.errors import DataValidationError
 from jfx.metadata import EventType, ExecutionState, MetadataStore
@@ -185,6 +185,38 @@ def test_nan_counts_as_missing_and_schema_types_override():
     assert area["string"]["top_values"] == [{"value": "7", "count": 2}, {"value": "8", "count": 1}]
     with pytest.raises(DataValidationError, match="not one of"):
         StatisticsKernel({"x": "decimal"})
+
+
+def test_columns_that_repeat_their_values_get_the_statistics_a_full_sort_gives(monkeypatch):
+    # Prices and wide-range ints that repeat are sorted through their distinct values;
+    # mostly-distinct floats are sorted directly. Either way the statistics are those of
+    # sorting every batch (here forced by a minimum batch size no batch reaches).
+    from jfx.components import _statistics
+
+    rng = np.random.default_rng(5)
+    n = 50_000
+    prices = np.round(rng.lognormal(2.0, 0.5, n), 1)
+    prices[rng.random(n) < 0.1] = 0.0
+    prices[rng.random(n) < 0.01] = -0.0
+    table = pa.table({
+        "price": pa.array(prices, mask=rng.random(n) < 0.05),
+        "ids": rng.integers(0, 10**12, 500)[rng.integers(0, 500, n)],  # a range too wide to count, few values
+        "noise": rng.normal(0.0, 1.0, n),
+    })
+    kernel = StatisticsKernel()
+
+    def run() -> tuple[dict, StatsAccumulator]:
+        accs = [kernel.create(), kernel.create()]
+        for i, batch in enumerate(table.to_batches(max_chunksize=12_000)):
+            accs[i % 2] = kernel.add_batch(accs[i % 2], batch)
+        return kernel.finish(kernel.merge(accs)), accs[0]
+
+    fast, acc = run()
+    assert acc.columns["price"].numeric.repeats and acc.columns["ids"].numeric.repeats
+    assert not acc.columns["noise"].numeric.repeats
+    monkeypatch.setattr(_statistics, "_REPEATS_MIN_ROWS", n + 1)
+    sorted_each_batch, _ = run()
+    assert json.dumps(fast) == json.dumps(sorted_each_batch)
 
 
 def test_dictionary_encoded_strings_match_plain_strings():
