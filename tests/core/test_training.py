@@ -204,6 +204,25 @@ def test_optimizer_state_starts_as_optax_builds_it(classification, optimizer):
     assert all(np.isfinite(x).all() for x in _params(model))
 
 
+@pytest.mark.parametrize("shape", [(7,), (4, 3)])
+def test_sparse_crossentropy_and_its_gradient_match_optax(shape):
+    from jfx.core._metrics import get_loss
+
+    loss = get_loss(CE)[0]
+    logits = jax.random.normal(jax.random.key(0), (*shape, 5)) * 20.0
+    labels = jax.random.randint(jax.random.key(1), shape, 0, 5)
+    weights = jnp.arange(np.prod(shape), dtype=jnp.float32).reshape(shape)
+
+    def ours(x):
+        return jnp.sum(loss(x, labels) * weights)
+
+    def reference(x):
+        return jnp.sum(optax.softmax_cross_entropy_with_integer_labels(x, labels) * weights)
+
+    np.testing.assert_allclose(ours(logits), reference(logits), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(jax.grad(ours))(logits), jax.grad(reference)(logits), atol=1e-5)
+
+
 def test_metric_state_is_shaped_before_any_batch(classification):
     ds = Dataset.from_arrays(classification, label="y", batch_size=32, seed=0, prefetch=0)
     trainer = Trainer(_classifier(), optax.adam(1e-3), CE, ds.layout, metrics=["accuracy", auc(bins=50)])
