@@ -276,16 +276,38 @@ def dist_worker(path: Path, steps: int) -> dict:
     ds = Dataset.from_parquet([path], [f"f{i}" for i in range(FEATURES)], "y", batch_size=BATCH,
                               shuffle_buffer=10_000, seed=0)
     clock = _Clock(after=WARMUP)
-    hist = fit(MLP(rngs=nnx.Rngs(0)), optax.adam(1e-3), "sparse_categorical_crossentropy", ds, steps=steps,
-               progress=False, callbacks=[clock])
-    return {"rate": (hist.step - WARMUP) / (time.perf_counter() - clock.t), "process": jax.process_index()}
+    model = MLP(rngs=nnx.Rngs(0))
+    hist = fit(model, optax.adam(1e-3), "sparse_categorical_crossentropy", ds, steps=steps, progress=False,
+               callbacks=[clock])
+    rate = (hist.step - WARMUP) / (time.perf_counter() - clock.t)
+    # The step's collective alone: one all-reduce of as many floats as the gradient has
+    # (XLA combines the step's gradient and metric sums into one all-reduce).
+    from jax.sharding import Mesh
+
+    from jfx.core._data import batch_sharding, replicated_sharding
+
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    size = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    grads = jax.make_array_from_process_local_data(batch_sharding(mesh),
+                                                   np.ones((jax.local_device_count(), size), np.float32))
+    reduce = jax.jit(lambda g: g.sum(0), out_shardings=replicated_sharding(mesh))
+    times = []
+    for _ in range(60):
+        start = time.perf_counter()
+        jax.block_until_ready(reduce(grads))
+        times.append(time.perf_counter() - start)
+    return {"rate": rate, "process": jax.process_index(), "allreduce_ms": float(np.median(times[10:])) * 1e3,
+            "floats": size}
 
 
-def processes_rate(path: Path, n: int, steps: int) -> float:
+def processes_rate(path: Path, n: int, steps: int) -> dict:
+    """The slowest process's steps/s (the processes step together; its clock is the
+    training's) and the median time of one gradient-sized all-reduce alone."""
     logs = run_processes(lambda i: [sys.executable, __file__, "--dist-worker", "--data", str(path), "--steps",
                                     str(steps)], n, timeout=600)
-    rates = [json.loads(log.strip().splitlines()[-1])["rate"] for log in logs]
-    return min(rates)  # the processes step together; the slowest one's clock is the training's
+    runs = [json.loads(log.strip().splitlines()[-1]) for log in logs]
+    return {"rate": min(r["rate"] for r in runs), "allreduce_ms": max(r["allreduce_ms"] for r in runs),
+            "floats": runs[0]["floats"]}
 
 
 def main() -> int:
@@ -390,8 +412,10 @@ def main() -> int:
         # Several processes: the same global batch over 1 and 2 processes.
         one = processes_rate(path, 1, 300)
         two = processes_rate(path, 2, 300)
-        print(f"fit over processes (global batch {BATCH}, 1 run each): 1 process {one:.0f} steps/s, 2 processes "
-              f"{two:.0f} steps/s (ratio {two / one:.2f}; {os.cpu_count()} CPU cores shared by both)")
+        print(f"fit over processes (global batch {BATCH}, 1 run each): 1 process {one['rate']:.0f} steps/s, 2 processes "
+              f"{two['rate']:.0f} steps/s (ratio {two['rate'] / one['rate']:.2f}; {os.cpu_count()} CPU cores shared by "
+              f"both); a step over 2 processes {1e3 / two['rate']:.2f} ms, of which one all-reduce of "
+              f"{two['floats']:,} floats (the gradient's size) alone takes {two['allreduce_ms']:.2f} ms (median of 50)")
 
         out = Path(tmp) / "model"
         start = time.perf_counter()
