@@ -152,11 +152,12 @@ class Trainer:
                 raise InvalidArgumentError(f"the model's variables {paths} cannot be carried as plain arrays "
                                            f"(they flatten as {plain_paths})")
         # Own copies: the step donates its inputs and must not invalidate the model's arrays.
-        # Host copies, and the optimiser's state from one jitted call: eager device ops
-        # here compiled one small XLA program per op and shape, a third of the first
-        # step's time on CPU (measured with the MLP of bench_training.py).
+        # Host copies, and the optimiser's state built on the host: eager device ops here
+        # compiled one small XLA program per op and shape, a third of the first step's time
+        # on CPU, and one jitted init still one XLA compile (~0.1 s of CPU; measured with
+        # the MLP of bench_training.py).
         params, variables = jax.tree.map(_host_copy, (params, variables))
-        model_state = (params, jax.jit(optimizer.init)(params), variables)
+        model_state = (params, _host_init(optimizer.init, params), variables)
         self._model_state_def = jax.tree.structure(model_state)
         # One abstract trace of the model gives both groups' accumulator shapes.
         self._train_metric_zero, self._metric_zero = self._zero_metrics((self.train_metrics, self.metrics), params,
@@ -424,6 +425,71 @@ def _host_copy(x: Any) -> Any:
     if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
         return jax.random.wrap_key_data(np.array(jax.random.key_data(x)), impl=jax.random.key_impl(x))  # type: ignore[arg-type]  # NumPy data is accepted
     return np.array(x)
+
+
+class _NotConstantError(Exception):
+    """A program :func:`_host_init` does not evaluate on the host."""
+
+
+def _host_init(init: Callable[[Any], Any], params: Any) -> Any:
+    """``init(params)``: on the host (NumPy) when its program only fills arrays with
+    constants or passes its inputs through, as optax's optimisers' ``init`` do (zeroed
+    moments, step counts); otherwise ``jax.jit(init)(params)``. Either way no eager
+    device op runs, and the common case compiles no XLA program before the train step."""
+    closed, shapes = jax.make_jaxpr(init, return_shape=True)(params)
+    try:
+        leaves = _eval_constant(closed.jaxpr, closed.consts, jax.tree.leaves(params))
+    except _NotConstantError:
+        return jax.jit(init)(params)
+    return jax.tree.unflatten(jax.tree.structure(shapes), leaves)
+
+
+def _eval_constant(jaxpr: Any, consts: Sequence[Any], args: Sequence[Any]) -> list[np.ndarray]:
+    """The outputs of ``jaxpr`` as NumPy arrays, if it only broadcasts scalars, converts,
+    copies and calls such sub-programs; raises :class:`_NotConstantError` otherwise."""
+    from jax.extend.core import Literal
+
+    env: dict[Any, np.ndarray] = {}
+
+    def read(v: Any) -> np.ndarray:
+        if isinstance(v, Literal):
+            return np.asarray(v.val, _plain_dtype(v.aval))
+        return env[v]
+
+    for v, x in zip(jaxpr.constvars, consts, strict=True):
+        env[v] = np.asarray(x)
+    for v, x in zip(jaxpr.invars, args, strict=True):
+        if not isinstance(x, np.ndarray):
+            raise _NotConstantError
+        env[v] = x
+    for eqn in jaxpr.eqns:
+        ins = [read(v) for v in eqn.invars]
+        dtypes = [_plain_dtype(v.aval) for v in eqn.outvars]
+        name = eqn.primitive.name
+        if name == "broadcast_in_dim" and ins[0].ndim == 0:
+            outs = [np.full(eqn.outvars[0].aval.shape, ins[0], dtypes[0])]
+        elif name == "convert_element_type":
+            outs = [ins[0].astype(dtypes[0])]
+        elif name in ("copy", "copy_p"):
+            outs = [np.array(ins[0])]
+        elif name in ("pjit", "jit", "closed_call") and "jaxpr" in eqn.params:
+            sub = eqn.params["jaxpr"]
+            outs = _eval_constant(sub.jaxpr, sub.consts, ins)
+        else:
+            raise _NotConstantError
+        for v, x in zip(eqn.outvars, outs, strict=True):
+            env[v] = x
+    # Copies: the step donates these buffers, which must not be the params' own.
+    return [np.array(read(v), _plain_dtype(v.aval)) for v in jaxpr.outvars]
+
+
+def _plain_dtype(aval: Any) -> np.dtype:
+    """The NumPy dtype of an abstract value; :class:`_NotConstantError` for PRNG keys and
+    other types NumPy has no dtype for."""
+    dtype = getattr(aval, "dtype", None)
+    if dtype is None or jax.dtypes.issubdtype(dtype, jax.dtypes.extended):
+        raise _NotConstantError
+    return np.dtype(dtype)
 
 
 def _limited(batches: Iterator[Any], count: int) -> Iterator[Any]:

@@ -181,6 +181,48 @@ def test_train_state_is_one_pytree_donated_whole(classification):
     assert int(after.step) == 1
 
 
+@pytest.mark.parametrize("optimizer", [
+    optax.adam(1e-3),  # zeroed moments and a count: built on the host
+    optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(1e-2, momentum=0.9)),
+    # A state computed from the parameters: built by a jitted init.
+    optax.GradientTransformation(lambda p: jax.tree.map(lambda x: x * 2.0 + 1.0, p),
+                                 lambda u, s, p=None: (u, jax.tree.map(lambda x: x + 1.0, s))),
+], ids=["adam", "chain", "from-params"])
+def test_optimizer_state_starts_as_optax_builds_it(classification, optimizer):
+    ds = Dataset.from_arrays(classification, label="y", batch_size=32, seed=0, prefetch=0)
+    model = _classifier()
+    trainer = Trainer(model, optimizer, CE, ds.layout)
+    expected = jax.jit(optimizer.init)(trainer.state.params)
+    got = trainer.state.opt_state
+    assert jax.tree.structure(got) == jax.tree.structure(expected)
+    for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+        assert g.dtype == e.dtype and g.shape == e.shape
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(e))
+    trainer.step(next(ds.device_batches(0)))  # the state's buffers are its own: donating them leaves the model intact
+    trainer.step(next(ds.device_batches(0)))
+    assert trainer._step._cache_size() == 1
+    assert all(np.isfinite(x).all() for x in _params(model))
+
+
+@pytest.mark.parametrize("shape", [(7,), (4, 3)])
+def test_sparse_crossentropy_and_its_gradient_match_optax(shape):
+    from jfx.core._metrics import get_loss
+
+    loss = get_loss(CE)[0]
+    logits = jax.random.normal(jax.random.key(0), (*shape, 5)) * 20.0
+    labels = jax.random.randint(jax.random.key(1), shape, 0, 5)
+    weights = jnp.arange(np.prod(shape), dtype=jnp.float32).reshape(shape)
+
+    def ours(x):
+        return jnp.sum(loss(x, labels) * weights)
+
+    def reference(x):
+        return jnp.sum(optax.softmax_cross_entropy_with_integer_labels(x, labels) * weights)
+
+    np.testing.assert_allclose(ours(logits), reference(logits), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(jax.grad(ours))(logits), jax.grad(reference)(logits), atol=1e-5)
+
+
 def test_metric_state_is_shaped_before_any_batch(classification):
     ds = Dataset.from_arrays(classification, label="y", batch_size=32, seed=0, prefetch=0)
     trainer = Trainer(_classifier(), optax.adam(1e-3), CE, ds.layout, metrics=["accuracy", auc(bins=50)])
