@@ -56,7 +56,7 @@ from jfx.components._mlflow import (
 from jfx.components._user_code import FunctionRef
 from jfx.errors import ComponentError, DataValidationError, InvalidArgumentError
 from jfx.pipelines._component import Input, Output, Parameter, component
-from jfx.pipelines._context import current_context
+from jfx.pipelines._context import check_cancelled, current_context
 from jfx.pipelines._artifacts import Examples, HyperParameters, Model, ModelRun, Schema, TransformGraph
 
 __all__ = [
@@ -91,9 +91,15 @@ or, by hand, jfx.core.export_model(model, jfx.core.signature_from_dataset(train_
 
 
 def call_user_fn(ref: FunctionRef, fn: Callable[..., Any], *args: Any) -> Any:
-    """Calls a user function; any exception becomes a ComponentError naming the function and file."""
+    """Calls a user function; any exception becomes a ComponentError naming the function and file.
+
+    Every :func:`jfx.core.fit` it runs checks for a cancelled run (Ctrl-C) after each step.
+    """
+    from jfx.core._train import between_steps
+
     try:
-        return fn(*args)
+        with between_steps(check_cancelled):
+            return fn(*args)
     except Exception as err:
         raise ComponentError(f"{ref.describe()} raised {type(err).__name__}: {err}") from err
 
@@ -478,7 +484,8 @@ def _run_workers(ctx: TrainerContext, workers: int, module_file: str | None, run
             logger.info("starting %d worker processes", workers)
             try:
                 run_processes(lambda i: [sys.executable, "-m", "jfx.components._trainer_worker", str(work)],
-                              workers, log_dir=ctx.run_dir, what="Trainer worker", log_prefix="worker")
+                              workers, log_dir=ctx.run_dir, what="Trainer worker", log_prefix="worker",
+                              check=check_cancelled)
             except WorkerFailedError as err:
                 raise ComponentError(f"{ctx.run_fn}: {err}") from err
         logged = work / _WORKER_LOGGED

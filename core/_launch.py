@@ -86,7 +86,7 @@ def _stop(procs: Sequence[subprocess.Popen], grace: float = 3.0) -> None:
 def run_processes(argv: Callable[[int], Sequence[str]], num_processes: int, *,
                   env: Mapping[str, str] | None = None, log_dir: str | Path | None = None,
                   timeout: float | None = None, what: str = "training process",
-                  log_prefix: str = "process") -> list[str]:
+                  log_prefix: str = "process", check: Callable[[], None] | None = None) -> list[str]:
     """Runs ``num_processes`` processes of one training and waits for them all.
 
     Args:
@@ -98,6 +98,8 @@ def run_processes(argv: Callable[[int], Sequence[str]], num_processes: int, *,
             temporary folder, removed afterwards.
         timeout: seconds before every process is stopped and an error raised.
         what: how errors name a process.
+        check: called while waiting (every 50 ms); what it raises (e.g. ``KeyboardInterrupt``
+            for a cancelled run) stops every process and reaches the caller.
 
     Returns:
         Each process's output (stdout and stderr together).
@@ -141,6 +143,8 @@ def run_processes(argv: Callable[[int], Sequence[str]], num_processes: int, *,
                 _stop(procs)
                 raise WorkerFailedError(f"the {num_processes} {what}es did not finish within {timeout:g}s; all "
                                         "were stopped", -1, -1, "")
+            if check is not None:
+                check()
             time.sleep(0.05)
     finally:
         _stop(procs)

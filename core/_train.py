@@ -13,8 +13,10 @@ and resume are callbacks around that loop (:mod:`jfx.core._callbacks`).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,6 +40,26 @@ PRECISIONS = ("fp32", "bf16")
 # Rows of the abstract batch the metric state's shapes are derived from: a metric's state
 # depends on the logits' and label's trailing shapes, never on the number of rows.
 _SHAPE_ROWS = 8
+
+# What fit calls between two steps, when set: the Trainer sets the run's cancel check here, so
+# that Ctrl-C (or a cancelled run) stops training at the next step, in whatever run_fn the
+# user wrote. A context variable: it holds for the thread (and context) that set it only.
+_BETWEEN_STEPS: ContextVar[Callable[[], None] | None] = ContextVar("jfx_between_steps", default=None)
+
+
+@contextlib.contextmanager
+def between_steps(check: Callable[[], None]) -> Iterator[None]:
+    """Within the block, every :func:`fit` of this thread calls ``check()`` after each step.
+
+    ``check`` stops training by raising (e.g. ``KeyboardInterrupt`` for a cancelled run);
+    :func:`fit` then leaves the model holding the last completed step's weights.
+    """
+    token = _BETWEEN_STEPS.set(check)
+    try:
+        yield
+    finally:
+        _BETWEEN_STEPS.reset(token)
+
 
 
 class TrainState(NamedTuple):
@@ -654,6 +676,7 @@ def _loop(trainer: Trainer, early: Iterator[Any] | None, train_data: Dataset, ev
     history = loop.history
     bar = _progress(progress)
     ahead = None if early is None else (0, early)  # (epoch, its feed), opened ahead of use
+    between = _BETWEEN_STEPS.get()
     try:
         if bar is not None:
             bar.start()
@@ -679,6 +702,8 @@ def _loop(trainer: Trainer, early: Iterator[Any] | None, train_data: Dataset, ev
                     trainer.step(rows)
                     loop.step += 1
                     loop.batch += 1
+                    if between is not None:
+                        between()
                     if read_all is not None and read_all():
                         read_all = None
                         ahead = (loop.epoch + 1, train_data.feed_batches(loop.epoch + 1, group=group,

@@ -480,3 +480,65 @@ def test_a_crashed_worker_fails_the_node_and_leaves_no_process(env):
     for f in pids.iterdir():  # both workers are gone (process 0 was waiting for process 1)
         with pytest.raises(ProcessLookupError):
             os.kill(int(f.read_text()), 0)
+
+
+# A run_fn whose training would take minutes (over 100,000 steps); Ctrl-C comes after its fifth step.
+INTERRUPTED = textwrap.dedent('''\
+    import _thread
+    from pathlib import Path
+
+    import optax
+    from flax import nnx
+    from jfx.core import Callback, Categorical, DNNClassifier, Numeric, fit
+
+    ENCODERS = {"c": {"vocabulary": ["a", "b", "c"], "oov_buckets": 1}}
+
+
+    class CtrlCAtStep5(Callback):
+        def __init__(self, log):
+            self.log = log
+
+        def on_step_end(self, step):
+            with open(self.log, "a") as f:
+                f.write(f"{step}\\n")
+            if step == 5:
+                _thread.interrupt_main()  # as Ctrl-C: KeyboardInterrupt in the main thread
+
+
+    def run_fn(ctx):
+        train = ctx.train_dataset(batch_size=4, label="y", encoders=ENCODERS)
+        model = DNNClassifier({"x1": Numeric(), "x2": Numeric(), "c": Categorical(4)}, hidden_units=(8,), n_classes=2,
+                              rngs=nnx.Rngs(0))
+        fit(model, optax.adam(0.01), "sparse_categorical_crossentropy", train, epochs=2_000, progress=False,
+            callbacks=[CtrlCAtStep5(ctx.custom_config["log"])])
+        ctx.export_model(model, train)
+''')
+
+
+def test_ctrl_c_stops_training_at_the_next_step_and_cancels_the_trainer(env):
+    import signal
+    import time
+
+    from jfx.errors import RunInterruptedError
+
+    module = env["base"] / "model_interrupted.py"
+    module.write_text(INTERRUPTED, encoding="utf-8")
+    log = env["base"] / "steps.log"
+    pipeline = trainer_pipeline(env, "trainer-interrupted", module_file=str(module), custom_config={"log": str(log)})
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # SIGINT as Ctrl-C, whatever was inherited
+    try:
+        with pytest.raises(RunInterruptedError):
+            RUNNER.run(pipeline)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    steps = [int(s) for s in log.read_text().split()]
+    time.sleep(0.5)  # training still going would have logged more steps by now
+    assert steps == [int(s) for s in log.read_text().split()]
+    # stopped at its next step once the runner saw Ctrl-C, not at the end of training
+    assert steps[:5] == [1, 2, 3, 4, 5] and len(steps) < 10_000, len(steps)
+    with MetadataStore(env["url"]) as store:
+        [execution] = [e for e in store.get_executions(node_id="Trainer")
+                       if e.properties.get("pipeline") == "trainer-interrupted"]
+        assert execution.state == ExecutionState.CANCELLED
+    trainer_dir = Path(env["root"]) / "trainer-interrupted" / "Trainer"
+    assert not trainer_dir.exists() or not [p for p in trainer_dir.rglob("*") if p.is_file()]

@@ -114,6 +114,28 @@ def test_a_crashed_process_stops_the_others(tmp_path):
         os.kill(survivor, 0)
 
 
+def test_a_cancelled_run_stops_every_process(tmp_path):
+    script = tmp_path / "wait.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys, time
+        open(sys.argv[1] + f"/pid-{os.environ['JFX_PROCESS_ID']}", "w").write(str(os.getpid()))
+        time.sleep(120)
+    """))
+
+    def cancelled() -> None:  # as a run's cancel check once Ctrl-C came: once both processes started
+        pids = list(tmp_path.glob("pid-*"))
+        if len(pids) == 2 and all(f.read_text() for f in pids):
+            raise KeyboardInterrupt("run cancelled")
+
+    with pytest.raises(KeyboardInterrupt, match="run cancelled"):
+        run_processes(lambda i: [sys.executable, str(script), str(tmp_path)], 2, timeout=60, check=cancelled)
+    import os
+
+    for i in range(2):
+        with pytest.raises(ProcessLookupError):  # stopped (and reaped), not orphaned
+            os.kill(int((tmp_path / f"pid-{i}").read_text()), 0)
+
+
 def test_shards_split_the_rows_once(parquet_writer):
     data = make_classification(700)
     files = parquet_writer(data, shards=3)
