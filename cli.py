@@ -255,7 +255,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from jfx.core._onnx import export_onnx
-    from jfx.core._web_export import export_web
+    from jfx.core import export_web
     from jfx.errors import InvalidArgumentError
 
     if args.eval_examples and not args.quantize:

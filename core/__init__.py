@@ -5,7 +5,7 @@ Models: :class:`DNNClassifier`, :class:`DNNRegressor`, :class:`WideAndDeep` on F
 (any ``nnx.Module`` mapping a feature dict to logits works). Training: :func:`fit`
 (:class:`Trainer` underneath), :func:`evaluate`. Strings: :func:`encode_strings`.
 Export and serving: :func:`export`, :func:`export_model`, :func:`load`; ONNX:
-:func:`export_onnx`, :func:`load_onnx`.
+:func:`export_onnx`, :func:`load_onnx`; a static page predicting in the browser: :func:`export_web`.
 """
 
 import importlib
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from jfx.core._export import LoadedModel, TensorSpec, export, export_model, load, signature_from_dataset
     from jfx.core._metrics import Metric, accuracy, auc, mae, mse
     from jfx.core._onnx import OnnxExport, OnnxModel, export_onnx, load_onnx
+    from jfx.core._web_export import WebExport, export_web
     from jfx.core._models import (
         Categorical,
         DNNClassifier,
@@ -59,6 +60,8 @@ _EXPORTS = {
     'OnnxModel': 'jfx.core._onnx',
     'export_onnx': 'jfx.core._onnx',
     'load_onnx': 'jfx.core._onnx',
+    'WebExport': 'jfx.core._web_export',
+    'export_web': 'jfx.core._web_export',
     'Metric': 'jfx.core._metrics',
     'accuracy': 'jfx.core._metrics',
     'auc': 'jfx.core._metrics',
@@ -106,6 +109,7 @@ __all__ = [
     "PRECISIONS",
     "RequestLogConfig",
     "TensorSpec",
+    "WebExport",
     "ServingConfig",
     "Trainer",
     "WideAndDeep",
@@ -118,6 +122,7 @@ __all__ = [
     "export",
     "export_model",
     "export_onnx",
+    "export_web",
     "feature_spec_from_json",
     "feature_spec_to_json",
     "fit",

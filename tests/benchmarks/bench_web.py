@@ -8,7 +8,7 @@ Two models, as bench_onnx.py:
   ``--penguin-model DIR``);
 * ``wide``: bench_serving.py's wide serving model, DNNClassifier 8 numeric → 2048 → 2048 → 3.
 
-Each is exported with ``jfx.core._web_export.export_web``, served from 127.0.0.1 by a static
+Each is exported with ``jfx.core.export_web``, served from 127.0.0.1 by a static
 file server, and opened in Debian's /usr/bin/chromium. The page's own ``jfxPredict(rows)``
 (raw rows → tensors → onnxruntime-web → outputs) is timed inside the page with
 ``performance.now()``: 1 row and 1,024 rows, each figure the median (``--stat best``: the best)
@@ -59,7 +59,7 @@ def bench(name: str, model_dir: Path, rows: list[dict[str, Any]], browser: Any, 
           tmp: Path, targets: Targets) -> None:
     import numpy as np
     from jfx.core import load_onnx
-    from jfx.core._web_export import export_web
+    from jfx.core import export_web
 
     t0 = time.perf_counter()
     web = export_web(model_dir, tmp / f"{name}-web")

@@ -10,7 +10,7 @@ EXPECTED = {
     "list_checkpoints", "load", "mae", "mse", "replicated_sharding", "signature_from_dataset", "stable_hash",
     "validate_encoder", "vocab_size", "ModelServer", "ServingConfig", "serve", "RequestLogConfig",
     "request_log_schema", "Distributed", "initialize_distributed", "OnnxExport", "OnnxModel", "export_onnx",
-    "load_onnx",
+    "load_onnx", "WebExport", "export_web",
 }
 
 
