@@ -19,7 +19,11 @@ from typing import Any
 
 from jfx.metadata._records import ExecutionRecord, ExecutionState
 
-__all__ = ["ExecutionInfo", "NodeState", "node_state_of"]
+__all__ = ["ExecutionInfo", "LOG_URI_KEY", "NodeState", "node_state_of"]
+
+# The property holding the captured log's URI (:attr:`ExecutionInfo.log_uri`), for queries that
+# read it in SQL rather than through ExecutionInfo.
+LOG_URI_KEY = "log_uri"
 
 
 class NodeState(str, enum.Enum):

@@ -55,6 +55,7 @@ import sqlalchemy as sa
 from jfx import _storage as storage
 from jfx._config import gc_pause_after
 from jfx.errors import InvalidArgumentError, NotFoundError
+from jfx.metadata._executions_info import LOG_URI_KEY
 from jfx.metadata._queries import chunks, merge_context_properties
 from jfx.metadata._records import (
     PIPELINE,
@@ -450,7 +451,7 @@ def _plan(conn: sa.Connection, policy: RetentionPolicy, at: datetime, *, lock: b
 
 def _logs(conn: sa.Connection, run_of: dict[int, _Run]) -> list[str]:
     """The captured logs of the executions only the deleted runs hold, that lie in their run's root."""
-    log_uri = executions_t.c.properties["log_uri"].as_string()
+    log_uri = executions_t.c.properties[LOG_URI_KEY].as_string()
     found = []
     for e_id, uri in _pairs(conn, lambda ids: sa.select(executions_t.c.id, log_uri).where(
             executions_t.c.id.in_(ids), log_uri.is_not(None)).order_by(executions_t.c.id), run_of):

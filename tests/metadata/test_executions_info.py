@@ -79,3 +79,9 @@ def test_no_module_outside_metadata_reads_or_writes_execution_properties_by_key(
             if _READ.search(line) or ("properties" in line and _WRITE.search(line)):
                 offenders.append(f"{rel}:{n}: {line.strip()}")
     assert offenders == []
+
+
+def test_the_log_uri_key_that_sql_queries_read_is_the_field_execution_info_writes():
+    from jfx.metadata._executions_info import LOG_URI_KEY
+
+    assert ExecutionInfo(log_uri="/root/p/.logs/n/7.log").to_properties() == {LOG_URI_KEY: "/root/p/.logs/n/7.log"}
