@@ -66,6 +66,7 @@ Compiling imports kfp (about a second), so ``import jfx`` never does.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import inspect
 import json
@@ -640,6 +641,10 @@ class KubeflowDagRunner:
             previous = os.environ.get(OWNER_PID_ENV)
             os.environ[OWNER_PID_ENV] = str(owner["pid"])
             os.environ[KFP_LOCAL_ENV] = "1"  # the tasks run under kfp.local (see entrypoint.loop_list)
+            # kfp.local indents its tasks' logs by replacing builtins.print while a task runs,
+            # restoring what it found: should two of its tasks ever overlap, the one that ends
+            # last would leave an indenting print for the rest of this process.
+            print_before = builtins.print
             try:
                 with warnings.catch_warnings(), _output_to(log), _inputs_kept_verbatim():
                     warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
@@ -647,6 +652,7 @@ class KubeflowDagRunner:
                     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
                     loaded(**arguments)
             finally:
+                builtins.print = print_before
                 os.environ.pop(KFP_LOCAL_ENV, None)
                 if previous is None:
                     os.environ.pop(OWNER_PID_ENV, None)

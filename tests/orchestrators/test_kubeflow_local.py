@@ -194,6 +194,31 @@ def test_a_dynamic_foreach_as_on_the_local_runner(tmp_path, items):
     assert value(result, "total") == value(local, "total") == (40 if items != "[]" else 0)
 
 
+def test_print_is_this_processs_own_again_after_a_run_whose_loop_tasks_overlapped(where, monkeypatch):
+    # kfp.local runs a ParallelFor's iterations in threads, and each replaces builtins.print
+    # while it runs (to indent its log), restoring what it found: overlapping, the task that
+    # ends last restores another task's indenting print. The same end, made certain here.
+    import builtins
+    import contextlib
+
+    from kfp.local import logging_utils
+
+    original = builtins.print
+
+    @contextlib.contextmanager
+    def overlapped(num_spaces: int = 4):
+        builtins.print = lambda *args, **kwargs: original(" " * num_spaces, *args, **kwargs)
+        yield
+
+    monkeypatch.setattr(logging_utils, "indented_print", overlapped)
+    try:
+        result = kfp_local().run(flow.dynamic_fan_out(root=where[0], url=where[1]), parameters={"items": '[{"n": 3}]'})
+        assert result.state == RunState.COMPLETE
+        assert builtins.print is original
+    finally:
+        builtins.print = original
+
+
 @pytest.mark.parametrize("push", [True, False])
 def test_a_condition_on_a_parameter_and_its_negation(where, push):
     result = kfp_local().run_local(flow.gated(root=where[0], url=where[1]), parameters={"push": push})
