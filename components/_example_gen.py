@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jfx import _storage as storage
-from jfx.components._arrays import from_numpy, to_numpy
+from jfx._arrays import from_numpy, to_numpy
 from jfx.components._beam import beam_options, resolve_beam_args
 from jfx.components._examples import SPLIT_PREFIX
 from jfx.components._readers import (

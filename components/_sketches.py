@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jfx.components._arrays import from_numpy, to_numpy
+from jfx._arrays import from_numpy, to_numpy
 
 __all__ = [
     "KllSketch",

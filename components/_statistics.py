@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jfx.components._arrays import from_numpy, to_numpy
+from jfx._arrays import from_numpy, to_numpy
 from jfx.components._histograms import (
     NUM_BUCKETS,
     equal_width_edges,

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jfx._arrays import to_numpy
 from jfx.core._encoding import encode_strings, validate_encoder
 from jfx.errors import DataValidationError, InvalidArgumentError
 
@@ -198,25 +199,9 @@ def _column_numpy(batch: pa.RecordBatch | pa.Table, name: str, encoder: Mapping[
             f"feature {name!r} has {col.null_count} missing values; impute them (Transform) before training"
         )
     if pa.types.is_fixed_size_list(col.type):
-        flat = _numbers(col.flatten())
+        flat = to_numpy(col.flatten())
         return flat.astype(dtype, copy=False).reshape(len(col), col.type.list_size)
-    return _numbers(col).astype(dtype, copy=False)
-
-
-def _numbers(col: pa.Array) -> np.ndarray:
-    """The values of a null-free array as NumPy: for fixed-width numbers a view of its
-    data buffer. ``pyarrow.Array.to_numpy`` imports pandas on its first call (~0.25 s of
-    CPU here), which the first training step would wait for; other types (booleans) go
-    through it."""
-    t = col.type
-    if pa.types.is_floating(t) or pa.types.is_integer(t):
-        kind = "float" if pa.types.is_floating(t) else "int" if pa.types.is_signed_integer(t) else "uint"
-        dtype = np.dtype(f"{kind}{t.bit_width}")
-        data = col.buffers()[1]
-        if data is None or not len(col):
-            return np.empty(0, dtype)
-        return np.frombuffer(data, dtype, count=len(col), offset=col.offset * dtype.itemsize)
-    return col.to_numpy(zero_copy_only=False)
+    return to_numpy(col).astype(dtype, copy=False)
 
 
 def _pack(batch: pa.RecordBatch | pa.Table, layout: _Layout) -> _Rows:

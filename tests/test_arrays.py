@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
-from jfx.components._arrays import from_numpy, to_numpy
+from jfx._arrays import from_numpy, to_numpy
 from jfx.examples.taxi.generate import generate
 
 

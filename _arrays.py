@@ -3,8 +3,9 @@
 pyarrow imports pandas (when installed) the first time a process converts between Arrow
 and NumPy or Python values (``Array.to_numpy``, ``pa.array``, a Python scalar given to a
 compute function): 0.15 to 0.25 CPU-seconds, which ExampleGen and StatisticsGen would pay
-in every run for conversions that need no pandas. These functions cover the ones on
-their per-batch paths.
+in every run, and the Trainer's first step would wait for, for conversions that need no
+pandas. These functions cover the ones on their per-batch paths (the data components' and
+the tensor core's feeding).
 
 Example:
     >>> import numpy as np
