@@ -31,11 +31,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,25 @@ def _signature_doc(model: LoadedModel, quantization: dict[str, Any] | None, sour
     }
 
 
+
+@contextlib.contextmanager
+def staged_dir(path: Path) -> Iterator[Path]:
+    """A new folder beside ``path`` to write an export into; on success it becomes ``path``
+    (an empty ``path`` is replaced), on any error it is removed: nothing half-written shows."""
+    tmp = path.parent / f".tmp-{path.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if path.exists():
+            path.rmdir()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def export_onnx(model: str | Path | LoadedModel, path: str | Path, *, quantize: str | None = None,
                 eval_examples: str | Path | Mapping[str, Any] | None = None,
                 label_key: str | None = None, max_degradation: float | None = None) -> OnnxExport:
@@ -284,11 +304,7 @@ def export_onnx(model: str | Path | LoadedModel, path: str | Path, *, quantize: 
     proto = to_onnx_proto(loaded)
     import onnx
 
-    tmp = path.parent / f".tmp-{path.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_dir(path) as tmp:
         float_file = tmp / ONNX_FILE
         onnx.save_model(proto, str(float_file))
         float_size = float_file.stat().st_size
@@ -315,12 +331,6 @@ def export_onnx(model: str | Path | LoadedModel, path: str | Path, *, quantize: 
         doc = _signature_doc(loaded, quantization, str(loaded.path))
         (tmp / SIGNATURE_FILE).write_text(json.dumps(doc, indent=1))
         size = float_file.stat().st_size
-        if path.exists():
-            path.rmdir()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return OnnxExport(path, size, float_size, quantize, check)
 
 

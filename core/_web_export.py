@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from jfx.core._export import LoadedModel
-from jfx.core._onnx import OnnxExport, _size, export_onnx
+from jfx.core._onnx import OnnxExport, _size, export_onnx, staged_dir
 from jfx.errors import AlreadyExistsError, InvalidArgumentError
 
 __all__ = ["WebExport", "export_web", "vendor_files", "PAGE_FILES", "VENDOR_FILES"]
@@ -125,19 +124,10 @@ def export_web(model: str | Path | LoadedModel, path: str | Path, *, quantize: s
     if odd:
         raise InvalidArgumentError(f"{loaded.path}: the web export feeds {', '.join(WEB_DTYPES)} inputs; "
                                    f"{', '.join(f'{n!r} is {d}' for n, d in odd.items())}")
-    tmp = path.parent / f".tmp-web-{path.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
+    with staged_dir(path) as tmp:
         onnx = export_onnx(loaded, tmp, quantize=quantize, eval_examples=eval_examples, label_key=label_key,
                            max_degradation=max_degradation)
         for f in (*page, *vendor):
             shutil.copyfile(f, tmp / EXPORTED_NAMES.get(f.name, f.name))
         size = sum(f.stat().st_size for f in tmp.iterdir())
-        if path.exists():
-            path.rmdir()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return WebExport(path, OnnxExport(path, onnx.size_bytes, onnx.float_size_bytes, onnx.quantize, onnx.check), size)
