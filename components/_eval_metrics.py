@@ -24,11 +24,15 @@ Exactness (tested against scikit-learn to 1e-6, per slice and weighted):
   *exact* — the same numbers as ``roc_auc_score`` / ``average_precision_score`` on all
   rows — whatever the partitioning, as long as a curve has at most
   ``exact_max_scores`` (default 1,000,000) distinct scores. Beyond that the table
-  rounds every score to ``ROUND_BITS`` (20) significant bits (relative spacing
-  ~1e-6), a fixed grid, so merging stays order-independent and memory stays bounded;
-  only pairs of scores that round together become ties, so the error is at most
-  half the weighted fraction of such pairs. ``metrics["exact_curves"]`` says
-  which was used.
+  truncates every score to the finest grid of :data:`GRID_BITS` (20, 18, ..., 2 or
+  0 significant bits; 20 is a relative spacing of ~1e-6) on which the curve's scores
+  have at most ``exact_max_scores`` distinct values (at 0 bits, powers of two: at
+  most ~4,100). The grids are nested, so the grid a curve ends on depends only on all
+  its scores, never on the partitioning: merging stays order-independent, and a
+  table never holds more than ``exact_max_scores`` scores, whatever the number of
+  rows. Truncation is monotone, so only scores that fall in one cell become ties;
+  the error is at most half the weighted fraction of such pairs.
+  ``metrics["exact_curves"]`` says which was used.
 
 Example:
     >>> import numpy as np
@@ -51,7 +55,7 @@ import numpy as np
 __all__ = [
     "EXACT_MAX_SCORES",
     "FAIRNESS_RATES",
-    "ROUND_BITS",
+    "GRID_BITS",
     "ClassificationMetrics",
     "MetricInputs",
     "MetricKernel",
@@ -68,7 +72,8 @@ __all__ = [
 
 FAIRNESS_RATES = ("false_positive_rate", "false_negative_rate", "positive_rate", "precision")
 EXACT_MAX_SCORES = 1_000_000
-ROUND_BITS = 20
+# significant bits a ScoreTable keeps at grid level 1, 2, ... (level 0: exact scores)
+GRID_BITS = (20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0)
 _CONSOLIDATE_MIN = 65_536
 
 
@@ -127,15 +132,14 @@ class MetricKernel(Generic[Acc, Out]):
 
 # ----------------------------------------------------------------------------- score tables
 
-def _round_scores(scores: np.ndarray) -> np.ndarray:
-    """Round float64 scores to ROUND_BITS significant bits (a fixed grid: idempotent)."""
+def _truncate_scores(scores: np.ndarray, level: int) -> np.ndarray:
+    """Truncate float64 scores toward zero to ``GRID_BITS[level - 1]`` significant bits.
+
+    Monotone, idempotent and nested: truncating to a coarser level after a finer one
+    equals truncating to the coarser one directly. Infinities and NaN are kept."""
     bits = np.ascontiguousarray(scores, dtype=np.float64).view(np.int64)
-    drop = 52 - ROUND_BITS
-    half = np.int64(1) << np.int64(drop - 1)
-    mask = ~((np.int64(1) << np.int64(drop)) - 1)
-    finite = np.isfinite(scores)
-    rounded = np.where(finite, (bits + half) & mask, bits)
-    return rounded.view(np.float64)
+    mask = ~((np.int64(1) << np.int64(52 - GRID_BITS[level - 1])) - 1)
+    return np.where(np.isfinite(scores), bits & mask, bits).view(np.float64)
 
 
 @dataclass
@@ -145,7 +149,11 @@ class ScoreTable:
     scores: np.ndarray
     pos: np.ndarray
     neg: np.ndarray
-    rounded: bool = False
+    level: int = 0  # 0: exact scores; else truncated to GRID_BITS[level - 1] bits
+
+    @property
+    def rounded(self) -> bool:
+        return self.level > 0
 
     @classmethod
     def empty(cls) -> ScoreTable:
@@ -167,20 +175,22 @@ class ScoreTable:
 
     @staticmethod
     def union(tables: Sequence[ScoreTable], max_scores: int = EXACT_MAX_SCORES) -> ScoreTable:
-        """Merge tables (summing weights per score); rounds when over ``max_scores``."""
+        """Merge tables (summing weights per score), on the finest grid level at or above
+        theirs that holds at most ``max_scores`` scores."""
         tables = [t for t in tables if len(t)] or [ScoreTable.empty()]
-        rounded = any(t.rounded for t in tables)
+        level = max(t.level for t in tables)
         scores = np.concatenate([t.scores for t in tables])
         pos = np.concatenate([t.pos for t in tables])
         neg = np.concatenate([t.neg for t in tables])
-        if rounded:
-            scores = _round_scores(scores)
+        if level:
+            scores = _truncate_scores(scores, level)
         uniq, inverse = np.unique(scores, return_inverse=True)
-        if not rounded and len(uniq) > max_scores:
-            rounded = True
-            uniq, inverse = np.unique(_round_scores(uniq)[inverse], return_inverse=True)
+        while len(uniq) > max_scores and level < len(GRID_BITS):
+            level += 1
+            uniq, coarser = np.unique(_truncate_scores(uniq, level), return_inverse=True)
+            inverse = coarser[inverse]
         return ScoreTable(uniq, np.bincount(inverse, weights=pos, minlength=len(uniq)),
-                          np.bincount(inverse, weights=neg, minlength=len(uniq)), rounded)
+                          np.bincount(inverse, weights=neg, minlength=len(uniq)), level)
 
     def cumulative(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(thresholds descending, true-positive weight, false-positive weight) at each,

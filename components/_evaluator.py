@@ -31,7 +31,7 @@ A slicing spec lists columns; a column given as ``{"column", "quantiles": k}`` o
 the first ``(-inf, b1)``, the last ``[bk, inf)``; a missing value is its own slice)
 instead of by value. Quantile boundaries come from a first pass over the eval data:
 NumPy's default (linear) quantiles of the column, exact up to ``exact_max_scores``
-distinct values (then on the fixed 20-bit grid of :mod:`jfx.components._eval_metrics`),
+distinct values (then on the fixed nested grids of :mod:`jfx.components._eval_metrics`),
 so they are the same on every engine; equal boundaries merge into one. A dict on its
 own is a one-column spec.
 

@@ -8,7 +8,9 @@ from jfx.components._eval_metrics import (
     ClassificationMetrics,
     MetricInputs,
     RegressionMetrics,
+    ScoreCurve,
     ScoreTable,
+    _truncate_scores,
     average_precision,
     roc_auc,
 )
@@ -181,22 +183,55 @@ def assert_same(a, b, path=""):
         assert a == b, path
 
 
-def test_score_tables_round_on_a_fixed_grid_over_the_limit():
+def _tied_pair_bound(y, s, coarse):
+    """Half the fraction of (positive, negative) pairs of distinct scores that share a cell."""
+    pos, neg = coarse[y], coarse[~y]
+    cells = np.unique(coarse)
+    same = sum(np.sum(coarse[y] == c) * np.sum(coarse[~y] == c) for c in cells)
+    exact_ties = sum(np.sum(s[y] == v) * np.sum(s[~y] == v) for v in np.unique(s))
+    return 0.5 * (same - exact_ties) / (len(pos) * len(neg))
+
+
+def test_score_tables_go_to_a_coarser_fixed_grid_over_the_limit():
     rng = np.random.default_rng(0)
     y, s = (rng.random(5000) < 0.5), rng.random(5000)
     s = np.where(y, s * 0.8 + 0.2, s * 0.8)
     exact = ScoreTable.of(s, y, np.ones(5000))
     parts = [ScoreTable.of(s[i::4], y[i::4], np.ones(1250)) for i in range(4)]
-    small = ScoreTable.union(parts, max_scores=100)
-    assert small.rounded and len(small) < len(exact)
-    again = ScoreTable.union([ScoreTable.union(parts[:2], 100), ScoreTable.union(parts[2:], 100)], 100)
-    np.testing.assert_array_equal(small.scores, again.scores)  # same grid, whatever the order
-    assert roc_auc(small) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-4)
-    assert average_precision(small) == pytest.approx(skm.average_precision_score(y, s), abs=1e-4)
+    small = ScoreTable.union(parts, max_scores=500)
+    assert small.rounded and len(small) <= 500 < len(exact)
+    # the grid depends only on all the scores: any grouping, or one row at a time, gives the same table
+    again = ScoreTable.union([ScoreTable.union(parts[:2], 500), ScoreTable.union(parts[2:], 500)], 500)
+    one_by_one = ScoreTable.empty()
+    for i in range(0, 5000, 7):
+        one_by_one = ScoreTable.union([one_by_one, ScoreTable.of(s[i:i + 7], y[i:i + 7], np.ones(len(s[i:i + 7])))],
+                                      500)
+    for other in (again, one_by_one):
+        assert other.level == small.level
+        np.testing.assert_array_equal(small.scores, other.scores)
+        np.testing.assert_array_equal(small.pos, other.pos)
+    # truncation is monotone: only pairs in one cell become ties, which bounds the error
+    coarse = small.scores[np.searchsorted(small.scores, _truncate_scores(s, small.level))]
+    bound = _tied_pair_bound(y, s, coarse)
+    assert 0 < bound < 0.01
+    assert abs(roc_auc(small) - skm.roc_auc_score(y, s)) <= bound + 1e-12
     assert roc_auc(exact) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
+    assert average_precision(small) == pytest.approx(skm.average_precision_score(y, s), abs=0.01)
     k = ClassificationMetrics(2, exact_max_scores=100)
     out = k.finish(k.add(k.create(), MetricInputs(y.astype(int), np.stack([1 - s, s], axis=1))))
     assert out["metrics"]["exact_curves"] is False
+
+
+def test_a_score_curve_stays_within_its_limit_however_many_rows():
+    rng = np.random.default_rng(1)
+    curve = ScoreCurve(max_scores=2000)
+    for _ in range(40):
+        s = rng.random(5000)
+        curve.add(s, rng.random(5000) < s, np.ones(5000))
+        assert len(curve.table) <= 2000
+    table = curve.consolidate()
+    assert table.rounded and len(table) <= 2000
+    assert table.pos.sum() + table.neg.sum() == 200_000  # every row counted
 
 
 def test_empty_slice_has_no_values_but_no_errors():
