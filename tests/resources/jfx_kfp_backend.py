@@ -718,9 +718,15 @@ class Run:
         """The pods of the task the KFP UI shows as ``display_name`` (its taskInfo.name), in start order."""
         return [t for t in self.tasks if t.display_name == display_name]
 
-    def log(self) -> str:
-        return "\n".join(f"--- {t.dag}/{t.name} [{t.display_name}] ({t.phase}, hook of {t.hook_of}) argv[-1][:200]="
-                         f"{t.argv[-1][:200]!r}\n{t.output}" for t in self.tasks)
+    def log(self, tail: int = 60) -> str:
+        """Each pod's header; a failed pod's last ``tail`` lines of output come first (what an assertion shows)."""
+        def header(t: TaskRun) -> str:
+            return f"--- {t.dag}/{t.name} [{t.display_name}] ({t.phase}, hook of {t.hook_of})"
+        failed = [t for t in self.tasks if t.phase != "Succeeded"]
+        parts = [f"{header(t)} exit {t.returncode}, last lines:\n" + "\n".join(t.output.splitlines()[-tail:])
+                 for t in failed]
+        parts += [header(t) for t in self.tasks if t not in failed]
+        return "\n".join(parts + [f"loop error: {e}" for e in self.loop_errors])
 
 
 class Backend:
