@@ -64,6 +64,9 @@ Example:
 from __future__ import annotations
 
 import collections
+import ctypes
+import ctypes.util
+import functools
 import itertools
 import os
 import queue
@@ -438,6 +441,28 @@ class _Prefetch:
             self._pending.clear()
 
 
+# glibc's M_MMAP_THRESHOLD, and its initial value
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 128 * 1024
+
+
+@functools.cache
+def _fix_mmap_threshold() -> None:
+    """Keep glibc's mmap threshold at its initial 128 KiB in this process.
+
+    glibc raises the threshold (up to 32 MiB) each time a large block is freed; after
+    that, the large NumPy buffers of the worker threads come from their heaps and stay
+    in the process's memory when freed, so peak memory follows the allocator's history
+    rather than what the accumulators hold. With a fixed threshold they are mapped and
+    handed back. Elsewhere than glibc this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    except (OSError, AttributeError):
+        pass  # not glibc: no mallopt
+
+
 def _run_in_process(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], reads: dict[str, _Read],
                     batch_size: int, num_workers: int, spill: str | None = None,
                     copies: dict[Piece, Piece | None] | None = None) -> dict[str, Any]:
@@ -446,6 +471,7 @@ def _run_in_process(kernels: dict[str, Kernel], pieces: dict[str, list[Piece]], 
     With ``spill`` (a folder), CSV pieces are also copied there (see :class:`_Copy`) and
     ``copies`` maps each to its copy.
     """
+    _fix_mmap_threshold()
     # Batch i goes to worker i % n and the workers' accumulators merge in worker order, so
     # a rerun over the same files gives byte-identical results (downstream caches hold).
     queues: list[queue.Queue] = [queue.Queue(maxsize=2) for _ in range(num_workers)]

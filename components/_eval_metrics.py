@@ -23,7 +23,7 @@ Exactness (tested against scikit-learn to 1e-6, per slice and weighted):
   union with summed weights, and both areas depend only on that table, so they are
   *exact* — the same numbers as ``roc_auc_score`` / ``average_precision_score`` on all
   rows — whatever the partitioning, as long as a curve has at most
-  ``exact_max_scores`` (default 1,000,000) distinct scores. Beyond that the table
+  ``exact_max_scores`` (default 262,144) distinct scores. Beyond that the table
   truncates every score to the finest grid of :data:`GRID_BITS` (20, 18, ..., 2 or
   0 significant bits; 20 is a relative spacing of ~1e-6) on which the curve's scores
   have at most ``exact_max_scores`` distinct values (at 0 bits, powers of two: at
@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 FAIRNESS_RATES = ("false_positive_rate", "false_negative_rate", "positive_rate", "precision")
-EXACT_MAX_SCORES = 1_000_000
+EXACT_MAX_SCORES = 262_144
 # significant bits a ScoreTable keeps at grid level 1, 2, ... (level 0: exact scores)
 GRID_BITS = (20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0)
 _CONSOLIDATE_MIN = 65_536
@@ -210,6 +210,20 @@ class ScoreCurve:
     pending_size: int = 0
 
     def add(self, scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> None:
+        table = self.table
+        if table.level and len(table):
+            # on a grid already: most scores fall in a cell the table has, and are summed into it
+            # in place (what a union would do); only the others wait for the next union
+            scores = _truncate_scores(np.asarray(scores, dtype=np.float64), table.level)
+            positive = np.asarray(positive, dtype=bool)
+            weights = np.asarray(weights, dtype=np.float64)
+            cell = np.minimum(np.searchsorted(table.scores, scores), len(table) - 1)
+            hit = table.scores[cell] == scores
+            np.add.at(table.pos, cell[hit & positive], weights[hit & positive])
+            np.add.at(table.neg, cell[hit & ~positive], weights[hit & ~positive])
+            scores, positive, weights = scores[~hit], positive[~hit], weights[~hit]
+            if not len(scores):
+                return
         part = ScoreTable.of(scores, positive, weights)
         self.pending.append(part)
         self.pending_size += len(part)

@@ -23,7 +23,7 @@ kernel (:class:`EvalKernel`), so it runs in-process or on Beam like StatisticsGe
       "fairness": {"thresholds": [0.25, 0.5, 0.75]},
       "custom_metrics": ["my_pkg.metrics:make_metric", "/path/metrics.py:make_metric"],
       "batch_size": 16384, "calibration_buckets": 10, "curve_points": 101,
-      "exact_max_scores": 1000000
+      "exact_max_scores": 262144
     }
 
 A slicing spec lists columns; a column given as ``{"column", "quantiles": k}`` or

@@ -225,13 +225,19 @@ def test_score_tables_go_to_a_coarser_fixed_grid_over_the_limit():
 def test_a_score_curve_stays_within_its_limit_however_many_rows():
     rng = np.random.default_rng(1)
     curve = ScoreCurve(max_scores=2000)
-    for _ in range(40):
-        s = rng.random(5000)
-        curve.add(s, rng.random(5000) < s, np.ones(5000))
+    scores, labels = rng.random(200_000), rng.random(200_000)
+    labels = labels < scores
+    for i in range(0, 200_000, 5000):
+        curve.add(scores[i:i + 5000], labels[i:i + 5000], np.ones(5000))
         assert len(curve.table) <= 2000
     table = curve.consolidate()
     assert table.rounded and len(table) <= 2000
-    assert table.pos.sum() + table.neg.sum() == 200_000  # every row counted
+    # the same table as all rows at once: nothing dropped, nothing counted twice
+    whole = ScoreTable.union([ScoreTable.of(scores, labels, np.ones(200_000))], 2000)
+    assert table.level == whole.level
+    np.testing.assert_array_equal(table.scores, whole.scores)
+    np.testing.assert_array_equal(table.pos, whole.pos)
+    np.testing.assert_array_equal(table.neg, whole.neg)
 
 
 def test_empty_slice_has_no_values_but_no_errors():
