@@ -242,7 +242,6 @@ def _signature_doc(model: LoadedModel, quantization: dict[str, Any] | None, sour
     }
 
 
-
 @contextlib.contextmanager
 def staged_dir(path: Path) -> Iterator[Path]:
     """A new folder beside ``path`` to write an export into; on success it becomes ``path``

@@ -722,10 +722,9 @@ class Run:
         """Each pod's header; a failed pod's last ``tail`` lines of output come first (what an assertion shows)."""
         def header(t: TaskRun) -> str:
             return f"--- {t.dag}/{t.name} [{t.display_name}] ({t.phase}, hook of {t.hook_of})"
-        failed = [t for t in self.tasks if t.phase != "Succeeded"]
         parts = [f"{header(t)} exit {t.returncode}, last lines:\n" + "\n".join(t.output.splitlines()[-tail:])
-                 for t in failed]
-        parts += [header(t) for t in self.tasks if t not in failed]
+                 for t in self.tasks if t.phase != "Succeeded"]
+        parts += [header(t) for t in self.tasks if t.phase == "Succeeded"]
         return "\n".join(parts + [f"loop error: {e}" for e in self.loop_errors])
 
 
