@@ -55,7 +55,7 @@ _QUOTE, _COMMA, _LF, _CR = 34, 44, 10, 13
 _BOM = b"\xef\xbb\xbf"  # pyarrow skips it: the file's first field starts after it
 _FIRST_WINDOW = 1 << 16
 _MAX_WINDOW = 1 << 24
-_CHUNK = 1 << 24  # forward scans read this much at a time (bounded memory)
+_CHUNK = 1 << 22  # forward scans read this much at a time (bounded memory: a few times this)
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 

@@ -24,6 +24,13 @@ a miss:
 - ExampleGen + StatisticsGen together at least 1M rows/s end to end from CSV, at every size;
 - time per row of those two at the largest size within 1.3x of the size before (linear).
 
+Then, at the largest size (``--no-faults`` skips it), the faults through a real ``jfx run``
+of a one-node pipeline: a good run, then the same CSV with a malformed row appended near its
+end (10 good rows follow it), which must fail naming the file and line, publish nothing
+(no LIVE artifact, no output or staging folder) and peak at no more than 1.1x the good
+run's memory; then Ctrl-C once ExampleGen has written a row group, which must stop the run
+within 5 s, mark it CANCELLED and remove the staging folder.
+
 It also prints the CPU seconds ExampleGen and StatisticsGen took per 1M rows, and the rate
 those CPU seconds allow on this machine's CPUs if every CPU were busy the whole time: no
 scheduling of the same work can beat it, so where it is below 1M rows/s the machine is too
@@ -43,17 +50,20 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.csv as pcsv
 
 from _bench import Targets, add_stat_argument, label, summarise
 
 from jfx.examples.taxi.generate import generate
+from jfx.metadata import ArtifactState, ExecutionState, MetadataStore
 
 CSV_BYTES_PER_ROW = 143  # measured on the taxi generator's CSV
 PARQUET_BYTES_PER_ROW = 130  # the examples, the transformed examples, with room
@@ -66,6 +76,8 @@ SIZES_ENV = "JFX_BENCH_SCALE_SIZES"
 OPT_IN_ENV = "JFX_BENCH_SCALE_100M"
 HUNDRED_MILLION = 100_000_000
 BASELINE = "pyarrow CSV parse"
+FAULT_PEAK_RATIO = 1.1  # a failing run holds no more memory than a good one (with room for noise)
+STOP_SECONDS = 5.0  # Ctrl-C stops ExampleGen within this
 STEPS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator")
 
 _MODULE = '''
@@ -183,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"${OPT_IN_ENV}=1 adds 100M)")
     parser.add_argument("--train-steps", type=int, default=100, help="the Trainer's optimiser steps (default 100)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument("--no-faults", action="store_true",
+                        help="skip the bad-row and Ctrl-C runs at the largest size")
     parser.add_argument("--repeat", type=int, default=1, help="runs of the steps per size (default: 1)")
     add_stat_argument(parser)
     args = parser.parse_args(argv)
@@ -194,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "JFX_HOME": str(root / "home")}  # the Trainer's MLflow store
     results: dict[int, dict[str, tuple[float, int]]] = {}
     cpus: dict[int, dict[str, float]] = {}
+    faults: dict[str, Any] | None = None
     try:
         for n in sizes:
             free = shutil.disk_usage(root).free
@@ -223,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                         else f"{n / seconds:>12,.0f} rows/s")
                 print(f"  {step:<18} {seconds:7.1f} s  {rate}  peak {peak:>6,} MB  cpu {cpu:7.1f} s  ({how})",
                       flush=True)
+            if not args.no_faults and n == max(sizes):
+                faults = fault_runs(data, n, root / f"faults-{n}", env)
             shutil.rmtree(data.parent)
     finally:
         if not args.keep:
@@ -230,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, by_step in cpus.items():  # CPU seconds: less moved than wall time by other work on the machine
         print(f"ExampleGen / {BASELINE} in CPU seconds at {n:,} rows: "
               f"{by_step['ExampleGen'] / by_step[BASELINE]:.2f}x ({how})")
-    return report(results, how, cpus)
+    return report(results, how, cpus, faults)
 
 
 def usable_cpus() -> int:
@@ -263,7 +280,7 @@ def run_isolated(step: str, data: Path, work: Path, module: Path, train_steps: i
 
 
 def report(results: dict[int, dict[str, tuple[float, int]]], how: str,
-           cpus: dict[int, dict[str, float]] | None = None) -> int:
+           cpus: dict[int, dict[str, float]] | None = None, faults: dict[str, Any] | None = None) -> int:
     targets = Targets()
     if not results:
         print("no size ran")
@@ -307,7 +324,114 @@ def report(results: dict[int, dict[str, tuple[float, int]]], how: str,
         ratio = (eg_sg[largest] / largest) / (eg_sg[before] / before)
         print(f"time per row at {largest:,} / at {before:,}: {ratio:.2f}x "
               f"[{targets.check('time per row ratio', ratio, LINEAR_RATIO + 1e-9, 'x')}: <= {LINEAR_RATIO}x]")
+    if faults is not None:
+        n = faults["rows"]
+        ratio = faults["bad_peak"] / faults["good_peak"]
+        print(f"a malformed row near the end of {n:,} rows: failed after {faults['bad_seconds']:.1f} s "
+              f"(a good run: {faults['good_seconds']:.1f} s); named {faults['expected']!r} "
+              f"[{targets.check('bad row named', float(faults['named']), 1.0, '', at_least=True)}]; "
+              f"published nothing [{targets.check('bad row published nothing', float(faults['clean']), 1.0, '', at_least=True)}]; "
+              f"peak {faults['bad_peak']:,} MB, {ratio:.2f}x a good run's {faults['good_peak']:,} MB "
+              f"[{targets.check('bad row peak ratio', ratio, FAULT_PEAK_RATIO + 1e-9, 'x')}: <= {FAULT_PEAK_RATIO}x]")
+        print(f"Ctrl-C in ExampleGen at {n:,} rows: stopped {faults['stop_seconds']:.2f} s after it "
+              f"[{targets.check('Ctrl-C stop seconds', faults['stop_seconds'], STOP_SECONDS, 's')}: < {STOP_SECONDS:g} s]; "
+              f"run CANCELLED, staging removed, nothing published "
+              f"[{targets.check('Ctrl-C left nothing', float(faults['cancelled_clean']), 1.0, '', at_least=True)}]")
     return targets.exit_code()
+
+
+_FAULT_PIPELINE = """
+from jfx import Pipeline
+from jfx.components import ExampleGen
+
+pipeline = Pipeline("scale", components=[ExampleGen(input_base={data!r})], pipeline_root={root!r},
+                    metadata_url={url!r})
+"""
+
+# `jfx` as the console script runs it, taking SIGINT as Ctrl-C even where the shell that
+# started the benchmark ignores it.
+_JFX = ("import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "import runpy, sys\nsys.argv[0] = 'jfx'\nrunpy.run_module('jfx', run_name='__main__')\n")
+# `jfx run` (_JFX, the pipeline), then its peak RSS (the largest process of its tree).
+_JFX_RUN = """
+import json, resource, subprocess, sys
+done = subprocess.run([sys.executable, "-c", sys.argv[1], "run", sys.argv[2], "--progress", "log"],
+                      capture_output=True, text=True)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": done.returncode, "out": done.stdout + done.stderr, "peak_kb": usage.ru_maxrss}))
+"""
+
+
+def _fault_pipeline(folder: Path, data: Path) -> tuple[Path, str, Path]:
+    """A one-node pipeline over ``data`` (a folder) in ``folder``: its file, store URL and node folder."""
+    folder.mkdir(parents=True)
+    url = f"sqlite:///{folder / 'md.sqlite'}"
+    pipeline = folder / "pipeline.py"
+    pipeline.write_text(_FAULT_PIPELINE.format(data=str(data), root=str(folder / "root"), url=url))
+    return pipeline, url, folder / "root" / "scale" / "ExampleGen"
+
+
+def _measured_run(pipeline: Path, env: dict[str, str]) -> tuple[int, str, int, float]:
+    """``jfx run`` of ``pipeline``: exit code, output, peak MB and wall seconds."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _JFX_RUN, _JFX, str(pipeline)], capture_output=True, text=True,
+                          env=env, cwd=pipeline.parent)
+    seconds = time.perf_counter() - start
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    return got["rc"], got["out"], got["peak_kb"] >> 10, seconds
+
+
+def _nothing_published(url: str, node_dir: Path) -> bool:
+    with MetadataStore(url) as store:
+        live = [a for a in store.get_artifacts() if a.state == ArtifactState.LIVE]
+    return not live and not (node_dir / "examples").exists() and not list(node_dir.glob(".staging-*"))
+
+
+def fault_runs(csv: Path, rows: int, folder: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The bad-row and Ctrl-C runs on ``csv`` (which gains a malformed row near its end)."""
+    good_pipeline, _, _ = _fault_pipeline(folder / "good", csv.parent)
+    rc, out, good_peak, good_seconds = _measured_run(good_pipeline, env)
+    if rc != 0:
+        sys.exit(f"a good jfx run of ExampleGen failed:\n{out[-3000:]}")
+    shutil.rmtree(folder / "good")
+    with csv.open("rb") as fh:  # the file's last ten records, repeated after the bad one
+        fh.seek(max(fh.seek(0, os.SEEK_END) - (64 << 10), 0))
+        tail = fh.read().splitlines(keepends=True)[-10:]
+    with csv.open("ab") as fh:
+        fh.write(b"1,2\n" + b"".join(tail))
+    expected = f"taxi.csv: line {rows + 2}: expected 18 fields, got 2"
+    bad_pipeline, url, node_dir = _fault_pipeline(folder / "bad", csv.parent)
+    rc, out, bad_peak, bad_seconds = _measured_run(bad_pipeline, env)
+    found = {"rows": rows, "good_peak": good_peak, "good_seconds": good_seconds, "bad_peak": bad_peak,
+             "bad_seconds": bad_seconds, "expected": expected, "named": rc != 0 and expected in out,
+             "clean": rc != 0 and _nothing_published(url, node_dir)}
+    if not found["named"]:
+        print(f"the bad-row run (exit {rc}) did not say {expected!r}:\n{out[-2000:]}")
+
+    pipeline, url, node_dir = _fault_pipeline(folder / "ctrl-c", csv.parent)
+    proc = subprocess.Popen([sys.executable, "-c", _JFX, "run", str(pipeline), "--progress", "log"],
+                            cwd=pipeline.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while not list(node_dir.glob(".staging-*/**/part-*.parquet")):  # a row group written
+            if proc.poll() is not None:
+                sys.exit(f"jfx run ended before ExampleGen wrote a row group:\n{proc.communicate()[0][-3000:]}")
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        sent = time.perf_counter()
+        out, _ = proc.communicate(timeout=600)
+        found["stop_seconds"] = time.perf_counter() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with MetadataStore(url) as store:
+        states = [e.state for e in store.get_executions()]
+    found["cancelled_clean"] = (proc.returncode != 0 and states == [ExecutionState.CANCELLED]
+                                and _nothing_published(url, node_dir))
+    if not found["cancelled_clean"]:
+        print(f"after Ctrl-C (exit {proc.returncode}, executions {states}):\n{out[-2000:]}")
+    shutil.rmtree(folder)
+    return found
 
 
 if __name__ == "__main__":
