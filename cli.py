@@ -487,10 +487,10 @@ def _duration(seconds: float | None) -> str:
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
     from jfx.metadata import ListOptions, MetadataStore
-    from jfx.metadata._runs import list_runs
+    from jfx.metadata._runs import list_run_summaries
 
     with MetadataStore(args.metadata_url) as store:
-        runs = list_runs(store, args.pipeline, ListOptions(limit=args.limit, order_by="id", descending=True),
+        runs = list_run_summaries(store, args.pipeline, ListOptions(limit=args.limit, order_by="id", descending=True),
                          include_deleted=args.deleted)
         pipelines = {c.id: c.name for c in store.get_pipelines()}
     rows: list[dict[str, Any]] = [

@@ -28,6 +28,12 @@ RUN_COLUMNS = {"run_state": "state", "run_start_time": "start_time", "run_end_ti
                "run_deleted_time": "deleted_time"}  # migration 0004: when gc deleted the run
 # _runs.RunState's values (a test keeps them equal); any other stored state reads as RUNNING.
 RUN_STATE_VALUES = ("RUNNING", "COMPLETE", "FAILED", "CANCELLED", "ABANDONED")
+# The other properties a run list shows, copied as they are into one small JSON column of
+# jfx_contexts (migration 0005), so that a run list never parses the properties (which hold
+# the run's whole IR): {key: value} in this order, NULL for other contexts. Every write of a
+# run context's properties refreshes it, with the columns above.
+RUN_SUMMARY = "run_summary"
+RUN_SUMMARY_KEYS = ("parameters", "runner", "attempts")
 
 
 def now() -> datetime:
@@ -159,15 +165,17 @@ def _run_time(value: Any) -> datetime | None:
 
 
 def run_columns(type_name: str, properties: Mapping[str, Any]) -> dict[str, Any]:
-    """The promoted run columns of a context: a run's state and times; ``None`` for other contexts."""
+    """The promoted run columns of a context: a run's state, times and list summary; ``None`` for
+    other contexts."""
     if type_name != PIPELINE_RUN:
-        return dict.fromkeys(RUN_COLUMNS)
+        return dict.fromkeys((*RUN_COLUMNS, RUN_SUMMARY))
     state = properties.get(RUN_COLUMNS["run_state"])
     return {
         "run_state": state if state in RUN_STATE_VALUES else RUN_STATE_VALUES[0],
         "run_start_time": _run_time(properties.get(RUN_COLUMNS["run_start_time"])),
         "run_end_time": _run_time(properties.get(RUN_COLUMNS["run_end_time"])),
         "run_deleted_time": _run_time(properties.get(RUN_COLUMNS["run_deleted_time"])),
+        RUN_SUMMARY: {key: properties.get(key) for key in RUN_SUMMARY_KEYS},
     }
 
 
@@ -245,6 +253,25 @@ def to_context(row: Any) -> ContextRecord:
         id=m["id"],
         parent_id=m["parent_id"],
         properties=m["properties"] or {},
+        create_time=m["create_time"],
+    )
+
+
+def to_run_summary(row: Any) -> ContextRecord:
+    """A run's ContextRecord from its run columns alone (no ``properties`` column): the properties
+    hold only its state, times (ISO, as runs store them) and summary."""
+    m = row._mapping
+    properties = {key: m[column] for column, key in RUN_COLUMNS.items()}
+    for column in ("run_start_time", "run_end_time", "run_deleted_time"):
+        time = m[column]
+        properties[RUN_COLUMNS[column]] = None if time is None else time.isoformat(timespec="milliseconds")
+    properties.update(m[RUN_SUMMARY] or {})
+    return ContextRecord(
+        type_name=m["type_name"],
+        name=m["name"],
+        id=m["id"],
+        parent_id=m["parent_id"],
+        properties=properties,
         create_time=m["create_time"],
     )
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from jfx.errors import InvalidArgumentError
 from jfx.metadata._records import PIPELINE, PIPELINE_RUN, ContextRecord, ExecutionRecord, ListOptions
-from jfx.metadata._rows import RUN_COLUMNS
+from jfx.metadata._rows import RUN_COLUMNS, RUN_SUMMARY_KEYS
 from jfx.metadata._store import MetadataStore
 
 __all__ = [
@@ -38,19 +38,21 @@ __all__ = [
     "finish_run",
     "get_run",
     "list_runs",
+    "list_run_summaries",
     "record_partial",
     "reopen_run",
 ]
 
 # The property keys. The store copies a run's state and times to indexed columns
-# (_rows.RUN_COLUMNS, migration 0003) and the UI's SQL reads the other RUN_LIST_FIELDS by
-# JSON path, so these names are the stored format: renaming one needs a migration.
+# (_rows.RUN_COLUMNS, migration 0003) and its parameters, runner and attempts to a small
+# summary column (_rows.RUN_SUMMARY_KEYS, migration 0005), which the run lists read instead
+# of the properties, so these names are the stored format: renaming one needs a migration.
 STATE_KEY = RUN_COLUMNS["run_state"]
-PARAMETERS_KEY = "parameters"
+PARAMETERS_KEY, _RUNNER, _ATTEMPTS = RUN_SUMMARY_KEYS
 IR_KEY = "ir"
 _START, _END, _RESUMED = RUN_COLUMNS["run_start_time"], RUN_COLUMNS["run_end_time"], "resumed_time"
-_ROOT, _CACHE, _ATTEMPTS = "pipeline_root", "enable_cache", "attempts"
-_HOST, _PID, _RUNNER = "host", "pid", "runner"
+_ROOT, _CACHE = "pipeline_root", "enable_cache"
+_HOST, _PID = "host", "pid"
 _NODE_STATES, _ERROR, _PARTIAL = "node_states", "error", "partial"
 _DELETED, _DELETE_REASON = RUN_COLUMNS["run_deleted_time"], "delete_reason"
 # The run properties a run list shows (never the IR, which can be large).
@@ -248,6 +250,17 @@ def list_runs(store: MetadataStore, pipeline: str | None = None, options: ListOp
     """
     return [RunRecord.from_context(c, pipeline) for c in store.get_runs(pipeline, options,
                                                                          include_deleted=include_deleted)]
+
+
+def list_run_summaries(store: MetadataStore, pipeline: str | None = None, options: ListOptions | None = None, *,
+                       include_deleted: bool = False) -> list[RunRecord]:
+    """The runs :func:`list_runs` finds, with only what a run list shows: state, times, parameters,
+    runner, attempts and deletion time. The rest (the IR among it) reads as unknown.
+
+    Each is read from the run columns, never from the properties, which hold the run's whole IR.
+    """
+    return [RunRecord.from_context(c, pipeline) for c in store.get_run_summaries(pipeline, options,
+                                                                                  include_deleted=include_deleted)]
 
 
 def deletion_properties(when: datetime, reason: str) -> dict[str, Any]:

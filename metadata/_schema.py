@@ -27,7 +27,7 @@ __all__ = [
 
 # The newest migration in migrations/versions; opening a store compares against it
 # without loading alembic (a test pins it to alembic's own head).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 VERSION_TABLE = "jfx_alembic_version"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -130,6 +130,10 @@ contexts = sa.Table(
     sa.Column("run_end_time", UtcMillis, nullable=True),
     # when gc deleted the run (NULL: not deleted); default run lists leave deleted runs out
     sa.Column("run_deleted_time", UtcMillis, nullable=True),
+    # what else a run list shows (parameters, runner, attempts), copied from its properties so
+    # that a list never reads the IR there (migration 0005); NULL for other contexts.
+    # json, not PostgreSQL's jsonb, which would reorder the parameters' keys.
+    sa.Column("run_summary", sa.JSON(none_as_null=True), nullable=True),
     sa.UniqueConstraint("type_name", "name", name="uq_jfx_contexts_type_name_name"),
     sa.Index("ix_jfx_contexts_parent_id", "parent_id"),
     sa.Index("ix_jfx_contexts_create_time", "create_time"),

@@ -53,6 +53,7 @@ from jfx.metadata._records import (
 )
 from jfx.metadata._rows import (
     RUN_COLUMNS,
+    RUN_SUMMARY,
     artifact_row,
     check_dict,
     check_id,
@@ -69,6 +70,7 @@ from jfx.metadata._rows import (
     to_context,
     to_event,
     to_execution,
+    to_run_summary,
 )
 from jfx.metadata._schema import artifacts as artifacts_t
 from jfx.metadata._schema import associations as associations_t
@@ -86,7 +88,20 @@ _FIRST_DELAY_S = 0.02
 _MAX_DELAY_S = 1.0
 _ARTIFACT_UPDATES = ("name", "uri", "state", "fingerprint", "properties", "update_time")
 _EXECUTION_UPDATES = ("state", "error", "properties", "end_time", "cache_key", "parameters")
-_CONTEXT_UPDATES = ("properties", *RUN_COLUMNS)
+_CONTEXT_UPDATES = ("properties", *RUN_COLUMNS, RUN_SUMMARY)
+
+
+def _runs_of(stmt: sa.Select, pipeline_name: str | None, include_deleted: bool) -> sa.Select:
+    """``stmt`` on jfx_contexts limited to the runs (of one pipeline, if named; not deleted unless asked)."""
+    stmt = stmt.where(contexts_t.c.type_name == PIPELINE_RUN)
+    if not include_deleted:
+        stmt = stmt.where(contexts_t.c.run_deleted_time.is_(None))
+    if pipeline_name is not None:
+        parent = contexts_t.alias("pipeline")
+        stmt = stmt.join(parent, contexts_t.c.parent_id == parent.c.id).where(
+            parent.c.type_name == PIPELINE, parent.c.name == pipeline_name
+        )
+    return stmt
 
 
 class MetadataStore:
@@ -524,16 +539,22 @@ class MetadataStore:
 
         Runs that ``jfx gc`` deleted are left out unless ``include_deleted``.
         """
-        stmt = sa.select(contexts_t).where(contexts_t.c.type_name == PIPELINE_RUN)
-        if not include_deleted:
-            stmt = stmt.where(contexts_t.c.run_deleted_time.is_(None))
-        if pipeline_name is not None:
-            parent = contexts_t.alias("pipeline")
-            stmt = stmt.join(parent, contexts_t.c.parent_id == parent.c.id).where(
-                parent.c.type_name == PIPELINE, parent.c.name == pipeline_name
-            )
+        stmt = _runs_of(sa.select(contexts_t), pipeline_name, include_deleted)
         options = options or ListOptions(order_by="create_time", descending=True)
         return self._list(stmt, contexts_t, options, to_context)
+
+    def get_run_summaries(self, pipeline_name: str | None = None, options: ListOptions | None = None, *,
+                          include_deleted: bool = False) -> list[ContextRecord]:
+        """The runs :meth:`get_runs` finds, each with only the properties a run list shows.
+
+        They are read from the run columns (state, times, and the summary of parameters,
+        runner and attempts), never from the properties, which hold each run's whole IR.
+        """
+        columns = [contexts_t.c[name] for name in ("id", "type_name", "name", "parent_id", "create_time",
+                                                    *RUN_COLUMNS, RUN_SUMMARY)]
+        stmt = _runs_of(sa.select(*columns), pipeline_name, include_deleted)
+        options = options or ListOptions(order_by="create_time", descending=True)
+        return self._list(stmt, contexts_t, options, to_run_summary)
 
     def get_execution_artifacts(
         self, execution_id: int

@@ -2,7 +2,7 @@
 
 Each function takes an open :class:`MetadataStore` and reads in one transaction. The
 queries select only the columns a page shows (a run's properties hold its whole IR, so
-the run list reads single JSON fields instead of the whole document) and page with
+the run list reads the run columns and their small summary, never the properties) and page with
 LIMIT/OFFSET on indexed columns.
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from jfx.metadata._queries import chunks
 from jfx.metadata._records import MAX_SQL_INT, PIPELINE, PIPELINE_RUN, ArtifactRecord, EventType, ExecutionRecord
-from jfx.metadata._rows import RUN_COLUMNS, to_artifact, to_execution
-from jfx.metadata._runs import PARAMETERS_KEY, RUN_LIST_FIELDS
+from jfx.metadata._rows import RUN_SUMMARY, RUN_SUMMARY_KEYS, to_artifact, to_execution
+from jfx.metadata._runs import RUN_LIST_FIELDS
 from jfx.metadata._schema import artifacts as artifacts_t
 from jfx.metadata._schema import associations as associations_t
 from jfx.metadata._schema import attributions as attributions_t
@@ -76,6 +76,14 @@ def _capped_count(stmt: sa.Select, cap: int) -> sa.Select:
     return sa.select(sa.func.count()).select_from(stmt.limit(cap).subquery())
 
 
+def _run_row(row: Any) -> dict[str, Any]:
+    """A run list row with its summary's fields (parameters, runner, attempts) as columns of their own."""
+    found = dict(row._mapping)
+    summary = found.pop(RUN_SUMMARY) or {}
+    found.update({key: summary.get(key) for key in RUN_SUMMARY_KEYS})
+    return found
+
+
 def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, search: str | None,
              limit: int, offset: int, deleted: bool = False) -> tuple[list[dict[str, Any]], int, bool]:
     """One page of runs, newest first; the number of runs matching the filters, and whether it is exact.
@@ -88,12 +96,11 @@ def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, s
     ids = _run_filters(sa.select(contexts_t.c.id), pipeline, state, search, deleted)
     newest_first = (contexts_t.c.create_time.desc(), contexts_t.c.id.desc())
     parent = contexts_t.alias("parent")
-    props = contexts_t.c.properties
+    # the run columns only: the properties hold the IR, which the database would parse for each run
     columns = [contexts_t.c.id, contexts_t.c.name, contexts_t.c.create_time, parent.c.name.label("pipeline"),
                contexts_t.c.run_state.label("state"), contexts_t.c.run_start_time.label("start_time"),
                contexts_t.c.run_end_time.label("end_time"), contexts_t.c.run_deleted_time.label("deleted_time"),
-               props[PARAMETERS_KEY].label("parameters")]
-    columns += [props[f].as_string().label(f) for f in RUN_FIELDS if f not in RUN_COLUMNS.values()]
+               contexts_t.c[RUN_SUMMARY]]
     cap = min(max(COUNT_CAP, offset + limit), MAX_SQL_INT - 1) + 1
 
     def rows_of(source: Any, where: Any = None) -> sa.Select:
@@ -110,8 +117,7 @@ def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, s
         def read_matching(conn: sa.Connection) -> tuple[list[dict[str, Any]], int, bool]:
             found = list(conn.execute(matches).scalars())
             page = found[offset:offset + limit]
-            rows = [dict(r._mapping) for r in conn.execute(rows_of(contexts_t, contexts_t.c.id.in_(page)))] \
-                if page else []
+            rows = [_run_row(r) for r in conn.execute(rows_of(contexts_t, contexts_t.c.id.in_(page)))] if page else []
             return rows, min(len(found), cap - 1), len(found) < cap
 
         return _read(store, read_matching)
@@ -122,7 +128,7 @@ def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, s
     count = _capped_count(ids, cap)
 
     def read(conn: sa.Connection) -> tuple[list[dict[str, Any]], int, bool]:
-        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        rows = [_run_row(r) for r in conn.execute(stmt)]
         total = int(conn.execute(count).scalar() or 0)
         return rows, min(total, cap - 1), total < cap
 

@@ -188,3 +188,91 @@ def test_a_store_at_0003_gets_the_gc_columns_and_keeps_its_records(store_url, tm
         assert "ix_jfx_artifacts_state_id" in {i["name"] for i in inspector.get_indexes("jfx_artifacts")}
     finally:
         engine.dispose()
+
+
+def test_a_store_at_0004_gets_its_runs_list_fields_as_a_summary_column_in_batches(store_url):
+    from alembic import command
+
+    from jfx.metadata import PIPELINE, PIPELINE_RUN
+    from jfx.metadata._runs import (
+        PARAMETERS_KEY,
+        RunRecord,
+        RunState,
+        create_run,
+        finish_run,
+        list_run_summaries,
+        list_runs,
+        reopen_run,
+    )
+    from jfx.metadata._schema import contexts
+    from jfx.metadata.ui import UIApp
+    from jfx.metadata.ui import _queries
+
+    params = {"zeta": 1, "alpha": {"b": 2, "a": 1}, "mid": [3, 1.5, None], "s": "x"}  # keys out of order
+    targets = ("/api/runs?limit=500", "/api/runs?pipeline=p&limit=500", "/api/runs?state=FAILED&limit=500",
+               "/api/runs?q=p-1&limit=500", "/api/runs?limit=50&offset=2000")
+    with MetadataStore(store_url) as store:
+        done = create_run(store, "p", RunRecord("p-1", parameters=params, runner="local"))
+        finish_run(store, done.context_id, RunState.FAILED, {"a": "failed"})
+        reopen_run(store, list_runs(store, "p")[0], host="h", pid=1, runner="beam")
+        create_run(store, "p", RunRecord("p-2", runner="local"))
+        pipeline_id = store.get_context_by_name(PIPELINE, "p").id
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0004")
+        assert "run_summary" not in {c["name"] for c in sa.inspect(engine).get_columns("jfx_contexts")}
+        # more runs than one batch of the fill, written as jfx at 0004 wrote them
+        old = sa.table("jfx_contexts", sa.column("type_name", sa.String), sa.column("name", sa.String),
+                       sa.column("parent_id", sa.Integer), sa.column("properties", sa.JSON),
+                       sa.column("create_time", sa.BigInteger), sa.column("run_state", sa.String))
+        with engine.begin() as conn:
+            conn.execute(sa.insert(old), [
+                {"type_name": PIPELINE_RUN, "name": f"b-{i:05d}", "parent_id": pipeline_id, "create_time": i,
+                 "run_state": "COMPLETE", "properties": {
+                     "state": "COMPLETE", PARAMETERS_KEY: {"n": i, "b": "x", "a": [i]}, "ir": {"nodes": []},
+                     **({"runner": "kubeflow", "attempts": 1 + i % 3} if i % 2 else {})}}
+                for i in range(2050)])
+        with MetadataStore(store_url) as store:  # opening upgrades it, filling the summaries from the properties
+            with engine.connect() as conn:
+                assert current_revision(conn) == HEAD_REVISION
+                stored = conn.execute(sa.select(contexts.c.name, contexts.c.type_name, contexts.c.properties,
+                                                contexts.c.run_summary, contexts.c.run_summary.is_(None))).all()
+                # the run list's fields as run_page read them before this revision (from the properties)
+                props = contexts.c.properties
+                before = {name: (parameters, runner, attempts) for name, parameters, runner, attempts in conn.execute(
+                    sa.select(contexts.c.name, props[PARAMETERS_KEY], props["runner"].as_string(),
+                              props["attempts"].as_string()).where(contexts.c.type_name == PIPELINE_RUN))}
+            assert len(stored) == 2050 + 3
+            for name, type_name, properties, summary, is_null in stored:
+                if type_name != PIPELINE_RUN:
+                    assert (summary, is_null) == (None, True)
+                    continue
+                assert summary == {k: properties.get(k) for k in ("parameters", "runner", "attempts")}, name
+                assert list(summary) == ["parameters", "runner", "attempts"]
+            assert list(next(s for n, *_, s, _ in stored if n == "p-1")["parameters"]) == list(params)
+
+            rows, total, exact = _queries.run_page(store, pipeline=None, state=None, search=None, limit=3000,
+                                                   offset=0)
+            assert (total, exact) == (2052, True)
+            for row in rows:
+                parameters, runner, attempts = before[row["name"]]
+                assert row["parameters"] == parameters and list(row["parameters"] or {}) == list(parameters or {})
+                assert row["runner"] == runner
+                assert (None if row["attempts"] is None else str(row["attempts"])) == (  # text on PostgreSQL
+                    None if attempts is None else str(attempts))
+            [p1] = [r for r in rows if r["name"] == "p-1"]
+            assert (p1["parameters"], p1["runner"], p1["attempts"]) == (params, "beam", 2)
+
+            bodies = [UIApp(store).handle("GET", t, {}) for t in targets]
+            assert all(b.status == 200 for b in bodies)
+            listed = [(r.run_id, r.state, r.start_time, r.end_time, r.parameters, r.runner, r.attempts)
+                      for r in list_runs(store, "p")]
+            assert [(r.run_id, r.state, r.start_time, r.end_time, r.parameters, r.runner, r.attempts)
+                    for r in list_run_summaries(store, "p")] == listed
+        # the API's bytes (keys and their order included) are those of a store created at head
+        with MetadataStore(store_url) as store:
+            store.put_contexts([store.get_context_by_name(PIPELINE_RUN, "p-1")])  # rewritten as head writes it
+            assert [UIApp(store).handle("GET", t, {}).body for t in targets] == [b.body for b in bodies]
+    finally:
+        engine.dispose()

@@ -120,3 +120,57 @@ def test_every_state_change_updates_the_indexed_run_columns(store):
     assert _run_columns(store, "p-2") == ("RUNNING", None, None)  # as RunRecord reads it
     store.put_contexts([ContextRecord(PIPELINE_RUN, "p-2", id=ctx, properties={"state": "COMPLETE"})])
     assert _run_columns(store, "p-2")[0] == "COMPLETE"
+
+
+def _run_summary(store: MetadataStore, run_id: str) -> tuple:
+    """(the run_summary column as read, whether it is SQL NULL)."""
+    import sqlalchemy as sa
+
+    from jfx.metadata._schema import contexts
+
+    with store._engine.connect() as conn:
+        return conn.execute(sa.select(contexts.c.run_summary, contexts.c.run_summary.is_(None))
+                            .where(contexts.c.name == run_id)).one()
+
+
+def test_every_write_of_a_run_refreshes_its_summary_column(store):
+    params = {"zeta": 1, "alpha": {"b": 2, "a": 1}, "mid": [3, 1]}  # keys out of order: kept as written
+    made = create_run(store, "p", RunRecord("p-1", parameters=params, host="h", pid=1, runner="local"))
+    summary, _ = _run_summary(store, "p-1")
+    assert summary == {"parameters": params, "runner": "local", "attempts": 1}
+    assert list(summary) == ["parameters", "runner", "attempts"] and list(summary["parameters"]) == list(params)
+    assert list(summary["parameters"]["alpha"]) == ["b", "a"]
+    finish_run(store, made.context_id, RunState.FAILED, {"a": "failed"})
+    reopen_run(store, get_run(store, "p-1"), host="h", pid=2, runner="beam")
+    assert _run_summary(store, "p-1")[0] == {"parameters": params, "runner": "beam", "attempts": 2}
+    store.update_context_properties(made.context_id, {"parameters": {"b": 1, "a": 2}})
+    assert _run_summary(store, "p-1")[0] == {"parameters": {"b": 1, "a": 2}, "runner": "beam", "attempts": 2}
+    # other contexts have none (SQL NULL, not JSON null); a run context written directly gets one
+    assert _run_summary(store, "p") == (None, True)
+    [ctx] = store.put_contexts([ContextRecord(PIPELINE_RUN, "p-2", properties={"state": "COMPLETE"})])
+    assert _run_summary(store, "p-2")[0] == {"parameters": None, "runner": None, "attempts": None}
+    store.put_contexts([ContextRecord(PIPELINE_RUN, "p-2", id=ctx, properties={"runner": "kubeflow", "attempts": 3})])
+    assert _run_summary(store, "p-2")[0] == {"parameters": None, "runner": "kubeflow", "attempts": 3}
+
+
+def test_run_summaries_read_what_a_run_list_shows_without_the_properties(store):
+    from jfx.metadata import ListOptions
+    from jfx.metadata._runs import deletion_properties, list_run_summaries
+
+    made = create_run(store, "p", RunRecord("p-1", parameters={"z": 1, "a": 2}, runner="local", ir={"nodes": []}))
+    finish_run(store, made.context_id, RunState.COMPLETE, {})
+    create_run(store, "q", RunRecord("q-1", runner="beam"))
+    gone = create_run(store, "p", RunRecord("p-2"))
+    store.update_context_properties(gone.context_id, deletion_properties(datetime.now(timezone.utc), "policy"))
+    listed = ("run_id", "context_id", "pipeline_context_id", "state", "start_time", "end_time", "parameters",
+              "runner", "attempts", "deleted_time", "create_time")
+
+    def fields(runs: list[RunRecord]) -> list[tuple]:
+        return [tuple(getattr(r, f) for f in listed) for r in runs]
+
+    for pipeline, deleted in ((None, False), ("p", False), ("p", True), ("q", False)):
+        options = ListOptions(limit=10, order_by="id", descending=True)
+        summaries = list_run_summaries(store, pipeline, options, include_deleted=deleted)
+        assert fields(summaries) == fields(list_runs(store, pipeline, options, include_deleted=deleted))
+        assert all(r.ir is None for r in summaries)
+    assert list(list_run_summaries(store, "p")[0].parameters) == ["z", "a"]
