@@ -41,11 +41,14 @@ from jfx import _storage as storage
 
 __all__ = [
     "CheckedStream",
+    "PartStream",
     "QuoteCheck",
     "compressed",
     "line_and_column",
     "longest_record",
+    "record_boundaries",
     "record_start",
+    "records_before",
     "streamed",
     "text_at",
     "unclosed_quote",
@@ -252,6 +255,37 @@ class CheckedStream(io.RawIOBase):
         super().close()
 
 
+class PartStream(io.RawIOBase):
+    """Part of a local CSV file as a stream of its own: the header record (bytes up to
+    ``header_end``), then the whole records in bytes ``[start, end)`` (see
+    :func:`record_boundaries`)."""
+
+    def __init__(self, path: str | os.PathLike[str], header_end: int, start: int, end: int) -> None:
+        super().__init__()
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed with the stream
+        self._spans = [(0, header_end), (start, end)]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self._spans:
+            pos, end = self._spans[0]
+            want = min(len(b), end - pos)
+            if want > 0:
+                self._fh.seek(pos)
+                got = self._fh.readinto(memoryview(b)[:want])
+                if got:
+                    self._spans[0] = (pos + got, end)
+                    return got
+            self._spans.pop(0)
+        return 0
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
 class _Forward:
     """A forward scan over a file's (decompressed) bytes in chunks: the offsets of the line
     breaks that end records (those outside quoted values). It looks at every quote, so it
@@ -283,11 +317,11 @@ class _Forward:
                 else:
                     carry = b""
                 if data:
-                    yield self._feed(np.frombuffer(data, dtype=np.uint8))
+                    yield self.feed(np.frombuffer(data, dtype=np.uint8))
                 if not chunk:
                     return
 
-    def _feed(self, win: np.ndarray) -> np.ndarray:
+    def feed(self, win: np.ndarray) -> np.ndarray:
         starts, flips, closes = _runs(win, self.prev)
         states = _states(flips, closes, self.inside)
         breaks = np.flatnonzero((win == _LF) | (win == _CR))
@@ -318,6 +352,97 @@ def longest_record(path: str | os.PathLike[str]) -> tuple[int, int]:
     if scan.offset - start > best:  # the last record, without a final line break
         best, best_start = scan.offset - start, start
     return best, best_start
+
+
+def record_boundaries(path: str | os.PathLike[str], every: int) -> list[int]:
+    """Where records start, about ``every`` bytes apart, in a local uncompressed file: the
+    first offset is where the header record ends, the last is the file's size. The bytes
+    between two offsets are whole records, so a file can be read in parts by several
+    workers, each with the header.
+
+    Each cut is the first line break at or after its target that ends a record, found by
+    reading back from it to the last closing quote run (almost always within its line); one
+    inside a quoted value is passed by scanning forward from the quote that opened it. So
+    only the bytes near each cut are read (the file is memory-mapped), not the whole file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = p.write_bytes(b'a,b\\n1,"x\\ny"\\n2,z\\n3,w\\n')
+        >>> record_boundaries(p, 4)
+        [4, 12, 20]
+    """
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return [0]
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            data = np.frombuffer(mm, dtype=np.uint8)
+            try:
+                cuts: list[int] = []
+                known = len(_BOM) if mm[: len(_BOM)] == _BOM else 0  # a record starts here
+                target = known
+                while (cut := _record_end_after(mm, data, known, target)) is not None and cut < size:
+                    cuts.append(cut)
+                    known, target = cut, cut + every
+            finally:
+                del data  # the mmap cannot close while a view of it lives
+    return [*cuts, size]
+
+
+def _record_end_after(buf: mmap.mmap, data: np.ndarray, known: int, target: int) -> int | None:
+    """The offset after the first record-ending line break at or after ``target`` (a record
+    starts at ``known`` <= ``target``), or ``None`` if no record ends there."""
+    size = len(data)
+    lf, cr = buf.find(b"\n", target), buf.find(b"\r", target)
+    p = min(x for x in (lf, cr, size) if x >= 0)
+    if p == size:
+        return None
+    if data[p] == _CR and p + 1 < size and data[p + 1] == _LF:
+        p += 1  # a CRLF ends at its LF
+    inside, opened = _state_at_end(buf, data[:p + 1], known, _LF, False)
+    if not inside:
+        return p + 1
+    if opened is None:  # pragma: no cover - inside a value means a quote opened it
+        return None
+    return _forward_record_end(data, opened)
+
+
+def _forward_record_end(data: np.ndarray, opened: int) -> int | None:
+    """The offset after the first record-ending line break after the quote run at ``opened``
+    (outside a quoted value just before it), scanning forward a window at a time."""
+    scan = _Forward()
+    scan.offset, scan.prev = opened, int(data[opened - 1]) if opened else _LF
+    size, width = len(data), _FIRST_WINDOW
+    while scan.offset < size:
+        hi = min(scan.offset + width, size)
+        while hi < size and data[hi - 1] == _QUOTE:  # do not cut a run in two
+            hi += 1
+        ends = scan.feed(data[scan.offset:hi])
+        if len(ends):
+            end = int(ends[0])
+            if data[end] == _CR and end + 1 < size and data[end + 1] == _LF:
+                end += 1
+            return end + 1
+        width = min(2 * width, _MAX_WINDOW)
+    return None
+
+
+def records_before(path: str | os.PathLike[str], offset: int) -> int:
+    """How many records (the header included; empty lines are not records) start before
+    byte ``offset``, which is where a record starts."""
+    seen, start = 0, None
+    scan = _Forward()
+    for ends in scan.ends(path):
+        start = scan.begin if start is None else start
+        starts = np.concatenate(([start], ends[:-1] + 1)) if len(ends) else _EMPTY
+        nonempty = starts[ends > starts] if len(ends) else _EMPTY
+        if len(nonempty) and nonempty[-1] >= offset:
+            return seen + int(np.searchsorted(nonempty, offset))
+        seen += len(nonempty)
+        if len(ends):
+            start = int(ends[-1]) + 1
+    return seen
 
 
 def record_start(path: str | os.PathLike[str], record: int) -> int | None:

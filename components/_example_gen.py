@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
+import logging
 import os
 import re
+import socket
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -74,6 +77,8 @@ __all__ = [
     "DEFAULT_SPLITS",
 ]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_SPLITS = {"train": 2, "eval": 1}
 _SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _CHUNK = 1 << 20
@@ -81,6 +86,11 @@ _CHUNK = 1 << 20
 #: ``JFX_ROW_GROUP_ROWS`` overrides it (tests force small row groups, so that the readers
 #: downstream run over many pieces on small data).
 ROW_GROUP_ROWS = 131_072
+
+
+#: Bytes of CSV per Beam element when one local file is converted by several workers;
+#: ``JFX_BEAM_PART_BYTES`` overrides it (tests force small parts).
+BEAM_PART_BYTES = 64 << 20
 
 
 def row_group_rows() -> int:
@@ -102,6 +112,7 @@ class InputFile:
     split: str | None = None
     size: int | None = None
     checksum: str | None = None
+    part: tuple[int, int, int] | None = None  # Beam: a CSV read in part, (header end, start, end) bytes
 
 
 @dataclass(frozen=True)
@@ -607,7 +618,7 @@ def _write_blocks(plan: _Plan, f: InputFile, index: int, forced: Mapping[str, st
 
     try:
         for block in iter_blocks(f.path, plan.fmt, forced=forced, on_bad_rows=plan.on_bad_rows,
-                                 name=f.rel, plan=rplan):
+                                 name=f.rel, plan=rplan, part=f.part):
             check_cancelled()  # Ctrl-C: stop at this block, before writing more
             bad += block.bad_rows
             types = column_types(block.table)
@@ -696,13 +707,11 @@ def _beam_unify(found: list[tuple[int, str, Any]], fmt: str) -> dict[str, Any]:
 
 
 def _beam_convert(item: tuple[int, InputFile], plan: _Plan, types: dict[str, Any], results: str) -> None:
-    """On a worker: convert one file; its shards and report reach the driver through ``results``."""
-    from dataclasses import replace
-
+    """On a worker: convert one file or part; its shards and report reach the driver through ``results``."""
     from jfx.components._beam import worker_output, write_report
 
     i, f = item
-    report: dict[str, Any] = {"index": i}
+    report: dict[str, Any] = {"index": i, "worker": f"{socket.gethostname()}:{os.getpid()}"}
     if "__error__" in types:
         report["error"] = types["__error__"]
     else:
@@ -715,17 +724,48 @@ def _beam_convert(item: tuple[int, InputFile], plan: _Plan, types: dict[str, Any
     write_report(results, f"{i:05d}", report)
 
 
+def beam_part_bytes() -> int:
+    value = os.environ.get("JFX_BEAM_PART_BYTES")
+    return max(int(value), 1) if value else BEAM_PART_BYTES
+
+
+def _beam_parts(files: Sequence[InputFile], fmt: str) -> list[InputFile]:
+    """The elements of the Beam pipeline, in input order: each file, and each local
+    uncompressed CSV file over :func:`beam_part_bytes` as parts of whole records (its header,
+    then about that many bytes), so that one large file is converted by several workers.
+    Their shards, numbered in this order, hold the rows in the order the file has them."""
+    from jfx.components import _csv_scan
+
+    parts: list[InputFile] = []
+    every = beam_part_bytes()
+    for f in files:
+        if fmt != "csv" or _csv_scan.streamed(f.path) or Path(f.path).stat().st_size <= every \
+                or _csv_scan.unclosed_quote(f.path) is not None:  # that one fails whole, naming the quote
+            parts.append(f)
+            continue
+        cuts = _csv_scan.record_boundaries(f.path, every)
+        if len(cuts) <= 2:
+            parts.append(f)
+            continue
+        parts.extend(replace(f, part=(cuts[0], start, end)) for start, end in itertools.pairwise(cuts))
+    return parts
+
+
 def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[str, str], dict[str, int], int]:
-    """The same conversion as a Beam pipeline: each input file an element."""
+    """The same conversion as a Beam pipeline: each input file an element, a large CSV file
+    one element per part (:func:`_beam_parts`)."""
     from jfx.components._beam import quiet_beam_import, read_reports, receive_files, results_folder
 
     quiet_beam_import()
     import apache_beam as beam
 
+    parts = _beam_parts(sel.files, plan.fmt)
+
     options = beam_options(args)
     with results_folder(options, "jfx-examplegen-") as results:
         with beam.Pipeline(options=options) as p:
-            files = p | "Files" >> beam.Create(list(enumerate(sel.files)))
+            # spread over the workers (Create alone hands every element to one of them)
+            files = p | "Files" >> beam.Create(list(enumerate(parts))) | "Spread" >> beam.Reshuffle()
             types = (
                 files
                 | "InferTypes" >> beam.Map(_beam_infer, plan)
@@ -735,11 +775,13 @@ def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[s
             _ = files | "Convert" >> beam.Map(_beam_convert, plan, beam.pvalue.AsSingleton(types), results)
         reports = sorted(read_reports(results), key=lambda r: r["index"])
         receive_files(results, plan.out_uri)
-    if len(reports) != len(sel.files):
-        raise DataValidationError(f"the Beam pipeline converted {len(reports)} of {len(sel.files)} input files")
+    if len(reports) != len(parts):
+        raise DataValidationError(f"the Beam pipeline converted {len(reports)} of {len(parts)} input files and parts")
     for r in reports:
         if "error" in r:
             raise DataValidationError(r["error"])
+    log.info("ExampleGen: %d input file(s) converted as %d element(s) by %d Beam worker process(es)",
+             len(sel.files), len(parts), len({r["worker"] for r in reports}))
     rows: dict[str, int] = {}
     for r in reports:
         for name, n in r["rows"].items():
@@ -792,7 +834,12 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
             A CSV quote that opens a value and never closes fails the run either way
             (where its row ends is unknown; read as one value it would swallow the rest).
         schema: an optional Schema whose column types are used instead of inferred ones.
-        beam_pipeline_args: run the conversion as a Beam pipeline with these args.
+        beam_pipeline_args: run the conversion as a Beam pipeline with these args: each
+            input file is an element, and a local uncompressed CSV file over 64 MiB is cut
+            into parts of whole records (``JFX_BEAM_PART_BYTES``), each an element, so that
+            several workers convert one large file. The rows, their splits and their order
+            across the shards are those of the in-process engine; errors name the line in
+            the whole file.
 
     Raises:
         DataValidationError: missing input, no matching files, an empty or undecodable

@@ -259,6 +259,7 @@ class _Ctx:
     name: str
     fmt: str
     skip: bool
+    part: tuple[int, int, int] | None = None  # a CSV read in part: (header end, start, end) bytes
 
     def fail(self, message: str) -> DataValidationError:
         return DataValidationError(f"{self.name}: {message}")
@@ -407,6 +408,8 @@ def _csv_line(ctx: _Ctx, record: int | None) -> str:
     (header = record 1; blank lines are not records). Only used to word an error."""
     if record is None:
         return "?"
+    if ctx.part is not None:  # numbered within the part, whose first record follows its header
+        record += _csv_scan.records_before(ctx.path, ctx.part[1]) - 1
     start = _csv_scan.record_start(ctx.path, record)
     if start is None:
         return f"{record} (record)"
@@ -809,6 +812,7 @@ def iter_blocks(
     on_bad_rows: str = "error",
     name: str | None = None,
     plan: ReadPlan | None = None,
+    part: tuple[int, int, int] | None = None,
 ) -> Any:
     """Read one file as a sequence of blocks of bounded size: :func:`read_file`'s tables, in pieces.
 
@@ -819,12 +823,17 @@ def iter_blocks(
     inferred from the first block. Bad rows and whole-file problems raise as in
     :func:`read_file`, naming the file and line. JSON Lines blocks are whole lines; a field
     first met in a later block is widened like a type (every block then has the column).
+    ``part``: a local uncompressed CSV file read in part, ``(header end, start, end)`` in
+    bytes (from :func:`~jfx.components._csv_scan.record_boundaries`): its header, then the
+    records from ``start`` to ``end``; errors still name the line in the whole file.
     """
     format_of(fmt)
     forced = dict(forced or {})
     plan = plan or ReadPlan(stream_block_bytes())
+    if part is not None and (fmt != "csv" or _csv_scan.streamed(path)):
+        raise InvalidArgumentError(f"{path}: only a local uncompressed CSV file is read in parts")
     ctx = _Ctx(str(path) if storage.is_remote(str(path)) else Path(path), name or str(path), fmt,
-               on_bad_rows == "skip")
+               on_bad_rows == "skip", part)
     if fmt == "csv":
         yield from _stream_csv(ctx, forced, plan)
     elif fmt == "parquet":
@@ -998,9 +1007,12 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
         # Read it as text from now on, its type inferred per block; the caller widens it.
         return Restart(plan.widen(col, None))
 
+    source: Any = stream if stream is not None else ctx.path
+    if ctx.part is not None:
+        source = _csv_scan.PartStream(ctx.path, *ctx.part)
     try:
         try:
-            reader = pcsv.open_csv(stream if stream is not None else ctx.path, **options)
+            reader = pcsv.open_csv(source, **options)
         except pa.ArrowInvalid as err:
             raise fail(err) from None
         _check_names(ctx, reader.schema.names)
@@ -1047,8 +1059,8 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
             ahead.close()
         if reader is not None:
             reader.close()
-        if stream is not None:
-            stream.close()
+        if source is not ctx.path:
+            source.close()
 
 
 def _finish_csv_block(ctx: _Ctx, table: pa.Table, forced: Mapping[str, str], as_string: set[str],

@@ -394,6 +394,61 @@ def test_beam_reads_a_file_bigger_than_a_block_in_pieces(tmp_path, monkeypatch):
         assert groups > 2 and groups == pq.ParquetFile(local_shard).metadata.num_row_groups
 
 
+def _awkward_rows(n: int) -> list[str]:
+    """Rows whose values hold quoted line breaks, commas and quotes, and an inch mark."""
+    kinds = ['"two\nlines"', '"a, b"', '"say ""hi"""', '5"7', '"many\n\n\nbreaks"', "plain", ""]
+    return [f"{i},{i * 0.25},{kinds[i % len(kinds)]}" for i in range(n)]
+
+
+@pytest.mark.parametrize("beam_args", [
+    ["--runner=DirectRunner"],
+    ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+], ids=["in_memory", "two_processes"])
+def test_beam_converts_one_large_csv_in_parts_with_the_same_rows_in_the_same_order(tmp_path, monkeypatch, beam_args):
+    rows = _awkward_rows(4000)
+    rows[3500] = "3500,1.5,word"  # a column of text late in the file, and ints that turn to floats
+    rows[3900] = "3900,x9,word"
+    write_csv(tmp_path / "in" / "a.csv", "id,x,note", rows)
+    write_csv(tmp_path / "in" / "b.csv", "id,x,note", _awkward_rows(50))  # smaller than a part: whole
+    monkeypatch.setenv("JFX_READ_BLOCK_BYTES", "1024")
+    monkeypatch.setenv("JFX_ROW_GROUP_ROWS", "256")
+    monkeypatch.setenv("JFX_BEAM_PART_BYTES", "8192")
+    local = run(tmp_path, input_base=str(tmp_path / "in"))
+    beam = run(tmp_path, input_base=str(tmp_path / "in"), beam_pipeline_args=beam_args)
+    for key in ("splits", "row_counts", "columns", "input_fingerprint", "bad_rows_skipped"):
+        assert beam.properties[key] == local.properties[key]
+    assert beam.properties["columns"] == {"id": "int", "x": "string", "note": "string"}
+    for split in ("train", "eval"):
+        assert rows_of(beam, split) == rows_of(local, split)  # the same rows, in the file's order
+        assert len(split_files(beam, split)) > 10  # a.csv went to the workers in parts
+    assert any(r["note"] == "two\nlines" for r in rows_of(beam, "train"))
+
+
+def test_beam_parts_name_a_bad_row_by_its_line_in_the_whole_file(tmp_path, monkeypatch):
+    rows = _awkward_rows(3000)
+    rows[2700] = "oops"  # after 2,700 rows, of which some span several lines
+    path = write_csv(tmp_path / "in" / "a.csv", "id,x,note", rows)
+    line = path.read_text().split("\n").index("oops") + 1
+    monkeypatch.setenv("JFX_BEAM_PART_BYTES", "4096")
+    beam_args = ["--runner=DirectRunner"]
+    with pytest.raises(DataValidationError, match=rf"a\.csv: line {line}: expected 3 fields, got 1"):
+        run(tmp_path, input_base=str(tmp_path / "in"), beam_pipeline_args=beam_args)
+    local = run(tmp_path, input_base=str(tmp_path / "in"), on_bad_rows="skip")
+    beam = run(tmp_path, input_base=str(tmp_path / "in"), on_bad_rows="skip", beam_pipeline_args=beam_args)
+    assert beam.properties["bad_rows_skipped"] == local.properties["bad_rows_skipped"] == 1
+    assert beam.properties["row_counts"] == local.properties["row_counts"]
+    # a value that does not convert to the schema's type is named by its line too
+    rows[2700] = "2700,not-a-number,x"
+    write_csv(path, "id,x,note", rows)
+    schema = tmp_path / "schema"
+    schema.mkdir()
+    (schema / "schema.json").write_text(json.dumps({"version": 1, "columns": {
+        "id": {"type": "int"}, "x": {"type": "float"}, "note": {"type": "string"}}}))
+    with pytest.raises(DataValidationError,
+                       match=rf"a\.csv: line {line}, column 'x': cannot convert 'not-a-number' to float"):
+        run(tmp_path, input_base=str(tmp_path / "in"), beam_pipeline_args=beam_args, schema=Schema(schema))
+
+
 # ------------------------------------------------------------------ a real run
 
 
