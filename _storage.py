@@ -498,9 +498,10 @@ def open_parquet(uri: str | Path, **kwargs: Any) -> Any:
     return pf
 
 
-def iter_parquet_batches(pf: Any, batch_size: int, columns: Any = None) -> Any:
+def iter_parquet_batches(pf: Any, batch_size: int, columns: Any = None, row_groups: range | None = None) -> Any:
     """The batches ``pf.iter_batches(batch_size=..., columns=...)`` gives (the same rows in the
-    same batches, which may span row groups), read one row group at a time.
+    same batches, which may span row groups), read one row group at a time; only
+    ``row_groups``, if given.
 
     pyarrow's reader over a whole file keeps what it read of earlier row groups until it
     ends (with pyarrow 25, 200 MB more at 3.2M rows of 18 columns): memory that grows with
@@ -510,7 +511,7 @@ def iter_parquet_batches(pf: Any, batch_size: int, columns: Any = None) -> Any:
 
     carry: list[Any] = []  # rows read and not yet given, fewer than batch_size
     held = 0
-    for group in range(pf.metadata.num_row_groups):
+    for group in range(pf.metadata.num_row_groups) if row_groups is None else row_groups:
         for batch in pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns):
             if not held and batch.num_rows == batch_size:
                 yield batch

@@ -48,6 +48,7 @@ from jfx.components._examples import SPLIT_PREFIX
 from jfx.components._readers import (
     FORMATS,
     JFX_TYPES,
+    FilePart,
     ON_BAD_ROWS,
     arrow_type,
     column_types,
@@ -112,7 +113,7 @@ class InputFile:
     split: str | None = None
     size: int | None = None
     checksum: str | None = None
-    part: tuple[int, int, int] | None = None  # Beam: a CSV read in part, (header end, start, end) bytes
+    part: FilePart | None = None  # on Beam: the part of the file this element reads
 
 
 @dataclass(frozen=True)
@@ -730,25 +731,42 @@ def beam_part_bytes() -> int:
 
 
 def _beam_parts(files: Sequence[InputFile], fmt: str) -> list[InputFile]:
-    """The elements of the Beam pipeline, in input order: each file, and each local
-    uncompressed CSV file over :func:`beam_part_bytes` as parts of whole records (its header,
-    then about that many bytes), so that one large file is converted by several workers.
-    Their shards, numbered in this order, hold the rows in the order the file has them."""
+    """The elements of the Beam pipeline, in input order: each file, or, for a file over
+    :func:`beam_part_bytes`, its parts of about that many bytes, so that one large file is
+    converted by several workers: a local uncompressed CSV file's whole records (each part
+    read with the header), a Parquet file's row groups. Their shards, numbered in this
+    order, hold the rows in the order the files have them."""
     from jfx.components import _csv_scan
 
     parts: list[InputFile] = []
     every = beam_part_bytes()
     for f in files:
-        if fmt != "csv" or _csv_scan.streamed(f.path) or Path(f.path).stat().st_size <= every \
-                or _csv_scan.unclosed_quote(f.path) is not None:  # that one fails whole, naming the quote
-            parts.append(f)
-            continue
-        cuts = _csv_scan.record_boundaries(f.path, every)
-        if len(cuts) <= 2:
-            parts.append(f)
-            continue
-        parts.extend(replace(f, part=(cuts[0], start, end)) for start, end in itertools.pairwise(cuts))
+        if fmt == "csv" and not _csv_scan.streamed(f.path) and Path(f.path).stat().st_size > every \
+                and _csv_scan.unclosed_quote(f.path) is None:  # a quote left open fails the file whole
+            cuts = _csv_scan.record_boundaries(f.path, every)
+            spans = [FilePart(start, end, cuts[0]) for start, end in itertools.pairwise(cuts)]
+        elif fmt == "parquet":
+            spans = _row_group_parts(f, every)
+        else:
+            spans = []
+        parts.extend([replace(f, part=span) for span in spans] if len(spans) > 1 else [f])
     return parts
+
+
+def _row_group_parts(f: InputFile, every: int) -> list[FilePart]:
+    """A Parquet file's row groups in runs of about ``every`` bytes (from its footer)."""
+    try:
+        meta = (storage.open_parquet(f.path) if storage.is_remote(str(f.path)) else pq.ParquetFile(f.path)).metadata
+    except (pa.ArrowException, OSError):  # the worker reads it and words the error
+        return []
+    spans: list[FilePart] = []
+    start, size = 0, 0
+    for g in range(meta.num_row_groups):
+        size += meta.row_group(g).total_byte_size
+        if size >= every or g == meta.num_row_groups - 1:
+            spans.append(FilePart(start, g + 1))
+            start, size = g + 1, 0
+    return spans
 
 
 def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[str, str], dict[str, int], int]:

@@ -55,6 +55,7 @@ from jfx.errors import DataValidationError, InvalidArgumentError
 __all__ = [
     "CSV_MAX_RECORD_BYTES",
     "FORMATS",
+    "FilePart",
     "JFX_TYPES",
     "ReadPlan",
     "ReadResult",
@@ -259,7 +260,7 @@ class _Ctx:
     name: str
     fmt: str
     skip: bool
-    part: tuple[int, int, int] | None = None  # a CSV read in part: (header end, start, end) bytes
+    part: FilePart | None = None
 
     def fail(self, message: str) -> DataValidationError:
         return DataValidationError(f"{self.name}: {message}")
@@ -409,7 +410,7 @@ def _csv_line(ctx: _Ctx, record: int | None) -> str:
     if record is None:
         return "?"
     if ctx.part is not None:  # numbered within the part, whose first record follows its header
-        record += _csv_scan.records_before(ctx.path, ctx.part[1]) - 1
+        record += _csv_scan.records_before(ctx.path, ctx.part.start) - 1
     start = _csv_scan.record_start(ctx.path, record)
     if start is None:
         return f"{record} (record)"
@@ -773,6 +774,18 @@ def stream_block_bytes() -> int:
 
 
 @dataclass(frozen=True)
+class FilePart:
+    """Part of one input file, which a worker reads on its own: a local uncompressed CSV
+    file's whole records in bytes ``[start, end)``, after its header (bytes up to
+    ``header_end``; see :func:`~jfx.components._csv_scan.record_boundaries`), or a Parquet
+    file's row groups ``[start, end)``."""
+
+    start: int
+    end: int
+    header_end: int = 0
+
+
+@dataclass(frozen=True)
 class ReadPlan:
     """How one file is read in blocks; a :class:`Restart` carries a changed one.
 
@@ -812,7 +825,7 @@ def iter_blocks(
     on_bad_rows: str = "error",
     name: str | None = None,
     plan: ReadPlan | None = None,
-    part: tuple[int, int, int] | None = None,
+    part: FilePart | None = None,
 ) -> Any:
     """Read one file as a sequence of blocks of bounded size: :func:`read_file`'s tables, in pieces.
 
@@ -823,15 +836,14 @@ def iter_blocks(
     inferred from the first block. Bad rows and whole-file problems raise as in
     :func:`read_file`, naming the file and line. JSON Lines blocks are whole lines; a field
     first met in a later block is widened like a type (every block then has the column).
-    ``part``: a local uncompressed CSV file read in part, ``(header end, start, end)`` in
-    bytes (from :func:`~jfx.components._csv_scan.record_boundaries`): its header, then the
-    records from ``start`` to ``end``; errors still name the line in the whole file.
+    ``part``: read only that :class:`FilePart` of the file (errors still name the line or
+    row in the whole file).
     """
     format_of(fmt)
     forced = dict(forced or {})
     plan = plan or ReadPlan(stream_block_bytes())
-    if part is not None and (fmt != "csv" or _csv_scan.streamed(path)):
-        raise InvalidArgumentError(f"{path}: only a local uncompressed CSV file is read in parts")
+    if part is not None and (fmt == "jsonl" or (fmt == "csv" and _csv_scan.streamed(path))):
+        raise InvalidArgumentError(f"{path}: only a local uncompressed CSV file or a Parquet file is read in parts")
     ctx = _Ctx(str(path) if storage.is_remote(str(path)) else Path(path), name or str(path), fmt,
                on_bad_rows == "skip", part)
     if fmt == "csv":
@@ -1009,7 +1021,7 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
 
     source: Any = stream if stream is not None else ctx.path
     if ctx.part is not None:
-        source = _csv_scan.PartStream(ctx.path, *ctx.part)
+        source = _csv_scan.PartStream(ctx.path, ctx.part.header_end, ctx.part.start, ctx.part.end)
     try:
         try:
             reader = pcsv.open_csv(source, **options)
@@ -1179,10 +1191,11 @@ def _stream_parquet(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any
         raise ctx.fail(f"cannot read the file as Parquet: {err}") from err
     _check_names(ctx, names)
     batch_rows = max(1024, plan.block_size // (16 * max(1, len(names))))
-    done = 0
+    groups = range(pf.metadata.num_row_groups) if ctx.part is None else range(ctx.part.start, ctx.part.end)
+    done = sum(pf.metadata.row_group(g).num_rows for g in range(groups.start))  # rows before the part
     any_block = False
     try:
-        for batch in storage.iter_parquet_batches(pf, batch_rows):
+        for batch in storage.iter_parquet_batches(pf, batch_rows, row_groups=groups):
             table, bad = _finish_typed(ctx, pa.Table.from_batches([batch]), forced, _row_namer(done))
             done += batch.num_rows
             any_block = True

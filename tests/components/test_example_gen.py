@@ -449,6 +449,31 @@ def test_beam_parts_name_a_bad_row_by_its_line_in_the_whole_file(tmp_path, monke
         run(tmp_path, input_base=str(tmp_path / "in"), beam_pipeline_args=beam_args, schema=Schema(schema))
 
 
+def test_beam_converts_one_large_parquet_file_by_row_groups(tmp_path, monkeypatch):
+    n = 3000
+    table = pa.table({"id": list(range(n)), "s": [f"v{i % 13}" for i in range(n)],
+                      "code": [str(i) if i != 2500 else "oops" for i in range(n)]})
+    (tmp_path / "in").mkdir()
+    pq.write_table(table, tmp_path / "in" / "big.parquet", row_group_size=200)  # 15 row groups
+    monkeypatch.setenv("JFX_BEAM_PART_BYTES", "4096")
+    monkeypatch.setenv("JFX_ROW_GROUP_ROWS", "256")
+    beam_args = ["--runner=DirectRunner"]
+    local = run(tmp_path, input_base=str(tmp_path / "in"), format="parquet")
+    beam = run(tmp_path, input_base=str(tmp_path / "in"), format="parquet", beam_pipeline_args=beam_args)
+    for key in ("row_counts", "columns", "input_fingerprint"):
+        assert beam.properties[key] == local.properties[key]
+    for split in ("train", "eval"):
+        assert rows_of(beam, split) == rows_of(local, split)
+        assert len(split_files(beam, split)) > 3  # its row groups went to the workers in runs
+    schema = tmp_path / "schema"
+    schema.mkdir()
+    (schema / "schema.json").write_text(json.dumps({"version": 1, "columns": {
+        "id": {"type": "int"}, "s": {"type": "string"}, "code": {"type": "int"}}}))
+    with pytest.raises(DataValidationError, match=r"big\.parquet: row 2501, column 'code': cannot convert 'oops'"):
+        run(tmp_path, input_base=str(tmp_path / "in"), format="parquet", schema=Schema(schema),
+            beam_pipeline_args=beam_args)
+
+
 # ------------------------------------------------------------------ a real run
 
 
