@@ -353,6 +353,11 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "jfx-ui"
+    # Headers and body leave in one write (flushed after each request, which http.server does),
+    # and with TCP_NODELAY: otherwise Nagle's algorithm holds a body sent after its headers until
+    # the browser's delayed ACK of them, up to 40 ms on every keep-alive response.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's parameter name
         log.debug("%s - %s", self.address_string(), format % args)
