@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import quote_plus
 
 from jfx.metadata._runs import RunState
 from jfx.metadata._store import MetadataStore
 from jfx.metadata.ui import _queries
 from jfx.metadata.ui._common import ApiError, Query, duration_s, iso
 
-__all__ = ["RUN_STATES", "METRIC_TYPES", "pipelines_json", "runs_json", "run_metrics"]
+__all__ = ["RUN_STATES", "METRIC_TYPES", "pipelines_json", "runs_json", "run_metrics", "first_requests"]
 
 RUN_STATES = tuple(s.value for s in RunState)
 MAX_PAGE = 500
 # The artifact types whose numeric properties are a run's metrics (the runs list's columns)
 METRIC_TYPES = ("ModelEvaluation", "Model", "ModelRun", "Metrics")
+PAGE = 50  # runs to a page, as pages/runs.js asks for them
+
+
+def first_requests(params: dict[str, list[str]]) -> list[str]:
+    """The API addresses ``pages/runs.js`` fetches for the page ``/runs?<params>``, written as it
+    writes them (``URLSearchParams``), so that the page can preload them.
+
+    Example:
+        >>> first_requests({"state": ["FAILED"], "offset": ["50"], "metrics": ["a"]})
+        ['/api/pipelines', '/api/runs?limit=50&offset=50&state=FAILED']
+    """
+    def get(name: str) -> str:
+        return (params.get(name) or [""])[0]
+
+    digits = re.match(r"\s*([+-]?\d+)", get("offset"))  # JavaScript's parseInt
+    query = [("limit", str(PAGE)), ("offset", str(max(0, int(digits.group(1)) if digits else 0)))]
+    query += [(k, v) for k, v in (("pipeline", get("pipeline")), ("state", get("state")), ("q", get("q")),
+                                  ("deleted", "1" if get("deleted") == "1" else "")) if v]
+    # URLSearchParams leaves * unescaped and escapes ~, unlike quote_plus
+    text = "&".join(f"{k}={quote_plus(v, safe='*').replace('~', '%7E')}" for k, v in query)
+    return ["/api/pipelines", f"/api/runs?{text}"]
 
 
 def pipelines_json(store: MetadataStore, query: Query) -> dict[str, Any]:

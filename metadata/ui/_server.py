@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import logging
 import math
 import mimetypes
+import posixpath
 import re
 import threading
 import time
@@ -43,7 +45,12 @@ _PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe
 _FILE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 _TEXT_SUFFIXES = {".log", ".txt", ".json", ".jsonl", ".csv", ".py", ".md", ".yaml", ".yml", ".log_tail", ".tsv",
                   ".ini", ".cfg", ".toml"}
-_PAGES = re.compile(r"^/(?:runs(?:/[^/]+)?|executions/\d+|artifacts/\d+|compare)?/?$")
+# The page refers to its static files as /static/v-<hash of them all>/...: cached by the browser
+# for good (no revalidation on each load), and a changed file gets a new address.
+_VERSIONED = re.compile(r"^v-([0-9a-f]{16})/(.*)$")
+_IMMUTABLE = "private, max-age=31536000, immutable"
+_PRELOADS = b"<!-- preloads -->"
+_IMPORT = re.compile(r'^import\s[^;]*?\sfrom\s*"(\.\.?/[^"]+)"', re.M)
 
 @dataclass(frozen=True)
 class Route:
@@ -73,6 +80,35 @@ class Route:
                         for part in re.split(r"(\{[a-z_]+\})", path)) + tail
         # The index alone also answers with a trailing slash, as it always has.
         return re.compile(f"^{regex}/?$" if path == "/api" else f"^{regex}$")
+
+
+def _js_component(text: str) -> str:
+    """JavaScript's encodeURIComponent."""
+    return quote(text, safe="!*'()")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the front end: its address, the module app.js renders it with, and the API
+    addresses that module fetches first (from the page's path match and query), which the page
+    preloads so that they load alongside the modules. The pattern and module mirror app.js's routes.
+    """
+
+    pattern: re.Pattern[str]
+    module: str  # under static/
+    first_requests: Callable[[tuple[str, ...], dict[str, list[str]]], list[str]] = lambda groups, params: []
+
+
+PAGES: tuple[Page, ...] = (
+    Page(re.compile(r"^/(?:runs/?)?$"), "pages/runs.js", lambda g, params: _runs.first_requests(params)),
+    Page(re.compile(r"^/runs/([^/]+)/?$"), "pages/run.js",
+         lambda g, params: [f"/api/runs/{_js_component(unquote(g[0]))}"]),
+    Page(re.compile(r"^/executions/(\d+)/?$"), "pages/execution.js", lambda g, params: [f"/api/executions/{g[0]}"]),
+    Page(re.compile(r"^/artifacts/(\d+)/?$"), "pages/artifact.js",
+         lambda g, params: [f"/api/lineage?artifact={g[0]}&up=2&down=1", f"/api/artifacts/{g[0]}",
+                            f"/api/artifacts/{g[0]}/view"]),
+    Page(re.compile(r"^/compare/?$"), "pages/compare.js"),
+)
 
 
 def _index(app: UIApp, q: Query) -> dict[str, Any]:
@@ -186,6 +222,29 @@ class Response:
 
 
 @dataclass(frozen=True)
+class _Assets:
+    signature: tuple  # (path, size, mtime) of every static file
+    version: str
+    page: bytes  # index.html, its /static/ addresses versioned
+    imports: dict[str, list[str]]  # module -> the modules it imports (static imports), under static/
+
+
+@dataclass(frozen=True)
+class _PageAnswer:
+    page: Page
+    groups: tuple[str, ...]  # what the page's pattern matched in the address
+
+
+def _page_of(path: str) -> _PageAnswer | None:
+    """The page at ``path`` (as sent, not percent-decoded: app.js matches location.pathname)."""
+    for page in PAGES:
+        m = page.pattern.match(path)
+        if m:
+            return _PageAnswer(page, m.groups())
+    return None
+
+
+@dataclass(frozen=True)
 class _FileAnswer:
     path: Path | str  # a local path or an object-store URI
 
@@ -204,12 +263,48 @@ class UIApp:
         self.store = store
         self.token = token or None
         self.mlflow_url = mlflow_url or None
-        self._index = (STATIC_DIR / "index.html").read_bytes()
-        self._index_etag = '"' + hashlib.sha256(self._index).hexdigest()[:20] + '"'
+        self._assets: _Assets | None = None
         self._etags: dict[tuple, str] = {}
         self._api = [(route.pattern, route.handler) for route in ROUTES]
 
     # ------------------------------------------------------------------ dispatch
+
+    def assets(self) -> _Assets:
+        """The static files' version, index.html and each module's imports, redone when a file changes."""
+        files = sorted(p for p in STATIC_DIR.rglob("*") if p.is_file())
+        signature = tuple((str(p), st.st_size, st.st_mtime_ns) for p in files for st in (p.stat(),))
+        assets = self._assets
+        if assets is None or assets.signature != signature:
+            digest = hashlib.sha256()
+            imports: dict[str, list[str]] = {}
+            for p in files:
+                rel, data = p.relative_to(STATIC_DIR).as_posix(), p.read_bytes()
+                digest.update(rel.encode() + b"\0" + data + b"\0")
+                if p.suffix == ".js":
+                    imports[rel] = [posixpath.normpath(posixpath.join(posixpath.dirname(rel), m))
+                                    for m in _IMPORT.findall(data.decode("utf-8"))]
+            version = digest.hexdigest()[:16]
+            page = (STATIC_DIR / "index.html").read_bytes().replace(b'"/static/', f'"/static/v-{version}/'.encode())
+            assets = self._assets = _Assets(signature, version, page, imports)
+        return assets
+
+    def _page(self, answer: _PageAnswer, params: dict[str, list[str]]) -> bytes:
+        """index.html, preloading the API answers the page starts with and the modules it runs."""
+        assets, page = self.assets(), answer.page
+        modules: list[str] = []
+
+        def add(module: str) -> None:  # a module after those it imports
+            if module not in modules and module in assets.imports:
+                for dep in assets.imports[module]:
+                    add(dep)
+                modules.append(module)
+
+        add("app.js")
+        add(page.module)
+        links = [f'<link rel="preload" as="fetch" crossorigin href="{html.escape(url)}">'
+                 for url in page.first_requests(answer.groups, params)]
+        links += [f'<link rel="modulepreload" href="/static/v-{assets.version}/{m}">' for m in modules]
+        return assets.page.replace(_PRELOADS, "\n".join(links).encode())
 
     def _etag(self, path: Path, body: bytes) -> str:
         key = (str(path), len(body), path.stat().st_mtime_ns if path.exists() else 0)
@@ -226,6 +321,8 @@ class UIApp:
         params = parse_qs(split.query, keep_blank_values=True)
         is_api = path.startswith("/api")
         extra: dict[str, str] = {}
+        answer: Any = None
+        html_page: bytes | None = None
         try:
             if method not in ("GET", "HEAD"):
                 raise ApiError(405, f"{method} is not allowed: the metadata UI is read-only (GET only)")
@@ -244,10 +341,11 @@ class UIApp:
                 answer = self._api_answer(path, Query(params))
             elif path.startswith("/static/"):
                 return self._static(path[len("/static/"):], extra, headers.get("if-none-match"))
-            elif _PAGES.match(path):
-                answer = None
             else:
-                raise ApiError(404, f"no page {path}")
+                page = _page_of(split.path or "/")
+                if page is None:
+                    raise ApiError(404, f"no page {path}")
+                html_page = self._page(page, params)
         except ApiError as err:
             return self._error(err.code, err.message, is_api, extra)
         except NotFoundError as err:
@@ -261,12 +359,12 @@ class UIApp:
             log.exception("jfx ui: %s %s failed", method, target)
             return self._error(500, f"internal error: {type(err).__name__}: {err}", is_api, extra)
         timing = {"Server-Timing": f"app;dur={(time.perf_counter() - t0) * 1000:.1f}", **extra}
-        if answer is None:
-            page_headers = {**timing, "Content-Security-Policy": _PAGE_CSP, "Cache-Control": "no-cache",
-                            "ETag": self._index_etag}
-            if headers.get("if-none-match") == self._index_etag and not extra:
+        if html_page is not None:
+            etag = '"' + hashlib.sha256(html_page).hexdigest()[:20] + '"'
+            page_headers = {**timing, "Content-Security-Policy": _PAGE_CSP, "Cache-Control": "no-cache", "ETag": etag}
+            if headers.get("if-none-match") == etag and not extra:
                 return Response(304, b"", "text/html; charset=utf-8", page_headers)
-            return Response(200, self._index, "text/html; charset=utf-8", page_headers)
+            return Response(200, html_page, "text/html; charset=utf-8", page_headers)
         if isinstance(answer, _FileAnswer):
             return self._file(answer.path, timing)
         return Response(200, to_json_bytes(answer), "application/json", {**timing, "Cache-Control": "no-store"})
@@ -300,6 +398,11 @@ class UIApp:
         return Response(code, to_json_bytes({"error": {"code": code, "message": message}}), "application/json", headers)
 
     def _static(self, rel: str, extra: dict[str, str], if_none_match: str | None = None) -> Response:
+        cache = "no-cache"
+        versioned = _VERSIONED.match(rel)
+        if versioned:  # an older version (a page loaded before a file changed) gets today's file, uncached
+            rel = versioned.group(2)
+            cache = _IMMUTABLE if versioned.group(1) == self.assets().version else "no-cache"
         root = STATIC_DIR
         target = (root / rel).resolve()
         if root not in target.parents or not target.is_file():
@@ -311,7 +414,7 @@ class UIApp:
             ctype += "; charset=utf-8"
         body = target.read_bytes()
         etag = self._etag(target, body)
-        headers = {**extra, "Cache-Control": "no-cache", "ETag": etag}
+        headers = {**extra, "Cache-Control": cache, "ETag": etag}
         if if_none_match == etag:
             return Response(304, b"", ctype, headers)
         return Response(200, body, ctype, headers)
@@ -353,6 +456,11 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "jfx-ui"
+    # Headers and body leave in one write (flushed after each request, which http.server does),
+    # and with TCP_NODELAY: otherwise Nagle's algorithm holds a body sent after its headers until
+    # the browser's delayed ACK of them, up to 40 ms on every keep-alive response.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's parameter name
         log.debug("%s - %s", self.address_string(), format % args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -243,7 +244,8 @@ def test_server_serves_pages_static_files_and_refuses_foreign_hosts(fake):
     with UIServer(fake.url, port=0) as ui:
         assert ui.url.startswith("http://127.0.0.1:")
         status, body, headers = _fetch(ui.url + "runs/demo-run-1")
-        assert status == 200 and b'src="/static/app.js"' in body and "default-src 'self'" in headers["Content-Security-Policy"]
+        assert status == 200 and re.search(rb'src="/static/v-[0-9a-f]{16}/app.js"', body)
+        assert "default-src 'self'" in headers["Content-Security-Policy"]
         status, body, headers = _fetch(ui.url + "static/pages/run.js")
         assert status == 200 and headers["Content-Type"].startswith("text/javascript")
         assert _fetch(ui.url + "static/../_server.py")[0] == 404
@@ -309,6 +311,61 @@ def test_cli_ui_starts_and_answers(fake):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_static_files_under_the_pages_version_are_cached_for_good(tmp_path, monkeypatch, fake):
+    from jfx.metadata.ui import _server
+
+    static = tmp_path / "static"
+    for path in _server.STATIC_DIR.rglob("*"):
+        if path.is_file():
+            (static / path.relative_to(_server.STATIC_DIR)).parent.mkdir(parents=True, exist_ok=True)
+            (static / path.relative_to(_server.STATIC_DIR)).write_bytes(path.read_bytes())
+    monkeypatch.setattr(_server, "STATIC_DIR", static)
+    store = open_store_read_only(fake.url)
+    app = _server.UIApp(store)
+
+    def version():
+        page = app.handle("GET", "/runs", {})
+        assert page.headers["Cache-Control"] == "no-cache"  # the page itself is always revalidated
+        found = set(re.findall(rb'"/static/v-([0-9a-f]{16})/', page.body))
+        assert len(found) == 1, page.body
+        return found.pop().decode()
+
+    old = version()
+    answer = app.handle("GET", f"/static/v-{old}/pages/runs.js", {})
+    assert answer.status == 200 and "immutable" in answer.headers["Cache-Control"]
+    assert app.handle("GET", "/static/pages/runs.js", {}).headers["Cache-Control"] == "no-cache"
+    assert app.handle("GET", f"/static/v-{old}/../_server.py", {}).status == 404
+    # a changed file changes every address; the old one still answers, with today's file, uncached
+    (static / "pages" / "runs.js").write_text((static / "pages" / "runs.js").read_text() + "\n// changed\n")
+    new = version()
+    assert new != old
+    stale = app.handle("GET", f"/static/v-{old}/pages/runs.js", {})
+    assert stale.status == 200 and stale.body.endswith(b"// changed\n") and stale.headers["Cache-Control"] == "no-cache"
+    store.close()
+
+
+def test_each_page_preloads_its_modules_and_first_api_answers(get):
+    def links(target):
+        status, body, headers = get(target)
+        assert status == 200 and headers["Content-Security-Policy"], target
+        text = body if isinstance(body, str) else body.decode()
+        return (re.findall(r'<link rel="preload" as="fetch" crossorigin href="([^"]+)">', text),
+                [re.sub(r"^/static/v-[0-9a-f]{16}/", "", m)
+                 for m in re.findall(r'<link rel="modulepreload" href="([^"]+)">', text)])
+
+    assert links("/runs") == (["/api/pipelines", "/api/runs?limit=50&amp;offset=0"],
+                              ["lib/dom.js", "app.js", "lib/charts.js", "pages/runs.js"])
+    fetches, _ = links("/runs?pipeline=a%20b~*&state=failed&q=x&offset=60junk&deleted=1&metrics=m")
+    assert fetches[1] == "/api/runs?limit=50&amp;offset=60&amp;pipeline=a+b%7E*&amp;state=failed&amp;q=x&amp;deleted=1"
+    assert links("/runs/a%20b") == (["/api/runs/a%20b"],
+                                    ["lib/dom.js", "app.js", "lib/graph.js", "pages/execution.js", "pages/run.js"])
+    assert links("/executions/7")[0] == ["/api/executions/7"]
+    assert links("/artifacts/3")[0] == ["/api/lineage?artifact=3&amp;up=2&amp;down=1", "/api/artifacts/3",
+                                        "/api/artifacts/3/view"]
+    assert "lib/viewers.js" in links("/artifacts/3")[1]
+    assert links("/compare?runs=a,b") == ([], ["lib/dom.js", "app.js", "lib/charts.js", "pages/compare.js"])
 
 
 def test_the_front_end_fetches_nothing_from_the_internet():

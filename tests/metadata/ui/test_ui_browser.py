@@ -265,3 +265,43 @@ def test_binary_evaluation_draws_calibration_and_interval_checks(page, tmp_path)
         expect(plots.locator("svg.heatmap rect.cell")).to_have_count(4)
         page.select_option("#plot-slice", label="x=(-inf, 0.5)")
         expect(plots.locator("svg.calibration circle.dot")).not_to_have_count(10)
+
+
+HREFS = "(selector) => [...document.querySelectorAll(selector)].map((link) => link.getAttribute('href'))"
+
+
+def test_pages_use_what_they_preload_and_fetch_nothing_twice(page, fake):
+    """Each API answer a page preloads is the one its module fetches (the addresses match), and
+    its modules come from the versioned, cached addresses: a second visit asks the server for none."""
+    wanted = {
+        "runs": "tr.run-row",
+        "runs?pipeline=demo&state=failed&q=run&metrics=x": "tr.run-row",
+        "runs/demo-run-1": "#dag .node",
+        f"executions/{fake.ids['train']}": ".execution",
+        f"artifacts/{fake.ids['model_run']}": "#lineage .node",
+        "compare?runs=demo-run-1,demo-run-2": "#artifact-diff",
+    }
+    with UIServer(fake.url, port=0) as ui:
+        served: list[str] = []  # what the page used, from the server or the browser's cache
+        asked: list[str] = []  # what the server answered
+        page.on("response", lambda r: served.append(r.url.removeprefix(ui.url.rstrip("/"))))
+        handle = ui.app.handle
+        page.add_init_script("window.__fetched = []; const f = window.fetch;"
+                             "window.fetch = (url, options) => { window.__fetched.push(String(url)); return f(url, options); };")
+        ui.app.handle = lambda method, target, headers: asked.append(target) or handle(method, target, headers)  # type: ignore[method-assign]
+        for target, ready in wanted.items():
+            for load in ("first", "again"):
+                served.clear()
+                asked.clear()
+                page.goto(ui.url + target, wait_until="networkidle")
+                expect(page.locator(ready).first).to_be_attached()
+                preloaded = set(page.evaluate(HREFS, "link[rel=preload][as=fetch]"))
+                assert preloaded or target.startswith("compare"), target
+                assert preloaded <= set(page.evaluate("window.__fetched")), (target, preloaded)  # each one used
+                api = [u for u in served if u.startswith("/api/")]
+                assert len(api) == len(set(api)), (target, api)  # nothing fetched twice
+                modules = set(page.evaluate(HREFS, "link[rel=modulepreload]"))
+                scripts = {u for u in served if u.endswith(".js")}
+                assert scripts and scripts <= modules, (target, scripts - modules)  # no module found late
+                if load == "again":
+                    assert not [u for u in asked if u.startswith("/static/")], (target, asked)
