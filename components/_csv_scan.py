@@ -47,7 +47,7 @@ __all__ = [
     "line_and_column",
     "longest_record",
     "record_boundaries",
-    "record_start",
+    "record_line",
     "records_before",
     "streamed",
     "text_at",
@@ -296,6 +296,7 @@ class _Forward:
         self.offset = 0  # of the next chunk's first byte
         self.begin = 0  # of the first record: after a byte order mark
         self.prev = _LF
+        self.window, self.window_offset = np.zeros(0, dtype=np.uint8), 0
 
     def ends(self, path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
         """Yield arrays of the offsets of record-ending line breaks, in file order."""
@@ -322,6 +323,7 @@ class _Forward:
                     return
 
     def feed(self, win: np.ndarray) -> np.ndarray:
+        self.window, self.window_offset = win, self.offset  # the bytes the ends just given are in
         starts, flips, closes = _runs(win, self.prev)
         states = _states(flips, closes, self.inside)
         breaks = np.flatnonzero((win == _LF) | (win == _CR))
@@ -445,23 +447,38 @@ def records_before(path: str | os.PathLike[str], offset: int) -> int:
     return seen
 
 
-def record_start(path: str | os.PathLike[str], record: int) -> int | None:
-    """The byte offset where CSV record ``record`` starts (1-based, header = 1; empty lines
-    are not records, as in pyarrow), or ``None`` past the last record."""
-    seen, start = 0, None
+def record_line(path: str | os.PathLike[str], record: int) -> int | None:
+    """The 1-based line (as an editor shows it) where CSV record ``record`` starts (header = 1;
+    empty lines are not records), or ``None`` past the last record, in one pass over the file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = p.write_bytes(b'a,b\\n1,"x\\ny"\\n\\n2,z')
+        >>> [record_line(p, r) for r in (1, 2, 3, 4)]
+        [1, 2, 5, None]
+    """
+    seen, lines = 0, 1  # records before this window; the line this window starts on
+    carried: int | None = None  # where the record still open at this window's start starts
+    carried_line = 1
     scan = _Forward()
     for ends in scan.ends(path):
-        start = scan.begin if start is None else start
-        starts = np.concatenate(([start], ends[:-1] + 1)) if len(ends) else _EMPTY
+        base = scan.window_offset
+        breaks = np.flatnonzero(scan.window == _LF) + base
+        if carried is None:
+            carried = scan.begin
+        starts = np.concatenate(([carried], ends[:-1] + 1)) if len(ends) else _EMPTY
         nonempty = starts[ends > starts] if len(ends) else _EMPTY
         if seen + len(nonempty) >= record:
-            return int(nonempty[record - seen - 1])
+            at = int(nonempty[record - seen - 1])
+            return carried_line if at == carried else lines + int(np.searchsorted(breaks, at))
         seen += len(nonempty)
         if len(ends):
-            start = int(ends[-1]) + 1
-    start = scan.begin if start is None else start
-    if scan.offset > start and seen + 1 == record:  # the last record, without a final line break
-        return start
+            carried = int(ends[-1]) + 1
+            carried_line = lines + int(np.searchsorted(breaks, carried))
+        lines += len(breaks)
+    if carried is not None and scan.offset > carried and seen + 1 == record:  # the last, without a line break
+        return carried_line
     return None
 
 

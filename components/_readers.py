@@ -411,10 +411,8 @@ def _csv_line(ctx: _Ctx, record: int | None) -> str:
         return "?"
     if ctx.part is not None:  # numbered within the part, whose first record follows its header
         record += _csv_scan.records_before(ctx.path, ctx.part.start) - 1
-    start = _csv_scan.record_start(ctx.path, record)
-    if start is None:
-        return f"{record} (record)"
-    return str(_csv_scan.line_and_column(ctx.path, start)[0])
+    line = _csv_scan.record_line(ctx.path, record)
+    return f"{record} (record)" if line is None else str(line)
 
 
 def _check_names(ctx: _Ctx, names: list[str]) -> None:
