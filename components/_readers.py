@@ -343,10 +343,7 @@ def _read_csv(ctx: _Ctx, forced: Mapping[str, str]) -> tuple[pa.Table, int]:
         if number is None:  # not known when the file was read by several threads
             read(as_string, typed, use_threads=False)
             number = bad[0][0]
-        _, expected, actual, text = bad[0]
-        raise ctx.fail(
-            f"line {_csv_line(ctx, number)}: expected {expected} fields, got {actual}: {_clip(text)!r}; {_BAD_ROW_HINT}"
-        )
+        raise _bad_csv_row(ctx, number, *bad[0][1:])
     skipped = len(bad)
 
     columns: dict[str, pa.Array] = {}
@@ -790,13 +787,12 @@ class ReadPlan:
     ``widened``: columns read as text and converted to the given type (``None``: inferred per
     block), because a later block did not fit the type the first block had. ``demoted``:
     columns of a forced type that pyarrow could not convert, read as text so that the rows
-    whose value does not convert are found. ``serial``: parse on one thread (row numbers).
+    whose value does not convert are found.
     """
 
     block_size: int
     widened: tuple[tuple[str, str | None], ...] = ()
     demoted: frozenset[str] = frozenset()
-    serial: bool = False
     grown: bool = False  # block_size was set to hold the file's longest CSV record
 
     def widen(self, column: str, jfx_type: str | None) -> ReadPlan:
@@ -979,7 +975,9 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
         return "skip"
 
     options = {
-        "read_options": pcsv.ReadOptions(use_threads=not plan.serial, block_size=block_size),
+        # One thread: pyarrow numbers a bad row only then, and the stream parses a block on
+        # the thread that asks for it either way (the next block is read ahead by _Prefetch).
+        "read_options": pcsv.ReadOptions(use_threads=False, block_size=block_size),
         "parse_options": pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
         "convert_options": pcsv.ConvertOptions(
             column_types={**_first_block_types(ctx, block_size, skip=set(typed) | as_string),
@@ -1037,14 +1035,7 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
             except pa.ArrowInvalid as err:
                 raise fail(err) from None
             if bad and not ctx.skip:
-                number = bad[0][0]
-                if number is None:  # not known when parsed by several threads
-                    from dataclasses import replace
-
-                    raise Restart(replace(plan, serial=True))
-                _, expected, actual, text = bad[0]
-                raise ctx.fail(f"line {_csv_line(ctx, number)}: expected {expected} fields, got {actual}: "
-                               f"{_clip(text)!r}; {_BAD_ROW_HINT}")
+                raise _bad_csv_row(ctx, *bad[0])
             skipped = len(bad)  # the reader's thread may add rows of the next block meanwhile
             del bad[:skipped]
             base = records + skipped  # approximately: bad rows are counted as they are met
@@ -1055,13 +1046,7 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
         if stream is not None and (open_at := stream.open_quote()) is not None:
             raise _unclosed_quote(ctx, open_at)
         if bad and not ctx.skip:  # met after the last block was read
-            if bad[0][0] is None:
-                from dataclasses import replace
-
-                raise Restart(replace(plan, serial=True))
-            _, expected, actual, text = bad[0]
-            raise ctx.fail(f"line {_csv_line(ctx, bad[0][0])}: expected {expected} fields, got {actual}: "
-                           f"{_clip(text)!r}; {_BAD_ROW_HINT}")
+            raise _bad_csv_row(ctx, *bad[0])
         if bad or not any_block:  # an empty block (no types) carries what is left
             yield ReadResult(pa.table({n: pa.nulls(0) for n in reader.schema.names}), len(bad))
     finally:
@@ -1071,6 +1056,11 @@ def _stream_csv(ctx: _Ctx, forced: Mapping[str, str], plan: ReadPlan) -> Any:
             reader.close()
         if source is not ctx.path:
             source.close()
+
+
+def _bad_csv_row(ctx: _Ctx, number: int | None, expected: int, actual: int, text: str) -> DataValidationError:
+    return ctx.fail(f"line {_csv_line(ctx, number)}: expected {expected} fields, got {actual}: "
+                    f"{_clip(text)!r}; {_BAD_ROW_HINT}")
 
 
 def _finish_csv_block(ctx: _Ctx, table: pa.Table, forced: Mapping[str, str], as_string: set[str],
