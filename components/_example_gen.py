@@ -89,7 +89,7 @@ _CHUNK = 1 << 20
 ROW_GROUP_ROWS = 131_072
 
 
-#: Bytes of CSV per Beam element when one local file is converted by several workers;
+#: Bytes per Beam element when one large file (a local CSV file, a Parquet file) is converted by several workers;
 #: ``JFX_BEAM_PART_BYTES`` overrides it (tests force small parts).
 BEAM_PART_BYTES = 64 << 20
 
@@ -770,8 +770,8 @@ def _row_group_parts(f: InputFile, every: int) -> list[FilePart]:
 
 
 def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[str, str], dict[str, int], int]:
-    """The same conversion as a Beam pipeline: each input file an element, a large CSV file
-    one element per part (:func:`_beam_parts`)."""
+    """The same conversion as a Beam pipeline: each input file an element, a large file one
+    element per part (:func:`_beam_parts`)."""
     from jfx.components._beam import quiet_beam_import, read_reports, receive_files, results_folder
 
     quiet_beam_import()
@@ -782,7 +782,7 @@ def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[s
     options = beam_options(args)
     with results_folder(options, "jfx-examplegen-") as results:
         with beam.Pipeline(options=options) as p:
-            # spread over the workers (Create alone hands every element to one of them)
+            # spread over the workers, as the statistics engine's Beam pipeline does
             files = p | "Files" >> beam.Create(list(enumerate(parts))) | "Spread" >> beam.Reshuffle()
             types = (
                 files
@@ -853,9 +853,10 @@ def ExampleGen(  # noqa: N802 - components are named like classes; the node id i
             (where its row ends is unknown; read as one value it would swallow the rest).
         schema: an optional Schema whose column types are used instead of inferred ones.
         beam_pipeline_args: run the conversion as a Beam pipeline with these args: each
-            input file is an element, and a local uncompressed CSV file over 64 MiB is cut
-            into parts of whole records (``JFX_BEAM_PART_BYTES``), each an element, so that
-            several workers convert one large file. The rows, their splits and their order
+            input file is an element, and a file over 64 MiB (``JFX_BEAM_PART_BYTES``) is
+            cut into parts, each an element, so that several workers convert one large
+            file: a local uncompressed CSV file into whole records, a Parquet file into
+            runs of row groups. The rows, their splits and their order
             across the shards are those of the in-process engine; errors name the line in
             the whole file.
 
