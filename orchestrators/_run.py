@@ -37,7 +37,7 @@ from jfx.metadata._runs import (
     abandon_run,
     create_run,
     get_run,
-    list_runs,
+    list_run_summaries,
     reopen_run,
 )
 from jfx.orchestrators._launcher import NodeOutcome, NodeState, RunInfo
@@ -247,7 +247,7 @@ def _alive(host: Any, pid: Any) -> bool:
 
 # A run killed before any of its nodes started has no RUNNING execution to find it by;
 # such a run is among the newest, so only these many newest runs are looked at for it
-# (each run's properties hold its whole IR: loading every run would grow with history).
+# (from the run columns; loading every run would grow with history).
 REAP_RECENT_RUNS = 100
 
 
@@ -279,8 +279,10 @@ def reap_abandoned(store: MetadataStore) -> list[int]:
         marked.append(execution.id)
         if run is not None:
             _abandon_if_dead(store, run)
-    for run in list_runs(store, options=ListOptions(limit=REAP_RECENT_RUNS, order_by="id", descending=True)):
-        _abandon_if_dead(store, run)
+    # the newest runs' states from the run columns; only a RUNNING one's properties (its owner) are read
+    for summary in list_run_summaries(store, options=ListOptions(limit=REAP_RECENT_RUNS, order_by="id", descending=True)):
+        if summary.state == RunState.RUNNING and (run := get_run(store, summary.run_id)) is not None:
+            _abandon_if_dead(store, run)
     _finish_pending_cleanups(store)
     return marked
 
