@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import zlib
 from typing import Any
 from collections.abc import Iterator
@@ -162,11 +163,39 @@ def _create_engine(url: sa.URL) -> sa.Engine:
     if backend == "sqlite":
         return _sqlite_engine(url)
     if backend == "postgresql":
-        return sa.create_engine(url, pool_pre_ping=True)
+        return _ping_when_idle(sa.create_engine(url))
     # READ COMMITTED (as PostgreSQL): fewer gap locks, fewer deadlocks between writers.
-    return sa.create_engine(
-        url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED"
-    )
+    return _ping_when_idle(sa.create_engine(url, pool_recycle=3600, isolation_level="READ COMMITTED"))
+
+
+# A pooled connection back in the pool for longer than this is pinged before it is used
+# (a restarted server or a proxy's idle timeout may have closed it); one used a moment ago
+# is not, which saves a round trip on nearly every transaction of a run. One that died
+# all the same fails its first statement, and the store runs that transaction again.
+PING_IDLE_S = 10.0
+_IDLE_SINCE = "jfx_idle_since"
+
+
+def _ping_when_idle(engine: sa.Engine) -> sa.Engine:
+    """``pool_pre_ping``, only for connections idle longer than :data:`PING_IDLE_S`."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record):
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checking_out(dbapi_connection, record, _proxy):
+        since = record.info.get(_IDLE_SINCE)  # none yet: connected just now
+        if since is None or time.monotonic() - since < PING_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as err:
+            # the pool discards this connection and checks out another (SQLAlchemy's contract)
+            raise sa.exc.DisconnectionError(f"a pooled connection was closed: {err}") from err
+
+    return engine
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -69,7 +69,7 @@ def require_ids(conn: sa.Connection, table: sa.Table, ids: Iterable[int], what: 
 _GONE = (ArtifactState.DELETING.value, ArtifactState.DELETED.value)
 
 
-def refuse_deleted(conn: sa.Connection, updated: Mapping[int, str], read: Iterable[int]) -> None:
+def refuse_deleted(conn: sa.Connection, updated: Mapping[int, str], read: Iterable[int]) -> set[int]:
     """Raise ArtifactDeletedError if a write would revive or reference an artifact gc deleted.
 
     ``updated``: artifact id -> the state a write gives it; ``read``: ids an event will
@@ -78,20 +78,33 @@ def refuse_deleted(conn: sa.Connection, updated: Mapping[int, str], read: Iterab
     execution may read one. The rows are locked (updated ones for update, read ones
     shared) so that gc, which locks them for update before marking them, either waits
     for this write or is waited for and then seen.
+
+    Returns the ids it found (so that :func:`save` need not look them up again).
+
+    Raises:
+        NotFoundError: A ``read`` id does not exist (checked first).
     """
     wanted_update = {i: s for i, s in updated.items() if s not in _GONE}
     wanted_read = set(read) - set(wanted_update)
     gone: list[ArtifactRecord] = []
+    found: set[int] = set()
     for ids, shared in ((wanted_update, False), (wanted_read, True)):
         for chunk in chunks(ids):
             stmt = (sa.select(artifacts_t).where(artifacts_t.c.id.in_(chunk)).order_by(artifacts_t.c.id)
                     .with_for_update(read=shared))
-            gone += [a for a in map(to_artifact, conn.execute(stmt)) if a.state.deleted]
+            for artifact in map(to_artifact, conn.execute(stmt)):
+                assert artifact.id is not None
+                found.add(artifact.id)
+                if artifact.state.deleted:
+                    gone.append(artifact)
+    if absent := wanted_read - found:
+        raise NotFoundError(missing("artifact", sorted(absent)))
     if gone:
         first = gone[0]
         more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
         raise ArtifactDeletedError(f"artifact {first.id} ({first.type_name} {first.uri}) was {first.deleted_note()}{more}; "
                                    "its files are gone: rerun the node that made it")
+    return found
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -103,11 +116,15 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
     return [conn.execute(sa.insert(table), row).inserted_primary_key[0] for row in rows]  # type: ignore[index]
 
 
-def save(conn: sa.Connection, table: sa.Table, records: Sequence[Any], rows: Sequence[dict[str, Any]], updates: Sequence[str]) -> list[int]:
-    """Insert the records without an id, update ``updates`` columns of the others; all ids in order."""
+def save(conn: sa.Connection, table: sa.Table, records: Sequence[Any], rows: Sequence[dict[str, Any]],
+         updates: Sequence[str], *, known: Collection[int] = ()) -> list[int]:
+    """Insert the records without an id, update ``updates`` columns of the others; all ids in order.
+
+    ``known``: ids this transaction has already read, so not looked up again.
+    """
     existing = [(r.id, row) for r, row in zip(records, rows, strict=True) if r.id is not None]
     if existing:
-        require_ids(conn, table, [i for i, _ in existing], table.name.removeprefix("jfx_").rstrip("s"))
+        require_ids(conn, table, [i for i, _ in existing if i not in known], table.name.removeprefix("jfx_").rstrip("s"))
         stmt = sa.update(table).where(table.c.id == sa.bindparam("record_id"))
         conn.execute(stmt, [{"record_id": i, **{k: row[k] for k in updates}} for i, row in existing])
     new_ids = iter(insert_rows(conn, table, [row for r, row in zip(records, rows, strict=True) if r.id is None]))

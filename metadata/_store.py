@@ -133,6 +133,9 @@ class MetadataStore:
             self._engine = create_engine(self._url)
         except OSError as err:
             raise MetadataError(f"cannot create the metadata store {self.url}: {err}") from err
+        # reads on PostgreSQL: autocommit, on the same pool (see _tx)
+        self._read_engine: sa.Engine = (self._engine.execution_options(isolation_level="AUTOCOMMIT")
+                                        if self.backend == "postgresql" else self._engine)
         self._pid = os.getpid()
         try:
             with opening(self._url):
@@ -177,8 +180,8 @@ class MetadataStore:
         updated = {r.id: row["state"] for r, row in zip(records, rows, strict=True) if r.id is not None}
 
         def write(conn: sa.Connection) -> list[int]:
-            refuse_deleted(conn, updated, ())
-            return save(conn, artifacts_t, records, rows, _ARTIFACT_UPDATES)
+            found = refuse_deleted(conn, updated, ())
+            return save(conn, artifacts_t, records, rows, _ARTIFACT_UPDATES, known=found)
 
         ids = self._tx(write, write=True)
         for record, row, new_id in zip(records, rows, ids, strict=True):
@@ -492,11 +495,10 @@ class MetadataStore:
 
         def write(conn: sa.Connection) -> tuple[int, list[int]]:
             require_ids(conn, contexts_t, context_ids, "context")
-            require_ids(conn, artifacts_t, [i for ids in input_ids.values() for i in ids], "artifact")
-            refuse_deleted(conn, {a.id: row["state"] for a, row in zip(flat_outputs, output_rows, strict=True)
-                                  if a.id is not None}, [i for ids in input_ids.values() for i in ids])
+            found = refuse_deleted(conn, {a.id: row["state"] for a, row in zip(flat_outputs, output_rows, strict=True)
+                                          if a.id is not None}, [i for ids in input_ids.values() for i in ids])
             [execution_id] = save(conn, executions_t, [execution], [exec_row], _EXECUTION_UPDATES)
-            output_ids = save(conn, artifacts_t, flat_outputs, output_rows, _ARTIFACT_UPDATES)
+            output_ids = save(conn, artifacts_t, flat_outputs, output_rows, _ARTIFACT_UPDATES, known=found)
             event_rows = [
                 {"artifact_id": a_id, "execution_id": execution_id, "type": kind.value, "key": key, "idx": i, "time": stamp}
                 for kind, ids_by_key in (
@@ -640,18 +642,32 @@ class MetadataStore:
     # ---------------------------------------------------------------- internals
 
     def _tx(self, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
-        """Run ``fn`` in one transaction, retrying transient lock errors with backoff."""
+        """Run ``fn`` in one transaction, retrying transient lock errors with backoff.
+
+        On PostgreSQL a read runs without BEGIN and COMMIT (autocommit): at its READ
+        COMMITTED level each statement sees its own snapshot either way, so the
+        transaction would only cost two round trips (psycopg switches to autocommit
+        without one; PyMySQL would spend one each way). A connection found dead before
+        COMMIT was sent (the server restarted, a proxy dropped it) is replaced and ``fn``
+        run once more at once: nothing of it was committed.
+        """
         if os.getpid() != self._pid:  # forked: never share the parent's pooled connections
             self._engine.dispose(close=False)
             self._pid = os.getpid()
+        engine = self._engine if write else self._read_engine
         delay = _FIRST_DELAY_S
         for attempt in range(1, _MAX_ATTEMPTS + 1):
+            committing = False
             try:
-                with self._engine.connect() as conn:
+                with engine.connect() as conn:
                     conn.execution_options(**{WRITE_OPTION: write})
                     with conn.begin():
-                        return fn(conn)
+                        result = fn(conn)
+                        committing = True
+                    return result
             except sa.exc.DBAPIError as err:
+                if err.connection_invalidated and not committing and attempt == 1:
+                    continue
                 transient = is_transient(self.backend, err)
                 if transient and attempt < _MAX_ATTEMPTS:
                     time.sleep(delay * random.uniform(0.5, 1.5))

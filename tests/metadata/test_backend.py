@@ -8,6 +8,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from jfx_dbs import BACKENDS, fresh_database
 from jfx_requires import importorskip
 
 from jfx.errors import AlreadyExistsError, MetadataError, NotFoundError
@@ -157,3 +158,56 @@ def test_sqlite_reader_is_not_blocked_by_a_writer(tmp_path):
         finally:
             other.execute("ROLLBACK")
             other.close()
+
+
+SERVER_BACKENDS = [b for b in BACKENDS if getattr(b, "values", (b,))[0] != "sqlite"]
+
+
+def _kill_store_connections(url: str) -> int:
+    """Close, from the server's side, every other connection to this store's database."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                killed = conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()").all()
+                return len(killed)
+            ids = conn.exec_driver_sql("SELECT id FROM information_schema.processlist "
+                                       "WHERE db = DATABASE() AND id <> CONNECTION_ID()").scalars().all()
+            for connection_id in ids:
+                conn.exec_driver_sql(f"KILL {int(connection_id)}")
+            return len(ids)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SERVER_BACKENDS)
+def test_a_pooled_connection_the_server_closed_is_replaced(backend, tmp_path, monkeypatch):
+    """A connection the server closed while pooled: one used a moment ago fails its first
+    statement, and the transaction runs once more on a new connection; one idle longer than
+    PING_IDLE_S is found by a ping before it is used. Either way the caller sees no error,
+    and a write is recorded once."""
+    for url in fresh_database(backend, tmp_path):
+        with MetadataStore(url) as store:
+            [first] = store.put_artifacts([ArtifactRecord("Examples", "/data/a")])
+            assert _kill_store_connections(url) >= 1
+            calls = []
+
+            def write(conn):
+                calls.append(1)
+                return conn.execute(sa.text("UPDATE jfx_artifacts SET name = 'renamed' WHERE id = :id"),
+                                    {"id": first}).rowcount
+
+            assert store._tx(write, write=True) == 1
+            assert len(calls) == 2  # the dead connection's attempt, then a new one's
+            assert store.get_artifact(first).name == "renamed"
+
+            monkeypatch.setattr("jfx.metadata._backend.PING_IDLE_S", 0.0)
+            assert _kill_store_connections(url) >= 1
+            calls.clear()
+            assert store._tx(lambda conn: calls.append(1) or conn.execute(sa.text("SELECT 1")).scalar(),
+                             write=False) == 1
+            assert calls == [1]  # the ping found it dead before the read ran: no second attempt
+            store.put_artifacts([ArtifactRecord("Examples", "/data/b")])
+            assert [a.uri for a in store.get_artifacts()] == ["/data/a", "/data/b"]
