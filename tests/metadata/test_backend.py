@@ -182,32 +182,36 @@ def _kill_store_connections(url: str) -> int:
         engine.dispose()
 
 
-@pytest.mark.parametrize("backend", SERVER_BACKENDS)
-def test_a_pooled_connection_the_server_closed_is_replaced(backend, tmp_path, monkeypatch):
+@pytest.fixture(params=SERVER_BACKENDS)
+def server_store_url(request, tmp_path):
+    yield from fresh_database(request.param, tmp_path)
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced(server_store_url, monkeypatch):
     """A connection the server closed while pooled: one used a moment ago fails its first
     statement, and the transaction runs once more on a new connection; one idle longer than
     PING_IDLE_S is found by a ping before it is used. Either way the caller sees no error,
     and a write is recorded once."""
-    for url in fresh_database(backend, tmp_path):
-        with MetadataStore(url) as store:
-            [first] = store.put_artifacts([ArtifactRecord("Examples", "/data/a")])
-            assert _kill_store_connections(url) >= 1
-            calls = []
+    url = server_store_url
+    with MetadataStore(url) as store:
+        [first] = store.put_artifacts([ArtifactRecord("Examples", "/data/a")])
+        assert _kill_store_connections(url) >= 1
+        calls = []
 
-            def write(conn):
-                calls.append(1)
-                return conn.execute(sa.text("UPDATE jfx_artifacts SET name = 'renamed' WHERE id = :id"),
-                                    {"id": first}).rowcount
+        def write(conn):
+            calls.append(1)
+            return conn.execute(sa.text("UPDATE jfx_artifacts SET name = 'renamed' WHERE id = :id"),
+                                {"id": first}).rowcount
 
-            assert store._tx(write, write=True) == 1
-            assert len(calls) == 2  # the dead connection's attempt, then a new one's
-            assert store.get_artifact(first).name == "renamed"
+        assert store._tx(write, write=True) == 1
+        assert len(calls) == 2  # the dead connection's attempt, then a new one's
+        assert store.get_artifact(first).name == "renamed"
 
-            monkeypatch.setattr("jfx.metadata._backend.PING_IDLE_S", 0.0)
-            assert _kill_store_connections(url) >= 1
-            calls.clear()
-            assert store._tx(lambda conn: calls.append(1) or conn.execute(sa.text("SELECT 1")).scalar(),
-                             write=False) == 1
-            assert calls == [1]  # the ping found it dead before the read ran: no second attempt
-            store.put_artifacts([ArtifactRecord("Examples", "/data/b")])
-            assert [a.uri for a in store.get_artifacts()] == ["/data/a", "/data/b"]
+        monkeypatch.setattr("jfx.metadata._backend.PING_IDLE_S", 0.0)
+        assert _kill_store_connections(url) >= 1
+        calls.clear()
+        assert store._tx(lambda conn: calls.append(1) or conn.execute(sa.text("SELECT 1")).scalar(),
+                         write=False) == 1
+        assert calls == [1]  # the ping found it dead before the read ran: no second attempt
+        store.put_artifacts([ArtifactRecord("Examples", "/data/b")])
+        assert [a.uri for a in store.get_artifacts()] == ["/data/a", "/data/b"]
