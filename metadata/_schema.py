@@ -27,7 +27,7 @@ __all__ = [
 
 # The newest migration in migrations/versions; opening a store compares against it
 # without loading alembic (a test pins it to alembic's own head).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 VERSION_TABLE = "jfx_alembic_version"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -145,8 +145,9 @@ contexts = sa.Table(
     sa.Index("ix_jfx_contexts_type_name_run_state", "type_name", "run_state", "run_deleted_time", "create_time", "id"),
     sa.Index("ix_jfx_contexts_parent_id_run_state", "parent_id", "type_name", "run_state", "run_deleted_time",
              "create_time"),
-    # runs not deleted by gc newest first, of all pipelines or of one (migration 0004)
-    sa.Index("ix_jfx_contexts_type_name_deleted", "type_name", "run_deleted_time", "create_time", "id"),
+    # runs not deleted by gc newest first, of all pipelines or of one (migration 0004); with
+    # the name, so that a run-id search reads this index alone (migration 0006)
+    sa.Index("ix_jfx_contexts_type_name_deleted", "type_name", "run_deleted_time", "create_time", "id", "name"),
     sa.Index("ix_jfx_contexts_parent_id_deleted", "parent_id", "type_name", "run_deleted_time", "create_time"),
     **_TABLE_ARGS,
 )

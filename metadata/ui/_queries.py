@@ -109,9 +109,10 @@ def run_page(store: MetadataStore, *, pipeline: str | None, state: str | None, s
         return stmt if where is None else stmt.where(where)
 
     if search:
-        # No index serves a substring: the filter reads every run's name once, so the matches'
-        # ids (up to the cap, newest first) are read in that one pass and give both the page
-        # and the count, instead of a second pass to count.
+        # No index looks up a substring: the filter reads every run's name once, from the
+        # runs-newest-first index that holds the names (migration 0006), not from the rows. The
+        # matches' ids (up to the cap, newest first) are read in that one pass and give both the
+        # page and the count, instead of a second pass to count.
         matches = ids.order_by(*newest_first).limit(cap)
 
         def read_matching(conn: sa.Connection) -> tuple[list[dict[str, Any]], int, bool]:

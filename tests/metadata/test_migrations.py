@@ -276,3 +276,32 @@ def test_a_store_at_0004_gets_its_runs_list_fields_as_a_summary_column_in_batche
             assert [UIApp(store).handle("GET", t, {}).body for t in targets] == [b.body for b in bodies]
     finally:
         engine.dispose()
+
+
+def test_a_store_at_0005_gets_the_run_names_in_its_runs_newest_first_index(store_url):
+    from alembic import command
+
+    from jfx.metadata import PIPELINE_RUN
+    from jfx.metadata._runs import RunRecord, create_run
+    from jfx.metadata.ui import _queries
+
+    def index_columns(engine: sa.Engine) -> list[str]:
+        [index] = [i for i in sa.inspect(engine).get_indexes("jfx_contexts")
+                   if i["name"] == "ix_jfx_contexts_type_name_deleted"]
+        return list(index["column_names"])
+
+    with MetadataStore(store_url) as store:
+        for i in range(12):
+            create_run(store, "p", RunRecord(f"p-{i:02d}", runner="local"))
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0005")
+        assert index_columns(engine) == ["type_name", "run_deleted_time", "create_time", "id"]
+        with MetadataStore(store_url) as store:  # opening upgrades it
+            assert index_columns(engine) == ["type_name", "run_deleted_time", "create_time", "id", "name"]
+            rows, total, exact = _queries.run_page(store, pipeline=None, state=None, search="p-1", limit=50, offset=0)
+            assert [r["name"] for r in rows] == ["p-11", "p-10"] and (total, exact) == (2, True)
+            assert store.get_context_by_name(PIPELINE_RUN, "p-00") is not None
+    finally:
+        engine.dispose()

@@ -144,6 +144,9 @@ def test_a_run_id_search_pages_and_counts_from_one_pass_over_the_runs(history, m
     assert _queries.run_page(store, pipeline=None, state=None, search="r1", limit=4, offset=8)[1:] == (11, True)
     plans = plans_of(store, lambda: _queries.run_page(store, pipeline=None, state=None, search="r", limit=5, offset=0))
     assert sum("LIKE" in sql for sql, _ in plans) == 1, [sql for sql, _ in plans]
+    # the names are read from the runs-newest-first index, never from the runs' rows
+    [search_steps] = [steps for sql, steps in plans if "LIKE" in sql]
+    assert any("COVERING INDEX ix_jfx_contexts_type_name_deleted" in step for step in search_steps), search_steps
 
 
 def test_the_run_list_reads_its_runs_latest_executions_in_one_query(history):
