@@ -474,6 +474,28 @@ def test_beam_converts_one_large_parquet_file_by_row_groups(tmp_path, monkeypatc
             beam_pipeline_args=beam_args)
 
 
+def test_beam_converts_a_large_parquet_object_on_a_store_by_row_groups(tmp_path, monkeypatch, s3_root):
+    """A Parquet file on an object store is cut by its footer's row groups too: the workers
+    read their runs of groups through the storage layer, with the rows of a local copy."""
+    from jfx import _storage as storage
+
+    n = 3000
+    table = pa.table({"id": list(range(n)), "x": [i * 0.5 for i in range(n)], "s": [f"v{i % 13}" for i in range(n)]})
+    (tmp_path / "in").mkdir()
+    pq.write_table(table, tmp_path / "in" / "big.parquet", row_group_size=200)  # 15 row groups
+    remote = storage.join(s3_root, "in")
+    storage.write_bytes(storage.join(remote, "big.parquet"), (tmp_path / "in" / "big.parquet").read_bytes())
+    monkeypatch.setenv("JFX_BEAM_PART_BYTES", "4096")
+    monkeypatch.setenv("JFX_ROW_GROUP_ROWS", "256")
+    local = run(tmp_path, input_base=str(tmp_path / "in"), format="parquet")
+    beam = run(tmp_path, input_base=remote, format="parquet", beam_pipeline_args=["--runner=DirectRunner"])
+    for key in ("row_counts", "columns"):  # (the fingerprint of an object is of its ETag, not its bytes)
+        assert beam.properties[key] == local.properties[key]
+    for split in ("train", "eval"):
+        assert rows_of(beam, split) == rows_of(local, split)
+        assert len(split_files(beam, split)) > 3  # in runs of row groups, not as one element
+
+
 # ------------------------------------------------------------------ a real run
 
 
