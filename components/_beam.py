@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from jfx import _storage as storage
-from jfx.errors import DataValidationError
+from jfx.errors import ComponentError, DataValidationError
 from jfx.pipelines._context import current_context
 
 
@@ -194,9 +194,16 @@ def read_reports(folder: str) -> list[dict[str, Any]]:
     return [json.loads(storage.read_bytes(f.uri)) for f in found if "/" not in f.rel and f.rel.endswith(".json")]
 
 
+# What runners say when a worker process died under them (killed, out of memory): the
+# DirectRunner's data plane, and dask.distributed after a worker is lost too often.
+_LOST_WORKER = ("Channel closed prematurely", "KilledWorker")
+
+
 @contextlib.contextmanager
 def worker_errors() -> Iterator[None]:
-    """Around a Beam run: a DataValidationError raised on a worker surfaces as itself."""
+    """Around a Beam run: a DataValidationError raised on a worker surfaces as itself, and a
+    worker process that died is said to have died (ComponentError), not as the runner's
+    channel error."""
     try:
         yield
     except DataValidationError:
@@ -205,7 +212,25 @@ def worker_errors() -> Iterator[None]:
         found = worker_error(err)
         if found is not None:
             raise found from err
+        lost = _lost_worker(err)
+        if lost is not None:
+            raise ComponentError(f"a Beam worker process exited before its work was done (killed, or out of "
+                                 f"memory?); the runner said: {lost}") from err
         raise
+
+
+def _lost_worker(err: BaseException) -> str | None:
+    """The runner's line about a worker process that died, if ``err`` (or what it wraps) is one."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        said = f"{type(cause).__name__}: {cause}"
+        for marker in _LOST_WORKER:
+            if marker in said:
+                return next(line.strip() for line in said.splitlines() if marker in line)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def worker_error(err: BaseException) -> DataValidationError | None:

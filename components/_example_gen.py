@@ -772,7 +772,7 @@ def _row_group_parts(f: InputFile, every: int) -> list[FilePart]:
 def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[str, str], dict[str, int], int]:
     """The same conversion as a Beam pipeline: each input file an element, a large file one
     element per part (:func:`_beam_parts`)."""
-    from jfx.components._beam import quiet_beam_import, read_reports, receive_files, results_folder
+    from jfx.components._beam import quiet_beam_import, read_reports, receive_files, results_folder, worker_errors
 
     quiet_beam_import()
     import apache_beam as beam
@@ -780,7 +780,7 @@ def _run_beam(plan: _Plan, sel: InputSelection, args: list[str]) -> tuple[dict[s
     parts = _beam_parts(sel.files, plan.fmt)
 
     options = beam_options(args)
-    with results_folder(options, "jfx-examplegen-") as results:
+    with worker_errors(), results_folder(options, "jfx-examplegen-") as results:
         with beam.Pipeline(options=options) as p:
             # spread over the workers, as the statistics engine's Beam pipeline does
             files = p | "Files" >> beam.Create(list(enumerate(parts))) | "Spread" >> beam.Reshuffle()

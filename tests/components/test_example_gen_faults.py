@@ -124,3 +124,31 @@ def test_ctrl_c_in_the_middle_of_example_gen_stops_it_cleans_up_and_a_rerun_succ
     assert sum(examples.properties["row_counts"].values()) == ROWS
     assert examples.properties["splits"] == ["train", "eval"]
     assert not list(node_dir.glob(".staging-*"))
+
+
+def test_a_beam_worker_that_died_is_named_as_such():
+    """What Beam raises when a worker process is killed mid-part (the DirectRunner's data
+    plane, dask.distributed's KilledWorker) reaches the user as a worker that exited, with
+    the runner's own line; other errors pass unchanged. (Killing a real worker, by hand:
+    the run failed 2 s later with this message and published nothing.)"""
+    from jfx.components._beam import worker_errors
+    from jfx.errors import ComponentError
+
+    class KilledWorker(Exception):  # noqa: N818 - dask.distributed's name
+        pass
+
+    def beam_wrapped(inner: BaseException) -> None:
+        try:
+            raise inner
+        except BaseException as err:
+            raise RuntimeError("Pipeline failed in stage ReadAndConvert") from err
+
+    for inner, said in ((RuntimeError("Channel closed prematurely."), "RuntimeError: Channel closed prematurely."),
+                        (KilledWorker("Attempted to run task ('convert', 3) on 3 different workers"),
+                         "KilledWorker: Attempted to run task")):
+        lost = "a Beam worker process exited before its work was done"
+        with pytest.raises(ComponentError, match=lost) as info, worker_errors():
+            beam_wrapped(inner)
+        assert said in str(info.value)
+    with pytest.raises(RuntimeError, match="stage ReadAndConvert"), worker_errors():
+        beam_wrapped(ValueError("a bug"))
