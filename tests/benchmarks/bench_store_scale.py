@@ -37,6 +37,7 @@ from pathlib import Path
 
 from _big_store import PIPELINE, BigStore, build, chain
 from _bench import Targets, median_ms
+from bench_ui import browser_loads
 
 from jfx import cli
 from jfx.metadata import ListOptions, MetadataStore
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"{backend}: store file {size_mb:,.0f} MiB", flush=True)
         small, large = figures[BASELINE], figures[args.executions]
         print(f"\n{backend}: milliseconds, median of {args.repeat} after a warm-up "
-              f"(browser: median of {max(3, args.repeat // 3)})")
+              f"(browser: median of {browser_loads(args.repeat)})")
         print(f"{'measure':<40}{f'{BASELINE:,}':>12}{f'{args.executions:,}':>12}{'ratio':>8}{'target':>9}  ")
         for name, value in large.items():
             base = small.get(name)
