@@ -95,8 +95,8 @@ def test_a_failed_complete_record_unpublishes_every_output(tmp_path, monkeypatch
 def test_a_complete_record_failing_inside_its_transaction_writes_nothing(tmp_path, monkeypatch):
     real_save = store_module.save
 
-    def save(conn, table, records, rows, updates):
-        ids = real_save(conn, table, records, rows, updates)
+    def save(conn, table, records, rows, updates, **options):
+        ids = real_save(conn, table, records, rows, updates, **options)
         if table is artifacts_t and records:  # the output rows are written; the events are not yet
             raise RuntimeError("the disk filled up mid-transaction")
         return ids
