@@ -221,16 +221,22 @@ def worker_errors() -> Iterator[None]:
 
 def _lost_worker(err: BaseException) -> str | None:
     """The runner's line about a worker process that died, if ``err`` (or what it wraps) is one."""
-    seen: set[int] = set()
-    cause: BaseException | None = err
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
+    for cause in _chain(err):
         said = f"{type(cause).__name__}: {cause}"
         for marker in _LOST_WORKER:
             if marker in said:
                 return next(line.strip() for line in said.splitlines() if marker in line)
-        cause = cause.__cause__ or cause.__context__
     return None
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and the exceptions it wraps (causes, else contexts), each once."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__
 
 
 def worker_error(err: BaseException) -> DataValidationError | None:
@@ -238,13 +244,9 @@ def worker_error(err: BaseException) -> DataValidationError | None:
 
     In-process runners keep it as a cause; remote ones only as text in the message.
     """
-    seen: set[int] = set()
-    cause: BaseException | None = err
-    while cause is not None and id(cause) not in seen:
+    for cause in _chain(err):
         if isinstance(cause, DataValidationError):
             return DataValidationError(str(cause))
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
     marker = "DataValidationError"
     lines = [ln for ln in str(err).splitlines() if marker in ln]
     if lines:

@@ -34,8 +34,8 @@ within 5 s, mark it CANCELLED and remove the staging folder.
 It also prints the CPU seconds ExampleGen and StatisticsGen took per 1M rows, and the rate
 those CPU seconds allow on this machine's CPUs if every CPU were busy the whole time: no
 scheduling of the same work can beat it, so where it is below 1M rows/s the machine is too
-small for that target. And the bound were ExampleGen's work beyond pyarrow's parse free
-(the parse's CPU seconds plus StatisticsGen's). A second baseline, pyarrow's own streaming
+small for that target; and the rate the CPU would allow if ExampleGen's work beyond
+pyarrow's parse were free (the parse's CPU seconds plus StatisticsGen's). A second baseline, pyarrow's own streaming
 conversion of the file to one Parquet file (the parse, then ``ParquetWriter`` with its
 defaults), is what ExampleGen's time and CPU are compared with besides the parse.
 

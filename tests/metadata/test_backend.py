@@ -8,7 +8,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from jfx_dbs import BACKENDS, fresh_database
+from jfx_dbs import SERVER_BACKENDS, fresh_database
 from jfx_requires import importorskip
 
 from jfx.errors import AlreadyExistsError, MetadataError, NotFoundError
@@ -160,9 +160,6 @@ def test_sqlite_reader_is_not_blocked_by_a_writer(tmp_path):
             other.close()
 
 
-SERVER_BACKENDS = [b for b in BACKENDS if getattr(b, "values", (b,))[0] != "sqlite"]
-
-
 def _kill_store_connections(url: str) -> int:
     """Close, from the server's side, every other connection to this store's database."""
     engine = sa.create_engine(url)
@@ -215,3 +212,4 @@ def test_a_pooled_connection_the_server_closed_is_replaced(server_store_url, mon
         assert calls == [1]  # the ping found it dead before the read ran: no second attempt
         store.put_artifacts([ArtifactRecord("Examples", "/data/b")])
         assert [a.uri for a in store.get_artifacts()] == ["/data/a", "/data/b"]
+

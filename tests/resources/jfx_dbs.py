@@ -15,11 +15,11 @@ PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 PG_URL = "postgresql+psycopg://root@127.0.0.1:5432/{db}"
 MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/{db}"
 
-BACKENDS = [
-    "sqlite",
+SERVER_BACKENDS = [
     pytest.param("postgresql", marks=pytest.mark.db),
     pytest.param("mysql", marks=pytest.mark.db),
 ]
+BACKENDS = ["sqlite", *SERVER_BACKENDS]
 
 
 def _unavailable(message: str) -> None:
