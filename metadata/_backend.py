@@ -198,6 +198,28 @@ def _ping_when_idle(engine: sa.Engine) -> sa.Engine:
     return engine
 
 
+def _use_wal(cursor: Any) -> None:
+    """Put a SQLite database in WAL mode, which its file keeps once set.
+
+    Switching takes an exclusive lock that SQLite does not wait for (busy_timeout does not
+    apply): processes opening a new store at once may find it "locked". So the mode is
+    read first (set already: nothing to take) and a switch is tried again until the busy
+    timeout.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     database = url.database or ""
     kwargs: dict = {"connect_args": {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}}
@@ -218,7 +240,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
